@@ -1,0 +1,72 @@
+/* util.h — small shared helpers: error carrier, growable buffer, string helpers.
+ *
+ * Error convention (STYLE.md): functions return 0 or a negative code; rich text
+ * goes into an optional `struct err *` out-parameter.
+ */
+#ifndef GHL_UTIL_H
+#define GHL_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err {
+	char msg[512];
+};
+
+/* Format a message into *e (no-op when e is NULL). Always returns -1 so that
+ * callers can write `return err_set(e, "...")`. */
+int err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prefix an existing message: "prefix: old". Returns -1. */
+int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Allocation helpers that abort on out-of-memory (only place we abort). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable byte buffer, always NUL-terminated when len > 0 or after buf_cstr. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_putc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Returns the NUL-terminated contents (never NULL; "" when empty). */
+const char *buf_cstr(struct buf *b);
+/* Hands the allocation to the caller (NUL-terminated, never NULL); b is reset. */
+char *buf_take(struct buf *b);
+
+/* Strings. */
+int str_eq(const char *a, const char *b);           /* NULL-safe equality */
+int str_has_prefix(const char *s, const char *prefix);
+char *str_trim(char *s);                            /* in place; returns s advanced */
+/* Strict integer parse of the whole string; 0 on success, -1 otherwise. */
+int str_to_ll(const char *s, long long min, long long max, long long *out);
+/* Parse a duration like "30", "30s", "500ms", "5m", "1h" into milliseconds. */
+int str_to_duration_ms(const char *s, long long *out_ms);
+
+/* Monotonic and wall clocks. */
+int64_t now_monotonic_ms(void);
+int64_t now_wall_ms(void);
+
+/* Constant-time memory comparison (1 when equal). */
+int mem_eq_ct(const void *a, const void *b, size_t n);
+
+/* Read a whole file into a NUL-terminated malloc'd buffer; size in *len. */
+int file_read_all(const char *path, char **out, size_t *len, struct err *e);
+
+#endif
