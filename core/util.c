@@ -31,7 +31,13 @@ int err_prefix(struct err *e, const char *fmt, ...)
 		vsnprintf(pre, sizeof(pre), fmt, ap);
 		va_end(ap);
 		memcpy(old, e->msg, sizeof(old));
-		snprintf(e->msg, sizeof(e->msg), "%s: %s", pre, old);
+		struct buf b;
+		buf_init(&b);
+		buf_printf(&b, "%s: %s", pre, old);
+		size_t n = b.len < sizeof(e->msg) - 1 ? b.len : sizeof(e->msg) - 1;
+		memcpy(e->msg, b.data, n);
+		e->msg[n] = '\0';
+		buf_free(&b);
 	}
 	return -1;
 }

@@ -1,0 +1,46 @@
+/* db.h — PostgreSQL access.
+ *
+ * Two faces: blocking helpers for command-line tools (migrate, user add …), and
+ * `struct db_async`, one libpq connection driven by the daemon's libevent loop
+ * through libpq's non-blocking API (PQconnectStart/PQconnectPoll,
+ * PQsendQueryParams, PQconsumeInput). A lost connection is re-established with
+ * exponential backoff; queries issued meanwhile fail at once with the reason.
+ */
+#ifndef GHL_DB_H
+#define GHL_DB_H
+
+#include <libpq-fe.h>
+
+#include "util.h"
+
+struct event_base;
+
+/* Blocking: connect or fail with libpq's message (password masked). */
+PGconn *db_connect(const char *dsn, struct err *e);
+/* Blocking: run SQL (may hold several statements); 0 on success. */
+int db_exec(PGconn *conn, const char *sql, struct err *e);
+/* Blocking: parameterised query; returns a result with TUPLES_OK or
+ * COMMAND_OK, else NULL with the server's message in e. Caller PQclear()s. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		   struct err *e);
+/* Formats a failed result's message: "ERROR: ... (SQLSTATE x) at line N". */
+void db_result_error(const PGresult *res, const char *sql, struct err *e);
+
+/* Called with res == NULL and errmsg set when the query could not run. The
+ * result is owned by the callee only for the duration of the call. */
+typedef void (*db_result_cb)(void *arg, PGresult *res, const char *errmsg);
+
+struct db_async;
+
+struct db_async *db_async_new(struct event_base *base, const char *dsn,
+			      long long reconnect_max_ms);
+void db_async_free(struct db_async *db);
+/* Queue a query; cb runs later on the loop (never from inside this call). */
+void db_async_query(struct db_async *db, const char *sql, int nparams,
+		    const char *const *params, db_result_cb cb, void *arg);
+/* 1 when connected and usable. */
+int db_async_is_up(const struct db_async *db);
+/* Why the connection is not up (static storage of db), or "" when up. */
+const char *db_async_reason(const struct db_async *db);
+
+#endif

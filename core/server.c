@@ -1,0 +1,248 @@
+/* server.c — the daemon: HTTP, database, signals and reload on one loop. */
+#include "server.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "migrate.h"
+
+#define READYZ_TIMEOUT_MS 3000
+
+struct app {
+	struct event_base *base;
+	struct config *cfg;
+	struct db_async *db;
+	struct http_server *http;
+	struct migration_set migrations;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	int stopping;
+};
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static void h_healthz(struct http_ctx *c)
+{
+	http_reply_json(c, 200, "{\"status\":\"ok\"}");
+}
+
+struct readyz {
+	struct http_ctx *ctx; /* NULL once answered by the timeout */
+	struct app *app;
+	struct event *timer;
+};
+
+static void readyz_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct readyz *r = arg;
+	http_reply_error(r->ctx, 503, "database_timeout",
+			 "the database did not answer the readiness query within 3 s", NULL);
+	r->ctx = NULL;
+}
+
+static void readyz_result(void *arg, PGresult *res, const char *errmsg)
+{
+	struct readyz *r = arg;
+	struct http_ctx *c = r->ctx;
+	event_free(r->timer);
+	struct app *app = r->app;
+	free(r);
+	if (!c)
+		return;
+	if (!res) {
+		http_reply_error(c, 503, "database_unavailable", errmsg, NULL);
+		return;
+	}
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state && !strcmp(state, "42P01")) /* undefined_table */
+			http_reply_error(c, 503, "migrations_pending",
+					 "the database has no schema yet; run `ghl-agent migrate`",
+					 NULL);
+		else
+			http_reply_error(c, 503, "database_error", PQresultErrorMessage(res), NULL);
+		return;
+	}
+	size_t pending = migrate_count_pending(&app->migrations, res);
+	if (pending) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%zu migration(s) pending; run `ghl-agent migrate`",
+			 pending);
+		http_reply_error(c, 503, "migrations_pending", msg, NULL);
+		return;
+	}
+	http_reply_json(c, 200, "{\"status\":\"ready\"}");
+}
+
+static void h_readyz(struct http_ctx *c)
+{
+	struct app *app = c->app;
+	if (app->stopping) {
+		http_reply_error(c, 503, "shutting_down", "the agent is shutting down", NULL);
+		return;
+	}
+	if (!db_async_is_up(app->db)) {
+		http_reply_error(c, 503, "database_unavailable", db_async_reason(app->db), NULL);
+		return;
+	}
+	struct readyz *r = xcalloc(1, sizeof(*r));
+	r->ctx = c;
+	r->app = app;
+	r->timer = evtimer_new(app->base, readyz_timeout, r);
+	struct timeval tv = {READYZ_TIMEOUT_MS / 1000, (READYZ_TIMEOUT_MS % 1000) * 1000};
+	evtimer_add(r->timer, &tv);
+	db_async_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
+}
+
+static const struct http_route routes[] = {
+	{"GET", "/healthz", h_healthz},
+	{"GET", "/readyz", h_readyz},
+};
+
+/* ---- signals ----------------------------------------------------------- */
+
+static void on_idle(void *arg)
+{
+	struct app *app = arg;
+	if (app->stopping) {
+		log_info("all requests answered; exiting", NULL);
+		event_base_loopbreak(app->base);
+	}
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct app *app = arg;
+	char n[16];
+	snprintf(n, sizeof(n), "%d", http_server_inflight(app->http));
+	log_warn("shutdown_timeout reached; exiting with requests in flight", "in_flight", n,
+		 NULL);
+	event_base_loopbreak(app->base);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct app *app = arg;
+	if (app->stopping)
+		return;
+	app->stopping = 1;
+	log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+	http_server_stop_accepting(app->http);
+	long long ms = app->cfg->shutdown_timeout_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	app->ev_deadline = evtimer_new(app->base, on_deadline, app);
+	evtimer_add(app->ev_deadline, &tv);
+	if (http_server_inflight(app->http) == 0)
+		event_base_loopbreak(app->base);
+}
+
+static void apply_logging(const struct config *cfg)
+{
+	enum log_level lvl = LOG_INFO;
+	enum log_format fmt = LOG_FORMAT_JSON;
+	log_level_parse(cfg->log_level, &lvl);
+	log_format_parse(cfg->log_format, &fmt);
+	log_configure(lvl, fmt);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct app *app = arg;
+	struct err e;
+	struct config *next = config_load(app->cfg->path, &e);
+	if (!next) {
+		log_error("config reload failed; keeping the running configuration", "error",
+			  e.msg, NULL);
+		return;
+	}
+	if (strcmp(next->listen, app->cfg->listen))
+		log_warn("`listen` changed; it takes effect after a restart", NULL);
+	if (strcmp(next->database_url, app->cfg->database_url))
+		log_warn("`database_url` changed; it takes effect after a restart", NULL);
+	config_free(app->cfg);
+	app->cfg = next;
+	apply_logging(app->cfg);
+	log_info("configuration reloaded", "file", app->cfg->path ? app->cfg->path : "none",
+		 NULL);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int server_run(struct config *cfg)
+{
+	struct app app;
+	struct err e;
+	int rc = 1;
+	memset(&app, 0, sizeof(app));
+	app.cfg = cfg;
+	apply_logging(cfg);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (migrate_load(cfg, &app.migrations, &e)) {
+		log_error("cannot read migrations", "error", e.msg, NULL);
+		config_free(cfg);
+		return 1;
+	}
+
+	char *host = NULL;
+	int port = 0;
+	if (config_parse_listen(cfg->listen, &host, &port, &e)) {
+		log_error("bad listen address", "error", e.msg, NULL);
+		goto out_free;
+	}
+	app.base = event_base_new();
+	app.http = http_server_new(app.base, &app, routes, sizeof(routes) / sizeof(routes[0]),
+				   1024 * 1024);
+	http_server_on_idle(app.http, on_idle, &app);
+	if (http_server_listen(app.http, host, port, &e)) {
+		log_error("cannot start the HTTP server", "error", e.msg, NULL);
+		goto out_free;
+	}
+	app.db = db_async_new(app.base, cfg->database_url, cfg->db_reconnect_max_ms);
+	app.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
+	app.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
+	app.ev_hup = evsignal_new(app.base, SIGHUP, on_hup, &app);
+	event_add(app.ev_term, NULL);
+	event_add(app.ev_int, NULL);
+	event_add(app.ev_hup, NULL);
+
+	char url[300], portstr[16];
+	snprintf(url, sizeof(url), "http://%s:%d/", host, http_server_port(app.http));
+	snprintf(portstr, sizeof(portstr), "%d", http_server_port(app.http));
+	log_info("ghl-agent listening", "url", url, "port", portstr, "version", GHL_VERSION, NULL);
+
+	event_base_dispatch(app.base);
+	log_info("stopped", NULL);
+	rc = 0;
+out_free:
+	free(host);
+	if (app.ev_term)
+		event_free(app.ev_term);
+	if (app.ev_int)
+		event_free(app.ev_int);
+	if (app.ev_hup)
+		event_free(app.ev_hup);
+	if (app.ev_deadline)
+		event_free(app.ev_deadline);
+	db_async_free(app.db);
+	http_server_free(app.http);
+	if (app.base)
+		event_base_free(app.base);
+	migrate_set_free(&app.migrations);
+	config_free(app.cfg);
+	return rc;
+}

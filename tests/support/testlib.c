@@ -1,0 +1,259 @@
+/* testlib.c — see testlib.h. */
+#include "testlib.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+extern char **environ;
+
+const char *tl_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		ck_abort_msg("environment variable %s is not set (run the suite through "
+			     "scripts/test)", name);
+	return v;
+}
+
+static char *admin_dsn(const char *dbname)
+{
+	return xasprintf("host=%s port=%s user=%s dbname=%s connect_timeout=10",
+			 tl_env("GHL_TEST_PGHOST"), tl_env("GHL_TEST_PGPORT"),
+			 tl_env("GHL_TEST_PGUSER"), dbname);
+}
+
+PGconn *tl_connect(const char *dsn)
+{
+	PGconn *c = PQconnectdb(dsn);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect %s: %s", dsn, PQerrorMessage(c));
+	PQsetNoticeProcessor(c, NULL, NULL);
+	return c;
+}
+
+PGresult *tl_sql(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "SQL failed: %s\n%s",
+		      PQresultErrorMessage(r), sql);
+	return r;
+}
+
+char *tl_sql_value(PGconn *c, const char *sql)
+{
+	PGresult *r = tl_sql(c, sql);
+	char *v = xstrdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return v;
+}
+
+char *tl_create_db(const char *prefix)
+{
+	static int counter;
+	char name[64];
+	snprintf(name, sizeof(name), "%s_%d_%d_%ld", prefix, (int)getpid(), ++counter,
+		 (long)time(NULL) % 100000);
+	char *dsn = admin_dsn("postgres");
+	PGconn *c = tl_connect(dsn);
+	free(dsn);
+	char *sql = xasprintf("CREATE DATABASE \"%s\"", name);
+	PQclear(tl_sql(c, sql));
+	free(sql);
+	PQfinish(c);
+	return admin_dsn(name);
+}
+
+void tl_drop_db(const char *dsn)
+{
+	const char *p = strstr(dsn, "dbname=");
+	if (!p)
+		return;
+	p += 7;
+	size_t n = strcspn(p, " ");
+	char *name = xstrndup(p, n);
+	char *adsn = admin_dsn("postgres");
+	PGconn *c = PQconnectdb(adsn);
+	if (PQstatus(c) == CONNECTION_OK) {
+		char *sql = xasprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
+		PQclear(PQexec(c, sql));
+		free(sql);
+	}
+	PQfinish(c);
+	free(adsn);
+	free(name);
+}
+
+int tl_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	socklen_t l = sizeof(a);
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path)
+{
+	pid_t pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (log_path) {
+			int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+				close(fd);
+			}
+		}
+		for (int i = 0; env_extra && env_extra[i]; i++)
+			putenv(env_extra[i]);
+		execv(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+int tl_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+void tl_kill(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	int st;
+	waitpid(pid, &st, 0);
+}
+
+int tl_run(char *const argv[], char *const env_extra[], char **output)
+{
+	char path[] = "/tmp/ghl-test-run-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	pid_t pid = tl_spawn(argv, env_extra, path);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	char *out = tl_read_file(path);
+	unlink(path);
+	if (output)
+		*output = out;
+	else
+		free(out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	buf_append(userdata, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+long tl_http(const char *method, const char *url, const char *const *headers,
+	     const char *req_body, char **body)
+{
+	CURL *c = curl_easy_init();
+	struct buf b;
+	buf_init(&b);
+	struct curl_slist *hl = NULL;
+	for (int i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (req_body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
+	long status = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	if (body)
+		*body = buf_take(&b);
+	else
+		buf_free(&b);
+	return status;
+}
+
+int tl_wait_http(const char *url, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		if (tl_http("GET", url, NULL, NULL, NULL) > 0)
+			return 1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+char *tl_read_file(const char *path)
+{
+	char *text;
+	if (file_read_all(path, &text, NULL, NULL))
+		return xstrdup("");
+	return text;
+}
+
+char *tl_write_temp(const char *prefix, const char *text)
+{
+	char *path = xasprintf("/tmp/%s-XXXXXX", prefix);
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	size_t n = strlen(text);
+	ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+	close(fd);
+	return path;
+}
+
+int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		char *t = tl_read_file(path);
+		int found = strstr(t, needle) != NULL;
+		free(t);
+		if (found)
+			return 1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+int tl_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

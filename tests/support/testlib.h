@@ -1,0 +1,59 @@
+/* testlib.h — helpers for the Check suites: real processes, real HTTP, real
+ * PostgreSQL databases (one fresh database per test program or case). */
+#ifndef GHL_TESTLIB_H
+#define GHL_TESTLIB_H
+
+#include <check.h>
+#include <libpq-fe.h>
+#include <sys/types.h>
+
+/* An environment variable that must be set (the test fails with its name). */
+const char *tl_env(const char *name);
+
+/* Create a fresh, empty database; returns its conninfo (malloc'd). The server
+ * comes from GHL_TEST_PGHOST / GHL_TEST_PGPORT / GHL_TEST_PGUSER, which
+ * scripts/test exports. */
+char *tl_create_db(const char *prefix);
+/* Drop the database named in dsn (dbname=...). */
+void tl_drop_db(const char *dsn);
+/* Connect or fail the test. */
+PGconn *tl_connect(const char *dsn);
+/* Run SQL or fail the test; returns the result for SELECTs (caller PQclear). */
+PGresult *tl_sql(PGconn *c, const char *sql);
+/* First column of the first row as a malloc'd string ("" when no rows). */
+char *tl_sql_value(PGconn *c, const char *sql);
+
+/* A TCP port that was free a moment ago on 127.0.0.1. */
+int tl_free_port(void);
+
+/* Start argv[0] with extra "KEY=VALUE" environment entries (NULL-terminated,
+ * may be NULL); stdout and stderr go to log_path (appended). */
+pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path);
+/* Wait up to timeout_ms for pid; returns 0 and the wait status, or -1 on timeout. */
+int tl_wait_exit(pid_t pid, int timeout_ms, int *status);
+/* SIGKILL + reap (for cleanup). */
+void tl_kill(pid_t pid);
+
+/* Run a command to completion, capturing stdout+stderr into *output
+ * (malloc'd). Returns the exit code, or -1 when it did not exit normally. */
+int tl_run(char *const argv[], char *const env_extra[], char **output);
+
+/* One HTTP request with libcurl. headers: NULL-terminated "Name: value" list
+ * (may be NULL). Returns the status (0 on transport error); the body goes to
+ * *body (malloc'd) when body is not NULL. */
+long tl_http(const char *method, const char *url, const char *const *headers,
+	     const char *req_body, char **body);
+/* Poll url until it answers with any status, up to timeout_ms; 1 on success. */
+int tl_wait_http(const char *url, int timeout_ms);
+
+/* Read a whole file (malloc'd, "" when missing). */
+char *tl_read_file(const char *path);
+/* Write text to a new temp file; returns its path (malloc'd). */
+char *tl_write_temp(const char *prefix, const char *text);
+/* Poll until the file contains needle, up to timeout_ms; 1 when found. */
+int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+
+/* Run a suite with an SRunner and return the process exit code. */
+int tl_run_suite(Suite *s);
+
+#endif
