@@ -65,6 +65,10 @@ struct config *config_load(const char *path, struct err *e);
 /* The effective config as `key = value  # source` lines, secrets masked. */
 void config_print(const struct config *c, struct buf *out);
 
+/* The key table, for docs and tests: names in table order. */
+size_t config_key_count(void);
+const char *config_key_name(size_t i);
+
 /* Split "host:port" (listen); 0 on success. host is malloc'd. */
 int config_parse_listen(const char *s, char **host, int *port, struct err *e);
 

@@ -22,7 +22,8 @@ struct http_server {
 	void *app;
 	const struct http_route *routes;
 	size_t nroutes;
-	int inflight;
+	int inflight;  /* received, not yet answered */
+	int unflushed; /* answered, reply not yet written out */
 	int port;
 	uint64_t seq;
 	void (*idle_cb)(void *);
@@ -133,7 +134,16 @@ void http_reply(struct http_ctx *c, int status, const char *content_type, const 
 		"method", c->method, "path", c->path, "status", st, "duration_ms", ms, NULL);
 	ctx_free(c);
 	s->inflight--;
-	if (s->inflight == 0 && s->idle_cb)
+	s->unflushed++;
+}
+
+/* The reply has been written to the socket: only now is the request done. */
+static void on_complete(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	struct http_server *s = arg;
+	s->unflushed--;
+	if (s->inflight == 0 && s->unflushed == 0 && s->idle_cb)
 		s->idle_cb(s->idle_arg);
 }
 
@@ -179,6 +189,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	snprintf(c->request_id, sizeof(c->request_id), "%08x%08llx", (unsigned)getpid(),
 		 (unsigned long long)s->seq);
 	s->inflight++;
+	evhttp_request_set_on_complete_cb(req, on_complete, s);
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -266,7 +277,7 @@ void http_server_stop_accepting(struct http_server *s)
 
 int http_server_inflight(const struct http_server *s)
 {
-	return s->inflight;
+	return s->inflight + s->unflushed;
 }
 
 void http_server_on_idle(struct http_server *s, void (*cb)(void *), void *arg)

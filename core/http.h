@@ -43,7 +43,7 @@ int http_server_listen(struct http_server *s, const char *host, int port, struct
 int http_server_port(const struct http_server *s);
 /* Stop accepting new connections; requests in flight go on. */
 void http_server_stop_accepting(struct http_server *s);
-/* Requests received but not yet answered. */
+/* Requests received whose reply is not yet written out. */
 int http_server_inflight(const struct http_server *s);
 /* Called (once per transition) when in-flight drops to zero. */
 void http_server_on_idle(struct http_server *s, void (*cb)(void *), void *arg);

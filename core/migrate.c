@@ -3,11 +3,11 @@
 
 #include <ctype.h>
 #include <dirent.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "paths.h"
 
@@ -21,17 +21,6 @@ static const char create_table_sql[] =
 	" version text PRIMARY KEY,"
 	" checksum text NOT NULL,"
 	" applied_at timestamptz NOT NULL DEFAULT now())";
-
-static char *sha256_hex(const char *data, size_t n)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL);
-	char *hex = xmalloc(mdlen * 2 + 1);
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return hex;
-}
 
 static int valid_name(const char *n)
 {
@@ -89,7 +78,11 @@ int migrate_load_dir(const char *dir, struct migration_set *out, struct err *e)
 			rc = -1;
 			break;
 		}
-		m->checksum = sha256_hex(m->sql, sz);
+		m->checksum = xmalloc(CRYPTO_SHA256_HEX_LEN);
+		if (crypto_sha256_hex(m->sql, sz, m->checksum)) {
+			rc = err_set(e, "%s: cannot compute its checksum", m->path);
+			break;
+		}
 	}
 	closedir(d);
 	if (rc) {

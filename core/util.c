@@ -295,6 +295,7 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 		if (n == 0)
 			break;
 		b.len += (size_t)n;
+		b.data[b.len] = '\0';
 	}
 	close(fd);
 	if (len)
