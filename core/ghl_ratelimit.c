@@ -161,6 +161,12 @@ long long ghl_rl_poll(struct ghl_rl_bucket *b, int64_t now)
 		return GHL_RL_DAILY;
 	if (now < b->blocked_until)
 		return b->blocked_until - now;
+	if (b->blocked_until) {
+		/* the block outlasted the window that caused it */
+		b->blocked_until = 0;
+		b->remaining = b->max;
+		b->remaining_ms = now;
+	}
 	if (!b->known)
 		return b->inflight < b->initial_burst ? 0 : GHL_RL_WAIT;
 	long long iv = interval_of(b);
