@@ -25,6 +25,7 @@ struct delivery {
 	char *url;
 	char *body;
 	char *signature;
+	struct event *free_ev; /* frees conn on the next loop turn, once answered */
 };
 
 /* ---- key ---- */
@@ -110,6 +111,8 @@ static char *sign_b64(EVP_PKEY *k, const char *body, size_t len)
 
 static void delivery_free(struct delivery *d)
 {
+	if (d->free_ev)
+		event_free(d->free_ev);
 	free(d->url);
 	free(d->body);
 	free(d->signature);
@@ -121,6 +124,16 @@ static void reply_json(struct evhttp_request *req, int status, struct buf *b)
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
 	evbuffer_add(evhttp_request_get_output_buffer(req), b->data, b->len);
 	evhttp_send_reply(req, status, status == 200 ? "OK" : "Bad Gateway", NULL);
+}
+
+static void on_free(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct delivery *d = arg;
+	vec_remove(&d->s->deliveries, d);
+	evhttp_connection_free(d->conn);
+	delivery_free(d);
 }
 
 static void on_delivered(struct evhttp_request *resp, void *arg)
@@ -158,8 +171,13 @@ static void on_delivered(struct evhttp_request *resp, void *arg)
 		d->s->stats.webhooks_sent++;
 	reply_json(d->admin_req, code > 0 ? 200 : 502, &b);
 	buf_free(&b);
-	vec_remove(&d->s->deliveries, d);
-	delivery_free(d); /* the connection frees itself (free_on_completion) */
+	d->admin_req = NULL;
+	/* libevent still uses the connection after this callback returns (and
+	 * 2.1's free_on_completion leaks it when the connect fails), so it is
+	 * freed on the next loop iteration instead. */
+	d->free_ev = evtimer_new(d->s->base, on_free, d);
+	struct timeval now = {0, 0};
+	evtimer_add(d->free_ev, &now);
 }
 
 static const char *build_body(struct sim_ctx *c, struct buf *b, const char *type)
@@ -304,8 +322,6 @@ void sim_h_webhook_send(struct sim_ctx *c)
 		evhttp_connection_free(d->conn);
 		delivery_free(d);
 		send_error(c, "cannot start the delivery");
-	} else {
-		evhttp_connection_free_on_completion(d->conn);
 	}
 	free(target);
 	evhttp_uri_free(u);
@@ -316,7 +332,7 @@ void sim_webhooks_stop(struct sim *s)
 	for (size_t i = 0; i < s->deliveries.n; i++) {
 		struct delivery *d = s->deliveries.v[i];
 		evhttp_connection_free(d->conn);
-		if (!evhttp_request_get_connection(d->admin_req))
+		if (d->admin_req && !evhttp_request_get_connection(d->admin_req))
 			evhttp_request_free(d->admin_req);
 		delivery_free(d);
 	}

@@ -69,7 +69,7 @@ static void sim_start(struct sim *s, const char *const *flags)
 		_exit(127);
 	}
 	close(fds[1]);
-	char line[256];
+	char line[256] = {0};
 	size_t len = 0;
 	int64_t deadline = now_monotonic_ms() + 10000;
 	while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
