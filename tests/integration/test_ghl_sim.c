@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -61,9 +63,14 @@ static void sim_start(struct sim *s, const char *const *flags)
 
 	int fds[2];
 	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		/* a failed assertion ends the test process: take the simulator with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
 		dup2(fds[1], STDOUT_FILENO);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -1123,6 +1130,8 @@ static void *listener_main(void *arg)
 	int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return NULL;
+	struct timeval tv = {10, 0};
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	char chunk[4096];
 	size_t need = 0;
 	for (;;) {
@@ -1171,6 +1180,8 @@ static void listener_open(struct listener *l)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(l->fd, (struct sockaddr *)&a, sizeof a), 0);
 	ck_assert_int_eq(listen(l->fd, 4), 0);
+	struct timeval tv = {10, 0}; /* accept() and read() give up after 10 s */
+	setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	socklen_t sl = sizeof a;
 	getsockname(l->fd, (struct sockaddr *)&a, &sl);
 	l->port = ntohs(a.sin_port);
@@ -1301,9 +1312,27 @@ static Suite *sim_suite(void)
 	return s;
 }
 
+extern char **environ;
+
+/* The simulator reads GHL_SIM_* settings: start every run from the defaults. */
+static void clear_sim_env(void)
+{
+	for (;;) {
+		char *name = NULL;
+		for (char **e = environ; *e && !name; e++)
+			if (str_has_prefix(*e, "GHL_SIM_") && !str_has_prefix(*e, "GHL_SIM_BIN="))
+				name = xstrndup(*e, strcspn(*e, "="));
+		if (!name)
+			return;
+		unsetenv(name);
+		free(name);
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	clear_sim_env();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	SRunner *sr = srunner_create(sim_suite());
 	srunner_run_all(sr, CK_NORMAL);
