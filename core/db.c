@@ -119,6 +119,12 @@ struct db_async {
 	struct pending *failed; /* callbacks to run from ev_defer */
 	PGresult *last;
 	char reason[512];
+	int queued;   /* queries queued or running */
+	int reserved; /* lent out by a pool */
+	void (*notify_cb)(void *, const char *, const char *);
+	void *notify_arg;
+	void (*connect_cb)(void *);
+	void *connect_arg;
 };
 
 static void db_start_connect(struct db_async *db);
@@ -207,6 +213,7 @@ static void db_lost(struct db_async *db, const char *why)
 		fail_later(db, p, msg);
 	}
 	db->tail = NULL;
+	db->queued = 0;
 	long long wait = db->backoff_ms;
 	snprintf(db->reason, sizeof(db->reason), "database unavailable: %s; reconnecting in %lld ms",
 		 str_trim(msg), wait);
@@ -243,6 +250,7 @@ static void deliver_results(struct db_async *db)
 		if (!db->head)
 			db->tail = NULL;
 		db->sent = 0;
+		db->queued--;
 		PGresult *res = db->last;
 		db->last = NULL;
 		p->cb(p->arg, res, NULL);
@@ -264,8 +272,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	PGnotify *n;
-	while ((n = PQnotifies(db->conn)) != NULL)
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		if (db->notify_cb)
+			db->notify_cb(db->notify_arg, n->relname, n->extra);
 		PQfreemem(n);
+	}
 	deliver_results(db);
 }
 
@@ -334,6 +345,8 @@ static void connect_poll(struct db_async *db)
 					db);
 		event_add(db->ev_read, NULL);
 		log_info("database connected", NULL);
+		if (db->connect_cb)
+			db->connect_cb(db->connect_arg);
 		db_send_next(db);
 		return;
 	default:
@@ -411,7 +424,193 @@ void db_async_query(struct db_async *db, const char *sql, int nparams, const cha
 	else
 		db->head = p;
 	db->tail = p;
+	db->queued++;
 	db_send_next(db);
+}
+
+void db_async_on_notify(struct db_async *db, void (*cb)(void *, const char *, const char *),
+			void *arg)
+{
+	db->notify_cb = cb;
+	db->notify_arg = arg;
+}
+
+void db_async_on_connect(struct db_async *db, void (*cb)(void *), void *arg)
+{
+	db->connect_cb = cb;
+	db->connect_arg = arg;
+	if (db->state == DB_READY && cb)
+		cb(arg);
+}
+
+int db_async_pending(const struct db_async *db)
+{
+	return db->queued;
+}
+
+/* ---- pool -------------------------------------------------------------- */
+
+struct waiter {
+	struct waiter *next;
+	void (*cb)(void *, struct db_async *, const char *);
+	void *arg;
+};
+
+struct db_pool;
+static void pool_kick(struct db_pool *p, int delay_ms);
+
+struct db_pool {
+	struct event_base *base;
+	struct db_async **conns;
+	int size;
+	int lent;
+	struct waiter *wait_head, *wait_tail;
+	struct event *ev_grant;
+};
+
+/* The least busy connection that is up and not lent out. A connection lent
+ * while it still has plain queries queued runs them first (FIFO), before the
+ * borrower's statements. */
+static struct db_async *pool_pick(struct db_pool *p)
+{
+	struct db_async *best = NULL;
+	for (int i = 0; i < p->size; i++) {
+		struct db_async *c = p->conns[i];
+		if (c->reserved || c->state != DB_READY)
+			continue;
+		if (!best || c->queued < best->queued)
+			best = c;
+	}
+	return best;
+}
+
+static void pool_kick(struct db_pool *p, int delay_ms)
+{
+	struct timeval tv = {0, delay_ms * 1000};
+	evtimer_add(p->ev_grant, &tv);
+}
+
+static void pool_grant(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct db_pool *p = arg;
+	while (p->wait_head) {
+		if (!db_pool_is_up(p)) {
+			struct waiter *w = p->wait_head;
+			p->wait_head = w->next;
+			if (!p->wait_head)
+				p->wait_tail = NULL;
+			w->cb(w->arg, NULL, db_pool_reason(p));
+			free(w);
+			continue;
+		}
+		if (p->lent >= p->size - 1 && p->size > 1)
+			return;
+		struct db_async *c = pool_pick(p);
+		if (!c) {
+			pool_kick(p, 20); /* up ones are all lent: look again shortly */
+			return;
+		}
+		struct waiter *w = p->wait_head;
+		p->wait_head = w->next;
+		if (!p->wait_head)
+			p->wait_tail = NULL;
+		c->reserved = 1;
+		p->lent++;
+		w->cb(w->arg, c, NULL);
+		free(w);
+	}
+}
+
+struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
+			    long long reconnect_max_ms)
+{
+	struct db_pool *p = xcalloc(1, sizeof(*p));
+	p->base = base;
+	p->size = size < 1 ? 1 : size;
+	p->conns = xcalloc((size_t)p->size, sizeof(*p->conns));
+	for (int i = 0; i < p->size; i++)
+		p->conns[i] = db_async_new(base, dsn, reconnect_max_ms);
+	p->ev_grant = evtimer_new(base, pool_grant, p);
+	return p;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+	if (!p)
+		return;
+	while (p->wait_head) {
+		struct waiter *w = p->wait_head;
+		p->wait_head = w->next;
+		w->cb(w->arg, NULL, "database pool closed");
+		free(w);
+	}
+	for (int i = 0; i < p->size; i++)
+		db_async_free(p->conns[i]);
+	event_free(p->ev_grant);
+	free(p->conns);
+	free(p);
+}
+
+void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *const *params,
+		   db_result_cb cb, void *arg)
+{
+	struct db_async *c = pool_pick(p);
+	if (!c) {
+		/* none up (or all lent): the first connection reports why */
+		for (int i = 0; i < p->size && !c; i++)
+			if (!p->conns[i]->reserved)
+				c = p->conns[i];
+		if (!c)
+			c = p->conns[0];
+	}
+	db_async_query(c, sql, nparams, params, cb, arg);
+}
+
+void db_pool_acquire(struct db_pool *p, void (*cb)(void *, struct db_async *, const char *),
+		     void *arg)
+{
+	struct waiter *w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	if (p->wait_tail)
+		p->wait_tail->next = w;
+	else
+		p->wait_head = w;
+	p->wait_tail = w;
+	pool_kick(p, 0);
+}
+
+void db_pool_release(struct db_pool *p, struct db_async *conn)
+{
+	if (!conn->reserved)
+		return;
+	conn->reserved = 0;
+	p->lent--;
+	if (p->wait_head)
+		pool_kick(p, 0);
+}
+
+int db_pool_is_up(const struct db_pool *p)
+{
+	for (int i = 0; i < p->size; i++)
+		if (p->conns[i]->state == DB_READY)
+			return 1;
+	return 0;
+}
+
+const char *db_pool_reason(const struct db_pool *p)
+{
+	for (int i = 0; i < p->size; i++)
+		if (p->conns[i]->state != DB_READY)
+			return p->conns[i]->reason[0] ? p->conns[i]->reason : "database unavailable";
+	return "";
+}
+
+int db_pool_size(const struct db_pool *p)
+{
+	return p->size;
 }
 
 int db_async_is_up(const struct db_async *db)

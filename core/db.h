@@ -43,4 +43,35 @@ int db_async_is_up(const struct db_async *db);
 /* Why the connection is not up (static storage of db), or "" when up. */
 const char *db_async_reason(const struct db_async *db);
 
+/* LISTEN/NOTIFY: called for every notification received on this connection. */
+void db_async_on_notify(struct db_async *db, void (*cb)(void *arg, const char *channel,
+							 const char *payload),
+			void *arg);
+/* Called each time the connection becomes usable (first connect and every
+ * reconnect) — the place to re-issue LISTEN. */
+void db_async_on_connect(struct db_async *db, void (*cb)(void *arg), void *arg);
+/* Queries queued or running on this connection. */
+int db_async_pending(const struct db_async *db);
+
+/* ---- a pool of asynchronous connections --------------------------------
+ * Plain queries go to the least busy connection that is up. A connection
+ * can be acquired exclusively (for a transaction spanning several queries,
+ * e.g. BEGIN … SELECT … FOR UPDATE … COMMIT around a GHL call); at most
+ * size-1 are ever lent out, so plain queries always have one. */
+struct db_pool;
+
+struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
+			    long long reconnect_max_ms);
+void db_pool_free(struct db_pool *p);
+void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *const *params,
+		   db_result_cb cb, void *arg);
+/* cb gets an exclusive connection (or NULL and the reason when none is up);
+ * always called from the loop. Give it back with db_pool_release. */
+void db_pool_acquire(struct db_pool *p,
+		     void (*cb)(void *arg, struct db_async *conn, const char *errmsg), void *arg);
+void db_pool_release(struct db_pool *p, struct db_async *conn);
+int db_pool_is_up(const struct db_pool *p);
+const char *db_pool_reason(const struct db_pool *p);
+int db_pool_size(const struct db_pool *p);
+
 #endif

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "server.h"
+#include "vault.h"
 
 struct command {
 	const char *name;
@@ -21,6 +22,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv);
 static int cmd_migrate(struct config *cfg, int argc, char **argv);
 static int cmd_config(struct config *cfg, int argc, char **argv);
 static int cmd_version(struct config *cfg, int argc, char **argv);
+static int cmd_keygen(struct config *cfg, int argc, char **argv);
 
 static const struct command commands[] = {
 	{"serve", cmd_serve, "run the daemon (HTTP API, dashboard, scheduler)",
@@ -45,6 +47,11 @@ static const struct command commands[] = {
 	 "(default, file:LINE or env:NAME). Passwords and secrets are masked.\n"
 	 "Precedence: built-in default < config file < environment\n"
 	 "(GHL_AGENT_<KEY>, DATABASE_URL for database_url).\n"},
+	{"keygen", cmd_keygen, "print a new token encryption key (ID:BASE64KEY)",
+	 "Usage: ghl-agent keygen [ID]\n\n"
+	 "Prints a new random 256-bit key as ID:BASE64KEY (ID defaults to 1), for\n"
+	 "token_keys (GHL_AGENT_TOKEN_KEYS). To rotate: append the new key with a\n"
+	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };
 
@@ -79,6 +86,24 @@ static int cmd_version(struct config *cfg, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	printf("ghl-agent %s\n", GHL_VERSION);
+	return 0;
+}
+
+static int cmd_keygen(struct config *cfg, int argc, char **argv)
+{
+	(void)cfg;
+	long long id = 1;
+	if (argc > 2 || (argc == 2 && str_to_ll(argv[1], 1, 1000000, &id))) {
+		fprintf(stderr, "ghl-agent keygen: expected an optional key ID from 1 to 1000000\n");
+		return 2;
+	}
+	char *spec = vault_generate_key_spec((int)id);
+	if (!spec) {
+		fprintf(stderr, "ghl-agent keygen: the random number generator failed\n");
+		return 1;
+	}
+	printf("%s\n", spec);
+	vault_free_plaintext(spec);
 	return 0;
 }
 

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "db.h"
+#include "ghl_setup.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -15,15 +17,11 @@
 
 #define READYZ_TIMEOUT_MS 3000
 
-struct app {
-	struct event_base *base;
-	struct config *cfg;
-	struct db_async *db;
-	struct http_server *http;
-	struct migration_set migrations;
+struct signals {
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
-	int stopping;
 };
+
+static struct signals sigs;
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -90,8 +88,8 @@ static void h_readyz(struct http_ctx *c)
 		http_reply_error(c, 503, "shutting_down", "the agent is shutting down", NULL);
 		return;
 	}
-	if (!db_async_is_up(app->db)) {
-		http_reply_error(c, 503, "database_unavailable", db_async_reason(app->db), NULL);
+	if (!db_pool_is_up(app->db)) {
+		http_reply_error(c, 503, "database_unavailable", db_pool_reason(app->db), NULL);
 		return;
 	}
 	struct readyz *r = xcalloc(1, sizeof(*r));
@@ -100,13 +98,16 @@ static void h_readyz(struct http_ctx *c)
 	r->timer = evtimer_new(app->base, readyz_timeout, r);
 	struct timeval tv = {READYZ_TIMEOUT_MS / 1000, (READYZ_TIMEOUT_MS % 1000) * 1000};
 	evtimer_add(r->timer, &tv);
-	db_async_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
+	db_pool_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
 }
 
-static const struct http_route routes[] = {
+static const struct http_route health_routes[] = {
 	{"GET", "/healthz", h_healthz},
 	{"GET", "/readyz", h_readyz},
 };
+
+const struct route_table health_route_table = {health_routes,
+					       sizeof(health_routes) / sizeof(health_routes[0])};
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -142,8 +143,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	http_server_stop_accepting(app->http);
 	long long ms = app->cfg->shutdown_timeout_ms;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	app->ev_deadline = evtimer_new(app->base, on_deadline, app);
-	evtimer_add(app->ev_deadline, &tv);
+	sigs.ev_deadline = evtimer_new(app->base, on_deadline, app);
+	evtimer_add(sigs.ev_deadline, &tv);
 	if (http_server_inflight(app->http) == 0)
 		event_base_loopbreak(app->base);
 }
@@ -187,6 +188,8 @@ int server_run(struct config *cfg)
 	struct app app;
 	struct err e;
 	int rc = 1;
+	struct http_route *routes = NULL;
+	size_t nroutes = 0;
 	memset(&app, 0, sizeof(app));
 	app.cfg = cfg;
 	apply_logging(cfg);
@@ -205,20 +208,24 @@ int server_run(struct config *cfg)
 		goto out_free;
 	}
 	app.base = event_base_new();
-	app.http = http_server_new(app.base, &app, routes, sizeof(routes) / sizeof(routes[0]),
-				   1024 * 1024);
+	routes = routes_all(&nroutes);
+	app.http = http_server_new(app.base, &app, routes, nroutes, 1024 * 1024);
 	http_server_on_idle(app.http, on_idle, &app);
 	if (http_server_listen(app.http, host, port, &e)) {
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);
 		goto out_free;
 	}
-	app.db = db_async_new(app.base, cfg->database_url, cfg->db_reconnect_max_ms);
-	app.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
-	app.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
-	app.ev_hup = evsignal_new(app.base, SIGHUP, on_hup, &app);
-	event_add(app.ev_term, NULL);
-	event_add(app.ev_int, NULL);
-	event_add(app.ev_hup, NULL);
+	app.db = db_pool_new(app.base, cfg->database_url, 4, cfg->db_reconnect_max_ms);
+	if (ghl_setup(&app, &e)) {
+		log_error("cannot start", "error", e.msg, NULL);
+		goto out_free;
+	}
+	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
+	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
+	sigs.ev_hup = evsignal_new(app.base, SIGHUP, on_hup, &app);
+	event_add(sigs.ev_term, NULL);
+	event_add(sigs.ev_int, NULL);
+	event_add(sigs.ev_hup, NULL);
 
 	char url[300], portstr[16];
 	snprintf(url, sizeof(url), "http://%s:%d/", host, http_server_port(app.http));
@@ -230,16 +237,18 @@ int server_run(struct config *cfg)
 	rc = 0;
 out_free:
 	free(host);
-	if (app.ev_term)
-		event_free(app.ev_term);
-	if (app.ev_int)
-		event_free(app.ev_int);
-	if (app.ev_hup)
-		event_free(app.ev_hup);
-	if (app.ev_deadline)
-		event_free(app.ev_deadline);
-	db_async_free(app.db);
+	if (sigs.ev_term)
+		event_free(sigs.ev_term);
+	if (sigs.ev_int)
+		event_free(sigs.ev_int);
+	if (sigs.ev_hup)
+		event_free(sigs.ev_hup);
+	if (sigs.ev_deadline)
+		event_free(sigs.ev_deadline);
+	ghl_teardown(&app);
+	db_pool_free(app.db);
 	http_server_free(app.http);
+	free(routes);
 	if (app.base)
 		event_base_free(app.base);
 	migrate_set_free(&app.migrations);
