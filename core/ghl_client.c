@@ -37,6 +37,7 @@
 #define BUCKET_HEADS 256
 #define SWEEP_INTERVAL_MS 60000
 #define ROTATION_TTL_MS 60000 /* how long a refresh result serves late 401s */
+#define FAILED_TTL_MS 5000    /* ... and a failed refresh */
 #define ROTATION_MAX 32
 #define DEFAULT_429_RETRY_MS 10000
 
@@ -97,10 +98,11 @@ struct refresh {
 };
 
 /* A finished refresh: 401s that arrive late for the same stale token reuse
- * its result instead of refreshing again. */
+ * its result instead of refreshing again. fresh is NULL when it failed (why
+ * then says why). */
 struct rotation {
 	struct ghl_token_hooks hooks;
-	char *stale, *fresh;
+	char *stale, *fresh, *why;
 	int64_t at;
 };
 
@@ -551,6 +553,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		if (now - c->rot[i].at >= ROTATION_TTL_MS) {
 			wipe_free(c->rot[i].stale);
 			wipe_free(c->rot[i].fresh);
+			free(c->rot[i].why);
 		} else {
 			c->rot[k++] = c->rot[i];
 		}
@@ -879,29 +882,38 @@ static void token_replace(struct ghl_call *call, const char *tok)
 }
 
 static void rotation_add(struct ghl_client *c, const struct ghl_token_hooks *h, const char *stale,
-			 const char *fresh, int64_t now)
+			 const char *fresh, const char *why, int64_t now)
 {
 	if (c->nrot == ROTATION_MAX) {
 		wipe_free(c->rot[0].stale);
 		wipe_free(c->rot[0].fresh);
+		free(c->rot[0].why);
 		memmove(&c->rot[0], &c->rot[1], sizeof c->rot[0] * (ROTATION_MAX - 1));
 		c->nrot--;
 	}
 	struct rotation *r = &c->rot[c->nrot++];
 	r->hooks = *h;
 	r->stale = xstrdup(stale);
-	r->fresh = xstrdup(fresh);
+	r->fresh = fresh ? xstrdup(fresh) : NULL;
+	r->why = why ? xstrdup(why) : NULL;
 	r->at = now;
 }
 
-static const char *rotation_find(struct ghl_client *c, const struct ghl_token_hooks *h,
-				 const char *stale, int64_t now)
+static const struct rotation *rotation_find(struct ghl_client *c, const struct ghl_token_hooks *h,
+					    const char *stale, int64_t now)
 {
-	for (int i = c->nrot - 1; i >= 0; i--)
-		if (hooks_eq(&c->rot[i].hooks, h) && now - c->rot[i].at < ROTATION_TTL_MS &&
-		    strcmp(c->rot[i].stale, stale) == 0)
-			return c->rot[i].fresh;
+	for (int i = c->nrot - 1; i >= 0; i--) {
+		const struct rotation *r = &c->rot[i];
+		if (hooks_eq(&r->hooks, h) && now - r->at < (r->fresh ? ROTATION_TTL_MS : FAILED_TTL_MS) &&
+		    strcmp(r->stale, stale) == 0)
+			return r;
+	}
 	return NULL;
+}
+
+static char *refresh_failed_msg(const char *why)
+{
+	return xasprintf("token refresh failed: %s", why && *why ? why : "no reason given");
 }
 
 static void refresh_free(struct refresh *rf)
@@ -925,14 +937,13 @@ static void refresh_done(void *done_arg, const char *new_token, const char *why)
 			break;
 		}
 	}
-	if (new_token && *new_token)
-		rotation_add(c, &rf->hooks, rf->stale, new_token, now_monotonic_ms());
+	int ok = new_token && *new_token;
+	rotation_add(c, &rf->hooks, rf->stale, ok ? new_token : NULL, ok ? NULL : why,
+		     now_monotonic_ms());
 	struct ghl_call *w = rf->waiters;
 	rf->waiters = NULL;
 	refresh_free(rf);
-	char *msg = NULL;
-	if (!new_token || !*new_token)
-		msg = xasprintf("token refresh failed: %s", why && *why ? why : "no reason given");
+	char *msg = ok ? NULL : refresh_failed_msg(why);
 	while (w && !c->freeing) {
 		struct ghl_call *next = w->qnext;
 		w->qnext = NULL;
@@ -953,10 +964,16 @@ static void refresh_begin(struct ghl_call *call)
 	struct ghl_client *c = call->c;
 	call->refreshed = 1;
 	call->state = CS_REFRESH;
-	const char *fresh = rotation_find(c, &call->hooks, call->token, now_monotonic_ms());
-	if (fresh) {
-		token_replace(call, fresh);
+	const struct rotation *rot = rotation_find(c, &call->hooks, call->token, now_monotonic_ms());
+	if (rot && rot->fresh) {
+		token_replace(call, rot->fresh);
 		submit(call);
+		return;
+	}
+	if (rot) {
+		char *msg = refresh_failed_msg(rot->why);
+		deliver(call, 401, GHL_AUTH, msg, 0);
+		free(msg);
 		return;
 	}
 	for (struct refresh *rf = c->refreshes; rf; rf = rf->next) {
@@ -1040,6 +1057,7 @@ static void client_destroy(struct ghl_client *c)
 	for (int i = 0; i < c->nrot; i++) {
 		wipe_free(c->rot[i].stale);
 		wipe_free(c->rot[i].fresh);
+		free(c->rot[i].why);
 	}
 	curl_multi_cleanup(c->multi); /* may still report sockets to close */
 	while (c->socks)
