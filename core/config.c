@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { K_STRING, K_ENUM, K_DURATION, K_LISTEN };
+enum key_type { K_STRING, K_ENUM, K_DURATION, K_LISTEN, K_INT };
 
 enum key_flags {
 	K_SECRET = 1, /* masked entirely when printed; may come from *_FILE */
@@ -22,40 +22,68 @@ struct key_def {
 	const char *def;
 	const char *allowed; /* K_ENUM: "a|b|c" */
 	int flags;
+	long long min, max;  /* K_INT: the accepted range */
 };
 
 #define STR(f) offsetof(struct config, f)
 
 static const struct key_def keys[] = {
-	{"listen", K_LISTEN, STR(listen), "127.0.0.1:8080", NULL, 0},
-	{"database_url", K_STRING, STR(database_url), "postgresql:///ghl_agent", NULL, K_DSN},
-	{"log_level", K_ENUM, STR(log_level), "info", "debug|info|warn|error", 0},
-	{"log_format", K_ENUM, STR(log_format), "json", "json|text", 0},
-	{"shutdown_timeout", K_DURATION, STR(shutdown_timeout_ms), "30s", NULL, 0},
-	{"db_reconnect_max", K_DURATION, STR(db_reconnect_max_ms), "30s", NULL, 0},
-	{"migrations_dir", K_STRING, STR(migrations_dir), "", NULL, 0},
-	{"ghl_api_base", K_STRING, STR(ghl_api_base), "https://services.leadconnectorhq.com", NULL, 0},
+	{"listen", K_LISTEN, STR(listen), "127.0.0.1:8080", NULL, 0, 0, 0},
+	{"database_url", K_STRING, STR(database_url), "postgresql:///ghl_agent", NULL, K_DSN, 0, 0},
+	{"log_level", K_ENUM, STR(log_level), "info", "debug|info|warn|error", 0, 0, 0},
+	{"log_format", K_ENUM, STR(log_format), "json", "json|text", 0, 0, 0},
+	{"shutdown_timeout", K_DURATION, STR(shutdown_timeout_ms), "30s", NULL, 0, 0, 0},
+	{"db_reconnect_max", K_DURATION, STR(db_reconnect_max_ms), "30s", NULL, 0, 0, 0},
+	{"migrations_dir", K_STRING, STR(migrations_dir), "", NULL, 0, 0, 0},
+	{"ghl_api_base", K_STRING, STR(ghl_api_base), "https://services.leadconnectorhq.com", NULL, 0, 0, 0},
 	{"ghl_oauth_authorize_url", K_STRING, STR(ghl_oauth_authorize_url),
-	 "https://marketplace.gohighlevel.com/oauth/chooselocation", NULL, 0},
-	{"ghl_client_id", K_STRING, STR(ghl_client_id), "", NULL, 0},
-	{"ghl_client_secret", K_STRING, STR(ghl_client_secret), "", NULL, K_SECRET},
+	 "https://marketplace.gohighlevel.com/oauth/chooselocation", NULL, 0, 0, 0},
+	{"ghl_client_id", K_STRING, STR(ghl_client_id), "", NULL, 0, 0, 0},
+	{"ghl_client_secret", K_STRING, STR(ghl_client_secret), "", NULL, K_SECRET, 0, 0},
 	{"ghl_redirect_url", K_STRING, STR(ghl_redirect_url), "http://127.0.0.1:8080/oauth/callback",
-	 NULL, 0},
+	 NULL, 0, 0, 0},
 	{"ghl_scopes", K_STRING, STR(ghl_scopes),
 	 "locations.write locations.readonly snapshots.readonly users.write users.readonly "
 	 "oauth.write oauth.readonly locations/customValues.write locations/tags.write "
-	 "contacts.write", NULL, 0},
-	{"ghl_timeout", K_DURATION, STR(ghl_timeout_ms), "30s", NULL, 0},
-	{"token_keys", K_STRING, STR(token_keys), "", NULL, K_SECRET},
-	{"token_keys_file", K_STRING, STR(token_keys_file), "", NULL, 0},
-	{"oauth_state_secret", K_STRING, STR(oauth_state_secret), "", NULL, K_SECRET},
-	{"oauth_state_ttl", K_DURATION, STR(oauth_state_ttl_ms), "10m", NULL, 0},
-	{"token_refresh_margin", K_DURATION, STR(token_refresh_margin_ms), "1h", NULL, 0},
-	{"token_refresh_interval", K_DURATION, STR(token_refresh_interval_ms), "60s", NULL, 0},
-	{"webhook_ed25519_public_key", K_STRING, STR(webhook_ed25519_public_key), "", NULL, 0},
-	{"webhook_rsa_public_key", K_STRING, STR(webhook_rsa_public_key), "", NULL, 0},
-	{"webhook_max_age", K_DURATION, STR(webhook_max_age_ms), "5m", NULL, 0},
-	{"demo", K_ENUM, STR(demo), "off", "off|on", 0},
+	 "contacts.write", NULL, 0, 0, 0},
+	{"ghl_timeout", K_DURATION, STR(ghl_timeout_ms), "30s", NULL, 0, 0, 0},
+	{"token_keys", K_STRING, STR(token_keys), "", NULL, K_SECRET, 0, 0},
+	{"token_keys_file", K_STRING, STR(token_keys_file), "", NULL, 0, 0, 0},
+	{"oauth_state_secret", K_STRING, STR(oauth_state_secret), "", NULL, K_SECRET, 0, 0},
+	{"oauth_state_ttl", K_DURATION, STR(oauth_state_ttl_ms), "10m", NULL, 0, 0, 0},
+	{"token_refresh_margin", K_DURATION, STR(token_refresh_margin_ms), "1h", NULL, 0, 0, 0},
+	{"token_refresh_interval", K_DURATION, STR(token_refresh_interval_ms), "60s", NULL, 0, 0, 0},
+	{"webhook_ed25519_public_key", K_STRING, STR(webhook_ed25519_public_key), "", NULL, 0, 0, 0},
+	{"webhook_rsa_public_key", K_STRING, STR(webhook_rsa_public_key), "", NULL, 0, 0, 0},
+	{"webhook_max_age", K_DURATION, STR(webhook_max_age_ms), "5m", NULL, 0, 0, 0},
+	{"demo", K_ENUM, STR(demo), "off", "off|on", 0, 0, 0},
+	{"roles", K_ENUM, STR(roles), "both", "both|api|worker", 0, 0, 0},
+	{"worker_concurrency", K_INT, STR(worker_concurrency), "2000", NULL, 0, 1, 100000},
+	{"claim_batch", K_INT, STR(claim_batch), "200", NULL, 0, 1, 10000},
+	{"lease_timeout", K_DURATION, STR(lease_timeout_ms), "15s", NULL, 0, 0, 0},
+	{"poll_interval", K_DURATION, STR(poll_interval_ms), "1s", NULL, 0, 0, 0},
+	{"listen_notify", K_ENUM, STR(listen_notify), "on", "on|off", 0, 0, 0},
+	{"max_retries", K_INT, STR(max_retries), "3", NULL, 0, 0, 100},
+	{"max_concurrent_jobs", K_INT, STR(max_concurrent_jobs), "10", NULL, 0, 1, 100000},
+	{"retry_base", K_DURATION, STR(retry_base_ms), "2s", NULL, 0, 0, 0},
+	{"retry_max", K_DURATION, STR(retry_max_ms), "5m", NULL, 0, 0, 0},
+	{"default_pipeline", K_STRING, STR(default_pipeline),
+	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
+	 "{\"step\":\"WAIT_FOR_SNAPSHOT\"},{\"step\":\"CREATE_USER\"},"
+	 "{\"step\":\"SET_CUSTOM_VALUES\"},{\"step\":\"CREATE_CONTACT\"}]}", NULL, 0, 0, 0},
+	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, 0, 0, 0},
+	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, 0, 2, 64},
+	/* REST API and access (core/api.c, core/auth.c) */
+	{"max_body_bytes", K_INT, STR(max_body_bytes), "1048576", NULL, 0, 1024, 1073741824},
+	{"session_ttl", K_DURATION, STR(session_ttl_ms), "12h", NULL, 0, 0, 0},
+	{"session_cookie_secure", K_ENUM, STR(session_cookie_secure), "off", "off|on", 0, 0, 0},
+	{"bcrypt_cost", K_INT, STR(bcrypt_cost), "12", NULL, 0, 12, 20},
+	{"auth_workers", K_INT, STR(auth_workers), "2", NULL, 0, 1, 64},
+	{"login_throttle_window", K_DURATION, STR(login_throttle_window_ms), "15m", NULL, 0, 0, 0},
+	{"login_max_failures_account", K_INT, STR(login_max_failures_account), "5", NULL, 0, 1,
+	 1000000},
+	{"login_max_failures_address", K_INT, STR(login_max_failures_address), "20", NULL, 0, 1,
+	 1000000},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -125,6 +153,14 @@ static int set_value(struct config *c, const struct key_def *k, const char *v, s
 		if (config_parse_listen(v, NULL, NULL, e))
 			return -1;
 		break;
+	case K_INT: {
+		long long n;
+		if (str_to_ll(v, k->min, k->max, &n))
+			return err_set(e, "invalid value \"%s\" (expected a whole number from %lld to "
+					  "%lld)", v, k->min, k->max);
+		*(long long *)(void *)(base + k->off) = n;
+		return 0;
+	}
 	case K_DURATION: {
 		long long ms;
 		if (str_to_duration_ms(v, &ms))
@@ -176,7 +212,7 @@ struct config *config_free(struct config *c)
 	if (!c)
 		return NULL;
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].type != K_DURATION)
+		if (keys[i].type != K_DURATION && keys[i].type != K_INT)
 			free(*(char **)(void *)((char *)c + keys[i].off));
 		free(c->sources[i]);
 	}
@@ -396,7 +432,11 @@ void config_print(const struct config *c, struct buf *out)
 		char tmp[64];
 		char *masked = NULL;
 		const char *v;
-		if (k->type == K_DURATION) {
+		if (k->type == K_INT) {
+			snprintf(tmp, sizeof(tmp), "%lld",
+				 *(const long long *)(const void *)(base + k->off));
+			v = tmp;
+		} else if (k->type == K_DURATION) {
 			long long ms = *(const long long *)(const void *)(base + k->off);
 			if (ms && ms % 3600000 == 0)
 				snprintf(tmp, sizeof(tmp), "%lldh", ms / 3600000);

@@ -40,6 +40,31 @@ struct config {
 	long long webhook_max_age_ms;
 	char *demo;
 
+	/* job engine */
+	char *roles;
+	long long worker_concurrency;
+	long long claim_batch;
+	long long lease_timeout_ms;
+	long long poll_interval_ms;
+	char *listen_notify;
+	long long max_retries;
+	long long max_concurrent_jobs;
+	long long retry_base_ms;
+	long long retry_max_ms;
+	char *default_pipeline;
+	char *plugin_dir;
+	long long db_pool_size;
+
+	/* REST API and access (core/api.c, core/auth.c) */
+	long long max_body_bytes;
+	long long session_ttl_ms;
+	char *session_cookie_secure;
+	long long bcrypt_cost;
+	long long auth_workers;
+	long long login_throttle_window_ms;
+	long long login_max_failures_account;
+	long long login_max_failures_address;
+
 	/* Where each key's value came from ("default", "file:LINE", "env:NAME"). */
 	char **sources;
 };

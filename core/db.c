@@ -239,6 +239,16 @@ static void deliver_results(struct db_async *db)
 	while (db->sent && !PQisBusy(db->conn)) {
 		PGresult *r = PQgetResult(db->conn);
 		if (r) {
+			/* Several statements: keep the first error, else the last
+			 * result that carries rows, else the last one. */
+			ExecStatusType st = PQresultStatus(r), kept =
+				db->last ? PQresultStatus(db->last) : PGRES_EMPTY_QUERY;
+			int kept_error = db->last && kept != PGRES_COMMAND_OK &&
+					 kept != PGRES_TUPLES_OK && kept != PGRES_EMPTY_QUERY;
+			if (kept_error || (kept == PGRES_TUPLES_OK && st == PGRES_COMMAND_OK)) {
+				PQclear(r);
+				continue;
+			}
 			if (db->last)
 				PQclear(db->last);
 			db->last = r;
@@ -297,8 +307,12 @@ static void db_send_next(struct db_async *db)
 	if (db->state != DB_READY || db->sent || !db->head)
 		return;
 	struct pending *p = db->head;
-	if (!PQsendQueryParams(db->conn, p->sql, p->nparams, NULL, (const char *const *)p->params,
-			       NULL, NULL, 0)) {
+	/* Without parameters the simple protocol runs several statements
+	 * ("BEGIN; …; COMMIT") in one round trip. */
+	int ok = p->nparams == 0 ? PQsendQuery(db->conn, p->sql)
+				 : PQsendQueryParams(db->conn, p->sql, p->nparams, NULL,
+						     (const char *const *)p->params, NULL, NULL, 0);
+	if (!ok) {
 		db_lost(db, PQerrorMessage(db->conn));
 		return;
 	}

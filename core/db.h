@@ -35,7 +35,9 @@ struct db_async;
 struct db_async *db_async_new(struct event_base *base, const char *dsn,
 			      long long reconnect_max_ms);
 void db_async_free(struct db_async *db);
-/* Queue a query; cb runs later on the loop (never from inside this call). */
+/* Queue a query; cb runs later on the loop (never from inside this call).
+ * With nparams == 0 the text may hold several statements; cb then gets the
+ * first error, else the last result with rows, else the last result. */
 void db_async_query(struct db_async *db, const char *sql, int nparams,
 		    const char *const *params, db_result_cb cb, void *arg);
 /* 1 when connected and usable. */
