@@ -1,0 +1,202 @@
+/* create_user — CREATE_USER: the client's admin user in the new location.
+ * Exactly-once by email: it first searches the company's users
+ * (GET /users/search?query=<email>) and reuses one with exactly that email;
+ * a 400 "already ..." reply to POST /users/ (a race, or a search GHL had not
+ * indexed yet) searches again and reuses. The password is random and never
+ * logged: the client sets their own through GHL's reset flow.
+ * Config: {"role": "admin"|"user"}. Outputs: user_id, user_reused. */
+#include <string.h>
+#include <strings.h>
+
+#include "ghl_step.h"
+
+static const struct ghl_host_api *host;
+
+enum { PH_START = 0, PH_SEARCHED = 1, PH_CREATED = 2, PH_RESEARCHED = 3 };
+
+/* A present, non-null, non-empty value, or NULL. */
+static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
+{
+	const char *v = host->get(ctx, src, path);
+	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
+}
+
+static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
+		const char *query, const char *body)
+{
+	host->set_phase(ctx, phase);
+	if (host->request(ctx, method, path, query, body, GHL_TOKEN_AGENCY) < 0)
+		return host->fail(ctx, 1, "could not start %s %s", method, path);
+	return GHL_STEP_WAIT;
+}
+
+static void log_reply(ghl_step_ctx *ctx, const char *what)
+{
+	const char *trace = val(ctx, GHL_SRC_RESPONSE, "traceId");
+	host->log(ctx, GHL_LOG_INFO, "%s -> %d traceId=%s", what, host->response_status(ctx),
+		  trace ? trace : "-");
+}
+
+static int ok(ghl_step_ctx *ctx)
+{
+	int st = host->response_status(ctx);
+	return st >= 200 && st <= 299;
+}
+
+static int search(ghl_step_ctx *ctx, int phase)
+{
+	const char *q = host->format(
+		ctx, "companyId=%s&query=%s",
+		host->urlencode(ctx, val(ctx, GHL_SRC_JOB, "company_id")),
+		host->urlencode(ctx, val(ctx, GHL_SRC_CLIENT, "email")));
+	host->log(ctx, GHL_LOG_INFO, "GET /users/search (looking for the client's user)");
+	return send(ctx, phase, "GET", "/users/search", q, NULL);
+}
+
+static const char *role(ghl_step_ctx *ctx)
+{
+	const char *r = val(ctx, GHL_SRC_CONFIG, "role");
+	return r ? r : "admin";
+}
+
+static int create(ghl_step_ctx *ctx)
+{
+	const char *loc = val(ctx, GHL_SRC_OUTPUTS, "location_id");
+	const char *phone = val(ctx, GHL_SRC_CLIENT, "phone");
+	const char *body = host->format(
+		ctx,
+		"{\"companyId\":%s,\"firstName\":%s,\"lastName\":%s,\"email\":%s,"
+		"\"password\":%s,\"type\":\"account\",\"role\":%s,\"locationIds\":[%s]%s%s}",
+		host->quote(ctx, val(ctx, GHL_SRC_JOB, "company_id")),
+		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "first_name")),
+		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "last_name")),
+		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "email")),
+		host->quote(ctx, host->random_token(ctx, 24)), host->quote(ctx, role(ctx)),
+		host->quote(ctx, loc), phone ? ",\"phone\":" : "", phone ? host->quote(ctx, phone) : "");
+	host->log(ctx, GHL_LOG_INFO, "POST /users/ role=%s location=%s", role(ctx), loc);
+	return send(ctx, PH_CREATED, "POST", "/users/", NULL, body);
+}
+
+/* The id of the searched user with exactly the client's email, or NULL. */
+static const char *find(ghl_step_ctx *ctx)
+{
+	const char *email = val(ctx, GHL_SRC_CLIENT, "email");
+	const char *loc = val(ctx, GHL_SRC_OUTPUTS, "location_id");
+	size_t n = host->count(ctx, GHL_SRC_RESPONSE, "users");
+	for (size_t i = 0; i < n; i++) {
+		const char *e = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "users[%zu].email", i));
+		if (!e || strcasecmp(e, email) != 0)
+			continue;
+		const char *id = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "users[%zu].id", i));
+		if (!id)
+			continue;
+		const char *ids = host->format(ctx, "users[%zu].roles.locationIds", i);
+		size_t nl = host->count(ctx, GHL_SRC_RESPONSE, ids);
+		int in_loc = 0;
+		for (size_t j = 0; j < nl && !in_loc; j++) {
+			const char *l = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "%s[%zu]", ids, j));
+			in_loc = l && strcmp(l, loc) == 0;
+		}
+		if (!in_loc)
+			host->log(ctx, GHL_LOG_WARN,
+				  "user %s already exists in the company but not in location %s; "
+				  "reused as is",
+				  id, loc);
+		return id;
+	}
+	return NULL;
+}
+
+static int done(ghl_step_ctx *ctx, const char *id, int reused)
+{
+	if (reused)
+		host->log(ctx, GHL_LOG_INFO, "reusing user %s", id);
+	host->set_output(ctx, "user_id", host->quote(ctx, id));
+	host->set_output(ctx, "user_reused", reused ? "true" : "false");
+	return GHL_STEP_DONE;
+}
+
+static int searched(ghl_step_ctx *ctx, int again)
+{
+	log_reply(ctx, "GET /users/search");
+	if (!ok(ctx))
+		return host->fail_from_response(ctx, "searching users");
+	const char *id = find(ctx);
+	if (id)
+		return done(ctx, id, 1);
+	if (again)
+		return host->fail(ctx, 1, "GHL says the email is in use but no user with it was found");
+	return create(ctx);
+}
+
+static int created(ghl_step_ctx *ctx)
+{
+	log_reply(ctx, "POST /users/");
+	if (host->response_status(ctx) == 400) {
+		const char *msg = host->response_message(ctx);
+		if (msg && strcasestr(msg, "already")) {
+			host->log(ctx, GHL_LOG_INFO, "GHL: %s; searching again", msg);
+			return search(ctx, PH_RESEARCHED);
+		}
+	}
+	if (!ok(ctx))
+		return host->fail_from_response(ctx, "creating user");
+	const char *id = val(ctx, GHL_SRC_RESPONSE, "id");
+	if (!id)
+		return host->fail(ctx, 1, "creating user: GHL answered without an id");
+	return done(ctx, id, 0);
+}
+
+static int create_user_run(ghl_step_ctx *ctx)
+{
+	switch (host->phase(ctx)) {
+	case PH_SEARCHED:
+		return searched(ctx, 0);
+	case PH_CREATED:
+		return created(ctx);
+	case PH_RESEARCHED:
+		return searched(ctx, 1);
+	default:
+		break;
+	}
+	if (!val(ctx, GHL_SRC_OUTPUTS, "location_id"))
+		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before CREATE_USER");
+	if (!val(ctx, GHL_SRC_CLIENT, "email"))
+		return host->fail(ctx, 0, "client data has no email");
+	if (!val(ctx, GHL_SRC_CLIENT, "first_name") || !val(ctx, GHL_SRC_CLIENT, "last_name"))
+		return host->fail(ctx, 0, "client data needs first_name and last_name for the "
+					  "client's user");
+	const char *r = role(ctx);
+	if (strcmp(r, "admin") != 0 && strcmp(r, "user") != 0)
+		return host->fail(ctx, 0, "config role \"%s\" is not admin or user", r);
+	if (!val(ctx, GHL_SRC_JOB, "company_id"))
+		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
+	return search(ctx, PH_SEARCHED);
+}
+
+static int create_user_init(const struct ghl_host_api *h, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	host = h;
+	return 0;
+}
+
+static const struct ghl_step_def steps[] = {
+	{"CREATE_USER", "1.0.0",
+	 "{\"type\":\"object\",\"properties\":{\"role\":{\"type\":\"string\","
+	 "\"enum\":[\"admin\",\"user\"],\"default\":\"admin\","
+	 "\"description\":\"the user's role in the location\"}},\"additionalProperties\":false}",
+	 "creates the client's user in the location (reuses one with the same email)",
+	 create_user_run, NULL},
+};
+
+static const struct ghl_plugin plugin = {
+	GHL_PLUGIN_HEADER, "create_user", create_user_init, steps, sizeof(steps) / sizeof(steps[0]),
+};
+
+__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
+const struct ghl_plugin *ghl_plugin_entry(void)
+{
+	return &plugin;
+}
