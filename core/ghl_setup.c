@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 
+#include "agency_tokens.h"
 #include "app.h"
 #include "ghl_client.h"
 #include "log.h"
+#include "oauth.h"
 #include "vault.h"
 
 /* Demo mode only (demo = on): a published development key, so that the demo
@@ -52,12 +54,18 @@ int ghl_setup(struct app *app, struct err *e)
 	app->ghl = ghl_client_new(app->base, &o, e);
 	if (!app->ghl)
 		return -1;
+	oauth_check_config(cfg);
+	app->tokens = agency_tokens_new(app);
+	agency_tokens_start(app->tokens);
 	return 0;
 }
 
 void ghl_teardown(struct app *app)
 {
+	/* refreshes in flight commit first: GHL has already rotated their tokens */
+	agency_tokens_stop(app->tokens, app->cfg ? app->cfg->shutdown_timeout_ms : 0);
 	app->ghl = ghl_client_free(app->ghl);
+	app->tokens = agency_tokens_free(app->tokens);
 	vault_free(app->vault);
 	app->vault = NULL;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_rewrap.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -52,6 +53,7 @@ static const struct command commands[] = {
 	 "Prints a new random 256-bit key as ID:BASE64KEY (ID defaults to 1), for\n"
 	 "token_keys (GHL_AGENT_TOKEN_KEYS). To rotate: append the new key with a\n"
 	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
+	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };
 

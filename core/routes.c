@@ -8,9 +8,13 @@
 #include "util.h"
 
 extern const struct route_table health_route_table;
+extern const struct route_table oauth_route_table;   /* core/oauth.c */
+extern const struct route_table webhook_route_table; /* core/webhooks.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,
+	&oauth_route_table,
+	&webhook_route_table,
 };
 
 struct http_route *routes_all(size_t *n)
