@@ -64,7 +64,9 @@ static int find_snapshot(ghl_step_ctx *ctx, const char *ghl_id)
 			return GHL_STEP_DONE;
 		}
 	}
-	return host->fail(ctx, 0, "snapshot %s no longer exists in GHL", ghl_id);
+	const char *name = val(ctx, GHL_SRC_JOB, "snapshot.name");
+	return host->fail(ctx, 0, "snapshot %s (%s) no longer exists in GHL", name ? name : ghl_id,
+			  ghl_id);
 }
 
 static int validate_snapshot_run(ghl_step_ctx *ctx)
