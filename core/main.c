@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd_rewrap.h"
+#include "cmd_user.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -54,6 +55,7 @@ static const struct command commands[] = {
 	 "token_keys (GHL_AGENT_TOKEN_KEYS). To rotate: append the new key with a\n"
 	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
 	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
+	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };
 

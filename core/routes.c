@@ -10,11 +10,17 @@
 extern const struct route_table health_route_table;
 extern const struct route_table oauth_route_table;   /* core/oauth.c */
 extern const struct route_table webhook_route_table; /* core/webhooks.c */
+extern const struct route_table api_auth_route_table;     /* core/api_auth.c */
+extern const struct route_table api_users_route_table;    /* core/api_users.c */
+extern const struct route_table api_agencies_route_table; /* core/api_agencies.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,
 	&oauth_route_table,
 	&webhook_route_table,
+	&api_auth_route_table,
+	&api_users_route_table,
+	&api_agencies_route_table,
 };
 
 struct http_route *routes_all(size_t *n)

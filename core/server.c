@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "app.h"
 #include "db.h"
 #include "ghl_setup.h"
@@ -209,13 +210,17 @@ int server_run(struct config *cfg)
 	}
 	app.base = event_base_new();
 	routes = routes_all(&nroutes);
-	app.http = http_server_new(app.base, &app, routes, nroutes, 1024 * 1024);
+	app.http = http_server_new(app.base, &app, routes, nroutes, (size_t)cfg->max_body_bytes);
 	http_server_on_idle(app.http, on_idle, &app);
 	if (http_server_listen(app.http, host, port, &e)) {
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);
 		goto out_free;
 	}
 	app.db = db_pool_new(app.base, cfg->database_url, 4, cfg->db_reconnect_max_ms);
+	if (api_start(&app, &e)) {
+		log_error("cannot start the API", "error", e.msg, NULL);
+		goto out_free;
+	}
 	if (ghl_setup(&app, &e)) {
 		log_error("cannot start", "error", e.msg, NULL);
 		goto out_free;
@@ -246,6 +251,7 @@ out_free:
 	if (sigs.ev_deadline)
 		event_free(sigs.ev_deadline);
 	ghl_teardown(&app);
+	api_stop(&app);
 	db_pool_free(app.db);
 	http_server_free(app.http);
 	free(routes);
