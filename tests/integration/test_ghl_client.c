@@ -213,6 +213,8 @@ static char *release_log(struct env *v)
 	log_configure(LOG_INFO, LOG_FORMAT_JSON);
 	char *text = tl_read_file(v->log_path);
 	unlink(v->log_path);
+	if (getenv("GHL_CLIENT_TEST_DUMP")) /* debugging aid: show what was logged */
+		fputs(text, stdout);
 	for (int i = 0; i < nsecrets; i++)
 		ck_assert_msg(strstr(text, secrets[i]) == NULL, "a secret (#%d) appears in the log:\n%s", i,
 			      text);
@@ -485,7 +487,7 @@ END_TEST
 struct hook {
 	struct env *v;
 	int calls;
-	int mode; /* 0 real refresh, 1 answer a bogus token, 2 fail */
+	int mode; /* 0 real refresh, 1 answer a bogus token, 2 fail, 3 keep done for later */
 	void (*done)(void *, const char *, const char *);
 	void *done_arg;
 };
@@ -520,6 +522,8 @@ static void hook_refresh(void *ctx, const char *stale, void (*done)(void *, cons
 	}
 	h->done = done;
 	h->done_arg = done_arg;
+	if (h->mode == 3) /* answered later by the test */
+		return;
 	struct ghl_oauth_form f = {.grant_type = "refresh_token", .refresh_token = h->v->refresh};
 	ghl_oauth_token(h->v->c, &f, on_refreshed, h);
 }
@@ -833,6 +837,83 @@ START_TEST(test_free_cancels_inflight)
 }
 END_TEST
 
+struct freer {
+	struct ghl_client **c;
+	int calls, cancelled;
+};
+
+static void on_free_from_cb(void *arg, const struct ghl_response *res)
+{
+	struct freer *f = arg;
+	f->calls++;
+	if (res->outcome == GHL_CANCELLED)
+		f->cancelled++;
+	else
+		*f->c = ghl_client_free(*f->c); /* teardown finishes after we return */
+}
+
+START_TEST(test_free_from_callback_and_late_refresh)
+{
+	struct env v;
+	const char *flags[] = {NULL};
+	env_open(&v, flags, NULL);
+	env_login(&v);
+	/* a provider that answers only after the client is gone */
+	struct hook h = {.v = &v, .mode = 3};
+	struct ghl_token_hooks hooks = {.refresh = hook_refresh, .ctx = &h};
+	struct ghl_request stale = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
+				    .token = "stale-token-0001", .resource = COMPANY};
+	struct freer f = {.c = &v.c};
+	free(v.access);
+	v.access = xstrdup("stale-token-0001");
+	ghl_request_send_auth(v.c, &stale, &hooks, on_free_from_cb, &f);
+	int64_t deadline = now_monotonic_ms() + 5000;
+	while (h.calls == 0 && now_monotonic_ms() < deadline)
+		event_base_loop(v.base, EVLOOP_ONCE);
+	ck_assert_int_eq(h.calls, 1);
+	/* now three quick requests: the first reply frees the client */
+	struct ghl_request ok = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
+				 .token = v.access, .resource = COMPANY};
+	for (int i = 0; i < 3; i++)
+		ghl_request_send(v.c, &ok, on_free_from_cb, &f);
+	while (v.c && now_monotonic_ms() < deadline)
+		event_base_loop(v.base, EVLOOP_ONCE);
+	ck_assert_ptr_null(v.c);
+	ck_assert_int_eq(f.calls, 4);
+	ck_assert_int_eq(f.cancelled, 3); /* two requests and the one waiting for the refresh */
+	h.done(h.done_arg, "late-token", NULL); /* safe after the client is gone */
+	struct ghl_client_opts o = {.api_base = v.sim.base};
+	struct err e = {{0}};
+	v.c = ghl_client_new(v.base, &o, &e);
+	free(env_close(&v));
+}
+END_TEST
+
+START_TEST(test_daily_quota_fails_fast)
+{
+	struct env v;
+	const char *flags[] = {"--daily-limit", "2", NULL};
+	env_open(&v, flags, NULL);
+	env_login(&v);
+	struct reply r;
+	for (int i = 0; i < 2; i++) {
+		send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+		ck_assert_int_eq(r.status, 200);
+		reply_clear(&r);
+	}
+	long long before = sim_stat(&v.sim, "requests_total");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.outcome, GHL_RETRYABLE);
+	ck_assert_int_eq(r.attempts, 0);
+	ck_assert_msg(r.retry_after_ms > 3500000, "retry_after %lld", r.retry_after_ms);
+	ck_assert_ptr_nonnull(strstr(r.message, "daily"));
+	reply_clear(&r);
+	ck_assert_int_eq(sim_stat(&v.sim, "requests_total"), before); /* never sent */
+	free(env_close(&v));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ghl_client");
@@ -851,6 +932,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_429_retried_in_client);
 	tcase_add_test(tc, test_burst_zero_429);
 	tcase_add_test(tc, test_free_cancels_inflight);
+	tcase_add_test(tc, test_free_from_callback_and_late_refresh);
+	tcase_add_test(tc, test_daily_quota_fails_fast);
 	suite_add_tcase(s, tc);
 	return s;
 }
