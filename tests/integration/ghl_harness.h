@@ -1,0 +1,375 @@
+/* ghl_harness.h — shared by the GHL-side integration tests (test_oauth.c,
+ * test_token_refresh.c, test_webhooks.c, test_rewrap.c): a ghl-sim process, a
+ * `ghl-agent serve` process pointed at it, HTTP with redirects shown, the
+ * OAuth browser dance, and the "no token in logs or pg_dump" check.
+ * Header-only (static functions), included by one test program each. */
+#ifndef GHL_HARNESS_H
+#define GHL_HARNESS_H
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <curl/curl.h>
+
+#include "json.h"
+#include "testlib.h"
+#include "util.h"
+#include "vault.h"
+
+#define H_UNUSED __attribute__((unused))
+
+#define H_CLIENT_ID "harness-client-id"
+#define H_CLIENT_SECRET "harness-client-secret-8Qw2"
+#define H_KEY7 "7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define H_KEY8 "8:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define H_STATE_SECRET "harness-state-secret-0123456789abcdef"
+
+/* ---- the simulator ---- */
+
+struct hsim {
+	pid_t pid;
+	int port;
+	char base[64];
+};
+
+H_UNUSED static void hsim_start(struct hsim *s, const char *const *flags)
+{
+	const char *argv[48];
+	int n = 0;
+	argv[n++] = tl_env("GHL_SIM_BIN");
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--client-id";
+	argv[n++] = H_CLIENT_ID;
+	argv[n++] = "--client-secret";
+	argv[n++] = H_CLIENT_SECRET;
+	for (int i = 0; flags && flags[i] && n < 46; i++)
+		argv[n++] = flags[i];
+	argv[n] = NULL;
+	int fds[2];
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(fds[1], STDOUT_FILENO);
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull >= 0)
+			dup2(devnull, STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	char line[256] = {0};
+	size_t len = 0;
+	int64_t deadline = now_monotonic_ms() + 10000;
+	while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
+		struct pollfd p = {fds[0], POLLIN, 0};
+		int left = (int)(deadline - now_monotonic_ms());
+		ck_assert_msg(left > 0, "ghl-sim did not print its port within 10 s");
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		ssize_t r = read(fds[0], line + len, sizeof line - 1 - len);
+		ck_assert_msg(r > 0, "ghl-sim exited before listening");
+		len += (size_t)r;
+	}
+	close(fds[0]);
+	const char *colon = strrchr(line, ':');
+	ck_assert_msg(colon && str_has_prefix(line, "ghl-sim listening on http://127.0.0.1:"),
+		      "bad first line: %s", line);
+	s->pid = pid;
+	s->port = (int)strtol(colon + 1, NULL, 10);
+	snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
+}
+
+H_UNUSED static void hsim_stop(struct hsim *s)
+{
+	int st = 0;
+	kill(s->pid, SIGTERM);
+	waitpid(s->pid, &st, 0);
+}
+
+/* GET/POST /_sim/<what>; asserts 200 and returns the parsed answer. */
+H_UNUSED static struct json *hsim_admin(struct hsim *s, const char *method, const char *what,
+					const char *body)
+{
+	char *url = xasprintf("%s/_sim/%s", s->base, what);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char *out = NULL;
+	long st = tl_http(method, url, h, body, &out);
+	ck_assert_msg(st == 200, "%s %s: %ld %s", method, url, st, out);
+	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	ck_assert_msg(j != NULL, "not JSON: %s", out);
+	free(out);
+	free(url);
+	return j;
+}
+
+H_UNUSED static long long hsim_stat(struct hsim *s, const char *name)
+{
+	struct json *j = hsim_admin(s, "GET", "stats", NULL);
+	int64_t v = -1;
+	ck_assert_msg(json_get_int(j, name, &v) == 0, "no stat %s", name);
+	json_free(j);
+	return (long long)v;
+}
+
+/* ---- HTTP with the Location header ---- */
+
+struct hresp {
+	long status;
+	char *body;
+	char *location; /* NULL when none */
+};
+
+H_UNUSED static size_t h_on_data(char *p, size_t sz, size_t n, void *arg)
+{
+	buf_append(arg, p, sz * n);
+	return sz * n;
+}
+
+H_UNUSED static void hresp_free(struct hresp *r)
+{
+	free(r->body);
+	free(r->location);
+	memset(r, 0, sizeof(*r));
+}
+
+H_UNUSED static void hhttp(struct hresp *r, const char *method, const char *url,
+			   const char *const *headers, const char *body, size_t body_len)
+{
+	memset(r, 0, sizeof(*r));
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	for (int i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	struct buf b;
+	buf_init(&b);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		char *loc = NULL;
+		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+		if (loc)
+			r->location = xstrdup(loc);
+	}
+	r->body = buf_take(&b);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+}
+
+/* ---- the agent ---- */
+
+struct hagent {
+	pid_t pid;
+	int port;
+	char log[64];
+	char base[64];
+};
+
+H_UNUSED static void hmigrate(const char *dsn)
+{
+	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
+	char *env[] = {env_dsn, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
+	char *out;
+	ck_assert_msg(tl_run(argv, env, &out) == 0, "migrate: %s", out);
+	free(out);
+	free(env_dsn);
+}
+
+/* Starts `ghl-agent serve` on dsn, pointed at sim (may be NULL). extra: more
+ * KEY=VALUE entries (NULL-terminated; may be NULL), applied after the
+ * defaults below, so they override them (tl_spawn putenv()s in order). */
+H_UNUSED static void hagent_start(struct hagent *a, const char *dsn, struct hsim *sim,
+				  const char *const *extra)
+{
+	memset(a, 0, sizeof(*a));
+	a->port = tl_free_port();
+	snprintf(a->log, sizeof(a->log), "/tmp/ghl-agent-log-XXXXXX");
+	close(mkstemp(a->log));
+	snprintf(a->base, sizeof(a->base), "http://127.0.0.1:%d", a->port);
+	char *env[40];
+	int n = 0;
+	env[n++] = xasprintf("DATABASE_URL=%s", dsn);
+	env[n++] = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", a->port);
+	env[n++] = xasprintf("GHL_AGENT_GHL_REDIRECT_URL=http://127.0.0.1:%d/oauth/callback",
+			     a->port);
+	if (sim) {
+		env[n++] = xasprintf("GHL_AGENT_GHL_API_BASE=%s", sim->base);
+		env[n++] = xasprintf("GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL=%s/oauth/chooselocation",
+				     sim->base);
+	}
+	const char *defaults[] = {
+		"GHL_AGENT_SHUTDOWN_TIMEOUT=10s",
+		"GHL_AGENT_DB_RECONNECT_MAX=500ms",
+		"GHL_AGENT_LOG_LEVEL=debug",
+		"GHL_AGENT_GHL_CLIENT_ID=" H_CLIENT_ID,
+		"GHL_AGENT_GHL_CLIENT_SECRET=" H_CLIENT_SECRET,
+		"GHL_AGENT_TOKEN_KEYS=" H_KEY7,
+		"GHL_AGENT_OAUTH_STATE_SECRET=" H_STATE_SECRET,
+		"GHL_AGENT_GHL_TIMEOUT=5s",
+	};
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		env[n++] = xstrdup(defaults[i]);
+	for (int k = 0; extra && extra[k] && n < 38; k++)
+		env[n++] = xstrdup(extra[k]);
+	env[n] = NULL;
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
+	a->pid = tl_spawn(argv, env, a->log);
+	for (int i = 0; i < n; i++)
+		free(env[i]);
+	char url[96];
+	snprintf(url, sizeof(url), "%s/healthz", a->base);
+	if (!tl_wait_http(url, 15000)) {
+		char *log = tl_read_file(a->log);
+		ck_abort_msg("agent did not start: %s", log);
+	}
+	/* wait until the database is usable too */
+	snprintf(url, sizeof(url), "%s/readyz", a->base);
+	long st = 0;
+	for (int i = 0; i < 200 && st != 200; i++) {
+		st = tl_http("GET", url, NULL, NULL, NULL);
+		if (st != 200)
+			usleep(50000);
+	}
+	ck_assert_msg(st == 200, "agent not ready: %ld", st);
+}
+
+/* SIGTERM and wait; returns the wait status. The log file stays. */
+H_UNUSED static int hagent_stop(struct hagent *a)
+{
+	int st = -1;
+	kill(a->pid, SIGTERM);
+	if (tl_wait_exit(a->pid, 20000, &st) != 0) {
+		tl_kill(a->pid);
+		ck_abort_msg("agent did not exit after SIGTERM");
+	}
+	return st;
+}
+
+H_UNUSED static char *hagent_url(struct hagent *a, const char *path)
+{
+	return xasprintf("%s%s", a->base, path);
+}
+
+/* The browser's OAuth dance: /oauth/connect → ghl-sim authorize (with
+ * company_id= when company is set) → /oauth/callback. Fills *cb with the
+ * callback's answer; returns the callback URL (malloc'd) for replays. */
+H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hresp *cb)
+{
+	struct hresp r;
+	char *url = hagent_url(a, "/oauth/connect");
+	hhttp(&r, "GET", url, NULL, NULL, 0);
+	free(url);
+	ck_assert_msg(r.status == 302 && r.location, "connect: %ld %s", r.status, r.body);
+	char *authorize = company ? xasprintf("%s&company_id=%s", r.location, company)
+				  : xstrdup(r.location);
+	hresp_free(&r);
+	hhttp(&r, "GET", authorize, NULL, NULL, 0);
+	free(authorize);
+	ck_assert_msg(r.status == 302 && r.location, "authorize: %ld %s", r.status, r.body);
+	char *callback = xstrdup(r.location);
+	hresp_free(&r);
+	hhttp(cb, "GET", callback, NULL, NULL, 0);
+	return callback;
+}
+
+/* ---- secrets ---- */
+
+/* Every token ghl-sim issued (access and refresh), from /_sim/state. */
+H_UNUSED static char **hsim_tokens(struct hsim *s, int *n)
+{
+	struct json *st = hsim_admin(s, "GET", "state", NULL);
+	struct json *toks = json_get(st, "tokens");
+	size_t len = json_len(toks);
+	char **out = xcalloc(len + 1, sizeof(char *));
+	int k = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *t = json_get_str(json_at(toks, i), "token");
+		if (t && *t)
+			out[k++] = xstrdup(t);
+	}
+	*n = k;
+	json_free(st);
+	return out;
+}
+
+H_UNUSED static void hfree_strv(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* pg_dump of dsn's database (plain SQL, data included). */
+H_UNUSED static char *hpg_dump(const char *dsn)
+{
+	char *argv[] = {(char *)"/usr/bin/pg_dump", (char *)"-d", (char *)dsn, NULL};
+	char *out = NULL;
+	int rc = tl_run(argv, NULL, &out);
+	ck_assert_msg(rc == 0, "pg_dump failed: %s", out);
+	ck_assert_msg(strstr(out, "CREATE TABLE public.agencies"), "unexpected dump: %.300s", out);
+	return out;
+}
+
+/* No token ghl-sim issued appears in text. Returns the number of tokens checked. */
+H_UNUSED static int hassert_no_tokens(struct hsim *s, const char *what, const char *text)
+{
+	int n;
+	char **toks = hsim_tokens(s, &n);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(!strstr(text, toks[i]), "%s contains a token ghl-sim issued (#%d)", what,
+			      i);
+	hfree_strv(toks, n);
+	return n;
+}
+
+/* Decrypt a stored value with the given token_keys spec. Malloc'd. */
+H_UNUSED static char *hdecrypt(const char *keys, const char *stored)
+{
+	struct vault *v = vault_new();
+	struct err e;
+	ck_assert_msg(vault_add_keys(v, keys, &e) == 0, "%s", e.msg);
+	char *p = vault_decrypt(v, stored, &e);
+	ck_assert_msg(p != NULL, "decrypt: %s", e.msg);
+	char *out = xstrdup(p);
+	vault_free_plaintext(p);
+	vault_free(v);
+	return out;
+}
+
+/* GET /locations/search?companyId= with a bearer token: the GHL status. */
+H_UNUSED static long hghl_search(struct hsim *s, const char *token, const char *company)
+{
+	char *url = xasprintf("%s/locations/search?companyId=%s", s->base, company);
+	char *auth = xasprintf("Authorization: Bearer %s", token);
+	const char *h[] = {auth, "Version: 2021-07-28", NULL};
+	long st = tl_http("GET", url, h, NULL, NULL);
+	free(auth);
+	free(url);
+	return st;
+}
+
+#endif
