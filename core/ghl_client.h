@@ -37,11 +37,14 @@ struct ghl_client_opts {
 	const char *client_secret; /* for ghl_oauth_token; copied, wiped on free */
 	const char *user_agent;    /* NULL → "ghl-agent/<version>" */
 	int max_attempts;          /* attempts per request when GHL answers 429 (held
-				    * until the bucket reopens in between); <= 1 → one
-				    * attempt: the caller/scheduler retries */
+				    * until the bucket reopens in between; needs the
+				    * budget on); <= 1 → one attempt: the
+				    * caller/scheduler retries */
 	int max_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS; <= 0 → 64 */
 	int initial_burst;         /* in flight per resource before its first
-				    * rate-limit headers; <= 0 → 10 */
+				    * rate-limit headers; <= 0 → 10 (a resource whose
+				    * X-RateLimit-Max is below this can see 429s on
+				    * first contact) */
 	int rate_budget_off;       /* 1: never hold requests (tests, diagnostics) */
 	size_t max_body;           /* largest reply body accepted; 0 → 8 MiB */
 };
@@ -95,10 +98,13 @@ typedef void (*ghl_done_fn)(void *arg, const struct ghl_response *res);
 /* Token provider for ghl_request_send_auth. refresh() must eventually call
  * done(done_arg, new_token, why) exactly once — synchronously or later —
  * with new_token NULL when the refresh failed (why says why; may be NULL).
- * The strings are copied by done. done stays safe to call after the client
- * was freed (it then only releases its state). Cross-process single-flight
- * (the agency row lock) is the provider's business; the client guarantees
- * that concurrent 401s for the same stale token call refresh() once. */
+ * stale_token is valid during the refresh() call only; done copies its
+ * strings. done stays safe to call after the client was freed (it then only
+ * releases its state). Cross-process single-flight (the agency row lock) is
+ * the provider's business; the client guarantees that concurrent 401s for the
+ * same stale token (same refresh/ctx pair) call refresh() once: 401s arriving
+ * while it runs wait for it, and for 60 s after it succeeded (5 s after it
+ * failed) 401s for that stale token reuse its result. */
 struct ghl_token_hooks {
 	void (*refresh)(void *ctx, const char *stale_token,
 			void (*done)(void *done_arg, const char *new_token, const char *why),
@@ -119,8 +125,8 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
  * finishes when that callback returns). Accepts NULL; returns NULL. */
 struct ghl_client *ghl_client_free(struct ghl_client *c);
 
-/* Sends req; cb(arg, res) is called exactly once, always from the event loop
- * (never from inside this call). Everything in req is copied. */
+/* Sends req; cb (required) is called exactly once with arg, always from the
+ * event loop (never from inside this call). Everything in req is copied. */
 void ghl_request_send(struct ghl_client *c, const struct ghl_request *req, ghl_done_fn cb,
 		      void *arg);
 
