@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_job.h"
 #include "cmd_rewrap.h"
 #include "cmd_user.h"
 #include "config.h"
@@ -56,6 +57,8 @@ static const struct command commands[] = {
 	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
 	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
 	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
+	{"job", cmd_job, "submit a provisioning job, or show one with its journal", CMD_JOB_HELP},
+	{"plugins", cmd_plugins, "list the registered steps and refused plugins", CMD_PLUGINS_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };
 
@@ -239,6 +242,8 @@ int main(int argc, char **argv)
 	}
 	if (cmd->fn == cmd_serve)
 		return cmd->fn(cfg, cargc, cargv); /* serve owns cfg */
+	/* one-shot commands print their own results; keep the log for errors */
+	log_configure(LOG_ERROR, LOG_FORMAT_TEXT);
 	int rc = cmd->fn(cfg, cargc, cargv);
 	config_free(cfg);
 	return rc;

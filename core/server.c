@@ -11,6 +11,9 @@
 #include "app.h"
 #include "db.h"
 #include "ghl_setup.h"
+#include "registry.h"
+#include "step_loader.h"
+#include "scheduler.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -20,6 +23,8 @@
 
 struct signals {
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	int sched_stopped;
+	int exiting;
 };
 
 static struct signals sigs;
@@ -112,13 +117,26 @@ const struct route_table health_route_table = {health_routes,
 
 /* ---- signals ----------------------------------------------------------- */
 
-static void on_idle(void *arg)
+/* Exit once no request is in flight and the scheduler has released its jobs. */
+static void maybe_exit(struct app *app)
 {
-	struct app *app = arg;
-	if (app->stopping) {
-		log_info("all requests answered; exiting", NULL);
+	if (app->stopping && !sigs.exiting && http_server_inflight(app->http) == 0 &&
+	    (!app->sched || sigs.sched_stopped)) {
+		sigs.exiting = 1;
+		log_info("all work finished; exiting", NULL);
 		event_base_loopbreak(app->base);
 	}
+}
+
+static void on_idle(void *arg)
+{
+	maybe_exit(arg);
+}
+
+static void on_sched_stopped(void *arg)
+{
+	sigs.sched_stopped = 1;
+	maybe_exit(arg);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -145,9 +163,16 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	long long ms = app->cfg->shutdown_timeout_ms;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
 	sigs.ev_deadline = evtimer_new(app->base, on_deadline, app);
+	/* a little after the scheduler's own deadline, which releases jobs */
+	tv.tv_usec += 500000;
+	if (tv.tv_usec >= 1000000) {
+		tv.tv_sec++;
+		tv.tv_usec -= 1000000;
+	}
 	evtimer_add(sigs.ev_deadline, &tv);
-	if (http_server_inflight(app->http) == 0)
-		event_base_loopbreak(app->base);
+	if (app->sched)
+		scheduler_stop(app->sched, ms, on_sched_stopped, app);
+	maybe_exit(app);
 }
 
 static void apply_logging(const struct config *cfg)
@@ -216,7 +241,8 @@ int server_run(struct config *cfg)
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);
 		goto out_free;
 	}
-	app.db = db_pool_new(app.base, cfg->database_url, 4, cfg->db_reconnect_max_ms);
+	app.db = db_pool_new(app.base, cfg->database_url, (int)cfg->db_pool_size,
+			     cfg->db_reconnect_max_ms);
 	if (api_start(&app, &e)) {
 		log_error("cannot start the API", "error", e.msg, NULL);
 		goto out_free;
@@ -224,6 +250,16 @@ int server_run(struct config *cfg)
 	if (ghl_setup(&app, &e)) {
 		log_error("cannot start", "error", e.msg, NULL);
 		goto out_free;
+	}
+	app.steps = step_registry_new();
+	step_loader_load_all(app.steps, cfg);
+	if (!str_eq(cfg->roles, "api")) {
+		app.sched = scheduler_new(&app, &e);
+		if (!app.sched) {
+			log_error("cannot start the scheduler", "error", e.msg, NULL);
+			goto out_free;
+		}
+		scheduler_start(app.sched);
 	}
 	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
@@ -250,7 +286,9 @@ out_free:
 		event_free(sigs.ev_hup);
 	if (sigs.ev_deadline)
 		event_free(sigs.ev_deadline);
+	scheduler_free(app.sched);
 	ghl_teardown(&app);
+	step_registry_free(app.steps);
 	api_stop(&app);
 	db_pool_free(app.db);
 	http_server_free(app.http);

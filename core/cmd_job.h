@@ -1,0 +1,28 @@
+/* cmd_job.h — `ghl-agent job submit|show` and `ghl-agent plugins`. */
+#ifndef GHL_CMD_JOB_H
+#define GHL_CMD_JOB_H
+
+struct config;
+
+#define CMD_JOB_HELP                                                                         \
+	"Usage: ghl-agent [--config PATH] job submit --agency ID --client-json FILE\n"        \
+	"                 [--snapshot ID] [--idempotency-key KEY]\n"                          \
+	"       ghl-agent [--config PATH] job show ID\n\n"                                    \
+	"submit  validates the client data (FILE holds client_data_json; - reads stdin)\n"   \
+	"        and queues a provisioning job for the agency; prints the job id.\n"         \
+	"        With --idempotency-key, a repeat with the same data prints the same\n"      \
+	"        job id; a repeat with other data is refused (exit 1).\n"                    \
+	"show    prints the job and its step journal.\n"                                     \
+	"Exit status: 0 ok, 1 refused or database error, 2 bad arguments.\n"
+
+#define CMD_PLUGINS_HELP                                                                     \
+	"Usage: ghl-agent [--config PATH] plugins\n\n"                                        \
+	"Loads the step plugins from plugin_dir (and Lua steps from step_dir) as the\n"       \
+	"daemon would and lists every registered step (name, version, kind, source)\n"        \
+	"and every refused plugin or script with the reason.\n"                              \
+	"Exit status: 0 (also when some were refused).\n"
+
+int cmd_job(struct config *cfg, int argc, char **argv);
+int cmd_plugins(struct config *cfg, int argc, char **argv);
+
+#endif

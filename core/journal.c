@@ -1,0 +1,432 @@
+/* journal.c — batched, ordered, fenced writes of job state; see journal.h. */
+#include "journal.h"
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define JOURNAL_MAX_BATCH 4000
+
+struct jlog {
+	char *job_id, *step, *status, *details;
+};
+
+struct jcb {
+	journal_done_fn fn;
+	void *arg;
+};
+
+struct jupd {
+	char *job_id;
+	char *status, *error_message, *location_id, *context_json;
+	int set_error, retry_count, release, finished;
+	long long delay_ms;
+	struct jcb *cbs;
+	size_t ncbs;
+};
+
+struct batch {
+	struct jlog *logs;
+	size_t nlogs, caplogs;
+	struct jupd *upds;
+	size_t nupds, capupds;
+	/* job id -> index into upds (open addressing, size a power of two) */
+	int *slots;
+	size_t nslots;
+};
+
+struct journal {
+	struct event_base *base;
+	struct db_async *db;
+	char *owner;
+	struct batch next;   /* accumulating */
+	struct batch flight; /* sent, waiting for the result */
+	int busy;
+	struct event *ev_flush;
+	struct event *ev_retry;
+	void (*idle_cb)(void *);
+	void *idle_arg;
+	long long batches, nlogs, nupdates;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static void batch_free_items(struct batch *b)
+{
+	for (size_t i = 0; i < b->nlogs; i++) {
+		free(b->logs[i].job_id);
+		free(b->logs[i].step);
+		free(b->logs[i].status);
+		free(b->logs[i].details);
+	}
+	for (size_t i = 0; i < b->nupds; i++) {
+		struct jupd *u = &b->upds[i];
+		free(u->job_id);
+		free(u->status);
+		free(u->error_message);
+		free(u->location_id);
+		free(u->context_json);
+		free(u->cbs);
+	}
+	b->nlogs = 0;
+	b->nupds = 0;
+	if (b->slots)
+		memset(b->slots, 0xff, b->nslots * sizeof(int));
+}
+
+static void batch_release(struct batch *b)
+{
+	batch_free_items(b);
+	free(b->logs);
+	free(b->upds);
+	free(b->slots);
+	memset(b, 0, sizeof(*b));
+}
+
+static void rehash(struct batch *b)
+{
+	size_t n = b->nslots ? b->nslots * 2 : 256;
+	free(b->slots);
+	b->slots = xmalloc(n * sizeof(int));
+	memset(b->slots, 0xff, n * sizeof(int));
+	b->nslots = n;
+	for (size_t i = 0; i < b->nupds; i++) {
+		size_t h = hash_str(b->upds[i].job_id) & (n - 1);
+		while (b->slots[h] >= 0)
+			h = (h + 1) & (n - 1);
+		b->slots[h] = (int)i;
+	}
+}
+
+static struct jupd *find_or_add(struct batch *b, const char *job_id)
+{
+	if ((b->nupds + 1) * 2 > b->nslots)
+		rehash(b);
+	size_t h = hash_str(job_id) & (b->nslots - 1);
+	while (b->slots[h] >= 0) {
+		struct jupd *u = &b->upds[b->slots[h]];
+		if (!strcmp(u->job_id, job_id))
+			return u;
+		h = (h + 1) & (b->nslots - 1);
+	}
+	if (b->nupds == b->capupds) {
+		b->capupds = b->capupds ? b->capupds * 2 : 64;
+		b->upds = xrealloc(b->upds, b->capupds * sizeof(*b->upds));
+	}
+	struct jupd *u = &b->upds[b->nupds];
+	memset(u, 0, sizeof(*u));
+	u->job_id = xstrdup(job_id);
+	u->retry_count = -1;
+	u->delay_ms = -1;
+	b->slots[h] = (int)b->nupds++;
+	return u;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+static void schedule_flush(struct journal *j)
+{
+	if (!j->busy)
+		event_active(j->ev_flush, EV_TIMEOUT, 0);
+}
+
+void journal_log(struct journal *j, const char *job_id, const char *step, const char *status,
+		 const char *details_json)
+{
+	struct batch *b = &j->next;
+	if (b->nlogs == b->caplogs) {
+		b->caplogs = b->caplogs ? b->caplogs * 2 : 64;
+		b->logs = xrealloc(b->logs, b->caplogs * sizeof(*b->logs));
+	}
+	struct jlog *l = &b->logs[b->nlogs++];
+	l->job_id = xstrdup(job_id);
+	l->step = xstrdup(step);
+	l->status = xstrdup(status);
+	l->details = details_json ? xstrdup(details_json) : NULL;
+	schedule_flush(j);
+}
+
+static void set_str(char **slot, const char *v)
+{
+	if (!v)
+		return;
+	free(*slot);
+	*slot = xstrdup(v);
+}
+
+void journal_job(struct journal *j, const char *job_id, const struct job_write *w,
+		 journal_done_fn done, void *arg)
+{
+	struct jupd *u = find_or_add(&j->next, job_id);
+	set_str(&u->status, w->status);
+	if (w->set_error) {
+		free(u->error_message);
+		u->error_message = w->error_message ? xstrdup(w->error_message) : NULL;
+		u->set_error = 1;
+	}
+	set_str(&u->location_id, w->location_id);
+	set_str(&u->context_json, w->context_json);
+	if (w->retry_count >= 0)
+		u->retry_count = w->retry_count;
+	if (w->run_at_delay_ms >= 0)
+		u->delay_ms = w->run_at_delay_ms;
+	u->release |= w->release;
+	u->finished |= w->finished;
+	if (done) {
+		u->cbs = xrealloc(u->cbs, (u->ncbs + 1) * sizeof(*u->cbs));
+		u->cbs[u->ncbs].fn = done;
+		u->cbs[u->ncbs].arg = arg;
+		u->ncbs++;
+	}
+	schedule_flush(j);
+}
+
+/* PostgreSQL array literal element (text form); NULL -> NULL. */
+static void arr_add(struct buf *a, const char *v)
+{
+	buf_putc(a, a->len > 1 ? ',' : '{');
+	if (!v) {
+		buf_puts(a, "NULL");
+		return;
+	}
+	buf_putc(a, '"');
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_putc(a, '\\');
+		buf_putc(a, *p);
+	}
+	buf_putc(a, '"');
+}
+
+static void arr_open(struct buf *a)
+{
+	buf_init(a);
+	buf_putc(a, ' '); /* placeholder so arr_add knows the first element */
+}
+
+static const char *arr_close(struct buf *a)
+{
+	if (a->len == 1) {
+		buf_reset(a);
+		buf_puts(a, "{}");
+	} else {
+		buf_putc(a, '}');
+		memmove(a->data, a->data + 1, a->len); /* drop the placeholder */
+		a->len--;
+	}
+	return buf_cstr(a);
+}
+
+static const char flush_sql[] =
+	"WITH l AS ("
+	" INSERT INTO provisioning_logs (job_id, step, status, details_json, \"timestamp\")"
+	" SELECT t.job_id, t.step, t.status::provisioning_step_status, t.details::jsonb,"
+	"        clock_timestamp()::timestamp"
+	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
+	"      AS t(job_id, step, status, details, n)"
+	" ORDER BY t.n),"
+	" u AS ("
+	" UPDATE provisioning_jobs j SET"
+	"  status = COALESCE(x.status::provisioning_job_status, j.status),"
+	"  error_message = CASE WHEN x.set_error THEN x.error_message ELSE j.error_message END,"
+	"  location_id = COALESCE(x.location_id, j.location_id),"
+	"  context_json = COALESCE(x.context::jsonb, j.context_json),"
+	"  retry_count = COALESCE(x.retry_count, j.retry_count),"
+	"  run_at = CASE WHEN x.delay_ms IS NULL THEN j.run_at"
+	"           ELSE now() + x.delay_ms * interval '1 millisecond' END,"
+	"  locked_by = CASE WHEN x.release THEN NULL ELSE j.locked_by END,"
+	"  lease_until = CASE WHEN x.release THEN NULL ELSE j.lease_until END,"
+	"  finished_at = CASE WHEN x.finished THEN now() ELSE j.finished_at END,"
+	"  updated_at = now()"
+	" FROM unnest($5::uuid[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[],"
+	"             $11::int[], $12::bigint[], $13::bool[], $14::bool[])"
+	"      AS x(id, status, set_error, error_message, location_id, context, retry_count,"
+	"           delay_ms, release, finished)"
+	" WHERE j.id = x.id AND j.locked_by = $15"
+	" RETURNING j.id)"
+	" SELECT id FROM u";
+
+static void finish_flight(struct journal *j, PGresult *res)
+{
+	struct batch *f = &j->flight;
+	int nrows = res ? PQntuples(res) : 0;
+	for (size_t i = 0; i < f->nupds; i++) {
+		struct jupd *u = &f->upds[i];
+		int applied = 0;
+		for (int r = 0; r < nrows && !applied; r++)
+			applied = !strcmp(PQgetvalue(res, r, 0), u->job_id);
+		for (size_t k = 0; k < u->ncbs; k++)
+			u->cbs[k].fn(u->cbs[k].arg, applied);
+	}
+	j->nlogs += (long long)f->nlogs;
+	j->nupdates += nrows;
+	j->batches++;
+	batch_free_items(f);
+}
+
+static void send_flight(struct journal *j);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_flight(arg);
+}
+
+static void flight_done(void *arg, PGresult *res, const char *errmsg)
+{
+	struct journal *j = arg;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		log_error("journal write failed; retrying", "error", why ? why : "?", NULL);
+		struct timeval tv = {0, 200000};
+		evtimer_add(j->ev_retry, &tv);
+		return;
+	}
+	finish_flight(j, res);
+	j->busy = 0;
+	if (j->next.nlogs || j->next.nupds)
+		flush_cb(-1, 0, j);
+	else if (j->idle_cb)
+		j->idle_cb(j->idle_arg);
+}
+
+static void send_flight(struct journal *j)
+{
+	struct batch *f = &j->flight;
+	struct buf a[14];
+	for (int i = 0; i < 14; i++)
+		arr_open(&a[i]);
+	for (size_t i = 0; i < f->nlogs; i++) {
+		arr_add(&a[0], f->logs[i].job_id);
+		arr_add(&a[1], f->logs[i].step);
+		arr_add(&a[2], f->logs[i].status);
+		arr_add(&a[3], f->logs[i].details);
+	}
+	for (size_t i = 0; i < f->nupds; i++) {
+		struct jupd *u = &f->upds[i];
+		char rc[24], dl[24];
+		snprintf(rc, sizeof(rc), "%d", u->retry_count);
+		snprintf(dl, sizeof(dl), "%lld", u->delay_ms);
+		arr_add(&a[4], u->job_id);
+		arr_add(&a[5], u->status);
+		arr_add(&a[6], u->set_error ? "t" : "f");
+		arr_add(&a[7], u->error_message);
+		arr_add(&a[8], u->location_id);
+		arr_add(&a[9], u->context_json);
+		arr_add(&a[10], u->retry_count >= 0 ? rc : NULL);
+		arr_add(&a[11], u->delay_ms >= 0 ? dl : NULL);
+		arr_add(&a[12], u->release ? "t" : "f");
+		arr_add(&a[13], u->finished ? "t" : "f");
+	}
+	const char *params[15];
+	for (int i = 0; i < 14; i++)
+		params[i] = arr_close(&a[i]);
+	params[14] = j->owner;
+	db_async_query(j->db, flush_sql, 15, params, flight_done, j);
+	for (int i = 0; i < 14; i++)
+		buf_free(&a[i]);
+}
+
+/* Move up to JOURNAL_MAX_BATCH items from next into flight. */
+static void take_batch(struct journal *j)
+{
+	struct batch *n = &j->next, *f = &j->flight;
+	size_t nl = n->nlogs < JOURNAL_MAX_BATCH ? n->nlogs : JOURNAL_MAX_BATCH;
+	size_t nu = n->nupds < JOURNAL_MAX_BATCH ? n->nupds : JOURNAL_MAX_BATCH;
+	if (nl == n->nlogs && nu == n->nupds) {
+		struct batch tmp = *f; /* swap: flight is empty */
+		*f = *n;
+		*n = tmp;
+		return;
+	}
+	/* partial: copy the first items over (logs keep their order) */
+	for (size_t i = 0; i < nl; i++) {
+		if (f->nlogs == f->caplogs) {
+			f->caplogs = f->caplogs ? f->caplogs * 2 : 64;
+			f->logs = xrealloc(f->logs, f->caplogs * sizeof(*f->logs));
+		}
+		f->logs[f->nlogs++] = n->logs[i];
+	}
+	memmove(n->logs, n->logs + nl, (n->nlogs - nl) * sizeof(*n->logs));
+	n->nlogs -= nl;
+	for (size_t i = 0; i < nu; i++) {
+		if (f->nupds == f->capupds) {
+			f->capupds = f->capupds ? f->capupds * 2 : 64;
+			f->upds = xrealloc(f->upds, f->capupds * sizeof(*f->upds));
+		}
+		f->upds[f->nupds++] = n->upds[i];
+	}
+	memmove(n->upds, n->upds + nu, (n->nupds - nu) * sizeof(*n->upds));
+	n->nupds -= nu;
+	rehash(n);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct journal *j = arg;
+	if (j->busy || (!j->next.nlogs && !j->next.nupds))
+		return;
+	j->busy = 1;
+	take_batch(j);
+	send_flight(j);
+}
+
+struct journal *journal_new(struct event_base *base, const char *dsn, const char *owner,
+			    long long reconnect_max_ms)
+{
+	struct journal *j = xcalloc(1, sizeof(*j));
+	j->base = base;
+	j->owner = xstrdup(owner);
+	j->db = db_async_new(base, dsn, reconnect_max_ms);
+	j->ev_flush = event_new(base, -1, 0, flush_cb, j);
+	j->ev_retry = evtimer_new(base, retry_cb, j);
+	return j;
+}
+
+void journal_free(struct journal *j)
+{
+	if (!j)
+		return;
+	db_async_free(j->db);
+	event_free(j->ev_flush);
+	event_free(j->ev_retry);
+	batch_release(&j->next);
+	batch_release(&j->flight);
+	free(j->owner);
+	free(j);
+}
+
+int journal_pending(const struct journal *j)
+{
+	return (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) +
+	       j->busy;
+}
+
+void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
+{
+	j->idle_cb = cb;
+	j->idle_arg = arg;
+}
+
+void journal_stats(const struct journal *j, long long *batches, long long *logs,
+		   long long *updates)
+{
+	*batches = j->batches;
+	*logs = j->nlogs;
+	*updates = j->nupdates;
+}

@@ -1,0 +1,55 @@
+/* journal.h — batched, ordered writes of job state and step logs.
+ *
+ * Everything the scheduler and runner write about running jobs goes through
+ * here: provisioning_logs rows (STARTED/COMPLETED/FAILED with details_json)
+ * and provisioning_jobs updates. Writes queued during one loop iteration go
+ * out together as ONE statement on ONE dedicated connection (so they commit
+ * in order), while the next batch accumulates — the commit cost is shared by
+ * every job in the batch. Job updates are fenced by the lease owner: an
+ * update for a job this process no longer owns changes nothing, and the
+ * job's `lost` callback tells the runner to stop.
+ */
+#ifndef GHL_JOURNAL_H
+#define GHL_JOURNAL_H
+
+#include <stdint.h>
+
+struct event_base;
+struct journal;
+
+/* One pending update of a job row; NULL/-1 fields leave columns unchanged.
+ * Queued updates of the same job in one batch are merged (later wins). */
+struct job_write {
+	const char *status;	   /* provisioning_job_status */
+	const char *error_message; /* set when set_error */
+	int set_error;
+	const char *location_id;
+	const char *context_json;
+	int retry_count;	    /* -1: unchanged */
+	long long run_at_delay_ms;  /* -1: unchanged; else run_at = now() + delay */
+	int release;		    /* clear locked_by/lease_until */
+	int finished;		    /* finished_at = now() */
+};
+
+/* Called after the batch holding a job's update committed: applied = 0
+ * when the fence refused it (the lease was lost). */
+typedef void (*journal_done_fn)(void *arg, int applied);
+
+struct journal *journal_new(struct event_base *base, const char *dsn, const char *owner,
+			    long long reconnect_max_ms);
+void journal_free(struct journal *j);
+
+void journal_log(struct journal *j, const char *job_id, const char *step, const char *status,
+		 const char *details_json);
+/* done may be NULL. */
+void journal_job(struct journal *j, const char *job_id, const struct job_write *w,
+		 journal_done_fn done, void *arg);
+/* Writes queued or in flight. */
+int journal_pending(const struct journal *j);
+/* Called once whenever journal_pending() drops to zero (for shutdown). */
+void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg);
+/* Statements sent and rows written since start (benchmarks). */
+void journal_stats(const struct journal *j, long long *batches, long long *logs,
+		   long long *updates);
+
+#endif

@@ -1,0 +1,15 @@
+/* step_loader.c — see step_loader.h. */
+#include "step_loader.h"
+
+#include <stdlib.h>
+
+#include "config.h"
+#include "paths.h"
+#include "registry.h"
+
+void step_loader_load_all(struct step_registry *r, const struct config *cfg)
+{
+	char *pdir = cfg->plugin_dir[0] ? xstrdup(cfg->plugin_dir) : paths_plugin_dir();
+	step_registry_load_plugins(r, pdir);
+	free(pdir);
+}
