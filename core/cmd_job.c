@@ -136,8 +136,39 @@ static int job_show(struct config *cfg, const char *id)
 	return 0;
 }
 
+static int job_cancel(struct config *cfg, const char *id)
+{
+	struct err e;
+	PGconn *conn = db_connect(cfg->database_url, &e);
+	if (!conn) {
+		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
+		return 1;
+	}
+	const char *params[1] = {id};
+	PGresult *r = db_query(conn, jobs_cancel_sql, 1, params, &e);
+	int rc = 0;
+	if (!r) {
+		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
+		rc = 1;
+	} else if (PQntuples(r) == 0) {
+		fprintf(stderr, "ghl-agent job cancel: no such job\n");
+		rc = 1;
+	} else if (!strcmp(PQgetvalue(r, 0, 1), "cancelled")) {
+		printf("cancelled\n");
+	} else if (!strcmp(PQgetvalue(r, 0, 1), "requested")) {
+		printf("cancel requested: the job stops at its next step boundary\n");
+	} else {
+		printf("already finished (%s)\n", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	PQfinish(conn);
+	return rc;
+}
+
 int cmd_job(struct config *cfg, int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "cancel"))
+		return job_cancel(cfg, argv[2]);
 	if (argc >= 2 && !strcmp(argv[1], "submit"))
 		return job_submit(cfg, argc - 1, argv + 1);
 	if (argc == 3 && !strcmp(argv[1], "show"))

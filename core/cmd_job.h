@@ -7,12 +7,15 @@ struct config;
 #define CMD_JOB_HELP                                                                         \
 	"Usage: ghl-agent [--config PATH] job submit --agency ID --client-json FILE\n"        \
 	"                 [--snapshot ID] [--idempotency-key KEY]\n"                          \
-	"       ghl-agent [--config PATH] job show ID\n\n"                                    \
+	"       ghl-agent [--config PATH] job show ID\n"                                      \
+	"       ghl-agent [--config PATH] job cancel ID\n\n"                                  \
 	"submit  validates the client data (FILE holds client_data_json; - reads stdin)\n"   \
 	"        and queues a provisioning job for the agency; prints the job id.\n"         \
 	"        With --idempotency-key, a repeat with the same data prints the same\n"      \
 	"        job id; a repeat with other data is refused (exit 1).\n"                    \
 	"show    prints the job and its step journal.\n"                                     \
+	"cancel  a pending or retrying job fails at once (\"cancelled by request\"); a\n"    \
+	"        running one stops at its next step boundary.\n"                             \
 	"Exit status: 0 ok, 1 refused or database error, 2 bad arguments.\n"
 
 #define CMD_PLUGINS_HELP                                                                     \

@@ -1,0 +1,521 @@
+/* test_jobs.c — the job engine end to end: real `ghl-agent serve`, real
+ * PostgreSQL, real ghl-sim. States, retries and the cap, permanent errors,
+ * cancel, per-agency caps, kill -9 and resume, GHL faults, two workers. */
+#include <stdarg.h>
+
+#include "ghl_harness.h"
+
+struct world {
+	char *dsn;
+	PGconn *db;
+	struct hsim sim;
+	struct hagent agent;
+	int agent_running;
+	char *agency;	/* agencies.id of the connected agency */
+	char *snapshot; /* snapshots.id of an active snapshot of it */
+};
+
+static int company_seq;
+
+static char *q1(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *q1(struct world *w, const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	char *v = tl_sql_value(w->db, buf_cstr(&b));
+	buf_free(&b);
+	return v;
+}
+
+static long long q1n(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long q1n(struct world *w, const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	char *v = tl_sql_value(w->db, buf_cstr(&b));
+	buf_free(&b);
+	long long n = 0;
+	str_to_ll(v, -1, 1LL << 60, &n);
+	free(v);
+	return n;
+}
+
+static void exec_sql(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void exec_sql(struct world *w, const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	PQclear(tl_sql(w->db, buf_cstr(&b)));
+	buf_free(&b);
+}
+
+/* Connect a new agency through the agent's real OAuth flow against the sim. */
+static char *connect_agency(struct world *w, const char *settings_json)
+{
+	char company[64];
+	snprintf(company, sizeof(company), "co-%d-%d", (int)getpid(), ++company_seq);
+	struct hresp cb;
+	char *url = hconnect(&w->agent, company, &cb);
+	ck_assert_msg(cb.status == 200, "callback: %ld %s", cb.status, cb.body);
+	hresp_free(&cb);
+	free(url);
+	char *id = q1(w, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'", company);
+	ck_assert_msg(*id, "agency %s not stored", company);
+	if (settings_json)
+		exec_sql(w, "UPDATE agencies SET settings_json = '%s' WHERE id = '%s'", settings_json,
+			 id);
+	return id;
+}
+
+static char *add_snapshot(struct world *w, const char *agency, const char *ghl_id)
+{
+	return q1(w, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) VALUES "
+		     "('%s', '%s', 'Dental Practice', 'Dental') RETURNING id", agency, ghl_id);
+}
+
+static void world_start(struct world *w, const char *const *sim_flags,
+			const char *const *agent_extra)
+{
+	memset(w, 0, sizeof(*w));
+	w->dsn = tl_create_db("jobs");
+	hmigrate(w->dsn);
+	w->db = tl_connect(w->dsn);
+	hsim_start(&w->sim, sim_flags);
+	hagent_start(&w->agent, w->dsn, &w->sim, agent_extra);
+	w->agent_running = 1;
+}
+
+static void world_stop(struct world *w)
+{
+	if (w->agent_running) {
+		int st = hagent_stop(&w->agent);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent exit status %d", st);
+	}
+	unlink(w->agent.log);
+	hsim_stop(&w->sim);
+	PQfinish(w->db);
+	tl_drop_db(w->dsn);
+	free(w->dsn);
+	free(w->agency);
+	free(w->snapshot);
+}
+
+static void insert_jobs_snap(struct world *w, const char *agency, int n, const char *snapshot)
+{
+	exec_sql(w,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
+		 "SELECT '%s', jsonb_build_object('name', 'Client ' || g || ' %s', 'email', "
+		 "'owner' || g || '@client%s.example', 'first_name', 'Ada', 'last_name', 'Lovelace', "
+		 "'phone', '+15555550100', 'country', 'US', 'timezone', 'US/Central', "
+		 "'custom_values', jsonb_build_object('welcome_text', 'Hi ' || g), "
+		 "'tags', jsonb_build_array('dental', 'vip')), %s%s%s "
+		 "FROM generate_series(1, %d) g",
+		 agency, agency, agency, snapshot ? "'" : "", snapshot ? snapshot : "NULL",
+		 snapshot ? "'" : "", n);
+}
+
+/* Insert n jobs directly (the CLI path is tested separately). */
+static void insert_jobs(struct world *w, const char *agency, int n, const char *unused)
+{
+	(void)unused;
+	insert_jobs_snap(w, agency, n, NULL);
+}
+
+/* Wait until the SQL answers 't'; fail with the job table otherwise. */
+static void wait_for(struct world *w, const char *sql, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		char *v = tl_sql_value(w->db, sql);
+		int ok = !strcmp(v, "t");
+		free(v);
+		if (ok)
+			return;
+		usleep(100000);
+	}
+	char *states = tl_sql_value(w->db, "SELECT string_agg(status || ' ' || COALESCE("
+					   "error_message, ''), E'\\n') FROM provisioning_jobs");
+	char *log = tl_read_file(w->agent.log);
+	size_t n = strlen(log);
+	ck_abort_msg("timed out waiting for: %s\njobs:\n%s\nagent log tail:\n%s", sql, states,
+		     log + (n > 3000 ? n - 3000 : 0));
+}
+
+static const char *const fast_retry[] = {
+	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
+	"GHL_AGENT_LOG_LEVEL=info", NULL};
+
+START_TEST(default_pipeline_provisions_everything)
+{
+	struct world w;
+	const char *sim_flags[] = {"--snapshot-delay-ms", "300", NULL};
+	world_start(&w, sim_flags, fast_retry);
+	w.agency = connect_agency(&w, NULL);
+	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
+	/* the CLI path for one job; SQL for the rest */
+	char *path = tl_write_temp("ghl-client", "{\"name\":\"Acme Dental\",\"email\":"
+						 "\"owner@acme.example\",\"first_name\":\"Ada\","
+						 "\"last_name\":\"Lovelace\",\"tags\":[\"dental\"],"
+						 "\"custom_values\":{\"welcome_text\":\"Hi\"}}");
+	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
+	char *env[] = {env_dsn, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"submit",
+			(char *)"--agency", w.agency, (char *)"--client-json", path,
+			(char *)"--snapshot", w.snapshot, NULL};
+	char *out;
+	ck_assert_msg(tl_run(argv, env, &out) == 0, "submit: %s", out);
+	str_trim(out);
+	char *cli_job = xstrdup(out);
+	free(out);
+	insert_jobs_snap(&w, w.agency, 4, w.snapshot);
+	wait_for(&w, "SELECT count(*) = 5 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
+
+	/* every job: location recorded, six steps journaled STARTED + COMPLETED */
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE location_id IS NULL "
+				 "OR finished_at IS NULL OR locked_by IS NOT NULL"), 0);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'COMPLETED'"),
+			 30);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'STARTED'"),
+			 30);
+	char *steps = q1(&w, "SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\") "
+			     "FROM provisioning_logs WHERE job_id = '%s'", cli_job);
+	ck_assert_str_eq(steps, "VALIDATE_SNAPSHOT:STARTED,VALIDATE_SNAPSHOT:COMPLETED,"
+				"CREATE_LOCATION:STARTED,CREATE_LOCATION:COMPLETED,"
+				"WAIT_FOR_SNAPSHOT:STARTED,WAIT_FOR_SNAPSHOT:COMPLETED,"
+				"CREATE_USER:STARTED,CREATE_USER:COMPLETED,"
+				"SET_CUSTOM_VALUES:STARTED,SET_CUSTOM_VALUES:COMPLETED,"
+				"CREATE_CONTACT:STARTED,CREATE_CONTACT:COMPLETED");
+	free(steps);
+	/* GHL saw exactly what we asked for */
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 5);
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	char *text = json_to_string(state);
+	char *loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", cli_job);
+	ck_assert_msg(strstr(text, loc), "location %s not in the sim", loc);
+	ck_assert_msg(strstr(text, "owner@acme.example"), "user/contact not in the sim");
+	ck_assert_msg(strstr(text, "welcome_text"), "custom value not in the sim");
+	free(loc);
+	free(text);
+	json_free(state);
+	/* a job's journal details carry outputs, GHL status and trace id */
+	char *d = q1(&w, "SELECT details_json::text FROM provisioning_logs WHERE job_id = '%s' AND "
+			 "step = 'CREATE_LOCATION' AND status = 'COMPLETED'", cli_job);
+	ck_assert_msg(strstr(d, "\"location_id\"") && strstr(d, "\"trace_id\"") &&
+			      strstr(d, "\"ghl_status\"") && strstr(d, "\"duration_ms\""), "%s", d);
+	free(d);
+	/* `job show` prints the job and its journal */
+	char *show[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"show", cli_job, NULL};
+	ck_assert_int_eq(tl_run(show, env, &out), 0);
+	ck_assert_msg(strstr(out, "COMPLETED") && strstr(out, "CREATE_CONTACT"), "%s", out);
+	free(out);
+	/* no token reached the database in plaintext */
+	char *dump = hpg_dump(w.dsn);
+	ck_assert(hassert_no_tokens(&w.sim, "pg_dump", dump));
+	free(dump);
+	free(cli_job);
+	free(env_dsn);
+	unlink(path);
+	free(path);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(retryable_failures_retry_then_fail_at_the_cap)
+{
+	struct world w;
+	world_start(&w, NULL, fast_retry);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
+				      "\"max_retries\":2}");
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"error_rate\":1.0}"));
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'RETRYING'", 15000);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 20000);
+	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 2);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "CREATE_LOCATION") && strstr(err, "gave up after 2 retries") &&
+			      strstr(err, "GHL answered 5"), "%s", err);
+	free(err);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'FAILED'"), 3);
+	char *d = q1(&w, "SELECT details_json->>'retryable' FROM provisioning_logs WHERE status = "
+			 "'FAILED' LIMIT 1");
+	ck_assert_str_eq(d, "true");
+	free(d);
+
+	/* GHL recovers: a new job completes, retrying meanwhile if needed */
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"error_rate\":0.0}"));
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'COMPLETED'", 15000);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(permanent_failures_fail_at_once)
+{
+	struct world w;
+	world_start(&w, NULL, fast_retry);
+	/* CREATE_USER needs a location; GHL 422 for a bad body is permanent too */
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_USER\"}]}");
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 15000);
+	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 0);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "CREATE_USER") && strstr(err, "location"), "%s", err);
+	free(err);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'FAILED' "
+				 "AND details_json->>'retryable' = 'false'"), 1);
+
+	/* an inactive snapshot is refused by VALIDATE_SNAPSHOT, permanently */
+	char *other = connect_agency(&w, "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}");
+	char *snap = add_snapshot(&w, other, "snap-dental-001");
+	exec_sql(&w, "UPDATE snapshots SET is_active = false WHERE id = '%s'", snap);
+	insert_jobs_snap(&w, other, 1, snap);
+	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'FAILED'", 15000);
+	err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE agency_id = '%s'", other);
+	ck_assert_msg(strstr(err, "VALIDATE_SNAPSHOT") && strstr(err, "not active"), "%s", err);
+	free(err);
+	free(snap);
+	free(other);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(cancel_pending_and_running)
+{
+	struct world w;
+	const char *sim_flags[] = {"--latency-ms", "1500", NULL};
+	world_start(&w, sim_flags, fast_retry);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				      "{\"step\":\"NOOP\"}]}");
+	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
+	char *env[] = {env_dsn, NULL};
+	/* a job waiting for a later attempt stops at once */
+	char *later = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
+			     "run_at) VALUES ('%s', '{\"name\":\"L\",\"email\":\"l@x.example\"}', "
+			     "'RETRYING', now() + interval '1 hour') RETURNING id", w.agency);
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"cancel", later, NULL};
+	char *out;
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	ck_assert_msg(strstr(out, "cancelled"), "%s", out);
+	free(out);
+	char *st = q1(&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = '%s'",
+		      later);
+	ck_assert_str_eq(st, "FAILED/cancelled by request");
+	free(st);
+
+	/* a running job stops at the next step boundary */
+	char *running = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			       "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
+			   w.agency);
+	char *sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
+			      running);
+	wait_for(&w, sql, 10000);
+	free(sql);
+	argv[3] = running;
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	ck_assert_msg(strstr(out, "next step boundary"), "%s", out);
+	free(out);
+	sql = xasprintf("SELECT status = 'FAILED' FROM provisioning_jobs WHERE id = '%s'", running);
+	wait_for(&w, sql, 15000);
+	free(sql);
+	char *e = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", running);
+	ck_assert_str_eq(e, "cancelled by request");
+	free(e);
+	/* the step in flight finished; the next one never started */
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+				 "step = 'CREATE_LOCATION' AND status = 'COMPLETED'", running), 1);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+				 "step = 'NOOP'", running), 0);
+	/* cancelling a finished job says so */
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	ck_assert_msg(strstr(out, "already finished"), "%s", out);
+	free(out);
+	free(later);
+	free(running);
+	free(env_dsn);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(per_agency_cap_and_fairness)
+{
+	struct world w;
+	const char *sim_flags[] = {"--latency-ms", "300", "--rate-limit", "0", NULL};
+	world_start(&w, sim_flags, fast_retry);
+	char *a = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
+				     "\"max_concurrent_jobs\":2}");
+	char *b = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
+				     "\"max_concurrent_jobs\":3}");
+	insert_jobs(&w, a, 12, NULL);
+	insert_jobs(&w, b, 6, NULL);
+	long long max_a = 0, max_b = 0;
+	int b_while_a_waits = 0;
+	for (int i = 0; i < 400; i++) {
+		char *v = q1(&w, "SELECT count(*) FILTER (WHERE agency_id = '%s' AND status = "
+				 "'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = '%s' AND "
+				 "status = 'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = "
+				 "'%s' AND status = 'PENDING') || ' ' || count(*) FILTER (WHERE status "
+				 "<> 'COMPLETED') FROM provisioning_jobs", a, b, a);
+		long long ia, ib, pa, left;
+		ck_assert_int_eq(sscanf(v, "%lld %lld %lld %lld", &ia, &ib, &pa, &left), 4);
+		free(v);
+		if (ia > max_a)
+			max_a = ia;
+		if (ib > max_b)
+			max_b = ib;
+		if (ib > 0 && pa > 0)
+			b_while_a_waits = 1;
+		if (left == 0)
+			break;
+		usleep(25000);
+	}
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status <> "
+				 "'COMPLETED'"), 0);
+	ck_assert_msg(max_a <= 2 && max_a >= 1, "agency A had %lld in flight (cap 2)", max_a);
+	ck_assert_msg(max_b <= 3 && max_b >= 1, "agency B had %lld in flight (cap 3)", max_b);
+	ck_assert_msg(b_while_a_waits, "agency B never ran while A's backlog waited");
+	free(a);
+	free(b);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
+{
+	struct world w;
+	const char *sim_flags[] = {"--latency-ms", "150", "--snapshot-delay-ms", "300",
+				   "--rate-limit", "0", NULL};
+	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms",
+			       "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LEASE_TIMEOUT=1500ms",
+			       "GHL_AGENT_LOG_LEVEL=info", NULL};
+	world_start(&w, sim_flags, extra);
+	w.agency = connect_agency(&w, "{\"max_concurrent_jobs\":50}");
+	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
+	insert_jobs_snap(&w, w.agency, 20, w.snapshot);
+	/* let the pipelines get going, then kill the worker without warning */
+	wait_for(&w, "SELECT count(*) >= 5 FROM provisioning_logs WHERE step = 'CREATE_LOCATION' "
+		     "AND status = 'STARTED'", 15000);
+	usleep(200000);
+	kill(w.agent.pid, SIGKILL);
+	int st;
+	waitpid(w.agent.pid, &st, 0);
+	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = "
+				 "'IN_PROGRESS'"), 0);
+	unlink(w.agent.log);
+	/* a new worker resumes them once the leases run out */
+	hagent_start(&w.agent, w.dsn, &w.sim, extra);
+	wait_for(&w, "SELECT count(*) = 20 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 20);
+	ck_assert_int_eq(q1n(&w, "SELECT count(DISTINCT location_id) FROM provisioning_jobs"), 20);
+	/* some jobs ran twice (attempt 2) yet made one location each */
+	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE attempt > 1"), 0);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(ghl_faults_every_job_ends_clearly_no_duplicates)
+{
+	struct world w;
+	const char *sim_flags[] = {"--error-rate", "0.2", "--timeout-rate", "0.05", "--rate-limit",
+				   "0", "--snapshot-delay-ms", "200", NULL};
+	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=400ms",
+			       "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_GHL_TIMEOUT=1s",
+			       "GHL_AGENT_MAX_RETRIES=8", "GHL_AGENT_LOG_LEVEL=info", NULL};
+	world_start(&w, sim_flags, extra);
+	w.agency = connect_agency(&w, "{\"max_concurrent_jobs\":30}");
+	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
+	insert_jobs_snap(&w, w.agency, 30, w.snapshot);
+	wait_for(&w, "SELECT count(*) = 30 FROM provisioning_jobs WHERE status IN ('COMPLETED', "
+		     "'FAILED')", 120000);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = 'FAILED' "
+				 "AND COALESCE(error_message, '') = ''"), 0);
+	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = "
+				 "'COMPLETED'"), 15);
+	ck_assert_int_gt(hsim_stat(&w.sim, "errors_injected"), 0);
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(two_workers_run_every_job_once)
+{
+	struct world w;
+	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_CLAIM_BATCH=20",
+			       "GHL_AGENT_LOG_LEVEL=warn", NULL};
+	world_start(&w, NULL, extra);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"NOOP\"}],"
+				      "\"max_concurrent_jobs\":1000}");
+	struct hagent second;
+	hagent_start(&second, w.dsn, &w.sim, extra);
+	insert_jobs(&w, w.agency, 400, NULL);
+	wait_for(&w, "SELECT count(*) = 400 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
+	/* each job: one attempt, each step started once */
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE attempt <> 1"), 0);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM (SELECT job_id, details_json->>'index' FROM "
+				 "provisioning_logs WHERE status = 'STARTED' GROUP BY 1, 2 HAVING "
+				 "count(*) > 1) d"), 0);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'STARTED'"),
+			 800);
+	int st = hagent_stop(&second);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "second agent exit %d", st);
+	unlink(second.log);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(sigterm_releases_running_jobs)
+{
+	struct world w;
+	const char *sim_flags[] = {"--latency-ms", "3000", NULL};
+	const char *extra[] = {"GHL_AGENT_SHUTDOWN_TIMEOUT=1s", "GHL_AGENT_POLL_INTERVAL=100ms",
+			       NULL};
+	world_start(&w, sim_flags, extra);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}");
+	insert_jobs(&w, w.agency, 2, NULL);
+	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'IN_PROGRESS'", 10000);
+	int st = hagent_stop(&w.agent);
+	w.agent_running = 0;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	/* released: runnable again, owned by nobody, not counted as a retry */
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = 'PENDING' "
+				 "AND locked_by IS NULL AND COALESCE(retry_count, 0) = 0"), 2);
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"latency_ms\":0}"));
+	unlink(w.agent.log);
+	hagent_start(&w.agent, w.dsn, &w.sim, extra);
+	w.agent_running = 1;
+	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'COMPLETED'", 20000);
+	/* the interrupted CREATE_LOCATION had created them: reused, not duplicated */
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	world_stop(&w);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("jobs");
+	TCase *tc = tcase_create("jobs");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, default_pipeline_provisions_everything);
+	tcase_add_test(tc, retryable_failures_retry_then_fail_at_the_cap);
+	tcase_add_test(tc, permanent_failures_fail_at_once);
+	tcase_add_test(tc, cancel_pending_and_running);
+	tcase_add_test(tc, per_agency_cap_and_fairness);
+	tcase_add_test(tc, kill9_mid_pipeline_then_resume_without_duplicates);
+	tcase_add_test(tc, ghl_faults_every_job_ends_clearly_no_duplicates);
+	tcase_add_test(tc, two_workers_run_every_job_once);
+	tcase_add_test(tc, sigterm_releases_running_jobs);
+	suite_add_tcase(s, tc);
+	return tl_run_suite(s);
+}
