@@ -1,0 +1,211 @@
+/* test_plugins.c — the plugin loader: each refusal named with file and
+ * reason, the agent running on without the refused plugins, and an
+ * out-of-tree plugin built against the installed header and run by the
+ * installed agent. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+#include "util.h"
+
+static char *make_plugin_dir(void)
+{
+	char tmpl[] = "/tmp/ghl-plugins-XXXXXX";
+	char *dir = xstrdup(mkdtemp(tmpl));
+	const char *b = tl_env("GHL_BUILD_DIR");
+	char *cmd = xasprintf("cp %s/plugins/noop.so %s/test-plugins/*.so %s/ && "
+			      "echo 'not an ELF file' > %s/text.so",
+			      b, b, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	return dir;
+}
+
+static void rm_rf(const char *dir)
+{
+	char *cmd = xasprintf("rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+}
+
+static void expect(const char *out, const char *dir, const char *file, const char *reason)
+{
+	char *needle = xasprintf("%s/%s: %s", dir, file, reason);
+	ck_assert_msg(strstr(out, needle), "missing refusal \"%s\" in:\n%s", needle, out);
+	free(needle);
+}
+
+START_TEST(each_refusal_names_file_and_reason)
+{
+	char *dir = make_plugin_dir();
+	char *env_dir = xasprintf("GHL_AGENT_PLUGIN_DIR=%s", dir);
+	char *env[] = {env_dir, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"plugins", NULL};
+	char *out;
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	expect(out, dir, "bad_major.so", "ABI major version 2, the agent speaks 1");
+	expect(out, dir, "bad_minor.so", "ABI minor version 1 is newer than the agent's 0");
+	expect(out, dir, "bad_size.so", "struct sizes differ from the agent's");
+	expect(out, dir, "no_entry.so", "missing entry point ghl_plugin_entry()");
+	expect(out, dir, "init_fails.so", "init() failed: missing licence file /etc/example.lic");
+	expect(out, dir, "zz_dup_name.so", "duplicate step name \"NOOP\": already registered by");
+	expect(out, dir, "bad_schema.so", "step BAD_SCHEMA: bad config schema");
+	expect(out, dir, "text.so", "not a loadable shared object");
+	/* the good ones are there, the refused ones are not */
+	ck_assert_msg(strstr(out, "NOOP ") && strstr(out, "EXTRA_ONE") && strstr(out, "EXTRA_TWO"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, "BAD_MAJOR ") && !strstr(out, "INIT_FAILS "), "%s", out);
+	free(out);
+
+	/* the daemon runs on without them and says why in its log */
+	char *dsn = tl_create_db("plugins");
+	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
+	int port = tl_free_port();
+	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
+	char *serve_env[] = {env_dir, env_dsn, env_listen,
+			     (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+			     (char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOOP\"}]}",
+			     NULL};
+	char *serve[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
+	char log[] = "/tmp/ghl-plugins-log-XXXXXX";
+	close(mkstemp(log));
+	pid_t pid = tl_spawn(serve, serve_env, log);
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	ck_assert_msg(tl_wait_http(url, 15000), "agent did not start: %s", tl_read_file(log));
+	ck_assert_int_eq(tl_http("GET", url, NULL, NULL, NULL), 200);
+	char *text = tl_read_file(log);
+	ck_assert_msg(strstr(text, "step refused") && strstr(text, "init_fails.so"), "%s", text);
+	free(text);
+	kill(pid, SIGTERM);
+	int st;
+	ck_assert_int_eq(tl_wait_exit(pid, 15000, &st), 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", st);
+	unlink(log);
+
+	/* a default pipeline naming an unknown step stops the start with a hint */
+	char *bad_env[] = {env_dir, env_dsn, env_listen,
+			   (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+			   (char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOPE\"}]}",
+			   NULL};
+	ck_assert_int_eq(tl_run(serve, bad_env, &out), 1);
+	ck_assert_msg(strstr(out, "default_pipeline") && strstr(out, "pipeline[0].step") &&
+			      strstr(out, "unknown step \\\"NOPE\\\"") && strstr(out, "known steps"),
+		      "%s", out);
+	free(out);
+	free(env_listen);
+	free(env_dsn);
+	tl_drop_db(dsn);
+	free(dsn);
+	free(env_dir);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+static int sh(const char *cmd, char **out)
+{
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
+	return tl_run(argv, NULL, out);
+}
+
+START_TEST(out_of_tree_plugin_against_installed_header)
+{
+	char tmpl[] = "/tmp/ghl-install-XXXXXX";
+	char *prefix = xstrdup(mkdtemp(tmpl));
+	char *out;
+	char *cmd = xasprintf("cmake --install '%s' --prefix '%s'", tl_env("GHL_BUILD_DIR"), prefix);
+	ck_assert_msg(sh(cmd, &out) == 0, "install: %s", out);
+	free(out);
+	free(cmd);
+	/* build the example with only the installed header, found by pkg-config */
+	cmd = xasprintf("export PKG_CONFIG_PATH='%s/share/pkgconfig'; "
+			"cc $(pkg-config --cflags ghl-agent-plugin) -Wall -Werror -shared -fPIC "
+			"-o \"$(pkg-config --variable=plugindir ghl-agent-plugin)/hello_step.so\" "
+			"'%s/docs/examples/plugin/hello_step.c' 2>&1 && "
+			"pkg-config --cflags ghl-agent-plugin",
+			prefix, tl_env("GHL_SOURCE_DIR"));
+	int rc = sh(cmd, &out);
+	ck_assert_msg(rc == 0, "building the example: %s", out);
+	ck_assert_msg(strstr(out, prefix) || strstr(out, "-I"), "%s", out);
+	free(out);
+	free(cmd);
+
+	/* the installed agent finds its built-in plugins and the new one */
+	char *bin = xasprintf("%s/bin/ghl-agent", prefix);
+	char *argv[] = {bin, (char *)"plugins", NULL};
+	char *env[] = {(char *)"GHL_AGENT_PLUGIN_DIR=", NULL};
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	ck_assert_msg(strstr(out, "HELLO") && strstr(out, "CREATE_LOCATION") &&
+			      strstr(out, prefix) && !strstr(out, "refused"), "%s", out);
+	free(out);
+
+	/* ... and runs it: migrate with the installed migrations, one job */
+	char *dsn = tl_create_db("plugins_oot");
+	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
+	char *menv[] = {env_dsn, (char *)"GHL_AGENT_PLUGIN_DIR=", NULL};
+	char *margv[] = {bin, (char *)"migrate", NULL};
+	ck_assert_msg(tl_run(margv, menv, &out) == 0, "migrate: %s", out);
+	free(out);
+	PGconn *c = tl_connect(dsn);
+	PQclear(tl_sql(c, "INSERT INTO agencies (id, name, ghl_agency_id, "
+			  "oauth_access_token_encrypted, oauth_refresh_token_encrypted, "
+			  "token_expires_at, settings_json) VALUES ('11111111-1111-4111-8111-"
+			  "111111111111', 'Out of tree', 'oot-co', 'x', 'x', now() + interval '1 day', "
+			  "'{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"HELLO\"}]}')"));
+	PQclear(tl_sql(c, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			  "('11111111-1111-4111-8111-111111111111', "
+			  "'{\"name\":\"Acme\",\"email\":\"a@acme.example\"}')"));
+	int port = tl_free_port();
+	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
+	char *senv[] = {env_dsn, env_listen, (char *)"GHL_AGENT_PLUGIN_DIR=",
+			(char *)"GHL_AGENT_POLL_INTERVAL=100ms",
+			(char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+			NULL};
+	char *sargv[] = {bin, (char *)"serve", NULL};
+	char log[] = "/tmp/ghl-oot-log-XXXXXX";
+	close(mkstemp(log));
+	pid_t pid = tl_spawn(sargv, senv, log);
+	char *v = NULL;
+	for (int i = 0; i < 150; i++) {
+		free(v);
+		v = tl_sql_value(c, "SELECT status FROM provisioning_jobs");
+		if (!strcmp(v, "COMPLETED") || !strcmp(v, "FAILED"))
+			break;
+		usleep(100000);
+	}
+	ck_assert_msg(!strcmp(v, "COMPLETED"), "job %s; log: %s", v, tl_read_file(log));
+	free(v);
+	v = tl_sql_value(c, "SELECT details_json->'outputs'->>'greeting' FROM provisioning_logs "
+			    "WHERE step = 'HELLO' AND status = 'COMPLETED'");
+	ck_assert_str_eq(v, "Hello, Acme!");
+	free(v);
+	kill(pid, SIGTERM);
+	int st;
+	ck_assert_int_eq(tl_wait_exit(pid, 15000, &st), 0);
+	unlink(log);
+	PQfinish(c);
+	tl_drop_db(dsn);
+	free(dsn);
+	free(env_dsn);
+	free(env_listen);
+	free(bin);
+	rm_rf(prefix);
+	free(prefix);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("plugins");
+	TCase *tc = tcase_create("plugins");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, each_refusal_names_file_and_reason);
+	tcase_add_test(tc, out_of_tree_plugin_against_installed_header);
+	suite_add_tcase(s, tc);
+	return tl_run_suite(s);
+}

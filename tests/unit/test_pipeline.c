@@ -1,0 +1,156 @@
+/* test_pipeline.c — pipeline validation messages and retry backoff bounds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+#include "pipeline.h"
+#include "registry.h"
+#include "scheduler.h"
+#include "testlib.h"
+
+static struct step_registry *reg;
+
+static void setup(void)
+{
+	log_configure(LOG_ERROR, LOG_FORMAT_TEXT);
+	reg = step_registry_new();
+	char *dir = xasprintf("%s/plugins", tl_env("GHL_BUILD_DIR"));
+	ck_assert_int_ge(step_registry_load_plugins(reg, dir), 8);
+	free(dir);
+}
+
+static void teardown(void)
+{
+	step_registry_free(reg);
+}
+
+/* Validate settings text; return "field: message|field: message". */
+static char *problems_of(const char *settings)
+{
+	struct err e;
+	struct json *s = json_parse(settings, strlen(settings), 32, &e);
+	ck_assert_msg(s != NULL, "%s", e.msg);
+	struct json *p = json_new_array();
+	pipeline_validate(reg, s, p);
+	struct buf b;
+	buf_init(&b);
+	for (size_t i = 0; i < json_len(p); i++)
+		buf_printf(&b, "%s%s: %s", i ? "|" : "", json_get_str(json_at(p, i), "field"),
+			   json_get_str(json_at(p, i), "message"));
+	json_free(p);
+	json_free(s);
+	return buf_take(&b);
+}
+
+START_TEST(valid_pipelines)
+{
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"},"
+			      "{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_USER\","
+			      "\"config\":{\"role\":\"admin\"}},{\"step\":\"NOOP\",\"on_error\":"
+			      "\"continue\"}],\"max_retries\":3,\"max_concurrent_jobs\":5,"
+			      "\"webhook_url\":\"https://agency.example/hook\"}");
+	ck_assert_str_eq(p, "");
+	free(p);
+	p = problems_of("{}");
+	ck_assert_str_eq(p, "");
+	free(p);
+}
+END_TEST
+
+START_TEST(messages_name_index_step_and_key)
+{
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"},"
+			      "{\"step\":\"CREATE_LOCATON\"}]}");
+	ck_assert_msg(str_has_prefix(p, "pipeline[1].step: unknown step \"CREATE_LOCATON\" "
+					"(known steps: ") && strstr(p, "CREATE_LOCATION"), "%s", p);
+	free(p);
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"CREATE_USER\",\"config\":"
+			"{\"role\":\"owner\"}}]}");
+	ck_assert_msg(strstr(p, "pipeline[1].config.role: ") && strstr(p, "admin") &&
+			      strstr(p, "(step CREATE_USER)"), "%s", p);
+	free(p);
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"config\":{\"output\":1,\"x\":2}}]}");
+	ck_assert_msg(strstr(p, "pipeline[0].config.output: ") && strstr(p, "pipeline[0].config.x: "),
+		      "%s", p);
+	free(p);
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"retries\":2,\"on_error\":\"ignore\"}]}");
+	ck_assert_msg(strstr(p, "pipeline[0].retries: unknown key (allowed: step, config, on_error)") &&
+			      strstr(p, "pipeline[0].on_error: must be \"fail\" or \"continue\""),
+		      "%s", p);
+	free(p);
+	p = problems_of("{\"pipeline\":[],\"max_retries\":-1,\"max_concurrent_jobs\":\"5\"}");
+	ck_assert_msg(strstr(p, "pipeline: must be a non-empty array") &&
+			      strstr(p, "max_retries: must be a whole number from 0 to 100") &&
+			      strstr(p, "max_concurrent_jobs: must be a whole number"), "%s", p);
+	free(p);
+	p = problems_of("{\"pipeline\":[\"NOOP\",{\"config\":{}}]}");
+	ck_assert_msg(strstr(p, "pipeline[0]: must be an object") &&
+			      strstr(p, "pipeline[1].step: required"), "%s", p);
+	free(p);
+
+	struct err e;
+	const char *t = "{\"pipeline\":[{\"step\":\"NOPE\"}]}";
+	struct json *s = json_parse(t, strlen(t), 8, &e);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(pipeline_check(reg, s, &e), -1);
+	ck_assert_msg(str_has_prefix(e.msg, "pipeline[0].step: unknown step \"NOPE\""), "%s", e.msg);
+	json_free(s);
+}
+END_TEST
+
+START_TEST(effective_pipeline)
+{
+	struct err e;
+	const char *ta = "{\"pipeline\":[{\"step\":\"NOOP\"}]}";
+	const char *td = "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}";
+	struct json *agency = json_parse(ta, strlen(ta), 8, &e);
+	struct json *def = json_parse(td, strlen(td), 8, &e);
+	ck_assert_ptr_nonnull(agency);
+	ck_assert_ptr_nonnull(def);
+	struct json *p = pipeline_effective(agency, def);
+	ck_assert_str_eq(json_get_str(json_at(p, 0), "step"), "NOOP");
+	json_free(p);
+	p = pipeline_effective(NULL, def);
+	ck_assert_str_eq(json_get_str(json_at(p, 0), "step"), "CREATE_LOCATION");
+	json_free(p);
+	json_free(agency);
+	json_free(def);
+}
+END_TEST
+
+START_TEST(backoff_is_exponential_jittered_and_bounded)
+{
+	for (uint64_t r = 0; r < 5000; r += 7) {
+		for (int n = 1; n <= 12; n++) {
+			long long d = scheduler_backoff_ms(n, 1000, 60000, 0, r * 2654435761ULL);
+			long long full = 1000LL << (n - 1);
+			if (full > 60000)
+				full = 60000;
+			ck_assert_msg(d >= full / 2 && d <= full, "n=%d d=%lld full=%lld", n, d, full);
+		}
+	}
+	/* GHL's wait wins when longer, even beyond the cap */
+	ck_assert_int_eq(scheduler_backoff_ms(1, 1000, 60000, 90000, 3), 90000);
+	ck_assert_int_le(scheduler_backoff_ms(1, 1000, 60000, 10, 3), 1000);
+	/* jitter spreads: not every draw the same */
+	long long a = scheduler_backoff_ms(5, 1000, 60000, 0, 1);
+	long long b = scheduler_backoff_ms(5, 1000, 60000, 0, 999983);
+	ck_assert_int_ne(a, b);
+	/* huge retry numbers do not overflow */
+	ck_assert_int_le(scheduler_backoff_ms(1000, 1000, 300000, 0, 42), 300000);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pipeline");
+	TCase *tc = tcase_create("pipeline");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, valid_pipelines);
+	tcase_add_test(tc, messages_name_index_step_and_key);
+	tcase_add_test(tc, effective_pipeline);
+	tcase_add_test(tc, backoff_is_exponential_jittered_and_bounded);
+	suite_add_tcase(s, tc);
+	return tl_run_suite(s);
+}
