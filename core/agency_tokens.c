@@ -153,11 +153,13 @@ static void op_clear_row(struct op *op)
 	op->st = AGENCY_TOKEN_OK;
 }
 
+/* why may point into op->why itself. */
 static void op_set(struct op *op, enum agency_token_status st, const char *why)
 {
+	char *copy = why ? xstrdup(why) : NULL;
 	op->st = st;
 	free(op->why);
-	op->why = why ? xstrdup(why) : NULL;
+	op->why = copy;
 }
 
 /* Unlinks and frees op; the module goes too when it was freed meanwhile. */
