@@ -73,6 +73,13 @@ static const struct key_def keys[] = {
 	 "{\"step\":\"SET_CUSTOM_VALUES\"},{\"step\":\"CREATE_CONTACT\"}]}", NULL, 0, 0, 0},
 	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, 0, 0, 0},
 	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, 0, 2, 64},
+	/* Lua steps (core/lua_host.c): per-run limits, overridable per script */
+	{"step_dir", K_STRING, STR(step_dir), "", NULL, 0, 0, 0},
+	{"lua_max_instructions", K_INT, STR(lua_max_instructions), "10000000", NULL, 0, 1000,
+	 1000000000000LL},
+	{"lua_max_memory", K_INT, STR(lua_max_memory), "16777216", NULL, 0, 65536,
+	 4294967296LL},
+	{"lua_max_wall_ms", K_INT, STR(lua_max_wall_ms), "2000", NULL, 0, 1, 3600000},
 	/* REST API and access (core/api.c, core/auth.c) */
 	{"max_body_bytes", K_INT, STR(max_body_bytes), "1048576", NULL, 0, 1024, 1073741824},
 	{"session_ttl", K_DURATION, STR(session_ttl_ms), "12h", NULL, 0, 0, 0},

@@ -55,6 +55,12 @@ struct config {
 	char *plugin_dir;
 	long long db_pool_size;
 
+	/* Lua steps (core/lua_host.c) */
+	char *step_dir;
+	long long lua_max_instructions;
+	long long lua_max_memory;
+	long long lua_max_wall_ms;
+
 	/* REST API and access (core/api.c, core/auth.c) */
 	long long max_body_bytes;
 	long long session_ttl_ms;

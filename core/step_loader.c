@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "lua_host.h"
 #include "paths.h"
 #include "registry.h"
 
@@ -12,4 +13,5 @@ void step_loader_load_all(struct step_registry *r, const struct config *cfg)
 	char *pdir = cfg->plugin_dir[0] ? xstrdup(cfg->plugin_dir) : paths_plugin_dir();
 	step_registry_load_plugins(r, pdir);
 	free(pdir);
+	lua_host_load_all(r, cfg, 0);
 }
