@@ -40,6 +40,10 @@ static struct lua_run *need_run(lua_State *L, const char *what)
 	struct lua_run *r = lua_sandbox_run(L);
 	if (!r || !r->ctx)
 		luaL_error(L, "%s is only available while run() executes", what);
+	if (r->dead) {
+		lua_pushstring(L, r->dead_msg);
+		lua_error(L);
+	}
 	return r;
 }
 
@@ -319,31 +323,11 @@ void lua_host_open_api(lua_State *L, struct lua_script *s)
 					   {"warn", l_log_warn},   {"error", l_log_error},
 					   {NULL, NULL}};
 	luaL_newlib(L, ghl_fns);
-	lua_newtable(L);
-	lua_pushvalue(L, -2);
-	lua_setfield(L, -2, "__index");
-	lua_pushliteral(L, "locked");
-	lua_setfield(L, -2, "__metatable");
-	lua_pushboolean(L, 1);
-	lua_setfield(L, -2, "__frozen");
-	lua_newtable(L); /* proxy */
-	lua_insert(L, -2);
-	lua_setmetatable(L, -2);
+	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, "ghl");
-	lua_pop(L, 1);
 	luaL_newlib(L, log_fns);
-	lua_newtable(L);
-	lua_pushvalue(L, -2);
-	lua_setfield(L, -2, "__index");
-	lua_pushliteral(L, "locked");
-	lua_setfield(L, -2, "__metatable");
-	lua_pushboolean(L, 1);
-	lua_setfield(L, -2, "__frozen");
-	lua_newtable(L);
-	lua_insert(L, -2);
-	lua_setmetatable(L, -2);
+	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, "log");
-	lua_pop(L, 1);
 	lua_pushcfunction(L, l_log_info);
 	lua_setfield(L, base, "print");
 
@@ -422,7 +406,13 @@ static int error_message(struct lua_run *r, int status, char *out, size_t outlen
 	if (t == LUA_TLIGHTUSERDATA && lua_touserdata(th, -1) == &failed_sentinel)
 		return 1;
 	if (t == LUA_TSTRING) {
-		snprintf(out, outlen, "%s", lua_tostring(th, -1));
+		/* Lua's own "file.lua:N:" prefix, else ours */
+		const char *m = lua_tostring(th, -1);
+		size_t fl = strlen(r->s->file);
+		if (!strncmp(m, r->s->file, fl) && m[fl] == ':')
+			snprintf(out, outlen, "%s", m);
+		else
+			snprintf(out, outlen, "%s: %s", where, m);
 		return 0;
 	}
 	if (t == LUA_TTABLE) {
@@ -486,6 +476,16 @@ static int resume(struct lua_run *r, int nargs)
 	int st = lua_resume(r->th, NULL, nargs, &nres);
 	r->lua_us += lua_sandbox_now_us() - r->resumed_us;
 	int rc;
+	if (r->dead && st != LUA_OK && st != LUA_YIELD) {
+		/* reported below with the limit's message */
+	} else if (r->dead) {
+		/* a limit was hit where no hook ran again (e.g. inside pcall at the end) */
+		char where[200];
+		lua_sandbox_where(s, r->th, where, sizeof(where));
+		r->finished = 1;
+		s->cur = NULL;
+		return r->host->fail(r->ctx, 0, "%s: %s", where, r->dead_msg);
+	}
 	if (st == LUA_YIELD && r->waiting && !r->dead) {
 		lua_pop(r->th, nres);
 		rc = GHL_STEP_WAIT;

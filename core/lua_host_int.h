@@ -56,6 +56,10 @@ int64_t lua_sandbox_now_us(void);
 /* The run executing on L (via the state's allocator data), or NULL. */
 struct lua_run *lua_sandbox_run(lua_State *L);
 
+/* Replace the table at the top of L with a read-only proxy of it (pairs
+ * works, writes and rawset raise, the metatable is hidden). */
+void lua_sandbox_freeze_top(lua_State *L);
+
 /* Mark r dead with a message (first one wins). */
 void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

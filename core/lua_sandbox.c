@@ -34,6 +34,8 @@ struct lua_run *lua_sandbox_run(lua_State *L)
 	return ud ? ((struct lua_script *)ud)->cur : NULL;
 }
 
+static void sb_hook(lua_State *L, lua_Debug *ar);
+
 void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...)
 {
 	if (r->dead)
@@ -43,6 +45,10 @@ void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->dead_msg, sizeof(r->dead_msg), fmt, ap);
 	va_end(ap);
+	/* the run's own thread raises at its next instruction (lua_sethook is
+	 * safe from anywhere, the allocator included) */
+	if (r->th)
+		lua_sethook(r->th, sb_hook, LUA_MASKCOUNT, 1);
 }
 
 /* ---- limits ------------------------------------------------------------- */
@@ -136,8 +142,7 @@ static int frozen_pairs(lua_State *L)
 	return 3;
 }
 
-/* Replace the table at the top with a read-only proxy of it. */
-static void freeze_top(lua_State *L)
+void lua_sandbox_freeze_top(lua_State *L)
 {
 	int real = lua_gettop(L);
 	lua_newtable(L); /* the proxy */
@@ -243,8 +248,8 @@ static int sb_json_decode(lua_State *L)
 	if (cap < 65536)
 		cap = 65536;
 	if ((long long)len > cap)
-		return luaL_error(L, "json.decode: text of %zu bytes is over the limit of %lld bytes",
-				  len, cap);
+		return luaL_error(L, "json.decode: text of %I bytes is over the limit of %I bytes",
+				  (lua_Integer)len, (lua_Integer)cap);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushvalue(L, 1);
 	lua_call(L, 1, 1);
@@ -275,7 +280,7 @@ static void add_lib(lua_State *L, int base, const char *name, lua_CFunction open
 		lua_pushnil(L);
 		lua_setfield(L, -2, drop[i]);
 	}
-	freeze_top(L);
+	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, name);
 }
 
@@ -310,7 +315,7 @@ static int sb_setup(lua_State *L)
 	lua_createtable(L, 0, 3);
 	static const char *const os_keep[] = {"time", "date", "clock", NULL};
 	copy_fields(L, -2, lua_gettop(L), os_keep);
-	freeze_top(L);
+	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, "os");
 	lua_pop(L, 1);
 
@@ -331,7 +336,7 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "decode");
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");
-	freeze_top(L);
+	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, "json");
 	lua_pop(L, 1);
 

@@ -481,7 +481,8 @@ static void request_go(ghl_step_ctx *ctx)
 		}
 		/* a one-off client: freed after the reply (see on_post_response) */
 		struct ghl_request rq = {.method = "POST", .path = p ? p : "/",
-					 .json_body = ctx->rq_body};
+					 .json_body = ctx->rq_body, .headers = ctx->rq_headers,
+					 .version = ""};
 		ctx->requests++;
 		ctx->post_client = c; /* freed by on_response */
 		ghl_request_send(c, &rq, on_response, ctx);
@@ -984,8 +985,10 @@ static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error
 	char *log = json_to_string(ctx->log);
 	runner_once_fn cb = ctx->once_cb;
 	void *arg = ctx->once_arg;
+	char *err_copy = error ? xstrdup(error) : NULL; /* error may be ctx->fail_msg */
 	ctx_free(ctx);
-	cb(arg, status, outputs, log, error);
+	cb(arg, status, outputs, log, err_copy);
+	free(err_copy);
 	free(outputs);
 	free(log);
 	struct job *job = &o->job;
