@@ -6,6 +6,7 @@
 
 #include "cmd_job.h"
 #include "cmd_rewrap.h"
+#include "cmd_step.h"
 #include "cmd_user.h"
 #include "config.h"
 #include "db.h"
@@ -58,6 +59,7 @@ static const struct command commands[] = {
 	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
 	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
 	{"job", cmd_job, "submit a provisioning job, or show one with its journal", CMD_JOB_HELP},
+	{"step", cmd_step, "run one Lua step script against the configured GHL", CMD_STEP_HELP},
 	{"plugins", cmd_plugins, "list the registered steps and refused plugins", CMD_PLUGINS_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };

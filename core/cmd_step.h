@@ -1,0 +1,22 @@
+/* cmd_step.h — `ghl-agent step run`: run one Lua step script by hand. */
+#ifndef GHL_CMD_STEP_H
+#define GHL_CMD_STEP_H
+
+struct config;
+
+#define CMD_STEP_HELP                                                                        \
+	"Usage: ghl-agent [--config PATH] step run FILE --client-json F [--config JSON]\n" \
+	"                 [--outputs JSON] [--agency ID]\n\n"                                  \
+	"Loads the Lua step script FILE (with the sandbox and limits the daemon uses)\n"     \
+	"and runs it once against the configured GHL (ghl_api_base; ghl-sim in the\n"        \
+	"demo) with the client data in F (- reads stdin), the step config JSON\n"            \
+	"(--config after `run` is the step's config; also --config-json) and the\n"          \
+	"outputs of earlier steps JSON (e.g. '{\"location_id\":\"...\"}'). Requests carry\n"  \
+	"the tokens of agency ID (agencies.id; default: the oldest connected agency),\n"     \
+	"so the database and token keys must be configured as for `serve`.\n"               \
+	"Prints the status, the outputs and the step's log; nothing is journaled.\n"        \
+	"Exit status: 0 completed, 1 failed or refused, 2 bad arguments.\n"
+
+int cmd_step(struct config *cfg, int argc, char **argv);
+
+#endif
