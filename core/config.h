@@ -29,6 +29,7 @@ struct config {
 	char *ghl_redirect_url;
 	char *ghl_scopes;
 	long long ghl_timeout_ms;
+	long long ghl_max_connections;
 	char *token_keys;
 	char *token_keys_file;
 	char *oauth_state_secret;

@@ -234,6 +234,14 @@ static void want_write(struct db_async *db, void (*cb)(evutil_socket_t, short, v
 	event_add(db->ev_write, NULL);
 }
 
+static void rollback_done(void *arg, PGresult *res, const char *errmsg)
+{
+	(void)arg;
+	(void)res;
+	(void)errmsg;
+	log_warn("rolled back a transaction left open on a shared connection", NULL);
+}
+
 static void deliver_results(struct db_async *db)
 {
 	while (db->sent && !PQisBusy(db->conn)) {
@@ -266,6 +274,11 @@ static void deliver_results(struct db_async *db)
 		p->cb(p->arg, res, NULL);
 		PQclear(res);
 		pending_free(p);
+		/* A shared connection must never be left inside a transaction (a
+		 * failed multi-statement query, a borrower that forgot COMMIT). */
+		if (!db->reserved && db->state == DB_READY && !db->head &&
+		    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+			db_async_query(db, "ROLLBACK", 0, NULL, rollback_done, db);
 		if (db->state != DB_READY)
 			return;
 		db_send_next(db);

@@ -58,7 +58,7 @@ struct ghl_call {
 	struct ghl_client *c;
 	struct ghl_call *prev, *next; /* c->calls */
 	enum call_state state;
-	char *method, *path, *url, *body, *version, *token, *bucket_key;
+	char *method, *path, *url, *body, *version, *token, *bucket_key, *extra_headers;
 	const char *content_type;
 	size_t body_len;
 	int has_hooks;
@@ -354,6 +354,7 @@ static void call_free(struct ghl_call *call)
 	}
 	free(call->version);
 	wipe_free(call->token);
+	free(call->extra_headers);
 	free(call->bucket_key);
 	free(call->fin_msg);
 	free(call);
@@ -703,6 +704,17 @@ static struct curl_slist *build_headers(struct ghl_call *call)
 		char *a = xasprintf("Authorization: Bearer %s", call->token);
 		h = curl_slist_append(h, a);
 		wipe_free(a);
+	}
+	for (const char *p = call->extra_headers; p && *p;) {
+		size_t n = strcspn(p, "\r\n");
+		if (n && memchr(p, ':', n)) {
+			char *line = xstrndup(p, n);
+			h = curl_slist_append(h, line);
+			free(line);
+		}
+		p += n;
+		while (*p == '\r' || *p == '\n')
+			p++;
 	}
 	return h;
 }
@@ -1144,6 +1156,7 @@ static void request_send(struct ghl_client *c, const struct ghl_request *req,
 	const char *v = req->version ? req->version : pick_version(req->path);
 	call->version = v ? xstrdup(v) : NULL;
 	call->token = req->token ? xstrdup(req->token) : NULL;
+	call->extra_headers = req->headers ? xstrdup(req->headers) : NULL;
 	if (hooks && hooks->refresh && call->token) {
 		call->has_hooks = 1;
 		call->hooks = *hooks;

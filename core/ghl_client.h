@@ -67,6 +67,8 @@ struct ghl_request {
 	const char *form_body; /* x-www-form-urlencoded (OAuth endpoints); may be NULL */
 	const char *version;   /* NULL → picked from the path (see above) */
 	const char *token;     /* bearer; NULL for /oauth/token */
+	const char *headers;   /* extra "Name: value" lines separated by '\n' (webhooks
+				* to non-GHL URLs); may be NULL. Never logged. */
 	const char *resource;  /* rate-limit bucket: the company id for an agency
 				* token, the location id for a location token.
 				* NULL → the token's own bucket; no token and no

@@ -48,6 +48,7 @@ int ghl_setup(struct app *app, struct err *e)
 	struct ghl_client_opts o = {
 		.api_base = cfg->ghl_api_base,
 		.timeout_ms = cfg->ghl_timeout_ms,
+		.max_host_connections = (int)cfg->ghl_max_connections,
 		.client_id = cfg->ghl_client_id,
 		.client_secret = cfg->ghl_client_secret,
 	};

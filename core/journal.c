@@ -345,7 +345,9 @@ static void take_batch(struct journal *j)
 {
 	struct batch *n = &j->next, *f = &j->flight;
 	size_t nl = n->nlogs < JOURNAL_MAX_BATCH ? n->nlogs : JOURNAL_MAX_BATCH;
-	size_t nu = n->nupds < JOURNAL_MAX_BATCH ? n->nupds : JOURNAL_MAX_BATCH;
+	/* A job's state never commits before its log rows: updates go only in a
+	 * batch that carries every log row queued so far. */
+	size_t nu = nl < n->nlogs ? 0 : n->nupds < JOURNAL_MAX_BATCH ? n->nupds : JOURNAL_MAX_BATCH;
 	if (nl == n->nlogs && nu == n->nupds) {
 		struct batch tmp = *f; /* swap: flight is empty */
 		*f = *n;

@@ -36,8 +36,12 @@ struct scheduler {
 	void (*stop_cb)(void *);
 	void *stop_arg;
 	int stop_reported;
+	int outstanding; /* pool queries whose callback has not run yet */
+	int dead;	 /* scheduler_free ran: free on the last callback */
 	struct scheduler_stats st;
 };
+
+static void scheduler_release(struct scheduler *s);
 
 long long scheduler_backoff_ms(int n, long long base_ms, long long max_ms,
 			       long long retry_after_ms, uint64_t random)
@@ -127,6 +131,12 @@ static void on_claimed(void *arg, PGresult *res, const char *errmsg)
 {
 	struct scheduler *s = arg;
 	s->claiming = 0;
+	if (--s->outstanding == 0 && s->dead) {
+		scheduler_release(s);
+		return;
+	}
+	if (s->dead)
+		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *why = res ? PQresultErrorMessage(res) : errmsg;
 		log_warn("claiming jobs failed", "error", why ? why : "?", NULL);
@@ -202,9 +212,10 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 	if (room > 4096)
 		room = 4096;
 	/* Only numbers and our own owner id are inlined (no input strings):
-	 * several statements need the simple protocol. */
+	 * several statements need the simple protocol, which runs them as one
+	 * implicit transaction (the advisory lock is held to its end; an error
+	 * rolls everything back). */
 	char *sql = xasprintf(
-		"BEGIN;"
 		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
 		"UPDATE provisioning_jobs SET status = 'PENDING', locked_by = NULL,"
 		" lease_until = NULL, updated_at = now()"
@@ -240,10 +251,10 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		"  'agency_id', s.agency_id)::text END,"
 		" c.cancel_requested"
 		" FROM claimed c JOIN agencies a ON a.id = c.agency_id"
-		" LEFT JOIN snapshots s ON s.id = c.snapshot_id;"
-		"COMMIT;",
+		" LEFT JOIN snapshots s ON s.id = c.snapshot_id",
 		cfg->max_concurrent_jobs, room, s->owner, cfg->lease_timeout_ms);
 	s->claiming = 1;
+	s->outstanding++;
 	db_pool_query(s->app->db, sql, 0, NULL, on_claimed, s);
 	free(sql);
 }
@@ -274,6 +285,12 @@ static void on_renewed(void *arg, PGresult *res, const char *errmsg)
 	struct scheduler *s = rn->s;
 	uint64_t seq = rn->seq;
 	free(rn);
+	if (--s->outstanding == 0 && s->dead) {
+		scheduler_release(s);
+		return;
+	}
+	if (s->dead)
+		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("renewing job leases failed", "error",
 			 res ? PQresultErrorMessage(res) : errmsg, NULL);
@@ -338,6 +355,7 @@ static void renew_cb(evutil_socket_t fd, short what, void *arg)
 	struct renew *rn = xcalloc(1, sizeof(*rn));
 	rn->s = s;
 	rn->seq = s->claim_seq;
+	s->outstanding++;
 	db_pool_query(s->app->db,
 		      "UPDATE provisioning_jobs SET lease_until = now() + $2::bigint * "
 		      "interval '1 millisecond' WHERE locked_by = $1 AND status = 'IN_PROGRESS' "
@@ -496,6 +514,12 @@ void scheduler_stop(struct scheduler *s, long long deadline_ms, void (*done)(voi
 	maybe_stopped(s);
 }
 
+static void scheduler_release(struct scheduler *s)
+{
+	json_free(s->env.default_settings);
+	free(s);
+}
+
 void scheduler_free(struct scheduler *s)
 {
 	if (!s)
@@ -505,14 +529,18 @@ void scheduler_free(struct scheduler *s)
 		runner_abort(s->head, 0);
 	}
 	db_async_free(s->listen);
+	s->listen = NULL;
 	journal_free(s->journal);
+	s->journal = NULL;
 	event_free(s->ev_claim);
 	event_free(s->ev_poll);
 	event_free(s->ev_renew);
 	if (s->ev_deadline)
 		event_free(s->ev_deadline);
-	json_free(s->env.default_settings);
-	free(s);
+	s->dead = 1;
+	/* queries still queued in the pool call back later (when it is freed) */
+	if (s->outstanding == 0)
+		scheduler_release(s);
 }
 
 void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)

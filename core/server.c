@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,12 @@ int server_run(struct config *cfg)
 	app.cfg = cfg;
 	apply_logging(cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/* thousands of jobs in flight hold thousands of GHL connections */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 
 	if (migrate_load(cfg, &app.migrations, &e)) {
 		log_error("cannot read migrations", "error", e.msg, NULL);

@@ -1,0 +1,343 @@
+/* bench_jobs.c — the job engine's figures (issue 4), printed as a table:
+ *   (a) drain: 20,000 queued jobs through a one-step NOOP pipeline — jobs/s
+ *   (b) pickup latency at a steady 100 jobs/s: insert → IN_PROGRESS, p50/p99
+ *   (c) provisioning: 2,000 jobs over 200 agencies, default pipeline, ghl-sim
+ *       at 200 ms per call, rate limit off — jobs/s, peak in flight, share of
+ *       the simulator-bound ideal (in flight ÷ per-job latency)
+ *   (d) the agent's peak RSS during (c)
+ *   (e) rate-limited: one agency, 300 jobs, ghl-sim at GHL's 100 per 10 s —
+ *       429s received and the company-level call rate
+ * Run by scripts/bench (which starts PostgreSQL with default durability).
+ * Usage: bench_jobs [a|b|c|e ...]   (default: all; d comes with c)
+ */
+#include <stdarg.h>
+
+#include "ghl_harness.h"
+
+static char results[5][200];
+
+static PGconn *db;
+static char *dsn;
+
+static long long qn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long qn(const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	char *v = tl_sql_value(db, buf_cstr(&b));
+	buf_free(&b);
+	long long n = 0;
+	str_to_ll(v, -(1LL << 60), 1LL << 60, &n);
+	free(v);
+	return n;
+}
+
+static double qd(const char *sql)
+{
+	char *v = tl_sql_value(db, sql);
+	double d = strtod(v, NULL);
+	free(v);
+	return d;
+}
+
+static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sql(const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	PQclear(tl_sql(db, buf_cstr(&b)));
+	buf_free(&b);
+}
+
+static void fresh_db(const char *name)
+{
+	if (db) {
+		PQfinish(db);
+		tl_drop_db(dsn);
+		free(dsn);
+	}
+	dsn = tl_create_db(name);
+	hmigrate(dsn);
+	db = tl_connect(dsn);
+}
+
+static const char *agency_sql =
+	"INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted, "
+	"oauth_refresh_token_encrypted, token_expires_at, settings_json) VALUES "
+	"('22222222-2222-4222-8222-222222222222', 'Bench', 'bench-co', 'x', 'x', "
+	"now() + interval '1 day', '{\"pipeline\":[{\"step\":\"NOOP\"}],"
+	"\"max_concurrent_jobs\":100000}')";
+
+static long rss_peak_kb(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char *t = tl_read_file(path);
+	char *p = strstr(t, "VmHWM:");
+	long kb = p ? strtol(p + 6, NULL, 10) : -1;
+	free(t);
+	return kb;
+}
+
+static void wait_done(long long total, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 20; i++) {
+		if (qn("SELECT count(*) FROM provisioning_jobs WHERE status IN ('COMPLETED', "
+		       "'FAILED')") >= total)
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "timed out; states: %s\n",
+		tl_sql_value(db, "SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, "
+				 "count(*) n FROM provisioning_jobs GROUP BY 1) s"));
+	exit(1);
+}
+
+static void bench_drain(void)
+{
+	const int n = 20000;
+	fresh_db("bench_drain");
+	sql("%s", agency_sql);
+	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json) SELECT "
+	    "'22222222-2222-4222-8222-222222222222', jsonb_build_object('name', 'C' || g, "
+	    "'email', 'c' || g || '@x.example') FROM generate_series(1, %d) g", n);
+	sql("VACUUM ANALYZE provisioning_jobs");
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
+			       "GHL_AGENT_CLAIM_BATCH=2000", NULL};
+	struct hagent a;
+	int64_t t0 = now_monotonic_ms();
+	hagent_start(&a, dsn, NULL, extra);
+	wait_done(n, 300);
+	int64_t wall = now_monotonic_ms() - t0;
+	double span = qd("SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM "
+			 "provisioning_jobs");
+	long long logs = qn("SELECT count(*) FROM provisioning_logs");
+	hagent_stop(&a);
+	unlink(a.log);
+	snprintf(results[0], sizeof(results[0]),
+		 "%.0f jobs/s (%d jobs in %.2f s first claim to last finish; %lld journal rows; "
+		 "wall %.1f s incl. start-up)",
+		 n / span, n, span, logs, wall / 1000.0);
+	printf("(a) drain: %s\n", results[0]);
+	fflush(stdout);
+}
+
+static void bench_pickup(void)
+{
+	fresh_db("bench_pickup");
+	sql("%s", agency_sql);
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", NULL};
+	struct hagent a;
+	hagent_start(&a, dsn, NULL, extra);
+	/* warm up, then a steady 100 inserts/s for 10 s, one transaction each */
+	const int n = 1000;
+	int64_t start = now_monotonic_ms();
+	for (int i = 0; i < n + 50; i++) {
+		int64_t due = start + (int64_t)i * 10;
+		int64_t now = now_monotonic_ms();
+		if (due > now)
+			usleep((useconds_t)(due - now) * 1000);
+		sql("INSERT INTO provisioning_jobs (agency_id, client_data_json, error_message) VALUES "
+		    "('22222222-2222-4222-8222-222222222222', '{\"name\":\"P\",\"email\":"
+		    "\"p@x.example\"}', %s)", i < 50 ? "'warmup'" : "NULL");
+	}
+	wait_done(n + 50, 60);
+	char *p = tl_sql_value(db, "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::"
+				   "numeric, 2) || ' ' || round(percentile_cont(0.99) WITHIN GROUP "
+				   "(ORDER BY ms)::numeric, 2) || ' ' || round(max(ms)::numeric, 2) "
+				   "FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 "
+				   "AS ms FROM provisioning_jobs WHERE error_message IS NULL OR "
+				   "error_message <> 'warmup') s");
+	double p50 = 0, p99 = 0, mx = 0;
+	sscanf(p, "%lf %lf %lf", &p50, &p99, &mx);
+	free(p);
+	hagent_stop(&a);
+	unlink(a.log);
+	snprintf(results[1], sizeof(results[1]), "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d jobs "
+		 "at 100/s)", p50, p99, mx, n);
+	printf("(b) pickup latency: %s\n", results[1]);
+	fflush(stdout);
+}
+
+static void bench_provision(void)
+{
+	const int agencies = 200, per = 10, total = agencies * per;
+	fresh_db("bench_prov");
+	struct hsim sim;
+	const char *sim_flags[] = {"--latency-ms", "200", "--rate-limit", "0",
+				   "--snapshot-delay-ms", "0", NULL};
+	hsim_start(&sim, sim_flags);
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
+			       "GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
+			       "GHL_AGENT_GHL_TIMEOUT=30s", NULL};
+	struct hagent a;
+	hagent_start(&a, dsn, &sim, extra);
+	/* 200 agencies connected through the real OAuth flow, each with a snapshot */
+	for (int i = 0; i < agencies; i++) {
+		char co[32];
+		snprintf(co, sizeof(co), "bench-co-%03d", i);
+		struct hresp cb;
+		char *url = hconnect(&a, co, &cb);
+		if (cb.status != 200) {
+			fprintf(stderr, "connect %s: %ld %s\n", co, cb.status, cb.body);
+			exit(1);
+		}
+		hresp_free(&cb);
+		free(url);
+	}
+	sql("INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) SELECT id, "
+	    "'snap-dental-001', 'Dental Practice', 'Dental' FROM agencies");
+	/* the agent's default pipeline: six steps, about nine GHL calls per job */
+	int64_t t0 = now_monotonic_ms();
+	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) SELECT a.id, "
+	    "jsonb_build_object('name', 'Client ' || g || ' of ' || a.ghl_agency_id, 'email', "
+	    "'owner' || g || '@' || a.ghl_agency_id || '.example', 'first_name', 'Ada', "
+	    "'last_name', 'Lovelace', 'custom_values', jsonb_build_object('welcome', 'Hi'), "
+	    "'tags', jsonb_build_array('bench')), s.id FROM agencies a JOIN snapshots s ON "
+	    "s.agency_id = a.id CROSS JOIN generate_series(1, %d) g", per);
+	long long peak = 0;
+	for (int i = 0; i < 6000; i++) {
+		long long inflight = qn("SELECT count(*) FROM provisioning_jobs WHERE status = "
+					"'IN_PROGRESS'");
+		if (inflight > peak)
+			peak = inflight;
+		if (qn("SELECT count(*) FROM provisioning_jobs WHERE status IN ('COMPLETED', "
+		       "'FAILED')") >= total)
+			break;
+		usleep(100000);
+	}
+	double wall = (now_monotonic_ms() - t0) / 1000.0;
+	long long failed = qn("SELECT count(*) FROM provisioning_jobs WHERE status = 'FAILED'");
+	double per_job = qd("SELECT avg(extract(epoch FROM finished_at - started_at)) FROM "
+			    "provisioning_jobs");
+	double span = qd("SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM "
+			 "provisioning_jobs");
+	double rate = total / span;
+	double ideal = peak / per_job;
+	long kb = rss_peak_kb(a.pid);
+	long long calls = hsim_stat(&sim, "locations_created");
+	snprintf(results[2], sizeof(results[2]),
+		 "%.0f jobs/s, peak %lld in flight, %.2f s per job (ideal %.0f jobs/s: %.0f%%), "
+		 "%lld failed, %lld locations, wall %.1f s",
+		 rate, peak, per_job, ideal, 100.0 * rate / ideal, failed, calls, wall);
+	snprintf(results[3], sizeof(results[3]), "%.1f MiB (VmHWM)", kb / 1024.0);
+	printf("(c) provisioning: %s\n(d) peak RSS: %s\n", results[2], results[3]);
+	fflush(stdout);
+	hagent_stop(&a);
+	unlink(a.log);
+	hsim_stop(&sim);
+}
+
+static void bench_rate_limited(void)
+{
+	const int n = 300;
+	fresh_db("bench_rl");
+	struct hsim sim;
+	const char *sim_flags[] = {"--rate-limit", "100", "--rate-window-ms", "10000", NULL};
+	hsim_start(&sim, sim_flags);
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_GHL_TIMEOUT=60s", NULL};
+	struct hagent a;
+	hagent_start(&a, dsn, &sim, extra);
+	struct hresp cb;
+	char *url = hconnect(&a, "rl-co", &cb);
+	hresp_free(&cb);
+	free(url);
+	/* company-level calls only: CREATE_LOCATION (a search and a create) */
+	sql("UPDATE agencies SET settings_json = '{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
+	    "\"max_concurrent_jobs\":300}'");
+	long long before_429 = hsim_stat(&sim, "rate_limited");
+	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json) SELECT id, "
+	    "jsonb_build_object('name', 'RL ' || g, 'email', 'rl' || g || '@x.example') FROM "
+	    "agencies CROSS JOIN generate_series(1, %d) g", n);
+	int64_t t0 = now_monotonic_ms();
+	wait_done(n, 600);
+	double secs = (now_monotonic_ms() - t0) / 1000.0;
+	long long r429 = hsim_stat(&sim, "rate_limited") - before_429;
+	long long failed = qn("SELECT count(*) FROM provisioning_jobs WHERE status = 'FAILED'");
+	/* every job made two company-level calls (search + create) */
+	double cps = 2.0 * n / secs;
+	snprintf(results[4], sizeof(results[4]),
+		 "%lld 429s, %.2f company calls/s (%.0f%% of the 10/s budget), %d jobs in %.1f s, "
+		 "%lld failed", r429, cps, cps * 10.0, n, secs, failed);
+	printf("(e) rate-limited: %s\n", results[4]);
+	fflush(stdout);
+	hagent_stop(&a);
+	unlink(a.log);
+	hsim_stop(&sim);
+}
+
+static int wanted(int argc, char **argv, const char *name)
+{
+	if (argc < 2)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], name))
+			return 1;
+	return 0;
+}
+
+static int g_argc;
+static char **g_argv;
+
+/* Runs inside a Check test so the shared test helpers can report failures. */
+START_TEST(run_benchmarks)
+{
+	int argc = g_argc;
+	char **argv = g_argv;
+	if (wanted(argc, argv, "a"))
+		bench_drain();
+	if (wanted(argc, argv, "b"))
+		bench_pickup();
+	if (wanted(argc, argv, "c"))
+		bench_provision();
+	if (wanted(argc, argv, "e"))
+		bench_rate_limited();
+	static const char *const names[] = {
+		"(a) drain, 1-step NOOP pipeline (target >= 10,000 jobs/s)",
+		"(b) pickup latency at 100 jobs/s (target p50 <= 2 ms, p99 <= 5 ms)",
+		"(c) provisioning, 200 agencies (target >= 90% of ideal, >= 1,000 in flight)",
+		"(d) agent peak RSS during (c) (target <= 64 MiB)",
+		"(e) rate-limited, 1 agency (target 0 429s, >= 90% of 10 calls/s)",
+	};
+	printf("\n%-78s | %s\n", "job engine benchmark", "measured");
+	for (int i = 0; i < 5; i++)
+		if (results[i][0])
+			printf("%-78s | %s\n", names[i], results[i]);
+	if (db) {
+		PQfinish(db);
+		tl_drop_db(dsn);
+		free(dsn);
+	}
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	g_argc = argc;
+	g_argv = argv;
+	Suite *s = suite_create("bench_jobs");
+	TCase *tc = tcase_create("bench");
+	tcase_set_timeout(tc, 3600);
+	tcase_add_test(tc, run_benchmarks);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_SILENT);
+	int failed = srunner_ntests_failed(sr);
+	if (failed) {
+		TestResult **r = srunner_failures(sr);
+		fprintf(stderr, "benchmark failed: %s:%d: %s\n", tr_lfile(r[0]), tr_lno(r[0]),
+			tr_msg(r[0]));
+		free(r);
+	}
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
