@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "config.h"
@@ -94,7 +95,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	};
 	const char *client_file = NULL, *config_text = "{}", *outputs_text = "{}", *agency = NULL;
 	int ch;
-	optind = 1;
+	optind = 0; /* full re-initialisation: main parsed with "+" */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': client_file = optarg; break;
@@ -139,6 +140,16 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	app.db = db_pool_new(app.base, cfg->database_url, 2, cfg->db_reconnect_max_ms);
 	if (ghl_setup(&app, &e))
 		goto out_err;
+	/* tokens come from the database: wait for the pool (serve's readyz does too) */
+	int64_t deadline = now_monotonic_ms() + 10000;
+	while (!db_pool_is_up(app.db) && now_monotonic_ms() < deadline) {
+		event_base_loop(app.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
+	if (!db_pool_is_up(app.db)) {
+		err_set(&e, "database not reachable: %s", db_pool_reason(app.db));
+		goto out_err;
+	}
 	struct step_result res = {.base = app.base};
 	printf("step: %s %s (%s), agency %s\n", impl->name, impl->version, file, agency_id);
 	fflush(stdout);
