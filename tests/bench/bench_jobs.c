@@ -177,7 +177,8 @@ static void bench_provision(void)
 	hsim_start(&sim, sim_flags);
 	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
 			       "GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
-			       "GHL_AGENT_GHL_TIMEOUT=30s", NULL};
+			       "GHL_AGENT_GHL_TIMEOUT=30s", "GHL_AGENT_GHL_MAX_CONNECTIONS=4000",
+			       NULL};
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, extra);
 	/* 200 agencies connected through the real OAuth flow, each with a snapshot */
@@ -221,13 +222,30 @@ static void bench_provision(void)
 	double span = qd("SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM "
 			 "provisioning_jobs");
 	double rate = total / span;
-	double ideal = peak / per_job;
 	long kb = rss_peak_kb(a.pid);
-	long long calls = hsim_stat(&sim, "locations_created");
+	long long locations = hsim_stat(&sim, "locations_created");
+	/* GHL calls the jobs made: every API request the sim answered */
+	struct json *stats = hsim_admin(&sim, "GET", "stats", NULL);
+	struct json *reqs = json_get(stats, "requests");
+	long long calls = 0;
+	for (size_t i = 0; i < json_len(reqs); i++) {
+		const char *route = reqs->u.obj.keys[i];
+		if (strstr(route, "/_sim/") || strstr(route, "/oauth/token") ||
+		    strstr(route, "chooselocation"))
+			continue;
+		struct json *by = reqs->u.obj.vals[i];
+		for (size_t k = 0; k < json_len(by); k++)
+			calls += by->u.obj.vals[k]->u.num.i;
+	}
+	json_free(stats);
+	/* the simulator-bound ideal: every job's calls back to back at 200 ms */
+	double per_job_ideal = (double)calls / total * 0.2;
+	double ideal = peak / per_job_ideal;
 	snprintf(results[2], sizeof(results[2]),
-		 "%.0f jobs/s, peak %lld in flight, %.2f s per job (ideal %.0f jobs/s: %.0f%%), "
-		 "%lld failed, %lld locations, wall %.1f s",
-		 rate, peak, per_job, ideal, 100.0 * rate / ideal, failed, calls, wall);
+		 "%.0f jobs/s, peak %lld in flight, %.2f s per job (%.1f calls x 200 ms = %.2f s; "
+		 "ideal %.0f jobs/s: %.0f%%), %lld failed, %lld locations, wall %.1f s",
+		 rate, peak, per_job, (double)calls / total, per_job_ideal, ideal,
+		 100.0 * rate / ideal, failed, locations, wall);
 	snprintf(results[3], sizeof(results[3]), "%.1f MiB (VmHWM)", kb / 1024.0);
 	printf("(c) provisioning: %s\n(d) peak RSS: %s\n", results[2], results[3]);
 	fflush(stdout);
