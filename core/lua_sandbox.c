@@ -35,6 +35,7 @@ struct lua_run *lua_sandbox_run(lua_State *L)
 }
 
 static void sb_hook(lua_State *L, lua_Debug *ar);
+static int push_json_protected(lua_State *L);
 
 void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...)
 {
@@ -237,12 +238,13 @@ static int sb_collectgarbage(lua_State *L)
 	return 1;
 }
 
-/* json.decode with an input cap, so a huge text fails before lua-cjson
- * builds tables from it (its scratch buffer lives outside the allocator). */
+/* json.decode: core/json.c's parser (depth 64) and a protected push, so a
+ * memory error half-way leaks nothing; the input is capped because the
+ * parse tree lives outside the run's allocator. lua-cjson does the encoding. */
 static int sb_json_decode(lua_State *L)
 {
 	size_t len;
-	luaL_checklstring(L, 1, &len);
+	const char *text = luaL_checklstring(L, 1, &len);
 	struct lua_run *r = lua_sandbox_run(L);
 	long long cap = r ? r->s->lim.memory / 32 : 1 << 20;
 	if (cap < 65536)
@@ -250,9 +252,16 @@ static int sb_json_decode(lua_State *L)
 	if ((long long)len > cap)
 		return luaL_error(L, "json.decode: text of %I bytes is over the limit of %I bytes",
 				  (lua_Integer)len, (lua_Integer)cap);
-	lua_pushvalue(L, lua_upvalueindex(1));
-	lua_pushvalue(L, 1);
-	lua_call(L, 1, 1);
+	struct err e;
+	struct json *doc = json_parse(text, len, 64, &e);
+	if (!doc)
+		return luaL_error(L, "json.decode: %s", e.msg);
+	lua_pushcfunction(L, push_json_protected);
+	lua_pushlightuserdata(L, doc);
+	int rc = lua_pcall(L, 1, 1, 0);
+	json_free(doc);
+	if (rc != LUA_OK)
+		return lua_error(L);
 	return 1;
 }
 
@@ -319,20 +328,16 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, base, "os");
 	lua_pop(L, 1);
 
-	/* json: lua-cjson's encode and (capped) decode, and null */
+	/* json: lua-cjson's encode, our decode, and null */
 	luaL_requiref(L, "cjson", luaopen_cjson, 0);
 	int cj = lua_gettop(L);
-	lua_getfield(L, cj, "decode_max_depth");
-	lua_pushinteger(L, 64);
-	lua_call(L, 1, 0);
 	lua_getfield(L, cj, "encode_max_depth");
 	lua_pushinteger(L, SB_JSON_DEPTH);
 	lua_call(L, 1, 0);
 	lua_createtable(L, 0, 3);
 	lua_getfield(L, cj, "encode");
 	lua_setfield(L, -2, "encode");
-	lua_getfield(L, cj, "decode");
-	lua_pushcclosure(L, sb_json_decode, 1);
+	lua_pushcfunction(L, sb_json_decode);
 	lua_setfield(L, -2, "decode");
 	lua_pushlightuserdata(L, NULL);
 	lua_setfield(L, -2, "null");

@@ -242,10 +242,28 @@ END_TEST
 
 /* ---- the shipped scripts ---- */
 
+/* The README's "Write a Lua step" example, as printed there. */
+static void write_readme_example(struct world *w)
+{
+	char *path = xasprintf("%s/README.md", tl_env("GHL_SOURCE_DIR"));
+	char *readme = tl_read_file(path);
+	const char *start = strstr(readme, "```lua\n-- location_tag");
+	ck_assert_msg(start != NULL, "README has no location_tag example");
+	start += 7;
+	const char *end = strstr(start, "```");
+	ck_assert_ptr_nonnull(end);
+	char *src = xstrndup(start, (size_t)(end - start));
+	write_step(w, "location_tag.lua", src);
+	free(src);
+	free(readme);
+	free(path);
+}
+
 START_TEST(shipped_scripts_in_a_pipeline)
 {
 	struct world w;
 	world_start(&w, NULL);
+	write_readme_example(&w);
 	world_agent(&w, NULL);
 	set_pipeline(&w,
 		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
@@ -253,7 +271,8 @@ START_TEST(shipped_scripts_in_a_pipeline)
 		     "{\"step\":\"custom_values_from_template\",\"config\":{\"values\":"
 		     "{\"Welcome\":\"Hi {{client.first_name}} of {{client.name}} ({{client.fax}})\","
 		     "\"City\":\"{{ client.city }}\"},\"missing\":\"n/a\"}},"
-		     "{\"step\":\"enable_saas\"}]}");
+		     "{\"step\":\"enable_saas\"},"
+		     "{\"step\":\"location_tag\",\"config\":{\"name\":\"vip\"}}]}");
 	char *job = add_job(&w, CLIENT, NULL);
 	assert_completed(&w, job);
 	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
@@ -273,6 +292,10 @@ START_TEST(shipped_scripts_in_a_pipeline)
 	ck_assert_msg(saas && saas->type == JSON_OBJECT, "SaaS not enabled");
 	ck_assert_str_eq(json_get_str(saas, "companyId"), w.company);
 	ck_assert_int_eq(json_get_bool(saas, "isSaaSV2"), 1);
+	ck_assert_msg(find_by(json_get(loc, "tags"), "name", "vip"), "README example: no tag");
+	char *tag_id = output(&w, job, "location_tag", "tag_id");
+	ck_assert_str_eq(tag_id, json_get_str(find_by(json_get(loc, "tags"), "name", "vip"), "id"));
+	free(tag_id);
 	char *cid = output(&w, job, "tag_new_client", "contact_id");
 	ck_assert_str_eq(cid, json_get_str(json_at(contacts, 0), "id"));
 	free(cid);
