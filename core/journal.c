@@ -202,10 +202,15 @@ static void arr_add(struct buf *a, const char *v)
 		return;
 	}
 	buf_putc(a, '"');
-	for (const char *p = v; *p; p++) {
-		if (*p == '"' || *p == '\\')
+	const char *p = v;
+	while (*p) {
+		size_t run = strcspn(p, "\"\\");
+		buf_append(a, p, run);
+		p += run;
+		if (*p) {
 			buf_putc(a, '\\');
-		buf_putc(a, *p);
+			buf_putc(a, *p++);
+		}
 	}
 	buf_putc(a, '"');
 }

@@ -177,6 +177,7 @@ static void bench_provision(void)
 	hsim_start(&sim, sim_flags);
 	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
 			       "GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
+			       "GHL_AGENT_WORKER_CONCURRENCY=1000",
 			       "GHL_AGENT_GHL_TIMEOUT=30s", "GHL_AGENT_GHL_MAX_CONNECTIONS=4000",
 			       NULL};
 	struct hagent a;
