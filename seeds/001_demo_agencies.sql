@@ -1,13 +1,18 @@
 -- Demo agencies (development/staging only). Re-runnable: psql -f seeds/001_demo_agencies.sql
 -- The first row is the seed document's test fixture, same id. Its token columns hold
 -- placeholders, not tokens: `scripts/demo` connects the agency to ghl-sim through real
--- OAuth, which replaces them with AES-256-GCM encrypted tokens.
+-- OAuth, which replaces them with AES-256-GCM encrypted tokens. Its pipeline ends with the
+-- README's Lua step example (steps/location_tag.lua).
 INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,
                       oauth_refresh_token_encrypted, token_expires_at, settings_json)
 VALUES
     ('f47ac10b-58cc-4372-a567-0e02b2c3d479'::uuid, 'Test Agency', 'test-ghl-agency-001',
      'encrypted_token_here', 'encrypted_refresh_here', NOW() + INTERVAL '30 days',
-     '{"max_retries": 3, "max_concurrent_jobs": 5}'::jsonb),
+     '{"max_retries": 3, "max_concurrent_jobs": 5, "pipeline": [
+         {"step": "VALIDATE_SNAPSHOT"}, {"step": "CREATE_LOCATION"},
+         {"step": "WAIT_FOR_SNAPSHOT"}, {"step": "CREATE_USER", "config": {"role": "admin"}},
+         {"step": "SET_CUSTOM_VALUES"}, {"step": "CREATE_CONTACT", "config": {"tags": ["demo"]}},
+         {"step": "location_tag", "config": {"name": "onboarding"}, "on_error": "continue"}]}'::jsonb),
     ('6a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7'::uuid, 'Summit Growth Partners', 'demo-ghl-agency-002',
      'encrypted_token_here', 'encrypted_refresh_here', NOW() + INTERVAL '30 days',
      '{"max_retries": 5, "max_concurrent_jobs": 10}'::jsonb)
