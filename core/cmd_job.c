@@ -192,7 +192,8 @@ int cmd_plugins(struct config *cfg, int argc, char **argv)
 		printf("%-22s %-8s %-4s %s\n", s->name, s->version,
 		       s->kind == STEP_KIND_C ? "C" : "Lua", s->source);
 		if (s->description && *s->description)
-			printf("%-22s %s\n", "", s->description);
+			printf("%-22s %s%s\n", "", s->description,
+			       s->has_compensate ? " (can undo: rollback)" : "");
 	}
 	if (r->nrefusals) {
 		printf("\nrefused:\n");

@@ -41,6 +41,11 @@ struct job {
 	char *loc_token;
 
 	ghl_step_ctx *run;	 /* the step run in progress */
+	/* rollback (settings "on_failure": "rollback"): compensating steps in
+	 * reverse order before the job is FAILED with fail_error */
+	int compensating;
+	char *fail_error;
+	char *comp_notes;	 /* "undone: A, B; could not undo C: …" */
 	int64_t started_ms;
 };
 

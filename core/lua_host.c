@@ -26,12 +26,14 @@ static char failed_sentinel;
 /* The script's chunk runs once per run with a fresh environment: the host
  * compiles "local _ENV=...;" + source, and this driver calls it. */
 static const char driver_src[] =
-	"local chunk, env, ctx = ...\n"
+	"local chunk, env, ctx, which = ...\n"
 	"local d = chunk(env)\n"
 	"if type(d) ~= 'table' or type(rawget(d, 'run')) ~= 'function' then\n"
 	"  error('the script must return a table with a run function', 0)\n"
 	"end\n"
-	"return rawget(d, 'run')(ctx)\n";
+	"local f = rawget(d, which)\n"
+	"if type(f) ~= 'function' then return end\n"
+	"return f(ctx)\n";
 
 /* ---- the API inside a run ---------------------------------------------------- */
 
@@ -361,7 +363,8 @@ static int run_setup(lua_State *L)
 	lua_createtable(L, 0, 4); /* ctx */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ctx_mt_ref);
 	lua_setmetatable(L, -2);
-	lua_xmove(L, r->th, 4);
+	lua_pushstring(L, r->ctx && runner_ctx_compensating(r->ctx) ? "compensate" : "run");
+	lua_xmove(L, r->th, 5);
 	return 0;
 }
 
@@ -538,7 +541,7 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
 		return host->fail(ctx, 0, "%s: cannot start the run: %s", s->file,
 				  r->dead ? r->dead_msg : "not enough memory");
 	}
-	return resume(r, 3);
+	return resume(r, 4);
 }
 
 static void lua_step_end(struct step_impl *impl, ghl_step_ctx *ctx)
@@ -716,9 +719,9 @@ static int describe(struct lua_script *s, struct descriptor *d, struct err *e)
 		err_set(e, "%s: not enough memory", s->file);
 		goto out;
 	}
-	/* resume the chunk alone: (chunk, env) — drop the driver and ctx */
+	/* resume the chunk alone: (chunk, env) — drop the driver, ctx and which */
 	lua_State *th = r->th;
-	lua_pop(th, 1);
+	lua_pop(th, 2);
 	lua_remove(th, 1);
 	int nres = 0;
 	r->resumed_us = lua_sandbox_now_us();
@@ -833,6 +836,7 @@ struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *
 	impl->schema = schema;
 	impl->kind = STEP_KIND_LUA;
 	impl->ops = &lua_ops;
+	impl->has_compensate = s->has_compensate;
 	impl->data = s;
 	impl->refs = 1;
 	s = NULL;

@@ -107,6 +107,10 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
 	}
 	check_int(settings, "max_retries", 0, 100, problems);
 	check_int(settings, "max_concurrent_jobs", 1, 100000, problems);
+	struct json *of = json_get(settings, "on_failure");
+	if (of && (of->type != JSON_STRING ||
+		   (strcmp(of->u.str.s, "fail") && strcmp(of->u.str.s, "rollback"))))
+		problem(problems, "on_failure", "must be \"fail\" or \"rollback\"");
 	struct json *p = json_get(settings, "pipeline");
 	if (p) {
 		if (p->type != JSON_ARRAY || p->u.arr.n == 0) {

@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "runner.h"
 #include "schema.h"
 
 struct step_registry *step_registry_new(void)
@@ -122,6 +123,8 @@ char *step_registry_names(const struct step_registry *r)
 
 static int c_run(struct step_impl *impl, ghl_step_ctx *ctx)
 {
+	if (runner_ctx_compensating(ctx))
+		return impl->cdef->compensate ? impl->cdef->compensate(ctx) : GHL_STEP_DONE;
 	return impl->cdef->run(ctx);
 }
 
@@ -224,6 +227,7 @@ static size_t load_plugin(struct step_registry *r, const char *path)
 		impl->kind = STEP_KIND_C;
 		impl->ops = &c_ops;
 		impl->cdef = d;
+		impl->has_compensate = d->compensate != NULL;
 		impl->refs = 1;
 		struct err e;
 		if (step_registry_add(r, impl, &e) == 0)

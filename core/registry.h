@@ -17,7 +17,8 @@ enum step_kind { STEP_KIND_C, STEP_KIND_LUA };
 
 /* What a kind of step does; the runner calls these. */
 struct step_ops {
-	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL. */
+	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL.
+	 * When runner_ctx_compensating(ctx), it runs the step's compensate. */
 	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx);
 	/* The run is over (done, failed or abandoned): drop per-run state. */
 	void (*end)(struct step_impl *impl, ghl_step_ctx *ctx);
@@ -35,6 +36,7 @@ struct step_impl {
 	const struct step_ops *ops;
 	const struct ghl_step_def *cdef; /* STEP_KIND_C */
 	void *data;			 /* kind-specific (Lua script) */
+	int has_compensate;		 /* can undo itself (pipelines with rollback) */
 	int refs;
 };
 

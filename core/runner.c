@@ -53,6 +53,7 @@ struct ghl_step_ctx {
 	struct event *timer;
 
 	int failed, fail_retryable;
+	int compensating; /* this run is the step's compensate */
 	char *fail_msg;
 	int64_t start_ms;
 	void *kind_data; /* Lua: the run's coroutine state */
@@ -630,6 +631,11 @@ const char *runner_ctx_step_name(ghl_step_ctx *ctx)
 	return ctx->impl->name;
 }
 
+int runner_ctx_compensating(ghl_step_ctx *ctx)
+{
+	return ctx->compensating;
+}
+
 /* ---- step runs ----------------------------------------------------------- */
 
 static ghl_step_ctx *ctx_new(const struct runner_env *env, struct app *app, struct job *job,
@@ -728,6 +734,9 @@ static void job_end(const struct runner_env *env, struct job *job, const char *s
 		    const char *error, int retry, long long delay_ms);
 
 static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error);
+static void job_fail(const struct runner_env *env, struct job *job, const char *error);
+static void compensate_next(const struct runner_env *env, struct job *job);
+static void compensation_ended(ghl_step_ctx *ctx, int ok);
 
 /* The step returned DONE. */
 static void step_done(ghl_step_ctx *ctx)
@@ -736,6 +745,10 @@ static void step_done(ghl_step_ctx *ctx)
 	struct job *job = ctx->job;
 	if (ctx->once_cb) {
 		once_finish(ctx, "COMPLETED", NULL);
+		return;
+	}
+	if (ctx->compensating) {
+		compensation_ended(ctx, 1);
 		return;
 	}
 	struct json *d = details_base(ctx);
@@ -766,6 +779,10 @@ static void step_failed(ghl_step_ctx *ctx)
 	const char *msg = ctx->fail_msg ? ctx->fail_msg : "the step failed without a message";
 	if (ctx->once_cb) {
 		once_finish(ctx, "FAILED", msg);
+		return;
+	}
+	if (ctx->compensating) {
+		compensation_ended(ctx, 0);
 		return;
 	}
 	struct json *d = details_base(ctx);
@@ -803,7 +820,7 @@ static void step_failed(ghl_step_ctx *ctx)
 		char *final = retryable ? xasprintf("%s (gave up after %d retries)", error,
 						    job->retry_count)
 					: xstrdup(error);
-		job_end(env, job, "FAILED", final, 0, -1);
+		job_fail(env, job, final);
 		free(final);
 	}
 	free(error);
@@ -927,6 +944,99 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 	step_call(ctx);
 }
 
+/* ---- rollback ------------------------------------------------------------- */
+
+/* The job failed for good. With "on_failure": "rollback" its completed steps
+ * that can undo themselves do so, newest first, before it is FAILED. */
+static void job_fail(const struct runner_env *env, struct job *job, const char *error)
+{
+	if (!str_eq(json_get_str(job->context, "on_failure"), "rollback") || job->lost ||
+	    job->stopping) {
+		job_end(env, job, "FAILED", error, 0, -1);
+		return;
+	}
+	free(job->fail_error);
+	job->fail_error = xstrdup(error);
+	job->compensating = 1;
+	job->step--; /* the failed step did not complete: start below it */
+	compensate_next(env, job);
+}
+
+static void note(struct job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct job *job, const char *fmt, ...)
+{
+	struct buf b;
+	buf_init(&b);
+	if (job->comp_notes)
+		buf_printf(&b, "%s; ", job->comp_notes);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(job->comp_notes);
+	job->comp_notes = buf_take(&b);
+}
+
+static void compensate_next(const struct runner_env *env, struct job *job)
+{
+	struct json *pipeline = json_get(job->context, "pipeline");
+	struct json *steps = context_steps(job);
+	for (; job->step >= 0; job->step--) {
+		char key[16];
+		snprintf(key, sizeof(key), "%d", job->step);
+		struct json *rec = json_get(steps, key);
+		if (!str_eq(json_get_str(rec, "status"), "COMPLETED"))
+			continue;
+		struct json *item = json_at(pipeline, (size_t)job->step);
+		const char *name = json_get_str(item, "step");
+		struct step_impl *impl = name ? step_registry_find(env->app->steps, name) : NULL;
+		if (!impl || !impl->has_compensate)
+			continue;
+		ghl_step_ctx *ctx = ctx_new(env, env->app, job, impl, json_get(item, "config"),
+					    job->step);
+		ctx->compensating = 1;
+		job->run = ctx;
+		struct json *d = json_new_object();
+		json_object_set_take(d, "index", json_new_int(job->step));
+		json_object_set_take(d, "attempt", json_new_int(job->attempt));
+		json_object_set_take(d, "compensate", json_new_bool(1));
+		journal_step(env, job, impl->name, "STARTED", d);
+		step_call(ctx);
+		return;
+	}
+	char *error = job->comp_notes ? xasprintf("%s (rollback: %s)", job->fail_error,
+						  job->comp_notes)
+				      : xasprintf("%s (rollback: nothing to undo)", job->fail_error);
+	job->compensating = 0;
+	job_end(env, job, "FAILED", error, 0, -1);
+	free(error);
+}
+
+static void compensation_ended(ghl_step_ctx *ctx, int ok)
+{
+	const struct runner_env *env = ctx->env;
+	struct job *job = ctx->job;
+	struct json *d = details_base(ctx);
+	json_object_set_take(d, "compensate", json_new_bool(1));
+	const char *msg = ctx->fail_msg ? ctx->fail_msg : "failed without a message";
+	if (!ok)
+		json_object_set_take(d, "error", json_new_string(msg));
+	journal_step(env, job, ctx->impl->name, ok ? "COMPLETED" : "FAILED", d);
+	if (ok)
+		note(job, "undid %s", ctx->impl->name);
+	else
+		note(job, "could not undo %s: %s", ctx->impl->name, msg);
+	char key[16];
+	snprintf(key, sizeof(key), "%d", ctx->index);
+	struct json *rec = json_get(context_steps(job), key);
+	if (ok && rec)
+		json_object_set_take(rec, "status", json_new_string("COMPENSATED"));
+	job->run = NULL;
+	ctx_free(ctx);
+	job->step--;
+	compensate_next(env, job);
+}
+
 void runner_run(const struct runner_env *env, struct job *job)
 {
 	job->started_ms = now_monotonic_ms();
@@ -950,6 +1060,10 @@ void runner_run(const struct runner_env *env, struct job *job)
 		int64_t mr = env->default_max_retries;
 		json_get_int(job->settings, "max_retries", &mr);
 		json_object_set_take(job->context, "max_retries", json_new_int(mr));
+		const char *of = json_get_str(job->settings, "on_failure");
+		if (!of)
+			of = json_get_str(env->default_settings, "on_failure");
+		json_object_set_take(job->context, "on_failure", json_new_string(of ? of : "fail"));
 	}
 	int64_t mr = env->default_max_retries;
 	json_get_int(job->context, "max_retries", &mr);

@@ -38,6 +38,8 @@ struct step_impl *runner_ctx_impl(ghl_step_ctx *ctx);
 void *runner_ctx_kind_data(ghl_step_ctx *ctx);
 void runner_ctx_set_kind_data(ghl_step_ctx *ctx, void *data);
 const char *runner_ctx_step_name(ghl_step_ctx *ctx);
+/* 1 when this run undoes the step (its compensate), 0 for a normal run. */
+int runner_ctx_compensating(ghl_step_ctx *ctx);
 
 /* Run one step outside the scheduler (`ghl-agent step run`, dry runs): a
  * synthetic job with the given client data, config and earlier outputs.

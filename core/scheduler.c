@@ -79,6 +79,8 @@ static void job_free(struct job *job)
 		free(job->token);
 	}
 	free(job->loc_id);
+	free(job->fail_error);
+	free(job->comp_notes);
 	if (job->loc_token) {
 		crypto_wipe(job->loc_token, strlen(job->loc_token));
 		free(job->loc_token);

@@ -7,7 +7,10 @@
  *     locations newest first and reuses one with the same name, no email and
  *     every other field it would send equal.
  * Outputs: location_id (also stored on the job), location_reused.
- * Config: {"settings": object passed through as GHL's location settings}. */
+ * Config: {"settings": object passed through as GHL's location settings}.
+ * Compensate (pipelines with "on_failure": "rollback"): deletes the location
+ * it created; a location it found (location_reused) is left alone, since it
+ * cannot prove that no one else uses it. */
 #include <string.h>
 
 #include "ghl_step.h"
@@ -193,6 +196,30 @@ static int create_location_run(ghl_step_ctx *ctx)
 	return search(ctx, 0);
 }
 
+static int create_location_compensate(ghl_step_ctx *ctx)
+{
+	const char *id = host->get(ctx, GHL_SRC_OUTPUTS, "location_id");
+	if (host->phase(ctx) == 1) {
+		int st = host->response_status(ctx);
+		if (st == 200 || st == 404) /* gone either way */
+			return GHL_STEP_DONE;
+		return host->fail_from_response(ctx, "deleting the location");
+	}
+	if (!id)
+		return GHL_STEP_DONE;
+	const char *reused = host->get(ctx, GHL_SRC_OUTPUTS, "location_reused");
+	if (reused && !strcmp(reused, "true")) {
+		host->log(ctx, GHL_LOG_WARN, "kept location %s: it was found, not created, by this job",
+			  id);
+		return GHL_STEP_DONE;
+	}
+	host->log(ctx, GHL_LOG_INFO, "DELETE /locations/%s (rollback)", id);
+	host->set_phase(ctx, 1);
+	host->request(ctx, "DELETE", host->format(ctx, "/locations/%s", host->urlencode(ctx, id)),
+		      "deleteTwilioAccount=false", NULL, GHL_TOKEN_AGENCY);
+	return GHL_STEP_WAIT;
+}
+
 static int create_location_init(const struct ghl_host_api *h, char *err, size_t errlen)
 {
 	(void)err;
@@ -207,7 +234,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"description\":\"GHL location settings passed through, e.g. "
 	 "{\\\"allowDuplicateContact\\\":false}\"}},\"additionalProperties\":false}",
 	 "creates the client's location (sub-account) with the snapshot; reuses an earlier attempt's",
-	 create_location_run, NULL},
+	 create_location_run, create_location_compensate},
 };
 
 static const struct ghl_plugin plugin = {

@@ -291,6 +291,80 @@ START_TEST(permanent_failures_fail_at_once)
 }
 END_TEST
 
+/* An agency GHL disconnected fails its jobs with that reason, without retrying. */
+START_TEST(agency_needing_reconnection_fails_jobs_with_the_reason)
+{
+	struct world w;
+	world_start(&w, NULL, fast_retry);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
+				      "\"max_retries\":3}");
+	exec_sql(&w, "UPDATE agencies SET needs_reconnect = true, reconnect_reason = "
+		     "'GHL refused the refresh token (invalid_grant)' WHERE id = '%s'", w.agency);
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 15000);
+	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 0);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "needs reconnection") && strstr(err, "invalid_grant"), "%s", err);
+	free(err);
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 0);
+	world_stop(&w);
+}
+END_TEST
+
+/* "on_failure": "rollback": completed steps undo themselves, newest first. */
+START_TEST(rollback_compensates_completed_steps)
+{
+	char tmpl[] = "/tmp/ghl-steps-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	char *script = xasprintf("%s/undo_me.lua", dir);
+	FILE *f = fopen(script, "w");
+	fputs("return {name = 'undo_me', version = '1.0.0',\n"
+	      "  run = function(ctx) ctx:set('undo_me_ran', true) end,\n"
+	      "  compensate = function(ctx)\n"
+	      "    log.info('undoing for location', ctx.outputs.location_id)\n"
+	      "  end}\n", f);
+	fclose(f);
+	char *env_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", dir);
+	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_POLL_INTERVAL=100ms",
+			       env_dir, NULL};
+	struct world w;
+	world_start(&w, NULL, extra);
+	/* CREATE_USER fails for good: the client has no first/last name */
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				      "{\"step\":\"undo_me\"},{\"step\":\"CREATE_USER\"}],"
+				      "\"on_failure\":\"rollback\"}");
+	exec_sql(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('%s', "
+		     "'{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}')", w.agency);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 20000);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "CREATE_USER") &&
+			      strstr(err, "rollback: undid undo_me; undid CREATE_LOCATION"), "%s", err);
+	free(err);
+	/* newest first, each journaled as a compensation */
+	char *steps = q1(&w, "SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\") "
+			     "FROM provisioning_logs WHERE details_json->>'compensate' = 'true'");
+	ck_assert_str_eq(steps, "undo_me:STARTED,undo_me:COMPLETED,CREATE_LOCATION:STARTED,"
+				"CREATE_LOCATION:COMPLETED");
+	free(steps);
+	char *log = q1(&w, "SELECT details_json->'log'->0->>'message' FROM provisioning_logs WHERE "
+			   "step = 'undo_me' AND details_json->>'compensate' = 'true' AND status = "
+			   "'COMPLETED'");
+	ck_assert_msg(strstr(log, "undoing for location "), "%s", log);
+	free(log);
+	/* the location GHL created is gone */
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 1);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	ck_assert_ptr_nonnull(json_get(state, "locations"));
+	ck_assert_int_eq((long)json_len(json_get(state, "locations")), 0);
+	json_free(state);
+	world_stop(&w);
+	unlink(script);
+	rmdir(dir);
+	free(script);
+	free(env_dir);
+}
+END_TEST
+
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
@@ -511,6 +585,8 @@ int main(void)
 	tcase_add_test(tc, default_pipeline_provisions_everything);
 	tcase_add_test(tc, retryable_failures_retry_then_fail_at_the_cap);
 	tcase_add_test(tc, permanent_failures_fail_at_once);
+	tcase_add_test(tc, agency_needing_reconnection_fails_jobs_with_the_reason);
+	tcase_add_test(tc, rollback_compensates_completed_steps);
 	tcase_add_test(tc, cancel_pending_and_running);
 	tcase_add_test(tc, per_agency_cap_and_fairness);
 	tcase_add_test(tc, kill9_mid_pipeline_then_resume_without_duplicates);
