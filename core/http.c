@@ -26,6 +26,7 @@ struct http_server {
 	int unflushed; /* answered, reply not yet written out */
 	int port;
 	uint64_t seq;
+	long long by_class[5];
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
@@ -126,6 +127,8 @@ void http_reply(struct http_ctx *c, int status, const char *content_type, const 
 		evbuffer_add(out, body, len);
 	evhttp_send_reply(c->req, status, http_status_text(status), out);
 	evbuffer_free(out);
+	if (status >= 100 && status < 600)
+		s->by_class[status / 100 - 1]++;
 
 	char st[8], ms[24];
 	snprintf(st, sizeof(st), "%d", status);
@@ -284,6 +287,12 @@ void http_server_on_idle(struct http_server *s, void (*cb)(void *), void *arg)
 {
 	s->idle_cb = cb;
 	s->idle_arg = arg;
+}
+
+void http_server_counts(const struct http_server *s, long long out[5])
+{
+	for (int i = 0; i < 5; i++)
+		out[i] = s->by_class[i];
 }
 
 void http_server_free(struct http_server *s)

@@ -48,6 +48,8 @@ int http_server_inflight(const struct http_server *s);
 /* Called (once per transition) when in-flight drops to zero. */
 void http_server_on_idle(struct http_server *s, void (*cb)(void *), void *arg);
 void http_server_free(struct http_server *s);
+/* Requests answered since start, by status class: [0] 1xx … [4] 5xx. */
+void http_server_counts(const struct http_server *s, long long out[5]);
 
 /* Replies end the request: the ctx is freed and must not be used after. */
 void http_reply(struct http_ctx *c, int status, const char *content_type, const char *body,

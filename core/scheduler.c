@@ -550,4 +550,5 @@ void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)
 	*out = s->st;
 	out->in_flight = s->in_flight;
 	out->peak_in_flight = s->peak;
+	journal_stats(s->journal, &out->journal_batches, &out->journal_logs, &out->journal_updates);
 }

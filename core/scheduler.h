@@ -29,6 +29,7 @@ void scheduler_free(struct scheduler *s);
 struct scheduler_stats {
 	long long claimed, completed, failed, retried, released, lost;
 	int in_flight, peak_in_flight;
+	long long journal_batches, journal_logs, journal_updates;
 };
 void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out);
 

@@ -10,7 +10,9 @@
 
 #include "api.h"
 #include "app.h"
+#include "agency_tokens.h"
 #include "db.h"
+#include "ghl_client.h"
 #include "ghl_setup.h"
 #include "registry.h"
 #include "lua_host.h"
@@ -109,9 +111,64 @@ static void h_readyz(struct http_ctx *c)
 	db_pool_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
 }
 
+/* Prometheus text exposition of this process's counters. */
+static void h_metrics(struct http_ctx *c)
+{
+	struct app *app = c->app;
+	struct buf b;
+	buf_init(&b);
+#define METRIC(name, type, help, fmt, ...)                                                  \
+	buf_printf(&b, "# HELP ghl_agent_" name " " help "\n# TYPE ghl_agent_" name " " type    \
+		       "\n" fmt "\n", __VA_ARGS__)
+	METRIC("up", "gauge", "1 while the process runs.", "ghl_agent_up %d", 1);
+	METRIC("database_up", "gauge", "1 when a database connection is usable.",
+	       "ghl_agent_database_up %d", db_pool_is_up(app->db));
+	long long http[5];
+	http_server_counts(app->http, http);
+	buf_puts(&b, "# HELP ghl_agent_http_responses_total HTTP responses by status class.\n"
+		     "# TYPE ghl_agent_http_responses_total counter\n");
+	for (int i = 0; i < 5; i++)
+		buf_printf(&b, "ghl_agent_http_responses_total{class=\"%dxx\"} %lld\n", i + 1,
+			   http[i]);
+	if (app->ghl)
+		METRIC("ghl_requests_in_flight", "gauge", "GHL API requests accepted and not done.",
+		       "ghl_agent_ghl_requests_in_flight %d", ghl_client_inflight(app->ghl));
+	if (app->tokens) {
+		struct agency_tokens_stats ts;
+		agency_tokens_get_stats(app->tokens, &ts);
+		METRIC("token_refreshes_total", "counter", "Agency token refreshes done.",
+		       "ghl_agent_token_refreshes_total %lld", ts.refreshes);
+		METRIC("token_refresh_refused_total", "counter",
+		       "Refreshes GHL refused (agency needs reconnection).",
+		       "ghl_agent_token_refresh_refused_total %lld", ts.refused);
+	}
+	if (app->sched) {
+		struct scheduler_stats st;
+		scheduler_get_stats(app->sched, &st);
+		buf_puts(&b, "# HELP ghl_agent_jobs_total Jobs this process ended, by outcome.\n"
+			     "# TYPE ghl_agent_jobs_total counter\n");
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"claimed\"} %lld\n", st.claimed);
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"completed\"} %lld\n", st.completed);
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"failed\"} %lld\n", st.failed);
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"retrying\"} %lld\n", st.retried);
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"released\"} %lld\n", st.released);
+		buf_printf(&b, "ghl_agent_jobs_total{outcome=\"lease_lost\"} %lld\n", st.lost);
+		METRIC("jobs_in_flight", "gauge", "Jobs running in this process.",
+		       "ghl_agent_jobs_in_flight %d", st.in_flight);
+		METRIC("journal_batches_total", "counter", "Journal statements committed.",
+		       "ghl_agent_journal_batches_total %lld", st.journal_batches);
+		METRIC("journal_rows_total", "counter", "Step log rows written.",
+		       "ghl_agent_journal_rows_total %lld", st.journal_logs);
+	}
+#undef METRIC
+	http_reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+}
+
 static const struct http_route health_routes[] = {
 	{"GET", "/healthz", h_healthz},
 	{"GET", "/readyz", h_readyz},
+	{"GET", "/metrics", h_metrics},
 };
 
 const struct route_table health_route_table = {health_routes,
@@ -246,7 +303,10 @@ int server_run(struct config *cfg)
 	}
 	app.base = event_base_new();
 	routes = routes_all(&nroutes);
-	app.http = http_server_new(app.base, &app, routes, nroutes, (size_t)cfg->max_body_bytes);
+	app.http = http_server_new(app.base, &app, routes, nroutes,
+				   (size_t)(cfg->max_batch_body_bytes > cfg->max_body_bytes
+						    ? cfg->max_batch_body_bytes
+						    : cfg->max_body_bytes));
 	http_server_on_idle(app.http, on_idle, &app);
 	if (http_server_listen(app.http, host, port, &e)) {
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);
@@ -264,6 +324,9 @@ int server_run(struct config *cfg)
 	}
 	app.steps = step_registry_new();
 	step_loader_load_all(app.steps, cfg);
+	/* PATCH /agencies/{id} checks pipelines against the registry */
+	((struct api_state *)app.api)->validate_settings = api_settings_validate_pipeline;
+	((struct api_state *)app.api)->validate_settings_arg = &app;
 	if (!str_eq(cfg->roles, "api")) {
 		app.sched = scheduler_new(&app, &e);
 		if (!app.sched) {

@@ -109,6 +109,12 @@ START_TEST(health_ready_and_404)
 	ck_assert_int_eq(get(&a, "/readyz", &body), 200);
 	ck_assert_str_eq(body, "{\"status\":\"ready\"}");
 	free(body);
+	ck_assert_int_eq(get(&a, "/metrics", &body), 200);
+	ck_assert_msg(strstr(body, "\nghl_agent_up 1\n") && strstr(body, "ghl_agent_database_up 1") &&
+			      strstr(body, "ghl_agent_jobs_total{outcome=\"completed\"} 0") &&
+			      strstr(body, "ghl_agent_http_responses_total{class=\"2xx\"} "),
+		      "%s", body);
+	free(body);
 	ck_assert_int_eq(get(&a, "/no/such/route", &body), 404);
 	assert_error_shape(body, "not_found");
 	free(body);
