@@ -416,6 +416,11 @@ static void req_free(struct api_req *r)
 	free(r);
 }
 
+void api_req_done(struct api_req *r)
+{
+	req_free(r);
+}
+
 void api_add_header(struct api_req *r, const char *name, const char *value)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(r->c->req), name, value);

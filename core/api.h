@@ -225,6 +225,9 @@ void api_reply_internal(struct api_req *r, const char *why);
  * with LIMIT limit+1 ordered by (created_at, id) DESC. */
 void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
 		    int limit);
+/* End r without an API reply, for handlers that answered on r->c
+ * themselves (HTML pages, redirects); frees r. */
+void api_req_done(struct api_req *r);
 /* Add a response header before replying (Set-Cookie, Retry-After, …). */
 void api_add_header(struct api_req *r, const char *name, const char *value);
 
@@ -246,6 +249,11 @@ struct api_state {
 
 int api_settings_accept_objects(void *arg, const struct json *settings,
 				struct api_problems *out);
+/* The job engine's check (core/api_steps.c): an object whose pipeline passes
+ * pipeline_validate against arg's (a struct app *) step registry; problems
+ * named "settings.pipeline[2].config.role". Installed by `serve`. */
+int api_settings_validate_pipeline(void *arg, const struct json *settings,
+				   struct api_problems *out);
 
 /* Start/stop the API module (auth worker pool, throttles) on app. */
 int api_start(struct app *app, struct err *e);

@@ -83,6 +83,8 @@ static const struct key_def keys[] = {
 	{"lua_max_wall_ms", K_INT, STR(lua_max_wall_ms), "2000", NULL, 0, 1, 3600000},
 	/* REST API and access (core/api.c, core/auth.c) */
 	{"max_body_bytes", K_INT, STR(max_body_bytes), "1048576", NULL, 0, 1024, 1073741824},
+	{"max_batch_body_bytes", K_INT, STR(max_batch_body_bytes), "16777216", NULL, 0, 1024,
+	 1073741824},
 	{"session_ttl", K_DURATION, STR(session_ttl_ms), "12h", NULL, 0, 0, 0},
 	{"session_cookie_secure", K_ENUM, STR(session_cookie_secure), "off", "off|on", 0, 0, 0},
 	{"bcrypt_cost", K_INT, STR(bcrypt_cost), "12", NULL, 0, 12, 20},

@@ -64,6 +64,7 @@ struct config {
 
 	/* REST API and access (core/api.c, core/auth.c) */
 	long long max_body_bytes;
+	long long max_batch_body_bytes; /* POST /agencies/{id}/jobs/batch (JSON or CSV) */
 	long long session_ttl_ms;
 	char *session_cookie_secure;
 	long long bcrypt_cost;

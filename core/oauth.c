@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "app.h"
 #include "config.h"
 #include "crypto.h"
@@ -154,12 +155,11 @@ static void add_param(struct buf *url, const char *name, const char *value, int 
 	free(enc);
 }
 
-static void h_connect(struct http_ctx *c)
+/* TODO(auth): bind the state to the session (payload = a hash of the
+ * session id, checked again in the callback), so a callback only completes
+ * in the browser that started the connection. */
+static void connect_start(struct http_ctx *c)
 {
-	/* TODO(auth): once the REST API's sessions exist, require an ADMIN or
-	 * AGENCY_ADMIN session here (403 otherwise) and bind the state to it
-	 * (payload = a hash of the session id, checked again in the callback), so
-	 * a callback only completes in the browser that started the connection. */
 	struct app *app = c->app;
 	const struct config *cfg = app->cfg;
 	struct err e;
@@ -212,6 +212,25 @@ static void h_connect(struct http_ctx *c)
 	buf_free(&url);
 	log_info("oauth: connect started", "request_id", c->request_id, NULL);
 	page_send(c, 302, &b);
+}
+
+/* Only staff who may manage agencies start a connection: an ADMIN or
+ * AGENCY_ADMIN session, by cookie (a GET: no CSRF token) or Bearer. */
+static const struct api_endpoint ep_connect = {.allow = API_ALLOW_ADMIN |
+							 API_ALLOW_AGENCY_ADMIN};
+
+static void connect_authed(struct api_req *r)
+{
+	struct http_ctx *c = r->c;
+	log_info("oauth: connect requested", "request_id", c->request_id, "by", r->who.user_id,
+		 NULL);
+	api_req_done(r);
+	connect_start(c);
+}
+
+static void h_connect(struct http_ctx *c)
+{
+	api_handle(c, &ep_connect, connect_authed);
 }
 
 /* ---- GET /oauth/callback ---------------------------------------------------------------- */

@@ -13,6 +13,9 @@ extern const struct route_table webhook_route_table; /* core/webhooks.c */
 extern const struct route_table api_auth_route_table;     /* core/api_auth.c */
 extern const struct route_table api_users_route_table;    /* core/api_users.c */
 extern const struct route_table api_agencies_route_table; /* core/api_agencies.c */
+extern const struct route_table api_jobs_route_table;      /* core/api_jobs.c */
+extern const struct route_table api_snapshots_route_table; /* core/api_snapshots.c */
+extern const struct route_table api_steps_route_table;     /* core/api_steps.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,
@@ -21,6 +24,9 @@ static const struct route_table *const tables[] = {
 	&api_auth_route_table,
 	&api_users_route_table,
 	&api_agencies_route_table,
+	&api_jobs_route_table,
+	&api_snapshots_route_table,
+	&api_steps_route_table,
 };
 
 struct http_route *routes_all(size_t *n)

@@ -186,7 +186,12 @@ struct hagent {
 	int port;
 	char log[64];
 	char base[64];
+	char dsn[512];   /* the database it serves */
+	char token[128]; /* an ADMIN session (hagent_admin_token), "" until needed */
 };
+
+#define H_ADMIN_EMAIL "harness-admin@example.com"
+#define H_ADMIN_PASSWORD "harness admin password 1"
 
 H_UNUSED static void hmigrate(const char *dsn)
 {
@@ -206,6 +211,7 @@ H_UNUSED static void hagent_start(struct hagent *a, const char *dsn, struct hsim
 				  const char *const *extra)
 {
 	memset(a, 0, sizeof(*a));
+	snprintf(a->dsn, sizeof(a->dsn), "%s", dsn);
 	a->port = tl_free_port();
 	snprintf(a->log, sizeof(a->log), "/tmp/ghl-agent-log-XXXXXX");
 	close(mkstemp(a->log));
@@ -274,14 +280,59 @@ H_UNUSED static char *hagent_url(struct hagent *a, const char *path)
 	return xasprintf("%s%s", a->base, path);
 }
 
-/* The browser's OAuth dance: /oauth/connect → ghl-sim authorize (with
- * company_id= when company is set) → /oauth/callback. Fills *cb with the
- * callback's answer; returns the callback URL (malloc'd) for replays. */
+/* An ADMIN session token for a (made on first use: `ghl-agent user add` of
+ * H_ADMIN_EMAIL in a's database unless it exists, then POST /auth/login). */
+H_UNUSED static const char *hagent_admin_token(struct hagent *a)
+{
+	if (a->token[0])
+		return a->token;
+	char *env_dsn = xasprintf("DATABASE_URL=%s", a->dsn);
+	char *env[] = {env_dsn, NULL};
+	char *in = tl_write_temp("ghl-harness-pw", H_ADMIN_PASSWORD "\n");
+	char *line = xasprintf("exec \"$0\" user add --email " H_ADMIN_EMAIL
+			       " --role ADMIN --password-stdin < '%s'", in);
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
+		      NULL};
+	char *out = NULL;
+	int rc = tl_run(sh, env, &out);
+	ck_assert_msg(rc == 0 || strstr(out, "already exists"), "user add: %d %s", rc, out);
+	free(out);
+	unlink(in);
+	free(in);
+	free(line);
+	free(env_dsn);
+	char *url = hagent_url(a, "/api/v1/auth/login");
+	const char *h[] = {"Content-Type: application/json", NULL};
+	const char *body = "{\"email\":\"" H_ADMIN_EMAIL "\",\"password\":\"" H_ADMIN_PASSWORD "\"}";
+	long st = tl_http("POST", url, h, body, &out);
+	free(url);
+	ck_assert_msg(st == 200, "harness login: %ld %s", st, out);
+	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	ck_assert_msg(j && json_get_str(j, "token"), "login answer: %s", out);
+	snprintf(a->token, sizeof(a->token), "%s", json_get_str(j, "token"));
+	json_free(j);
+	free(out);
+	return a->token;
+}
+
+/* "Authorization: Bearer <admin session>" (malloc'd), for /oauth/connect. */
+H_UNUSED static char *hagent_admin_header(struct hagent *a)
+{
+	return xasprintf("Authorization: Bearer %s", hagent_admin_token(a));
+}
+
+/* The browser's OAuth dance, by a logged-in ADMIN: /oauth/connect →
+ * ghl-sim authorize (with company_id= when company is set) → /oauth/callback.
+ * Fills *cb with the callback's answer; returns the callback URL (malloc'd)
+ * for replays. */
 H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hresp *cb)
 {
 	struct hresp r;
 	char *url = hagent_url(a, "/oauth/connect");
-	hhttp(&r, "GET", url, NULL, NULL, 0);
+	char *authz = hagent_admin_header(a);
+	const char *hdrs[] = {authz, NULL};
+	hhttp(&r, "GET", url, hdrs, NULL, 0);
+	free(authz);
 	free(url);
 	ck_assert_msg(r.status == 302 && r.location, "connect: %ld %s", r.status, r.body);
 	char *authorize = company ? xasprintf("%s&company_id=%s", r.location, company)

@@ -26,10 +26,23 @@ START_TEST(connect_end_to_end)
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 
-	/* the redirect carries everything GHL needs */
+	/* only a logged-in ADMIN or AGENCY_ADMIN may start a connection */
 	struct hresp r;
 	char *url = hagent_url(&a, "/oauth/connect");
 	hhttp(&r, "GET", url, NULL, NULL, 0);
+	ck_assert_msg(r.status == 401 && !r.location && strstr(r.body, "unauthenticated"),
+		      "%ld %s", r.status, r.body);
+	hresp_free(&r);
+	const char *bad[] = {"Authorization: Bearer not-a-session", NULL};
+	hhttp(&r, "GET", url, bad, NULL, 0);
+	ck_assert_int_eq(r.status, 401);
+	hresp_free(&r);
+
+	/* the redirect carries everything GHL needs */
+	char *authz = hagent_admin_header(&a);
+	const char *hdrs[] = {authz, NULL};
+	hhttp(&r, "GET", url, hdrs, NULL, 0);
+	free(authz);
 	free(url);
 	ck_assert_int_eq(r.status, 302);
 	ck_assert_ptr_nonnull(r.location);
@@ -268,7 +281,10 @@ START_TEST(state_secret_required_outside_demo)
 	hagent_start(&a, dsn, &sim, no_secret);
 	struct hresp r;
 	char *url = hagent_url(&a, "/oauth/connect");
-	hhttp(&r, "GET", url, NULL, NULL, 0);
+	char *authz = hagent_admin_header(&a);
+	const char *hdrs[] = {authz, NULL};
+	hhttp(&r, "GET", url, hdrs, NULL, 0);
+	free(authz);
 	ck_assert_int_eq(r.status, 500);
 	assert_in(r.body, "oauth_state_secret is not set");
 	assert_in(r.body, "GHL_AGENT_OAUTH_STATE_SECRET");
