@@ -49,4 +49,7 @@ struct job {
 	int64_t started_ms;
 };
 
+/* Free everything a job owns (secrets wiped), not the struct itself. */
+void job_clear(struct job *job);
+
 #endif

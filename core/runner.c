@@ -1105,20 +1105,7 @@ static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error
 	free(err_copy);
 	free(outputs);
 	free(log);
-	struct job *job = &o->job;
-	free(job->id);
-	free(job->agency_id);
-	free(job->company_id);
-	json_free(job->client);
-	json_free(job->context);
-	json_free(job->job_json);
-	free(job->location_id);
-	if (job->token) {
-		crypto_wipe(job->token, strlen(job->token));
-		free(job->token);
-	}
-	free(job->loc_id);
-	free(job->loc_token);
+	job_clear(&o->job);
 	free(o);
 }
 

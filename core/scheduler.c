@@ -65,26 +65,7 @@ long long scheduler_backoff_ms(int n, long long base_ms, long long max_ms,
 
 static void job_free(struct job *job)
 {
-	free(job->id);
-	free(job->agency_id);
-	free(job->company_id);
-	json_free(job->client);
-	json_free(job->snapshot);
-	json_free(job->settings);
-	json_free(job->context);
-	json_free(job->job_json);
-	free(job->location_id);
-	if (job->token) {
-		crypto_wipe(job->token, strlen(job->token));
-		free(job->token);
-	}
-	free(job->loc_id);
-	free(job->fail_error);
-	free(job->comp_notes);
-	if (job->loc_token) {
-		crypto_wipe(job->loc_token, strlen(job->loc_token));
-		free(job->loc_token);
-	}
+	job_clear(job);
 	free(job);
 }
 
