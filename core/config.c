@@ -94,6 +94,8 @@ static const struct key_def keys[] = {
 	 1000000},
 	{"login_max_failures_address", K_INT, STR(login_max_failures_address), "20", NULL, 0, 1,
 	 1000000},
+	/* dashboard (core/web.c) */
+	{"web_dir", K_STRING, STR(web_dir), "", NULL, 0, 0, 0},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -73,6 +73,9 @@ struct config {
 	long long login_max_failures_account;
 	long long login_max_failures_address;
 
+	/* dashboard (core/web.c) */
+	char *web_dir;
+
 	/* Where each key's value came from ("default", "file:LINE", "env:NAME"). */
 	char **sources;
 };

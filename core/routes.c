@@ -16,6 +16,7 @@ extern const struct route_table api_agencies_route_table; /* core/api_agencies.c
 extern const struct route_table api_jobs_route_table;      /* core/api_jobs.c */
 extern const struct route_table api_snapshots_route_table; /* core/api_snapshots.c */
 extern const struct route_table api_steps_route_table;     /* core/api_steps.c */
+extern const struct route_table web_route_table;           /* core/web.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,
@@ -27,6 +28,7 @@ static const struct route_table *const tables[] = {
 	&api_jobs_route_table,
 	&api_snapshots_route_table,
 	&api_steps_route_table,
+	&web_route_table,
 };
 
 struct http_route *routes_all(size_t *n)
