@@ -17,49 +17,11 @@ struct world {
 
 static int company_seq;
 
-static char *q1(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *q1(struct world *w, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	char *v = tl_sql_value(w->db, buf_cstr(&b));
-	buf_free(&b);
-	return v;
-}
+#define q1(w, ...) tl_sqlf((w)->db, __VA_ARGS__)
 
-static long long q1n(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long q1n(struct world *w, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	char *v = tl_sql_value(w->db, buf_cstr(&b));
-	buf_free(&b);
-	long long n = 0;
-	str_to_ll(v, -1, 1LL << 60, &n);
-	free(v);
-	return n;
-}
+#define q1n(w, ...) tl_sqlf_n((w)->db, __VA_ARGS__)
 
-static void exec_sql(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void exec_sql(struct world *w, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	PQclear(tl_sql(w->db, buf_cstr(&b)));
-	buf_free(&b);
-}
+#define exec_sql(w, ...) tl_execf((w)->db, __VA_ARGS__)
 
 /* Connect a new agency through the agent's real OAuth flow against the sim. */
 static char *connect_agency(struct world *w, const char *settings_json)

@@ -26,19 +26,7 @@ struct world {
 
 static int company_seq;
 
-static char *q1(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *q1(struct world *w, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	char *v = tl_sql_value(w->db, buf_cstr(&b));
-	buf_free(&b);
-	return v;
-}
+#define q1(w, ...) tl_sqlf((w)->db, __VA_ARGS__)
 
 static void write_step(struct world *w, const char *file, const char *src)
 {

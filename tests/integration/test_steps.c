@@ -31,19 +31,7 @@ struct world {
 
 static int company_seq;
 
-static char *q1(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *q1(struct world *w, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	char *v = tl_sql_value(w->db, buf_cstr(&b));
-	buf_free(&b);
-	return v;
-}
+#define q1(w, ...) tl_sqlf((w)->db, __VA_ARGS__)
 
 static const char *const fast[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms",
 				   "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LOG_LEVEL=info",

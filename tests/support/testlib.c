@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -57,6 +58,51 @@ char *tl_sql_value(PGconn *c, const char *sql)
 	char *v = xstrdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
 	PQclear(r);
 	return v;
+}
+
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static char *vformat(const char *fmt, va_list ap)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_vprintf(&b, fmt, ap);
+	return buf_take(&b);
+}
+
+char *tl_sqlf(PGconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *sql = vformat(fmt, ap);
+	va_end(ap);
+	char *v = tl_sql_value(c, sql);
+	free(sql);
+	return v;
+}
+
+long long tl_sqlf_n(PGconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *sql = vformat(fmt, ap);
+	va_end(ap);
+	char *v = tl_sql_value(c, sql);
+	long long n = 0;
+	ck_assert_msg(str_to_ll(v, -(1LL << 62), 1LL << 62, &n) == 0, "not a number: \"%s\" from %s",
+		      v, sql);
+	free(v);
+	free(sql);
+	return n;
+}
+
+void tl_execf(PGconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *sql = vformat(fmt, ap);
+	va_end(ap);
+	PQclear(tl_sql(c, sql));
+	free(sql);
 }
 
 char *tl_create_db(const char *prefix)

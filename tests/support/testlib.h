@@ -23,6 +23,12 @@ PGresult *tl_sql(PGconn *c, const char *sql);
 /* First column of the first row as a malloc'd string ("" when no rows). */
 char *tl_sql_value(PGconn *c, const char *sql);
 
+/* printf-style variants: the first column of the first row (malloc'd, "" when
+ * no rows), the same as a number, and a statement whose result is dropped. */
+char *tl_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long tl_sqlf_n(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tl_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* A TCP port that was free a moment ago on 127.0.0.1. */
 int tl_free_port(void);
 
