@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -155,6 +157,10 @@ static void push(struct job **head, struct job **tail, struct job *j)
 static void *worker(void *arg)
 {
 	struct auth_pool *p = arg;
+	/* bcrypt yields the CPU to the event loop: on a machine with as many
+	 * cores as workers, logins must not add their run time to every other
+	 * request's latency (Linux: nice applies per thread). Best effort. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), AUTH_WORKER_NICE);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stop && !p->todo_head)

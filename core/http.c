@@ -2,10 +2,12 @@
 #include "http.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,9 +181,23 @@ void http_reply_error(struct http_ctx *c, int status, const char *code, const ch
 	buf_free(&b);
 }
 
+/* Replies go out in more than one write (headers, body chunks): with Nagle's
+ * algorithm on, a keep-alive client's delayed ACK stalls the tail of every
+ * larger reply by ~40 ms. */
+static void set_nodelay(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
+	set_nodelay(req);
 	struct http_ctx *c = xcalloc(1, sizeof(*c));
 	c->req = req;
 	c->srv = s;

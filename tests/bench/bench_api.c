@@ -176,11 +176,11 @@ static void bench_list(void)
 		"INSERT INTO provisioning_jobs (agency_id, status, client_data_json, created_at,"
 		" updated_at, error_message)"
 		" SELECT CASE WHEN i %% 10 = 0 THEN '%s'::uuid ELSE a.ids[1 + i %% 9] END,"
-		"  (ARRAY['PENDING','IN_PROGRESS','COMPLETED','FAILED','RETRYING'])[1 + i %% 5]"
+		"  (ARRAY['PENDING','IN_PROGRESS','COMPLETED','FAILED','RETRYING'])[1 + (i / 10) %% 5]"
 		"  ::provisioning_job_status,"
 		"  jsonb_build_object('name', 'Bulk ' || i, 'email', 'bulk' || i || '@example.com'),"
 		"  now() - (i * interval '2.5 seconds'), now(),"
-		"  CASE WHEN i %% 5 = 3 THEN 'CREATE_USER: bench' END"
+		"  CASE WHEN (i / 10) %% 5 = 3 THEN 'CREATE_USER: bench' END"
 		" FROM generate_series(1, 1000000) i,"
 		"  (SELECT array_agg(id) AS ids FROM agencies WHERE name LIKE 'Bulk %%') a",
 		agency);
