@@ -1,0 +1,745 @@
+/* test_web.c — the dashboard (web/, core/web.c).
+ *
+ * Static serving over real HTTP: Content-Types, the security headers (CSP,
+ * X-Frame-Options, nosniff), ETag/304, unknown files and traversal attempts
+ * (dot segments, encoded slashes and NULs, hidden files, symlinks, folders)
+ * refused in the API error shape, and `web_dir`.
+ *
+ * End to end in headless Chromium, driven through WebDriver (chromedriver)
+ * over plain HTTP with libcurl: log in through the form, connect an agency
+ * with "Connect with GHL" (the session cookie carries /oauth/connect through
+ * ghl-sim's OAuth), sync its snapshots, submit a job through the form, and
+ * follow it to its step timeline. Without chromium and chromedriver that
+ * case fails, saying how to install them. */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ghl_harness.h"
+#include "json.h"
+#include "testlib.h"
+#include "util.h"
+
+#define CHROMIUM "/usr/bin/chromium"
+#define CHROMEDRIVER "/usr/bin/chromedriver"
+#define INSTALL_HINT                                                                        \
+	"the browser test needs Chromium and ChromeDriver: apt-get install -y chromium "      \
+	"chromium-driver (scripts/test installs them)"
+#define WD_ELEMENT "element-6066-11e4-a52e-4f735466cecf"
+
+static char *dsn;
+static struct hsim sim;
+static struct hagent ag;
+
+/* ---- plain HTTP with headers -------------------------------------------- */
+
+struct resp {
+	long status;
+	char *body;
+	char *headers;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+	buf_append(ud, p, size * n);
+	return size * n;
+}
+
+/* path is sent exactly as given (no dot-segment squashing by curl). */
+static struct resp get(const char *base, const char *method, const char *path,
+		       const char *extra_header)
+{
+	struct resp r = {0};
+	CURL *c = curl_easy_init();
+	struct buf b, h;
+	buf_init(&b);
+	buf_init(&h);
+	struct curl_slist *hl = extra_header ? curl_slist_append(NULL, extra_header) : NULL;
+	char *url = xasprintf("%s%s", base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	free(url);
+	r.body = buf_take(&b);
+	r.headers = buf_take(&h);
+	return r;
+}
+
+static void resp_free(struct resp *r)
+{
+	free(r->body);
+	free(r->headers);
+}
+
+/* The value of header name (case-insensitive) in r, malloc'd, or NULL. */
+static char *header(const struct resp *r, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = r->headers; p && *p;) {
+		const char *eol = strstr(p, "\r\n");
+		if (!eol)
+			break;
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *v = p + n + 1;
+			while (*v == ' ')
+				v++;
+			return xstrndup(v, (size_t)(eol - v));
+		}
+		p = eol + 2;
+	}
+	return NULL;
+}
+
+static void assert_header(const struct resp *r, const char *name, const char *want)
+{
+	char *v = header(r, name);
+	ck_assert_msg(v && !strcmp(v, want), "header %s: \"%s\", want \"%s\"\n%s", name,
+		      v ? v : "(none)", want, r->headers);
+	free(v);
+}
+
+/* A refused request: status and the API error shape with code. */
+static void assert_refused(const char *base, const char *path, long status, const char *code)
+{
+	struct resp r = get(base, "GET", path, NULL);
+	ck_assert_msg(r.status == status, "GET %s: %ld, want %ld: %s", path, r.status, status,
+		      r.body);
+	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *e = j ? json_get(j, "error") : NULL;
+	ck_assert_msg(e && str_eq(json_get_str(e, "code"), code) && json_get_str(e, "message"),
+		      "GET %s: not an error with code %s: %s", path, code, r.body);
+	ck_assert_msg(!strstr(r.body, "root:"), "GET %s leaked a file: %s", path, r.body);
+	json_free(j);
+	resp_free(&r);
+}
+
+/* ---- fixture -------------------------------------------------------------- */
+
+static void setup(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	const char *flags[] = {"--company-id", "co-web", "--snapshot-delay-ms", "0", NULL};
+	hsim_start(&sim, flags);
+	dsn = tl_create_db("web");
+	hmigrate(dsn);
+	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=200ms", NULL};
+	hagent_start(&ag, dsn, &sim, extra);
+}
+
+static void teardown(void)
+{
+	hagent_stop(&ag);
+	unlink(ag.log);
+	hsim_stop(&sim);
+	tl_drop_db(dsn);
+	free(dsn);
+	curl_global_cleanup();
+}
+
+/* ---- static serving --------------------------------------------------------- */
+
+static void assert_security_headers(const struct resp *r)
+{
+	char *csp = header(r, "Content-Security-Policy");
+	ck_assert_msg(csp && strstr(csp, "default-src 'self'") &&
+			      strstr(csp, "frame-ancestors 'none'") &&
+			      strstr(csp, "script-src 'self'") && strstr(csp, "object-src 'none'") &&
+			      !strstr(csp, "unsafe-inline") && !strstr(csp, "unsafe-eval"),
+		      "CSP: %s", csp ? csp : "(none)");
+	free(csp);
+	assert_header(r, "X-Frame-Options", "DENY");
+	assert_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+START_TEST(serves_index_and_assets)
+{
+	struct resp r = get(ag.base, "GET", "/", NULL);
+	ck_assert_msg(r.status == 200, "GET /: %ld %s", r.status, r.body);
+	assert_header(&r, "Content-Type", "text/html; charset=utf-8");
+	assert_header(&r, "Cache-Control", "no-cache");
+	assert_security_headers(&r);
+	ck_assert_msg(strstr(r.body, "<script type=\"module\" src=\"/web/app.js\">"), "%s", r.body);
+	resp_free(&r);
+
+	static const struct {
+		const char *path, *type;
+	} files[] = {
+		{"/web/index.html", "text/html; charset=utf-8"},
+		{"/web/app.js", "text/javascript; charset=utf-8"},
+		{"/web/api.js", "text/javascript; charset=utf-8"},
+		{"/web/page-jobs.js", "text/javascript; charset=utf-8"},
+		{"/web/style.css", "text/css; charset=utf-8"},
+		{"/web/favicon.svg", "image/svg+xml"},
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		r = get(ag.base, "GET", files[i].path, NULL);
+		ck_assert_msg(r.status == 200 && r.body[0], "GET %s: %ld", files[i].path, r.status);
+		assert_header(&r, "Content-Type", files[i].type);
+		assert_security_headers(&r);
+		char *want = xasprintf("%s/web%s", tl_env("GHL_SOURCE_DIR"), files[i].path + 4);
+		char *disk = tl_read_file(want);
+		ck_assert_msg(!strcmp(disk, r.body), "%s differs from %s", files[i].path, want);
+		free(disk);
+		free(want);
+		resp_free(&r);
+	}
+
+	/* revalidation: the ETag answers 304 without a body; HEAD has no body */
+	r = get(ag.base, "GET", "/web/app.js", NULL);
+	char *etag = header(&r, "ETag");
+	ck_assert_msg(etag && etag[0] == '"', "ETag: %s", r.headers);
+	resp_free(&r);
+	char *inm = xasprintf("If-None-Match: %s", etag);
+	r = get(ag.base, "GET", "/web/app.js", inm);
+	ck_assert_msg(r.status == 304 && !r.body[0], "If-None-Match: %ld %s", r.status, r.body);
+	resp_free(&r);
+	r = get(ag.base, "GET", "/web/app.js", "If-None-Match: \"other\"");
+	ck_assert_msg(r.status == 200 && r.body[0], "stale ETag: %ld", r.status);
+	resp_free(&r);
+	r = get(ag.base, "HEAD", "/web/style.css", NULL);
+	ck_assert_msg(r.status == 200 && !r.body[0], "HEAD: %ld %s", r.status, r.body);
+	assert_header(&r, "Content-Type", "text/css; charset=utf-8");
+	resp_free(&r);
+	free(inm);
+	free(etag);
+}
+END_TEST
+
+START_TEST(refuses_unknown_and_traversal)
+{
+	assert_refused(ag.base, "/web/nope.js", 404, "not_found");
+	assert_refused(ag.base, "/web/", 404, "not_found");
+	assert_refused(ag.base, "/web/.htaccess", 404, "not_found");
+	assert_refused(ag.base, "/web/app.js.bak", 404, "not_found"); /* unknown extension */
+	assert_refused(ag.base, "/web/README", 404, "not_found");
+	assert_refused(ag.base, "/web/a%20b.js", 404, "not_found");
+	assert_refused(ag.base, "/web/..", 400, "bad_path");
+	assert_refused(ag.base, "/web/%2e%2e", 400, "bad_path");
+	assert_refused(ag.base, "/web/.", 400, "bad_path");
+	assert_refused(ag.base, "/web/app.js%00.png", 400, "bad_path");
+	assert_refused(ag.base, "/web/%00", 404, "not_found"); /* decodes to "/web/" */
+	/* more than one segment never reaches a file */
+	assert_refused(ag.base, "/web/../../../../etc/passwd", 404, "not_found");
+	assert_refused(ag.base, "/web/..%2f..%2f..%2f..%2fetc%2fpasswd", 404, "not_found");
+	assert_refused(ag.base, "/web/%2fetc%2fpasswd", 404, "not_found");
+	assert_refused(ag.base, "/web/..%5c..%5cetc%5cpasswd", 400, "bad_path");
+	assert_refused(ag.base, "/../../etc/passwd", 404, "not_found");
+	assert_refused(ag.base, "/web/sub/app.js", 404, "not_found");
+	/* the API error shape also carries the page's security headers */
+	struct resp r = get(ag.base, "GET", "/web/nope.js", NULL);
+	assert_security_headers(&r);
+	assert_header(&r, "Content-Type", "application/json");
+	resp_free(&r);
+	/* only GET (and HEAD) */
+	r = get(ag.base, "POST", "/web/app.js", NULL);
+	ck_assert_msg(r.status == 405, "POST: %ld %s", r.status, r.body);
+	resp_free(&r);
+}
+END_TEST
+
+/* The shipped scripts never parse data as HTML and carry no inline code. */
+START_TEST(scripts_never_use_html_sinks)
+{
+	char *dir = xasprintf("%s/web", tl_env("GHL_SOURCE_DIR"));
+	DIR *d = opendir(dir);
+	ck_assert_msg(d, "opendir %s: %s", dir, strerror(errno));
+	static const char *const sinks[] = {"innerHTML", "outerHTML", "insertAdjacentHTML",
+					    "document.write", "eval(", "new Function", NULL};
+	int files = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		int js = n > 3 && !strcmp(de->d_name + n - 3, ".js");
+		int html = n > 5 && !strcmp(de->d_name + n - 5, ".html");
+		if (!js && !html)
+			continue;
+		char *path = xasprintf("%s/%s", dir, de->d_name);
+		char *text = tl_read_file(path);
+		for (int i = 0; js && sinks[i]; i++)
+			ck_assert_msg(!strstr(text, sinks[i]), "%s uses %s", path, sinks[i]);
+		if (html)
+			ck_assert_msg(!strstr(text, "<script>") && !strstr(text, " style=") &&
+					      !strstr(text, " onclick=") && !strstr(text, " onload="),
+				      "%s has inline script, style or handler", path);
+		files++;
+		free(text);
+		free(path);
+	}
+	closedir(d);
+	ck_assert_msg(files >= 5, "only %d scripts in %s", files, dir);
+	free(dir);
+}
+END_TEST
+
+/* web_dir: another folder; symlinks (even to files inside it) and folders
+ * are not served. */
+START_TEST(web_dir_and_symlinks)
+{
+	char dir[] = "/tmp/ghl-web-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char *p = xasprintf("%s/index.html", dir);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("<!doctype html><title>custom</title>", f);
+	fclose(f);
+	char *link_out = xasprintf("%s/passwd.txt", dir);
+	ck_assert_int_eq(symlink("/etc/passwd", link_out), 0);
+	char *link_in = xasprintf("%s/again.html", dir);
+	ck_assert_int_eq(symlink(p, link_in), 0);
+	char *sub = xasprintf("%s/folder.js", dir);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+
+	struct hagent b;
+	char *env_dir = xasprintf("GHL_AGENT_WEB_DIR=%s", dir);
+	const char *extra[] = {env_dir, "GHL_AGENT_ROLES=api", NULL};
+	hagent_start(&b, dsn, NULL, extra);
+	struct resp r = get(b.base, "GET", "/", NULL);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "custom"), "%ld %s", r.status, r.body);
+	resp_free(&r);
+	assert_refused(b.base, "/web/passwd.txt", 404, "not_found");
+	assert_refused(b.base, "/web/again.html", 404, "not_found");
+	assert_refused(b.base, "/web/folder.js", 404, "not_found");
+	assert_refused(b.base, "/web/app.js", 404, "not_found"); /* not in this folder */
+	hagent_stop(&b);
+	unlink(b.log);
+
+	unlink(link_out);
+	unlink(link_in);
+	unlink(p);
+	rmdir(sub);
+	rmdir(dir);
+	free(env_dir);
+	free(sub);
+	free(link_in);
+	free(link_out);
+	free(p);
+}
+END_TEST
+
+/* ---- WebDriver ------------------------------------------------------------ */
+
+struct wd {
+	pid_t driver;
+	char base[64];
+	char session[128];
+	char profile[64];
+	char log[64];
+};
+
+/* One WebDriver command; returns the answer's "value" (a clone, caller
+ * frees) and fails the test unless the status is 200. */
+static struct json *wd_cmd(struct wd *w, const char *method, const char *path, const char *body)
+{
+	char *url = xasprintf("%s%s%s%s", w->base, w->session[0] ? "/session/" : "",
+			      w->session, path);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char *out = NULL;
+	long st = tl_http(method, url, h, body, &out);
+	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %s", method, url, st, out ? out : "");
+	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	ck_assert_msg(j, "WebDriver answer is not JSON: %s", out);
+	struct json *v = json_clone(json_get(j, "value"));
+	json_free(j);
+	free(out);
+	free(url);
+	return v;
+}
+
+static void wd_call(struct wd *w, const char *method, const char *path, const char *body)
+{
+	json_free(wd_cmd(w, method, path, body));
+}
+
+/* {"using":"css selector","value":css} as JSON text, malloc'd. */
+static char *css_body(const char *css)
+{
+	struct buf b;
+	struct jw jw;
+	buf_init(&b);
+	jw_init(&jw, &b);
+	jw_object_begin(&jw);
+	jw_key(&jw, "using");
+	jw_string(&jw, "css selector");
+	jw_key(&jw, "value");
+	jw_string(&jw, css);
+	jw_object_end(&jw);
+	return buf_take(&b);
+}
+
+/* The element id of the first match of css, or NULL when there is none. */
+static char *wd_find(struct wd *w, const char *css)
+{
+	char *body = css_body(css);
+	char *url = xasprintf("%s/session/%s/elements", w->base, w->session);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char *out = NULL;
+	long st = tl_http("POST", url, h, body, &out);
+	ck_assert_msg(st == 200, "find %s: %ld %s", css, st, out);
+	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *first = json_at(json_get(j, "value"), 0);
+	char *id = first && json_get_str(first, WD_ELEMENT) ? xstrdup(json_get_str(first, WD_ELEMENT))
+							     : NULL;
+	json_free(j);
+	free(out);
+	free(url);
+	free(body);
+	return id;
+}
+
+/* The visible text of the first match of css, or NULL (malloc'd). */
+static char *wd_text(struct wd *w, const char *css)
+{
+	char *id = wd_find(w, css);
+	if (!id)
+		return NULL;
+	char *path = xasprintf("/element/%s/text", id);
+	char *url = xasprintf("%s/session/%s%s", w->base, w->session, path);
+	char *out = NULL;
+	long st = tl_http("GET", url, NULL, NULL, &out);
+	char *text = NULL;
+	if (st == 200) { /* a stale element (re-rendered meanwhile) reads as "none" */
+		struct json *j = json_parse(out, strlen(out), 64, NULL);
+		const char *t = j ? json_get_str(j, "value") : NULL;
+		text = t ? xstrdup(t) : NULL;
+		json_free(j);
+	}
+	free(out);
+	free(url);
+	free(path);
+	free(id);
+	return text;
+}
+
+/* The page's text and the browser console, for failure messages (malloc'd). */
+static char *wd_page_state(struct wd *w)
+{
+	struct json *url = wd_cmd(w, "GET", "/url", NULL);
+	struct json *text =
+		wd_cmd(w, "POST", "/execute/sync",
+		       "{\"script\":\"return document.body.innerText\",\"args\":[]}");
+	struct json *logs = wd_cmd(w, "POST", "/se/log", "{\"type\":\"browser\"}");
+	char *lj = json_to_string(logs);
+	char *s = xasprintf("URL %s\n--- page text ---\n%.3000s\n--- console ---\n%.3000s",
+			    url && url->type == JSON_STRING ? url->u.str.s : "?",
+			    text && text->type == JSON_STRING ? text->u.str.s : "?", lj);
+	free(lj);
+	json_free(url);
+	json_free(text);
+	json_free(logs);
+	return s;
+}
+
+/* Wait until the first match of css shows text containing needle. */
+static void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout_ms)
+{
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	char *last = NULL;
+	for (;;) {
+		free(last);
+		last = wd_text(w, css);
+		if (last && strstr(last, needle))
+			break;
+		if (now_monotonic_ms() > deadline) {
+			char *state = wd_page_state(w);
+			ck_abort_msg("no \"%s\" in %s within %d ms (text: %s)\n%s", needle, css,
+				     timeout_ms, last ? last : "(no element)", state);
+		}
+		usleep(100000);
+	}
+	free(last);
+}
+
+/* Wait for css to match, then click it. */
+static void wd_click(struct wd *w, const char *css)
+{
+	int64_t deadline = now_monotonic_ms() + 10000;
+	char *id;
+	while (!(id = wd_find(w, css))) {
+		if (now_monotonic_ms() > deadline) {
+			char *state = wd_page_state(w);
+			ck_abort_msg("no element %s to click\n%s", css, state);
+		}
+		usleep(100000);
+	}
+	char *path = xasprintf("/element/%s/click", id);
+	wd_call(w, "POST", path, "{}");
+	free(path);
+	free(id);
+}
+
+static void wd_type(struct wd *w, const char *css, const char *text)
+{
+	char *id = wd_find(w, css);
+	ck_assert_msg(id, "no input %s", css);
+	char *path = xasprintf("/element/%s/value", id);
+	struct buf b;
+	struct jw jw;
+	buf_init(&b);
+	jw_init(&jw, &b);
+	jw_object_begin(&jw);
+	jw_key(&jw, "text");
+	jw_string(&jw, text);
+	jw_object_end(&jw);
+	wd_call(w, "POST", path, buf_cstr(&b));
+	buf_free(&b);
+	free(path);
+	free(id);
+}
+
+static void wd_go(struct wd *w, const char *url)
+{
+	struct buf b;
+	struct jw jw;
+	buf_init(&b);
+	jw_init(&jw, &b);
+	jw_object_begin(&jw);
+	jw_key(&jw, "url");
+	jw_string(&jw, url);
+	jw_object_end(&jw);
+	wd_call(w, "POST", "/url", buf_cstr(&b));
+	buf_free(&b);
+}
+
+static int executable(const char *path)
+{
+	return access(path, X_OK) == 0;
+}
+
+/* Start chromedriver in its own process group and open a headless session. */
+static void wd_start(struct wd *w)
+{
+	memset(w, 0, sizeof(*w));
+	int port = tl_free_port();
+	snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
+	snprintf(w->profile, sizeof(w->profile), "/tmp/ghl-web-chrome-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(w->profile));
+	snprintf(w->log, sizeof(w->log), "/tmp/ghl-web-driver-XXXXXX");
+	close(mkstemp(w->log));
+	char *port_arg = xasprintf("--port=%d", port);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setpgid(0, 0); /* chromedriver and its browser: one group to kill */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(w->log, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		char *argv[] = {(char *)CHROMEDRIVER, port_arg, NULL};
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	w->driver = pid;
+	free(port_arg);
+	char *status = xasprintf("%s/status", w->base);
+	ck_assert_msg(tl_wait_http(status, 10000), "chromedriver did not start: %s",
+		      tl_read_file(w->log));
+	free(status);
+
+	struct buf b;
+	struct jw jw;
+	buf_init(&b);
+	jw_init(&jw, &b);
+	jw_object_begin(&jw);
+	jw_key(&jw, "capabilities");
+	jw_object_begin(&jw);
+	jw_key(&jw, "alwaysMatch");
+	jw_object_begin(&jw);
+	jw_key(&jw, "browserName");
+	jw_string(&jw, "chrome");
+	jw_key(&jw, "goog:loggingPrefs");
+	jw_raw(&jw, "{\"browser\":\"ALL\"}");
+	jw_key(&jw, "goog:chromeOptions");
+	jw_object_begin(&jw);
+	jw_key(&jw, "binary");
+	jw_string(&jw, CHROMIUM);
+	jw_key(&jw, "args");
+	jw_array_begin(&jw);
+	static const char *const args[] = {
+		"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--disable-component-update", "--no-first-run",
+		"--disable-sync", "--window-size=1280,900"};
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
+		jw_string(&jw, args[i]);
+	char *profile = xasprintf("--user-data-dir=%s", w->profile);
+	jw_string(&jw, profile);
+	free(profile);
+	jw_array_end(&jw);
+	jw_object_end(&jw);
+	jw_object_end(&jw);
+	jw_object_end(&jw);
+	jw_object_end(&jw);
+	struct json *v = wd_cmd(w, "POST", "/session", buf_cstr(&b));
+	buf_free(&b);
+	const char *sid = json_get_str(v, "sessionId");
+	ck_assert_msg(sid, "no sessionId: %s", tl_read_file(w->log));
+	snprintf(w->session, sizeof(w->session), "%s", sid);
+	json_free(v);
+}
+
+/* Idempotent: ends the session, the driver's process group, the profile. */
+static void wd_stop(struct wd *w)
+{
+	if (w->session[0]) {
+		char *url = xasprintf("%s/session/%s", w->base, w->session);
+		tl_http("DELETE", url, NULL, NULL, NULL);
+		free(url);
+	}
+	if (w->driver > 0) {
+		kill(-w->driver, SIGTERM);
+		int st;
+		if (tl_wait_exit(w->driver, 3000, &st)) {
+			kill(-w->driver, SIGKILL);
+			waitpid(w->driver, &st, 0);
+		}
+	}
+	char *rm = xasprintf("rm -rf '%s'", w->profile);
+	if (w->profile[0] && system(rm) != 0)
+		fprintf(stderr, "could not remove %s\n", w->profile);
+	free(rm);
+	if (w->log[0])
+		unlink(w->log);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The browser must not outlive the test: a failed assertion exits the
+ * forked test process (atexit runs), a passing one runs the checked
+ * teardown, and a killed one takes chromedriver along (PDEATHSIG) and with
+ * it the browser's pipe. */
+static struct wd browser;
+
+static void browser_teardown(void)
+{
+	wd_stop(&browser);
+}
+
+START_TEST(browser_end_to_end)
+{
+	ck_assert_msg(executable(CHROMIUM) && executable(CHROMEDRIVER),
+		      "%s (missing: %s%s)", INSTALL_HINT, executable(CHROMIUM) ? "" : CHROMIUM " ",
+		      executable(CHROMEDRIVER) ? "" : CHROMEDRIVER);
+	hagent_admin_token(&ag); /* `ghl-agent user add --password-stdin` of the admin */
+	int64_t t0 = now_monotonic_ms();
+	atexit(browser_teardown);
+	wd_start(&browser);
+
+	/* log in through the form */
+	char *home = xasprintf("%s/", ag.base);
+	wd_go(&browser, home);
+	wd_wait_text(&browser, "#login-form h1", "Log in", 10000);
+	wd_type(&browser, "#login-email", H_ADMIN_EMAIL);
+	wd_type(&browser, "#login-password", "wrong password!");
+	wd_click(&browser, "#login-submit");
+	wd_wait_text(&browser, "#login-form .form-error", "password", 10000);
+	char *pw = wd_find(&browser, "#login-password");
+	char *clear_path = xasprintf("/element/%s/clear", pw);
+	wd_call(&browser, "POST", clear_path, "{}");
+	free(clear_path);
+	free(pw);
+	wd_type(&browser, "#login-password", H_ADMIN_PASSWORD);
+	wd_click(&browser, "#login-submit");
+	wd_wait_text(&browser, "#whoami", H_ADMIN_EMAIL, 10000);
+	wd_wait_text(&browser, "#agency-list", "No agencies yet", 10000);
+	wd_wait_text(&browser, "#nav", "Users", 2000); /* an ADMIN sees Users */
+
+	/* "Connect with GHL": the cookie session takes /oauth/connect through the
+	 * simulator's consent to the callback page */
+	wd_click(&browser, "#connect-ghl");
+	wd_wait_text(&browser, "body", "is connected", 15000);
+	wd_go(&browser, home);
+	wd_wait_text(&browser, "#agency-list", "co-web", 10000);
+	wd_wait_text(&browser, "#agency-list", "Connected", 2000);
+
+	/* snapshots: sync from GHL */
+	char *url = xasprintf("%s/#/snapshots", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_click(&browser, "#snap-sync");
+	wd_wait_text(&browser, "#flash", "added", 10000);
+	wd_wait_text(&browser, "#snapshot-list", "ACTIVE", 5000);
+
+	/* jobs: a validation error shown next to its field, then a job */
+	url = xasprintf("%s/#/jobs", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_click(&browser, "#submit-panel summary");
+	wd_type(&browser, "#job-name", "Bright Smiles <b>Dental</b>");
+	wd_type(&browser, "#job-email", "not-an-email");
+	wd_click(&browser, "#job-submit");
+	wd_wait_text(&browser, "[data-field='client_data.email'] .field-error", "mail", 10000);
+	char *em = wd_find(&browser, "#job-email");
+	clear_path = xasprintf("/element/%s/clear", em);
+	wd_call(&browser, "POST", clear_path, "{}");
+	free(clear_path);
+	free(em);
+	wd_type(&browser, "#job-email", "owner@brightsmiles.example");
+	wd_type(&browser, "#job-first-name", "Ada");
+	wd_type(&browser, "#job-last-name", "Lovelace");
+	wd_click(&browser, "#job-submit");
+	wd_wait_text(&browser, "#flash", "Job queued", 10000);
+	/* markup in data stays text */
+	wd_wait_text(&browser, "#job-list", "Bright Smiles <b>Dental</b>", 10000);
+
+	/* its detail page: the step timeline from the audit log */
+	wd_click(&browser, "#job-list a.client-name");
+	wd_wait_text(&browser, "#job-title", "Bright Smiles <b>Dental</b>", 10000);
+	wd_wait_text(&browser, "#timeline", "CREATE_LOCATION", 20000);
+	wd_wait_text(&browser, "#timeline", "COMPLETED", 20000);
+	wd_wait_text(&browser, ".page-head .badge", "COMPLETED", 20000);
+	char *timeline = wd_text(&browser, "#timeline");
+	ck_assert_msg(timeline && strstr(timeline, "VALIDATE_SNAPSHOT") &&
+			      strstr(timeline, "CREATE_USER") && strstr(timeline, "201"),
+		      "timeline: %s", timeline);
+	free(timeline);
+
+	/* log out: back to the form */
+	wd_click(&browser, "#logout");
+	wd_wait_text(&browser, "#login-form h1", "Log in", 10000);
+	free(home);
+	int64_t took = now_monotonic_ms() - t0;
+	ck_assert_msg(took < 30000, "the browser test took %lld ms (budget 30 s)", (long long)took);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("web");
+	TCase *tc = tcase_create("static");
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, serves_index_and_assets);
+	tcase_add_test(tc, refuses_unknown_and_traversal);
+	tcase_add_test(tc, scripts_never_use_html_sinks);
+	tcase_add_test(tc, web_dir_and_symlinks);
+	suite_add_tcase(s, tc);
+	TCase *tb = tcase_create("browser");
+	tcase_add_unchecked_fixture(tb, setup, teardown);
+	tcase_add_checked_fixture(tb, NULL, browser_teardown);
+	tcase_set_timeout(tb, 120);
+	tcase_add_test(tb, browser_end_to_end);
+	suite_add_tcase(s, tb);
+	return tl_run_suite(s);
+}

@@ -1,0 +1,210 @@
+// page-jobs.js — the jobs table (filters in the URL, cursor paging, refreshed
+// every few seconds), retry/cancel, the submit form and the CSV bulk upload.
+import { api, qs, fetchAll, upload } from './api.js';
+import {
+  h, clear, table, badge, fmtDate, flash, busy, hashQuery, field, formError, showErrors, clearErrors, randomKey,
+} from './ui.js';
+
+const REFRESH_MS = 4000;
+const STATUSES = ['PENDING', 'IN_PROGRESS', 'RETRYING', 'COMPLETED', 'FAILED'];
+const CLIENT_FIELDS = [
+  ['name', 'Client name *', 'text'], ['email', 'Email *', 'email'], ['first_name', 'First name', 'text'],
+  ['last_name', 'Last name', 'text'], ['phone', 'Phone (E.164)', 'tel'], ['country', 'Country (2 letters)', 'text'],
+  ['timezone', 'Time zone (IANA)', 'text'], ['external_id', 'External id', 'text'],
+];
+
+export function jobActions(job, ctx, after, onError) {
+  if (!ctx.can.retryCancel) return [];
+  const out = [];
+  if (job.status === 'FAILED') {
+    const b = h('button', { type: 'button', class: 'small', text: 'Retry', dataset: { action: 'retry' } });
+    b.addEventListener('click', () => busy(b, async () => {
+      await api('POST', `/jobs/${job.id}/retry`);
+      flash('The job will run again from its first unfinished step.');
+      await after();
+    }, onError));
+    out.push(b);
+  }
+  if (['PENDING', 'RETRYING', 'IN_PROGRESS'].includes(job.status) && !job.cancel_requested) {
+    const b = h('button', { type: 'button', class: 'small danger', text: 'Cancel', dataset: { action: 'cancel' } });
+    b.addEventListener('click', () => {
+      if (!confirm('Cancel this job?')) return;
+      busy(b, async () => {
+        await api('POST', `/jobs/${job.id}/cancel`);
+        flash('Cancel requested.');
+        await after();
+      }, onError);
+    });
+    out.push(b);
+  }
+  return out;
+}
+
+function agencyOptions(agencies, selected, blank) {
+  return [blank ? h('option', { value: '', text: blank }) : null,
+    ...agencies.map((a) => h('option', { value: a.id, text: a.name, selected: a.id === selected }))];
+}
+
+function submitForm(agencies, initialAgency, done) {
+  const agency = h('select', { id: 'job-agency' }, agencyOptions(agencies, initialAgency));
+  const snapshot = h('select', { id: 'job-snapshot' });
+  const inputs = {};
+  const fields = CLIENT_FIELDS.map(([k, label, type]) => {
+    inputs[k] = h('input', { type, id: `job-${k.replace('_', '-')}` });
+    return field(label, inputs[k], `client_data.${k}`);
+  });
+  const tags = h('input', { type: 'text', id: 'job-tags', placeholder: 'dental, vip' });
+  const submit = h('button', { type: 'submit', id: 'job-submit', text: 'Submit job' });
+  let idemKey = randomKey(); // one key per filled form: a double click cannot create two jobs
+
+  async function loadSnapshots() {
+    clear(snapshot, h('option', { value: '', text: 'No snapshot' }));
+    if (!agency.value) return;
+    try {
+      const snaps = await fetchAll(`/agencies/${agency.value}/snapshots`, { active: 'true' }, 400);
+      snapshot.append(...snaps.map((s) => h('option', { value: s.id, text: s.niche ? `${s.name} (${s.niche})` : s.name })));
+    } catch {
+      // the list stays "No snapshot"
+    }
+  }
+  agency.addEventListener('change', loadSnapshots);
+  loadSnapshots();
+
+  const form = h('form', { id: 'job-form', novalidate: true },
+    h('div', { class: 'row' }, field('Agency', agency, 'agency'), field('Snapshot', snapshot, 'snapshot_id')),
+    h('div', { class: 'grid-form' }, fields, field('Tags (comma separated)', tags, 'client_data.tags')),
+    formError(), submit);
+  form.addEventListener('input', () => { idemKey = randomKey(); });
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const client = {};
+    for (const [k, input] of Object.entries(inputs)) if (input.value.trim()) client[k] = input.value.trim();
+    const tagList = tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+    if (tagList.length) client.tags = tagList;
+    const body = { client_data: client };
+    if (snapshot.value) body.snapshot_id = snapshot.value;
+    busy(submit, async () => {
+      const job = await api('POST', `/agencies/${agency.value}/jobs`, body, { headers: { 'Idempotency-Key': idemKey } });
+      idemKey = randomKey();
+      for (const input of [...Object.values(inputs), tags]) input.value = '';
+      flash(`Job queued for ${job.client_data.name}.`);
+      await done(job);
+    }, (e) => showErrors(form, e));
+  });
+  return form;
+}
+
+function csvForm(agencies, initialAgency, done) {
+  const agency = h('select', { id: 'csv-agency' }, agencyOptions(agencies, initialAgency));
+  const file = h('input', { type: 'file', accept: '.csv,text/csv', id: 'csv-file' });
+  const progress = h('progress', { max: 100, value: 0, hidden: true });
+  const status = h('span', { class: 'muted' });
+  const send = h('button', { type: 'submit', text: 'Upload' });
+  const form = h('form', { id: 'csv-form', novalidate: true },
+    h('p', { class: 'muted', text: 'A header row naming columns such as name,email,first_name,last_name,phone,tags,custom_values.KEY,snapshot_id; tags separated by ";". All rows are checked first: if one is wrong, nothing is stored.' }),
+    h('div', { class: 'row' }, field('Agency', agency, 'agency'), field('CSV file', file, 'file')),
+    h('div', { class: 'row' }, send, progress, status), formError());
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const f = file.files[0];
+    if (!f) {
+      showErrors(form, { message: 'Choose a CSV file first.', details: [{ field: 'file', message: 'required' }] });
+      return;
+    }
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = 'Uploading…';
+    busy(send, async () => {
+      const res = await upload(`/agencies/${agency.value}/jobs/batch`, f, 'text/csv', (sent, total) => {
+        progress.value = total ? Math.round((sent / total) * 100) : 100;
+        if (sent >= total) status.textContent = 'Checking the rows…';
+      });
+      status.textContent = `${res.count} jobs queued.`;
+      file.value = '';
+      flash(`${res.count} jobs queued from ${f.name}.`);
+      await done();
+    }, (e) => {
+      status.textContent = 'Nothing was stored.';
+      showErrors(form, e);
+    });
+  });
+  return form;
+}
+
+export async function render(main, ctx) {
+  const q = hashQuery();
+  const agencies = await fetchAll('/agencies', {}, 1000);
+  if (ctx.stale()) return null;
+  const names = new Map(agencies.map((a) => [a.id, a.name]));
+  const status = h('select', { id: 'filter-status' }, h('option', { value: '', text: 'Any status' }),
+    STATUSES.map((s) => h('option', { value: s, text: s, selected: q.status === s })));
+  const agency = h('select', { id: 'filter-agency' }, agencyOptions(agencies, q.agency_id, 'Any agency'));
+  const after = h('input', { type: 'date', value: q.created_after || '', title: 'Created on or after' });
+  const before = h('input', { type: 'date', value: q.created_before || '', title: 'Created before' });
+  const auto = h('input', { type: 'checkbox', checked: true, id: 'auto-refresh' });
+  const list = h('div', { id: 'job-list' });
+  const pager = h('div', { class: 'pager' });
+  const errors = h('div', {}, formError());
+  const updated = h('span', { class: 'muted small' });
+  const cursors = [''];
+  let loading = false;
+
+  async function load() {
+    if (loading) return;
+    loading = true;
+    try {
+      const page = await api('GET', `/jobs${qs({
+        status: status.value, agency_id: agency.value, created_after: after.value, created_before: before.value,
+        limit: 25, cursor: cursors.at(-1),
+      })}`);
+      if (ctx.stale()) return;
+      clearErrors(errors);
+      clear(list, table([
+        { title: 'Created', cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
+        { title: 'Client', cell: (j) => [h('a', { href: `#/jobs/${j.id}`, class: 'client-name', text: j.client_data.name || '(no name)' }), h('br'), h('small', { class: 'muted', text: j.client_data.email || '' })] },
+        { title: 'Agency', cell: (j) => names.get(j.agency_id) || j.agency_id },
+        { title: 'Status', cell: (j) => [badge(j.status), j.cancel_requested && j.status === 'IN_PROGRESS' ? h('small', { text: ' cancelling' }) : null] },
+        { title: 'Retries', cell: (j) => String(j.retry_count) },
+        { title: 'Error', class: 'error-cell', cell: (j) => j.error_message || '' },
+        { title: '', cell: (j) => jobActions(j, ctx, load, (e) => showErrors(errors, e)) },
+      ], page.items, 'No jobs match these filters.'));
+      clear(pager,
+        cursors.length > 1 ? h('button', { type: 'button', text: '← Newer', onclick: () => { cursors.pop(); load(); } }) : null,
+        page.next_cursor ? h('button', { type: 'button', text: 'Older →', onclick: () => { cursors.push(page.next_cursor); load(); } }) : null);
+      updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+      if (!ctx.stale()) showErrors(errors, e);
+    } finally {
+      loading = false;
+    }
+  }
+
+  const filters = h('form', { class: 'toolbar', id: 'job-filters' }, status, agency,
+    h('label', { class: 'inline' }, 'from ', after), h('label', { class: 'inline' }, 'before ', before),
+    h('button', { type: 'submit', text: 'Filter' }),
+    h('label', { class: 'inline' }, auto, ' auto-refresh'), updated);
+  const apply = (ev) => {
+    if (ev) ev.preventDefault();
+    cursors.length = 1;
+    history.replaceState(null, '', `#/jobs${qs({ status: status.value, agency_id: agency.value, created_after: after.value, created_before: before.value })}`);
+    load();
+  };
+  filters.addEventListener('submit', apply);
+  for (const el of [status, agency, after, before]) el.addEventListener('change', apply);
+
+  const mine = agencies.filter((a) => ctx.can.submitJobs(a.id));
+  const preferred = mine.some((a) => a.id === q.agency_id) ? q.agency_id : mine[0] && mine[0].id;
+  const reload = async () => { cursors.length = 1; await load(); };
+  clear(main,
+    h('div', { class: 'page-head' }, h('h1', { text: 'Jobs' })),
+    mine.length ? h('details', { class: 'card', id: 'submit-panel' }, h('summary', { text: 'Submit a job' }), submitForm(mine, preferred, reload)) : null,
+    mine.length ? h('details', { class: 'card', id: 'csv-panel' }, h('summary', { text: 'Bulk upload (CSV)' }), csvForm(mine, preferred, reload)) : null,
+    filters, errors, list, pager);
+  await load();
+  const timer = setInterval(() => {
+    if (auto.checked && !document.hidden) load();
+  }, REFRESH_MS);
+  return () => clearInterval(timer);
+}
