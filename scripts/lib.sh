@@ -8,7 +8,8 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # Everything the build, the tests and the demo need, from Debian 12.
 GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
   liblua5.4-dev lua-cjson-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
-  check libcrypt-dev postgresql-15 postgresql-client-15 valgrind)
+  check libcrypt-dev postgresql-15 postgresql-client-15 valgrind
+  chromium chromium-driver)   # the dashboard's browser test (tests/integration/test_web.c)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
