@@ -40,8 +40,8 @@ function pipelineEditor(initial, steps, editable) {
         h('option', { value: v, text: t, selected: (item.on_error === 'continue' ? 'continue' : '') === v })));
     const config = h('textarea', {
       class: 'step-config', rows: 2, spellcheck: 'false', readonly: !editable,
-      placeholder: '{"key": "value"}',
-      value: item.config === undefined ? '' : JSON.stringify(item.config, null, 1),
+      placeholder: editable ? '{"key": "value"}' : '',
+      value: item.config === undefined ? '' : JSON.stringify(item.config),
     });
     const hint = h('small', { class: 'hint', text: schemaHint(byName.get(item.step)) });
     stepSel.addEventListener('change', () => { hint.textContent = schemaHint(byName.get(stepSel.value)); });
@@ -124,6 +124,7 @@ export async function render(main, ctx, id) {
 
   const form = h('form', { class: 'card', id: 'agency-form', novalidate: true },
     h('h2', { text: 'Settings' }),
+    editable ? null : h('p', { class: 'muted', text: 'Read only: your role cannot change this agency.' }),
     field('Name', name, 'name'),
     h('div', { class: 'row' },
       field('Max retries', maxRetries, 'settings.max_retries'),

@@ -96,10 +96,11 @@ export function showErrors(root, err) {
       if ((name === f || name.startsWith(`${f}.`) || name.startsWith(`${f}[`)) &&
           (!best || f.length > best.dataset.field.length)) best = t;
     }
-    const msg = best && name !== best.dataset.field ? `${name}: ${d.message}` : d.message;
+    const rest = best ? name.slice(best.dataset.field.length).replace(/^\./, '') : '';
+    const msg = rest ? `${rest}: ${d.message}` : d.message;
     const slot = best && best.querySelector(':scope > .field-error');
     if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent}; ${msg}` : msg;
+      slot.append(h('span', { class: 'msg', text: msg }));
       best.classList.add('has-error');
     } else {
       unplaced.push(d);
