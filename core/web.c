@@ -79,8 +79,8 @@ static int web_name_ok(const char *name)
 	return strstr(name, "..") == NULL;
 }
 
-/* 1 when the undecoded request path hides a NUL or a dot segment ("%2e%2e",
- * "/./"), which the decoded path no longer shows faithfully. */
+/* 1 when the path has a dot segment ("..", ".", also when sent as %2e%2e)
+ * or the undecoded path an encoded NUL (the decoded one stops at it). */
 static int raw_path_suspicious(struct http_ctx *c)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(c->req);
