@@ -848,6 +848,66 @@ static void session_found(void *arg, PGresult *res, const char *errmsg)
 	proceed(r);
 }
 
+/* ---- API key cache ------------------------------------------------------ */
+
+/* A small direct-mapped cache of valid API keys (by the SHA-256 of the key),
+ * so machine submissions skip the lookup round trip. An entry lives
+ * API_KEY_CACHE_TTL_MS; revoking a key or deleting an agency through this
+ * process clears the cache at once (api_key_cache_clear), other processes
+ * notice within the TTL. Only hits are cached: an unknown key always asks
+ * the database. */
+#define API_KEY_CACHE_SLOTS 256
+
+struct key_entry {
+	char hash[65];
+	char key_id[API_UUID_LEN];
+	char agency_id[API_UUID_LEN];
+	int64_t expires_ms;
+};
+
+struct api_key_cache {
+	struct key_entry slot[API_KEY_CACHE_SLOTS];
+};
+
+static struct key_entry *key_slot(struct api_state *st, const char *hash)
+{
+	if (!st || !st->key_cache)
+		return NULL;
+	unsigned long i = strtoul((char[]){hash[0], hash[1], hash[2], hash[3], 0}, NULL, 16);
+	return &st->key_cache->slot[i % API_KEY_CACHE_SLOTS];
+}
+
+void api_key_cache_clear(struct app *app)
+{
+	struct api_state *st = app->api;
+	if (st && st->key_cache)
+		memset(st->key_cache, 0, sizeof(*st->key_cache));
+}
+
+/* Fills r->who from the cache: 1 on a hit. */
+static int key_cached(struct api_req *r, const char *hash)
+{
+	struct key_entry *k = key_slot(r->app->api, hash);
+	if (!k || strcmp(k->hash, hash) || k->expires_ms <= now_monotonic_ms())
+		return 0;
+	struct principal *p = &r->who;
+	p->kind = PRINCIPAL_API_KEY;
+	snprintf(p->api_key_id, sizeof(p->api_key_id), "%s", k->key_id);
+	principal_add_agency(p, k->agency_id, strlen(k->agency_id));
+	return 1;
+}
+
+static void key_remember(struct api_req *r, const char *hash)
+{
+	struct key_entry *k = key_slot(r->app->api, hash);
+	if (!k)
+		return;
+	snprintf(k->hash, sizeof(k->hash), "%s", hash);
+	snprintf(k->key_id, sizeof(k->key_id), "%s", r->who.api_key_id);
+	snprintf(k->agency_id, sizeof(k->agency_id), "%s", r->who.agency_ids[0]);
+	k->expires_ms = now_monotonic_ms() + API_KEY_CACHE_TTL_MS;
+}
+
 static void api_key_found(void *arg, PGresult *res, const char *errmsg)
 {
 	struct api_req *r = arg;
@@ -867,6 +927,7 @@ static void api_key_found(void *arg, PGresult *res, const char *errmsg)
 	snprintf(p->api_key_id, sizeof(p->api_key_id), "%s", PQgetvalue(res, 0, 0));
 	const char *agency = PQgetvalue(res, 0, 1);
 	principal_add_agency(p, agency, strlen(agency));
+	key_remember(r, r->key_hash);
 	proceed(r);
 }
 
@@ -925,10 +986,16 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 	int is_key = auth_is_api_key(token);
 	crypto_wipe(token, strlen(token));
 	free(token);
-	if (is_key && !r->who.via_cookie)
+	if (is_key && !r->who.via_cookie) {
+		if (key_cached(r, hash)) {
+			proceed(r);
+			return;
+		}
+		snprintf(r->key_hash, sizeof(r->key_hash), "%s", hash);
 		db_pool_query(r->app->db, api_key_sql, 1, params, api_key_found, r);
-	else
+	} else {
 		db_pool_query(r->app->db, session_sql, 1, params, session_found, r);
+	}
 }
 
 /* ---- module state ------------------------------------------------------ */
@@ -958,6 +1025,7 @@ int api_start(struct app *app, struct err *e)
 	s->throttle_account = throttle_new(THROTTLE_MAX_KEYS);
 	s->throttle_address = throttle_new(THROTTLE_MAX_KEYS);
 	s->validate_settings = api_settings_accept_objects;
+	s->key_cache = xcalloc(1, sizeof(*s->key_cache));
 	app->api = s;
 	return 0;
 }
@@ -970,6 +1038,7 @@ void api_stop(struct app *app)
 	auth_pool_free(s->pool);
 	throttle_free(s->throttle_account);
 	throttle_free(s->throttle_address);
+	free(s->key_cache);
 	free(s);
 	app->api = NULL;
 }

@@ -182,6 +182,7 @@ struct api_req {
 	void *data;               /* the handler's state, freed with data_free */
 	void (*data_free)(void *);
 	const char *conflict_msg; /* api_query: message for a unique violation */
+	char key_hash[65];        /* internal: the API key's hash while it is looked up */
 	api_result_fn qcb;        /* internal: api_query's pending callback */
 };
 
@@ -239,7 +240,15 @@ void api_add_header(struct api_req *r, const char *name, const char *value);
 typedef int (*api_settings_validator)(void *arg, const struct json *settings,
 				      struct api_problems *out);
 
+/* Valid API keys are cached this long per process (core/api.c): a key
+ * revoked (or an agency deleted) through another process stops working
+ * within this time; through this one, at once. */
+#define API_KEY_CACHE_TTL_MS 5000
+
+struct api_key_cache;
+
 struct api_state {
+	struct api_key_cache *key_cache;
 	struct auth_pool *pool;
 	struct throttle *throttle_account;
 	struct throttle *throttle_address;
@@ -254,6 +263,9 @@ int api_settings_accept_objects(void *arg, const struct json *settings,
  * named "settings.pipeline[2].config.role". Installed by `serve`. */
 int api_settings_validate_pipeline(void *arg, const struct json *settings,
 				   struct api_problems *out);
+
+/* Forget every cached API key (after a revocation or an agency deletion). */
+void api_key_cache_clear(struct app *app);
 
 /* Start/stop the API module (auth worker pool, throttles) on app. */
 int api_start(struct app *app, struct err *e);

@@ -130,6 +130,7 @@ static void deleted(struct api_req *r, PGresult *res)
 		api_reply_not_found(r, "agency");
 		return;
 	}
+	api_key_cache_clear(r->app);
 	log_info("agency deleted", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
 		 "by", r->who.user_id, NULL);
 	api_reply_empty(r, 204);
@@ -250,6 +251,7 @@ static void key_revoked(struct api_req *r, PGresult *res)
 		api_reply_not_found(r, "API key");
 		return;
 	}
+	api_key_cache_clear(r->app);
 	log_info("api key revoked", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
 		 "api_key_id", api_param(r, 1), "by", r->who.user_id, NULL);
 	api_reply_empty(r, 204);

@@ -1200,6 +1200,35 @@ START_TEST(dry_run_against_sim)
 }
 END_TEST
 
+/* API keys are cached per process for API_KEY_CACHE_TTL_MS (5 s): a key
+ * revoked by another process (here: SQL) stops working within that time. */
+START_TEST(api_key_revocation_elsewhere_within_ttl)
+{
+	char k[64];
+	make_key(agency_b, k, sizeof(k));
+	struct resp r = as(k, "GET", "/api/v1/jobs?limit=1", NULL);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	char h[65];
+	crypto_sha256_hex(k, strlen(k), h);
+	char *sql = xasprintf("UPDATE api_keys SET revoked_at = now() WHERE key_hash = '%s'", h);
+	exec_sql(sql);
+	free(sql);
+	int64_t t0 = now_monotonic_ms();
+	long st = 200;
+	while (st == 200 && now_monotonic_ms() - t0 < 8000) {
+		r = as(k, "GET", "/api/v1/jobs?limit=1", NULL);
+		st = r.status;
+		resp_free(&r);
+		if (st == 200)
+			usleep(200000);
+	}
+	int64_t took = now_monotonic_ms() - t0;
+	ck_assert_msg(st == 401, "still %ld after %lld ms", st, (long long)took);
+	ck_assert_msg(took <= 5500, "revocation took %lld ms (TTL 5 s)", (long long)took);
+}
+END_TEST
+
 /* Runs last: nothing secret reached the agent's log. */
 START_TEST(no_secrets_in_log)
 {
@@ -1230,6 +1259,7 @@ int main(void)
 	tcase_add_test(tc, snapshot_sync_upsert_and_deactivate);
 	tcase_add_test(tc, steps_and_pipeline_validation);
 	tcase_add_test(tc, dry_run_against_sim);
+	tcase_add_test(tc, api_key_revocation_elsewhere_within_ttl);
 	tcase_add_test(tc, no_secrets_in_log);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
