@@ -357,14 +357,18 @@ static void complete_request(ghl_step_ctx *ctx, int status, enum ghl_outcome out
 		ctx_free(ctx);
 		return;
 	}
+	/* copy first: after a sleep the arguments are the current values */
+	struct json *resp = body ? json_clone(body) : NULL;
+	char *msg = message ? xstrdup(message) : NULL;
+	char *trace = trace_id ? xstrdup(trace_id) : NULL;
 	json_free(ctx->resp);
-	ctx->resp = body ? json_clone(body) : NULL;
+	free(ctx->resp_message);
+	free(ctx->trace_id);
+	ctx->resp = resp;
+	ctx->resp_message = msg;
+	ctx->trace_id = trace;
 	ctx->resp_status = status;
 	ctx->resp_outcome = outcome;
-	free(ctx->resp_message);
-	ctx->resp_message = message ? xstrdup(message) : NULL;
-	free(ctx->trace_id);
-	ctx->trace_id = trace_id ? xstrdup(trace_id) : NULL;
 	ctx->retry_after_ms = retry_after_ms;
 	step_call(ctx);
 }

@@ -82,6 +82,18 @@ static long get(struct agent *a, const char *path, char **body)
 	return tl_http("GET", url, NULL, NULL, body);
 }
 
+/* The pool connects in the background: wait until /readyz answers 200. */
+static void wait_ready(struct agent *a)
+{
+	long st = 0;
+	for (int i = 0; i < 200 && st != 200; i++) {
+		st = get(a, "/readyz", NULL);
+		if (st != 200)
+			usleep(50000);
+	}
+	ck_assert_int_eq(st, 200);
+}
+
 /* Assert the DESIGN error shape with the given code. */
 static void assert_error_shape(const char *body, const char *code)
 {
@@ -106,6 +118,7 @@ START_TEST(health_ready_and_404)
 	ck_assert_int_eq(get(&a, "/healthz", &body), 200);
 	ck_assert_str_eq(body, "{\"status\":\"ok\"}");
 	free(body);
+	wait_ready(&a);
 	ck_assert_int_eq(get(&a, "/readyz", &body), 200);
 	ck_assert_str_eq(body, "{\"status\":\"ready\"}");
 	free(body);
@@ -216,7 +229,7 @@ START_TEST(sigterm_finishes_in_flight_requests)
 	migrate_db(dsn);
 	struct agent a;
 	agent_start(&a, dsn, NULL);
-	ck_assert_int_eq(get(&a, "/readyz", NULL), 200);
+	wait_ready(&a);
 
 	/* Hold a lock so that /readyz's query waits: a request in flight. */
 	PGconn *c = tl_connect(dsn);
