@@ -135,6 +135,8 @@ static struct jupd *find_or_add(struct batch *b, const char *job_id)
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static void send_flight(struct journal *j);
+static void sanitize_json(char *t);
 
 static void schedule_flush(struct journal *j)
 {
@@ -155,6 +157,7 @@ void journal_log(struct journal *j, const char *job_id, const char *step, const 
 	l->step = xstrdup(step);
 	l->status = xstrdup(status);
 	l->details = details_json ? xstrdup(details_json) : NULL;
+	sanitize_json(l->details);
 	schedule_flush(j);
 }
 
@@ -178,6 +181,8 @@ void journal_job(struct journal *j, const char *job_id, const struct job_write *
 	}
 	set_str(&u->location_id, w->location_id);
 	set_str(&u->context_json, w->context_json);
+	if (w->context_json)
+		sanitize_json(u->context_json);
 	if (w->retry_count >= 0)
 		u->retry_count = w->retry_count;
 	if (w->run_at_delay_ms >= 0)
@@ -281,7 +286,6 @@ static void finish_flight(struct journal *j, PGresult *res)
 	batch_free_items(f);
 }
 
-static void send_flight(struct journal *j);
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -290,11 +294,49 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	send_flight(arg);
 }
 
+/* PostgreSQL's jsonb cannot hold U+0000: turn "\u0000" escapes into U+FFFD
+ * in place (walking escapes, so an escaped backslash is not mistaken). */
+static void sanitize_json(char *t)
+{
+	for (char *p = t; p && *p; p++) {
+		if (*p != '\\')
+			continue;
+		if (p[1] == 'u' && !strncmp(p + 2, "0000", 4))
+			memcpy(p + 2, "fffd", 4);
+		if (p[1])
+			p++; /* skip the escaped character */
+	}
+}
+
+/* A batch PostgreSQL refused for its data (SQLSTATE class 22) would be
+ * refused forever: keep its job states and steps, drop the offending texts. */
+static void degrade_flight(struct journal *j, const char *why)
+{
+	struct batch *f = &j->flight;
+	char *note = xasprintf("{\"error\":\"the details could not be stored\"}");
+	for (size_t i = 0; i < f->nlogs; i++) {
+		free(f->logs[i].details);
+		f->logs[i].details = xstrdup(note);
+	}
+	for (size_t i = 0; i < f->nupds; i++) {
+		free(f->upds[i].context_json);
+		f->upds[i].context_json = NULL;
+	}
+	free(note);
+	log_error("journal batch refused for its data; details dropped", "error", why, NULL);
+}
+
 static void flight_done(void *arg, PGresult *res, const char *errmsg)
 {
 	struct journal *j = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		if (state && !strncmp(state, "22", 2)) {
+			degrade_flight(j, why ? why : "?");
+			send_flight(j);
+			return;
+		}
 		log_error("journal write failed; retrying", "error", why ? why : "?", NULL);
 		struct timeval tv = {0, 200000};
 		evtimer_add(j->ev_retry, &tv);

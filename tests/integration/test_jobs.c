@@ -327,6 +327,35 @@ START_TEST(rollback_compensates_completed_steps)
 }
 END_TEST
 
+/* Outputs with U+0000 (jsonb cannot store it) do not wedge the journal. */
+START_TEST(nul_characters_do_not_wedge_the_journal)
+{
+	char tmpl[] = "/tmp/ghl-steps-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	char *script = xasprintf("%s/nul_out.lua", dir);
+	FILE *f = fopen(script, "w");
+	fputs("return {name = 'nul_out', version = '1.0.0',\n"
+	      "  run = function(ctx) log.info('a\\0b'); ctx:set('odd', 'x\\0y') end}\n", f);
+	fclose(f);
+	char *env_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", dir);
+	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", env_dir, NULL};
+	struct world w;
+	world_start(&w, NULL, extra);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"nul_out\"},{\"step\":\"NOOP\"}]}");
+	insert_jobs(&w, w.agency, 3, NULL);
+	wait_for(&w, "SELECT count(*) = 3 FROM provisioning_jobs WHERE status = 'COMPLETED'", 15000);
+	char *odd = q1(&w, "SELECT details_json->'outputs'->>'odd' FROM provisioning_logs WHERE "
+			   "step = 'nul_out' AND status = 'COMPLETED' LIMIT 1");
+	ck_assert_str_eq(odd, "x\xef\xbf\xbdy"); /* U+FFFD in place of U+0000 */
+	free(odd);
+	world_stop(&w);
+	unlink(script);
+	rmdir(dir);
+	free(script);
+	free(env_dir);
+}
+END_TEST
+
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
@@ -549,6 +578,7 @@ int main(void)
 	tcase_add_test(tc, permanent_failures_fail_at_once);
 	tcase_add_test(tc, agency_needing_reconnection_fails_jobs_with_the_reason);
 	tcase_add_test(tc, rollback_compensates_completed_steps);
+	tcase_add_test(tc, nul_characters_do_not_wedge_the_journal);
 	tcase_add_test(tc, cancel_pending_and_running);
 	tcase_add_test(tc, per_agency_cap_and_fairness);
 	tcase_add_test(tc, kill9_mid_pipeline_then_resume_without_duplicates);
