@@ -177,8 +177,9 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("auth");
-	/* "pure" runs in a moment, also under valgrind (CK_RUN_CASE=pure);
-	 * "bcrypt" takes about a second natively and far too long under valgrind. */
+	/* "pure" runs in a moment, also under valgrind; "bcrypt" takes about a
+	 * second natively and far too long under valgrind, so it carries the tag
+	 * scripts/test excludes there (CK_EXCLUDE_TAGS=no-valgrind). */
 	TCase *pure = tcase_create("pure");
 	tcase_add_test(pure, password_policy);
 	tcase_add_test(pure, secrets);
@@ -187,6 +188,7 @@ int main(void)
 	suite_add_tcase(s, pure);
 	TCase *bc = tcase_create("bcrypt");
 	tcase_set_timeout(bc, 60);
+	tcase_set_tags(bc, "no-valgrind");
 	tcase_add_test(bc, bcrypt_2b_cost_12);
 	tcase_add_test(bc, pool_answers_on_the_loop_without_blocking_it);
 	suite_add_tcase(s, bc);
