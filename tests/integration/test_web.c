@@ -356,7 +356,7 @@ static struct json *wd_cmd(struct wd *w, const char *method, const char *path, c
 	const char *h[] = {"Content-Type: application/json", NULL};
 	char *out = NULL;
 	long st = tl_http(method, url, h, body, &out);
-	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %s", method, url, st, out ? out : "");
+	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %.1000s", method, url, st, out ? out : "");
 	struct json *j = json_parse(out, strlen(out), 64, NULL);
 	ck_assert_msg(j, "WebDriver answer is not JSON: %s", out);
 	struct json *v = json_clone(json_get(j, "value"));
@@ -395,7 +395,7 @@ static char *wd_find(struct wd *w, const char *css)
 	const char *h[] = {"Content-Type: application/json", NULL};
 	char *out = NULL;
 	long st = tl_http("POST", url, h, body, &out);
-	ck_assert_msg(st == 200, "find %s: %ld %s", css, st, out);
+	ck_assert_msg(st == 200, "find %s: %ld %.1000s", css, st, out);
 	struct json *j = json_parse(out, strlen(out), 64, NULL);
 	struct json *first = json_at(json_get(j, "value"), 0);
 	char *id = first && json_get_str(first, WD_ELEMENT) ? xstrdup(json_get_str(first, WD_ELEMENT))
@@ -440,7 +440,7 @@ static char *wd_page_state(struct wd *w)
 		       "{\"script\":\"return document.body.innerText\",\"args\":[]}");
 	struct json *logs = wd_cmd(w, "POST", "/se/log", "{\"type\":\"browser\"}");
 	char *lj = json_to_string(logs);
-	char *s = xasprintf("URL %s\n--- page text ---\n%.3000s\n--- console ---\n%.3000s",
+	char *s = xasprintf("URL %s\n--- page text ---\n%.1200s\n--- console ---\n%.1000s",
 			    url && url->type == JSON_STRING ? url->u.str.s : "?",
 			    text && text->type == JSON_STRING ? text->u.str.s : "?", lj);
 	free(lj);
@@ -462,7 +462,7 @@ static void wd_wait_text(struct wd *w, const char *css, const char *needle, int 
 			break;
 		if (now_monotonic_ms() > deadline) {
 			char *state = wd_page_state(w);
-			ck_abort_msg("no \"%s\" in %s within %d ms (text: %s)\n%s", needle, css,
+			ck_abort_msg("no \"%s\" in %s within %d ms (text: %.500s)\n%s", needle, css,
 				     timeout_ms, last ? last : "(no element)", state);
 		}
 		usleep(100000);
