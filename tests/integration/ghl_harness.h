@@ -250,8 +250,8 @@ H_UNUSED static void hagent_start(struct hagent *a, const char *dsn, struct hsim
 	snprintf(url, sizeof(url), "%s/healthz", a->base);
 	if (!tl_wait_http(url, 15000)) {
 		char *log = tl_read_file(a->log);
-		size_t n = strlen(log); /* the tail: Check caps message length */
-		ck_abort_msg("agent did not start: %s", log + (n > 3000 ? n - 3000 : 0));
+		size_t loglen = strlen(log); /* the tail: Check caps message length */
+		ck_abort_msg("agent did not start: %s", log + (loglen > 3000 ? loglen - 3000 : 0));
 	}
 	/* wait until the database is usable too */
 	snprintf(url, sizeof(url), "%s/readyz", a->base);

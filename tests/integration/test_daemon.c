@@ -53,8 +53,8 @@ static void agent_start(struct agent *a, const char *dsn, const char *config_tex
 	snprintf(url, sizeof(url), "%s/healthz", a->base);
 	if (!tl_wait_http(url, 15000)) {
 		char *log = tl_read_file(a->log);
-		size_t n = strlen(log); /* the tail: Check caps message length */
-		ck_abort_msg("agent did not start: %s", log + (n > 3000 ? n - 3000 : 0));
+		size_t loglen = strlen(log); /* the tail: Check caps message length */
+		ck_abort_msg("agent did not start: %s", log + (loglen > 3000 ? loglen - 3000 : 0));
 	}
 	free(env_dsn);
 	free(env_listen);
