@@ -74,6 +74,7 @@ static const struct key_def keys[] = {
 	 "{\"step\":\"SET_CUSTOM_VALUES\"},{\"step\":\"CREATE_CONTACT\"}]}", NULL, 0, 0, 0},
 	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, 0, 0, 0},
 	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, 0, 2, 64},
+	{"db_prepared_statements", K_ENUM, STR(db_prepared_statements), "on", "on|off", 0, 0, 0},
 	/* Lua steps (core/lua_host.c): per-run limits, overridable per script */
 	{"step_dir", K_STRING, STR(step_dir), "", NULL, 0, 0, 0},
 	{"lua_max_instructions", K_INT, STR(lua_max_instructions), "10000000", NULL, 0, 1000,

@@ -55,6 +55,7 @@ struct config {
 	char *default_pipeline;
 	char *plugin_dir;
 	long long db_pool_size;
+	char *db_prepared_statements;
 
 	/* Lua steps (core/lua_host.c) */
 	char *step_dir;

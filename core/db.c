@@ -99,7 +99,17 @@ struct pending {
 	char **params;
 	db_result_cb cb;
 	void *arg;
-	char *errmsg; /* set when failed before sending */
+	char *errmsg;  /* set when failed before sending */
+	int preparing; /* the Parse of a new prepared statement is in flight */
+};
+
+/* Statements with parameters are prepared once per connection and then
+ * executed by name: planning can cost as much as running a short query. */
+#define DB_PREPARED_MAX 64
+
+struct prepared {
+	char *sql;
+	char name[16];
 };
 
 enum db_state { DB_DOWN, DB_CONNECTING, DB_READY };
@@ -119,6 +129,8 @@ struct db_async {
 	struct pending *failed; /* callbacks to run from ev_defer */
 	PGresult *last;
 	char reason[512];
+	struct prepared prep[DB_PREPARED_MAX];
+	int nprep;
 	int queued;   /* queries queued or running */
 	int reserved; /* lent out by a pool */
 	void (*notify_cb)(void *, const char *, const char *);
@@ -129,6 +141,28 @@ struct db_async {
 
 static void db_start_connect(struct db_async *db);
 static void db_send_next(struct db_async *db);
+
+static int use_prepared = 1;
+
+void db_set_prepared_statements(int on)
+{
+	use_prepared = on;
+}
+
+static void prepared_clear(struct db_async *db)
+{
+	for (int i = 0; i < db->nprep; i++)
+		free(db->prep[i].sql);
+	db->nprep = 0;
+}
+
+static const struct prepared *prepared_find(const struct db_async *db, const char *sql)
+{
+	for (int i = 0; i < db->nprep; i++)
+		if (!strcmp(db->prep[i].sql, sql))
+			return &db->prep[i];
+	return NULL;
+}
 
 static void pending_free(struct pending *p)
 {
@@ -207,6 +241,7 @@ static void db_lost(struct db_async *db, const char *why)
 	}
 	db->state = DB_DOWN;
 	db->sent = 0;
+	prepared_clear(db);
 	while (db->head) {
 		struct pending *p = db->head;
 		db->head = p->next;
@@ -264,6 +299,21 @@ static void deliver_results(struct db_async *db)
 		}
 		/* NULL: the query is complete */
 		struct pending *p = db->head;
+		if (p->preparing) {
+			/* the Parse answered: execute by name, or report its error */
+			p->preparing = 0;
+			db->sent = 0;
+			if (db->last && PQresultStatus(db->last) == PGRES_COMMAND_OK) {
+				PQclear(db->last);
+				db->last = NULL;
+				db->prep[db->nprep].sql = xstrdup(p->sql);
+				snprintf(db->prep[db->nprep].name, sizeof(db->prep[0].name), "ghl_%d",
+					 db->nprep);
+				db->nprep++;
+				db_send_next(db);
+				continue;
+			}
+		}
 		db->head = p->next;
 		if (!db->head)
 			db->tail = NULL;
@@ -322,9 +372,22 @@ static void db_send_next(struct db_async *db)
 	struct pending *p = db->head;
 	/* Without parameters the simple protocol runs several statements
 	 * ("BEGIN; …; COMMIT") in one round trip. */
-	int ok = p->nparams == 0 ? PQsendQuery(db->conn, p->sql)
-				 : PQsendQueryParams(db->conn, p->sql, p->nparams, NULL,
-						     (const char *const *)p->params, NULL, NULL, 0);
+	int ok;
+	const struct prepared *pr = p->nparams ? prepared_find(db, p->sql) : NULL;
+	if (p->nparams == 0) {
+		ok = PQsendQuery(db->conn, p->sql);
+	} else if (pr) {
+		ok = PQsendQueryPrepared(db->conn, pr->name, p->nparams,
+					 (const char *const *)p->params, NULL, NULL, 0);
+	} else if (use_prepared && db->nprep < DB_PREPARED_MAX) {
+		char name[16];
+		snprintf(name, sizeof(name), "ghl_%d", db->nprep);
+		ok = PQsendPrepare(db->conn, name, p->sql, p->nparams, NULL);
+		p->preparing = 1;
+	} else {
+		ok = PQsendQueryParams(db->conn, p->sql, p->nparams, NULL,
+				       (const char *const *)p->params, NULL, NULL, 0);
+	}
 	if (!ok) {
 		db_lost(db, PQerrorMessage(db->conn));
 		return;
@@ -427,6 +490,7 @@ void db_async_free(struct db_async *db)
 	defer_cb(-1, 0, db);
 	event_free(db->ev_retry);
 	event_free(db->ev_defer);
+	prepared_clear(db);
 	free(db->dsn);
 	free(db);
 }

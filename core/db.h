@@ -45,6 +45,11 @@ int db_async_is_up(const struct db_async *db);
 /* Why the connection is not up (static storage of db), or "" when up. */
 const char *db_async_reason(const struct db_async *db);
 
+/* Whether parameterised queries are prepared once per connection and then
+ * executed by name (default on). Off for PgBouncer < 1.21 in transaction
+ * pooling mode, which cannot carry prepared statements. */
+void db_set_prepared_statements(int on);
+
 /* LISTEN/NOTIFY: called for every notification received on this connection. */
 void db_async_on_notify(struct db_async *db, void (*cb)(void *arg, const char *channel,
 							 const char *payload),

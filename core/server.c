@@ -312,6 +312,7 @@ int server_run(struct config *cfg)
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);
 		goto out_free;
 	}
+	db_set_prepared_statements(str_eq(cfg->db_prepared_statements, "on"));
 	app.db = db_pool_new(app.base, cfg->database_url, (int)cfg->db_pool_size,
 			     cfg->db_reconnect_max_ms);
 	if (api_start(&app, &e)) {
