@@ -9,6 +9,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
   liblua5.4-dev lua-cjson-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
   check libcrypt-dev postgresql-15 postgresql-client-15 valgrind
+  tzdata jq                   # time zone names for client data; jq for the README's curl examples
   chromium chromium-driver)   # the dashboard's browser test (tests/integration/test_web.c)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
