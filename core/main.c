@@ -58,7 +58,7 @@ static const struct command commands[] = {
 	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
 	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
 	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
-	{"job", cmd_job, "submit a provisioning job, or show one with its journal", CMD_JOB_HELP},
+	{"job", cmd_job, "submit, show (with its journal) or cancel a provisioning job", CMD_JOB_HELP},
 	{"step", cmd_step, "run one Lua step script against the configured GHL", CMD_STEP_HELP},
 	{"plugins", cmd_plugins, "list the registered steps and refused plugins", CMD_PLUGINS_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},

@@ -303,6 +303,16 @@ int server_run(struct config *cfg)
 	}
 	app.base = event_base_new();
 	routes = routes_all(&nroutes);
+	if (str_eq(cfg->roles, "worker")) {
+		/* a worker answers only the operational routes; the API lives elsewhere */
+		size_t k = 0;
+		for (size_t i = 0; i < nroutes; i++)
+			if (!strcmp(routes[i].pattern, "/healthz") ||
+			    !strcmp(routes[i].pattern, "/readyz") ||
+			    !strcmp(routes[i].pattern, "/metrics"))
+				routes[k++] = routes[i];
+		nroutes = k;
+	}
 	app.http = http_server_new(app.base, &app, routes, nroutes,
 				   (size_t)(cfg->max_batch_body_bytes > cfg->max_body_bytes
 						    ? cfg->max_batch_body_bytes

@@ -316,6 +316,28 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 }
 END_TEST
 
+/* roles = worker: only the operational routes answer. */
+START_TEST(worker_role_serves_only_operational_routes)
+{
+	char *dsn = tl_create_db("daemon_worker");
+	migrate_db(dsn);
+	setenv("GHL_AGENT_ROLES", "worker", 1);
+	struct agent a;
+	agent_start(&a, dsn, NULL);
+	unsetenv("GHL_AGENT_ROLES");
+	wait_ready(&a);
+	ck_assert_int_eq(get(&a, "/metrics", NULL), 200);
+	char *body;
+	ck_assert_int_eq(get(&a, "/api/v1/me", &body), 404);
+	assert_error_shape(body, "not_found");
+	free(body);
+	int st = agent_stop(&a, SIGTERM);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	tl_drop_db(dsn);
+	free(dsn);
+}
+END_TEST
+
 /* Outside demo mode the agent refuses to start without a token key, and says how. */
 START_TEST(refuses_to_start_without_token_key)
 {
@@ -343,6 +365,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, health_ready_and_404);
 	tcase_add_test(tc, refuses_to_start_without_token_key);
+	tcase_add_test(tc, worker_role_serves_only_operational_routes);
 	tcase_add_test(tc, readyz_503_when_migrations_pending);
 	tcase_add_test(tc, readyz_503_when_database_down_and_reconnects);
 	tcase_add_test(tc, sigterm_finishes_in_flight_requests);
