@@ -127,57 +127,9 @@ H_UNUSED static long long hsim_stat(struct hsim *s, const char *name)
 
 /* ---- HTTP with the Location header ---- */
 
-struct hresp {
-	long status;
-	char *body;
-	char *location; /* NULL when none */
-};
-
-H_UNUSED static size_t h_on_data(char *p, size_t sz, size_t n, void *arg)
-{
-	buf_append(arg, p, sz * n);
-	return sz * n;
-}
-
-H_UNUSED static void hresp_free(struct hresp *r)
-{
-	free(r->body);
-	free(r->location);
-	memset(r, 0, sizeof(*r));
-}
-
-H_UNUSED static void hhttp(struct hresp *r, const char *method, const char *url,
-			   const char *const *headers, const char *body, size_t body_len)
-{
-	memset(r, 0, sizeof(*r));
-	CURL *c = curl_easy_init();
-	struct curl_slist *hl = NULL;
-	for (int i = 0; headers && headers[i]; i++)
-		hl = curl_slist_append(hl, headers[i]);
-	struct buf b;
-	buf_init(&b);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	}
-	if (curl_easy_perform(c) == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-		char *loc = NULL;
-		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
-		if (loc)
-			r->location = xstrdup(loc);
-	}
-	r->body = buf_take(&b);
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(c);
-}
+#define hresp tl_resp
+#define hresp_free tl_resp_free
+#define hhttp tl_request
 
 /* ---- the agent ---- */
 

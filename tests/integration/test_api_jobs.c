@@ -23,57 +23,21 @@ static const char *expired_token = "expired-session-token-for-jobs-0000000000000
 
 /* ---- HTTP -------------------------------------------------------------- */
 
-struct resp {
-	long status;
-	char *body;
-	char *headers;
-};
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-	buf_append(ud, p, size * n);
-	return size * n;
-}
+#define resp tl_resp
 
 static struct resp req(const char *method, const char *path, const char *const *hdrs,
 		       const char *body, size_t len)
 {
-	struct resp r = {0};
-	CURL *c = curl_easy_init();
-	struct buf b, h;
-	buf_init(&b);
-	buf_init(&h);
-	struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-	for (int i = 0; hdrs && hdrs[i]; i++)
-		hl = curl_slist_append(hl, hdrs[i]);
+	struct resp r;
 	char *url = xasprintf("%s%s", ag.base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(c);
+	tl_request(&r, method, url, hdrs, body, len);
 	free(url);
-	r.body = buf_take(&b);
-	r.headers = buf_take(&h);
 	return r;
 }
 
 static void resp_free(struct resp *r)
 {
-	free(r->body);
-	free(r->headers);
+	tl_resp_free(r);
 }
 
 /* As token (NULL: none) with a JSON body (or none); extra: one more header. */

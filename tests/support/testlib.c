@@ -221,13 +221,15 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
-long tl_http(const char *method, const char *url, const char *const *headers,
-	     const char *req_body, char **body)
+void tl_request(struct tl_resp *r, const char *method, const char *url,
+		const char *const *headers, const char *body, size_t body_len)
 {
+	memset(r, 0, sizeof(*r));
 	CURL *c = curl_easy_init();
-	struct buf b;
+	struct buf b, h;
 	buf_init(&b);
-	struct curl_slist *hl = NULL;
+	buf_init(&h);
+	struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
 	for (int i = 0; headers && headers[i]; i++)
 		hl = curl_slist_append(hl, headers[i]);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -235,21 +237,48 @@ long tl_http(const char *method, const char *url, const char *const *headers,
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	if (req_body)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
-	long status = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+		char *loc = NULL;
+		curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+		if (loc)
+			r->location = xstrdup(loc);
+	}
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
-	if (body)
-		*body = buf_take(&b);
-	else
-		buf_free(&b);
+	r->body = buf_take(&b);
+	r->headers = buf_take(&h);
+}
+
+void tl_resp_free(struct tl_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	free(r->location);
+	memset(r, 0, sizeof(*r));
+}
+
+long tl_http(const char *method, const char *url, const char *const *headers,
+	     const char *req_body, char **body)
+{
+	struct tl_resp r;
+	tl_request(&r, method, url, headers, req_body, req_body ? strlen(req_body) : 0);
+	long status = r.status;
+	if (body) {
+		*body = r.body;
+		r.body = NULL;
+	}
+	tl_resp_free(&r);
 	return status;
 }
 

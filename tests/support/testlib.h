@@ -44,6 +44,20 @@ void tl_kill(pid_t pid);
  * (malloc'd). Returns the exit code, or -1 when it did not exit normally. */
 int tl_run(char *const argv[], char *const env_extra[], char **output);
 
+/* One HTTP request with libcurl, keeping the whole answer: status (0 on a
+ * transport error), body, raw response headers and the Location header. No
+ * redirect is followed. headers: NULL-terminated "Name: value" list or NULL;
+ * body of body_len bytes or NULL. Free with tl_resp_free. */
+struct tl_resp {
+	long status;
+	char *body;
+	char *headers;
+	char *location; /* NULL when none */
+};
+void tl_request(struct tl_resp *r, const char *method, const char *url,
+		const char *const *headers, const char *body, size_t body_len);
+void tl_resp_free(struct tl_resp *r);
+
 /* One HTTP request with libcurl. headers: NULL-terminated "Name: value" list
  * (may be NULL). Returns the status (0 on transport error); the body goes to
  * *body (malloc'd) when body is not NULL. */
