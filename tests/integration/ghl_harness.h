@@ -54,42 +54,7 @@ H_UNUSED static void hsim_start(struct hsim *s, const char *const *flags)
 	for (int i = 0; flags && flags[i] && n < 46; i++)
 		argv[n++] = flags[i];
 	argv[n] = NULL;
-	int fds[2];
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(fds[1], STDOUT_FILENO);
-		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (devnull >= 0)
-			dup2(devnull, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	char line[256] = {0};
-	size_t len = 0;
-	int64_t deadline = now_monotonic_ms() + 10000;
-	while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
-		struct pollfd p = {fds[0], POLLIN, 0};
-		int left = (int)(deadline - now_monotonic_ms());
-		ck_assert_msg(left > 0, "ghl-sim did not print its port within 10 s");
-		if (poll(&p, 1, left) <= 0)
-			continue;
-		ssize_t r = read(fds[0], line + len, sizeof line - 1 - len);
-		ck_assert_msg(r > 0, "ghl-sim exited before listening");
-		len += (size_t)r;
-	}
-	close(fds[0]);
-	const char *colon = strrchr(line, ':');
-	ck_assert_msg(colon && str_has_prefix(line, "ghl-sim listening on http://127.0.0.1:"),
-		      "bad first line: %s", line);
-	s->pid = pid;
-	s->port = (int)strtol(colon + 1, NULL, 10);
+	s->pid = tl_sim_spawn(argv, 1, &s->port);
 	snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
 }
 

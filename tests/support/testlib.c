@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -174,6 +176,50 @@ pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	return pid;
+}
+
+pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* a failed assertion ends the test process: take the simulator with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(fds[1], STDOUT_FILENO);
+		if (quiet) {
+			int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+			if (devnull >= 0)
+				dup2(devnull, STDERR_FILENO);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	char line[256] = {0};
+	size_t len = 0;
+	int64_t deadline = now_monotonic_ms() + 10000;
+	while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
+		struct pollfd p = {fds[0], POLLIN, 0};
+		int left = (int)(deadline - now_monotonic_ms());
+		ck_assert_msg(left > 0, "ghl-sim did not print its port within 10 s");
+		if (poll(&p, 1, left) <= 0)
+			continue;
+		ssize_t r = read(fds[0], line + len, sizeof line - 1 - len);
+		ck_assert_msg(r > 0, "ghl-sim exited before listening");
+		len += (size_t)r;
+	}
+	close(fds[0]);
+	line[len] = '\0';
+	const char *colon = strrchr(line, ':');
+	ck_assert_msg(colon && str_has_prefix(line, "ghl-sim listening on http://127.0.0.1:"),
+		      "bad first line: %s", line);
+	*port = (int)strtol(colon + 1, NULL, 10);
 	return pid;
 }
 

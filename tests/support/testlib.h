@@ -35,6 +35,12 @@ int tl_free_port(void);
 /* Start argv[0] with extra "KEY=VALUE" environment entries (NULL-terminated,
  * may be NULL); stdout and stderr go to log_path (appended). */
 pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path);
+/* Start ghl-sim (argv[0] = its binary; pass "--listen", "127.0.0.1:0") and
+ * read the port from its first line ("ghl-sim listening on http://…:PORT").
+ * It gets SIGTERM if the test process dies; stderr goes to /dev/null when
+ * quiet. Returns the pid; *port receives the port. */
+pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port);
+
 /* Wait up to timeout_ms for pid; returns 0 and the wait status, or -1 on timeout. */
 int tl_wait_exit(pid_t pid, int timeout_ms, int *status);
 /* SIGKILL + reap (for cleanup). */
