@@ -74,6 +74,8 @@ static const struct key_def keys[] = {
 	 "{\"step\":\"SET_CUSTOM_VALUES\"},{\"step\":\"CREATE_CONTACT\"}]}", NULL, 0, 0, 0},
 	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, 0, 0, 0},
 	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, 0, 2, 64},
+	{"archive_after", K_DURATION, STR(archive_after_ms), "90d", NULL, 0, 0, 0},
+	{"archive_interval", K_DURATION, STR(archive_interval_ms), "1h", NULL, 0, 0, 0},
 	{"db_prepared_statements", K_ENUM, STR(db_prepared_statements), "on", "on|off", 0, 0, 0},
 	/* Lua steps (core/lua_host.c): per-run limits, overridable per script */
 	{"step_dir", K_STRING, STR(step_dir), "", NULL, 0, 0, 0},
@@ -177,7 +179,7 @@ static int set_value(struct config *c, const struct key_def *k, const char *v, s
 	case K_DURATION: {
 		long long ms;
 		if (str_to_duration_ms(v, &ms))
-			return err_set(e, "invalid duration \"%s\" (examples: 30s, 500ms, 5m)", v);
+			return err_set(e, "invalid duration \"%s\" (examples: 30s, 500ms, 5m, 90d)", v);
 		*(long long *)(void *)(base + k->off) = ms;
 		return 0;
 	}
@@ -451,7 +453,9 @@ void config_print(const struct config *c, struct buf *out)
 			v = tmp;
 		} else if (k->type == K_DURATION) {
 			long long ms = *(const long long *)(const void *)(base + k->off);
-			if (ms && ms % 3600000 == 0)
+			if (ms && ms % 86400000 == 0)
+				snprintf(tmp, sizeof(tmp), "%lldd", ms / 86400000);
+			else if (ms && ms % 3600000 == 0)
 				snprintf(tmp, sizeof(tmp), "%lldh", ms / 3600000);
 			else if (ms && ms % 60000 == 0)
 				snprintf(tmp, sizeof(tmp), "%lldm", ms / 60000);

@@ -56,6 +56,8 @@ struct config {
 	char *plugin_dir;
 	long long db_pool_size;
 	char *db_prepared_statements;
+	long long archive_after_ms;
+	long long archive_interval_ms;
 
 	/* Lua steps (core/lua_host.c) */
 	char *step_dir;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_archive.h"
 #include "cmd_job.h"
 #include "cmd_rewrap.h"
 #include "cmd_step.h"
@@ -60,6 +61,8 @@ static const struct command commands[] = {
 	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
 	{"job", cmd_job, "submit, show (with its journal) or cancel a provisioning job", CMD_JOB_HELP},
 	{"step", cmd_step, "run one Lua step script against the configured GHL", CMD_STEP_HELP},
+	{"archive", cmd_archive, "move finished jobs older than archive_after to the archive",
+	 CMD_ARCHIVE_HELP},
 	{"plugins", cmd_plugins, "list the registered steps and refused plugins", CMD_PLUGINS_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };

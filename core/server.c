@@ -11,6 +11,7 @@
 #include "api.h"
 #include "app.h"
 #include "agency_tokens.h"
+#include "archive.h"
 #include "db.h"
 #include "ghl_client.h"
 #include "ghl_setup.h"
@@ -32,6 +33,7 @@ struct signals {
 };
 
 static struct signals sigs;
+static struct archiver *archiver;
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -345,6 +347,7 @@ int server_run(struct config *cfg)
 			goto out_free;
 		}
 		scheduler_start(app.sched);
+		archiver = archiver_start(&app);
 	}
 	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
@@ -376,6 +379,8 @@ out_free:
 	step_registry_free(app.steps);
 	api_stop(&app);
 	db_pool_free(app.db);
+	archiver_free(archiver);
+	archiver = NULL;
 	http_server_free(app.http);
 	free(routes);
 	if (app.base)

@@ -246,9 +246,11 @@ int str_to_duration_ms(const char *s, long long *out_ms)
 		mult = 60000;
 	else if (!strcmp(end, "h"))
 		mult = 3600000;
+	else if (!strcmp(end, "d"))
+		mult = 86400000;
 	else
 		return -1;
-	if (v > (long long)(INT64_MAX / 3600000))
+	if (v > (long long)(INT64_MAX / 86400000))
 		return -1;
 	*out_ms = v * mult;
 	return 0;

@@ -56,7 +56,7 @@ int str_has_prefix(const char *s, const char *prefix);
 char *str_trim(char *s);                            /* in place; returns s advanced */
 /* Strict integer parse of the whole string; 0 on success, -1 otherwise. */
 int str_to_ll(const char *s, long long min, long long max, long long *out);
-/* Parse a duration like "30", "30s", "500ms", "5m", "1h" into milliseconds. */
+/* Parse a duration like "30", "30s", "500ms", "5m", "1h", "90d" into milliseconds. */
 int str_to_duration_ms(const char *s, long long *out_ms);
 
 /* Monotonic and wall clocks. */

@@ -216,7 +216,9 @@ START_TEST(durations)
 	ck_assert_int_eq(ms, 300000);
 	ck_assert_int_eq(str_to_duration_ms("2h", &ms), 0);
 	ck_assert_int_eq(ms, 7200000);
-	ck_assert_int_eq(str_to_duration_ms("1d", &ms), -1);
+	ck_assert_int_eq(str_to_duration_ms("90d", &ms), 0);
+	ck_assert_int_eq(ms, 90LL * 86400000);
+	ck_assert_int_eq(str_to_duration_ms("1w", &ms), -1);
 	ck_assert_int_eq(str_to_duration_ms("", &ms), -1);
 	ck_assert_int_eq(str_to_duration_ms("99999999999999999999", &ms), -1);
 }
