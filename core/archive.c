@@ -71,7 +71,7 @@ int archive_run_blocking(PGconn *conn, long long older_than_ms, int batch, int d
 	}
 }
 
-/* ---- the daemon's periodic run -------------------------------------------- */
+/* ---- the daemon's periodic run: archive, then refresh the reports -------- */
 
 struct archiver {
 	struct app *app;
@@ -81,6 +81,25 @@ struct archiver {
 };
 
 static void batch_done(void *arg, PGresult *res, const char *errmsg);
+
+static void refreshed(void *arg, PGresult *res, const char *errmsg)
+{
+	struct archiver *a = arg;
+	if ((!res || PQresultStatus(res) != PGRES_COMMAND_OK) && !a->app->stopping)
+		log_warn("refreshing job_success_rates failed", "error",
+			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+	a->running = 0;
+}
+
+/* The reports' materialized view, after archiving (it counts live jobs). */
+static void refresh_reports(struct archiver *a)
+{
+	db_pool_query(a->app->db,
+		      "REFRESH MATERIALIZED VIEW CONCURRENTLY job_success_rates;"
+		      "UPDATE report_refreshes SET refreshed_at = now()"
+		      " WHERE view_name = 'job_success_rates'",
+		      0, NULL, refreshed, a);
+}
 
 static void run_batch(struct archiver *a)
 {
@@ -114,7 +133,7 @@ static void batch_done(void *arg, PGresult *res, const char *errmsg)
 		snprintf(l, sizeof(l), "%lld", a->logs);
 		log_info("archived finished jobs", "jobs", j, "log_rows", l, NULL);
 	}
-	a->running = 0;
+	refresh_reports(a);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -126,13 +145,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	a->running = 1;
 	a->jobs = a->logs = 0;
-	run_batch(a);
+	if (a->app->cfg->archive_after_ms > 0)
+		run_batch(a);
+	else
+		refresh_reports(a);
 }
 
 struct archiver *archiver_start(struct app *app)
 {
 	const struct config *cfg = app->cfg;
-	if (cfg->archive_after_ms <= 0 || cfg->archive_interval_ms <= 0)
+	if (cfg->archive_interval_ms <= 0)
 		return NULL;
 	struct archiver *a = xcalloc(1, sizeof(*a));
 	a->app = app;

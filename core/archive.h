@@ -22,8 +22,8 @@ extern const char archive_count_sql[];
 int archive_run_blocking(PGconn *conn, long long older_than_ms, int batch, int dry_run,
 			 long long *jobs, long long *logs, struct err *e);
 
-/* The daemon's periodic run (every archive_interval; off when archive_after
- * or archive_interval is 0). */
+/* The daemon's periodic maintenance, every archive_interval (0: off): archive
+ * what is due (unless archive_after is 0), then refresh the reports' view. */
 struct archiver *archiver_start(struct app *app);
 /* After the database pool is freed (a batch in flight calls back into it). */
 void archiver_free(struct archiver *a);

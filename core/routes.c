@@ -15,6 +15,7 @@ extern const struct route_table api_users_route_table;    /* core/api_users.c */
 extern const struct route_table api_agencies_route_table; /* core/api_agencies.c */
 extern const struct route_table api_jobs_route_table;      /* core/api_jobs.c */
 extern const struct route_table api_snapshots_route_table; /* core/api_snapshots.c */
+extern const struct route_table api_reports_route_table;   /* core/api_reports.c */
 extern const struct route_table api_steps_route_table;     /* core/api_steps.c */
 extern const struct route_table web_route_table;           /* core/web.c */
 
@@ -28,6 +29,7 @@ static const struct route_table *const tables[] = {
 	&api_jobs_route_table,
 	&api_snapshots_route_table,
 	&api_steps_route_table,
+	&api_reports_route_table,
 	&web_route_table,
 };
 

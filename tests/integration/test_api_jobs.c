@@ -288,6 +288,8 @@ static const struct cell_row matrix[] = {
 	{"POST", "/api/v1/agencies/%A/pipeline/dry-run", "{\"pipeline\":[{\"step\":\"NOOP\"}]}",
 	 {U401, 200, 404, 403, 403, 404, 200}},
 	{"GET", "/oauth/connect", NULL, {U401, 302, 302, 403, 403, 403, 302}},
+	{"GET", "/api/v1/reports/success-rates?group_by=niche", NULL,
+	 {U401, 200, 200, 200, 200, 200, 200}},
 };
 
 static char *expand(const char *tmpl, const char *job, const char *done, const char *snap)

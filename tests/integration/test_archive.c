@@ -22,6 +22,9 @@ static void seed(PGconn *db)
 			   "'COMPLETED' END)::provisioning_job_status, CASE WHEN g = 4 THEN now() - "
 			   "interval '1 day' WHEN g = 5 THEN NULL ELSE now() - interval '100 days' END, "
 			   "'j' || g FROM generate_series(1, 5) g"));
+	/* j5 waits for a later attempt: the daemon's scheduler leaves it alone */
+	PQclear(tl_sql(db, "UPDATE provisioning_jobs SET status = 'RETRYING', run_at = now() + "
+			   "interval '1 day' WHERE error_message = 'j5'"));
 	PQclear(tl_sql(db, "INSERT INTO provisioning_logs (job_id, step, status, details_json) "
 			   "SELECT id, 'NOOP', s::provisioning_step_status, '{}' FROM "
 			   "provisioning_jobs, unnest(ARRAY['STARTED', 'COMPLETED']) s"));
@@ -127,6 +130,33 @@ START_TEST(daemon_archives_periodically)
 	ck_assert_int_eq(n, 3);
 	ck_assert_msg(tl_wait_file_contains(a.log, "archived finished jobs", 5000), "no log line");
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), 2);
+	/* then the report view is refreshed: the two live jobs, one completed */
+	char *url = hagent_url(&a, "/api/v1/reports/success-rates?days=3");
+	char *authz = hagent_admin_header(&a);
+	const char *h[] = {authz, NULL};
+	char *body = NULL;
+	int ok = 0;
+	for (int i = 0; i < 50 && !ok; i++) {
+		free(body);
+		ck_assert_int_eq(tl_http("GET", url, h, NULL, &body), 200);
+		struct json *j = json_parse(body, strlen(body), 16, NULL);
+		struct json *it = json_at(json_get(j, "items"), 0);
+		int64_t total = -1, done = -1, failed = -1;
+		json_get_int(it, "total", &total);
+		json_get_int(it, "completed", &done);
+		json_get_int(it, "failed", &failed);
+		struct json *rate = json_get(it, "success_rate");
+		ok = total == 2 && done == 1 && failed == 0 && rate && rate->type == JSON_NUMBER &&
+		     rate->u.num.d == 1.0 && str_eq(json_get_str(it, "agency_name"), "A") &&
+		     json_get_str(j, "refreshed_at");
+		json_free(j);
+		if (!ok)
+			usleep(100000);
+	}
+	ck_assert_msg(ok, "report: %s", body);
+	free(body);
+	free(url);
+	free(authz);
 	int st = hagent_stop(&a);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", st);
 	unlink(a.log);
