@@ -313,7 +313,7 @@ static int g_argc;
 static char **g_argv;
 
 /* Runs inside a Check test so the shared test helpers can report failures. */
-START_TEST(run_benchmarks)
+static void run_benchmarks(void)
 {
 	int argc = g_argc;
 	char **argv = g_argv;
@@ -342,27 +342,10 @@ START_TEST(run_benchmarks)
 		free(dsn);
 	}
 }
-END_TEST
 
 int main(int argc, char **argv)
 {
 	g_argc = argc;
 	g_argv = argv;
-	Suite *s = suite_create("bench_jobs");
-	TCase *tc = tcase_create("bench");
-	tcase_set_timeout(tc, 3600);
-	tcase_add_test(tc, run_benchmarks);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_SILENT);
-	int failed = srunner_ntests_failed(sr);
-	if (failed) {
-		TestResult **r = srunner_failures(sr);
-		fprintf(stderr, "benchmark failed: %s:%d: %s\n", tr_lfile(r[0]), tr_lno(r[0]),
-			tr_msg(r[0]));
-		free(r);
-	}
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tl_run_bench("bench_jobs", run_benchmarks);
 }

@@ -378,3 +378,33 @@ int tl_run_suite(Suite *s)
 	srunner_free(sr);
 	return failed ? 1 : 0;
 }
+
+static void (*bench_fn)(void);
+
+START_TEST(bench_test)
+{
+	bench_fn();
+}
+END_TEST
+
+int tl_run_bench(const char *name, void (*fn)(void))
+{
+	bench_fn = fn;
+	Suite *s = suite_create(name);
+	TCase *tc = tcase_create("bench");
+	tcase_set_timeout(tc, 3600);
+	tcase_add_test(tc, bench_test);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_SILENT);
+	int failed = srunner_ntests_failed(sr);
+	if (failed) {
+		TestResult **r = srunner_failures(sr);
+		fprintf(stderr, "%s failed: %s:%d: %s\n", name, tr_lfile(r[0]), tr_lno(r[0]),
+			tr_msg(r[0]));
+		free(r);
+	}
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

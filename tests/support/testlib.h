@@ -79,6 +79,11 @@ char *tl_write_temp(const char *prefix, const char *text);
 /* Poll until the file contains needle, up to timeout_ms; 1 when found. */
 int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms);
 
+/* Benchmarks run the shared helpers inside a Check test (so a failed
+ * assertion is reported, not a crash): one test calling fn, no fork, no
+ * timeout to speak of. Returns the exit code; prints the failure. */
+int tl_run_bench(const char *name, void (*fn)(void));
+
 /* Run a suite with an SRunner and return the process exit code. */
 int tl_run_suite(Suite *s);
 
