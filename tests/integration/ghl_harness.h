@@ -265,6 +265,53 @@ H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hre
 	return callback;
 }
 
+/* ---- jobs ---- */
+
+/* Insert a job for agency (client: JSON text; snapshot id or NULL). */
+H_UNUSED static char *hjob_add(PGconn *db, const char *agency, const char *client,
+			       const char *snapshot)
+{
+	return tl_sqlf(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
+			   "VALUES ('%s', '%s', %s%s%s) RETURNING id", agency, client,
+		       snapshot ? "'" : "", snapshot ? snapshot : "NULL", snapshot ? "'" : "");
+}
+
+/* Wait until the job is COMPLETED or FAILED; returns that status (malloc'd).
+ * On a timeout the test fails with the tail of the agent's log. */
+H_UNUSED static char *hjob_wait(PGconn *db, const char *job, int timeout_ms, const char *agent_log)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		char *st = tl_sqlf(db, "SELECT status FROM provisioning_jobs WHERE id = '%s'", job);
+		if (!strcmp(st, "COMPLETED") || !strcmp(st, "FAILED"))
+			return st;
+		free(st);
+		usleep(100000);
+	}
+	char *log = tl_read_file(agent_log);
+	size_t loglen = strlen(log);
+	ck_abort_msg("job %s did not finish; agent log tail:\n%s", job,
+		     log + (loglen > 3000 ? loglen - 3000 : 0));
+	return NULL;
+}
+
+H_UNUSED static void hjob_assert_completed(PGconn *db, const char *job, const char *agent_log)
+{
+	char *st = hjob_wait(db, job, 30000, agent_log);
+	if (strcmp(st, "COMPLETED") != 0) {
+		char *err = tl_sqlf(db, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'",
+				    job);
+		ck_abort_msg("job %s: %s: %s", job, st, err);
+	}
+	free(st);
+}
+
+/* An output a step of the job recorded in its COMPLETED journal entry. */
+H_UNUSED static char *hjob_output(PGconn *db, const char *job, const char *step, const char *key)
+{
+	return tl_sqlf(db, "SELECT details_json->'outputs'->>'%s' FROM provisioning_logs WHERE "
+			   "job_id = '%s' AND step = '%s' AND status = 'COMPLETED'", key, job, step);
+}
+
 /* ---- secrets ---- */
 
 /* Every token ghl-sim issued (access and refresh), from /_sim/state. */

@@ -82,46 +82,10 @@ static char *add_snapshot(struct world *w, const char *ghl_id)
 		     "'Dental Practice') RETURNING id", w->agency, ghl_id);
 }
 
-static char *add_job(struct world *w, const char *client, const char *snapshot)
-{
-	return q1(w, "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
-		     "VALUES ('%s', '%s', %s%s%s) RETURNING id", w->agency, client,
-		  snapshot ? "'" : "", snapshot ? snapshot : "NULL", snapshot ? "'" : "");
-}
-
-/* Wait until the job leaves PENDING/IN_PROGRESS/RETRYING; returns its status. */
-static char *wait_job(struct world *w, const char *job, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 100) {
-		char *st = q1(w, "SELECT status FROM provisioning_jobs WHERE id = '%s'", job);
-		if (!strcmp(st, "COMPLETED") || !strcmp(st, "FAILED"))
-			return st;
-		free(st);
-		usleep(100000);
-	}
-	char *log = tl_read_file(w->agent.log);
-	size_t n = strlen(log);
-	ck_abort_msg("job %s did not finish; agent log tail:\n%s", job,
-		     log + (n > 3000 ? n - 3000 : 0));
-	return NULL;
-}
-
-static void assert_completed(struct world *w, const char *job)
-{
-	char *st = wait_job(w, job, 30000);
-	if (strcmp(st, "COMPLETED") != 0) {
-		char *err = q1(w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
-		ck_abort_msg("job %s: %s: %s", job, st, err);
-	}
-	free(st);
-}
-
-/* An output a step of the job recorded in its COMPLETED journal entry. */
-static char *output(struct world *w, const char *job, const char *step, const char *key)
-{
-	return q1(w, "SELECT details_json->'outputs'->>'%s' FROM provisioning_logs WHERE job_id = "
-		     "'%s' AND step = '%s' AND status = 'COMPLETED'", key, job, step);
-}
+#define add_job(w, client, snapshot) hjob_add((w)->db, (w)->agency, client, snapshot)
+#define wait_job(w, job, timeout_ms) hjob_wait((w)->db, job, timeout_ms, (w)->agent.log)
+#define assert_completed(w, job) hjob_assert_completed((w)->db, job, (w)->agent.log)
+#define output(w, job, step, key) hjob_output((w)->db, job, step, key)
 
 static struct json *find_by(const struct json *arr, const char *key, const char *val)
 {
