@@ -651,10 +651,14 @@ static void jobs_list(struct api_req *r)
 	/* The WHERE clause is assembled from fixed fragments for the filters
 	 * present (values are always parameters): an absent filter leaves no
 	 * `$n IS NULL OR …` behind to hide an index from the planner. */
+	/* The page's ids first, from (…, created_at, id) indexes alone (an
+	 * index-only scan whatever the filters), then the rows by primary key:
+	 * filtering a created_at scan by status would walk past every newer row
+	 * of another status (a burst of fresh PENDING jobs in front of FAILED). */
 	struct buf sql;
 	buf_init(&sql);
 	buf_puts(&sql, "SELECT " JOB_JSON("j") ", " API_SQL_CURSOR_TS("j.created_at") ", j.id"
-		       " FROM provisioning_jobs j WHERE true");
+		       " FROM (SELECT j.id, j.created_at FROM provisioning_jobs j WHERE true");
 	const char *params[8];
 	int n = 0;
 #define FILTER(value, fragment)                                                               \
@@ -677,7 +681,9 @@ static void jobs_list(struct api_req *r)
 	}
 #undef FILTER
 	params[n++] = limit;
-	buf_printf(&sql, " ORDER BY j.created_at DESC, j.id DESC LIMIT $%d::int", n);
+	buf_printf(&sql, " ORDER BY j.created_at DESC, j.id DESC LIMIT $%d::int) p"
+			 " JOIN provisioning_jobs j ON j.id = p.id"
+			 " ORDER BY p.created_at DESC, p.id DESC", n);
 	api_query(r, buf_cstr(&sql), n, params, list_done);
 	buf_free(&sql);
 	free(scope);
