@@ -80,6 +80,7 @@ static void steps_list(struct api_req *r)
 static const struct api_field dry_fields[] = {
 	{.name = "client_data", .type = API_T_ANY},
 	{.name = "pipeline", .type = API_T_ARRAY, .max_len = 100},
+	{.name = "snapshot_id", .type = API_T_UUID},
 	{0},
 };
 
@@ -89,6 +90,7 @@ struct dry {
 	struct json *pipeline; /* the array being run */
 	const char *source;    /* "request" | "agency" | "default" */
 	char *company;
+	struct json *snapshot; /* the job's snapshot (snapshot_id given) or NULL */
 	struct json *outputs; /* every step's outputs so far */
 	struct buf steps;     /* the answer's "steps" items */
 	size_t i;
@@ -102,6 +104,7 @@ static void dry_free(void *arg)
 	json_free(d->client);
 	json_free(d->pipeline);
 	json_free(d->outputs);
+	json_free(d->snapshot);
 	free(d->company);
 	buf_free(&d->steps);
 	free(d);
@@ -180,7 +183,7 @@ static void dry_next(struct dry *d)
 		return;
 	}
 	d->started_ms = now_monotonic_ms();
-	runner_run_once(d->r->app, impl, api_param(d->r, 0), d->company, d->client,
+	runner_run_once(d->r->app, impl, api_param(d->r, 0), d->company, d->snapshot, d->client,
 			json_get(item, "config"), d->outputs, dry_step_done, d);
 }
 
@@ -212,6 +215,17 @@ static void dry_agency(struct api_req *r, PGresult *res)
 	}
 	if (!PQgetisnull(res, 0, 1))
 		d->company = xstrdup(PQgetvalue(res, 0, 1));
+	if (json_get_str(r->body, "snapshot_id")) {
+		if (PQgetisnull(res, 0, 2)) {
+			struct api_problems p;
+			api_problems_init(&p);
+			api_problem(&p, "snapshot_id", "no such snapshot for this agency");
+			api_reply_problems(r, &p);
+			return;
+		}
+		const char *sn = PQgetvalue(res, 0, 2);
+		d->snapshot = json_parse(sn, strlen(sn), 8, NULL);
+	}
 	const struct json *given = json_get(r->body, "pipeline");
 	if (given) {
 		d->pipeline = json_clone(given);
@@ -278,11 +292,15 @@ static void pipeline_dry_run(struct api_req *r)
 	buf_init(&d->steps);
 	r->data = d;
 	r->data_free = dry_free;
-	const char *params[] = {api_param(r, 0)};
+	const char *params[] = {api_param(r, 0), json_get_str(r->body, "snapshot_id")};
 	api_query(r,
-		  "SELECT settings_json::text, ghl_agency_id FROM agencies"
-		  " WHERE id = $1::uuid AND deleted_at IS NULL",
-		  1, params, dry_agency);
+		  "SELECT a.settings_json::text, a.ghl_agency_id,"
+		  " CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
+		  "  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
+		  "  'agency_id', s.agency_id)::text END"
+		  " FROM agencies a LEFT JOIN snapshots s ON s.id = $2::uuid AND s.agency_id = a.id"
+		  " WHERE a.id = $1::uuid AND a.deleted_at IS NULL",
+		  2, params, dry_agency);
 }
 
 /* ---- routes --------------------------------------------------------------- */

@@ -153,7 +153,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	struct step_result res = {.base = app.base};
 	printf("step: %s %s (%s), agency %s\n", impl->name, impl->version, file, agency_id);
 	fflush(stdout);
-	runner_run_once(&app, impl, agency_id, company, client, config, outputs, on_done, &res);
+	runner_run_once(&app, impl, agency_id, company, NULL, client, config, outputs, on_done, &res);
 	if (!res.done)
 		event_base_dispatch(app.base);
 	rc = res.ok ? 0 : 1;

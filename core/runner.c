@@ -1114,8 +1114,9 @@ static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error
 }
 
 void runner_run_once(struct app *app, struct step_impl *impl, const char *agency_id,
-		     const char *company_id, const struct json *client, const struct json *config,
-		     const struct json *outputs, runner_once_fn done, void *arg)
+		     const char *company_id, const struct json *snapshot, const struct json *client,
+		     const struct json *config, const struct json *outputs, runner_once_fn done,
+		     void *arg)
 {
 	struct once *o = xcalloc(1, sizeof(*o));
 	struct job *job = &o->job;
@@ -1123,6 +1124,7 @@ void runner_run_once(struct app *app, struct step_impl *impl, const char *agency
 	job->agency_id = xstrdup(agency_id ? agency_id : "");
 	job->company_id = company_id ? xstrdup(company_id) : NULL;
 	job->client = client ? json_clone(client) : json_new_object();
+	job->snapshot = snapshot && snapshot->type == JSON_OBJECT ? json_clone(snapshot) : NULL;
 	job->context = json_new_object();
 	json_object_set_take(job->context, "outputs",
 			     outputs ? json_clone(outputs) : json_new_object());

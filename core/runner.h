@@ -42,13 +42,16 @@ const char *runner_ctx_step_name(ghl_step_ctx *ctx);
 int runner_ctx_compensating(ghl_step_ctx *ctx);
 
 /* Run one step outside the scheduler (`ghl-agent step run`, dry runs): a
- * synthetic job with the given client data, config and earlier outputs.
+ * synthetic job with the given snapshot (the scheduler's {"id",
+ * "ghl_snapshot_id","name","is_active","agency_id"} object, or NULL), client
+ * data, config and earlier outputs.
  * done() gets the outcome ("COMPLETED"/"FAILED"), the step's outputs and
  * log as JSON text, and the error (NULL on success). */
 typedef void (*runner_once_fn)(void *arg, const char *status, const char *outputs_json,
 			       const char *log_json, const char *error);
 void runner_run_once(struct app *app, struct step_impl *impl, const char *agency_id,
-		     const char *company_id, const struct json *client, const struct json *config,
-		     const struct json *outputs, runner_once_fn done, void *arg);
+		     const char *company_id, const struct json *snapshot, const struct json *client,
+		     const struct json *config, const struct json *outputs, runner_once_fn done,
+		     void *arg);
 
 #endif

@@ -51,7 +51,7 @@ static double measure(struct app *app, struct step_impl *impl, const struct json
 		completed = 0;
 		double t0 = now_s();
 		for (long i = 0; i < n; i++)
-			runner_run_once(app, impl, "agency", "company", client, NULL, NULL, on_done,
+			runner_run_once(app, impl, "agency", "company", NULL, client, NULL, NULL, on_done,
 					NULL);
 		double us = (now_s() - t0) * 1e6 / (double)n;
 		if (completed != n) {

@@ -1158,6 +1158,34 @@ START_TEST(dry_run_against_sim)
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"pipeline[0].step\"");
 	resp_free(&r);
+
+	/* with one of the agency's snapshots: validated, loaded and waited for */
+	PGconn *c = tl_connect(dsn);
+	char *snap = tl_sqlf(c, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) "
+				"VALUES ('%s', 'snap-dental-001', 'Dental Practice', 'Dental') "
+				"ON CONFLICT (agency_id, ghl_snapshot_id) DO UPDATE SET is_active = true "
+				"RETURNING id", agency_a);
+	PQfinish(c);
+	char *body = xasprintf("{\"snapshot_id\":\"%s\",\"pipeline\":[{\"step\":"
+			       "\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
+			       "{\"step\":\"WAIT_FOR_SNAPSHOT\",\"config\":{\"poll_interval_ms\":100}}]}",
+			       snap);
+	r = as(admin, "POST", path, body);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	j = parse(r.body);
+	ck_assert_msg(str_eq(json_get_str(j, "status"), "COMPLETED") &&
+			      str_eq(json_get_str(json_get(j, "outputs"), "ghl_snapshot_id"),
+				     "snap-dental-001") &&
+			      !json_get(json_get(j, "outputs"), "snapshot_wait_skipped"),
+		      "%s", r.body);
+	json_free(j);
+	resp_free(&r);
+	free(body);
+	r = as(admin, "POST", path, "{\"snapshot_id\":\"00000000-0000-4000-8000-000000000000\"}");
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "\"field\":\"snapshot_id\"");
+	resp_free(&r);
+	free(snap);
 	r = as(admin, "POST", path, "{\"client_data\":{\"name\":\"X\"}}");
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data.email\"");

@@ -113,7 +113,7 @@ static void start(struct step_impl *impl, const char *client, const char *config
 		  const char *outputs, struct outcome *o)
 {
 	struct json *c = parse(client), *cf = parse(config), *out = parse(outputs);
-	runner_run_once(&app, impl, "agency-1", "company-1", c, cf, out, on_done, o);
+	runner_run_once(&app, impl, "agency-1", "company-1", NULL, c, cf, out, on_done, o);
 	json_free(c);
 	json_free(cf);
 	json_free(out);
