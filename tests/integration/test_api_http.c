@@ -453,26 +453,6 @@ static const struct cell_row matrix[] = {
 	{"POST", "/api/v1/auth/logout", NULL, 'A', {U401, 204, 204, 204, 403, 403, 204}},
 };
 
-static char *expand(const char *tmpl, const char *agency)
-{
-	struct buf b;
-	buf_init(&b);
-	for (const char *p = tmpl; *p; p++) {
-		if (*p == '%' && p[1] == 'A')
-			buf_puts(&b, agency);
-		else if (*p == '%' && p[1] == 'U')
-			buf_puts(&b, victim);
-		else if (*p == '%' && p[1] == 'K')
-			buf_puts(&b, spare_key_id);
-		else {
-			buf_putc(&b, *p);
-			continue;
-		}
-		p++;
-	}
-	return buf_take(&b);
-}
-
 START_TEST(access_matrix)
 {
 	char *admin = login("admin@example.com", PW_ADMIN);
@@ -488,7 +468,8 @@ START_TEST(access_matrix)
 		const char *own_key = row->agency == 'Z' ? key_z : key_a;
 		const char *tokens[NWHO] = {NULL,    "not-a-real-token", expired_token, aa,  bb,
 					    support, own_key,            key_b,         admin};
-		char *path = expand(row->path, agency);
+		const char *vars[] = {"A", agency, "U", victim, "K", spare_key_id, NULL};
+		char *path = tl_expand(row->path, vars);
 		for (int w = 0; w < NWHO; w++) {
 			struct resp r = as(tokens[w], row->method, path, row->body);
 			cells++;

@@ -292,28 +292,6 @@ static const struct cell_row matrix[] = {
 	 {U401, 200, 200, 200, 200, 200, 200}},
 };
 
-static char *expand(const char *tmpl, const char *job, const char *done, const char *snap)
-{
-	struct buf b;
-	buf_init(&b);
-	for (const char *p = tmpl; *p; p++) {
-		if (*p == '%' && p[1] == 'A')
-			buf_puts(&b, agency_a);
-		else if (*p == '%' && p[1] == 'J')
-			buf_puts(&b, job);
-		else if (*p == '%' && p[1] == 'C')
-			buf_puts(&b, done);
-		else if (*p == '%' && p[1] == 'S')
-			buf_puts(&b, snap);
-		else {
-			buf_putc(&b, *p);
-			continue;
-		}
-		p++;
-	}
-	return buf_take(&b);
-}
-
 START_TEST(access_matrix)
 {
 	char *job = make_job(agency_a, "PENDING");
@@ -329,7 +307,8 @@ START_TEST(access_matrix)
 	int cells = 0;
 	for (size_t i = 0; i < sizeof(matrix) / sizeof(matrix[0]); i++) {
 		const struct cell_row *row = &matrix[i];
-		char *path = expand(row->path, job, done, snap);
+		const char *vars[] = {"A", agency_a, "J", job, "C", done, "S", snap, NULL};
+		char *path = tl_expand(row->path, vars);
 		for (int w = 0; w < NWHO; w++) {
 			struct resp r = as(tokens[w], row->method, path, row->body);
 			cells++;

@@ -107,6 +107,25 @@ void tl_execf(PGconn *c, const char *fmt, ...)
 	free(sql);
 }
 
+char *tl_expand(const char *tmpl, const char *const *vars)
+{
+	struct buf b;
+	buf_init(&b);
+	for (const char *p = tmpl; *p; p++) {
+		const char *value = NULL;
+		for (int i = 0; *p == '%' && vars[i]; i += 2)
+			if (p[1] == vars[i][0])
+				value = vars[i + 1];
+		if (value) {
+			buf_puts(&b, value);
+			p++;
+		} else {
+			buf_putc(&b, *p);
+		}
+	}
+	return buf_take(&b);
+}
+
 char *tl_create_db(const char *prefix)
 {
 	static int counter;

@@ -29,6 +29,10 @@ char *tl_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 
 long long tl_sqlf_n(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Replace one-letter placeholders "%X" in tmpl: vars holds pairs
+ * "X", value, … ending with NULL; other text is copied. malloc'd. */
+char *tl_expand(const char *tmpl, const char *const *vars);
+
 /* A TCP port that was free a moment ago on 127.0.0.1. */
 int tl_free_port(void);
 
