@@ -265,6 +265,19 @@ H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hre
 	return callback;
 }
 
+/* Connect `company` through the agent's OAuth flow (asserting success) and
+ * return the stored agency's id (malloc'd). */
+H_UNUSED static char *hconnect_agency(struct hagent *a, PGconn *db, const char *company)
+{
+	struct hresp cb;
+	free(hconnect(a, company, &cb));
+	ck_assert_msg(cb.status == 200, "callback: %ld %s", cb.status, cb.body);
+	hresp_free(&cb);
+	char *id = tl_sqlf(db, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'", company);
+	ck_assert_msg(*id, "agency %s not stored", company);
+	return id;
+}
+
 /* ---- jobs ---- */
 
 /* Insert a job for agency (client: JSON text; snapshot id or NULL). */

@@ -28,13 +28,7 @@ static char *connect_agency(struct world *w, const char *settings_json)
 {
 	char company[64];
 	snprintf(company, sizeof(company), "co-%d-%d", (int)getpid(), ++company_seq);
-	struct hresp cb;
-	char *url = hconnect(&w->agent, company, &cb);
-	ck_assert_msg(cb.status == 200, "callback: %ld %s", cb.status, cb.body);
-	hresp_free(&cb);
-	free(url);
-	char *id = q1(w, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'", company);
-	ck_assert_msg(*id, "agency %s not stored", company);
+	char *id = hconnect_agency(&w->agent, w->db, company);
 	if (settings_json)
 		exec_sql(w, "UPDATE agencies SET settings_json = '%s' WHERE id = '%s'", settings_json,
 			 id);

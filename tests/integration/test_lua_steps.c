@@ -70,12 +70,7 @@ static void world_agent(struct world *w, const char *const *more_env)
 	hagent_start(&w->agent, w->dsn, &w->sim, env);
 	free(step_dir);
 	snprintf(w->company, sizeof(w->company), "co-lua-%d-%d", (int)getpid(), ++company_seq);
-	struct hresp cb;
-	free(hconnect(&w->agent, w->company, &cb));
-	ck_assert_msg(cb.status == 200, "callback: %ld %s", cb.status, cb.body);
-	hresp_free(&cb);
-	w->agency = q1(w, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'", w->company);
-	ck_assert_msg(*w->agency, "agency %s not stored", w->company);
+	w->agency = hconnect_agency(&w->agent, w->db, w->company);
 }
 
 static void world_stop(struct world *w)

@@ -47,12 +47,7 @@ static void world_start(struct world *w)
 	hsim_start(&w->sim, flags);
 	hagent_start(&w->agent, w->dsn, &w->sim, fast);
 	snprintf(w->company, sizeof(w->company), "co-steps-%d-%d", (int)getpid(), ++company_seq);
-	struct hresp cb;
-	free(hconnect(&w->agent, w->company, &cb));
-	ck_assert_msg(cb.status == 200, "callback: %ld %s", cb.status, cb.body);
-	hresp_free(&cb);
-	w->agency = q1(w, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'", w->company);
-	ck_assert_msg(*w->agency, "agency %s not stored", w->company);
+	w->agency = hconnect_agency(&w->agent, w->db, w->company);
 	/* ghl-sim gives every company its demo snapshots (snap-dental-001, ...) */
 }
 
