@@ -3,7 +3,7 @@ return {
   name = "location_tag",            -- letters, digits, '_' or '-'
   version = "1.0.0",
   description = "creates a tag in the client's new location",
-  config_schema = {                 -- the JSON Schema subset of plugins (core/schema.h)
+  config_schema = {                 -- the JSON Schema subset of plugins (core/base/schema.h)
     type = "object",
     properties = {name = {type = "string", minLength = 1, maxLength = 100}},
     additionalProperties = false,

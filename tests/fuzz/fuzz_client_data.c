@@ -1,5 +1,5 @@
-/* fuzz_client_data.c — libFuzzer target for core/client_data.c (and, on the
- * way, core/schema.c).
+/* fuzz_client_data.c — libFuzzer target for core/base/client_data.c (and, on the
+ * way, core/base/schema.c).
  *
  * Invariants: validating never crashes or leaks; the count returned is the
  * number of problems appended, each {"field": "client_data...", "message":

@@ -1,4 +1,4 @@
-/* fuzz_csv.c — libFuzzer target for core/csv.c.
+/* fuzz_csv.c — libFuzzer target for core/base/csv.c.
  *
  * Invariants: parsing never crashes or leaks; whatever parses, written back
  * with every field quoted and CRLF line ends, parses again to the same

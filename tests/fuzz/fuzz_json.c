@@ -1,4 +1,4 @@
-/* fuzz_json.c — libFuzzer target for core/json.c.
+/* fuzz_json.c — libFuzzer target for core/base/json.c.
  *
  * Invariants: parsing never crashes or leaks; whatever parses, serialises to
  * text that parses again to an equal tree; a clone is equal and serialises

@@ -2,9 +2,9 @@
  *
  * Each test starts its own simulator (--listen 127.0.0.1:0, the port read
  * from its first stdout line), runs a libevent loop here, talks to the sim
- * through core/ghl_client.c only (except the browser step of OAuth and the
+ * through core/ghl/ghl_client.c only (except the browser step of OAuth and the
  * /_sim/ admin calls), and stops it with SIGTERM. While a test runs, stderr
- * (where core/log.c writes) goes to a file at debug level; at the end the
+ * (where core/base/log.c writes) goes to a file at debug level; at the end the
  * file must hold the client's request lines and none of the secrets the test
  * saw (tokens, code, client secret).
  */

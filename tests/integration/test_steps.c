@@ -310,7 +310,7 @@ START_TEST(full_pipeline_as_ghl_sees_it)
 	json_get_int(j, "timestamp", &t);
 	char *ts = xasprintf("X-GHL-Agent-Timestamp: %lld\r\n", (long long)t);
 	if (!strcasestr(req, "X-GHL-Agent-Signature:")) {
-		/* KNOWN GAP: the runner's http_post() (core/runner.c) does not send the
+		/* KNOWN GAP: the runner's http_post() (core/engine/runner.c) does not send the
 		 * step's headers yet; once it does, the checks below apply. */
 		fprintf(stderr, "test_steps: WARNING: the webhook arrived without the step's "
 				"headers (http_post ignores them); signature not checked\n");

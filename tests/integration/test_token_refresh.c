@@ -1,4 +1,4 @@
-/* test_token_refresh.c — single-flight token refresh (core/agency_tokens.c).
+/* test_token_refresh.c — single-flight token refresh (core/ghl/agency_tokens.c).
  *
  * 1. Two `ghl-agent serve` processes on one database sweep 20 agencies whose
  *    tokens are all within token_refresh_margin: ghl-sim must see zero

@@ -1,4 +1,4 @@
-/* test_web.c — the dashboard (web/, core/web.c).
+/* test_web.c — the dashboard (web/, core/api/web.c).
  *
  * Static serving over real HTTP: Content-Types, the security headers (CSP,
  * X-Frame-Options, nosniff), ETag/304, unknown files and traversal attempts

@@ -7,7 +7,7 @@
 #include <openssl/pem.h>
 
 #include "crypto.h"
-#include "webhooks.h"
+#include "webhook_routes.h"
 
 static char *ed25519_pub; /* ghl-sim's public key for --seed 42 (PEM) */
 

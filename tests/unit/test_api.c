@@ -1,4 +1,4 @@
-/* test_api.c — the pure parts of core/api.c: field validation with paths,
+/* test_api.c — the pure parts of core/api/api.c: field validation with paths,
  * cursors, LIKE escaping, UUIDs, roles and scope. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* test_client_data.c — unit tests for core/client_data.c: the field checks
+/* test_client_data.c — unit tests for core/base/client_data.c: the field checks
  * (e-mail, phone, country, time zone) and whole documents with the exact
  * problems they yield. */
 #include <check.h>

@@ -1,4 +1,4 @@
-/* test_csv.c — unit tests for core/csv.c (RFC 4180 reader). */
+/* test_csv.c — unit tests for core/base/csv.c (RFC 4180 reader). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>

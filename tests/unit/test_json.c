@@ -1,4 +1,4 @@
-/* test_json.c — unit tests for core/json.c (parser, DOM, writers). */
+/* test_json.c — unit tests for core/base/json.c (parser, DOM, writers). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>

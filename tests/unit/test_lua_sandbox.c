@@ -1,4 +1,4 @@
-/* test_lua_sandbox.c — core/lua_host.c and core/lua_sandbox.c: the script
+/* test_lua_sandbox.c — core/lua/lua_host.c and core/lua/lua_sandbox.c: the script
  * contract, the host API inside a run, every sandbox escape we know of, the
  * limits (which pcall cannot catch), isolation between runs, and reload.
  * Runs scripts through runner_run_once (no database, no GHL: a request

@@ -1,4 +1,4 @@
-/* test_schema.c — unit tests for core/schema.c: which schemas are accepted,
+/* test_schema.c — unit tests for core/base/schema.c: which schemas are accepted,
  * and the exact problems (field paths and messages) validation reports. */
 #include <check.h>
 #include <stdlib.h>

@@ -1,0 +1,274 @@
+/* api.h — what every /api/v1 handler shares: authentication (sessions,
+ * cookies + CSRF, API keys) into a `struct principal`, role and agency-scope
+ * checks, JSON bodies read and validated against a field spec, query strings,
+ * cursor pagination, database calls and replies in the DESIGN error shape.
+ *
+ * A handler declares a `struct api_endpoint` and hands the request over:
+ *
+ *     static const struct api_endpoint ep_get = {
+ *             .allow = API_ALLOW_STAFF | API_ALLOW_API_KEY, .agency_scoped = 1};
+ *     static void get_agency(struct api_req *r) { ... api_query(r, sql, ...); }
+ *     static void h_get_agency(struct http_ctx *c) { api_handle(c, &ep_get, get_agency); }
+ *
+ * api_handle answers on its own — 401 (no, bad, expired or revoked
+ * credentials), 403 (cookie session without a matching X-CSRF-Token on an
+ * unsafe method; a role the endpoint does not allow), 404 (params[0] names an
+ * agency outside the caller's scope, or a {param} is not a UUID: never 403,
+ * so nothing leaks about other agencies), 400 (unknown query parameter,
+ * malformed JSON or cursor), 413, 415 and 422 (body problems, each listed in
+ * `details` as {"field": "a.b[2]", "message": "..."}) — and only then calls
+ * the handler with a struct api_req. The request ends with one api_reply_*;
+ * after it, r is freed.
+ *
+ * SQL: always parameters ($1 …), never text built from input.
+ */
+#ifndef GHL_API_H
+#define GHL_API_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct app;
+struct http_ctx;
+struct json;
+struct evkeyvalq;
+struct auth_pool;
+struct throttle;
+
+/* ---- principal --------------------------------------------------------- */
+
+enum principal_kind { PRINCIPAL_NONE, PRINCIPAL_SESSION, PRINCIPAL_API_KEY };
+enum api_role { API_ROLE_NONE, API_ROLE_ADMIN, API_ROLE_AGENCY_ADMIN, API_ROLE_SUPPORT };
+
+#define API_UUID_LEN 37 /* 36 characters + NUL */
+
+/* Who is calling. Sessions carry a user; API keys carry their agency. */
+struct principal {
+	enum principal_kind kind;
+	enum api_role role;             /* API_ROLE_NONE for API keys */
+	char user_id[API_UUID_LEN];     /* sessions */
+	char session_id[API_UUID_LEN];  /* sessions */
+	char *email;                    /* sessions */
+	int via_cookie;                 /* session taken from the cookie (CSRF applies) */
+	char api_key_id[API_UUID_LEN];  /* API keys */
+	/* Agencies in scope: AGENCY_ADMIN: the linked, not deleted agencies;
+	 * API key: its agency (agency_ids[0]); ADMIN, SUPPORT: unused (all). */
+	char **agency_ids;
+	size_t nagencies;
+};
+
+const char *api_role_name(enum api_role r); /* "ADMIN" …, or NULL */
+enum api_role api_role_parse(const char *s); /* API_ROLE_NONE when unknown */
+
+/* 1 when p may see agency_id (ADMIN and SUPPORT see all). */
+int api_agency_in_scope(const struct principal *p, const char *agency_id);
+/* For SQL filters: NULL when p sees every agency, else a malloc'd uuid[]
+ * literal "{id,…}" (possibly "{}") of the agencies in scope, to be bound as
+ * `($n::uuid[] IS NULL OR agency_id = ANY($n::uuid[]))`. */
+char *api_scope_array(const struct principal *p);
+/* 1 when p may change agency_id's settings, API keys, snapshots, jobs:
+ * ADMIN, or AGENCY_ADMIN linked to it. */
+int api_can_manage_agency(const struct principal *p, const char *agency_id);
+
+/* ---- field specs and validation --------------------------------------- */
+
+enum api_type {
+	API_T_STRING,
+	API_T_INT,
+	API_T_NUMBER,
+	API_T_BOOL,
+	API_T_OBJECT,
+	API_T_ARRAY,
+	API_T_UUID,  /* a string holding a UUID */
+	API_T_EMAIL, /* a string with one '@', no spaces */
+	API_T_ANY,
+};
+
+#define API_F_REQUIRED 0x1
+#define API_F_NULLABLE 0x2 /* null accepted (as "clear") */
+
+/* One field of a JSON object. Lists end with an entry whose name is NULL. */
+struct api_field {
+	const char *name;
+	enum api_type type;
+	unsigned flags;
+	size_t min_len;                 /* strings: characters; arrays: items */
+	size_t max_len;                 /* strings: characters; arrays: items; 0 = no cap */
+	const char *const *one_of;      /* strings: allowed values, NULL-terminated */
+	const struct api_field *fields; /* objects: known keys (others are refused); NULL = any */
+	const struct api_field *items;  /* arrays: one spec for every item; NULL = any */
+	int64_t min, max;               /* integers: range, applied when min < max */
+};
+
+/* Problems found in a request, as the `details` array. */
+struct api_problems {
+	struct buf details; /* "[{...},{...}" without the closing bracket */
+	size_t n;
+	struct buf unknown; /* "a, b.c" — the unknown fields, for the message */
+	size_t nunknown;
+};
+
+void api_problems_init(struct api_problems *p);
+void api_problems_free(struct api_problems *p);
+void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The details array as JSON text (malloc'd); "[]" when none. */
+char *api_problems_json(const struct api_problems *p);
+
+/* Check object v against fields; every problem (unknown field, missing
+ * required field, wrong type, enum, length, range) is added to p with its
+ * path under `prefix` (NULL or "" for the top). Returns the problems added. */
+size_t api_validate(const struct json *v, const struct api_field *fields, const char *prefix,
+		    struct api_problems *p);
+
+/* ---- pagination -------------------------------------------------------- */
+
+#define API_PAGE_DEFAULT 50
+#define API_PAGE_MAX 200
+
+/* Opaque cursor = base64url("<created_at>|<id>"); created_at as rendered by
+ * API_SQL_CURSOR_TS ("YYYY-MM-DDTHH:MM:SS.ffffff"). Malloc'd. */
+char *api_cursor_encode(const char *created_at, const char *id);
+/* 0 and malloc'd *created_at, *id when cursor is well formed; else -1. */
+int api_cursor_decode(const char *cursor, char **created_at, char **id);
+
+/* SQL fragments: a column as the cursor's timestamp text, and as the API's
+ * UTC ISO-8601 output. Both work on timestamp and timestamptz columns. */
+#define API_SQL_CURSOR_TS(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+#define API_SQL_ISO(col)                                                                      \
+	"to_char(" col "::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+struct api_page {
+	int limit;      /* 1..API_PAGE_MAX */
+	char *after_ts; /* NULL on the first page */
+	char *after_id;
+};
+
+/* ---- the request ------------------------------------------------------- */
+
+/* Who may call (bits of api_endpoint.allow). */
+#define API_ALLOW_ADMIN 0x01u
+#define API_ALLOW_AGENCY_ADMIN 0x02u
+#define API_ALLOW_SUPPORT 0x04u
+#define API_ALLOW_API_KEY 0x08u
+#define API_ALLOW_PUBLIC 0x10u /* no authentication at all */
+#define API_ALLOW_STAFF (API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN | API_ALLOW_SUPPORT)
+#define API_ALLOW_ANY (API_ALLOW_STAFF | API_ALLOW_API_KEY)
+
+struct api_endpoint {
+	unsigned allow;
+	int agency_scoped;              /* params[0] names an agency: checked against scope */
+	int raw_params;                 /* {params} are not UUIDs (skip the 404 check) */
+	const struct api_field *body;   /* a JSON object is required; NULL = body ignored */
+	const char *const *query;       /* accepted query parameters; NULL = none */
+	size_t max_body;                /* 0 = max_body_bytes from the config */
+};
+
+struct api_req;
+typedef void (*api_handler_fn)(struct api_req *r);
+typedef void (*api_result_fn)(struct api_req *r, PGresult *res);
+
+struct api_req {
+	struct http_ctx *c;
+	struct app *app;
+	const struct api_endpoint *ep;
+	struct principal who;
+	struct json *body;        /* the validated body, or NULL */
+	struct evkeyvalq *query;  /* parsed query string */
+	api_handler_fn fn;
+	void *data;               /* the handler's state, freed with data_free */
+	void (*data_free)(void *);
+	const char *conflict_msg; /* api_query: message for a unique violation */
+	char key_hash[65];        /* internal: the API key's hash while it is looked up */
+	api_result_fn qcb;        /* internal: api_query's pending callback */
+};
+
+/* Authenticate, check, read the body, then call fn (see the top). */
+void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_fn fn);
+
+/* {param} i of the route (NULL when absent). */
+const char *api_param(const struct api_req *r, int i);
+/* Query parameter, or NULL when absent. */
+const char *api_query_param(const struct api_req *r, const char *name);
+/* Query integer in [min, max] or def when absent: 0, or -1 after replying 400. */
+int api_query_int(struct api_req *r, const char *name, long long min, long long max,
+		  long long def, long long *out);
+/* Query boolean (true/false/1/0) into *out (-1 when absent): 0, or -1 after 400. */
+int api_query_bool(struct api_req *r, const char *name, int *out);
+/* `limit` and `cursor` from the query: 0, or -1 after replying 400. */
+int api_page_parse(struct api_req *r, struct api_page *pg);
+void api_page_free(struct api_page *pg);
+/* A LIKE pattern matching s literally anywhere ("%s%" with \ % _ escaped). */
+char *api_like_contains(const char *s);
+/* 1 when s is a canonical UUID (8-4-4-4-12 hex). */
+int api_is_uuid(const char *s);
+
+/* Database: run a parameterised query; cb gets only successful results.
+ * Failures are answered here: unique violation → 409 (r->conflict_msg),
+ * foreign key → 422, bad input syntax → 400, anything else → 500 (logged). */
+void api_query(struct api_req *r, const char *sql, int nparams, const char *const *params,
+	       api_result_fn cb);
+
+/* Replies; each ends the request and frees r. */
+void api_reply_json(struct api_req *r, int status, const char *json);
+void api_reply_empty(struct api_req *r, int status); /* e.g. 204 */
+void api_reply_error(struct api_req *r, int status, const char *code, const char *message,
+		     const char *details_json);
+/* 422 with p's details (unknown fields named in the message); frees p. */
+void api_reply_problems(struct api_req *r, struct api_problems *p);
+void api_reply_not_found(struct api_req *r, const char *what);
+/* 500 and a log line with the reason (never shown to the caller). */
+void api_reply_internal(struct api_req *r, const char *why);
+/* {"items":[<col json_col of each row>…], "next_cursor": …} from rows fetched
+ * with LIMIT limit+1 ordered by (created_at, id) DESC. */
+void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+		    int limit);
+/* End r without an API reply, for handlers that answered on r->c
+ * themselves (HTML pages, redirects); frees r. */
+void api_req_done(struct api_req *r);
+/* Add a response header before replying (Set-Cookie, Retry-After, …). */
+void api_add_header(struct api_req *r, const char *name, const char *value);
+
+/* ---- module state (app->api) ------------------------------------------- */
+
+/* Checks agencies.settings_json on PATCH /agencies/{id}; 0 when valid, else
+ * problems added (with paths under "settings"). The job engine installs its
+ * pipeline validation here; the default accepts any JSON object. */
+typedef int (*api_settings_validator)(void *arg, const struct json *settings,
+				      struct api_problems *out);
+
+/* Valid API keys are cached this long per process (core/api/api.c): a key
+ * revoked (or an agency deleted) through another process stops working
+ * within this time; through this one, at once. */
+#define API_KEY_CACHE_TTL_MS 5000
+
+struct api_key_cache;
+
+struct api_state {
+	struct api_key_cache *key_cache;
+	struct auth_pool *pool;
+	struct throttle *throttle_account;
+	struct throttle *throttle_address;
+	api_settings_validator validate_settings;
+	void *validate_settings_arg;
+};
+
+int api_settings_accept_objects(void *arg, const struct json *settings,
+				struct api_problems *out);
+/* The job engine's check (core/api/api_steps.c): an object whose pipeline passes
+ * pipeline_validate against arg's (a struct app *) step registry; problems
+ * named "settings.pipeline[2].config.role". Installed by `serve`. */
+int api_settings_validate_pipeline(void *arg, const struct json *settings,
+				   struct api_problems *out);
+
+/* Forget every cached API key (after a revocation or an agency deletion). */
+void api_key_cache_clear(struct app *app);
+
+/* Start/stop the API module (auth worker pool, throttles) on app. */
+int api_start(struct app *app, struct err *e);
+void api_stop(struct app *app);
+
+#endif

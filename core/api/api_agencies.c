@@ -1,0 +1,330 @@
+/* api_agencies.c — /api/v1/agencies (list in scope, get, update name and
+ * settings, soft delete) and /api/v1/agencies/{id}/api-keys (list, create,
+ * revoke). OAuth token columns are never selected. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "app.h"
+#include "passwords.h"
+#include "crypto.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+/* One agency as JSON (alias a) — never the token columns. */
+#define AGENCY_JSON                                                                           \
+	"json_build_object('id', a.id, 'name', a.name, 'ghl_agency_id', a.ghl_agency_id,"     \
+	" 'settings', a.settings_json,"                                                        \
+	" 'token_expires_at', " API_SQL_ISO("a.token_expires_at") ","                          \
+	" 'needs_reconnect', a.needs_reconnect, 'reconnect_reason', a.reconnect_reason,"       \
+	" 'created_at', " API_SQL_ISO("a.created_at") ","                                      \
+	" 'updated_at', " API_SQL_ISO("a.updated_at") ")::text"
+
+#define API_KEY_JSON                                                                          \
+	"json_build_object('id', k.id, 'agency_id', k.agency_id, 'name', k.name,"              \
+	" 'prefix', k.prefix, 'created_by', k.created_by,"                                     \
+	" 'created_at', " API_SQL_ISO("k.created_at") ","                                      \
+	" 'revoked_at', " API_SQL_ISO("k.revoked_at") ","                                      \
+	" 'last_used_at', " API_SQL_ISO("k.last_used_at") ")::text"
+
+static const char *const list_query[] = {"q", "limit", "cursor", NULL};
+
+static const struct api_field update_fields[] = {
+	{.name = "name", .type = API_T_STRING, .min_len = 1, .max_len = 255},
+	{.name = "settings", .type = API_T_ANY, .flags = API_F_NULLABLE},
+	{0},
+};
+
+static const struct api_field key_fields[] = {
+	{.name = "name", .type = API_T_STRING, .flags = API_F_REQUIRED, .min_len = 1,
+	 .max_len = 100},
+	{0},
+};
+
+static void reply_agency(struct api_req *r, PGresult *res)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "agency");
+		return;
+	}
+	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+}
+
+/* ---- list -------------------------------------------------------------- */
+
+static void list_done(struct api_req *r, PGresult *res)
+{
+	api_reply_page(r, res, 0, 1, 2, *(int *)r->data);
+}
+
+static void agencies_list(struct api_req *r)
+{
+	struct api_page pg;
+	if (api_page_parse(r, &pg))
+		return;
+	const char *q = api_query_param(r, "q");
+	char *like = q ? api_like_contains(q) : NULL;
+	char *scope = api_scope_array(&r->who);
+	char limit[16];
+	snprintf(limit, sizeof(limit), "%d", pg.limit + 1);
+	int *lim = xmalloc(sizeof(int));
+	*lim = pg.limit;
+	r->data = lim;
+	r->data_free = free;
+	const char *params[] = {scope, like, pg.after_ts, pg.after_id, limit};
+	api_query(r,
+		  "SELECT " AGENCY_JSON ", " API_SQL_CURSOR_TS("a.created_at") ", a.id"
+		  " FROM agencies a WHERE a.deleted_at IS NULL"
+		  "  AND ($1::uuid[] IS NULL OR a.id = ANY($1::uuid[]))"
+		  "  AND ($2::text IS NULL OR a.name ILIKE $2)"
+		  "  AND ($3::timestamp IS NULL OR (a.created_at, a.id) < ($3::timestamp, $4::uuid))"
+		  " ORDER BY a.created_at DESC, a.id DESC LIMIT $5::int",
+		  5, params, list_done);
+	free(like);
+	free(scope);
+	api_page_free(&pg);
+}
+
+/* ---- get / update / delete --------------------------------------------- */
+
+static void agencies_get(struct api_req *r)
+{
+	const char *params[] = {api_param(r, 0)};
+	api_query(r, "SELECT " AGENCY_JSON " FROM agencies a WHERE a.id = $1 AND a.deleted_at IS NULL",
+		  1, params, reply_agency);
+}
+
+static void agencies_update(struct api_req *r)
+{
+	const struct json *settings = json_get(r->body, "settings");
+	struct api_state *st = r->app->api;
+	if (settings && settings->type != JSON_NULL) {
+		struct api_problems p;
+		api_problems_init(&p);
+		api_settings_validator v =
+			st->validate_settings ? st->validate_settings : api_settings_accept_objects;
+		if (v(st->validate_settings_arg, settings, &p) || p.n) {
+			api_reply_problems(r, &p);
+			return;
+		}
+		api_problems_free(&p);
+	}
+	char *settings_text = settings && settings->type != JSON_NULL ? json_to_string(settings)
+								       : NULL;
+	const char *params[] = {api_param(r, 0), json_get_str(r->body, "name"),
+				settings ? "true" : "false", settings_text};
+	api_query(r,
+		  "UPDATE agencies a SET name = COALESCE($2, a.name),"
+		  " settings_json = CASE WHEN $3::boolean THEN $4::jsonb ELSE a.settings_json END,"
+		  " updated_at = now()"
+		  " WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING " AGENCY_JSON,
+		  4, params, reply_agency);
+	free(settings_text);
+}
+
+static void deleted(struct api_req *r, PGresult *res)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "agency");
+		return;
+	}
+	api_key_cache_clear(r->app);
+	log_info("agency deleted", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
+		 "by", r->who.user_id, NULL);
+	api_reply_empty(r, 204);
+}
+
+static void agencies_delete(struct api_req *r)
+{
+	const char *params[] = {api_param(r, 0)};
+	api_query(r,
+		  "UPDATE agencies SET deleted_at = now(), updated_at = now()"
+		  " WHERE id = $1 AND deleted_at IS NULL RETURNING id",
+		  1, params, deleted);
+}
+
+/* ---- API keys ---------------------------------------------------------- */
+
+static void keys_listed(struct api_req *r, PGresult *res)
+{
+	int n = PQntuples(res);
+	if (n == 0) {
+		api_reply_not_found(r, "agency");
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, "{\"items\":[");
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		if (PQgetisnull(res, i, 0))
+			continue;
+		buf_puts(&b, k++ ? "," : "");
+		buf_puts(&b, PQgetvalue(res, i, 0));
+	}
+	buf_puts(&b, "]}");
+	api_reply_json(r, 200, buf_cstr(&b));
+	buf_free(&b);
+}
+
+static void keys_list(struct api_req *r)
+{
+	const char *params[] = {api_param(r, 0)};
+	/* one row per key, or one row of NULL for an agency without keys */
+	api_query(r,
+		  "SELECT CASE WHEN k.id IS NULL THEN NULL ELSE " API_KEY_JSON " END"
+		  " FROM agencies a LEFT JOIN api_keys k ON k.agency_id = a.id"
+		  " WHERE a.id = $1 AND a.deleted_at IS NULL"
+		  " ORDER BY k.created_at DESC, k.id DESC",
+		  1, params, keys_listed);
+}
+
+struct new_key {
+	char *key;
+};
+
+static void new_key_free(void *arg)
+{
+	struct new_key *k = arg;
+	if (k->key) {
+		crypto_wipe(k->key, strlen(k->key));
+		free(k->key);
+	}
+	free(k);
+}
+
+static void key_created(struct api_req *r, PGresult *res)
+{
+	struct new_key *k = r->data;
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "agency");
+		return;
+	}
+	struct buf b;
+	struct jw w;
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_object_begin(&w);
+	jw_key(&w, "id");
+	jw_string(&w, PQgetvalue(res, 0, 0));
+	jw_key(&w, "key");
+	jw_string(&w, k->key);
+	jw_key(&w, "api_key");
+	jw_raw(&w, PQgetvalue(res, 0, 1));
+	jw_object_end(&w);
+	log_info("api key created", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
+		 "api_key_id", PQgetvalue(res, 0, 0), "by", r->who.user_id, NULL);
+	api_add_header(r, "Cache-Control", "no-store");
+	api_reply_json(r, 201, buf_cstr(&b));
+	crypto_wipe(b.data, b.len);
+	buf_free(&b);
+}
+
+static void keys_create(struct api_req *r)
+{
+	struct new_key *k = xcalloc(1, sizeof(*k));
+	r->data = k;
+	r->data_free = new_key_free;
+	k->key = auth_new_api_key();
+	if (!k->key) {
+		api_reply_internal(r, "the random number generator failed");
+		return;
+	}
+	char hash[65], prefix[AUTH_API_KEY_DISPLAY + 1];
+	auth_secret_hash(k->key, hash);
+	snprintf(prefix, sizeof(prefix), "%s", k->key);
+	const char *params[] = {api_param(r, 0), json_get_str(r->body, "name"), hash, prefix,
+				r->who.user_id};
+	api_query(r,
+		  "WITH k AS (INSERT INTO api_keys (agency_id, name, key_hash, prefix, created_by)"
+		  "  SELECT a.id, $2, $3, $4, $5::uuid FROM agencies a"
+		  "  WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING *)"
+		  " SELECT k.id, " API_KEY_JSON " FROM k",
+		  5, params, key_created);
+}
+
+static void key_revoked(struct api_req *r, PGresult *res)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "API key");
+		return;
+	}
+	api_key_cache_clear(r->app);
+	log_info("api key revoked", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
+		 "api_key_id", api_param(r, 1), "by", r->who.user_id, NULL);
+	api_reply_empty(r, 204);
+}
+
+static void keys_revoke(struct api_req *r)
+{
+	const char *params[] = {api_param(r, 0), api_param(r, 1)};
+	api_query(r,
+		  "UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())"
+		  " FROM agencies a WHERE k.id = $2 AND k.agency_id = $1 AND a.id = k.agency_id"
+		  " AND a.deleted_at IS NULL RETURNING k.id",
+		  2, params, key_revoked);
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+#define MANAGERS (API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN)
+
+static const struct api_endpoint ep_list = {.allow = API_ALLOW_ANY, .query = list_query};
+static const struct api_endpoint ep_get = {.allow = API_ALLOW_ANY, .agency_scoped = 1};
+static const struct api_endpoint ep_update = {.allow = MANAGERS, .agency_scoped = 1,
+					      .body = update_fields};
+static const struct api_endpoint ep_delete = {.allow = API_ALLOW_ADMIN, .agency_scoped = 1};
+static const struct api_endpoint ep_keys_list = {.allow = API_ALLOW_STAFF, .agency_scoped = 1};
+static const struct api_endpoint ep_keys_create = {.allow = MANAGERS, .agency_scoped = 1,
+						   .body = key_fields};
+static const struct api_endpoint ep_keys_revoke = {.allow = MANAGERS, .agency_scoped = 1};
+
+static void h_list(struct http_ctx *c)
+{
+	api_handle(c, &ep_list, agencies_list);
+}
+
+static void h_get(struct http_ctx *c)
+{
+	api_handle(c, &ep_get, agencies_get);
+}
+
+static void h_update(struct http_ctx *c)
+{
+	api_handle(c, &ep_update, agencies_update);
+}
+
+static void h_delete(struct http_ctx *c)
+{
+	api_handle(c, &ep_delete, agencies_delete);
+}
+
+static void h_keys_list(struct http_ctx *c)
+{
+	api_handle(c, &ep_keys_list, keys_list);
+}
+
+static void h_keys_create(struct http_ctx *c)
+{
+	api_handle(c, &ep_keys_create, keys_create);
+}
+
+static void h_keys_revoke(struct http_ctx *c)
+{
+	api_handle(c, &ep_keys_revoke, keys_revoke);
+}
+
+static const struct http_route agency_routes[] = {
+	{"GET", "/api/v1/agencies", h_list},
+	{"GET", "/api/v1/agencies/{id}", h_get},
+	{"PATCH", "/api/v1/agencies/{id}", h_update},
+	{"DELETE", "/api/v1/agencies/{id}", h_delete},
+	{"GET", "/api/v1/agencies/{id}/api-keys", h_keys_list},
+	{"POST", "/api/v1/agencies/{id}/api-keys", h_keys_create},
+	{"DELETE", "/api/v1/agencies/{id}/api-keys/{key_id}", h_keys_revoke},
+};
+
+const struct route_table api_agencies_route_table = {
+	agency_routes, sizeof(agency_routes) / sizeof(agency_routes[0])};

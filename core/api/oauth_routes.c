@@ -1,0 +1,443 @@
+/* oauth_routes.c — GET /oauth/connect and GET /oauth/callback (see oauth_routes.h). */
+#include "oauth_routes.h"
+
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "app.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "ghl_client.h"
+#include "http.h"
+#include "log.h"
+#include "vault.h"
+
+#define MAX_QUERY_LEN 8192    /* a callback URL longer than this is refused */
+#define MAX_COMPANY_ID_LEN 255 /* agencies.ghl_agency_id is VARCHAR(255) */
+#define STATE_NONCE_BYTES 18
+#define DEMO_STATE_LABEL "ghl-agent oauth state secret (demo mode) v1"
+#define DEFAULT_EXPIRES_IN 86399
+
+/* ---- state secret -------------------------------------------------------------- */
+
+char *oauth_state_secret(const struct config *cfg, struct err *e)
+{
+	if (cfg->oauth_state_secret[0])
+		return xstrdup(cfg->oauth_state_secret);
+	if (!str_eq(cfg->demo, "on")) {
+		err_set(e, "oauth_state_secret is not set; set it (GHL_AGENT_OAUTH_STATE_SECRET) to "
+			   "a long random string, e.g. the output of `openssl rand -base64 32`");
+		return NULL;
+	}
+	/* demo: derived from the token keys, so every process of one set-up agrees */
+	char *keys = NULL;
+	size_t len = 0;
+	if (cfg->token_keys[0])
+		keys = xstrdup(cfg->token_keys);
+	else if (!cfg->token_keys_file[0] || file_read_all(cfg->token_keys_file, &keys, &len, NULL))
+		keys = xstrdup("ghl-agent-demo");
+	char hex[CRYPTO_SHA256_HEX_LEN];
+	int rc = crypto_hmac_sha256_hex(keys, strlen(keys), DEMO_STATE_LABEL,
+					strlen(DEMO_STATE_LABEL), hex);
+	vault_free_plaintext(keys);
+	if (rc) {
+		err_set(e, "cannot derive the demo OAuth state secret");
+		return NULL;
+	}
+	char *out = xstrdup(hex);
+	crypto_wipe(hex, sizeof(hex));
+	return out;
+}
+
+void oauth_check_config(const struct config *cfg)
+{
+	if (!cfg->oauth_state_secret[0]) {
+		if (str_eq(cfg->demo, "on"))
+			log_warn("oauth_state_secret is not set: demo mode derives one from the token "
+				 "keys; set GHL_AGENT_OAUTH_STATE_SECRET outside the demo", NULL);
+		else
+			log_warn("oauth_state_secret is not set: /oauth/connect answers 500 until "
+				 "it is (GHL_AGENT_OAUTH_STATE_SECRET)", NULL);
+	}
+	if (!cfg->ghl_client_id[0] || !cfg->ghl_client_secret[0])
+		log_warn("ghl_client_id / ghl_client_secret are not set: agencies cannot connect "
+			 "to GoHighLevel", NULL);
+}
+
+/* ---- pages ----------------------------------------------------------------------- */
+
+static void html_escape(struct buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<':
+			buf_puts(b, "&lt;");
+			break;
+		case '>':
+			buf_puts(b, "&gt;");
+			break;
+		case '&':
+			buf_puts(b, "&amp;");
+			break;
+		case '"':
+			buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			buf_puts(b, "&#39;");
+			break;
+		default:
+			buf_putc(b, *s);
+		}
+	}
+}
+
+static void page_begin(struct buf *b, const char *title)
+{
+	buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		    "<meta name=\"viewport\" content=\"width=device-width\"><title>");
+	html_escape(b, title);
+	buf_puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:40em;"
+		    "margin:3em auto;padding:0 1em;line-height:1.5}code{background:#f3f3f3;"
+		    "padding:0 .2em}</style></head><body>\n<h1>");
+	html_escape(b, title);
+	buf_puts(b, "</h1>\n");
+}
+
+static void page_send(struct http_ctx *c, int status, struct buf *b)
+{
+	buf_puts(b, "</body></html>\n");
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+	http_reply(c, status, "text/html; charset=utf-8", b->data, b->len);
+	buf_free(b);
+}
+
+/* An error page: a short first line, the detail, then what to do. */
+static void error_page(struct http_ctx *c, int status, const char *title, const char *detail,
+		       const char *hint)
+{
+	struct buf b;
+	buf_init(&b);
+	page_begin(&b, title);
+	if (detail) {
+		buf_puts(&b, "<p>");
+		html_escape(&b, detail);
+		buf_puts(&b, "</p>\n");
+	}
+	if (hint) {
+		buf_puts(&b, "<p>");
+		html_escape(&b, hint);
+		buf_puts(&b, "</p>\n");
+	}
+	buf_puts(&b, "<p>No agency was connected or changed.</p>\n");
+	char st[8];
+	snprintf(st, sizeof(st), "%d", status);
+	log_warn("oauth: connection refused", "request_id", c->request_id, "status", st,
+		 "reason", title, "detail", detail, NULL);
+	page_send(c, status, &b);
+}
+
+/* ---- GET /oauth/connect --------------------------------------------------------------- */
+
+static void add_param(struct buf *url, const char *name, const char *value, int *first)
+{
+	char *enc = ghl_urlencode(value);
+	buf_printf(url, "%s%s=%s", *first ? "" : "&", name, enc);
+	*first = 0;
+	free(enc);
+}
+
+/* TODO(auth): bind the state to the session (payload = a hash of the
+ * session id, checked again in the callback), so a callback only completes
+ * in the browser that started the connection. */
+static void connect_start(struct http_ctx *c)
+{
+	struct app *app = c->app;
+	const struct config *cfg = app->cfg;
+	struct err e;
+	if (!cfg->ghl_client_id[0]) {
+		error_page(c, 500, "GoHighLevel is not configured", "ghl_client_id is not set.",
+			   "Set ghl_client_id and ghl_client_secret (GHL_AGENT_GHL_CLIENT_ID, "
+			   "GHL_AGENT_GHL_CLIENT_SECRET) to your marketplace app's credentials.");
+		return;
+	}
+	char *secret = oauth_state_secret(cfg, &e);
+	if (!secret) {
+		error_page(c, 500, "OAuth is not configured", e.msg, NULL);
+		return;
+	}
+	char *nonce = crypto_random_token(STATE_NONCE_BYTES);
+	if (!nonce) {
+		vault_free_plaintext(secret);
+		error_page(c, 500, "Cannot start the connection",
+			   "the random number generator failed", NULL);
+		return;
+	}
+	int64_t expires = now_wall_ms() / 1000 + (cfg->oauth_state_ttl_ms + 999) / 1000;
+	char *state = crypto_state_sign(secret, nonce, expires);
+	vault_free_plaintext(secret);
+	free(nonce);
+	if (!state) {
+		error_page(c, 500, "Cannot start the connection", "signing the state failed", NULL);
+		return;
+	}
+	struct buf url;
+	buf_init(&url);
+	buf_puts(&url, cfg->ghl_oauth_authorize_url);
+	buf_putc(&url, strchr(cfg->ghl_oauth_authorize_url, '?') ? '&' : '?');
+	int first = 1;
+	add_param(&url, "response_type", "code", &first);
+	add_param(&url, "redirect_uri", cfg->ghl_redirect_url, &first);
+	add_param(&url, "client_id", cfg->ghl_client_id, &first);
+	add_param(&url, "scope", cfg->ghl_scopes, &first);
+	add_param(&url, "state", state, &first);
+	free(state);
+
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "Location", buf_cstr(&url));
+	struct buf b;
+	buf_init(&b);
+	page_begin(&b, "Connecting to GoHighLevel");
+	buf_puts(&b, "<p><a href=\"");
+	html_escape(&b, buf_cstr(&url));
+	buf_puts(&b, "\">Continue to GoHighLevel</a></p>\n");
+	buf_free(&url);
+	log_info("oauth: connect started", "request_id", c->request_id, NULL);
+	page_send(c, 302, &b);
+}
+
+/* Only staff who may manage agencies start a connection: an ADMIN or
+ * AGENCY_ADMIN session, by cookie (a GET: no CSRF token) or Bearer. */
+static const struct api_endpoint ep_connect = {.allow = API_ALLOW_ADMIN |
+							 API_ALLOW_AGENCY_ADMIN};
+
+static void connect_authed(struct api_req *r)
+{
+	struct http_ctx *c = r->c;
+	log_info("oauth: connect requested", "request_id", c->request_id, "by", r->who.user_id,
+		 NULL);
+	api_req_done(r);
+	connect_start(c);
+}
+
+static void h_connect(struct http_ctx *c)
+{
+	api_handle(c, &ep_connect, connect_authed);
+}
+
+/* ---- GET /oauth/callback ---------------------------------------------------------------- */
+
+struct callback {
+	struct http_ctx *c;
+	struct app *app;
+	char *company;
+	char fp[CRYPTO_FINGERPRINT_LEN];
+};
+
+static void callback_free(struct callback *cb)
+{
+	free(cb->company);
+	free(cb);
+}
+
+static void on_upserted(void *arg, PGresult *res, const char *errmsg)
+{
+	struct callback *cb = arg;
+	struct http_ctx *c = cb->c;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		log_error("oauth: cannot store the agency", "ghl_agency_id", cb->company, "error",
+			  why, NULL);
+		error_page(c, 503, "The agency could not be saved",
+			   "The database did not accept the connection; the tokens GoHighLevel "
+			   "issued were discarded.",
+			   "Try connecting again in a moment.");
+		callback_free(cb);
+		return;
+	}
+	const char *id = PQgetvalue(res, 0, 0);
+	const char *name = PQgetvalue(res, 0, 1);
+	int inserted = !strcmp(PQgetvalue(res, 0, 2), "t");
+	log_info("agency connected", "agency_id", id, "ghl_agency_id", cb->company, "token", cb->fp,
+		 "new_agency", inserted ? "true" : "false", NULL);
+	struct buf b;
+	buf_init(&b);
+	char *title = xasprintf("Agency %s is connected", name);
+	page_begin(&b, title);
+	free(title);
+	buf_puts(&b, "<p>GoHighLevel company <code>");
+	html_escape(&b, cb->company);
+	buf_puts(&b, "</code> is connected to the provisioning agent");
+	buf_puts(&b, inserted ? " as a new agency" : "");
+	buf_puts(&b, " (agency id <code>");
+	html_escape(&b, id);
+	buf_puts(&b, "</code>).</p>\n<p>Its tokens are stored encrypted and refreshed "
+		    "automatically. You can close this window.</p>\n");
+	page_send(c, 200, &b);
+	callback_free(cb);
+}
+
+static const char sql_upsert[] =
+	"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+	" oauth_refresh_token_encrypted, token_expires_at, needs_reconnect, reconnect_reason,"
+	" last_refreshed_at, deleted_at)"
+	" VALUES ($1, $1, $2, $3, LOCALTIMESTAMP + make_interval(secs => $4::double precision),"
+	" false, NULL, LOCALTIMESTAMP, NULL)"
+	" ON CONFLICT (ghl_agency_id) DO UPDATE SET"
+	" oauth_access_token_encrypted = EXCLUDED.oauth_access_token_encrypted,"
+	" oauth_refresh_token_encrypted = EXCLUDED.oauth_refresh_token_encrypted,"
+	" token_expires_at = EXCLUDED.token_expires_at, needs_reconnect = false,"
+	" reconnect_reason = NULL, last_refreshed_at = LOCALTIMESTAMP, deleted_at = NULL,"
+	" updated_at = LOCALTIMESTAMP"
+	" RETURNING id::text, name, (xmax = 0)";
+
+static int company_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > MAX_COMPANY_ID_LEN)
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+static void on_code_token(void *arg, const struct ghl_response *res,
+			  const struct ghl_token_set *tok)
+{
+	struct callback *cb = arg;
+	struct http_ctx *c = cb->c;
+	struct app *app = cb->app;
+	if (!tok) {
+		const char *msg = res->message ? res->message : ghl_outcome_name(res->outcome);
+		if (res->outcome == GHL_CANCELLED)
+			error_page(c, 503, "The agent is shutting down", msg, "Try again in a moment.");
+		else if (res->outcome == GHL_PERMANENT || res->outcome == GHL_AUTH)
+			error_page(c, 400, "GoHighLevel refused the connection", msg,
+				   "Authorization codes are single-use and expire quickly: start "
+				   "again from /oauth/connect.");
+		else
+			error_page(c, 502, "GoHighLevel could not be reached", msg,
+				   "Start again from /oauth/connect in a moment.");
+		callback_free(cb);
+		return;
+	}
+	if (tok->user_type && str_eq(tok->user_type, "Location")) {
+		error_page(c, 400, "This is a sub-account installation",
+			   "GoHighLevel issued a Location token, but the agent needs the agency "
+			   "(Company) token.",
+			   "Install the app for the whole agency, then connect again.");
+		callback_free(cb);
+		return;
+	}
+	if (!company_id_ok(tok->company_id) || !tok->refresh_token) {
+		error_page(c, 502, "GoHighLevel answered without the expected fields",
+			   "The token reply has no usable companyId or refresh_token.", NULL);
+		callback_free(cb);
+		return;
+	}
+	struct err e;
+	char *access = vault_encrypt(app->vault, tok->access_token, &e);
+	char *refresh = access ? vault_encrypt(app->vault, tok->refresh_token, &e) : NULL;
+	if (!refresh) {
+		free(access);
+		log_error("oauth: cannot encrypt tokens", "error", e.msg, NULL);
+		error_page(c, 500, "The tokens could not be encrypted", e.msg, NULL);
+		callback_free(cb);
+		return;
+	}
+	cb->company = xstrdup(tok->company_id);
+	crypto_token_fingerprint(tok->access_token, cb->fp);
+	char exp[24];
+	snprintf(exp, sizeof(exp), "%lld",
+		 tok->expires_in > 0 ? tok->expires_in : (long long)DEFAULT_EXPIRES_IN);
+	const char *p[] = {cb->company, access, refresh, exp};
+	db_pool_query(app->db, sql_upsert, 4, p, on_upserted, cb);
+	free(access);
+	free(refresh);
+}
+
+static void h_callback(struct http_ctx *c)
+{
+	struct app *app = c->app;
+	const struct config *cfg = app->cfg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(c->req);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (query && strlen(query) > MAX_QUERY_LEN) {
+		error_page(c, 414, "The callback URL is too long", NULL, NULL);
+		return;
+	}
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	if (query && evhttp_parse_query_str(query, &q) != 0) {
+		error_page(c, 400, "The callback URL is malformed", NULL,
+			   "Start again from /oauth/connect.");
+		return;
+	}
+	const char *code = evhttp_find_header(&q, "code");
+	const char *state = evhttp_find_header(&q, "state");
+	const char *gerr = evhttp_find_header(&q, "error");
+	struct err e;
+	char *secret = NULL;
+	if (gerr) {
+		const char *desc = evhttp_find_header(&q, "error_description");
+		char *detail = xasprintf("GoHighLevel answered: %s%s%s", gerr, desc ? ": " : "",
+					 desc ? desc : "");
+		error_page(c, 400, "The connection was not approved", detail,
+			   "Start again from /oauth/connect.");
+		free(detail);
+		goto out;
+	}
+	if (!state || !*state || strlen(state) > CRYPTO_STATE_MAX) {
+		error_page(c, 400, "The connection request is invalid", "The state parameter is missing.",
+			   "Start again from /oauth/connect.");
+		goto out;
+	}
+	secret = oauth_state_secret(cfg, &e);
+	if (!secret) {
+		error_page(c, 500, "OAuth is not configured", e.msg, NULL);
+		goto out;
+	}
+	if (crypto_state_verify(secret, state, now_wall_ms() / 1000, NULL, &e)) {
+		int expired = strstr(e.msg, "expired") != NULL;
+		error_page(c, 400,
+			   expired ? "The connection request has expired"
+				   : "The connection request is invalid",
+			   e.msg, "Start again from /oauth/connect.");
+		goto out;
+	}
+	if (!code || !*code || strlen(code) > 2048) {
+		error_page(c, 400, "The connection request is invalid",
+			   "The code parameter is missing.", "Start again from /oauth/connect.");
+		goto out;
+	}
+	struct callback *cb = xcalloc(1, sizeof(*cb));
+	cb->c = c;
+	cb->app = app;
+	struct ghl_oauth_form f = {
+		.grant_type = "authorization_code",
+		.code = code,
+		.redirect_uri = cfg->ghl_redirect_url,
+		.user_type = "Company",
+	};
+	ghl_oauth_token(app->ghl, &f, on_code_token, cb);
+out:
+	vault_free_plaintext(secret);
+	evhttp_clear_headers(&q);
+}
+
+static const struct http_route oauth_routes[] = {
+	{"GET", "/oauth/connect", h_connect},
+	{"GET", "/oauth/callback", h_callback},
+};
+
+const struct route_table oauth_route_table = {oauth_routes,
+					      sizeof(oauth_routes) / sizeof(oauth_routes[0])};

@@ -1,0 +1,33 @@
+/* oauth_routes.h — connecting an agency to GoHighLevel (GHL_API.md "OAuth").
+ *
+ *   GET /oauth/connect   302 to ghl_oauth_authorize_url with response_type=code,
+ *                        redirect_uri, client_id, scope and a signed, expiring
+ *                        state (crypto_state_sign, oauth_state_secret,
+ *                        oauth_state_ttl).
+ *   GET /oauth/callback  checks the state, exchanges the code (ghl_oauth_token),
+ *                        upserts the agency on ghl_agency_id (= companyId) with
+ *                        both tokens encrypted and token_expires_at, and answers
+ *                        an HTML page saying the agency is connected. A bad or
+ *                        expired state, GHL's error or a refused code gives an
+ *                        error page and writes nothing.
+ */
+#ifndef GHL_OAUTH_ROUTES_H
+#define GHL_OAUTH_ROUTES_H
+
+#include "util.h"
+
+struct app;
+struct config;
+struct route_table;
+
+extern const struct route_table oauth_route_table;
+
+/* The secret that signs OAuth state: oauth_state_secret, or in demo mode
+ * (when that is empty) one derived from the token keys. Malloc'd, release
+ * with vault_free_plaintext; NULL with e set when none is configured. */
+char *oauth_state_secret(const struct config *cfg, struct err *e);
+
+/* Logs, once at start-up, what is missing for /oauth/connect to work. */
+void oauth_check_config(const struct config *cfg);
+
+#endif

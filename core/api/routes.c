@@ -1,0 +1,49 @@
+/* routes.c — the daemon's route table: each module's routes, in one list.
+ * Add a module's table here (and its paths to docs/openapi.yaml). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "http.h"
+#include "util.h"
+
+extern const struct route_table health_route_table;
+extern const struct route_table oauth_route_table;   /* core/api/oauth_routes.c */
+extern const struct route_table webhook_route_table; /* core/api/webhook_routes.c */
+extern const struct route_table api_auth_route_table;     /* core/api/api_session.c */
+extern const struct route_table api_users_route_table;    /* core/api/api_users.c */
+extern const struct route_table api_agencies_route_table; /* core/api/api_agencies.c */
+extern const struct route_table api_jobs_route_table;      /* core/api/api_jobs.c */
+extern const struct route_table api_snapshots_route_table; /* core/api/api_snapshots.c */
+extern const struct route_table api_reports_route_table;   /* core/api/api_reports.c */
+extern const struct route_table api_steps_route_table;     /* core/api/api_steps.c */
+extern const struct route_table web_route_table;           /* core/api/web.c */
+
+static const struct route_table *const tables[] = {
+	&health_route_table,
+	&oauth_route_table,
+	&webhook_route_table,
+	&api_auth_route_table,
+	&api_users_route_table,
+	&api_agencies_route_table,
+	&api_jobs_route_table,
+	&api_snapshots_route_table,
+	&api_steps_route_table,
+	&api_reports_route_table,
+	&web_route_table,
+};
+
+struct http_route *routes_all(size_t *n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		total += tables[i]->n;
+	struct http_route *all = xcalloc(total, sizeof(*all));
+	size_t k = 0;
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		memcpy(all + k, tables[i]->routes, tables[i]->n * sizeof(*all));
+		k += tables[i]->n;
+	}
+	*n = total;
+	return all;
+}

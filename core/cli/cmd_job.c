@@ -1,0 +1,205 @@
+/* cmd_job.c — job submission/inspection and plugin listing from the CLI. */
+#include "cmd_job.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "db.h"
+#include "job_submit.h"
+#include "json.h"
+#include "paths.h"
+#include "registry.h"
+#include "step_loader.h"
+
+static int job_submit(struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"agency", required_argument, NULL, 'a'},
+		{"client-json", required_argument, NULL, 'c'},
+		{"snapshot", required_argument, NULL, 's'},
+		{"idempotency-key", required_argument, NULL, 'k'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *agency = NULL, *file = NULL, *snapshot = NULL, *key = NULL;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': agency = optarg; break;
+		case 'c': file = optarg; break;
+		case 's': snapshot = optarg; break;
+		case 'k': key = optarg; break;
+		default:
+			fputs(CMD_JOB_HELP, stderr);
+			return 2;
+		}
+	}
+	if (!agency || !file || optind != argc) {
+		fprintf(stderr, "ghl-agent job submit: --agency and --client-json are required\n");
+		return 2;
+	}
+	struct err e;
+	char *text;
+	size_t len;
+	if (file_read_all(!strcmp(file, "-") ? "/dev/stdin" : file, &text, &len, &e)) {
+		fprintf(stderr, "ghl-agent job submit: %s\n", e.msg);
+		return 2;
+	}
+	struct json *client = json_parse(text, len, 32, &e);
+	free(text);
+	if (!client) {
+		fprintf(stderr, "ghl-agent job submit: %s: %s\n", file, e.msg);
+		return 2;
+	}
+	PGconn *conn = db_connect(cfg->database_url, &e);
+	if (!conn) {
+		fprintf(stderr, "ghl-agent job submit: %s\n", e.msg);
+		json_free(client);
+		return 1;
+	}
+	struct json *problems = json_new_array();
+	char *id = NULL;
+	enum job_submit_status st = jobs_submit_blocking(conn, agency, client, snapshot, key, &id,
+							  problems, &e);
+	int rc = 0;
+	switch (st) {
+	case JOB_CREATED:
+	case JOB_EXISTING:
+		printf("%s\n", id);
+		break;
+	case JOB_CONFLICT:
+		fprintf(stderr, "ghl-agent job submit: idempotency key \"%s\" was used for job %s "
+				"with other data\n", key, id);
+		rc = 1;
+		break;
+	case JOB_INVALID:
+		fprintf(stderr, "ghl-agent job submit: the job is invalid:\n");
+		for (size_t i = 0; i < json_len(problems); i++)
+			fprintf(stderr, "  %s: %s\n", json_get_str(json_at(problems, i), "field"),
+				json_get_str(json_at(problems, i), "message"));
+		rc = 1;
+		break;
+	case JOB_ERROR:
+		fprintf(stderr, "ghl-agent job submit: %s\n", e.msg);
+		rc = 1;
+		break;
+	}
+	free(id);
+	json_free(problems);
+	json_free(client);
+	PQfinish(conn);
+	return rc;
+}
+
+static int job_show(struct config *cfg, const char *id)
+{
+	struct err e;
+	PGconn *conn = db_connect(cfg->database_url, &e);
+	if (!conn) {
+		fprintf(stderr, "ghl-agent job show: %s\n", e.msg);
+		return 1;
+	}
+	const char *params[1] = {id};
+	PGresult *r = db_query(conn,
+			       "SELECT id, agency_id, status, COALESCE(snapshot_id::text, '-'),"
+			       " COALESCE(location_id, '-'), COALESCE(retry_count, 0), attempt,"
+			       " COALESCE(error_message, '-'), created_at, updated_at,"
+			       " COALESCE(started_at::text, '-'), COALESCE(finished_at::text, '-'),"
+			       " client_data_json::text FROM provisioning_jobs"
+			       " WHERE id::text = $1", 1, params, &e);
+	if (!r || PQntuples(r) == 0) {
+		fprintf(stderr, "ghl-agent job show: %s\n", r ? "no such job" : e.msg);
+		PQclear(r);
+		PQfinish(conn);
+		return 1;
+	}
+	static const char *const labels[] = {"id", "agency", "status", "snapshot", "location",
+					     "retries", "attempts", "error", "created", "updated",
+					     "started", "finished", "client"};
+	for (int c = 0; c < 13; c++)
+		printf("%-9s %s\n", labels[c], PQgetvalue(r, 0, c));
+	PQclear(r);
+	r = db_query(conn, "SELECT \"timestamp\", step, status, COALESCE(details_json::text, '')"
+			   " FROM provisioning_logs WHERE job_id::text = $1"
+			   " ORDER BY \"timestamp\", created_at", 1, params, &e);
+	if (r) {
+		printf("\njournal (%d entries):\n", PQntuples(r));
+		for (int i = 0; i < PQntuples(r); i++)
+			printf("  %s  %-20s %-9s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+		PQclear(r);
+	}
+	PQfinish(conn);
+	return 0;
+}
+
+static int job_cancel(struct config *cfg, const char *id)
+{
+	struct err e;
+	PGconn *conn = db_connect(cfg->database_url, &e);
+	if (!conn) {
+		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
+		return 1;
+	}
+	const char *params[1] = {id};
+	PGresult *r = db_query(conn, jobs_cancel_sql, 1, params, &e);
+	int rc = 0;
+	if (!r) {
+		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
+		rc = 1;
+	} else if (PQntuples(r) == 0) {
+		fprintf(stderr, "ghl-agent job cancel: no such job\n");
+		rc = 1;
+	} else if (!strcmp(PQgetvalue(r, 0, 1), "cancelled")) {
+		printf("cancelled\n");
+	} else if (!strcmp(PQgetvalue(r, 0, 1), "requested")) {
+		printf("cancel requested: the job stops at its next step boundary\n");
+	} else {
+		printf("already finished (%s)\n", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	PQfinish(conn);
+	return rc;
+}
+
+int cmd_job(struct config *cfg, int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "cancel"))
+		return job_cancel(cfg, argv[2]);
+	if (argc >= 2 && !strcmp(argv[1], "submit"))
+		return job_submit(cfg, argc - 1, argv + 1);
+	if (argc == 3 && !strcmp(argv[1], "show"))
+		return job_show(cfg, argv[2]);
+	fputs(CMD_JOB_HELP, stderr);
+	return 2;
+}
+
+int cmd_plugins(struct config *cfg, int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1) {
+		fputs(CMD_PLUGINS_HELP, stderr);
+		return 2;
+	}
+	struct step_registry *r = step_registry_new();
+	step_loader_load_all(r, cfg);
+	printf("%-22s %-8s %-4s %s\n", "STEP", "VERSION", "KIND", "SOURCE");
+	for (size_t i = 0; i < r->n; i++) {
+		struct step_impl *s = r->steps[i];
+		printf("%-22s %-8s %-4s %s\n", s->name, s->version,
+		       s->kind == STEP_KIND_C ? "C" : "Lua", s->source);
+		if (s->description && *s->description)
+			printf("%-22s %s%s\n", "", s->description,
+			       s->has_compensate ? " (can undo: rollback)" : "");
+	}
+	if (r->nrefusals) {
+		printf("\nrefused:\n");
+		for (size_t i = 0; i < r->nrefusals; i++)
+			printf("  %s: %s\n", r->refusals[i].source, r->refusals[i].reason);
+	}
+	step_registry_free(r);
+	return 0;
+}

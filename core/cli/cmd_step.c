@@ -1,0 +1,188 @@
+/* cmd_step.c — `ghl-agent step run` (see cmd_step.h). */
+#include "cmd_step.h"
+
+#include <event2/event.h>
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "db.h"
+#include "ghl_side.h"
+#include "json.h"
+#include "lua_host.h"
+#include "registry.h"
+#include "runner.h"
+
+struct step_result {
+	int done, ok;
+	struct event_base *base;
+};
+
+static void print_log(const char *log_json)
+{
+	struct json *log = json_parse(log_json, strlen(log_json), 8, NULL);
+	printf("log:%s\n", json_len(log) ? "" : " (empty)");
+	for (size_t i = 0; i < json_len(log); i++)
+		printf("  %-5s %s\n", json_get_str(json_at(log, i), "level"),
+		       json_get_str(json_at(log, i), "message"));
+	json_free(log);
+}
+
+static void on_done(void *arg, const char *status, const char *outputs, const char *log,
+		    const char *error)
+{
+	struct step_result *res = arg;
+	res->done = 1;
+	res->ok = !strcmp(status, "COMPLETED");
+	printf("status: %s\n", status);
+	if (error)
+		printf("error: %s\n", error);
+	printf("outputs: %s\n", outputs ? outputs : "{}");
+	print_log(log ? log : "[]");
+	event_base_loopbreak(res->base);
+}
+
+/* agencies.id and ghl_agency_id of `agency`, or of the oldest connected one. */
+static int find_agency(const struct config *cfg, const char *agency, char **id, char **company,
+		       struct err *e)
+{
+	PGconn *conn = db_connect(cfg->database_url, e);
+	if (!conn)
+		return -1;
+	const char *sql = agency ? "SELECT id::text, ghl_agency_id FROM agencies WHERE id::text = $1"
+				 : "SELECT id::text, ghl_agency_id FROM agencies WHERE deleted_at IS "
+				   "NULL AND NOT needs_reconnect ORDER BY created_at LIMIT 1";
+	const char *params[] = {agency};
+	PGresult *r = PQexecParams(conn, sql, agency ? 1 : 0, NULL, params, NULL, NULL, 0);
+	int rc = -1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		db_result_error(r, sql, e);
+	else if (PQntuples(r) == 0)
+		err_set(e, agency ? "no agency with id %s" : "no connected agency%s; connect one "
+			"through /oauth/connect or pass --agency ID", agency ? agency : "");
+	else {
+		*id = xstrdup(PQgetvalue(r, 0, 0));
+		*company = xstrdup(PQgetvalue(r, 0, 1));
+		rc = 0;
+	}
+	PQclear(r);
+	PQfinish(conn);
+	return rc;
+}
+
+static struct json *parse_arg(const char *what, const char *text, struct err *e)
+{
+	struct json *j = json_parse(text, strlen(text), 32, e);
+	if (!j)
+		err_prefix(e, "%s: ", what);
+	return j;
+}
+
+static int step_run(struct config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"client-json", required_argument, NULL, 'c'},
+		{"config", required_argument, NULL, 'j'},
+		{"config-json", required_argument, NULL, 'j'},
+		{"outputs", required_argument, NULL, 'o'},
+		{"agency", required_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *client_file = NULL, *config_text = "{}", *outputs_text = "{}", *agency = NULL;
+	int ch;
+	optind = 0; /* full re-initialisation: main parsed with "+" */
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': client_file = optarg; break;
+		case 'j': config_text = optarg; break;
+		case 'o': outputs_text = optarg; break;
+		case 'a': agency = optarg; break;
+		default:
+			fputs(CMD_STEP_HELP, stderr);
+			return 2;
+		}
+	}
+	if (!client_file || optind != argc - 1) {
+		fprintf(stderr, "ghl-agent step run: FILE and --client-json are required\n");
+		return 2;
+	}
+	const char *file = argv[optind];
+	struct err e;
+	int rc = 2;
+	char *text = NULL, *agency_id = NULL, *company = NULL;
+	size_t len;
+	struct json *client = NULL, *config = NULL, *outputs = NULL;
+	struct step_impl *impl = NULL;
+	struct app app;
+	memset(&app, 0, sizeof(app));
+	if (file_read_all(!strcmp(client_file, "-") ? "/dev/stdin" : client_file, &text, &len, &e))
+		goto out_usage;
+	if (!(client = json_parse(text, len, 32, &e))) {
+		err_prefix(&e, "%s: ", client_file);
+		goto out_usage;
+	}
+	if (!(config = parse_arg("--config", config_text, &e)) ||
+	    !(outputs = parse_arg("--outputs", outputs_text, &e)))
+		goto out_usage;
+	rc = 1;
+	struct lua_host_limits lim;
+	lua_host_limits_from_config(cfg, &lim);
+	impl = lua_host_load(file, &lim, &e);
+	if (!impl || find_agency(cfg, agency, &agency_id, &company, &e))
+		goto out_err;
+	app.cfg = cfg;
+	app.base = event_base_new();
+	app.db = db_pool_new(app.base, cfg->database_url, 2, cfg->db_reconnect_max_ms);
+	if (ghl_setup(&app, &e))
+		goto out_err;
+	/* tokens come from the database: wait for the pool (serve's readyz does too) */
+	int64_t deadline = now_monotonic_ms() + 10000;
+	while (!db_pool_is_up(app.db) && now_monotonic_ms() < deadline) {
+		event_base_loop(app.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
+	if (!db_pool_is_up(app.db)) {
+		err_set(&e, "database not reachable: %s", db_pool_reason(app.db));
+		goto out_err;
+	}
+	struct step_result res = {.base = app.base};
+	printf("step: %s %s (%s), agency %s\n", impl->name, impl->version, file, agency_id);
+	fflush(stdout);
+	runner_run_once(&app, impl, agency_id, company, NULL, client, config, outputs, on_done, &res);
+	if (!res.done)
+		event_base_dispatch(app.base);
+	rc = res.ok ? 0 : 1;
+	goto out;
+out_usage:
+	fprintf(stderr, "ghl-agent step run: %s\n", e.msg);
+	goto out;
+out_err:
+	fprintf(stderr, "ghl-agent step run: %s\n", e.msg);
+out:
+	if (app.base) {
+		ghl_teardown(&app);
+		db_pool_free(app.db);
+		event_base_free(app.base);
+	}
+	step_impl_unref(impl);
+	json_free(client);
+	json_free(config);
+	json_free(outputs);
+	free(text);
+	free(agency_id);
+	free(company);
+	return rc;
+}
+
+int cmd_step(struct config *cfg, int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "run"))
+		return step_run(cfg, argc - 1, argv + 1);
+	fputs(CMD_STEP_HELP, stderr);
+	return 2;
+}

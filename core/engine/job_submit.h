@@ -1,0 +1,42 @@
+/* job_submit.h — creating provisioning jobs (shared by the CLI and the REST API).
+ *
+ * A job is validated before it is stored: client_data (core/base/client_data.h),
+ * the agency (exists, not deleted), the snapshot (belongs to the agency).
+ * With an idempotency key, a repeat with the same body returns the existing
+ * job; a repeat with another body is a conflict. */
+#ifndef GHL_JOB_SUBMIT_H
+#define GHL_JOB_SUBMIT_H
+
+#include <libpq-fe.h>
+
+#include "util.h"
+
+struct json;
+
+/* Insert (or find by idempotency key). Params: $1 agency_id, $2 client JSON,
+ * $3 snapshot_id or NULL, $4 idempotency key or NULL, $5 request hash.
+ * Returns one row (id, created bool, request_hash) — or none when the agency
+ * does not exist / is deleted or the snapshot is not the agency's. */
+extern const char jobs_insert_sql[];
+
+/* The request hash of a submission: SHA-256 hex of the canonical client JSON
+ * and the snapshot id (out: 65 bytes). */
+void jobs_request_hash(const struct json *client, const char *snapshot_id, char out[65]);
+
+/* Cancel: a PENDING/RETRYING job becomes FAILED ("cancelled by request") at
+ * once; an IN_PROGRESS one gets cancel_requested and a NOTIFY ghl_cancel, and
+ * stops at its next step boundary. $1 job id. Returns (status after, how)
+ * with how = 'cancelled' | 'requested' | 'finished' (already over), or no
+ * row when the job does not exist. */
+extern const char jobs_cancel_sql[];
+
+enum job_submit_status { JOB_CREATED, JOB_EXISTING, JOB_CONFLICT, JOB_INVALID, JOB_ERROR };
+
+/* Blocking submission for the CLI. problems (an array) receives validation
+ * problems for JOB_INVALID; e says what went wrong otherwise. */
+enum job_submit_status jobs_submit_blocking(PGconn *conn, const char *agency_id,
+					    const struct json *client, const char *snapshot_id,
+					    const char *idempotency_key, char **job_id,
+					    struct json *problems, struct err *e);
+
+#endif

@@ -1,0 +1,86 @@
+/* registry.h — the step registry: every step the agent can run, from C
+ * plugins (dlopen'd from plugin_dir) and Lua scripts (core/lua/lua_host.c), in
+ * one namespace. A step implementation is reference-counted so a job in
+ * flight keeps the version it started with across a reload. */
+#ifndef GHL_REGISTRY_H
+#define GHL_REGISTRY_H
+
+#include <stddef.h>
+
+#include "ghl_step.h"
+#include "util.h"
+
+struct json;
+struct step_impl;
+
+enum step_kind { STEP_KIND_C, STEP_KIND_LUA };
+
+/* What a kind of step does; the runner calls these. */
+struct step_ops {
+	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL.
+	 * When runner_ctx_compensating(ctx), it runs the step's compensate. */
+	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx);
+	/* The run is over (done, failed or abandoned): drop per-run state. */
+	void (*end)(struct step_impl *impl, ghl_step_ctx *ctx);
+	/* Last reference gone: free kind-specific data. */
+	void (*release)(struct step_impl *impl);
+};
+
+struct step_impl {
+	char *name;
+	char *version;
+	char *description;
+	char *source;	     /* plugin file or script path */
+	struct json *schema; /* config schema; NULL = anything */
+	enum step_kind kind;
+	const struct step_ops *ops;
+	const struct ghl_step_def *cdef; /* STEP_KIND_C */
+	void *data;			 /* kind-specific (Lua script) */
+	int has_compensate;		 /* can undo itself (pipelines with rollback) */
+	int refs;
+};
+
+struct step_refusal {
+	char *source;
+	char *reason;
+};
+
+struct step_registry {
+	struct step_impl **steps;
+	size_t n, cap;
+	struct step_refusal *refusals;
+	size_t nrefusals;
+	void **handles; /* dlopen handles, closed on free */
+	size_t nhandles;
+};
+
+struct step_registry *step_registry_new(void);
+void step_registry_free(struct step_registry *r);
+
+/* Load every *.so in dir; refusals are recorded (and logged), never fatal.
+ * Returns the number of steps registered. A missing dir is a refusal. */
+size_t step_registry_load_plugins(struct step_registry *r, const char *dir);
+
+/* Register impl, taking over the caller's reference. A duplicate name is
+ * refused with a message naming both sources; impl is then released. */
+int step_registry_add(struct step_registry *r, struct step_impl *impl, struct err *e);
+
+/* Replace a step of the same name (reload); the old one lives on while
+ * runs hold references. Adds when absent. */
+void step_registry_replace(struct step_registry *r, struct step_impl *impl);
+
+void step_registry_refuse(struct step_registry *r, const char *source, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+struct step_impl *step_registry_find(const struct step_registry *r, const char *name);
+
+/* Names of every step, comma-separated, for "known steps: …" hints (malloc'd). */
+char *step_registry_names(const struct step_registry *r);
+
+struct step_impl *step_impl_ref(struct step_impl *impl);
+void step_impl_unref(struct step_impl *impl);
+
+/* The host function table given to plugins (core/engine/runner.c). */
+const struct ghl_host_api *runner_host_api(void);
+
+#endif

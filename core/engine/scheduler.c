@@ -1,0 +1,535 @@
+/* scheduler.c — claims, leases, wake-ups, retries, shutdown; see scheduler.h. */
+#include "scheduler.h"
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "crypto.h"
+#include "db.h"
+#include "job_inflight.h"
+#include "journal.h"
+#include "json.h"
+#include "log.h"
+#include "pipeline.h"
+#include "registry.h"
+#include "runner.h"
+
+/* Serialises claims of all processes, so per-agency caps hold exactly. */
+#define CLAIM_LOCK_KEY "7483920612"
+
+struct scheduler {
+	struct app *app;
+	struct runner_env env;
+	struct journal *journal;
+	struct db_async *listen;
+	char owner[96];
+	struct job *head; /* running jobs */
+	int in_flight, peak;
+	uint64_t claim_seq;
+	int claiming, claim_again, started, stopping;
+	struct event *ev_poll, *ev_renew, *ev_claim, *ev_deadline;
+	void (*stop_cb)(void *);
+	void *stop_arg;
+	int stop_reported;
+	int outstanding; /* pool queries whose callback has not run yet */
+	int dead;	 /* scheduler_free ran: free on the last callback */
+	struct scheduler_stats st;
+};
+
+static void scheduler_release(struct scheduler *s);
+
+long long scheduler_backoff_ms(int n, long long base_ms, long long max_ms,
+			       long long retry_after_ms, uint64_t random)
+{
+	if (n < 1)
+		n = 1;
+	long long d = base_ms > 0 ? base_ms : 1;
+	for (int i = 1; i < n && d < max_ms; i++)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	/* jitter: uniform in [d/2, d] */
+	long long half = d / 2;
+	long long delay = half + (long long)(random % (uint64_t)(d - half + 1));
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	return delay;
+}
+
+/* ---- job bookkeeping ------------------------------------------------------ */
+
+static void job_free(struct job *job)
+{
+	job_clear(job);
+	free(job);
+}
+
+static void claim_soon(struct scheduler *s);
+static void maybe_stopped(struct scheduler *s);
+
+void scheduler_job_ended(struct job *job, const char *outcome)
+{
+	struct scheduler *s = job->sched;
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		s->head = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	s->in_flight--;
+	if (!strcmp(outcome, "COMPLETED"))
+		s->st.completed++;
+	else if (!strcmp(outcome, "FAILED"))
+		s->st.failed++;
+	else if (!strcmp(outcome, "RETRYING"))
+		s->st.retried++;
+	else if (!strcmp(outcome, "LOST"))
+		s->st.lost++;
+	else
+		s->st.released++;
+	job_free(job);
+	if (s->stopping)
+		maybe_stopped(s);
+	else
+		claim_soon(s);
+}
+
+/* ---- claiming ------------------------------------------------------------- */
+
+static struct json *parse_or_null(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	const char *v = PQgetvalue(r, row, col);
+	struct err e;
+	return json_parse(v, strlen(v), 64, &e);
+}
+
+static void on_claimed(void *arg, PGresult *res, const char *errmsg)
+{
+	struct scheduler *s = arg;
+	s->claiming = 0;
+	if (--s->outstanding == 0 && s->dead) {
+		scheduler_release(s);
+		return;
+	}
+	if (s->dead)
+		return;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		log_warn("claiming jobs failed", "error", why ? why : "?", NULL);
+		return; /* the poll timer tries again */
+	}
+	int n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct job *job = xcalloc(1, sizeof(*job));
+		job->sched = s;
+		job->env = &s->env;
+		job->claim_seq = ++s->claim_seq;
+		job->id = xstrdup(PQgetvalue(res, i, 0));
+		job->agency_id = xstrdup(PQgetvalue(res, i, 1));
+		job->company_id = xstrdup(PQgetvalue(res, i, 2));
+		job->client = parse_or_null(res, i, 3);
+		job->context = parse_or_null(res, i, 4);
+		if (!job->client)
+			job->client = json_new_object();
+		if (!job->context || job->context->type != JSON_OBJECT) {
+			json_free(job->context);
+			job->context = json_new_object();
+		}
+		long long v = 0;
+		str_to_ll(PQgetvalue(res, i, 5), 0, 1 << 30, &v);
+		job->retry_count = (int)v;
+		str_to_ll(PQgetvalue(res, i, 6), 0, 1 << 30, &v);
+		job->attempt = (int)v;
+		if (!PQgetisnull(res, i, 7))
+			job->location_id = xstrdup(PQgetvalue(res, i, 7));
+		job->settings = parse_or_null(res, i, 8);
+		job->snapshot = parse_or_null(res, i, 9);
+		job->cancel = !strcmp(PQgetvalue(res, i, 10), "t");
+		job->next = s->head;
+		if (s->head)
+			s->head->prev = job;
+		s->head = job;
+		s->in_flight++;
+		s->st.claimed++;
+	}
+	if (s->in_flight > s->peak)
+		s->peak = s->in_flight;
+	/* start them after the list is complete (a job may end at once) */
+	struct job *todo[4096];
+	int k = 0;
+	for (struct job *j = s->head; j && k < n && k < 4096; j = j->next)
+		if (j->claim_seq > s->claim_seq - (uint64_t)n)
+			todo[k++] = j;
+	for (int i = 0; i < k; i++)
+		runner_run(&s->env, todo[i]);
+	if (n > 0 || s->claim_again) {
+		s->claim_again = 0;
+		claim_soon(s);
+	}
+}
+
+static void claim_now(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct scheduler *s = arg;
+	const struct config *cfg = s->app->cfg;
+	if (s->stopping || !s->started || !db_pool_is_up(s->app->db))
+		return; /* the poll timer or the LISTEN (re)connect claims later */
+	if (s->claiming) {
+		s->claim_again = 1;
+		return;
+	}
+	long long room = cfg->worker_concurrency - s->in_flight;
+	if (room <= 0)
+		return;
+	if (room > cfg->claim_batch)
+		room = cfg->claim_batch;
+	if (room > 4096)
+		room = 4096;
+	/* Only numbers and our own owner id are inlined (no input strings):
+	 * several statements need the simple protocol, which runs them as one
+	 * implicit transaction (the advisory lock is held to its end; an error
+	 * rolls everything back). */
+	char *sql = xasprintf(
+		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
+		"UPDATE provisioning_jobs SET status = 'PENDING', locked_by = NULL,"
+		" lease_until = NULL, updated_at = now()"
+		" WHERE status = 'IN_PROGRESS' AND lease_until < now();"
+		"WITH ready AS ("
+		" SELECT a.id AS agency_id, GREATEST(COALESCE(CASE WHEN jsonb_typeof("
+		"  a.settings_json->'max_concurrent_jobs') = 'number' THEN"
+		"  (a.settings_json->>'max_concurrent_jobs')::numeric::int END, %lld), 1)"
+		"  - (SELECT count(*) FROM provisioning_jobs r WHERE r.agency_id = a.id"
+		"     AND r.status = 'IN_PROGRESS') AS room"
+		" FROM agencies a WHERE EXISTS (SELECT 1 FROM provisioning_jobs p"
+		"  WHERE p.agency_id = a.id AND p.status IN ('PENDING', 'RETRYING')"
+		"  AND p.run_at <= now() AND NOT p.cancel_requested)),"
+		" picked AS ("
+		" SELECT c.id, c.run_at FROM ready CROSS JOIN LATERAL ("
+		"  SELECT p.id, p.run_at FROM provisioning_jobs p"
+		"  WHERE p.agency_id = ready.agency_id AND p.status IN ('PENDING', 'RETRYING')"
+		"  AND p.run_at <= now() AND NOT p.cancel_requested"
+		"  ORDER BY p.run_at LIMIT GREATEST(ready.room, 0) FOR UPDATE SKIP LOCKED) c"
+		" ORDER BY c.run_at LIMIT %lld),"
+		" claimed AS ("
+		" UPDATE provisioning_jobs j SET status = 'IN_PROGRESS', locked_by = '%s',"
+		"  lease_until = now() + interval '%lld milliseconds', attempt = j.attempt + 1,"
+		"  started_at = COALESCE(j.started_at, now()), updated_at = now()"
+		" FROM picked WHERE j.id = picked.id"
+		" RETURNING j.id, j.agency_id, j.snapshot_id, j.client_data_json, j.context_json,"
+		"  j.retry_count, j.attempt, j.location_id, j.cancel_requested)"
+		"SELECT c.id, c.agency_id, a.ghl_agency_id, c.client_data_json::text,"
+		" c.context_json::text, COALESCE(c.retry_count, 0), c.attempt, c.location_id,"
+		" a.settings_json::text,"
+		" CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
+		"  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
+		"  'agency_id', s.agency_id)::text END,"
+		" c.cancel_requested"
+		" FROM claimed c JOIN agencies a ON a.id = c.agency_id"
+		" LEFT JOIN snapshots s ON s.id = c.snapshot_id",
+		cfg->max_concurrent_jobs, room, s->owner, cfg->lease_timeout_ms);
+	s->claiming = 1;
+	s->outstanding++;
+	db_pool_query(s->app->db, sql, 0, NULL, on_claimed, s);
+	free(sql);
+}
+
+static void claim_soon(struct scheduler *s)
+{
+	if (!s->stopping && s->started)
+		event_active(s->ev_claim, EV_TIMEOUT, 0);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	claim_soon(arg);
+}
+
+/* ---- leases ----------------------------------------------------------------- */
+
+struct renew {
+	struct scheduler *s;
+	uint64_t seq; /* jobs claimed after this were not covered */
+};
+
+static void on_renewed(void *arg, PGresult *res, const char *errmsg)
+{
+	struct renew *rn = arg;
+	struct scheduler *s = rn->s;
+	uint64_t seq = rn->seq;
+	free(rn);
+	if (--s->outstanding == 0 && s->dead) {
+		scheduler_release(s);
+		return;
+	}
+	if (s->dead)
+		return;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("renewing job leases failed", "error",
+			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		return;
+	}
+	/* a set of the ids we still own */
+	int n = PQntuples(res);
+	size_t cap = 16;
+	while (cap < (size_t)n * 2 + 2)
+		cap *= 2;
+	int *slots = xmalloc(cap * sizeof(int));
+	memset(slots, 0xff, cap * sizeof(int));
+	for (int i = 0; i < n; i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		size_t h = 0;
+		for (const char *p = id; *p; p++)
+			h = h * 31 + (unsigned char)*p;
+		h &= cap - 1;
+		while (slots[h] >= 0)
+			h = (h + 1) & (cap - 1);
+		slots[h] = i;
+	}
+	struct job *j = s->head;
+	while (j) {
+		struct job *next = j->next;
+		int found = -1;
+		size_t h = 0;
+		for (const char *p = j->id; *p; p++)
+			h = h * 31 + (unsigned char)*p;
+		h &= cap - 1;
+		while (slots[h] >= 0) {
+			if (!strcmp(PQgetvalue(res, slots[h], 0), j->id)) {
+				found = slots[h];
+				break;
+			}
+			h = (h + 1) & (cap - 1);
+		}
+		if (found >= 0) {
+			if (!strcmp(PQgetvalue(res, found, 1), "t"))
+				j->cancel = 1;
+		} else if (j->claim_seq <= seq && !j->done) {
+			log_warn("job lease lost; another worker owns the job now", "job_id", j->id,
+				 NULL);
+			j->lost = 1;
+			runner_abort(j, 0);
+		}
+		j = next;
+	}
+	free(slots);
+}
+
+static void renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct scheduler *s = arg;
+	if (!s->head)
+		return;
+	char lease[32];
+	snprintf(lease, sizeof(lease), "%lld", s->app->cfg->lease_timeout_ms);
+	const char *params[2] = {s->owner, lease};
+	struct renew *rn = xcalloc(1, sizeof(*rn));
+	rn->s = s;
+	rn->seq = s->claim_seq;
+	s->outstanding++;
+	db_pool_query(s->app->db,
+		      "UPDATE provisioning_jobs SET lease_until = now() + $2::bigint * "
+		      "interval '1 millisecond' WHERE locked_by = $1 AND status = 'IN_PROGRESS' "
+		      "RETURNING id::text, cancel_requested",
+		      2, params, on_renewed, rn);
+}
+
+/* ---- notifications ---------------------------------------------------------- */
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+	struct scheduler *s = arg;
+	if (!strcmp(channel, "ghl_jobs")) {
+		claim_soon(s);
+	} else if (!strcmp(channel, "ghl_cancel") && payload) {
+		for (struct job *j = s->head; j; j = j->next)
+			if (!strcmp(j->id, payload))
+				j->cancel = 1;
+	}
+}
+
+static void on_listen_result(void *arg, PGresult *res, const char *errmsg)
+{
+	(void)arg;
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("LISTEN failed; relying on polling", "error",
+			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+}
+
+static void on_listen_connect(void *arg)
+{
+	struct scheduler *s = arg;
+	db_async_query(s->listen, "LISTEN ghl_jobs; LISTEN ghl_cancel", 0, NULL, on_listen_result,
+		       s);
+	claim_soon(s); /* jobs may have arrived while we were not listening */
+}
+
+/* ---- life cycle ------------------------------------------------------------- */
+
+struct scheduler *scheduler_new(struct app *app, struct err *e)
+{
+	struct scheduler *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = app->cfg;
+	s->app = app;
+	s->env.app = app;
+	s->env.retry_base_ms = cfg->retry_base_ms;
+	s->env.retry_max_ms = cfg->retry_max_ms;
+	s->env.default_max_retries = (int)cfg->max_retries;
+	s->env.default_settings = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline),
+					     32, e);
+	if (!s->env.default_settings) {
+		err_prefix(e, "default_pipeline is not valid JSON");
+		goto fail;
+	}
+	if (pipeline_check(app->steps, s->env.default_settings, e)) {
+		err_prefix(e, "default_pipeline");
+		goto fail;
+	}
+	char host[64] = "host";
+	gethostname(host, sizeof(host) - 1);
+	for (char *p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			*p = '_';
+	unsigned char rnd[6];
+	crypto_random_bytes(rnd, sizeof(rnd));
+	snprintf(s->owner, sizeof(s->owner), "%.40s:%d:%02x%02x%02x%02x%02x%02x", host,
+		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	s->journal = journal_new(app->base, cfg->database_url, s->owner, cfg->db_reconnect_max_ms);
+	s->env.journal = s->journal;
+	s->ev_claim = event_new(app->base, -1, 0, claim_now, s);
+	s->ev_poll = event_new(app->base, -1, EV_PERSIST, poll_cb, s);
+	s->ev_renew = event_new(app->base, -1, EV_PERSIST, renew_cb, s);
+	return s;
+fail:
+	json_free(s->env.default_settings);
+	free(s);
+	return NULL;
+}
+
+void scheduler_start(struct scheduler *s)
+{
+	const struct config *cfg = s->app->cfg;
+	s->started = 1;
+	long long poll = cfg->poll_interval_ms > 0 ? cfg->poll_interval_ms : 1000;
+	struct timeval tv = {(time_t)(poll / 1000), (suseconds_t)((poll % 1000) * 1000)};
+	event_add(s->ev_poll, &tv);
+	long long renew = cfg->lease_timeout_ms / 3;
+	if (renew < 100)
+		renew = 100;
+	struct timeval rv = {(time_t)(renew / 1000), (suseconds_t)((renew % 1000) * 1000)};
+	event_add(s->ev_renew, &rv);
+	if (str_eq(cfg->listen_notify, "on")) {
+		s->listen = db_async_new(s->app->base, cfg->database_url, cfg->db_reconnect_max_ms);
+		db_async_on_notify(s->listen, on_notify, s);
+		db_async_on_connect(s->listen, on_listen_connect, s);
+	}
+	log_info("scheduler started", "owner", s->owner,
+		 "mode", s->listen ? "listen/notify + poll" : "poll only", NULL);
+	claim_soon(s);
+}
+
+static void report_stopped(void *arg)
+{
+	struct scheduler *s = arg;
+	if (s->stop_reported || !s->stopping || s->in_flight > 0 || journal_pending(s->journal))
+		return;
+	s->stop_reported = 1;
+	if (s->ev_deadline)
+		evtimer_del(s->ev_deadline);
+	log_info("scheduler stopped; leases released", NULL);
+	if (s->stop_cb)
+		s->stop_cb(s->stop_arg);
+}
+
+static void maybe_stopped(struct scheduler *s)
+{
+	if (s->in_flight == 0 && !journal_pending(s->journal))
+		report_stopped(s);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct scheduler *s = arg;
+	char n[16];
+	snprintf(n, sizeof(n), "%d", s->in_flight);
+	log_warn("shutdown deadline: releasing jobs still running", "jobs", n, NULL);
+	while (s->head)
+		runner_abort(s->head, 1);
+	maybe_stopped(s);
+}
+
+void scheduler_stop(struct scheduler *s, long long deadline_ms, void (*done)(void *), void *arg)
+{
+	s->stopping = 1;
+	s->stop_cb = done;
+	s->stop_arg = arg;
+	event_del(s->ev_poll);
+	journal_on_idle(s->journal, report_stopped, s);
+	for (struct job *j = s->head; j; j = j->next)
+		j->stopping = 1;
+	/* jobs waiting between steps are released at once */
+	struct job *j = s->head;
+	while (j) {
+		struct job *next = j->next;
+		if (!j->run)
+			runner_abort(j, 1);
+		j = next;
+	}
+	s->ev_deadline = evtimer_new(s->app->base, on_deadline, s);
+	long long d = deadline_ms > 0 ? deadline_ms : 1;
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+	evtimer_add(s->ev_deadline, &tv);
+	maybe_stopped(s);
+}
+
+static void scheduler_release(struct scheduler *s)
+{
+	json_free(s->env.default_settings);
+	free(s);
+}
+
+void scheduler_free(struct scheduler *s)
+{
+	if (!s)
+		return;
+	while (s->head) {
+		s->head->lost = 1;
+		runner_abort(s->head, 0);
+	}
+	db_async_free(s->listen);
+	s->listen = NULL;
+	journal_free(s->journal);
+	s->journal = NULL;
+	event_free(s->ev_claim);
+	event_free(s->ev_poll);
+	event_free(s->ev_renew);
+	if (s->ev_deadline)
+		event_free(s->ev_deadline);
+	s->dead = 1;
+	/* queries still queued in the pool call back later (when it is freed) */
+	if (s->outstanding == 0)
+		scheduler_release(s);
+}
+
+void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)
+{
+	*out = s->st;
+	out->in_flight = s->in_flight;
+	out->peak_in_flight = s->peak;
+	journal_stats(s->journal, &out->journal_batches, &out->journal_logs, &out->journal_updates);
+}

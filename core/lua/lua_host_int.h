@@ -1,0 +1,87 @@
+/* lua_host_int.h — private to core/lua/lua_host.c and core/lua/lua_sandbox.c. */
+#ifndef GHL_LUA_HOST_INT_H
+#define GHL_LUA_HOST_INT_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#include "ghl_step.h"
+#include "lua_host.h"
+
+struct json;
+
+/* One loaded version of one script: a sandboxed state (impl->data). */
+struct lua_script {
+	lua_State *L;
+	char *file;		  /* basename, for messages ("tag_contact.lua") */
+	struct lua_host_limits lim;
+	struct lua_run *cur;	  /* the run executing Lua right now, or NULL */
+	size_t total;		  /* bytes held by the state */
+	int chunk_ref;		  /* the compiled script: function(env) */
+	int driver_ref;		  /* function(chunk, env, ctx) → run(ctx)'s results */
+	int env_mt_ref;		  /* metatable of every run's environment */
+	int ctx_mt_ref;		  /* metatable of every run's ctx */
+	int has_compensate;
+};
+
+/* One run of a script: a coroutine of the script's state (kind data). */
+struct lua_run {
+	struct lua_script *s;
+	ghl_step_ctx *ctx; /* NULL while loading */
+	const struct ghl_host_api *host;
+	lua_State *th;
+	int th_ref, env_ref;
+	long long instructions;
+	long long mem;	     /* bytes allocated minus freed while this run was current */
+	int64_t lua_us;	     /* time spent running Lua so far */
+	int64_t resumed_us;  /* when the current resume began */
+	int started;
+	int waiting; /* yielded in ghl.request / ghl.sleep */
+	int finished;
+	int dead;    /* a limit was hit: raise on every instruction, never resume */
+	char dead_msg[160];
+};
+
+/* ---- lua_sandbox.c ---- */
+
+/* A new state with the sandboxed environment's metatable in s->env_mt_ref
+ * (its __index: frozen string, table, math, utf8, coroutine, os subset, json,
+ * and the safe base functions) and host functions registered by
+ * lua_host_open_api(). NULL on allocation failure. */
+lua_State *lua_sandbox_new(struct lua_script *s);
+
+/* Monotonic microseconds. */
+int64_t lua_sandbox_now_us(void);
+
+/* The run executing on L (via the state's allocator data), or NULL. */
+struct lua_run *lua_sandbox_run(lua_State *L);
+
+/* Replace the table at the top of L with a read-only proxy of it (pairs
+ * works, writes and rawset raise, the metatable is hidden). */
+void lua_sandbox_freeze_top(lua_State *L);
+
+/* Mark r dead with a message (first one wins). */
+void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "file.lua:12" of the innermost Lua frame of th (after an error too), or
+ * the script's file name alone. */
+void lua_sandbox_where(struct lua_script *s, lua_State *th, char *out, size_t outlen);
+
+/* JSON ↔ Lua. Push a parsed document (null → json.null, the NULL light
+ * userdata); raises on allocation failure but frees nothing: call
+ * lua_sandbox_push_json_text() for text, which parses and pushes protected. */
+void lua_sandbox_push_json_text(lua_State *L, const char *text, size_t len);
+
+/* Append v (at idx) as JSON to b; integers stay integers; a table is an
+ * array when its keys are 1..n (n ≥ 1), else an object of string/number
+ * keys. Returns 0, or -1 with e set (functions, cycles/depth > 32, NaN).
+ * Never allocates Lua memory, so it may run outside a protected call. */
+int lua_sandbox_to_json(lua_State *L, int idx, struct buf *b, struct err *e);
+
+/* ---- lua_host.c ---- */
+
+/* Register ghl.*, log.*, print and ctx's metatable into the state (called
+ * by lua_sandbox_new with the base table on top of the stack). */
+void lua_host_open_api(lua_State *L, struct lua_script *s);
+
+#endif
