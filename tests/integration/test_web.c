@@ -470,22 +470,33 @@ static void wd_wait_text(struct wd *w, const char *css, const char *needle, int 
 	free(last);
 }
 
-/* Wait for css to match, then click it. */
+/* Wait for css to match, then click it. An element that the page re-rendered
+ * between the find and the click (auto-refresh) is "stale": find it again. */
 static void wd_click(struct wd *w, const char *css)
 {
 	int64_t deadline = now_monotonic_ms() + 10000;
-	char *id;
-	while (!(id = wd_find(w, css))) {
+	for (;;) {
+		char *id = wd_find(w, css);
+		if (id) {
+			char *url = xasprintf("%s/session/%s/element/%s/click", w->base, w->session, id);
+			const char *h[] = {"Content-Type: application/json", NULL};
+			char *out = NULL;
+			long st = tl_http("POST", url, h, "{}", &out);
+			int stale = st == 404 && out && strstr(out, "stale element reference");
+			ck_assert_msg(st == 200 || stale, "WebDriver click %s: %ld %.1000s", css, st,
+				      out ? out : "");
+			free(out);
+			free(url);
+			free(id);
+			if (!stale)
+				return;
+		}
 		if (now_monotonic_ms() > deadline) {
 			char *state = wd_page_state(w);
 			ck_abort_msg("no element %s to click\n%s", css, state);
 		}
 		usleep(100000);
 	}
-	char *path = xasprintf("/element/%s/click", id);
-	wd_call(w, "POST", path, "{}");
-	free(path);
-	free(id);
 }
 
 static void wd_type(struct wd *w, const char *css, const char *text)
