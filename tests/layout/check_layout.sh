@@ -16,31 +16,30 @@ fail() { printf '%s\n' "$*"; bad=1; }
 
 for f in core/*; do
   [ -d "$f" ] || fail "$f:1: core files live in a layer folder (${layers[*]})"
-  [ -d "$f" ] && [ -z "${rank[$(basename "$f")]:-}" ] && fail "$f:1: not a layer folder (${layers[*]})"
+  [ -d "$f" ] && [ -z "${rank[${f#core/}]:-}" ] && fail "$f:1: not a layer folder (${layers[*]})"
 done
 for f in core/*/*.[ch]; do
-  b=$(basename "$f")
+  b=${f##*/}
   [ -n "${where[$b]:-}" ] && fail "$f:1: same name as ${where[$b]} (headers are included by bare name)"
   where[$b]=$f
 done
 
-for f in core/*/*.[ch]; do
-  layer=$(basename "$(dirname "$f")")
-  while IFS=: read -r line inc; do
-    inc=${inc#*\"}; inc=${inc%\"*}
-    [ "$inc" = ghl_step.h ] && continue # the public step ABI (plugins/)
-    dep=${where[$inc]:-}
-    if [ -z "$dep" ]; then fail "$f:$line: includes \"$inc\", which is not a core header"; continue; fi
-    dl=$(basename "$(dirname "$dep")")
-    [ "${rank[$dl]}" -le "${rank[$layer]}" ] ||
-      fail "$f:$line: $layer/ includes $dep from $dl/, a layer above it"
-  done < <(grep -n '^#include "' "$f")
-done
+# grep -n over all files at once: "core/L/f.c:LINE:#include "x.h""
+while IFS=: read -r f line inc; do
+  layer=${f#core/}; layer=${layer%%/*}
+  inc=${inc#*\"}; inc=${inc%\"*}
+  [ "$inc" = ghl_step.h ] && continue # the public step ABI (plugins/)
+  dep=${where[$inc]:-}
+  if [ -z "$dep" ]; then fail "$f:$line: includes \"$inc\", which is not a core header"; continue; fi
+  dl=${dep#core/}; dl=${dl%%/*}
+  [ "${rank[$dl]}" -le "${rank[$layer]}" ] ||
+    fail "$f:$line: $layer/ includes $dep from $dl/, a layer above it"
+done < <(grep -n '^#include "' core/*/*.[ch])
 
 map=$(sed -n '/<!-- source-map:begin -->/,/<!-- source-map:end -->/p' README.md)
 [ -n "$map" ] || fail "README.md:1: no source map (<!-- source-map:begin --> … end)"
 for f in core/*/*.[ch]; do
-  grep -qF "\`$f\`" <<<"$map" || fail "README.md:1: the source map does not list $f (run scripts/source-map)"
+  [[ $map == *"\`$f\`"* ]] || fail "README.md:1: the source map does not list $f (run scripts/source-map)"
 done
 while read -r f; do
   [ -e "$f" ] || fail "README.md:1: the source map lists $f, which does not exist"
