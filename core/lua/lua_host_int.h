@@ -1,4 +1,5 @@
-/* lua_host_int.h — private to core/lua/lua_host.c and core/lua/lua_sandbox.c. */
+/* lua_host_int.h — private to the Lua host: lua_host.c (loading), lua_run.c
+ * (runs), lua_bindings.c (the API scripts see) and lua_sandbox.c (the state). */
 #ifndef GHL_LUA_HOST_INT_H
 #define GHL_LUA_HOST_INT_H
 
@@ -7,6 +8,7 @@
 
 #include "ghl_step.h"
 #include "lua_host.h"
+#include "registry.h"
 
 struct json;
 
@@ -78,10 +80,29 @@ void lua_sandbox_push_json_text(lua_State *L, const char *text, size_t len);
  * Never allocates Lua memory, so it may run outside a protected call. */
 int lua_sandbox_to_json(lua_State *L, int idx, struct buf *b, struct err *e);
 
-/* ---- lua_host.c ---- */
+/* ---- lua_bindings.c ---- */
 
 /* Register ghl.*, log.*, print and ctx's metatable into the state (called
  * by lua_sandbox_new with the base table on top of the stack). */
 void lua_host_open_api(lua_State *L, struct lua_script *s);
+
+/* What ghl.fail() raises: the run already holds the failure. */
+extern char lua_host_failed_sentinel;
+
+/* ---- lua_run.c ---- */
+
+/* The step ops of every Lua step (impl->data is its struct lua_script). */
+extern const struct step_ops lua_step_ops;
+
+/* Protected (lua_pcall with r as light userdata): r's coroutine with the
+ * driver, the chunk, a fresh environment and ctx on its stack. */
+int lua_run_setup(lua_State *L);
+/* Release r's coroutine and environment, then r itself (NULL is fine). */
+void lua_run_free(struct lua_run *r);
+/* The error at the top of r's coroutine as a message naming script and line;
+ * sets *retryable for {retry=true, message=…}; returns 1 for ghl.fail(). */
+int lua_run_error(struct lua_run *r, int status, char *out, size_t outlen, int *retryable);
+/* Close a script's state and free it (NULL is fine). */
+void lua_script_free(struct lua_script *s);
 
 #endif
