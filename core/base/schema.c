@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats.h"
+
 /* Deeper schemas than this are refused (the JSON parser caps depth too). */
 #define SCHEMA_MAX_DEPTH 64
 /* How many names an "allowed: ..." or "one of: ..." list shows. */
@@ -15,6 +17,7 @@
 static const char *const keywords[] = {
 	"type", "properties", "required", "additionalProperties", "items", "enum", "minimum",
 	"maximum", "minLength", "maxLength", "minItems", "maxItems", "default", "description",
+	"format",
 };
 
 static const char *const type_names[] = {
@@ -310,7 +313,7 @@ static int check_keywords(const struct json *s, const char *at, struct err *e)
 				       "supported: type, properties, required, "
 				       "additionalProperties, items, enum, minimum, maximum, "
 				       "minLength, maxLength, minItems, maxItems, default, "
-				       "description",
+				       "description, format",
 				       at, k);
 		for (j = 0; j < i; j++)
 			if (strcmp(k, s->u.obj.keys[j]) == 0)
@@ -341,6 +344,11 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 			       at);
 	if ((v = json_get(s, "required")) && check_required(s, v, at, e) < 0)
 		return -1;
+	if ((v = json_get(s, "format")) && (v->type != JSON_STRING || !format_known(v->u.str.s)))
+		return err_set(e,
+			       "%s: \"format\" must be one of: email, e164, country, timezone, url, "
+			       "uuid",
+			       at);
 	if ((v = json_get(s, "enum")) && (v->type != JSON_ARRAY || v->u.arr.n == 0))
 		return err_set(e, "%s: \"enum\" must be a non-empty array", at);
 	if ((v = json_get(s, "description")) && v->type != JSON_STRING)
@@ -551,6 +559,11 @@ static void validate_string(struct vctx *c, const struct json *schema, const str
 	}
 	if (get_count(schema, "maxLength", &hi) && (long long)n > hi)
 		problemf(c, "longer than %lld %s", hi, plural(hi, "character", "characters"));
+	const struct json *f = json_get(schema, "format");
+	char why[256];
+	if (f && f->type == JSON_STRING && format_known(f->u.str.s) &&
+	    format_check(f->u.str.s, v->u.str.s, v->u.str.len, why, sizeof(why)) < 0)
+		problem(c, why);
 }
 
 static void validate_number(struct vctx *c, const struct json *schema, const struct json *v)

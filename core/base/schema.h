@@ -4,8 +4,10 @@
  * Supported keywords: type (string, integer, number, boolean, array, object,
  * null, or an array of them), properties, required, additionalProperties
  * (true/false only), items (one schema for every element), enum, minimum,
- * maximum, minLength, maxLength, minItems, maxItems, default, description.
- * Anything else — `pattern` included — is refused by schema_check.
+ * maximum, minLength, maxLength, minItems, maxItems, default, description,
+ * and format (email, e164, country, timezone, url, uuid: formats.h's checks,
+ * asserted — a string that does not match is a problem). Anything else —
+ * `pattern` included — is refused by schema_check.
  *
  * Semantics follow JSON Schema with two deliberate differences:
  *  - "integer" means a number written without fraction or exponent that fits
@@ -29,7 +31,7 @@
 
 /* Is schema one we support? Returns 0, or -1 with e->msg naming the JSON
  * pointer of the offending place, e.g.
- *   #/properties/role: unknown keyword "format"
+ *   #/properties/role: unknown keyword "pattrn"
  *   #/properties/code: "pattern" is not supported (regular expressions are
  *   not part of the schema subset); use enum, minLength/maxLength, or check
  *   the value in the step

@@ -6,6 +6,7 @@
 
 #include "client_data.h"
 #include "crypto.h"
+#include "formats.h"
 #include "db.h"
 #include "json.h"
 #include "schema.h"
@@ -94,32 +95,15 @@ void jobs_request_hash(const struct json *client, const char *snapshot_id, char 
 	buf_free(&b);
 }
 
-static int is_uuid(const char *s)
-{
-	if (!s || strlen(s) != 36)
-		return 0;
-	for (int i = 0; i < 36; i++) {
-		char c = s[i];
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return 0;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			     (c >= 'A' && c <= 'F'))) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 enum job_submit_status jobs_submit_blocking(PGconn *conn, const char *agency_id,
 					    const struct json *client, const char *snapshot_id,
 					    const char *idempotency_key, char **job_id,
 					    struct json *problems, struct err *e)
 {
 	*job_id = NULL;
-	if (!is_uuid(agency_id))
+	if (!format_uuid_valid(agency_id))
 		schema_problem_add(problems, "agency_id", "must be a UUID");
-	if (snapshot_id && !is_uuid(snapshot_id))
+	if (snapshot_id && !format_uuid_valid(snapshot_id))
 		schema_problem_add(problems, "snapshot_id", "must be a UUID");
 	if (idempotency_key && (!*idempotency_key || strlen(idempotency_key) > 255))
 		schema_problem_add(problems, "idempotency_key", "must be 1 to 255 characters");

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "client_data.h"
+#include "formats.h"
 #include "json.h"
 #include "schema.h"
 
@@ -43,7 +44,7 @@ static void fuzz_as_client_data(const struct json *v)
 	if (n > SCHEMA_MAX_PROBLEMS + 1)
 		abort();
 	if (n == 0 && (v->type != JSON_OBJECT || !json_get_str(v, "name") ||
-		       !client_data_email_valid(json_get_str(v, "email"))))
+		       !format_email_valid(json_get_str(v, "email"))))
 		abort();
 	json_free(problems);
 }
@@ -75,10 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	client_data_email_valid(s);
-	client_data_phone_valid(s);
-	client_data_country_valid(s);
-	client_data_timezone_valid(s);
+	format_email_valid(s);
+	format_phone_valid(s);
+	format_country_valid(s);
+	format_timezone_valid(s);
 	free(s);
 
 	v = json_parse((const char *)data, size, JSON_DEFAULT_MAX_DEPTH, &e);

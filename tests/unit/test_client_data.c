@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "client_data.h"
+#include "formats.h"
 #include "json.h"
 #include "schema.h"
 #include "testlib.h"
@@ -120,13 +121,13 @@ static const char *const emails_bad[] = {
 
 START_TEST(test_email_valid)
 {
-	ck_assert_msg(client_data_email_valid(emails_ok[_i]), "'%s' refused", emails_ok[_i]);
+	ck_assert_msg(format_email_valid(emails_ok[_i]), "'%s' refused", emails_ok[_i]);
 }
 END_TEST
 
 START_TEST(test_email_invalid)
 {
-	ck_assert_msg(!client_data_email_valid(emails_bad[_i]), "'%s' accepted", emails_bad[_i]);
+	ck_assert_msg(!format_email_valid(emails_bad[_i]), "'%s' accepted", emails_bad[_i]);
 }
 END_TEST
 
@@ -138,27 +139,27 @@ START_TEST(test_email_lengths)
 
 	/* local part: 64 ok, 65 too long */
 	snprintf(buf, sizeof(buf), "%s@x.example", local64);
-	ck_assert(client_data_email_valid(buf));
+	ck_assert(format_email_valid(buf));
 	snprintf(buf, sizeof(buf), "%s@x.example", local65);
-	ck_assert(!client_data_email_valid(buf));
+	ck_assert(!format_email_valid(buf));
 	/* a quoted local part counts its quotes */
 	snprintf(buf, sizeof(buf), "\"%.62s\"@x.example", local64);
-	ck_assert(client_data_email_valid(buf));
+	ck_assert(format_email_valid(buf));
 	snprintf(buf, sizeof(buf), "\"%.63s\"@x.example", local64);
-	ck_assert(!client_data_email_valid(buf));
+	ck_assert(!format_email_valid(buf));
 	/* domain labels: 63 ok, 64 too long */
 	snprintf(buf, sizeof(buf), "a@%s.example", label63);
-	ck_assert(client_data_email_valid(buf));
+	ck_assert(format_email_valid(buf));
 	snprintf(buf, sizeof(buf), "a@%s.example", label64);
-	ck_assert(!client_data_email_valid(buf));
+	ck_assert(!format_email_valid(buf));
 	/* the whole address: 254 ok, 255 too long (64 + 1 + 63.63.61 = 254) */
 	snprintf(buf, sizeof(buf), "%s@%s.%s.%.61s", local64, label63, label63, label63);
 	ck_assert_uint_eq(strlen(buf), 254);
-	ck_assert(client_data_email_valid(buf));
+	ck_assert(format_email_valid(buf));
 	snprintf(buf, sizeof(buf), "%s@%s.%s.%.62s", local64, label63, label63, label63);
 	ck_assert_uint_eq(strlen(buf), 255);
-	ck_assert(!client_data_email_valid(buf));
-	ck_assert(!client_data_email_valid(NULL));
+	ck_assert(!format_email_valid(buf));
+	ck_assert(!format_email_valid(NULL));
 	free(local64);
 	free(local65);
 	free(label63);
@@ -194,14 +195,14 @@ static const char *const phones_bad[] = {
 
 START_TEST(test_phone_valid)
 {
-	ck_assert_msg(client_data_phone_valid(phones_ok[_i]), "'%s' refused", phones_ok[_i]);
+	ck_assert_msg(format_phone_valid(phones_ok[_i]), "'%s' refused", phones_ok[_i]);
 }
 END_TEST
 
 START_TEST(test_phone_invalid)
 {
-	ck_assert_msg(!client_data_phone_valid(phones_bad[_i]), "'%s' accepted", phones_bad[_i]);
-	ck_assert(!client_data_phone_valid(NULL));
+	ck_assert_msg(!format_phone_valid(phones_bad[_i]), "'%s' accepted", phones_bad[_i]);
+	ck_assert(!format_phone_valid(NULL));
 }
 END_TEST
 
@@ -246,13 +247,13 @@ START_TEST(test_country_list)
 
 	ck_assert_uint_eq(N_ELEMS(countries), 249);
 	for (i = 0; i < N_ELEMS(countries); i++)
-		ck_assert_msg(client_data_country_valid(countries[i]), "%s refused", countries[i]);
+		ck_assert_msg(format_country_valid(countries[i]), "%s refused", countries[i]);
 	/* nothing outside the list is accepted */
 	for (a = 'A'; a <= 'Z'; a++) {
 		for (b = 'A'; b <= 'Z'; b++) {
 			code[0] = (char)a;
 			code[1] = (char)b;
-			n += client_data_country_valid(code);
+			n += format_country_valid(code);
 		}
 	}
 	ck_assert_int_eq(n, 249);
@@ -261,9 +262,9 @@ END_TEST
 
 START_TEST(test_country_invalid)
 {
-	ck_assert_msg(!client_data_country_valid(countries_bad[_i]), "'%s' accepted",
+	ck_assert_msg(!format_country_valid(countries_bad[_i]), "'%s' accepted",
 		      countries_bad[_i]);
-	ck_assert(!client_data_country_valid(NULL));
+	ck_assert(!format_country_valid(NULL));
 }
 END_TEST
 
@@ -280,7 +281,7 @@ START_TEST(test_country_matches_tzdata)
 		if (line[0] == '#' || strlen(line) < 3)
 			continue;
 		line[2] = '\0';
-		ck_assert_msg(client_data_country_valid(line), "%s (iso3166.tab) refused", line);
+		ck_assert_msg(format_country_valid(line), "%s (iso3166.tab) refused", line);
 		n++;
 	}
 	fclose(f);
@@ -329,14 +330,14 @@ static const char *const zones_bad[] = {
 
 START_TEST(test_timezone_valid)
 {
-	ck_assert_msg(client_data_timezone_valid(zones_ok[_i]), "'%s' refused", zones_ok[_i]);
+	ck_assert_msg(format_timezone_valid(zones_ok[_i]), "'%s' refused", zones_ok[_i]);
 }
 END_TEST
 
 START_TEST(test_timezone_invalid)
 {
-	ck_assert_msg(!client_data_timezone_valid(zones_bad[_i]), "'%s' accepted", zones_bad[_i]);
-	ck_assert(!client_data_timezone_valid(NULL));
+	ck_assert_msg(!format_timezone_valid(zones_bad[_i]), "'%s' accepted", zones_bad[_i]);
+	ck_assert(!format_timezone_valid(NULL));
 }
 END_TEST
 
@@ -344,7 +345,7 @@ START_TEST(test_timezone_long_name)
 {
 	char *s = rep('A', 65);
 
-	ck_assert(!client_data_timezone_valid(s));
+	ck_assert(!format_timezone_valid(s));
 	free(s);
 }
 END_TEST
@@ -355,9 +356,9 @@ START_TEST(test_timezone_from_tzdata)
 	if (access("/usr/share/zoneinfo/Asia/Kathmandu", F_OK) != 0)
 		return;
 	unsetenv("TZDIR");
-	ck_assert(client_data_timezone_valid("Asia/Kathmandu"));
-	ck_assert(client_data_timezone_valid("Etc/GMT+5"));
-	ck_assert(client_data_timezone_valid("America/Indiana/Indianapolis"));
+	ck_assert(format_timezone_valid("Asia/Kathmandu"));
+	ck_assert(format_timezone_valid("Etc/GMT+5"));
+	ck_assert(format_timezone_valid("America/Indiana/Indianapolis"));
 }
 END_TEST
 
@@ -365,12 +366,12 @@ END_TEST
 START_TEST(test_timezone_builtin)
 {
 	setenv("TZDIR", "/nonexistent/zoneinfo", 1);
-	ck_assert(client_data_timezone_valid("US/Central"));
-	ck_assert(client_data_timezone_valid("America/New_York"));
-	ck_assert(client_data_timezone_valid("Europe/Berlin"));
-	ck_assert(client_data_timezone_valid("UTC"));
-	ck_assert(!client_data_timezone_valid("Asia/Kathmandu"));
-	ck_assert(!client_data_timezone_valid("../etc/passwd"));
+	ck_assert(format_timezone_valid("US/Central"));
+	ck_assert(format_timezone_valid("America/New_York"));
+	ck_assert(format_timezone_valid("Europe/Berlin"));
+	ck_assert(format_timezone_valid("UTC"));
+	ck_assert(!format_timezone_valid("Asia/Kathmandu"));
+	ck_assert(!format_timezone_valid("../etc/passwd"));
 	unsetenv("TZDIR");
 }
 END_TEST
@@ -402,13 +403,13 @@ START_TEST(test_timezone_tzdir)
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
 	ck_assert_int_eq(symlink("Zone", outside), 0);
 	setenv("TZDIR", dir, 1);
-	ck_assert(client_data_timezone_valid("Fake/Zone"));
-	ck_assert(client_data_timezone_valid("Fake/Link"));
-	ck_assert(!client_data_timezone_valid("Fake/Text"));
-	ck_assert(!client_data_timezone_valid("Fake/Fifo"));
-	ck_assert(!client_data_timezone_valid("Fake"));
-	ck_assert(!client_data_timezone_valid("Fake/Missing"));
-	ck_assert(client_data_timezone_valid("US/Central")); /* built in */
+	ck_assert(format_timezone_valid("Fake/Zone"));
+	ck_assert(format_timezone_valid("Fake/Link"));
+	ck_assert(!format_timezone_valid("Fake/Text"));
+	ck_assert(!format_timezone_valid("Fake/Fifo"));
+	ck_assert(!format_timezone_valid("Fake"));
+	ck_assert(!format_timezone_valid("Fake/Missing"));
+	ck_assert(format_timezone_valid("US/Central")); /* built in */
 	unsetenv("TZDIR");
 	unlink(outside);
 	unlink(fifo);

@@ -154,6 +154,24 @@ static const struct vcase vcases[] = {
 	{ "{\"minLength\":0}", "\"\"", "config", "[]" },
 	{ "{\"type\":\"string\"}", "\"a\\u0000b\"", "config",
 	  "[{\"field\":\"config\",\"message\":\"must not contain NUL characters\"}]" },
+	/* format: formats.h's checks, with their messages */
+	{ "{\"format\":\"email\"}", "\"ada@lovelace.example\"", "config", "[]" },
+	{ "{\"format\":\"email\"}", "\"ada at example\"", "config.email",
+	  "[{\"field\":\"config.email\",\"message\":\"not a valid email address: ' ' in the "
+	  "local part needs quoting\"}]" },
+	{ "{\"format\":\"uuid\"}", "\"123e4567-e89b-12d3-a456-426614174000\"", "id", "[]" },
+	{ "{\"format\":\"uuid\"}", "\"123e4567e89b12d3a456426614174000\"", "id",
+	  "[{\"field\":\"id\",\"message\":\"not a UUID (8-4-4-4-12 hexadecimal digits)\"}]" },
+	{ "{\"format\":\"e164\"}", "\"+15555550100\"", "p", "[]" },
+	{ "{\"format\":\"e164\"}", "\"555 0100\"", "p",
+	  "[{\"field\":\"p\",\"message\":\"not an E.164 phone number: start with '+' and the "
+	  "country code, e.g. +15555550100\"}]" },
+	{ "{\"format\":\"country\"}", "\"UK\"", "c",
+	  "[{\"field\":\"c\",\"message\":\"not an ISO 3166-1 alpha-2 code (the United Kingdom is GB)\"}]" },
+	{ "{\"format\":\"url\"}", "\"ftp://acme.example\"", "w",
+	  "[{\"field\":\"w\",\"message\":\"not a valid web site URL: must be an http:// or https:// URL\"}]" },
+	{ "{\"format\":\"url\"}", "\"https://acme.example/x\"", "w", "[]" },
+	{ "{\"format\":\"uuid\"}", "42", "id", "[]" }, /* formats apply to strings only */
 	/* minItems, maxItems, items */
 	{ "{\"minItems\":2}", "[1]", "config",
 	  "[{\"field\":\"config\",\"message\":\"fewer than 2 items\"}]" },
@@ -342,7 +360,10 @@ static const struct ccase ccases[] = {
 	{ "{\"properties\":{\"code\":{\"type\":\"string\",\"pattern\":\"[0-9]+\"}}}",
 	  "#/properties/code: \"pattern\" is not supported" },
 	{ "{\"patternProperties\":{}}", "#: \"patternProperties\" is not supported" },
-	{ "{\"format\":\"email\"}", "#: unknown keyword \"format\"\nsupported: type, properties" },
+	{ "{\"format\":\"email\"}", NULL },
+	{ "{\"format\":\"ipv4\"}", "#: \"format\" must be one of: email, e164, country, timezone, url, uuid" },
+	{ "{\"format\":3}", "#: \"format\" must be one of" },
+	{ "{\"pattrn\":\"x\"}", "#: unknown keyword \"pattrn\"\nsupported: type, properties" },
 	{ "{\"$schema\":\"x\"}", "#: unknown keyword \"$schema\"" },
 	{ "{\"exclusiveMinimum\":1}", "#: unknown keyword \"exclusiveMinimum\"" },
 	{ "{\"items\":{\"foo\":1}}", "#/items: unknown keyword \"foo\"" },
