@@ -552,6 +552,7 @@ static void wd_start(struct wd *w)
 		_exit(127);
 	}
 	setpgid(pid, pid);
+	tl_track(pid, 1); /* the group dies with the test, whatever happens */
 	w->driver = pid;
 	free(port_arg);
 	char *status = xasprintf("%s/status", w->base);
