@@ -614,7 +614,7 @@ static void wd_stop(struct wd *w)
 		int st;
 		if (tl_wait_exit(w->driver, 3000, &st)) {
 			kill(-w->driver, SIGKILL);
-			waitpid(w->driver, &st, 0);
+			tl_kill(w->driver);
 		}
 	}
 	char *rm = xasprintf("rm -rf '%s'", w->profile);

@@ -182,14 +182,24 @@ int tl_free_port(void)
 
 static struct tracked {
 	pid_t pid;
-	int group;
+	pid_t guard; /* for a process group: see guard_group */
 } tracked[TL_MAX_TRACKED];
 
-static void untrack(pid_t pid)
+/* The test program's own pid: a process with another one whose parent it
+ * is, is a test Check forked. */
+static pid_t main_pid;
+
+__attribute__((constructor)) static void remember_main_pid(void)
 {
-	for (int i = 0; i < TL_MAX_TRACKED; i++)
-		if (tracked[i].pid == pid)
-			tracked[i].pid = 0;
+	main_pid = getpid();
+}
+
+/* In a new child: die with the thread that forked it; 0 when that already
+ * happened. */
+static int die_with_parent(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return getppid() == parent;
 }
 
 /* Still a child of this process (running or not yet reaped, so the pid is
@@ -201,16 +211,59 @@ static int our_child(pid_t pid)
 	return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
+/* A process group's members other than its leader (chromium under
+ * chromedriver) do not die with the test: a guard child waits for the
+ * thread that started it to end (PDEATHSIG) and then SIGKILLs the group. */
+static pid_t guard_group(pid_t pgid)
+{
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		setpgid(0, 0); /* out of reach of Check's killpg of a forked test */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int sig = 0;
+		if (getppid() == parent)
+			sigwait(&term, &sig);
+		kill(-pgid, SIGKILL);
+		_exit(0);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
+static void end_guard(struct tracked *t)
+{
+	if (our_child(t->guard)) {
+		kill(t->guard, SIGKILL); /* not SIGTERM: that kills the group */
+		waitpid(t->guard, NULL, 0);
+	}
+	t->guard = 0;
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < TL_MAX_TRACKED; i++)
+		if (tracked[i].pid == pid) {
+			end_guard(&tracked[i]);
+			tracked[i].pid = 0;
+		}
+}
+
 void tl_kill_spawned(void)
 {
 	int saved = errno;
 	for (int i = 0; i < TL_MAX_TRACKED; i++) {
 		pid_t pid = tracked[i].pid;
 		if (our_child(pid)) {
-			int st;
-			kill(tracked[i].group ? -pid : pid, SIGKILL);
-			waitpid(pid, &st, 0);
+			kill(tracked[i].guard ? -pid : pid, SIGKILL);
+			waitpid(pid, NULL, 0);
 		}
+		end_guard(&tracked[i]);
 		tracked[i].pid = 0;
 	}
 	errno = saved;
@@ -223,21 +276,18 @@ void tl_track(pid_t pid, int group)
 		atexit(tl_kill_spawned);
 		registered = 1;
 	}
+	/* a forked test dies with the runner, taking what it started along */
+	if (getpid() != main_pid && getppid() == main_pid && !die_with_parent(main_pid))
+		_exit(1);
 	for (int i = 0; i < TL_MAX_TRACKED; i++)
 		if (tracked[i].pid <= 0 || tracked[i].pid == pid || !our_child(tracked[i].pid)) {
+			if (tracked[i].pid > 0)
+				end_guard(&tracked[i]);
 			tracked[i].pid = pid;
-			tracked[i].group = group;
+			tracked[i].guard = group ? guard_group(pid) : 0;
 			return;
 		}
 	ck_abort_msg("more than %d processes running at once", TL_MAX_TRACKED);
-}
-
-/* In a new child: die with the thread that forked it; 0 when that already
- * happened. */
-static int die_with_parent(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	return getppid() == parent;
 }
 
 pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path)
