@@ -283,7 +283,10 @@ START_TEST(retryable_permanent_and_limits)
 		   "return {name = 'bomb', version = '1', run = function(ctx)\n"
 		   "  local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1e4) .. i end\n"
 		   "end}\n");
-	const char *env[] = {"GHL_AGENT_LUA_MAX_INSTRUCTIONS=200000", NULL};
+	/* the wall-clock limit far away: under ASan on a busy machine the bomb
+	 * may take more than the default 2 s to reach its memory limit */
+	const char *env[] = {"GHL_AGENT_LUA_MAX_INSTRUCTIONS=200000",
+			     "GHL_AGENT_LUA_MAX_WALL_MS=60000", NULL};
 	world_agent(&w, env);
 
 	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"flaky\"}],\"max_retries\":2}");
@@ -343,7 +346,9 @@ END_TEST
 START_TEST(thousand_scripts_wait_at_once)
 {
 	struct world w;
-	const char *flags[] = {"--latency-ms", "300", "--rate-limit", "0", NULL};
+	/* 3 s per GHL call: 300 scripts in flight at once needs 100 started per
+	 * second, which a busy 2-core machine under ASan gives */
+	const char *flags[] = {"--latency-ms", "3000", "--rate-limit", "0", NULL};
 	world_start(&w, flags);
 	write_step(&w, "slow_lookup.lua",
 		   "return {name = 'slow_lookup', version = '1', run = function(ctx)\n"
@@ -352,7 +357,8 @@ START_TEST(thousand_scripts_wait_at_once)
 		   "  if st ~= 200 then ghl.fail('searching') end\n"
 		   "  ctx:set('found', #body.locations)\n"
 		   "end}\n");
-	const char *env[] = {"GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_LOG_LEVEL=warn", NULL};
+	const char *env[] = {"GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_LOG_LEVEL=warn",
+			     "GHL_AGENT_GHL_TIMEOUT=60s", NULL};
 	world_agent(&w, env);
 	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"slow_lookup\"}],"
 			 "\"max_concurrent_jobs\":2000}");
@@ -368,8 +374,8 @@ START_TEST(thousand_scripts_wait_at_once)
 	free(sql);
 	long long peak = 0;
 	char *left = NULL;
-	/* serially this is 300 s; waiting together, a few round trips (about 2 s
-	 * here, more under ASan on a busy machine): 120 s is a generous bound
+	/* serially this is 3,000 s; waiting together, a few round trips (about
+	 * 4 s, more under ASan on a busy machine): 120 s is a generous bound
 	 * that still fails a serial engine, and the peak below proves it */
 	for (int64_t end = t0 + 120000; now_monotonic_ms() < end;) {
 		long long in_flight = hsim_stat(&w.sim, "in_flight");
@@ -390,7 +396,7 @@ START_TEST(thousand_scripts_wait_at_once)
 	ck_assert_str_eq(done, "1001");
 	free(done);
 	ck_assert_msg(peak >= 300, "at most %lld requests in flight at once", peak);
-	fprintf(stderr, "1,000 Lua steps on a 300 ms GHL: %lld ms, peak %lld requests in flight\n",
+	fprintf(stderr, "1,000 Lua steps on a 3 s GHL: %lld ms, peak %lld requests in flight\n",
 		(long long)took, peak);
 	world_stop(&w);
 }
