@@ -9,6 +9,8 @@
  *       429s received and the company-level call rate
  * Run by scripts/bench (which starts PostgreSQL with default durability).
  * Usage: bench_jobs [a|b|c|e ...]   (default: all; d comes with c)
+ * BENCH_SMOKE=1: tiny sizes, so the test command runs it in seconds (a smoke
+ * test that it still works; its figures mean nothing).
  */
 #include <stdarg.h>
 
@@ -18,6 +20,7 @@ static char results[5][200];
 
 static PGconn *db;
 static char *dsn;
+static int smoke; /* BENCH_SMOKE */
 
 static long long qn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long qn(const char *fmt, ...)
@@ -103,7 +106,7 @@ static void wait_done(long long total, int timeout_s)
 
 static void bench_drain(void)
 {
-	const int n = 20000;
+	const int n = smoke ? 200 : 20000;
 	fresh_db("bench_drain");
 	sql("%s", agency_sql);
 	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json) SELECT "
@@ -138,18 +141,18 @@ static void bench_pickup(void)
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, extra);
 	/* warm up, then a steady 100 inserts/s for 10 s, one transaction each */
-	const int n = 1000;
+	const int n = smoke ? 50 : 1000, warm = smoke ? 5 : 50;
 	int64_t start = now_monotonic_ms();
-	for (int i = 0; i < n + 50; i++) {
+	for (int i = 0; i < n + warm; i++) {
 		int64_t due = start + (int64_t)i * 10;
 		int64_t now = now_monotonic_ms();
 		if (due > now)
 			usleep((useconds_t)(due - now) * 1000);
 		sql("INSERT INTO provisioning_jobs (agency_id, client_data_json, error_message) VALUES "
 		    "('22222222-2222-4222-8222-222222222222', '{\"name\":\"P\",\"email\":"
-		    "\"p@x.example\"}', %s)", i < 50 ? "'warmup'" : "NULL");
+		    "\"p@x.example\"}', %s)", i < warm ? "'warmup'" : "NULL");
 	}
-	wait_done(n + 50, 60);
+	wait_done(n + warm, 60);
 	char *p = tl_sql_value(db, "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::"
 				   "numeric, 2) || ' ' || round(percentile_cont(0.99) WITHIN GROUP "
 				   "(ORDER BY ms)::numeric, 2) || ' ' || round(max(ms)::numeric, 2) "
@@ -169,7 +172,7 @@ static void bench_pickup(void)
 
 static void bench_provision(void)
 {
-	const int agencies = 200, per = 10, total = agencies * per;
+	const int agencies = smoke ? 3 : 200, per = smoke ? 2 : 10, total = agencies * per;
 	fresh_db("bench_prov");
 	struct hsim sim;
 	const char *sim_flags[] = {"--latency-ms", "200", "--rate-limit", "0",
@@ -263,7 +266,7 @@ static void bench_provision(void)
 
 static void bench_rate_limited(void)
 {
-	const int n = 300;
+	const int n = smoke ? 10 : 300;
 	fresh_db("bench_rl");
 	struct hsim sim;
 	const char *sim_flags[] = {"--rate-limit", "100", "--rate-window-ms", "10000", NULL};
@@ -317,6 +320,7 @@ static void run_benchmarks(void)
 {
 	int argc = g_argc;
 	char **argv = g_argv;
+	smoke = getenv("BENCH_SMOKE") && atoi(getenv("BENCH_SMOKE")) > 0;
 	if (wanted(argc, argv, "a"))
 		bench_drain();
 	if (wanted(argc, argv, "b"))
@@ -332,7 +336,8 @@ static void run_benchmarks(void)
 		"(d) agent peak RSS during (c) (target <= 64 MiB)",
 		"(e) rate-limited, 1 agency (target 0 429s, >= 90% of 10 calls/s)",
 	};
-	printf("\n%-78s | %s\n", "job engine benchmark", "measured");
+	printf("\n%-78s | %s\n", smoke ? "job engine benchmark (BENCH_SMOKE: tiny sizes)"
+					: "job engine benchmark", "measured");
 	for (int i = 0; i < 5; i++)
 		if (results[i][0])
 			printf("%-78s | %s\n", names[i], results[i]);

@@ -58,11 +58,10 @@ H_UNUSED static void hsim_start(struct hsim *s, const char *const *flags)
 	snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
 }
 
+/* SIGTERM; fails the test unless it exits with status 0 in time. */
 H_UNUSED static void hsim_stop(struct hsim *s)
 {
-	int st = 0;
-	kill(s->pid, SIGTERM);
-	waitpid(s->pid, &st, 0);
+	tl_stop(s->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-sim", NULL);
 }
 
 /* GET/POST /_sim/<what>; asserts 200 and returns the parsed answer. */
@@ -123,7 +122,8 @@ H_UNUSED static void hmigrate(const char *dsn)
 
 /* Starts `ghl-agent serve` on dsn, pointed at sim (may be NULL). extra: more
  * KEY=VALUE entries (NULL-terminated; may be NULL), applied after the
- * defaults below, so they override them (tl_spawn putenv()s in order). */
+ * defaults below, so they override them (tl_spawn putenv()s in order).
+ * Returns once /readyz answers 200. */
 H_UNUSED static void hagent_start(struct hagent *a, const char *dsn, struct hsim *sim,
 				  const char *const *extra)
 {
@@ -163,34 +163,15 @@ H_UNUSED static void hagent_start(struct hagent *a, const char *dsn, struct hsim
 	a->pid = tl_spawn(argv, env, a->log);
 	for (int i = 0; i < n; i++)
 		free(env[i]);
-	char url[96];
-	snprintf(url, sizeof(url), "%s/healthz", a->base);
-	if (!tl_wait_http(url, 15000)) {
-		char *log = tl_read_file(a->log);
-		size_t loglen = strlen(log); /* the tail: Check caps message length */
-		ck_abort_msg("agent did not start: %s", log + (loglen > 3000 ? loglen - 3000 : 0));
-	}
-	/* wait until the database is usable too */
-	snprintf(url, sizeof(url), "%s/readyz", a->base);
-	long st = 0;
-	for (int i = 0; i < 200 && st != 200; i++) {
-		st = tl_http("GET", url, NULL, NULL, NULL);
-		if (st != 200)
-			usleep(50000);
-	}
-	ck_assert_msg(st == 200, "agent not ready: %ld", st);
+	tl_wait_ready(a->base, a->pid, a->log, TL_DAEMON_TIMEOUT_MS);
 }
 
-/* SIGTERM and wait; returns the wait status. The log file stays. */
+/* SIGTERM and wait; fails the test unless the agent exits with status 0 in
+ * time (so 0 is what it returns). The log file stays. */
 H_UNUSED static int hagent_stop(struct hagent *a)
 {
-	int st = -1;
-	kill(a->pid, SIGTERM);
-	if (tl_wait_exit(a->pid, 20000, &st) != 0) {
-		tl_kill(a->pid);
-		ck_abort_msg("agent did not exit after SIGTERM");
-	}
-	return st;
+	tl_stop(a->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-agent serve", a->log);
+	return 0;
 }
 
 H_UNUSED static char *hagent_url(struct hagent *a, const char *path)

@@ -141,21 +141,17 @@ static void agent_start(struct agent *a, const char *account_limit, const char *
 		       NULL};
 	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
 	a->pid = tl_spawn(argv, env, a->log);
-	char *url = xasprintf("%s/healthz", a->base);
-	ck_assert_msg(tl_wait_http(url, 15000), "agent did not start: %s", tl_read_file(a->log));
-	free(url);
 	free(env_dsn);
 	free(env_listen);
 	free(env_acc);
 	free(env_addr);
+	tl_wait_ready(a->base, a->pid, a->log, TL_DAEMON_TIMEOUT_MS);
 }
 
+/* Fails the test unless the agent exits with status 0. */
 static void agent_stop(struct agent *a)
 {
-	int st;
-	kill(a->pid, SIGTERM);
-	if (tl_wait_exit(a->pid, 10000, &st))
-		tl_kill(a->pid);
+	tl_stop(a->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-agent serve", a->log);
 	unlink(a->log);
 }
 

@@ -29,8 +29,10 @@ static void migrate_db(const char *dsn)
 	free(env_dsn);
 }
 
-/* Start serve with dsn and an optional config file text. */
-static void agent_start(struct agent *a, const char *dsn, const char *config_text)
+/* Start serve with dsn and an optional config file text; returns once it
+ * listens (any answer on /healthz), ready or not. Only the tests of the
+ * not-ready state use this; the others use agent_start. */
+static void agent_start_unready(struct agent *a, const char *dsn, const char *config_text)
 {
 	memset(a, 0, sizeof(*a));
 	a->port = tl_free_port();
@@ -51,29 +53,30 @@ static void agent_start(struct agent *a, const char *dsn, const char *config_tex
 	a->pid = tl_spawn(a->config ? argv_cfg : argv, env, a->log);
 	char url[96];
 	snprintf(url, sizeof(url), "%s/healthz", a->base);
-	if (!tl_wait_http(url, 15000)) {
-		char *log = tl_read_file(a->log);
-		size_t loglen = strlen(log); /* the tail: Check caps message length */
-		ck_abort_msg("agent did not start: %s", log + (loglen > 3000 ? loglen - 3000 : 0));
-	}
+	if (!tl_wait_http(url, TL_DAEMON_TIMEOUT_MS))
+		ck_abort_msg("agent did not start: %s", tl_log_tail(a->log, 3000));
 	free(env_dsn);
 	free(env_listen);
 }
 
+/* Start serve and wait until /readyz answers 200. */
+static void agent_start(struct agent *a, const char *dsn, const char *config_text)
+{
+	agent_start_unready(a, dsn, config_text);
+	tl_wait_ready(a->base, a->pid, a->log, TL_DAEMON_TIMEOUT_MS);
+}
+
+/* Stop with sig; fails the test unless the agent exits with status 0 (so 0
+ * is what it returns). */
 static int agent_stop(struct agent *a, int sig)
 {
-	int st = -1;
-	kill(a->pid, sig);
-	if (tl_wait_exit(a->pid, 15000, &st) != 0) {
-		tl_kill(a->pid);
-		ck_abort_msg("agent did not exit after signal %d", sig);
-	}
+	tl_stop(a->pid, sig, TL_DAEMON_TIMEOUT_MS, "ghl-agent serve", a->log);
 	unlink(a->log);
 	if (a->config) {
 		unlink(a->config);
 		free(a->config);
 	}
-	return st;
+	return 0;
 }
 
 static long get(struct agent *a, const char *path, char **body)
@@ -86,13 +89,7 @@ static long get(struct agent *a, const char *path, char **body)
 /* The pool connects in the background: wait until /readyz answers 200. */
 static void wait_ready(struct agent *a)
 {
-	long st = 0;
-	for (int i = 0; i < 200 && st != 200; i++) {
-		st = get(a, "/readyz", NULL);
-		if (st != 200)
-			usleep(50000);
-	}
-	ck_assert_int_eq(st, 200);
+	tl_wait_ready(a->base, a->pid, a->log, TL_DAEMON_TIMEOUT_MS);
 }
 
 /* Assert the DESIGN error shape with the given code. */
@@ -149,11 +146,11 @@ START_TEST(readyz_503_when_migrations_pending)
 {
 	char *dsn = tl_create_db("daemon_nomig");
 	struct agent a;
-	agent_start(&a, dsn, NULL);
+	agent_start_unready(&a, dsn, NULL);
 	char *body = NULL;
 	long st = 0;
 	/* the connection may still be coming up: wait for the migration answer */
-	for (int i = 0; i < 100; i++) {
+	for (int64_t end = now_monotonic_ms() + TL_DAEMON_TIMEOUT_MS; now_monotonic_ms() < end;) {
 		free(body);
 		st = get(&a, "/readyz", &body);
 		if (strstr(body, "migrations_pending"))
@@ -177,7 +174,8 @@ START_TEST(readyz_503_when_database_down_and_reconnects)
 {
 	/* nothing listens on port 1: the database is down */
 	struct agent a;
-	agent_start(&a, "host=127.0.0.1 port=1 connect_timeout=2 password=never-log-me", NULL);
+	agent_start_unready(&a, "host=127.0.0.1 port=1 connect_timeout=2 password=never-log-me",
+			    NULL);
 	char *body;
 	ck_assert_int_eq(get(&a, "/healthz", &body), 200);
 	free(body);
@@ -195,12 +193,6 @@ START_TEST(readyz_503_when_database_down_and_reconnects)
 	migrate_db(dsn0);
 	char *dsn = xasprintf("%s application_name=ghl_lost_%d", dsn0, (int)getpid());
 	agent_start(&a, dsn, NULL);
-	long st = 0;
-	for (int i = 0; i < 100 && st != 200; i++) {
-		st = get(&a, "/readyz", NULL);
-		usleep(50000);
-	}
-	ck_assert_int_eq(st, 200);
 	PGconn *c = tl_connect(dsn0);
 	char *sql = xasprintf("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
 			      "WHERE application_name = 'ghl_lost_%d'", (int)getpid());
@@ -210,12 +202,7 @@ START_TEST(readyz_503_when_database_down_and_reconnects)
 	free(sql);
 	ck_assert_msg(tl_wait_file_contains(a.log, "database connection lost", 10000),
 		      "no reconnect log");
-	st = 0;
-	for (int i = 0; i < 200 && st != 200; i++) {
-		st = get(&a, "/readyz", NULL);
-		usleep(50000);
-	}
-	ck_assert_int_eq(st, 200);
+	wait_ready(&a);
 	PQfinish(c);
 	agent_stop(&a, SIGTERM);
 	tl_drop_db(dsn0);
@@ -243,7 +230,13 @@ START_TEST(sigterm_finishes_in_flight_requests)
 	char *curl[] = {(char *)"/usr/bin/curl", (char *)"-s", (char *)"-o", (char *)"/dev/null",
 			(char *)"-w", (char *)"%{http_code}", url, NULL};
 	pid_t cp = tl_spawn(curl, NULL, out);
-	usleep(500000);
+	/* in flight: the agent's query waits on our lock */
+	long long waiting = 0;
+	for (int64_t end = now_monotonic_ms() + TL_DAEMON_TIMEOUT_MS;
+	     !waiting && now_monotonic_ms() < end; usleep(20000))
+		waiting = tl_sqlf_n(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+				       "current_database() AND wait_event_type = 'Lock'");
+	ck_assert_msg(waiting, "the agent's /readyz query never waited on the lock");
 	kill(a.pid, SIGTERM);
 	ck_assert_msg(tl_wait_file_contains(a.log, "shutting down", 5000), "no shutdown log");
 	/* no longer accepting */

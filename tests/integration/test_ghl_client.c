@@ -71,10 +71,7 @@ static void sim_start(struct sim *s, const char *const *flags)
 
 static void sim_stop(struct sim *s)
 {
-	int status = 0;
-	ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-	ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ghl-sim exit status %d", status);
+	tl_stop(s->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-sim", NULL);
 }
 
 static struct json *sim_admin(struct sim *s, const char *method, const char *what, const char *body)

@@ -68,11 +68,7 @@ static void sim_start(struct sim *s, const char *const *flags)
 
 static void sim_stop(struct sim *s)
 {
-	int status = 0;
-	ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-	ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-	ck_assert_msg(WIFEXITED(status), "ghl-sim did not exit normally (status %d)", status);
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	tl_stop(s->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-sim", NULL);
 }
 
 /* ---- HTTP ---- */

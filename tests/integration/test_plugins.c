@@ -71,20 +71,20 @@ START_TEST(each_refusal_names_file_and_reason)
 			     (char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOOP\"}]}",
 			     NULL};
 	char *serve[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
+	char *migrate[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
+	char *migrate_env[] = {env_dsn, NULL};
+	ck_assert_msg(tl_run(migrate, migrate_env, &out) == 0, "migrate: %s", out);
+	free(out);
 	char log[] = "/tmp/ghl-plugins-log-XXXXXX";
 	close(mkstemp(log));
 	pid_t pid = tl_spawn(serve, serve_env, log);
-	char url[64];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
-	ck_assert_msg(tl_wait_http(url, 15000), "agent did not start: %s", tl_read_file(log));
-	ck_assert_int_eq(tl_http("GET", url, NULL, NULL, NULL), 200);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+	tl_wait_ready(base, pid, log, TL_DAEMON_TIMEOUT_MS);
 	char *text = tl_read_file(log);
 	ck_assert_msg(strstr(text, "step refused") && strstr(text, "init_fails.so"), "%s", text);
 	free(text);
-	kill(pid, SIGTERM);
-	int st;
-	ck_assert_int_eq(tl_wait_exit(pid, 15000, &st), 0);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", st);
+	tl_stop(pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-agent serve", log);
 	unlink(log);
 
 	/* a default pipeline naming an unknown step stops the start with a hint */
@@ -170,6 +170,9 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	char log[] = "/tmp/ghl-oot-log-XXXXXX";
 	close(mkstemp(log));
 	pid_t pid = tl_spawn(sargv, senv, log);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+	tl_wait_ready(base, pid, log, TL_DAEMON_TIMEOUT_MS);
 	char *v = NULL;
 	for (int i = 0; i < 150; i++) {
 		free(v);
@@ -184,9 +187,7 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 			    "WHERE step = 'HELLO' AND status = 'COMPLETED'");
 	ck_assert_str_eq(v, "Hello, Acme!");
 	free(v);
-	kill(pid, SIGTERM);
-	int st;
-	ck_assert_int_eq(tl_wait_exit(pid, 15000, &st), 0);
+	tl_stop(pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "the installed ghl-agent serve", log);
 	unlink(log);
 	PQfinish(c);
 	tl_drop_db(dsn);

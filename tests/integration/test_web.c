@@ -563,6 +563,7 @@ static void wd_start(struct wd *w)
 		_exit(127);
 	}
 	setpgid(pid, pid);
+	tl_track(pid, 1); /* the group dies with the test, whatever happens */
 	w->driver = pid;
 	free(port_arg);
 	char *status = xasprintf("%s/status", w->base);
@@ -624,7 +625,7 @@ static void wd_stop(struct wd *w)
 		int st;
 		if (tl_wait_exit(w->driver, 3000, &st)) {
 			kill(-w->driver, SIGKILL);
-			waitpid(w->driver, &st, 0);
+			tl_kill(w->driver);
 		}
 	}
 	char *rm = xasprintf("rm -rf '%s'", w->profile);

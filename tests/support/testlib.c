@@ -176,11 +176,128 @@ int tl_free_port(void)
 	return ntohs(a.sin_port);
 }
 
-pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path)
+/* ---- spawned processes ---- */
+
+#define TL_MAX_TRACKED 128
+
+static struct tracked {
+	pid_t pid;
+	pid_t guard; /* for a process group: see guard_group */
+} tracked[TL_MAX_TRACKED];
+
+/* The test program's own pid: a process with another one whose parent it
+ * is, is a test Check forked. */
+static pid_t main_pid;
+
+__attribute__((constructor)) static void remember_main_pid(void)
 {
+	main_pid = getpid();
+}
+
+/* In a new child: die with the thread that forked it; 0 when that already
+ * happened. */
+static int die_with_parent(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return getppid() == parent;
+}
+
+/* Still a child of this process (running or not yet reaped, so the pid is
+ * not reused)? Reaps nothing. Not so when reaped elsewhere, or in a forked
+ * Check test for what its parent started. */
+static int our_child(pid_t pid)
+{
+	siginfo_t si;
+	return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* A process group's members other than its leader (chromium under
+ * chromedriver) do not die with the test: a guard child waits for the
+ * thread that started it to end (PDEATHSIG) and then SIGKILLs the group. */
+static pid_t guard_group(pid_t pgid)
+{
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		setpgid(0, 0); /* out of reach of Check's killpg of a forked test */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int sig = 0;
+		if (getppid() == parent)
+			sigwait(&term, &sig);
+		kill(-pgid, SIGKILL);
+		_exit(0);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
+static void end_guard(struct tracked *t)
+{
+	if (our_child(t->guard)) {
+		kill(t->guard, SIGKILL); /* not SIGTERM: that kills the group */
+		waitpid(t->guard, NULL, 0);
+	}
+	t->guard = 0;
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < TL_MAX_TRACKED; i++)
+		if (tracked[i].pid == pid) {
+			end_guard(&tracked[i]);
+			tracked[i].pid = 0;
+		}
+}
+
+void tl_kill_spawned(void)
+{
+	int saved = errno;
+	for (int i = 0; i < TL_MAX_TRACKED; i++) {
+		pid_t pid = tracked[i].pid;
+		if (our_child(pid)) {
+			kill(tracked[i].guard ? -pid : pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		end_guard(&tracked[i]);
+		tracked[i].pid = 0;
+	}
+	errno = saved;
+}
+
+void tl_track(pid_t pid, int group)
+{
+	static int registered;
+	if (!registered) {
+		atexit(tl_kill_spawned);
+		registered = 1;
+	}
+	/* a forked test dies with the runner, taking what it started along */
+	if (getpid() != main_pid && getppid() == main_pid && !die_with_parent(main_pid))
+		_exit(1);
+	for (int i = 0; i < TL_MAX_TRACKED; i++)
+		if (tracked[i].pid <= 0 || tracked[i].pid == pid || !our_child(tracked[i].pid)) {
+			if (tracked[i].pid > 0)
+				end_guard(&tracked[i]);
+			tracked[i].pid = pid;
+			tracked[i].guard = group ? guard_group(pid) : 0;
+			return;
+		}
+	ck_abort_msg("more than %d processes running at once", TL_MAX_TRACKED);
+}
+
+pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (!die_with_parent(parent))
+			_exit(127);
 		if (log_path) {
 			int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 			if (fd >= 0) {
@@ -195,6 +312,7 @@ pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	tl_track(pid, 0);
 	return pid;
 }
 
@@ -206,9 +324,7 @@ pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		/* a failed assertion ends the test process: take the simulator with it */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
+		if (!die_with_parent(parent))
 			_exit(127);
 		dup2(fds[1], STDOUT_FILENO);
 		if (quiet) {
@@ -219,6 +335,7 @@ pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	tl_track(pid, 0);
 	close(fds[1]);
 	char line[256] = {0};
 	size_t len = 0;
@@ -244,13 +361,17 @@ pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port)
 
 int tl_wait_exit(pid_t pid, int timeout_ms, int *status)
 {
-	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	for (;;) {
 		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid)
+		if (r == pid) {
+			untrack(pid);
 			return 0;
+		}
+		if (now_monotonic_ms() > deadline)
+			return -1;
 		usleep(10000);
 	}
-	return -1;
 }
 
 void tl_kill(pid_t pid)
@@ -260,6 +381,86 @@ void tl_kill(pid_t pid)
 	kill(pid, SIGKILL);
 	int st;
 	waitpid(pid, &st, 0);
+	untrack(pid);
+}
+
+char *tl_log_tail(const char *path, size_t max)
+{
+	char *text = tl_read_file(path);
+	size_t len = strlen(text);
+	if (len <= max)
+		return text;
+	char *tail = xstrdup(text + len - max);
+	free(text);
+	return tail;
+}
+
+/* "exit status 3" / "killed by signal 6 (Aborted)" for a wait status. */
+static void describe_status(int st, char *out, size_t n)
+{
+	if (WIFEXITED(st))
+		snprintf(out, n, "exit status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(out, n, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		snprintf(out, n, "wait status %d", st);
+}
+
+/* Check keeps about 4 kB of a message: the end of a log is what explains. */
+#define TL_TAIL 3000
+
+void tl_stop(pid_t pid, int sig, int timeout_ms, const char *what, const char *log_path)
+{
+	char how[96];
+	int st = 0;
+	kill(pid, sig);
+	if (tl_wait_exit(pid, timeout_ms, &st) != 0) {
+		tl_kill(pid);
+		snprintf(how, sizeof how, "did not exit within %d ms of signal %d", timeout_ms, sig);
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		return;
+	} else {
+		describe_status(st, how, sizeof how);
+	}
+	char *tail = log_path ? tl_log_tail(log_path, TL_TAIL) : xstrdup("");
+	fprintf(stderr, "%s (pid %d) %s; the end of its log (%s):\n%s\n", what, (int)pid, how,
+		log_path ? log_path : "none", tail);
+	ck_abort_msg("%s %s; the end of its log:\n%s", what, how, tail);
+}
+
+void tl_wait_ready(const char *base_url, pid_t pid, const char *log_path, int timeout_ms)
+{
+	char *url = xasprintf("%s/readyz", base_url);
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	long status = 0;
+	char *body = NULL;
+	char how[96] = "";
+	for (;;) {
+		free(body);
+		body = NULL;
+		status = tl_http("GET", url, NULL, NULL, &body);
+		if (status == 200)
+			break;
+		int st;
+		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
+			untrack(pid);
+			describe_status(st, how, sizeof how);
+			break;
+		}
+		if (now_monotonic_ms() > deadline) {
+			snprintf(how, sizeof how, "not ready after %d ms", timeout_ms);
+			break;
+		}
+		usleep(50000);
+	}
+	free(url);
+	if (status == 200) {
+		free(body);
+		return;
+	}
+	char *tail = log_path ? tl_log_tail(log_path, TL_TAIL) : xstrdup("");
+	ck_abort_msg("daemon at %s: %s (last /readyz answer: %ld %s); the end of its log:\n%s",
+		     base_url, how, status, body ? body : "", tail);
 }
 
 int tl_run(char *const argv[], char *const env_extra[], char **output)
@@ -271,6 +472,7 @@ int tl_run(char *const argv[], char *const env_extra[], char **output)
 	pid_t pid = tl_spawn(argv, env_extra, path);
 	int st = 0;
 	waitpid(pid, &st, 0);
+	untrack(pid);
 	char *out = tl_read_file(path);
 	unlink(path);
 	if (output)
@@ -395,6 +597,7 @@ int tl_run_suite(Suite *s)
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	tl_kill_spawned(); /* e.g. after a failed unchecked setup */
 	return failed ? 1 : 0;
 }
 

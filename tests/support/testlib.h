@@ -36,19 +36,50 @@ char *tl_expand(const char *tmpl, const char *const *vars);
 /* A TCP port that was free a moment ago on 127.0.0.1. */
 int tl_free_port(void);
 
+/* Processes the tests start never outlive them. Every child tl_spawn and
+ * tl_sim_spawn start gets SIGKILL when the thread that started it ends
+ * (PR_SET_PDEATHSIG: the test process dies, a failed assertion in a forked
+ * Check test included), and is remembered until it is reaped by
+ * tl_wait_exit, tl_kill or tl_stop. tl_kill_spawned() SIGKILLs and reaps
+ * every remembered process that is still a child of the calling process; it
+ * runs at exit and after the suite (tl_run_suite), so with CK_FORK=no or a
+ * failed unchecked setup nothing is left behind either. */
+
 /* Start argv[0] with extra "KEY=VALUE" environment entries (NULL-terminated,
  * may be NULL); stdout and stderr go to log_path (appended). */
 pid_t tl_spawn(char *const argv[], char *const env_extra[], const char *log_path);
 /* Start ghl-sim (argv[0] = its binary; pass "--listen", "127.0.0.1:0") and
  * read the port from its first line ("ghl-sim listening on http://…:PORT").
- * It gets SIGTERM if the test process dies; stderr goes to /dev/null when
- * quiet. Returns the pid; *port receives the port. */
+ * Stderr goes to /dev/null when quiet. Returns the pid; *port receives the
+ * port. */
 pid_t tl_sim_spawn(const char *const argv[], int quiet, int *port);
+/* Remember a child started otherwise (fork), for tl_kill_spawned; group: it
+ * leads its own process group, which is killed as a whole. */
+void tl_track(pid_t pid, int group);
+/* SIGKILL + reap every remembered process still a child of this process. */
+void tl_kill_spawned(void);
 
 /* Wait up to timeout_ms for pid; returns 0 and the wait status, or -1 on timeout. */
 int tl_wait_exit(pid_t pid, int timeout_ms, int *status);
 /* SIGKILL + reap (for cleanup). */
 void tl_kill(pid_t pid);
+/* Stop a daemon: send sig (SIGTERM, SIGINT), wait up to timeout_ms, and fail
+ * the test unless it exited with status 0 (a sanitizer report at exit shows
+ * only there) — or, on a timeout, SIGKILL it and fail. A failure names what,
+ * the status, and the tail of log_path (may be NULL); it is also printed to
+ * stderr, since Check drops messages from an unchecked teardown. */
+void tl_stop(pid_t pid, int sig, int timeout_ms, const char *what, const char *log_path);
+
+/* The last max bytes of the file at path (malloc'd; "" when missing). */
+char *tl_log_tail(const char *path, size_t max);
+/* Wait until base_url + "/readyz" answers 200 (listening, database connected,
+ * migrations applied), up to timeout_ms; otherwise — or when pid (if > 0)
+ * exits first — fail the test with the last answer and the tail of log_path.
+ * Every test waits for this before using a daemon it started. */
+void tl_wait_ready(const char *base_url, pid_t pid, const char *log_path, int timeout_ms);
+/* Time a daemon gets for tl_wait_ready / tl_stop: enough for a loaded 2-core
+ * machine under ASan. */
+#define TL_DAEMON_TIMEOUT_MS 30000
 
 /* Run a command to completion, capturing stdout+stderr into *output
  * (malloc'd). Returns the exit code, or -1 when it did not exit normally. */
