@@ -10,9 +10,9 @@
  * A request ("call") goes: queued in its resource's bucket → on the wire (one
  * easy handle per attempt) → maybe waiting for a token refresh → back in the
  * bucket → delivered; a transient fault of a request safe to repeat sends it
- * back to the bucket after a backoff on its own evtimer. Every entry point from the loop counts itself in
- * c->depth so ghl_client_free from inside a callback only finishes the
- * teardown once the outermost entry point returns.
+ * back to the bucket after a backoff on its own evtimer. Every entry point
+ * from the loop counts itself in c->depth so ghl_client_free from inside a
+ * callback only finishes the teardown once the outermost entry point returns.
  */
 #include "ghl_client.h"
 
