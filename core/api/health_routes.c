@@ -116,6 +116,10 @@ static void h_metrics(struct http_ctx *c)
 	if (app->ghl)
 		METRIC("ghl_requests_in_flight", "gauge", "GHL API requests accepted and not done.",
 		       "ghl_agent_ghl_requests_in_flight %d", ghl_client_inflight(app->ghl));
+	if (app->ghl)
+		METRIC("ghl_retries_total", "counter",
+		       "GHL requests sent again by the client after a transient fault.",
+		       "ghl_agent_ghl_retries_total %lld", ghl_client_retries(app->ghl));
 	if (app->tokens) {
 		struct agency_tokens_stats ts;
 		agency_tokens_get_stats(app->tokens, &ts);

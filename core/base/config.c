@@ -48,6 +48,8 @@ static const struct key_def keys[] = {
 	 "contacts.write", NULL, 0, 0, 0},
 	{"ghl_timeout", K_DURATION, STR(ghl_timeout_ms), "30s", NULL, 0, 0, 0},
 	{"ghl_max_connections", K_INT, STR(ghl_max_connections), "512", NULL, 0, 1, 100000},
+	{"ghl_retry_attempts", K_INT, STR(ghl_retry_attempts), "3", NULL, 0, 1, 10},
+	{"ghl_retry_base", K_DURATION, STR(ghl_retry_base_ms), "500ms", NULL, 0, 0, 0},
 	{"token_keys", K_STRING, STR(token_keys), "", NULL, K_SECRET, 0, 0},
 	{"token_keys_file", K_STRING, STR(token_keys_file), "", NULL, 0, 0, 0},
 	{"oauth_state_secret", K_STRING, STR(oauth_state_secret), "", NULL, K_SECRET, 0, 0},

@@ -30,6 +30,8 @@ struct config {
 	char *ghl_scopes;
 	long long ghl_timeout_ms;
 	long long ghl_max_connections;
+	long long ghl_retry_attempts;
+	long long ghl_retry_base_ms;
 	char *token_keys;
 	char *token_keys_file;
 	char *oauth_state_secret;

@@ -49,6 +49,8 @@ int ghl_setup(struct app *app, struct err *e)
 		.api_base = cfg->ghl_api_base,
 		.timeout_ms = cfg->ghl_timeout_ms,
 		.max_host_connections = (int)cfg->ghl_max_connections,
+		.retry_attempts = (int)cfg->ghl_retry_attempts,
+		.retry_base_ms = cfg->ghl_retry_base_ms,
 		.client_id = cfg->ghl_client_id,
 		.client_secret = cfg->ghl_client_secret,
 	};

@@ -737,6 +737,34 @@ static void write_context(const struct runner_env *env, struct job *job)
 static void job_end(const struct runner_env *env, struct job *job, const char *status,
 		    const char *error, int retry, long long delay_ms);
 
+/* The retry budget is per step: context "step_retries" = {"step": index,
+ * "count": n} counts the retries in a row of the step at index; it is
+ * dropped when a step completes (in the same context write) and survives a
+ * crash with the rest of the context. It never exceeds retry_count (the
+ * total), so a job whose retry_count was reset (retry of a FAILED job)
+ * starts a fresh budget. */
+static int step_retries(const struct job *job, int index)
+{
+	const struct json *sr = json_get(job->context, "step_retries");
+	int64_t step = -1, n = 0;
+	if (json_get_int(sr, "step", &step) || step != index || json_get_int(sr, "count", &n) ||
+	    n < 0)
+		return 0;
+	return n < job->retry_count ? (int)n : job->retry_count;
+}
+
+static void step_retries_set(struct job *job, int index, int n)
+{
+	if (n <= 0) {
+		json_object_remove(job->context, "step_retries");
+		return;
+	}
+	struct json *sr = json_new_object();
+	json_object_set_take(sr, "step", json_new_int(index));
+	json_object_set_take(sr, "count", json_new_int(n));
+	json_object_set_take(job->context, "step_retries", sr);
+}
+
 static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error);
 static void job_fail(const struct runner_env *env, struct job *job, const char *error);
 static void compensate_next(const struct runner_env *env, struct job *job);
@@ -768,6 +796,7 @@ static void step_done(ghl_step_ctx *ctx)
 	json_object_set_take(rec, "step", json_new_string(ctx->impl->name));
 	json_object_set_take(rec, "status", json_new_string("COMPLETED"));
 	json_object_set_take(context_steps(job), key, rec);
+	step_retries_set(job, ctx->index, 0); /* the next step starts a fresh budget */
 	job->run = NULL;
 	job->step = ctx->index + 1;
 	ctx_free(ctx);
@@ -809,19 +838,23 @@ static void step_failed(ghl_step_ctx *ctx)
 		json_object_set_take(rec, "status", json_new_string("FAILED"));
 		json_object_set_take(rec, "error", json_new_string(error));
 		json_object_set_take(context_steps(job), key, rec);
+		step_retries_set(job, index, 0);
 		job->step = index + 1;
 		write_context(env, job);
 		free(error);
 		job_next_step(env, job);
 		return;
 	}
-	if (retryable && job->retry_count < job->max_retries) {
-		long long delay = scheduler_backoff_ms(job->retry_count + 1, env->retry_base_ms,
+	int in_a_row = step_retries(job, index);
+	if (retryable && in_a_row < job->max_retries) {
+		long long delay = scheduler_backoff_ms(in_a_row + 1, env->retry_base_ms,
 						       env->retry_max_ms, retry_after,
 						       (uint64_t)random() << 31 ^ (uint64_t)random());
+		step_retries_set(job, index, in_a_row + 1);
 		job_end(env, job, "RETRYING", error, 1, delay);
 	} else {
-		char *final = retryable ? xasprintf("%s (gave up after %d retries)", error,
+		char *final = retryable ? xasprintf("%s (gave up after %d retries in a row; %d "
+						    "retries in all)", error, in_a_row,
 						    job->retry_count)
 					: xstrdup(error);
 		job_fail(env, job, final);

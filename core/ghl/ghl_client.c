@@ -9,9 +9,10 @@
  *
  * A request ("call") goes: queued in its resource's bucket → on the wire (one
  * easy handle per attempt) → maybe waiting for a token refresh → back in the
- * bucket → delivered. Every entry point from the loop counts itself in
- * c->depth so ghl_client_free from inside a callback only finishes the
- * teardown once the outermost entry point returns.
+ * bucket → delivered; a transient fault of a request safe to repeat sends it
+ * back to the bucket after a backoff on its own evtimer. Every entry point
+ * from the loop counts itself in c->depth so ghl_client_free from inside a
+ * callback only finishes the teardown once the outermost entry point returns.
  */
 #include "ghl_client.h"
 
@@ -27,6 +28,7 @@
 #include "ghl_ratelimit.h"
 #include "json.h"
 #include "log.h"
+#include "scheduler.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -40,8 +42,10 @@
 #define FAILED_TTL_MS 5000    /* ... and a failed refresh */
 #define ROTATION_MAX 32
 #define DEFAULT_429_RETRY_MS 10000
+#define DEFAULT_RETRY_BASE_MS 500
+#define MAX_RETRY_DELAY_MS 30000 /* longer waits are the scheduler's business */
 
-enum call_state { CS_QUEUED, CS_ACTIVE, CS_REFRESH, CS_FINISHING };
+enum call_state { CS_QUEUED, CS_ACTIVE, CS_REFRESH, CS_FINISHING, CS_BACKOFF };
 
 struct bucket {
 	struct ghl_client *c;
@@ -65,6 +69,9 @@ struct ghl_call {
 	struct ghl_token_hooks hooks;
 	int refreshed;
 	int attempts;
+	int repeatable; /* safe to send again after a transient fault */
+	int transient;	/* transient retries made */
+	struct event *backoff;
 	ghl_done_fn cb;
 	void *arg;
 	struct bucket *bk;
@@ -118,8 +125,9 @@ struct ghl_client {
 	CURLM *multi;
 	struct event *curl_timer, *sweep;
 	char *api_base, *client_id, *client_secret, *user_agent;
-	long long timeout_ms;
-	int max_attempts, initial_burst, rate_off;
+	long long timeout_ms, retry_base_ms;
+	int max_attempts, initial_burst, rate_off, retry_attempts;
+	long long retries;
 	size_t max_body;
 	struct ghl_call *calls;
 	int ncalls;
@@ -273,6 +281,21 @@ static enum ghl_outcome classify(int status, CURLcode rc, int too_large)
 	return GHL_PERMANENT;
 }
 
+/* Whether a request may be sent again after a transient fault: reads, the
+ * location-token mint (each mint only adds a token) and upserts. Any other
+ * write may have been applied before the fault; its step decides. */
+static int repeatable(const char *method, const char *path)
+{
+	if (str_eq(method, "GET") || str_eq(method, "HEAD"))
+		return 1;
+	if (!str_eq(method, "POST"))
+		return 0;
+	if (str_eq(path, "/oauth/locationToken") || str_eq(path, "/oauth/location-token"))
+		return 1;
+	size_t n = strlen(path);
+	return n >= 7 && strcmp(path + n - 7, "/upsert") == 0;
+}
+
 /* ---- client entry/exit (deferred teardown) ---- */
 
 static void client_destroy(struct ghl_client *c);
@@ -345,6 +368,8 @@ static void call_free(struct ghl_call *call)
 	buf_free(&call->resp);
 	if (call->timer)
 		event_free(call->timer);
+	if (call->backoff)
+		event_free(call->backoff);
 	free(call->method);
 	free(call->path);
 	free(call->url);
@@ -752,6 +777,13 @@ static int easy_setup(struct ghl_call *call)
 	SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_USERAGENT, c->user_agent);
 	SET(CURLOPT_HTTPHEADER, call->hdrs);
+	/* libcurl silently sends a request again on a fresh connection when a
+	 * reused one closes before any reply byte — even a POST that GHL may
+	 * have applied. A write that is not safe to repeat gets a connection of
+	 * its own, so that never happens to it (CURLOPT_FORBID_RETRY_ON_REUSE
+	 * needs libcurl 8.16). */
+	if (!call->repeatable)
+		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (strcmp(call->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -813,6 +845,52 @@ static void log_attempt(struct ghl_call *call, int status, const char *error, in
 
 static void refresh_begin(struct ghl_call *call);
 
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ghl_call *call = arg;
+	struct ghl_client *c = call->c;
+	client_enter(c);
+	submit(call);
+	client_leave(c);
+}
+
+/* A transient fault of a repeatable request: 1 when it was put on a backoff
+ * timer for another attempt, 0 when the caller gets the fault. */
+static int transient_retry(struct ghl_call *call, int status, enum ghl_outcome oc)
+{
+	struct ghl_client *c = call->c;
+	if (oc != GHL_RETRYABLE || status == 429 || !call->repeatable ||
+	    call->transient + 1 >= c->retry_attempts)
+		return 0;
+	long long ra = call->rlh.retry_after_ms;
+	if (ra > MAX_RETRY_DELAY_MS)
+		return 0;
+	uint64_t rnd = 0;
+	crypto_random_bytes(&rnd, sizeof rnd);
+	long long d = scheduler_backoff_ms(call->transient + 1, c->retry_base_ms, MAX_RETRY_DELAY_MS,
+					   ra, rnd);
+	call->transient++;
+	c->retries++;
+	if (log_get_level() <= LOG_DEBUG) {
+		struct buf tmpl;
+		buf_init(&tmpl);
+		path_template(call->path, &tmpl);
+		char ms[32];
+		snprintf(ms, sizeof ms, "%lld", d);
+		log_debug("ghl request retried after a transient fault", "method", call->method,
+			  "path", buf_cstr(&tmpl), "delay_ms", ms, NULL);
+		buf_free(&tmpl);
+	}
+	call->state = CS_BACKOFF;
+	if (!call->backoff)
+		call->backoff = evtimer_new(c->base, on_backoff, call);
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+	evtimer_add(call->backoff, &tv);
+	return 1;
+}
+
 static void attempt_done(struct ghl_call *call, CURLcode rc)
 {
 	struct ghl_client *c = call->c;
@@ -854,6 +932,10 @@ static void attempt_done(struct ghl_call *call, CURLcode rc)
 	if (status == 429 && bk && call->attempts < c->max_attempts) {
 		free(transport);
 		submit(call); /* held until the bucket reopens */
+		return;
+	}
+	if (transient_retry(call, (int)status, oc)) {
+		free(transport);
 		return;
 	}
 	long long retry = 0;
@@ -1045,6 +1127,8 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
 	c->initial_burst = o->initial_burst > 0 ? o->initial_burst : GHL_RL_DEFAULT_INITIAL_BURST;
 	c->rate_off = o->rate_budget_off;
 	c->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
+	c->retry_attempts = o->retry_attempts > 1 ? o->retry_attempts : 1;
+	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : DEFAULT_RETRY_BASE_MS;
 	long maxconn = o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_MAX_HOST_CONNECTIONS;
 
 	c->curl_timer = evtimer_new(base, on_curl_timeout, c);
@@ -1117,6 +1201,8 @@ struct ghl_client *ghl_client_free(struct ghl_client *c)
 		}
 		if (call->timer)
 			evtimer_del(call->timer);
+		if (call->backoff)
+			evtimer_del(call->backoff);
 		deliver(call, 0, GHL_CANCELLED, "cancelled", 0);
 	}
 	c->destroy_pending = 1;
@@ -1136,6 +1222,7 @@ static void request_send(struct ghl_client *c, const struct ghl_request *req,
 	ghl_rl_headers_init(&call->rlh);
 	call->method = xstrdup(req && req->method ? req->method : "GET");
 	call->path = xstrdup(req && req->path ? req->path : "");
+	call->repeatable = repeatable(call->method, call->path);
 	call_link(c, call);
 	if (c->freeing) {
 		deliver(call, 0, GHL_CANCELLED, "cancelled", 0);
@@ -1192,6 +1279,11 @@ void ghl_request_send_auth(struct ghl_client *c, const struct ghl_request *req,
 int ghl_client_inflight(const struct ghl_client *c)
 {
 	return c ? c->ncalls : 0;
+}
+
+long long ghl_client_retries(const struct ghl_client *c)
+{
+	return c ? c->retries : 0;
 }
 
 /* ---- OAuth ---- */

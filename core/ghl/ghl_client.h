@@ -14,6 +14,14 @@
  *   - classification of the reply into enum ghl_outcome;
  *   - with ghl_request_send_auth: 401 → one token refresh (coalesced across
  *     concurrent requests holding the same stale token) → one retry.
+ *   - transient faults (5xx, 408, timeout, dropped or refused connection) of
+ *     a request that is safe to repeat — GET/HEAD, the location-token mint
+ *     (POST /oauth/locationToken), upserts (POST …/upsert) — are retried up
+ *     to retry_attempts in all, after a jittered backoff on an evtimer (the
+ *     loop never sleeps). Other writes are never repeated here: they may
+ *     have been applied before the fault, so the step decides (find before
+ *     create); each goes on a fresh connection so that libcurl does not
+ *     resend it either. 429 keeps its own path (max_attempts, the budget).
  *   - one debug log line per attempt: method, path with ids replaced by
  *     "{id}", status, duration, traceId, token fingerprint. Tokens, bodies and
  *     queries are never logged.
@@ -47,6 +55,13 @@ struct ghl_client_opts {
 				    * first contact) */
 	int rate_budget_off;       /* 1: never hold requests (tests, diagnostics) */
 	size_t max_body;           /* largest reply body accepted; 0 → 8 MiB */
+	int retry_attempts;        /* attempts in all for a request safe to repeat
+				    * that fails transiently (see above); <= 1 → one
+				    * attempt (the caller retries) */
+	long long retry_base_ms;   /* backoff before transient retry n: jittered in
+				    * [d/2, d], d = base * 2^(n-1), at most 30 s;
+				    * <= 0 → 500 ms. A 5xx whose Retry-After is
+				    * beyond 30 s is not retried here. */
 };
 
 enum ghl_outcome {
@@ -141,6 +156,9 @@ void ghl_request_send_auth(struct ghl_client *c, const struct ghl_request *req,
 /* Requests accepted and not yet completed (queued, held, on the wire or
  * waiting for a refresh). */
 int ghl_client_inflight(const struct ghl_client *c);
+
+/* Transient retries made since the client was created (see retry_attempts). */
+long long ghl_client_retries(const struct ghl_client *c);
 
 /* ---- OAuth ---- */
 

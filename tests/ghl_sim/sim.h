@@ -70,6 +70,14 @@ enum sim_stream { RNG_IDS, RNG_TOKENS, RNG_TRACE, RNG_FAULTS, RNG_NSTREAMS };
 
 /* ---- configuration (flags, GHL_SIM_* env, /_sim/faults) ---- */
 
+#define SIM_FAIL_ROUTES 16
+
+/* Fail the next n requests of one route (its stats key, "POST /users/"). */
+struct sim_fail_route {
+	char key[96];
+	int64_t n;
+};
+
 struct sim_config {
 	char *listen;
 	char *client_id;
@@ -89,6 +97,7 @@ struct sim_config {
 	/* run-time only */
 	int64_t fail_next;   /* answer the next N API requests with fail_status */
 	int64_t fail_status;
+	struct sim_fail_route fail_routes[SIM_FAIL_ROUTES]; /* n = 0: free slot */
 };
 
 /* ---- store entities ---- */
@@ -316,6 +325,8 @@ char *sim_lower(const char *s);
 
 /* sim_http.c */
 int sim_http_start(struct sim *s, struct err *e);
+/* 1 when key is the stats key of an API route ("POST /users/"). */
+int sim_route_known(const char *key);
 void sim_http_stop(struct sim *s);
 /* Response helpers: set c->status and write c->out. */
 void sim_json_begin(struct sim_ctx *c, struct jw *w, int status);

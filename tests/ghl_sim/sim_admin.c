@@ -50,6 +50,15 @@ static void write_faults(struct jw *w, const struct sim_config *cfg)
 	jw_int(w, cfg->fail_next);
 	jw_key(w, "fail_status");
 	jw_int(w, cfg->fail_status);
+	jw_key(w, "fail_routes");
+	jw_object_begin(w);
+	for (int i = 0; i < SIM_FAIL_ROUTES; i++) {
+		if (cfg->fail_routes[i].n > 0) {
+			jw_key(w, cfg->fail_routes[i].key);
+			jw_int(w, cfg->fail_routes[i].n);
+		}
+	}
+	jw_object_end(w);
 	jw_object_end(w);
 }
 
@@ -78,6 +87,43 @@ static const struct fault_field fault_fields[] = {
 	F(access_ttl, 1, 315360000),   F(fail_next, 0, 1000000000), F(fail_status, 400, 599),
 };
 
+/* "fail_routes": {"POST /users/": 2, ...} sets (0: clears) per-route counts
+ * in next. NULL, or the problem (malloc'd). */
+static char *set_fail_routes(struct sim_config *next, const struct json *v)
+{
+	if (v->type != JSON_OBJECT)
+		return xasprintf("fail_routes must be an object of \"METHOD /route\": count");
+	for (size_t i = 0; i < v->u.obj.n; i++) {
+		const char *key = v->u.obj.keys[i];
+		const struct json *n = v->u.obj.vals[i];
+		if (!sim_route_known(key))
+			return xasprintf("fail_routes: unknown route \"%s\" (use a key of "
+					 "/_sim/stats requests, e.g. \"POST /users/\")", key);
+		if (n->type != JSON_NUMBER || !n->u.num.is_int || n->u.num.i < 0 ||
+		    n->u.num.i > 1000000000)
+			return xasprintf("fail_routes: \"%s\" must be an integer in [0, 1000000000]",
+					 key);
+		struct sim_fail_route *slot = NULL, *free_slot = NULL;
+		for (int k = 0; k < SIM_FAIL_ROUTES; k++) {
+			struct sim_fail_route *f = &next->fail_routes[k];
+			if (f->n > 0 && str_eq(f->key, key))
+				slot = f;
+			else if (f->n == 0 && !free_slot)
+				free_slot = f;
+		}
+		if (!slot && n->u.num.i == 0)
+			continue;
+		if (!slot && !free_slot)
+			return xasprintf("fail_routes: at most %d routes at once", SIM_FAIL_ROUTES);
+		if (!slot) {
+			slot = free_slot;
+			snprintf(slot->key, sizeof slot->key, "%s", key);
+		}
+		slot->n = n->u.num.i;
+	}
+	return NULL;
+}
+
 /* Parse the whole update into a copy; swap it in only when every field is valid. */
 static void post_faults(struct sim_ctx *c)
 {
@@ -93,7 +139,11 @@ static void post_faults(struct sim_ctx *c)
 			if (str_eq(fault_fields[j].name, k))
 				f = &fault_fields[j];
 		char *msg = NULL;
-		if (!f)
+		if (str_eq(k, "fail_routes")) {
+			msg = set_fail_routes(&next, v);
+			if (!msg)
+				continue;
+		} else if (!f)
 			msg = xasprintf("unknown field \"%s\"", k);
 		else if (v->type != JSON_NUMBER)
 			msg = xasprintf("%s must be a number", k);

@@ -430,6 +430,27 @@ static const char *method_name(enum evhttp_cmd_type m)
 	}
 }
 
+int sim_route_known(const char *key)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (str_eq(routes[i].stats_key, key))
+			return 1;
+	return 0;
+}
+
+/* Takes one injected failure for c's route from fail_routes, if any. */
+static int take_route_fault(struct sim *s, const struct sim_route *r)
+{
+	for (int i = 0; r && i < SIM_FAIL_ROUTES; i++) {
+		struct sim_fail_route *f = &s->cfg.fail_routes[i];
+		if (f->n > 0 && str_eq(f->key, r->stats_key)) {
+			f->n--;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static const struct sim_route *route_find(struct sim_ctx *c)
 {
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
@@ -480,7 +501,9 @@ static int inject_error(struct sim_ctx *c)
 {
 	struct sim *s = c->s;
 	int status = 0;
-	if (s->cfg.fail_next > 0) {
+	if (take_route_fault(s, c->route)) {
+		status = (int)s->cfg.fail_status;
+	} else if (s->cfg.fail_next > 0) {
 		s->cfg.fail_next--;
 		status = (int)s->cfg.fail_status;
 	} else if (s->cfg.error_rate > 0 && sim_rng_double(s, RNG_FAULTS) < s->cfg.error_rate) {

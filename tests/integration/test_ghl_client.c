@@ -663,6 +663,181 @@ START_TEST(test_connection_refused_retryable)
 }
 END_TEST
 
+/* ---- transient faults: repeated by the client only when safe ---- */
+
+static void set_faults(struct env *v, const char *json)
+{
+	json_free(sim_admin(&v->sim, "POST", "faults", json));
+}
+
+/* POST /locations/ (answered at once): the new location's id. */
+static char *create_location(struct env *v, const char *name)
+{
+	struct reply r;
+	char *body = xasprintf("{\"name\":\"%s\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}",
+			       name);
+	send_one(v, "POST", "/locations/", NULL, body, &r);
+	ck_assert_msg(r.outcome == GHL_OK, "create: %d %s", r.status, r.message);
+	char *id = xstrdup(json_get_str(r.json, "id"));
+	reply_clear(&r);
+	free(body);
+	return id;
+}
+
+/* Asserts what a reply says (status, outcome, attempts) and clears it. */
+static void expect_reply(struct reply *r, int status, enum ghl_outcome oc, int attempts)
+{
+	ck_assert_msg(r->status == status && r->outcome == oc && r->attempts == attempts,
+		      "got %d %s after %d attempts (%s); want %d %s after %d", r->status,
+		      ghl_outcome_name(r->outcome), r->attempts, r->message ? r->message : "-",
+		      status, ghl_outcome_name(oc), attempts);
+	reply_clear(r);
+}
+
+/* A logged-in client that repeats safe requests up to attempts times. */
+static void env_open_retrying(struct env *v, int attempts, long long timeout_ms)
+{
+	const char *flags[] = {NULL};
+	struct ghl_client_opts o = {.timeout_ms = timeout_ms, .retry_attempts = attempts,
+				    .retry_base_ms = 20};
+	env_open(v, flags, &o);
+	env_login(v);
+}
+
+START_TEST(test_transient_faults_retried_when_safe)
+{
+	struct env v;
+	env_open_retrying(&v, 3, 0);
+	struct reply r;
+
+	/* a GET answered 503 twice, then 200 */
+	set_faults(&v, "{\"fail_next\":2}");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+	ck_assert_ptr_nonnull(json_get(r.json, "snapshots"));
+	expect_reply(&r, 200, GHL_OK, 3);
+	ck_assert_int_eq(sim_stat(&v.sim, "errors_injected"), 2);
+	ck_assert_int_eq(ghl_client_retries(v.c), 2);
+
+	/* the location-token mint answered 502 twice, then a token */
+	char *loc = create_location(&v, "Retry Dental");
+	set_faults(&v, "{\"fail_status\":502,\"fail_routes\":{\"POST /oauth/locationToken\":2}}");
+	struct tok_reply lt = {0};
+	ghl_oauth_location_token(v.c, v.access, COMPANY, loc, on_token, &lt);
+	loop_until(&v, &lt.done, 1, 10000);
+	ck_assert_msg(lt.outcome == GHL_OK, "locationToken: %d %s", lt.status, lt.message);
+	ck_assert_ptr_nonnull(lt.access);
+	ck_assert_int_eq(sim_stat(&v.sim, "errors_injected"), 4);
+	ck_assert_int_eq(ghl_client_retries(v.c), 4);
+
+	/* an upsert with that token answered 500 once, then done */
+	set_faults(&v, "{\"fail_status\":500,\"fail_routes\":{\"POST /contacts/upsert\":1}}");
+	char *body = xasprintf("{\"locationId\":\"%s\",\"firstName\":\"Ada\","
+			       "\"email\":\"ada@retry.example\"}", loc);
+	struct ghl_request up = {.method = "POST", .path = "/contacts/upsert", .json_body = body,
+				 .token = lt.access, .resource = loc};
+	memset(&r, 0, sizeof r);
+	ndone = 0;
+	ghl_request_send(v.c, &up, on_reply, &r);
+	loop_until(&v, &ndone, 1, 10000);
+	expect_reply(&r, 201, GHL_OK, 2);
+
+	/* more faults in a row than attempts: the last one reaches the caller */
+	set_faults(&v, "{\"fail_status\":503,\"fail_next\":5}");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+	ck_assert_ptr_nonnull(r.message);
+	expect_reply(&r, 503, GHL_RETRYABLE, 3);
+	struct json *f = sim_admin(&v.sim, "GET", "faults", NULL);
+	int64_t left = -1;
+	ck_assert_int_eq(json_get_int(f, "fail_next", &left), 0);
+	ck_assert_int_eq(left, 2);
+	json_free(f);
+	ck_assert_int_eq(sim_stat(&v.sim, "errors_injected"), 8);
+	ck_assert_int_eq(ghl_client_retries(v.c), 7);
+	set_faults(&v, "{\"fail_next\":0}");
+
+	char *log = env_close(&v);
+	ck_assert_msg(strstr(log, "ghl request retried after a transient fault") != NULL,
+		      "no retry lines:\n%s", log);
+	free(log);
+	free(body);
+	free(loc);
+	free(lt.access);
+	free(lt.refresh);
+	free(lt.company);
+	free(lt.message);
+}
+END_TEST
+
+START_TEST(test_unsafe_writes_not_retried)
+{
+	struct env v;
+	env_open_retrying(&v, 3, 0);
+	struct reply r;
+
+	/* creating a location: the 503 goes to the caller (its step looks
+	 * before it creates again) */
+	set_faults(&v, "{\"fail_next\":1}");
+	send_one(&v, "POST", "/locations/", NULL,
+		 "{\"name\":\"Once Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}", &r);
+	expect_reply(&r, 503, GHL_RETRYABLE, 1);
+	ck_assert_int_eq(sim_stat(&v.sim, "locations_created"), 0);
+
+	/* PUT and a refresh (single-use refresh token) are not repeated either */
+	char *loc = create_location(&v, "Put Dental");
+	char *path = xasprintf("/locations/%s", loc);
+	set_faults(&v, "{\"fail_next\":1}");
+	send_one(&v, "PUT", path, NULL, "{\"companyId\":\"" COMPANY "\",\"name\":\"Put Dental 2\"}",
+		 &r);
+	expect_reply(&r, 503, GHL_RETRYABLE, 1);
+	set_faults(&v, "{\"fail_next\":1}");
+	struct tok_reply tr = {0};
+	struct ghl_oauth_form form = {.grant_type = "refresh_token", .refresh_token = v.refresh};
+	ghl_oauth_token(v.c, &form, on_token, &tr);
+	loop_until(&v, &tr.done, 1, 10000);
+	ck_assert_int_eq(tr.status, 503);
+	ck_assert_int_eq(tr.outcome, GHL_RETRYABLE);
+	free(tr.message);
+	ck_assert_int_eq(sim_stat(&v.sim, "errors_injected"), 3);
+	ck_assert_int_eq(sim_stat(&v.sim, "refreshes"), 0);
+	ck_assert_int_eq(ghl_client_retries(v.c), 0);
+	free(path);
+	free(loc);
+	free(env_close(&v));
+}
+END_TEST
+
+START_TEST(test_timeouts_and_drops_retried_when_safe)
+{
+	struct env v;
+	env_open_retrying(&v, 2, 500);
+	struct reply r;
+	/* a GET that times out is sent again */
+	set_faults(&v, "{\"timeout_rate\":1.0}");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+	expect_reply(&r, 0, GHL_RETRYABLE, 2);
+	ck_assert_int_eq(sim_stat(&v.sim, "timeouts_injected"), 2);
+	/* so is a GET whose connection is dropped */
+	set_faults(&v, "{\"timeout_rate\":0,\"drop_rate\":1.0}");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r);
+	expect_reply(&r, 0, GHL_RETRYABLE, 2);
+	ck_assert_int_ge(sim_stat(&v.sim, "drops_injected"), 2);
+	/* a create whose answer is lost is not, not even by libcurl (which
+	 * resends a request whose reused connection closed without a reply):
+	 * GHL made the location once */
+	set_faults(&v, "{\"drop_rate\":0}");
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r); /* a connection to reuse */
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	set_faults(&v, "{\"drop_rate\":1.0}");
+	send_one(&v, "POST", "/locations/", NULL,
+		 "{\"name\":\"Dropped Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}", &r);
+	expect_reply(&r, 0, GHL_RETRYABLE, 1);
+	set_faults(&v, "{\"drop_rate\":0}");
+	ck_assert_int_eq(sim_stat(&v.sim, "locations_created"), 1);
+	free(env_close(&v));
+}
+END_TEST
+
 /* ---- rate limits ---- */
 
 START_TEST(test_429_with_headers)
@@ -897,6 +1072,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_5xx_retryable);
 	tcase_add_test(tc, test_timeout_retryable);
 	tcase_add_test(tc, test_connection_refused_retryable);
+	tcase_add_test(tc, test_transient_faults_retried_when_safe);
+	tcase_add_test(tc, test_unsafe_writes_not_retried);
+	tcase_add_test(tc, test_timeouts_and_drops_retried_when_safe);
 	tcase_add_test(tc, test_429_with_headers);
 	tcase_add_test(tc, test_budget_holds_instead_of_429);
 	tcase_add_test(tc, test_429_retried_in_client);

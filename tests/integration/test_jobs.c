@@ -350,6 +350,110 @@ START_TEST(nul_characters_do_not_wedge_the_journal)
 }
 END_TEST
 
+/* The retry budget is per step: faults spread over the steps (more than
+ * max_retries in all, at most max_retries in a row) do not fail the job;
+ * faults of safe requests are absorbed by the GHL client. */
+static const char *const step_budget_env[] = {
+	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
+	"GHL_AGENT_GHL_RETRY_ATTEMPTS=3", "GHL_AGENT_GHL_RETRY_BASE=20ms",
+	"GHL_AGENT_LOG_LEVEL=info", NULL};
+
+/* FAILED journal rows of one step. */
+static long long step_failures(struct world *w, const char *step)
+{
+	return q1n(w, "SELECT count(*) FROM provisioning_logs WHERE step = '%s' AND status = "
+		      "'FAILED'", step);
+}
+
+START_TEST(step_budget_starts_again_when_a_step_completes)
+{
+	struct world w;
+	world_start(&w, NULL, step_budget_env);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				      "{\"step\":\"CREATE_USER\"},{\"step\":\"SET_CUSTOM_VALUES\"},"
+				      "{\"step\":\"CREATE_CONTACT\"}],\"max_retries\":2}");
+	/* two transient faults for each write of three steps (not repeated by
+	 * the client: each fails its step), two for the location-token mint and
+	 * two for the contact upsert (repeated by the client) */
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{"
+			     "\"POST /locations/\":2,\"POST /users/\":2,"
+			     "\"POST /locations/{locationId}/customValues\":2,"
+			     "\"POST /oauth/locationToken\":2,\"POST /contacts/upsert\":2}}"));
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT status IN ('COMPLETED', 'FAILED') FROM provisioning_jobs", 60000);
+	char *st = q1(&w, "SELECT status || ' ' || COALESCE(error_message, '') FROM "
+			  "provisioning_jobs");
+	ck_assert_msg(!strcmp(st, "COMPLETED "), "job: %s", st);
+	free(st);
+	/* retry_count is the total: six retries, two in a row at most */
+	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 6);
+	ck_assert_int_eq(step_failures(&w, "CREATE_LOCATION"), 2);
+	ck_assert_int_eq(step_failures(&w, "CREATE_USER"), 2);
+	ck_assert_int_eq(step_failures(&w, "SET_CUSTOM_VALUES"), 2);
+	ck_assert_int_eq(step_failures(&w, "CREATE_CONTACT"), 0);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE context_json ? "
+				 "'step_retries'"), 0);
+	ck_assert_int_eq(hsim_stat(&w.sim, "errors_injected"), 10);
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 1);
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	/* the client's retries are counted in /metrics */
+	char *url = hagent_url(&w.agent, "/metrics");
+	char *metrics = NULL;
+	ck_assert_int_eq(tl_http("GET", url, NULL, NULL, &metrics), 200);
+	const char *m = strstr(metrics, "\nghl_agent_ghl_retries_total ");
+	ck_assert_msg(m, "no ghl_retries_total in:\n%s", metrics);
+	long long retries = strtoll(m + strlen("\nghl_agent_ghl_retries_total "), NULL, 10);
+	ck_assert_msg(retries >= 4, "ghl_retries_total %lld", retries);
+	free(metrics);
+	free(url);
+	world_stop(&w);
+}
+END_TEST
+
+START_TEST(step_failing_more_than_max_retries_in_a_row_fails_the_job)
+{
+	struct world w;
+	world_start(&w, NULL, step_budget_env);
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				      "{\"step\":\"CREATE_USER\"}],\"max_retries\":2}");
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{"
+			     "\"POST /locations/\":1,\"POST /users/\":3}}"));
+	insert_jobs(&w, w.agency, 1, NULL);
+	wait_for(&w, "SELECT status = 'FAILED' FROM provisioning_jobs", 60000);
+	/* one retry of CREATE_LOCATION, then CREATE_USER failed three times in a row */
+	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 3);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "CREATE_USER") && strstr(err, "GHL answered 503") &&
+			      strstr(err, "gave up after 2 retries in a row; 3 retries in all"),
+		      "%s", err);
+	free(err);
+	ck_assert_int_eq(step_failures(&w, "CREATE_LOCATION"), 1);
+	ck_assert_int_eq(step_failures(&w, "CREATE_USER"), 3);
+	char *sr = q1(&w, "SELECT context_json->>'step_retries' FROM provisioning_jobs");
+	ck_assert_str_eq(sr, "{\"step\": 1, \"count\": 2}");
+	free(sr);
+
+	/* retried by request: retry_count and with it the budget start again */
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /users/\":1}}"));
+	char *id = q1(&w, "SELECT id FROM provisioning_jobs");
+	char *url = xasprintf("%s/api/v1/jobs/%s/retry", w.agent.base, id);
+	char *authz = hagent_admin_header(&w.agent);
+	const char *h[] = {authz, NULL};
+	char *body = NULL;
+	ck_assert_int_eq(tl_http("POST", url, h, NULL, &body), 200);
+	wait_for(&w, "SELECT status IN ('COMPLETED', 'FAILED') FROM provisioning_jobs", 60000);
+	char *st = q1(&w, "SELECT status || ' ' || retry_count FROM provisioning_jobs");
+	ck_assert_str_eq(st, "COMPLETED 1");
+	free(st);
+	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
+	free(body);
+	free(authz);
+	free(url);
+	free(id);
+	world_stop(&w);
+}
+END_TEST
+
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
@@ -569,6 +673,8 @@ int main(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, default_pipeline_provisions_everything);
 	tcase_add_test(tc, retryable_failures_retry_then_fail_at_the_cap);
+	tcase_add_test(tc, step_budget_starts_again_when_a_step_completes);
+	tcase_add_test(tc, step_failing_more_than_max_retries_in_a_row_fails_the_job);
 	tcase_add_test(tc, permanent_failures_fail_at_once);
 	tcase_add_test(tc, agency_needing_reconnection_fails_jobs_with_the_reason);
 	tcase_add_test(tc, rollback_compensates_completed_steps);
