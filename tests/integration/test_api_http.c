@@ -414,7 +414,8 @@ START_TEST(csrf_on_cookie_sessions)
 }
 END_TEST
 
-/* The access matrix. Columns: who calls. */
+/* The access matrix: which status each caller gets. Columns: who calls. What a
+ * listing answers (the ids each caller sees) is checked in test_api_scope.c. */
 enum who { W_NONE, W_BAD, W_EXPIRED, W_AA_OWN, W_AA_OTHER, W_SUPPORT, W_KEY_OWN, W_KEY_OTHER,
 	   W_ADMIN, NWHO };
 static const char *const who_name[] = {"no auth", "bad token", "expired session",
