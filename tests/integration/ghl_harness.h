@@ -344,11 +344,19 @@ H_UNUSED static char *hpg_dump(const char *dsn)
 	return out;
 }
 
-/* No token ghl-sim issued appears in text. Returns the number of tokens checked. */
-H_UNUSED static int hassert_no_tokens(struct hsim *s, const char *what, const char *text)
+/* No token ghl-sim issued appears in text. The caller says how many tokens at
+ * least must have been issued (>= 1): with none to look for, the check would
+ * pass whatever text holds, so it fails instead. Returns the number checked. */
+H_UNUSED static int hassert_no_tokens(struct hsim *s, const char *what, const char *text,
+				      int min_tokens)
 {
 	int n;
+	ck_assert_msg(min_tokens >= 1, "hassert_no_tokens(%s): min_tokens %d < 1", what,
+		      min_tokens);
 	char **toks = hsim_tokens(s, &n);
+	ck_assert_msg(n >= min_tokens,
+		      "%s: ghl-sim issued %d tokens, at least %d expected: nothing (enough) to "
+		      "look for", what, n, min_tokens);
 	for (int i = 0; i < n; i++)
 		ck_assert_msg(!strstr(text, toks[i]), "%s contains a token ghl-sim issued (#%d)", what,
 			      i);

@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "json.h"
+#include "scope.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -409,7 +410,8 @@ START_TEST(csrf_on_cookie_sessions)
 }
 END_TEST
 
-/* The access matrix. Columns: who calls. */
+/* The access matrix: which status each caller gets. Columns: who calls. What a
+ * listing answers (the ids each caller sees) is checked in test_api_scope.c. */
 enum who { W_NONE, W_BAD, W_EXPIRED, W_AA_OWN, W_AA_OTHER, W_SUPPORT, W_KEY_OWN, W_KEY_OTHER,
 	   W_ADMIN, NWHO };
 static const char *const who_name[] = {"no auth", "bad token", "expired session",
@@ -700,6 +702,71 @@ START_TEST(api_keys_revoke_and_listing)
 }
 END_TEST
 
+/* DELETE /agencies/{id} takes effect: the agency is gone from GET and from
+ * every page of the list (for ADMIN and for its AGENCY_ADMIN), its API key
+ * (used, so cached, before) answers 401, and a second DELETE is 404. */
+START_TEST(agency_delete_takes_effect)
+{
+	PGconn *c = tl_connect(dsn);
+	char gone[40];
+	sql_into(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		    " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Gone', 'ghl-gone',"
+		    " 'x', 'y', now()) RETURNING id", gone, sizeof(gone));
+	char *admin = login("admin@example.com", PW_ADMIN);
+	char key[64];
+	make_key(admin, gone, key, sizeof(key), NULL);
+	char *out = NULL;
+	char *args = xasprintf("--email dd@example.com --role AGENCY_ADMIN --agency %s", gone);
+	ck_assert_msg(user_add(args, PW_AA "\n", &out) == 0, "%s", out);
+	free(out);
+	free(args);
+	char *dd = login("dd@example.com", PW_AA);
+	char *path = xasprintf("/api/v1/agencies/%s", gone);
+	const char *const who[] = {admin, dd, key};
+	long status;
+	/* before: each of them reaches it */
+	for (size_t i = 0; i < 3; i++) {
+		struct resp r = as(who[i], "GET", path, NULL);
+		ck_assert_msg(r.status == 200, "before, caller %zu: %ld %s", i, r.status, r.body);
+		resp_free(&r);
+		char **ids = tl_list_ids(ag.base, who[i], "/api/v1/agencies?limit=1", "id", &status,
+					 NULL);
+		ck_assert_msg(tl_strv_has(ids, gone), "before, caller %zu: not listed", i);
+		tl_strv_free(ids);
+	}
+	struct resp r = as(admin, "DELETE", path, NULL);
+	ck_assert_msg(r.status == 204, "%ld %s", r.status, r.body);
+	resp_free(&r);
+	/* after: not found, not listed, the key refused */
+	for (size_t i = 0; i < 2; i++) {
+		r = as(who[i], "GET", path, NULL);
+		assert_error(&r, 404, "not_found");
+		resp_free(&r);
+		char **ids = tl_list_ids(ag.base, who[i], "/api/v1/agencies?limit=1", "id", &status,
+					 NULL);
+		ck_assert_msg(ids && !tl_strv_has(ids, gone), "caller %zu still lists %s (%ld)", i,
+			      gone, status);
+		tl_strv_free(ids);
+	}
+	r = as(key, "GET", "/api/v1/me", NULL);
+	assert_error(&r, 401, "unauthenticated");
+	resp_free(&r);
+	r = as(key, "GET", path, NULL);
+	assert_error(&r, 401, "unauthenticated");
+	resp_free(&r);
+	r = as(admin, "DELETE", path, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_free(&r);
+	char *v = tl_sqlf(c, "SELECT deleted_at IS NOT NULL FROM agencies WHERE id = '%s'", gone);
+	ck_assert_str_eq(v, "t");
+	free(v);
+	PQfinish(c);
+	free(path);
+	free(dd);
+	free(admin);
+}
+END_TEST
+
 START_TEST(filters_injection_and_pagination)
 {
 	char *admin = login("admin@example.com", PW_ADMIN);
@@ -863,6 +930,7 @@ int main(void)
 	tcase_add_test(tc, api_keys_revoke_and_listing);
 	tcase_add_test(tc, filters_injection_and_pagination);
 	tcase_add_test(tc, user_add_cli_errors);
+	tcase_add_test(tc, agency_delete_takes_effect);
 	tcase_add_test(tc, access_matrix);
 	tcase_add_test(tc, no_secrets_in_logs);
 	suite_add_tcase(s, tc);

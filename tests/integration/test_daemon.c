@@ -275,7 +275,33 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 	ck_assert_msg(strstr(log, ":2: key \\\"log_format\\\""), "error lacks file:line:key: %s", log);
 	free(log);
 	ck_assert_int_eq(get(&a, "/healthz", NULL), 200);
-	/* the JSON log format is still in force */
+	/* the JSON log format is still in force: that request's line, after the
+	 * reload error, is a JSON object */
+	const char *want = "\"message\":\"http request\"";
+	int found = 0;
+	for (int i = 0; i < 100 && !found; i++) {
+		log = tl_read_file(a.log);
+		const char *err = strstr(log, "config reload failed");
+		const char *after = err ? strstr(err, want) : NULL;
+		if (after) {
+			found = 1;
+			const char *bol = after;
+			while (bol > log && bol[-1] != '\n')
+				bol--;
+			const char *eol = strchr(after, '\n');
+			ck_assert_ptr_nonnull(eol);
+			struct err e;
+			struct json *j = json_parse(bol, (size_t)(eol - bol), 16, &e);
+			ck_assert_msg(j && *bol == '{', "not a JSON line (%s): %.*s", j ? "-" : e.msg,
+				      (int)(eol - bol), bol);
+			ck_assert_str_eq(json_get_str(j, "message"), "http request");
+			json_free(j);
+		} else {
+			usleep(50000);
+		}
+		free(log);
+	}
+	ck_assert_msg(found, "no JSON request line after the failed reload");
 	/* a valid file is applied: text logs from now on */
 	f = fopen(a.config, "w");
 	fputs("log_format = text\n", f);

@@ -178,7 +178,7 @@ START_TEST(default_pipeline_provisions_everything)
 	free(out);
 	/* no token reached the database in plaintext */
 	char *dump = hpg_dump(w.dsn);
-	ck_assert(hassert_no_tokens(&w.sim, "pg_dump", dump));
+	hassert_no_tokens(&w.sim, "pg_dump", dump, 2);
 	free(dump);
 	free(cli_job);
 	free(env_dsn);

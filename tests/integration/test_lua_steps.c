@@ -247,14 +247,44 @@ START_TEST(shipped_scripts_in_a_pipeline)
 	free(tag_id);
 	char *cid = output(&w, job, "tag_new_client", "contact_id");
 	ck_assert_str_eq(cid, json_get_str(json_at(contacts, 0), "id"));
-	free(cid);
+	char *welcome_id = xstrdup(json_get_str(find_by(cvs, "name", "Welcome"), "id"));
+	char *city_id = xstrdup(json_get_str(find_by(cvs, "name", "City"), "id"));
+	size_t nlocs = json_len(json_get(state, "locations"));
 	free(tags);
 	json_free(state);
 
-	/* a second job for the same location data: the template step updates, no duplicates */
-	char *ctx = q1(&w, "SELECT context_json::text FROM provisioning_jobs WHERE id = '%s'", job);
-	ck_assert_msg(strstr(ctx, loc_id), "%s", ctx);
-	free(ctx);
+	/* a second job for the same client, with a new welcome text: CREATE_LOCATION
+	 * finds the location, the contact is upserted, the template step updates
+	 * both custom values in place — nothing is duplicated */
+	set_pipeline(&w,
+		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		     "{\"step\":\"tag_new_client\",\"config\":{\"tags\":[\"onboarding\"]}},"
+		     "{\"step\":\"custom_values_from_template\",\"config\":{\"values\":"
+		     "{\"Welcome\":\"Hello again {{client.first_name}}\","
+		     "\"City\":\"{{ client.city }}\"}}}]}");
+	char *job2 = add_job(&w, CLIENT, NULL);
+	assert_completed(&w, job2);
+	char *loc2 = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job2);
+	ck_assert_str_eq(loc2, loc_id);
+	state = hsim_admin(&w.sim, "GET", "state", NULL);
+	ck_assert_uint_eq(json_len(json_get(state, "locations")), nlocs);
+	loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_msg(loc != NULL, "location %s gone from the sim", loc_id);
+	contacts = json_get(loc, "contacts");
+	ck_assert_uint_eq(json_len(contacts), 1);
+	ck_assert_str_eq(json_get_str(json_at(contacts, 0), "id"), cid);
+	cvs = json_get(loc, "customValues");
+	ck_assert_uint_eq(json_len(cvs), 2);
+	struct json *welcome = find_by(cvs, "name", "Welcome");
+	ck_assert_str_eq(json_get_str(welcome, "id"), welcome_id);
+	ck_assert_str_eq(json_get_str(welcome, "value"), "Hello again Ada");
+	ck_assert_str_eq(json_get_str(find_by(cvs, "name", "City"), "id"), city_id);
+	json_free(state);
+	free(loc2);
+	free(job2);
+	free(city_id);
+	free(welcome_id);
+	free(cid);
 	free(loc_id);
 	free(job);
 	world_stop(&w);

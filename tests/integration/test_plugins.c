@@ -131,7 +131,21 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 			prefix, tl_env("GHL_SOURCE_DIR"));
 	int rc = sh(cmd, &out);
 	ck_assert_msg(rc == 0, "building the example: %s", out);
-	ck_assert_msg(strstr(out, prefix) || strstr(out, "-I"), "%s", out);
+	/* the flags name the installed header's directory, <prefix>/include/ghl-agent */
+	const char *inc = strstr(out, "-I");
+	ck_assert_msg(inc, "no -I in pkg-config's cflags: %s", out);
+	char *dir = xstrndup(inc + 2, strcspn(inc + 2, " \n"));
+	char *real_dir = realpath(dir, NULL), *real_prefix = realpath(prefix, NULL);
+	ck_assert_msg(real_dir && real_prefix, "-I%s or %s does not exist", dir, prefix);
+	char *want = xasprintf("%s/include/ghl-agent", real_prefix);
+	ck_assert_str_eq(real_dir, want);
+	char *hdr = xasprintf("%s/ghl_step.h", real_dir);
+	ck_assert_msg(access(hdr, R_OK) == 0, "%s is not installed", hdr);
+	free(hdr);
+	free(want);
+	free(real_prefix);
+	free(real_dir);
+	free(dir);
 	free(out);
 	free(cmd);
 

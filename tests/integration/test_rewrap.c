@@ -104,7 +104,7 @@ START_TEST(rotate_and_rewrap)
 	free(out);
 
 	char *dump = hpg_dump(dsn);
-	hassert_no_tokens(&sim, "pg_dump", dump);
+	hassert_no_tokens(&sim, "pg_dump", dump, 2 * 3);
 	free(dump);
 	free(before);
 	PQfinish(c);

@@ -309,16 +309,9 @@ START_TEST(full_pipeline_as_ghl_sees_it)
 	int64_t t = 0;
 	json_get_int(j, "timestamp", &t);
 	char *ts = xasprintf("X-GHL-Agent-Timestamp: %lld\r\n", (long long)t);
-	if (!strcasestr(req, "X-GHL-Agent-Signature:")) {
-		/* KNOWN GAP: the runner's http_post() (core/engine/runner.c) does not send the
-		 * step's headers yet; once it does, the checks below apply. */
-		fprintf(stderr, "test_steps: WARNING: the webhook arrived without the step's "
-				"headers (http_post ignores them); signature not checked\n");
-	} else {
-		ck_assert_msg(strcasestr(req, want), "no valid signature header in:\n%s", req);
-		ck_assert_msg(t > 0 && strcasestr(req, ts), "no timestamp header matching %lld",
-			      (long long)t);
-	}
+	ck_assert_msg(strcasestr(req, want), "no valid signature header in:\n%s", req);
+	ck_assert_msg(t > 0 && strcasestr(req, ts), "no timestamp header matching %lld in:\n%s",
+		      (long long)t, req);
 	free(ts);
 	free(want);
 	json_free(j);

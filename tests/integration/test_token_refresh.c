@@ -114,10 +114,10 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 	free(n);
 	PQfinish(c);
 
-	hassert_no_tokens(&sim, "log of agent A", log_a);
-	hassert_no_tokens(&sim, "log of agent B", log_b);
+	hassert_no_tokens(&sim, "log of agent A", log_a, 2 * NAGENCIES);
+	hassert_no_tokens(&sim, "log of agent B", log_b, 2 * NAGENCIES);
 	char *dump = hpg_dump(dsn);
-	hassert_no_tokens(&sim, "pg_dump", dump);
+	hassert_no_tokens(&sim, "pg_dump", dump, 2 * NAGENCIES);
 	free(dump);
 	free(log_a);
 	free(log_b);

@@ -392,25 +392,35 @@ END_TEST
 
 START_TEST(test_shared_tables_frozen)
 {
-	static const char *const attempts[] = {
-		"string.upper = nil",
-		"string.evil = function() end",
-		"rawset(string, 'upper', nil)",
-		"setmetatable(string, {})",
-		"table.insert(math, 1)",
-		"json.encode = nil",
-		"ghl.request = nil",
-		"log.info = nil",
-		"os.time = nil",
-		"getmetatable('').__index.upper = nil",
-		"setmetatable({}, {__gc = function() while true do end end})",
-		"setmetatable(ctx, nil)",
-		"setmetatable(_ENV, nil)",
-		NULL,
+	/* each attempt and the error that refuses it (not any failure) */
+#define RO "frozen.lua:3: attempt to modify a read-only table (shared by every run)"
+#define PROTECTED "frozen.lua:3: cannot change a protected metatable"
+	static const char *const attempts[][2] = {
+		{"string.upper = nil", RO},
+		{"string.evil = function() end", RO},
+		{"rawset(string, 'upper', nil)", RO},
+		{"setmetatable(string, {})", PROTECTED},
+		{"table.insert(math, 1)", RO},
+		{"json.encode = nil", RO},
+		{"ghl.request = nil", RO},
+		{"log.info = nil", RO},
+		{"os.time = nil", RO},
+		/* the string metatable is hidden behind __metatable = 'locked' */
+		{"getmetatable('').__index.upper = nil",
+		 "frozen.lua:3: attempt to index a nil value (field '__index')"},
+		{"setmetatable({}, {__gc = function() while true do end end})",
+		 "frozen.lua:3: __gc metamethods are not allowed in steps"},
+		{"setmetatable(ctx, nil)", PROTECTED},
+		{"setmetatable(_ENV, nil)", PROTECTED},
 	};
-	for (int i = 0; attempts[i]; i++) {
-		struct outcome o = run_body("frozen", attempts[i]);
-		ck_assert_msg(!strcmp(o.status, "FAILED"), "\"%s\" was allowed", attempts[i]);
+#undef RO
+#undef PROTECTED
+	for (size_t i = 0; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
+		struct outcome o = run_body("frozen", attempts[i][0]);
+		ck_assert_msg(!strcmp(o.status, "FAILED"), "\"%s\" was allowed", attempts[i][0]);
+		ck_assert_msg(o.error && !strcmp(o.error, attempts[i][1]),
+			      "\"%s\" failed with \"%s\", want \"%s\"", attempts[i][0], o.error,
+			      attempts[i][1]);
 		outcome_free(&o);
 	}
 	struct outcome o = run_body("meta",
