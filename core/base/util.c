@@ -308,3 +308,21 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 	*out = buf_take(&b);
 	return 0;
 }
+
+long long backoff_ms(int n, long long base_ms, long long max_ms, long long retry_after_ms,
+		     uint64_t random)
+{
+	if (n < 1)
+		n = 1;
+	long long d = base_ms > 0 ? base_ms : 1;
+	for (int i = 1; i < n && d < max_ms; i++)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	/* jitter: uniform in [d/2, d] */
+	long long half = d / 2;
+	long long delay = half + (long long)(random % (uint64_t)(d - half + 1));
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	return delay;
+}

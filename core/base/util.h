@@ -69,4 +69,11 @@ int mem_eq_ct(const void *a, const void *b, size_t n);
 /* Read a whole file into a NUL-terminated malloc'd buffer; size in *len. */
 int file_read_all(const char *path, char **out, size_t *len, struct err *e);
 
+/* Backoff before retry number n (1-based): min(max, base * 2^(n-1)), with
+ * jitter drawn uniformly from [d/2, d]; at least retry_after_ms when the
+ * server said so (and never above max unless it said so). Pure, for tests;
+ * the scheduler's job retries and the GHL client's request retries use it. */
+long long backoff_ms(int n, long long base_ms, long long max_ms, long long retry_after_ms,
+		     uint64_t random);
+
 #endif

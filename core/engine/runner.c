@@ -847,7 +847,7 @@ static void step_failed(ghl_step_ctx *ctx)
 	}
 	int in_a_row = step_retries(job, index);
 	if (retryable && in_a_row < job->max_retries) {
-		long long delay = scheduler_backoff_ms(in_a_row + 1, env->retry_base_ms,
+		long long delay = backoff_ms(in_a_row + 1, env->retry_base_ms,
 						       env->retry_max_ms, retry_after,
 						       (uint64_t)random() << 31 ^ (uint64_t)random());
 		step_retries_set(job, index, in_a_row + 1);

@@ -33,10 +33,4 @@ struct scheduler_stats {
 };
 void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out);
 
-/* Backoff before retry number n (1-based): min(max, base * 2^(n-1)), with
- * jitter drawn uniformly from [d/2, d]; at least retry_after_ms when GHL
- * said so (and never above max unless GHL said so). Pure, for tests. */
-long long scheduler_backoff_ms(int n, long long base_ms, long long max_ms,
-			       long long retry_after_ms, uint64_t random);
-
 #endif

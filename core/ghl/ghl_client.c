@@ -28,7 +28,6 @@
 #include "ghl_ratelimit.h"
 #include "json.h"
 #include "log.h"
-#include "scheduler.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -869,7 +868,7 @@ static int transient_retry(struct ghl_call *call, int status, enum ghl_outcome o
 		return 0;
 	uint64_t rnd = 0;
 	crypto_random_bytes(&rnd, sizeof rnd);
-	long long d = scheduler_backoff_ms(call->transient + 1, c->retry_base_ms, MAX_RETRY_DELAY_MS,
+	long long d = backoff_ms(call->transient + 1, c->retry_base_ms, MAX_RETRY_DELAY_MS,
 					   ra, rnd);
 	call->transient++;
 	c->retries++;

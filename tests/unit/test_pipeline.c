@@ -123,7 +123,7 @@ START_TEST(backoff_is_exponential_jittered_and_bounded)
 {
 	for (uint64_t r = 0; r < 5000; r += 7) {
 		for (int n = 1; n <= 12; n++) {
-			long long d = scheduler_backoff_ms(n, 1000, 60000, 0, r * 2654435761ULL);
+			long long d = backoff_ms(n, 1000, 60000, 0, r * 2654435761ULL);
 			long long full = 1000LL << (n - 1);
 			if (full > 60000)
 				full = 60000;
@@ -131,14 +131,14 @@ START_TEST(backoff_is_exponential_jittered_and_bounded)
 		}
 	}
 	/* GHL's wait wins when longer, even beyond the cap */
-	ck_assert_int_eq(scheduler_backoff_ms(1, 1000, 60000, 90000, 3), 90000);
-	ck_assert_int_le(scheduler_backoff_ms(1, 1000, 60000, 10, 3), 1000);
+	ck_assert_int_eq(backoff_ms(1, 1000, 60000, 90000, 3), 90000);
+	ck_assert_int_le(backoff_ms(1, 1000, 60000, 10, 3), 1000);
 	/* jitter spreads: not every draw the same */
-	long long a = scheduler_backoff_ms(5, 1000, 60000, 0, 1);
-	long long b = scheduler_backoff_ms(5, 1000, 60000, 0, 999983);
+	long long a = backoff_ms(5, 1000, 60000, 0, 1);
+	long long b = backoff_ms(5, 1000, 60000, 0, 999983);
 	ck_assert_int_ne(a, b);
 	/* huge retry numbers do not overflow */
-	ck_assert_int_le(scheduler_backoff_ms(1000, 1000, 300000, 0, 42), 300000);
+	ck_assert_int_le(backoff_ms(1000, 1000, 300000, 0, 42), 300000);
 }
 END_TEST
 
