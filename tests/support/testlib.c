@@ -185,8 +185,8 @@ static struct tracked {
 	pid_t guard; /* for a process group: see guard_group */
 } tracked[TL_MAX_TRACKED];
 
-/* The test program's own pid: a process with another one whose parent it
- * is, is a test Check forked. */
+/* The test program's own pid: a process with another pid whose parent is
+ * main_pid is a test that Check forked. */
 static pid_t main_pid;
 
 __attribute__((constructor)) static void remember_main_pid(void)
