@@ -110,7 +110,8 @@ static void h_readyz(struct http_ctx *c)
 	r->timer = evtimer_new(app->base, readyz_timeout, r);
 	struct timeval tv = {READYZ_TIMEOUT_MS / 1000, (READYZ_TIMEOUT_MS % 1000) * 1000};
 	evtimer_add(r->timer, &tv);
-	db_pool_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
+	/* the truth for load balancers: never waits for a connection */
+	db_pool_query_flags(app->db, DB_NOWAIT, migrate_applied_sql, 0, NULL, readyz_result, r);
 }
 
 /* Prometheus text exposition of this process's counters. */
@@ -125,6 +126,18 @@ static void h_metrics(struct http_ctx *c)
 	METRIC("up", "gauge", "1 while the process runs.", "ghl_agent_up %d", 1);
 	METRIC("database_up", "gauge", "1 when a database connection is usable.",
 	       "ghl_agent_database_up %d", db_pool_is_up(app->db));
+	struct db_pool_stats ds;
+	db_pool_get_stats(app->db, &ds);
+	METRIC("db_waiting", "gauge", "Queries and requests waiting for a database connection.",
+	       "ghl_agent_db_waiting %d", ds.waiting);
+	METRIC("db_waits_total", "counter", "Queries that had to wait for a database connection.",
+	       "ghl_agent_db_waits_total %lld", ds.waited);
+	METRIC("db_wait_failures_total", "counter",
+	       "Queries that got no connection (db_wait_timeout passed, or db_wait_queue full).",
+	       "ghl_agent_db_wait_failures_total %lld", ds.gave_up);
+	METRIC("db_replayed_total", "counter",
+	       "Safe queries re-sent after their connection dropped while they ran.",
+	       "ghl_agent_db_replayed_total %lld", ds.replayed);
 	long long http[5];
 	http_server_counts(app->http, http);
 	buf_puts(&b, "# HELP ghl_agent_http_responses_total HTTP responses by status class.\n"
@@ -245,6 +258,27 @@ static void apply_logging(const struct config *cfg)
 	log_configure(lvl, fmt);
 }
 
+static void apply_db_wait(struct app *app)
+{
+	db_pool_set_wait(app->db, app->cfg->db_wait_timeout_ms, (int)app->cfg->db_wait_queue);
+}
+
+/* config_diff: a key that needs a restart is logged, one line each; the
+ * others are collected for the "configuration reloaded" line. */
+static void on_changed_key(void *arg, const char *key, int restart)
+{
+	struct buf *applied = arg;
+	if (restart) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "`%s` changed; it takes effect after a restart", key);
+		log_warn(msg, "key", key, NULL);
+		return;
+	}
+	if (applied->len)
+		buf_putc(applied, ',');
+	buf_puts(applied, key);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
@@ -252,23 +286,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct app *app = arg;
 	struct err e;
 	struct config *next = config_load(app->cfg->path, &e);
+	/* Lua steps reload either way (runs in flight keep their version); first,
+	 * so that the new default_pipeline may name a new script */
+	lua_host_load_all(app->steps, next ? next : app->cfg, 1);
+	if (next && app->sched && scheduler_reload(app->sched, next, &e)) {
+		config_free(next);
+		next = NULL;
+		lua_host_load_all(app->steps, app->cfg, 1);
+	}
 	if (!next) {
 		log_error("config reload failed; keeping the running configuration", "error",
 			  e.msg, NULL);
-		/* Lua steps still reload: runs in flight keep their version */
-		lua_host_load_all(app->steps, app->cfg, 1);
 		return;
 	}
-	if (strcmp(next->listen, app->cfg->listen))
-		log_warn("`listen` changed; it takes effect after a restart", NULL);
-	if (strcmp(next->database_url, app->cfg->database_url))
-		log_warn("`database_url` changed; it takes effect after a restart", NULL);
+	struct buf applied;
+	buf_init(&applied);
+	config_diff(app->cfg, next, on_changed_key, &applied);
 	config_free(app->cfg);
 	app->cfg = next;
 	apply_logging(app->cfg);
-	lua_host_load_all(app->steps, app->cfg, 1);
+	apply_db_wait(app);
 	log_info("configuration reloaded", "file", app->cfg->path ? app->cfg->path : "none",
-		 NULL);
+		 "applied", buf_cstr(&applied), NULL);
+	buf_free(&applied);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -327,6 +367,7 @@ int server_run(struct config *cfg)
 	db_set_prepared_statements(str_eq(cfg->db_prepared_statements, "on"));
 	app.db = db_pool_new(app.base, cfg->database_url, (int)cfg->db_pool_size,
 			     cfg->db_reconnect_max_ms);
+	apply_db_wait(&app);
 	if (api_start(&app, &e)) {
 		log_error("cannot start the API", "error", e.msg, NULL);
 		goto out_free;
