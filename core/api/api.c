@@ -508,6 +508,17 @@ void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, 
 
 /* ---- database ---------------------------------------------------------- */
 
+/* No connection came within db_wait_timeout (or the wait queue was full). */
+static void reply_db_unavailable(struct api_req *r, const char *message)
+{
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%d", db_pool_retry_after_s(r->app->db));
+	api_add_header(r, "Retry-After", secs);
+	api_reply_error(r, 503, "database_unavailable", message, NULL);
+}
+
+static int is_safe_method(const char *m);
+
 static void query_done(void *arg, PGresult *res, const char *errmsg)
 {
 	struct api_req *r = arg;
@@ -516,8 +527,7 @@ static void query_done(void *arg, PGresult *res, const char *errmsg)
 	if (!res) {
 		log_warn("api query: database unavailable", "request_id", r->c->request_id,
 			 "error", errmsg ? errmsg : "", NULL);
-		api_reply_error(r, 503, "database_unavailable",
-				"the database is unavailable; try again shortly", NULL);
+		reply_db_unavailable(r, "the database is unavailable; try again shortly");
 		return;
 	}
 	ExecStatusType st = PQresultStatus(res);
@@ -545,7 +555,9 @@ void api_query(struct api_req *r, const char *sql, int nparams, const char *cons
 	       api_result_fn cb)
 {
 	r->qcb = cb;
-	db_pool_query(r->app->db, sql, nparams, params, query_done, r);
+	/* GET and friends only read: safe to re-run if the connection drops */
+	db_pool_query_flags(r->app->db, is_safe_method(r->c->method) ? DB_REPLAY : 0, sql, nparams,
+			    params, query_done, r);
 }
 
 /* ---- query string ------------------------------------------------------ */
@@ -809,8 +821,7 @@ static void session_found(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("session lookup failed", "request_id", r->c->request_id, "error",
 			 res ? PQresultErrorMessage(res) : errmsg, NULL);
-		api_reply_error(r, 503, "database_unavailable",
-				"cannot check credentials right now; try again shortly", NULL);
+		reply_db_unavailable(r, "cannot check credentials right now; try again shortly");
 		return;
 	}
 	if (PQntuples(res) != 1) {
@@ -914,8 +925,7 @@ static void api_key_found(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("api key lookup failed", "request_id", r->c->request_id, "error",
 			 res ? PQresultErrorMessage(res) : errmsg, NULL);
-		api_reply_error(r, 503, "database_unavailable",
-				"cannot check credentials right now; try again shortly", NULL);
+		reply_db_unavailable(r, "cannot check credentials right now; try again shortly");
 		return;
 	}
 	if (PQntuples(res) != 1) {
@@ -992,9 +1002,11 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 			return;
 		}
 		snprintf(r->key_hash, sizeof(r->key_hash), "%s", hash);
-		db_pool_query(r->app->db, api_key_sql, 1, params, api_key_found, r);
+		db_pool_query_flags(r->app->db, DB_REPLAY, api_key_sql, 1, params, api_key_found,
+				    r);
 	} else {
-		db_pool_query(r->app->db, session_sql, 1, params, session_found, r);
+		db_pool_query_flags(r->app->db, DB_REPLAY, session_sql, 1, params, session_found,
+				    r);
 	}
 }
 

@@ -91,7 +91,8 @@ static void h_readyz(struct http_ctx *c)
 	r->timer = evtimer_new(app->base, readyz_timeout, r);
 	struct timeval tv = {READYZ_TIMEOUT_MS / 1000, (READYZ_TIMEOUT_MS % 1000) * 1000};
 	evtimer_add(r->timer, &tv);
-	db_pool_query(app->db, migrate_applied_sql, 0, NULL, readyz_result, r);
+	/* the truth for load balancers: never waits for a connection */
+	db_pool_query_flags(app->db, DB_NOWAIT, migrate_applied_sql, 0, NULL, readyz_result, r);
 }
 
 /* Prometheus text exposition of this process's counters. */
@@ -106,6 +107,18 @@ static void h_metrics(struct http_ctx *c)
 	METRIC("up", "gauge", "1 while the process runs.", "ghl_agent_up %d", 1);
 	METRIC("database_up", "gauge", "1 when a database connection is usable.",
 	       "ghl_agent_database_up %d", db_pool_is_up(app->db));
+	struct db_pool_stats ds;
+	db_pool_get_stats(app->db, &ds);
+	METRIC("db_waiting", "gauge", "Queries and requests waiting for a database connection.",
+	       "ghl_agent_db_waiting %d", ds.waiting);
+	METRIC("db_waits_total", "counter", "Queries that had to wait for a database connection.",
+	       "ghl_agent_db_waits_total %lld", ds.waited);
+	METRIC("db_wait_failures_total", "counter",
+	       "Queries that got no connection (db_wait_timeout passed, or db_wait_queue full).",
+	       "ghl_agent_db_wait_failures_total %lld", ds.gave_up);
+	METRIC("db_replayed_total", "counter",
+	       "Safe queries re-sent after their connection dropped while they ran.",
+	       "ghl_agent_db_replayed_total %lld", ds.replayed);
 	long long http[5];
 	http_server_counts(app->http, http);
 	buf_puts(&b, "# HELP ghl_agent_http_responses_total HTTP responses by status class.\n"

@@ -13,6 +13,7 @@ enum key_type { K_STRING, K_ENUM, K_DURATION, K_LISTEN, K_INT };
 enum key_flags {
 	K_SECRET = 1, /* masked entirely when printed; may come from *_FILE */
 	K_DSN = 2,    /* only the password part is masked */
+	K_RESTART = 4, /* read once at start: SIGHUP cannot apply a change */
 };
 
 struct key_def {
@@ -28,30 +29,35 @@ struct key_def {
 #define STR(f) offsetof(struct config, f)
 
 static const struct key_def keys[] = {
-	{"listen", K_LISTEN, STR(listen), "127.0.0.1:8080", NULL, 0, 0, 0},
-	{"database_url", K_STRING, STR(database_url), "postgresql:///ghl_agent", NULL, K_DSN, 0, 0},
+	{"listen", K_LISTEN, STR(listen), "127.0.0.1:8080", NULL, K_RESTART, 0, 0},
+	{"database_url", K_STRING, STR(database_url), "postgresql:///ghl_agent", NULL,
+	 K_DSN | K_RESTART, 0, 0},
 	{"log_level", K_ENUM, STR(log_level), "info", "debug|info|warn|error", 0, 0, 0},
 	{"log_format", K_ENUM, STR(log_format), "json", "json|text", 0, 0, 0},
 	{"shutdown_timeout", K_DURATION, STR(shutdown_timeout_ms), "30s", NULL, 0, 0, 0},
-	{"db_reconnect_max", K_DURATION, STR(db_reconnect_max_ms), "30s", NULL, 0, 0, 0},
-	{"migrations_dir", K_STRING, STR(migrations_dir), "", NULL, 0, 0, 0},
-	{"ghl_api_base", K_STRING, STR(ghl_api_base), "https://services.leadconnectorhq.com", NULL, 0, 0, 0},
+	{"db_reconnect_max", K_DURATION, STR(db_reconnect_max_ms), "30s", NULL, K_RESTART, 0, 0},
+	{"db_wait_timeout", K_DURATION, STR(db_wait_timeout_ms), "5s", NULL, 0, 0, 0},
+	{"db_wait_queue", K_INT, STR(db_wait_queue), "1000", NULL, 0, 0, 1000000},
+	{"migrations_dir", K_STRING, STR(migrations_dir), "", NULL, K_RESTART, 0, 0},
+	{"ghl_api_base", K_STRING, STR(ghl_api_base), "https://services.leadconnectorhq.com", NULL,
+	 K_RESTART, 0, 0},
 	{"ghl_oauth_authorize_url", K_STRING, STR(ghl_oauth_authorize_url),
 	 "https://marketplace.gohighlevel.com/oauth/chooselocation", NULL, 0, 0, 0},
-	{"ghl_client_id", K_STRING, STR(ghl_client_id), "", NULL, 0, 0, 0},
-	{"ghl_client_secret", K_STRING, STR(ghl_client_secret), "", NULL, K_SECRET, 0, 0},
+	{"ghl_client_id", K_STRING, STR(ghl_client_id), "", NULL, K_RESTART, 0, 0},
+	{"ghl_client_secret", K_STRING, STR(ghl_client_secret), "", NULL, K_SECRET | K_RESTART, 0,
+	 0},
 	{"ghl_redirect_url", K_STRING, STR(ghl_redirect_url), "http://127.0.0.1:8080/oauth/callback",
 	 NULL, 0, 0, 0},
 	{"ghl_scopes", K_STRING, STR(ghl_scopes),
 	 "locations.write locations.readonly snapshots.readonly users.write users.readonly "
 	 "oauth.write oauth.readonly locations/customValues.write locations/tags.write "
 	 "contacts.write", NULL, 0, 0, 0},
-	{"ghl_timeout", K_DURATION, STR(ghl_timeout_ms), "30s", NULL, 0, 0, 0},
-	{"ghl_max_connections", K_INT, STR(ghl_max_connections), "512", NULL, 0, 1, 100000},
-	{"ghl_retry_attempts", K_INT, STR(ghl_retry_attempts), "3", NULL, 0, 1, 10},
-	{"ghl_retry_base", K_DURATION, STR(ghl_retry_base_ms), "500ms", NULL, 0, 0, 0},
-	{"token_keys", K_STRING, STR(token_keys), "", NULL, K_SECRET, 0, 0},
-	{"token_keys_file", K_STRING, STR(token_keys_file), "", NULL, 0, 0, 0},
+	{"ghl_timeout", K_DURATION, STR(ghl_timeout_ms), "30s", NULL, K_RESTART, 0, 0},
+	{"ghl_max_connections", K_INT, STR(ghl_max_connections), "512", NULL, K_RESTART, 1, 100000},
+	{"ghl_retry_attempts", K_INT, STR(ghl_retry_attempts), "3", NULL, K_RESTART, 1, 10},
+	{"ghl_retry_base", K_DURATION, STR(ghl_retry_base_ms), "500ms", NULL, K_RESTART, 0, 0},
+	{"token_keys", K_STRING, STR(token_keys), "", NULL, K_SECRET | K_RESTART, 0, 0},
+	{"token_keys_file", K_STRING, STR(token_keys_file), "", NULL, K_RESTART, 0, 0},
 	{"oauth_state_secret", K_STRING, STR(oauth_state_secret), "", NULL, K_SECRET, 0, 0},
 	{"oauth_state_ttl", K_DURATION, STR(oauth_state_ttl_ms), "10m", NULL, 0, 0, 0},
 	{"token_refresh_margin", K_DURATION, STR(token_refresh_margin_ms), "1h", NULL, 0, 0, 0},
@@ -59,13 +65,13 @@ static const struct key_def keys[] = {
 	{"webhook_ed25519_public_key", K_STRING, STR(webhook_ed25519_public_key), "", NULL, 0, 0, 0},
 	{"webhook_rsa_public_key", K_STRING, STR(webhook_rsa_public_key), "", NULL, 0, 0, 0},
 	{"webhook_max_age", K_DURATION, STR(webhook_max_age_ms), "5m", NULL, 0, 0, 0},
-	{"demo", K_ENUM, STR(demo), "off", "off|on", 0, 0, 0},
-	{"roles", K_ENUM, STR(roles), "both", "both|api|worker", 0, 0, 0},
+	{"demo", K_ENUM, STR(demo), "off", "off|on", K_RESTART, 0, 0},
+	{"roles", K_ENUM, STR(roles), "both", "both|api|worker", K_RESTART, 0, 0},
 	{"worker_concurrency", K_INT, STR(worker_concurrency), "2000", NULL, 0, 1, 100000},
 	{"claim_batch", K_INT, STR(claim_batch), "200", NULL, 0, 1, 10000},
 	{"lease_timeout", K_DURATION, STR(lease_timeout_ms), "15s", NULL, 0, 0, 0},
 	{"poll_interval", K_DURATION, STR(poll_interval_ms), "1s", NULL, 0, 0, 0},
-	{"listen_notify", K_ENUM, STR(listen_notify), "on", "on|off", 0, 0, 0},
+	{"listen_notify", K_ENUM, STR(listen_notify), "on", "on|off", K_RESTART, 0, 0},
 	{"max_retries", K_INT, STR(max_retries), "3", NULL, 0, 0, 100},
 	{"max_concurrent_jobs", K_INT, STR(max_concurrent_jobs), "10", NULL, 0, 1, 100000},
 	{"retry_base", K_DURATION, STR(retry_base_ms), "2s", NULL, 0, 0, 0},
@@ -74,11 +80,12 @@ static const struct key_def keys[] = {
 	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
 	 "{\"step\":\"WAIT_FOR_SNAPSHOT\"},{\"step\":\"CREATE_USER\"},"
 	 "{\"step\":\"SET_CUSTOM_VALUES\"},{\"step\":\"CREATE_CONTACT\"}]}", NULL, 0, 0, 0},
-	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, 0, 0, 0},
-	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, 0, 2, 64},
+	{"plugin_dir", K_STRING, STR(plugin_dir), "", NULL, K_RESTART, 0, 0},
+	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, K_RESTART, 2, 64},
 	{"archive_after", K_DURATION, STR(archive_after_ms), "90d", NULL, 0, 0, 0},
-	{"archive_interval", K_DURATION, STR(archive_interval_ms), "1h", NULL, 0, 0, 0},
-	{"db_prepared_statements", K_ENUM, STR(db_prepared_statements), "on", "on|off", 0, 0, 0},
+	{"archive_interval", K_DURATION, STR(archive_interval_ms), "1h", NULL, K_RESTART, 0, 0},
+	{"db_prepared_statements", K_ENUM, STR(db_prepared_statements), "on", "on|off",
+	 K_RESTART, 0, 0},
 	/* Lua steps (core/lua/lua_host.c): per-run limits, overridable per script */
 	{"step_dir", K_STRING, STR(step_dir), "", NULL, 0, 0, 0},
 	{"lua_max_instructions", K_INT, STR(lua_max_instructions), "10000000", NULL, 0, 1000,
@@ -87,13 +94,14 @@ static const struct key_def keys[] = {
 	 4294967296LL},
 	{"lua_max_wall_ms", K_INT, STR(lua_max_wall_ms), "2000", NULL, 0, 1, 3600000},
 	/* REST API and access (core/api/api.c, core/api/passwords.c) */
-	{"max_body_bytes", K_INT, STR(max_body_bytes), "1048576", NULL, 0, 1024, 1073741824},
-	{"max_batch_body_bytes", K_INT, STR(max_batch_body_bytes), "16777216", NULL, 0, 1024,
+	{"max_body_bytes", K_INT, STR(max_body_bytes), "1048576", NULL, K_RESTART, 1024,
 	 1073741824},
+	{"max_batch_body_bytes", K_INT, STR(max_batch_body_bytes), "16777216", NULL, K_RESTART,
+	 1024, 1073741824},
 	{"session_ttl", K_DURATION, STR(session_ttl_ms), "12h", NULL, 0, 0, 0},
 	{"session_cookie_secure", K_ENUM, STR(session_cookie_secure), "off", "off|on", 0, 0, 0},
 	{"bcrypt_cost", K_INT, STR(bcrypt_cost), "12", NULL, 0, 12, 20},
-	{"auth_workers", K_INT, STR(auth_workers), "2", NULL, 0, 1, 64},
+	{"auth_workers", K_INT, STR(auth_workers), "2", NULL, K_RESTART, 1, 64},
 	{"login_throttle_window", K_DURATION, STR(login_throttle_window_ms), "15m", NULL, 0, 0, 0},
 	{"login_max_failures_account", K_INT, STR(login_max_failures_account), "5", NULL, 0, 1,
 	 1000000},
@@ -370,6 +378,22 @@ struct config *config_load(const char *path, struct err *e)
 	if ((path && config_load_file(c, path, e)) || config_apply_env(c, e))
 		return config_free(c);
 	return c;
+}
+
+void config_diff(const struct config *a, const struct config *b,
+		 void (*fn)(void *arg, const char *key, int restart), void *arg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+		const void *va = (const char *)a + k->off, *vb = (const char *)b + k->off;
+		int same;
+		if (k->type == K_INT || k->type == K_DURATION)
+			same = *(const long long *)va == *(const long long *)vb;
+		else
+			same = str_eq(*(char *const *)va, *(char *const *)vb);
+		if (!same)
+			fn(arg, k->name, (k->flags & K_RESTART) != 0);
+	}
 }
 
 char *config_mask_dsn(const char *dsn)

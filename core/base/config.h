@@ -19,6 +19,8 @@ struct config {
 	char *log_format;
 	long long shutdown_timeout_ms;
 	long long db_reconnect_max_ms;
+	long long db_wait_timeout_ms;
+	long long db_wait_queue;
 	char *migrations_dir;
 
 	/* GHL side (GHL_API.md) */
@@ -105,6 +107,12 @@ struct config *config_load(const char *path, struct err *e);
 
 /* The effective config as `key = value  # source` lines, secrets masked. */
 void config_print(const struct config *c, struct buf *out);
+
+/* SIGHUP: calls fn for every key whose value differs between a and b, with
+ * restart = 1 when a running daemon cannot apply the new value (it takes
+ * effect after a restart: `listen`, `database_url`, `db_pool_size` …). */
+void config_diff(const struct config *a, const struct config *b,
+		 void (*fn)(void *arg, const char *key, int restart), void *arg);
 
 /* The key table, for docs and tests: names in table order. */
 size_t config_key_count(void);

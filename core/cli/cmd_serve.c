@@ -102,6 +102,27 @@ static void apply_logging(const struct config *cfg)
 	log_configure(lvl, fmt);
 }
 
+static void apply_db_wait(struct app *app)
+{
+	db_pool_set_wait(app->db, app->cfg->db_wait_timeout_ms, (int)app->cfg->db_wait_queue);
+}
+
+/* config_diff: a key that needs a restart is logged, one line each; the
+ * others are collected for the "configuration reloaded" line. */
+static void on_changed_key(void *arg, const char *key, int restart)
+{
+	struct buf *applied = arg;
+	if (restart) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "`%s` changed; it takes effect after a restart", key);
+		log_warn(msg, "key", key, NULL);
+		return;
+	}
+	if (applied->len)
+		buf_putc(applied, ',');
+	buf_puts(applied, key);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
@@ -109,23 +130,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct app *app = arg;
 	struct err e;
 	struct config *next = config_load(app->cfg->path, &e);
+	/* Lua steps reload either way (runs in flight keep their version); first,
+	 * so that the new default_pipeline may name a new script */
+	lua_host_load_all(app->steps, next ? next : app->cfg, 1);
+	if (next && app->sched && scheduler_reload(app->sched, next, &e)) {
+		config_free(next);
+		next = NULL;
+		lua_host_load_all(app->steps, app->cfg, 1);
+	}
 	if (!next) {
 		log_error("config reload failed; keeping the running configuration", "error",
 			  e.msg, NULL);
-		/* Lua steps still reload: runs in flight keep their version */
-		lua_host_load_all(app->steps, app->cfg, 1);
 		return;
 	}
-	if (strcmp(next->listen, app->cfg->listen))
-		log_warn("`listen` changed; it takes effect after a restart", NULL);
-	if (strcmp(next->database_url, app->cfg->database_url))
-		log_warn("`database_url` changed; it takes effect after a restart", NULL);
+	struct buf applied;
+	buf_init(&applied);
+	config_diff(app->cfg, next, on_changed_key, &applied);
 	config_free(app->cfg);
 	app->cfg = next;
 	apply_logging(app->cfg);
-	lua_host_load_all(app->steps, app->cfg, 1);
+	apply_db_wait(app);
 	log_info("configuration reloaded", "file", app->cfg->path ? app->cfg->path : "none",
-		 NULL);
+		 "applied", buf_cstr(&applied), NULL);
+	buf_free(&applied);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -184,6 +211,7 @@ int server_run(struct config *cfg)
 	db_set_prepared_statements(str_eq(cfg->db_prepared_statements, "on"));
 	app.db = db_pool_new(app.base, cfg->database_url, (int)cfg->db_pool_size,
 			     cfg->db_reconnect_max_ms);
+	apply_db_wait(&app);
 	if (api_start(&app, &e)) {
 		log_error("cannot start the API", "error", e.msg, NULL);
 		goto out_free;

@@ -360,25 +360,62 @@ static void on_listen_connect(void *arg)
 
 /* ---- life cycle ------------------------------------------------------------- */
 
+/* default_pipeline parsed and checked against the steps registered now. */
+static struct json *default_settings(const struct app *app, const struct config *cfg,
+				     struct err *e)
+{
+	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline), 32, e);
+	if (!d) {
+		err_prefix(e, "default_pipeline is not valid JSON");
+		return NULL;
+	}
+	if (pipeline_check(app->steps, d, e)) {
+		err_prefix(e, "default_pipeline");
+		json_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The engine keys the runner reads from its env (the others are read from
+ * app->cfg at each claim). A job keeps the pipeline and max_retries it was
+ * first started with (its context). */
+static void env_apply(struct runner_env *env, const struct config *cfg, struct json *settings)
+{
+	env->retry_base_ms = cfg->retry_base_ms;
+	env->retry_max_ms = cfg->retry_max_ms;
+	env->default_max_retries = (int)cfg->max_retries;
+	json_free(env->default_settings);
+	env->default_settings = settings;
+}
+
+static void timer_set(struct event *ev, long long ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	event_add(ev, &tv);
+}
+
+static long long poll_ms(const struct config *cfg)
+{
+	return cfg->poll_interval_ms > 0 ? cfg->poll_interval_ms : 1000;
+}
+
+/* Leases are renewed every third of their length. */
+static long long renew_ms(const struct config *cfg)
+{
+	return cfg->lease_timeout_ms / 3 < 100 ? 100 : cfg->lease_timeout_ms / 3;
+}
+
 struct scheduler *scheduler_new(struct app *app, struct err *e)
 {
 	struct scheduler *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = app->cfg;
 	s->app = app;
 	s->env.app = app;
-	s->env.retry_base_ms = cfg->retry_base_ms;
-	s->env.retry_max_ms = cfg->retry_max_ms;
-	s->env.default_max_retries = (int)cfg->max_retries;
-	s->env.default_settings = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline),
-					     32, e);
-	if (!s->env.default_settings) {
-		err_prefix(e, "default_pipeline is not valid JSON");
+	struct json *settings = default_settings(app, cfg, e);
+	if (!settings)
 		goto fail;
-	}
-	if (pipeline_check(app->steps, s->env.default_settings, e)) {
-		err_prefix(e, "default_pipeline");
-		goto fail;
-	}
+	env_apply(&s->env, cfg, settings);
 	char host[64] = "host";
 	gethostname(host, sizeof(host) - 1);
 	for (char *p = host; *p; p++)
@@ -405,14 +442,8 @@ void scheduler_start(struct scheduler *s)
 {
 	const struct config *cfg = s->app->cfg;
 	s->started = 1;
-	long long poll = cfg->poll_interval_ms > 0 ? cfg->poll_interval_ms : 1000;
-	struct timeval tv = {(time_t)(poll / 1000), (suseconds_t)((poll % 1000) * 1000)};
-	event_add(s->ev_poll, &tv);
-	long long renew = cfg->lease_timeout_ms / 3;
-	if (renew < 100)
-		renew = 100;
-	struct timeval rv = {(time_t)(renew / 1000), (suseconds_t)((renew % 1000) * 1000)};
-	event_add(s->ev_renew, &rv);
+	timer_set(s->ev_poll, poll_ms(cfg));
+	timer_set(s->ev_renew, renew_ms(cfg));
 	if (str_eq(cfg->listen_notify, "on")) {
 		s->listen = db_async_new(s->app->base, cfg->database_url, cfg->db_reconnect_max_ms);
 		db_async_on_notify(s->listen, on_notify, s);
@@ -421,6 +452,20 @@ void scheduler_start(struct scheduler *s)
 	log_info("scheduler started", "owner", s->owner,
 		 "mode", s->listen ? "listen/notify + poll" : "poll only", NULL);
 	claim_soon(s);
+}
+
+int scheduler_reload(struct scheduler *s, const struct config *next, struct err *e)
+{
+	struct json *settings = default_settings(s->app, next, e);
+	if (!settings)
+		return -1;
+	const struct config *cur = s->app->cfg;
+	if (s->started && !s->stopping && poll_ms(next) != poll_ms(cur))
+		timer_set(s->ev_poll, poll_ms(next));
+	if (s->started && renew_ms(next) != renew_ms(cur))
+		timer_set(s->ev_renew, renew_ms(next));
+	env_apply(&s->env, next, settings);
+	return 0;
 }
 
 static void report_stopped(void *arg)

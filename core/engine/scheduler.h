@@ -16,6 +16,7 @@
 #include "util.h"
 
 struct app;
+struct config;
 struct scheduler;
 
 struct scheduler *scheduler_new(struct app *app, struct err *e);
@@ -25,6 +26,13 @@ void scheduler_start(struct scheduler *s);
  * after deadline_ms (jobs still running are then released as they are). */
 void scheduler_stop(struct scheduler *s, long long deadline_ms, void (*done)(void *), void *arg);
 void scheduler_free(struct scheduler *s);
+/* SIGHUP, before app->cfg becomes next: the engine keys take effect from the
+ * next claim — default_pipeline, max_retries, retry_base/max (runner env),
+ * poll_interval and lease_timeout (timers re-armed); worker_concurrency,
+ * claim_batch, max_concurrent_jobs are read from app->cfg at each claim.
+ * Jobs already started keep their pipeline and max_retries. -1 with e set
+ * and nothing changed when next's default_pipeline is invalid. */
+int scheduler_reload(struct scheduler *s, const struct config *next, struct err *e);
 
 struct scheduler_stats {
 	long long claimed, completed, failed, retried, released, lost;

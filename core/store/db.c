@@ -101,7 +101,17 @@ struct pending {
 	void *arg;
 	char *errmsg;  /* set when failed before sending */
 	int preparing; /* the Parse of a new prepared statement is in flight */
+	int flags;     /* DB_NOWAIT, DB_REPLAY (pool queries) */
+	int replays;   /* DB_REPLAY: cut off on connections made after its last cut */
+	int64_t cut_ms; /* when its connection last dropped while it ran */
+	int64_t deadline_ms; /* set when it first waits in a pool's queue */
 };
+
+/* A query that was running each time its connection dropped may be what
+ * brings the server down: it is re-sent after this many cuts at most. A
+ * connection that was open before the query's last cut falls with the same
+ * outage and does not count. */
+#define DB_REPLAY_MAX 2
 
 /* Statements with parameters are prepared once per connection and then
  * executed by name: planning can cost as much as running a short query. */
@@ -113,6 +123,12 @@ struct prepared {
 };
 
 enum db_state { DB_DOWN, DB_CONNECTING, DB_READY };
+
+struct db_pool;
+/* A pooled connection came up, or dropped with these queries (sent or not;
+ * in submission order) that the pool may run elsewhere. */
+static void pool_conn_up(struct db_pool *p);
+static void pool_requeue(struct db_pool *p, struct pending *list, const char *why, int replayed);
 
 struct db_async {
 	struct event_base *base;
@@ -137,10 +153,14 @@ struct db_async {
 	void *notify_arg;
 	void (*connect_cb)(void *);
 	void *connect_arg;
+	struct db_pool *pool;	/* the pool this connection belongs to, or NULL */
+	int64_t retry_at_ms;	/* DOWN: when the next connection attempt starts */
+	int64_t up_ms;		/* READY since */
 };
 
 static void db_start_connect(struct db_async *db);
 static void db_send_next(struct db_async *db);
+static void rollback_done(void *arg, PGresult *res, const char *errmsg);
 
 static int use_prepared = 1;
 
@@ -174,14 +194,8 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-static void defer_cb(evutil_socket_t fd, short what, void *arg)
+static struct pending *pending_reverse(struct pending *list)
 {
-	(void)fd;
-	(void)what;
-	struct db_async *db = arg;
-	struct pending *list = db->failed;
-	db->failed = NULL;
-	/* reverse to keep submission order */
 	struct pending *rev = NULL;
 	while (list) {
 		struct pending *n = list->next;
@@ -189,12 +203,30 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 		rev = list;
 		list = n;
 	}
-	while (rev) {
-		struct pending *n = rev->next;
-		rev->cb(rev->arg, NULL, rev->errmsg);
-		pending_free(rev);
-		rev = n;
+	return rev;
+}
+
+/* Call back a list of failed queries pushed newest first (LIFO), in the
+ * order they were submitted. */
+static void pending_fail_all(struct pending *lifo)
+{
+	struct pending *p = pending_reverse(lifo);
+	while (p) {
+		struct pending *n = p->next;
+		p->cb(p->arg, NULL, p->errmsg);
+		pending_free(p);
+		p = n;
 	}
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct db_async *db = arg;
+	struct pending *list = db->failed;
+	db->failed = NULL;
+	pending_fail_all(list);
 }
 
 static void fail_later(struct db_async *db, struct pending *p, const char *why)
@@ -240,16 +272,38 @@ static void db_lost(struct db_async *db, const char *why)
 		db->last = NULL;
 	}
 	db->state = DB_DOWN;
+	int was_sent = db->sent;
 	db->sent = 0;
 	prepared_clear(db);
+	/* A pooled, shared connection hands its queries back to the pool: those
+	 * not sent yet, and the one running when it is safe to run twice. A
+	 * borrower's transaction is gone: its queries fail. */
+	struct pending *again = NULL, **again_tail = &again;
+	int first = 1, replayed = 0;
 	while (db->head) {
 		struct pending *p = db->head;
 		db->head = p->next;
-		fail_later(db, p, msg);
+		p->next = NULL;
+		int ran = first && was_sent && !p->preparing;
+		first = 0;
+		p->preparing = 0;
+		if (ran && db->up_ms > p->cut_ms)
+			p->replays++;
+		if (ran)
+			p->cut_ms = now_monotonic_ms();
+		if (db->pool && !db->reserved && p->cb != rollback_done &&
+		    (!ran || ((p->flags & DB_REPLAY) && p->replays <= DB_REPLAY_MAX))) {
+			*again_tail = p;
+			again_tail = &p->next;
+			replayed += ran;
+		} else {
+			fail_later(db, p, msg);
+		}
 	}
 	db->tail = NULL;
 	db->queued = 0;
 	long long wait = db->backoff_ms;
+	db->retry_at_ms = now_monotonic_ms() + wait;
 	snprintf(db->reason, sizeof(db->reason), "database unavailable: %s; reconnecting in %lld ms",
 		 str_trim(msg), wait);
 	log_warn("database connection lost", "reason", msg, NULL);
@@ -257,6 +311,8 @@ static void db_lost(struct db_async *db, const char *why)
 								  : db->backoff_ms * 2;
 	struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
 	evtimer_add(db->ev_retry, &tv);
+	if (again)
+		pool_requeue(db->pool, again, db->reason, replayed);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -275,6 +331,20 @@ static void rollback_done(void *arg, PGresult *res, const char *errmsg)
 	(void)res;
 	(void)errmsg;
 	log_warn("rolled back a transaction left open on a shared connection", NULL);
+}
+
+/* The error ends the session: SQLSTATE class 08 (connection exception) or
+ * 57P01..57P05 (shutdown, crash, terminated, database dropped, idle timeout;
+ * not 57014, a cancelled statement), or libpq saw the connection close. */
+static int conn_fatal(PGconn *conn, const PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY)
+		return 0;
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return 1;
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	return state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3));
 }
 
 static void deliver_results(struct db_async *db)
@@ -297,7 +367,15 @@ static void deliver_results(struct db_async *db)
 			db->last = r;
 			continue;
 		}
-		/* NULL: the query is complete */
+		/* NULL: the query is complete. An error that ends the session
+		 * (the server shuts down, the backend was terminated) is the
+		 * connection's loss, not the query's answer. */
+		if (db->last && conn_fatal(db->conn, db->last)) {
+			char why[400];
+			snprintf(why, sizeof(why), "%s", PQresultErrorMessage(db->last));
+			db_lost(db, why);
+			return;
+		}
 		struct pending *p = db->head;
 		if (p->preparing) {
 			/* the Parse answered: execute by name, or report its error */
@@ -429,6 +507,7 @@ static void connect_poll(struct db_async *db)
 			return;
 		}
 		db->state = DB_READY;
+		db->up_ms = now_monotonic_ms();
 		db->backoff_ms = 100;
 		db->reason[0] = '\0';
 		db->ev_read = event_new(db->base, PQsocket(db->conn), EV_READ | EV_PERSIST, on_read,
@@ -438,6 +517,8 @@ static void connect_poll(struct db_async *db)
 		if (db->connect_cb)
 			db->connect_cb(db->connect_arg);
 		db_send_next(db);
+		if (db->pool)
+			pool_conn_up(db->pool);
 		return;
 	default:
 		db_lost(db, PQerrorMessage(db->conn));
@@ -495,8 +576,8 @@ void db_async_free(struct db_async *db)
 	free(db);
 }
 
-void db_async_query(struct db_async *db, const char *sql, int nparams, const char *const *params,
-		    db_result_cb cb, void *arg)
+static struct pending *pending_new(const char *sql, int nparams, const char *const *params,
+				   db_result_cb cb, void *arg)
 {
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->sql = xstrdup(sql);
@@ -506,6 +587,12 @@ void db_async_query(struct db_async *db, const char *sql, int nparams, const cha
 		p->params[i] = params[i] ? xstrdup(params[i]) : NULL;
 	p->cb = cb;
 	p->arg = arg;
+	return p;
+}
+
+static void async_enqueue(struct db_async *db, struct pending *p)
+{
+	p->next = NULL;
 	if (db->state != DB_READY) {
 		fail_later(db, p, db->reason[0] ? db->reason : "database unavailable");
 		return;
@@ -517,6 +604,12 @@ void db_async_query(struct db_async *db, const char *sql, int nparams, const cha
 	db->tail = p;
 	db->queued++;
 	db_send_next(db);
+}
+
+void db_async_query(struct db_async *db, const char *sql, int nparams, const char *const *params,
+		    db_result_cb cb, void *arg)
+{
+	async_enqueue(db, pending_new(sql, nparams, params, cb, arg));
 }
 
 void db_async_on_notify(struct db_async *db, void (*cb)(void *, const char *, const char *),
@@ -545,18 +638,24 @@ struct waiter {
 	struct waiter *next;
 	void (*cb)(void *, struct db_async *, const char *);
 	void *arg;
+	int64_t deadline_ms; /* 0 while the pool is up (then it waits for a release) */
 };
-
-struct db_pool;
-static void pool_kick(struct db_pool *p, int delay_ms);
 
 struct db_pool {
 	struct event_base *base;
 	struct db_async **conns;
 	int size;
 	int lent;
-	struct waiter *wait_head, *wait_tail;
-	struct event *ev_grant;
+	struct waiter *wait_head, *wait_tail; /* acquires */
+	int nwait;
+	struct pending *q_head, *q_tail;      /* queries waiting for a connection */
+	int nq;
+	struct pending *failed;		      /* to call back from the loop (LIFO) */
+	struct event *ev_work;
+	long long wait_ms;
+	int wait_max;
+	int closing;
+	struct db_pool_stats st;
 };
 
 /* The least busy connection that is up and not lent out. A connection lent
@@ -575,43 +674,186 @@ static struct db_async *pool_pick(struct db_pool *p)
 	return best;
 }
 
-static void pool_kick(struct db_pool *p, int delay_ms)
+static int pool_can_lend(struct db_pool *p)
 {
-	struct timeval tv = {0, delay_ms * 1000};
-	evtimer_add(p->ev_grant, &tv);
+	return !(p->lent >= p->size - 1 && p->size > 1) && pool_pick(p);
 }
 
-static void pool_grant(evutil_socket_t fd, short what, void *arg)
+static const char *pool_why(const struct db_pool *p)
+{
+	const char *r = db_pool_reason(p);
+	return *r ? r : "all database connections are busy";
+}
+
+/* Arm the work timer for what the state needs next (or disarm it). */
+static void pool_schedule(struct db_pool *p)
+{
+	if (p->closing)
+		return;
+	int64_t now = now_monotonic_ms(), next = -1;
+	if (p->failed || (p->q_head && pool_pick(p)) || (p->wait_head && pool_can_lend(p)))
+		next = now;
+	else if (p->wait_head && db_pool_is_up(p))
+		next = now + 20; /* the up ones are all lent: look again shortly */
+	for (struct pending *q = p->q_head; q && next != now; q = q->next)
+		if (next < 0 || q->deadline_ms < next)
+			next = q->deadline_ms;
+	for (struct waiter *w = p->wait_head; w && next != now; w = w->next)
+		if (w->deadline_ms && (next < 0 || w->deadline_ms < next))
+			next = w->deadline_ms;
+	if (next < 0) {
+		evtimer_del(p->ev_work);
+		return;
+	}
+	long long d = next > now ? next - now : 0;
+	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+	evtimer_add(p->ev_work, &tv);
+}
+
+/* Fail q from the loop, later (never from inside the caller's call). */
+static void pool_fail(struct db_pool *p, struct pending *q, const char *why)
+{
+	free(q->errmsg);
+	q->errmsg = xstrdup(why);
+	q->next = p->failed;
+	p->failed = q;
+}
+
+static void pool_fail_queue_full(struct db_pool *p, struct pending *q)
+{
+	char why[700];
+	snprintf(why, sizeof(why), "%s; %d requests already waiting for a connection",
+		 pool_why(p), p->nq + p->nwait);
+	p->st.gave_up++;
+	pool_fail(p, q, why);
+}
+
+/* Queue q to wait (at the tail, or the head when it was there first). */
+static void pool_wait(struct db_pool *p, struct pending *q, int at_head)
+{
+	if (!q->deadline_ms) /* the bound is for all its waits together */
+		q->deadline_ms = now_monotonic_ms() + p->wait_ms;
+	if (at_head) {
+		q->next = p->q_head;
+		p->q_head = q;
+		if (!p->q_tail)
+			p->q_tail = q;
+	} else {
+		q->next = NULL;
+		if (p->q_tail)
+			p->q_tail->next = q;
+		else
+			p->q_head = q;
+		p->q_tail = q;
+	}
+	p->nq++;
+}
+
+static void run_failed(struct db_pool *p)
+{
+	struct pending *list = p->failed;
+	p->failed = NULL;
+	pending_fail_all(list);
+}
+
+/* Waiting queries and acquires past their deadline fail. */
+static void expire(struct db_pool *p, int64_t now)
+{
+	struct pending **pp = &p->q_head;
+	p->q_tail = NULL;
+	while (*pp) {
+		struct pending *q = *pp;
+		if (q->deadline_ms > now) {
+			p->q_tail = q;
+			pp = &q->next;
+			continue;
+		}
+		*pp = q->next;
+		p->nq--;
+		p->st.gave_up++;
+		char why[700];
+		snprintf(why, sizeof(why), "%s; no connection within %lld ms", pool_why(p),
+			 p->wait_ms);
+		pool_fail(p, q, why);
+	}
+	int up = db_pool_is_up(p);
+	struct waiter *gone = NULL, **wp = &p->wait_head;
+	p->wait_tail = NULL;
+	while (*wp) {
+		struct waiter *w = *wp;
+		if (up)
+			w->deadline_ms = 0;
+		else if (!w->deadline_ms)
+			w->deadline_ms = now + p->wait_ms;
+		if (up || w->deadline_ms > now) {
+			p->wait_tail = w;
+			wp = &w->next;
+			continue;
+		}
+		*wp = w->next;
+		p->nwait--;
+		p->st.gave_up++;
+		w->next = gone;
+		gone = w;
+	}
+	while (gone) {
+		struct waiter *w = gone;
+		gone = w->next;
+		w->cb(w->arg, NULL, pool_why(p));
+		free(w);
+	}
+}
+
+static void pool_work(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct db_pool *p = arg;
-	while (p->wait_head) {
-		if (!db_pool_is_up(p)) {
-			struct waiter *w = p->wait_head;
-			p->wait_head = w->next;
-			if (!p->wait_head)
-				p->wait_tail = NULL;
-			w->cb(w->arg, NULL, db_pool_reason(p));
-			free(w);
-			continue;
-		}
-		if (p->lent >= p->size - 1 && p->size > 1)
-			return;
-		struct db_async *c = pool_pick(p);
-		if (!c) {
-			pool_kick(p, 20); /* up ones are all lent: look again shortly */
-			return;
-		}
+	expire(p, now_monotonic_ms());
+	struct db_async *c;
+	while (p->q_head && (c = pool_pick(p)) != NULL) {
+		struct pending *q = p->q_head;
+		p->q_head = q->next;
+		if (!p->q_head)
+			p->q_tail = NULL;
+		p->nq--;
+		async_enqueue(c, q); /* may drop c: its queries come back here */
+	}
+	while (p->wait_head && pool_can_lend(p)) {
 		struct waiter *w = p->wait_head;
 		p->wait_head = w->next;
 		if (!p->wait_head)
 			p->wait_tail = NULL;
+		p->nwait--;
+		c = pool_pick(p);
 		c->reserved = 1;
 		p->lent++;
 		w->cb(w->arg, c, NULL);
 		free(w);
 	}
+	run_failed(p);
+	pool_schedule(p);
+}
+
+static void pool_conn_up(struct db_pool *p)
+{
+	pool_schedule(p);
+}
+
+static void pool_requeue(struct db_pool *p, struct pending *list, const char *why, int replayed)
+{
+	p->st.replayed += replayed;
+	/* list is in submission order: push back to front onto the head */
+	struct pending *rev = pending_reverse(list);
+	while (rev) {
+		struct pending *n = rev->next;
+		if (p->wait_ms <= 0 || p->closing || (rev->flags & DB_NOWAIT))
+			pool_fail(p, rev, why);
+		else
+			pool_wait(p, rev, 1);
+		rev = n;
+	}
+	pool_schedule(p);
 }
 
 struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
@@ -621,9 +863,11 @@ struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
 	p->base = base;
 	p->size = size < 1 ? 1 : size;
 	p->conns = xcalloc((size_t)p->size, sizeof(*p->conns));
-	for (int i = 0; i < p->size; i++)
+	p->ev_work = evtimer_new(base, pool_work, p);
+	for (int i = 0; i < p->size; i++) {
 		p->conns[i] = db_async_new(base, dsn, reconnect_max_ms);
-	p->ev_grant = evtimer_new(base, pool_grant, p);
+		p->conns[i]->pool = p;
+	}
 	return p;
 }
 
@@ -631,46 +875,87 @@ void db_pool_free(struct db_pool *p)
 {
 	if (!p)
 		return;
+	p->closing = 1;
 	while (p->wait_head) {
 		struct waiter *w = p->wait_head;
 		p->wait_head = w->next;
 		w->cb(w->arg, NULL, "database pool closed");
 		free(w);
 	}
-	for (int i = 0; i < p->size; i++)
-		db_async_free(p->conns[i]);
-	event_free(p->ev_grant);
+	while (p->q_head) {
+		struct pending *q = p->q_head;
+		p->q_head = q->next;
+		pool_fail(p, q, "database pool closed");
+	}
+	p->q_tail = NULL;
+	p->nq = p->nwait = 0;
+	/* callbacks run meanwhile may still look at the pool: only live
+	 * connections stay within size */
+	while (p->size > 0) {
+		struct db_async *c = p->conns[--p->size];
+		c->pool = NULL;
+		db_async_free(c);
+	}
+	while (p->failed)
+		run_failed(p);
+	event_free(p->ev_work);
 	free(p->conns);
 	free(p);
+}
+
+void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int nparams,
+			 const char *const *params, db_result_cb cb, void *arg)
+{
+	struct pending *q = pending_new(sql, nparams, params, cb, arg);
+	q->flags = flags;
+	if (p->closing) { /* run by db_pool_free */
+		pool_fail(p, q, "database pool closed");
+		return;
+	}
+	struct db_async *c = pool_pick(p);
+	/* FIFO: while others wait, a newcomer queues behind them */
+	if (c && (!p->q_head || (flags & DB_NOWAIT))) {
+		async_enqueue(c, q);
+		return;
+	}
+	if ((flags & DB_NOWAIT) || p->wait_ms <= 0)
+		pool_fail(p, q, pool_why(p));
+	else if (p->nq + p->nwait >= p->wait_max)
+		pool_fail_queue_full(p, q);
+	else {
+		pool_wait(p, q, 0);
+		p->st.waited++;
+	}
+	pool_schedule(p);
 }
 
 void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *const *params,
 		   db_result_cb cb, void *arg)
 {
-	struct db_async *c = pool_pick(p);
-	if (!c) {
-		/* none up (or all lent): the first connection reports why */
-		for (int i = 0; i < p->size && !c; i++)
-			if (!p->conns[i]->reserved)
-				c = p->conns[i];
-		if (!c)
-			c = p->conns[0];
-	}
-	db_async_query(c, sql, nparams, params, cb, arg);
+	db_pool_query_flags(p, 0, sql, nparams, params, cb, arg);
 }
 
 void db_pool_acquire(struct db_pool *p, void (*cb)(void *, struct db_async *, const char *),
 		     void *arg)
 {
+	if (p->closing) {
+		cb(arg, NULL, "database pool closed");
+		return;
+	}
 	struct waiter *w = xcalloc(1, sizeof(*w));
 	w->cb = cb;
 	w->arg = arg;
+	if (!db_pool_is_up(p)) {
+		p->st.waited++;
+		w->deadline_ms = now_monotonic_ms() + (p->wait_ms > 0 ? p->wait_ms : 0);
+	}
 	if (p->wait_tail)
 		p->wait_tail->next = w;
 	else
 		p->wait_head = w;
 	p->wait_tail = w;
-	pool_kick(p, 0);
+	p->nwait++;
+	pool_schedule(p);
 }
 
 void db_pool_release(struct db_pool *p, struct db_async *conn)
@@ -679,8 +964,13 @@ void db_pool_release(struct db_pool *p, struct db_async *conn)
 		return;
 	conn->reserved = 0;
 	p->lent--;
-	if (p->wait_head)
-		pool_kick(p, 0);
+	pool_schedule(p);
+}
+
+void db_pool_set_wait(struct db_pool *p, long long timeout_ms, int max)
+{
+	p->wait_ms = timeout_ms > 0 && max > 0 ? timeout_ms : 0;
+	p->wait_max = max > 0 ? max : 0;
 }
 
 int db_pool_is_up(const struct db_pool *p)
@@ -702,6 +992,26 @@ const char *db_pool_reason(const struct db_pool *p)
 int db_pool_size(const struct db_pool *p)
 {
 	return p->size;
+}
+
+int db_pool_retry_after_s(const struct db_pool *p)
+{
+	int64_t now = now_monotonic_ms(), soonest = -1;
+	int up = db_pool_is_up(p);
+	for (int i = 0; i < p->size && !up; i++) {
+		const struct db_async *c = p->conns[i];
+		int64_t at = c->state == DB_DOWN && c->retry_at_ms > now ? c->retry_at_ms : now;
+		if (soonest < 0 || at < soonest)
+			soonest = at;
+	}
+	long long s = soonest > now ? (soonest - now + 999) / 1000 : 1;
+	return s < 1 ? 1 : (int)s;
+}
+
+void db_pool_get_stats(const struct db_pool *p, struct db_pool_stats *out)
+{
+	*out = p->st;
+	out->waiting = p->nq + p->nwait;
 }
 
 int db_async_is_up(const struct db_async *db)

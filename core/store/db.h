@@ -4,7 +4,8 @@
  * `struct db_async`, one libpq connection driven by the daemon's libevent loop
  * through libpq's non-blocking API (PQconnectStart/PQconnectPoll,
  * PQsendQueryParams, PQconsumeInput). A lost connection is re-established with
- * exponential backoff; queries issued meanwhile fail at once with the reason.
+ * exponential backoff; queries issued on it meanwhile fail at once with the
+ * reason. A pool (below) instead lets them wait, bounded, for a connection.
  */
 #ifndef GHL_DB_H
 #define GHL_DB_H
@@ -64,21 +65,58 @@ int db_async_pending(const struct db_async *db);
  * Plain queries go to the least busy connection that is up. A connection
  * can be acquired exclusively (for a transaction spanning several queries,
  * e.g. BEGIN … SELECT … FOR UPDATE … COMMIT around a GHL call); at most
- * size-1 are ever lent out, so plain queries always have one. */
+ * size-1 are ever lent out, so plain queries always have one.
+ *
+ * Waiting: a query (or acquire) that finds no connection up — the pool is
+ * still connecting, or reconnecting after PostgreSQL restarted — waits in a
+ * FIFO queue until one is, at most the wait timeout (all its waits
+ * together) and at most `max` of them at once (db_pool_set_wait); past the
+ * timeout, or when the queue is full, its callback gets res == NULL and the
+ * reason. Queries queued on a connection that drops, and not yet sent (or
+ * only being prepared), go back to that queue. A query that was running
+ * when its connection dropped fails (it may or may not have been applied)
+ * unless it was issued with DB_REPLAY: then it is re-sent — at most twice
+ * on connections made after it was cut off (those open at the time fall
+ * with the same outage and do not count). */
 struct db_pool;
+
+/* Flags of db_pool_query_flags. */
+enum {
+	DB_NOWAIT = 1, /* fail at once when no connection is up (readiness probes) */
+	DB_REPLAY = 2, /* safe to run twice (reads, idempotent writes): re-sent on
+			* another connection when its own drops while it runs */
+};
 
 struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
 			    long long reconnect_max_ms);
 void db_pool_free(struct db_pool *p);
 void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *const *params,
 		   db_result_cb cb, void *arg);
-/* cb gets an exclusive connection (or NULL and the reason when none is up);
- * always called from the loop. Give it back with db_pool_release. */
+void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int nparams,
+			 const char *const *params, db_result_cb cb, void *arg);
+/* cb gets an exclusive connection (or NULL and the reason when none came up
+ * within the wait timeout); always called from the loop. Give it back with
+ * db_pool_release. */
 void db_pool_acquire(struct db_pool *p,
 		     void (*cb)(void *arg, struct db_async *conn, const char *errmsg), void *arg);
 void db_pool_release(struct db_pool *p, struct db_async *conn);
+/* How long a query or acquire may wait for a connection, and how many may
+ * wait at once (config: db_wait_timeout, db_wait_queue). timeout_ms <= 0 or
+ * max <= 0: fail at once, as a new pool does until this is called. */
+void db_pool_set_wait(struct db_pool *p, long long timeout_ms, int max);
 int db_pool_is_up(const struct db_pool *p);
 const char *db_pool_reason(const struct db_pool *p);
 int db_pool_size(const struct db_pool *p);
+/* Seconds a client should wait before trying again (Retry-After): until the
+ * pool's next connection attempt, at least 1. */
+int db_pool_retry_after_s(const struct db_pool *p);
+
+struct db_pool_stats {
+	int waiting;	    /* queries and acquires waiting for a connection now */
+	long long waited;   /* ever had to wait */
+	long long gave_up;  /* failed: waited the whole timeout, or the queue was full */
+	long long replayed; /* DB_REPLAY queries re-sent after their connection dropped */
+};
+void db_pool_get_stats(const struct db_pool *p, struct db_pool_stats *out);
 
 #endif
