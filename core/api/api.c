@@ -736,9 +736,10 @@ static int read_body(struct api_req *r)
 		return -1;
 	}
 	const char *text = (const char *)evbuffer_pullup(in, -1);
-	r->body = api_parse_json(r, text, n);
-	if (!r->body)
+	struct json *doc = api_parse_json(r, text, n); /* NULL: replied, r is gone */
+	if (!doc)
 		return -1;
+	r->body = doc;
 	struct api_problems p;
 	api_problems_init(&p);
 	if (api_validate(r->body, r->ep->body, NULL, &p)) {

@@ -428,7 +428,8 @@ START_TEST(state_single_use_and_bound_to_browser)
 	ck_assert_str_eq(after, tokens);
 	/* the second code was never exchanged: one access and one refresh token */
 	int ntok = 0;
-	hfree_strv(hsim_tokens(&sim, &ntok), ntok);
+	char **toks = hsim_tokens(&sim, &ntok);
+	hfree_strv(toks, ntok);
 	ck_assert_int_eq(ntok, 2);
 	free(after);
 	free(tokens);
