@@ -20,7 +20,6 @@
 #include "json.h"
 #include "log.h"
 
-#define API_JSON_MAX_DEPTH 32
 #define SESSION_COOKIE "ghl_session"
 
 /* ---- principal --------------------------------------------------------- */
@@ -301,6 +300,35 @@ static void check_value(const char *path, const struct json *v, const struct api
 	}
 }
 
+struct key_at {
+	const char *key;
+	size_t i;
+};
+
+static int key_at_cmp(const void *a, const void *b)
+{
+	const struct key_at *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* dup[i] = 1 when member i repeats an earlier key of object v (malloc'd).
+ * Sorting keeps this n·log n whatever the keys are. */
+static unsigned char *duplicate_keys(const struct json *v)
+{
+	size_t n = v->u.obj.n;
+	unsigned char *dup = xcalloc(n ? n : 1, 1);
+	struct key_at *k = xmalloc((n ? n : 1) * sizeof(*k));
+	for (size_t i = 0; i < n; i++)
+		k[i] = (struct key_at){v->u.obj.keys[i], i};
+	qsort(k, n, sizeof(*k), key_at_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(k[i].key, k[i - 1].key))
+			dup[k[i].i] = 1;
+	free(k);
+	return dup;
+}
+
 size_t api_validate(const struct json *v, const struct api_field *fields, const char *prefix,
 		    struct api_problems *p)
 {
@@ -310,17 +338,14 @@ size_t api_validate(const struct json *v, const struct api_field *fields, const 
 			    v ? json_type_name(v->type) : "nothing");
 		return p->n - before;
 	}
+	unsigned char *dup = duplicate_keys(v);
 	for (size_t i = 0; i < v->u.obj.n; i++) {
 		const char *key = v->u.obj.keys[i];
 		char *path = join_path(prefix, key);
 		const struct api_field *f = fields;
 		while (f->name && strcmp(f->name, key))
 			f++;
-		int dup = 0;
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(v->u.obj.keys[k], key))
-				dup = 1;
-		if (dup) {
+		if (dup[i]) {
 			api_problem(p, path, "duplicate field");
 		} else if (!f->name) {
 			api_problem(p, path, "unknown field");
@@ -331,6 +356,7 @@ size_t api_validate(const struct json *v, const struct api_field *fields, const 
 		}
 		free(path);
 	}
+	free(dup);
 	for (const struct api_field *f = fields; f->name; f++) {
 		if (!(f->flags & API_F_REQUIRED) || json_get(v, f->name))
 			continue;
@@ -482,6 +508,12 @@ void api_reply_internal(struct api_req *r, const char *why)
 void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
 		    int limit)
 {
+	api_reply_page_map(r, res, json_col, ts_col, id_col, limit, NULL);
+}
+
+void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+			int limit, api_row_map_fn map)
+{
 	int n = PQntuples(res);
 	int shown = n > limit ? limit : n;
 	struct buf b;
@@ -490,7 +522,13 @@ void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, 
 	for (int i = 0; i < shown; i++) {
 		if (i)
 			buf_putc(&b, ',');
-		buf_puts(&b, PQgetvalue(res, i, json_col));
+		if (map) {
+			char *item = map(PQgetvalue(res, i, json_col));
+			buf_puts(&b, item);
+			free(item);
+		} else {
+			buf_puts(&b, PQgetvalue(res, i, json_col));
+		}
 	}
 	buf_puts(&b, "],\"next_cursor\":");
 	if (n > limit && shown > 0) {
@@ -656,6 +694,35 @@ static void json_err_pos(const char *msg, long *line, long *col)
 		*col = strtol(c + 7, NULL, 10);
 }
 
+struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
+{
+	static const struct json_limits lim = {.max_depth = API_JSON_MAX_DEPTH,
+					       .max_members = API_JSON_MAX_MEMBERS,
+					       .max_items = API_JSON_MAX_ITEMS};
+	struct err e;
+	int over = 0;
+	struct json *doc = json_parse_limited(text, len, &lim, &over, &e);
+	if (doc)
+		return doc;
+	long line, col;
+	json_err_pos(e.msg, &line, &col);
+	char *msg = over ? xasprintf("request body is over a limit: %s (limits: %d members per "
+				     "object, %d items per array, nesting %d deep)",
+				     e.msg, API_JSON_MAX_MEMBERS, API_JSON_MAX_ITEMS,
+				     API_JSON_MAX_DEPTH)
+			 : xasprintf("request body is not valid JSON: %s", e.msg);
+	struct buf d;
+	buf_init(&d);
+	buf_printf(&d, "[{\"field\":\"body\",\"message\":");
+	json_write_string(&d, e.msg);
+	buf_printf(&d, ",\"line\":%ld,\"column\":%ld}]", line, col);
+	api_reply_error(r, over ? 413 : 400, over ? "json_limit_exceeded" : "malformed_json", msg,
+			buf_cstr(&d));
+	buf_free(&d);
+	free(msg);
+	return NULL;
+}
+
 static int read_body(struct api_req *r)
 {
 	struct evhttp_request *req = r->c->req;
@@ -680,23 +747,11 @@ static int read_body(struct api_req *r)
 				NULL);
 		return -1;
 	}
-	struct err e;
 	const char *text = (const char *)evbuffer_pullup(in, -1);
-	r->body = json_parse(text, n, API_JSON_MAX_DEPTH, &e);
-	if (!r->body) {
-		long line, col;
-		json_err_pos(e.msg, &line, &col);
-		char *msg = xasprintf("request body is not valid JSON: %s", e.msg);
-		struct buf d;
-		buf_init(&d);
-		buf_printf(&d, "[{\"field\":\"body\",\"message\":");
-		json_write_string(&d, e.msg);
-		buf_printf(&d, ",\"line\":%ld,\"column\":%ld}]", line, col);
-		api_reply_error(r, 400, "malformed_json", msg, buf_cstr(&d));
-		buf_free(&d);
-		free(msg);
+	struct json *doc = api_parse_json(r, text, n); /* NULL: replied, r is gone */
+	if (!doc)
 		return -1;
-	}
+	r->body = doc;
 	struct api_problems p;
 	api_problems_init(&p);
 	if (api_validate(r->body, r->ep->body, NULL, &p)) {
@@ -941,8 +996,7 @@ static void api_key_found(void *arg, PGresult *res, const char *errmsg)
 	proceed(r);
 }
 
-/* The value of cookie `name` in a Cookie header (malloc'd) or NULL. */
-static char *cookie_value(const char *header, const char *name)
+char *api_cookie_value(const char *header, const char *name)
 {
 	size_t nl = strlen(name);
 	const char *p = header;
@@ -981,7 +1035,7 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 		token = xstrdup(authz + 7);
 	} else {
 		const char *cookies = evhttp_find_header(in, "Cookie");
-		token = cookies ? cookie_value(cookies, SESSION_COOKIE) : NULL;
+		token = cookies ? api_cookie_value(cookies, SESSION_COOKIE) : NULL;
 		r->who.via_cookie = token != NULL;
 	}
 	if (!token || !*token || strlen(token) > 256) {

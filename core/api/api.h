@@ -15,7 +15,8 @@
  * unsafe method; a role the endpoint does not allow), 404 (params[0] names an
  * agency outside the caller's scope, or a {param} is not a UUID: never 403,
  * so nothing leaks about other agencies), 400 (unknown query parameter,
- * malformed JSON or cursor), 413, 415 and 422 (body problems, each listed in
+ * malformed JSON or cursor), 413 (body too large, or over a JSON limit
+ * below), 415 and 422 (body problems, each listed in
  * `details` as {"field": "a.b[2]", "message": "..."}) — and only then calls
  * the handler with a struct api_req. The request ends with one api_reply_*;
  * after it, r is freed.
@@ -186,6 +187,17 @@ struct api_req {
 	api_result_fn qcb;        /* internal: api_query's pending callback */
 };
 
+/* JSON bodies are parsed with these limits before anything else looks at
+ * them, so the work one request can cause is linear in its size: nesting
+ * depth, members per object, items per array (the largest batch of jobs). */
+#define API_JSON_MAX_DEPTH 32
+#define API_JSON_MAX_MEMBERS 1000
+#define API_JSON_MAX_ITEMS 10000
+
+/* Parse a request body with the limits above. NULL after replying: 400
+ * malformed_json, or 413 json_limit_exceeded naming the limit. */
+struct json *api_parse_json(struct api_req *r, const char *text, size_t len);
+
 /* Authenticate, check, read the body, then call fn (see the top). */
 void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_fn fn);
 
@@ -226,9 +238,15 @@ void api_reply_internal(struct api_req *r, const char *why);
  * with LIMIT limit+1 ordered by (created_at, id) DESC. */
 void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
 		    int limit);
+/* The same, each item passed through map (returns a new malloc'd text). */
+typedef char *(*api_row_map_fn)(const char *json);
+void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+			int limit, api_row_map_fn map);
 /* End r without an API reply, for handlers that answered on r->c
  * themselves (HTML pages, redirects); frees r. */
 void api_req_done(struct api_req *r);
+/* The value of cookie `name` in a Cookie header (malloc'd) or NULL. */
+char *api_cookie_value(const char *header, const char *name);
 /* Add a response header before replying (Set-Cookie, Retry-After, …). */
 void api_add_header(struct api_req *r, const char *name, const char *value);
 
@@ -252,6 +270,7 @@ struct api_state {
 	struct auth_pool *pool;
 	struct throttle *throttle_account;
 	struct throttle *throttle_address;
+	int logins_pending;		/* admitted, not answered (≤ login_max_pending) */
 	api_settings_validator validate_settings;
 	void *validate_settings_arg;
 };
@@ -263,6 +282,12 @@ int api_settings_accept_objects(void *arg, const struct json *settings,
  * named "settings.pipeline[2].config.role". Installed by `serve`. */
 int api_settings_validate_pipeline(void *arg, const struct json *settings,
 				   struct api_problems *out);
+
+/* Settings being saved (or a pipeline being dry-run) keep the stored secret
+ * wherever they carry the mask a read showed (pipeline_keep_secrets against
+ * stored_text, the agency's settings_json). 0, or -1 after replying 422. */
+int api_settings_keep_secrets(struct api_req *r, struct json *settings,
+			      const char *stored_text);
 
 /* Forget every cached API key (after a revocation or an agency deletion). */
 void api_key_cache_clear(struct app *app);

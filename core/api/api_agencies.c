@@ -1,6 +1,7 @@
 /* api_agencies.c — /api/v1/agencies (list in scope, get, update name and
  * settings, soft delete) and /api/v1/agencies/{id}/api-keys (list, create,
- * revoke). OAuth token columns are never selected. */
+ * revoke). OAuth token columns are never selected; secrets in the settings
+ * are write-only (masked in every answer). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "pipeline.h"
 
 /* One agency as JSON (alias a) — never the token columns. */
 #define AGENCY_JSON                                                                           \
@@ -43,20 +45,35 @@ static const struct api_field key_fields[] = {
 	{0},
 };
 
+/* An agency as JSON with the secrets in its settings masked: they are
+ * write-only, whoever reads (pipeline_mask_secrets). */
+static char *masked_agency(const char *json)
+{
+	struct json *a = json_parse(json, strlen(json), JSON_DEFAULT_MAX_DEPTH, NULL);
+	if (!a) /* our own SQL's output: cannot happen; show nothing rather than a secret */
+		return xstrdup("null");
+	pipeline_mask_secrets(json_get(a, "settings"));
+	char *out = json_to_string(a);
+	json_free(a);
+	return out;
+}
+
 static void reply_agency(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "agency");
 		return;
 	}
-	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+	char *json = masked_agency(PQgetvalue(res, 0, 0));
+	api_reply_json(r, 200, json);
+	free(json);
 }
 
 /* ---- list -------------------------------------------------------------- */
 
 static void list_done(struct api_req *r, PGresult *res)
 {
-	api_reply_page(r, res, 0, 1, 2, *(int *)r->data);
+	api_reply_page_map(r, res, 0, 1, 2, *(int *)r->data, masked_agency);
 }
 
 static void agencies_list(struct api_req *r)
@@ -96,11 +113,18 @@ static void agencies_get(struct api_req *r)
 		  1, params, reply_agency);
 }
 
-static void agencies_update(struct api_req *r)
+/* The stored settings are at hand (row 0: settings_json as text, or none). */
+static void update_with_stored(struct api_req *r, PGresult *res)
 {
-	const struct json *settings = json_get(r->body, "settings");
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "agency");
+		return;
+	}
+	struct json *settings = json_get(r->body, "settings");
 	struct api_state *st = r->app->api;
 	if (settings && settings->type != JSON_NULL) {
+		if (api_settings_keep_secrets(r, settings, PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0)))
+			return;
 		struct api_problems p;
 		api_problems_init(&p);
 		api_settings_validator v =
@@ -124,6 +148,13 @@ static void agencies_update(struct api_req *r)
 	free(settings_text);
 }
 
+static void agencies_update(struct api_req *r)
+{
+	const char *params[] = {api_param(r, 0)};
+	api_query(r, "SELECT settings_json::text FROM agencies WHERE id = $1 AND deleted_at IS NULL",
+		  1, params, update_with_stored);
+}
+
 static void deleted(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
@@ -136,12 +167,19 @@ static void deleted(struct api_req *r, PGresult *res)
 	api_reply_empty(r, 204);
 }
 
+/* Soft delete, and the agency's credentials go with it in the same
+ * statement: its API keys are revoked and its users unlinked, so nothing
+ * that brings the row back (an ADMIN reconnecting it) revives them. */
 static void agencies_delete(struct api_req *r)
 {
 	const char *params[] = {api_param(r, 0)};
 	api_query(r,
-		  "UPDATE agencies SET deleted_at = now(), updated_at = now()"
-		  " WHERE id = $1 AND deleted_at IS NULL RETURNING id",
+		  "WITH a AS (UPDATE agencies SET deleted_at = now(), updated_at = now()"
+		  "  WHERE id = $1 AND deleted_at IS NULL RETURNING id),"
+		  " k AS (UPDATE api_keys SET revoked_at = now()"
+		  "  WHERE agency_id IN (SELECT id FROM a) AND revoked_at IS NULL),"
+		  " u AS (DELETE FROM user_agencies WHERE agency_id IN (SELECT id FROM a))"
+		  " SELECT id FROM a",
 		  1, params, deleted);
 }
 

@@ -307,14 +307,9 @@ static void batch_row(struct batch *b, size_t i, const struct json *client, cons
 /* Rows of a JSON batch into b: 0, or -1 after replying (malformed JSON). */
 static int batch_json(struct api_req *r, struct batch *b, const char *text, size_t len)
 {
-	struct err e;
-	struct json *doc = json_parse(text, len, 32, &e);
-	if (!doc) {
-		char *msg = xasprintf("request body is not valid JSON: %s", e.msg);
-		api_reply_error(r, 400, "malformed_json", msg, NULL);
-		free(msg);
+	struct json *doc = api_parse_json(r, text, len);
+	if (!doc)
 		return -1;
-	}
 	r->body = doc; /* freed with r */
 	const struct json *rows = doc;
 	if (doc->type == JSON_OBJECT) {

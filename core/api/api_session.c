@@ -1,7 +1,10 @@
 /* api_session.c — POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/me.
  *
- * Login: throttle check (per account and per client address, failures only),
- * user lookup, bcrypt on the auth worker pool (a dummy hash when the email is
+ * Login: throttle check (per account and per client address), a bound on the
+ * logins being checked at once (login_max_pending), then the attempt is
+ * counted against both keys before any work is done — so parallel attempts
+ * cannot overtake the limit — and a success takes it back; user lookup,
+ * bcrypt on the auth worker pool (a dummy hash when the email is
  * unknown, so both misses take as long), then a new session: the token and a
  * CSRF token are returned once and stored as SHA-256 hashes. Browsers get
  * the token in an HttpOnly SameSite=Strict cookie and the CSRF token in a
@@ -24,6 +27,8 @@
 #define CSRF_COOKIE "ghl_csrf"
 
 struct login {
+	struct api_state *st;
+	int64_t admitted_ms; /* when the attempt was counted; 0 before */
 	char *password;
 	char *account_key;
 	char address[64];
@@ -45,6 +50,8 @@ static void login_free(void *arg)
 			crypto_wipe(secrets[i], strlen(secrets[i]));
 			free(secrets[i]);
 		}
+	if (l->admitted_ms)
+		l->st->logins_pending--;
 	free(l->account_key);
 	free(l->email);
 	free(l->role);
@@ -127,12 +134,8 @@ static void login_verified(void *arg, int ok)
 	struct login *l = r->data;
 	struct api_state *st = r->app->api;
 	const struct config *cfg = r->app->cfg;
-	int64_t now = now_monotonic_ms();
 	if (!ok || !l->user_id[0]) {
-		throttle_fail(st->throttle_account, l->account_key, cfg->login_max_failures_account,
-			      cfg->login_throttle_window_ms, now);
-		throttle_fail(st->throttle_address, l->address, cfg->login_max_failures_address,
-			      cfg->login_throttle_window_ms, now);
+		/* already counted when admitted */
 		char fp[CRYPTO_FINGERPRINT_LEN];
 		crypto_token_fingerprint(l->account_key, fp);
 		log_warn("login failed", "request_id", r->c->request_id, "account", fp, "address",
@@ -141,6 +144,7 @@ static void login_verified(void *arg, int ok)
 		return;
 	}
 	throttle_reset(st->throttle_account, l->account_key);
+	throttle_forget(st->throttle_address, l->address, l->admitted_ms);
 	l->token = auth_new_session_token();
 	l->csrf = crypto_random_token(32);
 	if (!l->token || !l->csrf) {
@@ -180,6 +184,7 @@ static void login(struct api_req *r)
 	struct api_state *st = r->app->api;
 	const struct config *cfg = r->app->cfg;
 	struct login *l = xcalloc(1, sizeof(*l));
+	l->st = st;
 	r->data = l;
 	r->data_free = login_free;
 	l->password = xstrdup(json_get_str(r->body, "password"));
@@ -197,11 +202,27 @@ static void login(struct api_req *r)
 		char secs[32];
 		snprintf(secs, sizeof(secs), "%lld", (long long)(wait_a > wait_b ? wait_a : wait_b));
 		api_add_header(r, "Retry-After", secs);
-		char *msg = xasprintf("too many failed logins; try again in %s s", secs);
+		char *msg = xasprintf("too many login attempts; try again in %s s", secs);
 		api_reply_error(r, 429, "too_many_attempts", msg, NULL);
 		free(msg);
 		return;
 	}
+	if (st->logins_pending >= cfg->login_max_pending) {
+		api_add_header(r, "Retry-After", "1");
+		char *msg = xasprintf("too many logins are being checked right now (login_max_pending"
+				      " = %lld); try again in 1 s",
+				      cfg->login_max_pending);
+		api_reply_error(r, 429, "login_busy", msg, NULL);
+		free(msg);
+		return;
+	}
+	/* counted now, so attempts in flight count against the limits */
+	throttle_fail(st->throttle_account, l->account_key, cfg->login_max_failures_account,
+		      cfg->login_throttle_window_ms, now);
+	throttle_fail(st->throttle_address, l->address, cfg->login_max_failures_address,
+		      cfg->login_throttle_window_ms, now);
+	l->admitted_ms = now;
+	st->logins_pending++;
 	const char *params[] = {email};
 	api_query(r,
 		  "SELECT id, password_hash, email, role::text FROM users"

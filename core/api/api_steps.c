@@ -20,14 +20,9 @@
 
 /* ---- the settings validator ----------------------------------------------- */
 
-int api_settings_validate_pipeline(void *arg, const struct json *settings,
-				   struct api_problems *out)
+/* Add pipeline problems ({"field","message"} items) to out under "settings.". */
+static void add_settings_problems(struct api_problems *out, const struct json *probs)
 {
-	struct app *app = arg;
-	if (api_settings_accept_objects(NULL, settings, out))
-		return -1;
-	struct json *probs = json_new_array();
-	size_t n = pipeline_validate(app->steps, settings, probs);
 	for (size_t i = 0; i < json_len(probs); i++) {
 		const struct json *it = json_at(probs, i);
 		const char *f = json_get_str(it, "field");
@@ -35,8 +30,44 @@ int api_settings_validate_pipeline(void *arg, const struct json *settings,
 		api_problem(out, path, "%s", json_get_str(it, "message"));
 		free(path);
 	}
+}
+
+int api_settings_keep_secrets(struct api_req *r, struct json *settings, const char *stored_text)
+{
+	struct json *stored = json_parse(stored_text, strlen(stored_text), JSON_DEFAULT_MAX_DEPTH,
+					 NULL);
+	struct json *probs = json_new_array();
+	size_t n = pipeline_keep_secrets(settings, stored, probs);
+	json_free(stored);
+	if (n) {
+		struct api_problems p;
+		api_problems_init(&p);
+		add_settings_problems(&p, probs);
+		api_reply_problems(r, &p);
+	}
 	json_free(probs);
 	return n ? -1 : 0;
+}
+
+int api_settings_validate_pipeline(void *arg, const struct json *settings,
+				   struct api_problems *out)
+{
+	struct app *app = arg;
+	if (api_settings_accept_objects(NULL, settings, out))
+		return -1;
+	/* the operator's ceiling, which no agency setting lifts */
+	long long ceiling = app->cfg->max_concurrent_jobs_ceiling;
+	const struct json *mcj = json_get(settings, "max_concurrent_jobs");
+	if (mcj && mcj->type == JSON_NUMBER && mcj->u.num.is_int && mcj->u.num.i > ceiling)
+		api_problem(out, "settings.max_concurrent_jobs",
+			    "must be at most %lld (max_concurrent_jobs_ceiling, set in the "
+			    "agent's configuration)",
+			    ceiling);
+	struct json *probs = json_new_array();
+	size_t n = pipeline_validate(app->steps, settings, probs);
+	add_settings_problems(out, probs);
+	json_free(probs);
+	return n || out->n ? -1 : 0;
 }
 
 /* ---- GET /steps ------------------------------------------------------------ */
@@ -228,7 +259,16 @@ static void dry_agency(struct api_req *r, PGresult *res)
 	}
 	const struct json *given = json_get(r->body, "pipeline");
 	if (given) {
-		d->pipeline = json_clone(given);
+		/* an edited pipeline shows masks where the stored one has secrets */
+		struct json *wrap = json_new_object();
+		json_object_set_take(wrap, "pipeline", json_clone(given));
+		if (api_settings_keep_secrets(r, wrap, PQgetisnull(res, 0, 0) ? "{}"
+										 : PQgetvalue(res, 0, 0))) {
+			json_free(wrap);
+			return;
+		}
+		d->pipeline = json_clone(json_get(wrap, "pipeline"));
+		json_free(wrap);
 		d->source = "request";
 	} else {
 		const char *st = PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0);

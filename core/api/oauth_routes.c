@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agency_tokens.h"
 #include "api.h"
 #include "app.h"
 #include "config.h"
@@ -22,6 +23,8 @@
 #define MAX_QUERY_LEN 8192    /* a callback URL longer than this is refused */
 #define MAX_COMPANY_ID_LEN 255 /* agencies.ghl_agency_id is VARCHAR(255) */
 #define STATE_NONCE_BYTES 18
+#define BROWSER_TOKEN_BYTES 24
+#define OAUTH_COOKIE "ghl_oauth" /* binds a connection to its browser */
 #define DEMO_STATE_LABEL "ghl-agent oauth state secret (demo mode) v1"
 #define DEFAULT_EXPIRES_IN 86399
 
@@ -145,6 +148,12 @@ static void error_page(struct http_ctx *c, int status, const char *title, const 
 	page_send(c, status, &b);
 }
 
+/* Remember a state until it expires (and forget the expired ones). */
+static const char sql_state_insert[] =
+	"WITH gone AS (DELETE FROM oauth_states WHERE expires_at < now())"
+	" INSERT INTO oauth_states (state_hash, browser_hash, user_id, expires_at)"
+	" VALUES ($1, $2, $3::uuid, to_timestamp($4::double precision))";
+
 /* ---- GET /oauth/connect --------------------------------------------------------------- */
 
 static void add_param(struct buf *url, const char *name, const char *value, int *first)
@@ -155,10 +164,61 @@ static void add_param(struct buf *url, const char *name, const char *value, int 
 	free(enc);
 }
 
-/* TODO(auth): bind the state to the session (payload = a hash of the
- * session id, checked again in the callback), so a callback only completes
- * in the browser that started the connection. */
-static void connect_start(struct http_ctx *c)
+/* The cookie binding a connection to the browser that started it. */
+static void browser_cookie(struct http_ctx *c, const char *value, long long max_age_s)
+{
+	const struct config *cfg = ((struct app *)c->app)->cfg;
+	char *v = xasprintf(OAUTH_COOKIE "=%s; Path=/oauth/callback; Max-Age=%lld; HttpOnly; "
+			    "SameSite=Lax%s",
+			    value, max_age_s, str_eq(cfg->session_cookie_secure, "on") ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Set-Cookie", v);
+	crypto_wipe(v, strlen(v));
+	free(v);
+}
+
+struct connect {
+	struct http_ctx *c;
+	char *url;     /* GHL's authorize URL with our state */
+	char *browser; /* the cookie's value */
+	long long ttl_s;
+};
+
+static void connect_free(struct connect *k)
+{
+	free(k->url);
+	vault_free_plaintext(k->browser);
+	free(k);
+}
+
+static void on_state_stored(void *arg, PGresult *res, const char *errmsg)
+{
+	struct connect *k = arg;
+	struct http_ctx *c = k->c;
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_error("oauth: cannot store the state", "request_id", c->request_id, "error",
+			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+		error_page(c, 503, "Cannot start the connection",
+			   "The database did not accept the connection request.",
+			   "Try again in a moment.");
+		connect_free(k);
+		return;
+	}
+	browser_cookie(c, k->browser, k->ttl_s);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", k->url);
+	struct buf b;
+	buf_init(&b);
+	page_begin(&b, "Connecting to GoHighLevel");
+	buf_puts(&b, "<p><a href=\"");
+	html_escape(&b, k->url);
+	buf_puts(&b, "\">Continue to GoHighLevel</a></p>\n");
+	log_info("oauth: connect started", "request_id", c->request_id, NULL);
+	page_send(c, 302, &b);
+	connect_free(k);
+}
+
+/* A signed, expiring state, remembered with who asked and a hash of a new
+ * cookie for this browser; the callback accepts it once, from that browser. */
+static void connect_start(struct http_ctx *c, const char *user_id)
 {
 	struct app *app = c->app;
 	const struct config *cfg = app->cfg;
@@ -175,17 +235,22 @@ static void connect_start(struct http_ctx *c)
 		return;
 	}
 	char *nonce = crypto_random_token(STATE_NONCE_BYTES);
-	if (!nonce) {
+	char *browser = crypto_random_token(BROWSER_TOKEN_BYTES);
+	if (!nonce || !browser) {
 		vault_free_plaintext(secret);
+		free(nonce);
+		vault_free_plaintext(browser);
 		error_page(c, 500, "Cannot start the connection",
 			   "the random number generator failed", NULL);
 		return;
 	}
-	int64_t expires = now_wall_ms() / 1000 + (cfg->oauth_state_ttl_ms + 999) / 1000;
+	long long ttl_s = (cfg->oauth_state_ttl_ms + 999) / 1000;
+	int64_t expires = now_wall_ms() / 1000 + ttl_s;
 	char *state = crypto_state_sign(secret, nonce, expires);
 	vault_free_plaintext(secret);
 	free(nonce);
 	if (!state) {
+		vault_free_plaintext(browser);
 		error_page(c, 500, "Cannot start the connection", "signing the state failed", NULL);
 		return;
 	}
@@ -199,33 +264,35 @@ static void connect_start(struct http_ctx *c)
 	add_param(&url, "client_id", cfg->ghl_client_id, &first);
 	add_param(&url, "scope", cfg->ghl_scopes, &first);
 	add_param(&url, "state", state, &first);
-	free(state);
 
-	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
-	evhttp_add_header(h, "Location", buf_cstr(&url));
-	struct buf b;
-	buf_init(&b);
-	page_begin(&b, "Connecting to GoHighLevel");
-	buf_puts(&b, "<p><a href=\"");
-	html_escape(&b, buf_cstr(&url));
-	buf_puts(&b, "\">Continue to GoHighLevel</a></p>\n");
-	buf_free(&url);
-	log_info("oauth: connect started", "request_id", c->request_id, NULL);
-	page_send(c, 302, &b);
+	struct connect *k = xcalloc(1, sizeof(*k));
+	k->c = c;
+	k->url = buf_take(&url);
+	k->browser = browser;
+	k->ttl_s = ttl_s;
+	char state_hash[CRYPTO_SHA256_HEX_LEN], browser_hash[CRYPTO_SHA256_HEX_LEN], exp[24];
+	crypto_sha256_hex(state, strlen(state), state_hash);
+	crypto_sha256_hex(browser, strlen(browser), browser_hash);
+	snprintf(exp, sizeof(exp), "%lld", (long long)expires);
+	free(state);
+	const char *p[] = {state_hash, browser_hash, user_id, exp};
+	db_pool_query(app->db, sql_state_insert, 4, p, on_state_stored, k);
 }
 
 /* Only staff who may manage agencies start a connection: an ADMIN or
- * AGENCY_ADMIN session, by cookie (a GET: no CSRF token) or Bearer. */
+ * AGENCY_ADMIN session, by cookie (a GET: no CSRF token) or Bearer. What the
+ * connection may bind to is decided in the callback (bind_allowed). */
 static const struct api_endpoint ep_connect = {.allow = API_ALLOW_ADMIN |
 							 API_ALLOW_AGENCY_ADMIN};
 
 static void connect_authed(struct api_req *r)
 {
 	struct http_ctx *c = r->c;
-	log_info("oauth: connect requested", "request_id", c->request_id, "by", r->who.user_id,
-		 NULL);
+	char user_id[API_UUID_LEN];
+	snprintf(user_id, sizeof(user_id), "%s", r->who.user_id);
+	log_info("oauth: connect requested", "request_id", c->request_id, "by", user_id, NULL);
 	api_req_done(r);
-	connect_start(c);
+	connect_start(c, user_id);
 }
 
 static void h_connect(struct http_ctx *c)
@@ -238,13 +305,22 @@ static void h_connect(struct http_ctx *c)
 struct callback {
 	struct http_ctx *c;
 	struct app *app;
+	char *code;
 	char *company;
+	char user_id[API_UUID_LEN]; /* who started the connection */
+	enum api_role role;	    /* their role now */
+	char agency_id[API_UUID_LEN]; /* the row the tokens are bound to */
+	char *access, *refresh;	      /* encrypted for that row */
+	long long expires_in;
 	char fp[CRYPTO_FINGERPRINT_LEN];
 };
 
 static void callback_free(struct callback *cb)
 {
+	vault_free_plaintext(cb->code);
 	free(cb->company);
+	vault_free_plaintext(cb->access); /* plaintext until on_target encrypts them */
+	vault_free_plaintext(cb->refresh);
 	free(cb);
 }
 
@@ -252,7 +328,7 @@ static void on_upserted(void *arg, PGresult *res, const char *errmsg)
 {
 	struct callback *cb = arg;
 	struct http_ctx *c = cb->c;
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *why = res ? PQresultErrorMessage(res) : errmsg;
 		log_error("oauth: cannot store the agency", "ghl_agency_id", cb->company, "error",
 			  why, NULL);
@@ -263,11 +339,19 @@ static void on_upserted(void *arg, PGresult *res, const char *errmsg)
 		callback_free(cb);
 		return;
 	}
+	if (PQntuples(res) != 1) {
+		error_page(c, 409, "The agency changed while it was being connected",
+			   "It was deleted, connected by someone else, or your access to it "
+			   "changed; the tokens GoHighLevel issued were discarded.",
+			   "Start again from /oauth/connect.");
+		callback_free(cb);
+		return;
+	}
 	const char *id = PQgetvalue(res, 0, 0);
 	const char *name = PQgetvalue(res, 0, 1);
 	int inserted = !strcmp(PQgetvalue(res, 0, 2), "t");
 	log_info("agency connected", "agency_id", id, "ghl_agency_id", cb->company, "token", cb->fp,
-		 "new_agency", inserted ? "true" : "false", NULL);
+		 "new_agency", inserted ? "true" : "false", "by", cb->user_id, NULL);
 	struct buf b;
 	buf_init(&b);
 	char *title = xasprintf("Agency %s is connected", name);
@@ -285,11 +369,12 @@ static void on_upserted(void *arg, PGresult *res, const char *errmsg)
 	callback_free(cb);
 }
 
+/* An ADMIN: insert, or update the row found (a deleted one comes back). */
 static const char sql_upsert[] =
-	"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+	"INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,"
 	" oauth_refresh_token_encrypted, token_expires_at, needs_reconnect, reconnect_reason,"
 	" last_refreshed_at, deleted_at)"
-	" VALUES ($1, $1, $2, $3, LOCALTIMESTAMP + make_interval(secs => $4::double precision),"
+	" VALUES ($5::uuid, $1, $1, $2, $3, LOCALTIMESTAMP + make_interval(secs => $4::double precision),"
 	" false, NULL, LOCALTIMESTAMP, NULL)"
 	" ON CONFLICT (ghl_agency_id) DO UPDATE SET"
 	" oauth_access_token_encrypted = EXCLUDED.oauth_access_token_encrypted,"
@@ -297,7 +382,100 @@ static const char sql_upsert[] =
 	" token_expires_at = EXCLUDED.token_expires_at, needs_reconnect = false,"
 	" reconnect_reason = NULL, last_refreshed_at = LOCALTIMESTAMP, deleted_at = NULL,"
 	" updated_at = LOCALTIMESTAMP"
+	" WHERE agencies.id = EXCLUDED.id"
 	" RETURNING id::text, name, (xmax = 0)";
+
+/* An AGENCY_ADMIN: only a live agency still linked to them. */
+static const char sql_reconnect[] =
+	"UPDATE agencies a SET oauth_access_token_encrypted = $2,"
+	" oauth_refresh_token_encrypted = $3,"
+	" token_expires_at = LOCALTIMESTAMP + make_interval(secs => $4::double precision),"
+	" needs_reconnect = false, reconnect_reason = NULL, last_refreshed_at = LOCALTIMESTAMP,"
+	" updated_at = LOCALTIMESTAMP"
+	" WHERE a.id = $5::uuid AND a.ghl_agency_id = $1 AND a.deleted_at IS NULL"
+	" AND EXISTS (SELECT 1 FROM user_agencies ua JOIN users u ON u.id = ua.user_id"
+	"  WHERE ua.agency_id = a.id AND ua.user_id = $6::uuid AND u.role = 'AGENCY_ADMIN')"
+	" RETURNING id::text, name, false";
+
+/* The row for the company: its id (a new one when there is none), whether
+ * it is new, deleted, and linked to the user who started the connection. */
+static const char sql_target[] =
+	"SELECT COALESCE(a.id, gen_random_uuid())::text, a.id IS NULL,"
+	" COALESCE(a.deleted_at IS NOT NULL, false),"
+	" EXISTS (SELECT 1 FROM user_agencies ua WHERE ua.agency_id = a.id"
+	"  AND ua.user_id = $2::uuid)"
+	" FROM (SELECT 1) one LEFT JOIN agencies a ON a.ghl_agency_id = $1";
+
+/* NULL when the user who started the connection may bind it to this row;
+ * else why not. An ADMIN binds anything; an AGENCY_ADMIN only reconnects a
+ * live agency linked to them. */
+static const char *bind_refused(const struct callback *cb, int is_new, int deleted, int linked)
+{
+	if (cb->role == API_ROLE_ADMIN)
+		return NULL;
+	if (cb->role != API_ROLE_AGENCY_ADMIN)
+		return "Only an ADMIN or AGENCY_ADMIN connects agencies.";
+	if (is_new)
+		return "This GoHighLevel company is not an agency here yet; only an ADMIN adds "
+		       "agencies.";
+	if (deleted)
+		return "This agency was deleted; only an ADMIN reconnects it.";
+	if (!linked)
+		return "This GoHighLevel company is not one of your agencies.";
+	return NULL;
+}
+
+static void on_target(void *arg, PGresult *res, const char *errmsg)
+{
+	struct callback *cb = arg;
+	struct http_ctx *c = cb->c;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		log_error("oauth: cannot look the agency up", "ghl_agency_id", cb->company, "error",
+			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+		error_page(c, 503, "The agency could not be saved",
+			   "The database is unavailable; the tokens GoHighLevel issued were "
+			   "discarded.",
+			   "Try connecting again in a moment.");
+		callback_free(cb);
+		return;
+	}
+	const char *why = bind_refused(cb, !strcmp(PQgetvalue(res, 0, 1), "t"),
+				       !strcmp(PQgetvalue(res, 0, 2), "t"),
+				       !strcmp(PQgetvalue(res, 0, 3), "t"));
+	if (why) {
+		log_warn("oauth: connection not allowed for this user", "ghl_agency_id", cb->company,
+			 "by", cb->user_id, NULL);
+		error_page(c, 403, "You may not connect this agency", why,
+			   "Ask an ADMIN to connect it, or to link it to you.");
+		callback_free(cb);
+		return;
+	}
+	snprintf(cb->agency_id, sizeof(cb->agency_id), "%s", PQgetvalue(res, 0, 0));
+	struct app *app = cb->app;
+	struct err e;
+	char *access = vault_encrypt(app->vault, cb->access, cb->agency_id,
+				     AGENCY_TOKENS_COL_ACCESS, &e);
+	char *refresh = access ? vault_encrypt(app->vault, cb->refresh, cb->agency_id,
+					       AGENCY_TOKENS_COL_REFRESH, &e)
+			       : NULL;
+	vault_free_plaintext(cb->access);
+	vault_free_plaintext(cb->refresh);
+	cb->access = access;
+	cb->refresh = refresh;
+	if (!refresh) {
+		log_error("oauth: cannot encrypt tokens", "error", e.msg, NULL);
+		error_page(c, 500, "The tokens could not be encrypted", e.msg, NULL);
+		callback_free(cb);
+		return;
+	}
+	char exp[24];
+	snprintf(exp, sizeof(exp), "%lld", cb->expires_in);
+	const char *p[] = {cb->company, access, refresh, exp, cb->agency_id, cb->user_id};
+	if (cb->role == API_ROLE_ADMIN)
+		db_pool_query(app->db, sql_upsert, 5, p, on_upserted, cb);
+	else
+		db_pool_query(app->db, sql_reconnect, 6, p, on_upserted, cb);
+}
 
 static int company_id_ok(const char *s)
 {
@@ -344,25 +522,75 @@ static void on_code_token(void *arg, const struct ghl_response *res,
 		callback_free(cb);
 		return;
 	}
-	struct err e;
-	char *access = vault_encrypt(app->vault, tok->access_token, &e);
-	char *refresh = access ? vault_encrypt(app->vault, tok->refresh_token, &e) : NULL;
-	if (!refresh) {
-		free(access);
-		log_error("oauth: cannot encrypt tokens", "error", e.msg, NULL);
-		error_page(c, 500, "The tokens could not be encrypted", e.msg, NULL);
+	cb->company = xstrdup(tok->company_id);
+	cb->access = xstrdup(tok->access_token ? tok->access_token : "");
+	cb->refresh = xstrdup(tok->refresh_token);
+	cb->expires_in = tok->expires_in > 0 ? tok->expires_in : (long long)DEFAULT_EXPIRES_IN;
+	crypto_token_fingerprint(tok->access_token, cb->fp);
+	const char *p[] = {cb->company, cb->user_id};
+	db_pool_query(app->db, sql_target, 2, p, on_target, cb);
+}
+
+/* Spend the state: once, by the browser holding its cookie. Returns the
+ * role of the user who started it (NULL when the row was not spent) and,
+ * for the reasons, whether it exists, and whether the browser matches. */
+static const char sql_state_use[] =
+	"WITH used AS (UPDATE oauth_states SET used_at = now()"
+	"  WHERE state_hash = $1 AND browser_hash = $2 AND used_at IS NULL"
+	"  AND expires_at > now() RETURNING user_id)"
+	" SELECT (SELECT u.role::text FROM used JOIN users u ON u.id = used.user_id),"
+	"  (SELECT user_id::text FROM used), s.state_hash IS NOT NULL, s.browser_hash = $2"
+	" FROM (SELECT 1) one LEFT JOIN oauth_states s ON s.state_hash = $1";
+
+static void other_browser(struct http_ctx *c)
+{
+	error_page(c, 400, "The connection was started in another browser",
+		   "This browser did not start this connection (its " OAUTH_COOKIE
+		   " cookie is missing or different), or the cookie expired.",
+		   "Start again from /oauth/connect in the browser you are using.");
+}
+
+static void on_state_used(void *arg, PGresult *res, const char *errmsg)
+{
+	struct callback *cb = arg;
+	struct http_ctx *c = cb->c;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		log_error("oauth: cannot check the state", "request_id", c->request_id, "error",
+			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+		error_page(c, 503, "The connection request cannot be checked",
+			   "The database is unavailable.", "Start again from /oauth/connect in a "
+							   "moment.");
 		callback_free(cb);
 		return;
 	}
-	cb->company = xstrdup(tok->company_id);
-	crypto_token_fingerprint(tok->access_token, cb->fp);
-	char exp[24];
-	snprintf(exp, sizeof(exp), "%lld",
-		 tok->expires_in > 0 ? tok->expires_in : (long long)DEFAULT_EXPIRES_IN);
-	const char *p[] = {cb->company, access, refresh, exp};
-	db_pool_query(app->db, sql_upsert, 4, p, on_upserted, cb);
-	free(access);
-	free(refresh);
+	if (PQgetisnull(res, 0, 1)) {
+		if (strcmp(PQgetvalue(res, 0, 2), "t"))
+			error_page(c, 400, "The connection request is unknown",
+				   "This agent did not start it, or it expired.",
+				   "Start again from /oauth/connect.");
+		else if (strcmp(PQgetvalue(res, 0, 3), "t"))
+			other_browser(c);
+		else
+			error_page(c, 400, "The connection request has already been used",
+				   "Each connection request completes once; this one has already "
+				   "been used (a replayed or leaked link).",
+				   "Start again from /oauth/connect.");
+		callback_free(cb);
+		return;
+	}
+	cb->role = api_role_parse(PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+	snprintf(cb->user_id, sizeof(cb->user_id), "%s", PQgetvalue(res, 0, 1));
+	browser_cookie(c, "", 0); /* spent: forget it */
+	const struct config *cfg = cb->app->cfg;
+	struct ghl_oauth_form f = {
+		.grant_type = "authorization_code",
+		.code = cb->code,
+		.redirect_uri = cfg->ghl_redirect_url,
+		.user_type = "Company",
+	};
+	ghl_oauth_token(cb->app->ghl, &f, on_code_token, cb); /* copies the form */
+	vault_free_plaintext(cb->code);
+	cb->code = NULL;
 }
 
 static void h_callback(struct http_ctx *c)
@@ -386,7 +614,7 @@ static void h_callback(struct http_ctx *c)
 	const char *state = evhttp_find_header(&q, "state");
 	const char *gerr = evhttp_find_header(&q, "error");
 	struct err e;
-	char *secret = NULL;
+	char *secret = NULL, *browser = NULL;
 	if (gerr) {
 		const char *desc = evhttp_find_header(&q, "error_description");
 		char *detail = xasprintf("GoHighLevel answered: %s%s%s", gerr, desc ? ": " : "",
@@ -419,18 +647,24 @@ static void h_callback(struct http_ctx *c)
 			   "The code parameter is missing.", "Start again from /oauth/connect.");
 		goto out;
 	}
+	const char *cookies = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
+	browser = cookies ? api_cookie_value(cookies, OAUTH_COOKIE) : NULL;
+	if (!browser || !*browser || strlen(browser) > 256) {
+		other_browser(c);
+		goto out;
+	}
 	struct callback *cb = xcalloc(1, sizeof(*cb));
 	cb->c = c;
 	cb->app = app;
-	struct ghl_oauth_form f = {
-		.grant_type = "authorization_code",
-		.code = code,
-		.redirect_uri = cfg->ghl_redirect_url,
-		.user_type = "Company",
-	};
-	ghl_oauth_token(app->ghl, &f, on_code_token, cb);
+	cb->code = xstrdup(code);
+	char state_hash[CRYPTO_SHA256_HEX_LEN], browser_hash[CRYPTO_SHA256_HEX_LEN];
+	crypto_sha256_hex(state, strlen(state), state_hash);
+	crypto_sha256_hex(browser, strlen(browser), browser_hash);
+	const char *p[] = {state_hash, browser_hash};
+	db_pool_query(app->db, sql_state_use, 2, p, on_state_used, cb);
 out:
 	vault_free_plaintext(secret);
+	vault_free_plaintext(browser);
 	evhttp_clear_headers(&q);
 }
 

@@ -3,13 +3,21 @@
  *   GET /oauth/connect   302 to ghl_oauth_authorize_url with response_type=code,
  *                        redirect_uri, client_id, scope and a signed, expiring
  *                        state (crypto_state_sign, oauth_state_secret,
- *                        oauth_state_ttl).
- *   GET /oauth/callback  checks the state, exchanges the code (ghl_oauth_token),
- *                        upserts the agency on ghl_agency_id (= companyId) with
- *                        both tokens encrypted and token_expires_at, and answers
- *                        an HTML page saying the agency is connected. A bad or
- *                        expired state, GHL's error or a refused code gives an
- *                        error page and writes nothing.
+ *                        oauth_state_ttl), remembered in oauth_states with who
+ *                        asked and bound to this browser by the cookie
+ *                        ghl_oauth (HttpOnly, SameSite=Lax).
+ *   GET /oauth/callback  checks the state, spends it (once, from the browser
+ *                        holding its cookie), exchanges the code
+ *                        (ghl_oauth_token), checks that the user who started
+ *                        the connection may bind it to the company (an ADMIN:
+ *                        any; an AGENCY_ADMIN: only a live agency linked to
+ *                        them), stores both tokens encrypted for that agency's
+ *                        row with token_expires_at (an ADMIN may create the
+ *                        agency or bring a deleted one back), and answers an
+ *                        HTML page saying the agency is connected. A bad,
+ *                        expired, spent or foreign state, GHL's error, a
+ *                        refused code or a binding the user may not make gives
+ *                        an error page and writes nothing.
  */
 #ifndef GHL_OAUTH_ROUTES_H
 #define GHL_OAUTH_ROUTES_H

@@ -472,6 +472,20 @@ void throttle_fail(struct throttle *t, const char *key, int64_t limit, int64_t w
 	x->times[x->n++] = now_ms;
 }
 
+void throttle_forget(struct throttle *t, const char *key, int64_t at_ms)
+{
+	struct tentry *x = tfind(t, key);
+	if (!x)
+		return;
+	for (size_t i = x->n; i-- > 0;)
+		if (x->times[i] == at_ms) {
+			memmove(x->times + i, x->times + i + 1, (x->n - i - 1) * sizeof(int64_t));
+			if (--x->n == 0)
+				tremove(t, x);
+			return;
+		}
+}
+
 void throttle_reset(struct throttle *t, const char *key)
 {
 	struct tentry *x = tfind(t, key);

@@ -10,9 +10,11 @@
  * Session tokens and API keys are random; only their SHA-256 is stored.
  *
  * Login throttling is an in-memory sliding window per key (one table per
- * account, one per client address): it counts failed logins within the window
+ * account, one per client address): it counts login attempts within the
+ * window from the moment they are admitted (so attempts still running count)
  * and is lost on restart — deliberately simple; a cluster of agents throttles
- * per process.
+ * per process. A success takes its own attempt back (throttle_forget) or
+ * clears the key (throttle_reset).
  */
 #ifndef GHL_PASSWORDS_H
 #define GHL_PASSWORDS_H
@@ -87,9 +89,11 @@ struct throttle *throttle_free(struct throttle *t);
  * failures within window_ms ending at now_ms block the key. */
 int64_t throttle_check(struct throttle *t, const char *key, int64_t limit, int64_t window_ms,
 		       int64_t now_ms);
-/* Record one failure of key at now_ms. */
+/* Record one attempt (admitted, or failed) of key at now_ms. */
 void throttle_fail(struct throttle *t, const char *key, int64_t limit, int64_t window_ms,
 		   int64_t now_ms);
+/* Take back the attempt recorded at at_ms (a login that succeeded). */
+void throttle_forget(struct throttle *t, const char *key, int64_t at_ms);
 /* Forget key (after a successful login). */
 void throttle_reset(struct throttle *t, const char *key);
 /* Keys currently tracked. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "app.h"
 #include "config.h"
 #include "crypto.h"
@@ -118,6 +119,8 @@ int webhook_parse_timestamp(const char *s, int64_t *ms)
 	"WITH ev AS (INSERT INTO webhook_events (webhook_id, type, company_id, location_id)" \
 	" VALUES ($1, $2, $3, $4) ON CONFLICT (webhook_id) DO NOTHING RETURNING 1)"
 
+/* A webhook never brings a deleted agency back (only an ADMIN's OAuth
+ * connection does): INSTALL of one is recorded and ignored. */
 static const char sql_install[] =
 	EVENT_CTE ", ag AS ("
 	"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
@@ -125,22 +128,26 @@ static const char sql_install[] =
 	" SELECT $3, $3, '', '', LOCALTIMESTAMP, true, $5"
 	" WHERE EXISTS (SELECT 1 FROM ev) AND $4::text IS NULL"
 	" ON CONFLICT (ghl_agency_id) DO UPDATE SET"
-	" needs_reconnect = agencies.needs_reconnect OR agencies.deleted_at IS NOT NULL"
+	" needs_reconnect = agencies.needs_reconnect"
 	"   OR agencies.oauth_refresh_token_encrypted = '',"
-	" reconnect_reason = CASE WHEN agencies.deleted_at IS NOT NULL"
-	"   OR agencies.oauth_refresh_token_encrypted = '' THEN $5"
+	" reconnect_reason = CASE WHEN agencies.oauth_refresh_token_encrypted = '' THEN $5"
 	"   ELSE agencies.reconnect_reason END,"
-	" deleted_at = NULL, updated_at = LOCALTIMESTAMP"
+	" updated_at = LOCALTIMESTAMP"
+	" WHERE agencies.deleted_at IS NULL"
 	" RETURNING id::text)"
 	" SELECT (SELECT count(*) FROM ev), (SELECT id FROM ag)";
 
+/* Deleted as by DELETE /agencies/{id}: API keys revoked, users unlinked. */
 static const char sql_uninstall[] =
 	EVENT_CTE ", ag AS ("
 	"UPDATE agencies SET deleted_at = LOCALTIMESTAMP, updated_at = LOCALTIMESTAMP"
 	" WHERE ghl_agency_id = $3 AND $4::text IS NULL AND deleted_at IS NULL"
 	" AND EXISTS (SELECT 1 FROM ev)"
-	" RETURNING id::text)"
-	" SELECT (SELECT count(*) FROM ev), (SELECT id FROM ag)";
+	" RETURNING id),"
+	" k AS (UPDATE api_keys SET revoked_at = now()"
+	"  WHERE agency_id IN (SELECT id FROM ag) AND revoked_at IS NULL),"
+	" u AS (DELETE FROM user_agencies WHERE agency_id IN (SELECT id FROM ag))"
+	" SELECT (SELECT count(*) FROM ev), (SELECT id::text FROM ag)";
 
 static const char sql_other[] = EVENT_CTE " SELECT (SELECT count(*) FROM ev), NULL::text";
 
@@ -191,12 +198,19 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 			     ? PQgetvalue(res, 0, 1)
 			     : NULL;
 	const char *status = agency ? "processed" : "ignored";
-	if (str_eq(d->type, "UNINSTALL") && agency)
-		log_warn("agency uninstalled the app: soft-deleted", "agency_id", agency,
-			 "ghl_agency_id", d->company, "webhook_id", d->webhook_id, NULL);
+	if (str_eq(d->type, "UNINSTALL") && agency) {
+		api_key_cache_clear(c->app);
+		log_warn("agency uninstalled the app: soft-deleted, API keys revoked, users "
+			 "unlinked", "agency_id", agency, "ghl_agency_id", d->company, "webhook_id",
+			 d->webhook_id, NULL);
+	}
 	else if (str_eq(d->type, "INSTALL") && agency)
 		log_info("agency installed the app", "agency_id", agency, "ghl_agency_id",
 			 d->company, "webhook_id", d->webhook_id, NULL);
+	else if (str_eq(d->type, "INSTALL") && d->company && !d->location)
+		log_warn("webhook: INSTALL of a deleted agency ignored (an ADMIN reconnects it "
+			 "through /oauth/connect)", "ghl_agency_id", d->company, "webhook_id",
+			 d->webhook_id, NULL);
 	else
 		log_info("webhook recorded", "type", d->type, "ghl_agency_id", d->company,
 			 "location_id", d->location, "webhook_id", d->webhook_id, NULL);
@@ -301,7 +315,16 @@ static void h_webhook(struct http_ctx *c)
 		goto out;
 	}
 	struct json *ts = json_get(j, "timestamp");
-	if (ts) {
+	if (!ts) {
+		log_warn("webhook refused: no timestamp", "request_id", c->request_id, "webhook_id",
+			 wid, NULL);
+		http_reply_error(c, 400, "invalid_webhook",
+				 "timestamp is required (without it the delivery's age cannot be "
+				 "checked, so it could be replayed later)",
+				 NULL);
+		goto out;
+	}
+	{
 		int64_t when = 0;
 		char num[32];
 		const char *text = NULL;

@@ -74,6 +74,8 @@ static const struct key_def keys[] = {
 	{"listen_notify", K_ENUM, STR(listen_notify), "on", "on|off", K_RESTART, 0, 0},
 	{"max_retries", K_INT, STR(max_retries), "3", NULL, 0, 0, 100},
 	{"max_concurrent_jobs", K_INT, STR(max_concurrent_jobs), "10", NULL, 0, 1, 100000},
+	{"max_concurrent_jobs_ceiling", K_INT, STR(max_concurrent_jobs_ceiling), "100", NULL, 0, 1,
+	 100000},
 	{"retry_base", K_DURATION, STR(retry_base_ms), "2s", NULL, 0, 0, 0},
 	{"retry_max", K_DURATION, STR(retry_max_ms), "5m", NULL, 0, 0, 0},
 	{"default_pipeline", K_STRING, STR(default_pipeline),
@@ -107,6 +109,7 @@ static const struct key_def keys[] = {
 	 1000000},
 	{"login_max_failures_address", K_INT, STR(login_max_failures_address), "20", NULL, 0, 1,
 	 1000000},
+	{"login_max_pending", K_INT, STR(login_max_pending), "16", NULL, 0, 1, 100000},
 	/* dashboard (core/api/web.c) */
 	{"web_dir", K_STRING, STR(web_dir), "", NULL, 0, 0, 0},
 };

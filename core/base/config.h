@@ -54,6 +54,7 @@ struct config {
 	char *listen_notify;
 	long long max_retries;
 	long long max_concurrent_jobs;
+	long long max_concurrent_jobs_ceiling;
 	long long retry_base_ms;
 	long long retry_max_ms;
 	char *default_pipeline;
@@ -79,6 +80,7 @@ struct config {
 	long long login_throttle_window_ms;
 	long long login_max_failures_account;
 	long long login_max_failures_address;
+	long long login_max_pending;
 
 	/* dashboard (core/api/web.c) */
 	char *web_dir;

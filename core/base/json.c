@@ -465,6 +465,8 @@ struct parser {
 	const unsigned char *s;
 	size_t len, pos;
 	int depth, max_depth;
+	size_t max_members, max_items; /* 0: no limit */
+	int over_limit;
 	struct err *e;
 };
 
@@ -754,6 +756,11 @@ static struct json *parse_array(struct parser *p)
 		return arr;
 	}
 	for (;;) {
+		if (p->max_items && arr->u.arr.n >= p->max_items) {
+			p->over_limit = 1;
+			perr(p, p->pos, "an array has more than %zu items", p->max_items);
+			return json_free(arr);
+		}
 		item = parse_value(p);
 		if (!item)
 			return json_free(arr);
@@ -787,6 +794,11 @@ static struct json *parse_object(struct parser *p)
 	buf_init(&key);
 	for (;;) {
 		skip_ws(p);
+		if (p->max_members && obj->u.obj.n >= p->max_members) {
+			p->over_limit = 1;
+			perr(p, p->pos, "an object has more than %zu members", p->max_members);
+			goto out_free;
+		}
 		if (p->pos >= p->len || p->s[p->pos] != '"') {
 			perr_found(p, "expected a string as object key");
 			goto out_free;
@@ -868,17 +880,22 @@ static struct json *parse_value(struct parser *p)
 
 /* max_depth <= 0 means JSON_DEFAULT_MAX_DEPTH. Object keys containing
  * \u0000 are refused since keys are C strings. */
-struct json *json_parse(const char *text, size_t len, int max_depth, struct err *e)
+struct json *json_parse_limited(const char *text, size_t len, const struct json_limits *lim,
+				int *over_limit, struct err *e)
 {
 	struct parser p = {
 		.s = (const unsigned char *)text,
 		.len = text ? len : 0,
-		.max_depth = max_depth > 0 ? max_depth : JSON_DEFAULT_MAX_DEPTH,
+		.max_depth = lim->max_depth > 0 ? lim->max_depth : JSON_DEFAULT_MAX_DEPTH,
+		.max_members = lim->max_members,
+		.max_items = lim->max_items,
 		.e = e,
 	};
 	struct json *v;
 
 	v = parse_value(&p);
+	if (over_limit)
+		*over_limit = p.over_limit;
 	if (!v)
 		return NULL;
 	skip_ws(&p);
@@ -887,6 +904,12 @@ struct json *json_parse(const char *text, size_t len, int max_depth, struct err 
 		return json_free(v);
 	}
 	return v;
+}
+
+struct json *json_parse(const char *text, size_t len, int max_depth, struct err *e)
+{
+	const struct json_limits lim = {.max_depth = max_depth};
+	return json_parse_limited(text, len, &lim, NULL, e);
 }
 
 /* ---- writer ------------------------------------------------------------ */

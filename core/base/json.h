@@ -48,6 +48,22 @@ struct json {
  * Nesting deeper than max_depth is refused. Trailing non-space is refused. */
 struct json *json_parse(const char *text, size_t len, int max_depth, struct err *e);
 
+/* Limits for untrusted text (the REST API's bodies): nesting depth
+ * (<= 0: JSON_DEFAULT_MAX_DEPTH), members per object and items per array
+ * (0: no limit). The parser stops at the first member or item over a limit,
+ * so the work done is bounded by the limits, not by the text. */
+struct json_limits {
+	int max_depth;
+	size_t max_members;
+	size_t max_items;
+};
+
+/* json_parse with limits. *over_limit (may be NULL) is set to 1 when the text
+ * was refused for a limit ("line 1, column 9: an object has more than 1000
+ * members"), to 0 otherwise. */
+struct json *json_parse_limited(const char *text, size_t len, const struct json_limits *lim,
+				int *over_limit, struct err *e);
+
 /* Frees v and everything below it; accepts NULL; returns NULL. */
 struct json *json_free(struct json *v);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agency_tokens.h"
 #include "config.h"
 #include "db.h"
 #include "ghl_side.h"
@@ -19,32 +20,36 @@ struct rewrap_counts {
 	long failed;      /* agencies whose transaction failed */
 };
 
-/* Re-encrypt one stored value. Returns a malloc'd new value, NULL when it
- * stays as is (counted), and sets *bad on a decryption failure. */
+/* Check one stored value and re-encrypt it when it is under an older key or
+ * not yet bound to its row (a legacy "v<id>:" value). Returns a malloc'd new
+ * value, NULL when it stays as is (counted), and sets *bad when it does not
+ * decrypt for this row and column (wrong key, tampered, or moved here from
+ * another row). */
 static char *rewrap_value(const struct vault *v, const char *agency, const char *column,
-			  const char *stored, struct rewrap_counts *n, int *bad)
+			  const char *what, const char *stored, struct rewrap_counts *n, int *bad)
 {
 	int need = vault_needs_rewrap(v, stored);
 	if (need < 0) {
 		n->not_vault++;
 		return NULL;
 	}
-	if (need == 0) {
-		n->current++;
-		return NULL;
-	}
 	struct err e;
-	char *plain = vault_decrypt(v, stored, &e);
+	char *plain = vault_decrypt(v, stored, agency, column, &e);
 	if (!plain) {
-		fprintf(stderr, "ghl-agent rewrap: agency %s: %s: %s\n", agency, column, e.msg);
+		fprintf(stderr, "ghl-agent rewrap: agency %s: %s: %s\n", agency, what, e.msg);
 		n->unreadable++;
 		*bad = 1;
 		return NULL;
 	}
-	char *out = vault_encrypt(v, plain, &e);
+	if (need == 0) {
+		vault_free_plaintext(plain);
+		n->current++;
+		return NULL;
+	}
+	char *out = vault_encrypt(v, plain, agency, column, &e);
 	vault_free_plaintext(plain);
 	if (!out) {
-		fprintf(stderr, "ghl-agent rewrap: agency %s: %s: %s\n", agency, column, e.msg);
+		fprintf(stderr, "ghl-agent rewrap: agency %s: %s: %s\n", agency, what, e.msg);
 		*bad = 1;
 		return NULL;
 	}
@@ -78,8 +83,10 @@ static int rewrap_agency(PGconn *conn, const struct vault *v, const char *id, in
 		goto out_rollback;
 	}
 	if (PQntuples(r) == 1) { /* 0: deleted meanwhile */
-		access = rewrap_value(v, id, "access token", PQgetvalue(r, 0, 0), n, &bad);
-		refresh = rewrap_value(v, id, "refresh token", PQgetvalue(r, 0, 1), n, &bad);
+		access = rewrap_value(v, id, AGENCY_TOKENS_COL_ACCESS, "access token",
+				      PQgetvalue(r, 0, 0), n, &bad);
+		refresh = rewrap_value(v, id, AGENCY_TOKENS_COL_REFRESH, "refresh token",
+				       PQgetvalue(r, 0, 1), n, &bad);
 	}
 	if (dry_run || (!access && !refresh)) {
 		rc = bad ? -1 : 0;

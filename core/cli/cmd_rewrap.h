@@ -7,11 +7,13 @@ struct config;
 
 #define CMD_REWRAP_HELP                                                                  \
 	"Usage: ghl-agent [--config PATH] rewrap [--dry-run]\n\n"                        \
-	"Re-encrypts every stored agency token that is not under the newest key of\n"    \
-	"token_keys (GHL_AGENT_TOKEN_KEYS / token_keys_file), one transaction per\n"     \
-	"agency with the row locked (a token refresh running in a daemon finishes\n"     \
-	"first). Prints what it did; exits 1 when a value could not be decrypted\n"      \
-	"(its key is missing from token_keys) or the database failed.\n\n"               \
+	"Checks every stored agency token and re-encrypts those not under the newest\n"  \
+	"key of token_keys (GHL_AGENT_TOKEN_KEYS / token_keys_file) or not yet bound\n"  \
+	"to their agency and column (values written before that binding, v<id>:…),\n"  \
+	"one transaction per agency with the row locked (a token refresh running in\n"  \
+	"a daemon finishes first). Prints what it did; exits 1 when a value could not\n" \
+	"be decrypted (its key is missing from token_keys, or it was tampered with or\n" \
+	"copied from another agency's row) or the database failed.\n\n"               \
 	"  --dry-run   check and count only; nothing is written\n\n"                     \
 	"Key rotation: `ghl-agent keygen 2`, set token_keys=\"1:OLD,2:NEW\", restart the\n" \
 	"daemons, run `ghl-agent rewrap`, then the old key may be removed.\n"

@@ -105,6 +105,17 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
 		problem(problems, "settings", "must be an object");
 		return json_len(problems) - before;
 	}
+	static const char *const known[] = {"pipeline", "max_retries", "max_concurrent_jobs",
+					    "on_failure"};
+	for (size_t k = 0; k < settings->u.obj.n; k++) {
+		const char *key = settings->u.obj.keys[k];
+		size_t i = 0;
+		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key))
+			i++;
+		if (i == sizeof(known) / sizeof(known[0]))
+			problem(problems, key, "unknown setting (known: pipeline, max_retries, "
+					       "max_concurrent_jobs, on_failure)");
+	}
 	check_int(settings, "max_retries", 0, 100, problems);
 	check_int(settings, "max_concurrent_jobs", 1, 100000, problems);
 	struct json *of = json_get(settings, "on_failure");
@@ -146,4 +157,116 @@ struct json *pipeline_effective(const struct json *agency_settings,
 	if (!p || p->type != JSON_ARRAY)
 		p = json_get(default_settings, "pipeline");
 	return p && p->type == JSON_ARRAY ? json_clone(p) : NULL;
+}
+
+/* ---- write-only secrets ----------------------------------------------------- */
+
+static int is_secret_key(const char *k)
+{
+	static const char *const names[] = {"secret", "password", "token", "api_key"};
+	static const char *const ends[] = {"_secret", "_password", "_token"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(k, names[i]))
+			return 1;
+	size_t n = strlen(k);
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		size_t m = strlen(ends[i]);
+		if (n > m && !strcmp(k + n - m, ends[i]))
+			return 1;
+	}
+	return 0;
+}
+
+static void mask_in(struct json *v)
+{
+	if (!v)
+		return;
+	if (v->type == JSON_ARRAY) {
+		for (size_t i = 0; i < v->u.arr.n; i++)
+			mask_in(v->u.arr.items[i]);
+		return;
+	}
+	if (v->type != JSON_OBJECT)
+		return;
+	for (size_t i = 0; i < v->u.obj.n; i++) {
+		if (is_secret_key(v->u.obj.keys[i]) && v->u.obj.vals[i]->type != JSON_NULL) {
+			json_free(v->u.obj.vals[i]);
+			v->u.obj.vals[i] = json_new_string(PIPELINE_MASK);
+		} else {
+			mask_in(v->u.obj.vals[i]);
+		}
+	}
+}
+
+void pipeline_mask_secrets(struct json *settings)
+{
+	struct json *p = json_get(settings, "pipeline");
+	for (size_t i = 0; p && p->type == JSON_ARRAY && i < p->u.arr.n; i++)
+		mask_in(json_get(p->u.arr.items[i], "config"));
+}
+
+/* The stored step a masked value of new step i (named name) comes from. */
+static const struct json *stored_step(const struct json *stored_pipeline, size_t i,
+				      const char *name)
+{
+	const struct json *same = json_at(stored_pipeline, i);
+	if (same && str_eq(json_get_str(same, "step"), name))
+		return same;
+	const struct json *only = NULL;
+	for (size_t k = 0; k < json_len(stored_pipeline); k++) {
+		const struct json *s = json_at(stored_pipeline, k);
+		if (s && str_eq(json_get_str(s, "step"), name)) {
+			if (only)
+				return NULL; /* more than one: ambiguous */
+			only = s;
+		}
+	}
+	return only;
+}
+
+/* Replace masks in v (under field) by what `from` holds at the same keys. */
+static void keep_in(struct json *v, const struct json *from, const char *field,
+		    struct json *problems)
+{
+	if (!v || v->type != JSON_OBJECT)
+		return;
+	for (size_t i = 0; i < v->u.obj.n; i++) {
+		const char *k = v->u.obj.keys[i];
+		struct json *x = v->u.obj.vals[i];
+		const struct json *old = json_get(from, k);
+		char *f = xasprintf("%s.%s", field, k);
+		if (x->type == JSON_STRING && !strcmp(x->u.str.s, PIPELINE_MASK) &&
+		    is_secret_key(k)) {
+			if (old && old->type == JSON_STRING && strcmp(old->u.str.s, PIPELINE_MASK)) {
+				json_free(x);
+				v->u.obj.vals[i] = json_clone(old);
+			} else {
+				problem(problems, f, "is the mask \"%s\" but no stored value is there to "
+						     "keep; send the secret itself",
+					PIPELINE_MASK);
+			}
+		} else if (x->type == JSON_OBJECT) {
+			keep_in(x, old, f, problems);
+		}
+		free(f);
+	}
+}
+
+size_t pipeline_keep_secrets(struct json *settings, const struct json *stored,
+			     struct json *problems)
+{
+	size_t before = json_len(problems);
+	struct json *p = json_get(settings, "pipeline");
+	const struct json *sp = json_get(stored, "pipeline");
+	for (size_t i = 0; p && p->type == JSON_ARRAY && i < p->u.arr.n; i++) {
+		struct json *item = p->u.arr.items[i];
+		struct json *cfg = json_get(item, "config");
+		if (!cfg || cfg->type != JSON_OBJECT)
+			continue;
+		const struct json *from = stored_step(sp, i, json_get_str(item, "step"));
+		char field[64];
+		snprintf(field, sizeof(field), "pipeline[%zu].config", i);
+		keep_in(cfg, json_get(from, "config"), field, problems);
+	}
+	return json_len(problems) - before;
 }

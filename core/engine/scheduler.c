@@ -186,9 +186,9 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		" lease_until = NULL, updated_at = now()"
 		" WHERE status = 'IN_PROGRESS' AND lease_until < now();"
 		"WITH ready AS ("
-		" SELECT a.id AS agency_id, GREATEST(COALESCE(CASE WHEN jsonb_typeof("
+		" SELECT a.id AS agency_id, LEAST(GREATEST(COALESCE(CASE WHEN jsonb_typeof("
 		"  a.settings_json->'max_concurrent_jobs') = 'number' THEN"
-		"  (a.settings_json->>'max_concurrent_jobs')::numeric::int END, %lld), 1)"
+		"  (a.settings_json->>'max_concurrent_jobs')::numeric::int END, %lld), 1), %lld)"
 		"  - (SELECT count(*) FROM provisioning_jobs r WHERE r.agency_id = a.id"
 		"     AND r.status = 'IN_PROGRESS') AS room"
 		" FROM agencies a WHERE EXISTS (SELECT 1 FROM provisioning_jobs p"
@@ -217,7 +217,8 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		" c.cancel_requested"
 		" FROM claimed c JOIN agencies a ON a.id = c.agency_id"
 		" LEFT JOIN snapshots s ON s.id = c.snapshot_id",
-		cfg->max_concurrent_jobs, room, s->owner, cfg->lease_timeout_ms);
+		cfg->max_concurrent_jobs, cfg->max_concurrent_jobs_ceiling, room, s->owner,
+		cfg->lease_timeout_ms);
 	s->claiming = 1;
 	s->outstanding++;
 	db_pool_query(s->app->db, sql, 0, NULL, on_claimed, s);

@@ -372,9 +372,11 @@ static void on_token(void *arg, const struct ghl_response *res, const struct ghl
 		return;
 	}
 	struct err e;
-	char *access = vault_encrypt(t->app->vault, tok->access_token, &e);
+	char *access = vault_encrypt(t->app->vault, tok->access_token, op->row_id,
+				     AGENCY_TOKENS_COL_ACCESS, &e);
 	char *refresh = access && tok->refresh_token
-				? vault_encrypt(t->app->vault, tok->refresh_token, &e)
+				? vault_encrypt(t->app->vault, tok->refresh_token, op->row_id,
+						AGENCY_TOKENS_COL_REFRESH, &e)
 				: NULL;
 	if (!refresh) {
 		/* GHL rotated the pair; without storing it the agency is lost */
@@ -413,7 +415,8 @@ static void start_refresh(struct op *op, const char *refresh_enc)
 		return;
 	}
 	struct err e;
-	char *rt = vault_decrypt(t->app->vault, refresh_enc, &e);
+	char *rt = vault_decrypt(t->app->vault, refresh_enc, op->row_id, AGENCY_TOKENS_COL_REFRESH,
+				 &e);
 	if (!rt) {
 		t->stats.failed++;
 		log_error("agency token: cannot decrypt the refresh token", "agency_id", op->row_id,
@@ -517,7 +520,7 @@ static int use_current(struct op *op, const PGresult *res)
 	if (vault_needs_rewrap(t->app->vault, enc) < 0)
 		return 0; /* nothing usable stored: the refresh path decides */
 	struct err e;
-	char *plain = vault_decrypt(t->app->vault, enc, &e);
+	char *plain = vault_decrypt(t->app->vault, enc, op->row_id, AGENCY_TOKENS_COL_ACCESS, &e);
 	if (!plain) {
 		char *why = xasprintf("cannot decrypt the stored access token: %s", e.msg);
 		log_error("agency token: cannot decrypt the access token", "agency_id", op->row_id,

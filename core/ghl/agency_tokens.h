@@ -21,6 +21,10 @@
  * then neither refreshed nor handed out until it is connected again through
  * /oauth/connect, and callers get AGENCY_TOKEN_RECONNECT with that reason.
  *
+ * Each value is encrypted bound to its row and column (the vault's additional
+ * data: the agency id and one of the column names below), so a ciphertext
+ * copied into another agency's row, or into the other column, does not decrypt.
+ *
  * Plaintext tokens exist only in memory and are wiped after use; logs carry
  * crypto_token_fingerprint only. Everything runs on the app's event loop.
  */
@@ -28,6 +32,9 @@
 #define GHL_AGENCY_TOKENS_H
 
 #include "ghl_client.h"
+
+#define AGENCY_TOKENS_COL_ACCESS "oauth_access_token_encrypted"
+#define AGENCY_TOKENS_COL_REFRESH "oauth_refresh_token_encrypted"
 
 struct app;
 struct agency_tokens;

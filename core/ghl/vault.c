@@ -282,13 +282,16 @@ void vault_free_plaintext(char *p)
 
 /* ---- values ------------------------------------------------------------ */
 
-/* Parse the "v<id>:" prefix; returns the offset of the body or -1. */
-static int parse_prefix(const char *stored, int *id)
+/* Parse the "b<id>:" (bound) or "v<id>:" (legacy) prefix; returns the offset
+ * of the body or -1. */
+static int parse_prefix(const char *stored, int *id, int *bound)
 {
 	long long v = 0;
 	int i = 1;
-	if (!stored || stored[0] != 'v' || stored[1] < '1' || stored[1] > '9')
+	if (!stored || (stored[0] != 'b' && stored[0] != 'v') || stored[1] < '1' ||
+	    stored[1] > '9')
 		return -1;
+	*bound = stored[0] == 'b';
 	for (; stored[i] >= '0' && stored[i] <= '9'; i++) {
 		v = v * 10 + (stored[i] - '0');
 		if (v > INT_MAX)
@@ -300,13 +303,29 @@ static int parse_prefix(const char *stored, int *id)
 	return i + 1;
 }
 
+/* The additional data of a bound value: VAULT_AAD "\n" agency "\n" column,
+ * the agency id lower-cased (a UUID as PostgreSQL prints it). */
+static int bound_aad(struct buf *aad, const char *agency_id, const char *column, struct err *e)
+{
+	if (!agency_id || !*agency_id || !column || !*column || strchr(agency_id, '\n') ||
+	    strchr(column, '\n'))
+		return err_set(e, "a token value is bound to its agency and column: both are "
+				  "required");
+	buf_puts(aad, VAULT_AAD "\n");
+	for (const char *p = agency_id; *p; p++)
+		buf_putc(aad, (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p));
+	buf_putc(aad, '\n');
+	buf_puts(aad, column);
+	return 0;
+}
+
 static int gcm_init(EVP_CIPHER_CTX *ctx, int enc, const struct vault_key *k,
-		    const unsigned char *nonce)
+		    const unsigned char *nonce, const struct buf *aad)
 {
 	int outl;
 	return EVP_CipherInit_ex2(ctx, EVP_aes_256_gcm(), k->key, nonce, enc, NULL) == 1 &&
-	       EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)VAULT_AAD,
-				(int)strlen(VAULT_AAD)) == 1;
+	       EVP_CipherUpdate(ctx, NULL, &outl, (const unsigned char *)aad->data,
+				(int)aad->len) == 1;
 }
 
 /* The OpenSSL error queue as "what: reason"; clears the queue. */
@@ -320,18 +339,24 @@ static void ossl_err(struct err *e, const char *what)
 	err_set(e, "%s: %s", what, reason);
 }
 
-char *vault_encrypt(const struct vault *v, const char *plaintext, struct err *e)
+char *vault_encrypt(const struct vault *v, const char *plaintext, const char *agency_id,
+		    const char *column, struct err *e)
 {
 	if (!v || !v->n) {
 		err_set(e, "no token key loaded (set token_keys; generate one with "
 			   "`ghl-agent keygen`)");
 		return NULL;
 	}
+	struct buf aad;
+	buf_init(&aad);
+	if (bound_aad(&aad, agency_id, column, e))
+		return NULL;
 	if (!plaintext)
 		plaintext = "";
 	size_t pt_len = strlen(plaintext);
 	if (pt_len > PLAINTEXT_MAX) {
 		err_set(e, "value to encrypt is %zu bytes, the limit is %d", pt_len, PLAINTEXT_MAX);
+		buf_free(&aad);
 		return NULL;
 	}
 
@@ -348,7 +373,7 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, struct err *e)
 		goto out;
 	}
 	ctx = EVP_CIPHER_CTX_new();
-	if (!ctx || !gcm_init(ctx, 1, k, raw) ||
+	if (!ctx || !gcm_init(ctx, 1, k, raw, &aad) ||
 	    EVP_EncryptUpdate(ctx, ct, &outl, (const unsigned char *)plaintext, (int)pt_len) != 1 ||
 	    EVP_EncryptFinal_ex(ctx, ct + outl, &finl) != 1 || (size_t)outl + (size_t)finl != pt_len ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1) {
@@ -359,11 +384,12 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, struct err *e)
 	char *b64 = crypto_base64_encode(raw, raw_len);
 	struct buf s;
 	buf_init(&s);
-	buf_printf(&s, "v%d:", k->id);
+	buf_printf(&s, "b%d:", k->id);
 	buf_puts(&s, b64);
 	free(b64);
 	stored = buf_take(&s);
 out:
+	buf_free(&aad);
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw); /* nonce and ciphertext only: nothing secret */
 	return stored;
@@ -381,13 +407,14 @@ static void unknown_key(const struct vault *v, int id, struct err *e)
 	buf_free(&ids);
 }
 
-char *vault_decrypt(const struct vault *v, const char *stored, struct err *e)
+char *vault_decrypt(const struct vault *v, const char *stored, const char *agency_id,
+		    const char *column, struct err *e)
 {
-	int id = 0;
+	int id = 0, bound = 0;
 	size_t len = stored ? strnlen(stored, VAULT_STORED_MAX + 1) : 0;
-	int body = parse_prefix(stored, &id);
+	int body = parse_prefix(stored, &id, &bound);
 	if (body < 0) {
-		err_set(e, "malformed value (expected v<key-id>:<base64>)");
+		err_set(e, "malformed value (expected b<key-id>:<base64>)");
 		return NULL;
 	}
 	if (len > VAULT_STORED_MAX) {
@@ -399,17 +426,25 @@ char *vault_decrypt(const struct vault *v, const char *stored, struct err *e)
 		unknown_key(v, id, e);
 		return NULL;
 	}
+	struct buf aad;
+	buf_init(&aad);
+	if (!bound)
+		buf_puts(&aad, VAULT_AAD_LEGACY);
+	else if (bound_aad(&aad, agency_id, column, e))
+		return NULL;
 
 	unsigned char *raw;
 	size_t raw_len;
 	struct err sub;
 	if (crypto_base64_decode(stored + body, len - (size_t)body, &raw, &raw_len, &sub) < 0) {
 		err_set(e, "malformed value (%s)", sub.msg);
+		buf_free(&aad);
 		return NULL;
 	}
 	if (raw_len < NONCE_LEN + TAG_LEN) {
 		err_set(e, "malformed value (%zu bytes, shorter than nonce and tag)", raw_len);
 		free(raw);
+		buf_free(&aad);
 		return NULL;
 	}
 
@@ -418,20 +453,21 @@ char *vault_decrypt(const struct vault *v, const char *stored, struct err *e)
 	char *pt = xmalloc(ct_len + 1);
 	int outl = 0, finl = 0, ok = 0;
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	if (!ctx || !gcm_init(ctx, 0, k, raw) ||
+	if (!ctx || !gcm_init(ctx, 0, k, raw, &aad) ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1 ||
 	    EVP_DecryptUpdate(ctx, (unsigned char *)pt, &outl, ct, (int)ct_len) != 1) {
 		ossl_err(e, "decrypt: AES-256-GCM failed");
 	} else if (EVP_DecryptFinal_ex(ctx, (unsigned char *)pt + outl, &finl) != 1 ||
 		   (size_t)outl + (size_t)finl != ct_len) {
 		ERR_clear_error();
-		err_set(e, "authentication failed (value tampered with, or not made by this "
-			   "vault)");
+		err_set(e, "authentication failed (value tampered with, made by another vault, "
+			   "or moved from another agency's row or column)");
 	} else {
 		ok = 1;
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
+	buf_free(&aad);
 	if (!ok) {
 		/* GCM writes unauthenticated plaintext before checking the tag. */
 		crypto_wipe(pt, ct_len + 1);
@@ -444,8 +480,8 @@ char *vault_decrypt(const struct vault *v, const char *stored, struct err *e)
 
 int vault_needs_rewrap(const struct vault *v, const char *stored)
 {
-	int id;
-	if (!v || !v->n || parse_prefix(stored, &id) < 0)
+	int id, bound;
+	if (!v || !v->n || parse_prefix(stored, &id, &bound) < 0)
 		return -1;
-	return id != v->keys[v->newest].id;
+	return !bound || id != v->keys[v->newest].id;
 }

@@ -1,8 +1,14 @@
 /* vault.h — the token vault: GHL tokens encrypted at rest (DESIGN.md "Token encryption").
  *
- * AES-256-GCM with a random 96-bit nonce per value and the associated data
- * "ghl-agent-token-v1"; a value is stored as the text
- *     v<key-id>:<base64(nonce | ciphertext | tag)>
+ * AES-256-GCM with a random 96-bit nonce per value; a value is stored as the
+ * text
+ *     b<key-id>:<base64(nonce | ciphertext | tag)>
+ * and is bound to where it is stored: the associated data is
+ * "ghl-agent-token-v2\n<agency id>\n<column>", so a value copied into another
+ * agency's row, or into another column, fails to decrypt ("authentication
+ * failed"). Values written before the binding ("v<key-id>:…", associated data
+ * "ghl-agent-token-v1") still decrypt, wherever they are; `ghl-agent rewrap`
+ * rewrites them bound.
  * The vault holds a key ring: the key with the highest id encrypts, every
  * loaded id decrypts, so keys can be rotated (`ghl-agent rewrap` re-encrypts
  * every value for which vault_needs_rewrap is 1).
@@ -19,7 +25,8 @@
 #include "util.h"
 
 #define VAULT_KEY_LEN 32
-#define VAULT_AAD "ghl-agent-token-v1"
+#define VAULT_AAD "ghl-agent-token-v2"	     /* + "\n" agency id "\n" column */
+#define VAULT_AAD_LEGACY "ghl-agent-token-v1" /* "v<id>:" values */
 /* Longest stored value vault_decrypt accepts. */
 #define VAULT_STORED_MAX (1024 * 1024)
 
@@ -48,20 +55,24 @@ size_t vault_key_count(const struct vault *v);
 /* The id new values are encrypted under; 0 when the vault has no key. */
 int vault_newest_id(const struct vault *v);
 
-/* Encrypt a NUL-terminated plaintext under the newest key. Returns the
- * malloc'd stored text (caller frees), or NULL with an error when the vault
- * has no key or OpenSSL fails. */
-char *vault_encrypt(const struct vault *v, const char *plaintext, struct err *e);
+/* Encrypt a NUL-terminated plaintext under the newest key, bound to the
+ * value's place: agency_id (the row's UUID) and column (its name; both
+ * required). Returns the malloc'd stored text (caller frees), or NULL with an
+ * error when the vault has no key or OpenSSL fails. */
+char *vault_encrypt(const struct vault *v, const char *plaintext, const char *agency_id,
+		    const char *column, struct err *e);
 
-/* Decrypt a value made by vault_encrypt. Returns the malloc'd plaintext —
+/* Decrypt a value made by vault_encrypt for the same agency_id and column
+ * (a legacy "v<id>:" value ignores them). Returns the malloc'd plaintext —
  * release it with vault_free_plaintext — or NULL with one of:
  * "malformed value ...", "unknown key id N ...", "authentication failed ..."
  * (tampered, or moved from elsewhere). */
-char *vault_decrypt(const struct vault *v, const char *stored, struct err *e);
+char *vault_decrypt(const struct vault *v, const char *stored, const char *agency_id,
+		    const char *column, struct err *e);
 
-/* 1 when stored is not under the newest key (rewrap it), 0 when it is, -1
- * when its "v<id>:" prefix is malformed or the vault has no key. Only the
- * prefix is inspected; decryption can still fail. */
+/* 1 when stored should be rewritten (not under the newest key, or a legacy
+ * unbound "v<id>:" value), 0 when not, -1 when its prefix is malformed or the
+ * vault has no key. Only the prefix is inspected; decryption can still fail. */
 int vault_needs_rewrap(const struct vault *v, const char *stored);
 
 /* Wipe and free a plaintext returned by vault_decrypt (or any secret C

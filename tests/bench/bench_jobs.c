@@ -135,7 +135,8 @@ static void bench_drain(void)
 	    "'email', 'c' || g || '@x.example') FROM generate_series(1, %d) g", n);
 	sql("VACUUM ANALYZE provisioning_jobs");
 	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
-			       "GHL_AGENT_CLAIM_BATCH=2000", NULL};
+			       "GHL_AGENT_CLAIM_BATCH=2000", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000",
+			       NULL};
 	struct hagent a;
 	int64_t t0 = now_monotonic_ms();
 	hagent_start(&a, dsn, NULL, extra);
@@ -158,7 +159,8 @@ static void bench_pickup(void)
 {
 	fresh_db("bench_pickup");
 	sql("%s", agency_sql);
-	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", NULL};
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000",
+			       NULL};
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, extra);
 	/* warm up, then a steady 100 inserts/s for 10 s, one transaction each */
@@ -280,7 +282,8 @@ static void bench_rate_limited(void)
 	struct hsim sim;
 	const char *sim_flags[] = {"--rate-limit", "100", "--rate-window-ms", "10000", NULL};
 	hsim_start(&sim, sim_flags);
-	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_GHL_TIMEOUT=60s", NULL};
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_GHL_TIMEOUT=60s",
+			       "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=300", NULL};
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, extra);
 	struct hresp cb;

@@ -19,6 +19,7 @@
 #include <check.h>
 #include <curl/curl.h>
 
+#include "agency_tokens.h"
 #include "json.h"
 #include "testlib.h"
 #include "util.h"
@@ -220,20 +221,75 @@ H_UNUSED static char *hagent_admin_header(struct hagent *a)
 	return xasprintf("Authorization: Bearer %s", hagent_admin_token(a));
 }
 
-/* The browser's OAuth dance, by a logged-in ADMIN: /oauth/connect →
- * ghl-sim authorize (with company_id= when company is set) → /oauth/callback.
- * Fills *cb with the callback's answer; returns the callback URL (malloc'd)
- * for replays. */
-H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hresp *cb)
+/* `ghl-agent user add ARGS --password-stdin` in a's database. */
+H_UNUSED static void huser_add(struct hagent *a, const char *args, const char *password)
+{
+	char *env_dsn = xasprintf("DATABASE_URL=%s", a->dsn);
+	char *env[] = {env_dsn, NULL};
+	char *pw = xasprintf("%s\n", password);
+	char *in = tl_write_temp("ghl-harness-pw", pw);
+	char *line = xasprintf("exec \"$0\" user add %s --password-stdin < '%s'", args, in);
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
+		      NULL};
+	char *out = NULL;
+	int rc = tl_run(sh, env, &out);
+	ck_assert_msg(rc == 0, "user add %s: %d %s", args, rc, out);
+	free(out);
+	unlink(in);
+	free(in);
+	free(pw);
+	free(line);
+	free(env_dsn);
+}
+
+/* POST /auth/login (asserting 200); the session token (malloc'd). */
+H_UNUSED static char *hlogin(struct hagent *a, const char *email, const char *password)
+{
+	char *url = hagent_url(a, "/api/v1/auth/login");
+	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char *out = NULL;
+	long st = tl_http("POST", url, h, body, &out);
+	ck_assert_msg(st == 200, "login %s: %ld %s", email, st, out);
+	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	ck_assert_msg(j && json_get_str(j, "token"), "login answer: %s", out);
+	char *tok = xstrdup(json_get_str(j, "token"));
+	json_free(j);
+	free(out);
+	free(body);
+	free(url);
+	return tok;
+}
+
+#define H_OAUTH_COOKIE "ghl_oauth"
+
+/* "Cookie: ghl_oauth=…" from the Set-Cookie of raw response headers
+ * (malloc'd), or NULL when there is none. */
+H_UNUSED static char *hoauth_cookie(const char *headers)
+{
+	const char *p = headers ? strstr(headers, "Set-Cookie: " H_OAUTH_COOKIE "=") : NULL;
+	if (!p)
+		return NULL;
+	p += strlen("Set-Cookie: ");
+	return xasprintf("Cookie: %.*s", (int)strcspn(p, ";\r\n"), p);
+}
+
+/* The browser's OAuth dance: /oauth/connect with authz ("Authorization:
+ * Bearer …" of an ADMIN or AGENCY_ADMIN) → ghl-sim authorize (with
+ * company_id= when company is set) → /oauth/callback, carrying the cookie
+ * /oauth/connect set, as a browser does. Fills *cb with the callback's
+ * answer; returns the callback URL (malloc'd) for replays and, when cookie
+ * is not NULL, the "Cookie: …" header that goes with it. */
+H_UNUSED static char *hconnect_as(struct hagent *a, const char *authz, const char *company,
+				  struct hresp *cb, char **cookie)
 {
 	struct hresp r;
 	char *url = hagent_url(a, "/oauth/connect");
-	char *authz = hagent_admin_header(a);
 	const char *hdrs[] = {authz, NULL};
 	hhttp(&r, "GET", url, hdrs, NULL, 0);
-	free(authz);
 	free(url);
 	ck_assert_msg(r.status == 302 && r.location, "connect: %ld %s", r.status, r.body);
+	char *jar = hoauth_cookie(r.headers);
 	char *authorize = company ? xasprintf("%s&company_id=%s", r.location, company)
 				  : xstrdup(r.location);
 	hresp_free(&r);
@@ -242,7 +298,21 @@ H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hre
 	ck_assert_msg(r.status == 302 && r.location, "authorize: %ld %s", r.status, r.body);
 	char *callback = xstrdup(r.location);
 	hresp_free(&r);
-	hhttp(cb, "GET", callback, NULL, NULL, 0);
+	const char *cb_hdrs[] = {jar, NULL};
+	hhttp(cb, "GET", callback, jar ? cb_hdrs : NULL, NULL, 0);
+	if (cookie)
+		*cookie = jar;
+	else
+		free(jar);
+	return callback;
+}
+
+/* hconnect_as by the harness's ADMIN. */
+H_UNUSED static char *hconnect(struct hagent *a, const char *company, struct hresp *cb)
+{
+	char *authz = hagent_admin_header(a);
+	char *callback = hconnect_as(a, authz, company, cb, NULL);
+	free(authz);
 	return callback;
 }
 
@@ -364,13 +434,15 @@ H_UNUSED static int hassert_no_tokens(struct hsim *s, const char *what, const ch
 	return n;
 }
 
-/* Decrypt a stored value with the given token_keys spec. Malloc'd. */
-H_UNUSED static char *hdecrypt(const char *keys, const char *stored)
+/* Decrypt a value stored in column (AGENCY_TOKENS_COL_ACCESS or _REFRESH)
+ * of agency's row with the given token_keys spec. Malloc'd. */
+H_UNUSED static char *hdecrypt(const char *keys, const char *stored, const char *agency,
+			       const char *column)
 {
 	struct vault *v = vault_new();
 	struct err e;
 	ck_assert_msg(vault_add_keys(v, keys, &e) == 0, "%s", e.msg);
-	char *p = vault_decrypt(v, stored, &e);
+	char *p = vault_decrypt(v, stored, agency, column, &e);
 	ck_assert_msg(p != NULL, "decrypt: %s", e.msg);
 	char *out = xstrdup(p);
 	vault_free_plaintext(p);

@@ -388,7 +388,8 @@ START_TEST(thousand_scripts_wait_at_once)
 		   "  ctx:set('found', #body.locations)\n"
 		   "end}\n");
 	const char *env[] = {"GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_LOG_LEVEL=warn",
-			     "GHL_AGENT_GHL_TIMEOUT=60s", NULL};
+			     "GHL_AGENT_GHL_TIMEOUT=60s", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=2000",
+			     NULL};
 	world_agent(&w, env);
 	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"slow_lookup\"}],"
 			 "\"max_concurrent_jobs\":2000}");

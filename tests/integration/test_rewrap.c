@@ -62,17 +62,19 @@ START_TEST(rotate_and_rewrap)
 	ck_assert_int_eq(rewrap(dsn, both, NULL, &out), 0);
 	assert_in(out, "4 agencies: 6 token(s) re-encrypted under key 8, 0 already under it");
 	free(out);
-	v = tl_sql_value(c, "SELECT count(*) FROM agencies WHERE oauth_access_token_encrypted LIKE 'v8:%'"
-			    " AND oauth_refresh_token_encrypted LIKE 'v8:%'");
+	v = tl_sql_value(c, "SELECT count(*) FROM agencies WHERE oauth_access_token_encrypted LIKE 'b8:%'"
+			    " AND oauth_refresh_token_encrypted LIKE 'b8:%'");
 	ck_assert_str_eq(v, "3");
 	free(v);
 	/* the same tokens, under the new key */
 	char *enc = tl_sql_value(c, "SELECT oauth_access_token_encrypted FROM agencies"
 				    " WHERE ghl_agency_id = 'co-rewrap-0'");
-	char *tok = hdecrypt(H_KEY8, enc);
+	char *id = tl_sql_value(c, "SELECT id FROM agencies WHERE ghl_agency_id = 'co-rewrap-0'");
+	char *tok = hdecrypt(H_KEY8, enc, id, AGENCY_TOKENS_COL_ACCESS);
 	ck_assert_int_eq(hghl_search(&sim, tok, "co-rewrap-0"), 200);
 	free(tok);
 	free(enc);
+	free(id);
 
 	/* a second run has nothing to do */
 	ck_assert_int_eq(rewrap(dsn, both, NULL, &out), 0);
@@ -114,12 +116,93 @@ START_TEST(rotate_and_rewrap)
 }
 END_TEST
 
+/* Values as versions before the AAD binding wrote them (key 7, the constant
+ * additional data "ghl-agent-token-v1"). */
+#define LEGACY_ACCESS "v7:ERERERERERERERER7AXz3tt5As8LHEBxMghk1Yh67mnkJFkUadENBGvFrs92zNY="
+#define LEGACY_REFRESH "v7:ERERERERERERERER7AXz3tt5AtwNGVdnMk09zox05csPNAiaMEqY5xPOpr/ONOsq"
+
+START_TEST(ciphertext_bound_to_its_row)
+{
+	struct hsim sim;
+	hsim_start(&sim, NULL);
+	char *dsn = tl_create_db("rewrap_bound");
+	hmigrate(dsn);
+	struct hagent a;
+	hagent_start(&a, dsn, &sim, NULL);
+	PGconn *c = tl_connect(dsn);
+	char *x = hconnect_agency(&a, c, "co-x");
+	char *y = hconnect_agency(&a, c, "co-y");
+	ck_assert_int_eq(hagent_stop(&a), 0);
+	unlink(a.log);
+	long long refreshes = hsim_stat(&sim, "refreshes");
+
+	/* agency x's tokens copied into agency y's row, y due for a refresh */
+	tl_execf(c, "UPDATE agencies y SET oauth_access_token_encrypted ="
+		    " x.oauth_access_token_encrypted, oauth_refresh_token_encrypted ="
+		    " x.oauth_refresh_token_encrypted, token_expires_at = LOCALTIMESTAMP"
+		    " FROM agencies x WHERE x.id = '%s' AND y.id = '%s'", x, y);
+	const char *env[] = {"GHL_AGENT_TOKEN_REFRESH_INTERVAL=100ms", NULL};
+	hagent_start(&a, dsn, &sim, env);
+	ck_assert_msg(tl_wait_file_contains(a.log, "cannot decrypt the refresh token", 10000),
+		      "agency y used agency x's refresh token");
+	ck_assert_int_eq(hagent_stop(&a), 0);
+	ck_assert_int_eq(hsim_stat(&sim, "refreshes"), refreshes);
+	char *log = tl_read_file(a.log);
+	assert_in(log, y);
+	assert_in(log, "authentication failed");
+	free(log);
+	unlink(a.log);
+
+	/* values of the old format: read, and rewritten bound to their row */
+	tl_execf(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		    " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Legacy', 'co-legacy',"
+		    " '" LEGACY_ACCESS "', '" LEGACY_REFRESH "', LOCALTIMESTAMP)");
+	char *legacy = tl_sqlf(c, "SELECT id FROM agencies WHERE ghl_agency_id = 'co-legacy'");
+	char *out;
+	ck_assert_int_eq(rewrap(dsn, H_KEY7, "--dry-run", &out), 1);
+	assert_in(out, "2 token(s) would be re-encrypted under key 7"); /* the legacy pair */
+	assert_in(out, "2 unreadable");					 /* y's pair */
+	assert_in(out, y);
+	free(out);
+	ck_assert_int_eq(rewrap(dsn, H_KEY7 "," H_KEY8, NULL, &out), 1);
+	assert_in(out, "authentication failed");
+	free(out);
+	char *acc = tl_sqlf(c, "SELECT oauth_access_token_encrypted FROM agencies WHERE id = '%s'",
+			    legacy);
+	char *ref = tl_sqlf(c, "SELECT oauth_refresh_token_encrypted FROM agencies WHERE id = '%s'",
+			    legacy);
+	ck_assert_msg(str_has_prefix(acc, "b8:") && str_has_prefix(ref, "b8:"), "%s %s", acc, ref);
+	char *plain = hdecrypt(H_KEY8, acc, legacy, AGENCY_TOKENS_COL_ACCESS);
+	ck_assert_str_eq(plain, "legacy-access-token");
+	free(plain);
+	plain = hdecrypt(H_KEY8, ref, legacy, AGENCY_TOKENS_COL_REFRESH);
+	ck_assert_str_eq(plain, "legacy-refresh-token");
+	free(plain);
+	/* bound now: the access token does not open as the refresh token */
+	struct vault *v = vault_new();
+	struct err e;
+	ck_assert_int_eq(vault_add_keys(v, H_KEY8, &e), 0);
+	ck_assert_ptr_null(vault_decrypt(v, acc, legacy, AGENCY_TOKENS_COL_REFRESH, &e));
+	vault_free(v);
+	free(acc);
+	free(ref);
+	free(legacy);
+	free(x);
+	free(y);
+	PQfinish(c);
+	hsim_stop(&sim);
+	tl_drop_db(dsn);
+	free(dsn);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("rewrap");
 	TCase *t = tcase_create("rewrap");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, rotate_and_rewrap);
+	tcase_add_test(t, ciphertext_bound_to_its_row);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -93,8 +93,11 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 		ck_assert_ptr_nonnull(sp2);
 		*sp2 = '\0';
 		ck_assert_str_eq(sp2 + 1, "false");
-		char *access = hdecrypt(H_KEY7, v);
-		char *refresh = hdecrypt(H_KEY7, sp + 1);
+		char *id = tl_sqlf(c, "SELECT id FROM agencies WHERE ghl_agency_id = '%s'",
+				   company[i]);
+		char *access = hdecrypt(H_KEY7, v, id, AGENCY_TOKENS_COL_ACCESS);
+		char *refresh = hdecrypt(H_KEY7, sp + 1, id, AGENCY_TOKENS_COL_REFRESH);
+		free(id);
 		ck_assert_msg(hghl_search(&sim, access, company[i]) == 200, "agency %s: token refused",
 			      company[i]);
 		int live = 0;
@@ -231,8 +234,10 @@ static void on_call(void *arg, const struct ghl_response *res)
 static char *stored_access(PGconn *c)
 {
 	char *enc = tl_sql_value(c, "SELECT oauth_access_token_encrypted FROM agencies");
-	char *p = hdecrypt(H_KEY7, enc);
+	char *id = tl_sql_value(c, "SELECT id FROM agencies");
+	char *p = hdecrypt(H_KEY7, enc, id, AGENCY_TOKENS_COL_ACCESS);
 	free(enc);
+	free(id);
 	return p;
 }
 

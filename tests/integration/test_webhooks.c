@@ -169,6 +169,8 @@ START_TEST(ed25519_install_uninstall_replay_stale)
 	v = tl_sql_value(c, "SELECT needs_reconnect FROM agencies WHERE ghl_agency_id = 'co-hook-1'");
 	ck_assert_str_eq(v, "f");
 	free(v);
+	PQclear(tl_sql(c, "INSERT INTO api_keys (agency_id, name, key_hash, prefix) SELECT id,"
+			  " 'k', repeat('a', 64), 'ghl_x' FROM agencies WHERE ghl_agency_id = 'co-hook-1'"));
 	j = sim_send(&sim, &a, "\"type\":\"UNINSTALL\",\"companyId\":\"co-hook-1\"");
 	ck_assert_int_eq(sent_status(j), 200);
 	assert_in(json_get_str(j, "response"), "\"processed\"");
@@ -177,14 +179,20 @@ START_TEST(ed25519_install_uninstall_replay_stale)
 			    " WHERE ghl_agency_id = 'co-hook-1'");
 	ck_assert_str_eq(v, "t");
 	free(v);
+	/* deleted like DELETE /agencies/{id}: its API keys are revoked */
+	v = tl_sql_value(c, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL");
+	ck_assert_str_eq(v, "0");
+	free(v);
 	ck_assert_msg(tl_wait_file_contains(a.log, "agency uninstalled the app", 5000), "no log");
-	/* re-INSTALL: live again, but its old grant is gone: needs connection */
+	/* re-INSTALL: a webhook never brings a deleted agency back (an ADMIN
+	 * reconnects it through /oauth/connect) */
 	j = sim_send(&sim, &a, "\"type\":\"INSTALL\",\"companyId\":\"co-hook-1\"");
 	ck_assert_int_eq(sent_status(j), 200);
+	assert_in(json_get_str(j, "response"), "\"ignored\"");
 	json_free(j);
 	v = tl_sql_value(c, "SELECT (deleted_at IS NULL) || ' ' || needs_reconnect FROM agencies"
 			    " WHERE ghl_agency_id = 'co-hook-1'");
-	ck_assert_str_eq(v, "true true");
+	ck_assert_str_eq(v, "false false");
 	free(v);
 
 	/* other events are recorded and ignored */
@@ -251,6 +259,17 @@ START_TEST(rsa_legacy_signature)
 	free(out);
 	ck_assert_int_eq(post(&a, body2, h2, &out), 409);
 	free(out);
+	/* signed but without a timestamp: the age cannot be checked, refused */
+	char *body3 = xstrdup("{\"type\":\"INSTALL\",\"companyId\":\"co-rsa-2\","
+			      "\"webhookId\":\"wh-no-time\"}");
+	char *sig3 = rsa_sign(k, body3);
+	char *h3 = xasprintf("x-wh-signature: %s", sig3);
+	ck_assert_int_eq(post(&a, body3, h3, &out), 400);
+	assert_in(out, "timestamp is required");
+	free(out);
+	free(h3);
+	free(sig3);
+	free(body3);
 	PGconn *c = tl_connect(dsn);
 	char *v = tl_sql_value(c, "SELECT deleted_at IS NOT NULL FROM agencies");
 	ck_assert_str_eq(v, "t");

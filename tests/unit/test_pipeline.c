@@ -49,12 +49,55 @@ START_TEST(valid_pipelines)
 			      "{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_USER\","
 			      "\"config\":{\"role\":\"admin\"}},{\"step\":\"NOOP\",\"on_error\":"
 			      "\"continue\"}],\"max_retries\":3,\"max_concurrent_jobs\":5,"
-			      "\"webhook_url\":\"https://agency.example/hook\"}");
+			      "\"on_failure\":\"rollback\"}");
 	ck_assert_str_eq(p, "");
 	free(p);
 	p = problems_of("{}");
 	ck_assert_str_eq(p, "");
 	free(p);
+	/* settings nobody reads are refused by name, not stored silently */
+	p = problems_of("{\"max_retries\":3,\"webhook_url\":\"https://agency.example/hook\"}");
+	ck_assert_str_eq(p, "webhook_url: unknown setting (known: pipeline, max_retries, "
+			    "max_concurrent_jobs, on_failure)");
+	free(p);
+}
+END_TEST
+
+/* Secrets in step configs are write-only: masked for reads, kept on save. */
+START_TEST(secrets_masked_and_kept)
+{
+	const char *in = "{\"pipeline\":[{\"step\":\"NOTIFY_WEBHOOK\",\"config\":"
+			 "{\"url\":\"https://x.example\",\"secret\":\"s3cret-0123456789\","
+			 "\"nested\":{\"api_token\":\"t0k\",\"plain\":\"p\"}}}]}";
+	struct json *s = json_parse(in, strlen(in), 16, NULL);
+	ck_assert_ptr_nonnull(s);
+	struct json *stored = json_clone(s);
+	pipeline_mask_secrets(s);
+	char *text = json_to_string(s);
+	ck_assert_msg(!strstr(text, "s3cret") && !strstr(text, "t0k") && strstr(text, "\"p\""),
+		      "%s", text);
+	free(text);
+	/* saved back after a reorder: kept from the only stored step of that name */
+	struct json *p = json_new_array();
+	struct json *pl = json_get(s, "pipeline");
+	json_array_push_take(pl, json_parse("{\"step\":\"NOOP\"}", 15, 4, NULL));
+	struct json *tmp = pl->u.arr.items[0];
+	pl->u.arr.items[0] = pl->u.arr.items[1];
+	pl->u.arr.items[1] = tmp;
+	ck_assert_int_eq(pipeline_keep_secrets(s, stored, p), 0);
+	ck_assert_str_eq(json_get_str(json_get(json_at(pl, 1), "config"), "secret"),
+			 "s3cret-0123456789");
+	ck_assert_str_eq(json_get_str(json_get(json_get(json_at(pl, 1), "config"), "nested"),
+				      "api_token"),
+			 "t0k");
+	/* a mask with nothing stored behind it */
+	ck_assert_int_eq(pipeline_keep_secrets(stored, NULL, p), 0); /* no masks: fine */
+	pipeline_mask_secrets(stored);
+	ck_assert_int_eq(pipeline_keep_secrets(stored, NULL, p), 2);
+	ck_assert_str_eq(json_get_str(json_at(p, 0), "field"), "pipeline[0].config.secret");
+	json_free(p);
+	json_free(stored);
+	json_free(s);
 }
 END_TEST
 
@@ -148,6 +191,7 @@ int main(void)
 	TCase *tc = tcase_create("pipeline");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, valid_pipelines);
+	tcase_add_test(tc, secrets_masked_and_kept);
 	tcase_add_test(tc, messages_name_index_step_and_key);
 	tcase_add_test(tc, effective_pipeline);
 	tcase_add_test(tc, backoff_is_exponential_jittered_and_bounded);

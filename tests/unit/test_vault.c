@@ -15,6 +15,12 @@
 #define KEY2_B64 "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="
 #define KEY3_B64 "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="
 
+/* Where a value is stored: values are bound to their agency and column. */
+#define AG "6f0d3c2a-1b4e-4c5d-9e8f-0a1b2c3d4e5f"
+#define AG_OTHER "0f9e8d7c-6b5a-4938-8271-605f4e3d2c1b"
+#define COL "oauth_access_token_encrypted"
+#define COL_OTHER "oauth_refresh_token_encrypted"
+
 static struct vault *vault_with(const char *spec)
 {
 	struct vault *v = vault_new();
@@ -26,11 +32,11 @@ static struct vault *vault_with(const char *spec)
 static void roundtrip(const struct vault *v, const char *plain)
 {
 	struct err e = { "" };
-	char *stored = vault_encrypt(v, plain, &e);
+	char *stored = vault_encrypt(v, plain, AG, COL, &e);
 	ck_assert_msg(stored != NULL, "%s", e.msg);
 	if (strlen(plain) >= 8) /* shorter ones can occur in base64 by chance */
 		ck_assert_ptr_null(strstr(stored, plain));
-	char *back = vault_decrypt(v, stored, &e);
+	char *back = vault_decrypt(v, stored, AG, COL, &e);
 	ck_assert_msg(back != NULL, "%s", e.msg);
 	ck_assert_str_eq(back, plain);
 	vault_free_plaintext(back);
@@ -61,8 +67,8 @@ START_TEST(test_stored_format)
 	struct vault *v = vault_with("7:" KEY1_B64);
 	struct err e = { "" };
 	const char *plain = "refresh-token-value";
-	char *a = vault_encrypt(v, plain, &e), *b = vault_encrypt(v, plain, &e);
-	ck_assert(strncmp(a, "v7:", 3) == 0);
+	char *a = vault_encrypt(v, plain, AG, COL, &e), *b = vault_encrypt(v, plain, AG, COL, &e);
+	ck_assert(strncmp(a, "b7:", 3) == 0);
 	/* fresh nonce per value */
 	ck_assert_str_ne(a, b);
 
@@ -78,8 +84,9 @@ START_TEST(test_stored_format)
 END_TEST
 
 /* A value built here with EVP directly decrypts: the format and AAD are what
- * vault.h says, and the AAD binds the purpose. */
-static char *encrypt_by_hand(const unsigned char key[32], int id, const char *aad,
+ * vault.h says, and the AAD binds the purpose. prefix: 'b' (bound) or 'v'
+ * (legacy, as versions before the binding wrote). */
+static char *encrypt_by_hand(const unsigned char key[32], char prefix, int id, const char *aad,
 			     const char *plain)
 {
 	unsigned char raw[12 + 64 + 16];
@@ -98,7 +105,7 @@ static char *encrypt_by_hand(const unsigned char key[32], int id, const char *aa
 	ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, raw + 12 + n), 1);
 	EVP_CIPHER_CTX_free(ctx);
 	char *b64 = crypto_base64_encode(raw, 12 + n + 16);
-	char *stored = xasprintf("v%d:%s", id, b64);
+	char *stored = xasprintf("%c%d:%s", prefix, id, b64);
 	free(b64);
 	return stored;
 }
@@ -110,18 +117,76 @@ START_TEST(test_interop_and_aad)
 	struct vault *v = vault_with("1:" KEY1_B64);
 	struct err e = { "" };
 
-	char *stored = encrypt_by_hand(key, 1, "ghl-agent-token-v1", "hello token");
-	char *pt = vault_decrypt(v, stored, &e);
+	char *stored = encrypt_by_hand(key, 'b', 1, "ghl-agent-token-v2\n" AG "\n" COL,
+				       "hello token");
+	char *pt = vault_decrypt(v, stored, AG, COL, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "hello token");
 	vault_free_plaintext(pt);
 	free(stored);
 
-	stored = encrypt_by_hand(key, 1, "some-other-purpose", "hello token");
-	ck_assert_ptr_null(vault_decrypt(v, stored, &e));
+	/* legacy: the constant AAD, wherever the value is */
+	stored = encrypt_by_hand(key, 'v', 1, "ghl-agent-token-v1", "hello token");
+	pt = vault_decrypt(v, stored, AG_OTHER, COL_OTHER, &e);
+	ck_assert_msg(pt != NULL, "%s", e.msg);
+	ck_assert_str_eq(pt, "hello token");
+	vault_free_plaintext(pt);
+	free(stored);
+
+	stored = encrypt_by_hand(key, 'b', 1, "some-other-purpose", "hello token");
+	ck_assert_ptr_null(vault_decrypt(v, stored, AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "authentication failed"), "%s", e.msg);
 	ck_assert_ptr_null(strstr(e.msg, "hello"));
 	free(stored);
+	vault_free(v);
+}
+END_TEST
+
+/* A value opens only where it was stored: agency A's ciphertext copied into
+ * agency B's row, or into the other column, fails; a legacy value is read
+ * anywhere but always wants a rewrap. */
+START_TEST(test_bound_to_row)
+{
+	struct vault *v = vault_with("1:" KEY1_B64);
+	struct err e = { "" };
+	char *a = vault_encrypt(v, "agency-a-token", AG, COL, &e);
+	ck_assert_msg(a != NULL, "%s", e.msg);
+	ck_assert_ptr_null(vault_decrypt(v, a, AG_OTHER, COL, &e));
+	ck_assert_msg(strstr(e.msg, "authentication failed"), "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "another agency's row"), "%s", e.msg);
+	ck_assert_ptr_null(vault_decrypt(v, a, AG, COL_OTHER, &e));
+	ck_assert_msg(strstr(e.msg, "authentication failed"), "%s", e.msg);
+	ck_assert_ptr_null(vault_decrypt(v, a, NULL, COL, &e));
+	ck_assert_msg(strstr(e.msg, "both are required"), "%s", e.msg);
+	/* the id as PostgreSQL prints it or in capitals: the same row */
+	char *upper = xstrdup(AG);
+	for (char *p = upper; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	char *pt = vault_decrypt(v, a, upper, COL, &e);
+	ck_assert_msg(pt != NULL, "%s", e.msg);
+	ck_assert_str_eq(pt, "agency-a-token");
+	vault_free_plaintext(pt);
+	free(upper);
+	ck_assert_int_eq(vault_needs_rewrap(v, a), 0);
+	/* nothing is encrypted unbound */
+	ck_assert_ptr_null(vault_encrypt(v, "t", AG, "", &e));
+	ck_assert_msg(strstr(e.msg, "both are required"), "%s", e.msg);
+	ck_assert_ptr_null(vault_encrypt(v, "t", NULL, COL, &e));
+
+	unsigned char key[32];
+	memset(key, 0x11, sizeof(key));
+	char *legacy = encrypt_by_hand(key, 'v', 1, "ghl-agent-token-v1", "legacy-token");
+	ck_assert_int_eq(vault_needs_rewrap(v, legacy), 1); /* under the newest key, unbound */
+	pt = vault_decrypt(v, legacy, AG_OTHER, COL_OTHER, &e);
+	ck_assert_msg(pt != NULL, "%s", e.msg);
+	char *bound = vault_encrypt(v, pt, AG, COL, &e);
+	vault_free_plaintext(pt);
+	ck_assert_int_eq(vault_needs_rewrap(v, bound), 0);
+	ck_assert_ptr_null(vault_decrypt(v, bound, AG_OTHER, COL, &e));
+	free(bound);
+	free(legacy);
+	free(a);
 	vault_free(v);
 }
 END_TEST
@@ -131,19 +196,19 @@ START_TEST(test_every_byte_flipped)
 	struct vault *v = vault_with("1:" KEY1_B64);
 	struct err e = { "" };
 	const char *plain = "secret-token-abc";
-	char *stored = vault_encrypt(v, plain, &e);
+	char *stored = vault_encrypt(v, plain, AG, COL, &e);
 	size_t len = strlen(stored);
 	for (size_t i = 0; i < len; i++) {
 		for (int bit = 0; bit < 8; bit++) {
 			char *t = strdup(stored);
 			t[i] = (char)(t[i] ^ (1 << bit));
 			e.msg[0] = '\0';
-			char *pt = vault_decrypt(v, t, &e);
+			char *pt = vault_decrypt(v, t, AG, COL, &e);
 			ck_assert_msg(pt == NULL, "offset %zu bit %d accepted", i, bit);
 			int auth = strstr(e.msg, "authentication failed") != NULL;
 			int malformed = strstr(e.msg, "malformed value") != NULL;
 			int unknown = strstr(e.msg, "unknown key id") != NULL;
-			if (i < 3) /* the "v1:" prefix */
+			if (i < 3) /* the "b1:" prefix */
 				ck_assert_msg(malformed || unknown, "offset %zu: \"%s\"", i, e.msg);
 			else
 				ck_assert_msg(auth || malformed, "offset %zu: \"%s\"", i, e.msg);
@@ -155,11 +220,11 @@ START_TEST(test_every_byte_flipped)
 	/* truncation and extension */
 	for (size_t cut = 0; cut < len; cut++) {
 		char *t = strndup(stored, cut);
-		ck_assert_ptr_null(vault_decrypt(v, t, &e));
+		ck_assert_ptr_null(vault_decrypt(v, t, AG, COL, &e));
 		free(t);
 	}
 	char *longer = xasprintf("%sAAAA", stored);
-	ck_assert_ptr_null(vault_decrypt(v, longer, &e));
+	ck_assert_ptr_null(vault_decrypt(v, longer, AG, COL, &e));
 	free(longer);
 	free(stored);
 	vault_free(v);
@@ -171,19 +236,20 @@ START_TEST(test_malformed_values)
 	struct vault *v = vault_with("1:" KEY1_B64);
 	static const char *bad[] = { "",     "v",       "v1",   "1:AAAA", "v:AAAA", "v0:AAAA",
 				     "v01:AAAA", "vx:AAAA", "V1:AAAA", "v1;AAAA", "v-1:AAAA",
-				     "v99999999999:AAAA" };
+				     "v99999999999:AAAA", "b", "b:AAAA", "b0:AAAA", "B1:AAAA",
+				     "c1:AAAA" };
 	struct err e = { "" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ck_assert_ptr_null(vault_decrypt(v, bad[i], &e));
+		ck_assert_ptr_null(vault_decrypt(v, bad[i], AG, COL, &e));
 		ck_assert_msg(strstr(e.msg, "malformed value"), "\"%s\": \"%s\"", bad[i], e.msg);
 		ck_assert_int_eq(vault_needs_rewrap(v, bad[i]), -1);
 	}
-	ck_assert_ptr_null(vault_decrypt(v, NULL, &e));
+	ck_assert_ptr_null(vault_decrypt(v, NULL, AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "malformed value"), "%s", e.msg);
 	/* valid base64 but too short to hold nonce and tag */
-	ck_assert_ptr_null(vault_decrypt(v, "v1:AAAA", &e));
+	ck_assert_ptr_null(vault_decrypt(v, "v1:AAAA", AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "malformed value"), "%s", e.msg);
-	ck_assert_ptr_null(vault_decrypt(v, "v1:not base64", &e));
+	ck_assert_ptr_null(vault_decrypt(v, "v1:not base64", AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "malformed value"), "%s", e.msg);
 	vault_free(v);
 }
@@ -193,16 +259,16 @@ START_TEST(test_unknown_key_id)
 {
 	struct vault *v1 = vault_with("1:" KEY1_B64), *v2 = vault_with("2:" KEY2_B64);
 	struct err e = { "" };
-	char *stored = vault_encrypt(v2, "tok", &e);
-	ck_assert_ptr_null(vault_decrypt(v1, stored, &e));
+	char *stored = vault_encrypt(v2, "tok", AG, COL, &e);
+	ck_assert_ptr_null(vault_decrypt(v1, stored, AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "unknown key id 2"), "%s", e.msg);
 	ck_assert_msg(strstr(e.msg, "loaded: 1"), "%s", e.msg);
 	free(stored);
 
 	/* same id, different key material: authentication fails */
 	struct vault *other = vault_with("2:" KEY3_B64);
-	stored = vault_encrypt(v2, "tok", &e);
-	ck_assert_ptr_null(vault_decrypt(other, stored, &e));
+	stored = vault_encrypt(v2, "tok", AG, COL, &e);
+	ck_assert_ptr_null(vault_decrypt(other, stored, AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "authentication failed"), "%s", e.msg);
 	free(stored);
 
@@ -210,9 +276,9 @@ START_TEST(test_unknown_key_id)
 	struct vault *empty = vault_new();
 	ck_assert_uint_eq(vault_key_count(empty), 0);
 	ck_assert_int_eq(vault_newest_id(empty), 0);
-	ck_assert_ptr_null(vault_encrypt(empty, "tok", &e));
+	ck_assert_ptr_null(vault_encrypt(empty, "tok", AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "no token key loaded"), "%s", e.msg);
-	ck_assert_ptr_null(vault_decrypt(empty, "v1:AAAA", &e));
+	ck_assert_ptr_null(vault_decrypt(empty, "v1:AAAA", AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "unknown key id 1"), "%s", e.msg);
 	ck_assert_int_eq(vault_needs_rewrap(empty, "v1:AAAA"), -1);
 
@@ -228,31 +294,31 @@ START_TEST(test_rotation)
 {
 	struct vault *v = vault_with("1:" KEY1_B64);
 	struct err e = { "" };
-	char *old = vault_encrypt(v, "old-token", &e);
-	ck_assert(strncmp(old, "v1:", 3) == 0);
+	char *old = vault_encrypt(v, "old-token", AG, COL, &e);
+	ck_assert(strncmp(old, "b1:", 3) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(v, old), 0);
 
 	ck_assert_msg(vault_add_keys(v, "2:" KEY2_B64, &e) == 0, "%s", e.msg);
 	ck_assert_uint_eq(vault_key_count(v), 2);
 	ck_assert_int_eq(vault_newest_id(v), 2);
 
-	char *pt = vault_decrypt(v, old, &e);
+	char *pt = vault_decrypt(v, old, AG, COL, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "old-token");
 	vault_free_plaintext(pt);
 	ck_assert_int_eq(vault_needs_rewrap(v, old), 1);
 
-	char *fresh = vault_encrypt(v, "new-token", &e);
-	ck_assert(strncmp(fresh, "v2:", 3) == 0);
+	char *fresh = vault_encrypt(v, "new-token", AG, COL, &e);
+	ck_assert(strncmp(fresh, "b2:", 3) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(v, fresh), 0);
 
 	/* rewrap: decrypt under the old key, encrypt under the newest */
-	pt = vault_decrypt(v, old, &e);
-	char *rewrapped = vault_encrypt(v, pt, &e);
+	pt = vault_decrypt(v, old, AG, COL, &e);
+	char *rewrapped = vault_encrypt(v, pt, AG, COL, &e);
 	vault_free_plaintext(pt);
-	ck_assert(strncmp(rewrapped, "v2:", 3) == 0);
+	ck_assert(strncmp(rewrapped, "b2:", 3) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(v, rewrapped), 0);
-	pt = vault_decrypt(v, rewrapped, &e);
+	pt = vault_decrypt(v, rewrapped, AG, COL, &e);
 	ck_assert_str_eq(pt, "old-token");
 	vault_free_plaintext(pt);
 
@@ -260,10 +326,10 @@ START_TEST(test_rotation)
 	struct vault *w = vault_with(" 10:" KEY3_B64 " , 2:" KEY2_B64 ",1:" KEY1_B64 ", ");
 	ck_assert_uint_eq(vault_key_count(w), 3);
 	ck_assert_int_eq(vault_newest_id(w), 10);
-	char *s = vault_encrypt(w, "t", &e);
-	ck_assert(strncmp(s, "v10:", 4) == 0);
+	char *s = vault_encrypt(w, "t", AG, COL, &e);
+	ck_assert(strncmp(s, "b10:", 4) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(w, fresh), 1);
-	pt = vault_decrypt(w, fresh, &e);
+	pt = vault_decrypt(w, fresh, AG, COL, &e);
 	ck_assert_str_eq(pt, "new-token");
 	vault_free_plaintext(pt);
 
@@ -416,6 +482,7 @@ static Suite *vault_suite(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_stored_format);
 	tcase_add_test(tc, test_interop_and_aad);
+	tcase_add_test(tc, test_bound_to_row);
 	tcase_add_test(tc, test_every_byte_flipped);
 	tcase_add_test(tc, test_malformed_values);
 	tcase_add_test(tc, test_unknown_key_id);
