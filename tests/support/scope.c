@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "json.h"
 #include "testlib.h"
 
@@ -40,6 +41,35 @@ static void strv_push(char ***v, size_t *n, const char *s)
 	(*v)[*n] = NULL;
 }
 
+/* An export (text/csv): the column named field of every record after the
+ * header; "" (no further page) or NULL on a problem (described in err). */
+static char *csv_ids(const char *url, const char *body, const char *field, char ***ids,
+		     size_t *n, long *status, struct buf *err)
+{
+	struct csv c;
+	struct err e;
+	if (csv_parse(body, strlen(body), &(struct csv_limits){0, 0, 0}, &c, &e)) {
+		*status = 0;
+		if (err)
+			buf_printf(err, "GET %s: not CSV (%s)", url, e.msg);
+		return NULL;
+	}
+	size_t col = 0;
+	while (c.n && col < c.records[0].n && strcmp(c.records[0].fields[col], field))
+		col++;
+	if (!c.n || col == c.records[0].n) {
+		*status = 0;
+		if (err)
+			buf_printf(err, "GET %s: no CSV column \"%s\"", url, field);
+		csv_free(&c);
+		return NULL;
+	}
+	for (size_t i = 1; i < c.n; i++)
+		strv_push(ids, n, col < c.records[i].n ? c.records[i].fields[col] : "");
+	csv_free(&c);
+	return xstrdup("");
+}
+
 /* One page: appends the ids to *ids; returns the next cursor (malloc'd), ""
  * on the last page, or NULL on a problem (described in err). */
 static char *list_page(const char *url, const char *token, const char *field, char ***ids,
@@ -56,6 +86,10 @@ static char *list_page(const char *url, const char *token, const char *field, ch
 	if (r.status != 200) {
 		if (err)
 			buf_printf(err, "GET %s: %ld: %.200s", url, r.status, r.body);
+		goto out;
+	}
+	if (strcasestr(r.headers, "\nContent-Type: text/csv")) {
+		next = csv_ids(url, r.body, field, ids, n, status, err);
 		goto out;
 	}
 	j = json_parse(r.body, strlen(r.body), 64, NULL);
