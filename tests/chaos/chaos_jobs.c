@@ -11,8 +11,10 @@ static int transient(long status)
 	return status == 0 || status == 502 || status == 503 || status == 504;
 }
 
-static void submit_one(struct chaos *c, const char *url, const char *auth, int i)
+/* Submit job i; returns how long it took until it was stored (ms). */
+static int64_t submit_one(struct chaos *c, const char *url, const char *auth, int i)
 {
+	int64_t start = now_monotonic_ms();
 	char *body = xasprintf(
 		"{\"client_data\": {\"name\": \"Chaos %s client %d\", \"email\": "
 		"\"owner%d@chaos-%s.example\", \"first_name\": \"Ada\", \"last_name\": "
@@ -43,6 +45,7 @@ static void submit_one(struct chaos *c, const char *url, const char *auth, int i
 	}
 	free(idem);
 	free(body);
+	return now_monotonic_ms() - start;
 }
 
 void chaos_submit(struct chaos *c, int from, int to)
@@ -52,12 +55,17 @@ void chaos_submit(struct chaos *c, int from, int to)
 	char *url = xasprintf("%s/api/v1/agencies/%s/jobs", c->api.base, c->agency);
 	char *auth = xasprintf("Authorization: Bearer %s", c->key);
 	long n503 = c->submit_503, lost = c->submit_lost;
+	int64_t start = now_monotonic_ms(), slowest = 0;
 	for (int i = from; i < to; i++) {
-		submit_one(c, url, auth, i);
+		int64_t took = submit_one(c, url, auth, i);
+		if (took > slowest)
+			slowest = took;
 		c->submitted++;
 	}
-	chaos_event(c, "submitted jobs %d..%d over REST (answers 503: %ld, lost or other 5xx: %ld; "
-		       "each sent again)", from + 1, to, c->submit_503 - n503, c->submit_lost - lost);
+	chaos_event(c, "submitted jobs %d..%d over REST in %.1f s (slowest %.2f s; answers 503: "
+		       "%ld, lost or other 5xx: %ld, each sent again)", from + 1, to,
+		    (now_monotonic_ms() - start) / 1000.0, slowest / 1000.0, c->submit_503 - n503,
+		    c->submit_lost - lost);
 	free(auth);
 	free(url);
 }
