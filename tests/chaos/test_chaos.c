@@ -21,7 +21,8 @@
  * (120 + CHAOS_JOBS / 2), CHAOS_PG_DOWN_MS (2000), CHAOS_EVENT_GAP_MS (3000:
  * the least time between two crashes). It starts its own
  * PostgreSQL (CHAOS_PG_BIN, default /usr/lib/postgresql/15/bin) in a folder
- * under /tmp, removed when every test passed (the logs are kept otherwise).
+ * under /tmp, removed when every test passed (the logs are kept otherwise;
+ * CHAOS_KEEP=1 keeps the clusters too, to look at the data afterwards).
  */
 #include <ftw.h>
 
@@ -60,6 +61,8 @@ static double env_rate(const char *name, double def)
 
 static void chaos_init(struct chaos *c)
 {
+	/* the forked test dies with the runner, and its processes with it */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(c, 0, sizeof *c);
 	c->dir = run_dir;
 }
@@ -235,9 +238,11 @@ int main(void)
 	suite_add_tcase(s, tc);
 	int rc = tl_run_suite(s);
 
-	/* the cluster goes either way; the logs stay when something failed */
+	/* the clusters go unless CHAOS_KEEP is set; the logs stay when something failed */
 	char *clusters = xasprintf("%s/clusters", run_dir);
-	nftw(rc ? clusters : run_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	const char *keep = getenv("CHAOS_KEEP");
+	if (!keep || !*keep)
+		nftw(rc ? clusters : run_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(clusters);
 	if (rc)
 		fprintf(stderr, "chaos suite failed; logs in %s\n", run_dir);
