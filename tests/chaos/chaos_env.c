@@ -26,17 +26,19 @@ static const struct passwd *pg_account(void)
 	return pw;
 }
 
-/* fork + exec with stdout and stderr appended to log, as user `as` (or
- * ourselves), with deathsig sent when this process dies. The child stays in
- * our process group, which Check kills when the test ends. */
-static pid_t spawn(char *const argv[], char *const env[], const char *log,
-		   const struct passwd *as, int deathsig)
+/* fork + exec of a PostgreSQL program with stdout and stderr appended to log,
+ * as the postgres OS user when root; deathsig is sent to it when this process
+ * dies, and tl_kill_spawned knows it. (tl_spawn cannot switch users.) */
+static pid_t pg_spawn(char *const argv[], const char *log, int deathsig)
 {
+	const struct passwd *as = pg_account();
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-	if (pid > 0)
+	if (pid > 0) {
+		tl_track(pid, 0);
 		return pid;
+	}
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd >= 0) {
 		dup2(fd, STDOUT_FILENO);
@@ -48,22 +50,9 @@ static pid_t spawn(char *const argv[], char *const env[], const char *log,
 	prctl(PR_SET_PDEATHSIG, deathsig);
 	if (getppid() != parent)
 		_exit(127);
-	for (int i = 0; env && env[i]; i++)
-		putenv(env[i]);
 	execv(argv[0], argv);
 	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
-}
-
-static char *tail(const char *path, size_t n)
-{
-	char *t = tl_read_file(path);
-	size_t len = strlen(t);
-	if (len <= n)
-		return t;
-	char *out = xstrdup(t + len - n);
-	free(t);
-	return out;
 }
 
 /* ---- PostgreSQL ---- */
@@ -94,11 +83,11 @@ void chaos_pg_init(struct chaos_pg *pg, const char *dir, const char *name)
 			(char *)"--auth=trust", (char *)"-E", (char *)"UTF8",
 			(char *)"--locale=C.UTF-8", (char *)"--no-sync", NULL};
 	char *log = xasprintf("%s/%s-initdb.log", dir, name);
-	pid_t pid = spawn(argv, NULL, log, as, SIGKILL);
+	pid_t pid = pg_spawn(argv, log, SIGKILL);
 	int st = 0;
 	ck_assert_msg(tl_wait_exit(pid, 120000, &st) == 0, "initdb did not finish in 120 s");
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		char *t = tail(log, 2000);
+		char *t = tl_log_tail(log, 2000);
 		ck_abort_msg("initdb failed:\n%s", t);
 	}
 	free(log);
@@ -120,7 +109,7 @@ void chaos_pg_start(struct chaos_pg *pg)
 			(char *)"-c", (char *)"fsync=off", (char *)"-c",
 			(char *)"full_page_writes=off", (char *)"-c", (char *)"max_connections=200",
 			NULL};
-	pg->pid = spawn(argv, NULL, pg->log, pg_account(), SIGQUIT);
+	pg->pid = pg_spawn(argv, pg->log, SIGQUIT);
 	free(postgres);
 	char *dsn = xasprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres "
 			      "connect_timeout=5", pg->port);
@@ -129,11 +118,11 @@ void chaos_pg_start(struct chaos_pg *pg)
 		int st;
 		if (waitpid(pg->pid, &st, WNOHANG) == pg->pid) {
 			pg->pid = 0;
-			char *t = tail(pg->log, 2000);
+			char *t = tl_log_tail(pg->log, 2000);
 			ck_abort_msg("PostgreSQL exited at start:\n%s", t);
 		}
 		if (now_monotonic_ms() > until) {
-			char *t = tail(pg->log, 2000);
+			char *t = tl_log_tail(pg->log, 2000);
 			ck_abort_msg("PostgreSQL did not accept connections within %d s:\n%s",
 				     READY_WAIT_MS / 1000, t);
 		}
@@ -142,28 +131,23 @@ void chaos_pg_start(struct chaos_pg *pg)
 	free(dsn);
 }
 
-static void pg_signal(struct chaos_pg *pg, int sig, const char *what)
+void chaos_pg_crash(struct chaos_pg *pg)
 {
-	if (!pg->pid)
-		return;
-	kill(pg->pid, sig);
+	kill(pg->pid, SIGQUIT);
 	int st;
 	if (tl_wait_exit(pg->pid, 60000, &st) != 0) {
 		tl_kill(pg->pid);
 		pg->pid = 0;
-		ck_abort_msg("PostgreSQL did not stop within 60 s (%s)", what);
+		ck_abort_msg("PostgreSQL did not stop within 60 s of SIGQUIT (immediate shutdown)");
 	}
 	pg->pid = 0;
 }
 
-void chaos_pg_crash(struct chaos_pg *pg)
-{
-	pg_signal(pg, SIGQUIT, "immediate");
-}
-
 void chaos_pg_stop(struct chaos_pg *pg)
 {
-	pg_signal(pg, SIGINT, "fast");
+	if (pg->pid)
+		tl_stop(pg->pid, SIGINT, 60000, "PostgreSQL (fast shutdown)", pg->log);
+	pg->pid = 0;
 }
 
 /* ---- the agents ---- */
@@ -201,23 +185,10 @@ void chaos_agent_start(struct chaos *c, struct chaos_agent *a)
 		env[n++] = xstrdup(c->env[i]);
 	env[n] = NULL;
 	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
-	a->pid = spawn(argv, env, a->log, NULL, SIGKILL);
+	a->pid = tl_spawn(argv, env, a->log);
 	for (int i = 0; i < n; i++)
 		free(env[i]);
-	char *url = xasprintf("%s/readyz", a->base);
-	int64_t until = now_monotonic_ms() + READY_WAIT_MS;
-	while (tl_http("GET", url, NULL, NULL, NULL) != 200) {
-		int st;
-		if (waitpid(a->pid, &st, WNOHANG) == a->pid) {
-			a->pid = 0;
-			chaos_fail(c, "agent (roles=%s) exited at start", a->role);
-		}
-		if (now_monotonic_ms() > until)
-			chaos_fail(c, "agent (roles=%s) not ready within %d s", a->role,
-				   READY_WAIT_MS / 1000);
-		usleep(100000);
-	}
-	free(url);
+	tl_wait_ready(a->base, a->pid, a->log, READY_WAIT_MS);
 	if (a == &c->api) {
 		c->h.pid = a->pid;
 		c->h.port = a->port;
@@ -231,21 +202,15 @@ void chaos_agent_kill(struct chaos_agent *a)
 	a->pid = 0;
 }
 
-static void agent_stop(struct chaos *c, struct chaos_agent *a)
+/* SIGTERM; a clean exit (status 0, so under ASan no leak) is asserted. */
+static void agent_stop(struct chaos_agent *a)
 {
 	if (!a->pid)
 		return;
-	kill(a->pid, SIGTERM);
-	int st = 0;
-	if (tl_wait_exit(a->pid, 30000, &st) != 0) {
-		chaos_agent_kill(a);
-		chaos_fail(c, "agent (roles=%s) did not exit within 30 s of SIGTERM", a->role);
-	}
+	char what[48];
+	snprintf(what, sizeof what, "ghl-agent serve (roles=%s)", a->role);
+	tl_stop(a->pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, what, a->log);
 	a->pid = 0;
-	/* a clean exit, which under ASan also means no leak */
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		chaos_fail(c, "agent (roles=%s) ended with wait status %#x after SIGTERM", a->role,
-			   (unsigned)st);
 }
 
 /* ---- reporting ---- */
@@ -276,7 +241,7 @@ void chaos_fail(struct chaos *c, const char *fmt, ...)
 	for (int i = 0; i < 2; i++) {
 		if (!agents[i]->log[0])
 			continue;
-		char *t = tail(agents[i]->log, 3000);
+		char *t = tl_log_tail(agents[i]->log, 3000);
 		fprintf(stderr, "---- tail of %s\n%s\n", agents[i]->log, t);
 		free(t);
 	}
@@ -363,8 +328,8 @@ void chaos_up(struct chaos *c, const char *name, const char *settings_json)
 
 void chaos_down(struct chaos *c)
 {
-	agent_stop(c, &c->api);
-	agent_stop(c, &c->worker);
+	agent_stop(&c->api);
+	agent_stop(&c->worker);
 	hsim_stop(&c->sim);
 	if (c->db)
 		PQfinish(c->db);

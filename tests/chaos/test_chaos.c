@@ -61,8 +61,6 @@ static double env_rate(const char *name, double def)
 
 static void chaos_init(struct chaos *c)
 {
-	/* the forked test dies with the runner, and its processes with it */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(c, 0, sizeof *c);
 	c->dir = run_dir;
 }
