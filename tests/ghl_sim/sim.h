@@ -94,6 +94,9 @@ struct sim_config {
 	int verbose;
 	int print_webhook_key;
 	int help;
+	/* run-time only: a timed outage (/_sim/faults outage_ms, the length last set) */
+	int64_t outage_ms;
+	int64_t outage_until_ms; /* monotonic: every API request answers fail_status until then */
 	/* run-time only */
 	int64_t fail_next;   /* answer the next N API requests with fail_status */
 	int64_t fail_status;

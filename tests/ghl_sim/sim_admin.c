@@ -46,6 +46,9 @@ static void write_faults(struct jw *w, const struct sim_config *cfg)
 	jw_int(w, cfg->snapshot_delay_ms);
 	jw_key(w, "access_ttl");
 	jw_int(w, cfg->access_ttl);
+	int64_t left = cfg->outage_until_ms - now_monotonic_ms();
+	jw_key(w, "outage_ms"); /* the time left */
+	jw_int(w, left > 0 ? left : 0);
 	jw_key(w, "fail_next");
 	jw_int(w, cfg->fail_next);
 	jw_key(w, "fail_status");
@@ -84,6 +87,7 @@ static const struct fault_field fault_fields[] = {
 	F(latency_ms, 0, 600000),      F(jitter_ms, 0, 600000),     R(error_rate),
 	R(timeout_rate),               R(drop_rate),                F(rate_limit, 0, 1000000000),
 	F(rate_window_ms, 1, 86400000), F(daily_limit, 0, 1000000000), F(snapshot_delay_ms, 0, 86400000),
+	F(outage_ms, 0, 86400000),
 	F(access_ttl, 1, 315360000),   F(fail_next, 0, 1000000000), F(fail_status, 400, 599),
 };
 
@@ -163,6 +167,8 @@ static void post_faults(struct sim_ctx *c)
 		else
 			*(int64_t *)(void *)dst = v->u.num.i;
 	}
+	if (json_get(b, "outage_ms")) /* a timed outage starts now (0 ends one) */
+		next.outage_until_ms = now_monotonic_ms() + next.outage_ms;
 	int rl_changed = next.rate_limit != c->s->cfg.rate_limit || next.rate_window_ms != c->s->cfg.rate_window_ms ||
 			 next.daily_limit != c->s->cfg.daily_limit;
 	c->s->cfg = next;

@@ -496,6 +496,19 @@ static int authenticate(struct sim_ctx *c, enum auth_need need)
 	return 0;
 }
 
+/* Stage the answer of an injected failure, counted in errors_injected. */
+static void answer_injected(struct sim_ctx *c, int status)
+{
+	c->s->stats.errors_injected++;
+	struct jw w;
+	sim_json_begin(c, &w, status);
+	jw_key(&w, "statusCode");
+	jw_int(&w, status);
+	jw_key(&w, "message");
+	jw_string(&w, reason_for(status) ? reason_for(status) : "Internal Server Error");
+	sim_json_end(c, &w);
+}
+
 /* Returns 1 when a failure was injected (response staged). */
 static int inject_error(struct sim_ctx *c)
 {
@@ -512,14 +525,17 @@ static int inject_error(struct sim_ctx *c)
 	}
 	if (!status)
 		return 0;
-	s->stats.errors_injected++;
-	struct jw w;
-	sim_json_begin(c, &w, status);
-	jw_key(&w, "statusCode");
-	jw_int(&w, status);
-	jw_key(&w, "message");
-	jw_string(&w, reason_for(status) ? reason_for(status) : "Internal Server Error");
-	sim_json_end(c, &w);
+	answer_injected(c, status);
+	return 1;
+}
+
+/* During a timed outage (/_sim/faults outage_ms) every API request fails;
+ * returns 1 when this one did (response staged). */
+static int outage(struct sim_ctx *c)
+{
+	if (c->s->cfg.outage_until_ms <= now_monotonic_ms())
+		return 0;
+	answer_injected(c, (int)c->s->cfg.fail_status);
 	return 1;
 }
 
@@ -634,7 +650,7 @@ static void api_request(struct sim_ctx *c)
 			return;
 		}
 	}
-	if (inject_error(c))
+	if (outage(c) || inject_error(c))
 		return;
 	c->route->fn(c);
 }
