@@ -64,8 +64,15 @@ typedef void (*agency_token_fn)(void *arg, enum agency_token_status st,
  * use, so a SIGHUP reload applies). Never NULL. */
 struct agency_tokens *agency_tokens_new(struct app *app);
 
-/* Start the periodic sweep (first pass at once). */
+/* Start the periodic sweep (first pass at once) and the start-up check of
+ * stored tokens: live agencies whose tokens cannot work (a placeholder, or a
+ * value no key of token_keys decrypts) get needs_reconnect with a reason
+ * "stored tokens unusable: …"; one whose tokens decrypt again loses that mark.
+ * The check is retried until the database answers. */
 void agency_tokens_start(struct agency_tokens *t);
+
+/* 1 once the start-up check is done (/readyz waits for it). */
+int agency_tokens_checked(const struct agency_tokens *t);
 
 /* Shutdown, part 1: stop the sweep and run the loop until the refreshes in
  * flight have committed (or deadline_ms passed), so that no refresh token GHL
