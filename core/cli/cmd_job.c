@@ -82,16 +82,23 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 	case JOB_EXISTING:
 		printf("%s\n", id);
 		break;
-	case JOB_CONFLICT:
-		fprintf(stderr, "ghl-agent job submit: idempotency key \"%s\" was used for job %s "
-				"with other data\n", key, id);
+	case JOB_CONFLICT: /* the API's 409 idempotency_conflict */
+		fprintf(stderr, "ghl-agent job submit: this Idempotency-Key was used with another "
+				"request body (job %s); use a new key for a new job\n", id);
 		rc = 1;
 		break;
-	case JOB_INVALID:
-		fprintf(stderr, "ghl-agent job submit: the job is invalid:\n");
-		for (size_t i = 0; i < json_len(problems); i++)
-			fprintf(stderr, "  %s: %s\n", json_get_str(json_at(problems, i), "field"),
-				json_get_str(json_at(problems, i), "message"));
+	case JOB_INVALID: /* the API's 404 for the agency, else its 422 */
+		if (json_len(problems) == 1 &&
+		    str_eq(json_get_str(json_at(problems, 0), "field"), "agency_id")) {
+			fprintf(stderr, "ghl-agent job submit: agency not found\n");
+		} else {
+			fprintf(stderr, "ghl-agent job submit: the request has %zu invalid field%s:\n",
+				json_len(problems), json_len(problems) > 1 ? "s" : "");
+			for (size_t i = 0; i < json_len(problems); i++)
+				fprintf(stderr, "  %s: %s\n",
+					json_get_str(json_at(problems, i), "field"),
+					json_get_str(json_at(problems, i), "message"));
+		}
 		rc = 1;
 		break;
 	case JOB_ERROR:

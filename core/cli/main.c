@@ -161,7 +161,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 		status = 1;
 	} else if (argc != 1) {
 		fprintf(stderr, "ghl-agent migrate: unknown argument \"%s\" (expected nothing or "
-				"\"status\")\n", argv[1]);
+				"\"status\")\n", argv[strcmp(argv[1], "status") ? 1 : 2]);
 		return 2;
 	}
 	struct err e;

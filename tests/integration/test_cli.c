@@ -86,6 +86,17 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	ck_assert_str_eq(st, "FAILED");
 	expect(1, "the job is already FAILED", NULL, (const char *[]){"job", "cancel", pending, NULL});
 	expect(0, "status    COMPLETED", NULL, (const char *[]){"job", "show", done, NULL});
+	char *client = tl_write_temp("cli-client", "{\"name\":\"A\",\"email\":\"a@x.example\"}");
+	expect(1, "agency not found", NULL,
+	       (const char *[]){"job", "submit", "--agency", ABSENT, "--client-json", client, NULL});
+	char *bad_client = tl_write_temp("cli-client", "{\"name\":\"A\"}");
+	expect(1, "the request has 1 invalid field:\n  client_data.email:", NULL,
+	       (const char *[]){"job", "submit", "--agency", AGENCY, "--client-json", bad_client,
+				NULL});
+	unlink(client);
+	unlink(bad_client);
+	free(client);
+	free(bad_client);
 	free(st);
 	free(done);
 	free(pending);
