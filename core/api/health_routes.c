@@ -40,21 +40,34 @@ static void readyz_timeout(evutil_socket_t fd, short what, void *arg)
 	r->ctx = NULL;
 }
 
-static void readyz_result(void *arg, PGresult *res, const char *errmsg)
+/* Frees r and its timer; returns its context when it is still unanswered. */
+static struct http_ctx *readyz_end(struct readyz *r)
 {
-	struct readyz *r = arg;
 	struct http_ctx *c = r->ctx;
 	event_free(r->timer);
-	struct app *app = r->app;
 	free(r);
+	return c;
+}
+
+static void readyz_checked(void *arg, int ok)
+{
+	struct http_ctx *c = readyz_end(arg);
 	if (!c)
 		return;
+	if (ok)
+		http_reply_json(c, 200, "{\"status\":\"ready\"}");
+	else
+		http_reply_error(c, 503, "starting", "checking the agencies' stored tokens", NULL);
+}
+
+/* A reason not to be ready, answered on c (1), or 0. */
+static int not_ready(struct http_ctx *c, struct app *app, PGresult *res, const char *errmsg)
+{
 	if (!res) {
 		http_reply_error(c, 503, "database_unavailable", errmsg, NULL);
-		return;
+		return 1;
 	}
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		if (state && !strcmp(state, "42P01")) /* undefined_table */
 			http_reply_error(c, 503, "migrations_pending",
@@ -62,7 +75,7 @@ static void readyz_result(void *arg, PGresult *res, const char *errmsg)
 					 NULL);
 		else
 			http_reply_error(c, 503, "database_error", PQresultErrorMessage(res), NULL);
-		return;
+		return 1;
 	}
 	size_t pending = migrate_count_pending(&app->migrations, res);
 	if (pending) {
@@ -70,13 +83,23 @@ static void readyz_result(void *arg, PGresult *res, const char *errmsg)
 		snprintf(msg, sizeof(msg), "%zu migration(s) pending; run `ghl-agent migrate`",
 			 pending);
 		http_reply_error(c, 503, "migrations_pending", msg, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+static void readyz_result(void *arg, PGresult *res, const char *errmsg)
+{
+	struct readyz *r = arg;
+	if (!r->ctx || not_ready(r->ctx, r->app, res, errmsg)) {
+		readyz_end(r);
 		return;
 	}
-	if (app->tokens && !agency_tokens_checked(app->tokens)) {
-		http_reply_error(c, 503, "starting", "checking the agencies' stored tokens", NULL);
+	if (r->app->tokens) { /* the schema is there: the check of stored tokens comes last */
+		agency_tokens_when_checked(r->app->tokens, readyz_checked, r);
 		return;
 	}
-	http_reply_json(c, 200, "{\"status\":\"ready\"}");
+	readyz_checked(r, 1);
 }
 
 static void h_readyz(struct http_ctx *c)

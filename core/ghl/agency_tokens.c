@@ -93,6 +93,12 @@ struct op {
 	struct op *prev, *next;
 };
 
+struct check_waiter { /* agency_tokens_when_checked */
+	void (*cb)(void *arg, int ok);
+	void *arg;
+	struct check_waiter *next;
+};
+
 struct agency_tokens {
 	struct app *app;
 	struct event *sweep_timer;
@@ -101,6 +107,8 @@ struct agency_tokens {
 	int nops;
 	int stopping;	       /* agency_tokens_stop ran: no new work */
 	int checked;	       /* the start-up check of stored tokens is done */
+	struct op *check;      /* the check while it runs or waits to retry */
+	struct check_waiter *check_waiters;
 	int closed;	       /* agency_tokens_free ran: no more database work */
 	struct slot *slots[SLOT_BUCKETS];
 	struct agency_tokens_stats stats;
@@ -164,6 +172,19 @@ static void op_set(struct op *op, enum agency_token_status st, const char *why)
 	op->why = copy;
 }
 
+/* Answers everyone waiting for the start-up check (ok: it is done). */
+static void check_notify(struct agency_tokens *t, int ok)
+{
+	struct check_waiter *w = t->check_waiters;
+	t->check_waiters = NULL;
+	while (w) {
+		struct check_waiter *next = w->next;
+		w->cb(w->arg, ok);
+		free(w);
+		w = next;
+	}
+}
+
 /* Unlinks and frees op; the module goes too when it was freed meanwhile. */
 static void op_free(struct op *op)
 {
@@ -182,6 +203,10 @@ static void op_free(struct op *op)
 	t->nops--;
 	if (t->sweep == op)
 		t->sweep = NULL;
+	if (t->check == op) {
+		t->check = NULL;
+		check_notify(t, t->checked);
+	}
 	free(op);
 	if (t->closed && t->nops == 0)
 		release_module(t);
@@ -867,7 +892,7 @@ static void check_start(struct op *op);
 static void check_done(struct op *op)
 {
 	op->t->checked = 1;
-	op_free(op);
+	op_free(op); /* answers the waiters */
 }
 
 static void check_retry_timer(evutil_socket_t fd, short what, void *arg)
@@ -888,6 +913,7 @@ static void check_retry_timer(evutil_socket_t fd, short what, void *arg)
 static void check_retry(struct op *op, const char *why)
 {
 	log_debug("stored token check postponed", "error", why, NULL);
+	check_notify(op->t, 0);
 	if (op->t->stopping) {
 		op_free(op);
 		return;
@@ -974,6 +1000,24 @@ int agency_tokens_checked(const struct agency_tokens *t)
 	return t->checked;
 }
 
+void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, int ok), void *arg)
+{
+	if (t->checked || !t->check || t->stopping) {
+		cb(arg, t->checked);
+		return;
+	}
+	struct check_waiter *w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	w->next = t->check_waiters;
+	t->check_waiters = w;
+	if (t->check->timer) { /* waiting to retry: now */
+		event_free(t->check->timer);
+		t->check->timer = NULL;
+		check_start(t->check);
+	}
+}
+
 /* ---- module ------------------------------------------------------------------ */
 
 struct agency_tokens *agency_tokens_new(struct app *app)
@@ -989,7 +1033,8 @@ void agency_tokens_start(struct agency_tokens *t)
 		return;
 	t->sweep_timer = evtimer_new(t->app->base, on_sweep_tick, t);
 	sweep_schedule(t, 0);
-	check_start(op_new(t, OP_CHECK));
+	t->check = op_new(t, OP_CHECK);
+	check_start(t->check);
 }
 
 void agency_tokens_stop(struct agency_tokens *t, long long deadline_ms)
