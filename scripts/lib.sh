@@ -85,3 +85,133 @@ pg_stop() {
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
   PG_DATA=
 }
+
+# ---- the demo: scripts/demo, and tests/readme/run_examples.sh on a throw-away copy ----
+
+DEMO_AGENCY=f47ac10b-58cc-4372-a567-0e02b2c3d479   # the seeded "Test Agency"
+DEMO_SNAPSHOT=550e8400-e29b-41d4-a716-446655440002
+DEMO_ADMIN_EMAIL=admin@demo.example
+DEMO_PIDS=()
+
+# demo_up RUN BIN PORT [ghl-sim flags...] — DATABASE_URL names an existing
+# database. Migrates and seeds it, creates the demo admin (password kept in
+# RUN/demo-admin-password), a token key (RUN/token-keys), starts ghl-sim and
+# `ghl-agent serve` on PORT (pids in DEMO_PIDS: demo_down stops them), connects
+# the demo agency through OAuth, submits the demo job, and writes RUN/demo.env:
+# the settings every README command needs (`. .run/demo.env`). RUN is
+# untracked (.gitignore: /.run/), so nothing secret reaches the repository.
+# The agent logs to stderr, or to the file DEMO_AGENT_LOG when set.
+# Sets DEMO_SIM_URL, DEMO_CONNECTED, DEMO_JOB for the caller's banner.
+demo_up() {
+  local run=$1 bin=$2 port=$3 f
+  shift 3
+  mkdir -p "$run/bin"
+  ln -sfn "$bin/ghl-agent" "$run/bin/ghl-agent"
+  say "migrating"
+  "$bin/ghl-agent" migrate >/dev/null
+  say "seeding demo data"
+  for f in "$ROOT"/seeds/*.sql; do
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -f "$f" >/dev/null
+  done
+  # created once: reruns print the same login and decrypt the same tokens
+  [[ -s $run/demo-admin-password ]] ||
+    (umask 077; od -An -N15 -tx1 /dev/urandom | tr -d ' \n' >"$run/demo-admin-password")
+  [[ -s $run/token-keys ]] || (umask 077; "$bin/ghl-agent" keygen >"$run/token-keys")
+  local password
+  password=$(<"$run/demo-admin-password")
+  if ! psql -X -q -d "$DATABASE_URL" -tc "SELECT 1 FROM users WHERE email = '$DEMO_ADMIN_EMAIL'" |
+    grep -q 1; then
+    say "creating the demo admin $DEMO_ADMIN_EMAIL"
+    "$bin/ghl-agent" user add --email "$DEMO_ADMIN_EMAIL" --role ADMIN --password-stdin \
+      <<<"$password" >/dev/null
+  fi
+
+  # The GHL simulator stands in for GoHighLevel: its demo company is the seeded
+  # "Test Agency" (test-ghl-agency-001); the client id/secret are its defaults.
+  local sim=$bin/tests/ghl_sim/ghl-sim sim_port
+  sim_port=$(free_port)
+  DEMO_SIM_URL=http://127.0.0.1:$sim_port
+  say "starting the GHL simulator on $DEMO_SIM_URL"
+  export GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY
+  GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY=$("$sim" --webhook-key-file "$run/ghl-sim-webhook.pem" \
+    --print-webhook-key)
+  "$sim" --listen "127.0.0.1:$sim_port" --company-id test-ghl-agency-001 \
+    --webhook-key-file "$run/ghl-sim-webhook.pem" "$@" >"$run/ghl-sim.log" 2>&1 &
+  DEMO_PIDS+=($!)
+  export GHL_AGENT_DEMO=on GHL_AGENT_TOKEN_KEYS_FILE=$run/token-keys \
+    GHL_AGENT_LISTEN=127.0.0.1:$port GHL_AGENT_LOG_FORMAT=text \
+    GHL_AGENT_GHL_API_BASE=$DEMO_SIM_URL \
+    GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL=$DEMO_SIM_URL/oauth/chooselocation \
+    GHL_AGENT_GHL_CLIENT_ID=demo-client-id GHL_AGENT_GHL_CLIENT_SECRET=demo-client-secret \
+    GHL_AGENT_GHL_REDIRECT_URL=http://127.0.0.1:$port/oauth/callback
+  demo_env "$run" "$port" >"$run/demo.env"
+
+  say "starting the agent"
+  if [[ -n ${DEMO_AGENT_LOG:-} ]]; then
+    "$bin/ghl-agent" serve 2>>"$DEMO_AGENT_LOG" &
+  else
+    "$bin/ghl-agent" serve &
+  fi
+  DEMO_PIDS+=($!)
+  local i
+  for i in $(seq 1 600); do
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 "${DEMO_PIDS[-1]}" 2>/dev/null || die "the agent stopped (its log: ${DEMO_AGENT_LOG:-above})"
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null ||
+    die "the agent did not become ready in 60 s (its log: ${DEMO_AGENT_LOG:-above})"
+
+  # Connect the seeded agency through real OAuth, as a browser would, logged in
+  # as the demo admin: /oauth/connect -> the simulator's authorize page -> /oauth/callback
+  # (with the ghl_oauth cookie /oauth/connect sets: -b '' keeps cookies across the redirects).
+  say "connecting the demo agency to the GHL simulator (OAuth)"
+  local token page
+  token=$(curl -fsS "http://127.0.0.1:$port/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$DEMO_ADMIN_EMAIL\",\"password\":\"$password\"}" |
+    sed -n 's/.*"token" *: *"\([^"]*\)".*/\1/p') || token=
+  if page=$(curl -fsSL -b '' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/oauth/connect") &&
+    grep -q "is connected" <<<"$page"; then
+    DEMO_CONNECTED="Test Agency (test-ghl-agency-001) connected through OAuth; tokens stored encrypted"
+  else
+    DEMO_CONNECTED="NOT connected (see the log above); try http://127.0.0.1:$port/oauth/connect"
+  fi
+
+  # One demo job through the agency's pipeline (the six built-in steps and the
+  # README's Lua step), so the journal has something to show. The idempotency
+  # key makes reruns find the same job instead of adding one.
+  cat >"$run/demo-client.json" <<'JSON'
+{"name": "Acme Dental", "email": "owner@acme-dental.example", "first_name": "Ada",
+ "last_name": "Lovelace", "phone": "+15555550100", "city": "Austin", "state": "TX",
+ "country": "US", "timezone": "US/Central", "custom_values": {"welcome_text": "Welcome!"},
+ "tags": ["dental"]}
+JSON
+  DEMO_JOB=$("$bin/ghl-agent" job submit --agency "$DEMO_AGENCY" --snapshot "$DEMO_SNAPSHOT" \
+    --client-json "$run/demo-client.json" --idempotency-key demo-acme-dental 2>&1) ||
+    DEMO_JOB="(not submitted: $DEMO_JOB)"
+  printf 'export DEMO_JOB=%q\n' "$DEMO_JOB" >>"$run/demo.env"
+}
+
+# demo_env RUN PORT — the demo's effective settings as shell lines (see demo_up).
+demo_env() {
+  local run=$1 port=$2 v
+  echo "# written by scripts/demo: its effective settings. In a shell: . .run/demo.env"
+  echo "# then every README command runs against the demo (ghl-agent on PATH, the"
+  echo "# database, the token key file, ghl-sim instead of GHL, \$API, \$AGENCY)."
+  for v in DATABASE_URL GHL_AGENT_DEMO GHL_AGENT_TOKEN_KEYS_FILE GHL_AGENT_LISTEN \
+    GHL_AGENT_LOG_FORMAT GHL_AGENT_GHL_API_BASE GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL \
+    GHL_AGENT_GHL_CLIENT_ID GHL_AGENT_GHL_CLIENT_SECRET GHL_AGENT_GHL_REDIRECT_URL \
+    GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  printf 'export API=%q AGENCY=%q\n' "http://127.0.0.1:$port/api/v1" "$DEMO_AGENCY"
+  printf 'export PATH=%q:"$PATH"\n' "$run/bin"
+}
+
+# demo_down — stop what demo_up started (each pid once; safe to call twice).
+demo_down() {
+  local p
+  for p in "${DEMO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${DEMO_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  DEMO_PIDS=()
+}

@@ -2,7 +2,8 @@
 -- The first row is the seed document's test fixture, same id. Its token columns hold
 -- placeholders, not tokens: `scripts/demo` connects the agency to ghl-sim through real
 -- OAuth, which replaces them with AES-256-GCM encrypted tokens. Its pipeline ends with the
--- README's Lua step example (steps/location_tag.lua).
+-- README's Lua step example (steps/location_tag.lua). `ghl-agent serve` marks agencies with
+-- placeholder tokens needs_reconnect at start-up, so the second one shows it until connected.
 INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,
                       oauth_refresh_token_encrypted, token_expires_at, settings_json)
 VALUES

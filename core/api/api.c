@@ -429,8 +429,11 @@ char *api_like_contains(const char *s)
 
 /* ---- replies ----------------------------------------------------------- */
 
+static void qproblems_free(struct api_qproblems *q);
+
 static void req_free(struct api_req *r)
 {
+	qproblems_free(r->qp);
 	json_free(r->body);
 	if (r->query) {
 		evhttp_clear_headers(r->query);
@@ -454,7 +457,11 @@ void api_add_header(struct api_req *r, const char *name, const char *value)
 
 void api_reply_json(struct api_req *r, int status, const char *json)
 {
-	http_reply_json(r->c, status, json);
+	struct buf b; /* one spacing for every answer, whoever wrote the JSON */
+	buf_init(&b);
+	json_text_compact(&b, json);
+	http_reply_json(r->c, status, buf_cstr(&b));
+	buf_free(&b);
 	req_free(r);
 }
 
@@ -607,25 +614,77 @@ const char *api_param(const struct api_req *r, int i)
 
 const char *api_query_param(const struct api_req *r, const char *name)
 {
-	return r->query ? evhttp_find_header(r->query, name) : NULL;
+	const char *v = r->query ? evhttp_find_header(r->query, name) : NULL;
+	return v && *v ? v : NULL; /* empty = absent */
+}
+
+/* The query-string problems of one request, collected until api_query_ok. */
+struct api_qproblems {
+	struct api_problems p;
+	struct buf names; /* "status, created_after, limit" */
+	char *first;      /* "query parameter status must be …" */
+	int cursor_only;  /* the only problem is the cursor */
+};
+
+static void qproblems_free(struct api_qproblems *q)
+{
+	if (!q)
+		return;
+	api_problems_free(&q->p);
+	buf_free(&q->names);
+	free(q->first);
+	free(q);
+}
+
+void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...)
+{
+	struct api_qproblems *q = r->qp;
+	if (!q) {
+		q = r->qp = xcalloc(1, sizeof(*q));
+		api_problems_init(&q->p);
+		buf_init(&q->names);
+	}
+	struct buf m;
+	buf_init(&m);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&m, fmt, ap);
+	va_end(ap);
+	api_problem(&q->p, name, "%s", buf_cstr(&m));
+	buf_printf(&q->names, "%s%s", q->p.n > 1 ? ", " : "", name);
+	if (q->p.n == 1)
+		q->first = xasprintf("query parameter %s %s", name, buf_cstr(&m));
+	q->cursor_only = q->p.n == 1 && !strcmp(name, "cursor");
+	buf_free(&m);
+}
+
+int api_query_ok(struct api_req *r)
+{
+	struct api_qproblems *q = r->qp;
+	if (!q || !q->p.n)
+		return 0;
+	char *details = api_problems_json(&q->p);
+	char *msg = q->p.n == 1 ? xstrdup(q->first)
+				: xasprintf("%zu query parameters are invalid: %s", q->p.n,
+					    buf_cstr(&q->names));
+	const char *code = q->cursor_only ? "invalid_cursor" : "invalid_parameter";
+	api_reply_error(r, 400, code, msg, details); /* frees r and its problems */
+	free(msg);
+	free(details);
+	return -1;
 }
 
 int api_query_int(struct api_req *r, const char *name, long long min, long long max,
 		  long long def, long long *out)
 {
 	const char *v = api_query_param(r, name);
-	if (!v) {
-		*out = def;
+	if (v && !str_to_ll(v, min, max, out))
 		return 0;
-	}
-	if (str_to_ll(v, min, max, out)) {
-		char *msg = xasprintf("query parameter %s must be a whole number from %lld to %lld",
-				      name, min, max);
-		api_reply_error(r, 400, "invalid_parameter", msg, NULL);
-		free(msg);
-		return -1;
-	}
-	return 0;
+	*out = def;
+	if (!v)
+		return 0;
+	api_query_problem(r, name, "must be a whole number from %lld to %lld", min, max);
+	return -1;
 }
 
 int api_query_bool(struct api_req *r, const char *name, int *out)
@@ -639,9 +698,7 @@ int api_query_bool(struct api_req *r, const char *name, int *out)
 	else if (!strcmp(v, "false") || !strcmp(v, "0"))
 		*out = 0;
 	else {
-		char *msg = xasprintf("query parameter %s must be true or false", name);
-		api_reply_error(r, 400, "invalid_parameter", msg, NULL);
-		free(msg);
+		api_query_problem(r, name, "must be true or false");
 		return -1;
 	}
 	return 0;
@@ -651,14 +708,14 @@ int api_page_parse(struct api_req *r, struct api_page *pg)
 {
 	memset(pg, 0, sizeof(*pg));
 	long long lim;
-	if (api_query_int(r, "limit", 1, API_PAGE_MAX, API_PAGE_DEFAULT, &lim))
-		return -1;
+	api_query_int(r, "limit", 1, API_PAGE_MAX, API_PAGE_DEFAULT, &lim);
 	pg->limit = (int)lim;
 	const char *cur = api_query_param(r, "cursor");
-	if (cur && api_cursor_decode(cur, &pg->after_ts, &pg->after_id)) {
-		api_reply_error(r, 400, "invalid_cursor",
-				"cursor is not one this API returned (use next_cursor as given)",
-				NULL);
+	if (cur && api_cursor_decode(cur, &pg->after_ts, &pg->after_id))
+		api_query_problem(r, "cursor",
+				  "is not one this API returned (use next_cursor as given)");
+	if (api_query_ok(r)) {
+		api_page_free(pg);
 		return -1;
 	}
 	return 0;

@@ -169,6 +169,7 @@ struct api_endpoint {
 };
 
 struct api_req;
+struct api_qproblems;
 typedef void (*api_handler_fn)(struct api_req *r);
 typedef void (*api_result_fn)(struct api_req *r, PGresult *res);
 
@@ -185,6 +186,7 @@ struct api_req {
 	const char *conflict_msg; /* api_query: message for a unique violation */
 	char key_hash[65];        /* internal: the API key's hash while it is looked up */
 	api_result_fn qcb;        /* internal: api_query's pending callback */
+	struct api_qproblems *qp; /* internal: query-string problems until api_query_ok */
 };
 
 /* JSON bodies are parsed with these limits before anything else looks at
@@ -203,14 +205,28 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 
 /* {param} i of the route (NULL when absent). */
 const char *api_param(const struct api_req *r, int i);
-/* Query parameter, or NULL when absent. */
+/* Query parameters, one rule for every endpoint: an empty value is the same
+ * as an absent one (`?niche=` filters nothing), and a bad value is collected
+ * on the request instead of answered at once, so that one 400 lists every
+ * problem ({"field": "status", "message": "must be …"} per parameter).
+ * Read and check all parameters first, then call api_query_ok (api_page_parse
+ * does, after limit and cursor). */
+/* The value, or NULL when absent or empty. */
 const char *api_query_param(const struct api_req *r, const char *name);
-/* Query integer in [min, max] or def when absent: 0, or -1 after replying 400. */
+/* Collect a problem with parameter `name` ("must be …"). */
+void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 0 when no problem was collected; else -1 after replying 400 listing them
+ * all (code invalid_parameter, or invalid_cursor when the cursor is the only one). */
+int api_query_ok(struct api_req *r);
+/* Query integer in [min, max], def when absent: 0, or -1 with a problem collected. */
 int api_query_int(struct api_req *r, const char *name, long long min, long long max,
 		  long long def, long long *out);
-/* Query boolean (true/false/1/0) into *out (-1 when absent): 0, or -1 after 400. */
+/* Query boolean (true/false/1/0) into *out (-1 when absent): 0, or -1 with a
+ * problem collected. */
 int api_query_bool(struct api_req *r, const char *name, int *out);
-/* `limit` and `cursor` from the query: 0, or -1 after replying 400. */
+/* `limit` and `cursor` from the query, then api_query_ok: 0, or -1 after
+ * replying 400 with every problem collected so far. */
 int api_page_parse(struct api_req *r, struct api_page *pg);
 void api_page_free(struct api_page *pg);
 /* A LIKE pattern matching s literally anywhere ("%s%" with \ % _ escaped). */

@@ -602,9 +602,11 @@ static void list_done(struct api_req *r, PGresult *res)
 	api_reply_page(r, res, 0, 1, 2, *(int *)r->data);
 }
 
-static void bad_param(struct api_req *r, const char *msg)
+static void check_time(struct api_req *r, const char *name, const char *v)
 {
-	api_reply_error(r, 400, "invalid_parameter", msg, NULL);
+	if (v && !is_iso_time(v))
+		api_query_problem(r, name, "must be an ISO 8601 time (2026-01-31T12:00:00Z or "
+					   "2026-01-31)");
 }
 
 static void jobs_list(struct api_req *r)
@@ -617,23 +619,16 @@ static void jobs_list(struct api_req *r)
 		const char *const *s = job_statuses;
 		while (*s && strcmp(*s, status))
 			s++;
-		if (!*s) {
-			bad_param(r, "query parameter status must be PENDING, IN_PROGRESS, COMPLETED, "
-				     "FAILED or RETRYING");
-			return;
-		}
+		if (!*s)
+			api_query_problem(r, "status", "must be PENDING, IN_PROGRESS, COMPLETED, "
+						       "FAILED or RETRYING");
 	}
-	if (agency && !api_is_uuid(agency)) {
-		bad_param(r, "query parameter agency_id must be a UUID");
-		return;
-	}
-	if ((after && !is_iso_time(after)) || (before && !is_iso_time(before))) {
-		bad_param(r, "created_after and created_before must be ISO 8601 times "
-			     "(2026-01-31T12:00:00Z or 2026-01-31)");
-		return;
-	}
+	if (agency && !api_is_uuid(agency))
+		api_query_problem(r, "agency_id", "must be a UUID");
+	check_time(r, "created_after", after);
+	check_time(r, "created_before", before);
 	struct api_page pg;
-	if (api_page_parse(r, &pg))
+	if (api_page_parse(r, &pg)) /* replies with every problem above, too */
 		return;
 	char *scope = api_scope_array(&r->who);
 	char limit[16];

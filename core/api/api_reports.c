@@ -22,13 +22,11 @@ static void report_done(struct api_req *r, PGresult *res)
 static void success_rates(struct api_req *r)
 {
 	const char *group = api_query_param(r, "group_by");
-	if (group && strcmp(group, "agency") && strcmp(group, "niche")) {
-		api_reply_error(r, 400, "invalid_parameter",
-				"query parameter group_by must be agency or niche", NULL);
-		return;
-	}
+	if (group && strcmp(group, "agency") && strcmp(group, "niche"))
+		api_query_problem(r, "group_by", "must be agency or niche");
 	long long days;
-	if (api_query_int(r, "days", 1, 3660, 30, &days))
+	api_query_int(r, "days", 1, 3660, 30, &days);
+	if (api_query_ok(r))
 		return;
 	char d[16];
 	snprintf(d, sizeof(d), "%lld", days);

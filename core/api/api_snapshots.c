@@ -45,10 +45,9 @@ static void list_done(struct api_req *r, PGresult *res)
 static void snapshots_list(struct api_req *r)
 {
 	int active;
-	if (api_query_bool(r, "active", &active))
-		return;
+	api_query_bool(r, "active", &active);
 	struct api_page pg;
-	if (api_page_parse(r, &pg))
+	if (api_page_parse(r, &pg)) /* replies with the problem of active, too */
 		return;
 	const char *niche = api_query_param(r, "niche");
 	const char *q = api_query_param(r, "q");

@@ -114,16 +114,12 @@ static void list_done(struct api_req *r, PGresult *res)
 
 static void users_list(struct api_req *r)
 {
-	struct api_page pg;
-	if (api_page_parse(r, &pg))
-		return;
 	const char *role = api_query_param(r, "role");
-	if (role && api_role_parse(role) == API_ROLE_NONE) {
-		api_page_free(&pg);
-		api_reply_error(r, 400, "invalid_parameter",
-				"query parameter role must be ADMIN, AGENCY_ADMIN or SUPPORT", NULL);
+	if (role && api_role_parse(role) == API_ROLE_NONE)
+		api_query_problem(r, "role", "must be ADMIN, AGENCY_ADMIN or SUPPORT");
+	struct api_page pg;
+	if (api_page_parse(r, &pg)) /* replies with the problem of role, too */
 		return;
-	}
 	const char *q = api_query_param(r, "q");
 	char *like = q ? api_like_contains(q) : NULL;
 	char limit[16];

@@ -340,6 +340,15 @@ static char *env_name(const char *key, const char *suffix)
 	return buf_take(&b);
 }
 
+/* token_keys has its own token_keys_file key: GHL_AGENT_TOKEN_KEYS_FILE sets
+ * that one (a file of keys), not token_keys read from a file as well. */
+static int has_file_key(const char *key)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "%s_file", key);
+	return find_key(name) != NULL;
+}
+
 int config_apply_env(struct config *c, struct err *e)
 {
 	const char *dsn = getenv("DATABASE_URL");
@@ -355,7 +364,7 @@ int config_apply_env(struct config *c, struct err *e)
 			char where[128];
 			snprintf(where, sizeof(where), "env:%s", name);
 			rc = config_set(c, keys[i].name, v, where, e);
-		} else if (fv && (keys[i].flags & (K_SECRET | K_DSN))) {
+		} else if (fv && (keys[i].flags & (K_SECRET | K_DSN)) && !has_file_key(keys[i].name)) {
 			char *text;
 			char where[600];
 			snprintf(where, sizeof(where), "env:%s (%s)", fname, fv);

@@ -1171,3 +1171,25 @@ void jw_raw(struct jw *w, const char *json_text)
 	jw_before_value(w);
 	buf_puts(w->b, json_text);
 }
+
+void json_text_compact(struct buf *b, const char *json_text)
+{
+	const char *p = json_text, *run = p;
+	while (*p) {
+		if (*p == '"') { /* copy the string, escapes and all */
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p)
+				p++;
+		} else if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+			buf_append(b, run, (size_t)(p - run));
+			while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+				p++;
+			run = p;
+		} else {
+			p++;
+		}
+	}
+	buf_append(b, run, (size_t)(p - run));
+}

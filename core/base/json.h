@@ -131,4 +131,9 @@ void jw_value(struct jw *w, const struct json *v);
 /* Insert already-serialised JSON text verbatim (caller guarantees validity). */
 void jw_raw(struct jw *w, const char *json_text);
 
+/* Append valid JSON text to b without the whitespace between tokens
+ * (PostgreSQL's json_build_object writes {"id" : 1}): the same document as
+ * json_write would print, without parsing it. Strings are copied as they are. */
+void json_text_compact(struct buf *b, const char *json_text);
+
 #endif

@@ -22,7 +22,10 @@ int cmd_archive(struct config *cfg, int argc, char **argv)
 				return 2;
 			}
 		} else {
-			fputs(CMD_ARCHIVE_HELP, stderr);
+			fprintf(stderr, "ghl-agent archive: %s \"%s\"\n",
+				strcmp(argv[i], "--older-than") ? "unknown argument"
+								 : "a duration must follow",
+				argv[i]);
 			return 2;
 		}
 	}

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "api.h"
 #include "config.h"
 #include "db.h"
 #include "job_submit.h"
@@ -33,12 +35,22 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 		case 's': snapshot = optarg; break;
 		case 'k': key = optarg; break;
 		default:
-			fputs(CMD_JOB_HELP, stderr);
-			return 2;
+			return 2; /* getopt named the option */
 		}
 	}
-	if (!agency || !file || optind != argc) {
+	if (optind != argc) {
+		fprintf(stderr, "ghl-agent job submit: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (!agency || !file) {
 		fprintf(stderr, "ghl-agent job submit: --agency and --client-json are required\n");
+		return 2;
+	}
+	if (!api_is_uuid(agency) || (snapshot && !api_is_uuid(snapshot))) {
+		fprintf(stderr, "ghl-agent job submit: --%s \"%s\" is not an id (a UUID like "
+				"f47ac10b-58cc-4372-a567-0e02b2c3d479)\n",
+			api_is_uuid(agency) ? "snapshot" : "agency",
+			api_is_uuid(agency) ? snapshot : agency);
 		return 2;
 	}
 	struct err e;
@@ -70,16 +82,23 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 	case JOB_EXISTING:
 		printf("%s\n", id);
 		break;
-	case JOB_CONFLICT:
-		fprintf(stderr, "ghl-agent job submit: idempotency key \"%s\" was used for job %s "
-				"with other data\n", key, id);
+	case JOB_CONFLICT: /* the API's 409 idempotency_conflict */
+		fprintf(stderr, "ghl-agent job submit: this Idempotency-Key was used with another "
+				"request body (job %s); use a new key for a new job\n", id);
 		rc = 1;
 		break;
-	case JOB_INVALID:
-		fprintf(stderr, "ghl-agent job submit: the job is invalid:\n");
-		for (size_t i = 0; i < json_len(problems); i++)
-			fprintf(stderr, "  %s: %s\n", json_get_str(json_at(problems, i), "field"),
-				json_get_str(json_at(problems, i), "message"));
+	case JOB_INVALID: /* the API's 404 for the agency, else its 422 */
+		if (json_len(problems) == 1 &&
+		    str_eq(json_get_str(json_at(problems, 0), "field"), "agency_id")) {
+			fprintf(stderr, "ghl-agent job submit: agency not found\n");
+		} else {
+			fprintf(stderr, "ghl-agent job submit: the request has %zu invalid field%s:\n",
+				json_len(problems), json_len(problems) > 1 ? "s" : "");
+			for (size_t i = 0; i < json_len(problems); i++)
+				fprintf(stderr, "  %s: %s\n",
+					json_get_str(json_at(problems, i), "field"),
+					json_get_str(json_at(problems, i), "message"));
+		}
 		rc = 1;
 		break;
 	case JOB_ERROR:
@@ -94,8 +113,20 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* The job id argument of show and cancel: 0, or 2 after saying what is wrong. */
+static int check_job_id(const char *verb, const char *id)
+{
+	if (api_is_uuid(id))
+		return 0;
+	fprintf(stderr, "ghl-agent job %s: \"%s\" is not a job id (a UUID like "
+			"5c1f0a4e-9b2d-4e8f-a1c3-7d6e5f4a3b2c)\n", verb, id);
+	return 2;
+}
+
 static int job_show(struct config *cfg, const char *id)
 {
+	if (check_job_id("show", id))
+		return 2;
 	struct err e;
 	PGconn *conn = db_connect(cfg->database_url, &e);
 	if (!conn) {
@@ -109,9 +140,9 @@ static int job_show(struct config *cfg, const char *id)
 			       " COALESCE(error_message, '-'), created_at, updated_at,"
 			       " COALESCE(started_at::text, '-'), COALESCE(finished_at::text, '-'),"
 			       " client_data_json::text FROM provisioning_jobs"
-			       " WHERE id::text = $1", 1, params, &e);
+			       " WHERE id = $1::uuid", 1, params, &e);
 	if (!r || PQntuples(r) == 0) {
-		fprintf(stderr, "ghl-agent job show: %s\n", r ? "no such job" : e.msg);
+		fprintf(stderr, "ghl-agent job show: %s\n", r ? "job not found" : e.msg);
 		PQclear(r);
 		PQfinish(conn);
 		return 1;
@@ -123,7 +154,7 @@ static int job_show(struct config *cfg, const char *id)
 		printf("%-9s %s\n", labels[c], PQgetvalue(r, 0, c));
 	PQclear(r);
 	r = db_query(conn, "SELECT \"timestamp\", step, status, COALESCE(details_json::text, '')"
-			   " FROM provisioning_logs WHERE job_id::text = $1"
+			   " FROM provisioning_logs WHERE job_id = $1::uuid"
 			   " ORDER BY \"timestamp\", created_at", 1, params, &e);
 	if (r) {
 		printf("\njournal (%d entries):\n", PQntuples(r));
@@ -138,6 +169,8 @@ static int job_show(struct config *cfg, const char *id)
 
 static int job_cancel(struct config *cfg, const char *id)
 {
+	if (check_job_id("cancel", id))
+		return 2;
 	struct err e;
 	PGconn *conn = db_connect(cfg->database_url, &e);
 	if (!conn) {
@@ -151,14 +184,15 @@ static int job_cancel(struct config *cfg, const char *id)
 		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
 		rc = 1;
 	} else if (PQntuples(r) == 0) {
-		fprintf(stderr, "ghl-agent job cancel: no such job\n");
+		fprintf(stderr, "ghl-agent job cancel: job not found\n");
 		rc = 1;
 	} else if (!strcmp(PQgetvalue(r, 0, 1), "cancelled")) {
 		printf("cancelled\n");
 	} else if (!strcmp(PQgetvalue(r, 0, 1), "requested")) {
 		printf("cancel requested: the job stops at its next step boundary\n");
-	} else {
-		printf("already finished (%s)\n", PQgetvalue(r, 0, 0));
+	} else { /* the API's 409 invalid_state, in its words */
+		fprintf(stderr, "ghl-agent job cancel: the job is already %s\n", PQgetvalue(r, 0, 0));
+		rc = 1;
 	}
 	PQclear(r);
 	PQfinish(conn);
@@ -167,38 +201,62 @@ static int job_cancel(struct config *cfg, const char *id)
 
 int cmd_job(struct config *cfg, int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "cancel"))
-		return job_cancel(cfg, argv[2]);
-	if (argc >= 2 && !strcmp(argv[1], "submit"))
+	const char *verb = argc >= 2 ? argv[1] : "";
+	if (!strcmp(verb, "submit"))
 		return job_submit(cfg, argc - 1, argv + 1);
-	if (argc == 3 && !strcmp(argv[1], "show"))
-		return job_show(cfg, argv[2]);
-	fputs(CMD_JOB_HELP, stderr);
-	return 2;
+	if (strcmp(verb, "show") && strcmp(verb, "cancel")) {
+		fprintf(stderr, "ghl-agent job: expected submit, show or cancel%s%s%s\n",
+			*verb ? ", got \"" : "", verb, *verb ? "\"" : "");
+		return 2;
+	}
+	if (argc != 3) {
+		fprintf(stderr, "ghl-agent job %s: expected one job id\n", verb);
+		return 2;
+	}
+	return !strcmp(verb, "show") ? job_show(cfg, argv[2]) : job_cancel(cfg, argv[2]);
+}
+
+/* path relative to the current directory when it lies below it (as the
+ * README shows it: steps/location_tag.lua), else as is. */
+static const char *shown_path(const char *path, const char *cwd)
+{
+	size_t n = strlen(cwd);
+	if (n > 1 && !strncmp(path, cwd, n) && path[n] == '/')
+		return path + n + 1;
+	return path;
 }
 
 int cmd_plugins(struct config *cfg, int argc, char **argv)
 {
-	(void)argv;
 	if (argc > 1) {
-		fputs(CMD_PLUGINS_HELP, stderr);
+		fprintf(stderr, "ghl-agent plugins: takes no arguments, got \"%s\"\n", argv[1]);
 		return 2;
 	}
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd)))
+		cwd[0] = '\0';
 	struct step_registry *r = step_registry_new();
 	step_loader_load_all(r, cfg);
-	printf("%-22s %-8s %-4s %s\n", "STEP", "VERSION", "KIND", "SOURCE");
+	int wn = (int)strlen("STEP"), wv = (int)strlen("VERSION");
+	for (size_t i = 0; i < r->n; i++) {
+		int n = (int)strlen(r->steps[i]->name), v = (int)strlen(r->steps[i]->version);
+		wn = n > wn ? n : wn;
+		wv = v > wv ? v : wv;
+	}
+	printf("%-*s %-*s %-4s %s\n", wn, "STEP", wv, "VERSION", "KIND", "SOURCE");
 	for (size_t i = 0; i < r->n; i++) {
 		struct step_impl *s = r->steps[i];
-		printf("%-22s %-8s %-4s %s\n", s->name, s->version,
-		       s->kind == STEP_KIND_C ? "C" : "Lua", s->source);
+		printf("%-*s %-*s %-4s %s\n", wn, s->name, wv, s->version,
+		       s->kind == STEP_KIND_C ? "C" : "Lua", shown_path(s->source, cwd));
 		if (s->description && *s->description)
-			printf("%-22s %s%s\n", "", s->description,
+			printf("%-*s %s%s\n", wn, "", s->description,
 			       s->has_compensate ? " (can undo: rollback)" : "");
 	}
 	if (r->nrefusals) {
 		printf("\nrefused:\n");
 		for (size_t i = 0; i < r->nrefusals; i++)
-			printf("  %s: %s\n", r->refusals[i].source, r->refusals[i].reason);
+			printf("  %s: %s\n", shown_path(r->refusals[i].source, cwd),
+			       r->refusals[i].reason);
 	}
 	step_registry_free(r);
 	return 0;

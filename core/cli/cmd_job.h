@@ -1,4 +1,4 @@
-/* cmd_job.h — `ghl-agent job submit|show` and `ghl-agent plugins`. */
+/* cmd_job.h — `ghl-agent job submit|show|cancel` and `ghl-agent plugins`. */
 #ifndef GHL_CMD_JOB_H
 #define GHL_CMD_JOB_H
 
@@ -16,7 +16,9 @@ struct config;
 	"show    prints the job and its step journal.\n"                                     \
 	"cancel  a pending or retrying job fails at once (\"cancelled by request\"); a\n"    \
 	"        running one stops at its next step boundary.\n"                             \
-	"Exit status: 0 ok, 1 refused or database error, 2 bad arguments.\n"
+	"Exit status: 0 ok; 1 refused, in the API's words (\"job not found\", \"the job is\n" \
+	"already COMPLETED\", invalid client data), or a database error; 2 bad\n"          \
+	"arguments (an ID that is not a UUID, a missing option).\n"
 
 #define CMD_PLUGINS_HELP                                                                     \
 	"Usage: ghl-agent [--config PATH] plugins\n\n"                                        \

@@ -9,12 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "app.h"
 #include "config.h"
 #include "db.h"
 #include "ghl_side.h"
 #include "json.h"
 #include "lua_host.h"
+#include "pipeline.h"
 #include "registry.h"
 #include "runner.h"
 
@@ -54,7 +56,7 @@ static int find_agency(const struct config *cfg, const char *agency, char **id, 
 	PGconn *conn = db_connect(cfg->database_url, e);
 	if (!conn)
 		return -1;
-	const char *sql = agency ? "SELECT id::text, ghl_agency_id FROM agencies WHERE id::text = $1"
+	const char *sql = agency ? "SELECT id::text, ghl_agency_id FROM agencies WHERE id = $1::uuid"
 				 : "SELECT id::text, ghl_agency_id FROM agencies WHERE deleted_at IS "
 				   "NULL AND NOT needs_reconnect ORDER BY created_at LIMIT 1";
 	const char *params[] = {agency};
@@ -63,7 +65,7 @@ static int find_agency(const struct config *cfg, const char *agency, char **id, 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		db_result_error(r, sql, e);
 	else if (PQntuples(r) == 0)
-		err_set(e, agency ? "no agency with id %s" : "no connected agency%s; connect one "
+		err_set(e, agency ? "agency not found (%s)" : "no connected agency%s; connect one "
 			"through /oauth/connect or pass --agency ID", agency ? agency : "");
 	else {
 		*id = xstrdup(PQgetvalue(r, 0, 0));
@@ -81,6 +83,41 @@ static struct json *parse_arg(const char *what, const char *text, struct err *e)
 	if (!j)
 		err_prefix(e, "%s: ", what);
 	return j;
+}
+
+/* The step's config checked exactly as a pipeline's (pipeline_validate: the
+ * step's config_schema), each problem printed with its --config path. */
+static int check_config(struct step_impl *impl, const struct json *config)
+{
+	struct step_registry *r = step_registry_new();
+	struct err e;
+	if (step_registry_add(r, step_impl_ref(impl), &e)) { /* an empty registry: cannot fail */
+		fprintf(stderr, "ghl-agent step run: %s\n", e.msg);
+		step_registry_free(r);
+		return -1;
+	}
+	struct json *settings = json_new_object(), *steps = json_new_array(),
+		    *item = json_new_object(), *problems = json_new_array();
+	json_object_set_take(item, "step", json_new_string(impl->name));
+	json_object_set_take(item, "config", json_clone(config));
+	json_array_push_take(steps, item);
+	json_object_set_take(settings, "pipeline", steps);
+	size_t n = pipeline_validate(r, settings, problems);
+	if (n)
+		fprintf(stderr, "ghl-agent step run: --config does not fit the config_schema of %s:\n",
+			impl->name);
+	static const char prefix[] = "pipeline[0].config";
+	for (size_t i = 0; i < n; i++) {
+		const char *f = json_get_str(json_at(problems, i), "field");
+		if (f && !strncmp(f, prefix, sizeof(prefix) - 1))
+			f += sizeof(prefix) - 1;
+		fprintf(stderr, "  --config%s: %s\n", f ? f : "",
+			json_get_str(json_at(problems, i), "message"));
+	}
+	json_free(problems);
+	json_free(settings);
+	step_registry_free(r);
+	return n ? -1 : 0;
 }
 
 static int step_run(struct config *cfg, int argc, char **argv)
@@ -103,12 +140,18 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		case 'o': outputs_text = optarg; break;
 		case 'a': agency = optarg; break;
 		default:
-			fputs(CMD_STEP_HELP, stderr);
-			return 2;
+			return 2; /* getopt named the option */
 		}
 	}
 	if (!client_file || optind != argc - 1) {
-		fprintf(stderr, "ghl-agent step run: FILE and --client-json are required\n");
+		fprintf(stderr, "ghl-agent step run: %s\n",
+			optind < argc - 1 ? "one script FILE at most"
+					  : "FILE and --client-json are required");
+		return 2;
+	}
+	if (agency && !api_is_uuid(agency)) {
+		fprintf(stderr, "ghl-agent step run: --agency \"%s\" is not an agency id (a UUID "
+				"like f47ac10b-58cc-4372-a567-0e02b2c3d479)\n", agency);
 		return 2;
 	}
 	const char *file = argv[optind];
@@ -129,11 +172,22 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	if (!(config = parse_arg("--config", config_text, &e)) ||
 	    !(outputs = parse_arg("--outputs", outputs_text, &e)))
 		goto out_usage;
+	if (config->type != JSON_OBJECT || outputs->type != JSON_OBJECT) {
+		err_set(&e, "%s must be a JSON object", config->type != JSON_OBJECT ? "--config"
+										 : "--outputs");
+		goto out_usage;
+	}
 	rc = 1;
 	struct lua_host_limits lim;
 	lua_host_limits_from_config(cfg, &lim);
 	impl = lua_host_load(file, &lim, &e);
-	if (!impl || find_agency(cfg, agency, &agency_id, &company, &e))
+	if (!impl)
+		goto out_err;
+	if (check_config(impl, config)) {
+		rc = 2;
+		goto out;
+	}
+	if (find_agency(cfg, agency, &agency_id, &company, &e))
 		goto out_err;
 	app.cfg = cfg;
 	app.base = event_base_new();
@@ -183,6 +237,7 @@ int cmd_step(struct config *cfg, int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return step_run(cfg, argc - 1, argv + 1);
-	fputs(CMD_STEP_HELP, stderr);
+	fprintf(stderr, "ghl-agent step: expected run%s%s%s\n", argc >= 2 ? ", got \"" : "",
+		argc >= 2 ? argv[1] : "", argc >= 2 ? "\"" : "");
 	return 2;
 }

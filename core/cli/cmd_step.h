@@ -14,8 +14,12 @@ struct config;
 	"outputs of earlier steps JSON (e.g. '{\"location_id\":\"...\"}'). Requests carry\n"  \
 	"the tokens of agency ID (agencies.id; default: the oldest connected agency),\n"     \
 	"so the database and token keys must be configured as for `serve`.\n"               \
+	"The config is checked against the step's config_schema exactly as in a\n"        \
+	"pipeline; every problem is named (--config.name: …) and nothing runs.\n"            \
+	"With the demo: `. .run/demo.env` first (database, token key, ghl-sim URL).\n"      \
 	"Prints the status, the outputs and the step's log; nothing is journaled.\n"        \
-	"Exit status: 0 completed, 1 failed or refused, 2 bad arguments.\n"
+	"Exit status: 0 completed, 1 failed or refused, 2 bad arguments (also a\n"          \
+	"config that does not fit the schema).\n"
 
 int cmd_step(struct config *cfg, int argc, char **argv);
 

@@ -131,8 +131,7 @@ static int parse_args(int argc, char **argv, struct add_args *a)
 		} else if (!strcmp(arg, "--password-stdin")) {
 			a->password_stdin = 1;
 		} else {
-			fprintf(stderr, "ghl-agent user add: unknown argument \"%s\" (see --help)\n",
-				arg);
+			fprintf(stderr, "ghl-agent user add: unknown argument \"%s\"\n", arg);
 			return -1;
 		}
 	}
@@ -199,9 +198,11 @@ out_rollback:
 	PQclear(PQexec(conn, "ROLLBACK"));
 out_err:
 	if (strstr(e.msg, "23505"))
-		fprintf(stderr, "ghl-agent user add: a user with email %s already exists\n", email);
+		fprintf(stderr, "ghl-agent user add: a user with this email already exists (%s)\n",
+			email);
 	else if (strstr(e.msg, "23503"))
-		fprintf(stderr, "ghl-agent user add: an --agency id does not exist\n%s\n", e.msg);
+		fprintf(stderr, "ghl-agent user add: agency not found (an --agency id names no "
+				"agency)\n");
 	else if (strstr(e.msg, "42P01"))
 		fprintf(stderr, "ghl-agent user add: the database has no schema yet; run "
 				"`ghl-agent migrate` first\n");
@@ -215,8 +216,8 @@ out:
 int cmd_user(struct config *cfg, int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "add")) {
-		fprintf(stderr, "ghl-agent user: expected a subcommand: add (see `ghl-agent user "
-				"--help`)\n");
+		fprintf(stderr, "ghl-agent user: expected add%s%s%s\n", argc >= 2 ? ", got \"" : "",
+			argc >= 2 ? argv[1] : "", argc >= 2 ? "\"" : "");
 		return 2;
 	}
 	struct add_args a;

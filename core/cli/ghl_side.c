@@ -2,9 +2,11 @@
 #include "ghl_side.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "agency_tokens.h"
 #include "app.h"
+#include "config.h"
 #include "ghl_client.h"
 #include "log.h"
 #include "oauth_routes.h"
@@ -39,9 +41,37 @@ fail:
 	return NULL;
 }
 
+/* Where a key's value came from ("default", "FILE:LINE", "env:NAME"). */
+static const char *key_source(const struct config *cfg, const char *key)
+{
+	for (size_t i = 0; i < config_key_count(); i++)
+		if (!strcmp(config_key_name(i), key))
+			return cfg->sources[i];
+	return "default";
+}
+
+/* Demo mode never talks to the real GHL unless told to: the GHL URLs must be
+ * set (scripts/demo points them at ghl-sim), not left at GHL's defaults. */
+static int check_demo_urls(const struct config *cfg, struct err *e)
+{
+	static const char *const keys[] = {"ghl_api_base", "ghl_oauth_authorize_url"};
+	if (!str_eq(cfg->demo, "on"))
+		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(key_source(cfg, keys[i]), "default"))
+			return err_set(e, "demo mode: %s is not set and its default is the real GHL; "
+				       "point it at the GHL simulator (GHL_AGENT_%s=http://127.0.0.1:"
+				       "PORT…; `. .run/demo.env` after scripts/demo sets it), or set "
+				       "it to GHL's URL explicitly to use the real GHL",
+				       keys[i], !i ? "GHL_API_BASE" : "GHL_OAUTH_AUTHORIZE_URL");
+	return 0;
+}
+
 int ghl_setup(struct app *app, struct err *e)
 {
 	const struct config *cfg = app->cfg;
+	if (check_demo_urls(cfg, e))
+		return -1;
 	app->vault = ghl_load_vault(cfg, e);
 	if (!app->vault)
 		return -1;

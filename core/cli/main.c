@@ -84,6 +84,18 @@ static void usage(FILE *out)
 		     "  -V, --version      print the version\n");
 }
 
+/* The rule of every command: bad arguments exit 2 after the command's own
+ * message and then its usage lines (the help text up to its first blank line);
+ * refused operations exit 1 with the API's words; success exits 0. */
+static void print_usage_lines(FILE *out, const struct command *cmd)
+{
+	const char *end = strstr(cmd->help, "\n\n");
+	int n = end ? (int)(end - cmd->help) : (int)strlen(cmd->help);
+	if (n > 0 && cmd->help[n - 1] == '\n')
+		n--;
+	fprintf(out, "%.*s\n(`ghl-agent %s --help` says more)\n", n, cmd->help, cmd->name);
+}
+
 static int wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -95,8 +107,10 @@ static int wants_help(int argc, char **argv)
 static int cmd_version(struct config *cfg, int argc, char **argv)
 {
 	(void)cfg;
-	(void)argc;
-	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "ghl-agent version: takes no arguments, got \"%s\"\n", argv[1]);
+		return 2;
+	}
 	printf("ghl-agent %s\n", GHL_VERSION);
 	return 0;
 }
@@ -121,9 +135,8 @@ static int cmd_keygen(struct config *cfg, int argc, char **argv)
 
 static int cmd_config(struct config *cfg, int argc, char **argv)
 {
-	(void)argv;
 	if (argc > 1) {
-		fprintf(stderr, "ghl-agent config: takes no arguments\n");
+		fprintf(stderr, "ghl-agent config: takes no arguments, got \"%s\"\n", argv[1]);
 		return 2;
 	}
 	struct buf b;
@@ -136,11 +149,8 @@ static int cmd_config(struct config *cfg, int argc, char **argv)
 
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
+	(void)argc; /* checked by main: serve owns cfg */
 	(void)argv;
-	if (argc > 1) {
-		fprintf(stderr, "ghl-agent serve: takes no arguments (see --help)\n");
-		return 2;
-	}
 	return server_run(cfg);
 }
 
@@ -151,7 +161,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 		status = 1;
 	} else if (argc != 1) {
 		fprintf(stderr, "ghl-agent migrate: unknown argument \"%s\" (expected nothing or "
-				"\"status\")\n", argv[1]);
+				"\"status\")\n", argv[strcmp(argv[1], "status") ? 1 : 2]);
 		return 2;
 	}
 	struct err e;
@@ -224,6 +234,10 @@ int main(int argc, char **argv)
 					fputs(commands[i].help, stdout);
 					return 0;
 				}
+			fprintf(stderr, "ghl-agent help: unknown command \"%s\"\n\n",
+				argv[optind + 1]);
+			usage(stderr);
+			return 2;
 		}
 		usage(stdout);
 		return 0;
@@ -245,11 +259,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ghl-agent: %s\n", e.msg);
 		return 2;
 	}
-	if (cmd->fn == cmd_serve)
+	if (cmd->fn == cmd_serve) {
+		if (cargc > 1) {
+			config_free(cfg);
+			fprintf(stderr, "ghl-agent serve: takes no arguments, got \"%s\"\n", cargv[1]);
+			print_usage_lines(stderr, cmd);
+			return 2;
+		}
 		return cmd->fn(cfg, cargc, cargv); /* serve owns cfg */
+	}
 	/* one-shot commands print their own results; keep the log for errors */
 	log_configure(LOG_ERROR, LOG_FORMAT_TEXT);
 	int rc = cmd->fn(cfg, cargc, cargv);
 	config_free(cfg);
+	if (rc == 2)
+		print_usage_lines(stderr, cmd);
 	return rc;
 }

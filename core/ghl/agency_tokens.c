@@ -63,6 +63,7 @@ enum op_kind {
 	OP_GET,	    /* hand out the token; refresh when it is about to expire */
 	OP_REFRESH, /* refresh unless the token differs from the stale one */
 	OP_SWEEP,   /* refresh every due agency, one at a time */
+	OP_CHECK,   /* start-up: mark agencies whose stored tokens cannot work */
 };
 
 struct op {
@@ -92,6 +93,12 @@ struct op {
 	struct op *prev, *next;
 };
 
+struct check_waiter { /* agency_tokens_when_checked */
+	void (*cb)(void *arg, int ok);
+	void *arg;
+	struct check_waiter *next;
+};
+
 struct agency_tokens {
 	struct app *app;
 	struct event *sweep_timer;
@@ -99,6 +106,9 @@ struct agency_tokens {
 	struct op *ops;	       /* every live op */
 	int nops;
 	int stopping;	       /* agency_tokens_stop ran: no new work */
+	int checked;	       /* the start-up check of stored tokens is done */
+	struct op *check;      /* the check while it runs or waits to retry */
+	struct check_waiter *check_waiters;
 	int closed;	       /* agency_tokens_free ran: no more database work */
 	struct slot *slots[SLOT_BUCKETS];
 	struct agency_tokens_stats stats;
@@ -162,6 +172,19 @@ static void op_set(struct op *op, enum agency_token_status st, const char *why)
 	op->why = copy;
 }
 
+/* Answers everyone waiting for the start-up check (ok: it is done). */
+static void check_notify(struct agency_tokens *t, int ok)
+{
+	struct check_waiter *w = t->check_waiters;
+	t->check_waiters = NULL;
+	while (w) {
+		struct check_waiter *next = w->next;
+		w->cb(w->arg, ok);
+		free(w);
+		w = next;
+	}
+}
+
 /* Unlinks and frees op; the module goes too when it was freed meanwhile. */
 static void op_free(struct op *op)
 {
@@ -180,6 +203,10 @@ static void op_free(struct op *op)
 	t->nops--;
 	if (t->sweep == op)
 		t->sweep = NULL;
+	if (t->check == op) {
+		t->check = NULL;
+		check_notify(t, t->checked);
+	}
 	free(op);
 	if (t->closed && t->nops == 0)
 		release_module(t);
@@ -210,7 +237,7 @@ static void op_release_conn(struct op *op)
 static void op_abandon(struct op *op)
 {
 	op->conn = NULL;
-	if (op->kind == OP_SWEEP) {
+	if (op->kind == OP_SWEEP || op->kind == OP_CHECK) {
 		op_free(op);
 		return;
 	}
@@ -815,6 +842,185 @@ void agency_tokens_hooks(struct agency_tokens *t, const char *agency_id,
 	out->ctx = s;
 }
 
+/* ---- the start-up check of stored tokens ------------------------------------- */
+
+/* Agencies whose stored tokens cannot work (a placeholder such as the demo
+ * seed's, or a value no configured key decrypts) are marked needs_reconnect
+ * with a reason starting with CHECK_REASON, so that GET /agencies shows it
+ * before a job fails on it. A later start whose keys decrypt them again (a key
+ * was missing from token_keys) clears that mark; other reasons (GHL refused a
+ * refresh) are left alone. Rows are changed only while they still hold the
+ * refresh token that was checked: a connection made meanwhile wins. */
+#define CHECK_REASON "stored tokens unusable: "
+#define CHECK_RETRY_MS 500
+
+static const char sql_check_read[] =
+	"SELECT id::text, oauth_access_token_encrypted, oauth_refresh_token_encrypted,"
+	" needs_reconnect FROM agencies WHERE deleted_at IS NULL"
+	" AND (NOT needs_reconnect OR reconnect_reason LIKE '" CHECK_REASON "%')";
+static const char sql_check_store[] =
+	"UPDATE agencies a SET needs_reconnect = x.mark,"
+	" reconnect_reason = CASE WHEN x.mark THEN x.reason END, updated_at = LOCALTIMESTAMP"
+	" FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, refresh text, mark boolean, reason text)"
+	" WHERE a.id = x.id AND a.oauth_refresh_token_encrypted = x.refresh"
+	" AND a.deleted_at IS NULL AND a.needs_reconnect <> x.mark"
+	" AND (x.mark OR a.reconnect_reason LIKE '" CHECK_REASON "%')";
+
+/* Why the stored pair cannot work (malloc'd), or NULL when it can. An access
+ * token that is not a vault value is fine: the first use refreshes it. */
+static char *unusable_why(const struct vault *v, const char *access, const char *refresh)
+{
+	if (vault_needs_rewrap(v, refresh) < 0)
+		return xstrdup(CHECK_REASON "no encrypted refresh token is stored (a placeholder); "
+					    "connect the agency through /oauth/connect");
+	const char *const names[] = {"refresh", "access"};
+	const char *const values[] = {refresh, access};
+	for (int i = 0; i < 2; i++) {
+		if (i == 1 && vault_needs_rewrap(v, access) < 0)
+			continue;
+		struct err e;
+		char *plain = vault_decrypt(v, values[i], &e);
+		if (!plain)
+			return xasprintf(CHECK_REASON "the stored %s token cannot be decrypted (%s); "
+						      "add its key to token_keys, or connect the "
+						      "agency again through /oauth/connect",
+					 names[i], e.msg);
+		vault_free_plaintext(plain);
+	}
+	return NULL;
+}
+
+static void check_start(struct op *op);
+
+static void check_done(struct op *op)
+{
+	op->t->checked = 1;
+	op_free(op); /* answers the waiters */
+}
+
+static void check_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct op *op = arg;
+	event_free(op->timer);
+	op->timer = NULL;
+	if (op->t->stopping) {
+		op_free(op);
+		return;
+	}
+	check_start(op);
+}
+
+/* The database failed: try again shortly (it may still be connecting). */
+static void check_retry(struct op *op, const char *why)
+{
+	log_debug("stored token check postponed", "error", why, NULL);
+	check_notify(op->t, 0);
+	if (op->t->stopping) {
+		op_free(op);
+		return;
+	}
+	op->timer = evtimer_new(op->t->app->base, check_retry_timer, op);
+	struct timeval tv = {0, CHECK_RETRY_MS * 1000};
+	evtimer_add(op->timer, &tv);
+}
+
+static void on_check_stored(void *arg, PGresult *res, const char *errmsg)
+{
+	struct op *op = arg;
+	if (op->t->closed) {
+		op_abandon(op);
+		return;
+	}
+	if (!res_ok(res)) {
+		check_retry(op, res_why(res, errmsg));
+		return;
+	}
+	if (*PQcmdTuples(res) && strcmp(PQcmdTuples(res), "0"))
+		log_info("stored tokens checked", "agencies_changed", PQcmdTuples(res), NULL);
+	check_done(op);
+}
+
+static void on_check_read(void *arg, PGresult *res, const char *errmsg)
+{
+	struct op *op = arg;
+	if (op->t->closed) {
+		op_abandon(op);
+		return;
+	}
+	if (!res_ok(res)) {
+		check_retry(op, res_why(res, errmsg));
+		return;
+	}
+	struct buf b;
+	struct jw w;
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_array_begin(&w);
+	int changes = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		char *why = unusable_why(op->t->app->vault, PQgetvalue(res, i, 1),
+					 PQgetvalue(res, i, 2));
+		int marked = !strcmp(PQgetvalue(res, i, 3), "t");
+		if (!why == !marked) { /* marked and unusable, or unmarked and fine */
+			free(why);
+			continue;
+		}
+		if (why)
+			log_warn("agency needs reconnection: its stored tokens cannot be used",
+				 "agency_id", PQgetvalue(res, i, 0), "reason", why, NULL);
+		jw_object_begin(&w);
+		jw_key(&w, "id");
+		jw_string(&w, PQgetvalue(res, i, 0));
+		jw_key(&w, "refresh");
+		jw_string(&w, PQgetvalue(res, i, 2));
+		jw_key(&w, "mark");
+		jw_bool(&w, why != NULL);
+		jw_key(&w, "reason");
+		jw_string(&w, why);
+		jw_object_end(&w);
+		changes++;
+		free(why);
+	}
+	jw_array_end(&w);
+	if (changes) {
+		const char *p[] = {buf_cstr(&b)};
+		db_pool_query(op->t->app->db, sql_check_store, 1, p, on_check_stored, op);
+	} else {
+		check_done(op);
+	}
+	buf_free(&b);
+}
+
+static void check_start(struct op *op)
+{
+	db_pool_query(op->t->app->db, sql_check_read, 0, NULL, on_check_read, op);
+}
+
+int agency_tokens_checked(const struct agency_tokens *t)
+{
+	return t->checked;
+}
+
+void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, int ok), void *arg)
+{
+	if (t->checked || !t->check || t->stopping) {
+		cb(arg, t->checked);
+		return;
+	}
+	struct check_waiter *w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	w->next = t->check_waiters;
+	t->check_waiters = w;
+	if (t->check->timer) { /* waiting to retry: now */
+		event_free(t->check->timer);
+		t->check->timer = NULL;
+		check_start(t->check);
+	}
+}
+
 /* ---- module ------------------------------------------------------------------ */
 
 struct agency_tokens *agency_tokens_new(struct app *app)
@@ -830,6 +1036,8 @@ void agency_tokens_start(struct agency_tokens *t)
 		return;
 	t->sweep_timer = evtimer_new(t->app->base, on_sweep_tick, t);
 	sweep_schedule(t, 0);
+	t->check = op_new(t, OP_CHECK);
+	check_start(t->check);
 }
 
 void agency_tokens_stop(struct agency_tokens *t, long long deadline_ms)

@@ -71,8 +71,22 @@ typedef void (*agency_token_fn)(void *arg, enum agency_token_status st,
  * use, so a SIGHUP reload applies). Never NULL. */
 struct agency_tokens *agency_tokens_new(struct app *app);
 
-/* Start the periodic sweep (first pass at once). */
+/* Start the periodic sweep (first pass at once) and the start-up check of
+ * stored tokens: live agencies whose tokens cannot work (a placeholder, or a
+ * value no key of token_keys decrypts) get needs_reconnect with a reason
+ * "stored tokens unusable: …"; one whose tokens decrypt again loses that mark.
+ * The check is retried until the database answers. */
 void agency_tokens_start(struct agency_tokens *t);
+
+/* 1 once the start-up check is done. */
+int agency_tokens_checked(const struct agency_tokens *t);
+
+/* cb(arg, 1) once the start-up check is done, cb(arg, 0) when its attempt
+ * failed (the database; it is retried) or the module stops. When the check
+ * is done or cannot run, cb is called before this returns; a check waiting to
+ * retry is started at once (/readyz waits on this). Exactly one call. */
+void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, int ok),
+				void *arg);
 
 /* Shutdown, part 1: stop the sweep and run the loop until the refreshes in
  * flight have committed (or deadline_ms passed), so that no refresh token GHL

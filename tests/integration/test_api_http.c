@@ -680,7 +680,7 @@ START_TEST(api_keys_revoke_and_listing)
 	memcpy(prefix, key, 12);
 	prefix[12] = '\0';
 	ck_assert_msg(r.status == 200 && strstr(r.body, id) && strstr(r.body, prefix) &&
-			      !strstr(r.body, key) && strstr(r.body, "\"last_used_at\" : \"2"),
+			      !strstr(r.body, key) && strstr(r.body, "\"last_used_at\":\"2"),
 		      "%s", r.body);
 	resp_free(&r);
 	char *del = xasprintf("%s/%s", path, id);

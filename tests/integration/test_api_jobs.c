@@ -894,7 +894,7 @@ START_TEST(retry_and_cancel)
 	/* cancel: PENDING at once, IN_PROGRESS by request, finished ones 409 */
 	url = xasprintf("/api/v1/jobs/%s/cancel", job);
 	r = as(key_a, "POST", url, NULL);
-	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\" : \"FAILED\"") &&
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\":\"FAILED\"") &&
 			      strstr(r.body, "cancelled by request"),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
@@ -905,8 +905,8 @@ START_TEST(retry_and_cancel)
 	char *running = make_job(agency_a, "IN_PROGRESS");
 	url = xasprintf("/api/v1/jobs/%s/cancel", running);
 	r = as(aa, "POST", url, NULL);
-	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\" : \"IN_PROGRESS\"") &&
-			      strstr(r.body, "\"cancel_requested\" : true"),
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\":\"IN_PROGRESS\"") &&
+			      strstr(r.body, "\"cancel_requested\":true"),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
 	free(url);
@@ -979,8 +979,8 @@ START_TEST(snapshot_sync_upsert_and_deactivate)
 	path = xasprintf("/api/v1/snapshots/%s", sid);
 	r = as(bb, "PATCH", path, "{\"niche\":\"Dental\",\"description\":\"Teeth 100%_ok\","
 				  "\"is_active\":false}");
-	ck_assert_msg(r.status == 200 && strstr(r.body, "\"is_active\" : false") &&
-			      strstr(r.body, "\"niche\" : \"Dental\""),
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"is_active\":false") &&
+			      strstr(r.body, "\"niche\":\"Dental\""),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
 	r = as(bb, "PATCH", path, "{\"is_active\":\"yes\",\"niche\":\"\",\"x\":1}");

@@ -500,9 +500,9 @@ START_TEST(cancel_pending_and_running)
 				 "step = 'CREATE_LOCATION' AND status = 'COMPLETED'", running), 1);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
 				 "step = 'NOOP'", running), 0);
-	/* cancelling a finished job says so */
-	ck_assert_int_eq(tl_run(argv, env, &out), 0);
-	ck_assert_msg(strstr(out, "already finished"), "%s", out);
+	/* cancelling a finished job is refused, in the API's words */
+	ck_assert_int_eq(tl_run(argv, env, &out), 1);
+	ck_assert_msg(strstr(out, "the job is already FAILED"), "%s", out);
 	free(out);
 	free(later);
 	free(running);

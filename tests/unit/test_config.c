@@ -170,6 +170,26 @@ START_TEST(secrets_masked_and_from_file)
 }
 END_TEST
 
+/* GHL_AGENT_TOKEN_KEYS_FILE names token_keys_file (a file of keys), the key's
+ * own; it does not also load token_keys from the file (which made every key a
+ * duplicate of itself). */
+START_TEST(token_keys_file_from_env)
+{
+	clear_env();
+	char *keys = tl_write_temp("ghl-keys", "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+	setenv("GHL_AGENT_TOKEN_KEYS_FILE", keys, 1);
+	struct err e;
+	struct config *c = config_load(NULL, &e);
+	ck_assert_msg(c != NULL, "%s", e.msg);
+	ck_assert_str_eq(c->token_keys_file, keys);
+	ck_assert_str_eq(c->token_keys, "");
+	config_free(c);
+	unsetenv("GHL_AGENT_TOKEN_KEYS_FILE");
+	unlink(keys);
+	free(keys);
+}
+END_TEST
+
 START_TEST(mask_dsn_forms)
 {
 	char *m = config_mask_dsn("host=h user=u password=topsecret dbname=d");
@@ -310,6 +330,7 @@ int main(void)
 	tcase_add_test(tc, mask_dsn_forms);
 	tcase_add_test(tc, listen_parse);
 	tcase_add_test(tc, durations);
+	tcase_add_test(tc, token_keys_file_from_env);
 	tcase_add_test(tc, cli_exit_codes);
 	tcase_add_test(tc, shipped_file_documents_every_key);
 	suite_add_tcase(s, tc);

@@ -63,6 +63,27 @@ static void rewrite_is(const char *text, const char *want)
 	json_free(v);
 }
 
+static void compact_is(const char *text, const char *want)
+{
+	struct buf b;
+	buf_init(&b);
+	json_text_compact(&b, text);
+	ck_assert_str_eq(buf_cstr(&b), want);
+	buf_free(&b);
+}
+
+/* PostgreSQL's spacing ({"id" : 1}, json_agg's ", \n ") goes; strings keep
+ * theirs, escaped quotes included. */
+START_TEST(test_text_compact)
+{
+	compact_is("{\"id\" : \"a b\", \"n\" : [1, \n 2]}", "{\"id\":\"a b\",\"n\":[1,2]}");
+	compact_is(" [ {\"q\" : \"say \\\" : \\\\\"} ] ", "[{\"q\":\"say \\\" : \\\\\"}]");
+	compact_is("{\"a\":1}", "{\"a\":1}");
+	compact_is("", "");
+	compact_is("\"unterminated ", "\"unterminated ");
+}
+END_TEST
+
 START_TEST(test_scalars)
 {
 	struct json *v;
@@ -666,6 +687,7 @@ static Suite *json_suite(void)
 	tcase_add_test(tc, test_write_exact);
 	tcase_add_test(tc, test_builders);
 	tcase_add_test(tc, test_jw);
+	tcase_add_test(tc, test_text_compact);
 	suite_add_tcase(s, tc);
 	return s;
 }
