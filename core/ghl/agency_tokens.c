@@ -868,18 +868,20 @@ static const char sql_check_store[] =
 
 /* Why the stored pair cannot work (malloc'd), or NULL when it can. An access
  * token that is not a vault value is fine: the first use refreshes it. */
-static char *unusable_why(const struct vault *v, const char *access, const char *refresh)
+static char *unusable_why(const struct vault *v, const char *agency_id, const char *access,
+			  const char *refresh)
 {
 	if (vault_needs_rewrap(v, refresh) < 0)
 		return xstrdup(CHECK_REASON "no encrypted refresh token is stored (a placeholder); "
 					    "connect the agency through /oauth/connect");
 	const char *const names[] = {"refresh", "access"};
 	const char *const values[] = {refresh, access};
+	const char *const columns[] = {AGENCY_TOKENS_COL_REFRESH, AGENCY_TOKENS_COL_ACCESS};
 	for (int i = 0; i < 2; i++) {
 		if (i == 1 && vault_needs_rewrap(v, access) < 0)
 			continue;
 		struct err e;
-		char *plain = vault_decrypt(v, values[i], &e);
+		char *plain = vault_decrypt(v, values[i], agency_id, columns[i], &e);
 		if (!plain)
 			return xasprintf(CHECK_REASON "the stored %s token cannot be decrypted (%s); "
 						      "add its key to token_keys, or connect the "
@@ -960,8 +962,8 @@ static void on_check_read(void *arg, PGresult *res, const char *errmsg)
 	jw_array_begin(&w);
 	int changes = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
-		char *why = unusable_why(op->t->app->vault, PQgetvalue(res, i, 1),
-					 PQgetvalue(res, i, 2));
+		char *why = unusable_why(op->t->app->vault, PQgetvalue(res, i, 0),
+					 PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
 		int marked = !strcmp(PQgetvalue(res, i, 3), "t");
 		if (!why == !marked) { /* marked and unusable, or unmarked and fine */
 			free(why);

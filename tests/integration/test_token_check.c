@@ -4,29 +4,51 @@
  * /readyz says ready, and shown so by the API; a start whose keys decrypt the
  * tokens again clears that mark; other reasons and deleted agencies are left
  * alone. */
+#include "agency_tokens.h"
 #include "ghl_harness.h"
 
 #define KEY9 "9:CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk="
 #define SUMMIT "6a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7" /* seeds/001_demo_agencies.sql */
 
-static char *encrypt_with(const char *key, const char *plain)
+/* plain sealed with key for the agency's row and column (the vault binds both). */
+static char *encrypt_with(const char *key, const char *plain, const char *agency_id,
+			  const char *column)
 {
 	struct vault *v = vault_new();
 	struct err e;
 	ck_assert_msg(vault_add_keys(v, key, &e) == 0, "%s", e.msg);
-	char *out = vault_encrypt(v, plain, &e);
+	char *out = vault_encrypt(v, plain, agency_id, column, &e);
 	ck_assert_msg(out, "%s", e.msg);
 	vault_free(v);
 	return out;
 }
 
+static void add_agency_id(PGconn *c, const char *id, const char *co, const char *access,
+			  const char *refresh, const char *extra_cols, const char *extra_vals)
+{
+	tl_execf(c, "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,"
+		    " oauth_refresh_token_encrypted, token_expires_at%s) VALUES (%s, '%s', '%s', '%s',"
+		    " '%s', now() + interval '1 day'%s)",
+		 extra_cols, id, co, co, access, refresh, extra_vals);
+}
+
 static void add_agency(PGconn *c, const char *co, const char *access, const char *refresh,
 		       const char *extra_cols, const char *extra_vals)
 {
-	tl_execf(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-		    " oauth_refresh_token_encrypted, token_expires_at%s) VALUES ('%s', '%s', '%s',"
-		    " '%s', now() + interval '1 day'%s)",
-		 extra_cols, co, co, access, refresh, extra_vals);
+	add_agency_id(c, "gen_random_uuid()", co, access, refresh, extra_cols, extra_vals);
+}
+
+/* An agency whose access token is sealed with akey and refresh token with rkey. */
+static void add_sealed(PGconn *c, const char *id, const char *co, const char *akey,
+		       const char *rkey, const char *extra_cols, const char *extra_vals)
+{
+	char *a = encrypt_with(akey, "access", id, AGENCY_TOKENS_COL_ACCESS);
+	char *r = encrypt_with(rkey, "refresh", id, AGENCY_TOKENS_COL_REFRESH);
+	char *quoted = xasprintf("'%s'", id);
+	add_agency_id(c, quoted, co, a, r, extra_cols, extra_vals);
+	free(quoted);
+	free(a);
+	free(r);
 }
 
 static char *state(PGconn *c, const char *where)
@@ -50,12 +72,11 @@ START_TEST(unusable_tokens_marked_at_start_up)
 	char *seed = tl_read_file(seed_path);
 	ck_assert_msg(*seed, "cannot read %s", seed_path);
 	PQclear(tl_sql(c, seed));
-	char *a7 = encrypt_with(H_KEY7, "access-7"), *r7 = encrypt_with(H_KEY7, "refresh-7");
-	char *a9 = encrypt_with(KEY9, "access-9"), *r9 = encrypt_with(KEY9, "refresh-9");
-	add_agency(c, "co-good", a7, r7, "", "");
-	add_agency(c, "co-key9", a9, r9, "", "");
-	add_agency(c, "co-access9", a9, r7, "", "");
-	add_agency(c, "co-cleared", a7, r7, ", needs_reconnect, reconnect_reason",
+	add_sealed(c, "7c000000-0000-4000-8000-000000000001", "co-good", H_KEY7, H_KEY7, "", "");
+	add_sealed(c, "7c000000-0000-4000-8000-000000000002", "co-key9", KEY9, KEY9, "", "");
+	add_sealed(c, "7c000000-0000-4000-8000-000000000003", "co-access9", KEY9, H_KEY7, "", "");
+	add_sealed(c, "7c000000-0000-4000-8000-000000000004", "co-cleared", H_KEY7, H_KEY7,
+		   ", needs_reconnect, reconnect_reason",
 		   ", true, 'stored tokens unusable: an earlier start'");
 	add_agency(c, "co-refused", "x", "y", ", needs_reconnect, reconnect_reason",
 		   ", true, 'GHL refused the refresh (invalid_grant)'");
@@ -119,10 +140,6 @@ START_TEST(unusable_tokens_marked_at_start_up)
 	ck_assert_int_eq(hagent_stop(&a), 0);
 	unlink(a.log);
 
-	free(a7);
-	free(r7);
-	free(a9);
-	free(r9);
 	free(seed);
 	free(seed_path);
 	PQfinish(c);
