@@ -869,7 +869,7 @@ START_TEST(user_add_cli_errors)
 	free(out);
 	ck_assert_int_eq(user_add("--email x@example.com --role AGENCY_ADMIN --agency "
 				  "00000000-0000-4000-8000-000000000000", PW_ADMIN "\n", &out), 1);
-	ck_assert_msg(strstr(out, "does not exist"), "%s", out);
+	ck_assert_msg(strstr(out, "agency not found"), "%s", out);
 	free(out);
 	ck_assert_int_eq(user_add("--email ADMIN@example.com --role ADMIN", PW_ADMIN "\n", &out), 1);
 	ck_assert_msg(strstr(out, "already exists"), "%s", out);
