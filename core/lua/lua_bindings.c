@@ -59,7 +59,8 @@ static int ctx_index(lua_State *L)
 	return 1;
 }
 
-/* ctx:set(key, value): record an output (any JSON-able value). */
+/* ctx:set(key, value): record an output (any JSON-able value). The host
+ * keeps its text until the step ends: it counts against the memory limit. */
 static int ctx_set(lua_State *L)
 {
 	struct lua_run *r = need_run(L, "ctx:set");
@@ -74,6 +75,8 @@ static int ctx_set(lua_State *L)
 		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
 	}
 	int rc = r->host->set_output(r->ctx, key, buf_cstr(&b));
+	if (!rc)
+		r->held += (long long)b.len;
 	buf_free(&b);
 	if (rc)
 		return luaL_error(L, "ctx:set(\"%s\"): the value was refused", key);
@@ -163,7 +166,8 @@ static void check_yieldable(lua_State *L, struct lua_run *r, const char *what)
 			      "sort comparator)", what);
 }
 
-/* Append the query given as a table: k=v&k2=v2 (array values repeat k). */
+/* Append the query given as a table: k=v&k2=v2 (array values repeat k).
+ * -1: not a table of strings; -2: over the memory limit (the run is dead). */
 static int query_from_table(lua_State *L, struct lua_run *r, struct buf *q)
 {
 	lua_pushnil(L);
@@ -184,6 +188,12 @@ static int query_from_table(lua_State *L, struct lua_run *r, struct buf *q)
 			if (!v) {
 				lua_pop(L, 3);
 				return -1;
+			}
+			/* encoded, each byte may become 3, once in q and once in the
+			 * host's copy of the piece */
+			if (lua_sandbox_host_room(L, 2 * q->len, 6 * (strlen(k) + strlen(v)) + 2)) {
+				lua_pop(L, 3);
+				return -2;
 			}
 			buf_printf(q, "%s%s=%s", q->len ? "&" : "", r->host->urlencode(r->ctx, k),
 				   r->host->urlencode(r->ctx, v));
@@ -231,7 +241,7 @@ static int l_ghl_request(lua_State *L)
 		buf_puts(&q, lua_tostring(L, -1));
 		has_query = 1;
 	} else if (lua_istable(L, -1)) {
-		bad = query_from_table(L, r, &q) ? 1 : 0;
+		bad = query_from_table(L, r, &q);
 		has_query = 1;
 	} else if (!lua_isnil(L, -1)) {
 		bad = 1;
@@ -254,6 +264,8 @@ static int l_ghl_request(lua_State *L)
 					has_body ? buf_cstr(&body) : NULL, tclass);
 	buf_free(&q);
 	buf_free(&body);
+	if (bad == -2)
+		return luaL_error(L, "%s", r->dead_msg);
 	if (bad)
 		return luaL_error(L, "ghl.request: query must be a string or a table of strings");
 	if (rc)
