@@ -27,6 +27,7 @@
 #include "ghl_ratelimit.h"
 #include "json.h"
 #include "log.h"
+#include "ssrf_guard.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -119,7 +120,7 @@ struct ghl_client {
 	struct event *curl_timer, *sweep;
 	char *api_base, *client_id, *client_secret, *user_agent;
 	long long timeout_ms;
-	int max_attempts, initial_burst, rate_off;
+	int max_attempts, initial_burst, rate_off, public_only;
 	size_t max_body;
 	struct ghl_call *calls;
 	int ncalls;
@@ -752,6 +753,8 @@ static int easy_setup(struct ghl_call *call)
 	SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_USERAGENT, c->user_agent);
 	SET(CURLOPT_HTTPHEADER, call->hdrs);
+	if (c->public_only)
+		SET(CURLOPT_OPENSOCKETFUNCTION, ssrf_guard_opensocket);
 	if (strcmp(call->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -844,6 +847,10 @@ static void attempt_done(struct ghl_call *call, CURLcode rc)
 			transport = xasprintf("%s", call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
 	}
 	log_attempt(call, (int)status, transport, now);
+	if (transport && c->public_only) { /* the cause stays in the log line above */
+		free(transport);
+		transport = xstrdup("no HTTP answer (refused, unreachable or timed out)");
+	}
 
 	enum ghl_outcome oc = classify((int)status, rc, call->too_large);
 	if (status == 401 && call->has_hooks && !call->refreshed) {
@@ -1044,6 +1051,7 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
 	c->max_attempts = o->max_attempts > 1 ? o->max_attempts : 1;
 	c->initial_burst = o->initial_burst > 0 ? o->initial_burst : GHL_RL_DEFAULT_INITIAL_BURST;
 	c->rate_off = o->rate_budget_off;
+	c->public_only = o->public_only;
 	c->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	long maxconn = o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_MAX_HOST_CONNECTIONS;
 

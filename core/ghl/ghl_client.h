@@ -47,6 +47,9 @@ struct ghl_client_opts {
 				    * first contact) */
 	int rate_budget_off;       /* 1: never hold requests (tests, diagnostics) */
 	size_t max_body;           /* largest reply body accepted; 0 → 8 MiB */
+	int public_only;           /* 1: connect only to public addresses (ssrf_guard.h),
+				    * and every transport failure gets one message,
+				    * so a refusal looks like an unreachable host */
 };
 
 enum ghl_outcome {
