@@ -59,27 +59,53 @@ static int ctx_index(lua_State *L)
 	return 1;
 }
 
+/* The bytes the host keeps for output `key` (the string at key_idx), as
+ * recorded in r's held table; with len >= 0, record len instead. */
+static long long held_bytes(lua_State *L, struct lua_run *r, int key_idx, long long len)
+{
+	if (r->held_ref <= 0) {
+		lua_newtable(L);
+		r->held_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, r->held_ref);
+	lua_pushvalue(L, key_idx);
+	if (len >= 0) {
+		lua_pushinteger(L, (lua_Integer)len);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+		return len;
+	}
+	lua_rawget(L, -2);
+	long long old = lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return old;
+}
+
 /* ctx:set(key, value): record an output (any JSON-able value). The host
- * keeps its text until the step ends: it counts against the memory limit. */
+ * keeps its text until the step ends: it counts against the memory limit
+ * (a key set again counts once, with its new value). */
 static int ctx_set(lua_State *L)
 {
 	struct lua_run *r = need_run(L, "ctx:set");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	const char *key = luaL_checkstring(L, 2);
 	luaL_checkany(L, 3);
+	long long old = held_bytes(L, r, 2, -1);
 	struct buf b;
 	struct err e;
 	buf_init(&b);
-	if (lua_sandbox_to_json(L, 3, &b, &e)) {
-		buf_free(&b);
-		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
-	}
-	int rc = r->host->set_output(r->ctx, key, buf_cstr(&b));
-	if (!rc)
-		r->held += (long long)b.len;
+	r->held -= old; /* replaced if the new value is taken */
+	int rc = lua_sandbox_to_json(L, 3, &b, &e);
+	if (rc == 0)
+		rc = r->host->set_output(r->ctx, key, buf_cstr(&b)) ? 1 : 0;
+	r->held += rc ? old : (long long)b.len;
+	size_t len = b.len;
 	buf_free(&b);
+	if (rc < 0)
+		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
 	if (rc)
 		return luaL_error(L, "ctx:set(\"%s\"): the value was refused", key);
+	held_bytes(L, r, 2, (long long)len);
 	return 0;
 }
 

@@ -37,6 +37,7 @@ struct lua_run {
 	long long mem;	     /* bytes allocated minus freed while this run was current */
 	long long held;	     /* bytes the host keeps for this run (outputs set); counted
 			      * against the memory limit like mem */
+	int held_ref;	     /* {output key = bytes kept} of ctx:set, or 0 */
 	int64_t lua_us;	     /* time spent running Lua so far */
 	int64_t resumed_us;  /* when the current resume began */
 	int started;

@@ -44,6 +44,8 @@ static int run_teardown(lua_State *L)
 	struct lua_run *r = lua_touserdata(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, r->th_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, r->env_ref);
+	if (r->held_ref > 0)
+		luaL_unref(L, LUA_REGISTRYINDEX, r->held_ref);
 	return 0;
 }
 
