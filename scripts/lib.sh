@@ -7,7 +7,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 
 # Everything the build, the tests and the demo need, from Debian 12.
 GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
-  liblua5.4-dev lua-cjson-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
+  liblua5.4-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
   check libcrypt-dev postgresql-15 postgresql-client-15 valgrind
   tzdata jq                   # time zone names for client data; jq for the README's curl examples
   chromium chromium-driver)   # the dashboard's browser test (tests/integration/test_web.c)

@@ -1,4 +1,5 @@
-/* http.c — evhttp server with a route table; see http.h. */
+/* http.c — evhttp server with a route table; see http.h. Connections and
+ * body limits are in http_conn.c. */
 #include "http.h"
 
 #include <event2/buffer.h>
@@ -14,24 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_int.h"
 #include "json.h"
 #include "log.h"
-
-struct http_server {
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
-	void *app;
-	const struct http_route *routes;
-	size_t nroutes;
-	int inflight;  /* received, not yet answered */
-	int unflushed; /* answered, reply not yet written out */
-	int port;
-	uint64_t seq;
-	long long by_class[5];
-	void (*idle_cb)(void *);
-	void *idle_arg;
-};
 
 const char *http_status_text(int status)
 {
@@ -72,8 +58,7 @@ static const char *method_name(enum evhttp_cmd_type t)
 	return "?";
 }
 
-/* Match "/a/{x}/b" against "/a/42/b"; fills params on success. */
-static int route_match(const char *pattern, const char *path, struct http_ctx *c)
+int http_route_match(const char *pattern, const char *path, struct http_ctx *c)
 {
 	const char *p = pattern, *s = path;
 	int n = 0;
@@ -85,7 +70,9 @@ static int route_match(const char *pattern, const char *path, struct http_ctx *c
 				send = s + strlen(s);
 			if (!pend || send == s || n >= HTTP_MAX_PARAMS)
 				goto fail;
-			c->params[n++] = xstrndup(s, (size_t)(send - s));
+			if (c)
+				c->params[n] = xstrndup(s, (size_t)(send - s));
+			n++;
 			p = pend + 1;
 			s = send;
 			continue;
@@ -97,10 +84,11 @@ static int route_match(const char *pattern, const char *path, struct http_ctx *c
 	}
 	if (*p || *s)
 		goto fail;
-	c->nparams = n;
+	if (c)
+		c->nparams = n;
 	return 1;
 fail:
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; c && i < n; i++) {
 		free(c->params[i]);
 		c->params[i] = NULL;
 	}
@@ -145,8 +133,8 @@ void http_reply(struct http_ctx *c, int status, const char *content_type, const 
 /* The reply has been written to the socket: only now is the request done. */
 static void on_complete(struct evhttp_request *req, void *arg)
 {
-	(void)req;
 	struct http_server *s = arg;
+	http_conn_request_done(s, req);
 	s->unflushed--;
 	if (s->inflight == 0 && s->unflushed == 0 && s->idle_cb)
 		s->idle_cb(s->idle_arg);
@@ -218,7 +206,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	int path_known = 0;
 	for (size_t i = 0; i < s->nroutes; i++) {
 		const struct http_route *r = &s->routes[i];
-		if (!route_match(r->pattern, c->path, c))
+		if (!http_route_match(r->pattern, c->path, c))
 			continue;
 		path_known = 1;
 		if (!strcmp(r->method, c->method) ||
@@ -244,21 +232,21 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 struct http_server *http_server_new(struct event_base *base, void *app,
 				    const struct http_route *routes, size_t nroutes,
-				    size_t max_body_bytes)
+				    const struct http_limits *lim)
 {
 	struct http_server *s = xcalloc(1, sizeof(*s));
 	s->base = base;
 	s->app = app;
 	s->routes = routes;
 	s->nroutes = nroutes;
+	s->lim = *lim;
 	s->http = evhttp_new(base);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)max_body_bytes);
 	evhttp_set_max_headers_size(s->http, 64 * 1024);
-	evhttp_set_timeout(s->http, 60);
 	evhttp_set_gencb(s->http, dispatch, s);
+	http_conn_init(s);
 	return s;
 }
 
@@ -268,6 +256,7 @@ int http_server_listen(struct http_server *s, const char *host, int port, struct
 	if (!s->bound)
 		return err_set(e, "cannot listen on %s:%d: %m (is another process using the port? "
 				  "set `listen` to another HOST:PORT)", host, port);
+	http_conn_listening(s);
 	evutil_socket_t fd = evhttp_bound_socket_get_fd(s->bound);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -315,6 +304,7 @@ void http_server_free(struct http_server *s)
 {
 	if (!s)
 		return;
+	http_conn_fini(s);
 	evhttp_free(s->http);
 	free(s);
 }

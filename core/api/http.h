@@ -1,6 +1,8 @@
 /* http.h — the daemon's HTTP server: evhttp on the shared loop, a route table,
  * per-request context, JSON replies in the DESIGN error shape, access logs and
- * an in-flight count for graceful shutdown. */
+ * an in-flight count for graceful shutdown. Each route's body limit applies
+ * as soon as its request line arrives (before any of the body is read), and
+ * open connections are capped (http_conn.c). */
 #ifndef GHL_HTTP_H
 #define GHL_HTTP_H
 
@@ -35,9 +37,28 @@ struct http_route {
 	http_handler_fn fn;
 };
 
+/* A route whose body limit is not the default: max_body bytes, or
+ * HTTP_BODY_LARGE for the server's max_large_body. */
+#define HTTP_BODY_LARGE ((size_t)-1)
+struct http_body_rule {
+	const char *method, *pattern;
+	size_t max_body;
+};
+
+/* Bodies: a route's rule, else max_body (none at all for GET routes; for a
+ * path or method no route takes, max_body). A Content-Length over the limit
+ * gets 413 before any of the body is read; a chunked body past it, 413 then. */
+struct http_limits {
+	size_t max_body;
+	size_t max_large_body;
+	const struct http_body_rule *rules;
+	size_t nrules;
+	int max_connections; /* open connections; at most half of RLIMIT_NOFILE */
+};
+
 struct http_server *http_server_new(struct event_base *base, void *app,
 				    const struct http_route *routes, size_t nroutes,
-				    size_t max_body_bytes);
+				    const struct http_limits *lim);
 int http_server_listen(struct http_server *s, const char *host, int port, struct err *e);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
@@ -69,5 +90,7 @@ struct route_table {
 
 /* Every route of the daemon (core/api/routes.c): a malloc'd array, *n set. */
 struct http_route *routes_all(size_t *n);
+/* The routes whose body limit is not the default (core/api/routes.c). */
+const struct http_body_rule *routes_body_rules(size_t *n);
 
 #endif

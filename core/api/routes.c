@@ -6,6 +6,7 @@
 #include "app.h"
 #include "http.h"
 #include "util.h"
+#include "webhook_routes.h"
 
 extern const struct route_table health_route_table;
 extern const struct route_table oauth_route_table;   /* core/api/oauth_routes.c */
@@ -32,6 +33,18 @@ static const struct route_table *const tables[] = {
 	&api_reports_route_table,
 	&web_route_table,
 };
+
+/* Bodies larger than max_body_bytes, or smaller. */
+static const struct http_body_rule body_rules[] = {
+	{"POST", "/api/v1/agencies/{id}/jobs/batch", HTTP_BODY_LARGE}, /* max_batch_body_bytes */
+	{"POST", "/webhooks/ghl", WEBHOOK_MAX_BODY},
+};
+
+const struct http_body_rule *routes_body_rules(size_t *n)
+{
+	*n = sizeof(body_rules) / sizeof(body_rules[0]);
+	return body_rules;
+}
 
 struct http_route *routes_all(size_t *n)
 {

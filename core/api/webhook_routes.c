@@ -18,7 +18,7 @@
 #include "json.h"
 #include "log.h"
 
-#define MAX_WEBHOOK_BODY (64 * 1024)
+#define MAX_WEBHOOK_BODY WEBHOOK_MAX_BODY
 #define MAX_ID_LEN 255
 #define MAX_TYPE_LEN 64
 #define JSON_DEPTH 16

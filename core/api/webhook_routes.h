@@ -27,6 +27,9 @@ struct route_table;
 
 extern const struct route_table webhook_route_table;
 
+/* The largest webhook body taken (413 above it, before it is read). */
+#define WEBHOOK_MAX_BODY (64 * 1024)
+
 /* Parse a webhook timestamp: ISO 8601 ("2025-01-31T12:00:00.123Z", offsets
  * "+hh:mm" allowed) or a number of Unix seconds / milliseconds as text.
  * Returns 0 and *ms (Unix milliseconds), or -1. */

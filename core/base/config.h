@@ -43,6 +43,7 @@ struct config {
 	char *webhook_ed25519_public_key;
 	char *webhook_rsa_public_key;
 	long long webhook_max_age_ms;
+	char *notify_webhook_allow_private; /* on: http_post may reach private addresses */
 	char *demo;
 
 	/* job engine */
@@ -73,6 +74,7 @@ struct config {
 	/* REST API and access (core/api/api.c, core/api/passwords.c) */
 	long long max_body_bytes;
 	long long max_batch_body_bytes; /* POST /agencies/{id}/jobs/batch (JSON or CSV) */
+	long long max_connections;      /* open HTTP connections (core/api/http.c) */
 	long long session_ttl_ms;
 	char *session_cookie_secure;
 	long long bcrypt_cost;

@@ -199,10 +199,11 @@ int server_run(struct config *cfg)
 				routes[k++] = routes[i];
 		nroutes = k;
 	}
-	app.http = http_server_new(app.base, &app, routes, nroutes,
-				   (size_t)(cfg->max_batch_body_bytes > cfg->max_body_bytes
-						    ? cfg->max_batch_body_bytes
-						    : cfg->max_body_bytes));
+	struct http_limits hlim = {.max_body = (size_t)cfg->max_body_bytes,
+				   .max_large_body = (size_t)cfg->max_batch_body_bytes,
+				   .max_connections = (int)cfg->max_connections};
+	hlim.rules = routes_body_rules(&hlim.nrules);
+	app.http = http_server_new(app.base, &app, routes, nroutes, &hlim);
 	http_server_on_idle(app.http, on_idle, &app);
 	if (http_server_listen(app.http, host, port, &e)) {
 		log_error("cannot start the HTTP server", "error", e.msg, NULL);

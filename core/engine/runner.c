@@ -475,8 +475,11 @@ static void request_go(ghl_step_ctx *ctx)
 				       '/');
 		char *origin = p ? xstrndup(ctx->rq_url, (size_t)(p - ctx->rq_url))
 				 : xstrdup(ctx->rq_url);
+		const struct config *cfg = ctx->app->cfg;
 		struct ghl_client_opts o = {.api_base = origin, .timeout_ms = 15000,
-					    .rate_budget_off = 1};
+					    .rate_budget_off = 1,
+					    .public_only = !cfg || !str_eq(cfg->notify_webhook_allow_private,
+									   "on")};
 		struct err e;
 		struct ghl_client *c = ghl_client_new(ctx->app->base, &o, &e);
 		free(origin);

@@ -28,6 +28,7 @@
 #include "ghl_ratelimit.h"
 #include "json.h"
 #include "log.h"
+#include "ssrf_guard.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -125,7 +126,7 @@ struct ghl_client {
 	struct event *curl_timer, *sweep;
 	char *api_base, *client_id, *client_secret, *user_agent;
 	long long timeout_ms, retry_base_ms;
-	int max_attempts, initial_burst, rate_off, retry_attempts;
+	int max_attempts, initial_burst, rate_off, retry_attempts, public_only;
 	long long retries;
 	size_t max_body;
 	struct ghl_call *calls;
@@ -783,6 +784,8 @@ static int easy_setup(struct ghl_call *call)
 	 * needs libcurl 8.16). */
 	if (!call->repeatable)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
+	if (c->public_only)
+		SET(CURLOPT_OPENSOCKETFUNCTION, ssrf_guard_opensocket);
 	if (strcmp(call->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -921,6 +924,10 @@ static void attempt_done(struct ghl_call *call, CURLcode rc)
 			transport = xasprintf("%s", call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
 	}
 	log_attempt(call, (int)status, transport, now);
+	if (transport && c->public_only) { /* the cause stays in the log line above */
+		free(transport);
+		transport = xstrdup("no HTTP answer (refused, unreachable or timed out)");
+	}
 
 	enum ghl_outcome oc = classify((int)status, rc, call->too_large);
 	if (status == 401 && call->has_hooks && !call->refreshed) {
@@ -1125,6 +1132,7 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
 	c->max_attempts = o->max_attempts > 1 ? o->max_attempts : 1;
 	c->initial_burst = o->initial_burst > 0 ? o->initial_burst : GHL_RL_DEFAULT_INITIAL_BURST;
 	c->rate_off = o->rate_budget_off;
+	c->public_only = o->public_only;
 	c->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	c->retry_attempts = o->retry_attempts > 1 ? o->retry_attempts : 1;
 	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : DEFAULT_RETRY_BASE_MS;

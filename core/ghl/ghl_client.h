@@ -62,6 +62,9 @@ struct ghl_client_opts {
 				    * [d/2, d], d = base * 2^(n-1), at most 30 s;
 				    * <= 0 → 500 ms. A 5xx whose Retry-After is
 				    * beyond 30 s is not retried here. */
+	int public_only;           /* 1: connect only to public addresses (ssrf_guard.h),
+				    * and every transport failure gets one message,
+				    * so a refusal looks like an unreachable host */
 };
 
 enum ghl_outcome {

@@ -59,24 +59,53 @@ static int ctx_index(lua_State *L)
 	return 1;
 }
 
-/* ctx:set(key, value): record an output (any JSON-able value). */
+/* The bytes the host keeps for output `key` (the string at key_idx), as
+ * recorded in r's held table; with len >= 0, record len instead. */
+static long long held_bytes(lua_State *L, struct lua_run *r, int key_idx, long long len)
+{
+	if (r->held_ref <= 0) {
+		lua_newtable(L);
+		r->held_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, r->held_ref);
+	lua_pushvalue(L, key_idx);
+	if (len >= 0) {
+		lua_pushinteger(L, (lua_Integer)len);
+		lua_rawset(L, -3);
+		lua_pop(L, 1);
+		return len;
+	}
+	lua_rawget(L, -2);
+	long long old = lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return old;
+}
+
+/* ctx:set(key, value): record an output (any JSON-able value). The host
+ * keeps its text until the step ends: it counts against the memory limit
+ * (a key set again counts once, with its new value). */
 static int ctx_set(lua_State *L)
 {
 	struct lua_run *r = need_run(L, "ctx:set");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	const char *key = luaL_checkstring(L, 2);
 	luaL_checkany(L, 3);
+	long long old = held_bytes(L, r, 2, -1);
 	struct buf b;
 	struct err e;
 	buf_init(&b);
-	if (lua_sandbox_to_json(L, 3, &b, &e)) {
-		buf_free(&b);
-		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
-	}
-	int rc = r->host->set_output(r->ctx, key, buf_cstr(&b));
+	r->held -= old; /* replaced if the new value is taken */
+	int rc = lua_sandbox_to_json(L, 3, &b, &e);
+	if (rc == 0)
+		rc = r->host->set_output(r->ctx, key, buf_cstr(&b)) ? 1 : 0;
+	r->held += rc ? old : (long long)b.len;
+	size_t len = b.len;
 	buf_free(&b);
+	if (rc < 0)
+		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
 	if (rc)
 		return luaL_error(L, "ctx:set(\"%s\"): the value was refused", key);
+	held_bytes(L, r, 2, (long long)len);
 	return 0;
 }
 
@@ -163,7 +192,8 @@ static void check_yieldable(lua_State *L, struct lua_run *r, const char *what)
 			      "sort comparator)", what);
 }
 
-/* Append the query given as a table: k=v&k2=v2 (array values repeat k). */
+/* Append the query given as a table: k=v&k2=v2 (array values repeat k).
+ * -1: not a table of strings; -2: over the memory limit (the run is dead). */
 static int query_from_table(lua_State *L, struct lua_run *r, struct buf *q)
 {
 	lua_pushnil(L);
@@ -184,6 +214,12 @@ static int query_from_table(lua_State *L, struct lua_run *r, struct buf *q)
 			if (!v) {
 				lua_pop(L, 3);
 				return -1;
+			}
+			/* encoded, each byte may become 3, once in q and once in the
+			 * host's copy of the piece */
+			if (lua_sandbox_host_room(L, 2 * q->len, 6 * (strlen(k) + strlen(v)) + 2)) {
+				lua_pop(L, 3);
+				return -2;
 			}
 			buf_printf(q, "%s%s=%s", q->len ? "&" : "", r->host->urlencode(r->ctx, k),
 				   r->host->urlencode(r->ctx, v));
@@ -231,7 +267,7 @@ static int l_ghl_request(lua_State *L)
 		buf_puts(&q, lua_tostring(L, -1));
 		has_query = 1;
 	} else if (lua_istable(L, -1)) {
-		bad = query_from_table(L, r, &q) ? 1 : 0;
+		bad = query_from_table(L, r, &q);
 		has_query = 1;
 	} else if (!lua_isnil(L, -1)) {
 		bad = 1;
@@ -254,6 +290,8 @@ static int l_ghl_request(lua_State *L)
 					has_body ? buf_cstr(&body) : NULL, tclass);
 	buf_free(&q);
 	buf_free(&body);
+	if (bad == -2)
+		return luaL_error(L, "%s", r->dead_msg);
 	if (bad)
 		return luaL_error(L, "ghl.request: query must be a string or a table of strings");
 	if (rc)

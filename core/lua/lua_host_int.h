@@ -35,6 +35,9 @@ struct lua_run {
 	int th_ref, env_ref;
 	long long instructions;
 	long long mem;	     /* bytes allocated minus freed while this run was current */
+	long long held;	     /* bytes the host keeps for this run (outputs set); counted
+			      * against the memory limit like mem */
+	int held_ref;	     /* {output key = bytes kept} of ctx:set, or 0 */
 	int64_t lua_us;	     /* time spent running Lua so far */
 	int64_t resumed_us;  /* when the current resume began */
 	int started;
@@ -65,6 +68,17 @@ void lua_sandbox_freeze_top(lua_State *L);
 /* Mark r dead with a message (first one wins). */
 void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Charge n instructions to r and look at its clock: returns 1 (r is then
+ * dead, with the limit's message) when a limit is exceeded, else 0. For C
+ * code that works for long without running Lua (the count hook cannot). */
+int lua_sandbox_charge(struct lua_run *r, long long n);
+
+/* Memory the host is about to allocate for the run executing on L (query
+ * strings, request bodies): 0 when used + more fits in the run's memory
+ * limit next to what it holds, else -1 with the run killed ("memory limit
+ * of N bytes exceeded"; the caller raises). No run: always 0. */
+int lua_sandbox_host_room(lua_State *L, size_t used, size_t more);
+
 /* "file.lua:12" of the innermost Lua frame of th (after an error too), or
  * the script's file name alone. */
 void lua_sandbox_where(struct lua_script *s, lua_State *th, char *out, size_t outlen);
@@ -76,9 +90,17 @@ void lua_sandbox_push_json_text(lua_State *L, const char *text, size_t len);
 
 /* Append v (at idx) as JSON to b; integers stay integers; a table is an
  * array when its keys are 1..n (n ≥ 1), else an object of string/number
- * keys. Returns 0, or -1 with e set (functions, cycles/depth > 32, NaN).
- * Never allocates Lua memory, so it may run outside a protected call. */
+ * keys. Returns 0, or -1 with e set (functions, cycles/depth > 32, NaN, or
+ * text that would not fit in the memory the run has left: the run is then
+ * killed with "memory limit of N bytes exceeded"). Never allocates Lua
+ * memory, so it may run outside a protected call. */
 int lua_sandbox_to_json(lua_State *L, int idx, struct buf *b, struct err *e);
+
+/* ---- lua_pattern.c ---- */
+
+/* Replace find, match, gmatch and gsub in the string library table at
+ * strlib with the budgeted matcher (steps charged via lua_sandbox_charge). */
+void lua_pattern_install(lua_State *L, int strlib);
 
 /* ---- lua_bindings.c ---- */
 

@@ -44,6 +44,8 @@ static int run_teardown(lua_State *L)
 	struct lua_run *r = lua_touserdata(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, r->th_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, r->env_ref);
+	if (r->held_ref > 0)
+		luaL_unref(L, LUA_REGISTRYINDEX, r->held_ref);
 	return 0;
 }
 
@@ -127,6 +129,8 @@ static int returned_outputs(struct lua_run *r, int idx)
 			int rc = lua_sandbox_to_json(th, -1, &b, &e);
 			if (rc == 0 && r->host->set_output(r->ctx, k, buf_cstr(&b)))
 				rc = err_set(&e, "refused");
+			else if (rc == 0)
+				r->held += (long long)b.len;
 			buf_free(&b);
 			if (rc) {
 				lua_pop(th, 2);
@@ -148,6 +152,9 @@ static int resume(struct lua_run *r, int nargs)
 	r->resumed_us = lua_sandbox_now_us();
 	int st = lua_resume(r->th, NULL, nargs, &nres);
 	r->lua_us += lua_sandbox_now_us() - r->resumed_us;
+	/* a long C call ran where no hook could look at the clock: charge it now */
+	if (r->lua_us > s->lim.wall_ms * 1000)
+		lua_sandbox_kill(r, "time limit of %lld ms exceeded", s->lim.wall_ms);
 	int rc;
 	if (r->dead && st != LUA_OK && st != LUA_YIELD) {
 		/* reported below with the limit's message */

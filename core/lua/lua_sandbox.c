@@ -1,9 +1,10 @@
 /* lua_sandbox.c — the sandboxed Lua state of a script: allocator with a
  * per-run memory cap, count hook with instruction and time budgets, frozen
- * standard libraries, safe base functions, and JSON ↔ Lua conversion.
+ * standard libraries, safe base functions, and JSON ↔ Lua conversion (whose
+ * text, made outside the allocator, is counted against the same cap).
  * See lua_host.h for the model and lua_host_int.h for the contracts. */
 #include <lauxlib.h>
-#include <lua-cjson.h>
+#include <limits.h>
 #include <lualib.h>
 #include <math.h>
 #include <stdarg.h>
@@ -67,7 +68,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 			r->mem -= (long long)old;
 		return NULL;
 	}
-	if (r && nsize > old && r->mem + (long long)(nsize - old) > s->lim.memory) {
+	if (r && nsize > old && r->mem + r->held + (long long)(nsize - old) > s->lim.memory) {
 		lua_sandbox_kill(r, "memory limit of %lld bytes exceeded", s->lim.memory);
 		return NULL;
 	}
@@ -80,6 +81,42 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
+int lua_sandbox_charge(struct lua_run *r, long long n)
+{
+	if (r->dead)
+		return 1;
+	struct lua_script *s = r->s;
+	r->instructions += n;
+	if (r->instructions > s->lim.instructions)
+		lua_sandbox_kill(r, "instruction limit of %lld exceeded", s->lim.instructions);
+	else if (r->lua_us + (lua_sandbox_now_us() - r->resumed_us) > s->lim.wall_ms * 1000)
+		lua_sandbox_kill(r, "time limit of %lld ms exceeded", s->lim.wall_ms);
+	return r->dead;
+}
+
+/* The bytes the run executing on L may still have the host allocate. */
+static long long host_room(lua_State *L, struct lua_run **rp)
+{
+	void *ud = NULL;
+	lua_getallocf(L, &ud);
+	struct lua_script *s = ud;
+	struct lua_run *r = s ? s->cur : NULL;
+	*rp = r;
+	if (!r)
+		return s ? s->lim.memory : 0;
+	return s->lim.memory - r->mem - r->held;
+}
+
+int lua_sandbox_host_room(lua_State *L, size_t used, size_t more)
+{
+	struct lua_run *r;
+	long long room = host_room(L, &r);
+	if (!r || (used <= (size_t)LLONG_MAX - more && (long long)(used + more) <= room))
+		return 0;
+	lua_sandbox_kill(r, "memory limit of %lld bytes exceeded", r->s->lim.memory);
+	return -1;
+}
+
 /* Count hook: charge instructions, check the clock; once a limit is hit,
  * raise on every instruction so no pcall can keep the script alive. */
 static void sb_hook(lua_State *L, lua_Debug *ar)
@@ -88,16 +125,8 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
 	struct lua_run *r = lua_sandbox_run(L);
 	if (!r)
 		return;
-	if (!r->dead) {
-		struct lua_script *s = r->s;
-		r->instructions += s->lim.instructions < SB_HOOK_COUNT ? s->lim.instructions
-								: SB_HOOK_COUNT;
-		if (r->instructions > s->lim.instructions)
-			lua_sandbox_kill(r, "instruction limit of %lld exceeded", s->lim.instructions);
-		else if (r->lua_us + (lua_sandbox_now_us() - r->resumed_us) >
-			 s->lim.wall_ms * 1000)
-			lua_sandbox_kill(r, "time limit of %lld ms exceeded", s->lim.wall_ms);
-	}
+	long long lim = r->s->lim.instructions;
+	lua_sandbox_charge(r, lim < SB_HOOK_COUNT ? lim : SB_HOOK_COUNT);
 	if (r->dead) {
 		lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
 		lua_pushstring(L, r->dead_msg);
@@ -240,7 +269,7 @@ static int sb_collectgarbage(lua_State *L)
 
 /* json.decode: core/base/json.c's parser (depth 64) and a protected push, so a
  * memory error half-way leaks nothing; the input is capped because the
- * parse tree lives outside the run's allocator. lua-cjson does the encoding. */
+ * parse tree lives outside the run's allocator. */
 static int sb_json_decode(lua_State *L)
 {
 	size_t len;
@@ -265,6 +294,35 @@ static int sb_json_decode(lua_State *L)
 	return 1;
 }
 
+static int push_buf_protected(lua_State *L)
+{
+	const struct buf *b = lua_touserdata(L, 1);
+	lua_pushlstring(L, b->data ? b->data : "", b->len);
+	return 1;
+}
+
+/* json.encode(v): lua_sandbox_to_json, so the text counts against the run's
+ * memory (the stock lua-cjson encoder mallocs outside the cap and exits the
+ * process when malloc fails). */
+static int sb_json_encode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	struct buf b;
+	struct err e;
+	buf_init(&b);
+	if (lua_sandbox_to_json(L, 1, &b, &e)) {
+		buf_free(&b);
+		return luaL_error(L, "json.encode: %s", e.msg);
+	}
+	lua_pushcfunction(L, push_buf_protected);
+	lua_pushlightuserdata(L, &b);
+	int rc = lua_pcall(L, 1, 1, 0);
+	buf_free(&b);
+	if (rc != LUA_OK)
+		return lua_error(L);
+	return 1;
+}
+
 static const char *const safe_base[] = {
 	"assert", "error",  "getmetatable", "ipairs",   "next",     "pairs",   "pcall",
 	"rawequal", "rawget", "rawlen",	      "select",   "tonumber", "tostring", "type",
@@ -280,7 +338,8 @@ static void copy_fields(lua_State *L, int src, int dst, const char *const *names
 	}
 }
 
-/* Open lib, drop the fields in `drop`, freeze it and store it as base[name]. */
+/* Open lib, drop the fields in `drop`, freeze it and store it as base[name].
+ * The string library gets the budgeted pattern functions (lua_pattern.c). */
 static void add_lib(lua_State *L, int base, const char *name, lua_CFunction open,
 		    const char *const *drop)
 {
@@ -289,6 +348,8 @@ static void add_lib(lua_State *L, int base, const char *name, lua_CFunction open
 		lua_pushnil(L);
 		lua_setfield(L, -2, drop[i]);
 	}
+	if (!strcmp(name, LUA_STRLIBNAME))
+		lua_pattern_install(L, -1);
 	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, name);
 }
@@ -328,14 +389,9 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, base, "os");
 	lua_pop(L, 1);
 
-	/* json: lua-cjson's encode, our decode, and null */
-	luaL_requiref(L, "cjson", luaopen_cjson, 0);
-	int cj = lua_gettop(L);
-	lua_getfield(L, cj, "encode_max_depth");
-	lua_pushinteger(L, SB_JSON_DEPTH);
-	lua_call(L, 1, 0);
+	/* json: encode, decode and null */
 	lua_createtable(L, 0, 3);
-	lua_getfield(L, cj, "encode");
+	lua_pushcfunction(L, sb_json_encode);
 	lua_setfield(L, -2, "encode");
 	lua_pushcfunction(L, sb_json_decode);
 	lua_setfield(L, -2, "decode");
@@ -343,7 +399,6 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "null");
 	lua_sandbox_freeze_top(L);
 	lua_setfield(L, base, "json");
-	lua_pop(L, 1);
 
 	/* the string metatable stays out of reach (its __index is the real string table) */
 	lua_pushliteral(L, "");
@@ -445,30 +500,98 @@ void lua_sandbox_push_json_text(lua_State *L, const char *text, size_t len)
 		lua_error(L);
 }
 
-static int write_number(lua_State *L, int idx, struct buf *b, struct err *e)
+/* Writing Lua values as JSON text: the text is host memory, so it may not
+ * grow past what the run could still allocate (room). */
+struct jwriter {
+	lua_State *L;
+	struct buf *b;
+	struct err *e;
+	struct lua_run *r;
+	size_t limit; /* b->len may not exceed this */
+};
+
+/* -1 with the run killed when `more` bytes would not fit. */
+static int jw_room(struct jwriter *w, size_t more)
 {
-	if (lua_isinteger(L, idx)) {
-		buf_printf(b, "%lld", (long long)lua_tointeger(L, idx));
+	if (w->b->len <= w->limit && more <= w->limit - w->b->len)
 		return 0;
+	long long cap = w->r ? w->r->s->lim.memory : (long long)w->limit;
+	if (w->r)
+		lua_sandbox_kill(w->r, "memory limit of %lld bytes exceeded", cap);
+	return err_set(w->e, "memory limit of %lld bytes exceeded", cap);
+}
+
+/* The most bytes json_write_stringn() writes for s: 6 for a control or
+ * non-ASCII byte (\u00XX, \ufffd), 2 for '"' and '\', else 1; plus quotes. */
+static size_t escaped_max(const char *s, size_t n)
+{
+	size_t out = n + 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x80)
+			out += 5;
+		else if (c == '"' || c == '\\')
+			out += 1;
 	}
-	double d = lua_tonumber(L, idx);
-	if (!isfinite(d))
-		return err_set(e, "cannot write %g as JSON", d);
-	if (d == floor(d) && fabs(d) < 9007199254740992.0)
-		buf_printf(b, "%.0f", d);
-	else
-		buf_printf(b, "%.17g", d);
+	return out;
+}
+
+static int write_string(struct jwriter *w, const char *s, size_t n)
+{
+	if (jw_room(w, n + 2) || jw_room(w, escaped_max(s, n)))
+		return -1;
+	json_write_stringn(w->b, s, n);
 	return 0;
 }
 
-static int to_json(lua_State *L, int idx, struct buf *b, struct err *e, int depth);
-
-static int table_to_json(lua_State *L, int idx, struct buf *b, struct err *e, int depth)
+static int write_raw(struct jwriter *w, const char *s)
 {
+	if (jw_room(w, strlen(s)))
+		return -1;
+	buf_puts(w->b, s);
+	return 0;
+}
+
+static int write_number(struct jwriter *w, int idx)
+{
+	char num[40];
+	if (lua_isinteger(w->L, idx)) {
+		snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(w->L, idx));
+		return write_raw(w, num);
+	}
+	double d = lua_tonumber(w->L, idx);
+	if (!isfinite(d))
+		return err_set(w->e, "cannot write %g as JSON", d);
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		snprintf(num, sizeof num, "%.0f", d);
+	else
+		snprintf(num, sizeof num, "%.17g", d);
+	return write_raw(w, num);
+}
+
+/* An object key: a string, or a number written as a string. */
+static int write_key(struct jwriter *w, int idx)
+{
+	int kt = lua_type(w->L, idx);
+	if (kt == LUA_TSTRING) {
+		size_t kl;
+		const char *k = lua_tolstring(w->L, idx, &kl);
+		return write_string(w, k, kl);
+	}
+	if (kt == LUA_TNUMBER)
+		return write_raw(w, "\"") || write_number(w, idx) || write_raw(w, "\"") ? -1 : 0;
+	return err_set(w->e, "a %s key cannot be written as JSON", lua_typename(w->L, kt));
+}
+
+static int to_json(struct jwriter *w, int idx, int depth);
+
+static int table_to_json(struct jwriter *w, int idx, int depth)
+{
+	lua_State *L = w->L;
 	if (depth > SB_JSON_DEPTH)
-		return err_set(e, "tables nested deeper than %d (or a cycle)", SB_JSON_DEPTH);
+		return err_set(w->e, "tables nested deeper than %d (or a cycle)", SB_JSON_DEPTH);
 	if (!lua_checkstack(L, 4))
-		return err_set(e, "out of Lua stack");
+		return err_set(w->e, "out of Lua stack");
 	size_t n = lua_rawlen(L, idx), count = 0;
 	int array = n > 0;
 	lua_pushnil(L);
@@ -480,87 +603,74 @@ static int table_to_json(lua_State *L, int idx, struct buf *b, struct err *e, in
 		lua_pop(L, 1);
 	}
 	if (array && count == n) {
-		buf_putc(b, '[');
+		if (write_raw(w, "["))
+			return -1;
 		for (size_t i = 1; i <= n; i++) {
-			if (i > 1)
-				buf_putc(b, ',');
+			if (i > 1 && write_raw(w, ","))
+				return -1;
 			lua_rawgeti(L, idx, (lua_Integer)i);
-			int rc = to_json(L, lua_gettop(L), b, e, depth + 1);
+			int rc = to_json(w, lua_gettop(L), depth + 1);
 			lua_pop(L, 1);
 			if (rc)
 				return rc;
 		}
-		buf_putc(b, ']');
-		return 0;
+		return write_raw(w, "]");
 	}
-	buf_putc(b, '{');
+	if (write_raw(w, "{"))
+		return -1;
 	int first = 1;
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		int kt = lua_type(L, -2);
-		if (!first)
-			buf_putc(b, ',');
+		int rc = first ? 0 : write_raw(w, ",");
 		first = 0;
-		if (kt == LUA_TSTRING) {
-			size_t kl;
-			const char *k = lua_tolstring(L, -2, &kl);
-			json_write_stringn(b, k, kl);
-		} else if (kt == LUA_TNUMBER) {
-			buf_putc(b, '"');
-			int rc = write_number(L, lua_gettop(L) - 1, b, e);
-			buf_putc(b, '"');
-			if (rc) {
-				lua_pop(L, 2);
-				return rc;
-			}
-		} else {
-			lua_pop(L, 2);
-			return err_set(e, "a %s key cannot be written as JSON", lua_typename(L, kt));
-		}
-		buf_putc(b, ':');
-		int rc = to_json(L, lua_gettop(L), b, e, depth + 1);
+		if (!rc)
+			rc = write_key(w, lua_gettop(L) - 1);
+		if (!rc)
+			rc = write_raw(w, ":");
+		if (!rc)
+			rc = to_json(w, lua_gettop(L), depth + 1);
 		lua_pop(L, 1);
 		if (rc) {
 			lua_pop(L, 1);
 			return rc;
 		}
 	}
-	buf_putc(b, '}');
-	return 0;
+	return write_raw(w, "}");
 }
 
-static int to_json(lua_State *L, int idx, struct buf *b, struct err *e, int depth)
+static int to_json(struct jwriter *w, int idx, int depth)
 {
+	lua_State *L = w->L;
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		buf_puts(b, "null");
-		return 0;
+		return write_raw(w, "null");
 	case LUA_TBOOLEAN:
-		buf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
-		return 0;
+		return write_raw(w, lua_toboolean(L, idx) ? "true" : "false");
 	case LUA_TNUMBER:
-		return write_number(L, idx, b, e);
+		return write_number(w, idx);
 	case LUA_TSTRING: {
 		size_t l;
 		const char *s = lua_tolstring(L, idx, &l);
-		json_write_stringn(b, s, l);
-		return 0;
+		return write_string(w, s, l);
 	}
 	case LUA_TLIGHTUSERDATA:
-		if (!lua_touserdata(L, idx)) {
-			buf_puts(b, "null"); /* json.null */
-			return 0;
-		}
+		if (!lua_touserdata(L, idx))
+			return write_raw(w, "null"); /* json.null */
 		break;
 	case LUA_TTABLE:
-		return table_to_json(L, idx, b, e, depth);
+		return table_to_json(w, idx, depth);
 	default:
 		break;
 	}
-	return err_set(e, "a %s value cannot be written as JSON", luaL_typename(L, idx));
+	return err_set(w->e, "a %s value cannot be written as JSON", luaL_typename(L, idx));
 }
 
 int lua_sandbox_to_json(lua_State *L, int idx, struct buf *b, struct err *e)
 {
-	return to_json(L, lua_absindex(L, idx), b, e, 0);
+	struct jwriter w = {.L = L, .b = b, .e = e};
+	long long room = host_room(L, &w.r);
+	w.limit = b->len + (room > 0 ? (size_t)room : 0);
+	if (w.r && w.r->dead)
+		return err_set(e, "%s", w.r->dead_msg);
+	return to_json(&w, lua_absindex(L, idx), 0);
 }

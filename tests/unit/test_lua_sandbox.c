@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -603,6 +604,143 @@ START_TEST(test_json)
 }
 END_TEST
 
+/* Peak resident set size of this process in MiB. */
+static long peak_rss_mib(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024;
+}
+
+/* Run body under a 16 MiB cap and a generous time; return the outcome. */
+static struct outcome run_capped(const char *name, const char *body)
+{
+	struct lua_host_limits lim = {.instructions = 100000000, .memory = 16 << 20,
+				      .wall_ms = 20000};
+	char *src = script(name, body);
+	char *file = xasprintf("%s.lua", name);
+	struct step_impl *impl = load_lim(file, src, &lim);
+	struct outcome o = {0};
+	run(impl, NULL, NULL, NULL, &o);
+	step_impl_unref(impl);
+	free(file);
+	free(src);
+	return o;
+}
+
+/* What a script makes the host allocate (JSON text of ctx:set, json.encode,
+ * request bodies and queries, outputs kept) counts against its memory cap:
+ * 600 references to one 1 MiB string are 600 MiB of JSON. */
+START_TEST(test_host_memory_counted)
+{
+	static const char *const bodies[] = {
+		"ctx:set('big', T)",
+		"local s = json.encode(T)\nctx:set('len', #s)",
+		"for i = 1, 50 do pcall(json.encode, T) end\nctx:set('survived', true)",
+		"ghl.request{method = 'POST', path = '/x', json = T}",
+		"ghl.request{path = '/x', query = {q = T}}",
+		"for i = 1, 20 do ctx:set('k' .. i, S) end", /* 20 MiB of outputs kept */
+		"return {big = T}",
+	};
+	long before = peak_rss_mib();
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		char *body = xasprintf("local S = string.rep('x', 1 << 20)\n"
+				       "T = {}\nfor i = 1, 600 do T[i] = S end\n%s",
+				       bodies[i]);
+		struct outcome o = run_capped("hostmem", body);
+		ck_assert_msg(!strcmp(o.status, "FAILED") && o.error &&
+				      strstr(o.error, "memory limit of 16777216 bytes exceeded"),
+			      "case %zu: status %s, error %.300s, outputs %.200s", i, o.status,
+			      o.error ? o.error : "-", o.outputs);
+		outcome_free(&o);
+		free(body);
+	}
+	long grew = peak_rss_mib() - before;
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps 256 MiB of freed memory */
+	ck_assert_msg(grew < 200, "peak RSS grew by %ld MiB under a 16 MiB cap", grew);
+#else
+	(void)grew;
+#endif
+	/* what fits still works; a key set again counts once */
+	struct outcome o = run_capped("hostok", "ctx:set('s', string.rep('y', 1 << 20))\n"
+					       "for i = 1, 40 do ctx:set('again', S or string.rep('w', 1 << 20)) end\n"
+					       "ctx:set('n', #json.encode({string.rep('z', 4096)}))");
+	ASSERT_COMPLETED(o);
+	ck_assert_msg(strstr(o.outputs, "\"n\":4100"), "%.200s", o.outputs);
+	outcome_free(&o);
+}
+END_TEST
+
+/* Time spent inside one C call counts: a pattern that backtracks for seconds
+ * is stopped at the limit (the matcher checks the budget), and any other
+ * long C call fails the step once it returns. */
+START_TEST(test_long_c_calls_timed)
+{
+	struct lua_host_limits lim = {.instructions = 1LL << 40, .memory = 4 << 20,
+				      .wall_ms = 200};
+	static const char *const bodies[] = {
+		/* backtracking: 2-6 s each with the stock matcher */
+		"local s = string.rep('a', 130)\n"
+		"ctx:set('r', tostring(s:find('.-.-.-.-b')))",
+		"local s = string.rep('a', 260)\n"
+		"ctx:set('r', tostring(s:match('^(.-)(.-)(.-)(.-)$x')))",
+		"local s = string.rep('a', 130)\n"
+		"for w in s:gmatch('.-.-.-.-b') do end\nctx:set('r', 1)",
+		"local s = string.rep('a', 130)\n"
+		"ctx:set('r', (s:gsub('.-.-.-.-b', '')))",
+		/* plain find: O(n·m) comparisons, 6 s */
+		"local s = string.rep('a', 1 << 20)\nlocal p = string.rep('a', 1 << 19) .. 'b'\n"
+		"s:find(p, 1, true)\nctx:set('r', 1)",
+	};
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		char *src = script("slowpat", bodies[i]);
+		struct step_impl *impl = load_lim("slowpat.lua", src, &lim);
+		struct outcome o = {0};
+		int64_t t0 = now_monotonic_ms();
+		run(impl, NULL, NULL, NULL, &o);
+		int64_t took = now_monotonic_ms() - t0;
+		ASSERT_FAILED_WITH(o, "time limit of 200 ms exceeded");
+		ck_assert_msg(took < 5000, "case %zu stopped after %lld ms", i, (long long)took);
+		outcome_free(&o);
+		step_impl_unref(impl);
+		free(src);
+	}
+	/* a C call that cannot be interrupted (a C comparator: no Lua runs) is
+	 * charged when it returns, and the step fails */
+	lim.wall_ms = 20;
+	lim.memory = 32 << 20;
+	char *src = script("slowsort",
+		"local t = table.pack(string.byte(string.rep('a', 400000), 1, -1))\n"
+		"table.sort(t, rawequal)\nctx:set('sorted', true)");
+	struct step_impl *impl = load_lim("slowsort.lua", src, &lim);
+	free(src);
+	struct outcome o = {0};
+	run(impl, NULL, NULL, NULL, &o);
+	ASSERT_FAILED_WITH(o, "time limit of 20 ms exceeded");
+	outcome_free(&o);
+	step_impl_unref(impl);
+	/* the instruction budget counts matcher steps too (deterministic) */
+	lim = (struct lua_host_limits){.instructions = 100000, .memory = 4 << 20,
+				       .wall_ms = 60000};
+	src = script("steppat",
+		"local s = string.rep('a', 200)\nctx:set('r', tostring(s:find('.-.-.-b')))");
+	impl = load_lim("steppat.lua", src, &lim);
+	free(src);
+	run(impl, NULL, NULL, NULL, &o);
+	ASSERT_FAILED_WITH(o, "instruction limit of 100000 exceeded");
+	outcome_free(&o);
+	step_impl_unref(impl);
+	/* ordinary pattern use is unaffected */
+	o = run_body("okpat",
+		"local t = {}\nfor k, v in ('a=1, b=2'):gmatch('(%w+)=(%w+)') do t[k] = v end\n"
+		"ctx:set('r', ('x-y'):gsub('%-', '+') .. (('abc'):find('b', 1, true)) ..\n"
+		"  ('hello'):match('^(h)') .. t.b .. (('%d'):find('%', 1, true)))");
+	ASSERT_COMPLETED(o);
+	ck_assert_msg(strstr(o.outputs, "\"r\":\"x+y2h21\""), "%s", o.outputs);
+	outcome_free(&o);
+}
+END_TEST
+
 /* The state does not grow with the number of runs (garbage is collected). */
 START_TEST(test_many_runs_bounded_memory)
 {
@@ -727,6 +865,8 @@ static Suite *suite(void)
 	tcase_add_test(t, test_deep_recursion);
 	tcase_add_test(t, test_coroutine_abuse);
 	tcase_add_test(t, test_json);
+	tcase_add_test(t, test_host_memory_counted);
+	tcase_add_test(t, test_long_c_calls_timed);
 	tcase_add_test(t, test_many_runs_bounded_memory);
 	tcase_add_test(t, test_reload_keeps_running_version);
 	tcase_add_test(t, test_reload_refuses_c_name);
