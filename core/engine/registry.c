@@ -10,7 +10,6 @@
 
 #include "json.h"
 #include "log.h"
-#include "runner.h"
 #include "schema.h"
 
 struct step_registry *step_registry_new(void)
@@ -121,9 +120,9 @@ char *step_registry_names(const struct step_registry *r)
 
 /* ---- C plugins ---------------------------------------------------------- */
 
-static int c_run(struct step_impl *impl, ghl_step_ctx *ctx)
+static int c_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensate)
 {
-	if (runner_ctx_compensating(ctx))
+	if (compensate)
 		return impl->cdef->compensate ? impl->cdef->compensate(ctx) : GHL_STEP_DONE;
 	return impl->cdef->run(ctx);
 }
@@ -136,7 +135,8 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Check one plugin's descriptor; register its steps. */
-static size_t load_plugin(struct step_registry *r, const char *path)
+static size_t load_plugin(struct step_registry *r, const char *path,
+			  const struct ghl_host_api *host)
 {
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
@@ -211,7 +211,7 @@ static size_t load_plugin(struct step_registry *r, const char *path)
 	}
 	if (p->init) {
 		char msg[256] = "";
-		if (p->init(runner_host_api(), msg, sizeof(msg)) != 0) {
+		if (p->init(host, msg, sizeof(msg)) != 0) {
 			step_registry_refuse(r, path, "init() failed: %s", msg[0] ? msg : "no reason given");
 			goto out_refused;
 		}
@@ -246,7 +246,8 @@ out_refused:
 	return 0;
 }
 
-size_t step_registry_load_plugins(struct step_registry *r, const char *dir)
+size_t step_registry_load_plugins(struct step_registry *r, const char *dir,
+				  const struct ghl_host_api *host)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
@@ -269,7 +270,7 @@ size_t step_registry_load_plugins(struct step_registry *r, const char *dir)
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", dir, names[i]);
-		total += load_plugin(r, path);
+		total += load_plugin(r, path, host);
 		free(path);
 		free(names[i]);
 	}

@@ -15,11 +15,11 @@ struct step_impl;
 
 enum step_kind { STEP_KIND_C, STEP_KIND_LUA };
 
-/* What a kind of step does; the runner calls these. */
+/* What a kind of step does; a run (step_host.c) calls these. */
 struct step_ops {
 	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL.
-	 * When runner_ctx_compensating(ctx), it runs the step's compensate. */
-	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx);
+	 * With compensate set, it runs the step's compensate instead. */
+	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx, int compensate);
 	/* The run is over (done, failed or abandoned): drop per-run state. */
 	void (*end)(struct step_impl *impl, ghl_step_ctx *ctx);
 	/* Last reference gone: free kind-specific data. */
@@ -50,7 +50,7 @@ struct step_registry {
 	size_t n, cap;
 	struct step_refusal *refusals;
 	size_t nrefusals;
-	void **handles; /* dlopen handles, closed on free */
+	void **handles; /* dlopen handles (plugins stay mapped until exit) */
 	size_t nhandles;
 };
 
@@ -58,8 +58,12 @@ struct step_registry *step_registry_new(void);
 void step_registry_free(struct step_registry *r);
 
 /* Load every *.so in dir; refusals are recorded (and logged), never fatal.
- * Returns the number of steps registered. A missing dir is a refusal. */
-size_t step_registry_load_plugins(struct step_registry *r, const char *dir);
+ * Each plugin's init() is handed host, the host function table its steps
+ * will call (step_host_api(); as SQLite hands sqlite3_api_routines to an
+ * extension). Returns the number of steps registered. A missing dir is a
+ * refusal. */
+size_t step_registry_load_plugins(struct step_registry *r, const char *dir,
+				  const struct ghl_host_api *host);
 
 /* Register impl, taking over the caller's reference. A duplicate name is
  * refused with a message naming both sources; impl is then released. */
@@ -79,8 +83,5 @@ char *step_registry_names(const struct step_registry *r);
 
 struct step_impl *step_impl_ref(struct step_impl *impl);
 void step_impl_unref(struct step_impl *impl);
-
-/* The host function table given to plugins (core/engine/runner.c). */
-const struct ghl_host_api *runner_host_api(void);
 
 #endif

@@ -54,9 +54,10 @@ static void job_free(struct job *job)
 static void claim_soon(struct scheduler *s);
 static void maybe_stopped(struct scheduler *s);
 
-void scheduler_job_ended(struct job *job, const char *outcome)
+/* The runner's env->job_ended: the job is over for this process; free it. */
+static void job_ended(void *arg, struct job *job, const char *outcome)
 {
-	struct scheduler *s = job->sched;
+	struct scheduler *s = arg;
 	if (job->prev)
 		job->prev->next = job->next;
 	else
@@ -366,6 +367,8 @@ struct scheduler *scheduler_new(struct app *app, struct err *e)
 	const struct config *cfg = app->cfg;
 	s->app = app;
 	s->env.app = app;
+	s->env.job_ended = job_ended;
+	s->env.arg = s;
 	s->env.retry_base_ms = cfg->retry_base_ms;
 	s->env.retry_max_ms = cfg->retry_max_ms;
 	s->env.default_max_retries = (int)cfg->max_retries;

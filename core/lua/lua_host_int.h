@@ -37,6 +37,7 @@ struct lua_run {
 	long long mem;	     /* bytes allocated minus freed while this run was current */
 	int64_t lua_us;	     /* time spent running Lua so far */
 	int64_t resumed_us;  /* when the current resume began */
+	int compensate; /* this run is the script's compensate */
 	int started;
 	int waiting; /* yielded in ghl.request / ghl.sleep */
 	int finished;

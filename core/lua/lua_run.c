@@ -1,6 +1,6 @@
 /* lua_run.c — one run of a Lua step as a coroutine of its script's state:
  * set-up, resume, the returned outputs, error messages naming script and
- * line, and the step ops the runner calls (run, end, release). */
+ * line, and the step ops a run calls (run, end, release). */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "lua_host_int.h"
-#include "runner.h"
+#include "step_host.h"
 
 /* ---- runs ------------------------------------------------------------------- */
 
@@ -33,7 +33,7 @@ int lua_run_setup(lua_State *L)
 	lua_createtable(L, 0, 4); /* ctx */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ctx_mt_ref);
 	lua_setmetatable(L, -2);
-	lua_pushstring(L, r->ctx && runner_ctx_compensating(r->ctx) ? "compensate" : "run");
+	lua_pushstring(L, r->compensate ? "compensate" : "run");
 	lua_xmove(L, r->th, 5);
 	return 0;
 }
@@ -185,11 +185,11 @@ static int resume(struct lua_run *r, int nargs)
 	return rc;
 }
 
-static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
+static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensate)
 {
 	struct lua_script *s = impl->data;
-	const struct ghl_host_api *host = runner_host_api();
-	struct lua_run *r = runner_ctx_kind_data(ctx);
+	const struct ghl_host_api *host = step_host_api();
+	struct lua_run *r = step_ctx_kind_data(ctx);
 	if (r) {
 		if (r->finished || r->dead || !r->waiting)
 			return host->fail(ctx, 0, "%s: the run cannot be resumed", s->file);
@@ -199,7 +199,8 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
 	r->s = s;
 	r->ctx = ctx;
 	r->host = host;
-	runner_ctx_set_kind_data(ctx, r);
+	r->compensate = compensate;
+	step_ctx_set_kind_data(ctx, r);
 	s->cur = r;
 	lua_pushcfunction(s->L, lua_run_setup);
 	lua_pushlightuserdata(s->L, r);
@@ -217,8 +218,8 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
 static void lua_step_end(struct step_impl *impl, ghl_step_ctx *ctx)
 {
 	(void)impl;
-	struct lua_run *r = runner_ctx_kind_data(ctx);
-	runner_ctx_set_kind_data(ctx, NULL);
+	struct lua_run *r = step_ctx_kind_data(ctx);
+	step_ctx_set_kind_data(ctx, NULL);
 	lua_run_free(r);
 }
 

@@ -20,6 +20,7 @@
 #include "paths.h"
 #include "registry.h"
 #include "runner.h"
+#include "step_host.h"
 
 static int completed;
 
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
 	memset(&app, 0, sizeof(app));
 	struct step_registry *r = step_registry_new();
 	char *pdir = paths_plugin_dir();
-	step_registry_load_plugins(r, pdir);
+	step_registry_load_plugins(r, pdir, step_host_api());
 	free(pdir);
 	struct step_impl *noop = step_registry_find(r, "NOOP");
 	if (!noop) {
