@@ -16,7 +16,6 @@
 #include "ghl_client.h"
 #include "ghl_side.h"
 #include "registry.h"
-#include "lua_host.h"
 #include "step_loader.h"
 #include "scheduler.h"
 #include "http.h"
@@ -112,8 +111,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (!next) {
 		log_error("config reload failed; keeping the running configuration", "error",
 			  e.msg, NULL);
-		/* Lua steps still reload: runs in flight keep their version */
-		lua_host_load_all(app->steps, app->cfg, 1);
+		/* steps still reload: runs in flight keep their version */
+		step_loader_reload_all(app->steps, app->cfg);
 		return;
 	}
 	if (strcmp(next->listen, app->cfg->listen))
@@ -123,7 +122,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	config_free(app->cfg);
 	app->cfg = next;
 	apply_logging(app->cfg);
-	lua_host_load_all(app->steps, app->cfg, 1);
+	step_loader_reload_all(app->steps, app->cfg);
 	log_info("configuration reloaded", "file", app->cfg->path ? app->cfg->path : "none",
 		 NULL);
 }

@@ -1,6 +1,6 @@
 /* registry.h — the step registry: every step the agent can run, from C
- * plugins (dlopen'd from plugin_dir) and Lua scripts (core/lua/lua_host.c), in
- * one namespace. A step implementation is reference-counted so a job in
+ * plugins (plugin_loader.c) and Lua scripts (core/lua/lua_host.c), in one
+ * namespace. A step implementation is reference-counted so a job in
  * flight keeps the version it started with across a reload. */
 #ifndef GHL_REGISTRY_H
 #define GHL_REGISTRY_H
@@ -20,8 +20,6 @@ struct step_ops {
 	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL.
 	 * With compensate set, it runs the step's compensate instead. */
 	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx, int compensate);
-	/* The run is over (done, failed or abandoned): drop per-run state. */
-	void (*end)(struct step_impl *impl, ghl_step_ctx *ctx);
 	/* Last reference gone: free kind-specific data. */
 	void (*release)(struct step_impl *impl);
 };
@@ -35,7 +33,7 @@ struct step_impl {
 	enum step_kind kind;
 	const struct step_ops *ops;
 	const struct ghl_step_def *cdef; /* STEP_KIND_C */
-	void *data;			 /* kind-specific (Lua script) */
+	void *data;			 /* kind-specific (C: the code it lives in; Lua: the script) */
 	int has_compensate;		 /* can undo itself (pipelines with rollback) */
 	int refs;
 };
@@ -45,25 +43,25 @@ struct step_refusal {
 	char *reason;
 };
 
+/* A plugin file as the loader last read it (plugin_loader.c): a reload
+ * skips the files whose identity and modification time did not change. */
+struct step_file {
+	char *path;
+	unsigned long long dev, ino, size;
+	long long mtime_ns;
+};
+
 struct step_registry {
 	struct step_impl **steps;
 	size_t n, cap;
 	struct step_refusal *refusals;
 	size_t nrefusals;
-	void **handles; /* dlopen handles (plugins stay mapped until exit) */
-	size_t nhandles;
+	struct step_file *files;
+	size_t nfiles;
 };
 
 struct step_registry *step_registry_new(void);
 void step_registry_free(struct step_registry *r);
-
-/* Load every *.so in dir; refusals are recorded (and logged), never fatal.
- * Each plugin's init() is handed host, the host function table its steps
- * will call (step_host_api(); as SQLite hands sqlite3_api_routines to an
- * extension). Returns the number of steps registered. A missing dir is a
- * refusal. */
-size_t step_registry_load_plugins(struct step_registry *r, const char *dir,
-				  const struct ghl_host_api *host);
 
 /* Register impl, taking over the caller's reference. A duplicate name is
  * refused with a message naming both sources; impl is then released. */

@@ -14,6 +14,7 @@
 #include "job_inflight.h"
 #include "journal.h"
 #include "json.h"
+#include "json_builder.h"
 #include "log.h"
 #include "registry.h"
 
@@ -51,10 +52,20 @@ struct ghl_step_ctx {
 	int compensating; /* this run is the step's compensate */
 	char *fail_msg;
 	int64_t start_ms;
-	void *kind_data; /* Lua: the run's coroutine state */
+
+	void *state; /* the step's per-run state (set_state) */
+	void (*free_state)(void *state);
+	struct ghl_json *builders; /* json_new() of this call */
 
 	void (*ended)(void *arg, ghl_step_ctx *ctx, int ok);
 	void *ended_arg;
+};
+
+/* A JSON text a step is building; freed with the call's arena. */
+struct ghl_json {
+	struct json_builder jb;
+	ghl_step_ctx *ctx;
+	struct ghl_json *next;
 };
 
 static void step_call(ghl_step_ctx *ctx);
@@ -76,6 +87,12 @@ static void arena_clear(ghl_step_ctx *ctx)
 	for (size_t i = 0; i < ctx->narena; i++)
 		free(ctx->arena[i]);
 	ctx->narena = 0;
+	while (ctx->builders) {
+		struct ghl_json *j = ctx->builders;
+		ctx->builders = j->next;
+		json_builder_clear(&j->jb);
+		free(j);
+	}
 }
 
 /* Resolve "a.b[2].c" in root; NULL when absent. */
@@ -104,6 +121,29 @@ static struct json *json_path(struct json *root, const char *path)
 		cur = cur->type == JSON_OBJECT ? json_get(cur, key) : NULL;
 		free(key);
 		p += n;
+	}
+	return cur;
+}
+
+/* Resolve a key path (ghl_step.h, GHL_PATH) in root; NULL when absent. In an
+ * array a key must be a decimal index without sign or leading zeros. */
+static struct json *json_walk(struct json *root, const char *const *path)
+{
+	struct json *cur = root;
+	for (size_t k = 0; path && path[k] && cur; k++) {
+		const char *key = path[k];
+		if (cur->type == JSON_OBJECT) {
+			cur = json_get(cur, key);
+		} else if (cur->type == JSON_ARRAY) {
+			size_t n = strspn(key, "0123456789");
+			long long i;
+			if (n == 0 || key[n] || (key[0] == '0' && n > 1) ||
+			    str_to_ll(key, 0, (long long)json_len(cur) - 1, &i))
+				return NULL;
+			cur = json_at(cur, (size_t)i);
+		} else {
+			return NULL;
+		}
 	}
 	return cur;
 }
@@ -321,6 +361,189 @@ static const char *h_random_token(ghl_step_ctx *ctx, int bytes)
 {
 	char *t = crypto_random_token((size_t)(bytes > 0 && bytes <= 256 ? bytes : 16));
 	return t ? keep(ctx, t) : NULL;
+}
+
+/* ---- ABI 1.1: typed reads ----------------------------------------------- */
+
+static struct json *at(ghl_step_ctx *ctx, const char *source, const char *const *path)
+{
+	return json_walk(source_doc(ctx, source), path);
+}
+
+static int h_get_type(ghl_step_ctx *ctx, const char *source, const char *const *path)
+{
+	const struct json *v = at(ctx, source, path);
+	if (!v)
+		return GHL_TYPE_ABSENT;
+	switch (v->type) {
+	case JSON_NULL: return GHL_TYPE_NULL;
+	case JSON_BOOL: return GHL_TYPE_BOOL;
+	case JSON_NUMBER: return v->u.num.is_int ? GHL_TYPE_INT : GHL_TYPE_NUMBER;
+	case JSON_STRING: return GHL_TYPE_STRING;
+	case JSON_ARRAY: return GHL_TYPE_ARRAY;
+	case JSON_OBJECT: return GHL_TYPE_OBJECT;
+	}
+	return GHL_TYPE_ABSENT;
+}
+
+static const char *h_get_string(ghl_step_ctx *ctx, const char *source, const char *const *path)
+{
+	const struct json *v = at(ctx, source, path);
+	return v && v->type == JSON_STRING ? v->u.str.s : NULL;
+}
+
+static int h_get_int(ghl_step_ctx *ctx, const char *source, const char *const *path,
+		     int64_t *out)
+{
+	const struct json *v = at(ctx, source, path);
+	if (!v || v->type != JSON_NUMBER || !v->u.num.is_int)
+		return -1;
+	*out = v->u.num.i;
+	return 0;
+}
+
+static int h_get_number(ghl_step_ctx *ctx, const char *source, const char *const *path,
+			double *out)
+{
+	const struct json *v = at(ctx, source, path);
+	if (!v || v->type != JSON_NUMBER)
+		return -1;
+	*out = v->u.num.is_int ? (double)v->u.num.i : v->u.num.d;
+	return 0;
+}
+
+static int h_get_bool(ghl_step_ctx *ctx, const char *source, const char *const *path, int *out)
+{
+	const struct json *v = at(ctx, source, path);
+	if (!v || v->type != JSON_BOOL)
+		return -1;
+	*out = v->u.boolean != 0;
+	return 0;
+}
+
+static const char *h_get_json(ghl_step_ctx *ctx, const char *source, const char *const *path)
+{
+	const struct json *v = at(ctx, source, path);
+	return v ? keep(ctx, json_to_string(v)) : NULL;
+}
+
+static size_t h_get_count(ghl_step_ctx *ctx, const char *source, const char *const *path)
+{
+	const struct json *v = at(ctx, source, path);
+	return v && (v->type == JSON_ARRAY || v->type == JSON_OBJECT) ? json_len(v) : 0;
+}
+
+static const char *h_get_key(ghl_step_ctx *ctx, const char *source, const char *const *path,
+			     size_t i)
+{
+	const struct json *v = at(ctx, source, path);
+	if (!v || v->type != JSON_OBJECT || i >= v->u.obj.n)
+		return NULL;
+	return v->u.obj.keys[i];
+}
+
+/* ---- ABI 1.1: per-run state ------------------------------------------------ */
+
+/* Hand the state back to its destructor (once). */
+static void drop_state(ghl_step_ctx *ctx)
+{
+	void *st = ctx->state;
+	void (*fn)(void *) = ctx->free_state;
+	ctx->state = NULL;
+	ctx->free_state = NULL;
+	if (st && fn)
+		fn(st);
+}
+
+static void h_set_state(ghl_step_ctx *ctx, void *state, void (*free_state)(void *state))
+{
+	if (ctx->state != state)
+		drop_state(ctx);
+	ctx->state = state;
+	ctx->free_state = free_state;
+}
+
+static void *h_state(ghl_step_ctx *ctx)
+{
+	return ctx->state;
+}
+
+static void *h_state_alloc(ghl_step_ctx *ctx, size_t size)
+{
+	if (!ctx->state)
+		h_set_state(ctx, xcalloc(1, size ? size : 1), free);
+	return ctx->state;
+}
+
+/* ---- ABI 1.1: the JSON builder --------------------------------------------- */
+
+static ghl_json *h_json_new(ghl_step_ctx *ctx)
+{
+	struct ghl_json *j = xcalloc(1, sizeof(*j));
+	json_builder_init(&j->jb);
+	j->ctx = ctx;
+	j->next = ctx->builders;
+	ctx->builders = j;
+	return j;
+}
+
+static void h_json_object(ghl_json *j)
+{
+	json_builder_object(&j->jb);
+}
+
+static void h_json_array(ghl_json *j)
+{
+	json_builder_array(&j->jb);
+}
+
+static void h_json_end(ghl_json *j)
+{
+	json_builder_end(&j->jb);
+}
+
+static void h_json_key(ghl_json *j, const char *key)
+{
+	json_builder_key(&j->jb, key);
+}
+
+static void h_json_string(ghl_json *j, const char *s)
+{
+	json_builder_string(&j->jb, s);
+}
+
+static void h_json_int(ghl_json *j, int64_t v)
+{
+	json_builder_int(&j->jb, v);
+}
+
+static void h_json_number(ghl_json *j, double v)
+{
+	json_builder_number(&j->jb, v);
+}
+
+static void h_json_bool(ghl_json *j, int v)
+{
+	json_builder_bool(&j->jb, v);
+}
+
+static void h_json_null(ghl_json *j)
+{
+	json_builder_null(&j->jb);
+}
+
+static void h_json_raw(ghl_json *j, const char *json)
+{
+	json_builder_raw(&j->jb, json);
+}
+
+static const char *h_json_text(ghl_json *j)
+{
+	const char *why = NULL;
+	const char *text = json_builder_text(&j->jb, &why);
+	if (!text)
+		h_log(j->ctx, GHL_LOG_ERROR, "json builder: %s", why);
+	return text;
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -601,6 +824,29 @@ static const struct ghl_host_api host_api = {
 	.count = h_count,
 	.key_at = h_key_at,
 	.random_token = h_random_token,
+	.get_type = h_get_type,
+	.get_string = h_get_string,
+	.get_int = h_get_int,
+	.get_number = h_get_number,
+	.get_bool = h_get_bool,
+	.get_json = h_get_json,
+	.get_count = h_get_count,
+	.get_key = h_get_key,
+	.set_state = h_set_state,
+	.state = h_state,
+	.state_alloc = h_state_alloc,
+	.json_new = h_json_new,
+	.json_object = h_json_object,
+	.json_array = h_json_array,
+	.json_end = h_json_end,
+	.json_key = h_json_key,
+	.json_string = h_json_string,
+	.json_int = h_json_int,
+	.json_number = h_json_number,
+	.json_bool = h_json_bool,
+	.json_null = h_json_null,
+	.json_raw = h_json_raw,
+	.json_text = h_json_text,
 };
 
 
@@ -636,8 +882,7 @@ void step_ctx_start(ghl_step_ctx *ctx)
 /* Free a run nothing points to any more. */
 static void ctx_release(ghl_step_ctx *ctx)
 {
-	if (ctx->impl->ops->end)
-		ctx->impl->ops->end(ctx->impl, ctx);
+	drop_state(ctx);
 	arena_clear(ctx);
 	free(ctx->arena);
 	clear_request(ctx);
@@ -656,6 +901,7 @@ ghl_step_ctx *step_ctx_free(ghl_step_ctx *ctx)
 {
 	if (!ctx)
 		return NULL;
+	drop_state(ctx); /* the step is not called again, even when a reply is still due */
 	if (ctx->pending) {
 		/* a request or timer is out: free when it comes back */
 		if (ctx->timer) {
@@ -701,16 +947,6 @@ void step_ctx_describe(const ghl_step_ctx *ctx, struct json *d)
 		json_object_set_take(d, "trace_id", json_new_string(ctx->trace_id));
 	if (json_len(ctx->log))
 		json_object_set_take(d, "log", json_clone(ctx->log));
-}
-
-void *step_ctx_kind_data(ghl_step_ctx *ctx)
-{
-	return ctx->kind_data;
-}
-
-void step_ctx_set_kind_data(ghl_step_ctx *ctx, void *data)
-{
-	ctx->kind_data = data;
 }
 
 /* One call of the step's state machine; on DONE or FAIL the owner is told. */

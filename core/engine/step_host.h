@@ -41,9 +41,11 @@ ghl_step_ctx *step_ctx_new(const struct step_run *run);
 /* The first call of the step's state machine. */
 void step_ctx_start(ghl_step_ctx *ctx);
 
-/* End the run (its per-run state is released). A request still in flight is
- * abandoned: the context lives on until its answer arrives, then goes
- * without calling the step. Returns NULL; NULL is fine. */
+/* End the run: the step's per-run state (set_state) goes to its destructor
+ * at once, whatever the reason (done, failed, cancelled, released, lease
+ * lost, shutdown). A request still in flight is abandoned: the context lives
+ * on until its answer arrives, then goes without calling the step. Returns
+ * NULL; NULL is fine. */
 ghl_step_ctx *step_ctx_free(ghl_step_ctx *ctx);
 
 struct step_impl *step_ctx_impl(const ghl_step_ctx *ctx);
@@ -58,10 +60,5 @@ const char *step_ctx_error(const ghl_step_ctx *ctx, int *retryable, long long *r
 /* Add what the journal records of a run to the object d: duration_ms,
  * requests, ghl_status and trace_id of the last reply, and the step's log. */
 void step_ctx_describe(const ghl_step_ctx *ctx, struct json *d);
-
-/* Per-run data of a step kind (Lua: the run's coroutine); the kind's end()
- * op releases it when the run ends. */
-void *step_ctx_kind_data(ghl_step_ctx *ctx);
-void step_ctx_set_kind_data(ghl_step_ctx *ctx, void *data);
 
 #endif

@@ -1,6 +1,7 @@
 /* lua_run.c — one run of a Lua step as a coroutine of its script's state:
  * set-up, resume, the returned outputs, error messages naming script and
- * line, and the step ops a run calls (run, end, release). */
+ * line, and the step ops a run calls (run, release). The run lives in the
+ * host's per-run state (set_state), which frees it however the run ends. */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,11 +186,16 @@ static int resume(struct lua_run *r, int nargs)
 	return rc;
 }
 
+static void run_state_free(void *r)
+{
+	lua_run_free(r);
+}
+
 static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensate)
 {
 	struct lua_script *s = impl->data;
 	const struct ghl_host_api *host = step_host_api();
-	struct lua_run *r = step_ctx_kind_data(ctx);
+	struct lua_run *r = host->state(ctx);
 	if (r) {
 		if (r->finished || r->dead || !r->waiting)
 			return host->fail(ctx, 0, "%s: the run cannot be resumed", s->file);
@@ -200,7 +206,7 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensat
 	r->ctx = ctx;
 	r->host = host;
 	r->compensate = compensate;
-	step_ctx_set_kind_data(ctx, r);
+	host->set_state(ctx, r, run_state_free);
 	s->cur = r;
 	lua_pushcfunction(s->L, lua_run_setup);
 	lua_pushlightuserdata(s->L, r);
@@ -213,14 +219,6 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensat
 				  r->dead ? r->dead_msg : "not enough memory");
 	}
 	return resume(r, 4);
-}
-
-static void lua_step_end(struct step_impl *impl, ghl_step_ctx *ctx)
-{
-	(void)impl;
-	struct lua_run *r = step_ctx_kind_data(ctx);
-	step_ctx_set_kind_data(ctx, NULL);
-	lua_run_free(r);
 }
 
 void lua_script_free(struct lua_script *s)
@@ -239,4 +237,4 @@ static void lua_step_release(struct step_impl *impl)
 	impl->data = NULL;
 }
 
-const struct step_ops lua_step_ops = {lua_step_run, lua_step_end, lua_step_release};
+const struct step_ops lua_step_ops = {lua_step_run, lua_step_release};
