@@ -1,7 +1,8 @@
 /* test_plugins.c — the plugin loader: each refusal named with file and
- * reason, the agent running on without the refused plugins, and an
- * out-of-tree plugin built against the installed header and run by the
- * installed agent. */
+ * reason, the agent running on without the refused plugins; the out-of-tree
+ * example (docs/examples/plugin/custom_field.c) built against the installed
+ * header and run by the installed agent against ghl-sim (create, reuse,
+ * rollback); plugins reloaded on SIGHUP; `step run` of a plugin. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ghl_harness.h"
 #include "testlib.h"
 #include "util.h"
 
@@ -148,9 +150,9 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	free(cmd);
 	/* build the example with only the installed header, found by pkg-config */
 	cmd = xasprintf("export PKG_CONFIG_PATH='%s/share/pkgconfig'; "
-			"cc $(pkg-config --cflags ghl-agent-plugin) -Wall -Werror -shared -fPIC "
-			"-o \"$(pkg-config --variable=plugindir ghl-agent-plugin)/hello_step.so\" "
-			"'%s/docs/examples/plugin/hello_step.c' 2>&1 && "
+			"cc $(pkg-config --cflags ghl-agent-plugin) -Wall -Wextra -Werror -shared "
+			"-fPIC -o \"$(pkg-config --variable=plugindir ghl-agent-plugin)/"
+			"custom_field.so\" '%s/docs/examples/plugin/custom_field.c' 2>&1 && "
 			"pkg-config --cflags ghl-agent-plugin",
 			prefix, tl_env("GHL_SOURCE_DIR"));
 	int rc = sh(cmd, &out);
@@ -178,52 +180,96 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	char *argv[] = {bin, (char *)"plugins", NULL};
 	char *env[] = {(char *)"GHL_AGENT_PLUGIN_DIR=", NULL};
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
-	ck_assert_msg(strstr(out, "HELLO") && strstr(out, "CREATE_LOCATION") &&
+	ck_assert_msg(strstr(out, "CREATE_CUSTOM_FIELD") && strstr(out, "CREATE_LOCATION") &&
 			      strstr(out, prefix) && !strstr(out, "refused"), "%s", out);
 	free(out);
 
-	/* ... and runs it: migrate with the installed migrations, one job */
-	char *dsn;
-	PGconn *c = agency_db(bin, "11111111-1111-4111-8111-111111111111",
-			      "[{\"step\":\"NOOP\"},{\"step\":\"HELLO\"}]", &dsn);
-	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
-	PQclear(tl_sql(c, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			  "('11111111-1111-4111-8111-111111111111', "
-			  "'{\"name\":\"Acme\",\"email\":\"a@acme.example\"}')"));
-	int port = tl_free_port();
-	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
-	char *senv[] = {env_dsn, env_listen, (char *)"GHL_AGENT_PLUGIN_DIR=",
-			(char *)"GHL_AGENT_POLL_INTERVAL=100ms",
-			(char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-			NULL};
-	char *sargv[] = {bin, (char *)"serve", NULL};
-	char log[] = "/tmp/ghl-oot-log-XXXXXX";
-	close(mkstemp(log));
-	pid_t pid = tl_spawn(sargv, senv, log);
-	char base[64];
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-	tl_wait_ready(base, pid, log, TL_DAEMON_TIMEOUT_MS);
-	char *v = NULL;
-	for (int i = 0; i < 150; i++) {
-		free(v);
-		v = tl_sql_value(c, "SELECT status FROM provisioning_jobs");
-		if (!strcmp(v, "COMPLETED") || !strcmp(v, "FAILED"))
-			break;
-		usleep(100000);
-	}
-	ck_assert_msg(!strcmp(v, "COMPLETED"), "job %s; log: %s", v, tl_read_file(log));
+	/* ... and runs it against a GHL (ghl-sim): the harness starts the installed agent */
+	char *build_bin = xstrdup(tl_env("GHL_AGENT_BIN"));
+	setenv("GHL_AGENT_BIN", bin, 1);
+	struct hsim sim;
+	hsim_start(&sim, NULL);
+	char *dsn = tl_create_db("plugins_oot");
+	hmigrate(dsn); /* with the installed migrations */
+	PGconn *c = tl_connect(dsn);
+	struct hagent agent;
+	const char *extra[] = {"GHL_AGENT_PLUGIN_DIR=", "GHL_AGENT_POLL_INTERVAL=100ms", NULL};
+	hagent_start(&agent, dsn, &sim, extra);
+	char *agency = hconnect_agency(&agent, c, "co-oot-example");
+	tl_execf(c, "UPDATE agencies SET settings_json = '{\"pipeline\":["
+		    "{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_CUSTOM_FIELD\","
+		    "\"config\":{\"name\":\"Preferred dentist\"}}]}' WHERE id = '%s'", agency);
+	const char *client = "{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\","
+			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}";
+	char *job = hjob_add(c, agency, client, NULL);
+	hjob_assert_completed(c, job, agent.log);
+	char *loc = tl_sqlf(c, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	char *field = hjob_output(c, job, "CREATE_CUSTOM_FIELD", "custom_field_id");
+	char *v = hjob_output(c, job, "CREATE_CUSTOM_FIELD", "custom_field_reused");
+	ck_assert_str_eq(v, "false");
 	free(v);
-	v = tl_sql_value(c, "SELECT details_json->'outputs'->>'greeting' FROM provisioning_logs "
-			    "WHERE step = 'HELLO' AND status = 'COMPLETED'");
-	ck_assert_str_eq(v, "Hello, Acme!");
+	v = hjob_output(c, job, "CREATE_CUSTOM_FIELD", "custom_field_key");
+	ck_assert_str_eq(v, "contact.preferred_dentist");
 	free(v);
-	tl_stop(pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "the installed ghl-agent serve", log);
-	unlink(log);
+	struct json *state = hsim_admin(&sim, "GET", "state", NULL);
+	struct json *fields = NULL;
+	for (size_t i = 0; i < json_len(json_get(state, "locations")); i++)
+		if (str_eq(json_get_str(json_at(json_get(state, "locations"), i), "id"), loc))
+			fields = json_get(json_at(json_get(state, "locations"), i), "customFields");
+	ck_assert_msg(json_len(fields) == 1, "custom fields of %s: %zu", loc, json_len(fields));
+	ck_assert_str_eq(json_get_str(json_at(fields, 0), "id"), field);
+	ck_assert_str_eq(json_get_str(json_at(fields, 0), "name"), "Preferred dentist");
+	ck_assert_str_eq(json_get_str(json_at(fields, 0), "dataType"), "TEXT");
+	json_free(state);
+
+	/* the same client again: location and field are found, not made twice */
+	char *again = hjob_add(c, agency, client, NULL);
+	hjob_assert_completed(c, again, agent.log);
+	v = hjob_output(c, again, "CREATE_CUSTOM_FIELD", "custom_field_id");
+	ck_assert_str_eq(v, field);
+	free(v);
+	v = hjob_output(c, again, "CREATE_CUSTOM_FIELD", "custom_field_reused");
+	ck_assert_str_eq(v, "true");
+	free(v);
+	ck_assert_int_eq(hsim_stat(&sim, "locations_created"), 1);
+
+	/* a later step fails for good: rollback deletes the field this job made */
+	tl_execf(c, "UPDATE agencies SET settings_json = '{\"max_retries\":0,\"on_failure\":"
+		    "\"rollback\",\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		    "{\"step\":\"CREATE_CUSTOM_FIELD\",\"config\":{\"name\":\"Recall date\","
+		    "\"data_type\":\"DATE\"}},{\"step\":\"NOTIFY_WEBHOOK\",\"config\":"
+		    "{\"url\":\"http://127.0.0.1:1/hook\",\"secret\":\"0123456789abcdef\"}}]}' "
+		    "WHERE id = '%s'", agency);
+	char *doomed = hjob_add(c, agency, "{\"name\":\"Gone Soon\",\"email\":\"x@gone.example\"}",
+				NULL);
+	char *st = hjob_wait(c, doomed, 30000, agent.log);
+	ck_assert_str_eq(st, "FAILED");
+	char *err = tl_sqlf(c, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", doomed);
+	ck_assert_msg(strstr(err, "undid CREATE_CUSTOM_FIELD") && strstr(err, "undid CREATE_LOCATION"),
+		      "%s", err);
+	struct json *stats = hsim_admin(&sim, "GET", "stats", NULL);
+	int64_t deleted = 0;
+	json_get_int(json_get(json_get(stats, "requests"),
+			      "DELETE /locations/{locationId}/customFields/{id}"), "200", &deleted);
+	ck_assert_int_eq(deleted, 1);
+	json_free(stats);
+	free(err);
+	free(st);
+	free(doomed);
+
+	hagent_stop(&agent);
+	unlink(agent.log);
+	hsim_stop(&sim);
+	setenv("GHL_AGENT_BIN", build_bin, 1);
+	free(build_bin);
+	free(again);
+	free(field);
+	free(loc);
+	free(job);
+	free(agency);
 	PQfinish(c);
 	tl_drop_db(dsn);
 	free(dsn);
-	free(env_dsn);
-	free(env_listen);
 	free(bin);
 	rm_rf(prefix);
 	free(prefix);
