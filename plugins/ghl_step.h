@@ -63,9 +63,9 @@ extern "C" {
 #define GHL_STEP_ABI_MINOR 1
 
 /* The symbol the loader looks up with dlsym(): GHL_PLUGIN_ENTRY "_" <stem>
- * first, the file's name without directory, a leading "lib" and everything
- * from the first '.', other characters than letters, digits and '_' read as
- * '_' ("create_location.so": ghl_plugin_entry_create_location), then
+ * first — the file's name without its directory and without everything from
+ * the first '.', other characters than letters and digits read as '_'
+ * ("create_location.so": ghl_plugin_entry_create_location) — then
  * GHL_PLUGIN_ENTRY alone. A per-plugin name lets several plugins be linked
  * into one program. */
 #define GHL_PLUGIN_ENTRY "ghl_plugin_entry"

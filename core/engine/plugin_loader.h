@@ -25,7 +25,8 @@ size_t plugin_loader_load_dir(struct step_registry *r, const char *dir,
  * were last read (device, inode, size, mtime). A new version replaces the
  * steps of the old one: new jobs get it, runs in flight keep the old code
  * until they end. A refused new version leaves the running one registered,
- * and the refusal says so. Files that vanished keep their steps until exit.
+ * and the refusal says so. Files that vanished, and steps a new version no
+ * longer has, stay registered (with the code they had) until exit.
  * Returns the number of steps (re)registered. */
 size_t plugin_loader_reload_dir(struct step_registry *r, const char *dir,
 				const struct ghl_host_api *host);
