@@ -1,32 +1,50 @@
 /* ghl_step.h — the step-plugin ABI of the GHL Provisioning Agent.
  *
  * This header is all a step plugin includes; plugins never link against the
- * agent. A plugin is a shared object exporting one symbol, GHL_PLUGIN_ENTRY,
- * a function returning its descriptor. The agent checks, in this order:
+ * agent. A plugin is a shared object exporting an entry function that returns
+ * its descriptor: ghl_plugin_entry_<stem> for a file <stem>.so (what
+ * GHL_STEP_PLUGIN() defines), or plain ghl_plugin_entry (ABI 1.0). The agent
+ * checks, in this order:
  *   1. descriptor->abi_major == GHL_STEP_ABI_MAJOR of the host;
  *   2. descriptor->abi_minor <= the host's GHL_STEP_ABI_MINOR;
  *   3. the struct sizes the plugin was built with (plugin_size, step_def_size)
- *      are ones the host knows;
- *   4. init() returns 0;
- *   5. no step name is already registered (built-in, plugin or Lua script).
- * A plugin failing any check is refused with a message naming the file and
- * the reason; the agent runs on without it.
+ *      are at least ABI 1.0's and at most the host's: members a plugin built
+ *      against an older header does not have read as zero (NULL);
+ *   4. every step has a name and run(), its config schema parses, and no step
+ *      name is already registered (built-in, plugin or Lua script);
+ *   5. init() returns 0.
+ * A plugin failing any check is refused, all its steps with it, with a message
+ * naming the file and the reason; the agent runs on without it. On SIGHUP the
+ * agent loads the plugins whose files changed: new jobs get the new version,
+ * runs in flight finish with the one they started with, and a refused new
+ * version leaves the running one in place.
  *
  * Compatibility rules (SQLite's sqlite3_api_routines, GStreamer's versions):
- *   - struct ghl_host_api only ever grows AT ITS END; a new member bumps
+ *   - the structs below only ever grow AT THEIR END; a new member bumps
  *     GHL_STEP_ABI_MINOR. A plugin built against minor N may use every member
- *     of minor N and must check `host->size` before using newer ones.
+ *     of minor N (the host refuses plugins newer than itself).
  *   - anything else changing (a member's meaning, order or type) bumps MAJOR.
+ *
+ * A plugin file, with the boilerplate in two macros (see the end of this
+ * header, and docs/examples/plugin/ for a complete one):
+ *
+ *   #include <ghl_step.h>
+ *   GHL_STEP_HOST;                       // `host`, the host function table
+ *   static int hello_run(ghl_step_ctx *ctx) { ...; return GHL_STEP_DONE; }
+ *   static const struct ghl_step_def steps[] = {
+ *           {"HELLO", "1.0.0", NULL, "greets", hello_run, NULL}};
+ *   GHL_STEP_PLUGIN(hello, "1.0.0", NULL, steps)   // for hello.so
  *
  * Concurrency: a step never blocks. run() is a re-entrant state machine:
  *   - it returns GHL_STEP_DONE when finished (outputs set with set_output),
  *   - GHL_STEP_WAIT after starting exactly one asynchronous operation
- *     (request() or sleep_ms()); the agent calls run() again when it has
- *     completed, with phase() as the step left it (set_phase()),
+ *     (request(), http_post() or sleep_ms()); the agent calls run() again
+ *     when it has completed, with phase() as the step left it (set_phase()),
  *   - GHL_STEP_FAIL after calling fail().
  * Thousands of runs may be waiting at once in one process; all calls happen
- * on the agent's event-loop thread. Keep per-run state in phase() and
- * outputs, not in globals.
+ * on the agent's event-loop thread. Keep per-run state in phase() (where the
+ * state machine is) and set_state() (anything else: a page, an index), not
+ * in globals.
  *
  * Memory: strings the host returns stay valid until run() returns (they live
  * in a per-call arena); copy what you keep. Strings you pass are copied.
@@ -42,12 +60,18 @@ extern "C" {
 #endif
 
 #define GHL_STEP_ABI_MAJOR 1
-#define GHL_STEP_ABI_MINOR 0
+#define GHL_STEP_ABI_MINOR 1
 
-/* The symbol the loader looks up with dlsym(). */
+/* The symbol the loader looks up with dlsym(): GHL_PLUGIN_ENTRY "_" <stem>
+ * first — the file's name without its directory and without everything from
+ * the first '.', other characters than letters and digits read as '_'
+ * ("create_location.so": ghl_plugin_entry_create_location) — then
+ * GHL_PLUGIN_ENTRY alone. A per-plugin name lets several plugins be linked
+ * into one program. */
 #define GHL_PLUGIN_ENTRY "ghl_plugin_entry"
 
 typedef struct ghl_step_ctx ghl_step_ctx; /* one run of one step for one job */
+typedef struct ghl_json ghl_json;         /* a JSON text being built (json_new) */
 
 enum ghl_step_result {
 	GHL_STEP_DONE = 0,
@@ -63,7 +87,28 @@ enum ghl_token_class {
 	GHL_TOKEN_LOCATION = 1 /* a token for the job's location (outputs.location_id) */
 };
 
-/* Sources readable with get(). */
+/* What get_type() finds at a path (anchors: SQLite's sqlite3_value_type,
+ * Redis's RedisModule_CallReplyType). */
+enum ghl_type {
+	GHL_TYPE_ABSENT = 0, /* nothing there: no such source, key or index */
+	GHL_TYPE_NULL = 1,   /* a JSON null */
+	GHL_TYPE_BOOL = 2,
+	GHL_TYPE_INT = 3,    /* a number written without fraction or exponent, in int64 range */
+	GHL_TYPE_NUMBER = 4, /* any other number */
+	GHL_TYPE_STRING = 5,
+	GHL_TYPE_ARRAY = 6,
+	GHL_TYPE_OBJECT = 7,
+};
+
+/* A path into a source (ABI 1.1): the keys from the document's root, ending
+ * with NULL. In an object a key is used as it is, whatever characters it has
+ * ('.', '[', '"', non-ASCII); in an array it must be a decimal index ("0").
+ * NULL, or a path of no keys, is the whole document. GHL_PATH() builds one in
+ * place: host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", name)).
+ * (A C compound literal; C++ callers declare the array.) */
+#define GHL_PATH(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Sources readable with get() and the get_*() functions. */
 #define GHL_SRC_JOB "job"           /* {"id","agency_id","company_id","snapshot":{...}|null,"attempt"} */
 #define GHL_SRC_CLIENT "client"     /* the job's client_data_json */
 #define GHL_SRC_CONFIG "config"     /* this step's config from the pipeline */
@@ -139,6 +184,65 @@ struct ghl_host_api {
 
 	/* A random URL-safe string from `bytes` random bytes (passwords, nonces). */
 	const char *(*random_token)(ghl_step_ctx *ctx, int bytes);
+
+	/* ---- ABI 1.1 ---- */
+
+	/* Typed reads at a path (see GHL_PATH). get_type() tells absent from
+	 * JSON null. The others answer only for their own type:
+	 * get_string(): the string (NULL when absent or not a string);
+	 * get_int() / get_number() / get_bool(): 0 and *out set, or -1 (absent or
+	 * another type; *out untouched; get_number() takes integers too);
+	 * get_json(): any value as compact JSON text ("null" for null; NULL
+	 * when absent); get_count(): members of the array or object (0 for
+	 * anything else); get_key(): the key of an object's i-th member (NULL
+	 * past the end), for iterating objects whose keys you do not know. */
+	int (*get_type)(ghl_step_ctx *ctx, const char *source, const char *const *path);
+	const char *(*get_string)(ghl_step_ctx *ctx, const char *source, const char *const *path);
+	int (*get_int)(ghl_step_ctx *ctx, const char *source, const char *const *path,
+		       int64_t *out);
+	int (*get_number)(ghl_step_ctx *ctx, const char *source, const char *const *path,
+			  double *out);
+	int (*get_bool)(ghl_step_ctx *ctx, const char *source, const char *const *path, int *out);
+	const char *(*get_json)(ghl_step_ctx *ctx, const char *source, const char *const *path);
+	size_t (*get_count)(ghl_step_ctx *ctx, const char *source, const char *const *path);
+	const char *(*get_key)(ghl_step_ctx *ctx, const char *source, const char *const *path,
+			       size_t i);
+
+	/* Per-run private state (Redis's RM_BlockClient privdata): state() is
+	 * NULL on a run's first call and then what set_state() stored. The host
+	 * calls free_state(state) exactly once — when the run ends in any way
+	 * (done, failed, the job cancelled or released, the lease lost, the
+	 * agent stopping) or when set_state() replaces it. free_state may be
+	 * NULL (nothing to free). */
+	void (*set_state)(ghl_step_ctx *ctx, void *state, void (*free_state)(void *state));
+	void *(*state)(ghl_step_ctx *ctx);
+	/* The common case of both: the run's state as `size` zeroed bytes the
+	 * host allocates on the first call (and frees at the end); every later
+	 * call of the run returns the same memory. */
+	void *(*state_alloc)(ghl_step_ctx *ctx, size_t size);
+
+	/* A JSON builder, for request bodies and outputs (no string-built
+	 * JSON): json_new() starts an empty text that lives until run()
+	 * returns; commas are written for you; json_key() goes before each
+	 * member of an object; json_end() closes the innermost object or array;
+	 * json_string(NULL) writes null; json_raw() writes a JSON value given as
+	 * text (get_json()'s, say), checked. json_text() is the text once every
+	 * object and array is closed; after a misuse (a value without its key,
+	 * unbalanced ends, invalid raw text, a non-finite number, nesting deeper
+	 * than 32) it is NULL and the reason is in the step's log. */
+	ghl_json *(*json_new)(ghl_step_ctx *ctx);
+	void (*json_object)(ghl_json *j);
+	void (*json_array)(ghl_json *j);
+	void (*json_end)(ghl_json *j);
+	void (*json_key)(ghl_json *j, const char *key);
+	void (*json_string)(ghl_json *j, const char *s);
+	void (*json_int)(ghl_json *j, int64_t v);
+	void (*json_number)(ghl_json *j, double v);
+	void (*json_bool)(ghl_json *j, int v);
+	void (*json_null)(ghl_json *j);
+	void (*json_raw)(ghl_json *j, const char *json);
+	const char *(*json_text)(ghl_json *j);
+
 	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };
 
@@ -165,6 +269,9 @@ struct ghl_plugin {
 	int (*init)(const struct ghl_host_api *host, char *err, size_t errlen);
 	const struct ghl_step_def *steps;
 	size_t nsteps;
+	/* ---- ABI 1.1 ---- */
+	const char *version; /* the plugin's version, logged when it is loaded */
+	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };
 
 typedef const struct ghl_plugin *(*ghl_plugin_entry_fn)(void);
@@ -173,6 +280,36 @@ typedef const struct ghl_plugin *(*ghl_plugin_entry_fn)(void);
 #define GHL_PLUGIN_HEADER                                                                  \
 	GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR, sizeof(struct ghl_plugin),                 \
 		sizeof(struct ghl_step_def)
+
+#define GHL_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* The boilerplate of a plugin file (SQLite's SQLITE_EXTENSION_INIT1/2, nginx's
+ * NGX_MODULE_V1). GHL_STEP_HOST, at the top, declares `host`, the host table
+ * the step functions call. GHL_STEP_PLUGIN(NAME, VERSION, INIT, STEPS), at the
+ * end, defines the descriptor and the exported entry ghl_plugin_entry_NAME:
+ *   NAME    the plugin's name and its file's stem (NAME.so), an identifier;
+ *   VERSION a string, logged at load;
+ *   INIT    NULL, or int init(char *err, size_t errlen), called once `host`
+ *           is set: 0, or a reason written into err and non-zero to refuse;
+ *   STEPS   a static array of struct ghl_step_def. */
+#define GHL_STEP_HOST static const struct ghl_host_api *host
+
+#define GHL_STEP_PLUGIN(NAME, VERSION, INIT, STEPS)                                        \
+	static int ghl_plugin_init_(const struct ghl_host_api *h, char *err, size_t errlen)   \
+	{                                                                                  \
+		int (*user_init)(char *, size_t) = (INIT);                                 \
+		host = h;                                                                  \
+		return user_init ? user_init(err, errlen) : 0;                             \
+	}                                                                                  \
+	static const struct ghl_plugin ghl_plugin_ = {                                     \
+		GHL_PLUGIN_HEADER, #NAME, ghl_plugin_init_, (STEPS),                       \
+		sizeof(STEPS) / sizeof((STEPS)[0]), (VERSION),                             \
+	};                                                                                 \
+	GHL_PLUGIN_EXPORT const struct ghl_plugin *ghl_plugin_entry_##NAME(void);          \
+	const struct ghl_plugin *ghl_plugin_entry_##NAME(void)                             \
+	{                                                                                  \
+		return &ghl_plugin_;                                                       \
+	}
 
 #ifdef __cplusplus
 }

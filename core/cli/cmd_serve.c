@@ -16,7 +16,6 @@
 #include "ghl_client.h"
 #include "ghl_side.h"
 #include "registry.h"
-#include "lua_host.h"
 #include "step_loader.h"
 #include "scheduler.h"
 #include "http.h"
@@ -130,13 +129,13 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct app *app = arg;
 	struct err e;
 	struct config *next = config_load(app->cfg->path, &e);
-	/* Lua steps reload either way (runs in flight keep their version); first,
-	 * so that the new default_pipeline may name a new script */
-	lua_host_load_all(app->steps, next ? next : app->cfg, 1);
+	/* Steps (plugins and Lua scripts) reload either way, runs in flight keeping
+	 * their version; first, so that the new default_pipeline may name a new one */
+	step_loader_reload_all(app->steps, next ? next : app->cfg);
 	if (next && app->sched && scheduler_reload(app->sched, next, &e)) {
 		config_free(next);
 		next = NULL;
-		lua_host_load_all(app->steps, app->cfg, 1);
+		step_loader_reload_all(app->steps, app->cfg);
 	}
 	if (!next) {
 		log_error("config reload failed; keeping the running configuration", "error",

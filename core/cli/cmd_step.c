@@ -15,10 +15,10 @@
 #include "db.h"
 #include "ghl_side.h"
 #include "json.h"
-#include "lua_host.h"
 #include "pipeline.h"
 #include "registry.h"
 #include "runner.h"
+#include "step_loader.h"
 
 struct step_result {
 	int done, ok;
@@ -128,9 +128,11 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		{"config-json", required_argument, NULL, 'j'},
 		{"outputs", required_argument, NULL, 'o'},
 		{"agency", required_argument, NULL, 'a'},
+		{"step", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *client_file = NULL, *config_text = "{}", *outputs_text = "{}", *agency = NULL;
+	const char *step = NULL;
 	int ch;
 	optind = 0; /* full re-initialisation: main parsed with "+" */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -139,6 +141,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		case 'j': config_text = optarg; break;
 		case 'o': outputs_text = optarg; break;
 		case 'a': agency = optarg; break;
+		case 's': step = optarg; break;
 		default:
 			return 2; /* getopt named the option */
 		}
@@ -178,9 +181,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		goto out_usage;
 	}
 	rc = 1;
-	struct lua_host_limits lim;
-	lua_host_limits_from_config(cfg, &lim);
-	impl = lua_host_load(file, &lim, &e);
+	impl = step_loader_load_file(file, step, cfg, &e);
 	if (!impl)
 		goto out_err;
 	if (check_config(impl, config)) {

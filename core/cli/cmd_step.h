@@ -1,4 +1,4 @@
-/* cmd_step.h — `ghl-agent step run`: run one Lua step script by hand. */
+/* cmd_step.h — `ghl-agent step run`: run one step (Lua script or C plugin) by hand. */
 #ifndef GHL_CMD_STEP_H
 #define GHL_CMD_STEP_H
 
@@ -6,9 +6,10 @@ struct config;
 
 #define CMD_STEP_HELP                                                                        \
 	"Usage: ghl-agent [--config PATH] step run FILE --client-json F [--config JSON]\n" \
-	"                 [--outputs JSON] [--agency ID]\n\n"                                  \
-	"Loads the Lua step script FILE (with the sandbox and limits the daemon uses)\n"     \
-	"and runs it once against the configured GHL (ghl_api_base; ghl-sim in the\n"        \
+	"                 [--outputs JSON] [--agency ID] [--step NAME]\n\n"                   \
+	"Loads FILE — a Lua step script (with the sandbox and limits the daemon uses)\n"    \
+	"or a C step plugin (.so; --step NAME picks one of several steps) — and runs\n"     \
+	"the step once against the configured GHL (ghl_api_base; ghl-sim in the\n"         \
 	"demo) with the client data in F (- reads stdin), the step config JSON\n"            \
 	"(--config after `run` is the step's config; also --config-json) and the\n"          \
 	"outputs of earlier steps JSON (e.g. '{\"location_id\":\"...\"}'). Requests carry\n"  \

@@ -1,4 +1,5 @@
-/* job_inflight.h — a job in flight in this process (private to scheduler.c/runner.c). */
+/* job_inflight.h — a job in flight in this process (private to the engine:
+ * scheduler.c claims it, runner.c runs it, step_host.c serves its steps). */
 #ifndef GHL_JOB_INFLIGHT_H
 #define GHL_JOB_INFLIGHT_H
 

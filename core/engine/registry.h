@@ -1,6 +1,6 @@
 /* registry.h — the step registry: every step the agent can run, from C
- * plugins (dlopen'd from plugin_dir) and Lua scripts (core/lua/lua_host.c), in
- * one namespace. A step implementation is reference-counted so a job in
+ * plugins (plugin_loader.c) and Lua scripts (core/lua/lua_host.c), in one
+ * namespace. A step implementation is reference-counted so a job in
  * flight keeps the version it started with across a reload. */
 #ifndef GHL_REGISTRY_H
 #define GHL_REGISTRY_H
@@ -15,13 +15,11 @@ struct step_impl;
 
 enum step_kind { STEP_KIND_C, STEP_KIND_LUA };
 
-/* What a kind of step does; the runner calls these. */
+/* What a kind of step does; a run (step_host.c) calls these. */
 struct step_ops {
 	/* One call of the state machine (see ghl_step.h): GHL_STEP_DONE/WAIT/FAIL.
-	 * When runner_ctx_compensating(ctx), it runs the step's compensate. */
-	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx);
-	/* The run is over (done, failed or abandoned): drop per-run state. */
-	void (*end)(struct step_impl *impl, ghl_step_ctx *ctx);
+	 * With compensate set, it runs the step's compensate instead. */
+	int (*run)(struct step_impl *impl, ghl_step_ctx *ctx, int compensate);
 	/* Last reference gone: free kind-specific data. */
 	void (*release)(struct step_impl *impl);
 };
@@ -35,7 +33,7 @@ struct step_impl {
 	enum step_kind kind;
 	const struct step_ops *ops;
 	const struct ghl_step_def *cdef; /* STEP_KIND_C */
-	void *data;			 /* kind-specific (Lua script) */
+	void *data;			 /* kind-specific (C: the code it lives in; Lua: the script) */
 	int has_compensate;		 /* can undo itself (pipelines with rollback) */
 	int refs;
 };
@@ -45,21 +43,25 @@ struct step_refusal {
 	char *reason;
 };
 
+/* A plugin file as the loader last read it (plugin_loader.c): a reload
+ * skips the files whose identity and modification time did not change. */
+struct step_file {
+	char *path;
+	unsigned long long dev, ino, size;
+	long long mtime_ns;
+};
+
 struct step_registry {
 	struct step_impl **steps;
 	size_t n, cap;
 	struct step_refusal *refusals;
 	size_t nrefusals;
-	void **handles; /* dlopen handles, closed on free */
-	size_t nhandles;
+	struct step_file *files;
+	size_t nfiles;
 };
 
 struct step_registry *step_registry_new(void);
 void step_registry_free(struct step_registry *r);
-
-/* Load every *.so in dir; refusals are recorded (and logged), never fatal.
- * Returns the number of steps registered. A missing dir is a refusal. */
-size_t step_registry_load_plugins(struct step_registry *r, const char *dir);
 
 /* Register impl, taking over the caller's reference. A duplicate name is
  * refused with a message naming both sources; impl is then released. */
@@ -79,8 +81,5 @@ char *step_registry_names(const struct step_registry *r);
 
 struct step_impl *step_impl_ref(struct step_impl *impl);
 void step_impl_unref(struct step_impl *impl);
-
-/* The host function table given to plugins (core/engine/runner.c). */
-const struct ghl_host_api *runner_host_api(void);
 
 #endif

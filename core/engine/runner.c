@@ -1,719 +1,60 @@
-/* runner.c — job execution and the plugin host API; see runner.h. */
+/* runner.c — job execution: a job's pipeline, step by step; see runner.h. */
 #include "runner.h"
 
-#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agency_tokens.h"
 #include "app.h"
-#include "crypto.h"
-#include "ghl_client.h"
 #include "job_inflight.h"
 #include "journal.h"
 #include "json.h"
 #include "log.h"
 #include "pipeline.h"
 #include "registry.h"
-#include "scheduler.h"
-#include "vault.h"
+#include "step_host.h"
 
-/* One run of one step: the plugin's ghl_step_ctx. */
-struct ghl_step_ctx {
-	const struct runner_env *env;
-	struct app *app;
-	struct job *job;
-	struct step_impl *impl; /* referenced for the run */
-	struct json *config;	/* the step's config (owned copy) */
-	int index;
-	int phase;
-	int continue_on_error;
-	struct json *outputs; /* this step's outputs */
-	struct json *log;     /* array of {"level","message"} */
-	char **arena;	      /* strings handed to the step during one call */
-	size_t narena, carena;
-
-	/* the last completed request */
-	struct json *resp;
-	int resp_status;
-	enum ghl_outcome resp_outcome;
-	char *resp_message;
-	char *trace_id;
-	long long retry_after_ms;
-	int requests;
-
-	/* the request being prepared or in flight */
-	struct ghl_client *post_client; /* one-off client of an http_post */
-	int pending;
-	int abandoned; /* the job went away while pending: free on completion */
-	char *rq_method, *rq_path, *rq_query, *rq_body, *rq_url, *rq_headers;
-	int rq_token_class;
-	struct event *timer;
-
-	int failed, fail_retryable;
-	int compensating; /* this run is the step's compensate */
-	char *fail_msg;
-	int64_t start_ms;
-	void *kind_data; /* Lua: the run's coroutine state */
-
-	/* runner_run_once */
-	runner_once_fn once_cb;
-	void *once_arg;
-};
-
-static void step_call(ghl_step_ctx *ctx);
 static void job_next_step(const struct runner_env *env, struct job *job);
+static void step_ended(void *arg, ghl_step_ctx *ctx, int ok);
 
-/* ---- small helpers ------------------------------------------------------ */
-
-static const char *keep(ghl_step_ctx *ctx, char *s)
+/* A run of impl at the job's current step, reporting to step_ended. */
+static ghl_step_ctx *run_new(const struct runner_env *env, struct job *job,
+			     struct step_impl *impl, const struct json *config, int compensate)
 {
-	if (ctx->narena == ctx->carena) {
-		ctx->carena = ctx->carena ? ctx->carena * 2 : 8;
-		ctx->arena = xrealloc(ctx->arena, ctx->carena * sizeof(char *));
-	}
-	ctx->arena[ctx->narena++] = s;
-	return s;
-}
-
-static void arena_clear(ghl_step_ctx *ctx)
-{
-	for (size_t i = 0; i < ctx->narena; i++)
-		free(ctx->arena[i]);
-	ctx->narena = 0;
-}
-
-/* Resolve "a.b[2].c" in root; NULL when absent. */
-static struct json *json_path(struct json *root, const char *path)
-{
-	struct json *cur = root;
-	const char *p = path;
-	if (!p)
-		return root;
-	while (cur && *p) {
-		if (*p == '.') {
-			p++;
-			continue;
-		}
-		if (*p == '[') {
-			char *end;
-			unsigned long i = strtoul(p + 1, &end, 10);
-			if (*end != ']' || cur->type != JSON_ARRAY)
-				return NULL;
-			cur = json_at(cur, i);
-			p = end + 1;
-			continue;
-		}
-		size_t n = strcspn(p, ".[");
-		char *key = xstrndup(p, n);
-		cur = cur->type == JSON_OBJECT ? json_get(cur, key) : NULL;
-		free(key);
-		p += n;
-	}
-	return cur;
-}
-
-static struct json *job_doc(struct job *job)
-{
-	if (job->job_json)
-		return job->job_json;
-	struct json *j = json_new_object();
-	json_object_set_take(j, "id", json_new_string(job->id));
-	json_object_set_take(j, "agency_id", json_new_string(job->agency_id));
-	json_object_set_take(j, "company_id", json_new_string(job->company_id));
-	json_object_set_take(j, "snapshot", job->snapshot ? json_clone(job->snapshot)
-							  : json_new_null());
-	json_object_set_take(j, "attempt", json_new_int(job->attempt));
-	json_object_set_take(j, "retry_count", json_new_int(job->retry_count));
-	job->job_json = j;
-	return j;
-}
-
-static struct json *ctx_outputs_all(ghl_step_ctx *ctx)
-{
-	struct json *o = json_get(ctx->job->context, "outputs");
-	if (!o) {
-		o = json_new_object();
-		json_object_set_take(ctx->job->context, "outputs", o);
-	}
-	return o;
-}
-
-static struct json *source_doc(ghl_step_ctx *ctx, const char *source)
-{
-	if (!source)
-		return NULL;
-	if (!strcmp(source, GHL_SRC_JOB))
-		return job_doc(ctx->job);
-	if (!strcmp(source, GHL_SRC_CLIENT))
-		return ctx->job->client;
-	if (!strcmp(source, GHL_SRC_CONFIG))
-		return ctx->config;
-	if (!strcmp(source, GHL_SRC_OUTPUTS))
-		return ctx_outputs_all(ctx);
-	if (!strcmp(source, GHL_SRC_RESPONSE))
-		return ctx->resp;
-	return NULL;
-}
-
-/* ---- host API ------------------------------------------------------------ */
-
-static void h_log(ghl_step_ctx *ctx, int level, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	static const char *const names[] = {"debug", "info", "warn", "error"};
-	if (level < 0 || level > 3)
-		level = GHL_LOG_INFO;
-	if (json_len(ctx->log) < 200) {
-		struct json *e = json_new_object();
-		json_object_set_take(e, "level", json_new_string(names[level]));
-		json_object_set_take(e, "message", json_new_stringn(b.data ? b.data : "",
-								    b.len > 2000 ? 2000 : b.len));
-		json_array_push_take(ctx->log, e);
-	}
-	log_msg(level <= GHL_LOG_INFO ? LOG_DEBUG : (enum log_level)level, buf_cstr(&b), "job_id",
-		ctx->job->id, "step", ctx->impl->name, NULL);
-	buf_free(&b);
-}
-
-static const char *h_get(ghl_step_ctx *ctx, const char *source, const char *path)
-{
-	struct json *v = json_path(source_doc(ctx, source), path && *path ? path : NULL);
-	if (!v)
-		return NULL;
-	if (v->type == JSON_STRING)
-		return v->u.str.s;
-	return keep(ctx, json_to_string(v));
-}
-
-static size_t h_count(ghl_step_ctx *ctx, const char *source, const char *path)
-{
-	struct json *v = json_path(source_doc(ctx, source), path && *path ? path : NULL);
-	return v && (v->type == JSON_ARRAY || v->type == JSON_OBJECT) ? json_len(v) : 0;
-}
-
-static const char *h_key_at(ghl_step_ctx *ctx, const char *source, const char *path, size_t i)
-{
-	struct json *v = json_path(source_doc(ctx, source), path && *path ? path : NULL);
-	if (!v || v->type != JSON_OBJECT || i >= v->u.obj.n)
-		return NULL;
-	return v->u.obj.keys[i];
-}
-
-static int h_set_output(ghl_step_ctx *ctx, const char *key, const char *json_value)
-{
-	struct err e;
-	if (!key || !*key || !json_value)
-		return -1;
-	struct json *v = json_parse(json_value, strlen(json_value), 32, &e);
-	if (!v) {
-		h_log(ctx, GHL_LOG_ERROR, "set_output(%s): not JSON: %s", key, e.msg);
-		return -1;
-	}
-	if (!strcmp(key, "location_id") && v->type == JSON_STRING) {
-		struct job *job = ctx->job;
-		free(job->location_id);
-		job->location_id = xstrdup(v->u.str.s);
-		/* recorded on the job at once: a retry must find it */
-		if (ctx->env && ctx->env->journal) {
-			struct job_write w = {.location_id = job->location_id, .retry_count = -1,
-					      .run_at_delay_ms = -1};
-			journal_job(ctx->env->journal, job->id, &w, NULL, NULL);
-		}
-	}
-	json_object_set_take(ctx->outputs, key, v);
-	return 0;
-}
-
-static int h_fail(ghl_step_ctx *ctx, int retryable, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	free(ctx->fail_msg);
-	ctx->fail_msg = buf_take(&b);
-	ctx->failed = 1;
-	ctx->fail_retryable = retryable != 0;
-	return GHL_STEP_FAIL;
-}
-
-static int h_fail_from_response(ghl_step_ctx *ctx, const char *what)
-{
-	int retryable = ctx->resp_outcome == GHL_RETRYABLE || ctx->resp_outcome == GHL_AUTH ||
-			ctx->resp_outcome == GHL_CANCELLED;
-	const char *msg = ctx->resp_message ? ctx->resp_message : "no message";
-	if (ctx->resp_status)
-		return h_fail(ctx, retryable, "%s: GHL answered %d: %s", what ? what : "request",
-			      ctx->resp_status, msg);
-	return h_fail(ctx, retryable, "%s: %s", what ? what : "request", msg);
-}
-
-static int h_response_status(ghl_step_ctx *ctx)
-{
-	return ctx->resp_status;
-}
-
-static const char *h_response_message(ghl_step_ctx *ctx)
-{
-	return ctx->resp_message;
-}
-
-static int h_phase(ghl_step_ctx *ctx)
-{
-	return ctx->phase;
-}
-
-static void h_set_phase(ghl_step_ctx *ctx, int phase)
-{
-	ctx->phase = phase;
-}
-
-static const char *h_quote(ghl_step_ctx *ctx, const char *s)
-{
-	struct buf b;
-	buf_init(&b);
-	json_write_string(&b, s);
-	return keep(ctx, buf_take(&b));
-}
-
-static const char *h_format(ghl_step_ctx *ctx, const char *fmt, ...)
-{
-	struct buf b;
-	buf_init(&b);
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	return keep(ctx, buf_take(&b));
-}
-
-static const char *h_urlencode(ghl_step_ctx *ctx, const char *s)
-{
-	struct buf b;
-	buf_init(&b);
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-			buf_putc(&b, (char)*p);
-		} else {
-			buf_putc(&b, '%');
-			buf_putc(&b, hex[*p >> 4]);
-			buf_putc(&b, hex[*p & 15]);
-		}
-	}
-	return keep(ctx, buf_take(&b));
-}
-
-static const char *h_hmac(ghl_step_ctx *ctx, const char *key, const char *msg)
-{
-	char hex[CRYPTO_SHA256_HEX_LEN];
-	if (crypto_hmac_sha256_hex(key ? key : "", key ? strlen(key) : 0, msg ? msg : "",
-				   msg ? strlen(msg) : 0, hex))
-		return NULL;
-	return keep(ctx, xstrdup(hex));
-}
-
-static const char *h_random_token(ghl_step_ctx *ctx, int bytes)
-{
-	char *t = crypto_random_token((size_t)(bytes > 0 && bytes <= 256 ? bytes : 16));
-	return t ? keep(ctx, t) : NULL;
-}
-
-/* ---- requests ------------------------------------------------------------ */
-
-static void clear_request(ghl_step_ctx *ctx)
-{
-	free(ctx->rq_method);
-	free(ctx->rq_path);
-	free(ctx->rq_query);
-	free(ctx->rq_body);
-	free(ctx->rq_url);
-	free(ctx->rq_headers);
-	ctx->rq_method = ctx->rq_path = ctx->rq_query = ctx->rq_body = NULL;
-	ctx->rq_url = ctx->rq_headers = NULL;
-}
-
-static void ctx_free(ghl_step_ctx *ctx);
-
-/* The request finished (or could not start): record it and call the step. */
-static void complete_request(ghl_step_ctx *ctx, int status, enum ghl_outcome outcome,
-			     const struct json *body, const char *message, const char *trace_id,
-			     long long retry_after_ms)
-{
-	ctx->pending = 0;
-	clear_request(ctx);
-	if (ctx->abandoned) {
-		ctx_free(ctx);
-		return;
-	}
-	/* copy first: after a sleep the arguments are the current values */
-	struct json *resp = body ? json_clone(body) : NULL;
-	char *msg = message ? xstrdup(message) : NULL;
-	char *trace = trace_id ? xstrdup(trace_id) : NULL;
-	json_free(ctx->resp);
-	free(ctx->resp_message);
-	free(ctx->trace_id);
-	ctx->resp = resp;
-	ctx->resp_message = msg;
-	ctx->trace_id = trace;
-	ctx->resp_status = status;
-	ctx->resp_outcome = outcome;
-	ctx->retry_after_ms = retry_after_ms;
-	step_call(ctx);
-}
-
-static void on_response(void *arg, const struct ghl_response *res)
-{
-	ghl_step_ctx *ctx = arg;
-	struct ghl_client *one_off = ctx->post_client;
-	ctx->post_client = NULL;
-	if (!ctx->abandoned && res->status == 401 && ctx->rq_token_class == GHL_TOKEN_LOCATION) {
-		/* the location token went stale: mint a new one next time */
-		free(ctx->job->loc_token);
-		ctx->job->loc_token = NULL;
-	}
-	complete_request(ctx, res->status, res->outcome, res->json, res->message, res->trace_id,
-			 res->retry_after_ms);
-	ghl_client_free(one_off); /* allowed from inside its own callback */
-}
-
-static void send_now(ghl_step_ctx *ctx, const char *token, const char *resource)
-{
-	struct job *job = ctx->job;
-	struct ghl_request rq = {
-		.method = ctx->rq_method,
-		.path = ctx->rq_path,
-		.query = ctx->rq_query,
-		.json_body = ctx->rq_body,
-		.token = token,
-		.resource = resource,
+	struct step_run run = {
+		.app = env->app,
+		.journal = env->journal,
+		.job = job,
+		.impl = impl,
+		.config = config,
+		.compensate = compensate,
+		.ended = step_ended,
+		.arg = job,
 	};
-	ctx->requests++;
-	if (ctx->rq_token_class == GHL_TOKEN_AGENCY && ctx->app->tokens) {
-		struct ghl_token_hooks hooks;
-		agency_tokens_hooks(ctx->app->tokens, job->agency_id, &hooks);
-		ghl_request_send_auth(ctx->app->ghl, &rq, &hooks, on_response, ctx);
-	} else {
-		ghl_request_send(ctx->app->ghl, &rq, on_response, ctx);
-	}
+	return step_ctx_new(&run);
 }
 
-static void request_go(ghl_step_ctx *ctx);
-
-static void on_agency_token(void *arg, enum agency_token_status st, const struct agency_token *tok,
-			    const char *why)
-{
-	ghl_step_ctx *ctx = arg;
-	if (ctx->abandoned) {
-		complete_request(ctx, 0, GHL_CANCELLED, NULL, "abandoned", NULL, 0);
-		return;
-	}
-	if (st != AGENCY_TOKEN_OK) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "no usable GHL token for the agency: %s",
-			 why ? why : agency_token_status_name(st));
-		complete_request(ctx, 0, st == AGENCY_TOKEN_RETRYABLE ? GHL_RETRYABLE : GHL_PERMANENT,
-				 NULL, msg, NULL, 0);
-		return;
-	}
-	struct job *job = ctx->job;
-	if (job->token) {
-		crypto_wipe(job->token, strlen(job->token));
-		free(job->token);
-	}
-	job->token = xstrdup(tok->access_token);
-	if (!job->company_id && tok->ghl_agency_id)
-		job->company_id = xstrdup(tok->ghl_agency_id);
-	request_go(ctx);
-}
-
-static void on_location_token(void *arg, const struct ghl_response *res,
-			      const struct ghl_token_set *set)
-{
-	ghl_step_ctx *ctx = arg;
-	if (ctx->abandoned) {
-		complete_request(ctx, 0, GHL_CANCELLED, NULL, "abandoned", NULL, 0);
-		return;
-	}
-	if (!set || !set->access_token) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "minting a location token: %s",
-			 res->message ? res->message : "no token in the reply");
-		complete_request(ctx, res->status, res->outcome == GHL_OK ? GHL_PERMANENT : res->outcome,
-				 res->json, msg, res->trace_id, res->retry_after_ms);
-		return;
-	}
-	struct job *job = ctx->job;
-	free(job->loc_token);
-	job->loc_token = xstrdup(set->access_token);
-	request_go(ctx);
-}
-
-static int is_url(const char *s)
-{
-	return s && (str_has_prefix(s, "http://") || str_has_prefix(s, "https://"));
-}
-
-/* Move the request forward: get the tokens it needs, then send it. */
-static void request_go(ghl_step_ctx *ctx)
-{
-	struct job *job = ctx->job;
-	if (ctx->rq_url) {
-		/* http_post outside GHL: a plain client on that origin */
-		const char *p = strchr(ctx->rq_url + (str_has_prefix(ctx->rq_url, "https") ? 8 : 7),
-				       '/');
-		char *origin = p ? xstrndup(ctx->rq_url, (size_t)(p - ctx->rq_url))
-				 : xstrdup(ctx->rq_url);
-		const struct config *cfg = ctx->app->cfg;
-		struct ghl_client_opts o = {.api_base = origin, .timeout_ms = 15000,
-					    .rate_budget_off = 1,
-					    .public_only = !cfg || !str_eq(cfg->notify_webhook_allow_private,
-									   "on")};
-		struct err e;
-		struct ghl_client *c = ghl_client_new(ctx->app->base, &o, &e);
-		free(origin);
-		if (!c) {
-			complete_request(ctx, 0, GHL_PERMANENT, NULL, e.msg, NULL, 0);
-			return;
-		}
-		/* a one-off client: freed after the reply (see on_post_response) */
-		struct ghl_request rq = {.method = "POST", .path = p ? p : "/",
-					 .json_body = ctx->rq_body, .headers = ctx->rq_headers,
-					 .version = ""};
-		ctx->requests++;
-		ctx->post_client = c; /* freed by on_response */
-		ghl_request_send(c, &rq, on_response, ctx);
-		return;
-	}
-	if (!job->token && ctx->app->tokens) {
-		agency_tokens_get(ctx->app->tokens, job->agency_id, on_agency_token, ctx);
-		return;
-	}
-	if (!job->token) {
-		complete_request(ctx, 0, GHL_PERMANENT, NULL, "no token source configured", NULL, 0);
-		return;
-	}
-	if (ctx->rq_token_class == GHL_TOKEN_AGENCY) {
-		send_now(ctx, job->token, job->company_id);
-		return;
-	}
-	const char *loc = job->location_id;
-	struct json *lv = json_get(ctx_outputs_all(ctx), "location_id");
-	if (lv && lv->type == JSON_STRING)
-		loc = lv->u.str.s;
-	if (!loc) {
-		complete_request(ctx, 0, GHL_PERMANENT, NULL,
-				 "a location token needs outputs.location_id: put CREATE_LOCATION "
-				 "earlier in the pipeline", NULL, 0);
-		return;
-	}
-	if (!job->loc_token || !str_eq(job->loc_id, loc)) {
-		free(job->loc_id);
-		job->loc_id = xstrdup(loc);
-		free(job->loc_token);
-		job->loc_token = NULL;
-		ghl_oauth_location_token(ctx->app->ghl, job->token, job->company_id, loc,
-					 on_location_token, ctx);
-		return;
-	}
-	send_now(ctx, job->loc_token, loc);
-}
-
-static int h_request(ghl_step_ctx *ctx, const char *method, const char *path, const char *query,
-		     const char *json_body, int token_class)
-{
-	if (ctx->pending || !method || !path || path[0] != '/') {
-		h_log(ctx, GHL_LOG_ERROR, "request(): %s", ctx->pending ? "a request is already "
-			"in flight" : "method and a path starting with '/' are required");
-		return -1;
-	}
-	ctx->pending = 1;
-	ctx->rq_method = xstrdup(method);
-	ctx->rq_path = xstrdup(path);
-	ctx->rq_query = query ? xstrdup(query) : NULL;
-	ctx->rq_body = json_body ? xstrdup(json_body) : NULL;
-	ctx->rq_token_class = token_class == GHL_TOKEN_LOCATION ? GHL_TOKEN_LOCATION
-								 : GHL_TOKEN_AGENCY;
-	/* started from the loop after the step returns WAIT */
-	return 0;
-}
-
-static int h_http_post(ghl_step_ctx *ctx, const char *url, const char *headers,
-		       const char *json_body)
-{
-	if (ctx->pending || !is_url(url)) {
-		h_log(ctx, GHL_LOG_ERROR, "http_post(): %s", ctx->pending ? "a request is already "
-			"in flight" : "an absolute http(s) URL is required");
-		return -1;
-	}
-	ctx->pending = 1;
-	ctx->rq_url = xstrdup(url);
-	ctx->rq_headers = headers ? xstrdup(headers) : NULL;
-	ctx->rq_body = json_body ? xstrdup(json_body) : NULL;
-	return 0;
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	ghl_step_ctx *ctx = arg;
-	event_free(ctx->timer);
-	ctx->timer = NULL;
-	complete_request(ctx, ctx->resp_status, ctx->resp_outcome, ctx->resp, ctx->resp_message,
-			 ctx->trace_id, ctx->retry_after_ms);
-}
-
-static int h_sleep_ms(ghl_step_ctx *ctx, int ms)
-{
-	if (ctx->pending)
-		return -1;
-	ctx->pending = 1;
-	if (ms < 0)
-		ms = 0;
-	ctx->timer = evtimer_new(ctx->app->base, on_timer, ctx);
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(ctx->timer, &tv);
-	return 0;
-}
-
-static const struct ghl_host_api host_api = {
-	.size = sizeof(struct ghl_host_api),
-	.abi_major = GHL_STEP_ABI_MAJOR,
-	.abi_minor = GHL_STEP_ABI_MINOR,
-	.log = h_log,
-	.get = h_get,
-	.set_output = h_set_output,
-	.request = h_request,
-	.response_status = h_response_status,
-	.response_message = h_response_message,
-	.fail = h_fail,
-	.fail_from_response = h_fail_from_response,
-	.phase = h_phase,
-	.set_phase = h_set_phase,
-	.sleep_ms = h_sleep_ms,
-	.quote = h_quote,
-	.format = h_format,
-	.urlencode = h_urlencode,
-	.hmac_sha256_hex = h_hmac,
-	.http_post = h_http_post,
-	.count = h_count,
-	.key_at = h_key_at,
-	.random_token = h_random_token,
-};
-
-const struct ghl_host_api *runner_host_api(void)
-{
-	return &host_api;
-}
-
-struct step_impl *runner_ctx_impl(ghl_step_ctx *ctx)
-{
-	return ctx->impl;
-}
-
-void *runner_ctx_kind_data(ghl_step_ctx *ctx)
-{
-	return ctx->kind_data;
-}
-
-void runner_ctx_set_kind_data(ghl_step_ctx *ctx, void *data)
-{
-	ctx->kind_data = data;
-}
-
-const char *runner_ctx_step_name(ghl_step_ctx *ctx)
-{
-	return ctx->impl->name;
-}
-
-int runner_ctx_compensating(ghl_step_ctx *ctx)
-{
-	return ctx->compensating;
-}
-
-/* ---- step runs ----------------------------------------------------------- */
-
-static ghl_step_ctx *ctx_new(const struct runner_env *env, struct app *app, struct job *job,
-			     struct step_impl *impl, const struct json *config, int index)
-{
-	ghl_step_ctx *ctx = xcalloc(1, sizeof(*ctx));
-	ctx->env = env;
-	ctx->app = app;
-	ctx->job = job;
-	ctx->impl = step_impl_ref(impl);
-	ctx->config = config ? json_clone(config) : json_new_object();
-	ctx->index = index;
-	ctx->outputs = json_new_object();
-	ctx->log = json_new_array();
-	ctx->start_ms = now_monotonic_ms();
-	return ctx;
-}
-
-static void ctx_free(ghl_step_ctx *ctx)
-{
-	if (ctx->pending) {
-		/* a request or timer is out: free when it comes back */
-		if (ctx->timer) {
-			event_free(ctx->timer);
-			ctx->timer = NULL;
-		} else {
-			ctx->abandoned = 1;
-			return;
-		}
-	}
-	if (ctx->impl->ops->end)
-		ctx->impl->ops->end(ctx->impl, ctx);
-	arena_clear(ctx);
-	free(ctx->arena);
-	clear_request(ctx);
-	step_impl_unref(ctx->impl);
-	json_free(ctx->config);
-	json_free(ctx->outputs);
-	json_free(ctx->log);
-	json_free(ctx->resp);
-	free(ctx->resp_message);
-	free(ctx->trace_id);
-	free(ctx->fail_msg);
-	free(ctx);
-}
-
-static struct json *details_base(ghl_step_ctx *ctx)
+static struct json *details_base(const struct job *job, const ghl_step_ctx *ctx)
 {
 	struct json *d = json_new_object();
-	json_object_set_take(d, "index", json_new_int(ctx->index));
-	json_object_set_take(d, "version", json_new_string(ctx->impl->version));
-	json_object_set_take(d, "attempt", json_new_int(ctx->job->attempt));
-	json_object_set_take(d, "duration_ms", json_new_int(now_monotonic_ms() - ctx->start_ms));
-	json_object_set_take(d, "requests", json_new_int(ctx->requests));
-	if (ctx->resp_status)
-		json_object_set_take(d, "ghl_status", json_new_int(ctx->resp_status));
-	if (ctx->trace_id)
-		json_object_set_take(d, "trace_id", json_new_string(ctx->trace_id));
-	if (json_len(ctx->log))
-		json_object_set_take(d, "log", json_clone(ctx->log));
+	json_object_set_take(d, "index", json_new_int(job->step));
+	json_object_set_take(d, "version", json_new_string(step_ctx_impl(ctx)->version));
+	json_object_set_take(d, "attempt", json_new_int(job->attempt));
+	step_ctx_describe(ctx, d);
 	return d;
 }
 
 static void journal_step(const struct runner_env *env, struct job *job, const char *step,
 			 const char *status, struct json *details)
 {
-	if (env && env->journal) {
+	if (env->journal) {
 		char *text = json_to_string(details);
 		journal_log(env->journal, job->id, step, status, text);
 		free(text);
 	}
+	if (env->step_logged)
+		env->step_logged(env->arg, job, step, status, details);
 	json_free(details);
 }
 
@@ -729,7 +70,7 @@ static struct json *context_steps(struct job *job)
 
 static void write_context(const struct runner_env *env, struct job *job)
 {
-	if (!env || !env->journal)
+	if (!env->journal)
 		return;
 	char *text = json_to_string(job->context);
 	struct job_write w = {.context_json = text, .retry_count = -1, .run_at_delay_ms = -1};
@@ -768,72 +109,58 @@ static void step_retries_set(struct job *job, int index, int n)
 	json_object_set_take(job->context, "step_retries", sr);
 }
 
-static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error);
 static void job_fail(const struct runner_env *env, struct job *job, const char *error);
 static void compensate_next(const struct runner_env *env, struct job *job);
-static void compensation_ended(ghl_step_ctx *ctx, int ok);
+static void compensation_ended(struct job *job, ghl_step_ctx *ctx, int ok);
 
 /* The step returned DONE. */
-static void step_done(ghl_step_ctx *ctx)
+static void step_done(struct job *job, ghl_step_ctx *ctx)
 {
-	const struct runner_env *env = ctx->env;
-	struct job *job = ctx->job;
-	if (ctx->once_cb) {
-		once_finish(ctx, "COMPLETED", NULL);
-		return;
+	const struct runner_env *env = job->env;
+	const char *name = step_ctx_impl(ctx)->name;
+	const struct json *outputs = step_ctx_outputs(ctx);
+	struct json *d = details_base(job, ctx);
+	json_object_set_take(d, "outputs", json_clone(outputs));
+	journal_step(env, job, name, "COMPLETED", d);
+	struct json *all = json_get(job->context, "outputs");
+	if (!all) {
+		all = json_new_object();
+		json_object_set_take(job->context, "outputs", all);
 	}
-	if (ctx->compensating) {
-		compensation_ended(ctx, 1);
-		return;
-	}
-	struct json *d = details_base(ctx);
-	json_object_set_take(d, "outputs", json_clone(ctx->outputs));
-	journal_step(env, job, ctx->impl->name, "COMPLETED", d);
-	struct json *all = ctx_outputs_all(ctx);
-	for (size_t i = 0; i < ctx->outputs->u.obj.n; i++)
-		json_object_set_take(all, ctx->outputs->u.obj.keys[i],
-				     json_clone(ctx->outputs->u.obj.vals[i]));
+	for (size_t i = 0; i < outputs->u.obj.n; i++)
+		json_object_set_take(all, outputs->u.obj.keys[i], json_clone(outputs->u.obj.vals[i]));
 	char key[16];
-	snprintf(key, sizeof(key), "%d", ctx->index);
+	snprintf(key, sizeof(key), "%d", job->step);
 	struct json *rec = json_new_object();
-	json_object_set_take(rec, "step", json_new_string(ctx->impl->name));
+	json_object_set_take(rec, "step", json_new_string(name));
 	json_object_set_take(rec, "status", json_new_string("COMPLETED"));
 	json_object_set_take(context_steps(job), key, rec);
-	step_retries_set(job, ctx->index, 0); /* the next step starts a fresh budget */
-	job->run = NULL;
-	job->step = ctx->index + 1;
-	ctx_free(ctx);
+	step_retries_set(job, job->step, 0); /* the next step starts a fresh budget */
+	job->run = step_ctx_free(ctx);
+	job->step++;
 	write_context(env, job);
 	job_next_step(env, job);
 }
 
 /* The step returned FAIL (or broke the protocol). */
-static void step_failed(ghl_step_ctx *ctx)
+static void step_failed(struct job *job, ghl_step_ctx *ctx)
 {
-	const struct runner_env *env = ctx->env;
-	struct job *job = ctx->job;
-	const char *msg = ctx->fail_msg ? ctx->fail_msg : "the step failed without a message";
-	if (ctx->once_cb) {
-		once_finish(ctx, "FAILED", msg);
-		return;
-	}
-	if (ctx->compensating) {
-		compensation_ended(ctx, 0);
-		return;
-	}
-	struct json *d = details_base(ctx);
+	const struct runner_env *env = job->env;
+	const char *name = step_ctx_impl(ctx)->name;
+	int retryable;
+	long long retry_after;
+	const char *msg = step_ctx_error(ctx, &retryable, &retry_after);
+	struct json *d = details_base(job, ctx);
 	json_object_set_take(d, "error", json_new_string(msg));
-	json_object_set_take(d, "retryable", json_new_bool(ctx->fail_retryable));
-	if (json_len(ctx->outputs))
-		json_object_set_take(d, "outputs", json_clone(ctx->outputs));
-	journal_step(env, job, ctx->impl->name, "FAILED", d);
-	char *error = xasprintf("%s: %s", ctx->impl->name, msg);
-	int retryable = ctx->fail_retryable;
-	long long retry_after = ctx->retry_after_ms;
-	int cont = ctx->continue_on_error;
-	int index = ctx->index;
-	job->run = NULL;
-	ctx_free(ctx);
+	json_object_set_take(d, "retryable", json_new_bool(retryable));
+	if (json_len(step_ctx_outputs(ctx)))
+		json_object_set_take(d, "outputs", json_clone(step_ctx_outputs(ctx)));
+	journal_step(env, job, name, "FAILED", d);
+	char *error = xasprintf("%s: %s", name, msg);
+	struct json *item = json_at(json_get(job->context, "pipeline"), (size_t)job->step);
+	int cont = str_eq(json_get_str(item, "on_error"), "continue");
+	int index = job->step;
+	job->run = step_ctx_free(ctx);
 	if (cont) {
 		char key[16];
 		snprintf(key, sizeof(key), "%d", index);
@@ -866,34 +193,16 @@ static void step_failed(ghl_step_ctx *ctx)
 	free(error);
 }
 
-static void step_call(ghl_step_ctx *ctx)
+/* The run of the job's current step is over. */
+static void step_ended(void *arg, ghl_step_ctx *ctx, int ok)
 {
-	arena_clear(ctx);
-	ctx->failed = 0;
-	int r = ctx->impl->ops->run(ctx->impl, ctx);
-	arena_clear(ctx);
-	if (r == GHL_STEP_WAIT) {
-		if (!ctx->pending) {
-			h_fail(ctx, 0, "returned WAIT without starting a request or a sleep");
-			step_failed(ctx);
-			return;
-		}
-		if (!ctx->timer)
-			request_go(ctx);
-		return;
-	}
-	if (ctx->pending && !ctx->timer) {
-		/* prepared a request but did not wait for it: drop it */
-		ctx->pending = 0;
-		clear_request(ctx);
-	}
-	if (r == GHL_STEP_DONE && !ctx->failed) {
-		step_done(ctx);
-		return;
-	}
-	if (r != GHL_STEP_FAIL && !ctx->failed)
-		h_fail(ctx, 0, "returned an unknown result %d", r);
-	step_failed(ctx);
+	struct job *job = arg;
+	if (job->compensating)
+		compensation_ended(job, ctx, ok);
+	else if (ok)
+		step_done(job, ctx);
+	else
+		step_failed(job, ctx);
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -917,9 +226,9 @@ static void job_end(const struct runner_env *env, struct job *job, const char *s
 		journal_job(env->journal, job->id, &w, NULL, NULL);
 		free(ctx_text);
 	}
-	if (error)
+	if (error && env->journal)
 		log_info("job ended", "job_id", job->id, "status", status, "error", error, NULL);
-	scheduler_job_ended(job, status);
+	env->job_ended(env->arg, job, status);
 }
 
 static void job_release(const struct runner_env *env, struct job *job)
@@ -932,13 +241,13 @@ static void job_release(const struct runner_env *env, struct job *job)
 		journal_job(env->journal, job->id, &w, NULL, NULL);
 		free(ctx_text);
 	}
-	scheduler_job_ended(job, "RELEASED");
+	env->job_ended(env->arg, job, "RELEASED");
 }
 
 static void job_next_step(const struct runner_env *env, struct job *job)
 {
 	if (job->lost) {
-		scheduler_job_ended(job, "LOST");
+		env->job_ended(env->arg, job, "LOST");
 		return;
 	}
 	if (job->cancel) {
@@ -974,14 +283,13 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 		free(err);
 		return;
 	}
-	ghl_step_ctx *ctx = ctx_new(env, env->app, job, impl, json_get(item, "config"), job->step);
-	ctx->continue_on_error = str_eq(json_get_str(item, "on_error"), "continue");
+	ghl_step_ctx *ctx = run_new(env, job, impl, json_get(item, "config"), 0);
 	job->run = ctx;
 	struct json *d = json_new_object();
 	json_object_set_take(d, "index", json_new_int(job->step));
 	json_object_set_take(d, "attempt", json_new_int(job->attempt));
 	journal_step(env, job, impl->name, "STARTED", d);
-	step_call(ctx);
+	step_ctx_start(ctx);
 }
 
 /* ---- rollback ------------------------------------------------------------- */
@@ -1032,16 +340,14 @@ static void compensate_next(const struct runner_env *env, struct job *job)
 		struct step_impl *impl = name ? step_registry_find(env->app->steps, name) : NULL;
 		if (!impl || !impl->has_compensate)
 			continue;
-		ghl_step_ctx *ctx = ctx_new(env, env->app, job, impl, json_get(item, "config"),
-					    job->step);
-		ctx->compensating = 1;
+		ghl_step_ctx *ctx = run_new(env, job, impl, json_get(item, "config"), 1);
 		job->run = ctx;
 		struct json *d = json_new_object();
 		json_object_set_take(d, "index", json_new_int(job->step));
 		json_object_set_take(d, "attempt", json_new_int(job->attempt));
 		json_object_set_take(d, "compensate", json_new_bool(1));
 		journal_step(env, job, impl->name, "STARTED", d);
-		step_call(ctx);
+		step_ctx_start(ctx);
 		return;
 	}
 	char *error = job->comp_notes ? xasprintf("%s (rollback: %s)", job->fail_error,
@@ -1052,33 +358,33 @@ static void compensate_next(const struct runner_env *env, struct job *job)
 	free(error);
 }
 
-static void compensation_ended(ghl_step_ctx *ctx, int ok)
+static void compensation_ended(struct job *job, ghl_step_ctx *ctx, int ok)
 {
-	const struct runner_env *env = ctx->env;
-	struct job *job = ctx->job;
-	struct json *d = details_base(ctx);
+	const struct runner_env *env = job->env;
+	const char *name = step_ctx_impl(ctx)->name;
+	struct json *d = details_base(job, ctx);
 	json_object_set_take(d, "compensate", json_new_bool(1));
-	const char *msg = ctx->fail_msg ? ctx->fail_msg : "failed without a message";
+	const char *msg = ok ? NULL : step_ctx_error(ctx, NULL, NULL);
 	if (!ok)
 		json_object_set_take(d, "error", json_new_string(msg));
-	journal_step(env, job, ctx->impl->name, ok ? "COMPLETED" : "FAILED", d);
+	journal_step(env, job, name, ok ? "COMPLETED" : "FAILED", d);
 	if (ok)
-		note(job, "undid %s", ctx->impl->name);
+		note(job, "undid %s", name);
 	else
-		note(job, "could not undo %s: %s", ctx->impl->name, msg);
+		note(job, "could not undo %s: %s", name, msg);
 	char key[16];
-	snprintf(key, sizeof(key), "%d", ctx->index);
+	snprintf(key, sizeof(key), "%d", job->step);
 	struct json *rec = json_get(context_steps(job), key);
 	if (ok && rec)
 		json_object_set_take(rec, "status", json_new_string("COMPENSATED"));
-	job->run = NULL;
-	ctx_free(ctx);
+	job->run = step_ctx_free(ctx);
 	job->step--;
 	compensate_next(env, job);
 }
 
 void runner_run(const struct runner_env *env, struct job *job)
 {
+	job->env = env;
 	job->started_ms = now_monotonic_ms();
 	if (!json_get(job->context, "pipeline")) {
 		/* first start: fix the pipeline the job will keep */
@@ -1114,37 +420,48 @@ void runner_run(const struct runner_env *env, struct job *job)
 
 void runner_abort(struct job *job, int release)
 {
-	ghl_step_ctx *ctx = job->run;
-	job->run = NULL;
-	if (ctx)
-		ctx_free(ctx);
-	if (release && !job->lost && job->env)
+	job->run = step_ctx_free(job->run);
+	if (release && !job->lost)
 		job_release(job->env, job);
 	else
-		scheduler_job_ended(job, job->lost ? "LOST" : "ABORTED");
+		job->env->job_ended(job->env->arg, job, job->lost ? "LOST" : "ABORTED");
 }
 
 /* ---- one-off runs ---------------------------------------------------------- */
 
+/* A job of one step with no journal: the step's last record is kept for done(). */
 struct once {
 	struct job job;
+	struct runner_env env;
+	struct json *last; /* details of the COMPLETED or FAILED record */
 	runner_once_fn cb;
 	void *arg;
 };
 
-static void once_finish(ghl_step_ctx *ctx, const char *status, const char *error)
+static void once_logged(void *arg, struct job *job, const char *step, const char *status,
+			const struct json *details)
 {
-	struct once *o = (struct once *)(void *)ctx->job;
-	char *outputs = json_to_string(ctx->outputs);
-	char *log = json_to_string(ctx->log);
-	runner_once_fn cb = ctx->once_cb;
-	void *arg = ctx->once_arg;
-	char *err_copy = error ? xstrdup(error) : NULL; /* error may be ctx->fail_msg */
-	ctx_free(ctx);
-	cb(arg, status, outputs, log, err_copy);
-	free(err_copy);
-	free(outputs);
-	free(log);
+	(void)job;
+	(void)step;
+	struct once *o = arg;
+	if (!strcmp(status, "STARTED"))
+		return;
+	json_free(o->last);
+	o->last = json_clone(details);
+}
+
+static void once_ended(void *arg, struct job *job, const char *outcome)
+{
+	(void)job;
+	struct once *o = arg;
+	const struct json *outputs = json_get(o->last, "outputs");
+	const struct json *log = json_get(o->last, "log");
+	char *outputs_text = outputs ? json_to_string(outputs) : xstrdup("{}");
+	char *log_text = log ? json_to_string(log) : xstrdup("[]");
+	o->cb(o->arg, outcome, outputs_text, log_text, json_get_str(o->last, "error"));
+	free(outputs_text);
+	free(log_text);
+	json_free(o->last);
 	job_clear(&o->job);
 	free(o);
 }
@@ -1155,7 +472,14 @@ void runner_run_once(struct app *app, struct step_impl *impl, const char *agency
 		     void *arg)
 {
 	struct once *o = xcalloc(1, sizeof(*o));
+	o->env.app = app;
+	o->env.job_ended = once_ended;
+	o->env.step_logged = once_logged;
+	o->env.arg = o;
+	o->cb = done;
+	o->arg = arg;
 	struct job *job = &o->job;
+	job->env = &o->env;
 	job->id = xstrdup("00000000-0000-0000-0000-000000000000");
 	job->agency_id = xstrdup(agency_id ? agency_id : "");
 	job->company_id = company_id ? xstrdup(company_id) : NULL;
@@ -1164,9 +488,7 @@ void runner_run_once(struct app *app, struct step_impl *impl, const char *agency
 	job->context = json_new_object();
 	json_object_set_take(job->context, "outputs",
 			     outputs ? json_clone(outputs) : json_new_object());
-	ghl_step_ctx *ctx = ctx_new(NULL, app, job, impl, config, 0);
-	ctx->once_cb = done;
-	ctx->once_arg = arg;
+	ghl_step_ctx *ctx = run_new(&o->env, job, impl, config, 0);
 	job->run = ctx;
-	step_call(ctx);
+	step_ctx_start(ctx);
 }

@@ -1,6 +1,6 @@
 /* runner.h — runs one job through its pipeline, step by step, as re-entrant
- * state machines on the event loop (no thread per job, nothing blocks), and
- * implements the plugin host API (plugins/ghl_step.h) for C and Lua steps. */
+ * state machines on the event loop (no thread per job, nothing blocks); each
+ * step's run and the host API it sees are in step_host.c. */
 #ifndef GHL_RUNNER_H
 #define GHL_RUNNER_H
 
@@ -12,34 +12,33 @@ struct journal;
 struct json;
 struct step_impl;
 
+/* What the runner works with, and whom it tells. */
 struct runner_env {
 	struct app *app;
-	struct journal *journal;
+	struct journal *journal;       /* NULL: nothing is written (one-off runs) */
 	struct json *default_settings; /* parsed default_pipeline */
 	long long retry_base_ms, retry_max_ms;
 	int default_max_retries;
+	/* The job is over for this process — outcome COMPLETED, FAILED, RETRYING,
+	 * RELEASED, LOST or ABORTED — and its final write is queued: the callee
+	 * frees the job. Required. */
+	void (*job_ended)(void *arg, struct job *job, const char *outcome);
+	/* Optional: each step record (STARTED/COMPLETED/FAILED and its details)
+	 * as the journal gets it; details stay the runner's. */
+	void (*step_logged)(void *arg, struct job *job, const char *step, const char *status,
+			    const struct json *details);
+	void *arg; /* for both callbacks */
 };
 
-/* Start (or resume, after a retry or a lost owner) a claimed job. When the
- * job ends — completed, failed, retrying, released or lost — the runner
- * queues its final write and calls scheduler_job_ended(job). */
+/* Start (or resume, after a retry or a lost owner) a claimed job; the job
+ * keeps env, which must outlive it. When the job ends the runner queues its
+ * final write and calls env->job_ended. */
 void runner_run(const struct runner_env *env, struct job *job);
 
-/* Defined by the scheduler: the job is over for this process; free it. */
-void scheduler_job_ended(struct job *job, const char *outcome);
-
 /* The job must stop now (lease lost, or the shutdown deadline): its step run
- * is abandoned; when release is set the job is written back as PENDING. */
+ * is abandoned; when release is set the job is written back as PENDING. Ends
+ * with env->job_ended, as every job does. */
 void runner_abort(struct job *job, int release);
-
-/* For step kinds (Lua) and tests: the run's step implementation, job id,
- * script-visible log, and whether a request/sleep is outstanding. */
-struct step_impl *runner_ctx_impl(ghl_step_ctx *ctx);
-void *runner_ctx_kind_data(ghl_step_ctx *ctx);
-void runner_ctx_set_kind_data(ghl_step_ctx *ctx, void *data);
-const char *runner_ctx_step_name(ghl_step_ctx *ctx);
-/* 1 when this run undoes the step (its compensate), 0 for a normal run. */
-int runner_ctx_compensating(ghl_step_ctx *ctx);
 
 /* Run one step outside the scheduler (`ghl-agent step run`, dry runs): a
  * synthetic job with the given snapshot (the scheduler's {"id",

@@ -54,9 +54,10 @@ static void job_free(struct job *job)
 static void claim_soon(struct scheduler *s);
 static void maybe_stopped(struct scheduler *s);
 
-void scheduler_job_ended(struct job *job, const char *outcome)
+/* The runner's env->job_ended: the job is over for this process; free it. */
+static void job_ended(void *arg, struct job *job, const char *outcome)
 {
-	struct scheduler *s = job->sched;
+	struct scheduler *s = arg;
 	if (job->prev)
 		job->prev->next = job->next;
 	else
@@ -413,6 +414,8 @@ struct scheduler *scheduler_new(struct app *app, struct err *e)
 	const struct config *cfg = app->cfg;
 	s->app = app;
 	s->env.app = app;
+	s->env.job_ended = job_ended;
+	s->env.arg = s;
 	struct json *settings = default_settings(app, cfg, e);
 	if (!settings)
 		goto fail;

@@ -9,7 +9,6 @@
 #include "json.h"
 #include "log.h"
 #include "lua_host_int.h"
-#include "runner.h"
 
 /* Raised by ghl.fail(): the host already holds the failure (message, retryable). */
 char lua_host_failed_sentinel;

@@ -15,7 +15,6 @@
 #include "lua_host_int.h"
 #include "paths.h"
 #include "registry.h"
-#include "runner.h"
 #include "schema.h"
 
 #define SCRIPT_MAX_BYTES (1024 * 1024)

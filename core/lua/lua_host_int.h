@@ -40,6 +40,7 @@ struct lua_run {
 	int held_ref;	     /* {output key = bytes kept} of ctx:set, or 0 */
 	int64_t lua_us;	     /* time spent running Lua so far */
 	int64_t resumed_us;  /* when the current resume began */
+	int compensate; /* this run is the script's compensate */
 	int started;
 	int waiting; /* yielded in ghl.request / ghl.sleep */
 	int finished;

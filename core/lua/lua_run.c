@@ -1,6 +1,7 @@
 /* lua_run.c — one run of a Lua step as a coroutine of its script's state:
  * set-up, resume, the returned outputs, error messages naming script and
- * line, and the step ops the runner calls (run, end, release). */
+ * line, and the step ops a run calls (run, release). The run lives in the
+ * host's per-run state (set_state), which frees it however the run ends. */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include "json.h"
 #include "log.h"
 #include "lua_host_int.h"
-#include "runner.h"
+#include "step_host.h"
 
 /* ---- runs ------------------------------------------------------------------- */
 
@@ -33,7 +34,7 @@ int lua_run_setup(lua_State *L)
 	lua_createtable(L, 0, 4); /* ctx */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ctx_mt_ref);
 	lua_setmetatable(L, -2);
-	lua_pushstring(L, r->ctx && runner_ctx_compensating(r->ctx) ? "compensate" : "run");
+	lua_pushstring(L, r->compensate ? "compensate" : "run");
 	lua_xmove(L, r->th, 5);
 	return 0;
 }
@@ -192,11 +193,16 @@ static int resume(struct lua_run *r, int nargs)
 	return rc;
 }
 
-static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
+static void run_state_free(void *r)
+{
+	lua_run_free(r);
+}
+
+static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensate)
 {
 	struct lua_script *s = impl->data;
-	const struct ghl_host_api *host = runner_host_api();
-	struct lua_run *r = runner_ctx_kind_data(ctx);
+	const struct ghl_host_api *host = step_host_api();
+	struct lua_run *r = host->state(ctx);
 	if (r) {
 		if (r->finished || r->dead || !r->waiting)
 			return host->fail(ctx, 0, "%s: the run cannot be resumed", s->file);
@@ -206,7 +212,8 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
 	r->s = s;
 	r->ctx = ctx;
 	r->host = host;
-	runner_ctx_set_kind_data(ctx, r);
+	r->compensate = compensate;
+	host->set_state(ctx, r, run_state_free);
 	s->cur = r;
 	lua_pushcfunction(s->L, lua_run_setup);
 	lua_pushlightuserdata(s->L, r);
@@ -219,14 +226,6 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx)
 				  r->dead ? r->dead_msg : "not enough memory");
 	}
 	return resume(r, 4);
-}
-
-static void lua_step_end(struct step_impl *impl, ghl_step_ctx *ctx)
-{
-	(void)impl;
-	struct lua_run *r = runner_ctx_kind_data(ctx);
-	runner_ctx_set_kind_data(ctx, NULL);
-	lua_run_free(r);
 }
 
 void lua_script_free(struct lua_script *s)
@@ -245,4 +244,4 @@ static void lua_step_release(struct step_impl *impl)
 	impl->data = NULL;
 }
 
-const struct step_ops lua_step_ops = {lua_step_run, lua_step_end, lua_step_release};
+const struct step_ops lua_step_ops = {lua_step_run, lua_step_release};

@@ -15,12 +15,20 @@
 
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
 #define PAGE 100
 #define MAX_PAGES 20
 
-enum { PH_START = 0, PH_CREATED = 1, PH_SEARCH = 16 /* + page */ };
+/* Phases: what the step waits for. */
+enum { PH_START = 0, PH_SEARCHED = 1, PH_CREATED = 2 };
+/* Phases of compensate. */
+enum { PH_UNDO_START = 0, PH_DELETED = 1 };
+
+/* Per-run state: the search page asked for. */
+struct run {
+	int page;
+};
 
 /* client_data_json key -> GHL location field (name and email apart). */
 static const char *const fields[][2] = {
@@ -30,25 +38,28 @@ static const char *const fields[][2] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
-/* A present, non-null, non-empty value, or NULL. */
-static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
+/* A non-empty string at path, or NULL. */
+static const char *str(ghl_step_ctx *ctx, const char *src, const char *const *path)
 {
-	const char *v = host->get(ctx, src, path);
-	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
+	const char *v = host->get_string(ctx, src, path);
+	return v && *v ? v : NULL;
 }
 
-/* body + "key":json (body is an object being built, without its closing brace). */
-static const char *add(ghl_step_ctx *ctx, const char *body, const char *key, const char *json)
+#define CLIENT(key) str(ctx, GHL_SRC_CLIENT, GHL_PATH(key))
+#define COMPANY_ID() str(ctx, GHL_SRC_JOB, GHL_PATH("company_id"))
+
+/* "key": s, when s is there. */
+static void put(ghl_json *j, const char *key, const char *s)
 {
-	if (!json)
-		return body;
-	return host->format(ctx, "%s%s\"%s\":%s", body, body[1] ? "," : "", key, json);
+	if (s) {
+		host->json_key(j, key);
+		host->json_string(j, s);
+	}
 }
 
 static int has_prospect(ghl_step_ctx *ctx)
 {
-	return val(ctx, GHL_SRC_CLIENT, "first_name") && val(ctx, GHL_SRC_CLIENT, "last_name") &&
-	       val(ctx, GHL_SRC_CLIENT, "email");
+	return CLIENT("first_name") && CLIENT("last_name") && CLIENT("email");
 }
 
 static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
@@ -60,20 +71,19 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
 	return GHL_STEP_WAIT;
 }
 
-static int search(ghl_step_ctx *ctx, int page)
+static int search(ghl_step_ctx *ctx, struct run *r)
 {
-	const char *company = host->urlencode(ctx, val(ctx, GHL_SRC_JOB, "company_id"));
+	const char *company = host->urlencode(ctx, COMPANY_ID());
 	const char *q;
 	if (has_prospect(ctx))
 		q = host->format(ctx, "companyId=%s&email=%s&skip=%d&limit=%d", company,
-				 host->urlencode(ctx, val(ctx, GHL_SRC_CLIENT, "email")), page * PAGE,
-				 PAGE);
+				 host->urlencode(ctx, CLIENT("email")), r->page * PAGE, PAGE);
 	else
 		q = host->format(ctx, "companyId=%s&order=desc&skip=%d&limit=%d", company,
-				 page * PAGE, PAGE);
+				 r->page * PAGE, PAGE);
 	host->log(ctx, GHL_LOG_INFO, "GET /locations/search page %d (looking for an earlier attempt)",
-		  page);
-	return send(ctx, PH_SEARCH + page, "GET", "/locations/search", q, NULL);
+		  r->page);
+	return send(ctx, PH_SEARCHED, "GET", "/locations/search", q, NULL);
 }
 
 static int same(const char *a, const char *b)
@@ -81,56 +91,68 @@ static int same(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* Does response locations[i] look like what create() would have made? */
-static int matches(ghl_step_ctx *ctx, size_t i, int prospect)
+/* Does response locations[ix] look like what create() would have made? */
+static int matches(ghl_step_ctx *ctx, const char *ix, int prospect)
 {
-	const char *pre = host->format(ctx, "locations[%zu].", i);
-	if (!same(val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "%sname", pre)),
-		  val(ctx, GHL_SRC_CLIENT, "name")))
+	if (!same(str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "name")), CLIENT("name")))
 		return 0;
 	if (prospect) /* the search already matched the email */
 		return 1;
-	if (val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "%semail", pre)))
+	if (str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "email")))
 		return 0;
 	for (size_t f = 0; f < N_FIELDS; f++)
-		if (!same(val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "%s%s", pre, fields[f][1])),
-			  val(ctx, GHL_SRC_CLIENT, fields[f][0])))
+		if (!same(str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, fields[f][1])),
+			  CLIENT(fields[f][0])))
 			return 0;
 	return 1;
 }
 
 static const char *snapshot_id(ghl_step_ctx *ctx)
 {
-	const char *id = val(ctx, GHL_SRC_OUTPUTS, "ghl_snapshot_id");
-	return id ? id : val(ctx, GHL_SRC_JOB, "snapshot.ghl_snapshot_id");
+	const char *id = str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("ghl_snapshot_id"));
+	return id ? id : str(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "ghl_snapshot_id"));
+}
+
+/* The body of POST /locations/. */
+static const char *location_json(ghl_step_ctx *ctx, const char *snap)
+{
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
+	put(j, "name", CLIENT("name"));
+	put(j, "companyId", COMPANY_ID());
+	for (size_t f = 0; f < N_FIELDS; f++)
+		put(j, fields[f][1], CLIENT(fields[f][0]));
+	if (has_prospect(ctx)) {
+		host->json_key(j, "prospectInfo");
+		host->json_object(j);
+		put(j, "firstName", CLIENT("first_name"));
+		put(j, "lastName", CLIENT("last_name"));
+		put(j, "email", CLIENT("email"));
+		host->json_end(j);
+	}
+	if (host->get_type(ctx, GHL_SRC_CONFIG, GHL_PATH("settings")) == GHL_TYPE_OBJECT) {
+		host->json_key(j, "settings");
+		host->json_raw(j, host->get_json(ctx, GHL_SRC_CONFIG, GHL_PATH("settings")));
+	}
+	put(j, "snapshotId", snap);
+	host->json_end(j);
+	return host->json_text(j);
 }
 
 static int create(ghl_step_ctx *ctx)
 {
-	const char *b = "{";
-	b = add(ctx, b, "name", host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "name")));
-	b = add(ctx, b, "companyId", host->quote(ctx, val(ctx, GHL_SRC_JOB, "company_id")));
-	for (size_t f = 0; f < N_FIELDS; f++) {
-		const char *v = val(ctx, GHL_SRC_CLIENT, fields[f][0]);
-		b = add(ctx, b, fields[f][1], v ? host->quote(ctx, v) : NULL);
-	}
-	if (has_prospect(ctx))
-		b = add(ctx, b, "prospectInfo",
-			host->format(ctx, "{\"firstName\":%s,\"lastName\":%s,\"email\":%s}",
-				     host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "first_name")),
-				     host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "last_name")),
-				     host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "email"))));
-	b = add(ctx, b, "settings", val(ctx, GHL_SRC_CONFIG, "settings"));
 	const char *snap = snapshot_id(ctx);
-	b = add(ctx, b, "snapshotId", snap ? host->quote(ctx, snap) : NULL);
-	host->log(ctx, GHL_LOG_INFO, "POST /locations/ name=%s snapshot=%s",
-		  val(ctx, GHL_SRC_CLIENT, "name"), snap ? snap : "none");
-	return send(ctx, PH_CREATED, "POST", "/locations/", NULL, host->format(ctx, "%s}", b));
+	const char *body = location_json(ctx, snap);
+	if (!body)
+		return host->fail(ctx, 0, "could not build the location (see the log)");
+	host->log(ctx, GHL_LOG_INFO, "POST /locations/ name=%s snapshot=%s", CLIENT("name"),
+		  snap ? snap : "none");
+	return send(ctx, PH_CREATED, "POST", "/locations/", NULL, body);
 }
 
 static void log_reply(ghl_step_ctx *ctx, const char *what)
 {
-	const char *trace = val(ctx, GHL_SRC_RESPONSE, "traceId");
+	const char *trace = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("traceId"));
 	host->log(ctx, GHL_LOG_INFO, "%s -> %d traceId=%s", what, host->response_status(ctx),
 		  trace ? trace : "-");
 }
@@ -148,24 +170,27 @@ static int done(ghl_step_ctx *ctx, const char *id, int reused)
 	return GHL_STEP_DONE;
 }
 
-static int searched(ghl_step_ctx *ctx, int page)
+static int searched(ghl_step_ctx *ctx, struct run *r)
 {
 	log_reply(ctx, "GET /locations/search");
 	if (!ok(ctx))
 		return host->fail_from_response(ctx, "searching locations");
 	int prospect = has_prospect(ctx);
-	size_t n = host->count(ctx, GHL_SRC_RESPONSE, "locations");
+	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations"));
 	for (size_t i = 0; i < n; i++) {
-		if (!matches(ctx, i, prospect))
+		const char *ix = host->format(ctx, "%zu", i);
+		if (!matches(ctx, ix, prospect))
 			continue;
-		const char *id = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "locations[%zu].id", i));
+		const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "id"));
 		if (!id)
 			continue;
 		host->log(ctx, GHL_LOG_INFO, "reusing location %s from an earlier attempt", id);
 		return done(ctx, id, 1);
 	}
-	if (n >= PAGE && page + 1 < MAX_PAGES)
-		return search(ctx, page + 1);
+	if (n >= PAGE && r->page + 1 < MAX_PAGES) {
+		r->page++;
+		return search(ctx, r);
+	}
 	if (n >= PAGE)
 		host->log(ctx, GHL_LOG_WARN, "stopped searching after %d pages", MAX_PAGES);
 	return create(ctx);
@@ -176,7 +201,7 @@ static int created(ghl_step_ctx *ctx)
 	log_reply(ctx, "POST /locations/");
 	if (!ok(ctx))
 		return host->fail_from_response(ctx, "creating location");
-	const char *id = val(ctx, GHL_SRC_RESPONSE, "id");
+	const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("id"));
 	if (!id)
 		return host->fail(ctx, 1, "creating location: GHL answered without an id");
 	return done(ctx, id, 0);
@@ -184,48 +209,43 @@ static int created(ghl_step_ctx *ctx)
 
 static int create_location_run(ghl_step_ctx *ctx)
 {
-	int ph = host->phase(ctx);
-	if (ph == PH_CREATED)
+	struct run *r = host->state_alloc(ctx, sizeof(*r));
+	switch (host->phase(ctx)) {
+	case PH_SEARCHED:
+		return searched(ctx, r);
+	case PH_CREATED:
 		return created(ctx);
-	if (ph >= PH_SEARCH)
-		return searched(ctx, ph - PH_SEARCH);
-	if (!val(ctx, GHL_SRC_CLIENT, "name") || !val(ctx, GHL_SRC_CLIENT, "email"))
+	default:
+		break;
+	}
+	if (!CLIENT("name") || !CLIENT("email"))
 		return host->fail(ctx, 0, "client data needs name and email");
-	if (!val(ctx, GHL_SRC_JOB, "company_id"))
+	if (!COMPANY_ID())
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
-	return search(ctx, 0);
+	return search(ctx, r);
 }
 
 static int create_location_compensate(ghl_step_ctx *ctx)
 {
-	const char *id = host->get(ctx, GHL_SRC_OUTPUTS, "location_id");
-	if (host->phase(ctx) == 1) {
+	if (host->phase(ctx) == PH_DELETED) {
 		int st = host->response_status(ctx);
 		if (st == 200 || st == 404) /* gone either way */
 			return GHL_STEP_DONE;
 		return host->fail_from_response(ctx, "deleting the location");
 	}
+	const char *id = str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id"));
 	if (!id)
 		return GHL_STEP_DONE;
-	const char *reused = host->get(ctx, GHL_SRC_OUTPUTS, "location_reused");
-	if (reused && !strcmp(reused, "true")) {
+	int reused = 0;
+	if (!host->get_bool(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_reused"), &reused) && reused) {
 		host->log(ctx, GHL_LOG_WARN, "kept location %s: it was found, not created, by this job",
 			  id);
 		return GHL_STEP_DONE;
 	}
 	host->log(ctx, GHL_LOG_INFO, "DELETE /locations/%s (rollback)", id);
-	host->set_phase(ctx, 1);
-	host->request(ctx, "DELETE", host->format(ctx, "/locations/%s", host->urlencode(ctx, id)),
-		      "deleteTwilioAccount=false", NULL, GHL_TOKEN_AGENCY);
-	return GHL_STEP_WAIT;
-}
-
-static int create_location_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
+	return send(ctx, PH_DELETED, "DELETE",
+		    host->format(ctx, "/locations/%s", host->urlencode(ctx, id)),
+		    "deleteTwilioAccount=false", NULL);
 }
 
 static const struct ghl_step_def steps[] = {
@@ -237,13 +257,4 @@ static const struct ghl_step_def steps[] = {
 	 create_location_run, create_location_compensate},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "create_location", create_location_init, steps,
-	sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(create_location, "1.0.0", NULL, steps)

@@ -10,16 +10,20 @@
 
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
 enum { PH_START = 0, PH_SEARCHED = 1, PH_CREATED = 2, PH_RESEARCHED = 3 };
 
-/* A present, non-null, non-empty value, or NULL. */
-static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
+/* A non-empty string at path, or NULL. */
+static const char *str(ghl_step_ctx *ctx, const char *src, const char *const *path)
 {
-	const char *v = host->get(ctx, src, path);
-	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
+	const char *v = host->get_string(ctx, src, path);
+	return v && *v ? v : NULL;
 }
+
+#define CLIENT(key) str(ctx, GHL_SRC_CLIENT, GHL_PATH(key))
+#define LOCATION_ID() str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id"))
+#define COMPANY_ID() str(ctx, GHL_SRC_JOB, GHL_PATH("company_id"))
 
 static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
 		const char *query, const char *body)
@@ -32,7 +36,7 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
 
 static void log_reply(ghl_step_ctx *ctx, const char *what)
 {
-	const char *trace = val(ctx, GHL_SRC_RESPONSE, "traceId");
+	const char *trace = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("traceId"));
 	host->log(ctx, GHL_LOG_INFO, "%s -> %d traceId=%s", what, host->response_status(ctx),
 		  trace ? trace : "-");
 }
@@ -45,34 +49,49 @@ static int ok(ghl_step_ctx *ctx)
 
 static int search(ghl_step_ctx *ctx, int phase)
 {
-	const char *q = host->format(
-		ctx, "companyId=%s&query=%s",
-		host->urlencode(ctx, val(ctx, GHL_SRC_JOB, "company_id")),
-		host->urlencode(ctx, val(ctx, GHL_SRC_CLIENT, "email")));
+	const char *q = host->format(ctx, "companyId=%s&query=%s",
+				     host->urlencode(ctx, COMPANY_ID()),
+				     host->urlencode(ctx, CLIENT("email")));
 	host->log(ctx, GHL_LOG_INFO, "GET /users/search (looking for the client's user)");
 	return send(ctx, phase, "GET", "/users/search", q, NULL);
 }
 
 static const char *role(ghl_step_ctx *ctx)
 {
-	const char *r = val(ctx, GHL_SRC_CONFIG, "role");
+	const char *r = str(ctx, GHL_SRC_CONFIG, GHL_PATH("role"));
 	return r ? r : "admin";
+}
+
+/* "key": s (null when s is NULL). */
+static void put(ghl_json *j, const char *key, const char *s)
+{
+	host->json_key(j, key);
+	host->json_string(j, s);
 }
 
 static int create(ghl_step_ctx *ctx)
 {
-	const char *loc = val(ctx, GHL_SRC_OUTPUTS, "location_id");
-	const char *phone = val(ctx, GHL_SRC_CLIENT, "phone");
-	const char *body = host->format(
-		ctx,
-		"{\"companyId\":%s,\"firstName\":%s,\"lastName\":%s,\"email\":%s,"
-		"\"password\":%s,\"type\":\"account\",\"role\":%s,\"locationIds\":[%s]%s%s}",
-		host->quote(ctx, val(ctx, GHL_SRC_JOB, "company_id")),
-		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "first_name")),
-		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "last_name")),
-		host->quote(ctx, val(ctx, GHL_SRC_CLIENT, "email")),
-		host->quote(ctx, host->random_token(ctx, 24)), host->quote(ctx, role(ctx)),
-		host->quote(ctx, loc), phone ? ",\"phone\":" : "", phone ? host->quote(ctx, phone) : "");
+	const char *loc = LOCATION_ID();
+	const char *phone = CLIENT("phone");
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
+	put(j, "companyId", COMPANY_ID());
+	put(j, "firstName", CLIENT("first_name"));
+	put(j, "lastName", CLIENT("last_name"));
+	put(j, "email", CLIENT("email"));
+	put(j, "password", host->random_token(ctx, 24));
+	put(j, "type", "account");
+	put(j, "role", role(ctx));
+	host->json_key(j, "locationIds");
+	host->json_array(j);
+	host->json_string(j, loc);
+	host->json_end(j);
+	if (phone)
+		put(j, "phone", phone);
+	host->json_end(j);
+	const char *body = host->json_text(j);
+	if (!body)
+		return host->fail(ctx, 0, "could not build the user (see the log)");
 	host->log(ctx, GHL_LOG_INFO, "POST /users/ role=%s location=%s", role(ctx), loc);
 	return send(ctx, PH_CREATED, "POST", "/users/", NULL, body);
 }
@@ -80,21 +99,24 @@ static int create(ghl_step_ctx *ctx)
 /* The id of the searched user with exactly the client's email, or NULL. */
 static const char *find(ghl_step_ctx *ctx)
 {
-	const char *email = val(ctx, GHL_SRC_CLIENT, "email");
-	const char *loc = val(ctx, GHL_SRC_OUTPUTS, "location_id");
-	size_t n = host->count(ctx, GHL_SRC_RESPONSE, "users");
+	const char *email = CLIENT("email");
+	const char *loc = LOCATION_ID();
+	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("users"));
 	for (size_t i = 0; i < n; i++) {
-		const char *e = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "users[%zu].email", i));
+		const char *ix = host->format(ctx, "%zu", i);
+		const char *e = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("users", ix, "email"));
 		if (!e || strcasecmp(e, email) != 0)
 			continue;
-		const char *id = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "users[%zu].id", i));
+		const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("users", ix, "id"));
 		if (!id)
 			continue;
-		const char *ids = host->format(ctx, "users[%zu].roles.locationIds", i);
-		size_t nl = host->count(ctx, GHL_SRC_RESPONSE, ids);
+		const char *const *ids = GHL_PATH("users", ix, "roles", "locationIds");
+		size_t nl = host->get_count(ctx, GHL_SRC_RESPONSE, ids);
 		int in_loc = 0;
 		for (size_t j = 0; j < nl && !in_loc; j++) {
-			const char *l = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "%s[%zu]", ids, j));
+			const char *l = str(ctx, GHL_SRC_RESPONSE,
+					    GHL_PATH("users", ix, "roles", "locationIds",
+						     host->format(ctx, "%zu", j)));
 			in_loc = l && strcmp(l, loc) == 0;
 		}
 		if (!in_loc)
@@ -141,7 +163,7 @@ static int created(ghl_step_ctx *ctx)
 	}
 	if (!ok(ctx))
 		return host->fail_from_response(ctx, "creating user");
-	const char *id = val(ctx, GHL_SRC_RESPONSE, "id");
+	const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("id"));
 	if (!id)
 		return host->fail(ctx, 1, "creating user: GHL answered without an id");
 	return done(ctx, id, 0);
@@ -159,27 +181,19 @@ static int create_user_run(ghl_step_ctx *ctx)
 	default:
 		break;
 	}
-	if (!val(ctx, GHL_SRC_OUTPUTS, "location_id"))
+	if (!LOCATION_ID())
 		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before CREATE_USER");
-	if (!val(ctx, GHL_SRC_CLIENT, "email"))
+	if (!CLIENT("email"))
 		return host->fail(ctx, 0, "client data has no email");
-	if (!val(ctx, GHL_SRC_CLIENT, "first_name") || !val(ctx, GHL_SRC_CLIENT, "last_name"))
+	if (!CLIENT("first_name") || !CLIENT("last_name"))
 		return host->fail(ctx, 0, "client data needs first_name and last_name for the "
 					  "client's user");
 	const char *r = role(ctx);
 	if (strcmp(r, "admin") != 0 && strcmp(r, "user") != 0)
 		return host->fail(ctx, 0, "config role \"%s\" is not admin or user", r);
-	if (!val(ctx, GHL_SRC_JOB, "company_id"))
+	if (!COMPANY_ID())
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
 	return search(ctx, PH_SEARCHED);
-}
-
-static int create_user_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
 }
 
 static const struct ghl_step_def steps[] = {
@@ -191,12 +205,4 @@ static const struct ghl_step_def steps[] = {
 	 create_user_run, NULL},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "create_user", create_user_init, steps, sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(create_user, "1.0.0", NULL, steps)

@@ -1,23 +1,16 @@
 /* noop — a step that does nothing: NOOP (benchmarks, tests, and the smallest
- * example of the ABI). Config: {"output": any JSON value, optional}. */
+ * example of the ABI). Config: {"output": string, optional}, copied to the
+ * output "noop". */
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
 static int noop_run(ghl_step_ctx *ctx)
 {
-	const char *out = host->get(ctx, GHL_SRC_CONFIG, "output");
+	const char *out = host->get_string(ctx, GHL_SRC_CONFIG, GHL_PATH("output"));
 	if (out)
 		host->set_output(ctx, "noop", host->quote(ctx, out));
 	return GHL_STEP_DONE;
-}
-
-static int noop_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
 }
 
 static const struct ghl_step_def steps[] = {
@@ -27,12 +20,4 @@ static const struct ghl_step_def steps[] = {
 	 "does nothing (benchmarks and tests)", noop_run, NULL},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "noop", noop_init, steps, sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(noop, "1.0.0", NULL, steps)

@@ -12,33 +12,52 @@
 
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
 enum { PH_START = 0, PH_POSTED = 1 };
 
-/* A present, non-null, non-empty value, or NULL. */
-static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
+/* A non-empty string at path, or NULL. */
+static const char *str(ghl_step_ctx *ctx, const char *src, const char *const *path)
 {
-	const char *v = host->get(ctx, src, path);
-	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
+	const char *v = host->get_string(ctx, src, path);
+	return v && *v ? v : NULL;
 }
 
-static const char *qval(ghl_step_ctx *ctx, const char *src, const char *path)
+/* "key": the string at src's path, or null. */
+static void put(ghl_json *j, ghl_step_ctx *ctx, const char *key, const char *src,
+		const char *const *path)
 {
-	return host->quote(ctx, val(ctx, src, path)); /* NULL -> null */
+	host->json_key(j, key);
+	host->json_string(j, str(ctx, src, path));
+}
+
+static const char *body_json(ghl_step_ctx *ctx, long long ts)
+{
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
+	host->json_key(j, "event");
+	host->json_string(j, "provisioning.completed");
+	host->json_key(j, "timestamp");
+	host->json_int(j, ts);
+	put(j, ctx, "job_id", GHL_SRC_JOB, GHL_PATH("id"));
+	put(j, ctx, "agency_id", GHL_SRC_JOB, GHL_PATH("agency_id"));
+	put(j, ctx, "location_id", GHL_SRC_OUTPUTS, GHL_PATH("location_id"));
+	put(j, ctx, "user_id", GHL_SRC_OUTPUTS, GHL_PATH("user_id"));
+	host->json_key(j, "client");
+	host->json_object(j);
+	put(j, ctx, "name", GHL_SRC_CLIENT, GHL_PATH("name"));
+	put(j, ctx, "email", GHL_SRC_CLIENT, GHL_PATH("email"));
+	host->json_end(j);
+	host->json_end(j);
+	return host->json_text(j);
 }
 
 static int post(ghl_step_ctx *ctx, const char *url, const char *secret)
 {
 	long long ts = (long long)time(NULL);
-	const char *body = host->format(
-		ctx,
-		"{\"event\":\"provisioning.completed\",\"timestamp\":%lld,\"job_id\":%s,"
-		"\"agency_id\":%s,\"location_id\":%s,\"user_id\":%s,"
-		"\"client\":{\"name\":%s,\"email\":%s}}",
-		ts, qval(ctx, GHL_SRC_JOB, "id"), qval(ctx, GHL_SRC_JOB, "agency_id"),
-		qval(ctx, GHL_SRC_OUTPUTS, "location_id"), qval(ctx, GHL_SRC_OUTPUTS, "user_id"),
-		qval(ctx, GHL_SRC_CLIENT, "name"), qval(ctx, GHL_SRC_CLIENT, "email"));
+	const char *body = body_json(ctx, ts);
+	if (!body)
+		return host->fail(ctx, 0, "could not build the webhook body (see the log)");
 	const char *headers = host->format(
 		ctx, "X-GHL-Agent-Signature: sha256=%s\nX-GHL-Agent-Timestamp: %lld",
 		host->hmac_sha256_hex(ctx, secret, body), ts);
@@ -54,7 +73,9 @@ static int posted(ghl_step_ctx *ctx, const char *url)
 	int st = host->response_status(ctx);
 	host->log(ctx, GHL_LOG_INFO, "POST %s -> %d", url, st);
 	if (st >= 200 && st <= 299) {
-		host->set_output(ctx, "webhook_status", host->format(ctx, "%d", st));
+		ghl_json *j = host->json_new(ctx);
+		host->json_int(j, st);
+		host->set_output(ctx, "webhook_status", host->json_text(j));
 		return GHL_STEP_DONE;
 	}
 	if (st == 0)
@@ -64,8 +85,8 @@ static int posted(ghl_step_ctx *ctx, const char *url)
 
 static int notify_webhook_run(ghl_step_ctx *ctx)
 {
-	const char *url = val(ctx, GHL_SRC_CONFIG, "url");
-	const char *secret = val(ctx, GHL_SRC_CONFIG, "secret");
+	const char *url = str(ctx, GHL_SRC_CONFIG, GHL_PATH("url"));
+	const char *secret = str(ctx, GHL_SRC_CONFIG, GHL_PATH("secret"));
 	if (!url || (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0))
 		return host->fail(ctx, 0, "config url must be an http:// or https:// URL");
 	if (!secret)
@@ -73,14 +94,6 @@ static int notify_webhook_run(ghl_step_ctx *ctx)
 	if (host->phase(ctx) == PH_POSTED)
 		return posted(ctx, url);
 	return post(ctx, url, secret);
-}
-
-static int notify_webhook_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
 }
 
 static const struct ghl_step_def steps[] = {
@@ -95,13 +108,4 @@ static const struct ghl_step_def steps[] = {
 	 NULL},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "notify_webhook", notify_webhook_init, steps,
-	sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(notify_webhook, "1.0.0", NULL, steps)

@@ -1,55 +1,88 @@
 /* set_custom_values — SET_CUSTOM_VALUES: writes the location's custom values,
  * one request per run() call, with the location token:
  *   - config.values: name -> template, "{{city}}" etc. replaced by the client's
- *     fields (any client_data_json path; absent ones become "");
+ *     fields (a client_data_json path: keys joined by '.', array indexes in
+ *     brackets, "{{address.lines[0]}}"; absent ones become "");
  *   - client_data_json.custom_values: name -> value (wins over config.values).
- * Each is POSTed; a 400 (GHL refuses a duplicate name) lists the values and
- * PUTs the existing one, so a retried step converges. A last GET collects the
- * ids. Names containing '.' or '[' cannot be addressed through get() paths and
- * fail the step.
+ * Names may hold any character ('.', '[', '"', non-ASCII): they are read as
+ * keys, never parsed. Each is POSTed; a 400 (GHL refuses a duplicate name)
+ * lists the values and PUTs the existing one, so a retried step converges. A
+ * last GET collects the ids.
  * Config: {"values": {name: template}}. Outputs: custom_value_ids {name: id}. */
 #include <string.h>
 #include <strings.h>
 
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
-/* Phases: 0 first call; 1 + 4*i + sub for item i (sub: SUB_POST, SUB_LIST,
- * SUB_PUT the reply being waited for); i == number of items: the last list. */
-enum { SUB_POST = 0, SUB_LIST = 1, SUB_PUT = 2 };
+/* Phases: the reply the step waits for, about item run->i. */
+enum { PH_START = 0, PH_POSTED = 1, PH_LISTED = 2, PH_PUT = 3, PH_COLLECTED = 4 };
 #define MAX_TEMPLATE 8192
+#define MAX_TEMPLATE_KEYS 16
 
-/* A present, non-null, non-empty value, or NULL. */
-static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
-{
-	const char *v = host->get(ctx, src, path);
-	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
-}
+/* Per-run state: the item being written. */
+struct run {
+	size_t i;
+};
 
 static size_t n_config(ghl_step_ctx *ctx)
 {
-	return host->count(ctx, GHL_SRC_CONFIG, "values");
+	return host->get_count(ctx, GHL_SRC_CONFIG, GHL_PATH("values"));
 }
 
 static size_t n_items(ghl_step_ctx *ctx)
 {
-	return n_config(ctx) + host->count(ctx, GHL_SRC_CLIENT, "custom_values");
+	return n_config(ctx) + host->get_count(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values"));
 }
 
 static const char *item_name(ghl_step_ctx *ctx, size_t i)
 {
 	size_t nc = n_config(ctx);
-	return i < nc ? host->key_at(ctx, GHL_SRC_CONFIG, "values", i)
-		      : host->key_at(ctx, GHL_SRC_CLIENT, "custom_values", i - nc);
+	return i < nc ? host->get_key(ctx, GHL_SRC_CONFIG, GHL_PATH("values"), i)
+		      : host->get_key(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values"), i - nc);
 }
 
 /* A config value the client's own custom_values overrides is skipped. */
 static int shadowed(ghl_step_ctx *ctx, size_t i)
 {
 	return i < n_config(ctx) &&
-	       host->get(ctx, GHL_SRC_CLIENT,
-			 host->format(ctx, "custom_values.%s", item_name(ctx, i))) != NULL;
+	       host->get_type(ctx, GHL_SRC_CLIENT,
+			      GHL_PATH("custom_values", item_name(ctx, i))) != GHL_TYPE_ABSENT;
+}
+
+/* The text of a client value at path: a string as it is, null and absent as
+ * "", anything else as its JSON. */
+static const char *text_at(ghl_step_ctx *ctx, const char *const *path)
+{
+	switch (host->get_type(ctx, GHL_SRC_CLIENT, path)) {
+	case GHL_TYPE_STRING:
+		return host->get_string(ctx, GHL_SRC_CLIENT, path);
+	case GHL_TYPE_ABSENT:
+	case GHL_TYPE_NULL:
+		return "";
+	default:
+		return host->get_json(ctx, GHL_SRC_CLIENT, path);
+	}
+}
+
+/* The client's value named by a template's "a.b[0]" (the template language's
+ * paths; the ABI's are key arrays). */
+static const char *template_value(ghl_step_ctx *ctx, const char *p, size_t len)
+{
+	const char *keys[MAX_TEMPLATE_KEYS + 1];
+	size_t n = 0;
+	const char *end = p + len;
+	while (p < end && n < MAX_TEMPLATE_KEYS) {
+		size_t k = strcspn(p, ".[]");
+		if (p + k > end)
+			k = (size_t)(end - p);
+		if (k)
+			keys[n++] = host->format(ctx, "%.*s", (int)k, p);
+		p += k + (p + k < end);
+	}
+	keys[n] = NULL;
+	return n ? text_at(ctx, keys) : "";
 }
 
 /* tmpl with each "{{ path }}" replaced by the client's value at path. */
@@ -67,9 +100,8 @@ static const char *expand(ghl_step_ctx *ctx, const char *tmpl)
 			k++;
 		while (e > k && e[-1] == ' ')
 			e--;
-		const char *key = host->format(ctx, "%.*s", (int)(e - k), k);
-		const char *v = val(ctx, GHL_SRC_CLIENT, key);
-		out = host->format(ctx, "%s%.*s%s", out, (int)(open - p), p, v ? v : "");
+		const char *v = template_value(ctx, k, (size_t)(e - k));
+		out = host->format(ctx, "%s%.*s%s", out, (int)(open - p), p, v);
 		p = close + 2;
 		if (strlen(out) > MAX_TEMPLATE)
 			break;
@@ -81,17 +113,16 @@ static const char *item_value(ghl_step_ctx *ctx, size_t i)
 {
 	const char *name = item_name(ctx, i);
 	if (i < n_config(ctx)) {
-		const char *t = host->get(ctx, GHL_SRC_CONFIG, host->format(ctx, "values.%s", name));
+		const char *t = host->get_string(ctx, GHL_SRC_CONFIG, GHL_PATH("values", name));
 		return expand(ctx, t ? t : "");
 	}
-	const char *v = host->get(ctx, GHL_SRC_CLIENT, host->format(ctx, "custom_values.%s", name));
-	return v && strcmp(v, "null") != 0 ? v : "";
+	return text_at(ctx, GHL_PATH("custom_values", name));
 }
 
 static const char *cv_path(ghl_step_ctx *ctx)
 {
-	return host->format(ctx, "/locations/%s/customValues",
-			    host->urlencode(ctx, val(ctx, GHL_SRC_OUTPUTS, "location_id")));
+	const char *loc = host->get_string(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id"));
+	return host->format(ctx, "/locations/%s/customValues", host->urlencode(ctx, loc));
 }
 
 static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
@@ -104,26 +135,37 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
 	return GHL_STEP_WAIT;
 }
 
-static const char *cv_body(ghl_step_ctx *ctx, size_t i)
+/* {"name": …, "value": …} of item i, then the request. */
+static int send_item(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
+		     size_t i)
 {
-	return host->format(ctx, "{\"name\":%s,\"value\":%s}", host->quote(ctx, item_name(ctx, i)),
-			    host->quote(ctx, item_value(ctx, i)));
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
+	host->json_key(j, "name");
+	host->json_string(j, item_name(ctx, i));
+	host->json_key(j, "value");
+	host->json_string(j, item_value(ctx, i));
+	host->json_end(j);
+	const char *body = host->json_text(j);
+	if (!body)
+		return host->fail(ctx, 0, "could not build custom value %zu (see the log)", i);
+	return send(ctx, phase, method, path, body);
 }
 
-/* Starts item i (or the final list once all are written). */
-static int start(ghl_step_ctx *ctx, size_t i)
+/* Starts item r->i, or the next one not shadowed, or the final list. */
+static int start(ghl_step_ctx *ctx, struct run *r)
 {
 	size_t n = n_items(ctx);
-	while (i < n && shadowed(ctx, i))
-		i++;
-	if (i == n)
-		return send(ctx, 1 + 4 * (int)n, "GET", cv_path(ctx), NULL);
-	return send(ctx, 1 + 4 * (int)i + SUB_POST, "POST", cv_path(ctx), cv_body(ctx, i));
+	while (r->i < n && shadowed(ctx, r->i))
+		r->i++;
+	if (r->i == n)
+		return send(ctx, PH_COLLECTED, "GET", cv_path(ctx), NULL);
+	return send_item(ctx, PH_POSTED, "POST", cv_path(ctx), r->i);
 }
 
 static void log_reply(ghl_step_ctx *ctx)
 {
-	const char *trace = val(ctx, GHL_SRC_RESPONSE, "traceId");
+	const char *trace = host->get_string(ctx, GHL_SRC_RESPONSE, GHL_PATH("traceId"));
 	const char *msg = host->response_message(ctx);
 	host->log(ctx, GHL_LOG_INFO, "-> %d traceId=%s%s%s", host->response_status(ctx),
 		  trace ? trace : "-", msg ? " message=" : "", msg ? msg : "");
@@ -135,106 +177,104 @@ static int ok(ghl_step_ctx *ctx)
 	return st >= 200 && st <= 299;
 }
 
-/* Index in the listed customValues of the one named name, or -1. */
-static long listed(ghl_step_ctx *ctx, const char *name)
+/* A field of the listed customValue named name, or NULL. */
+static const char *listed(ghl_step_ctx *ctx, const char *name, const char *field)
 {
-	size_t n = host->count(ctx, GHL_SRC_RESPONSE, "customValues");
+	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("customValues"));
 	for (size_t j = 0; j < n; j++) {
-		const char *nm = host->get(ctx, GHL_SRC_RESPONSE,
-					   host->format(ctx, "customValues[%zu].name", j));
+		const char *ix = host->format(ctx, "%zu", j);
+		const char *nm =
+			host->get_string(ctx, GHL_SRC_RESPONSE, GHL_PATH("customValues", ix, "name"));
 		if (nm && strcasecmp(nm, name) == 0)
-			return (long)j;
+			return host->get_string(ctx, GHL_SRC_RESPONSE,
+						GHL_PATH("customValues", ix, field));
 	}
-	return -1;
-}
-
-static const char *listed_field(ghl_step_ctx *ctx, long j, const char *field)
-{
-	return host->get(ctx, GHL_SRC_RESPONSE, host->format(ctx, "customValues[%ld].%s", j, field));
+	return NULL;
 }
 
 static int collect_ids(ghl_step_ctx *ctx)
 {
 	if (!ok(ctx))
 		return host->fail_from_response(ctx, "listing custom values");
-	const char *obj = "{";
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
 	size_t n = n_items(ctx);
 	for (size_t i = 0; i < n; i++) {
 		if (shadowed(ctx, i))
 			continue;
 		const char *name = item_name(ctx, i);
-		long j = listed(ctx, name);
-		const char *id = j >= 0 ? listed_field(ctx, j, "id") : NULL;
+		const char *id = listed(ctx, name, "id");
 		if (!id)
 			return host->fail(ctx, 1, "custom value \"%s\" is missing after it was written",
 					  name);
-		obj = host->format(ctx, "%s%s%s:%s", obj, obj[1] ? "," : "", host->quote(ctx, name),
-				   host->quote(ctx, id));
+		host->json_key(j, name);
+		host->json_string(j, id);
 	}
-	host->set_output(ctx, "custom_value_ids", host->format(ctx, "%s}", obj));
+	host->json_end(j);
+	const char *ids = host->json_text(j);
+	if (!ids || host->set_output(ctx, "custom_value_ids", ids))
+		return host->fail(ctx, 0, "could not record custom_value_ids (see the log)");
 	return GHL_STEP_DONE;
 }
 
-static int on_reply(ghl_step_ctx *ctx, size_t i, int sub)
+/* GHL refused the POST of item i with 400: is it there already? */
+static int on_listed(ghl_step_ctx *ctx, struct run *r)
 {
-	const char *name = item_name(ctx, i);
-	log_reply(ctx);
-	if (sub == SUB_POST && host->response_status(ctx) == 400) /* a duplicate name */
-		return send(ctx, 1 + 4 * (int)i + SUB_LIST, "GET", cv_path(ctx), NULL);
-	if (sub == SUB_LIST) {
-		if (!ok(ctx))
-			return host->fail_from_response(ctx, "listing custom values");
-		long j = listed(ctx, name);
-		const char *id = j >= 0 ? listed_field(ctx, j, "id") : NULL;
-		if (!id)
-			return host->fail(ctx, 0, "GHL refused custom value \"%s\" with 400 (see the "
-						  "step log) and no value of that name exists",
-					  name);
-		const char *cur = listed_field(ctx, j, "value");
-		if (cur && strcmp(cur, item_value(ctx, i)) == 0)
-			return start(ctx, i + 1);
-		return send(ctx, 1 + 4 * (int)i + SUB_PUT, "PUT",
-			    host->format(ctx, "%s/%s", cv_path(ctx), host->urlencode(ctx, id)),
-			    cv_body(ctx, i));
+	const char *name = item_name(ctx, r->i);
+	if (!ok(ctx))
+		return host->fail_from_response(ctx, "listing custom values");
+	const char *id = listed(ctx, name, "id");
+	if (!id)
+		return host->fail(ctx, 0, "GHL refused custom value \"%s\" with 400 (see the step "
+					  "log) and no value of that name exists",
+				  name);
+	const char *cur = listed(ctx, name, "value");
+	if (cur && strcmp(cur, item_value(ctx, r->i)) == 0) {
+		r->i++;
+		return start(ctx, r);
 	}
+	return send_item(ctx, PH_PUT, "PUT",
+			 host->format(ctx, "%s/%s", cv_path(ctx), host->urlencode(ctx, id)), r->i);
+}
+
+static int on_reply(ghl_step_ctx *ctx, struct run *r, int phase)
+{
+	log_reply(ctx);
+	if (phase == PH_POSTED && host->response_status(ctx) == 400) /* a duplicate name */
+		return send(ctx, PH_LISTED, "GET", cv_path(ctx), NULL);
+	if (phase == PH_LISTED)
+		return on_listed(ctx, r);
 	if (!ok(ctx))
 		return host->fail_from_response(
 			ctx, host->format(ctx, "%s custom value \"%s\"",
-					  sub == SUB_PUT ? "updating" : "creating", name));
-	return start(ctx, i + 1);
+					  phase == PH_PUT ? "updating" : "creating",
+					  item_name(ctx, r->i)));
+	r->i++;
+	return start(ctx, r);
 }
 
 static int set_custom_values_run(ghl_step_ctx *ctx)
 {
+	struct run *r = host->state_alloc(ctx, sizeof(*r));
 	int ph = host->phase(ctx);
-	size_t n = n_items(ctx);
-	if (ph > 0) {
-		size_t i = (size_t)(ph - 1) / 4;
-		return i >= n ? collect_ids(ctx) : on_reply(ctx, i, (ph - 1) % 4);
-	}
-	if (!val(ctx, GHL_SRC_OUTPUTS, "location_id"))
+	if (ph == PH_COLLECTED)
+		return collect_ids(ctx);
+	if (ph != PH_START)
+		return on_reply(ctx, r, ph);
+	if (!host->get_string(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id")))
 		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
 					  "SET_CUSTOM_VALUES");
+	size_t n = n_items(ctx);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = item_name(ctx, i);
-		if (!name || !*name || strpbrk(name, ".[]"))
-			return host->fail(ctx, 0, "custom value name \"%s\" is empty or contains '.', "
-						  "'[' or ']'",
-					  name ? name : "");
+		if (!name || !*name)
+			return host->fail(ctx, 0, "a custom value name is empty");
 	}
 	if (n == 0) {
 		host->set_output(ctx, "custom_value_ids", "{}");
 		return GHL_STEP_DONE;
 	}
-	return start(ctx, 0);
-}
-
-static int set_custom_values_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
+	return start(ctx, r);
 }
 
 static const struct ghl_step_def steps[] = {
@@ -246,13 +286,4 @@ static const struct ghl_step_def steps[] = {
 	 set_custom_values_run, NULL},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "set_custom_values", set_custom_values_init, steps,
-	sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(set_custom_values, "1.0.0", NULL, steps)

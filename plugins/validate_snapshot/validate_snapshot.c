@@ -6,27 +6,27 @@
 
 #include "ghl_step.h"
 
-static const struct ghl_host_api *host;
+GHL_STEP_HOST;
 
 enum { PH_START = 0, PH_LISTED = 1 };
 
-/* A present, non-null, non-empty value, or NULL. */
-static const char *val(ghl_step_ctx *ctx, const char *src, const char *path)
+/* A non-empty string at path, or NULL. */
+static const char *str(ghl_step_ctx *ctx, const char *src, const char *const *path)
 {
-	const char *v = host->get(ctx, src, path);
-	return v && *v && strcmp(v, "null") != 0 ? v : NULL;
+	const char *v = host->get_string(ctx, src, path);
+	return v && *v ? v : NULL;
 }
 
 static int check_local(ghl_step_ctx *ctx, const char *ghl_id)
 {
-	const char *name = val(ctx, GHL_SRC_JOB, "snapshot.name");
-	const char *active = val(ctx, GHL_SRC_JOB, "snapshot.is_active");
-	const char *owner = val(ctx, GHL_SRC_JOB, "snapshot.agency_id");
-	const char *agency = val(ctx, GHL_SRC_JOB, "agency_id");
+	const char *name = str(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "name"));
+	const char *owner = str(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "agency_id"));
+	const char *agency = str(ctx, GHL_SRC_JOB, GHL_PATH("agency_id"));
+	int active = 0;
 
 	if (!ghl_id)
 		return host->fail(ctx, 0, "snapshot %s has no ghl_snapshot_id", name ? name : "?");
-	if (!active || strcmp(active, "true") != 0)
+	if (host->get_bool(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "is_active"), &active) || !active)
 		return host->fail(ctx, 0, "snapshot %s (%s) is not active",
 				  name ? name : ghl_id, ghl_id);
 	if (!owner || !agency || strcmp(owner, agency) != 0)
@@ -37,7 +37,7 @@ static int check_local(ghl_step_ctx *ctx, const char *ghl_id)
 
 static int list_snapshots(ghl_step_ctx *ctx)
 {
-	const char *company = val(ctx, GHL_SRC_JOB, "company_id");
+	const char *company = str(ctx, GHL_SRC_JOB, GHL_PATH("company_id"));
 	if (!company)
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
 	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ companyId=%s", company);
@@ -52,44 +52,37 @@ static int list_snapshots(ghl_step_ctx *ctx)
 static int find_snapshot(ghl_step_ctx *ctx, const char *ghl_id)
 {
 	int status = host->response_status(ctx);
-	const char *trace = val(ctx, GHL_SRC_RESPONSE, "traceId");
+	const char *trace = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("traceId"));
 	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ -> %d traceId=%s", status, trace ? trace : "-");
 	if (status < 200 || status > 299)
 		return host->fail_from_response(ctx, "listing snapshots");
-	size_t n = host->count(ctx, GHL_SRC_RESPONSE, "snapshots");
+	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("snapshots"));
 	for (size_t i = 0; i < n; i++) {
-		const char *id = val(ctx, GHL_SRC_RESPONSE, host->format(ctx, "snapshots[%zu].id", i));
+		const char *ix = host->format(ctx, "%zu", i);
+		const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("snapshots", ix, "id"));
 		if (id && strcmp(id, ghl_id) == 0) {
 			host->set_output(ctx, "ghl_snapshot_id", host->quote(ctx, ghl_id));
 			return GHL_STEP_DONE;
 		}
 	}
-	const char *name = val(ctx, GHL_SRC_JOB, "snapshot.name");
+	const char *name = str(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "name"));
 	return host->fail(ctx, 0, "snapshot %s (%s) no longer exists in GHL", name ? name : ghl_id,
 			  ghl_id);
 }
 
 static int validate_snapshot_run(ghl_step_ctx *ctx)
 {
-	if (!val(ctx, GHL_SRC_JOB, "snapshot")) {
+	if (host->get_type(ctx, GHL_SRC_JOB, GHL_PATH("snapshot")) != GHL_TYPE_OBJECT) {
 		host->log(ctx, GHL_LOG_INFO, "job has no snapshot; skipped");
 		host->set_output(ctx, "snapshot_skipped", "true");
 		return GHL_STEP_DONE;
 	}
-	const char *ghl_id = val(ctx, GHL_SRC_JOB, "snapshot.ghl_snapshot_id");
+	const char *ghl_id = str(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "ghl_snapshot_id"));
 	if (host->phase(ctx) == PH_LISTED)
 		return find_snapshot(ctx, ghl_id);
 	if (check_local(ctx, ghl_id) != GHL_STEP_DONE)
 		return GHL_STEP_FAIL;
 	return list_snapshots(ctx);
-}
-
-static int validate_snapshot_init(const struct ghl_host_api *h, char *err, size_t errlen)
-{
-	(void)err;
-	(void)errlen;
-	host = h;
-	return 0;
 }
 
 static const struct ghl_step_def steps[] = {
@@ -99,13 +92,4 @@ static const struct ghl_step_def steps[] = {
 	 validate_snapshot_run, NULL},
 };
 
-static const struct ghl_plugin plugin = {
-	GHL_PLUGIN_HEADER, "validate_snapshot", validate_snapshot_init, steps,
-	sizeof(steps) / sizeof(steps[0]),
-};
-
-__attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void)
-{
-	return &plugin;
-}
+GHL_STEP_PLUGIN(validate_snapshot, "1.0.0", NULL, steps)

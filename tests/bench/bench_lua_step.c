@@ -18,8 +18,10 @@
 #include "json.h"
 #include "lua_host.h"
 #include "paths.h"
+#include "plugin_loader.h"
 #include "registry.h"
 #include "runner.h"
+#include "step_host.h"
 
 static int completed;
 
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
 	memset(&app, 0, sizeof(app));
 	struct step_registry *r = step_registry_new();
 	char *pdir = paths_plugin_dir();
-	step_registry_load_plugins(r, pdir);
+	plugin_loader_load_dir(r, pdir, step_host_api());
 	free(pdir);
 	struct step_impl *noop = step_registry_find(r, "NOOP");
 	if (!noop) {

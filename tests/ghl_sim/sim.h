@@ -157,6 +157,7 @@ struct sim_location {
 	int64_t push_start_ms, push_done_ms;
 	struct json *saas; /* NULL until enabled */
 	struct json *custom_values; /* array of objects */
+	struct json *custom_fields; /* array of objects */
 	struct json *tags;          /* array of objects */
 	struct json *contacts;      /* array of objects */
 	int64_t seq;
@@ -389,6 +390,9 @@ void sim_h_cv_create(struct sim_ctx *c);
 void sim_h_cv_get(struct sim_ctx *c);
 void sim_h_cv_update(struct sim_ctx *c);
 void sim_h_cv_delete(struct sim_ctx *c);
+void sim_h_cf_list(struct sim_ctx *c);
+void sim_h_cf_create(struct sim_ctx *c);
+void sim_h_cf_delete(struct sim_ctx *c);
 void sim_h_tag_create(struct sim_ctx *c);
 void sim_h_tag_list(struct sim_ctx *c);
 void sim_h_contact_create(struct sim_ctx *c);

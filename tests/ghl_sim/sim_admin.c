@@ -235,6 +235,8 @@ static void write_location(struct sim *s, struct jw *w, const struct sim_locatio
 		jw_null(w);
 	jw_key(w, "customValues");
 	jw_value(w, loc->custom_values);
+	jw_key(w, "customFields");
+	jw_value(w, loc->custom_fields);
 	jw_key(w, "tags");
 	jw_value(w, loc->tags);
 	jw_key(w, "contacts");

@@ -191,6 +191,7 @@ void sim_h_location_create(struct sim_ctx *c)
 	apply_fields(o, c->body, email);
 	loc->obj = o;
 	loc->custom_values = json_new_array();
+	loc->custom_fields = json_new_array();
 	loc->tags = json_new_array();
 	loc->contacts = json_new_array();
 	loc->dup_key = dup_key_for(company, o);

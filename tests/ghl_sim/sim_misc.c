@@ -114,11 +114,12 @@ static long find_by_str(const struct json *arr, const char *key, const char *val
 
 /* ---- custom values ---- */
 
-static char *field_key(const char *name)
+/* prefix + name in lower case, runs of other characters as one '_' + suffix. */
+static char *field_key_as(const char *prefix, const char *name, const char *suffix)
 {
 	struct buf b;
 	buf_init(&b);
-	buf_puts(&b, "{{ custom_values.");
+	buf_puts(&b, prefix);
 	int last_us = 1;
 	for (const char *p = name; *p; p++) {
 		if (isalnum((unsigned char)*p)) {
@@ -131,8 +132,13 @@ static char *field_key(const char *name)
 	}
 	if (b.len && b.data[b.len - 1] == '_')
 		b.len--;
-	buf_puts(&b, " }}");
+	buf_puts(&b, suffix);
 	return buf_take(&b);
+}
+
+static char *field_key(const char *name)
+{
+	return field_key_as("{{ custom_values.", name, " }}");
 }
 
 void sim_h_cv_list(struct sim_ctx *c)
@@ -180,19 +186,78 @@ void sim_h_cv_create(struct sim_ctx *c)
 	answer_wrapped(c, 201, "customValue", cv);
 }
 
-static struct json *cv_find(struct sim_ctx *c, struct sim_location **locp, long *idx)
+/* ---- custom fields (contact fields: list, create, delete) ---- */
+
+static const char *const cf_types[] = {"TEXT", "LARGE_TEXT", "NUMERICAL", "PHONE", "MONETORY",
+				       "CHECKBOX", "SINGLE_OPTIONS", "MULTIPLE_OPTIONS", "DATE",
+				       "TEXTBOX_LIST", "FILE_UPLOAD", "RADIO", NULL};
+
+void sim_h_cf_list(struct sim_ctx *c)
+{
+	struct sim_location *loc = sim_location_for(c, c->seg[1]);
+	if (loc)
+		answer_wrapped(c, 200, "customFields", loc->custom_fields);
+}
+
+void sim_h_cf_create(struct sim_ctx *c)
+{
+	struct sim_location *loc = sim_location_for(c, c->seg[1]);
+	if (!loc || sim_body_json(c) != 0)
+		return;
+	struct vec msgs = {0};
+	const char *name = sim_req_str(c->body, "name", "name", &msgs);
+	const char *type = sim_req_str(c->body, "dataType", "dataType", &msgs);
+	int known = 0;
+	for (size_t i = 0; type && cf_types[i]; i++)
+		known |= !strcmp(type, cf_types[i]);
+	if (type && !known)
+		vec_push(&msgs, xasprintf("dataType must be one of the following values: TEXT, "
+					  "LARGE_TEXT, NUMERICAL, PHONE, MONETORY, CHECKBOX, ..."));
+	if (answer_422(c, &msgs) != 0)
+		return;
+	if (find_by_str(loc->custom_fields, "name", name, 1) >= 0) {
+		sim_error(c, 400, "A custom field with this name already exists");
+		return;
+	}
+	struct json *cf = json_new_object();
+	char *id = sim_new_id(c->s);
+	char *fk = field_key_as("contact.", name, "");
+	json_object_set_take(cf, "id", json_new_string(id));
+	json_object_set_take(cf, "name", json_new_string(name));
+	json_object_set_take(cf, "fieldKey", json_new_string(fk));
+	json_object_set_take(cf, "dataType", json_new_string(type));
+	json_object_set_take(cf, "placeholder",
+			     json_new_string(json_get_str(c->body, "placeholder") ?
+						     json_get_str(c->body, "placeholder") : ""));
+	json_object_set_take(cf, "model", json_new_string("contact"));
+	json_object_set_take(cf, "locationId", json_new_string(loc->id));
+	free(id);
+	free(fk);
+	json_array_push_take(loc->custom_fields, cf);
+	answer_wrapped(c, 201, "customField", cf);
+}
+
+/* The custom value (fields 0) or field (1) of /locations/{id}/…/{itemId}. */
+static struct json *item_find(struct sim_ctx *c, int fields, struct sim_location **locp,
+			      long *idx)
 {
 	struct sim_location *loc = sim_location_for(c, c->seg[1]);
 	if (!loc)
 		return NULL;
-	long i = find_by_str(loc->custom_values, "id", c->seg[3], 0);
+	struct json *arr = fields ? loc->custom_fields : loc->custom_values;
+	long i = find_by_str(arr, "id", c->seg[3], 0);
 	if (i < 0) {
-		sim_error(c, 404, "Custom value not found");
+		sim_error(c, 404, fields ? "Custom field not found" : "Custom value not found");
 		return NULL;
 	}
 	*locp = loc;
 	*idx = i;
-	return json_at(loc->custom_values, (size_t)i);
+	return json_at(arr, (size_t)i);
+}
+
+static struct json *cv_find(struct sim_ctx *c, struct sim_location **locp, long *idx)
+{
+	return item_find(c, 0, locp, idx);
 }
 
 void sim_h_cv_get(struct sim_ctx *c)
@@ -225,15 +290,15 @@ void sim_h_cv_update(struct sim_ctx *c)
 	answer_wrapped(c, 200, "customValue", cv);
 }
 
-void sim_h_cv_delete(struct sim_ctx *c)
+static void item_delete(struct sim_ctx *c, int fields)
 {
 	struct sim_location *loc;
 	long i;
-	struct json *cv = cv_find(c, &loc, &i);
-	if (!cv)
+	struct json *item = item_find(c, fields, &loc, &i);
+	if (!item)
 		return;
-	struct json *arr = loc->custom_values;
-	json_free(cv);
+	struct json *arr = fields ? loc->custom_fields : loc->custom_values;
+	json_free(item);
 	memmove(&arr->u.arr.items[i], &arr->u.arr.items[i + 1],
 		(arr->u.arr.n - (size_t)i - 1) * sizeof *arr->u.arr.items);
 	arr->u.arr.n--;
@@ -244,6 +309,16 @@ void sim_h_cv_delete(struct sim_ctx *c)
 	jw_key(&w, "success");
 	jw_bool(&w, 1);
 	sim_json_end(c, &w);
+}
+
+void sim_h_cv_delete(struct sim_ctx *c)
+{
+	item_delete(c, 0);
+}
+
+void sim_h_cf_delete(struct sim_ctx *c)
+{
+	item_delete(c, 1);
 }
 
 /* ---- tags ---- */

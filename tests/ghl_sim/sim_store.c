@@ -238,6 +238,7 @@ void sim_location_free(struct sim_location *loc)
 	free(loc->push_id);
 	json_free(loc->saas);
 	json_free(loc->custom_values);
+	json_free(loc->custom_fields);
 	json_free(loc->tags);
 	json_free(loc->contacts);
 	free(loc);

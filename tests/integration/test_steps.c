@@ -481,6 +481,63 @@ START_TEST(snapshot_problems_fail_permanently)
 }
 END_TEST
 
+/* Regression (issue 12): custom value names are keys, never parsed. A client
+ * submitted through the API with names holding '.', '[', '"' and non-ASCII
+ * gets every one of them written, and their ids recorded under those names;
+ * a config template name with a '.' too. */
+START_TEST(custom_value_names_with_any_character)
+{
+	struct world w;
+	world_start(&w);
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+			 "{\"step\":\"SET_CUSTOM_VALUES\",\"config\":{\"values\":"
+			 "{\"intro.line\":\"Hi {{city}}\"}}}]}");
+	static const char *const names[] = {"welcome.text", "a[0]", "say \"hi\"",
+					    "caf\xc3\xa9 \xe2\x98\x95", "intro.line"};
+	static const char *const values[] = {"Hello", "x", "y", "z", "Hi Austin"};
+	char *url = xasprintf("%s/api/v1/agencies/%s/jobs", w.agent.base, w.agency);
+	char *auth = hagent_admin_header(&w.agent);
+	const char *h[] = {"Content-Type: application/json", auth, NULL};
+	const char *body =
+		"{\"client_data\":{\"name\":\"Dotted Keys\",\"email\":\"keys@dotted.example\","
+		"\"city\":\"Austin\",\"custom_values\":{\"welcome.text\":\"Hello\",\"a[0]\":\"x\","
+		"\"say \\\"hi\\\"\":\"y\",\"caf\xc3\xa9 \xe2\x98\x95\":\"z\"}}}";
+	char *out;
+	long st = tl_http("POST", url, h, body, &out);
+	ck_assert_msg(st == 201, "submit: %ld %s", st, out);
+	struct json *created = json_parse(out, strlen(out), 16, NULL);
+	ck_assert_msg(created && json_get_str(created, "id"), "%s", out);
+	char *job = xstrdup(json_get_str(created, "id"));
+	json_free(created);
+	free(out);
+	assert_completed(&w, job);
+
+	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_msg(loc, "location %s not in the sim", loc_id);
+	struct json *cvs = json_get(loc, "customValues");
+	ck_assert_int_eq(json_len(cvs), 5);
+	char *ids_text = output(&w, job, "SET_CUSTOM_VALUES", "custom_value_ids");
+	struct json *ids = json_parse(ids_text, strlen(ids_text), 16, NULL);
+	ck_assert_msg(ids && json_len(ids) == 5, "custom_value_ids: %s", ids_text);
+	for (size_t i = 0; i < 5; i++) {
+		struct json *cv = find_by(cvs, "name", names[i]);
+		ck_assert_msg(cv, "custom value \"%s\" not in GHL", names[i]);
+		ck_assert_str_eq(json_get_str(cv, "value"), values[i]);
+		ck_assert_str_eq(json_get_str(ids, names[i]), json_get_str(cv, "id"));
+	}
+	json_free(ids);
+	free(ids_text);
+	json_free(state);
+	free(loc_id);
+	free(job);
+	free(auth);
+	free(url);
+	world_stop(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("steps");
@@ -490,6 +547,7 @@ int main(void)
 	tcase_add_test(tc, interrupted_attempts_are_reused_not_duplicated);
 	tcase_add_test(tc, location_without_prospect_info_is_reused);
 	tcase_add_test(tc, snapshot_problems_fail_permanently);
+	tcase_add_test(tc, custom_value_names_with_any_character);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }

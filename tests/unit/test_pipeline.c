@@ -5,8 +5,10 @@
 #include "json.h"
 #include "log.h"
 #include "pipeline.h"
+#include "plugin_loader.h"
 #include "registry.h"
 #include "scheduler.h"
+#include "step_host.h"
 #include "testlib.h"
 
 static struct step_registry *reg;
@@ -16,7 +18,7 @@ static void setup(void)
 	log_configure(LOG_ERROR, LOG_FORMAT_TEXT);
 	reg = step_registry_new();
 	char *dir = xasprintf("%s/plugins", tl_env("GHL_BUILD_DIR"));
-	ck_assert_int_ge(step_registry_load_plugins(reg, dir), 8);
+	ck_assert_int_ge(plugin_loader_load_dir(reg, dir, step_host_api()), 8);
 	free(dir);
 }
 
