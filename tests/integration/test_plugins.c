@@ -400,9 +400,11 @@ START_TEST(plugins_reload_on_sighup)
 	char *noop = xasprintf("%s/plugins/noop.so", tl_env("GHL_BUILD_DIR"));
 	char *extra = xasprintf("%s/test-plugins/good_extra.so", tl_env("GHL_BUILD_DIR"));
 	char *renv[] = {env_dsn, (char *)KEYS, (char *)"GHL_AGENT_LOG_LEVEL=error", NULL};
+	/* the agency is named: its placeholder tokens got it marked needs_reconnect at start */
 	char *rargv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"step", (char *)"run", noop,
 			 (char *)"--client-json", client, (char *)"--config",
-			 (char *)"{\"output\":\"from a .so\"}", NULL, NULL, NULL};
+			 (char *)"{\"output\":\"from a .so\"}", (char *)"--agency",
+			 (char *)"22222222-2222-4222-8222-222222222222", NULL, NULL, NULL};
 	int rc = tl_run(rargv, renv, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "status: COMPLETED") &&
 			      strstr(out, "\"noop\":\"from a .so\"") && strstr(out, "step: NOOP 1.0.0"),
@@ -415,8 +417,8 @@ START_TEST(plugins_reload_on_sighup)
 					     "--step"),
 		      "exit %d: %s", rc, out);
 	free(out);
-	rargv[8] = (char *)"--step";
-	rargv[9] = (char *)"EXTRA_TWO";
+	rargv[10] = (char *)"--step";
+	rargv[11] = (char *)"EXTRA_TWO";
 	rc = tl_run(rargv, renv, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "step: EXTRA_TWO 2.0.0") &&
 			      strstr(out, "status: COMPLETED"),
