@@ -566,10 +566,10 @@ START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
 	w.agency = connect_agency(&w, "{\"max_concurrent_jobs\":50}");
 	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
 	insert_jobs_snap(&w, w.agency, 20, w.snapshot);
-	/* let the pipelines get going, then kill the worker without warning */
+	/* once five pipelines are inside CREATE_LOCATION (journaled, so their jobs
+	 * are IN_PROGRESS under this worker's lease), kill the worker without warning */
 	wait_for(&w, "SELECT count(*) >= 5 FROM provisioning_logs WHERE step = 'CREATE_LOCATION' "
 		     "AND status = 'STARTED'", 15000);
-	usleep(200000);
 	kill(w.agent.pid, SIGKILL);
 	int st;
 	waitpid(w.agent.pid, &st, 0);
