@@ -73,7 +73,7 @@ static const struct ccase cases[] = {
 	{"GET /", "/", NULL, NULL, "If-None-Match: %Q", ANON(304)},
 	{"GET /web/{file}", "/web/app.js", NULL, NULL, NULL, ANON(200)},
 	{"GET /web/{file}", "/web/missing.js", NULL, NULL, NULL, ANON(404)},
-	{"GET /web/{file}", "/web/.hidden.js", NULL, NULL, NULL, ANON(400)},
+	{"GET /web/{file}", "/web/%2e%2e", NULL, NULL, NULL, ANON(400)}, /* a dot segment */
 
 	/* GHL: OAuth (the callback's good case: connect_callback) and webhooks */
 	{"GET /oauth/connect", "/oauth/connect", NULL, NULL, NULL, {401, 403, 403, 302, 302}},
@@ -311,8 +311,9 @@ static void setup(void)
 	set_var(&n, "A", a);
 	set_var(&n, "B", other_agency("B"));
 	set_var(&n, "C", other_agency("C"));
-	set_var(&n, "S", tl_sqlf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name)"
-				     " VALUES ('%s', 'snap-contract', 'Contract') RETURNING id", a));
+	char *snap = tl_sqlf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
+				 " VALUES ('%s', 'snap-contract', 'Contract', 'dental') RETURNING id", a);
+	set_var(&n, "S", snap);
 	char *failed = hjob_add(db, a, "{\"name\":\"Failed Co\",\"email\":\"f@example.com\"}",
 				NULL);
 	tl_execf(db, "UPDATE provisioning_jobs SET status = 'FAILED', error_message = 'boom'"
@@ -321,6 +322,13 @@ static void setup(void)
 		     " ('%s', 'CREATE_LOCATION', 'STARTED', NULL), ('%s', 'CREATE_LOCATION',"
 		     " 'FAILED', '{\"error\":\"boom\"}')", failed, failed);
 	set_var(&n, "F", failed);
+	/* something for the report: a COMPLETED job on a snapshot with a niche */
+	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}",
+			      snap);
+	tl_execf(db, "UPDATE provisioning_jobs SET status = 'COMPLETED', finished_at = now()"
+		     " WHERE id = '%s'", done);
+	free(done);
+	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	set_var(&n, "P", hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}",
 				  NULL));
 	set_var(&n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
