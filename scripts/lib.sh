@@ -10,7 +10,9 @@ GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
   liblua5.4-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
   check libcrypt-dev postgresql-15 postgresql-client-15 valgrind
   tzdata jq                   # time zone names for client data; jq for the README's curl examples
-  chromium chromium-driver)   # the dashboard's browser test (tests/integration/test_web.c)
+  chromium chromium-driver    # the dashboard's browser test (tests/integration/test_web.c)
+  python3-jsonschema python3-yaml # the API contract's validator (tests/contract/contract_check.py)
+  nodejs)                     # node and npm: the client generated from docs/openapi.yaml (tests/contract/client)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
