@@ -34,13 +34,8 @@
  *      body)? Write it like connect_callback() and call record() yourself.
  * Run: ctest -R contract/ (README "How we test"). A failure lists every
  * problem, one a line; the recorded answers stay in exchanges.jsonl. */
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <time.h>
-
 #include "../integration/ghl_harness.h"
 #include "app.h"
-#include "crypto.h"
 #include "http.h"
 #include "scope.h"
 
@@ -93,6 +88,7 @@ static const struct ccase cases[] = {
 	 NULL, ANON(422)},
 	{"POST /api/v1/auth/login", "/api/v1/auth/login", "email=a", "text/plain", NULL,
 	 ANON(415)},
+	{"POST /api/v1/auth/login", "/api/v1/auth/login", "%L", NULL, NULL, ANON(413)},
 	{"GET /api/v1/me", "/api/v1/me", NULL, NULL, NULL, ALL(200)},
 
 	/* users (ADMIN only) */
@@ -207,32 +203,30 @@ static struct hsim sim;
 static struct hagent ag;
 static char *dsn;
 static PGconn *db;
-static EVP_PKEY *webhook_key, *other_key;
 static const char *tokens[NCALLERS];
 static char *aa_token, *support_token, *key_a;
 static const char **vars; /* tl_expand pairs */
 static char *var_values[32];
 
-static char *rsa_pub_pem(EVP_PKEY *k)
+/* A GHL webhook signed by ghl-sim (Ed25519): the simulator signs and sends it
+ * to a closed port, and reports the body and signature it could not deliver. */
+static void signed_webhook(char **body, char **signature)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	ck_assert(PEM_write_bio_PUBKEY(b, k) == 1);
-	char *p = NULL;
-	long n = BIO_get_mem_data(b, &p);
-	char *out = xstrndup(p, (size_t)n);
-	BIO_free(b);
-	return out;
-}
-
-static char *rsa_sign(EVP_PKEY *k, const char *body)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char sig[512];
-	size_t len = sizeof(sig);
-	ck_assert(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k) == 1);
-	ck_assert(EVP_DigestSign(md, sig, &len, (const unsigned char *)body, strlen(body)) == 1);
-	EVP_MD_CTX_free(md);
-	return crypto_base64_encode(sig, len);
+	char *req = xasprintf("{\"url\":\"http://127.0.0.1:%d/\",\"type\":\"INSTALL\","
+			      "\"companyId\":\"co-hook\"}", tl_free_port());
+	char *url = xasprintf("%s/_sim/webhooks/send", sim.base);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	char *out = NULL;
+	long st = tl_http("POST", url, h, req, &out);
+	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	ck_assert_msg(st == 502 && json_get_str(j, "body") && json_get_str(j, "signature"),
+		      "ghl-sim webhooks/send: %ld %s", st, out);
+	*body = xstrdup(json_get_str(j, "body"));
+	*signature = xstrdup(json_get_str(j, "signature"));
+	json_free(j);
+	free(out);
+	free(url);
+	free(req);
 }
 
 /* A request as the harness ADMIN (not recorded); asserts want and returns the
@@ -280,7 +274,7 @@ static char *other_agency(const char *name)
 
 static void set_var(size_t *n, const char *name, char *value)
 {
-	ck_assert(*n + 2 < sizeof(var_values) / sizeof(var_values[0]));
+	ck_assert(*n / 2 < sizeof(var_values) / sizeof(var_values[0]));
 	vars[*n] = name;
 	vars[*n + 1] = value;
 	var_values[*n / 2] = value;
@@ -291,19 +285,22 @@ static void set_var(size_t *n, const char *name, char *value)
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	const char *flags[] = {"--company-id", "co-contract-a", NULL};
+	/* --seed: the webhook key is derived from it, so the agent can be given
+	 * the public key before the simulator runs */
+	const char *flags[] = {"--company-id", "co-contract-a", "--seed", "7", NULL};
 	hsim_start(&sim, flags);
+	char *print_key[] = {(char *)tl_env("GHL_SIM_BIN"), (char *)"--seed", (char *)"7",
+			     (char *)"--print-webhook-key", NULL};
+	char *pem = NULL;
+	ck_assert_msg(tl_run(print_key, NULL, &pem) == 0, "ghl-sim --print-webhook-key: %s", pem);
+	char *keyenv = xasprintf("GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY=%s", pem);
+	free(pem);
 	dsn = tl_create_db("contract");
 	hmigrate(dsn);
 	db = tl_connect(dsn);
-	webhook_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-	other_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-	char *pem = rsa_pub_pem(webhook_key);
-	char *keyenv = xasprintf("GHL_AGENT_WEBHOOK_RSA_PUBLIC_KEY=%s", pem);
 	const char *extra[] = {"GHL_AGENT_ROLES=api", keyenv, NULL};
 	hagent_start(&ag, dsn, &sim, extra);
 	free(keyenv);
-	free(pem);
 
 	vars = xcalloc(sizeof(var_values) / sizeof(var_values[0]) * 2 + 1, sizeof(char *));
 	size_t n = 0;
@@ -352,20 +349,23 @@ static void setup(void)
 	tokens[C_SUPPORT] = support_token;
 	tokens[C_AA] = aa_token;
 
-	/* a signed GHL webhook (legacy RSA, x-wh-signature), fresh */
-	char ts[40];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	char *body = xasprintf("{\"type\":\"INSTALL\",\"appId\":\"x\",\"companyId\":\"co-hook\","
-			       "\"timestamp\":\"%s\",\"webhookId\":\"wh-contract-1\"}", ts);
-	char *good = rsa_sign(webhook_key, body), *bad = rsa_sign(other_key, body);
+	/* a signed GHL webhook; %H: its signature over other bytes */
+	char *body, *sig;
+	signed_webhook(&body, &sig);
 	set_var(&n, "W", body);
-	set_var(&n, "G", xasprintf("x-wh-signature: %s", good));
-	set_var(&n, "H", xasprintf("x-wh-signature: %s", bad));
-	free(good);
-	free(bad);
+	set_var(&n, "G", xasprintf("x-ghl-signature: %s", sig));
+	sig[0] = sig[0] == 'A' ? 'B' : 'A';
+	set_var(&n, "H", xasprintf("x-ghl-signature: %s", sig));
+	free(sig);
+
+	/* a JSON body over API_JSON_MAX_ITEMS: 413 json_limit_exceeded */
+	struct buf big;
+	buf_init(&big);
+	buf_puts(&big, "{\"email\":[0");
+	for (int i = 0; i < 10000; i++)
+		buf_puts(&big, ",0");
+	buf_puts(&big, "]}");
+	set_var(&n, "L", buf_take(&big));
 
 	/* the dashboard's ETag, for the 304 case */
 	struct tl_resp r;
@@ -394,8 +394,6 @@ static void teardown(void)
 	free(aa_token);
 	free(support_token);
 	free(key_a);
-	EVP_PKEY_free(webhook_key);
-	EVP_PKEY_free(other_key);
 	curl_global_cleanup();
 }
 
