@@ -140,9 +140,12 @@ export function describeLog(l: S["JobLog"]): string {
 export function describeAgency(a: S["Agency"]): string {
   const reconnect: boolean = a.needs_reconnect;
   const reason: string | null = a.reconnect_reason;
-  const settings: Record<string, unknown> | null = a.settings;
-  return [a.id, a.name, a.ghl_agency_id, reconnect, reason, settings === null, a.token_expires_at,
-    a.created_at, a.updated_at].join(" ");
+  const settings: S["AgencySettings"] | null = a.settings;
+  const retries: number | undefined = settings?.max_retries;
+  const onFailure: "fail" | "rollback" | undefined = settings?.on_failure;
+  const steps: string[] = (settings?.pipeline ?? []).map((p) => `${p.step}:${p.on_error ?? "fail"}`);
+  return [a.id, a.name, a.ghl_agency_id, reconnect, reason, retries, onFailure, steps.join(","),
+    settings?.max_concurrent_jobs, a.token_expires_at, a.created_at, a.updated_at].join(" ");
 }
 
 export function describeSnapshot(s: S["Snapshot"]): string {
