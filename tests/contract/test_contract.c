@@ -28,8 +28,9 @@
  *      row (which ends the sessions).
  *   2. Add at least one row with bad input (422/400/404/409 …), usually called
  *      as ADMIN only: {…, {0, 0, 0, 0, 422}}.
- *   3. Objects the path or body needs: create them in setup() and give them a
- *      one-letter placeholder in vars (%A is agency A, see setup()).
+ *   3. Objects the path or body needs: create them in make_objects() (or
+ *      make_callers(), make_inputs()) and give each a one-letter placeholder
+ *      with set_var() (%A is agency A; the functions' comments list them all).
  *   4. Needs something a table row cannot say (a redirect dance, a signed
  *      body)? Write it like connect_callback() and call record() yourself.
  * Run: ctest -R contract/ (README "How we test"). A failure lists every
@@ -286,9 +287,10 @@ static void set_var(size_t *n, const char *name, char *value)
 	vars[*n] = NULL;
 }
 
-static void setup(void)
+/* ghl-sim (whose company co-contract-a becomes agency A) and the agent,
+ * which trusts the simulator's webhook key. */
+static void start_services(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* --seed: the webhook key is derived from it, so the agent can be given
 	 * the public key before the simulator runs */
 	const char *flags[] = {"--company-id", "co-contract-a", "--seed", "7", NULL};
@@ -305,16 +307,21 @@ static void setup(void)
 	const char *extra[] = {"GHL_AGENT_ROLES=api", keyenv, NULL};
 	hagent_start(&ag, dsn, &sim, extra);
 	free(keyenv);
+}
 
-	vars = xcalloc(sizeof(var_values) / sizeof(var_values[0]) * 2 + 1, sizeof(char *));
-	size_t n = 0;
+/* The agencies, snapshot and jobs the cases name: %A (connected to ghl-sim),
+ * %B (another agency), %C (deleted by a case), %S (A's snapshot), %F (a FAILED
+ * job of A with two log entries), %P (a PENDING job of A), %E (no object).
+ * Returns A's id. */
+static const char *make_objects(size_t *n)
+{
 	char *a = hconnect_agency(&ag, db, "co-contract-a");
-	set_var(&n, "A", a);
-	set_var(&n, "B", other_agency("B"));
-	set_var(&n, "C", other_agency("C"));
+	set_var(n, "A", a);
+	set_var(n, "B", other_agency("B"));
+	set_var(n, "C", other_agency("C"));
 	char *snap = tl_sqlf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
 				 " VALUES ('%s', 'snap-contract', 'Contract', 'dental') RETURNING id", a);
-	set_var(&n, "S", snap);
+	set_var(n, "S", snap);
 	char *failed = hjob_add(db, a, "{\"name\":\"Failed Co\",\"email\":\"f@example.com\"}",
 				NULL);
 	tl_execf(db, "UPDATE provisioning_jobs SET status = 'FAILED', error_message = 'boom'"
@@ -322,7 +329,7 @@ static void setup(void)
 	tl_execf(db, "INSERT INTO provisioning_logs (job_id, step, status, details_json) VALUES"
 		     " ('%s', 'CREATE_LOCATION', 'STARTED', NULL), ('%s', 'CREATE_LOCATION',"
 		     " 'FAILED', '{\"error\":\"boom\"}')", failed, failed);
-	set_var(&n, "F", failed);
+	set_var(n, "F", failed);
 	/* something for the report: a COMPLETED job on a snapshot with a niche */
 	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}",
 			      snap);
@@ -330,36 +337,49 @@ static void setup(void)
 		     " WHERE id = '%s'", done);
 	free(done);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
-	set_var(&n, "P", hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}",
+	set_var(n, "P", hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}",
 				  NULL));
-	set_var(&n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
+	set_var(n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
+	return a;
+}
 
+/* The callers' credentials, and users and keys the cases change: %M (the
+ * ADMIN itself), %U (a user to patch), %X (one to delete), %K (a key of A to
+ * revoke). */
+static void make_callers(size_t *n, const char *a)
+{
 	tokens[C_ADMIN] = hagent_admin_token(&ag);
-	set_var(&n, "M", tl_sqlf(db, "SELECT id FROM users WHERE email = '" H_ADMIN_EMAIL "'"));
+	set_var(n, "M", tl_sqlf(db, "SELECT id FROM users WHERE email = '" H_ADMIN_EMAIL "'"));
 	char *ids = xasprintf("[\"%s\"]", a);
 	free(new_user("aa@example.com", "AGENCY_ADMIN", ids));
 	free(ids);
 	free(new_user("support@example.com", "SUPPORT", "[]"));
-	set_var(&n, "U", new_user("patched@example.com", "SUPPORT", "[]"));
-	set_var(&n, "X", new_user("deleted@example.com", "SUPPORT", "[]"));
+	set_var(n, "U", new_user("patched@example.com", "SUPPORT", "[]"));
+	set_var(n, "X", new_user("deleted@example.com", "SUPPORT", "[]"));
 	aa_token = hlogin(&ag, "aa@example.com", "contract password 1");
 	support_token = hlogin(&ag, "support@example.com", "contract password 1");
 	char *keys = xasprintf("/api/v1/agencies/%s/api-keys", a);
 	key_a = setup_call("POST", keys, "{\"name\":\"contract caller\"}", 201, "key");
-	set_var(&n, "K", setup_call("POST", keys, "{\"name\":\"to revoke\"}", 201, "id"));
+	set_var(n, "K", setup_call("POST", keys, "{\"name\":\"to revoke\"}", 201, "id"));
 	free(keys);
 	tokens[C_NONE] = NULL;
 	tokens[C_KEY] = key_a;
 	tokens[C_SUPPORT] = support_token;
 	tokens[C_AA] = aa_token;
+}
 
+/* Request inputs: %W a signed GHL webhook, %G its signature header, %H a
+ * signature that does not match; %L a JSON body over API_JSON_MAX_ITEMS; %Q
+ * the dashboard's ETag. */
+static void make_inputs(size_t *n)
+{
 	/* a signed GHL webhook; %H: its signature over other bytes */
 	char *body, *sig;
 	signed_webhook(&body, &sig);
-	set_var(&n, "W", body);
-	set_var(&n, "G", xasprintf("x-ghl-signature: %s", sig));
+	set_var(n, "W", body);
+	set_var(n, "G", xasprintf("x-ghl-signature: %s", sig));
 	sig[0] = sig[0] == 'A' ? 'B' : 'A';
-	set_var(&n, "H", xasprintf("x-ghl-signature: %s", sig));
+	set_var(n, "H", xasprintf("x-ghl-signature: %s", sig));
 	free(sig);
 
 	/* a JSON body over API_JSON_MAX_ITEMS: 413 json_limit_exceeded */
@@ -369,7 +389,7 @@ static void setup(void)
 	for (int i = 0; i < 10000; i++)
 		buf_puts(&big, ",0");
 	buf_puts(&big, "]}");
-	set_var(&n, "L", buf_take(&big));
+	set_var(n, "L", buf_take(&big));
 
 	/* the dashboard's ETag, for the 304 case */
 	struct tl_resp r;
@@ -379,9 +399,20 @@ static void setup(void)
 	ck_assert_msg(etag, "GET /: no ETag: %s", r.headers);
 	etag += strlen("\nETag:");
 	etag += strspn(etag, " ");
-	set_var(&n, "Q", xstrndup(etag, strcspn(etag, "\r\n")));
+	set_var(n, "Q", xstrndup(etag, strcspn(etag, "\r\n")));
 	tl_resp_free(&r);
 	free(url);
+}
+
+static void setup(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	start_services();
+	vars = xcalloc(sizeof(var_values) / sizeof(var_values[0]) * 2 + 1, sizeof(char *));
+	size_t n = 0;
+	const char *agency_a = make_objects(&n);
+	make_callers(&n, agency_a);
+	make_inputs(&n);
 }
 
 static void teardown(void)
