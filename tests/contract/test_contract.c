@@ -91,6 +91,8 @@ static const struct ccase cases[] = {
 	 ANON(415)},
 	{"POST /api/v1/auth/login", "/api/v1/auth/login", "%L", NULL, NULL, ANON(413)},
 	{"GET /api/v1/me", "/api/v1/me", NULL, NULL, NULL, ALL(200)},
+	/* every /api/v1 operation refuses an unknown query parameter */
+	{"GET /api/v1/me", "/api/v1/me?colour=red", NULL, NULL, NULL, ADMIN_ONLY(400)},
 
 	/* users (ADMIN only) */
 	{"GET /api/v1/users", "/api/v1/users?limit=2", NULL, NULL, NULL, STAFF_ONLY(200)},
@@ -159,6 +161,9 @@ static const struct ccase cases[] = {
 	{"GET /api/v1/jobs", "/api/v1/jobs?status=DONE", NULL, NULL, NULL, ADMIN_ONLY(400)},
 	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/%F", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/%E", NULL, NULL, NULL, ADMIN_ONLY(404)},
+	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/not-a-uuid", NULL, NULL, NULL, ADMIN_ONLY(404)},
+	{"POST /api/v1/jobs/{id}/retry", "/api/v1/jobs/%F/retry?force=1", NULL, NULL, NULL,
+	 ADMIN_ONLY(400)},
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs?limit=0", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
@@ -199,6 +204,10 @@ static const struct ccase cases[] = {
 	 {401, 403, 403, 200, 200}},
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
 	 "{\"pipeline\":[{\"step\":\"NO_SUCH_STEP\"}]}", NULL, NULL, ADMIN_ONLY(422)},
+	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
+	 "pipeline: NOOP", "text/yaml", NULL, ADMIN_ONLY(415)},
+	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
+	 "%L", NULL, NULL, ADMIN_ONLY(413)},
 
 	/* last: logging out ends the sessions the rows above use */
 	{"POST /api/v1/auth/logout", "/api/v1/auth/logout", NULL, NULL, NULL,
