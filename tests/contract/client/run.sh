@@ -18,7 +18,7 @@ cp "$HERE/package.json" "$HERE/package-lock.json" "$HERE/tsconfig.json" "$HERE/u
 # install once per lock file (node_modules/.package-lock.json is npm's copy of it)
 if ! cmp -s "$HERE/package-lock.json" "$OUT/.installed-lock"; then
   rm -rf "$OUT/node_modules"
-  (cd "$OUT" && npm ci --no-audit --no-fund --loglevel=error --cache "$OUT/.npm-cache") ||
+  (cd "$OUT" && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error --cache "$OUT/.npm-cache") ||
     fail "npm ci failed: the npm registry could not be reached or the install broke (see above);
 this test needs it to generate the client — it does not pass without"
   cp "$HERE/package-lock.json" "$OUT/.installed-lock"
