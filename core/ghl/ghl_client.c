@@ -175,7 +175,7 @@ static void call_free(struct ghl_call *call)
 		free(call->body);
 	}
 	free(call->version);
-	wipe_free(call->token);
+	secret_free(call->token);
 	free(call->extra_headers);
 	free(call->bucket_key);
 	free(call->fin_msg);
@@ -312,7 +312,7 @@ static void client_destroy(struct ghl_client *c)
 	event_free(c->sweep);
 	free(c->api_base);
 	free(c->client_id);
-	wipe_free(c->client_secret);
+	secret_free(c->client_secret);
 	free(c->user_agent);
 	free(c);
 	curl_global_cleanup();

@@ -125,14 +125,6 @@ struct ghl_client {
 	int freeing, destroy_pending;
 };
 
-static inline void wipe_free(char *s)
-{
-	if (s) {
-		crypto_wipe(s, strlen(s));
-		free(s);
-	}
-}
-
 /* ghl_client.c: entry points count themselves so that ghl_client_free from
  * inside a callback finishes the teardown once the outermost one returns */
 void ghl_client_enter(struct ghl_client *c);

@@ -175,7 +175,7 @@ static struct curl_slist *build_headers(struct ghl_call *call)
 	if (call->token) {
 		char *a = xasprintf("Authorization: Bearer %s", call->token);
 		h = curl_slist_append(h, a);
-		wipe_free(a);
+		secret_free(a);
 	}
 	for (const char *p = call->extra_headers; p && *p;) {
 		size_t n = strcspn(p, "\r\n");

@@ -55,7 +55,7 @@ static void form_add(struct buf *b, const char *key, const char *val)
 	buf_puts(b, key);
 	buf_putc(b, '=');
 	buf_puts(b, enc);
-	wipe_free(enc);
+	secret_free(enc);
 }
 
 static void oauth_send(struct ghl_client *c, struct ghl_request *req, struct buf *form,

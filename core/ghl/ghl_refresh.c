@@ -13,7 +13,7 @@ static int hooks_eq(const struct ghl_token_hooks *a, const struct ghl_token_hook
 
 static void token_replace(struct ghl_call *call, const char *tok)
 {
-	wipe_free(call->token);
+	secret_free(call->token);
 	call->token = xstrdup(tok);
 }
 
@@ -21,8 +21,8 @@ static void rotation_add(struct ghl_client *c, const struct ghl_token_hooks *h, 
 			 const char *fresh, const char *why, int64_t now)
 {
 	if (c->nrot == ROTATION_MAX) {
-		wipe_free(c->rot[0].stale);
-		wipe_free(c->rot[0].fresh);
+		secret_free(c->rot[0].stale);
+		secret_free(c->rot[0].fresh);
 		free(c->rot[0].why);
 		memmove(&c->rot[0], &c->rot[1], sizeof c->rot[0] * (ROTATION_MAX - 1));
 		c->nrot--;
@@ -54,7 +54,7 @@ static char *refresh_failed_msg(const char *why)
 
 static void refresh_free(struct refresh *rf)
 {
-	wipe_free(rf->stale);
+	secret_free(rf->stale);
 	free(rf);
 }
 
@@ -129,7 +129,7 @@ void ghl_refresh_begin(struct ghl_call *call)
 	/* the provider may answer synchronously, which frees rf: hand it a copy */
 	char *stale = xstrdup(call->token);
 	rf->hooks.refresh(rf->hooks.ctx, stale, refresh_done, rf);
-	wipe_free(stale);
+	secret_free(stale);
 }
 
 void ghl_rotation_sweep(struct ghl_client *c, int64_t now)
@@ -137,8 +137,8 @@ void ghl_rotation_sweep(struct ghl_client *c, int64_t now)
 	int k = 0;
 	for (int i = 0; i < c->nrot; i++) {
 		if (now - c->rot[i].at >= ROTATION_TTL_MS) {
-			wipe_free(c->rot[i].stale);
-			wipe_free(c->rot[i].fresh);
+			secret_free(c->rot[i].stale);
+			secret_free(c->rot[i].fresh);
 			free(c->rot[i].why);
 		} else {
 			c->rot[k++] = c->rot[i];
@@ -150,8 +150,8 @@ void ghl_rotation_sweep(struct ghl_client *c, int64_t now)
 void ghl_rotation_clear_all(struct ghl_client *c)
 {
 	for (int i = 0; i < c->nrot; i++) {
-		wipe_free(c->rot[i].stale);
-		wipe_free(c->rot[i].fresh);
+		secret_free(c->rot[i].stale);
+		secret_free(c->rot[i].fresh);
 		free(c->rot[i].why);
 	}
 }
