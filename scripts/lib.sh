@@ -140,6 +140,16 @@ demo_up() {
   "$sim" --listen "127.0.0.1:$sim_port" --company-id test-ghl-agency-001 \
     --webhook-key-file "$run/ghl-sim-webhook.pem" "$@" >"$run/ghl-sim.log" 2>&1 &
   DEMO_PIDS+=($!)
+  # The OAuth connect below reaches the simulator: wait until it answers (a
+  # loaded machine can take a while to start it).
+  local w
+  for w in $(seq 1 300); do
+    curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null 2>&1 && break
+    kill -0 "${DEMO_PIDS[-1]}" 2>/dev/null || die "ghl-sim stopped (its log: $run/ghl-sim.log)"
+    sleep 0.1
+  done
+  curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null ||
+    die "ghl-sim did not answer in 30 s (its log: $run/ghl-sim.log)"
   export GHL_AGENT_DEMO=on GHL_AGENT_TOKEN_KEYS_FILE=$run/token-keys \
     GHL_AGENT_LISTEN=127.0.0.1:$port GHL_AGENT_LOG_FORMAT=text \
     GHL_AGENT_GHL_API_BASE=$DEMO_SIM_URL \
