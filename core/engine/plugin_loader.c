@@ -22,6 +22,7 @@
 #define PLUGIN_SIZE_1_0 (offsetof(struct ghl_plugin, nsteps) + sizeof(size_t))
 #define STEP_DEF_SIZE_1_0 (offsetof(struct ghl_step_def, compensate) + sizeof(void (*)(void)))
 #define MAX_STEPS 256
+#define MAX_CLIENT_FIELDS 32
 
 /* A mapped plugin file, shared by the steps it registered. */
 struct plugin_so {
@@ -142,6 +143,14 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 			       old->source);
 			return -1;
 		}
+		for (size_t k = 0; d->client_fields && d->client_fields[k]; k++) {
+			if (k >= MAX_CLIENT_FIELDS || !*d->client_fields[k]) {
+				refuse(ld, "step %s: client_fields holds an empty name or more than "
+					   "%d names (is it NULL-terminated?)",
+				       d->name, MAX_CLIENT_FIELDS);
+				return -1;
+			}
+		}
 		if (d->config_schema) {
 			schemas[i] = json_parse(d->config_schema, strlen(d->config_schema), 32, &e);
 			if (!schemas[i] || schema_check(schemas[i], &e)) {
@@ -173,6 +182,7 @@ static void add_step(const struct load *ld, const struct ghl_step_def *d, struct
 	impl->cdef = &cs->def;
 	impl->has_compensate = d->compensate != NULL;
 	impl->refs = 1;
+	step_impl_set_client_fields(impl, d->client_fields);
 	if (ld->keeps_old) {
 		step_registry_replace(ld->r, impl);
 	} else {
