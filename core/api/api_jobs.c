@@ -147,9 +147,9 @@ static const char agency_settings_sql[] =
  * no row: none — the insert then answers 404). */
 static struct json *needs_of(struct api_req *r, PGresult *res)
 {
-	const char *settings = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
-				       ? PQgetvalue(res, 0, 0)
-				       : NULL;
+	if (PQntuples(res) != 1)
+		return json_new_array();
+	const char *settings = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
 	return pipeline_agency_client_fields(r->app->steps, settings,
 					     r->app->cfg->default_pipeline);
 }

@@ -108,11 +108,13 @@ static int check_needs(PGconn *conn, const struct step_registry *steps,
 			       1, params, e);
 	if (!r)
 		return -1;
-	const char *settings = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
-									   : NULL;
-	struct json *needs = pipeline_agency_client_fields(steps, settings, default_pipeline);
-	pipeline_missing_client_fields(needs, client, "client_data.", NULL, problems);
-	json_free(needs);
+	if (PQntuples(r) == 1) { /* else no such agency: the insert says so */
+		const char *settings = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
+		struct json *needs = pipeline_agency_client_fields(steps, settings,
+								   default_pipeline);
+		pipeline_missing_client_fields(needs, client, "client_data.", NULL, problems);
+		json_free(needs);
+	}
 	PQclear(r);
 	return 0;
 }
