@@ -44,6 +44,7 @@ struct load {
 	struct step_registry *r;
 	const char *source;
 	int keeps_old; /* a reload while a version of source is registered */
+	int from_file; /* a .so, which may override a step linked into the program */
 };
 
 static size_t refuse(const struct load *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -88,6 +89,13 @@ static void c_release(struct step_impl *impl)
 }
 
 static const struct step_ops c_ops = {c_run, c_release};
+
+/* A C step linked into the program (plugin_loader_add_static)? */
+static int linked_in(const struct step_impl *impl)
+{
+	return impl->kind == STEP_KIND_C && impl->ops == &c_ops &&
+	       ((const struct c_step *)impl->data)->so == NULL;
+}
 
 static int registered_from(const struct step_registry *r, const char *source)
 {
@@ -138,7 +146,8 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 		}
 		const struct step_impl *old = step_registry_find(ld->r, d->name);
 		if (old && !(ld->keeps_old && old->kind == STEP_KIND_C &&
-			     !strcmp(old->source, ld->source))) {
+			     !strcmp(old->source, ld->source)) &&
+		    !(ld->from_file && linked_in(old))) {
 			refuse(ld, "duplicate step name \"%s\": already registered by %s", d->name,
 			       old->source);
 			return -1;
@@ -183,7 +192,11 @@ static void add_step(const struct load *ld, const struct ghl_step_def *d, struct
 	impl->has_compensate = d->compensate != NULL;
 	impl->refs = 1;
 	step_impl_set_client_fields(impl, d->client_fields);
-	if (ld->keeps_old) {
+	const struct step_impl *old = step_registry_find(ld->r, d->name);
+	if (old && linked_in(old) && so)
+		log_info("plugin overrides a built-in step", "step", d->name, "file", ld->source,
+			 "built_in", old->source, NULL);
+	if (ld->keeps_old || old) { /* a reload, or a .so over a built-in (checked) */
 		step_registry_replace(ld->r, impl);
 	} else {
 		struct err e;
@@ -332,7 +345,7 @@ static int file_changed(struct step_registry *r, const char *path, const struct 
 static size_t load_file(struct step_registry *r, const char *path,
 			const struct ghl_host_api *host, int reload)
 {
-	struct load ld = {r, path, reload && registered_from(r, path)};
+	struct load ld = {r, path, reload && registered_from(r, path), 1};
 	struct stat st;
 	if (stat(path, &st))
 		return refuse(&ld, "cannot read: %m");
@@ -419,6 +432,6 @@ size_t plugin_loader_load_file(struct step_registry *r, const char *path,
 size_t plugin_loader_add_static(struct step_registry *r, const char *source,
 				ghl_plugin_entry_fn entry, const struct ghl_host_api *host)
 {
-	struct load ld = {r, source, 0};
+	struct load ld = {r, source, 0, 0};
 	return register_plugin(&ld, entry, "the entry", NULL, host);
 }
