@@ -32,7 +32,8 @@
  *   GHL_STEP_HOST;                       // `host`, the host function table
  *   static int hello_run(ghl_step_ctx *ctx) { ...; return GHL_STEP_DONE; }
  *   static const struct ghl_step_def steps[] = {
- *           {"HELLO", "1.0.0", NULL, "greets", hello_run, NULL}};
+ *           {"HELLO", "1.0.0", NULL, "greets", hello_run, NULL,
+ *            GHL_CLIENT_FIELDS("name")}};
  *   GHL_STEP_PLUGIN(hello, "1.0.0", NULL, steps)   // for hello.so
  *
  * Concurrency: a step never blocks. run() is a re-entrant state machine:
@@ -60,7 +61,7 @@ extern "C" {
 #endif
 
 #define GHL_STEP_ABI_MAJOR 1
-#define GHL_STEP_ABI_MINOR 1
+#define GHL_STEP_ABI_MINOR 2
 
 /* The symbol the loader looks up with dlsym(): GHL_PLUGIN_ENTRY "_" <stem>
  * first — the file's name without its directory and without everything from
@@ -255,7 +256,22 @@ struct ghl_step_def {
 	const char *description;   /* one line, shown by `ghl-agent plugins` */
 	int (*run)(ghl_step_ctx *ctx);
 	int (*compensate)(ghl_step_ctx *ctx); /* optional undo; NULL if none */
+	/* ---- ABI 1.2 ---- */
+	/* The client-data fields run() cannot work without (GHL_CLIENT_FIELDS(
+	 * "email", "first_name")), NULL for none. Each must be a top-level field
+	 * of client_data_json (core/base/client_data.h: name, email, first_name,
+	 * last_name, phone, address, city, state, postal_code, country, website,
+	 * timezone, custom_values, tags, external_id). The agent refuses a job
+	 * that lacks one at submission (422, naming the field and this step)
+	 * instead of failing it in this step after earlier steps changed GHL;
+	 * a plugin built against an older header declares nothing. */
+	const char *const *client_fields;
+	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };
+
+/* A NULL-terminated list of client-data field names, for a step's
+ * client_fields: GHL_CLIENT_FIELDS("email", "first_name", "last_name"). */
+#define GHL_CLIENT_FIELDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 struct ghl_plugin {
 	uint32_t abi_major;     /* GHL_STEP_ABI_MAJOR the plugin was built with */

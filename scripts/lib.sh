@@ -55,7 +55,9 @@ as_pg() {
 free_port() {
   local port i
   for i in $(seq 1 100); do
-    port=$((20000 + RANDOM % 30000))
+    # /dev/urandom, not $RANDOM: subshells share $RANDOM's seed, so two
+    # $(free_port) on one line would name the same port
+    port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   die "no free TCP port found"

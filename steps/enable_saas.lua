@@ -6,6 +6,7 @@ return {
   name = "enable_saas",
   version = "1.0.0",
   description = "enable SaaS mode (v2 by default) for the new location",
+  client_fields = {"name", "email"}, -- a job without them is refused at submission
   config_schema = {
     type = "object",
     properties = {

@@ -6,6 +6,7 @@ return {
   name = "tag_new_client",
   version = "1.0.0",
   description = "upsert the client as a contact of the new location, with tags",
+  client_fields = {"email"},        -- a job without them is refused at submission
   config_schema = {
     type = "object",
     properties = {

@@ -49,10 +49,32 @@ function submitForm(agencies, initialAgency, done) {
   const agency = h('select', { id: 'job-agency' }, agencyOptions(agencies, initialAgency));
   const snapshot = h('select', { id: 'job-snapshot' });
   const inputs = {};
+  const labels = {};
   const fields = CLIENT_FIELDS.map(([k, label, type]) => {
     inputs[k] = h('input', { type, id: `job-${k.replace('_', '-')}` });
-    return field(label, inputs[k], `client_data.${k}`);
+    const f = field(label, inputs[k], `client_data.${k}`);
+    labels[k] = [f.querySelector('.label'), label.replace(/ \*$/, '')];
+    return f;
   });
+
+  // The fields the agency's pipeline needs (GET /agencies/{id} required_client_fields)
+  // are marked required, with the steps needing them as the input's title.
+  async function markRequired() {
+    let needs = [];
+    try {
+      if (agency.value) needs = (await api('GET', `/agencies/${agency.value}`)).required_client_fields || [];
+    } catch {
+      // unknown: only name and email stay marked
+    }
+    for (const [k, [span, base]] of Object.entries(labels)) {
+      const need = needs.find((n) => n.field === k);
+      const req = k === 'name' || k === 'email' || !!need;
+      span.textContent = req ? `${base} *` : base;
+      inputs[k].required = req;
+      if (need) inputs[k].title = `required by ${need.steps.join(', ')}`;
+      else inputs[k].removeAttribute('title');
+    }
+  }
   const tags = h('input', { type: 'text', id: 'job-tags', placeholder: 'dental, vip' });
   const submit = h('button', { type: 'submit', id: 'job-submit', text: 'Submit job' });
   let idemKey = randomKey(); // one key per filled form: a double click cannot create two jobs
@@ -68,7 +90,9 @@ function submitForm(agencies, initialAgency, done) {
     }
   }
   agency.addEventListener('change', loadSnapshots);
+  agency.addEventListener('change', markRequired);
   loadSnapshots();
+  markRequired();
 
   const form = h('form', { id: 'job-form', novalidate: true },
     h('div', { class: 'row' }, field('Agency', agency, 'agency'), field('Snapshot', snapshot, 'snapshot_id')),

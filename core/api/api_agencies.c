@@ -58,13 +58,31 @@ static char *masked_agency(const char *json)
 	return out;
 }
 
+/* One agency's answer (GET, PATCH): masked, with the client-data fields its
+ * pipeline (else the default_pipeline) needs, each with the steps needing it:
+ * "required_client_fields": [{"field":"first_name","steps":["CREATE_USER"]}]. */
 static void reply_agency(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "agency");
 		return;
 	}
-	char *json = masked_agency(PQgetvalue(res, 0, 0));
+	const char *text = PQgetvalue(res, 0, 0);
+	struct json *a = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
+	if (!a) { /* our own SQL's output: cannot happen; show nothing rather than a secret */
+		api_reply_internal(r, "the agency could not be read");
+		return;
+	}
+	const char *dp = r->app->cfg->default_pipeline;
+	struct json *def = json_parse(dp, strlen(dp), JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *p = pipeline_effective(json_get(a, "settings"), def);
+	json_object_set_take(a, "required_client_fields",
+			     pipeline_client_fields(r->app->steps, p));
+	json_free(p);
+	json_free(def);
+	pipeline_mask_secrets(json_get(a, "settings"));
+	char *json = json_to_string(a);
+	json_free(a);
 	api_reply_json(r, 200, json);
 	free(json);
 }

@@ -21,6 +21,7 @@
 #include "job_submit.h"
 #include "json.h"
 #include "log.h"
+#include "pipeline.h"
 
 #define BATCH_MAX_ROWS 10000
 #define BATCH_MAX_PROBLEMS 1000
@@ -125,13 +126,32 @@ struct submit {
 	char hash[65];
 	char *key;
 	int retried;
+	struct api_problems p; /* the body's problems, until the pipeline's needs are known */
+	struct json *cp;       /* client_data_validate's part of them */
 };
 
 static void submit_free(void *arg)
 {
 	struct submit *s = arg;
 	free(s->key);
+	api_problems_free(&s->p);
+	json_free(s->cp);
 	free(s);
+}
+
+/* The agency's settings, for the client-data fields its pipeline needs. */
+static const char agency_settings_sql[] =
+	"SELECT settings_json::text FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL";
+
+/* The fields the agency's pipeline needs (res: agency_settings_sql's answer;
+ * no row: none — the insert then answers 404). */
+static struct json *needs_of(struct api_req *r, PGresult *res)
+{
+	if (PQntuples(res) != 1)
+		return json_new_array();
+	const char *settings = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
+	return pipeline_agency_client_fields(r->app->steps, settings,
+					     r->app->cfg->default_pipeline);
 }
 
 static void reply_existing(struct api_req *r, const char *stored_hash, const char *job_json)
@@ -192,38 +212,61 @@ static int key_ok(const char *key)
 	return 1;
 }
 
-static void jobs_submit(struct api_req *r)
+/* The agency's settings are at hand: add the fields its pipeline needs that
+ * the client lacks to the body's problems, then insert or answer 422. */
+static void submit_with_needs(struct api_req *r, PGresult *res)
 {
-	struct api_problems p;
-	api_problems_init(&p);
-	api_validate(r->body, submit_fields, NULL, &p);
+	struct submit *s = r->data;
 	const struct json *client = json_get(r->body, "client_data");
-	if (client) {
-		struct json *cp = json_new_array();
-		client_data_validate(client, cp);
-		add_problems(&p, cp, NULL, NULL);
-		json_free(cp);
-	}
-	const char *key = header(r, "Idempotency-Key");
-	if (key && !key_ok(key))
-		api_problem(&p, "Idempotency-Key",
-			    "must be 1 to %d visible ASCII characters (e.g. a UUID)",
-			    IDEMPOTENCY_KEY_MAX);
-	if (p.n) {
+	struct json *needs = needs_of(r, res);
+	size_t before = json_len(s->cp); /* a field named there is not named twice */
+	pipeline_missing_client_fields(needs, client, "client_data.", NULL, s->cp);
+	for (size_t i = before; i < json_len(s->cp); i++)
+		api_problem(&s->p, json_get_str(json_at(s->cp, i), "field"), "%s",
+			    json_get_str(json_at(s->cp, i), "message"));
+	json_free(needs);
+	if (s->p.n) {
+		struct api_problems p = s->p; /* api_reply_problems frees p after r (and s) */
+		api_problems_init(&s->p);
 		api_reply_problems(r, &p);
 		return;
 	}
-	api_problems_free(&p);
 	const char *snap = json_get_str(r->body, "snapshot_id");
-	struct submit *s = xcalloc(1, sizeof(*s));
-	r->data = s;
-	r->data_free = submit_free;
-	s->key = key ? xstrdup(key) : NULL;
-	jobs_request_hash(client, snap, s->hash);
 	char *text = json_to_string(client);
 	const char *params[] = {api_param(r, 0), text, snap, s->key, s->hash};
 	api_query(r, submit_sql, 5, params, submitted);
 	free(text);
+}
+
+static void jobs_submit(struct api_req *r)
+{
+	struct submit *s = xcalloc(1, sizeof(*s));
+	r->data = s;
+	r->data_free = submit_free;
+	api_problems_init(&s->p);
+	api_validate(r->body, submit_fields, NULL, &s->p);
+	const struct json *client = json_get(r->body, "client_data");
+	s->cp = json_new_array();
+	if (client) {
+		client_data_validate(client, s->cp);
+		add_problems(&s->p, s->cp, NULL, NULL);
+	}
+	const char *key = header(r, "Idempotency-Key");
+	if (key && !key_ok(key))
+		api_problem(&s->p, "Idempotency-Key",
+			    "must be 1 to %d visible ASCII characters (e.g. a UUID)",
+			    IDEMPOTENCY_KEY_MAX);
+	if (!client || client->type != JSON_OBJECT) { /* nothing a pipeline could check */
+		struct api_problems p = s->p;
+		api_problems_init(&s->p);
+		api_reply_problems(r, &p);
+		return;
+	}
+	const char *snap = json_get_str(r->body, "snapshot_id");
+	s->key = key ? xstrdup(key) : NULL;
+	jobs_request_hash(client, snap, s->hash);
+	const char *params[] = {api_param(r, 0)};
+	api_query(r, agency_settings_sql, 1, params, submit_with_needs);
 }
 
 /* ---- POST /agencies/{id}/jobs/batch --------------------------------------- */
@@ -259,11 +302,14 @@ struct batch {
 	struct buf payload;
 	size_t n;
 	struct api_problems p;
+	struct json *needs; /* the client-data fields the agency's pipeline needs */
+	int is_csv;
 };
 
 static void batch_free(void *arg)
 {
 	struct batch *b = arg;
+	json_free(b->needs);
 	buf_free(&b->payload);
 	api_problems_free(&b->p);
 	free(b);
@@ -286,6 +332,7 @@ static void batch_row(struct batch *b, size_t i, const struct json *client, cons
 	if (client && !batch_full(b)) {
 		struct json *cp = json_new_array();
 		client_data_validate(client, cp);
+		pipeline_missing_client_fields(b->needs, client, "client_data.", NULL, cp);
 		add_problems(&b->p, cp, prefix, suffix);
 		json_free(cp);
 	}
@@ -504,6 +551,8 @@ static int content_type_is(const char *ct, const char *want)
 	return ct && !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+static void batch_with_needs(struct api_req *r, PGresult *res);
+
 static void jobs_batch(struct api_req *r)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->c->req);
@@ -532,10 +581,23 @@ static void jobs_batch(struct api_req *r)
 	struct batch *b = xcalloc(1, sizeof(*b));
 	buf_init(&b->payload);
 	api_problems_init(&b->p);
+	b->is_csv = is_csv;
 	r->data = b;
 	r->data_free = batch_free;
+	const char *params[] = {api_param(r, 0)};
+	api_query(r, agency_settings_sql, 1, params, batch_with_needs);
+}
+
+/* The agency's settings are at hand: check every row, with the fields its
+ * pipeline needs, and insert them all or answer 422. */
+static void batch_with_needs(struct api_req *r, PGresult *res)
+{
+	struct batch *b = r->data;
+	b->needs = needs_of(r, res);
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->c->req);
+	size_t len = evbuffer_get_length(in);
 	const char *text = (const char *)evbuffer_pullup(in, -1);
-	if (is_csv ? batch_csv(r, b, text, len) : batch_json(r, b, text, len))
+	if (b->is_csv ? batch_csv(r, b, text, len) : batch_json(r, b, text, len))
 		return; /* replied: r is gone */
 	if (b->p.n) {
 		struct api_problems p = b->p; /* api_reply_problems frees p after r (and b) */

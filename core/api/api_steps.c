@@ -98,6 +98,11 @@ static void steps_list(struct api_req *r)
 			jw_value(&w, s->schema);
 		else
 			jw_null(&w);
+		jw_key(&w, "client_fields");
+		jw_array_begin(&w);
+		for (size_t k = 0; k < s->nclient_fields; k++)
+			jw_string(&w, s->client_fields[k]);
+		jw_array_end(&w);
 		jw_object_end(&w);
 	}
 	jw_array_end(&w);

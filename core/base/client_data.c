@@ -56,6 +56,14 @@ static const struct field fields[] = {
 	{ "external_id", K_TEXT, 255, 0 },
 };
 
+int client_data_field_known(const char *name)
+{
+	for (size_t i = 0; name && i < N_ELEMS(fields); i++)
+		if (!strcmp(fields[i].name, name))
+			return 1;
+	return 0;
+}
+
 struct ctx {
 	struct json *problems;
 	struct buf path;

@@ -37,4 +37,7 @@
  * "not a valid email address: ...", "not an E.164 phone number: ...", ... */
 size_t client_data_validate(const struct json *data, struct json *problems);
 
+/* 1 when name is one of the fields above (a step's client_fields must be). */
+int client_data_field_known(const char *name);
+
 #endif

@@ -74,8 +74,11 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 	}
 	struct json *problems = json_new_array();
 	char *id = NULL;
-	enum job_submit_status st = jobs_submit_blocking(conn, agency, client, snapshot, key, &id,
-							  problems, &e);
+	struct step_registry *steps = step_registry_new(); /* what the pipeline's steps need */
+	step_loader_load_all(steps, cfg);
+	enum job_submit_status st = jobs_submit_blocking(conn, steps, cfg->default_pipeline, agency,
+							  client, snapshot, key, &id, problems, &e);
+	step_registry_free(steps);
 	int rc = 0;
 	switch (st) {
 	case JOB_CREATED:

@@ -120,6 +120,24 @@ static int check_config(struct step_impl *impl, const struct json *config)
 	return n ? -1 : 0;
 }
 
+/* The client-data fields the step declares it needs (client_fields) are in
+ * client, as a job submission requires; each missing one printed. */
+static int check_client_fields(const struct step_impl *impl, const struct json *client)
+{
+	size_t missing = 0;
+	for (size_t i = 0; i < impl->nclient_fields; i++) {
+		const struct json *v = json_get(client, impl->client_fields[i]);
+		if (v && v->type != JSON_NULL)
+			continue;
+		if (!missing++)
+			fprintf(stderr, "ghl-agent step run: --client-json lacks what %s needs (a job "
+					"without it is refused at submission):\n", impl->name);
+		fprintf(stderr, "  client_data.%s: required by step %s\n", impl->client_fields[i],
+			impl->name);
+	}
+	return missing ? -1 : 0;
+}
+
 static int step_run(struct config *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -184,7 +202,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	impl = step_loader_load_file(file, step, cfg, &e);
 	if (!impl)
 		goto out_err;
-	if (check_config(impl, config)) {
+	if (check_config(impl, config) || check_client_fields(impl, client)) {
 		rc = 2;
 		goto out;
 	}

@@ -9,6 +9,7 @@
 #include "formats.h"
 #include "db.h"
 #include "json.h"
+#include "pipeline.h"
 #include "schema.h"
 
 const char jobs_insert_sql[] =
@@ -95,7 +96,31 @@ void jobs_request_hash(const struct json *client, const char *snapshot_id, char 
 	buf_free(&b);
 }
 
-enum job_submit_status jobs_submit_blocking(PGconn *conn, const char *agency_id,
+/* Add the fields the agency's pipeline needs and client lacks to problems.
+ * 0, or -1 with e set (the database). */
+static int check_needs(PGconn *conn, const struct step_registry *steps,
+		       const char *default_pipeline, const char *agency_id,
+		       const struct json *client, struct json *problems, struct err *e)
+{
+	const char *params[1] = {agency_id};
+	PGresult *r = db_query(conn, "SELECT settings_json::text FROM agencies"
+				     " WHERE id = $1::uuid AND deleted_at IS NULL",
+			       1, params, e);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 1) { /* else no such agency: the insert says so */
+		const char *settings = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
+		struct json *needs = pipeline_agency_client_fields(steps, settings,
+								   default_pipeline);
+		pipeline_missing_client_fields(needs, client, "client_data.", NULL, problems);
+		json_free(needs);
+	}
+	PQclear(r);
+	return 0;
+}
+
+enum job_submit_status jobs_submit_blocking(PGconn *conn, const struct step_registry *steps,
+					    const char *default_pipeline, const char *agency_id,
 					    const struct json *client, const char *snapshot_id,
 					    const char *idempotency_key, char **job_id,
 					    struct json *problems, struct err *e)
@@ -108,6 +133,9 @@ enum job_submit_status jobs_submit_blocking(PGconn *conn, const char *agency_id,
 	if (idempotency_key && (!*idempotency_key || strlen(idempotency_key) > 255))
 		schema_problem_add(problems, "idempotency_key", "must be 1 to 255 characters");
 	client_data_validate(client, problems);
+	if (format_uuid_valid(agency_id) && client && client->type == JSON_OBJECT &&
+	    check_needs(conn, steps, default_pipeline, agency_id, client, problems, e))
+		return JOB_ERROR;
 	if (json_len(problems)) {
 		err_set(e, "invalid job");
 		return JOB_INVALID;

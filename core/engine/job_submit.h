@@ -12,6 +12,7 @@
 #include "util.h"
 
 struct json;
+struct step_registry;
 
 /* Insert (or find by idempotency key). Params: $1 agency_id, $2 client JSON,
  * $3 snapshot_id or NULL, $4 idempotency key or NULL, $5 request hash.
@@ -33,8 +34,11 @@ extern const char jobs_cancel_sql[];
 enum job_submit_status { JOB_CREATED, JOB_EXISTING, JOB_CONFLICT, JOB_INVALID, JOB_ERROR };
 
 /* Blocking submission for the CLI. problems (an array) receives validation
- * problems for JOB_INVALID; e says what went wrong otherwise. */
-enum job_submit_status jobs_submit_blocking(PGconn *conn, const char *agency_id,
+ * problems for JOB_INVALID — among them the client-data fields the agency's
+ * pipeline (else default_pipeline, a JSON text) needs and the client lacks,
+ * by steps' client_fields in steps; e says what went wrong otherwise. */
+enum job_submit_status jobs_submit_blocking(PGconn *conn, const struct step_registry *steps,
+					    const char *default_pipeline, const char *agency_id,
 					    const struct json *client, const char *snapshot_id,
 					    const char *idempotency_key, char **job_id,
 					    struct json *problems, struct err *e);

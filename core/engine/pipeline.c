@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_data.h"
 #include "json.h"
 #include "registry.h"
 #include "schema.h"
@@ -73,6 +74,11 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 		free(known);
 		return;
 	}
+	for (size_t k = 0; k < impl->nclient_fields; k++)
+		if (!client_data_field_known(impl->client_fields[k]))
+			problem(problems, f, "step %s declares it needs client field \"%s\", which "
+					     "is not a client-data field (name, email, first_name, …)",
+				name, impl->client_fields[k]);
 	struct json *cfg = json_get(item, "config");
 	snprintf(f, sizeof(f), "%s.config", field);
 	if (cfg && cfg->type != JSON_OBJECT) {
@@ -157,6 +163,91 @@ struct json *pipeline_effective(const struct json *agency_settings,
 	if (!p || p->type != JSON_ARRAY)
 		p = json_get(default_settings, "pipeline");
 	return p && p->type == JSON_ARRAY ? json_clone(p) : NULL;
+}
+
+/* ---- the client-data fields a pipeline needs ---------------------------------- */
+
+static void need(struct json *needs, const char *field, const char *step)
+{
+	struct json *steps = NULL;
+	for (size_t i = 0; i < json_len(needs) && !steps; i++)
+		if (str_eq(json_get_str(json_at(needs, i), "field"), field))
+			steps = json_get(json_at(needs, i), "steps");
+	if (!steps) {
+		struct json *it = json_new_object();
+		json_object_set_take(it, "field", json_new_string(field));
+		steps = json_new_array();
+		json_object_set_take(it, "steps", steps);
+		json_array_push_take(needs, it);
+	}
+	for (size_t i = 0; i < json_len(steps); i++)
+		if (str_eq(json_at(steps, i)->u.str.s, step))
+			return;
+	json_array_push_take(steps, json_new_string(step));
+}
+
+struct json *pipeline_client_fields(const struct step_registry *r, const struct json *pipeline)
+{
+	struct json *needs = json_new_array();
+	for (size_t i = 0; r && i < json_len(pipeline); i++) {
+		const struct json *item = json_at(pipeline, i);
+		const char *name = json_get_str(item, "step");
+		if (!name || str_eq(json_get_str(item, "on_error"), "continue"))
+			continue;
+		const struct step_impl *impl = step_registry_find(r, name);
+		for (size_t k = 0; impl && k < impl->nclient_fields; k++)
+			need(needs, impl->client_fields[k], name);
+	}
+	return needs;
+}
+
+struct json *pipeline_agency_client_fields(const struct step_registry *r,
+					   const char *settings_text, const char *default_text)
+{
+	struct json *settings = settings_text ? json_parse(settings_text, strlen(settings_text),
+							   JSON_DEFAULT_MAX_DEPTH, NULL)
+					      : NULL;
+	struct json *def = default_text ? json_parse(default_text, strlen(default_text),
+						     JSON_DEFAULT_MAX_DEPTH, NULL)
+					: NULL;
+	struct json *p = pipeline_effective(settings, def);
+	struct json *needs = pipeline_client_fields(r, p);
+	json_free(p);
+	json_free(def);
+	json_free(settings);
+	return needs;
+}
+
+size_t pipeline_missing_client_fields(const struct json *needs, const struct json *client,
+				      const char *prefix, const char *suffix,
+				      struct json *problems)
+{
+	size_t before = json_len(problems);
+	if (!client || client->type != JSON_OBJECT)
+		return 0;
+	for (size_t i = 0; i < json_len(needs); i++) {
+		const struct json *it = json_at(needs, i);
+		const char *field = json_get_str(it, "field");
+		const struct json *v = json_get(client, field);
+		if (!field || (v && v->type != JSON_NULL))
+			continue;
+		char *path = xasprintf("%s%s", prefix ? prefix : "", field);
+		int named = 0;
+		for (size_t k = 0; k < before && !named; k++)
+			named = str_eq(json_get_str(json_at(problems, k), "field"), path);
+		if (!named) {
+			const struct json *steps = json_get(it, "steps");
+			struct buf b;
+			buf_init(&b);
+			for (size_t k = 0; k < json_len(steps); k++)
+				buf_printf(&b, "%s%s", k ? ", " : "", json_at(steps, k)->u.str.s);
+			problem(problems, path, "required by step%s %s of the agency's pipeline%s",
+				json_len(steps) > 1 ? "s" : "", buf_cstr(&b), suffix ? suffix : "");
+			buf_free(&b);
+		}
+		free(path);
+	}
+	return json_len(problems) - before;
 }
 
 /* ---- write-only secrets ----------------------------------------------------- */

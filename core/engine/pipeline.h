@@ -24,6 +24,27 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
  * the CLI): `pipeline[3].step: unknown step "CREATE_LOCATON" (known steps: …)`. */
 int pipeline_check(const struct step_registry *r, const struct json *settings, struct err *e);
 
+/* The client-data fields a pipeline (an array of steps) needs: the union
+ * of its steps' client_fields, skipping steps with on_error "continue" (they
+ * may fail without failing the job), in order of first need:
+ * [{"field":"first_name","steps":["CREATE_USER"]}, …]. Unknown steps add
+ * nothing. Returns a new array (caller frees). */
+struct json *pipeline_client_fields(const struct step_registry *r, const struct json *pipeline);
+
+/* The same for an agency: its settings_json (text or NULL), else the
+ * default_pipeline (text). */
+struct json *pipeline_agency_client_fields(const struct step_registry *r,
+					   const char *settings_text, const char *default_text);
+
+/* Append a problem {"field":"<prefix>first_name","message":"required by step
+ * CREATE_USER of the agency's pipeline<suffix>"} for every field of needs
+ * (pipeline_client_fields' answer) that client lacks (absent or null), unless
+ * problems already names that field. prefix is e.g. "client_data." or
+ * "rows[3].client_data."; suffix NULL or e.g. " (line 4)". Returns how many. */
+size_t pipeline_missing_client_fields(const struct json *needs, const struct json *client,
+				      const char *prefix, const char *suffix,
+				      struct json *problems);
+
 /* Secrets in settings are write-only. A key of a step's config (at any
  * depth) is secret when it is named secret, password, token or api_key, or
  * ends in _secret, _password or _token; reads show PIPELINE_MASK instead. */

@@ -22,6 +22,7 @@
 #define PLUGIN_SIZE_1_0 (offsetof(struct ghl_plugin, nsteps) + sizeof(size_t))
 #define STEP_DEF_SIZE_1_0 (offsetof(struct ghl_step_def, compensate) + sizeof(void (*)(void)))
 #define MAX_STEPS 256
+#define MAX_CLIENT_FIELDS 32
 
 /* A mapped plugin file, shared by the steps it registered. */
 struct plugin_so {
@@ -43,6 +44,7 @@ struct load {
 	struct step_registry *r;
 	const char *source;
 	int keeps_old; /* a reload while a version of source is registered */
+	int from_file; /* a .so, which may override a step linked into the program */
 };
 
 static size_t refuse(const struct load *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -87,6 +89,13 @@ static void c_release(struct step_impl *impl)
 }
 
 static const struct step_ops c_ops = {c_run, c_release};
+
+/* A C step linked into the program (plugin_loader_add_static)? */
+static int linked_in(const struct step_impl *impl)
+{
+	return impl->kind == STEP_KIND_C && impl->ops == &c_ops &&
+	       ((const struct c_step *)impl->data)->so == NULL;
+}
 
 static int registered_from(const struct step_registry *r, const char *source)
 {
@@ -137,10 +146,19 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 		}
 		const struct step_impl *old = step_registry_find(ld->r, d->name);
 		if (old && !(ld->keeps_old && old->kind == STEP_KIND_C &&
-			     !strcmp(old->source, ld->source))) {
+			     !strcmp(old->source, ld->source)) &&
+		    !(ld->from_file && linked_in(old))) {
 			refuse(ld, "duplicate step name \"%s\": already registered by %s", d->name,
 			       old->source);
 			return -1;
+		}
+		for (size_t k = 0; d->client_fields && d->client_fields[k]; k++) {
+			if (k >= MAX_CLIENT_FIELDS || !*d->client_fields[k]) {
+				refuse(ld, "step %s: client_fields holds an empty name or more than "
+					   "%d names (is it NULL-terminated?)",
+				       d->name, MAX_CLIENT_FIELDS);
+				return -1;
+			}
 		}
 		if (d->config_schema) {
 			schemas[i] = json_parse(d->config_schema, strlen(d->config_schema), 32, &e);
@@ -173,7 +191,12 @@ static void add_step(const struct load *ld, const struct ghl_step_def *d, struct
 	impl->cdef = &cs->def;
 	impl->has_compensate = d->compensate != NULL;
 	impl->refs = 1;
-	if (ld->keeps_old) {
+	step_impl_set_client_fields(impl, d->client_fields);
+	const struct step_impl *old = step_registry_find(ld->r, d->name);
+	if (old && linked_in(old) && so)
+		log_info("plugin overrides a built-in step", "step", d->name, "file", ld->source,
+			 "built_in", old->source, NULL);
+	if (ld->keeps_old || old) { /* a reload, or a .so over a built-in (checked) */
 		step_registry_replace(ld->r, impl);
 	} else {
 		struct err e;
@@ -322,7 +345,7 @@ static int file_changed(struct step_registry *r, const char *path, const struct 
 static size_t load_file(struct step_registry *r, const char *path,
 			const struct ghl_host_api *host, int reload)
 {
-	struct load ld = {r, path, reload && registered_from(r, path)};
+	struct load ld = {r, path, reload && registered_from(r, path), 1};
 	struct stat st;
 	if (stat(path, &st))
 		return refuse(&ld, "cannot read: %m");
@@ -409,6 +432,6 @@ size_t plugin_loader_load_file(struct step_registry *r, const char *path,
 size_t plugin_loader_add_static(struct step_registry *r, const char *source,
 				ghl_plugin_entry_fn entry, const struct ghl_host_api *host)
 {
-	struct load ld = {r, source, 0};
+	struct load ld = {r, source, 0, 0};
 	return register_plugin(&ld, entry, "the entry", NULL, host);
 }

@@ -38,7 +38,10 @@ size_t plugin_loader_load_file(struct step_registry *r, const char *path,
 
 /* Register a plugin linked into the program (its per-plugin entry, e.g.
  * ghl_plugin_entry_noop), under source (a name for messages). Same checks
- * as a file; nothing is ever unmapped. */
+ * as a file; nothing is ever unmapped. A plugin file loaded later that has a
+ * step of the same name replaces it (the built-ins linked into ghl-agent are
+ * overridden by plugin_dir's .so of the same step name), where a second
+ * linked-in one is refused as a duplicate. */
 size_t plugin_loader_add_static(struct step_registry *r, const char *source,
 				ghl_plugin_entry_fn entry, const struct ghl_host_api *host);
 

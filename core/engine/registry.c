@@ -31,7 +31,24 @@ void step_impl_unref(struct step_impl *impl)
 	free(impl->description);
 	free(impl->source);
 	json_free(impl->schema);
+	for (size_t i = 0; i < impl->nclient_fields; i++)
+		free(impl->client_fields[i]);
+	free(impl->client_fields);
 	free(impl);
+}
+
+void step_impl_set_client_fields(struct step_impl *impl, const char *const *fields)
+{
+	size_t n = 0;
+	while (fields && fields[n])
+		n++;
+	for (size_t i = 0; i < impl->nclient_fields; i++)
+		free(impl->client_fields[i]);
+	free(impl->client_fields);
+	impl->client_fields = n ? xcalloc(n, sizeof(char *)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		impl->client_fields[i] = xstrdup(fields[i]);
+	impl->nclient_fields = n;
 }
 
 void step_registry_free(struct step_registry *r)

@@ -36,6 +36,11 @@ struct step_impl {
 	void *data;			 /* kind-specific (C: the code it lives in; Lua: the script) */
 	int has_compensate;		 /* can undo itself (pipelines with rollback) */
 	int refs;
+	/* The client-data fields the step needs (its descriptor's client_fields:
+	 * C ghl_step_def.client_fields, Lua `client_fields = {…}`); a job
+	 * without one of them is refused at submission. */
+	char **client_fields;
+	size_t nclient_fields;
 };
 
 struct step_refusal {
@@ -78,6 +83,9 @@ struct step_impl *step_registry_find(const struct step_registry *r, const char *
 
 /* Names of every step, comma-separated, for "known steps: …" hints (malloc'd). */
 char *step_registry_names(const struct step_registry *r);
+
+/* Copy a NULL-terminated list of field names (NULL: none) into impl. */
+void step_impl_set_client_fields(struct step_impl *impl, const char *const *fields);
 
 struct step_impl *step_impl_ref(struct step_impl *impl);
 void step_impl_unref(struct step_impl *impl);

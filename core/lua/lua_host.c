@@ -18,6 +18,7 @@
 #include "schema.h"
 
 #define SCRIPT_MAX_BYTES (1024 * 1024)
+#define CLIENT_FIELDS_MAX 32
 
 /* The script's chunk runs once per run with a fresh environment: the host
  * compiles "local _ENV=...;" + source, and this driver calls it. */
@@ -39,6 +40,7 @@ struct descriptor {
 	struct buf schema; /* JSON text; empty when none */
 	int has_compensate;
 	long long lim[3];  /* instructions, memory, wall_ms; 0 = global */
+	char *fields[CLIENT_FIELDS_MAX + 1]; /* client_fields, NULL-terminated */
 	char problem[600];
 };
 
@@ -71,6 +73,36 @@ static int valid_name(const char *n)
 			return 0;
 	}
 	return 1;
+}
+
+/* client_fields = {"email", "first_name"}: the client-data fields run()
+ * needs (an array of non-empty strings, or absent). 0, or -1 with d->problem. */
+static int read_client_fields(lua_State *L, struct descriptor *d)
+{
+	lua_pushliteral(L, "client_fields");
+	lua_rawget(L, 1);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	size_t n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+	if (!lua_istable(L, -1) || n > CLIENT_FIELDS_MAX) {
+		snprintf(d->problem, sizeof d->problem, "client_fields must be an array of at most "
+			 "%d field names, e.g. {\"email\", \"first_name\"}", CLIENT_FIELDS_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i + 1);
+		if (lua_type(L, -1) != LUA_TSTRING || !lua_rawlen(L, -1)) {
+			snprintf(d->problem, sizeof d->problem,
+				 "client_fields[%zu] must be a field name (a non-empty string)", i + 1);
+			return -1;
+		}
+		d->fields[i] = xstrdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return 0;
 }
 
 /* Protected: (descriptor table, struct descriptor *) → fields or d->problem. */
@@ -123,6 +155,8 @@ static int read_descriptor(lua_State *L)
 		return 0;
 	}
 	lua_pop(L, 1);
+	if (read_client_fields(L, d))
+		return 0;
 	lua_pushliteral(L, "limits");
 	lua_rawget(L, 1);
 	if (lua_istable(L, -1)) {
@@ -300,6 +334,7 @@ struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *
 	impl->has_compensate = s->has_compensate;
 	impl->data = s;
 	impl->refs = 1;
+	step_impl_set_client_fields(impl, (const char *const *)d.fields);
 	s = NULL;
 out_free_script:
 	lua_script_free(s);
@@ -307,6 +342,8 @@ out_free_script:
 	free(d.name);
 	free(d.version);
 	free(d.description);
+	for (size_t i = 0; d.fields[i]; i++)
+		free(d.fields[i]);
 	buf_free(&d.schema);
 	return impl;
 }

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "lua_host.h"
@@ -16,10 +17,24 @@ static char *plugin_dir(const struct config *cfg)
 	return cfg->plugin_dir[0] ? xstrdup(cfg->plugin_dir) : paths_plugin_dir();
 }
 
+static const struct step_builtin *builtins;
+
+void step_loader_set_builtins(const struct step_builtin *table)
+{
+	builtins = table;
+}
+
 void step_loader_load_all(struct step_registry *r, const struct config *cfg)
 {
+	for (const struct step_builtin *b = builtins; b && b->name; b++) {
+		char *source = xasprintf("built-in %s", b->name);
+		plugin_loader_add_static(r, source, b->entry, step_host_api());
+		free(source);
+	}
 	char *pdir = plugin_dir(cfg);
-	plugin_loader_load_dir(r, pdir, step_host_api());
+	struct stat st;
+	if (cfg->plugin_dir[0] || !builtins || !stat(pdir, &st))
+		plugin_loader_load_dir(r, pdir, step_host_api());
 	free(pdir);
 	lua_host_load_all(r, cfg, 0);
 }

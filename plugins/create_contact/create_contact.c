@@ -131,7 +131,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"description\":\"tags added to the client's own tags\"}},"
 	 "\"additionalProperties\":false}",
 	 "creates (or updates) the client as a tagged contact in the location", create_contact_run,
-	 NULL},
+	 NULL, GHL_CLIENT_FIELDS("email")},
 };
 
 GHL_STEP_PLUGIN(create_contact, "1.0.0", NULL, steps)

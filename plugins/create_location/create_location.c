@@ -254,7 +254,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"description\":\"GHL location settings passed through, e.g. "
 	 "{\\\"allowDuplicateContact\\\":false}\"}},\"additionalProperties\":false}",
 	 "creates the client's location (sub-account) with the snapshot; reuses an earlier attempt's",
-	 create_location_run, create_location_compensate},
+	 create_location_run, create_location_compensate, GHL_CLIENT_FIELDS("name", "email")},
 };
 
 GHL_STEP_PLUGIN(create_location, "1.0.0", NULL, steps)

@@ -202,7 +202,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"enum\":[\"admin\",\"user\"],\"default\":\"admin\","
 	 "\"description\":\"the user's role in the location\"}},\"additionalProperties\":false}",
 	 "creates the client's user in the location (reuses one with the same email)",
-	 create_user_run, NULL},
+	 create_user_run, NULL, GHL_CLIENT_FIELDS("email", "first_name", "last_name")},
 };
 
 GHL_STEP_PLUGIN(create_user, "1.0.0", NULL, steps)

@@ -17,7 +17,7 @@ static const struct ghl_step_def steps[] = {
 	{"NOOP", "1.0.0",
 	 "{\"type\":\"object\",\"properties\":{\"output\":{\"type\":\"string\"}},"
 	 "\"additionalProperties\":false}",
-	 "does nothing (benchmarks and tests)", noop_run, NULL},
+	 "does nothing (benchmarks and tests)", noop_run, NULL, NULL},
 };
 
 GHL_STEP_PLUGIN(noop, "1.0.0", NULL, steps)

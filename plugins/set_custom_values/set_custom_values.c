@@ -283,7 +283,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"description\":\"custom value name -> template; {{city}}, {{name}}, ... are replaced by "
 	 "the client's fields\"}},\"additionalProperties\":false}",
 	 "writes the location's custom values (client custom_values and config templates)",
-	 set_custom_values_run, NULL},
+	 set_custom_values_run, NULL, NULL},
 };
 
 GHL_STEP_PLUGIN(set_custom_values, "1.0.0", NULL, steps)

@@ -89,7 +89,7 @@ static const struct ghl_step_def steps[] = {
 	{"VALIDATE_SNAPSHOT", "1.0.0",
 	 "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
 	 "checks the job's snapshot is active, the agency's, and still in GHL",
-	 validate_snapshot_run, NULL},
+	 validate_snapshot_run, NULL, NULL},
 };
 
 GHL_STEP_PLUGIN(validate_snapshot, "1.0.0", NULL, steps)

@@ -123,7 +123,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"default\":600000,\"description\":\"give up (retryable) after this much waiting\"}},"
 	 "\"additionalProperties\":false}",
 	 "waits until GHL has finished loading the snapshot into the location",
-	 wait_for_snapshot_run, NULL},
+	 wait_for_snapshot_run, NULL, NULL},
 };
 
 GHL_STEP_PLUGIN(wait_for_snapshot, "1.0.0", NULL, steps)

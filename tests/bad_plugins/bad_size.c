@@ -1,5 +1,5 @@
 #include "bad_plugins.h"
-static const struct ghl_step_def steps[] = {{"BAD_SIZE", "1", NULL, "", bp_run, NULL}};
+static const struct ghl_step_def steps[] = {{"BAD_SIZE", "1", NULL, "", bp_run, NULL, NULL}};
 static const struct ghl_plugin p = {GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR,
 				    sizeof(struct ghl_plugin) + 8, sizeof(struct ghl_step_def),
 				    "bad_size", NULL, steps, 1, "1"};

@@ -34,6 +34,6 @@ static int probe_init(char *err, size_t errlen)
 #endif
 
 static const struct ghl_step_def steps[] = {
-	{"RELOAD_PROBE", PROBE_VERSION, NULL, "outputs its version", probe_run, NULL}};
+	{"RELOAD_PROBE", PROBE_VERSION, NULL, "outputs its version", probe_run, NULL, NULL}};
 
 GHL_STEP_PLUGIN(reload_probe, PROBE_VERSION, PROBE_INIT, steps)

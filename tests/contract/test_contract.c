@@ -58,7 +58,10 @@ struct ccase {
 #define ADMIN_ONLY(st) {0, 0, 0, 0, st}
 #define STAFF_ONLY(st) {401, 403, 403, 403, st}
 
-#define JOB_BODY "{\"client_data\":{\"name\":\"Contract Co\",\"email\":\"c@example.com\"}}"
+/* the fields the default pipeline needs (CREATE_USER: first_name, last_name) */
+#define JOB_BODY \
+	"{\"client_data\":{\"name\":\"Contract Co\",\"email\":\"c@example.com\"," \
+	"\"first_name\":\"Con\",\"last_name\":\"Tract\"}}"
 
 static const struct ccase cases[] = {
 	/* health and dashboard: no authentication */
@@ -154,7 +157,8 @@ static const struct ccase cases[] = {
 	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
 	 "[" JOB_BODY "]", NULL, NULL, {401, 201, 403, 201, 201}},
 	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
-	 "name,email\r\nCSV Co,csv@example.com\r\n", "text/csv", NULL, ADMIN_ONLY(201)},
+	 "name,email,first_name,last_name\r\nCSV Co,csv@example.com,Cee,Esvee\r\n", "text/csv", NULL,
+	 ADMIN_ONLY(201)},
 	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
 	 "name,email\r\nCSV Co,\r\n", "text/csv", NULL, ADMIN_ONLY(422)},
 	{"GET /api/v1/jobs", "/api/v1/jobs?limit=2", NULL, NULL, NULL, ALL(200)},

@@ -269,7 +269,7 @@ struct cell_row {
 };
 
 #define U401 401, 401, 401
-#define JOB_BODY "{\"client_data\":{\"name\":\"Matrix\",\"email\":\"m@example.com\"}}"
+#define JOB_BODY "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Matrix\",\"email\":\"m@example.com\"}}"
 static const struct cell_row matrix[] = {
 	{"POST", "/api/v1/agencies/%A/jobs", JOB_BODY, {U401, 201, 404, 403, 201, 404, 201}},
 	{"POST", "/api/v1/agencies/%A/jobs/batch", "[" JOB_BODY "," JOB_BODY "]",
@@ -343,12 +343,12 @@ END_TEST
 START_TEST(submit_and_idempotency)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/jobs", agency_b);
-	const char *body1 = "{\"client_data\":{\"name\":\"Idem\",\"email\":\"idem@example.com\","
+	const char *body1 = "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Idem\",\"email\":\"idem@example.com\","
 			    "\"tags\":[\"a\"]}}";
 	/* the same content with keys reordered hashes alike */
-	const char *body1b = "{\"client_data\":{\"tags\":[\"a\"],\"email\":\"idem@example.com\","
+	const char *body1b = "{\"client_data\":{\"tags\":[\"a\"],\"first_name\":\"F\",\"last_name\":\"L\",\"email\":\"idem@example.com\","
 			     "\"name\":\"Idem\"}}";
-	const char *body2 = "{\"client_data\":{\"name\":\"Other\",\"email\":\"idem@example.com\"}}";
+	const char *body2 = "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Other\",\"email\":\"idem@example.com\"}}";
 	long long before = count_jobs(agency_b);
 	struct resp r = as_h(key_b, "POST", path, body1, "Idempotency-Key: order-4711");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
@@ -374,7 +374,7 @@ START_TEST(submit_and_idempotency)
 	resp_free(&r);
 	/* every client_data problem, with its path */
 	r = as(key_b, "POST", path,
-	       "{\"client_data\":{\"name\":\"\",\"email\":\"not an email\",\"phone\":\"555\","
+	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"\",\"email\":\"not an email\",\"phone\":\"555\","
 	       "\"country\":\"XX\",\"bogus\":1},\"snapshot_id\":7}");
 	assert_error(&r, 422, "validation_failed");
 	const char *want[] = {"client_data.name", "client_data.email", "client_data.phone",
@@ -386,7 +386,7 @@ START_TEST(submit_and_idempotency)
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data\"");
 	resp_free(&r);
-	r = as(key_b, "POST", path, "{\"client_data\":{\"name\":\"A\",\"email\":\"a@example.com\"},"
+	r = as(key_b, "POST", path, "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"A\",\"email\":\"a@example.com\"},"
 				    "\"extra\":1}");
 	assert_error(&r, 422, "unknown_fields");
 	resp_free(&r);
@@ -395,7 +395,7 @@ START_TEST(submit_and_idempotency)
 			      " ('%s', 'a-only', 'A only') RETURNING id", agency_a);
 	char *snap_a = q1(sql);
 	free(sql);
-	char *b = xasprintf("{\"client_data\":{\"name\":\"S\",\"email\":\"s@example.com\"},"
+	char *b = xasprintf("{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"S\",\"email\":\"s@example.com\"},"
 			    "\"snapshot_id\":\"%s\"}", snap_a);
 	r = as(key_b, "POST", path, b);
 	assert_error(&r, 422, "validation_failed");
@@ -513,9 +513,9 @@ START_TEST(batch_json_all_or_nothing)
 	char *path = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
 	long long before = count_jobs(agency_b);
 	struct resp r = as(key_b, "POST", path,
-			   "[{\"client_data\":{\"name\":\"One\",\"email\":\"one@example.com\"}},"
-			   "{\"client_data\":{\"name\":\"Two\",\"email\":\"two@@example\"}},"
-			   "{\"client_data\":{\"name\":\"Three\",\"email\":\"3@example.com\"},"
+			   "[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":\"one@example.com\"}},"
+			   "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":\"two@@example\"}},"
+			   "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Three\",\"email\":\"3@example.com\"},"
 			   "\"bogus\":true},"
 			   "7]");
 	assert_error(&r, 422, "unknown_fields");
@@ -526,8 +526,8 @@ START_TEST(batch_json_all_or_nothing)
 	resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), before);
 	/* a snapshot that is not the agency's: nothing stored either */
-	char *body = xasprintf("{\"jobs\":[{\"client_data\":{\"name\":\"One\",\"email\":"
-			       "\"one@example.com\"}},{\"client_data\":{\"name\":\"Two\",\"email\":"
+	char *body = xasprintf("{\"jobs\":[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":"
+			       "\"one@example.com\"}},{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":"
 			       "\"two@example.com\"},\"snapshot_id\":"
 			       "\"00000000-0000-4000-8000-000000000000\"}]}");
 	r = as(key_b, "POST", path, body);
@@ -537,8 +537,8 @@ START_TEST(batch_json_all_or_nothing)
 	free(body);
 	ck_assert_int_eq(count_jobs(agency_b), before);
 	r = as(key_b, "POST", path,
-	       "{\"jobs\":[{\"client_data\":{\"name\":\"First\",\"email\":\"first@example.com\"}},"
-	       "{\"client_data\":{\"name\":\"Second\",\"email\":\"second@example.com\"},"
+	       "{\"jobs\":[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"First\",\"email\":\"first@example.com\"}},"
+	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Second\",\"email\":\"second@example.com\"},"
 	       "\"snapshot_id\":null}]}");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
 	struct json *j = parse(r.body);
@@ -564,11 +564,11 @@ START_TEST(batch_csv)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
 	long long before = count_jobs(agency_b);
-	const char csv[] = "\xEF\xBB\xBF" "name,email,first_name,address,tags,custom_values.welcome,"
-			   "country\r\n"
-			   "\"Acme, Inc.\",owner@acme.example,Ada,\"1 Main St, Suite \"\"B\"\"\","
+	const char csv[] = "\xEF\xBB\xBF" "name,email,first_name,last_name,address,tags,"
+			   "custom_values.welcome,country\r\n"
+			   "\"Acme, Inc.\",owner@acme.example,Ada,Lovelace,\"1 Main St, Suite \"\"B\"\"\","
 			   "dental; vip ;,\"Hi\r\nthere\",US\r\n"
-			   "Beta LLC,beta@example.com,,,,,\r\n";
+			   "Beta LLC,beta@example.com,Bo,Baker,,,,\r\n";
 	struct resp r = csv_post(key_b, path, csv, sizeof(csv) - 1);
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
 	assert_has(r.body, "\"count\":2");
@@ -593,13 +593,13 @@ START_TEST(batch_csv)
 	sql = xasprintf("SELECT client_data_json::text FROM provisioning_jobs WHERE agency_id = '%s'"
 			" AND client_data_json->>'email' = 'beta@example.com'", agency_b);
 	v = q1(sql);
-	ck_assert_msg(!strstr(v, "first_name") && !strstr(v, "tags"), "empty cells kept: %s", v);
+	ck_assert_msg(!strstr(v, "address") && !strstr(v, "tags"), "empty cells kept: %s", v);
 	free(v);
 	free(sql);
 
 	/* one bad row: nothing stored, the row's problems named with its line */
-	const char bad[] = "name,email\nGood,good@example.com\nBad,not-an-email\nAlso good,ag@example.com\n"
-			   "Short\n";
+	const char bad[] = "name,email,first_name,last_name\nGood,good@example.com,G,Ood\n"
+			   "Bad,not-an-email,B,Ad\nAlso good,ag@example.com,A,Good\nShort\n";
 	r = csv_post(key_b, path, bad, sizeof(bad) - 1);
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"rows[1].client_data.email\"");
@@ -627,9 +627,9 @@ START_TEST(batch_csv)
 	/* 10,000 rows in one go; 10,001 refused */
 	struct buf big;
 	buf_init(&big);
-	buf_puts(&big, "name,email,external_id\r\n");
+	buf_puts(&big, "name,email,first_name,last_name,external_id\r\n");
 	for (int i = 0; i < 10000; i++)
-		buf_printf(&big, "Client %d,c%d@bulk.example,crm-%d\r\n", i, i, i);
+		buf_printf(&big, "Client %d,c%d@bulk.example,F,L,crm-%d\r\n", i, i, i);
 	int64_t t0 = now_monotonic_ms();
 	r = csv_post(key_b, path, big.data, big.len);
 	ck_assert_msg(r.status == 201, "%ld %.300s", r.status, r.body);
@@ -637,7 +637,7 @@ START_TEST(batch_csv)
 	resp_free(&r);
 	fprintf(stderr, "batch of 10,000 CSV rows: %lld ms\n", (long long)(now_monotonic_ms() - t0));
 	ck_assert_int_eq(count_jobs(agency_b), before + 2 + 10000);
-	buf_puts(&big, "One more,more@bulk.example,crm-x\r\n");
+	buf_puts(&big, "One more,more@bulk.example,F,L,crm-x\r\n");
 	r = csv_post(key_b, path, big.data, big.len);
 	assert_error(&r, 400, "malformed_csv");
 	assert_has(r.body, "more than 10001 records");
@@ -645,6 +645,76 @@ START_TEST(batch_csv)
 	buf_free(&big);
 	ck_assert_int_eq(count_jobs(agency_b), before + 2 + 10000);
 	free(path);
+}
+END_TEST
+
+/* ---- the client-data fields the agency's pipeline needs ---------------------- */
+
+/* The default pipeline's CREATE_USER needs first_name and last_name: a job
+ * without them is refused at submission (single, batch, CSV), naming the
+ * field and the step, instead of failing after CREATE_LOCATION changed GHL.
+ * GET/PATCH /agencies/{id} and GET /steps show the needs. */
+START_TEST(jobs_missing_needed_fields_are_refused)
+{
+	char *agency = xasprintf("/api/v1/agencies/%s", agency_b);
+	struct resp r = as(key_b, "GET", agency, NULL);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	assert_has(r.body, "\"required_client_fields\":[{\"field\":\"name\",\"steps\":"
+			   "[\"CREATE_LOCATION\"]},{\"field\":\"email\",\"steps\":[\"CREATE_LOCATION\","
+			   "\"CREATE_USER\",\"CREATE_CONTACT\"]},{\"field\":\"first_name\",\"steps\":"
+			   "[\"CREATE_USER\"]},{\"field\":\"last_name\",\"steps\":[\"CREATE_USER\"]}]");
+	resp_free(&r);
+	long long before = count_jobs(agency_b);
+	char *path = xasprintf("/api/v1/agencies/%s/jobs", agency_b);
+	const char *lacking = "{\"client_data\":{\"name\":\"N\",\"email\":\"n@example.com\","
+			      "\"first_name\":\"Ada\"}}";
+	r = as_h(key_b, "POST", path, lacking, "Idempotency-Key: needs-1");
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "{\"field\":\"client_data.last_name\",\"message\":\"required by step "
+			   "CREATE_USER of the agency's pipeline\"}");
+	ck_assert_msg(!strstr(r.body, "client_data.first_name"), "%s", r.body);
+	resp_free(&r);
+	/* with other problems: every one listed */
+	r = as(key_b, "POST", path, "{\"client_data\":{\"name\":\"N\",\"email\":\"bad\"}}");
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "client_data.email");
+	assert_has(r.body, "client_data.first_name");
+	assert_has(r.body, "client_data.last_name");
+	resp_free(&r);
+	char *batch = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
+	r = as(key_b, "POST", batch, "[{\"client_data\":{\"name\":\"A\",\"email\":\"a@example.com\","
+				     "\"first_name\":\"A\",\"last_name\":\"B\"}},"
+				     "{\"client_data\":{\"name\":\"B\",\"email\":\"b@example.com\"}}]");
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "\"field\":\"rows[1].client_data.first_name\"");
+	ck_assert_msg(!strstr(r.body, "rows[0]"), "%s", r.body);
+	resp_free(&r);
+	const char csv[] = "name,email,first_name\nA,a@example.com,Ann\n";
+	r = csv_post(key_b, batch, csv, sizeof(csv) - 1);
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "{\"field\":\"rows[0].client_data.last_name\",\"message\":\"required "
+			   "by step CREATE_USER of the agency's pipeline (line 2)\"}");
+	resp_free(&r);
+	ck_assert_int_eq(count_jobs(agency_b), before);
+	/* the steps' catalogue shows what each needs */
+	r = as(admin, "GET", "/api/v1/steps", NULL);
+	assert_has(r.body, "\"client_fields\":[\"email\",\"first_name\",\"last_name\"]");
+	resp_free(&r);
+	/* a pipeline without CREATE_USER: saved, its needs answered, the job accepted */
+	r = as(bb, "PATCH", agency, "{\"settings\":{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				    "{\"step\":\"CREATE_USER\",\"on_error\":\"continue\"}]}}");
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	assert_has(r.body, "\"required_client_fields\":[{\"field\":\"name\",\"steps\":"
+			   "[\"CREATE_LOCATION\"]},{\"field\":\"email\",\"steps\":"
+			   "[\"CREATE_LOCATION\"]}]");
+	resp_free(&r);
+	r = as_h(key_b, "POST", path, lacking, "Idempotency-Key: needs-1");
+	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+	resp_free(&r);
+	ck_assert_int_eq(count_jobs(agency_b), before + 1);
+	free(batch);
+	free(path);
+	free(agency);
 }
 END_TEST
 
@@ -1122,7 +1192,7 @@ START_TEST(dry_run_against_sim)
 
 	/* a given pipeline and client; a failing step stops the run */
 	r = as(admin, "POST", path,
-	       "{\"client_data\":{\"name\":\"Given\",\"email\":\"given@example.com\"},"
+	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Given\",\"email\":\"given@example.com\"},"
 	       "\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"SET_CUSTOM_VALUES\"},"
 	       "{\"step\":\"NOOP\"}]}");
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
@@ -1167,7 +1237,7 @@ START_TEST(dry_run_against_sim)
 	assert_has(r.body, "\"field\":\"snapshot_id\"");
 	resp_free(&r);
 	free(snap);
-	r = as(admin, "POST", path, "{\"client_data\":{\"name\":\"X\"}}");
+	r = as(admin, "POST", path, "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"X\"}}");
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data.email\"");
 	resp_free(&r);
@@ -1235,6 +1305,7 @@ int main(void)
 	tcase_add_test(tc, body_handling);
 	tcase_add_test(tc, batch_json_all_or_nothing);
 	tcase_add_test(tc, batch_csv);
+	tcase_add_test(tc, jobs_missing_needed_fields_are_refused);
 	tcase_add_test(tc, list_pagination_stable_under_inserts);
 	tcase_add_test(tc, logs_newest_first);
 	tcase_add_test(tc, retry_and_cancel);

@@ -90,7 +90,10 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	expect(1, "agency not found", NULL,
 	       (const char *[]){"job", "submit", "--agency", ABSENT, "--client-json", client, NULL});
 	char *bad_client = tl_write_temp("cli-client", "{\"name\":\"A\"}");
-	expect(1, "the request has 1 invalid field:\n  client_data.email:", NULL,
+	/* every problem, the fields the default pipeline's CREATE_USER needs among them */
+	expect(1, "the request has 3 invalid fields:\n  client_data.email: required\n"
+		  "  client_data.first_name: required by step CREATE_USER of the agency's pipeline",
+	       NULL,
 	       (const char *[]){"job", "submit", "--agency", AGENCY, "--client-json", bad_client,
 				NULL});
 	unlink(client);

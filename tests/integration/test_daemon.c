@@ -676,7 +676,8 @@ START_TEST(a_cut_off_read_is_sent_again_a_write_is_not)
 	tl_execf(w.db, "LOCK TABLE provisioning_jobs IN ACCESS EXCLUSIVE MODE");
 	struct bg_get rd, wr;
 	bg_start(&rd, &w, NULL);
-	bg_start(&wr, &w, "{\"client_data\":{\"name\":\"Cut\",\"email\":\"c@example.com\"}}");
+	bg_start(&wr, &w, "{\"client_data\":{\"name\":\"Cut\",\"email\":\"c@example.com\","
+		 "\"first_name\":\"C\",\"last_name\":\"Ut\"}}");
 	long long blocked = 0;
 	for (int i = 0; i < 600 && blocked < 2; i++) {
 		blocked = tl_sqlf_n(w.admin, "SELECT count(*) FROM pg_stat_activity WHERE"

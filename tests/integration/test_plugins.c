@@ -50,7 +50,7 @@ START_TEST(each_refusal_names_file_and_reason)
 	char *out;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	expect(out, dir, "bad_major.so", "ABI major version 2, the agent speaks 1");
-	expect(out, dir, "bad_minor.so", "ABI minor version 2 is newer than the agent's 1");
+	expect(out, dir, "bad_minor.so", "ABI minor version 3 is newer than the agent's 2");
 	expect(out, dir, "bad_size.so", "struct sizes differ from the agent's");
 	expect(out, dir, "no_entry.so", "missing entry point ghl_plugin_entry()");
 	expect(out, dir, "init_fails.so", "init() failed: missing licence file /etc/example.lic");
@@ -106,6 +106,76 @@ START_TEST(each_refusal_names_file_and_reason)
 	free(env_dsn);
 	tl_drop_db(dsn);
 	free(dsn);
+	free(env_dir);
+	rm_rf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The 8 built-ins are linked into ghl-agent: with an empty plugin_dir (or
+ * none) they are all there and the default pipeline validates, so the daemon
+ * starts; a .so in plugin_dir with a step of a built-in's name replaces it
+ * (zz_dup_name.so's NOOP 9), where two plugin files of one name still clash. */
+START_TEST(builtins_are_linked_in_and_a_so_overrides_them)
+{
+	char tmpl[] = "/tmp/ghl-plugins-XXXXXX";
+	char *dir = xstrdup(mkdtemp(tmpl));
+	char *env_dir = xasprintf("GHL_AGENT_PLUGIN_DIR=%s", dir);
+	char *env[] = {env_dir, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"plugins", NULL};
+	char *out;
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	static const char *const builtins[] = {
+		"CREATE_CONTACT    ", "built-in create_contact", "CREATE_LOCATION", "CREATE_USER",
+		"NOOP", "NOTIFY_WEBHOOK", "SET_CUSTOM_VALUES", "VALIDATE_SNAPSHOT",
+		"WAIT_FOR_SNAPSHOT", "built-in wait_for_snapshot"};
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+		ck_assert_msg(strstr(out, builtins[i]), "%s missing:\n%s", builtins[i], out);
+	ck_assert_msg(!strstr(out, ".so"), "%s", out);
+	free(out);
+
+	/* the daemon starts on them: the default pipeline names only built-ins */
+	char *dsn = tl_create_db("plugins");
+	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
+	char *migrate[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
+	char *migrate_env[] = {env_dsn, NULL};
+	ck_assert_msg(tl_run(migrate, migrate_env, &out) == 0, "migrate: %s", out);
+	free(out);
+	int port = tl_free_port();
+	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
+	char *serve_env[] = {env_dir, env_dsn, env_listen,
+			     (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+			     NULL};
+	char *serve[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
+	char log[] = "/tmp/ghl-plugins-log-XXXXXX";
+	close(mkstemp(log));
+	pid_t pid = tl_spawn(serve, serve_env, log);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+	tl_wait_ready(base, pid, log, TL_DAEMON_TIMEOUT_MS);
+	tl_stop(pid, SIGTERM, TL_DAEMON_TIMEOUT_MS, "ghl-agent serve", log);
+	unlink(log);
+	tl_drop_db(dsn);
+	free(dsn);
+	free(env_listen);
+	free(env_dsn);
+
+	/* a .so of a built-in's step name overrides it; a second .so of it clashes */
+	const char *b = tl_env("GHL_BUILD_DIR");
+	char *cmd = xasprintf("cp %s/test-plugins/zz_dup_name.so %s/", b, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	ck_assert_msg(strstr(out, "zz_dup_name.so") && !strstr(out, "built-in noop") &&
+			      !strstr(out, "duplicate"),
+		      "%s", out);
+	free(out);
+	cmd = xasprintf("cp %s/plugins/noop.so %s/", b, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(cmd);
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	expect(out, dir, "zz_dup_name.so", "duplicate step name \"NOOP\": already registered by");
+	free(out);
 	free(env_dir);
 	rm_rf(dir);
 	free(dir);
@@ -450,6 +520,7 @@ int main(void)
 	TCase *tc = tcase_create("plugins");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, each_refusal_names_file_and_reason);
+	tcase_add_test(tc, builtins_are_linked_in_and_a_so_overrides_them);
 	tcase_add_test(tc, out_of_tree_plugin_against_installed_header);
 	tcase_add_test(tc, plugins_reload_on_sighup);
 	suite_add_tcase(s, tc);

@@ -698,6 +698,8 @@ START_TEST(browser_end_to_end)
 	wd_go(&browser, url);
 	free(url);
 	wd_click(&browser, "#submit-panel summary");
+	/* the fields the agency's pipeline needs are marked required (CREATE_USER's) */
+	wd_wait_text(&browser, "[data-field='client_data.last_name'] .label", "Last name *", 10000);
 	wd_type(&browser, "#job-name", "Bright Smiles <b>Dental</b>");
 	wd_type(&browser, "#job-email", "not-an-email");
 	wd_click(&browser, "#job-submit");

@@ -252,6 +252,29 @@ START_TEST(test_load_errors)
 }
 END_TEST
 
+/* client_fields: the client-data fields a script needs, read from its table. */
+START_TEST(test_client_fields)
+{
+	struct step_impl *impl = load("needs.lua", "return {name = 'needs', version = '1',"
+				      " client_fields = {'email', 'first_name'}, run = print}");
+	ck_assert_uint_eq(impl->nclient_fields, 2);
+	ck_assert_str_eq(impl->client_fields[0], "email");
+	ck_assert_str_eq(impl->client_fields[1], "first_name");
+	step_impl_unref(impl);
+	impl = load("none.lua", "return {name = 'none', version = '1', run = print}");
+	ck_assert_uint_eq(impl->nclient_fields, 0);
+	step_impl_unref(impl);
+	char msg[600];
+	load_error("notlist.lua", "return {name = 'x', version = '1', run = print,"
+		   " client_fields = 'email'}", msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "notlist.lua: client_fields must be an array"), "%s", msg);
+	load_error("notstr.lua", "return {name = 'x', version = '1', run = print,"
+		   " client_fields = {'email', 3}}", msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "notstr.lua: client_fields[2] must be a field name"), "%s",
+		      msg);
+}
+END_TEST
+
 START_TEST(test_load_dir_duplicates)
 {
 	struct step_registry *r = step_registry_new();
@@ -851,6 +874,7 @@ static Suite *suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, test_trivial_and_outputs);
 	tcase_add_test(t, test_load_errors);
+	tcase_add_test(t, test_client_fields);
 	tcase_add_test(t, test_load_dir_duplicates);
 	tcase_add_test(t, test_errors_permanent_and_retryable);
 	tcase_add_test(t, test_request_yields_and_resumes);

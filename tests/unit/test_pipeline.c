@@ -8,6 +8,7 @@
 #include "plugin_loader.h"
 #include "registry.h"
 #include "scheduler.h"
+#include "schema.h"
 #include "step_host.h"
 #include "testlib.h"
 
@@ -164,6 +165,71 @@ START_TEST(effective_pipeline)
 }
 END_TEST
 
+/* The client-data fields a pipeline needs: the union of its steps' declared
+ * client_fields, with the steps needing each; on_error "continue" steps add
+ * nothing. A client lacking one gets a problem naming the field and steps. */
+START_TEST(client_fields_union_and_missing)
+{
+	const char *text = "[{\"step\":\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
+			   "{\"step\":\"CREATE_USER\"},{\"step\":\"CREATE_CONTACT\"},"
+			   "{\"step\":\"NOTIFY_WEBHOOK\",\"on_error\":\"continue\"},"
+			   "{\"step\":\"NO_SUCH_STEP\"}]";
+	struct json *p = json_parse(text, strlen(text), 8, NULL);
+	struct json *needs = pipeline_client_fields(reg, p);
+	char *got = json_to_string(needs);
+	ck_assert_str_eq(got, "[{\"field\":\"name\",\"steps\":[\"CREATE_LOCATION\"]},"
+			      "{\"field\":\"email\",\"steps\":[\"CREATE_LOCATION\",\"CREATE_USER\","
+			      "\"CREATE_CONTACT\"]},{\"field\":\"first_name\",\"steps\":"
+			      "[\"CREATE_USER\"]},{\"field\":\"last_name\",\"steps\":"
+			      "[\"CREATE_USER\"]}]");
+	free(got);
+	/* a client without last_name, and with first_name null: both named once;
+	 * email already has a problem from client_data_validate: not named again */
+	const char *ct = "{\"name\":\"A\",\"first_name\":null}";
+	struct json *client = json_parse(ct, strlen(ct), 8, NULL);
+	struct json *probs = json_new_array();
+	schema_problem_add(probs, "client_data.email", "required");
+	ck_assert_int_eq(pipeline_missing_client_fields(needs, client, "client_data.", " (line 3)",
+							probs),
+			 2);
+	got = json_to_string(probs);
+	ck_assert_str_eq(got, "[{\"field\":\"client_data.email\",\"message\":\"required\"},"
+			      "{\"field\":\"client_data.first_name\",\"message\":\"required by "
+			      "step CREATE_USER of the agency's pipeline (line 3)\"},"
+			      "{\"field\":\"client_data.last_name\",\"message\":\"required by "
+			      "step CREATE_USER of the agency's pipeline (line 3)\"}]");
+	free(got);
+	json_free(probs);
+	json_free(client);
+	json_free(needs);
+	json_free(p);
+	/* the agency's pipeline, else the default's */
+	needs = pipeline_agency_client_fields(reg, "{\"max_retries\":2}",
+					      "{\"pipeline\":[{\"step\":\"CREATE_USER\"}]}");
+	ck_assert_int_eq(json_len(needs), 3);
+	json_free(needs);
+	needs = pipeline_agency_client_fields(reg, "{\"pipeline\":[{\"step\":\"NOOP\"}]}",
+					      "{\"pipeline\":[{\"step\":\"CREATE_USER\"}]}");
+	ck_assert_int_eq(json_len(needs), 0);
+	json_free(needs);
+}
+END_TEST
+
+/* A step declaring a field client data does not have is refused with the
+ * pipeline, naming the step and the field. */
+START_TEST(unknown_client_field_is_refused)
+{
+	struct step_impl *impl = step_registry_find(reg, "NOOP");
+	ck_assert_ptr_nonnull(impl);
+	step_impl_set_client_fields(impl, (const char *const[]){"email", "shoe_size", NULL});
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\"}]}");
+	ck_assert_str_eq(p, "pipeline[0].step: step NOOP declares it needs client field "
+			    "\"shoe_size\", which is not a client-data field (name, email, "
+			    "first_name, …)");
+	free(p);
+}
+END_TEST
+
 START_TEST(backoff_is_exponential_jittered_and_bounded)
 {
 	for (uint64_t r = 0; r < 5000; r += 7) {
@@ -196,6 +262,8 @@ int main(void)
 	tcase_add_test(tc, secrets_masked_and_kept);
 	tcase_add_test(tc, messages_name_index_step_and_key);
 	tcase_add_test(tc, effective_pipeline);
+	tcase_add_test(tc, client_fields_union_and_missing);
+	tcase_add_test(tc, unknown_client_field_is_refused);
 	tcase_add_test(tc, backoff_is_exponential_jittered_and_bounded);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);

@@ -209,9 +209,10 @@ static int stateful_run(ghl_step_ctx *ctx)
 }
 
 static const struct ghl_step_def steps[] = {
-	{"TYPED", "1.1.0", NULL, "typed reads", typed_run, NULL},
-	{"BUILDER", "1.1.0", NULL, "the JSON builder", builder_run, NULL},
-	{"STATEFUL", "1.1.0", NULL, "per-run state", stateful_run, NULL},
+	{"TYPED", "1.1.0", NULL, "typed reads", typed_run, NULL, NULL},
+	{"BUILDER", "1.1.0", NULL, "the JSON builder", builder_run, NULL, NULL},
+	{"STATEFUL", "1.1.0", NULL, "per-run state", stateful_run, NULL,
+	 GHL_CLIENT_FIELDS("first_name", "email")},
 };
 
 GHL_STEP_PLUGIN(test_step_host, "1.1.0", NULL, steps)
@@ -476,6 +477,17 @@ END_TEST
 
 /* ---- linking and loading ---------------------------------------------------------------- */
 
+/* ABI 1.2: a step's client_fields reach the registry (copied), none → 0. */
+START_TEST(client_fields_are_registered)
+{
+	const struct step_impl *st = step_registry_find(reg, "STATEFUL");
+	ck_assert_uint_eq(st->nclient_fields, 2);
+	ck_assert_str_eq(st->client_fields[0], "first_name");
+	ck_assert_str_eq(st->client_fields[1], "email");
+	ck_assert_uint_eq(step_registry_find(reg, "TYPED")->nclient_fields, 0);
+}
+END_TEST
+
 START_TEST(builtins_link_into_one_program)
 {
 	ck_assert_int_eq(plugin_loader_add_static(reg, "noop.c", ghl_plugin_entry_noop,
@@ -512,6 +524,8 @@ START_TEST(a_plugin_built_against_abi_1_0_loads_and_runs)
 	run("ABI_1_0", "{\"name\":\"Old\"}", NULL, &o);
 	ck_assert_msg(!strcmp(o.status, "COMPLETED"), "%s: %s", o.status, o.error);
 	ck_assert_str_eq(out_str(&o, "greeting"), "hello Old");
+	/* ABI 1.2's client_fields, which its smaller step struct lacks, read as none */
+	ck_assert_uint_eq(step_registry_find(reg, "ABI_1_0")->nclient_fields, 0);
 	int64_t minor = -1;
 	ck_assert(!json_get_int(o.outputs, "host_minor", &minor) && minor == GHL_STEP_ABI_MINOR);
 	outcome_free(&o);
@@ -537,6 +551,7 @@ int main(void)
 	tcase_add_test(tc, builder_refuses_misuse_and_says_why);
 	tcase_add_test(tc, state_is_freed_when_the_run_ends);
 	tcase_add_test(tc, state_is_freed_when_the_job_is_aborted);
+	tcase_add_test(tc, client_fields_are_registered);
 	tcase_add_test(tc, builtins_link_into_one_program);
 	tcase_add_test(tc, a_plugin_built_against_abi_1_0_loads_and_runs);
 	suite_add_tcase(s, tc);

@@ -187,7 +187,7 @@ static const struct ghl_step_def steps[] = {
 	 "\"placeholder\":{\"type\":\"string\",\"maxLength\":200}},"
 	 "\"required\":[\"name\"],\"additionalProperties\":false}",
 	 "creates a contact custom field in the location (reuses one of the same name)",
-	 custom_field_run, custom_field_compensate},
+	 custom_field_run, custom_field_compensate, NULL},
 };
 
 GHL_STEP_PLUGIN(custom_field, "1.0.0", NULL, steps)
