@@ -23,6 +23,7 @@ struct push_wait {
 	long long interval_ms;
 	int misses;	    /* due polls that did not list it */
 	int seen_this_tick; /* listed by the tick in progress */
+	int status;	    /* the answer, once picked */
 	struct json *row;   /* its push as last listed, or NULL */
 	int ready;	    /* settled: answered at the next tick */
 	push_wait_fn cb;
@@ -59,6 +60,7 @@ struct push_group {
 	char *trace_id;		/* of the tick's last page */
 	int refused;		/* 0, or the status GHL refused the list with */
 	int answering;		/* tick_end is calling back */
+	struct push_wait *answer; /* whom tick_end is answering */
 	struct push_group *next;
 };
 
@@ -113,6 +115,11 @@ static void group_free(struct push_group *g)
 	while (g->waiters) {
 		struct push_wait *w = g->waiters;
 		g->waiters = w->next;
+		wait_free(w);
+	}
+	while (g->answer) {
+		struct push_wait *w = g->answer;
+		g->answer = w->next;
 		wait_free(w);
 	}
 	while (g->seen) {
@@ -269,8 +276,9 @@ static void tick_end(struct push_group *g, int polled)
 		g->next_cursor = NULL;
 	}
 	g->page = -1;
-	g->answering = 1; /* callbacks may wait or cancel: no release, no plan */
-	struct push_wait **pp = &g->waiters;
+	/* first pick whom to answer, then call them back one at a time from that
+	 * list: a callback may wait again (the group stays) or cancel a waiter */
+	struct push_wait **pp = &g->waiters, **tail = &g->answer;
 	while (*pp) {
 		struct push_wait *w = *pp;
 		int due = w->due_ms <= now;
@@ -285,19 +293,29 @@ static void tick_end(struct push_group *g, int polled)
 			continue;
 		}
 		*pp = w->next;
-		if (w->ready || (late && w->row && !missing)) {
-			answer_row(w, g->trace_id);
-		} else {
-			int st = refused && !late && !missing ? g->refused : 404;
-			w->cb(w->arg, st, GHL_PERMANENT, NULL,
-			      st == 404 ? "the location's push is not in GHL's list of the "
-					  "snapshot's pushes"
-					: "GHL refused the list of the snapshot's pushes",
-			      g->trace_id);
-			wait_free(w);
-		}
+		w->next = NULL;
+		w->status = w->ready || (late && w->row && !missing) ? 200
+			    : refused && !late && !missing	      ? g->refused
+								      : 404;
+		*tail = w;
+		tail = &w->next;
 	}
 	g->refused = 0;
+	g->answering = 1; /* no release, no plan from inside the callbacks */
+	while (g->answer) {
+		struct push_wait *w = g->answer;
+		g->answer = w->next;
+		if (w->status == 200) {
+			answer_row(w, g->trace_id);
+			continue;
+		}
+		w->cb(w->arg, w->status, GHL_PERMANENT, NULL,
+		      w->status == 404 ? "the location's push is not in GHL's list of the "
+					 "snapshot's pushes"
+				       : "GHL refused the list of the snapshot's pushes",
+		      g->trace_id);
+		wait_free(w);
+	}
 	g->answering = 0;
 	if (!group_release(g))
 		plan(g);
@@ -394,6 +412,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	for (struct push_wait *w = g->waiters; w; w = w->next)
 		if (!w->ready && w->due_ms <= now && w->deadline_ms > now)
 			poll = 1;
+	if (poll && !g->token)
+		g->refused = 401; /* cannot ask: the steps ask themselves */
 	if (!poll || !g->token) {
 		tick_end(g, 0);
 		return;
@@ -460,17 +480,24 @@ struct push_wait *push_poller_wait(struct push_poller *p, const struct push_wait
 	return w;
 }
 
+/* Unlink w from the list at pp; 1 when it was there. */
+static int unlink_wait(struct push_wait **pp, struct push_wait *w)
+{
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void push_poller_cancel(struct push_poller *p, struct push_wait *w)
 {
 	(void)p;
 	struct push_group *g = w->g;
-	for (struct push_wait **pp = &g->waiters; *pp; pp = &(*pp)->next) {
-		if (*pp == w) {
-			*pp = w->next;
-			wait_free(w);
-			break;
-		}
-	}
+	if (unlink_wait(&g->waiters, w) || unlink_wait(&g->answer, w))
+		wait_free(w);
 	if (g->page < 0 && !group_release(g)) {
 		evtimer_del(g->timer);
 		plan(g);

@@ -9,8 +9,11 @@
  *     onto the location is not documented, so it scans the company's
  *     locations newest first and reuses one with the same name, no email (or
  *     the client's) and every other field it would send equal.
+ * With "find_existing": "always" it searches on every attempt, so that a new
+ * job for a client already onboarded reuses the client's location too.
  * Outputs: location_id (also stored on the job), location_reused.
- * Config: {"settings": object passed through as GHL's location settings}.
+ * Config: {"settings": object passed through as GHL's location settings,
+ *          "find_existing": "on_retry" (default) | "always"}.
  * Compensate (pipelines with "on_failure": "rollback"): deletes the location
  * it created; a location it found (location_reused) is left alone, since it
  * cannot prove that no one else uses it. */
@@ -219,10 +222,14 @@ static int created(ghl_step_ctx *ctx)
 	return done(ctx, id, 0);
 }
 
-/* No earlier attempt of this job ran (a claim that crashed, timed out or
- * failed counts): nothing can have been created before. */
-static int first_attempt(ghl_step_ctx *ctx)
+/* Create without searching: find_existing is "on_retry" and no earlier
+ * attempt of this job ran (a claim that crashed, timed out or failed counts),
+ * so nothing can have been created before. */
+static int create_at_once(ghl_step_ctx *ctx)
 {
+	const char *mode = str(ctx, GHL_SRC_CONFIG, GHL_PATH("find_existing"));
+	if (mode && strcmp(mode, "always") == 0)
+		return 0;
 	int64_t attempt = 0, retries = 0;
 	if (host->get_int(ctx, GHL_SRC_JOB, GHL_PATH("attempt"), &attempt) ||
 	    host->get_int(ctx, GHL_SRC_JOB, GHL_PATH("retry_count"), &retries))
@@ -245,7 +252,7 @@ static int create_location_run(ghl_step_ctx *ctx)
 		return host->fail(ctx, 0, "client data needs name and email");
 	if (!COMPANY_ID())
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
-	if (first_attempt(ctx))
+	if (create_at_once(ctx))
 		return create(ctx);
 	r->by_name = !has_prospect(ctx);
 	return search(ctx, r);
@@ -278,7 +285,11 @@ static const struct ghl_step_def steps[] = {
 	{"CREATE_LOCATION", "1.1.0",
 	 "{\"type\":\"object\",\"properties\":{\"settings\":{\"type\":\"object\","
 	 "\"description\":\"GHL location settings passed through, e.g. "
-	 "{\\\"allowDuplicateContact\\\":false}\"}},\"additionalProperties\":false}",
+	 "{\\\"allowDuplicateContact\\\":false}\"},\"find_existing\":{\"type\":\"string\","
+	 "\"enum\":[\"on_retry\",\"always\"],\"default\":\"on_retry\",\"description\":"
+	 "\"look for the client's location before creating it on a retry only (an interrupted "
+	 "attempt may have made it), or on every job (a client onboarded before)\"}},"
+	 "\"additionalProperties\":false}",
 	 "creates the client's location (sub-account) with the snapshot; reuses an earlier attempt's",
 	 create_location_run, create_location_compensate},
 };
