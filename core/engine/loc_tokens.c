@@ -26,8 +26,7 @@ struct loc_tokens *loc_tokens_new(void)
 
 static void entry_free(struct loc_token *e)
 {
-	crypto_wipe(e->token, strlen(e->token));
-	free(e->token);
+	secret_free(e->token);
 	free(e->company_id);
 	free(e->location_id);
 	free(e);

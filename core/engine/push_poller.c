@@ -103,10 +103,7 @@ static void set_str(char **dst, const char *s)
 
 static void set_token(struct push_group *g, const char *token)
 {
-	if (g->token) {
-		crypto_wipe(g->token, strlen(g->token));
-		free(g->token);
-	}
+	secret_free(g->token);
 	g->token = token ? xstrdup(token) : NULL;
 }
 

@@ -558,14 +558,6 @@ static const char *h_json_text(ghl_json *j)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		crypto_wipe(s, strlen(s));
-		free(s);
-	}
-}
-
 static void clear_request(ghl_step_ctx *ctx)
 {
 	free(ctx->cache_key);
@@ -622,8 +614,7 @@ static void on_response(void *arg, const struct ghl_response *res)
 		/* the location token went stale: mint a new one next time */
 		if (ctx->app->loc_tokens)
 			loc_tokens_drop(ctx->app->loc_tokens, ctx->job->loc_id, ctx->job->loc_token);
-		wipe_free(ctx->job->loc_token);
-		ctx->job->loc_token = NULL;
+		ctx->job->loc_token = secret_free(ctx->job->loc_token);
 	}
 	complete_request(ctx, res->status, res->outcome, res->json, res->message, res->trace_id,
 			 res->retry_after_ms);
@@ -726,7 +717,7 @@ static void on_location_token(void *arg, const struct ghl_response *res,
 		return;
 	}
 	struct job *job = ctx->job;
-	wipe_free(job->loc_token);
+	secret_free(job->loc_token);
 	job->loc_token = xstrdup(set->access_token);
 	if (!ctx->app->loc_tokens)
 		ctx->app->loc_tokens = loc_tokens_new();
@@ -827,8 +818,7 @@ static void request_go(ghl_step_ctx *ctx)
 		char *id = xstrdup(loc); /* loc may be job->loc_id */
 		free(job->loc_id);
 		job->loc_id = id;
-		wipe_free(job->loc_token);
-		job->loc_token = NULL;
+		job->loc_token = secret_free(job->loc_token);
 		/* minted once per location: an earlier attempt's token is reused */
 		const char *cached = ctx->app->loc_tokens
 					     ? loc_tokens_get(ctx->app->loc_tokens, job->company_id,
