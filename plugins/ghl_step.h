@@ -244,6 +244,33 @@ struct ghl_host_api {
 	void (*json_raw)(ghl_json *j, const char *json);
 	const char *(*json_text)(ghl_json *j);
 
+	/* ---- ABI 1.2: fewer GHL calls ---- */
+
+	/* A GET many runs share: like request("GET", ...), but an identical GET
+	 * (same token class and rate-limit bucket, path and query) that another
+	 * run has in flight is not sent again — this run gets that reply — and a
+	 * 2xx reply at most max_age_ms old is served from the agent's memory
+	 * without asking GHL. For reads that change slowly (the agency's snapshot
+	 * list). max_age_ms <= 0 is request(). */
+	int (*request_cached)(ghl_step_ctx *ctx, const char *path, const char *query,
+			      int token_class, int max_age_ms);
+
+	/* Wait for GHL to finish loading snapshot_id into location_id (the
+	 * job's agency). The agent polls GET /snapshots/snapshot-status/{snapshotId}
+	 * (the snapshot's pushes, agency token) once per tick for every run
+	 * waiting for that snapshot: not before first_poll_ms from now (the
+	 * typical push time), then every interval_ms. Completes like request(),
+	 * within max_wait_ms:
+	 *   200, GHL_SRC_RESPONSE {"data": {"id","locationId","status",...}}: the
+	 *   push as GHL lists it — finished (a status other than "processing"),
+	 *   or still processing when max_wait_ms ran out;
+	 *   any other status: the list did not tell (the push was not listed,
+	 *   GHL refused the list); ask
+	 *   GET /snapshots/snapshot-status/{snapshotId}/location/{locationId}. */
+	int (*snapshot_push_wait)(ghl_step_ctx *ctx, const char *snapshot_id,
+				  const char *location_id, int first_poll_ms, int interval_ms,
+				  int max_wait_ms);
+
 	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };
 

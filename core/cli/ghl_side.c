@@ -7,9 +7,12 @@
 #include "agency_tokens.h"
 #include "app.h"
 #include "config.h"
+#include "get_cache.h"
 #include "ghl_client.h"
+#include "loc_tokens.h"
 #include "log.h"
 #include "oauth_routes.h"
+#include "push_poller.h"
 #include "vault.h"
 
 /* Demo mode only (demo = on): a published development key, so that the demo
@@ -97,7 +100,10 @@ void ghl_teardown(struct app *app)
 {
 	/* refreshes in flight commit first: GHL has already rotated their tokens */
 	agency_tokens_stop(app->tokens, app->cfg ? app->cfg->shutdown_timeout_ms : 0);
-	app->ghl = ghl_client_free(app->ghl);
+	app->ghl = ghl_client_free(app->ghl); /* cancels the shared polls' requests too */
+	app->push_poller = push_poller_free(app->push_poller);
+	app->get_cache = get_cache_free(app->get_cache);
+	app->loc_tokens = loc_tokens_free(app->loc_tokens);
 	app->tokens = agency_tokens_free(app->tokens);
 	vault_free(app->vault);
 	app->vault = NULL;

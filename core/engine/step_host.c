@@ -10,12 +10,15 @@
 #include "agency_tokens.h"
 #include "app.h"
 #include "crypto.h"
+#include "get_cache.h"
 #include "ghl_client.h"
 #include "job_inflight.h"
 #include "journal.h"
 #include "json.h"
 #include "json_builder.h"
+#include "loc_tokens.h"
 #include "log.h"
+#include "push_poller.h"
 #include "registry.h"
 
 /* One run of one step: the plugin's ghl_step_ctx. */
@@ -47,6 +50,13 @@ struct ghl_step_ctx {
 	char *rq_method, *rq_path, *rq_query, *rq_body, *rq_url, *rq_headers;
 	int rq_token_class;
 	struct event *timer;
+	/* ABI 1.2: a shared GET (request_cached) or a shared push wait */
+	int rq_cache_ms;	       /* > 0: request_cached */
+	char *cache_key;	       /* this run leads the shared GET of that key */
+	struct get_wait *cache_wait;   /* joined another run's shared GET */
+	int rq_push;		       /* snapshot_push_wait: rq_path/rq_query hold the ids */
+	int pw_first, pw_interval, pw_max;
+	struct push_wait *push_wait;   /* registered with the push poller */
 
 	int failed, fail_retryable;
 	int compensating; /* this run is the step's compensate */
@@ -550,6 +560,10 @@ static const char *h_json_text(ghl_json *j)
 
 static void clear_request(ghl_step_ctx *ctx)
 {
+	free(ctx->cache_key);
+	ctx->cache_key = NULL;
+	ctx->rq_cache_ms = 0;
+	ctx->rq_push = 0;
 	free(ctx->rq_method);
 	free(ctx->rq_path);
 	free(ctx->rq_query);
@@ -594,19 +608,54 @@ static void on_response(void *arg, const struct ghl_response *res)
 	ghl_step_ctx *ctx = arg;
 	struct ghl_client *one_off = ctx->post_client;
 	ctx->post_client = NULL;
+	if (ctx->cache_key) /* runs that joined this shared GET get its reply too */
+		get_cache_finish(ctx->app->get_cache, ctx->cache_key, res, NULL, now_monotonic_ms());
 	if (!ctx->abandoned && res->status == 401 && ctx->rq_token_class == GHL_TOKEN_LOCATION) {
 		/* the location token went stale: mint a new one next time */
-		free(ctx->job->loc_token);
-		ctx->job->loc_token = NULL;
+		if (ctx->app->loc_tokens)
+			loc_tokens_drop(ctx->app->loc_tokens, ctx->job->loc_id, ctx->job->loc_token);
+		ctx->job->loc_token = secret_free(ctx->job->loc_token);
 	}
 	complete_request(ctx, res->status, res->outcome, res->json, res->message, res->trace_id,
 			 res->retry_after_ms);
 	ghl_client_free(one_off); /* allowed from inside its own callback */
 }
 
+static void on_shared_reply(void *arg, int status, enum ghl_outcome outcome,
+			    const struct json *body, const char *message, const char *trace_id,
+			    long long retry_after_ms)
+{
+	ghl_step_ctx *ctx = arg;
+	ctx->cache_wait = NULL;
+	complete_request(ctx, status, outcome, body, message, trace_id, retry_after_ms);
+}
+
+/* request_cached: served from memory, joined to another run's GET, or sent
+ * by this run for all (1: done here, 0: send it). */
+static int shared_get(ghl_step_ctx *ctx, const char *resource)
+{
+	if (!ctx->app->get_cache)
+		ctx->app->get_cache = get_cache_new();
+	char *key = xasprintf("%d\x1f%s\x1f%s?%s", ctx->rq_token_class, resource ? resource : "",
+			      ctx->rq_path, ctx->rq_query ? ctx->rq_query : "");
+	struct get_wait *w = NULL;
+	enum get_cache_step st = get_cache_enter(ctx->app->get_cache, key, ctx->rq_cache_ms,
+						 now_monotonic_ms(), on_shared_reply, ctx, &w);
+	if (st == GET_CACHE_LEAD) {
+		ctx->cache_key = key;
+		return 0;
+	}
+	free(key);
+	if (st == GET_CACHE_JOINED)
+		ctx->cache_wait = w;
+	return 1; /* GET_CACHE_HIT: ctx may be gone already */
+}
+
 static void send_now(ghl_step_ctx *ctx, const char *token, const char *resource)
 {
 	struct job *job = ctx->job;
+	if (ctx->rq_cache_ms > 0 && shared_get(ctx, resource))
+		return;
 	struct ghl_request rq = {
 		.method = ctx->rq_method,
 		.path = ctx->rq_path,
@@ -668,9 +717,39 @@ static void on_location_token(void *arg, const struct ghl_response *res,
 		return;
 	}
 	struct job *job = ctx->job;
-	free(job->loc_token);
+	secret_free(job->loc_token);
 	job->loc_token = xstrdup(set->access_token);
+	if (!ctx->app->loc_tokens)
+		ctx->app->loc_tokens = loc_tokens_new();
+	loc_tokens_put(ctx->app->loc_tokens, job->company_id, job->loc_id, set->access_token,
+		       set->expires_in, now_monotonic_ms());
 	request_go(ctx);
+}
+
+static void on_push_done(void *arg, int status, enum ghl_outcome outcome,
+			 const struct json *body, const char *message, const char *trace_id)
+{
+	ghl_step_ctx *ctx = arg;
+	ctx->push_wait = NULL;
+	complete_request(ctx, status, outcome, body, message, trace_id, 0);
+}
+
+/* snapshot_push_wait, once the agency token is known. */
+static void push_wait_go(ghl_step_ctx *ctx)
+{
+	struct job *job = ctx->job;
+	struct app *app = ctx->app;
+	if (!app->push_poller)
+		app->push_poller = push_poller_new(app->base, app->ghl);
+	struct ghl_token_hooks hooks;
+	if (app->tokens)
+		agency_tokens_hooks(app->tokens, job->agency_id, &hooks);
+	struct push_wait_req rq = {.agency_id = job->agency_id, .company_id = job->company_id,
+				   .snapshot_id = ctx->rq_path, .location_id = ctx->rq_query,
+				   .token = job->token, .hooks = app->tokens ? &hooks : NULL,
+				   .first_poll_ms = ctx->pw_first, .interval_ms = ctx->pw_interval,
+				   .max_wait_ms = ctx->pw_max};
+	ctx->push_wait = push_poller_wait(app->push_poller, &rq, on_push_done, ctx);
 }
 
 static int is_url(const char *s)
@@ -717,6 +796,10 @@ static void request_go(ghl_step_ctx *ctx)
 		complete_request(ctx, 0, GHL_PERMANENT, NULL, "no token source configured", NULL, 0);
 		return;
 	}
+	if (ctx->rq_push) {
+		push_wait_go(ctx);
+		return;
+	}
 	if (ctx->rq_token_class == GHL_TOKEN_AGENCY) {
 		send_now(ctx, job->token, job->company_id);
 		return;
@@ -732,13 +815,22 @@ static void request_go(ghl_step_ctx *ctx)
 		return;
 	}
 	if (!job->loc_token || !str_eq(job->loc_id, loc)) {
+		char *id = xstrdup(loc); /* loc may be job->loc_id */
 		free(job->loc_id);
-		job->loc_id = xstrdup(loc);
-		free(job->loc_token);
-		job->loc_token = NULL;
-		ghl_oauth_location_token(ctx->app->ghl, job->token, job->company_id, loc,
-					 on_location_token, ctx);
-		return;
+		job->loc_id = id;
+		job->loc_token = secret_free(job->loc_token);
+		/* minted once per location: an earlier attempt's token is reused */
+		const char *cached = ctx->app->loc_tokens
+					     ? loc_tokens_get(ctx->app->loc_tokens, job->company_id,
+							      id, now_monotonic_ms())
+					     : NULL;
+		if (!cached) {
+			ghl_oauth_location_token(ctx->app->ghl, job->token, job->company_id, id,
+						 on_location_token, ctx);
+			return;
+		}
+		job->loc_token = xstrdup(cached);
+		loc = id;
 	}
 	send_now(ctx, job->loc_token, loc);
 }
@@ -759,6 +851,35 @@ static int h_request(ghl_step_ctx *ctx, const char *method, const char *path, co
 	ctx->rq_token_class = token_class == GHL_TOKEN_LOCATION ? GHL_TOKEN_LOCATION
 								 : GHL_TOKEN_AGENCY;
 	/* started from the loop after the step returns WAIT */
+	return 0;
+}
+
+static int h_request_cached(ghl_step_ctx *ctx, const char *path, const char *query,
+			    int token_class, int max_age_ms)
+{
+	if (h_request(ctx, "GET", path, query, NULL, token_class) < 0)
+		return -1;
+	ctx->rq_cache_ms = max_age_ms > 0 ? max_age_ms : 0;
+	return 0;
+}
+
+static int h_snapshot_push_wait(ghl_step_ctx *ctx, const char *snapshot_id,
+				const char *location_id, int first_poll_ms, int interval_ms,
+				int max_wait_ms)
+{
+	if (ctx->pending || !snapshot_id || !*snapshot_id || !location_id || !*location_id) {
+		h_log(ctx, GHL_LOG_ERROR, "snapshot_push_wait(): %s", ctx->pending ? "a request is "
+			"already in flight" : "a snapshot id and a location id are required");
+		return -1;
+	}
+	ctx->pending = 1;
+	ctx->rq_push = 1;
+	ctx->rq_path = xstrdup(snapshot_id);
+	ctx->rq_query = xstrdup(location_id);
+	ctx->rq_token_class = GHL_TOKEN_AGENCY;
+	ctx->pw_first = first_poll_ms;
+	ctx->pw_interval = interval_ms;
+	ctx->pw_max = max_wait_ms;
 	return 0;
 }
 
@@ -847,6 +968,8 @@ static const struct ghl_host_api host_api = {
 	.json_null = h_json_null,
 	.json_raw = h_json_raw,
 	.json_text = h_json_text,
+	.request_cached = h_request_cached,
+	.snapshot_push_wait = h_snapshot_push_wait,
 };
 
 
@@ -907,6 +1030,12 @@ ghl_step_ctx *step_ctx_free(ghl_step_ctx *ctx)
 		if (ctx->timer) {
 			event_free(ctx->timer);
 			ctx->timer = NULL;
+		} else if (ctx->push_wait) {
+			push_poller_cancel(ctx->app->push_poller, ctx->push_wait);
+			ctx->push_wait = NULL;
+		} else if (ctx->cache_wait) {
+			get_cache_leave(ctx->app->get_cache, ctx->cache_wait);
+			ctx->cache_wait = NULL;
 		} else {
 			ctx->abandoned = 1;
 			return NULL;

@@ -24,6 +24,10 @@ struct app {
 	void *steps;	 /* struct step_registry * (core/engine/registry.h) */
 	void *sched;	 /* struct scheduler * (core/engine/scheduler.h) */
 	void *api;	 /* REST API state (core/api/api.h) */
+	/* shared by step runs, made on first use (core/engine/step_host.c) */
+	void *loc_tokens;  /* struct loc_tokens * (core/engine/loc_tokens.h) */
+	void *get_cache;   /* struct get_cache * (core/engine/get_cache.h) */
+	void *push_poller; /* struct push_poller * (core/engine/push_poller.h) */
 	int stopping;
 };
 

@@ -1,17 +1,25 @@
 /* create_location — CREATE_LOCATION: the client's sub-account, loaded with the
- * job's snapshot. Exactly-once: before POST /locations/ it searches for a
- * location an interrupted earlier attempt may have created and reuses it.
+ * job's snapshot. Exactly-once: on a retry — any attempt of the job after its
+ * first, the only ones an interrupted POST /locations/ can precede — it
+ * searches for a location an earlier attempt may have created and reuses it
+ * (the first attempt creates at once: one agency-bucket call, not two):
  *   - with prospectInfo (first_name, last_name, email all present): search by
  *     the client's email, reuse a location with the same name;
- *   - without: GHL stores no email on the location, so it scans the company's
- *     locations newest first and reuses one with the same name, no email and
- *     every other field it would send equal.
+ *   - then, and without prospectInfo: whether GHL copies prospectInfo.email
+ *     onto the location is not documented, so it scans the company's
+ *     locations newest first and reuses one with the same name, no email (or
+ *     the client's) and every other field it would send equal.
+ * With "find_existing": "always" it searches on every attempt, so that a new
+ * job for a client already onboarded reuses the client's location too.
  * Outputs: location_id (also stored on the job), location_reused.
- * Config: {"settings": object passed through as GHL's location settings}.
+ * Config: {"settings": object passed through as GHL's location settings,
+ *          "find_existing": "on_retry" (default) | "always"}.
  * Compensate (pipelines with "on_failure": "rollback"): deletes the location
  * it created; a location it found (location_reused) is left alone, since it
  * cannot prove that no one else uses it. */
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ghl_step.h"
 
@@ -25,9 +33,11 @@ enum { PH_START = 0, PH_SEARCHED = 1, PH_CREATED = 2 };
 /* Phases of compensate. */
 enum { PH_UNDO_START = 0, PH_DELETED = 1 };
 
-/* Per-run state: the search page asked for. */
+/* Per-run state: the search page asked for, and whether it is the scan by
+ * name (else the search by email). */
 struct run {
 	int page;
+	int by_name;
 };
 
 /* client_data_json key -> GHL location field (name and email apart). */
@@ -75,14 +85,14 @@ static int search(ghl_step_ctx *ctx, struct run *r)
 {
 	const char *company = host->urlencode(ctx, COMPANY_ID());
 	const char *q;
-	if (has_prospect(ctx))
+	if (!r->by_name)
 		q = host->format(ctx, "companyId=%s&email=%s&skip=%d&limit=%d", company,
 				 host->urlencode(ctx, CLIENT("email")), r->page * PAGE, PAGE);
 	else
 		q = host->format(ctx, "companyId=%s&order=desc&skip=%d&limit=%d", company,
 				 r->page * PAGE, PAGE);
-	host->log(ctx, GHL_LOG_INFO, "GET /locations/search page %d (looking for an earlier attempt)",
-		  r->page);
+	host->log(ctx, GHL_LOG_INFO, "GET /locations/search %s page %d (looking for an earlier "
+		  "attempt)", r->by_name ? "newest first" : "by email", r->page);
 	return send(ctx, PH_SEARCHED, "GET", "/locations/search", q, NULL);
 }
 
@@ -92,13 +102,14 @@ static int same(const char *a, const char *b)
 }
 
 /* Does response locations[ix] look like what create() would have made? */
-static int matches(ghl_step_ctx *ctx, const char *ix, int prospect)
+static int matches(ghl_step_ctx *ctx, const char *ix, int by_name)
 {
 	if (!same(str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "name")), CLIENT("name")))
 		return 0;
-	if (prospect) /* the search already matched the email */
+	if (!by_name) /* the search already matched the email */
 		return 1;
-	if (str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "email")))
+	const char *email = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "email"));
+	if (email && !(has_prospect(ctx) && strcasecmp(email, CLIENT("email")) == 0))
 		return 0;
 	for (size_t f = 0; f < N_FIELDS; f++)
 		if (!same(str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, fields[f][1])),
@@ -175,11 +186,10 @@ static int searched(ghl_step_ctx *ctx, struct run *r)
 	log_reply(ctx, "GET /locations/search");
 	if (!ok(ctx))
 		return host->fail_from_response(ctx, "searching locations");
-	int prospect = has_prospect(ctx);
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations"));
 	for (size_t i = 0; i < n; i++) {
 		const char *ix = host->format(ctx, "%zu", i);
-		if (!matches(ctx, ix, prospect))
+		if (!matches(ctx, ix, r->by_name))
 			continue;
 		const char *id = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("locations", ix, "id"));
 		if (!id)
@@ -193,6 +203,11 @@ static int searched(ghl_step_ctx *ctx, struct run *r)
 	}
 	if (n >= PAGE)
 		host->log(ctx, GHL_LOG_WARN, "stopped searching after %d pages", MAX_PAGES);
+	if (!r->by_name) { /* not found by email: GHL may not have copied it */
+		r->by_name = 1;
+		r->page = 0;
+		return search(ctx, r);
+	}
 	return create(ctx);
 }
 
@@ -205,6 +220,21 @@ static int created(ghl_step_ctx *ctx)
 	if (!id)
 		return host->fail(ctx, 1, "creating location: GHL answered without an id");
 	return done(ctx, id, 0);
+}
+
+/* Create without searching: find_existing is "on_retry" and no earlier
+ * attempt of this job ran (a claim that crashed, timed out or failed counts),
+ * so nothing can have been created before. */
+static int create_at_once(ghl_step_ctx *ctx)
+{
+	const char *mode = str(ctx, GHL_SRC_CONFIG, GHL_PATH("find_existing"));
+	if (mode && strcmp(mode, "always") == 0)
+		return 0;
+	int64_t attempt = 0, retries = 0;
+	if (host->get_int(ctx, GHL_SRC_JOB, GHL_PATH("attempt"), &attempt) ||
+	    host->get_int(ctx, GHL_SRC_JOB, GHL_PATH("retry_count"), &retries))
+		return 0; /* not known: search to be safe */
+	return attempt <= 1 && retries == 0;
 }
 
 static int create_location_run(ghl_step_ctx *ctx)
@@ -222,6 +252,9 @@ static int create_location_run(ghl_step_ctx *ctx)
 		return host->fail(ctx, 0, "client data needs name and email");
 	if (!COMPANY_ID())
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
+	if (create_at_once(ctx))
+		return create(ctx);
+	r->by_name = !has_prospect(ctx);
 	return search(ctx, r);
 }
 
@@ -249,10 +282,14 @@ static int create_location_compensate(ghl_step_ctx *ctx)
 }
 
 static const struct ghl_step_def steps[] = {
-	{"CREATE_LOCATION", "1.0.0",
+	{"CREATE_LOCATION", "1.1.0",
 	 "{\"type\":\"object\",\"properties\":{\"settings\":{\"type\":\"object\","
 	 "\"description\":\"GHL location settings passed through, e.g. "
-	 "{\\\"allowDuplicateContact\\\":false}\"}},\"additionalProperties\":false}",
+	 "{\\\"allowDuplicateContact\\\":false}\"},\"find_existing\":{\"type\":\"string\","
+	 "\"enum\":[\"on_retry\",\"always\"],\"default\":\"on_retry\",\"description\":"
+	 "\"look for the client's location before creating it on a retry only (an interrupted "
+	 "attempt may have made it), or on every job (a client onboarded before)\"}},"
+	 "\"additionalProperties\":false}",
 	 "creates the client's location (sub-account) with the snapshot; reuses an earlier attempt's",
 	 create_location_run, create_location_compensate, GHL_CLIENT_FIELDS("name", "email")},
 };

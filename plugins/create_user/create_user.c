@@ -4,6 +4,9 @@
  * a 400 "already ..." reply to POST /users/ (a race, or a search GHL had not
  * indexed yet) searches again and reuses. The password is random and never
  * logged: the client sets their own through GHL's reset flow.
+ * Both calls carry the location's token (GHL accepts one on GET /users/search
+ * and POST /users/), so they count in the location's rate-limit bucket, not
+ * the agency's; the host mints that token once per location.
  * Config: {"role": "admin"|"user"}. Outputs: user_id, user_reused. */
 #include <string.h>
 #include <strings.h>
@@ -29,7 +32,7 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
 		const char *query, const char *body)
 {
 	host->set_phase(ctx, phase);
-	if (host->request(ctx, method, path, query, body, GHL_TOKEN_AGENCY) < 0)
+	if (host->request(ctx, method, path, query, body, GHL_TOKEN_LOCATION) < 0)
 		return host->fail(ctx, 1, "could not start %s %s", method, path);
 	return GHL_STEP_WAIT;
 }
@@ -197,7 +200,7 @@ static int create_user_run(ghl_step_ctx *ctx)
 }
 
 static const struct ghl_step_def steps[] = {
-	{"CREATE_USER", "1.0.0",
+	{"CREATE_USER", "1.1.0",
 	 "{\"type\":\"object\",\"properties\":{\"role\":{\"type\":\"string\","
 	 "\"enum\":[\"admin\",\"user\"],\"default\":\"admin\","
 	 "\"description\":\"the user's role in the location\"}},\"additionalProperties\":false}",

@@ -1,12 +1,19 @@
 /* validate_snapshot — VALIDATE_SNAPSHOT: the job's snapshot is active, belongs
  * to the job's agency and still exists in GHL (GET /snapshots/?companyId=).
- * A job without a snapshot passes with snapshot_skipped=true.
- * Outputs: ghl_snapshot_id, or snapshot_skipped. Config: none. */
+ * The agency's snapshot list is shared: the agent asks GHL once per agency
+ * per cache_ttl_ms, and jobs validating at the same moment share one request
+ * (host request_cached). A job without a snapshot passes with
+ * snapshot_skipped=true.
+ * Outputs: ghl_snapshot_id, or snapshot_skipped.
+ * Config: {"cache_ttl_ms": 60000} (0: ask GHL for every job). */
+#include <stdint.h>
 #include <string.h>
 
 #include "ghl_step.h"
 
 GHL_STEP_HOST;
+
+#define DEF_TTL_MS 60000
 
 enum { PH_START = 0, PH_LISTED = 1 };
 
@@ -40,11 +47,17 @@ static int list_snapshots(ghl_step_ctx *ctx)
 	const char *company = str(ctx, GHL_SRC_JOB, GHL_PATH("company_id"));
 	if (!company)
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
-	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ companyId=%s", company);
+	int64_t ttl = DEF_TTL_MS;
+	if (host->get_int(ctx, GHL_SRC_CONFIG, GHL_PATH("cache_ttl_ms"), &ttl) || ttl < 0)
+		ttl = DEF_TTL_MS;
+	const char *q = host->format(ctx, "companyId=%s", host->urlencode(ctx, company));
+	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ companyId=%s (shared for %lld ms)", company,
+		  (long long)ttl);
 	host->set_phase(ctx, PH_LISTED);
-	if (host->request(ctx, "GET", "/snapshots/",
-			  host->format(ctx, "companyId=%s", host->urlencode(ctx, company)), NULL,
-			  GHL_TOKEN_AGENCY) < 0)
+	int rc = host->abi_minor >= 2 && host->request_cached
+			 ? host->request_cached(ctx, "/snapshots/", q, GHL_TOKEN_AGENCY, (int)ttl)
+			 : host->request(ctx, "GET", "/snapshots/", q, NULL, GHL_TOKEN_AGENCY);
+	if (rc < 0)
 		return host->fail(ctx, 1, "could not start GET /snapshots/");
 	return GHL_STEP_WAIT;
 }
@@ -86,8 +99,11 @@ static int validate_snapshot_run(ghl_step_ctx *ctx)
 }
 
 static const struct ghl_step_def steps[] = {
-	{"VALIDATE_SNAPSHOT", "1.0.0",
-	 "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}",
+	{"VALIDATE_SNAPSHOT", "1.1.0",
+	 "{\"type\":\"object\",\"properties\":{\"cache_ttl_ms\":{\"type\":\"integer\","
+	 "\"minimum\":0,\"maximum\":3600000,\"default\":60000,\"description\":\"how long the "
+	 "agency's snapshot list read from GHL serves other jobs (0: read it for every job)\"}},"
+	 "\"additionalProperties\":false}",
 	 "checks the job's snapshot is active, the agency's, and still in GHL",
 	 validate_snapshot_run, NULL, NULL},
 };

@@ -101,6 +101,9 @@ struct sim_config {
 	int64_t fail_next;   /* answer the next N API requests with fail_status */
 	int64_t fail_status;
 	struct sim_fail_route fail_routes[SIM_FAIL_ROUTES]; /* n = 0: free slot */
+	/* process the next n requests of a route, then never answer (a timeout
+	 * after the write: /_sim/faults hold_routes) */
+	struct sim_fail_route hold_routes[SIM_FAIL_ROUTES];
 };
 
 /* ---- store entities ---- */
@@ -240,6 +243,8 @@ struct sim {
 	struct sim_pending *pending; /* doubly linked */
 	struct vec deliveries;       /* outgoing webhook deliveries */
 	int64_t started_ms;
+	struct vec calls;	     /* the per-token request log (sim_calls.c) */
+	int64_t calls_seq, calls_dropped;
 };
 
 /* ---- one API request being answered ---- */
@@ -406,6 +411,16 @@ const char *sim_opt_str(const struct json *o, const char *key, const char *label
 void sim_msgs_free(struct vec *msgs);
 /* ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z. */
 void sim_iso_time(int64_t ms, char out[32]);
+
+/* sim_calls.c */
+/* Log c's request (token-authenticated API requests only) with its final status. */
+void sim_calls_record(struct sim_ctx *c, int status);
+void sim_calls_clear(struct sim *s);
+/* /_sim/calls, /_sim/calls/reset: answers and returns 1, else 0. */
+int sim_calls_admin(struct sim_ctx *c);
+
+/* sim_pushes.c */
+void sim_h_snapshot_pushes(struct sim_ctx *c);
 
 /* sim_admin.c */
 void sim_admin_dispatch(struct sim_ctx *c);

@@ -23,6 +23,19 @@ static void admin_error(struct sim_ctx *c, int status, const char *msg)
 	jw_object_end(&w);
 }
 
+static void write_routes(struct jw *w, const char *name, const struct sim_fail_route *slots)
+{
+	jw_key(w, name);
+	jw_object_begin(w);
+	for (int i = 0; i < SIM_FAIL_ROUTES; i++) {
+		if (slots[i].n > 0) {
+			jw_key(w, slots[i].key);
+			jw_int(w, slots[i].n);
+		}
+	}
+	jw_object_end(w);
+}
+
 static void write_faults(struct jw *w, const struct sim_config *cfg)
 {
 	jw_object_begin(w);
@@ -53,15 +66,8 @@ static void write_faults(struct jw *w, const struct sim_config *cfg)
 	jw_int(w, cfg->fail_next);
 	jw_key(w, "fail_status");
 	jw_int(w, cfg->fail_status);
-	jw_key(w, "fail_routes");
-	jw_object_begin(w);
-	for (int i = 0; i < SIM_FAIL_ROUTES; i++) {
-		if (cfg->fail_routes[i].n > 0) {
-			jw_key(w, cfg->fail_routes[i].key);
-			jw_int(w, cfg->fail_routes[i].n);
-		}
-	}
-	jw_object_end(w);
+	write_routes(w, "fail_routes", cfg->fail_routes);
+	write_routes(w, "hold_routes", cfg->hold_routes);
 	jw_object_end(w);
 }
 
@@ -91,25 +97,25 @@ static const struct fault_field fault_fields[] = {
 	F(access_ttl, 1, 315360000),   F(fail_next, 0, 1000000000), F(fail_status, 400, 599),
 };
 
-/* "fail_routes": {"POST /users/": 2, ...} sets (0: clears) per-route counts
- * in next. NULL, or the problem (malloc'd). */
-static char *set_fail_routes(struct sim_config *next, const struct json *v)
+/* "fail_routes" (or "hold_routes"): {"POST /users/": 2, ...} sets (0: clears)
+ * per-route counts in slots. NULL, or the problem (malloc'd). */
+static char *set_fail_routes(struct sim_fail_route *slots, const char *name, const struct json *v)
 {
 	if (v->type != JSON_OBJECT)
-		return xasprintf("fail_routes must be an object of \"METHOD /route\": count");
+		return xasprintf("%s must be an object of \"METHOD /route\": count", name);
 	for (size_t i = 0; i < v->u.obj.n; i++) {
 		const char *key = v->u.obj.keys[i];
 		const struct json *n = v->u.obj.vals[i];
 		if (!sim_route_known(key))
-			return xasprintf("fail_routes: unknown route \"%s\" (use a key of "
-					 "/_sim/stats requests, e.g. \"POST /users/\")", key);
+			return xasprintf("%s: unknown route \"%s\" (use a key of "
+					 "/_sim/stats requests, e.g. \"POST /users/\")", name, key);
 		if (n->type != JSON_NUMBER || !n->u.num.is_int || n->u.num.i < 0 ||
 		    n->u.num.i > 1000000000)
-			return xasprintf("fail_routes: \"%s\" must be an integer in [0, 1000000000]",
-					 key);
+			return xasprintf("%s: \"%s\" must be an integer in [0, 1000000000]",
+					 name, key);
 		struct sim_fail_route *slot = NULL, *free_slot = NULL;
 		for (int k = 0; k < SIM_FAIL_ROUTES; k++) {
-			struct sim_fail_route *f = &next->fail_routes[k];
+			struct sim_fail_route *f = &slots[k];
 			if (f->n > 0 && str_eq(f->key, key))
 				slot = f;
 			else if (f->n == 0 && !free_slot)
@@ -118,7 +124,7 @@ static char *set_fail_routes(struct sim_config *next, const struct json *v)
 		if (!slot && n->u.num.i == 0)
 			continue;
 		if (!slot && !free_slot)
-			return xasprintf("fail_routes: at most %d routes at once", SIM_FAIL_ROUTES);
+			return xasprintf("%s: at most %d routes at once", name, SIM_FAIL_ROUTES);
 		if (!slot) {
 			slot = free_slot;
 			snprintf(slot->key, sizeof slot->key, "%s", key);
@@ -143,8 +149,9 @@ static void post_faults(struct sim_ctx *c)
 			if (str_eq(fault_fields[j].name, k))
 				f = &fault_fields[j];
 		char *msg = NULL;
-		if (str_eq(k, "fail_routes")) {
-			msg = set_fail_routes(&next, v);
+		if (str_eq(k, "fail_routes") || str_eq(k, "hold_routes")) {
+			msg = set_fail_routes(str_eq(k, "fail_routes") ? next.fail_routes
+								     : next.hold_routes, k, v);
 			if (!msg)
 				continue;
 		} else if (!f)
@@ -401,6 +408,7 @@ static void post_reset(struct sim_ctx *c)
 	htab_init(&s->stats.routes);
 	s->stats.in_flight = in_flight;
 	sim_rl_free(s);
+	sim_calls_clear(s);
 	c->status = 200;
 	buf_reset(&c->out);
 	buf_puts(&c->out, "{\"ok\":true}");
@@ -466,6 +474,8 @@ void sim_admin_dispatch(struct sim_ctx *c)
 {
 	const char *what = c->nseg >= 2 ? c->seg[1] : "";
 	int get = c->method == EVHTTP_REQ_GET, post = c->method == EVHTTP_REQ_POST;
+	if (sim_calls_admin(c))
+		return;
 	if (c->nseg == 2 && get && str_eq(what, "state"))
 		get_state(c);
 	else if (c->nseg == 2 && get && str_eq(what, "stats"))

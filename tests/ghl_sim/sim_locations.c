@@ -321,6 +321,8 @@ void sim_h_location_search(struct sim_ctx *c)
 		struct sim_location *loc = s->store.location_list.v[desc ? n - 1 - i : i];
 		if (!str_eq(loc->company_id, company))
 			continue;
+		if (c->tok->cls == CLASS_LOCATION && !str_eq(loc->id, c->tok->location_id))
+			continue; /* a location token sees its own location only */
 		if (want) {
 			char *le = sim_lower(json_get_str(loc->obj, "email"));
 			int match = str_eq(le, want);

@@ -95,6 +95,7 @@ out_stop:
 	sim_store_free(s);
 	htab_clear(&s->stats.routes, free);
 	sim_rl_free(s);
+	sim_calls_clear(s);
 	event_base_free(s->base);
 out_key:
 	EVP_PKEY_free(s->webhook_key);

@@ -83,6 +83,11 @@ void sim_h_user_create(struct sim_ctx *c)
 		return;
 	struct json *ids = json_get(b, "locationIds");
 	for (size_t i = 0; i < json_len(ids); i++) {
+		if (c->tok->cls == CLASS_LOCATION &&
+		    !str_eq(json_at(ids, i)->u.str.s, c->tok->location_id)) {
+			sim_error(c, 403, "The token does not have access to this location.");
+			return;
+		}
 		struct sim_location *loc = sim_location_get(s, json_at(ids, i)->u.str.s);
 		if (!loc || !str_eq(loc->company_id, company)) {
 			sim_error(c, 400, "Invalid locationIds: location not found in this company");

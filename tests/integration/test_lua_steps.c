@@ -257,7 +257,8 @@ START_TEST(shipped_scripts_in_a_pipeline)
 	 * finds the location, the contact is upserted, the template step updates
 	 * both custom values in place — nothing is duplicated */
 	set_pipeline(&w,
-		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":"
+		     "\"always\"}},"
 		     "{\"step\":\"tag_new_client\",\"config\":{\"tags\":[\"onboarding\"]}},"
 		     "{\"step\":\"custom_values_from_template\",\"config\":{\"values\":"
 		     "{\"Welcome\":\"Hello again {{client.first_name}}\","

@@ -267,7 +267,8 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	hagent_start(&agent, dsn, &sim, extra);
 	char *agency = hconnect_agency(&agent, c, "co-oot-example");
 	tl_execf(c, "UPDATE agencies SET settings_json = '{\"pipeline\":["
-		    "{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_CUSTOM_FIELD\","
+		    "{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},"
+		    "{\"step\":\"CREATE_CUSTOM_FIELD\","
 		    "\"config\":{\"name\":\"Preferred dentist\"}}]}' WHERE id = '%s'", agency);
 	const char *client = "{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\","
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}";
