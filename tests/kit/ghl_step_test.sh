@@ -30,7 +30,7 @@ JSON
 # a built-in plugin, then a Lua step given its outputs, with a config
 run 0 "$BUILD/plugins/create_location.so" "$SRC/steps/location_tag.lua" \
   --client-json "$TMP/client.json" --config '{"name":"vip"}'
-has "step: CREATE_LOCATION 1.0.0"
+has "step: CREATE_LOCATION 1.1.0"
 has "status: COMPLETED"
 has '"location_reused":false'
 has "info  POST /locations/ -> 200"
