@@ -74,6 +74,23 @@ static const struct sim_route routes[] = {
 	 "POST /contacts/upsert"},
 	{EVHTTP_REQ_POST, "/saas/enable-saas/{locationId}", AUTH_COMPANY, VER_SAAS, sim_h_saas_enable,
 	 "POST /saas/enable-saas/{locationId}"},
+	/* go-live (sim_phone.c, sim_calendars.c, sim_saas.c) */
+	{EVHTTP_REQ_GET, "/phone-system/numbers/location/{locationId}/available", AUTH_LOCATION,
+	 VER_ANY, sim_h_phone_available, "GET /phone-system/numbers/location/{locationId}/available"},
+	{EVHTTP_REQ_POST, "/phone-system/numbers/location/{locationId}/purchase", AUTH_LOCATION,
+	 VER_ANY, sim_h_phone_purchase, "POST /phone-system/numbers/location/{locationId}/purchase"},
+	{EVHTTP_REQ_GET, "/phone-system/numbers/location/{locationId}", AUTH_LOCATION, VER_ANY,
+	 sim_h_phone_list, "GET /phone-system/numbers/location/{locationId}"},
+	{EVHTTP_REQ_GET, "/calendars/", AUTH_ANY, VER_ANY, sim_h_calendar_list, "GET /calendars/"},
+	{EVHTTP_REQ_POST, "/calendars/", AUTH_ANY, VER_ANY, sim_h_calendar_create, "POST /calendars/"},
+	{EVHTTP_REQ_DELETE, "/calendars/{calendarId}", AUTH_ANY, VER_ANY, sim_h_calendar_delete,
+	 "DELETE /calendars/{calendarId}"},
+	{EVHTTP_REQ_GET, "/saas/get-saas-subscription/{locationId}", AUTH_COMPANY, VER_SAAS,
+	 sim_h_saas_subscription, "GET /saas/get-saas-subscription/{locationId}"},
+	{EVHTTP_REQ_POST, "/saas/pause/{locationId}", AUTH_COMPANY, VER_SAAS, sim_h_saas_pause,
+	 "POST /saas/pause/{locationId}"},
+	{EVHTTP_REQ_POST, "/saas/update-rebilling/{companyId}", AUTH_COMPANY, VER_SAAS,
+	 sim_h_saas_rebilling, "POST /saas/update-rebilling/{companyId}"},
 };
 
 /* ---- pending replies ---- */
