@@ -39,7 +39,12 @@ const char *gl_item(ghl_step_ctx *ctx, const struct gl_kind *k, size_t i, const 
 	return gl_str(ctx, GHL_SRC_CONFIG, GHL_PATH(k->config_key, gl_ix(ctx, i), key));
 }
 
-#define NAME(i) gl_item(ctx, k, (i), "name")
+static const char *name_key(const struct gl_kind *k)
+{
+	return k->name_key ? k->name_key : "name";
+}
+
+#define NAME(i) gl_item(ctx, k, (i), name_key(k))
 
 static int list(ghl_step_ctx *ctx, const struct gl_kind *k, int phase)
 {
@@ -55,7 +60,8 @@ static void match_listing(ghl_step_ctx *ctx, const struct gl_kind *k, struct run
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key));
 	for (size_t j = 0; j < n; j++) {
 		const char *ix = gl_ix(ctx, j);
-		const char *name = gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key, ix, "name"));
+		const char *name =
+			gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key, ix, name_key(k)));
 		const char *id = gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key, ix, "id"));
 		for (size_t i = 0; name && id && i < r->n; i++)
 			if (!r->ids[i] && strcasecmp(NAME(i), name) == 0) {
@@ -128,11 +134,13 @@ static int check_names(ghl_step_ctx *ctx, const struct gl_kind *k, struct run *r
 {
 	for (size_t i = 0; i < r->n; i++) {
 		if (!NAME(i))
-			return host->fail(ctx, 0, "config %s[%zu].name is empty", k->config_key, i);
+			return host->fail(ctx, 0, "config %s[%zu].%s is empty", k->config_key, i,
+					  name_key(k));
 		for (size_t j = 0; j < i; j++)
 			if (strcasecmp(NAME(i), NAME(j)) == 0)
-				return host->fail(ctx, 0, "config %s[%zu].name \"%s\" repeats %s[%zu]",
-						  k->config_key, i, NAME(i), k->config_key, j);
+				return host->fail(ctx, 0, "config %s[%zu].%s \"%s\" repeats %s[%zu]",
+						  k->config_key, i, name_key(k), NAME(i),
+						  k->config_key, j);
 	}
 	return 0;
 }

@@ -38,7 +38,8 @@ char *gl_dup(const char *s);
 struct gl_kind {
 	const char *step;       /* "CREATE_CALENDARS", for messages */
 	const char *what;       /* "calendar" */
-	const char *config_key; /* the config's array of items, each with a "name" */
+	const char *config_key; /* the config's array of items, each named by name_key */
+	const char *name_key;   /* the name's key, in config items and listings (NULL: "name") */
 	const char *ids_out;     /* the output name → id */
 	const char *created_out; /* the output [names this run created] */
 	int token;              /* GHL_TOKEN_LOCATION or GHL_TOKEN_AGENCY */
@@ -54,7 +55,7 @@ struct gl_kind {
 	int (*check)(ghl_step_ctx *ctx);
 };
 
-/* Config item i's string member key. */
+/* Config item i's string member key (NULL when absent or empty). */
 const char *gl_item(ghl_step_ctx *ctx, const struct gl_kind *k, size_t i, const char *key);
 int gl_ensure_run(ghl_step_ctx *ctx, const struct gl_kind *k);
 int gl_ensure_compensate(ghl_step_ctx *ctx, const struct gl_kind *k);
@@ -75,6 +76,14 @@ int enable_saas_run(ghl_step_ctx *ctx);
 extern const char enable_saas_schema[];
 int set_rebilling_run(ghl_step_ctx *ctx);
 extern const char set_rebilling_schema[];
+
+int add_menu_links_run(ghl_step_ctx *ctx);
+int add_menu_links_compensate(ghl_step_ctx *ctx);
+extern const char add_menu_links_schema[];
+
+int set_user_permissions_run(ghl_step_ctx *ctx);
+int set_user_permissions_compensate(ghl_step_ctx *ctx);
+extern const char set_user_permissions_schema[];
 
 int load_snapshot_run(ghl_step_ctx *ctx);
 extern const char load_snapshot_schema[];

@@ -186,7 +186,7 @@ struct sim_store {
 	struct htab codes;
 	struct vec code_list;
 	int64_t seq;
-	struct json *golive; /* sim_golive.c: phone numbers, calendars, SaaS pause, rebilling */
+	struct json *golive; /* sim_golive.c: phone numbers, calendars, menus, SaaS pause, rebilling */
 };
 
 /* ---- statistics ---- */
@@ -432,6 +432,14 @@ void sim_h_calendar_delete(struct sim_ctx *c);
 void sim_h_saas_subscription(struct sim_ctx *c);
 void sim_h_saas_pause(struct sim_ctx *c);
 void sim_h_saas_rebilling(struct sim_ctx *c);
+
+/* sim_menus.c */
+void sim_h_menu_list(struct sim_ctx *c);
+void sim_h_menu_create(struct sim_ctx *c);
+void sim_h_menu_delete(struct sim_ctx *c);
+
+/* sim_user_update.c */
+void sim_h_user_update(struct sim_ctx *c);
 
 /* sim_admin.c */
 void sim_admin_dispatch(struct sim_ctx *c);

@@ -1,12 +1,13 @@
 /* sim_golive.c — the store of the go-live resources (phone numbers,
- * calendars, SaaS pause and rebilling: sim_phone.c, sim_calendars.c,
- * sim_saas.c) and the answer helpers they share.
+ * calendars, menu links, SaaS pause and rebilling: sim_phone.c,
+ * sim_calendars.c, sim_menus.c, sim_saas.c) and the answer helpers they share.
  *
  * The store is one JSON object, s->store.golive, made on first use and freed
  * with the rest of the store (so POST /_sim/reset forgets it too):
  *   {"numbers":   {locationId: [number, ...]},   active phone numbers
  *    "purchases": {fingerprintId: purchase},     every purchase, by its id
  *    "calendars": [calendar, ...],
+ *    "menus":     [custom menu link, ...]        (each with its companyId)
  *    "paused":    {locationId: bool},
  *    "rebilling": {companyId: {product: {"locationIds": [...], "config": {...}}}}}
  * GET /_sim/state shows it as "golive".

@@ -91,6 +91,12 @@ static const struct sim_route routes[] = {
 	 "POST /saas/pause/{locationId}"},
 	{EVHTTP_REQ_POST, "/saas/update-rebilling/{companyId}", AUTH_COMPANY, VER_SAAS,
 	 sim_h_saas_rebilling, "POST /saas/update-rebilling/{companyId}"},
+	{EVHTTP_REQ_GET, "/custom-menus/", AUTH_COMPANY, VER_ANY, sim_h_menu_list, "GET /custom-menus/"},
+	{EVHTTP_REQ_POST, "/custom-menus/", AUTH_COMPANY, VER_ANY, sim_h_menu_create,
+	 "POST /custom-menus/"},
+	{EVHTTP_REQ_DELETE, "/custom-menus/{customMenuId}", AUTH_COMPANY, VER_ANY, sim_h_menu_delete,
+	 "DELETE /custom-menus/{customMenuId}"},
+	{EVHTTP_REQ_PUT, "/users/{userId}", AUTH_ANY, VER_ANY, sim_h_user_update, "PUT /users/{userId}"},
 };
 
 /* ---- pending replies ---- */

@@ -553,6 +553,11 @@ END_TEST
 	"{\"step\":\"CREATE_CALENDARS\",\"config\":{\"calendars\":[{\"name\":\"Consultations\"," \
 	"\"slot_duration\":45%s},{\"name\":\"Cleanings\"}]}}"
 
+#define GOLIVE_MENUS                                                                            \
+	"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"Client portal\","   \
+	"\"url\":\"https://portal.example.com/\"},{\"title\":\"Help\",\"url\":"                 \
+	"\"https://help.example.com/\",\"open_mode\":\"iframe\"}]}}"
+
 /* The location's member of GET /_sim/state's golive store (NULL: none). */
 static struct json *golive_of(struct json *state, const char *what, const char *key)
 {
@@ -591,7 +596,9 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 		",%s,{\"step\":\"ENABLE_SAAS\",\"config\":{\"plan_id\":\"plan-pro\",\"price_id\":"
 		"\"price-pro-monthly\"}},{\"step\":\"SET_REBILLING\",\"config\":{\"products\":["
 		"{\"product\":\"conversationAI\",\"markup\":20},{\"product\":\"contentAI\","
-		"\"config\":{\"enabled\":true}}]}}]}",
+		"\"config\":{\"enabled\":true}}]}},{\"step\":\"SET_USER_PERMISSIONS\",\"config\":"
+		"{\"permissions\":{\"campaignsEnabled\":true,\"workflowsEnabled\":false},"
+		"\"scopes\":[\"contacts.write\"]}}," GOLIVE_MENUS "]}",
 		cal);
 	set_pipeline(&w, settings);
 	char *job = add_job(&w, CLIENT, NULL);
@@ -635,6 +642,20 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 			 loc_id);
 	assert_output(&w, job, "SET_REBILLING", "rebilling_products",
 		      "[\"conversationAI\", \"contentAI\"]");
+	/* the user's permissions: the two set, the others kept; the scopes */
+	struct json *perm = json_get(json_at(json_get(state, "users"), 0), "permissions");
+	ck_assert_int_eq(json_get_bool(perm, "campaignsEnabled"), 1);
+	ck_assert_int_eq(json_get_bool(perm, "workflowsEnabled"), 0);
+	ck_assert_int_eq(json_get_bool(perm, "contactsEnabled"), 1); /* as created */
+	ck_assert_str_eq(json_at(json_get(json_at(json_get(state, "users"), 0), "scopes"), 0)->u.str.s,
+			 "contacts.write");
+	/* two menu links shown in this location only */
+	struct json *menus = golive_of(state, "menus", NULL);
+	ck_assert_int_eq(json_len(menus), 2);
+	struct json *help = find_by(menus, "title", "Help");
+	ck_assert_str_eq(json_get_str(help, "openMode"), "iframe");
+	ck_assert_str_eq(json_at(json_get(help, "locations"), 0)->u.str.s, loc_id);
+	ck_assert_int_eq(json_get_bool(help, "showToAllLocations"), 0);
 	json_free(cals);
 	json_free(state);
 
@@ -646,6 +667,7 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	assert_output(&w, again, "CREATE_CUSTOM_FIELDS", "custom_fields_created", "[]");
 	assert_output(&w, again, "CREATE_CALENDARS", "calendars_created", "[]");
 	assert_output(&w, again, "ENABLE_SAAS", "saas_reused", "true");
+	assert_output(&w, again, "ADD_MENU_LINKS", "menu_links_created", "[]");
 	state = hsim_admin(&w.sim, "GET", "state", NULL);
 	ck_assert_int_eq(json_len(golive_of(state, "purchases", NULL)), 1);
 	ck_assert_int_eq(json_len(golive_of(state, "numbers", loc_id)), 1);
@@ -654,6 +676,7 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	loc = find_by(json_get(state, "locations"), "id", loc_id);
 	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 2);
 	ck_assert_int_eq(route_count(&w, "POST /saas/enable-saas/{locationId}", "200"), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 2);
 	json_free(cals);
 	json_free(state);
 	free(again);
@@ -788,13 +811,17 @@ START_TEST(golive_config_errors_named_at_save)
 		"\"data_type\":\"TEXTY\"}]}},{\"step\":\"CREATE_CALENDARS\",\"config\":{}},"
 		"{\"step\":\"SET_REBILLING\",\"config\":{\"products\":[{\"product\":\"sms\"}]}},"
 		"{\"step\":\"ENABLE_SAAS\",\"config\":{\"plan\":\"pro\"}},"
-		"{\"step\":\"LOAD_SNAPSHOT\",\"config\":{\"override\":\"yes\"}}]}}",
+		"{\"step\":\"LOAD_SNAPSHOT\",\"config\":{\"override\":\"yes\"}},"
+		"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"x\","
+		"\"url\":\"not a url\"}]}},"
+		"{\"step\":\"SET_USER_PERMISSIONS\",\"config\":{\"permissions\":true}}]}}",
 		&out);
 	ck_assert_msg(st == 422, "%ld %s", st, out);
 	static const char *const fields[] = {
 		"settings.pipeline[1].config.number_type", "settings.pipeline[2].config.fields[0].data_type",
 		"settings.pipeline[3].config.calendars", "settings.pipeline[4].config.products[0].product",
-		"settings.pipeline[5].config.plan", "settings.pipeline[6].config.override"};
+		"settings.pipeline[5].config.plan", "settings.pipeline[6].config.override",
+		"settings.pipeline[7].config.links[0].url", "settings.pipeline[8].config.permissions"};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		char *want = xasprintf("\"field\":\"%s\"", fields[i]);
 		ck_assert_msg(strstr(out, want), "no %s in %s", want, out);
@@ -808,7 +835,7 @@ START_TEST(golive_config_errors_named_at_save)
 	struct json *j = json_parse(out, strlen(out), 32, NULL);
 	static const char *const steps[] = {"BUY_PHONE_NUMBER", "CREATE_CUSTOM_FIELDS",
 					    "CREATE_CALENDARS", "ENABLE_SAAS", "SET_REBILLING",
-					    "LOAD_SNAPSHOT"};
+					    "LOAD_SNAPSHOT", "ADD_MENU_LINKS", "SET_USER_PERMISSIONS"};
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		struct json *s = find_by(json_get(j, "items"), "name", steps[i]);
 		ck_assert_msg(s && json_get_str(s, "description") && json_get(s, "config_schema"),
@@ -863,22 +890,23 @@ START_TEST(load_snapshot_once_unless_override)
 }
 END_TEST
 
-/* A job that fails for good with "on_failure": "rollback": the fields it made
- * are deleted, and CREATE_LOCATION with "rollback": "pause" pauses the
+/* A job that fails for good with "on_failure": "rollback": the fields and
+ * menu links it made are deleted, and CREATE_LOCATION with "rollback": "pause" pauses the
  * location (POST /saas/pause) instead of deleting it, and says so. */
 START_TEST(golive_rollback_deletes_fields_and_pauses_location)
 {
 	struct world w;
 	world_start(&w);
 	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"rollback\":"
-			 "\"pause\"}}," GOLIVE_FIELDS ",{\"step\":\"CREATE_USER\"}],"
+			 "\"pause\"}}," GOLIVE_FIELDS "," GOLIVE_MENUS ",{\"step\":\"CREATE_USER\"}],"
 			 "\"on_failure\":\"rollback\"}");
 	/* CREATE_USER fails for good: the client has no first/last name */
 	char *job = add_job(&w, "{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}", NULL);
 	char *st = wait_job(&w, job, 20000);
 	ck_assert_str_eq(st, "FAILED");
 	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
-	ck_assert_msg(strstr(err, "rollback: undid CREATE_CUSTOM_FIELDS; undid CREATE_LOCATION"),
+	ck_assert_msg(strstr(err, "rollback: undid ADD_MENU_LINKS; undid CREATE_CUSTOM_FIELDS; "
+				  "undid CREATE_LOCATION"),
 		      "%s", err);
 	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
 	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
@@ -886,6 +914,7 @@ START_TEST(golive_rollback_deletes_fields_and_pauses_location)
 	ck_assert_msg(loc, "the location was deleted, not paused");
 	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 0);
 	ck_assert_int_eq(json_get_bool(golive_of(state, "paused", NULL), loc_id), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 0);
 	char *log = q1(&w, "SELECT string_agg(l->>'message', ' | ') FROM provisioning_logs, "
 			   "jsonb_array_elements(details_json->'log') l WHERE job_id = '%s' AND "
 			   "step = 'CREATE_LOCATION' AND details_json->>'compensate' = 'true'", job);
