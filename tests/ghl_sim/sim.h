@@ -413,6 +413,8 @@ void sim_iso_time(int64_t ms, char out[32]);
 struct json *sim_golive(struct sim *s, const char *name, int array);
 /* obj's member key, made (an array or an object) when missing. */
 struct json *sim_golive_member(struct json *obj, const char *key, int array);
+/* Frees arr's item i and closes the gap. */
+void sim_golive_remove(struct json *arr, size_t i);
 /* 422 with msgs (freed) when there are any: -1; else 0. */
 int sim_golive_422(struct sim_ctx *c, struct vec *msgs);
 void sim_golive_wrapped(struct sim_ctx *c, int status, const char *key, const struct json *v);

@@ -88,10 +88,7 @@ void sim_h_calendar_delete(struct sim_ctx *c)
 			continue;
 		if (!sim_location_for(c, json_get_str(cal, "locationId")))
 			return;
-		json_free(cal);
-		memmove(&all->u.arr.items[i], &all->u.arr.items[i + 1],
-			(all->u.arr.n - i - 1) * sizeof *all->u.arr.items);
-		all->u.arr.n--;
+		sim_golive_remove(all, i);
 		struct jw w;
 		sim_json_begin(c, &w, 200);
 		jw_key(&w, "succeeded");

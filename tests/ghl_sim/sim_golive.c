@@ -39,6 +39,14 @@ struct json *sim_golive_member(struct json *obj, const char *key, int array)
 	return v;
 }
 
+void sim_golive_remove(struct json *arr, size_t i)
+{
+	json_free(arr->u.arr.items[i]);
+	memmove(&arr->u.arr.items[i], &arr->u.arr.items[i + 1],
+		(arr->u.arr.n - i - 1) * sizeof *arr->u.arr.items);
+	arr->u.arr.n--;
+}
+
 int sim_golive_422(struct sim_ctx *c, struct vec *msgs)
 {
 	if (!msgs->n)

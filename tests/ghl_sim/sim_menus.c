@@ -154,10 +154,7 @@ void sim_h_menu_delete(struct sim_ctx *c)
 		if (!str_eq(json_get_str(m, "id"), c->seg[1]) ||
 		    !str_eq(json_get_str(m, "companyId"), c->tok->company_id))
 			continue;
-		json_free(m);
-		memmove(&all->u.arr.items[i], &all->u.arr.items[i + 1],
-			(all->u.arr.n - i - 1) * sizeof *all->u.arr.items);
-		all->u.arr.n--;
+		sim_golive_remove(all, i);
 		char ts[32];
 		sim_iso_time(now_wall_ms(), ts);
 		struct jw w;
