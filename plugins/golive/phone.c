@@ -5,9 +5,12 @@
  *      that already has an active number keeps it (phone_number_reused);
  *   2. search: GET …/available?countryCode=&numberTypes=&firstPart=&smsEnabled=
  *      &voiceEnabled=&mmsEnabled= and take the first number offered;
- *   3. buy: POST …/purchase with fingerprintId "ghl-agent:<job id>:BUY_PHONE_NUMBER",
- *      the same on every attempt of the job, so GHL itself can tell a retry
- *      from a second purchase; a 400 about the fingerprint lists the active
+ *   3. buy: POST …/purchase with fingerprintId
+ *      "ghl-agent:<job id>:<location id>:BUY_PHONE_NUMBER", the same on every
+ *      attempt of the job, so GHL itself can tell a retry from a second
+ *      purchase (the location is in it because dry runs and `ghl-agent step
+ *      run` all share the nil job id); a number taken meanwhile ("not
+ *      available") fails retryably, so the next attempt searches again; a 400 about the fingerprint lists the active
  *      numbers again and reuses the one found.
  * The area code is config.area_code, else the client's phone's (+1 NPA for
  * US/CA); when the client's area has no number the search is widened to the
@@ -123,8 +126,8 @@ static int search(ghl_step_ctx *ctx, struct run *r)
 
 static const char *fingerprint(ghl_step_ctx *ctx)
 {
-	return host->format(ctx, "ghl-agent:%s:BUY_PHONE_NUMBER",
-			    gl_str(ctx, GHL_SRC_JOB, GHL_PATH("id")));
+	return host->format(ctx, "ghl-agent:%s:%s:BUY_PHONE_NUMBER",
+			    gl_str(ctx, GHL_SRC_JOB, GHL_PATH("id")), LOCATION_ID());
 }
 
 static int buy(ghl_step_ctx *ctx, const char *number)
@@ -179,7 +182,7 @@ static int searched(ghl_step_ctx *ctx, struct run *r)
 			  CONFIG("area_code") ? CONFIG("area_code") : "");
 }
 
-static int bought(ghl_step_ctx *ctx, struct run *r)
+static int bought(ghl_step_ctx *ctx)
 {
 	if (!gl_ok(ctx, "POST purchase")) {
 		const char *msg = gl_message_has(ctx, 400, "fingerprint");
@@ -187,9 +190,11 @@ static int bought(ghl_step_ctx *ctx, struct run *r)
 			host->log(ctx, GHL_LOG_INFO, "GHL: %s; looking for the number bought", msg);
 			return list(ctx, PH_RELISTED);
 		}
+		if (gl_message_has(ctx, 400, "not available"))
+			return host->fail(ctx, 1, "the number was taken before it could be bought; "
+						  "will search again");
 		return host->fail_from_response(ctx, "buying the number");
 	}
-	(void)r;
 	const char *num = gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH("data", "phoneNumber"));
 	if (!num)
 		return host->fail(ctx, 1, "buying the number: GHL answered without data.phoneNumber");
@@ -205,7 +210,7 @@ int buy_phone_number_run(ghl_step_ctx *ctx)
 	case PH_SEARCHED:
 		return searched(ctx, r);
 	case PH_BOUGHT:
-		return bought(ctx, r);
+		return bought(ctx);
 	case PH_RELISTED:
 		return listed(ctx, r, 1);
 	default:

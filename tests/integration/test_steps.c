@@ -614,7 +614,7 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	ck_assert_int_eq(json_len(nums), 1);
 	ck_assert_str_eq(json_get_str(json_at(nums, 0), "phoneNumber"), number);
 	ck_assert_int_eq(json_get_bool(json_get(json_at(nums, 0), "capabilities"), "SMS"), 1);
-	char *fp = xasprintf("ghl-agent:%s:BUY_PHONE_NUMBER", job);
+	char *fp = xasprintf("ghl-agent:%s:%s:BUY_PHONE_NUMBER", job, loc_id);
 	ck_assert_msg(golive_of(state, "purchases", fp), "no purchase with fingerprintId %s", fp);
 	/* the fields, the calendars (the client's user on the first), SaaS, rebilling */
 	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
