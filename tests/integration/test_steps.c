@@ -679,6 +679,23 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 2);
 	json_free(cals);
 	json_free(state);
+
+	/* a client whose data names its SaaS plan: the client's wins over the config's */
+	char *pro = add_job(&w, "{\"name\":\"Bright Smiles\",\"email\":\"hi@bright.example\","
+				"\"first_name\":\"Bo\",\"last_name\":\"Bright\",\"country\":\"CA\","
+				"\"custom_values\":{\"saas_plan_id\":\"plan-starter\"}}", NULL);
+	assert_completed(&w, pro);
+	assert_output(&w, pro, "ENABLE_SAAS", "saas_plan_id", "plan-starter");
+	char *pro_loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", pro);
+	char *pro_num = output(&w, pro, "BUY_PHONE_NUMBER", "phone_number");
+	ck_assert_msg(str_has_prefix(pro_num, "+1416"), "a Canadian number: %s", pro_num);
+	state = hsim_admin(&w.sim, "GET", "state", NULL);
+	loc = find_by(json_get(state, "locations"), "id", pro_loc);
+	ck_assert_str_eq(json_get_str(json_get(loc, "saas"), "saasPlanId"), "plan-starter");
+	json_free(state);
+	free(pro_num);
+	free(pro_loc);
+	free(pro);
 	free(again);
 	free(fp);
 	free(number);
