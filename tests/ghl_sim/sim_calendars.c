@@ -2,7 +2,8 @@
  *   GET    /calendars/?locationId=   {"calendars": [...]}
  *   POST   /calendars/               *locationId, *name, ... → 200 {"calendar": {...}}
  *   DELETE /calendars/{calendarId}   {"succeeded": true}
- * Either token, as long as it reaches the calendar's location. Choices where
+ * Either token, as long as it reaches the calendar's location; Version
+ * 2021-04-15 (GHL's calendars API; 2023-02-21 too, as for /saas/). Choices where
  * GHL is not documented: names may repeat (so a step must look before it
  * creates); calendarType defaults to "event", slotDuration to 30 "mins".
  */

@@ -1249,6 +1249,20 @@ START_TEST(test_help_and_bad_flags)
 }
 END_TEST
 
+/* call() with another Version header. */
+static void call_version(struct resp *r, const struct sim *s, const char *method, const char *path,
+			 const char *token, const char *json_body, const char *version)
+{
+	char *auth = xasprintf("Authorization: Bearer %s", token);
+	char *ver = xasprintf("Version: %s", version);
+	const char *hdrs[] = {ver, "Content-Type: application/json", auth, NULL};
+	char *url = url_of(s, path);
+	http(r, method, url, hdrs, json_body);
+	free(url);
+	free(ver);
+	free(auth);
+}
+
 /* The go-live endpoints (sim_phone.c, sim_calendars.c, sim_menus.c,
  * sim_saas.c, sim_user_update.c): GHL's shapes, 422 message arrays, and a
  * purchase that is idempotent by fingerprintId. */
@@ -1311,25 +1325,30 @@ START_TEST(test_golive_endpoints)
 	ck_assert_uint_eq(json_len(json_get(r.json, "numbers")), 1);
 	resp_free(&r);
 
-	/* calendars: 422, create, list, delete */
-	call(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\",\"calendarType\":\"party\"}");
+	/* calendars (Version 2021-04-15): 422, create, list, delete */
+	call(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\"}");
+	ck_assert_int_eq(r.status, 400);
+	resp_free(&r);
+	const char *cv = "2021-04-15";
+	call_version(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\",\"calendarType\":"
+			 "\"party\"}", cv);
 	ck_assert_int_eq(r.status, 422);
 	ck_assert(msg_has(r.json, "locationId should not be empty"));
 	resp_free(&r);
 	free(body);
 	body = xasprintf("{\"locationId\":\"%s\",\"name\":\"Demo\",\"slotDuration\":15}", lid);
-	call(&r, &s, "POST", "/calendars/", lt, body);
+	call_version(&r, &s, "POST", "/calendars/", lt, body, cv);
 	ck_assert_int_eq(r.status, 200);
 	char *cal = xasprintf("/calendars/%s", json_get_str(json_get(r.json, "calendar"), "id"));
 	resp_free(&r);
 	char *list = xasprintf("/calendars/?locationId=%s", lid);
-	call(&r, &s, "GET", list, lt, NULL);
+	call_version(&r, &s, "GET", list, lt, NULL, cv);
 	ck_assert_uint_eq(json_len(json_get(r.json, "calendars")), 1);
 	resp_free(&r);
-	call(&r, &s, "DELETE", cal, lt, NULL);
+	call_version(&r, &s, "DELETE", cal, lt, NULL, cv);
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
-	call(&r, &s, "DELETE", cal, lt, NULL);
+	call_version(&r, &s, "DELETE", cal, lt, NULL, cv);
 	ck_assert_int_eq(r.status, 404);
 	resp_free(&r);
 
@@ -1361,30 +1380,26 @@ START_TEST(test_golive_endpoints)
 	call(&r, &s, "POST", pause, at, body);
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);
-	char *auth = xasprintf("Authorization: Bearer %s", at);
-	const char *saas_h[] = {"Version: 2021-04-15", "Content-Type: application/json", auth, NULL};
-	char *url = url_of(&s, pause);
-	http(&r, "POST", url, saas_h, body);
+	call_version(&r, &s, "POST", pause, at, body, cv);
 	ck_assert_int_eq(r.status, 201);
 	resp_free(&r);
-	free(url);
-	url = xasprintf("%s/saas/update-rebilling/%s", s.base, DEMO_COMPANY);
-	http(&r, "POST", url, saas_h, "{\"product\":\"sms\",\"locationIds\":[],\"config\":{}}");
+	char *url = xasprintf("/saas/update-rebilling/%s", DEMO_COMPANY);
+	call_version(&r, &s, "POST", url, at, "{\"product\":\"sms\",\"locationIds\":[],"
+		     "\"config\":{}}", cv);
 	ck_assert_int_eq(r.status, 422);
 	ck_assert(msg_has(r.json, "product must be one of the following values: contentAI, "
 				  "workflow_premium_actions, workflow_ai, conversationAI, "
 				  "EmailNotification, whatsApp"));
 	resp_free(&r);
 	free(url);
-	url = xasprintf("%s/saas/get-saas-subscription/%s?companyId=%s", s.base, lid, DEMO_COMPANY);
-	http(&r, "GET", url, saas_h, NULL);
+	url = xasprintf("/saas/get-saas-subscription/%s?companyId=%s", lid, DEMO_COMPANY);
+	call_version(&r, &s, "GET", url, at, NULL, cv);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(jstr(&r, "saasMode"), "not_activated");
 	ck_assert_int_eq(json_get_bool(r.json, "paused"), 1);
 	resp_free(&r);
 
 	free(url);
-	free(auth);
 	free(pause);
 	free(list);
 	free(cal);
