@@ -946,6 +946,35 @@ START_TEST(golive_rollback_deletes_fields_and_pauses_location)
 }
 END_TEST
 
+/* Rollback of SET_USER_PERMISSIONS: a later step fails for good (a snapshot
+ * GHL does not have), and the user gets the permissions it had back. */
+START_TEST(golive_rollback_restores_user_permissions)
+{
+	struct world w;
+	world_start(&w);
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_USER\"},"
+			 "{\"step\":\"SET_USER_PERMISSIONS\",\"config\":{\"permissions\":"
+			 "{\"campaignsEnabled\":false}}},{\"step\":\"LOAD_SNAPSHOT\",\"config\":"
+			 "{\"snapshot_id\":\"snap-not-in-ghl\"}}],\"on_failure\":\"rollback\"}");
+	char *job = add_job(&w, CLIENT, NULL);
+	char *st = wait_job(&w, job, 20000);
+	ck_assert_str_eq(st, "FAILED");
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
+	ck_assert_msg(strstr(err, "LOAD_SNAPSHOT") && strstr(err, "undid SET_USER_PERMISSIONS"),
+		      "%s", err);
+	/* set to false, then put back as it was */
+	ck_assert_int_eq(route_count(&w, "PUT /users/{userId}", "200"), 2);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *perm = json_get(json_at(json_get(state, "users"), 0), "permissions");
+	ck_assert_int_eq(json_get_bool(perm, "campaignsEnabled"), 1);
+	json_free(state);
+	free(err);
+	free(st);
+	free(job);
+	world_stop(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("steps");
@@ -961,6 +990,7 @@ int main(void)
 	tcase_add_test(tc, golive_config_errors_named_at_save);
 	tcase_add_test(tc, load_snapshot_once_unless_override);
 	tcase_add_test(tc, golive_rollback_deletes_fields_and_pauses_location);
+	tcase_add_test(tc, golive_rollback_restores_user_permissions);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
