@@ -1,7 +1,9 @@
 -- Demo agencies (development/staging only). Re-runnable: psql -f seeds/001_demo_agencies.sql
 -- The first row is the seed document's test fixture, same id. Its token columns hold
 -- placeholders, not tokens: `scripts/demo` connects the agency to ghl-sim through real
--- OAuth, which replaces them with AES-256-GCM encrypted tokens. Its pipeline ends with the
+-- OAuth, which replaces them with AES-256-GCM encrypted tokens. Its pipeline goes live (a phone
+-- number, custom fields, a calendar, SaaS, rebilling, the user's permissions and a menu link:
+-- plugins/golive) and ends with the
 -- README's Lua step example (steps/location_tag.lua). `ghl-agent serve` marks agencies with
 -- placeholder tokens needs_reconnect at start-up, so the second one shows it until connected.
 INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,
@@ -13,6 +15,17 @@ VALUES
          {"step": "VALIDATE_SNAPSHOT"}, {"step": "CREATE_LOCATION"},
          {"step": "WAIT_FOR_SNAPSHOT"}, {"step": "CREATE_USER", "config": {"role": "admin"}},
          {"step": "SET_CUSTOM_VALUES"}, {"step": "CREATE_CONTACT", "config": {"tags": ["demo"]}},
+         {"step": "BUY_PHONE_NUMBER", "config": {"sms": true, "voice": true}},
+         {"step": "CREATE_CUSTOM_FIELDS", "config": {"fields": [
+             {"name": "Insurance provider"}, {"name": "Last visit", "data_type": "DATE"}]}},
+         {"step": "CREATE_CALENDARS", "config": {"calendars": [
+             {"name": "New patient consultation", "slot_duration": 45, "assign_user": true}]}},
+         {"step": "ENABLE_SAAS"},
+         {"step": "SET_REBILLING", "config": {"products": [
+             {"product": "conversationAI", "markup": 20}, {"product": "contentAI", "markup": 20}]}},
+         {"step": "SET_USER_PERMISSIONS", "config": {"permissions": {"campaignsEnabled": true}}},
+         {"step": "ADD_MENU_LINKS", "config": {"links": [
+             {"title": "Onboarding checklist", "url": "https://example.com/onboarding"}]}},
          {"step": "location_tag", "config": {"name": "onboarding"}, "on_error": "continue"}]}'::jsonb),
     ('6a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7'::uuid, 'Summit Growth Partners', 'demo-ghl-agency-002',
      'encrypted_token_here', 'encrypted_refresh_here', NOW() + INTERVAL '30 days',

@@ -58,7 +58,7 @@ static const char *pick_version(const char *path)
 {
 	if (str_eq(path, "/oauth/token"))
 		return NULL;
-	if (str_has_prefix(path, "/saas/"))
+	if (str_has_prefix(path, "/saas/") || str_has_prefix(path, "/calendars/"))
 		return "2021-04-15";
 	return "2021-07-28";
 }

@@ -6,7 +6,8 @@
  *
  * Contract with GHL: /work/shared/GHL_API.md. What the client does per call:
  *   - URL = api_base + path [+ "?" + query]; `Version` header picked from the
- *     path ("2021-04-15" for /saas/, else "2021-07-28"; none for /oauth/token);
+ *     path ("2021-04-15" for /saas/ and /calendars/, else "2021-07-28"; none for
+ *     /oauth/token);
  *     `Authorization: Bearer` when a token is given; JSON or form body.
  *   - per-resource rate budget (core/ghl/ghl_ratelimit.h): requests whose
  *     resource has no budget left are held on an evtimer, never slept on, so

@@ -13,10 +13,14 @@
  * job for a client already onboarded reuses the client's location too.
  * Outputs: location_id (also stored on the job), location_reused.
  * Config: {"settings": object passed through as GHL's location settings,
- *          "find_existing": "on_retry" (default) | "always"}.
+ *          "find_existing": "on_retry" (default) | "always",
+ *          "rollback": "delete" (default) | "pause"}.
  * Compensate (pipelines with "on_failure": "rollback"): deletes the location
- * it created; a location it found (location_reused) is left alone, since it
- * cannot prove that no one else uses it. */
+ * it created (DELETE needs GHL's internal-only scope, so against real GHL
+ * "rollback": "pause" takes it out of service instead: POST /saas/pause/{id}
+ * {paused: true, companyId}); the journal says which. A location it found
+ * (location_reused) is left alone, since it cannot prove that no one else
+ * uses it. */
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -31,7 +35,7 @@ GHL_STEP_HOST;
 /* Phases: what the step waits for. */
 enum { PH_START = 0, PH_SEARCHED = 1, PH_CREATED = 2 };
 /* Phases of compensate. */
-enum { PH_UNDO_START = 0, PH_DELETED = 1 };
+enum { PH_UNDO_START = 0, PH_DELETED = 1, PH_PAUSED = 2 };
 
 /* Per-run state: the search page asked for, and whether it is the scan by
  * name (else the search by email). */
@@ -258,10 +262,29 @@ static int create_location_run(ghl_step_ctx *ctx)
 	return search(ctx, r);
 }
 
+/* rollback = pause: POST /saas/pause/{id} (the public way out of service). */
+static int pause(ghl_step_ctx *ctx, const char *id)
+{
+	ghl_json *j = host->json_new(ctx);
+	host->json_object(j);
+	host->json_key(j, "paused");
+	host->json_bool(j, 1);
+	put(j, "companyId", COMPANY_ID());
+	host->json_end(j);
+	host->log(ctx, GHL_LOG_INFO, "POST /saas/pause/%s (rollback: pause, as configured)", id);
+	const char *path = host->format(ctx, "/saas/pause/%s", host->urlencode(ctx, id));
+	return send(ctx, PH_PAUSED, "POST", path, NULL, host->json_text(j));
+}
+
 static int create_location_compensate(ghl_step_ctx *ctx)
 {
+	int st = host->response_status(ctx);
+	if (host->phase(ctx) == PH_PAUSED) {
+		if (st == 200 || st == 201 || st == 404)
+			return GHL_STEP_DONE;
+		return host->fail_from_response(ctx, "pausing the location");
+	}
 	if (host->phase(ctx) == PH_DELETED) {
-		int st = host->response_status(ctx);
 		if (st == 200 || st == 404) /* gone either way */
 			return GHL_STEP_DONE;
 		return host->fail_from_response(ctx, "deleting the location");
@@ -275,7 +298,10 @@ static int create_location_compensate(ghl_step_ctx *ctx)
 			  id);
 		return GHL_STEP_DONE;
 	}
-	host->log(ctx, GHL_LOG_INFO, "DELETE /locations/%s (rollback)", id);
+	const char *mode = str(ctx, GHL_SRC_CONFIG, GHL_PATH("rollback"));
+	if (mode && strcmp(mode, "pause") == 0)
+		return pause(ctx, id);
+	host->log(ctx, GHL_LOG_INFO, "DELETE /locations/%s (rollback: delete, as configured)", id);
 	return send(ctx, PH_DELETED, "DELETE",
 		    host->format(ctx, "/locations/%s", host->urlencode(ctx, id)),
 		    "deleteTwilioAccount=false", NULL);
@@ -288,7 +314,10 @@ static const struct ghl_step_def steps[] = {
 	 "{\\\"allowDuplicateContact\\\":false}\"},\"find_existing\":{\"type\":\"string\","
 	 "\"enum\":[\"on_retry\",\"always\"],\"default\":\"on_retry\",\"description\":"
 	 "\"look for the client's location before creating it on a retry only (an interrupted "
-	 "attempt may have made it), or on every job (a client onboarded before)\"}},"
+	 "attempt may have made it), or on every job (a client onboarded before)\"},"
+	 "\"rollback\":{\"type\":\"string\","
+	 "\"enum\":[\"delete\",\"pause\"],\"default\":\"delete\",\"description\":\"undo by "
+	 "DELETE (needs GHL's internal-only scope) or by POST /saas/pause\"}},"
 	 "\"additionalProperties\":false}",
 	 "creates the client's location (sub-account) with the snapshot; reuses an earlier attempt's",
 	 create_location_run, create_location_compensate, GHL_CLIENT_FIELDS("name", "email")},

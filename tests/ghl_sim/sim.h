@@ -189,6 +189,7 @@ struct sim_store {
 	struct htab codes;
 	struct vec code_list;
 	int64_t seq;
+	struct json *golive; /* sim_golive.c: phone numbers, calendars, menus, SaaS pause, rebilling */
 };
 
 /* ---- statistics ---- */
@@ -421,6 +422,41 @@ int sim_calls_admin(struct sim_ctx *c);
 
 /* sim_pushes.c */
 void sim_h_snapshot_pushes(struct sim_ctx *c);
+
+/* sim_golive.c: the go-live store (s->store.golive) and shared answers */
+/* The store's member name, made (an array or an object) on first use. */
+struct json *sim_golive(struct sim *s, const char *name, int array);
+/* obj's member key, made (an array or an object) when missing. */
+struct json *sim_golive_member(struct json *obj, const char *key, int array);
+/* Frees arr's item i and closes the gap. */
+void sim_golive_remove(struct json *arr, size_t i);
+/* 422 with msgs (freed) when there are any: -1; else 0. */
+int sim_golive_422(struct sim_ctx *c, struct vec *msgs);
+void sim_golive_wrapped(struct sim_ctx *c, int status, const char *key, const struct json *v);
+void sim_golive_success(struct sim_ctx *c, int status, const char *msg);
+
+/* sim_phone.c */
+void sim_h_phone_available(struct sim_ctx *c);
+void sim_h_phone_purchase(struct sim_ctx *c);
+void sim_h_phone_list(struct sim_ctx *c);
+
+/* sim_calendars.c */
+void sim_h_calendar_list(struct sim_ctx *c);
+void sim_h_calendar_create(struct sim_ctx *c);
+void sim_h_calendar_delete(struct sim_ctx *c);
+
+/* sim_saas.c */
+void sim_h_saas_subscription(struct sim_ctx *c);
+void sim_h_saas_pause(struct sim_ctx *c);
+void sim_h_saas_rebilling(struct sim_ctx *c);
+
+/* sim_menus.c */
+void sim_h_menu_list(struct sim_ctx *c);
+void sim_h_menu_create(struct sim_ctx *c);
+void sim_h_menu_delete(struct sim_ctx *c);
+
+/* sim_user_update.c */
+void sim_h_user_update(struct sim_ctx *c);
 
 /* sim_admin.c */
 void sim_admin_dispatch(struct sim_ctx *c);

@@ -335,6 +335,11 @@ static void get_state(struct sim_ctx *c)
 		jw_object_end(&w);
 	}
 	jw_array_end(&w);
+	jw_key(&w, "golive");
+	if (st->golive)
+		jw_value(&w, st->golive);
+	else
+		jw_null(&w);
 	jw_object_end(&w);
 }
 

@@ -416,6 +416,7 @@ void sim_store_free(struct sim *s)
 	vec_free(&st->user_list);
 	vec_free(&st->token_list);
 	vec_free(&st->code_list);
+	st->golive = json_free(st->golive);
 }
 
 void sim_store_reset(struct sim *s)

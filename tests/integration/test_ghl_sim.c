@@ -1249,6 +1249,172 @@ START_TEST(test_help_and_bad_flags)
 }
 END_TEST
 
+/* call() with another Version header. */
+static void call_version(struct resp *r, const struct sim *s, const char *method, const char *path,
+			 const char *token, const char *json_body, const char *version)
+{
+	char *auth = xasprintf("Authorization: Bearer %s", token);
+	char *ver = xasprintf("Version: %s", version);
+	const char *hdrs[] = {ver, "Content-Type: application/json", auth, NULL};
+	char *url = url_of(s, path);
+	http(r, method, url, hdrs, json_body);
+	free(url);
+	free(ver);
+	free(auth);
+}
+
+/* The go-live endpoints (sim_phone.c, sim_calendars.c, sim_menus.c,
+ * sim_saas.c, sim_user_update.c): GHL's shapes, 422 message arrays, and a
+ * purchase that is idempotent by fingerprintId. */
+START_TEST(test_golive_endpoints)
+{
+	struct sim s;
+	sim_start(&s, NULL);
+	char *at = agency_token(&s);
+	char *lid = create_location(&s, at, "Go Live", NULL, NULL);
+	char *lt = location_token(&s, at, lid);
+	struct resp r;
+
+	/* phone numbers: search, buy, the same fingerprint again, an owned number */
+	char *avail = xasprintf("/phone-system/numbers/location/%s/available?countryCode=ZZ", lid);
+	call(&r, &s, "GET", avail, lt, NULL);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert(msg_has(r.json, "countryCode must be one of the following values: US, CA, GB, AU"));
+	resp_free(&r);
+	free(avail);
+	avail = xasprintf("/phone-system/numbers/location/%s/available?countryCode=US&firstPart=737"
+			  "&smsEnabled=true", lid);
+	call(&r, &s, "GET", avail, lt, NULL);
+	ck_assert_int_eq(r.status, 200);
+	const struct json *nums = json_get(r.json, "numbers");
+	ck_assert_uint_gt(json_len(nums), 0);
+	for (size_t i = 0; i < json_len(nums); i++)
+		ck_assert_int_eq(json_get_bool(json_get(json_at(nums, i), "capabilities"), "SMS"), 1);
+	char *number = xstrdup(json_get_str(json_at(nums, 0), "phoneNumber"));
+	ck_assert_msg(str_has_prefix(number, "+1737"), "%s", number);
+	size_t offered = json_len(nums);
+	resp_free(&r);
+	char *buy = xasprintf("/phone-system/numbers/location/%s/purchase", lid);
+	call(&r, &s, "POST", buy, lt, "{\"phoneNumber\":\"+17375550100\",\"countryCode\":\"US\"}");
+	ck_assert_int_eq(r.status, 422);
+	ck_assert(msg_has(r.json, "fingerprintId should not be empty"));
+	resp_free(&r);
+	char *body = xasprintf("{\"phoneNumber\":\"%s\",\"countryCode\":\"US\",\"numberType\":"
+			       "\"local\",\"fingerprintId\":\"fp-1\"}", number);
+	call(&r, &s, "POST", buy, lt, body);
+	ck_assert_int_eq(r.status, 201);
+	ck_assert_str_eq(jstr(&r, "status"), "success");
+	ck_assert_str_eq(json_get_str(json_get(r.json, "data"), "phoneNumber"), number);
+	resp_free(&r);
+	call(&r, &s, "POST", buy, lt, body); /* a retry: the first purchase again */
+	ck_assert_int_eq(r.status, 201);
+	ck_assert_str_eq(json_get_str(json_get(r.json, "data"), "phoneNumber"), number);
+	resp_free(&r);
+	free(body);
+	body = xasprintf("{\"phoneNumber\":\"%s\",\"countryCode\":\"US\",\"numberType\":"
+			 "\"local\",\"fingerprintId\":\"fp-2\"}", number);
+	call(&r, &s, "POST", buy, lt, body);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_str_eq(jstr(&r, "message"), "Phone number is not available");
+	resp_free(&r);
+	call(&r, &s, "GET", avail, lt, NULL); /* the bought number is no longer offered */
+	ck_assert_uint_eq(json_len(json_get(r.json, "numbers")), offered - 1);
+	resp_free(&r);
+	char *active = xasprintf("/phone-system/numbers/location/%s", lid);
+	call(&r, &s, "GET", active, lt, NULL);
+	ck_assert_uint_eq(json_len(json_get(r.json, "numbers")), 1);
+	resp_free(&r);
+
+	/* calendars (Version 2021-04-15): 422, create, list, delete */
+	call(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\"}");
+	ck_assert_int_eq(r.status, 400);
+	resp_free(&r);
+	const char *cv = "2021-04-15";
+	call_version(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\",\"calendarType\":"
+			 "\"party\"}", cv);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert(msg_has(r.json, "locationId should not be empty"));
+	resp_free(&r);
+	free(body);
+	body = xasprintf("{\"locationId\":\"%s\",\"name\":\"Demo\",\"slotDuration\":15}", lid);
+	call_version(&r, &s, "POST", "/calendars/", lt, body, cv);
+	ck_assert_int_eq(r.status, 200);
+	char *cal = xasprintf("/calendars/%s", json_get_str(json_get(r.json, "calendar"), "id"));
+	resp_free(&r);
+	char *list = xasprintf("/calendars/?locationId=%s", lid);
+	call_version(&r, &s, "GET", list, lt, NULL, cv);
+	ck_assert_uint_eq(json_len(json_get(r.json, "calendars")), 1);
+	resp_free(&r);
+	call_version(&r, &s, "DELETE", cal, lt, NULL, cv);
+	ck_assert_int_eq(r.status, 200);
+	resp_free(&r);
+	call_version(&r, &s, "DELETE", cal, lt, NULL, cv);
+	ck_assert_int_eq(r.status, 404);
+	resp_free(&r);
+
+	/* custom menus (agency token) */
+	call(&r, &s, "POST", "/custom-menus/", at, "{\"title\":\"Portal\"}");
+	ck_assert_int_eq(r.status, 422);
+	ck_assert(msg_has(r.json, "url should not be empty"));
+	ck_assert(msg_has(r.json, "icon must be an object"));
+	resp_free(&r);
+	free(body);
+	body = xasprintf("{\"title\":\"Portal\",\"url\":\"https://p.example/\",\"icon\":{\"name\":"
+			 "\"link\",\"fontFamily\":\"fas\"},\"showOnCompany\":false,\"showOnLocation\":"
+			 "true,\"showToAllLocations\":false,\"openMode\":\"new_tab\",\"locations\":"
+			 "[\"%s\"],\"userRole\":\"all\"}", lid);
+	call(&r, &s, "POST", "/custom-menus/", at, body);
+	ck_assert_int_eq(r.status, 201);
+	resp_free(&r);
+	free(list);
+	list = xasprintf("/custom-menus/?locationId=%s&query=port", lid);
+	call(&r, &s, "GET", list, at, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(json_len(json_get(r.json, "customMenus")), 1);
+	resp_free(&r);
+
+	/* SaaS: Version 2021-04-15 only; pause; rebilling's product list */
+	char *pause = xasprintf("/saas/pause/%s", lid);
+	free(body);
+	body = xasprintf("{\"paused\":true,\"companyId\":\"%s\"}", DEMO_COMPANY);
+	call(&r, &s, "POST", pause, at, body);
+	ck_assert_int_eq(r.status, 400);
+	resp_free(&r);
+	call_version(&r, &s, "POST", pause, at, body, cv);
+	ck_assert_int_eq(r.status, 201);
+	resp_free(&r);
+	char *url = xasprintf("/saas/update-rebilling/%s", DEMO_COMPANY);
+	call_version(&r, &s, "POST", url, at, "{\"product\":\"sms\",\"locationIds\":[],"
+		     "\"config\":{}}", cv);
+	ck_assert_int_eq(r.status, 422);
+	ck_assert(msg_has(r.json, "product must be one of the following values: contentAI, "
+				  "workflow_premium_actions, workflow_ai, conversationAI, "
+				  "EmailNotification, whatsApp"));
+	resp_free(&r);
+	free(url);
+	url = xasprintf("/saas/get-saas-subscription/%s?companyId=%s", lid, DEMO_COMPANY);
+	call_version(&r, &s, "GET", url, at, NULL, cv);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(jstr(&r, "saasMode"), "not_activated");
+	ck_assert_int_eq(json_get_bool(r.json, "paused"), 1);
+	resp_free(&r);
+
+	free(url);
+	free(pause);
+	free(list);
+	free(cal);
+	free(active);
+	free(body);
+	free(buy);
+	free(number);
+	free(avail);
+	free(lt);
+	free(lid);
+	free(at);
+	sim_stop(&s);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("ghl_sim");
@@ -1264,6 +1430,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, test_snapshots);
 	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_location_scoped);
+	tcase_add_test(tc, test_golive_endpoints);
 	tcase_add_test(tc, test_rate_limit);
 	tcase_add_test(tc, test_rate_limit_per_resource);
 	tcase_add_test(tc, test_duplicate_locations);

@@ -38,18 +38,24 @@ static const char *const fast[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETR
 				   "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LOG_LEVEL=info",
 				   "GHL_AGENT_NOTIFY_WEBHOOK_ALLOW_PRIVATE=on", NULL};
 
-static void world_start(struct world *w)
+/* A world whose ghl-sim gets flags and whose agent gets env. */
+static void world_start_with(struct world *w, const char *const *flags, const char *const *env)
 {
 	memset(w, 0, sizeof(*w));
 	w->dsn = tl_create_db("steps");
 	hmigrate(w->dsn);
 	w->db = tl_connect(w->dsn);
-	const char *flags[] = {"--snapshot-delay-ms", "400", NULL};
 	hsim_start(&w->sim, flags);
-	hagent_start(&w->agent, w->dsn, &w->sim, fast);
+	hagent_start(&w->agent, w->dsn, &w->sim, env);
 	snprintf(w->company, sizeof(w->company), "co-steps-%d-%d", (int)getpid(), ++company_seq);
 	w->agency = hconnect_agency(&w->agent, w->db, w->company);
 	/* ghl-sim gives every company its demo snapshots (snap-dental-001, ...) */
+}
+
+static void world_start(struct world *w)
+{
+	const char *flags[] = {"--snapshot-delay-ms", "400", NULL};
+	world_start_with(w, flags, fast);
 }
 
 static void world_stop(struct world *w)
@@ -539,6 +545,437 @@ START_TEST(custom_value_names_with_any_character)
 }
 END_TEST
 
+/* ---- the go-live steps (issue 13) ---- */
+
+#define GOLIVE_FIELDS                                                                           \
+	"{\"step\":\"CREATE_CUSTOM_FIELDS\",\"config\":{\"fields\":[{\"name\":\"Insurance\"},"  \
+	"{\"name\":\"Visits\",\"data_type\":\"NUMERICAL\",\"position\":2}]}}"
+#define GOLIVE_CALENDARS                                                                        \
+	"{\"step\":\"CREATE_CALENDARS\",\"config\":{\"calendars\":[{\"name\":\"Consultations\"," \
+	"\"slot_duration\":45%s},{\"name\":\"Cleanings\"}]}}"
+
+#define GOLIVE_MENUS                                                                            \
+	"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"Client portal\","   \
+	"\"url\":\"https://portal.example.com/\"},{\"title\":\"Help\",\"url\":"                 \
+	"\"https://help.example.com/\",\"open_mode\":\"iframe\"}]}}"
+
+/* The location's member of GET /_sim/state's golive store (NULL: none). */
+static struct json *golive_of(struct json *state, const char *what, const char *key)
+{
+	struct json *g = json_get(json_get(state, "golive"), what);
+	return key ? json_get(g, key) : g;
+}
+
+static struct json *calendars_of(struct json *state, const char *loc_id)
+{
+	struct json *out = json_new_array();
+	struct json *all = golive_of(state, "calendars", NULL);
+	for (size_t i = 0; i < json_len(all); i++)
+		if (str_eq(json_get_str(json_at(all, i), "locationId"), loc_id))
+			json_array_push_take(out, json_clone(json_at(all, i)));
+	return out;
+}
+
+static void assert_output(struct world *w, const char *job, const char *step, const char *key,
+			  const char *want)
+{
+	char *v = output(w, job, step, key);
+	ck_assert_msg(str_eq(v, want), "%s.%s: %s, want %s", step, key, v, want);
+	free(v);
+}
+
+/* Every go-live step in one pipeline, as GHL sees it; the same client again
+ * reuses all of it (one number, two fields, two calendars). */
+START_TEST(golive_pipeline_as_ghl_sees_it)
+{
+	struct world w;
+	world_start(&w);
+	char *cal = xasprintf(GOLIVE_CALENDARS, ",\"assign_user\":true");
+	char *settings = xasprintf(
+		"{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"CREATE_USER\"},"
+		"{\"step\":\"BUY_PHONE_NUMBER\",\"config\":{\"sms\":true,\"voice\":true}}," GOLIVE_FIELDS
+		",%s,{\"step\":\"ENABLE_SAAS\",\"config\":{\"plan_id\":\"plan-pro\",\"price_id\":"
+		"\"price-pro-monthly\"}},{\"step\":\"SET_REBILLING\",\"config\":{\"products\":["
+		"{\"product\":\"conversationAI\",\"markup\":20},{\"product\":\"contentAI\","
+		"\"config\":{\"enabled\":true}}]}},{\"step\":\"SET_USER_PERMISSIONS\",\"config\":"
+		"{\"permissions\":{\"campaignsEnabled\":true,\"workflowsEnabled\":false},"
+		"\"scopes\":[\"contacts.write\"]}}," GOLIVE_MENUS "]}",
+		cal);
+	set_pipeline(&w, settings);
+	char *job = add_job(&w, CLIENT, NULL);
+	assert_completed(&w, job);
+	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	char *user_id = output(&w, job, "CREATE_USER", "user_id");
+	char *number = output(&w, job, "BUY_PHONE_NUMBER", "phone_number");
+	assert_output(&w, job, "BUY_PHONE_NUMBER", "phone_number_reused", "false");
+	/* the client's area code (+1 555…), a number that sends SMS */
+	ck_assert_msg(str_has_prefix(number, "+1555"), "number %s", number);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *nums = golive_of(state, "numbers", loc_id);
+	ck_assert_int_eq(json_len(nums), 1);
+	ck_assert_str_eq(json_get_str(json_at(nums, 0), "phoneNumber"), number);
+	ck_assert_int_eq(json_get_bool(json_get(json_at(nums, 0), "capabilities"), "SMS"), 1);
+	char *fp = xasprintf("ghl-agent:%s:%s:BUY_PHONE_NUMBER", job, loc_id);
+	ck_assert_msg(golive_of(state, "purchases", fp), "no purchase with fingerprintId %s", fp);
+	/* the fields, the calendars (the client's user on the first), SaaS, rebilling */
+	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
+	struct json *cfs = json_get(loc, "customFields");
+	ck_assert_int_eq(json_len(cfs), 2);
+	ck_assert_str_eq(json_get_str(find_by(cfs, "name", "Visits"), "dataType"), "NUMERICAL");
+	char *ids = output(&w, job, "CREATE_CUSTOM_FIELDS", "custom_field_ids");
+	ck_assert_msg(strstr(ids, json_get_str(find_by(cfs, "name", "Insurance"), "id")), "%s", ids);
+	free(ids);
+	struct json *cals = calendars_of(state, loc_id);
+	ck_assert_int_eq(json_len(cals), 2);
+	struct json *consult = find_by(cals, "name", "Consultations");
+	int64_t slot = 0;
+	json_get_int(consult, "slotDuration", &slot);
+	ck_assert_int_eq(slot, 45);
+	ck_assert_str_eq(json_get_str(json_at(json_get(consult, "teamMembers"), 0), "userId"),
+			 user_id);
+	ck_assert_str_eq(json_get_str(json_get(loc, "saas"), "saasPlanId"), "plan-pro");
+	ck_assert_str_eq(json_get_str(json_get(loc, "saas"), "priceId"), "price-pro-monthly");
+	struct json *rb = golive_of(state, "rebilling", w.company);
+	int64_t markup = 0;
+	json_get_int(json_get(json_get(rb, "conversationAI"), "config"), "markup", &markup);
+	ck_assert_int_eq(markup, 20);
+	ck_assert_str_eq(json_at(json_get(json_get(rb, "contentAI"), "locationIds"), 0)->u.str.s,
+			 loc_id);
+	assert_output(&w, job, "SET_REBILLING", "rebilling_products",
+		      "[\"conversationAI\", \"contentAI\"]");
+	/* the user's permissions: the two set, the others kept; the scopes */
+	struct json *perm = json_get(json_at(json_get(state, "users"), 0), "permissions");
+	ck_assert_int_eq(json_get_bool(perm, "campaignsEnabled"), 1);
+	ck_assert_int_eq(json_get_bool(perm, "workflowsEnabled"), 0);
+	ck_assert_int_eq(json_get_bool(perm, "contactsEnabled"), 1); /* as created */
+	ck_assert_str_eq(json_at(json_get(json_at(json_get(state, "users"), 0), "scopes"), 0)->u.str.s,
+			 "contacts.write");
+	/* two menu links shown in this location only */
+	struct json *menus = golive_of(state, "menus", NULL);
+	ck_assert_int_eq(json_len(menus), 2);
+	struct json *help = find_by(menus, "title", "Help");
+	ck_assert_str_eq(json_get_str(help, "openMode"), "iframe");
+	ck_assert_str_eq(json_at(json_get(help, "locations"), 0)->u.str.s, loc_id);
+	ck_assert_int_eq(json_get_bool(help, "showToAllLocations"), 0);
+	json_free(cals);
+	json_free(state);
+
+	/* the same client again: everything found, nothing made twice */
+	char *again = add_job(&w, CLIENT, NULL);
+	assert_completed(&w, again);
+	assert_output(&w, again, "BUY_PHONE_NUMBER", "phone_number", number);
+	assert_output(&w, again, "BUY_PHONE_NUMBER", "phone_number_reused", "true");
+	assert_output(&w, again, "CREATE_CUSTOM_FIELDS", "custom_fields_created", "[]");
+	assert_output(&w, again, "CREATE_CALENDARS", "calendars_created", "[]");
+	assert_output(&w, again, "ENABLE_SAAS", "saas_reused", "true");
+	assert_output(&w, again, "ADD_MENU_LINKS", "menu_links_created", "[]");
+	state = hsim_admin(&w.sim, "GET", "state", NULL);
+	ck_assert_int_eq(json_len(golive_of(state, "purchases", NULL)), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "numbers", loc_id)), 1);
+	cals = calendars_of(state, loc_id);
+	ck_assert_int_eq(json_len(cals), 2);
+	loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 2);
+	ck_assert_int_eq(route_count(&w, "POST /saas/enable-saas/{locationId}", "200"), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 2);
+	json_free(cals);
+	json_free(state);
+
+	/* a client whose data names its SaaS plan: the client's wins over the config's */
+	char *pro = add_job(&w, "{\"name\":\"Bright Smiles\",\"email\":\"hi@bright.example\","
+				"\"first_name\":\"Bo\",\"last_name\":\"Bright\",\"country\":\"CA\","
+				"\"custom_values\":{\"saas_plan_id\":\"plan-starter\"}}", NULL);
+	assert_completed(&w, pro);
+	assert_output(&w, pro, "ENABLE_SAAS", "saas_plan_id", "plan-starter");
+	char *pro_loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", pro);
+	char *pro_num = output(&w, pro, "BUY_PHONE_NUMBER", "phone_number");
+	ck_assert_msg(str_has_prefix(pro_num, "+1416"), "a Canadian number: %s", pro_num);
+	state = hsim_admin(&w.sim, "GET", "state", NULL);
+	loc = find_by(json_get(state, "locations"), "id", pro_loc);
+	ck_assert_str_eq(json_get_str(json_get(loc, "saas"), "saasPlanId"), "plan-starter");
+	json_free(state);
+	free(pro_num);
+	free(pro_loc);
+	free(pro);
+	free(again);
+	free(fp);
+	free(number);
+	free(user_id);
+	free(loc_id);
+	free(job);
+	free(settings);
+	free(cal);
+	world_stop(&w);
+}
+END_TEST
+
+static int has_number(struct json *state)
+{
+	struct json *all = golive_of(state, "numbers", NULL);
+	for (size_t i = 0; i < json_len(all); i++)
+		if (json_len(all->u.obj.vals[i]) > 0)
+			return 1;
+	return 0;
+}
+
+static int has_field(struct json *state)
+{
+	struct json *locs = json_get(state, "locations");
+	for (size_t i = 0; i < json_len(locs); i++)
+		if (json_len(json_get(json_at(locs, i), "customFields")) > 0)
+			return 1;
+	return 0;
+}
+
+static int has_calendar(struct json *state)
+{
+	return json_len(golive_of(state, "calendars", NULL)) > 0;
+}
+
+static const char *const crash_env[] = {
+	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
+	"GHL_AGENT_LEASE_TIMEOUT=1500ms", "GHL_AGENT_LOG_LEVEL=info", NULL};
+
+/* Kills the agent (SIGKILL) as soon as GHL has done what made(state) sees —
+ * ghl-sim answers 600 ms after it acted, so the step is still waiting for
+ * GHL's reply: the journal has no COMPLETED row for it — then starts a new
+ * agent, which resumes the job once the lease has run out. */
+static void crash_after(struct world *w, const char *job, const char *step,
+			int (*made)(struct json *state))
+{
+	int hit = 0;
+	for (int i = 0; i < 3000 && !hit; i++) {
+		struct json *state = hsim_admin(&w->sim, "GET", "state", NULL);
+		hit = made(state);
+		json_free(state);
+		if (!hit)
+			usleep(10000);
+	}
+	ck_assert_msg(hit, "%s never reached GHL", step);
+	kill(w->agent.pid, SIGKILL);
+	int st;
+	waitpid(w->agent.pid, &st, 0);
+	long long done = tl_sqlf_n(w->db, "SELECT count(*) FROM provisioning_logs WHERE job_id = "
+					  "'%s' AND step = '%s' AND status = 'COMPLETED'", job, step);
+	ck_assert_msg(done == 0, "%s was journaled before the crash: the test missed its window",
+		      step);
+	unlink(w->agent.log);
+	hagent_start(&w->agent, w->dsn, &w->sim, crash_env);
+}
+
+/* A crash between each step's GHL call and its journal write: the job
+ * resumes, and GHL has one number, two fields and two calendars. */
+START_TEST(golive_crash_between_ghl_call_and_journal)
+{
+	struct world w;
+	const char *flags[] = {"--latency-ms", "600", "--rate-limit", "0", NULL};
+	world_start_with(&w, flags, crash_env);
+	char *cal = xasprintf(GOLIVE_CALENDARS, "");
+	char *settings = xasprintf("{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				   "{\"step\":\"BUY_PHONE_NUMBER\"}," GOLIVE_FIELDS ",%s]}", cal);
+	set_pipeline(&w, settings);
+	char *job = add_job(&w, CLIENT, NULL);
+	crash_after(&w, job, "BUY_PHONE_NUMBER", has_number);
+	crash_after(&w, job, "CREATE_CUSTOM_FIELDS", has_field);
+	crash_after(&w, job, "CREATE_CALENDARS", has_calendar);
+	char *st = hjob_wait(w.db, job, 60000, w.agent.log);
+	ck_assert_str_eq(st, "COMPLETED");
+	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	/* one number bought, and the resumed step reports it as found */
+	ck_assert_int_eq(json_len(golive_of(state, "purchases", NULL)), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "numbers", loc_id)), 1);
+	ck_assert_int_eq(route_count(&w, "POST /phone-system/numbers/location/{locationId}/purchase",
+				     "201"), 1);
+	assert_output(&w, job, "BUY_PHONE_NUMBER", "phone_number_reused", "true");
+	/* each field and calendar once: the one made before the crash was found */
+	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 2);
+	ck_assert_int_eq(route_count(&w, "POST /locations/{locationId}/customFields", "201"), 2);
+	ck_assert_int_eq(route_count(&w, "POST /locations/{locationId}/customFields", "400"), 0);
+	assert_output(&w, job, "CREATE_CUSTOM_FIELDS", "custom_fields_created", "[\"Visits\"]");
+	struct json *cals = calendars_of(state, loc_id);
+	ck_assert_int_eq(json_len(cals), 2);
+	ck_assert_int_eq(route_count(&w, "POST /calendars/", "200"), 2);
+	assert_output(&w, job, "CREATE_CALENDARS", "calendars_created", "[\"Cleanings\"]");
+	ck_assert_int_ge(tl_sqlf_n(w.db, "SELECT attempt FROM provisioning_jobs WHERE id = '%s'",
+				   job), 4);
+	json_free(cals);
+	json_free(state);
+	free(loc_id);
+	free(st);
+	free(job);
+	free(settings);
+	free(cal);
+	world_stop(&w);
+}
+END_TEST
+
+/* A bad config of a go-live step is refused when the pipeline is saved,
+ * naming the entry and the key; the step catalogue describes each step. */
+START_TEST(golive_config_errors_named_at_save)
+{
+	struct world w;
+	world_start(&w);
+	char *auth = hagent_admin_header(&w.agent);
+	const char *h[] = {"Content-Type: application/json", auth, NULL};
+	char *url = xasprintf("%s/api/v1/agencies/%s", w.agent.base, w.agency);
+	char *out;
+	long st = tl_http(
+		"PATCH", url, h,
+		"{\"settings\":{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		"{\"step\":\"BUY_PHONE_NUMBER\",\"config\":{\"number_type\":\"landline\"}},"
+		"{\"step\":\"CREATE_CUSTOM_FIELDS\",\"config\":{\"fields\":[{\"name\":\"A\","
+		"\"data_type\":\"TEXTY\"}]}},{\"step\":\"CREATE_CALENDARS\",\"config\":{}},"
+		"{\"step\":\"SET_REBILLING\",\"config\":{\"products\":[{\"product\":\"sms\"}]}},"
+		"{\"step\":\"ENABLE_SAAS\",\"config\":{\"plan\":\"pro\"}},"
+		"{\"step\":\"LOAD_SNAPSHOT\",\"config\":{\"override\":\"yes\"}},"
+		"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"x\","
+		"\"url\":\"not a url\"}]}},"
+		"{\"step\":\"SET_USER_PERMISSIONS\",\"config\":{\"permissions\":true}}]}}",
+		&out);
+	ck_assert_msg(st == 422, "%ld %s", st, out);
+	static const char *const fields[] = {
+		"settings.pipeline[1].config.number_type", "settings.pipeline[2].config.fields[0].data_type",
+		"settings.pipeline[3].config.calendars", "settings.pipeline[4].config.products[0].product",
+		"settings.pipeline[5].config.plan", "settings.pipeline[6].config.override",
+		"settings.pipeline[7].config.links[0].url", "settings.pipeline[8].config.permissions"};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		char *want = xasprintf("\"field\":\"%s\"", fields[i]);
+		ck_assert_msg(strstr(out, want), "no %s in %s", want, out);
+		free(want);
+	}
+	free(out);
+	free(url);
+	url = xasprintf("%s/api/v1/steps", w.agent.base);
+	st = tl_http("GET", url, h, NULL, &out);
+	ck_assert_msg(st == 200, "%ld %s", st, out);
+	struct json *j = json_parse(out, strlen(out), 32, NULL);
+	static const char *const steps[] = {"BUY_PHONE_NUMBER", "CREATE_CUSTOM_FIELDS",
+					    "CREATE_CALENDARS", "ENABLE_SAAS", "SET_REBILLING",
+					    "LOAD_SNAPSHOT", "ADD_MENU_LINKS", "SET_USER_PERMISSIONS"};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		struct json *s = find_by(json_get(j, "items"), "name", steps[i]);
+		ck_assert_msg(s && json_get_str(s, "description") && json_get(s, "config_schema"),
+			      "%s not described in %s", steps[i], out);
+	}
+	json_free(j);
+	free(out);
+	free(url);
+	free(auth);
+	world_stop(&w);
+}
+END_TEST
+
+/* LOAD_SNAPSHOT loads into the location; the same snapshot again is refused
+ * (GHL would duplicate its assets) until the pipeline says override. */
+START_TEST(load_snapshot_once_unless_override)
+{
+	struct world w;
+	world_start(&w);
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
+			 "\"config\":{\"snapshot_id\":\"snap-dental-001\"}}]}");
+	char *job = add_job(&w, CLIENT, NULL);
+	assert_completed(&w, job);
+	assert_output(&w, job, "LOAD_SNAPSHOT", "snapshot_loaded", "true");
+	assert_output(&w, job, "LOAD_SNAPSHOT", "ghl_snapshot_id", "snap-dental-001");
+	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "snapshotId"), "snap-dental-001");
+	json_free(state);
+
+	char *again = add_job(&w, CLIENT, NULL);
+	char *st = wait_job(&w, again, 20000);
+	ck_assert_str_eq(st, "FAILED");
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", again);
+	ck_assert_msg(strstr(err, "LOAD_SNAPSHOT") && strstr(err, "already loaded") &&
+			      strstr(err, "override"), "%s", err);
+	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}", "200"), 1);
+
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
+			 "\"config\":{\"snapshot_id\":\"snap-dental-001\",\"override\":true}}]}");
+	char *third = add_job(&w, CLIENT, NULL);
+	assert_completed(&w, third);
+	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}", "200"), 2);
+	free(third);
+	free(err);
+	free(st);
+	free(again);
+	free(loc_id);
+	free(job);
+	world_stop(&w);
+}
+END_TEST
+
+/* A job that fails for good with "on_failure": "rollback": the fields and
+ * menu links it made are deleted, and CREATE_LOCATION with "rollback": "pause" pauses the
+ * location (POST /saas/pause) instead of deleting it, and says so. */
+START_TEST(golive_rollback_deletes_fields_and_pauses_location)
+{
+	struct world w;
+	world_start(&w);
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"rollback\":"
+			 "\"pause\"}}," GOLIVE_FIELDS "," GOLIVE_MENUS ",{\"step\":\"CREATE_USER\"}],"
+			 "\"on_failure\":\"rollback\"}");
+	/* CREATE_USER fails for good: the client has no first/last name */
+	char *job = add_job(&w, "{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}", NULL);
+	char *st = wait_job(&w, job, 20000);
+	ck_assert_str_eq(st, "FAILED");
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
+	ck_assert_msg(strstr(err, "rollback: undid ADD_MENU_LINKS; undid CREATE_CUSTOM_FIELDS; "
+				  "undid CREATE_LOCATION"),
+		      "%s", err);
+	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
+	ck_assert_msg(loc, "the location was deleted, not paused");
+	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 0);
+	ck_assert_int_eq(json_get_bool(golive_of(state, "paused", NULL), loc_id), 1);
+	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 0);
+	char *log = q1(&w, "SELECT string_agg(l->>'message', ' | ') FROM provisioning_logs, "
+			   "jsonb_array_elements(details_json->'log') l WHERE job_id = '%s' AND "
+			   "step = 'CREATE_LOCATION' AND details_json->>'compensate' = 'true'", job);
+	ck_assert_msg(strstr(log, "rollback: pause"), "%s", log);
+	free(log);
+	json_free(state);
+	free(loc_id);
+	free(err);
+	free(st);
+	free(job);
+	world_stop(&w);
+}
+END_TEST
+
+/* Rollback of SET_USER_PERMISSIONS: a later step fails for good (a snapshot
+ * GHL does not have), and the user gets the permissions it had back. */
+START_TEST(golive_rollback_restores_user_permissions)
+{
+	struct world w;
+	world_start(&w);
+	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},{\"step\":\"CREATE_USER\"},"
+			 "{\"step\":\"SET_USER_PERMISSIONS\",\"config\":{\"permissions\":"
+			 "{\"campaignsEnabled\":false}}},{\"step\":\"LOAD_SNAPSHOT\",\"config\":"
+			 "{\"snapshot_id\":\"snap-not-in-ghl\"}}],\"on_failure\":\"rollback\"}");
+	char *job = add_job(&w, CLIENT, NULL);
+	char *st = wait_job(&w, job, 20000);
+	ck_assert_str_eq(st, "FAILED");
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
+	ck_assert_msg(strstr(err, "LOAD_SNAPSHOT") && strstr(err, "undid SET_USER_PERMISSIONS"),
+		      "%s", err);
+	/* set to false, then put back as it was */
+	ck_assert_int_eq(route_count(&w, "PUT /users/{userId}", "200"), 2);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	struct json *perm = json_get(json_at(json_get(state, "users"), 0), "permissions");
+	ck_assert_int_eq(json_get_bool(perm, "campaignsEnabled"), 1);
+	json_free(state);
+	free(err);
+	free(st);
+	free(job);
+	world_stop(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("steps");
@@ -549,6 +986,12 @@ int main(void)
 	tcase_add_test(tc, location_without_prospect_info_is_reused);
 	tcase_add_test(tc, snapshot_problems_fail_permanently);
 	tcase_add_test(tc, custom_value_names_with_any_character);
+	tcase_add_test(tc, golive_pipeline_as_ghl_sees_it);
+	tcase_add_test(tc, golive_crash_between_ghl_call_and_journal);
+	tcase_add_test(tc, golive_config_errors_named_at_save);
+	tcase_add_test(tc, load_snapshot_once_unless_override);
+	tcase_add_test(tc, golive_rollback_deletes_fields_and_pauses_location);
+	tcase_add_test(tc, golive_rollback_restores_user_permissions);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
