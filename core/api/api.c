@@ -42,7 +42,7 @@ static void json_err_pos(const char *msg, long *line, long *col)
 
 struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 {
-	static const struct json_limits lim = {.max_depth = API_JSON_MAX_DEPTH,
+	static const struct json_limits lim = {.max_depth = JSON_DEFAULT_MAX_DEPTH,
 					       .max_members = API_JSON_MAX_MEMBERS,
 					       .max_items = API_JSON_MAX_ITEMS};
 	struct err e;
@@ -55,7 +55,7 @@ struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 	char *msg = over ? xasprintf("request body is over a limit: %s (limits: %d members per "
 				     "object, %d items per array, nesting %d deep)",
 				     e.msg, API_JSON_MAX_MEMBERS, API_JSON_MAX_ITEMS,
-				     API_JSON_MAX_DEPTH)
+				     JSON_DEFAULT_MAX_DEPTH)
 			 : xasprintf("request body is not valid JSON: %s", e.msg);
 	struct buf d;
 	buf_init(&d);

@@ -83,8 +83,8 @@ enum api_type {
 	API_T_BOOL,
 	API_T_OBJECT,
 	API_T_ARRAY,
-	API_T_UUID,  /* a string holding a UUID */
-	API_T_EMAIL, /* a string with one '@', no spaces */
+	API_T_UUID,  /* a string holding a UUID (format "uuid") */
+	API_T_EMAIL, /* a string holding an email address (format "email", formats.h) */
 	API_T_ANY,
 };
 
@@ -119,9 +119,13 @@ void api_problem(struct api_problems *p, const char *field, const char *fmt, ...
 /* The details array as JSON text (malloc'd); "[]" when none. */
 char *api_problems_json(const struct api_problems *p);
 
-/* Check object v against fields; every problem (unknown field, missing
- * required field, wrong type, enum, length, range) is added to p with its
- * path under `prefix` (NULL or "" for the top). Returns the problems added. */
+/* Check object v against fields, as the JSON Schema they describe (a closed
+ * object: "properties", "required", "additionalProperties": false), with
+ * schema_validate (schema.h): every problem (unknown or duplicate field,
+ * missing required field, wrong type, enum, length, range, format) is added
+ * to p with its path under `prefix` (NULL or "" for the top) and schema.h's
+ * message ("required", "expected string, got integer", "unknown field", …).
+ * Returns the problems added. */
 size_t api_validate(const struct json *v, const struct api_field *fields, const char *prefix,
 		    struct api_problems *p);
 
@@ -191,8 +195,8 @@ struct api_req {
 
 /* JSON bodies are parsed with these limits before anything else looks at
  * them, so the work one request can cause is linear in its size: nesting
- * depth, members per object, items per array (the largest batch of jobs). */
-#define API_JSON_MAX_DEPTH 32
+ * depth (JSON_DEFAULT_MAX_DEPTH, json.h), members per object, items per array
+ * (the largest batch of jobs). */
 #define API_JSON_MAX_MEMBERS 1000
 #define API_JSON_MAX_ITEMS 10000
 

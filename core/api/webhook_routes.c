@@ -21,7 +21,6 @@
 #define MAX_WEBHOOK_BODY WEBHOOK_MAX_BODY
 #define MAX_ID_LEN 255
 #define MAX_TYPE_LEN 64
-#define JSON_DEPTH 16
 
 #define NEEDS_CONNECT_REASON                                                                \
 	"installed in GoHighLevel without an OAuth connection; connect the agency through " \
@@ -296,7 +295,7 @@ static void h_webhook(struct http_ctx *c)
 		http_reply_error(c, 401, "invalid_signature", e.msg, NULL);
 		goto out;
 	}
-	j = json_parse(body, len, JSON_DEPTH, &e);
+	j = json_parse(body, len, JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!j || j->type != JSON_OBJECT) {
 		http_reply_error(c, 400, "invalid_json",
 				 j ? "the webhook body is not a JSON object" : e.msg, NULL);
