@@ -179,6 +179,8 @@ void api_proceed(struct api_req *r)
 						NULL);
 				return;
 			}
+	if (api_is_safe_method(r->c->method) && api_rate_take(r, API_RATE_READ, 1))
+		return;
 	if (check_query(r))
 		return;
 	if (ep->body && read_body(r))
@@ -214,6 +216,7 @@ int api_start(struct app *app, struct err *e)
 	s->throttle_address = throttle_new(THROTTLE_MAX_KEYS);
 	s->validate_settings = api_settings_accept_objects;
 	s->key_cache = api_key_cache_new();
+	s->rate = api_rate_new();
 	app->api = s;
 	return 0;
 }
@@ -227,6 +230,7 @@ void api_stop(struct app *app)
 	throttle_free(s->throttle_account);
 	throttle_free(s->throttle_address);
 	api_key_cache_free(s->key_cache);
+	api_rate_free(s->rate);
 	free(s);
 	app->api = NULL;
 }

@@ -270,6 +270,21 @@ char *api_cookie_value(const char *header, const char *name);
 /* Add a response header before replying (Set-Cookie, Retry-After, …). */
 void api_add_header(struct api_req *r, const char *name, const char *value);
 
+/* ---- fair use (api_ratelimit.c) ---------------------------------------- */
+
+/* Each API key and each user has one token bucket per class, sized by the
+ * rate_limit_* config keys. api_handle takes a read token for every GET and
+ * HEAD of an authenticated caller; job submissions take one per job (a batch:
+ * its rows). */
+enum api_rate_class { API_RATE_READ, API_RATE_SUBMIT };
+
+/* Take cost tokens from the caller's bucket of class cls: 0, with the
+ * RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers added to
+ * the answer; or -1 after replying 429 rate_limited with Retry-After (r is
+ * gone). 0 without headers when the class is off (per minute = 0) or the
+ * request has no caller. */
+int api_rate_take(struct api_req *r, enum api_rate_class cls, size_t cost);
+
 /* ---- module state (app->api) ------------------------------------------- */
 
 /* Checks agencies.settings_json on PATCH /agencies/{id}; 0 when valid, else
@@ -284,9 +299,11 @@ typedef int (*api_settings_validator)(void *arg, const struct json *settings,
 #define API_KEY_CACHE_TTL_MS 5000
 
 struct api_key_cache;
+struct api_rate;
 
 struct api_state {
 	struct api_key_cache *key_cache;
+	struct api_rate *rate; /* fair-use buckets (api_ratelimit.c) */
 	struct auth_pool *pool;
 	struct throttle *throttle_account;
 	struct throttle *throttle_address;

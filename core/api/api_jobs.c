@@ -194,6 +194,8 @@ static int key_ok(const char *key)
 
 static void jobs_submit(struct api_req *r)
 {
+	if (api_rate_take(r, API_RATE_SUBMIT, 1))
+		return;
 	struct api_problems p;
 	api_problems_init(&p);
 	api_validate(r->body, submit_fields, NULL, &p);
@@ -537,6 +539,8 @@ static void jobs_batch(struct api_req *r)
 	const char *text = (const char *)evbuffer_pullup(in, -1);
 	if (is_csv ? batch_csv(r, b, text, len) : batch_json(r, b, text, len))
 		return; /* replied: r is gone */
+	if (api_rate_take(r, API_RATE_SUBMIT, b->n ? b->n : 1))
+		return; /* every row counts */
 	if (b->p.n) {
 		struct api_problems p = b->p; /* api_reply_problems frees p after r (and b) */
 		api_problems_init(&b->p);
