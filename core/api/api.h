@@ -17,7 +17,8 @@
  * so nothing leaks about other agencies), 400 (unknown query parameter,
  * malformed JSON or cursor), 413 (body too large, or over a JSON limit
  * below), 415 and 422 (body problems, each listed in
- * `details` as {"field": "a.b[2]", "message": "..."}) — and only then calls
+ * `details` as {"field": "a.b[2]", "message": "..."}), 429 (a GET or HEAD
+ * while the caller's read bucket is empty: api_rate_take) — and only then calls
  * the handler with a struct api_req. The request ends with one api_reply_*;
  * after it, r is freed.
  *
