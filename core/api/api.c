@@ -42,7 +42,7 @@ static void json_err_pos(const char *msg, long *line, long *col)
 
 struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 {
-	static const struct json_limits lim = {.max_depth = API_JSON_MAX_DEPTH,
+	static const struct json_limits lim = {.max_depth = JSON_DEFAULT_MAX_DEPTH,
 					       .max_members = API_JSON_MAX_MEMBERS,
 					       .max_items = API_JSON_MAX_ITEMS};
 	struct err e;
@@ -55,7 +55,7 @@ struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 	char *msg = over ? xasprintf("request body is over a limit: %s (limits: %d members per "
 				     "object, %d items per array, nesting %d deep)",
 				     e.msg, API_JSON_MAX_MEMBERS, API_JSON_MAX_ITEMS,
-				     API_JSON_MAX_DEPTH)
+				     JSON_DEFAULT_MAX_DEPTH)
 			 : xasprintf("request body is not valid JSON: %s", e.msg);
 	struct buf d;
 	buf_init(&d);
@@ -179,6 +179,8 @@ void api_proceed(struct api_req *r)
 						NULL);
 				return;
 			}
+	if (api_is_safe_method(r->c->method) && api_rate_take(r, API_RATE_READ, 1))
+		return;
 	if (check_query(r))
 		return;
 	if (ep->body && read_body(r))
@@ -214,6 +216,7 @@ int api_start(struct app *app, struct err *e)
 	s->throttle_address = throttle_new(THROTTLE_MAX_KEYS);
 	s->validate_settings = api_settings_accept_objects;
 	s->key_cache = api_key_cache_new();
+	s->rate = api_rate_new();
 	app->api = s;
 	return 0;
 }
@@ -227,6 +230,7 @@ void api_stop(struct app *app)
 	throttle_free(s->throttle_account);
 	throttle_free(s->throttle_address);
 	api_key_cache_free(s->key_cache);
+	api_rate_free(s->rate);
 	free(s);
 	app->api = NULL;
 }

@@ -17,7 +17,8 @@
  * so nothing leaks about other agencies), 400 (unknown query parameter,
  * malformed JSON or cursor), 413 (body too large, or over a JSON limit
  * below), 415 and 422 (body problems, each listed in
- * `details` as {"field": "a.b[2]", "message": "..."}) — and only then calls
+ * `details` as {"field": "a.b[2]", "message": "..."}), 429 (a GET or HEAD
+ * while the caller's read bucket is empty: api_rate_take) — and only then calls
  * the handler with a struct api_req. The request ends with one api_reply_*;
  * after it, r is freed.
  *
@@ -83,8 +84,8 @@ enum api_type {
 	API_T_BOOL,
 	API_T_OBJECT,
 	API_T_ARRAY,
-	API_T_UUID,  /* a string holding a UUID */
-	API_T_EMAIL, /* a string with one '@', no spaces */
+	API_T_UUID,  /* a string holding a UUID (format "uuid") */
+	API_T_EMAIL, /* a string holding an email address (format "email", formats.h) */
 	API_T_ANY,
 };
 
@@ -119,9 +120,13 @@ void api_problem(struct api_problems *p, const char *field, const char *fmt, ...
 /* The details array as JSON text (malloc'd); "[]" when none. */
 char *api_problems_json(const struct api_problems *p);
 
-/* Check object v against fields; every problem (unknown field, missing
- * required field, wrong type, enum, length, range) is added to p with its
- * path under `prefix` (NULL or "" for the top). Returns the problems added. */
+/* Check object v against fields, as the JSON Schema they describe (a closed
+ * object: "properties", "required", "additionalProperties": false), with
+ * schema_validate (schema.h): every problem (unknown or duplicate field,
+ * missing required field, wrong type, enum, length, range, format) is added
+ * to p with its path under `prefix` (NULL or "" for the top) and schema.h's
+ * message ("required", "expected string, got integer", "unknown field", …).
+ * Returns the problems added. */
 size_t api_validate(const struct json *v, const struct api_field *fields, const char *prefix,
 		    struct api_problems *p);
 
@@ -191,8 +196,8 @@ struct api_req {
 
 /* JSON bodies are parsed with these limits before anything else looks at
  * them, so the work one request can cause is linear in its size: nesting
- * depth, members per object, items per array (the largest batch of jobs). */
-#define API_JSON_MAX_DEPTH 32
+ * depth (JSON_DEFAULT_MAX_DEPTH, json.h), members per object, items per array
+ * (the largest batch of jobs). */
 #define API_JSON_MAX_MEMBERS 1000
 #define API_JSON_MAX_ITEMS 10000
 
@@ -266,6 +271,21 @@ char *api_cookie_value(const char *header, const char *name);
 /* Add a response header before replying (Set-Cookie, Retry-After, …). */
 void api_add_header(struct api_req *r, const char *name, const char *value);
 
+/* ---- fair use (api_ratelimit.c) ---------------------------------------- */
+
+/* Each API key and each user has one token bucket per class, sized by the
+ * rate_limit_* config keys. api_handle takes a read token for every GET and
+ * HEAD of an authenticated caller; job submissions take one per job (a batch:
+ * its rows). */
+enum api_rate_class { API_RATE_READ, API_RATE_SUBMIT };
+
+/* Take cost tokens from the caller's bucket of class cls: 0, with the
+ * RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers added to
+ * the answer; or -1 after replying 429 rate_limited with Retry-After (r is
+ * gone). 0 without headers when the class is off (per minute = 0) or the
+ * request has no caller. */
+int api_rate_take(struct api_req *r, enum api_rate_class cls, size_t cost);
+
 /* ---- module state (app->api) ------------------------------------------- */
 
 /* Checks agencies.settings_json on PATCH /agencies/{id}; 0 when valid, else
@@ -280,9 +300,11 @@ typedef int (*api_settings_validator)(void *arg, const struct json *settings,
 #define API_KEY_CACHE_TTL_MS 5000
 
 struct api_key_cache;
+struct api_rate;
 
 struct api_state {
 	struct api_key_cache *key_cache;
+	struct api_rate *rate; /* fair-use buckets (api_ratelimit.c) */
 	struct auth_pool *pool;
 	struct throttle *throttle_account;
 	struct throttle *throttle_address;

@@ -155,7 +155,7 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 		r->who.via_cookie = token != NULL;
 	}
 	if (!token || !*token || strlen(token) > 256) {
-		free(token);
+		secret_free(token);
 		reply_unauthenticated(r, "authentication required: log in (POST /api/v1/auth/login) "
 					 "or send Authorization: Bearer <token or API key>");
 		return;
@@ -164,8 +164,7 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 	auth_secret_hash(token, hash);
 	const char *params[] = {hash};
 	int is_key = auth_is_api_key(token);
-	crypto_wipe(token, strlen(token));
-	free(token);
+	token = secret_free(token);
 	if (is_key && !r->who.via_cookie) {
 		if (api_key_cached(r, hash)) {
 			api_proceed(r);

@@ -28,6 +28,11 @@ void api_key_remember(struct api_req *r, const char *hash);
 struct api_key_cache *api_key_cache_new(void);
 void api_key_cache_free(struct api_key_cache *c);
 
+/* api_ratelimit.c: the buckets of a process (freed with api_rate_free, NULL
+ * accepted). */
+struct api_rate *api_rate_new(void);
+void api_rate_free(struct api_rate *rt);
+
 /* api_params.c: the query-string problems of a request (NULL accepted). */
 void api_qproblems_free(struct api_qproblems *q);
 

@@ -240,6 +240,8 @@ static void submit_with_needs(struct api_req *r, PGresult *res)
 
 static void jobs_submit(struct api_req *r)
 {
+	if (api_rate_take(r, API_RATE_SUBMIT, 1))
+		return;
 	struct submit *s = xcalloc(1, sizeof(*s));
 	r->data = s;
 	r->data_free = submit_free;
@@ -599,6 +601,8 @@ static void batch_with_needs(struct api_req *r, PGresult *res)
 	const char *text = (const char *)evbuffer_pullup(in, -1);
 	if (b->is_csv ? batch_csv(r, b, text, len) : batch_json(r, b, text, len))
 		return; /* replied: r is gone */
+	if (api_rate_take(r, API_RATE_SUBMIT, b->n ? b->n : 1))
+		return; /* every row counts */
 	if (b->p.n) {
 		struct api_problems p = b->p; /* api_reply_problems frees p after r (and b) */
 		api_problems_init(&b->p);

@@ -21,7 +21,6 @@
 #define MAX_WEBHOOK_BODY WEBHOOK_MAX_BODY
 #define MAX_ID_LEN 255
 #define MAX_TYPE_LEN 64
-#define JSON_DEPTH 16
 
 #define NEEDS_CONNECT_REASON                                                                \
 	"installed in GoHighLevel without an OAuth connection; connect the agency through " \
@@ -170,6 +169,16 @@ static void delivery_free(struct delivery *d)
 	free(d);
 }
 
+/* 503 with Retry-After (GHL redelivers; the header tells any other sender when). */
+static void reply_unavailable(struct http_ctx *c, int retry_s, const char *code,
+			      const char *message)
+{
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%d", retry_s > 0 ? retry_s : 1);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", secs);
+	http_reply_error(c, 503, code, message, NULL);
+}
+
 static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 {
 	struct delivery *d = arg;
@@ -178,8 +187,9 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 		const char *why = res ? PQresultErrorMessage(res) : errmsg;
 		log_error("webhook: cannot record", "webhook_id", d->webhook_id, "type", d->type,
 			  "error", why, NULL);
-		http_reply_error(c, 503, "database_unavailable",
-				 "the webhook could not be recorded; deliver it again later", NULL);
+		reply_unavailable(c, db_pool_retry_after_s(((struct app *)c->app)->db),
+				  "database_unavailable",
+				  "the webhook could not be recorded; deliver it again later");
 		delivery_free(d);
 		return;
 	}
@@ -280,10 +290,9 @@ static void h_webhook(struct http_ctx *c)
 	}
 	if (!cfg->webhook_ed25519_public_key[0] && !cfg->webhook_rsa_public_key[0]) {
 		log_error("webhook refused: no webhook public key is configured", NULL);
-		http_reply_error(c, 503, "webhook_keys_missing",
-				 "no webhook public key is configured; set "
-				 "webhook_ed25519_public_key (and/or webhook_rsa_public_key)",
-				 NULL);
+		reply_unavailable(c, 60, "webhook_keys_missing",
+				  "no webhook public key is configured; set "
+				  "webhook_ed25519_public_key (and/or webhook_rsa_public_key)");
 		return;
 	}
 	char *body = xmalloc(len + 1);
@@ -296,7 +305,7 @@ static void h_webhook(struct http_ctx *c)
 		http_reply_error(c, 401, "invalid_signature", e.msg, NULL);
 		goto out;
 	}
-	j = json_parse(body, len, JSON_DEPTH, &e);
+	j = json_parse(body, len, JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!j || j->type != JSON_OBJECT) {
 		http_reply_error(c, 400, "invalid_json",
 				 j ? "the webhook body is not a JSON object" : e.msg, NULL);

@@ -113,6 +113,15 @@ static const struct key_def keys[] = {
 	{"login_max_failures_address", K_INT, STR(login_max_failures_address), "20", NULL, 0, 1,
 	 1000000},
 	{"login_max_pending", K_INT, STR(login_max_pending), "16", NULL, 0, 1, 100000},
+	/* fair use per API key and per user (core/api/api_ratelimit.c); 0 = no limit */
+	{"rate_limit_submissions_per_minute", K_INT, STR(rate_limit_submissions_per_minute),
+	 "6000", NULL, 0, 0, 1000000000},
+	{"rate_limit_submissions_burst", K_INT, STR(rate_limit_submissions_burst), "10000", NULL,
+	 0, 1, 1000000000},
+	{"rate_limit_reads_per_minute", K_INT, STR(rate_limit_reads_per_minute), "3000", NULL, 0,
+	 0, 1000000000},
+	{"rate_limit_reads_burst", K_INT, STR(rate_limit_reads_burst), "1000", NULL, 0, 1,
+	 1000000000},
 	/* dashboard (core/api/web.c) */
 	{"web_dir", K_STRING, STR(web_dir), "", NULL, 0, 0, 0},
 };

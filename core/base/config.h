@@ -83,6 +83,11 @@ struct config {
 	long long login_max_failures_account;
 	long long login_max_failures_address;
 	long long login_max_pending;
+	/* fair use per API key and per user (core/api/api_ratelimit.c) */
+	long long rate_limit_submissions_per_minute; /* 0 = no limit */
+	long long rate_limit_submissions_burst;
+	long long rate_limit_reads_per_minute;       /* 0 = no limit */
+	long long rate_limit_reads_burst;
 
 	/* dashboard (core/api/web.c) */
 	char *web_dir;

@@ -41,7 +41,9 @@ struct json {
 	} u;
 };
 
-#define JSON_DEFAULT_MAX_DEPTH 64
+/* The one nesting limit of JSON documents: request bodies, webhooks, stored
+ * documents, step config schemas and the JSON builder all stop here. */
+#define JSON_DEFAULT_MAX_DEPTH 32
 
 /* Parse text[0..len). Returns a new tree (caller frees with json_free) or NULL
  * with e->msg like "line 3, column 7: expected ':' after object key".

@@ -12,7 +12,7 @@
 #include "json.h"
 #include "util.h"
 
-#define JSON_BUILDER_MAX_DEPTH 32
+#define JSON_BUILDER_MAX_DEPTH JSON_DEFAULT_MAX_DEPTH
 
 struct json_builder {
 	struct buf b;

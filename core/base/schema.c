@@ -9,9 +9,7 @@
 
 #include "formats.h"
 
-/* Deeper schemas than this are refused (the JSON parser caps depth too). */
-#define SCHEMA_MAX_DEPTH 64
-/* How many names an "allowed: ..." or "one of: ..." list shows. */
+/* How many values a "one of: ..." list shows. */
 #define LIST_MAX 20
 
 static const char *const keywords[] = {
@@ -328,8 +326,8 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 	size_t mark = ptr->len;
 	const char *at = buf_cstr(ptr);
 
-	if (depth > SCHEMA_MAX_DEPTH)
-		return err_set(e, "%s: schema nested deeper than %d levels", at, SCHEMA_MAX_DEPTH);
+	if (depth > JSON_DEFAULT_MAX_DEPTH)
+		return err_set(e, "%s: schema nested deeper than %d levels", at, JSON_DEFAULT_MAX_DEPTH);
 	if (s->type != JSON_OBJECT)
 		return err_set(e, "%s: a schema must be a JSON object, got %s", at,
 			       json_type_name(s->type));
@@ -385,14 +383,26 @@ int schema_check(const struct json *schema, struct err *e)
 
 /* ---- schema_validate ----------------------------------------------------- */
 
-struct vctx {
-	struct json *problems;
-	struct buf path;
-	const char *root;
-	size_t added;
-};
+void schema_report_init(struct schema_report *r, struct json *problems, const char *root)
+{
+	r->problems = problems;
+	r->root = root ? root : "";
+	r->added = 0;
+	buf_init(&r->path);
+	buf_puts(&r->path, r->root);
+}
 
-static void problem(struct vctx *c, const char *msg)
+void schema_report_clear(struct schema_report *r)
+{
+	buf_free(&r->path);
+}
+
+int schema_report_open(const struct schema_report *r)
+{
+	return r->added <= SCHEMA_MAX_PROBLEMS;
+}
+
+void schema_problem(struct schema_report *c, const char *msg)
 {
 	if (c->added > SCHEMA_MAX_PROBLEMS)
 		return;
@@ -407,9 +417,7 @@ static void problem(struct vctx *c, const char *msg)
 	c->added += schema_problem_add(c->problems, buf_cstr(&c->path), msg);
 }
 
-static void problemf(struct vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problemf(struct vctx *c, const char *fmt, ...)
+void schema_problemf(struct schema_report *c, const char *fmt, ...)
 {
 	struct buf m;
 	va_list ap;
@@ -418,8 +426,77 @@ static void problemf(struct vctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
-	problem(c, buf_cstr(&m));
+	schema_problem(c, buf_cstr(&m));
 	buf_free(&m);
+}
+
+size_t schema_path_push_key(struct schema_report *r, const char *key)
+{
+	size_t mark = r->path.len;
+
+	schema_path_key(&r->path, key, strlen(key));
+	return mark;
+}
+
+size_t schema_path_push_index(struct schema_report *r, size_t i)
+{
+	size_t mark = r->path.len;
+
+	buf_printf(&r->path, "[%zu]", i);
+	return mark;
+}
+
+void schema_path_pop(struct schema_report *r, size_t mark)
+{
+	buf_truncate(&r->path, mark);
+}
+
+/* Levenshtein distance of short strings, capped at 3. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t row[33];
+
+	if (la > 32 || lb > 32)
+		return 3;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb] < 3 ? row[lb] : 3;
+}
+
+void schema_unknown_field(struct schema_report *r, const char *key, const char *const *known,
+			  size_t n)
+{
+	size_t i, best = 3, at = 0;
+
+	for (i = 0; i < n; i++) {
+		size_t d = edit_distance(key, known[i]);
+
+		if (d < best) {
+			best = d;
+			at = i;
+		}
+	}
+	if (best <= 2 && strlen(key) > best)
+		schema_problemf(r, "unknown field (did you mean \"%s\"?)", known[at]);
+	else
+		schema_problem(r, "unknown field");
 }
 
 static const char *value_type_name(const struct json *v)
@@ -480,7 +557,7 @@ static int type_allows(const struct json *t, const char *name)
 }
 
 /* "expected string", "expected string or null", "expected a, b or c". */
-static void type_mismatch(struct vctx *c, const struct json *t, const struct json *v)
+static void type_mismatch(struct schema_report *c, const struct json *t, const struct json *v)
 {
 	struct buf m;
 	size_t i;
@@ -497,7 +574,7 @@ static void type_mismatch(struct vctx *c, const struct json *t, const struct jso
 		}
 	}
 	buf_printf(&m, ", got %s", value_type_name(v));
-	problem(c, buf_cstr(&m));
+	schema_problem(c, buf_cstr(&m));
 	buf_free(&m);
 }
 
@@ -512,7 +589,7 @@ static void put_enum_value(struct buf *m, const struct json *v)
 		json_write(m, v);
 }
 
-static int check_enum(struct vctx *c, const struct json *en, const struct json *v)
+static int check_enum(struct schema_report *c, const struct json *en, const struct json *v)
 {
 	struct buf m;
 	size_t i;
@@ -531,7 +608,7 @@ static int check_enum(struct vctx *c, const struct json *en, const struct json *
 	}
 	if (en->u.arr.n > LIST_MAX)
 		buf_puts(&m, ", ...");
-	problem(c, buf_cstr(&m));
+	schema_problem(c, buf_cstr(&m));
 	buf_free(&m);
 	return -1;
 }
@@ -541,32 +618,32 @@ static const char *plural(long long n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
-static void validate_string(struct vctx *c, const struct json *schema, const struct json *v)
+static void validate_string(struct schema_report *c, const struct json *schema, const struct json *v)
 {
 	long long lo, hi;
 	size_t n = schema_utf8_len(v->u.str.s, v->u.str.len);
 
 	if (strlen(v->u.str.s) != v->u.str.len && type_allows(json_get(schema, "type"), "string")) {
-		problem(c, "must not contain NUL characters");
+		schema_problem(c, "must not contain NUL characters");
 		return;
 	}
 	if (get_count(schema, "minLength", &lo) && (long long)n < lo) {
 		if (n == 0)
-			problem(c, "must not be empty");
+			schema_problem(c, "must not be empty");
 		else
-			problemf(c, "shorter than %lld %s", lo,
+			schema_problemf(c, "shorter than %lld %s", lo,
 				 plural(lo, "character", "characters"));
 	}
 	if (get_count(schema, "maxLength", &hi) && (long long)n > hi)
-		problemf(c, "longer than %lld %s", hi, plural(hi, "character", "characters"));
+		schema_problemf(c, "longer than %lld %s", hi, plural(hi, "character", "characters"));
 	const struct json *f = json_get(schema, "format");
 	char why[256];
 	if (f && f->type == JSON_STRING && format_known(f->u.str.s) &&
 	    format_check(f->u.str.s, v->u.str.s, v->u.str.len, why, sizeof(why)) < 0)
-		problem(c, why);
+		schema_problem(c, why);
 }
 
-static void validate_number(struct vctx *c, const struct json *schema, const struct json *v)
+static void validate_number(struct schema_report *c, const struct json *schema, const struct json *v)
 {
 	struct buf m;
 	double lo, hi;
@@ -575,20 +652,20 @@ static void validate_number(struct vctx *c, const struct json *schema, const str
 	if (get_number(schema, "minimum", &lo) && v->u.num.d < lo) {
 		buf_puts(&m, "must be >= ");
 		put_number(&m, lo);
-		problem(c, buf_cstr(&m));
+		schema_problem(c, buf_cstr(&m));
 	}
 	buf_reset(&m);
 	if (get_number(schema, "maximum", &hi) && v->u.num.d > hi) {
 		buf_puts(&m, "must be <= ");
 		put_number(&m, hi);
-		problem(c, buf_cstr(&m));
+		schema_problem(c, buf_cstr(&m));
 	}
 	buf_free(&m);
 }
 
-static void validate(struct vctx *c, const struct json *schema, const struct json *v);
+static void validate(struct schema_report *c, const struct json *schema, const struct json *v);
 
-static void validate_array(struct vctx *c, const struct json *schema, const struct json *v)
+static void validate_array(struct schema_report *c, const struct json *schema, const struct json *v)
 {
 	const struct json *items = json_get(schema, "items");
 	long long lo, hi, n = (long long)v->u.arr.n;
@@ -596,79 +673,99 @@ static void validate_array(struct vctx *c, const struct json *schema, const stru
 
 	if (get_count(schema, "minItems", &lo) && n < lo) {
 		if (n == 0)
-			problem(c, "must not be empty");
+			schema_problem(c, "must not be empty");
 		else
-			problemf(c, "fewer than %lld %s", lo, plural(lo, "item", "items"));
+			schema_problemf(c, "fewer than %lld %s", lo, plural(lo, "item", "items"));
 	}
 	if (get_count(schema, "maxItems", &hi) && n > hi)
-		problemf(c, "more than %lld %s", hi, plural(hi, "item", "items"));
+		schema_problemf(c, "more than %lld %s", hi, plural(hi, "item", "items"));
 	if (!items)
 		return;
-	for (i = 0; i < v->u.arr.n && c->added <= SCHEMA_MAX_PROBLEMS; i++) {
+	for (i = 0; i < v->u.arr.n && schema_report_open(c); i++) {
 		buf_printf(&c->path, "[%zu]", i);
 		validate(c, items, v->u.arr.items[i]);
-		buf_truncate(&c->path, mark);
+		schema_path_pop(c, mark);
 	}
 }
 
-static void unknown_key(struct vctx *c, const struct json *props)
+struct key_at {
+	const char *key;
+	size_t i;
+};
+
+static int key_at_cmp(const void *a, const void *b)
 {
-	struct buf m;
-	size_t i, n = props && props->type == JSON_OBJECT ? props->u.obj.n : 0;
+	const struct key_at *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
 
-	if (n == 0) {
-		problem(c, "unknown key (no keys allowed)");
-		return;
-	}
-	buf_init(&m);
-	buf_puts(&m, "unknown key (allowed: ");
-	for (i = 0; i < n && i < LIST_MAX; i++) {
-		if (i > 0)
-			buf_puts(&m, ", ");
-		buf_puts(&m, props->u.obj.keys[i]);
-	}
-	if (n > LIST_MAX)
-		buf_puts(&m, ", ...");
-	buf_putc(&m, ')');
-	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
-static void validate_object(struct vctx *c, const struct json *schema, const struct json *v)
+/* dup[i] = 1 when member i repeats an earlier key of object v (malloc'd).
+ * Sorting keeps this n·log n whatever the keys are. */
+static unsigned char *duplicate_keys(const struct json *v)
+{
+	size_t i, n = v->u.obj.n;
+	unsigned char *dup = xcalloc(n ? n : 1, 1);
+	struct key_at *k = xmalloc((n ? n : 1) * sizeof(*k));
+
+	for (i = 0; i < n; i++)
+		k[i] = (struct key_at){ v->u.obj.keys[i], i };
+	qsort(k, n, sizeof(*k), key_at_cmp);
+	for (i = 1; i < n; i++)
+		if (!strcmp(k[i].key, k[i - 1].key))
+			dup[k[i].i] = 1;
+	free(k);
+	return dup;
+}
+
+static void unknown_key(struct schema_report *c, const char *key, const struct json *props)
+{
+	size_t n = props ? props->u.obj.n : 0;
+
+	schema_unknown_field(c, key, (const char *const *)(n ? props->u.obj.keys : NULL), n);
+}
+
+static void validate_object(struct schema_report *c, const struct json *schema,
+			    const struct json *v)
 {
 	const struct json *props = json_get(schema, "properties");
 	const struct json *extra = json_get(schema, "additionalProperties");
 	const struct json *req = json_get(schema, "required");
 	int closed = extra && extra->type == JSON_BOOL && !extra->u.boolean;
 	size_t i, mark = c->path.len;
+	unsigned char *dup = duplicate_keys(v);
 
 	if (props && props->type != JSON_OBJECT)
 		props = NULL;
-	for (i = 0; i < v->u.obj.n && c->added <= SCHEMA_MAX_PROBLEMS; i++) {
+	for (i = 0; i < v->u.obj.n && schema_report_open(c); i++) {
 		const char *k = v->u.obj.keys[i];
 		const struct json *sub = json_get(props, k);
 
-		if (!sub && !closed)
+		if (!sub && !closed && !dup[i])
 			continue;
 		schema_path_key(&c->path, k, strlen(k));
-		if (sub)
+		if (dup[i])
+			schema_problem(c, "duplicate field");
+		else if (sub)
 			validate(c, sub, v->u.obj.vals[i]);
 		else
-			unknown_key(c, props);
-		buf_truncate(&c->path, mark);
+			unknown_key(c, k, props);
+		schema_path_pop(c, mark);
 	}
+	free(dup);
 	for (i = 0; req && req->type == JSON_ARRAY && i < req->u.arr.n; i++) {
 		const struct json *r = req->u.arr.items[i];
 
 		if (r->type != JSON_STRING || json_get(v, r->u.str.s))
 			continue;
 		schema_path_key(&c->path, r->u.str.s, strlen(r->u.str.s));
-		problem(c, "required");
-		buf_truncate(&c->path, mark);
+		schema_problem(c, "required");
+		schema_path_pop(c, mark);
 	}
 }
 
-static void validate(struct vctx *c, const struct json *schema, const struct json *v)
+static void validate(struct schema_report *c, const struct json *schema, const struct json *v)
 {
 	const struct json *t, *en;
 
@@ -704,16 +801,12 @@ static void validate(struct vctx *c, const struct json *schema, const struct jso
 size_t schema_validate(const struct json *schema, const struct json *value, const char *path,
 		       struct json *problems)
 {
-	struct vctx c;
+	struct schema_report c;
 
 	if (!schema || !value)
 		return 0;
-	c.problems = problems;
-	c.root = path ? path : "";
-	c.added = 0;
-	buf_init(&c.path);
-	buf_puts(&c.path, c.root);
+	schema_report_init(&c, problems, path);
 	validate(&c, schema, value);
-	buf_free(&c.path);
+	schema_report_clear(&c);
 	return c.added;
 }

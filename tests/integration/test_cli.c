@@ -119,7 +119,7 @@ START_TEST(step_run_checks_the_config_schema)
 			     "GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL=http://127.0.0.1:9/", NULL};
 	char *out;
 	ck_assert_int_eq(agent(&out, env, args), 2);
-	ck_assert_msg(strstr(out, "--config.nam: unknown key") && strstr(out, "--config.name:") &&
+	ck_assert_msg(strstr(out, "--config.nam: unknown field") && strstr(out, "--config.name:") &&
 			      strstr(out, "(step location_tag)") && strstr(out, "Usage:") &&
 			      !strstr(out, "status:"),
 		      "%s", out);

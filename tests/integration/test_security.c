@@ -163,7 +163,7 @@ static const struct hostile hostile_bodies[] = {
 	 "unknown_fields"},
 	{"1,000 copies of one key", duplicates_at_limit, 422, "duplicate field"},
 	{"10,001 array items: one over the limit", items_over_limit, 413, "10000 items"},
-	{"10,000 array items: the most the limit allows", items_at_limit, 422, "expected a string"},
+	{"10,000 array items: the most the limit allows", items_at_limit, 422, "expected string"},
 	{"30 nested objects of 1,000 members", wide_and_deep, 422, "unknown field"},
 };
 

@@ -286,6 +286,16 @@ START_TEST(rsa_legacy_signature)
 	ck_assert_int_eq(post(&a, body, h_good, &out), 503);
 	assert_in(out, "webhook_ed25519_public_key");
 	free(out);
+	{ /* and says when to try again */
+		char *url = hagent_url(&a, "/webhooks/ghl");
+		const char *hh[] = {"Content-Type: application/json", h_good, NULL};
+		struct hresp r;
+		hhttp(&r, "POST", url, hh, body, strlen(body));
+		ck_assert_int_eq(r.status, 503);
+		assert_in(r.headers, "Retry-After: 60");
+		hresp_free(&r);
+		free(url);
+	}
 	ck_assert_int_eq(hagent_stop(&a), 0);
 	unlink(a.log);
 

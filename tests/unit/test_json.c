@@ -385,7 +385,7 @@ START_TEST(test_depth_cap)
 	struct json *v;
 	char *s;
 
-	s = nested(64, '[', ']');
+	s = nested(JSON_DEFAULT_MAX_DEPTH, '[', ']');
 	v = json_parse(s, strlen(s), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_ptr_nonnull(v);
 	json_free(v);
@@ -394,10 +394,10 @@ START_TEST(test_depth_cap)
 	json_free(v);
 	free(s);
 
-	s = nested(65, '[', ']');
+	s = nested(JSON_DEFAULT_MAX_DEPTH + 1, '[', ']');
 	parse_fail(s, strlen(s), JSON_DEFAULT_MAX_DEPTH, &e);
-	ck_assert_str_eq(e.msg, "line 1, column 65: nesting deeper than 64");
-	v = json_parse(s, strlen(s), 65, &e);
+	ck_assert_str_eq(e.msg, "line 1, column 33: nesting deeper than 32");
+	v = json_parse(s, strlen(s), JSON_DEFAULT_MAX_DEPTH + 1, &e);
 	ck_assert_ptr_nonnull(v);
 	json_free(v);
 	free(s);
@@ -411,7 +411,7 @@ START_TEST(test_depth_cap)
 	/* far deeper than any stack would take without the cap */
 	s = nested(1000000, '[', ']');
 	parse_fail(s, strlen(s), JSON_DEFAULT_MAX_DEPTH, &e);
-	ck_assert_str_eq(e.msg, "line 1, column 65: nesting deeper than 64");
+	ck_assert_str_eq(e.msg, "line 1, column 33: nesting deeper than 32");
 	free(s);
 	s = nested(1000000, '{', '}');
 	parse_fail(s, strlen(s), JSON_DEFAULT_MAX_DEPTH, &e);
