@@ -40,7 +40,7 @@
 	" 'created_at', " API_SQL_ISO("d.created_at") ")::text"
 
 /* Every event a subscription may ask for. task.* and batch.completed are
- * accepted ahead of their sources (README "Receive events"). */
+ * accepted ahead of their sources (README "Integrate with the API"). */
 static const char *const event_types[] = {
 	"job.completed", "job.failed", "job.cancelled", "job.retrying", "task.created",
 	"task.overdue", "agency.needs_reconnect", "batch.completed", NULL};

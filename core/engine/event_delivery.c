@@ -18,6 +18,8 @@
 #define EVENT_MAX_REPLY (64 * 1024)
 #define EVENT_ERROR_MAX 300
 #define EVENT_SECRET_COLUMN "event_subscriptions.secret_enc"
+#define EVENT_PRUNE_EVERY_MS (3600 * 1000LL) /* the log's retention sweep */
+#define EVENT_PRUNE_BATCH "10000"
 
 struct event_delivery {
 	struct app *app;
@@ -27,6 +29,7 @@ struct event_delivery {
 	int again; /* claim once more when the current claim ends */
 	int stopping;
 	int queries;		  /* on the pool: d lives until they return */
+	int64_t pruned_at;	  /* monotonic ms of the last retention sweep */
 	struct attempt *attempts; /* in flight, for teardown */
 };
 
@@ -63,6 +66,12 @@ static const char result_sql[] =
 	" delivered_at = CASE WHEN $3::boolean THEN now() ELSE NULL END,"
 	" next_attempt_at = now() + $5::bigint * interval '1 millisecond'"
 	" WHERE id = $1 AND status = 'pending'";
+
+/* Finished deliveries older than archive_after leave the log, like jobs. */
+static const char prune_sql[] =
+	"DELETE FROM event_deliveries WHERE id IN (SELECT id FROM event_deliveries"
+	" WHERE status <> 'pending' AND created_at < now() - $1::bigint * interval '1 millisecond'"
+	" LIMIT " EVENT_PRUNE_BATCH ")";
 
 int event_sign(const char *secret, long long ts, const char *body, size_t len, char *out)
 {
@@ -290,12 +299,37 @@ static void claim(struct event_delivery *d)
 	query(d, claim_sql, 2, params, claimed);
 }
 
+static void pruned(void *arg, PGresult *res, const char *errmsg)
+{
+	struct event_delivery *d = arg;
+	if (query_back(d))
+		return;
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("event delivery: pruning the delivery log failed", "error",
+			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+}
+
+/* At most once an hour per process, and never with archive_after = 0. */
+static void maybe_prune(struct event_delivery *d)
+{
+	int64_t now = now_monotonic_ms();
+	long long keep = d->app->cfg->archive_after_ms;
+	if (keep <= 0 || (d->pruned_at && now - d->pruned_at < EVENT_PRUNE_EVERY_MS))
+		return;
+	d->pruned_at = now;
+	char ms[24];
+	snprintf(ms, sizeof(ms), "%lld", keep);
+	const char *params[] = {ms};
+	query(d, prune_sql, 1, params, pruned);
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct event_delivery *d = arg;
 	claim(d);
+	maybe_prune(d);
 	long long ms = d->app->cfg->events_poll_interval_ms;
 	schedule_poll(d, ms < 50 ? 50 : ms);
 }

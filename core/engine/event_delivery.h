@@ -13,9 +13,10 @@
  * notify_webhook_allow_private = on. 2xx marks the row delivered; anything
  * else schedules the next attempt (backoff_ms from events_retry_base, at
  * most events_retry_max apart) until the event is events_max_age old, then
- * it is marked failed.
+ * it is marked failed. Once an hour, delivered and failed rows older than
+ * archive_after leave the log (none with archive_after = 0).
  *
- * Headers (README "Receive events"):
+ * Headers (README "Integrate with the API"):
  *     X-GHL-Agent-Event: job.completed
  *     X-GHL-Agent-Event-Id: <uuid, the same on every attempt and redelivery>
  *     X-GHL-Agent-Delivery: <uuid of this row>

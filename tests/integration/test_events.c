@@ -354,6 +354,12 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 					 " 'pending'"), total);
 	ck_assert_int_eq(rx_count(200), 0);
 
+	/* a delivery older than archive_after (90 days) leaves the log */
+	char *old = tl_sqlf(w.db, "INSERT INTO event_deliveries (subscription_id, agency_id, event_id,"
+				  " event_type, payload, status, created_at) VALUES ('%s', '%s',"
+				  " gen_random_uuid(), 'job.completed', '{}', 'delivered',"
+				  " now() - interval '100 days') RETURNING id", sub, agency);
+
 	/* the receiver recovers; a new agent resumes the outbox */
 	rx_set_mode(RX_OK);
 	unlink(w.agent.log);
@@ -363,6 +369,9 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 				   " 'delivered'", total);
 	wait_for(&w, all_done, 60000);
 	free(all_done);
+	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE id = '%s'", old),
+			 0);
+	free(old);
 
 	/* exactly once each, signed, and in order per job */
 	ck_assert_int_eq((long long)rx_count(200), total);
