@@ -153,14 +153,8 @@ static void world_close(struct world *w)
 /* Wait until sql answers 't'; fail with the deliveries and the log tail. */
 static void wait_for(struct world *w, const char *sql, int timeout_ms)
 {
-	for (int waited = 0; waited < timeout_ms; waited += 100) {
-		char *v = tl_sql_value(w->db, sql);
-		int ok = !strcmp(v, "t");
-		free(v);
-		if (ok)
-			return;
-		usleep(100000);
-	}
+	if (tl_sql_wait_true(w->db, sql, timeout_ms))
+		return;
 	char *rows = tl_sql_value(w->db, "SELECT string_agg(event_type || ' ' || status || ' "
 					 "attempts=' || attempts || ' ' || COALESCE(last_error, ''),"
 					 " E'\\n' ORDER BY seq) FROM event_deliveries");
@@ -482,18 +476,6 @@ static char *new_agency(struct world *w, const char *name)
 			      " 'co-%s', 'x', 'x', now() + interval '1 day') RETURNING id", name, name);
 }
 
-static char *user_token(struct world *w, const char *email, const char *role,
-			const char *agency_ids)
-{
-	const char *pw = "events test password";
-	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"%s\",\"role\":\"%s\","
-			       "\"agency_ids\":%s}", email, pw, role, agency_ids);
-	ck_assert_int_eq(status_of(w, hagent_admin_token(&w->agent), "POST", "/api/v1/users", body),
-			 201);
-	free(body);
-	return hlogin(&w->agent, email, pw);
-}
-
 static char *new_key(struct world *w, const char *agency)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/api-keys", agency);
@@ -558,8 +540,8 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 
 	/* scope: B's people and key see nothing of A's; SUPPORT reads, cannot change */
 	char *aa_b = xasprintf("[\"%s\"]", b);
-	char *bb = user_token(&w, "bb@example.com", "AGENCY_ADMIN", aa_b);
-	char *support = user_token(&w, "support@example.com", "SUPPORT", "[]");
+	char *bb = huser_token(&w.agent, "bb@example.com", "AGENCY_ADMIN", aa_b);
+	char *support = huser_token(&w.agent, "support@example.com", "SUPPORT", "[]");
 	char *key_a = new_key(&w, a), *key_b = new_key(&w, b);
 	char *one = xasprintf("%s/%s", path_a, sub_a);
 	char *log = xasprintf("%s/%s/deliveries", path_a, sub_a);
