@@ -187,7 +187,7 @@ struct new_sub {
 static void new_sub_free(void *arg)
 {
 	struct new_sub *s = arg;
-	vault_free_plaintext(s->secret);
+	secret_free(s->secret);
 	free(s);
 }
 
@@ -260,7 +260,7 @@ static void subs_create(struct api_req *r)
 		return;
 	}
 	s->secret = xasprintf("whsec_%s", token);
-	vault_free_plaintext(token);
+	secret_free(token);
 	struct err e;
 	char *enc = r->app->vault ? vault_encrypt(r->app->vault, s->secret, api_param(r, 0),
 						  EVENTS_SECRET_COLUMN, &e)

@@ -223,7 +223,7 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	long long ts = now_wall_ms() / 1000;
 	char sig[EVENT_SIGNATURE_LEN];
 	int signed_ok = event_sign(secret, ts, body, strlen(body), sig) == 0;
-	vault_free_plaintext(secret);
+	secret_free(secret);
 	char *origin = NULL, *path = NULL, *query = NULL;
 	if (!signed_ok || split_url(url, &origin, &path, &query)) {
 		record(d, id, 0, 0, signed_ok ? "unusable URL" : "signing failed", n);
