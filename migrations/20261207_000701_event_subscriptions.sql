@@ -52,14 +52,18 @@ CREATE INDEX idx_event_deliveries_job_order
 CREATE INDEX idx_event_deliveries_log ON event_deliveries (subscription_id, created_at DESC, id DESC);
 
 -- One event for every subscription of agency_id that wants event_type.
+-- The created_at of jobs is a timestamp in the session's zone, as stored:
+-- rendered in UTC like the API does (API_SQL_ISO).
 CREATE FUNCTION ghl_event_emit(p_agency UUID, p_type TEXT, p_job UUID, p_data JSONB)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     ev UUID := gen_random_uuid();
     body TEXT;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM event_subscriptions
-                   WHERE agency_id = p_agency AND p_type = ANY (event_types)) THEN
+    -- nothing to do without a subscription, nor for a deleted agency
+    IF NOT EXISTS (SELECT 1 FROM event_subscriptions s JOIN agencies a ON a.id = s.agency_id
+                   WHERE s.agency_id = p_agency AND p_type = ANY (s.event_types)
+                     AND a.deleted_at IS NULL) THEN
         RETURN;
     END IF;
     body := json_build_object(
@@ -91,8 +95,10 @@ BEGIN
         'retry_count', NEW.retry_count, 'idempotency_key', NEW.idempotency_key,
         'external_id', NEW.client_data_json->'external_id',
         'snapshot_id', NEW.snapshot_id,
-        'created_at', to_char(NEW.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'finished_at', to_char(NEW.finished_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))));
+        'created_at', to_char(NEW.created_at::timestamptz AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'finished_at', to_char(NEW.finished_at::timestamptz AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))));
     RETURN NULL;
 END $$;
 

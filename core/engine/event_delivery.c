@@ -209,7 +209,8 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	const char *id = PQgetvalue(res, i, 0), *agency = PQgetvalue(res, i, 1);
 	const char *event_id = PQgetvalue(res, i, 2), *type = PQgetvalue(res, i, 3);
 	const char *body = PQgetvalue(res, i, 4), *url = PQgetvalue(res, i, 6);
-	int n = atoi(PQgetvalue(res, i, 5));
+	long long n = 1;
+	str_to_ll(PQgetvalue(res, i, 5), 1, 1 << 30, &n);
 	struct err e;
 	char *secret = d->app->vault ? vault_decrypt(d->app->vault, PQgetvalue(res, i, 7), agency,
 						     EVENT_SECRET_COLUMN, &e)
@@ -217,7 +218,7 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	if (!secret) {
 		log_error("event delivery: the subscription's secret cannot be decrypted", "delivery_id",
 			  id, "error", d->app->vault ? e.msg : "no vault", NULL);
-		record(d, id, 0, 0, "the subscription's secret cannot be decrypted", n);
+		record(d, id, 0, 0, "the subscription's secret cannot be decrypted", (int)n);
 		return;
 	}
 	long long ts = now_wall_ms() / 1000;
@@ -226,7 +227,7 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	secret_free(secret);
 	char *origin = NULL, *path = NULL, *query = NULL;
 	if (!signed_ok || split_url(url, &origin, &path, &query)) {
-		record(d, id, 0, 0, signed_ok ? "unusable URL" : "signing failed", n);
+		record(d, id, 0, 0, signed_ok ? "unusable URL" : "signing failed", (int)n);
 		return;
 	}
 	struct ghl_client_opts o = {.api_base = origin, .timeout_ms = cfg->events_timeout_ms,
@@ -234,7 +235,7 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 				    .public_only = !str_eq(cfg->notify_webhook_allow_private, "on")};
 	struct ghl_client *c = ghl_client_new(d->app->base, &o, &e);
 	if (!c) {
-		record(d, id, 0, 0, e.msg, n);
+		record(d, id, 0, 0, e.msg, (int)n);
 		goto out_free;
 	}
 	char *headers = xasprintf("X-GHL-Agent-Event: %s\nX-GHL-Agent-Event-Id: %s\n"
@@ -245,7 +246,7 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	a->d = d;
 	a->client = c;
 	a->id = xstrdup(id);
-	a->n = n;
+	a->n = (int)n;
 	a->next = d->attempts;
 	d->attempts = a;
 	d->inflight++;

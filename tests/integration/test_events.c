@@ -580,6 +580,22 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 	ck_assert_int_eq(status_of(&w, admin, "GET", one, NULL), 404);
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries"), 0);
 
+	/* a job's state change writes its event; once the agency is deleted, none */
+#define WAITING_JOB                                                                           \
+	"INSERT INTO provisioning_jobs (agency_id, client_data_json, run_at)"                 \
+	" VALUES ('%s', '{}', now() + interval '1 hour') RETURNING id"
+	char *live = tl_sqlf(w.db, WAITING_JOB, b), *late = tl_sqlf(w.db, WAITING_JOB, b);
+#undef WAITING_JOB
+	tl_execf(w.db, "UPDATE provisioning_jobs SET status = 'COMPLETED' WHERE id = '%s'", live);
+	tl_execf(w.db, "UPDATE agencies SET deleted_at = now() WHERE id = '%s'", b);
+	tl_execf(w.db, "UPDATE provisioning_jobs SET status = 'COMPLETED' WHERE id = '%s'", late);
+	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'"
+					 " AND subscription_id = '%s'", live, sub_b), 1);
+	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'",
+				   late), 0);
+	free(live);
+	free(late);
+
 	world_close(&w);
 	char *frees[] = {a, b, path_a, url, secret, sub_a, aa_b, bb, support, key_a, key_b, one,
 			 log, did, redo, sub_b, sub_k, cross};
