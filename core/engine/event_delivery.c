@@ -126,11 +126,14 @@ static int query_back(struct event_delivery *d)
 	return d->stopping;
 }
 
-static void query(struct event_delivery *d, const char *sql, int n, const char *const *params,
-		  db_result_cb cb)
+/* flags: DB_NOWAIT for the worker's own chores (claims, pruning), which
+ * never queue for a connection in front of API requests: the next poll
+ * tries again. */
+static void query(struct event_delivery *d, int flags, const char *sql, int n,
+		  const char *const *params, db_result_cb cb)
 {
 	d->queries++;
-	db_pool_query(d->app->db, sql, n, params, cb, d);
+	db_pool_query_flags(d->app->db, flags, sql, n, params, cb, d);
 }
 
 static void result_written(void *arg, PGresult *res, const char *errmsg)
@@ -155,7 +158,7 @@ static void record(struct event_delivery *d, const char *id, int status, int ok,
 	snprintf(delay, sizeof(delay), "%lld", wait);
 	snprintf(age, sizeof(age), "%lld", cfg->events_max_age_ms);
 	const char *params[] = {id, status ? code : NULL, ok ? "true" : "false", error, delay, age};
-	query(d, result_sql, 6, params, result_written);
+	query(d, 0, result_sql, 6, params, result_written);
 }
 
 static void on_reply(void *arg, const struct ghl_response *res)
@@ -283,7 +286,7 @@ static void claimed(void *arg, PGresult *res, const char *errmsg)
 /* Claim what fits in the in-flight cap; one claim at a time per process. */
 static void claim(struct event_delivery *d)
 {
-	if (d->stopping || d->app->stopping)
+	if (d->stopping || d->app->stopping || !db_pool_is_up(d->app->db))
 		return;
 	if (d->claiming) {
 		d->again = 1;
@@ -297,7 +300,7 @@ static void claim(struct event_delivery *d)
 	snprintf(hold, sizeof(hold), "%lld", d->app->cfg->events_timeout_ms + EVENT_HOLD_MARGIN_MS);
 	const char *params[] = {lim, hold};
 	d->claiming = 1;
-	query(d, claim_sql, 2, params, claimed);
+	query(d, DB_NOWAIT, claim_sql, 2, params, claimed);
 }
 
 static void pruned(void *arg, PGresult *res, const char *errmsg)
@@ -315,13 +318,14 @@ static void maybe_prune(struct event_delivery *d)
 {
 	int64_t now = now_monotonic_ms();
 	long long keep = d->app->cfg->archive_after_ms;
-	if (keep <= 0 || (d->pruned_at && now - d->pruned_at < EVENT_PRUNE_EVERY_MS))
+	if (keep <= 0 || (d->pruned_at && now - d->pruned_at < EVENT_PRUNE_EVERY_MS) ||
+	    !db_pool_is_up(d->app->db))
 		return;
 	d->pruned_at = now;
 	char ms[24];
 	snprintf(ms, sizeof(ms), "%lld", keep);
 	const char *params[] = {ms};
-	query(d, prune_sql, 1, params, pruned);
+	query(d, DB_NOWAIT, prune_sql, 1, params, pruned);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)

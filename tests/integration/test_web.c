@@ -699,6 +699,7 @@ START_TEST(browser_end_to_end)
 	url = xasprintf("%s/#/webhooks", ag.base);
 	wd_go(&browser, url);
 	free(url);
+	wd_wait_text(&browser, "#hook-form h2", "New subscription", 10000);
 	wd_type(&browser, "#hook-url", "http://127.0.0.1:9/hook");
 	wd_click(&browser, "#hook-create");
 	wd_wait_text(&browser, "[data-field='url'] .field-error", "loopback", 10000);
