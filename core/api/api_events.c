@@ -180,20 +180,15 @@ static void subs_delete(struct api_req *r)
 
 /* ---- create ---------------------------------------------------------------- */
 
-struct new_sub {
-	char *secret;
-};
-
-static void new_sub_free(void *arg)
+/* r->data: the new secret, wiped with the request */
+static void secret_data_free(void *secret)
 {
-	struct new_sub *s = arg;
-	secret_free(s->secret);
-	free(s);
+	secret_free(secret);
 }
 
 static void sub_created(struct api_req *r, PGresult *res)
 {
-	struct new_sub *s = r->data;
+	const char *secret = r->data;
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "agency");
 		return;
@@ -213,7 +208,7 @@ static void sub_created(struct api_req *r, PGresult *res)
 	jw_key(&w, "id");
 	jw_string(&w, PQgetvalue(res, 0, 0));
 	jw_key(&w, "secret");
-	jw_string(&w, s->secret);
+	jw_string(&w, secret);
 	jw_key(&w, "webhook");
 	jw_raw(&w, PQgetvalue(res, 0, 1));
 	jw_object_end(&w);
@@ -250,19 +245,18 @@ static void subs_create(struct api_req *r)
 			buf_printf(&arr, "%s%s", arr.len > 1 ? "," : "", name);
 	}
 	buf_putc(&arr, '}');
-	struct new_sub *s = xcalloc(1, sizeof(*s));
-	r->data = s;
-	r->data_free = new_sub_free;
 	char *token = crypto_random_token(32);
 	if (!token) {
 		buf_free(&arr);
 		api_reply_internal(r, "the random number generator failed");
 		return;
 	}
-	s->secret = xasprintf("whsec_%s", token);
+	char *secret = xasprintf("whsec_%s", token);
 	secret_free(token);
+	r->data = secret;
+	r->data_free = secret_data_free;
 	struct err e;
-	char *enc = r->app->vault ? vault_encrypt(r->app->vault, s->secret, api_param(r, 0),
+	char *enc = r->app->vault ? vault_encrypt(r->app->vault, secret, api_param(r, 0),
 						  EVENTS_SECRET_COLUMN, &e)
 				  : NULL;
 	if (!enc) {

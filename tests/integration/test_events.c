@@ -476,20 +476,6 @@ static char *new_agency(struct world *w, const char *name)
 			      " 'co-%s', 'x', 'x', now() + interval '1 day') RETURNING id", name, name);
 }
 
-static char *new_key(struct world *w, const char *agency)
-{
-	char *path = xasprintf("/api/v1/agencies/%s/api-keys", agency);
-	struct tl_resp r;
-	call(w, &r, hagent_admin_token(&w->agent), "POST", path, "{\"name\":\"events\"}");
-	ck_assert_msg(r.status == 201, "POST %s: %ld %s", path, r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
-	char *k = xstrdup(json_get_str(j, "key"));
-	json_free(j);
-	tl_resp_free(&r);
-	free(path);
-	return k;
-}
-
 START_TEST(private_addresses_refused_and_agencies_kept_apart)
 {
 	struct world w;
@@ -542,7 +528,7 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 	char *aa_b = xasprintf("[\"%s\"]", b);
 	char *bb = huser_token(&w.agent, "bb@example.com", "AGENCY_ADMIN", aa_b);
 	char *support = huser_token(&w.agent, "support@example.com", "SUPPORT", "[]");
-	char *key_a = new_key(&w, a), *key_b = new_key(&w, b);
+	char *key_a = hkey_new(&w.agent, a), *key_b = hkey_new(&w.agent, b);
 	char *one = xasprintf("%s/%s", path_a, sub_a);
 	char *log = xasprintf("%s/%s/deliveries", path_a, sub_a);
 	char *did = tl_sqlf(w.db, "SELECT id FROM event_deliveries LIMIT 1");
