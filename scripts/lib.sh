@@ -158,6 +158,8 @@ demo_up() {
     GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL=$DEMO_SIM_URL/oauth/chooselocation \
     GHL_AGENT_GHL_CLIENT_ID=demo-client-id GHL_AGENT_GHL_CLIENT_SECRET=demo-client-secret \
     GHL_AGENT_GHL_REDIRECT_URL=http://127.0.0.1:$port/oauth/callback
+  # event subscriptions and NOTIFY_WEBHOOK may reach a receiver on this machine
+  export GHL_AGENT_NOTIFY_WEBHOOK_ALLOW_PRIVATE=on
   demo_env "$run" "$port" >"$run/demo.env"
 
   say "starting the agent"
@@ -215,7 +217,7 @@ demo_env() {
   for v in DATABASE_URL GHL_AGENT_DEMO GHL_AGENT_TOKEN_KEYS_FILE GHL_AGENT_LISTEN \
     GHL_AGENT_LOG_FORMAT GHL_AGENT_GHL_API_BASE GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL \
     GHL_AGENT_GHL_CLIENT_ID GHL_AGENT_GHL_CLIENT_SECRET GHL_AGENT_GHL_REDIRECT_URL \
-    GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY; do
+    GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY GHL_AGENT_NOTIFY_WEBHOOK_ALLOW_PRIVATE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
   printf 'export API=%q AGENCY=%q\n' "http://127.0.0.1:$port/api/v1" "$DEMO_AGENCY"

@@ -11,6 +11,7 @@ import * as snapshotsPage from './page-snapshots.js';
 import * as jobsPage from './page-jobs.js';
 import * as jobPage from './page-job.js';
 import * as usersPage from './page-users.js';
+import * as webhooksPage from './page-webhooks.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -20,6 +21,7 @@ const routes = [
   [/^#\/jobs$/, jobsPage, 'jobs'],
   [/^#\/jobs\/([0-9a-f-]{36})$/, jobPage, 'jobs'],
   [/^#\/users$/, usersPage, 'users'],
+  [/^#\/webhooks$/, webhooksPage, 'webhooks'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };

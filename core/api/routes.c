@@ -18,6 +18,7 @@ extern const struct route_table api_jobs_route_table;      /* core/api/api_jobs.
 extern const struct route_table api_snapshots_route_table; /* core/api/api_snapshots.c */
 extern const struct route_table api_reports_route_table;   /* core/api/api_reports.c */
 extern const struct route_table api_steps_route_table;     /* core/api/api_steps.c */
+extern const struct route_table api_events_route_table;    /* core/api/api_events.c */
 extern const struct route_table web_route_table;           /* core/api/web.c */
 
 static const struct route_table *const tables[] = {
@@ -30,6 +31,7 @@ static const struct route_table *const tables[] = {
 	&api_jobs_route_table,
 	&api_snapshots_route_table,
 	&api_steps_route_table,
+	&api_events_route_table,
 	&api_reports_route_table,
 	&web_route_table,
 };

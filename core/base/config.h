@@ -65,6 +65,13 @@ struct config {
 	long long archive_after_ms;
 	long long archive_interval_ms;
 
+	/* outbound events (core/engine/event_delivery.c) */
+	long long events_poll_interval_ms;
+	long long events_timeout_ms;
+	long long events_retry_base_ms;
+	long long events_retry_max_ms;
+	long long events_max_age_ms;
+
 	/* Lua steps (core/lua/lua_host.c) */
 	char *step_dir;
 	long long lua_max_instructions;

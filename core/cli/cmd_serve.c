@@ -13,6 +13,7 @@
 #include "agency_tokens.h"
 #include "archive.h"
 #include "db.h"
+#include "event_delivery.h"
 #include "ghl_client.h"
 #include "ghl_side.h"
 #include "registry.h"
@@ -31,6 +32,7 @@ struct signals {
 
 static struct signals sigs;
 static struct archiver *archiver;
+static struct event_delivery *events; /* outbound events (worker/both) */
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -233,6 +235,7 @@ int server_run(struct config *cfg)
 		}
 		scheduler_start(app.sched);
 		archiver = archiver_start(&app);
+		events = event_delivery_start(&app);
 	}
 	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
@@ -259,6 +262,7 @@ out_free:
 		event_free(sigs.ev_hup);
 	if (sigs.ev_deadline)
 		event_free(sigs.ev_deadline);
+	events = event_delivery_free(events);
 	scheduler_free(app.sched);
 	ghl_teardown(&app);
 	step_registry_free(app.steps);

@@ -213,6 +213,38 @@ static const struct ccase cases[] = {
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
 	 "%L", NULL, NULL, ADMIN_ONLY(413)},
 
+	/* outbound events: subscriptions and their delivery log */
+	{"GET /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", NULL, NULL, NULL,
+	 ALL(200)},
+	{"GET /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%B/webhooks", NULL, NULL, NULL,
+	 {0, 404, 0, 404, 0}},
+	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks",
+	 "{\"url\":\"https://hooks.example/contract\",\"events\":[\"job.completed\"]}", NULL, NULL,
+	 {401, 201, 403, 201, 201}},
+	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks",
+	 "{\"url\":\"http://127.0.0.1/x\",\"events\":[\"job.completed\"]}", NULL, NULL,
+	 ADMIN_ONLY(422)},
+	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", "%L", NULL, NULL,
+	 ADMIN_ONLY(413)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%V",
+	 NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%E",
+	 NULL, NULL, NULL, ADMIN_ONLY(404)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
+	 "/api/v1/agencies/%A/webhooks/%V/deliveries?limit=5", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
+	 "/api/v1/agencies/%A/webhooks/%V/deliveries?status=sent", NULL, NULL, NULL,
+	 ADMIN_ONLY(400)},
+	{"POST /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+	 "/api/v1/agencies/%A/webhooks/%V/deliveries/%Y/redeliver", NULL, NULL, NULL, ALL(202)},
+	{"POST /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+	 "/api/v1/agencies/%A/webhooks/%V/deliveries/%E/redeliver", NULL, NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%D",
+	 NULL, NULL, NULL, {401, 204, 403, 404, 404}}, /* the key deletes it */
+	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%B/webhooks/%D",
+	 NULL, NULL, NULL, {0, 404, 0, 404, 0}},
+
 	/* last: logging out ends the sessions the rows above use */
 	{"POST /api/v1/auth/logout", "/api/v1/auth/logout", NULL, NULL, NULL,
 	 {401, 403, 204, 204, 204}},
@@ -359,6 +391,22 @@ static const char *make_objects(size_t *n)
 	return a;
 }
 
+/* Event subscriptions of A: %V (with one delivery, %Y) and %D (deleted by a
+ * case). The agent runs roles=api: nothing is sent. */
+static void make_webhooks(size_t *n, const char *a)
+{
+	char *path = xasprintf("/api/v1/agencies/%s/webhooks", a);
+	const char *body = "{\"url\":\"https://hooks.example/v\",\"events\":[\"job.failed\"]}";
+	char *v = setup_call("POST", path, body, 201, "id");
+	set_var(n, "V", v);
+	set_var(n, "D", setup_call("POST", path, body, 201, "id"));
+	set_var(n, "Y", tl_sqlf(db, "INSERT INTO event_deliveries (subscription_id, agency_id,"
+				    " event_id, event_type, payload) VALUES ('%s', '%s',"
+				    " gen_random_uuid(), 'job.failed', '{\"type\":\"job.failed\"}')"
+				    " RETURNING id", v, a));
+	free(path);
+}
+
 /* The callers' credentials, and users and keys the cases change: %M (the
  * ADMIN itself), %T (its session token), %U (a user to patch), %X (one to
  * delete), %K (a key of A to revoke). */
@@ -428,6 +476,7 @@ static void setup(void)
 	vars = xcalloc(sizeof(var_values) / sizeof(var_values[0]) * 2 + 1, sizeof(char *));
 	size_t n = 0;
 	const char *agency_a = make_objects(&n);
+	make_webhooks(&n, agency_a);
 	make_callers(&n, agency_a);
 	make_inputs(&n);
 }

@@ -262,6 +262,47 @@ H_UNUSED static char *hlogin(struct hagent *a, const char *email, const char *pa
 	return tok;
 }
 
+/* A user made through POST /api/v1/users as the harness ADMIN (role, the
+ * agency_ids JSON array), logged in: its session token (malloc'd). */
+H_UNUSED static char *huser_token(struct hagent *a, const char *email, const char *role,
+				  const char *agency_ids)
+{
+	const char *pw = "harness user password";
+	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"%s\",\"role\":\"%s\","
+			       "\"agency_ids\":%s}", email, pw, role, agency_ids);
+	char *url = hagent_url(a, "/api/v1/users");
+	char *authz = hagent_admin_header(a);
+	const char *h[] = {"Content-Type: application/json", authz, NULL};
+	char *out = NULL;
+	long st = tl_http("POST", url, h, body, &out);
+	ck_assert_msg(st == 201, "POST /api/v1/users %s: %ld %s", email, st, out);
+	free(out);
+	free(authz);
+	free(url);
+	free(body);
+	return hlogin(a, email, pw);
+}
+
+/* A new API key of agency (POST …/api-keys as the harness ADMIN): the key. */
+H_UNUSED static char *hkey_new(struct hagent *a, const char *agency)
+{
+	char *path = xasprintf("/api/v1/agencies/%s/api-keys", agency);
+	char *url = hagent_url(a, path);
+	char *authz = hagent_admin_header(a);
+	const char *h[] = {"Content-Type: application/json", authz, NULL};
+	char *out = NULL;
+	long st = tl_http("POST", url, h, "{\"name\":\"harness\"}", &out);
+	struct json *j = st == 201 ? json_parse(out, strlen(out), 16, NULL) : NULL;
+	ck_assert_msg(j && json_get_str(j, "key"), "POST %s: %ld %s", path, st, out);
+	char *k = xstrdup(json_get_str(j, "key"));
+	json_free(j);
+	free(out);
+	free(authz);
+	free(url);
+	free(path);
+	return k;
+}
+
 #define H_OAUTH_COOKIE "ghl_oauth"
 
 /* "Cookie: ghl_oauth=…" from the Set-Cookie of raw response headers

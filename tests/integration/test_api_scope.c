@@ -21,6 +21,7 @@ static struct hagent ag;
 /* A and Z belong to one AGENCY_ADMIN, B to another; E to nobody; D is deleted */
 static char *agency_a, *agency_b, *agency_z, *agency_e, *agency_d;
 static char *job_a; /* a job of A with three log entries */
+static char *webhook_a; /* an event subscription of A with deliveries */
 static char *aa, *bb, *support, *key_a, *key_b;
 static char *all_agencies, *agencies_aa, *agencies_a, *agencies_b;
 
@@ -119,6 +120,15 @@ static void setup(void)
 	tl_execf(db, "INSERT INTO provisioning_logs (job_id, step, status) VALUES ('%s',"
 		     " 'STEP_3', 'FAILED')", job_a);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
+	/* event subscriptions of A, B and Z, with three deliveries each */
+	tl_execf(db, "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
+		     " SELECT id, 'https://example.com/' || name, '{job.completed}', 'x'"
+		     " FROM agencies WHERE id IN ('%s', '%s', '%s')", agency_a, agency_b, agency_z);
+	tl_execf(db, "INSERT INTO event_deliveries (subscription_id, agency_id, event_id,"
+		     " event_type, payload) SELECT s.id, s.agency_id, gen_random_uuid(),"
+		     " 'job.completed', '{}' FROM event_subscriptions s, generate_series(1, 3)");
+	webhook_a = tl_sqlf(db, "SELECT id FROM event_subscriptions WHERE agency_id = '%s'",
+			    agency_a);
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db, "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
 		     " ('%s', 'gone', repeat('d', 64), 'ghl_gone')", agency_d);
@@ -154,8 +164,8 @@ static void teardown(void)
 	PQfinish(db);
 	tl_drop_db(dsn);
 	free(dsn);
-	char *v[] = {agency_a, agency_b, agency_z, agency_e, agency_d, job_a, aa, bb, support,
-		     key_a, key_b, all_agencies, agencies_aa, agencies_a, agencies_b};
+	char *v[] = {agency_a, agency_b, agency_z, agency_e, agency_d, job_a, webhook_a, aa, bb,
+		     support, key_a, key_b, all_agencies, agencies_aa, agencies_a, agencies_b};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		free(v[i]);
 	curl_global_cleanup();
@@ -218,6 +228,15 @@ static const struct scope_row scope_matrix[] = {
 	 "niche", "SELECT DISTINCT niche FROM job_success_rates",
 	 "SELECT DISTINCT niche FROM job_success_rates"
 	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES, ALL_200},
+	{"/api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", "id",
+	 "SELECT id::text FROM event_subscriptions",
+	 "SELECT id::text FROM event_subscriptions WHERE agency_id = '%A' AND agency_id"
+	 IN_AGENCIES, {200, 200, 200, 404, 200, 404}},
+	{"/api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
+	 "/api/v1/agencies/%A/webhooks/%W/deliveries?limit=2", "id",
+	 "SELECT id::text FROM event_deliveries",
+	 "SELECT id::text FROM event_deliveries WHERE subscription_id = '%W' AND agency_id"
+	 IN_AGENCIES, {200, 200, 200, 404, 200, 404}},
 };
 
 START_TEST(scope_matrix_every_role)
@@ -230,7 +249,7 @@ START_TEST(scope_matrix_every_role)
 		{"API key of A", key_a, agencies_a},
 		{"API key of B", key_b, agencies_b},
 	};
-	const char *vars[] = {"A", agency_a, "B", agency_b, "J", job_a, NULL};
+	const char *vars[] = {"A", agency_a, "B", agency_b, "J", job_a, "W", webhook_a, NULL};
 	struct buf fails;
 	buf_init(&fails);
 	int cells = 0;
@@ -278,6 +297,8 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/users/{id}", "one object (404/403 in the status matrix)"},
 	{"/api/v1/agencies/{id}", "one object (404 in the status matrix)"},
 	{"/api/v1/jobs/{id}", "one object (404 in the status matrix)"},
+	{"/api/v1/agencies/{id}/webhooks/{webhook_id}", "one object (404 in tests/integration/"
+							 "test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
 };
 

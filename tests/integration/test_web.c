@@ -189,6 +189,7 @@ START_TEST(serves_index_and_assets)
 		{"/web/app.js", "text/javascript; charset=utf-8"},
 		{"/web/api.js", "text/javascript; charset=utf-8"},
 		{"/web/page-jobs.js", "text/javascript; charset=utf-8"},
+		{"/web/page-webhooks.js", "text/javascript; charset=utf-8"},
 		{"/web/style.css", "text/css; charset=utf-8"},
 		{"/web/favicon.svg", "image/svg+xml"},
 	};
@@ -693,6 +694,25 @@ START_TEST(browser_end_to_end)
 	wd_wait_text(&browser, "#flash", "added", 10000);
 	wd_wait_text(&browser, "#snapshot-list", "ACTIVE", 5000);
 
+	/* webhooks: a loopback URL refused at its field, then a subscription whose
+	 * secret is shown once */
+	url = xasprintf("%s/#/webhooks", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_wait_text(&browser, "#hook-form h2", "New subscription", 10000);
+	wd_type(&browser, "#hook-url", "http://127.0.0.1:9/hook");
+	wd_click(&browser, "#hook-create");
+	wd_wait_text(&browser, "[data-field='url'] .field-error", "loopback", 10000);
+	char *hu = wd_find(&browser, "#hook-url");
+	char *hu_clear = xasprintf("/element/%s/clear", hu);
+	wd_call(&browser, "POST", hu_clear, "{}");
+	free(hu_clear);
+	free(hu);
+	wd_type(&browser, "#hook-url", "https://hooks.example/ghl?<b>x</b>");
+	wd_click(&browser, "#hook-create");
+	wd_wait_text(&browser, "#hook-secret", "whsec_", 10000);
+	wd_wait_text(&browser, "#hook-list", "https://hooks.example/ghl?<b>x</b>", 10000);
+
 	/* jobs: a validation error shown next to its field, then a job */
 	url = xasprintf("%s/#/jobs", ag.base);
 	wd_go(&browser, url);
@@ -728,6 +748,15 @@ START_TEST(browser_end_to_end)
 			      strstr(timeline, "CREATE_USER") && strstr(timeline, "201"),
 		      "timeline: %s", timeline);
 	free(timeline);
+
+	/* the job's event in the subscription's delivery log, and a redelivery */
+	url = xasprintf("%s/#/webhooks", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_click(&browser, "#hook-list a.button");
+	wd_wait_text(&browser, "#delivery-list", "job.completed", 15000);
+	wd_click(&browser, "#delivery-list button");
+	wd_wait_text(&browser, "#flash", "queued again", 10000);
 
 	/* log out: back to the form */
 	wd_click(&browser, "#logout");

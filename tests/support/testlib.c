@@ -107,6 +107,20 @@ void tl_execf(PGconn *c, const char *fmt, ...)
 	free(sql);
 }
 
+int tl_sql_wait_true(PGconn *c, const char *sql, int timeout_ms)
+{
+	for (int waited = 0;; waited += 100) {
+		char *v = tl_sql_value(c, sql);
+		int ok = !strcmp(v, "t");
+		free(v);
+		if (ok)
+			return 1;
+		if (waited >= timeout_ms)
+			return 0;
+		usleep(100000);
+	}
+}
+
 char *tl_expand(const char *tmpl, const char *const *vars)
 {
 	struct buf b;

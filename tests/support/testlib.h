@@ -28,6 +28,9 @@ char *tl_sql_value(PGconn *c, const char *sql);
 char *tl_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long long tl_sqlf_n(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Poll sql (every 100 ms, up to timeout_ms) until its first value is 't':
+ * 1 when it was, 0 on the timeout (the caller fails with what it knows). */
+int tl_sql_wait_true(PGconn *c, const char *sql, int timeout_ms);
 
 /* Replace one-letter placeholders "%X" in tmpl: vars holds pairs
  * "X", value, … ending with NULL; other text is copied. malloc'd. */
