@@ -16,7 +16,9 @@ static char *dsn;
 static struct hagent ag;
 static char agency_a[40], agency_b[40];
 
-static const char client[] = "{\"client_data\":{\"name\":\"Ada\",\"email\":\"ada@example.com\"}}";
+/* with the fields the default pipeline needs (CREATE_USER: first_name, last_name) */
+static const char client[] = "{\"client_data\":{\"name\":\"Ada\",\"email\":\"ada@example.com\","
+			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}}";
 
 static struct tl_resp call(const char *token, const char *method, const char *path,
 			   const char *ctype, const char *body)
@@ -126,7 +128,8 @@ static char *batch_of(int n)
 	buf_init(&b);
 	buf_putc(&b, '[');
 	for (int i = 0; i < n; i++)
-		buf_printf(&b, "%s{\"client_data\":{\"name\":\"Row %d\",\"email\":\"r%d@example.com\"}}",
+		buf_printf(&b, "%s{\"client_data\":{\"name\":\"Row %d\",\"email\":\"r%d@example.com\","
+			   "\"first_name\":\"R\",\"last_name\":\"Ow\"}}",
 			   i ? "," : "", i, i);
 	buf_putc(&b, ']');
 	return buf_take(&b);
@@ -229,7 +232,7 @@ START_TEST(submissions_count_rows)
 	assert_limited(&r, 55, 60, "1");
 	tl_resp_free(&r);
 	/* CSV rows count the same */
-	const char *csv = "name,email\nAda,ada@example.com\nBob,bob@example.com\n";
+	const char *csv = "name,email,first_name,last_name\nAda,ada@example.com,Ada,L\nBob,bob@example.com,Bob,B\n";
 	r = call(key_a, "POST", batch_a, "text/csv", csv);
 	assert_limited(&r, 55, 60, "1");
 	tl_resp_free(&r);
@@ -252,7 +255,7 @@ START_TEST(submissions_count_rows)
 	assert_header(&r, "RateLimit-Remaining", "0");
 	tl_resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), 6);
-	r = call(key_b, "POST", batch_b, "text/csv", "name,email\nAda,ada@example.com\n");
+	r = call(key_b, "POST", batch_b, "text/csv", "name,email,first_name,last_name\nAda,ada@example.com,Ada,L\n");
 	assert_limited(&r, 115, 120, "0");
 	tl_resp_free(&r);
 	/* reads are a bucket of their own */
