@@ -1,5 +1,6 @@
-/* schema.h — a small JSON-Schema subset for step config schemas and request
- * validation.
+/* schema.h — a small JSON-Schema subset for step config schemas (request
+ * bodies are checked by api_validate in core/api/api.c, client data by
+ * client_data.c, which shares this module's problem list).
  *
  * Supported keywords: type (string, integer, number, boolean, array, object,
  * null, or an array of them), properties, required, additionalProperties

@@ -21,7 +21,8 @@ int err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2
 /* Prefix an existing message: "prefix: old". Returns -1. */
 int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Allocation helpers that abort on out-of-memory (only place we abort). */
+/* Allocation helpers that abort on out-of-memory. The only other abort is
+ * config.c's check of its own defaults at start-up (a bug, not input). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
