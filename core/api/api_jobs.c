@@ -419,7 +419,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 	if (csv.n < 2) {
 		api_problem(&b->p, "rows", "a header row and 1 to %d data rows are required",
 			    BATCH_MAX_ROWS);
-		csv_free(&csv);
+		csv_clear(&csv);
 		return 0;
 	}
 	const struct csv_record *hdr = &csv.records[0];
@@ -438,7 +438,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		free(path);
 	}
 	if (b->p.n) {
-		csv_free(&csv);
+		csv_clear(&csv);
 		return 0;
 	}
 	for (size_t i = 1; i < csv.n; i++) {
@@ -461,7 +461,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		batch_row(b, i - 1, client, snap && api_is_uuid(snap) ? snap : NULL, suffix);
 		json_free(client);
 	}
-	csv_free(&csv);
+	csv_clear(&csv);
 	return 0;
 }
 

@@ -89,7 +89,7 @@ static void problemf(struct ctx *c, const char *fmt, ...)
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
 	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 static void path_push_key(struct ctx *c, const char *key)
@@ -344,6 +344,6 @@ size_t client_data_validate(const struct json *data, struct json *problems)
 		problemf(&c, "expected object, got %s", type_of(data));
 	else
 		check_object(&c, data);
-	buf_free(&c.path);
+	buf_clear(&c.path);
 	return c.added;
 }

@@ -439,7 +439,7 @@ char *config_mask_dsn(const char *dsn)
 			buf_append(&m, b.data, (size_t)(q + 9 - b.data));
 			buf_puts(&m, "****");
 			buf_puts(&m, end);
-			buf_free(&b);
+			buf_clear(&b);
 			b = m;
 		}
 		return buf_take(&b);

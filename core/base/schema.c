@@ -379,7 +379,7 @@ int schema_check(const struct json *schema, struct err *e)
 	buf_init(&ptr);
 	buf_putc(&ptr, '#');
 	rc = check_schema(schema, &ptr, 0, e);
-	buf_free(&ptr);
+	buf_clear(&ptr);
 	return rc;
 }
 
@@ -419,7 +419,7 @@ static void problemf(struct vctx *c, const char *fmt, ...)
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
 	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 static const char *value_type_name(const struct json *v)
@@ -498,7 +498,7 @@ static void type_mismatch(struct vctx *c, const struct json *t, const struct jso
 	}
 	buf_printf(&m, ", got %s", value_type_name(v));
 	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 /* Enum members as a human list: strings bare unless that would be ambiguous. */
@@ -532,7 +532,7 @@ static int check_enum(struct vctx *c, const struct json *en, const struct json *
 	if (en->u.arr.n > LIST_MAX)
 		buf_puts(&m, ", ...");
 	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 	return -1;
 }
 
@@ -583,7 +583,7 @@ static void validate_number(struct vctx *c, const struct json *schema, const str
 		put_number(&m, hi);
 		problem(c, buf_cstr(&m));
 	}
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 static void validate(struct vctx *c, const struct json *schema, const struct json *v);
@@ -631,7 +631,7 @@ static void unknown_key(struct vctx *c, const struct json *props)
 		buf_puts(&m, ", ...");
 	buf_putc(&m, ')');
 	problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 static void validate_object(struct vctx *c, const struct json *schema, const struct json *v)
@@ -714,6 +714,6 @@ size_t schema_validate(const struct json *schema, const struct json *value, cons
 	buf_init(&c.path);
 	buf_puts(&c.path, c.root);
 	validate(&c, schema, value);
-	buf_free(&c.path);
+	buf_clear(&c.path);
 	return c.added;
 }

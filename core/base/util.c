@@ -37,7 +37,7 @@ int err_prefix(struct err *e, const char *fmt, ...)
 		size_t n = b.len < sizeof(e->msg) - 1 ? b.len : sizeof(e->msg) - 1;
 		memcpy(e->msg, b.data, n);
 		e->msg[n] = '\0';
-		buf_free(&b);
+		buf_clear(&b);
 	}
 	return -1;
 }
@@ -105,7 +105,7 @@ void buf_init(struct buf *b)
 	b->cap = 0;
 }
 
-void buf_free(struct buf *b)
+void buf_clear(struct buf *b)
 {
 	free(b->data);
 	buf_init(b);
@@ -294,7 +294,7 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 				continue;
 			int saved = errno;
 			close(fd);
-			buf_free(&b);
+			buf_clear(&b);
 			return err_set(e, "%s: %s", path, strerror(saved));
 		}
 		if (n == 0)

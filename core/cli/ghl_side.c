@@ -99,6 +99,5 @@ void ghl_teardown(struct app *app)
 	agency_tokens_stop(app->tokens, app->cfg ? app->cfg->shutdown_timeout_ms : 0);
 	app->ghl = ghl_client_free(app->ghl);
 	app->tokens = agency_tokens_free(app->tokens);
-	vault_free(app->vault);
-	app->vault = NULL;
+	app->vault = vault_free(app->vault);
 }

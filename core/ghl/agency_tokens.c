@@ -218,7 +218,7 @@ static void op_free(struct op *op)
 	evtimer_del(&op->timer);
 	op_clear_row(op);
 	free(op->agency_id);
-	buf_free(&op->done_ids);
+	buf_clear(&op->done_ids);
 	if (op->prev)
 		op->prev->next = op->next;
 	else
@@ -998,7 +998,7 @@ static void on_check_read(void *arg, PGresult *res, const char *errmsg)
 	} else {
 		check_done(op);
 	}
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void check_start(struct op *op)

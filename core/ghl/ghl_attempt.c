@@ -67,7 +67,7 @@ static void log_attempt(struct ghl_call *call, int status, const char *error, in
 	log_debug("ghl request", "method", call->method, "path", buf_cstr(&tmpl), "status", st,
 		  "duration_ms", dur, "trace_id", trace, "token", fp, "attempt", att, "error",
 		  error ? error : "-", NULL);
-	buf_free(&tmpl);
+	buf_clear(&tmpl);
 }
 
 static void on_backoff(evutil_socket_t fd, short what, void *arg)
@@ -106,7 +106,7 @@ static int transient_retry(struct ghl_call *call, int status, enum ghl_outcome o
 		snprintf(ms, sizeof ms, "%lld", d);
 		log_debug("ghl request retried after a transient fault", "method", call->method,
 			  "path", buf_cstr(&tmpl), "delay_ms", ms, NULL);
-		buf_free(&tmpl);
+		buf_clear(&tmpl);
 	}
 	call->state = CS_BACKOFF;
 	if (!event_initialized(&call->backoff))

@@ -55,12 +55,13 @@ struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key)
 	return bk;
 }
 
-void ghl_bucket_free(struct bucket *bk)
+struct bucket *ghl_bucket_free(struct bucket *bk)
 {
 	event_del(&bk->timer);
 	ghl_rl_bucket_clear(&bk->rl);
 	free(bk->key);
 	free(bk);
+	return NULL;
 }
 
 static void bucket_push(struct bucket *bk, struct ghl_call *call)

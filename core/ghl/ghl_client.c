@@ -92,7 +92,7 @@ static char *extract_message(const struct json *j)
 			buf_puts(&b, d);
 	}
 	if (!b.len) {
-		buf_free(&b);
+		buf_clear(&b);
 		return NULL;
 	}
 	if (b.len > MESSAGE_MAX) {
@@ -162,7 +162,7 @@ static void call_free(struct ghl_call *call)
 		call->bk->refs--;
 	ghl_call_easy_release(call);
 	ghl_call_resp_reset(call);
-	buf_free(&call->resp);
+	buf_clear(&call->resp);
 	if (event_initialized(&call->timer))
 		event_del(&call->timer);
 	if (event_initialized(&call->backoff))

@@ -140,7 +140,7 @@ void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome o
 
 /* ghl_bucket.c: per-resource queues paced by the rate budget */
 struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key);
-void ghl_bucket_free(struct bucket *bk);
+struct bucket *ghl_bucket_free(struct bucket *bk);
 void ghl_bucket_kick(struct bucket *bk, long long delay_ms);
 /* Frees the buckets nobody uses that have been idle long enough. */
 void ghl_bucket_sweep(struct ghl_client *c, int64_t now);

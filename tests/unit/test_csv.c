@@ -45,7 +45,7 @@ START_TEST(test_plain_lf_crlf_cr)
 		assert_field(&c, 1, 0, "1");
 		assert_field(&c, 1, 1, "2");
 		ck_assert_uint_eq(c.records[1].line, 2);
-		csv_free(&c);
+		csv_clear(&c);
 	}
 }
 END_TEST
@@ -65,7 +65,7 @@ START_TEST(test_quoting)
 	assert_field(&c, 3, 0, "x");
 	assert_field(&c, 3, 1, "");
 	ck_assert_uint_eq(c.records[3].line, 5); /* the quoted line end counts */
-	csv_free(&c);
+	csv_clear(&c);
 }
 END_TEST
 
@@ -79,13 +79,13 @@ START_TEST(test_bom_blank_lines_utf8)
 	assert_field(&c, 1, 0, "Zoë");
 	assert_field(&c, 1, 1, "Zürich");
 	ck_assert_uint_eq(c.records[1].line, 3);
-	csv_free(&c);
+	csv_clear(&c);
 	parse_ok("", 0, &c);
 	ck_assert_uint_eq(c.n, 0);
-	csv_free(&c);
+	csv_clear(&c);
 	parse_ok("\xEF\xBB\xBF", 3, &c);
 	ck_assert_uint_eq(c.n, 0);
-	csv_free(&c);
+	csv_clear(&c);
 }
 END_TEST
 
@@ -130,8 +130,8 @@ START_TEST(test_limits)
 	/* NULL limits: no caps */
 	ck_assert_int_eq(csv_parse("a\n", 2, NULL, &c, &e), 0);
 	ck_assert_uint_eq(c.n, 1);
-	csv_free(&c);
-	csv_free(NULL);
+	csv_clear(&c);
+	csv_clear(NULL);
 }
 END_TEST
 
