@@ -27,6 +27,7 @@
 #define IDEMPOTENCY_KEY_MAX 255
 
 /* One job as JSON, from a row of provisioning_jobs aliased `a`. */
+/* clang-format off */
 #define JOB_JSON(a)                                                                           \
 	"json_build_object('id', " a ".id, 'agency_id', " a ".agency_id,"                     \
 	" 'status', " a ".status, 'client_data', " a ".client_data_json,"                      \
@@ -40,6 +41,7 @@
 	" 'finished_at', " API_SQL_ISO(a ".finished_at") ","                                   \
 	" 'created_at', " API_SQL_ISO(a ".created_at") ","                                     \
 	" 'updated_at', " API_SQL_ISO(a ".updated_at") ")::text"
+/* clang-format on */
 
 /* `j` is in the caller's scope ($n = api_scope_array). */
 #define IN_SCOPE(n) "($" n "::uuid[] IS NULL OR j.agency_id = ANY($" n "::uuid[]))"
@@ -706,10 +708,12 @@ static void jobs_get(struct api_req *r)
 
 static const char *const page_query[] = {"limit", "cursor", NULL};
 
+/* clang-format off */
 #define LOG_JSON                                                                              \
 	"json_build_object('id', l.id, 'job_id', l.job_id, 'step', l.step, 'status', l.status,"\
 	" 'details', l.details_json, 'timestamp', " API_SQL_ISO("l.timestamp") ","             \
 	" 'created_at', " API_SQL_ISO("l.created_at") ")::text"
+/* clang-format on */
 
 static void logs_done(struct api_req *r, PGresult *res)
 {

@@ -25,10 +25,12 @@
 
 /* ---- SQL ---------------------------------------------------------------- */
 
+/* clang-format off */
 #define ROW_COLS                                                                               \
 	"id::text, ghl_agency_id, oauth_access_token_encrypted, oauth_refresh_token_encrypted, " \
 	"needs_reconnect, COALESCE(reconnect_reason, ''), deleted_at IS NOT NULL, "             \
 	"token_expires_at <= LOCALTIMESTAMP + make_interval(secs => " XSTR(EXPIRING_SKEW_S) ")"
+/* clang-format on */
 #define XSTR(x) STR(x)
 #define STR(x) #x
 enum { C_ID, C_COMPANY, C_ACCESS, C_REFRESH, C_RECONNECT, C_REASON, C_DELETED, C_EXPIRING };

@@ -80,6 +80,7 @@ static char *sign_b64(EVP_PKEY *pkey, const char *md, const void *msg, size_t n)
 
 static const struct {
 	const char *plain, *std, *url;
+/* clang-format off */
 } b64_vectors[] = { /* RFC 4648 §10 */
 	{ "", "", "" },
 	{ "f", "Zg==", "Zg" },
@@ -89,6 +90,7 @@ static const struct {
 	{ "fooba", "Zm9vYmE=", "Zm9vYmE" },
 	{ "foobar", "Zm9vYmFy", "Zm9vYmFy" },
 };
+/* clang-format on */
 
 START_TEST(test_base64_rfc4648)
 {
@@ -122,6 +124,7 @@ END_TEST
 
 START_TEST(test_base64_alphabets)
 {
+/* clang-format off */
 	const unsigned char bytes[] = { 0xfb, 0xff, 0xbf };
 	char *s = crypto_base64_encode(bytes, 2);
 	ck_assert_str_eq(s, "+/8=");
@@ -267,6 +270,7 @@ static const struct {
 		"6720757365642062792074686520484d414320616c676f726974686d2e",
 	  "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2" },
 };
+/* clang-format on */
 
 START_TEST(test_hmac_rfc4231)
 {
@@ -468,6 +472,7 @@ END_TEST
 
 START_TEST(test_state_malformed)
 {
+/* clang-format off */
 	static const char *bad[] = { "", "abc", "a.b", "a.1.b.c", "a..b", "a.-1.b", "a.+1.b",
 				     "a.1e3.b", "a. 1.b" };
 	struct err e = { "" };
@@ -694,3 +699,5 @@ int main(void)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* clang-format on */

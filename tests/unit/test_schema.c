@@ -36,6 +36,7 @@ struct vcase {
 	const char *want; /* the problems array */
 };
 
+/* clang-format off */
 static const struct vcase vcases[] = {
 	/* type */
 	{ "{\"type\":\"integer\"}", "\"x\"", "config",
@@ -211,6 +212,7 @@ static const struct vcase vcases[] = {
 	  "integer\"},"
 	  "{\"field\":\"pipeline[2].config.role\",\"message\":\"required\"}]" },
 };
+/* clang-format on */
 
 START_TEST(test_validate_table)
 {
@@ -328,6 +330,7 @@ struct ccase {
 	const char *want; /* NULL: accepted; else the start of the error message */
 };
 
+/* clang-format off */
 static const struct ccase ccases[] = {
 	{ "{}", NULL },
 	{ "{\"type\":\"string\"}", NULL },
@@ -411,6 +414,7 @@ static const struct ccase ccases[] = {
 	{ "{\"items\":{\"maxLength\":2,\"default\":\"abc\"}}",
 	  "#/items: \"default\" does not match the schema: longer than 2 characters" },
 };
+/* clang-format on */
 
 START_TEST(test_check_table)
 {
@@ -465,6 +469,7 @@ END_TEST
 /* Validation tolerates schemas that schema_check would refuse. */
 START_TEST(test_validate_malformed_schema)
 {
+/* clang-format off */
 	static const char *const schemas[] = {
 		"{\"type\":5}",
 		"{\"type\":[]}",
@@ -516,3 +521,5 @@ int main(void)
 {
 	return tl_run_suite(schema_suite());
 }
+
+/* clang-format on */
