@@ -18,8 +18,21 @@ int err_set(struct err *e, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
+		e->code = ERR_FAIL;
 	}
-	return -1;
+	return ERR_FAIL;
+}
+
+int err_setc(struct err *e, int code, const char *fmt, ...)
+{
+	if (e) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+		e->code = code;
+	}
+	return code;
 }
 
 int err_prefix(struct err *e, const char *fmt, ...)
@@ -283,7 +296,7 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set(e, "%s: %s", path, strerror(errno));
+		return err_setc(e, ERR_SYS(errno), "%s: %s", path, strerror(errno));
 	struct buf b;
 	buf_init(&b);
 	for (;;) {
@@ -295,7 +308,7 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 			int saved = errno;
 			close(fd);
 			buf_clear(&b);
-			return err_set(e, "%s: %s", path, strerror(saved));
+			return err_setc(e, ERR_SYS(saved), "%s: %s", path, strerror(saved));
 		}
 		if (n == 0)
 			break;

@@ -9,14 +9,14 @@ static const struct csv_limits lim = {.max_records = 100, .max_fields = 20, .max
 
 static void parse_ok(const char *text, size_t len, struct csv *c)
 {
-	struct err e = {{0}};
+	struct err e = {0};
 	ck_assert_msg(csv_parse(text, len, &lim, c, &e) == 0, "parse of '%.*s' failed: %s",
 		      (int)len, text, e.msg);
 }
 
 static void parse_fails(const char *text, const char *want)
 {
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_msg(csv_parse(text, strlen(text), &lim, &c, &e) == -1,
 		      "parse of '%s' unexpectedly succeeded", text);
@@ -97,7 +97,7 @@ START_TEST(test_errors)
 	parse_fails("a,\xff\n", "line 1, field 2: is not valid UTF-8");
 	parse_fails("a,\xC0\xAF\n", "not valid UTF-8");     /* overlong */
 	parse_fails("a,\xED\xA0\x80\n", "not valid UTF-8"); /* surrogate */
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_int_eq(csv_parse("a,b\0c\n", 6, &lim, &c, &e), -1);
 	ck_assert_msg(strstr(e.msg, "line 1, field 2: contains a NUL byte"), "%s", e.msg);
@@ -110,7 +110,7 @@ START_TEST(test_limits)
 	buf_init(&b);
 	for (int i = 0; i < 101; i++)
 		buf_puts(&b, "x\n");
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_int_eq(csv_parse(b.data, b.len, &lim, &c, &e), -1);
 	ck_assert_msg(strstr(e.msg, "line 101: more than 100 records"), "%s", e.msg);

@@ -10,7 +10,7 @@
 
 static struct json *parse(const char *text)
 {
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *v = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e);
 
 	ck_assert_msg(v != NULL, "parse of '%s' failed: %s", text, e.msg);
@@ -420,7 +420,7 @@ START_TEST(test_check_table)
 {
 	const struct ccase *c = &ccases[_i];
 	struct json *schema = parse(c->schema);
-	struct err e = { { 0 } };
+	struct err e = {0};
 	int rc = schema_check(schema, &e);
 
 	if (!c->want) {
@@ -438,7 +438,7 @@ END_TEST
 START_TEST(test_check_depth_cap)
 {
 	struct buf b;
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *schema;
 	int i;
 
