@@ -11,28 +11,31 @@
 #include <time.h>
 #include <unistd.h>
 
-int err_set(struct err *e, const char *fmt, ...)
+static int err_vset(struct err *e, int code, const char *fmt, va_list ap)
 {
 	if (e) {
-		va_list ap;
-		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		e->code = ERR_FAIL;
+		e->code = code;
 	}
-	return ERR_FAIL;
+	return code;
+}
+
+int err_set(struct err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = err_vset(e, ERR_FAIL, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int err_setc(struct err *e, int code, const char *fmt, ...)
 {
-	if (e) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		e->code = code;
-	}
-	return code;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = err_vset(e, code, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int err_prefix(struct err *e, const char *fmt, ...)
