@@ -144,8 +144,10 @@ int api_cursor_decode(const char *cursor, char **created_at, char **id);
 /* SQL fragments: a column as the cursor's timestamp text, and as the API's
  * UTC ISO-8601 output. Both work on timestamp and timestamptz columns. */
 #define API_SQL_CURSOR_TS(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+/* clang-format off */
 #define API_SQL_ISO(col)                                                                      \
 	"to_char(" col "::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+/* clang-format on */
 
 struct api_page {
 	int limit;      /* 1..API_PAGE_MAX */

@@ -16,6 +16,7 @@
 #include "pipeline.h"
 
 /* One agency as JSON (alias a) — never the token columns. */
+/* clang-format off */
 #define AGENCY_JSON                                                                           \
 	"json_build_object('id', a.id, 'name', a.name, 'ghl_agency_id', a.ghl_agency_id,"     \
 	" 'settings', a.settings_json,"                                                        \
@@ -23,13 +24,16 @@
 	" 'needs_reconnect', a.needs_reconnect, 'reconnect_reason', a.reconnect_reason,"       \
 	" 'created_at', " API_SQL_ISO("a.created_at") ","                                      \
 	" 'updated_at', " API_SQL_ISO("a.updated_at") ")::text"
+/* clang-format on */
 
+/* clang-format off */
 #define API_KEY_JSON                                                                          \
 	"json_build_object('id', k.id, 'agency_id', k.agency_id, 'name', k.name,"              \
 	" 'prefix', k.prefix, 'created_by', k.created_by,"                                     \
 	" 'created_at', " API_SQL_ISO("k.created_at") ","                                      \
 	" 'revoked_at', " API_SQL_ISO("k.revoked_at") ","                                      \
 	" 'last_used_at', " API_SQL_ISO("k.last_used_at") ")::text"
+/* clang-format on */
 
 static const char *const list_query[] = {"q", "limit", "cursor", NULL};
 

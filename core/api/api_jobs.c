@@ -28,6 +28,7 @@
 #define IDEMPOTENCY_KEY_MAX 255
 
 /* One job as JSON, from a row of provisioning_jobs aliased `a`. */
+/* clang-format off */
 #define JOB_JSON(a)                                                                           \
 	"json_build_object('id', " a ".id, 'agency_id', " a ".agency_id,"                     \
 	" 'status', " a ".status, 'client_data', " a ".client_data_json,"                      \
@@ -41,6 +42,7 @@
 	" 'finished_at', " API_SQL_ISO(a ".finished_at") ","                                   \
 	" 'created_at', " API_SQL_ISO(a ".created_at") ","                                     \
 	" 'updated_at', " API_SQL_ISO(a ".updated_at") ")::text"
+/* clang-format on */
 
 /* `j` is in the caller's scope ($n = api_scope_array). */
 #define IN_SCOPE(n) "($" n "::uuid[] IS NULL OR j.agency_id = ANY($" n "::uuid[]))"
@@ -468,7 +470,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 	if (csv.n < 2) {
 		api_problem(&b->p, "rows", "a header row and 1 to %d data rows are required",
 			    BATCH_MAX_ROWS);
-		csv_free(&csv);
+		csv_clear(&csv);
 		return 0;
 	}
 	const struct csv_record *hdr = &csv.records[0];
@@ -487,7 +489,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		free(path);
 	}
 	if (b->p.n) {
-		csv_free(&csv);
+		csv_clear(&csv);
 		return 0;
 	}
 	for (size_t i = 1; i < csv.n; i++) {
@@ -510,7 +512,7 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		batch_row(b, i - 1, client, snap && api_is_uuid(snap) ? snap : NULL, suffix);
 		json_free(client);
 	}
-	csv_free(&csv);
+	csv_clear(&csv);
 	return 0;
 }
 
@@ -772,10 +774,12 @@ static void jobs_get(struct api_req *r)
 
 static const char *const page_query[] = {"limit", "cursor", NULL};
 
+/* clang-format off */
 #define LOG_JSON                                                                              \
 	"json_build_object('id', l.id, 'job_id', l.job_id, 'step', l.step, 'status', l.status,"\
 	" 'details', l.details_json, 'timestamp', " API_SQL_ISO("l.timestamp") ","             \
 	" 'created_at', " API_SQL_ISO("l.created_at") ")::text"
+/* clang-format on */
 
 static void logs_done(struct api_req *r, PGresult *res)
 {

@@ -17,12 +17,14 @@
 #include "json.h"
 #include "log.h"
 
+/* clang-format off */
 #define SNAPSHOT_JSON                                                                         \
 	"json_build_object('id', s.id, 'agency_id', s.agency_id,"                              \
 	" 'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'niche', s.niche,"             \
 	" 'description', s.description, 'is_active', s.is_active,"                             \
 	" 'created_at', " API_SQL_ISO("s.created_at") ","                                      \
 	" 'updated_at', " API_SQL_ISO("s.updated_at") ")::text"
+/* clang-format on */
 
 /* ---- GET /agencies/{id}/snapshots ----------------------------------------- */
 

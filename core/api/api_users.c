@@ -15,12 +15,14 @@
 #include "log.h"
 
 /* One user as JSON (alias u; agency links from user_agencies). */
+/* clang-format off */
 #define USER_JSON                                                                             \
 	"json_build_object('id', u.id, 'email', u.email, 'role', u.role,"                     \
 	" 'agency_ids', COALESCE((SELECT json_agg(ua.agency_id ORDER BY ua.agency_id)"         \
 	"  FROM user_agencies ua WHERE ua.user_id = u.id), '[]'::json),"                       \
 	" 'created_at', " API_SQL_ISO("u.created_at") ","                                      \
 	" 'updated_at', " API_SQL_ISO("u.updated_at") ")::text"
+/* clang-format on */
 
 static const char *const roles[] = {"ADMIN", "AGENCY_ADMIN", "SUPPORT", NULL};
 

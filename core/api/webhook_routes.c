@@ -22,9 +22,11 @@
 #define MAX_ID_LEN 255
 #define MAX_TYPE_LEN 64
 
+/* clang-format off */
 #define NEEDS_CONNECT_REASON                                                                \
 	"installed in GoHighLevel without an OAuth connection; connect the agency through " \
 	"/oauth/connect"
+/* clang-format on */
 
 /* ---- timestamps ---------------------------------------------------------------- */
 
@@ -114,9 +116,11 @@ int webhook_parse_timestamp(const char *s, int64_t *ms)
 
 /* $1 webhook id, $2 type, $3 companyId, $4 locationId (, $5 reason). Each returns
  * (1 when the event is new, else 0; the agency id touched, or NULL). */
+/* clang-format off */
 #define EVENT_CTE                                                                         \
 	"WITH ev AS (INSERT INTO webhook_events (webhook_id, type, company_id, location_id)" \
 	" VALUES ($1, $2, $3, $4) ON CONFLICT (webhook_id) DO NOTHING RETURNING 1)"
+/* clang-format on */
 
 /* A webhook never brings a deleted agency back (only an ADMIN's OAuth
  * connection does): INSTALL of one is recorded and ignored. */

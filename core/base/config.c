@@ -28,6 +28,7 @@ struct key_def {
 
 #define STR(f) offsetof(struct config, f)
 
+/* clang-format off */
 static const struct key_def keys[] = {
 	{"listen", K_LISTEN, STR(listen), "127.0.0.1:8080", NULL, K_RESTART, 0, 0},
 	{"database_url", K_STRING, STR(database_url), "postgresql:///ghl_agent", NULL,
@@ -131,6 +132,7 @@ static const struct key_def keys[] = {
 	/* dashboard (core/api/web.c) */
 	{"web_dir", K_STRING, STR(web_dir), "", NULL, 0, 0, 0},
 };
+/* clang-format on */
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -454,7 +456,7 @@ char *config_mask_dsn(const char *dsn)
 			buf_append(&m, b.data, (size_t)(q + 9 - b.data));
 			buf_puts(&m, "****");
 			buf_puts(&m, end);
-			buf_free(&b);
+			buf_clear(&b);
 			b = m;
 		}
 		return buf_take(&b);

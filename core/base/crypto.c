@@ -457,7 +457,7 @@ static int state_mac(const char *secret, const char *signed_part, size_t len,
 	buf_puts(&m, STATE_MAC_LABEL);
 	buf_append(&m, signed_part, len);
 	int rc = crypto_hmac_sha256(secret, strlen(secret), m.data, m.len, mac);
-	buf_free(&m);
+	buf_clear(&m);
 	return rc;
 }
 
@@ -473,7 +473,7 @@ char *crypto_state_sign(const char *secret, const char *payload, int64_t expires
 	buf_printf(&out, "%s.%lld", p64, (long long)expires_unix);
 	free(p64);
 	if (state_mac(secret, out.data, out.len, mac) < 0) {
-		buf_free(&out);
+		buf_clear(&out);
 		return NULL;
 	}
 	char *mac64 = crypto_base64url_encode(mac, sizeof(mac));

@@ -193,13 +193,13 @@ int csv_parse(const char *data, size_t len, const struct csv_limits *lim, struct
 	}
 out:
 	record_drop(&r.rec);
-	buf_free(&r.field);
+	buf_clear(&r.field);
 	if (rc)
-		csv_free(out);
+		csv_clear(out);
 	return rc ? -1 : 0;
 }
 
-void csv_free(struct csv *c)
+void csv_clear(struct csv *c)
 {
 	if (!c)
 		return;

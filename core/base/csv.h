@@ -33,11 +33,11 @@ struct csv {
 
 /* Parse len bytes of data into *out (zeroed first). 0 on success; -1 with
  * e set ("line 4, field 2: ...") and *out empty on failure. The caller frees
- * *out with csv_free. */
+ * *out with csv_clear. */
 int csv_parse(const char *data, size_t len, const struct csv_limits *lim, struct csv *out,
 	      struct err *e);
 
 /* Free the records of c (c itself is the caller's); c is left empty. */
-void csv_free(struct csv *c);
+void csv_clear(struct csv *c);
 
 #endif

@@ -646,7 +646,7 @@ static struct json *parse_string(struct parser *p)
 
 	buf_init(&b);
 	if (parse_string_raw(p, &b) < 0) {
-		buf_free(&b);
+		buf_clear(&b);
 		return NULL;
 	}
 	v = json_new(JSON_STRING);
@@ -828,14 +828,14 @@ static struct json *parse_object(struct parser *p)
 		}
 		if (p->pos < p->len && p->s[p->pos] == '}') {
 			p->pos++;
-			buf_free(&key);
+			buf_clear(&key);
 			return obj;
 		}
 		perr_found(p, "expected ',' or '}' after object member");
 		goto out_free;
 	}
 out_free:
-	buf_free(&key);
+	buf_clear(&key);
 	return json_free(obj);
 }
 

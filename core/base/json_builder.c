@@ -15,7 +15,7 @@ void json_builder_init(struct json_builder *jb)
 
 void json_builder_clear(struct json_builder *jb)
 {
-	buf_free(&jb->b);
+	buf_clear(&jb->b);
 }
 
 static void misuse(struct json_builder *jb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

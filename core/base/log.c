@@ -104,5 +104,5 @@ void log_msg(enum log_level level, const char *msg, ...)
 	/* One write per line so concurrent processes do not interleave. */
 	ssize_t r = write(STDERR_FILENO, b.data, b.len);
 	(void)r;
-	buf_free(&b);
+	buf_clear(&b);
 }

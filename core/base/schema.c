@@ -377,7 +377,7 @@ int schema_check(const struct json *schema, struct err *e)
 	buf_init(&ptr);
 	buf_putc(&ptr, '#');
 	rc = check_schema(schema, &ptr, 0, e);
-	buf_free(&ptr);
+	buf_clear(&ptr);
 	return rc;
 }
 
@@ -660,7 +660,7 @@ static void validate_number(struct schema_report *c, const struct json *schema, 
 		put_number(&m, hi);
 		schema_problem(c, buf_cstr(&m));
 	}
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 static void validate(struct schema_report *c, const struct json *schema, const struct json *v);

@@ -11,15 +11,31 @@
 #include <time.h>
 #include <unistd.h>
 
-int err_set(struct err *e, const char *fmt, ...)
+static int err_vset(struct err *e, int code, const char *fmt, va_list ap)
 {
 	if (e) {
-		va_list ap;
-		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
+		e->code = code;
 	}
-	return -1;
+	return code;
+}
+
+int err_set(struct err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = err_vset(e, ERR_FAIL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int err_setc(struct err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = err_vset(e, code, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int err_prefix(struct err *e, const char *fmt, ...)
@@ -37,7 +53,7 @@ int err_prefix(struct err *e, const char *fmt, ...)
 		size_t n = b.len < sizeof(e->msg) - 1 ? b.len : sizeof(e->msg) - 1;
 		memcpy(e->msg, b.data, n);
 		e->msg[n] = '\0';
-		buf_free(&b);
+		buf_clear(&b);
 	}
 	return -1;
 }
@@ -105,7 +121,7 @@ void buf_init(struct buf *b)
 	b->cap = 0;
 }
 
-void buf_free(struct buf *b)
+void buf_clear(struct buf *b)
 {
 	free(b->data);
 	buf_init(b);
@@ -283,7 +299,7 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set(e, "%s: %s", path, strerror(errno));
+		return err_setc(e, ERR_SYS(errno), "%s: %s", path, strerror(errno));
 	struct buf b;
 	buf_init(&b);
 	for (;;) {
@@ -294,8 +310,8 @@ int file_read_all(const char *path, char **out, size_t *len, struct err *e)
 				continue;
 			int saved = errno;
 			close(fd);
-			buf_free(&b);
-			return err_set(e, "%s: %s", path, strerror(saved));
+			buf_clear(&b);
+			return err_setc(e, ERR_SYS(saved), "%s: %s", path, strerror(saved));
 		}
 		if (n == 0)
 			break;

@@ -1,7 +1,8 @@
 /* util.h — small shared helpers: error carrier, growable buffer, string helpers.
  *
- * Error convention (STYLE.md): functions return 0 or a negative code; rich text
- * goes into an optional `struct err *` out-parameter.
+ * Error convention (STYLE.md, docs/ARCHITECTURE.md "Conventions"): functions
+ * return 0 or a negative code; rich text goes into an optional `struct err *`
+ * out-parameter, which records the code too.
  */
 #ifndef GHL_UTIL_H
 #define GHL_UTIL_H
@@ -10,18 +11,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct err {
-	char msg[512];
+/* Error codes, libuv's UV__ERR style: 0 is success, every failure negative,
+ * so callers test `< 0`. ERR_FAIL is the generic failure whose message says
+ * why; ERR_SYS(errno) is a system call's failure (EPERM, whose -1 is
+ * ERR_FAIL, is told apart by its message only); the agent's own kinds sit
+ * below -4000 so that they never meet an errno. */
+#define ERR_SYS(x) (-(x))
+enum err_code {
+	ERR_FAIL = -1,
+	ERR_INVALID = -4001,   /* bad input: configuration, a file's contents, a request */
+	ERR_NOT_FOUND = -4002, /* what was asked for does not exist */
+	ERR_RETRY = -4003,     /* transient: the same call may work later */
 };
 
-/* Format a message into *e (no-op when e is NULL). Always returns -1 so that
- * callers can write `return err_set(e, "...")`. */
+struct err {
+	char msg[512];
+	int code; /* the negative code the failing call returned */
+};
+
+/* Format a message into *e (no-op when e is NULL) and record ERR_FAIL.
+ * Returns ERR_FAIL (-1) so that callers can write `return err_set(e, "...")`. */
 int err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Prefix an existing message: "prefix: old". Returns -1. */
+/* The same with a code of its own (negative: ERR_SYS(errno), ERR_INVALID, …);
+ * returns code: `return err_setc(e, ERR_SYS(errno), "%s: %s", path, strerror(errno))`. */
+int err_setc(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Prefix an existing message: "prefix: old"; the code stays. Returns -1. */
 int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Allocation helpers that abort on out-of-memory (only place we abort). */
+/* Allocation helpers that abort on out-of-memory. The only other abort is
+ * config.c's check of its own defaults at start-up (a bug, not input). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
@@ -37,7 +57,14 @@ struct buf {
 };
 
 void buf_init(struct buf *b);
-void buf_free(struct buf *b);
+/* Frees b's data and leaves b empty (b itself is the caller's). */
+void buf_clear(struct buf *b);
+/* The old name of buf_clear, kept while core/api/api.c and the engine are
+ * reworked on other branches; new code calls buf_clear. */
+static inline void buf_free(struct buf *b)
+{
+	buf_clear(b);
+}
 void buf_reset(struct buf *b);
 void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t n);

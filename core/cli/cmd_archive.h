@@ -4,6 +4,7 @@
 
 struct config;
 
+/* clang-format off */
 #define CMD_ARCHIVE_HELP                                                                     \
 	"Usage: ghl-agent [--config PATH] archive [--older-than DURATION] [--dry-run]\n\n"  \
 	"Moves COMPLETED and FAILED jobs that finished longer ago than DURATION\n"           \
@@ -11,6 +12,7 @@ struct config;
 	"logs into provisioning_logs_archive, 1,000 jobs per transaction. The daemon\n"      \
 	"does the same every archive_interval. --dry-run only counts.\n"                     \
 	"Exit status: 0 ok, 1 database error, 2 bad arguments.\n"
+/* clang-format on */
 
 int cmd_archive(struct config *cfg, int argc, char **argv);
 

@@ -4,6 +4,7 @@
 
 struct config;
 
+/* clang-format off */
 #define CMD_JOB_HELP                                                                         \
 	"Usage: ghl-agent [--config PATH] job submit --agency ID --client-json FILE\n"        \
 	"                 [--snapshot ID] [--idempotency-key KEY]\n"                          \
@@ -19,13 +20,16 @@ struct config;
 	"Exit status: 0 ok; 1 refused, in the API's words (\"job not found\", \"the job is\n" \
 	"already COMPLETED\", invalid client data), or a database error; 2 bad\n"          \
 	"arguments (an ID that is not a UUID, a missing option).\n"
+/* clang-format on */
 
+/* clang-format off */
 #define CMD_PLUGINS_HELP                                                                     \
 	"Usage: ghl-agent [--config PATH] plugins\n\n"                                        \
 	"Loads the step plugins from plugin_dir (and Lua steps from step_dir) as the\n"       \
 	"daemon would and lists every registered step (name, version, kind, source)\n"        \
 	"and every refused plugin or script with the reason.\n"                              \
 	"Exit status: 0 (also when some were refused).\n"
+/* clang-format on */
 
 int cmd_job(struct config *cfg, int argc, char **argv);
 int cmd_plugins(struct config *cfg, int argc, char **argv);

@@ -5,6 +5,7 @@
 
 struct config;
 
+/* clang-format off */
 #define CMD_REWRAP_HELP                                                                  \
 	"Usage: ghl-agent [--config PATH] rewrap [--dry-run]\n\n"                        \
 	"Checks every stored agency token and re-encrypts those not under the newest\n"  \
@@ -17,6 +18,7 @@ struct config;
 	"  --dry-run   check and count only; nothing is written\n\n"                     \
 	"Key rotation: `ghl-agent keygen 2`, set token_keys=\"1:OLD,2:NEW\", restart the\n" \
 	"daemons, run `ghl-agent rewrap`, then the old key may be removed.\n"
+/* clang-format on */
 
 /* The command (blocking, libpq's synchronous API). Returns the exit code. */
 int cmd_rewrap(struct config *cfg, int argc, char **argv);

@@ -153,7 +153,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	apply_db_wait(app);
 	log_info("configuration reloaded", "file", app->cfg->path ? app->cfg->path : "none",
 		 "applied", buf_cstr(&applied), NULL);
-	buf_free(&applied);
+	buf_clear(&applied);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -268,13 +268,12 @@ out_free:
 	step_registry_free(app.steps);
 	api_stop(&app);
 	db_pool_free(app.db);
-	archiver_free(archiver);
-	archiver = NULL;
+	archiver = archiver_free(archiver);
 	http_server_free(app.http);
 	free(routes);
 	if (app.base)
 		event_base_free(app.base);
-	migrate_set_free(&app.migrations);
+	migrate_set_clear(&app.migrations);
 	config_free(app.cfg);
 	return rc;
 }

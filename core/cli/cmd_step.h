@@ -4,6 +4,7 @@
 
 struct config;
 
+/* clang-format off */
 #define CMD_STEP_HELP                                                                        \
 	"Usage: ghl-agent [--config PATH] step run FILE --client-json F [--config JSON]\n" \
 	"                 [--outputs JSON] [--agency ID] [--step NAME]\n\n"                   \
@@ -21,6 +22,7 @@ struct config;
 	"Prints the status, the outputs and the step's log; nothing is journaled.\n"        \
 	"Exit status: 0 completed, 1 failed or refused, 2 bad arguments (also a\n"          \
 	"config that does not fit the schema).\n"
+/* clang-format on */
 
 int cmd_step(struct config *cfg, int argc, char **argv);
 

@@ -37,7 +37,7 @@ static char *read_line(FILE *f)
 			break;
 	}
 	if (!any) {
-		buf_free(&b);
+		buf_clear(&b);
 		return NULL;
 	}
 	if (b.len && b.data[b.len - 1] == '\r')

@@ -5,6 +5,7 @@
 
 struct config;
 
+/* clang-format off */
 #define CMD_USER_HELP                                                                      \
 	"Usage: ghl-agent [--config PATH] user add --email EMAIL --role ROLE\n"            \
 	"                 [--agency AGENCY_ID]... [--password-stdin]\n\n"                  \
@@ -16,6 +17,7 @@ struct config;
 	"  printf '%s\\n' \"$PW\" | ghl-agent user add --email a@example.com --role ADMIN\n\n" \
 	"It is stored as a bcrypt hash (cost bcrypt_cost, at least 12).\n"                 \
 	"Exit status: 0 created, 1 database error or duplicate email, 2 bad arguments.\n"
+/* clang-format on */
 
 /* The command (blocking libpq). Returns the exit code. */
 int cmd_user(struct config *cfg, int argc, char **argv);

@@ -105,6 +105,5 @@ void ghl_teardown(struct app *app)
 	app->get_cache = get_cache_free(app->get_cache);
 	app->loc_tokens = loc_tokens_free(app->loc_tokens);
 	app->tokens = agency_tokens_free(app->tokens);
-	vault_free(app->vault);
-	app->vault = NULL;
+	app->vault = vault_free(app->vault);
 }

@@ -145,7 +145,7 @@ static int cmd_config(struct config *cfg, int argc, char **argv)
 	buf_init(&b);
 	config_print(cfg, &b);
 	fputs(buf_cstr(&b), stdout);
-	buf_free(&b);
+	buf_clear(&b);
 	return 0;
 }
 
@@ -176,7 +176,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 	PGconn *conn = db_connect(cfg->database_url, &e);
 	if (!conn) {
 		fprintf(stderr, "ghl-agent migrate: %s\n", e.msg);
-		migrate_set_free(&set);
+		migrate_set_clear(&set);
 		return 1;
 	}
 	int n = 0;
@@ -190,7 +190,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 	if (rc)
 		fprintf(stderr, "ghl-agent migrate: %s\n", e.msg);
 	PQfinish(conn);
-	migrate_set_free(&set);
+	migrate_set_clear(&set);
 	return rc ? 1 : 0;
 }
 

@@ -3,6 +3,7 @@
 #include "agency_tokens.h"
 
 #include <event2/event.h>
+#include <event2/event_struct.h> /* events embedded in their owners */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,12 @@
 
 /* ---- SQL ---------------------------------------------------------------- */
 
+/* clang-format off */
 #define ROW_COLS                                                                               \
 	"id::text, ghl_agency_id, oauth_access_token_encrypted, oauth_refresh_token_encrypted, " \
 	"needs_reconnect, COALESCE(reconnect_reason, ''), deleted_at IS NOT NULL, "             \
 	"token_expires_at <= LOCALTIMESTAMP + make_interval(secs => " XSTR(EXPIRING_SKEW_S) ")"
+/* clang-format on */
 #define XSTR(x) STR(x)
 #define STR(x) #x
 enum { C_ID, C_COMPANY, C_ACCESS, C_REFRESH, C_RECONNECT, C_REASON, C_DELETED, C_EXPIRING };
@@ -76,7 +79,8 @@ struct op {
 	agency_token_fn cb;
 	void *arg;
 	int64_t deadline_ms;   /* give up waiting for another holder of the row lock */
-	struct event *timer;   /* waiting before the next lock attempt */
+	struct event timer;    /* waiting before retry_fn (op_retry_after) */
+	void (*retry_fn)(struct op *op);
 
 	/* the row being worked on (owned copies) */
 	char *row_id;
@@ -101,7 +105,7 @@ struct check_waiter { /* agency_tokens_when_checked */
 
 struct agency_tokens {
 	struct app *app;
-	struct event *sweep_timer;
+	struct event sweep_timer; /* assigned by agency_tokens_start */
 	struct op *sweep;      /* the pass in progress, or NULL */
 	struct op *ops;	       /* every live op */
 	int nops;
@@ -139,11 +143,35 @@ static void release_module(struct agency_tokens *t);
 
 /* ---- op lifetime ---------------------------------------------------------- */
 
+static void on_op_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct op *op = arg;
+	op->retry_fn(op);
+}
+
+/* Calls fn(op) from the loop after ms: another holder of the row lock, or
+ * the database, gets time before op tries again. */
+static void op_retry_after(struct op *op, long long ms, void (*fn)(struct op *op))
+{
+	op->retry_fn = fn;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+	evtimer_add(&op->timer, &tv);
+}
+
+/* Whether op sleeps on its retry timer. */
+static int op_waiting(const struct op *op)
+{
+	return evtimer_pending(&op->timer, NULL);
+}
+
 static struct op *op_new(struct agency_tokens *t, enum op_kind kind)
 {
 	struct op *op = xcalloc(1, sizeof(*op));
 	op->t = t;
 	op->kind = kind;
+	evtimer_assign(&op->timer, t->app->base, on_op_timer, op);
 	buf_init(&op->done_ids);
 	op->next = t->ops;
 	if (t->ops)
@@ -189,11 +217,10 @@ static void check_notify(struct agency_tokens *t, int ok)
 static void op_free(struct op *op)
 {
 	struct agency_tokens *t = op->t;
-	if (op->timer)
-		event_free(op->timer);
+	evtimer_del(&op->timer);
 	op_clear_row(op);
 	free(op->agency_id);
-	buf_free(&op->done_ids);
+	buf_clear(&op->done_ids);
 	if (op->prev)
 		op->prev->next = op->next;
 	else
@@ -464,16 +491,6 @@ static void start_refresh(struct op *op, const char *refresh_enc)
 
 /* ---- OP_GET / OP_REFRESH ----------------------------------------------------- */
 
-static void retry_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct op *op = arg;
-	event_free(op->timer);
-	op->timer = NULL;
-	op_lock_attempt(op);
-}
-
 static void ignore_result(void *arg, PGresult *res, const char *errmsg)
 {
 	(void)arg;
@@ -492,9 +509,7 @@ static void wait_for_holder(struct op *op)
 		op_finish(op);
 		return;
 	}
-	op->timer = evtimer_new(op->t->app->base, retry_timer, op);
-	struct timeval tv = {0, LOCK_WAIT_STEP_MS * 1000};
-	evtimer_add(op->timer, &tv);
+	op_retry_after(op, LOCK_WAIT_STEP_MS, op_lock_attempt);
 }
 
 static void on_exists(void *arg, PGresult *res, const char *errmsg)
@@ -780,14 +795,14 @@ static void on_sweep_tick(evutil_socket_t fd, short what, void *arg)
 /* ms < 0: after token_refresh_interval. */
 static void sweep_schedule(struct agency_tokens *t, long long ms)
 {
-	if (t->stopping || t->closed || !t->sweep_timer)
+	if (t->stopping || t->closed || !event_initialized(&t->sweep_timer))
 		return;
 	if (ms < 0)
 		ms = t->app->cfg->token_refresh_interval_ms;
 	if (ms < 10)
 		ms = 10;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-	evtimer_add(t->sweep_timer, &tv);
+	evtimer_add(&t->sweep_timer, &tv);
 }
 
 /* ---- hooks for the GHL client ------------------------------------------------ */
@@ -900,13 +915,8 @@ static void check_done(struct op *op)
 	op_free(op); /* answers the waiters */
 }
 
-static void check_retry_timer(evutil_socket_t fd, short what, void *arg)
+static void check_resume(struct op *op)
 {
-	(void)fd;
-	(void)what;
-	struct op *op = arg;
-	event_free(op->timer);
-	op->timer = NULL;
 	if (op->t->stopping) {
 		op_free(op);
 		return;
@@ -923,9 +933,7 @@ static void check_retry(struct op *op, const char *why)
 		op_free(op);
 		return;
 	}
-	op->timer = evtimer_new(op->t->app->base, check_retry_timer, op);
-	struct timeval tv = {0, CHECK_RETRY_MS * 1000};
-	evtimer_add(op->timer, &tv);
+	op_retry_after(op, CHECK_RETRY_MS, check_resume);
 }
 
 static void on_check_stored(void *arg, PGresult *res, const char *errmsg)
@@ -992,7 +1000,7 @@ static void on_check_read(void *arg, PGresult *res, const char *errmsg)
 	} else {
 		check_done(op);
 	}
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void check_start(struct op *op)
@@ -1016,9 +1024,8 @@ void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, i
 	w->arg = arg;
 	w->next = t->check_waiters;
 	t->check_waiters = w;
-	if (t->check->timer) { /* waiting to retry: now */
-		event_free(t->check->timer);
-		t->check->timer = NULL;
+	if (op_waiting(t->check)) { /* waiting to retry: now */
+		evtimer_del(&t->check->timer);
 		check_start(t->check);
 	}
 }
@@ -1034,9 +1041,9 @@ struct agency_tokens *agency_tokens_new(struct app *app)
 
 void agency_tokens_start(struct agency_tokens *t)
 {
-	if (!t || t->sweep_timer)
+	if (!t || event_initialized(&t->sweep_timer))
 		return;
-	t->sweep_timer = evtimer_new(t->app->base, on_sweep_tick, t);
+	evtimer_assign(&t->sweep_timer, t->app->base, on_sweep_tick, t);
 	sweep_schedule(t, 0);
 	t->check = op_new(t, OP_CHECK);
 	check_start(t->check);
@@ -1047,10 +1054,8 @@ void agency_tokens_stop(struct agency_tokens *t, long long deadline_ms)
 	if (!t || t->stopping)
 		return;
 	t->stopping = 1;
-	if (t->sweep_timer) {
-		event_free(t->sweep_timer);
-		t->sweep_timer = NULL;
-	}
+	if (event_initialized(&t->sweep_timer))
+		evtimer_del(&t->sweep_timer);
 	int64_t end = now_monotonic_ms() + (deadline_ms > 0 ? deadline_ms : 0);
 	if (t->nops) {
 		char n[16];
@@ -1086,7 +1091,7 @@ struct agency_tokens *agency_tokens_free(struct agency_tokens *t)
 	/* ops waiting on a timer would never wake up: finish them now */
 	for (struct op *op = t->ops, *next; op; op = next) {
 		next = op->next;
-		if (op->timer)
+		if (op_waiting(op))
 			op_abandon(op);
 	}
 	t->closed = 1;

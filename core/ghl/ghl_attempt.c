@@ -67,7 +67,7 @@ static void log_attempt(struct ghl_call *call, int status, const char *error, in
 	log_debug("ghl request", "method", call->method, "path", buf_cstr(&tmpl), "status", st,
 		  "duration_ms", dur, "trace_id", trace, "token", fp, "attempt", att, "error",
 		  error ? error : "-", NULL);
-	buf_free(&tmpl);
+	buf_clear(&tmpl);
 }
 
 static void on_backoff(evutil_socket_t fd, short what, void *arg)
@@ -106,13 +106,13 @@ static int transient_retry(struct ghl_call *call, int status, enum ghl_outcome o
 		snprintf(ms, sizeof ms, "%lld", d);
 		log_debug("ghl request retried after a transient fault", "method", call->method,
 			  "path", buf_cstr(&tmpl), "delay_ms", ms, NULL);
-		buf_free(&tmpl);
+		buf_clear(&tmpl);
 	}
 	call->state = CS_BACKOFF;
-	if (!call->backoff)
-		call->backoff = evtimer_new(c->base, on_backoff, call);
+	if (!event_initialized(&call->backoff))
+		evtimer_assign(&call->backoff, c->base, on_backoff, call);
 	struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
-	evtimer_add(call->backoff, &tv);
+	evtimer_add(&call->backoff, &tv);
 	return 1;
 }
 
@@ -120,8 +120,8 @@ void ghl_attempt_done(struct ghl_call *call, CURLcode rc)
 {
 	struct ghl_client *c = call->c;
 	long status = 0;
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0; /* cannot happen after CURLE_OK; treated as no answer */
 	ghl_call_easy_release(call);
 	int64_t now = now_monotonic_ms();
 	struct bucket *bk = call->bk;

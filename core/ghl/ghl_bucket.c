@@ -34,7 +34,7 @@ static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)
 void ghl_bucket_kick(struct bucket *bk, long long delay_ms)
 {
 	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
-	evtimer_add(bk->timer, &tv);
+	evtimer_add(&bk->timer, &tv);
 }
 
 struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key)
@@ -49,18 +49,19 @@ struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key)
 	bk->key = xstrdup(key);
 	bk->hash = h;
 	ghl_rl_bucket_init(&bk->rl, c->initial_burst);
-	bk->timer = evtimer_new(c->base, on_bucket_timer, bk);
+	evtimer_assign(&bk->timer, c->base, on_bucket_timer, bk);
 	bk->next = *head;
 	*head = bk;
 	return bk;
 }
 
-void ghl_bucket_free(struct bucket *bk)
+struct bucket *ghl_bucket_free(struct bucket *bk)
 {
-	event_free(bk->timer);
+	event_del(&bk->timer);
 	ghl_rl_bucket_clear(&bk->rl);
 	free(bk->key);
 	free(bk);
+	return NULL;
 }
 
 static void bucket_push(struct bucket *bk, struct ghl_call *call)
@@ -129,7 +130,7 @@ void ghl_bucket_sweep(struct ghl_client *c, int64_t now)
 		struct bucket **pp = &c->heads[i];
 		while (*pp) {
 			struct bucket *bk = *pp;
-			if (!bk->refs && !bk->qhead && !evtimer_pending(bk->timer, NULL) &&
+			if (!bk->refs && !bk->qhead && !evtimer_pending(&bk->timer, NULL) &&
 			    ghl_rl_idle(&bk->rl, now)) {
 				*pp = bk->next;
 				ghl_bucket_free(bk);

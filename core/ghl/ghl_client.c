@@ -92,7 +92,7 @@ static char *extract_message(const struct json *j)
 			buf_puts(&b, d);
 	}
 	if (!b.len) {
-		buf_free(&b);
+		buf_clear(&b);
 		return NULL;
 	}
 	if (b.len > MESSAGE_MAX) {
@@ -162,11 +162,11 @@ static void call_free(struct ghl_call *call)
 		call->bk->refs--;
 	ghl_call_easy_release(call);
 	ghl_call_resp_reset(call);
-	buf_free(&call->resp);
-	if (call->timer)
-		event_free(call->timer);
-	if (call->backoff)
-		event_free(call->backoff);
+	buf_clear(&call->resp);
+	if (event_initialized(&call->timer))
+		event_del(&call->timer);
+	if (event_initialized(&call->backoff))
+		event_del(&call->backoff);
 	free(call->method);
 	free(call->path);
 	free(call->url);
@@ -202,10 +202,10 @@ void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome o
 	free(call->fin_msg);
 	call->fin_msg = msg ? xstrdup(msg) : NULL;
 	call->fin_retry_ms = retry_after_ms;
-	if (!call->timer)
-		call->timer = evtimer_new(call->c->base, on_call_timer, call);
+	if (!event_initialized(&call->timer))
+		evtimer_assign(&call->timer, call->c->base, on_call_timer, call);
 	struct timeval tv = {0, 0};
-	evtimer_add(call->timer, &tv);
+	evtimer_add(&call->timer, &tv);
 }
 
 void ghl_call_deliver(struct ghl_call *call, int status, enum ghl_outcome oc, const char *msg,
@@ -291,10 +291,14 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
 	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : DEFAULT_RETRY_BASE_MS;
 	long maxconn = o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_MAX_HOST_CONNECTIONS;
 
-	ghl_curl_init(c, maxconn);
-	c->sweep = event_new(base, -1, EV_PERSIST, on_sweep, c);
+	event_assign(&c->sweep, base, -1, EV_PERSIST, on_sweep, c);
+	if (ghl_curl_init(c, maxconn) != 0) {
+		client_destroy(c);
+		err_set(e, "ghl client: libcurl refused a multi option (see the log)");
+		return NULL;
+	}
 	struct timeval sw = {SWEEP_INTERVAL_MS / 1000, 0};
-	event_add(c->sweep, &sw);
+	event_add(&c->sweep, &sw);
 	return c;
 }
 
@@ -309,7 +313,7 @@ static void client_destroy(struct ghl_client *c)
 	}
 	ghl_rotation_clear_all(c);
 	ghl_curl_cleanup(c);
-	event_free(c->sweep);
+	event_del(&c->sweep);
 	free(c->api_base);
 	free(c->client_id);
 	secret_free(c->client_secret);
@@ -329,20 +333,21 @@ struct ghl_client *ghl_client_free(struct ghl_client *c)
 	for (int i = 0; i < BUCKET_HEADS; i++) {
 		for (struct bucket *bk = c->heads[i]; bk; bk = bk->next) {
 			bk->qhead = bk->qtail = NULL;
-			evtimer_del(bk->timer);
+			evtimer_del(&bk->timer);
 		}
 	}
 	while (c->calls) {
 		struct ghl_call *call = c->calls;
 		if (call->state == CS_ACTIVE && call->easy) {
-			curl_multi_remove_handle(c->multi, call->easy);
+			ghl_mcode_check("curl_multi_remove_handle",
+					curl_multi_remove_handle(c->multi, call->easy));
 			if (call->bk)
 				ghl_rl_on_abort(&call->bk->rl, now_monotonic_ms());
 		}
-		if (call->timer)
-			evtimer_del(call->timer);
-		if (call->backoff)
-			evtimer_del(call->backoff);
+		if (event_initialized(&call->timer))
+			evtimer_del(&call->timer);
+		if (event_initialized(&call->backoff))
+			evtimer_del(&call->backoff);
 		ghl_call_deliver(call, 0, GHL_CANCELLED, "cancelled", 0);
 	}
 	c->destroy_pending = 1;

@@ -7,6 +7,8 @@
 #define GHL_CLIENT_INT_H
 
 #include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h> /* events embedded in their owners, as hiperfifo.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +40,7 @@ struct bucket {
 	uint64_t hash;
 	struct ghl_rl_bucket rl;
 	struct ghl_call *qhead, *qtail;
-	struct event *timer;
+	struct event timer;
 	int refs;            /* calls pointing here (they may wait for a refresh) */
 	struct bucket *next; /* hash chain */
 };
@@ -56,7 +58,7 @@ struct ghl_call {
 	int attempts;
 	int repeatable; /* safe to send again after a transient fault */
 	int transient;	/* transient retries made */
-	struct event *backoff;
+	struct event backoff; /* assigned on first use */
 	ghl_done_fn cb;
 	void *arg;
 	struct bucket *bk;
@@ -72,7 +74,7 @@ struct ghl_call {
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t t_start, t_attempt;
 	/* a result delivered from the loop later (local failures) */
-	struct event *timer;
+	struct event timer; /* assigned on first use */
 	int fin_status;
 	enum ghl_outcome fin_outcome;
 	char *fin_msg;
@@ -101,14 +103,14 @@ struct rotation {
 struct sockinfo {
 	struct ghl_client *c;
 	curl_socket_t fd;
-	struct event *ev;
+	struct event ev;
 	struct sockinfo *prev, *next;
 };
 
 struct ghl_client {
 	struct event_base *base;
 	CURLM *multi;
-	struct event *curl_timer, *sweep;
+	struct event curl_timer, sweep;
 	char *api_base, *client_id, *client_secret, *user_agent;
 	long long timeout_ms, retry_base_ms;
 	int max_attempts, initial_burst, rate_off, retry_attempts, public_only;
@@ -138,7 +140,7 @@ void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome o
 
 /* ghl_bucket.c: per-resource queues paced by the rate budget */
 struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key);
-void ghl_bucket_free(struct bucket *bk);
+struct bucket *ghl_bucket_free(struct bucket *bk);
 void ghl_bucket_kick(struct bucket *bk, long long delay_ms);
 /* Frees the buckets nobody uses that have been idle long enough. */
 void ghl_bucket_sweep(struct ghl_client *c, int64_t now);
@@ -146,11 +148,14 @@ void ghl_bucket_sweep(struct ghl_client *c, int64_t now);
 void ghl_call_submit(struct ghl_call *call);
 
 /* ghl_curl.c: libcurl's multi-socket API on the libevent loop */
-void ghl_curl_init(struct ghl_client *c, long maxconn);
+/* Wires c->multi to the loop; 0, or -1 when libcurl refuses an option. */
+int ghl_curl_init(struct ghl_client *c, long maxconn);
 void ghl_curl_cleanup(struct ghl_client *c);
 void ghl_attempt_start(struct ghl_call *call);
 void ghl_call_easy_release(struct ghl_call *call);
 void ghl_call_resp_reset(struct ghl_call *call);
+/* Logs a failed libcurl multi call (where names it); 0 for CURLM_OK, else -1. */
+int ghl_mcode_check(const char *where, CURLMcode mc);
 
 /* ghl_attempt.c: what follows a finished attempt */
 void ghl_attempt_done(struct ghl_call *call, CURLcode rc);

@@ -1,6 +1,8 @@
 /* ghl_curl.c — libcurl's multi-socket API on the GHL client's libevent loop
  * (curl's docs/examples/hiperfifo.c): one event per socket libcurl asks us to
- * watch, one evtimer for its timeouts, one easy handle per attempt.
+ * watch, one evtimer for its timeouts, one easy handle per attempt. The
+ * events are embedded in their owners and (re)armed with event_assign; every
+ * CURLMcode is checked and a failure logged.
  */
 #include "ghl_client_int.h"
 
@@ -8,6 +10,7 @@
 #include <strings.h>
 
 #include "json.h"
+#include "log.h"
 #include "ssrf_guard.h"
 
 void ghl_call_easy_release(struct ghl_call *call)
@@ -35,6 +38,21 @@ void ghl_call_resp_reset(struct ghl_call *call)
 }
 
 /* ---- libcurl glue (hiperfifo) ---- */
+
+int ghl_mcode_check(const char *where, CURLMcode mc)
+{
+	if (mc == CURLM_OK)
+		return 0;
+	/* a socket libcurl has just closed can still have an event in flight;
+	 * hiperfifo.c ignores CURLM_BAD_SOCKET for that reason */
+	if (mc == CURLM_BAD_SOCKET)
+		log_debug("ghl client: libcurl multi call failed", "call", where, "error",
+			  curl_multi_strerror(mc), NULL);
+	else
+		log_error("ghl client: libcurl multi call failed", "call", where, "error",
+			  curl_multi_strerror(mc), NULL);
+	return -1;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -77,8 +95,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static void sockinfo_free(struct ghl_client *c, struct sockinfo *si)
 {
-	if (si->ev)
-		event_free(si->ev);
+	if (event_initialized(&si->ev))
+		event_del(&si->ev);
 	if (si->prev)
 		si->prev->next = si->next;
 	else
@@ -96,7 +114,7 @@ static void on_sock_event(evutil_socket_t fd, short kind, void *arg)
 	int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running = 0;
 	ghl_client_enter(c);
-	curl_multi_socket_action(c->multi, fd, action, &running);
+	ghl_mcode_check("curl_multi_socket_action", curl_multi_socket_action(c->multi, fd, action, &running));
 	check_multi_info(c);
 	ghl_client_leave(c);
 }
@@ -121,12 +139,15 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
 		if (c->socks)
 			c->socks->prev = si;
 		c->socks = si;
-		curl_multi_assign(c->multi, s, si);
-	} else if (si->ev) {
-		event_free(si->ev);
+		ghl_mcode_check("curl_multi_assign", curl_multi_assign(c->multi, s, si));
+	} else if (event_initialized(&si->ev)) {
+		event_del(&si->ev);
 	}
-	si->ev = event_new(c->base, s, kind, on_sock_event, c);
-	event_add(si->ev, NULL);
+	event_assign(&si->ev, c->base, s, kind, on_sock_event, c);
+	if (event_add(&si->ev, NULL) != 0) {
+		log_error("ghl client: cannot watch a socket for libcurl", NULL);
+		return -1; /* libcurl fails the transfers on this socket */
+	}
 	return 0;
 }
 
@@ -137,7 +158,8 @@ static void on_curl_timeout(evutil_socket_t fd, short what, void *arg)
 	struct ghl_client *c = arg;
 	int running = 0;
 	ghl_client_enter(c);
-	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	ghl_mcode_check("curl_multi_socket_action",
+			curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running));
 	check_multi_info(c);
 	ghl_client_leave(c);
 }
@@ -147,10 +169,10 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 	(void)m;
 	struct ghl_client *c = userp;
 	if (timeout_ms < 0) {
-		evtimer_del(c->curl_timer);
+		evtimer_del(&c->curl_timer);
 	} else {
 		struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
-		evtimer_add(c->curl_timer, &tv);
+		evtimer_add(&c->curl_timer, &tv);
 	}
 	return 0;
 }
@@ -198,10 +220,11 @@ static int easy_setup(struct ghl_call *call)
 	long tmo = (long)c->timeout_ms;
 	long ctmo = tmo < MAX_CONNECT_TIMEOUT_MS ? tmo : MAX_CONNECT_TIMEOUT_MS;
 	CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                          \
-	do {                                                   \
-		if (rc == CURLE_OK)                            \
-			rc = curl_easy_setopt(e, opt, val);    \
+	const char *refused = NULL;
+#define SET(opt, val)                                                            \
+	do {                                                                     \
+		if (rc == CURLE_OK && (rc = curl_easy_setopt(e, opt, val)) != CURLE_OK) \
+			refused = #opt;                                          \
 	} while (0)
 	SET(CURLOPT_URL, call->url);
 	SET(CURLOPT_PRIVATE, call);
@@ -246,7 +269,12 @@ static int easy_setup(struct ghl_call *call)
 		}
 	}
 #undef SET
-	return rc == CURLE_OK ? 0 : -1;
+	if (rc != CURLE_OK) {
+		log_error("ghl client: libcurl refused an option", "option", refused, "error",
+			  curl_easy_strerror(rc), NULL);
+		return -1;
+	}
+	return 0;
 }
 
 void ghl_attempt_start(struct ghl_call *call)
@@ -261,7 +289,7 @@ void ghl_attempt_start(struct ghl_call *call)
 		ghl_call_finish_later(call, 0, GHL_PERMANENT, "libcurl: cannot set up the request", 0);
 		return;
 	}
-	if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) {
+	if (ghl_mcode_check("curl_multi_add_handle", curl_multi_add_handle(c->multi, call->easy)) != 0) {
 		ghl_call_finish_later(call, 0, GHL_RETRYABLE, "libcurl: cannot add the request", 0);
 		return;
 	}
@@ -281,28 +309,35 @@ static void check_multi_info(struct ghl_client *c)
 		CURL *e = msg->easy_handle;
 		CURLcode rc = msg->data.result;
 		char *priv = NULL;
-		curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-		struct ghl_call *call = (struct ghl_call *)(void *)priv;
-		curl_multi_remove_handle(c->multi, e);
-		ghl_attempt_done(call, rc);
+		ghl_mcode_check("curl_multi_remove_handle", curl_multi_remove_handle(c->multi, e));
+		if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
+			log_error("ghl client: a finished transfer has no call", NULL);
+			continue; /* cannot happen: every easy handle is set up with its call */
+		}
+		ghl_attempt_done((struct ghl_call *)(void *)priv, rc);
 	}
 }
 
-void ghl_curl_init(struct ghl_client *c, long maxconn)
+int ghl_curl_init(struct ghl_client *c, long maxconn)
 {
-	c->curl_timer = evtimer_new(c->base, on_curl_timeout, c);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxconn);
-	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, maxconn * 2);
+	evtimer_assign(&c->curl_timer, c->base, on_curl_timeout, c);
+	int bad = 0;
+#define MSET(opt, val) bad |= ghl_mcode_check("curl_multi_setopt(" #opt ")", curl_multi_setopt(c->multi, opt, val))
+	MSET(CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	MSET(CURLMOPT_SOCKETDATA, c);
+	MSET(CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	MSET(CURLMOPT_TIMERDATA, c);
+	MSET(CURLMOPT_MAX_HOST_CONNECTIONS, maxconn);
+	MSET(CURLMOPT_MAXCONNECTS, maxconn * 2);
+#undef MSET
+	return bad ? -1 : 0;
 }
 
 void ghl_curl_cleanup(struct ghl_client *c)
 {
-	curl_multi_cleanup(c->multi); /* may still report sockets to close */
+	/* may still report sockets to close */
+	ghl_mcode_check("curl_multi_cleanup", curl_multi_cleanup(c->multi));
 	while (c->socks)
 		sockinfo_free(c, c->socks);
-	event_free(c->curl_timer);
+	evtimer_del(&c->curl_timer);
 }

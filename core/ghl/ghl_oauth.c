@@ -69,7 +69,7 @@ static void oauth_send(struct ghl_client *c, struct ghl_request *req, struct buf
 	ghl_request_send(c, req, on_oauth_reply, w);
 	if (form->data)
 		crypto_wipe(form->data, form->cap);
-	buf_free(form);
+	buf_clear(form);
 }
 
 void ghl_oauth_token(struct ghl_client *c, const struct ghl_oauth_form *f, ghl_oauth_fn cb, void *arg)

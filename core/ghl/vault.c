@@ -38,12 +38,13 @@ static void keys_free(struct vault_key *keys, size_t n)
 	free(keys);
 }
 
-void vault_free(struct vault *v)
+struct vault *vault_free(struct vault *v)
 {
 	if (!v)
-		return;
+		return NULL;
 	keys_free(v->keys, v->n);
 	free(v);
+	return NULL;
 }
 
 size_t vault_key_count(const struct vault *v)
@@ -349,7 +350,7 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, const char *ag
 	size_t pt_len = strlen(plaintext);
 	if (pt_len > PLAINTEXT_MAX) {
 		err_set(e, "value to encrypt is %zu bytes, the limit is %d", pt_len, PLAINTEXT_MAX);
-		buf_free(&aad);
+		buf_clear(&aad);
 		return NULL;
 	}
 
@@ -382,7 +383,7 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, const char *ag
 	free(b64);
 	stored = buf_take(&s);
 out:
-	buf_free(&aad);
+	buf_clear(&aad);
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw); /* nonce and ciphertext only: nothing secret */
 	return stored;
@@ -397,7 +398,7 @@ static void unknown_key(const struct vault *v, int id, struct err *e)
 		buf_printf(&ids, "%s%d", i ? ", " : "", v->keys[i].id);
 	err_set(e, "unknown key id %d (loaded: %s); add the key that encrypted it to token_keys",
 		id, v->n ? buf_cstr(&ids) : "none");
-	buf_free(&ids);
+	buf_clear(&ids);
 }
 
 char *vault_decrypt(const struct vault *v, const char *stored, const char *agency_id,
@@ -431,13 +432,13 @@ char *vault_decrypt(const struct vault *v, const char *stored, const char *agenc
 	struct err sub;
 	if (crypto_base64_decode(stored + body, len - (size_t)body, &raw, &raw_len, &sub) < 0) {
 		err_set(e, "malformed value (%s)", sub.msg);
-		buf_free(&aad);
+		buf_clear(&aad);
 		return NULL;
 	}
 	if (raw_len < NONCE_LEN + TAG_LEN) {
 		err_set(e, "malformed value (%zu bytes, shorter than nonce and tag)", raw_len);
 		free(raw);
-		buf_free(&aad);
+		buf_clear(&aad);
 		return NULL;
 	}
 
@@ -460,7 +461,7 @@ char *vault_decrypt(const struct vault *v, const char *stored, const char *agenc
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	free(raw);
-	buf_free(&aad);
+	buf_clear(&aad);
 	if (!ok) {
 		/* GCM writes unauthenticated plaintext before checking the tag. */
 		crypto_wipe(pt, ct_len + 1);

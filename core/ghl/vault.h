@@ -35,8 +35,8 @@ struct vault;
 /* An empty vault (no keys). Never NULL. */
 struct vault *vault_new(void);
 
-/* Wipe every key and free the vault. NULL is allowed. */
-void vault_free(struct vault *v);
+/* Wipe every key and free the vault. NULL is allowed; returns NULL. */
+struct vault *vault_free(struct vault *v);
 
 /* Add keys from `token_keys` text: "ID:BASE64KEY,ID:BASE64KEY,...", where ID is
  * a positive integer and BASE64KEY is standard base64 of exactly 32 bytes.

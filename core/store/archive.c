@@ -165,10 +165,11 @@ struct archiver *archiver_start(struct app *app)
 	return a;
 }
 
-void archiver_free(struct archiver *a)
+struct archiver *archiver_free(struct archiver *a)
 {
 	if (!a)
-		return;
+		return NULL;
 	event_free(a->timer);
 	free(a);
+	return NULL;
 }

@@ -26,6 +26,6 @@ int archive_run_blocking(PGconn *conn, long long older_than_ms, int batch, int d
  * what is due (unless archive_after is 0), then refresh the reports' view. */
 struct archiver *archiver_start(struct app *app);
 /* After the database pool is freed (a batch in flight calls back into it). */
-void archiver_free(struct archiver *a);
+struct archiver *archiver_free(struct archiver *a);
 
 #endif

@@ -553,10 +553,10 @@ struct db_async *db_async_new(struct event_base *base, const char *dsn, long lon
 	return db;
 }
 
-void db_async_free(struct db_async *db)
+struct db_async *db_async_free(struct db_async *db)
 {
 	if (!db)
-		return;
+		return NULL;
 	drop_events(db);
 	if (db->conn)
 		PQfinish(db->conn);
@@ -574,6 +574,7 @@ void db_async_free(struct db_async *db)
 	prepared_clear(db);
 	free(db->dsn);
 	free(db);
+	return NULL;
 }
 
 static struct pending *pending_new(const char *sql, int nparams, const char *const *params,
@@ -871,10 +872,10 @@ struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
 	return p;
 }
 
-void db_pool_free(struct db_pool *p)
+struct db_pool *db_pool_free(struct db_pool *p)
 {
 	if (!p)
-		return;
+		return NULL;
 	p->closing = 1;
 	while (p->wait_head) {
 		struct waiter *w = p->wait_head;
@@ -901,6 +902,7 @@ void db_pool_free(struct db_pool *p)
 	event_free(p->ev_work);
 	free(p->conns);
 	free(p);
+	return NULL;
 }
 
 void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int nparams,

@@ -35,7 +35,7 @@ struct db_async;
 
 struct db_async *db_async_new(struct event_base *base, const char *dsn,
 			      long long reconnect_max_ms);
-void db_async_free(struct db_async *db);
+struct db_async *db_async_free(struct db_async *db);
 /* Queue a query; cb runs later on the loop (never from inside this call).
  * With nparams == 0 the text may hold several statements; cb then gets the
  * first error, else the last result with rows, else the last result. */
@@ -89,7 +89,7 @@ enum {
 
 struct db_pool *db_pool_new(struct event_base *base, const char *dsn, int size,
 			    long long reconnect_max_ms);
-void db_pool_free(struct db_pool *p);
+struct db_pool *db_pool_free(struct db_pool *p);
 void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *const *params,
 		   db_result_cb cb, void *arg);
 void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int nparams,

@@ -384,7 +384,7 @@ static void send_flight(struct journal *j)
 	params[14] = j->owner;
 	db_async_query(j->db, flush_sql, 15, params, flight_done, j);
 	for (int i = 0; i < 14; i++)
-		buf_free(&a[i]);
+		buf_clear(&a[i]);
 }
 
 /* Move up to JOURNAL_MAX_BATCH items from next into flight. */
@@ -447,10 +447,10 @@ struct journal *journal_new(struct event_base *base, const char *dsn, const char
 	return j;
 }
 
-void journal_free(struct journal *j)
+struct journal *journal_free(struct journal *j)
 {
 	if (!j)
-		return;
+		return NULL;
 	db_async_free(j->db);
 	event_free(j->ev_flush);
 	event_free(j->ev_retry);
@@ -458,6 +458,7 @@ void journal_free(struct journal *j)
 	batch_release(&j->flight);
 	free(j->owner);
 	free(j);
+	return NULL;
 }
 
 int journal_pending(const struct journal *j)

@@ -37,7 +37,7 @@ typedef void (*journal_done_fn)(void *arg, int applied);
 
 struct journal *journal_new(struct event_base *base, const char *dsn, const char *owner,
 			    long long reconnect_max_ms);
-void journal_free(struct journal *j);
+struct journal *journal_free(struct journal *j);
 
 void journal_log(struct journal *j, const char *job_id, const char *step, const char *status,
 		 const char *details_json);

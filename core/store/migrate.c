@@ -86,7 +86,7 @@ int migrate_load_dir(const char *dir, struct migration_set *out, struct err *e)
 	}
 	closedir(d);
 	if (rc) {
-		migrate_set_free(out);
+		migrate_set_clear(out);
 		return rc;
 	}
 	if (out->n)
@@ -103,7 +103,7 @@ int migrate_load(const struct config *cfg, struct migration_set *out, struct err
 	return rc;
 }
 
-void migrate_set_free(struct migration_set *s)
+void migrate_set_clear(struct migration_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->items[i].version);

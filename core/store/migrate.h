@@ -24,7 +24,7 @@ struct migration_set {
 /* Read every *.sql in dir, sorted by name. A .sql file whose name does not
  * follow YYYYMMDD_HHMMSS_description.sql is an error naming it. */
 int migrate_load_dir(const char *dir, struct migration_set *out, struct err *e);
-void migrate_set_free(struct migration_set *s);
+void migrate_set_clear(struct migration_set *s);
 /* Load from cfg->migrations_dir, or the shipped migrations/ when it is empty. */
 struct config;
 int migrate_load(const struct config *cfg, struct migration_set *out, struct err *e);

@@ -19,9 +19,11 @@
 /* The agency's ghl-sim company, and the six steps of the default pipeline
  * (each must have a COMPLETED journal entry in every completed job). */
 #define CHAOS_COMPANY "chaos-co"
+/* clang-format off */
 #define CHAOS_STEPS                                                                         \
 	"'VALIDATE_SNAPSHOT', 'CREATE_LOCATION', 'WAIT_FOR_SNAPSHOT', 'CREATE_USER', "     \
 	"'SET_CUSTOM_VALUES', 'CREATE_CONTACT'"
+/* clang-format on */
 #define CHAOS_NSTEPS 6
 
 struct chaos_pg {

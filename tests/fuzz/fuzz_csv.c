@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 	}
 	buf_free(&out);
-	csv_free(&a);
-	csv_free(&b);
+	csv_clear(&a);
+	csv_clear(&b);
 	return 0;
 }

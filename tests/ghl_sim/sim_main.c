@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 {
 	static struct sim sim;
 	struct sim *s = &sim;
-	struct err e = {{0}};
+	struct err e = {0};
 	int rc = 1;
 
 	if (sim_config_load(&s->cfg, argc, argv, &e) != 0) {

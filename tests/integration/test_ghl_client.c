@@ -216,7 +216,7 @@ static void env_open(struct env *v, const char *const *sim_flags, const struct g
 	opts.client_secret = CLIENT_SECRET;
 	if (!opts.timeout_ms)
 		opts.timeout_ms = 10000;
-	struct err e = {{0}};
+	struct err e = {0};
 	v->c = ghl_client_new(v->base, &opts, &e);
 	ck_assert_msg(v->c != NULL, "ghl_client_new: %s", e.msg);
 }
@@ -976,7 +976,7 @@ START_TEST(test_free_cancels_inflight)
 	v.c = ghl_client_free(v.c);
 	ck_assert_int_eq(cancelled, 15);
 	struct ghl_client_opts o = {.api_base = v.sim.base};
-	struct err e = {{0}};
+	struct err e = {0};
 	v.c = ghl_client_new(v.base, &o, &e);
 	free(env_close(&v));
 }
@@ -1028,7 +1028,7 @@ START_TEST(test_free_from_callback_and_late_refresh)
 	ck_assert_int_eq(f.cancelled, 3); /* two requests and the one waiting for the refresh */
 	h.done(h.done_arg, "late-token", NULL); /* safe after the client is gone */
 	struct ghl_client_opts o = {.api_base = v.sim.base};
-	struct err e = {{0}};
+	struct err e = {0};
 	v.c = ghl_client_new(v.base, &o, &e);
 	free(env_close(&v));
 }

@@ -9,10 +9,12 @@
 
 #include "ghl_harness.h"
 
+/* clang-format off */
 #define CLIENT                                                                                  \
 	"{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\",\"first_name\":\"Ada\","   \
 	"\"last_name\":\"Lovelace\",\"phone\":\"+15555550100\",\"city\":\"Austin\","            \
 	"\"country\":\"US\",\"tags\":[\"dental\"]}"
+/* clang-format on */
 
 struct world {
 	char *dsn;

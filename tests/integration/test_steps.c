@@ -13,12 +13,14 @@
 #include "ghl_harness.h"
 
 #define SECRET "steps-test-secret-0123456789"
+/* clang-format off */
 #define CLIENT                                                                                  \
 	"{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\",\"first_name\":\"Ada\","   \
 	"\"last_name\":\"Lovelace\",\"phone\":\"+15555550100\",\"city\":\"Austin\","            \
 	"\"state\":\"TX\",\"postal_code\":\"78701\",\"country\":\"US\","                         \
 	"\"timezone\":\"US/Central\",\"custom_values\":{\"welcome_text\":\"Hi\"},"              \
 	"\"tags\":[\"dental\",\"vip\"]}"
+/* clang-format on */
 
 struct world {
 	char *dsn;

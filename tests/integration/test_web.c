@@ -30,9 +30,11 @@
 
 #define CHROMIUM "/usr/bin/chromium"
 #define CHROMEDRIVER "/usr/bin/chromedriver"
+/* clang-format off */
 #define INSTALL_HINT                                                                        \
 	"the browser test needs Chromium and ChromeDriver: apt-get install -y chromium "      \
 	"chromium-driver (scripts/test installs them)"
+/* clang-format on */
 #define WD_ELEMENT "element-6066-11e4-a52e-4f735466cecf"
 
 static char *dsn;

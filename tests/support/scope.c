@@ -61,12 +61,12 @@ static char *csv_ids(const char *url, const char *body, const char *field, char 
 		*status = 0;
 		if (err)
 			buf_printf(err, "GET %s: no CSV column \"%s\"", url, field);
-		csv_free(&c);
+		csv_clear(&c);
 		return NULL;
 	}
 	for (size_t i = 1; i < c.n; i++)
 		strv_push(ids, n, col < c.records[i].n ? c.records[i].fields[col] : "");
-	csv_free(&c);
+	csv_clear(&c);
 	return xstrdup("");
 }
 

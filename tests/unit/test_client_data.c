@@ -20,7 +20,7 @@
 
 static struct json *parse(const char *text)
 {
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *v = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e);
 
 	ck_assert_msg(v != NULL, "parse of '%s' failed: %s", text, e.msg);
@@ -40,6 +40,7 @@ static char *rep(char c, size_t n)
 
 /* ---- e-mail -------------------------------------------------------------- */
 
+/* clang-format off */
 static const char *const emails_ok[] = {
 	"owner@acme.example",
 	"o'hara@x.example",
@@ -64,7 +65,9 @@ static const char *const emails_ok[] = {
 	"x@[IPv6:::ffff:192.0.2.1]",
 	"user.name+tag-1@sub.domain.example",
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const emails_bad[] = {
 	"",
 	"a",
@@ -119,6 +122,7 @@ static const char *const emails_bad[] = {
 	"\"a\"\"b\"@x.example",
 	"a@x:25",
 };
+/* clang-format on */
 
 START_TEST(test_email_valid)
 {
@@ -170,11 +174,14 @@ END_TEST
 
 /* ---- phone --------------------------------------------------------------- */
 
+/* clang-format off */
 static const char *const phones_ok[] = {
 	"+15555550100", "+12345678", "+123456789012345", "+442071838750", "+4915123456789",
 	"+81312345678", "+9999999999",
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const phones_bad[] = {
 	"",
 	"+",
@@ -193,6 +200,7 @@ static const char *const phones_bad[] = {
 	"+１5555550100",
 	"+1.5555550100",
 };
+/* clang-format on */
 
 START_TEST(test_phone_valid)
 {
@@ -211,6 +219,7 @@ END_TEST
 
 /* The officially assigned ISO 3166-1 alpha-2 codes (ISO 3166 Maintenance
  * Agency; 249 codes). */
+/* clang-format off */
 static const char *const countries[] = {
 	"AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX",
 	"AZ", "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ",
@@ -230,7 +239,9 @@ static const char *const countries[] = {
 	"TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
 	"VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const countries_bad[] = {
 	/* withdrawn (transitionally reserved) */
 	"YU", "CS", "AN", "ZR", "TP", "BU", "DD", "NT", "FX",
@@ -239,6 +250,7 @@ static const char *const countries_bad[] = {
 	/* not two capitals */
 	"us", "Us", "uS", "U", "USA", "", "00", "U1", "U ", " US", "US ",
 };
+/* clang-format on */
 
 START_TEST(test_country_list)
 {
@@ -293,11 +305,14 @@ END_TEST
 
 /* ---- time zone ----------------------------------------------------------- */
 
+/* clang-format off */
 static const char *const zones_ok[] = {
 	"US/Central", "America/New_York", "UTC", "Etc/UTC", "Europe/London", "Asia/Kolkata",
 	"Australia/Sydney", "Pacific/Honolulu", "Canada/Eastern", "America/Argentina/Buenos_Aires",
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const zones_bad[] = {
 	"../etc/passwd",
 	"/etc/passwd",
@@ -329,6 +344,7 @@ static const char *const zones_bad[] = {
 	"America/New_York\xc3\xa9",
 	"EST5EDT%",
 };
+/* clang-format on */
 
 START_TEST(test_timezone_valid)
 {
@@ -438,6 +454,7 @@ struct dcase {
 
 #define OK_BASE "\"name\":\"Acme\",\"email\":\"a@acme.example\""
 
+/* clang-format off */
 static const struct dcase dcases[] = {
 	/* the example from DESIGN.md */
 	{ "{\"name\": \"Acme Dental\", \"email\": \"owner@acme.example\","
@@ -648,6 +665,7 @@ static const struct dcase dcases[] = {
 	  "{\"field\":\"client_data.name\",\"message\":\"required\"},"
 	  "{\"field\":\"client_data.email\",\"message\":\"required\"}]" },
 };
+/* clang-format on */
 
 START_TEST(test_validate_table)
 {
@@ -709,6 +727,7 @@ START_TEST(test_length_caps)
 	static const struct {
 		const char *field;
 		size_t max;
+/* clang-format off */
 	} caps[] = {
 		{ "name", 255 },	 { "first_name", 100 }, { "last_name", 100 },
 		{ "address", 255 },	 { "city", 100 },	 { "state", 100 },
@@ -935,3 +954,5 @@ int main(void)
 {
 	return tl_run_suite(client_data_suite());
 }
+
+/* clang-format on */

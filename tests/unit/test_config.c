@@ -1,4 +1,5 @@
 /* test_config.c — config precedence, parsing, errors and masking. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -317,6 +318,22 @@ START_TEST(cli_exit_codes)
 }
 END_TEST
 
+/* The error carrier: a missing configuration file fails with the system's
+ * code (ERR_SYS(ENOENT)) recorded next to the message that names the file. */
+START_TEST(missing_file_reports_errno_code)
+{
+	struct err e = {0};
+	struct config *c = config_load("/nonexistent/ghl-agent.conf", &e);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(e.code, ERR_SYS(ENOENT));
+	ck_assert_msg(strstr(e.msg, "/nonexistent/ghl-agent.conf") != NULL, "message: %s", e.msg);
+	ck_assert_int_eq(err_setc(&e, ERR_INVALID, "x"), ERR_INVALID);
+	ck_assert_int_eq(e.code, ERR_INVALID);
+	ck_assert_int_eq(err_set(&e, "y"), ERR_FAIL);
+	ck_assert_int_eq(e.code, ERR_FAIL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -333,6 +350,7 @@ int main(void)
 	tcase_add_test(tc, token_keys_file_from_env);
 	tcase_add_test(tc, cli_exit_codes);
 	tcase_add_test(tc, shipped_file_documents_every_key);
+	tcase_add_test(tc, missing_file_reports_errno_code);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }

@@ -80,6 +80,7 @@ static char *sign_b64(EVP_PKEY *pkey, const char *md, const void *msg, size_t n)
 
 static const struct {
 	const char *plain, *std, *url;
+/* clang-format off */
 } b64_vectors[] = { /* RFC 4648 §10 */
 	{ "", "", "" },
 	{ "f", "Zg==", "Zg" },
@@ -89,6 +90,7 @@ static const struct {
 	{ "fooba", "Zm9vYmE=", "Zm9vYmE" },
 	{ "foobar", "Zm9vYmFy", "Zm9vYmFy" },
 };
+/* clang-format on */
 
 START_TEST(test_base64_rfc4648)
 {
@@ -103,7 +105,7 @@ START_TEST(test_base64_rfc4648)
 
 		unsigned char *dec;
 		size_t n;
-		struct err e = { "" };
+		struct err e = {0};
 		ck_assert_int_eq(crypto_base64_decode(b64_vectors[i].std, strlen(b64_vectors[i].std),
 						      &dec, &n, &e),
 				 0);
@@ -122,6 +124,7 @@ END_TEST
 
 START_TEST(test_base64_alphabets)
 {
+/* clang-format off */
 	const unsigned char bytes[] = { 0xfb, 0xff, 0xbf };
 	char *s = crypto_base64_encode(bytes, 2);
 	ck_assert_str_eq(s, "+/8=");
@@ -162,14 +165,14 @@ START_TEST(test_base64_rejects)
 	unsigned char *out = NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(bad_std) / sizeof(bad_std[0]); i++) {
-		struct err e = { "" };
+		struct err e = {0};
 		ck_assert_msg(crypto_base64_decode(bad_std[i], strlen(bad_std[i]), &out, &n, &e) ==
 				      -1,
 			      "accepted \"%s\"", bad_std[i]);
 		ck_assert_msg(strstr(e.msg, "invalid base64"), "message \"%s\"", e.msg);
 	}
 	for (size_t i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++) {
-		struct err e = { "" };
+		struct err e = {0};
 		ck_assert_msg(crypto_base64url_decode(bad_url[i], strlen(bad_url[i]), &out, &n,
 						      &e) == -1,
 			      "accepted \"%s\"", bad_url[i]);
@@ -267,6 +270,7 @@ static const struct {
 		"6720757365642062792074686520484d414320616c676f726974686d2e",
 	  "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2" },
 };
+/* clang-format on */
 
 START_TEST(test_hmac_rfc4231)
 {
@@ -381,7 +385,7 @@ START_TEST(test_state_roundtrip)
 	ck_assert_ptr_nonnull(st);
 	ck_assert_ptr_null(strpbrk(st, "+/= &?"));
 	char *got = NULL;
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_msg(crypto_state_verify("s3cret", st, 999, &got, &e) == 0, "%s", e.msg);
 	ck_assert_str_eq(got, payload);
 	free(got);
@@ -412,7 +416,7 @@ START_TEST(test_state_expired)
 {
 	char *st = crypto_state_sign("s3cret", "p", 1000);
 	char *got = (char *)"untouched";
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_int_eq(crypto_state_verify("s3cret", st, 1000, &got, &e), -1);
 	ck_assert_ptr_null(got);
 	ck_assert_msg(strstr(e.msg, "state: expired"), "message \"%s\"", e.msg);
@@ -426,7 +430,7 @@ START_TEST(test_state_tampered)
 {
 	char *st = crypto_state_sign("s3cret", "agency=42", 1000);
 	size_t len = strlen(st);
-	struct err e = { "" };
+	struct err e = {0};
 	char *got = NULL;
 
 	/* signed under another secret */
@@ -468,9 +472,10 @@ END_TEST
 
 START_TEST(test_state_malformed)
 {
+/* clang-format off */
 	static const char *bad[] = { "", "abc", "a.b", "a.1.b.c", "a..b", "a.-1.b", "a.+1.b",
 				     "a.1e3.b", "a. 1.b" };
-	struct err e = { "" };
+	struct err e = {0};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_int_eq(crypto_state_verify("k", bad[i], 0, NULL, &e), -1);
 		ck_assert_msg(strstr(e.msg, "state: malformed"), "\"%s\": \"%s\"", bad[i], e.msg);
@@ -502,7 +507,7 @@ START_TEST(test_ed25519_rfc8032)
 				   "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
 				   &n);
 	char *pub64 = crypto_base64_encode(pub, 32), *sig64 = crypto_base64_encode(sig, 64);
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_msg(crypto_verify_ed25519(pub64, "", 0, sig64, &e) == 0, "%s", e.msg);
 	ck_assert_int_eq(crypto_verify_ed25519(pub64, NULL, 0, sig64, &e), 0);
 	ck_assert_int_eq(crypto_verify_ed25519(pub64, "x", 1, sig64, &e), -1);
@@ -523,7 +528,7 @@ START_TEST(test_ed25519_generated)
 	ck_assert_int_eq(EVP_PKEY_get_raw_public_key(key, raw, &raw_len), 1);
 	char *raw64 = crypto_base64_encode(raw, raw_len);
 	char *sig = sign_b64(key, NULL, body, strlen(body));
-	struct err e = { "" };
+	struct err e = {0};
 
 	/* good: PEM, raw base64 key, base64 DER */
 	ck_assert_msg(crypto_verify_ed25519(pem, body, strlen(body), sig, &e) == 0, "%s", e.msg);
@@ -590,7 +595,7 @@ START_TEST(test_rsa_sha256_generated)
 	char *pem = pubkey_pem(key), *other_pem = pubkey_pem(other), *der64 = pubkey_der_b64(key);
 	char *ed_pem = pubkey_pem(ed);
 	char *sig = sign_b64(key, "SHA256", body, strlen(body));
-	struct err e = { "" };
+	struct err e = {0};
 
 	ck_assert_msg(crypto_verify_rsa_sha256(pem, body, strlen(body), sig, &e) == 0, "%s", e.msg);
 	ck_assert_msg(crypto_verify_rsa_sha256(der64, body, strlen(body), sig, &e) == 0, "%s",
@@ -639,7 +644,7 @@ START_TEST(test_rsa_short_key_rejected)
 	EVP_PKEY *key = keygen("RSA", 1024);
 	char *pem = pubkey_pem(key);
 	char *sig = sign_b64(key, "SHA256", body, strlen(body));
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_int_eq(crypto_verify_rsa_sha256(pem, body, strlen(body), sig, &e), -1);
 	ck_assert_msg(strstr(e.msg, "too short"), "%s", e.msg);
 	EVP_PKEY_free(key);
@@ -694,3 +699,5 @@ int main(void)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* clang-format on */

@@ -9,14 +9,14 @@ static const struct csv_limits lim = {.max_records = 100, .max_fields = 20, .max
 
 static void parse_ok(const char *text, size_t len, struct csv *c)
 {
-	struct err e = {{0}};
+	struct err e = {0};
 	ck_assert_msg(csv_parse(text, len, &lim, c, &e) == 0, "parse of '%.*s' failed: %s",
 		      (int)len, text, e.msg);
 }
 
 static void parse_fails(const char *text, const char *want)
 {
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_msg(csv_parse(text, strlen(text), &lim, &c, &e) == -1,
 		      "parse of '%s' unexpectedly succeeded", text);
@@ -45,7 +45,7 @@ START_TEST(test_plain_lf_crlf_cr)
 		assert_field(&c, 1, 0, "1");
 		assert_field(&c, 1, 1, "2");
 		ck_assert_uint_eq(c.records[1].line, 2);
-		csv_free(&c);
+		csv_clear(&c);
 	}
 }
 END_TEST
@@ -65,7 +65,7 @@ START_TEST(test_quoting)
 	assert_field(&c, 3, 0, "x");
 	assert_field(&c, 3, 1, "");
 	ck_assert_uint_eq(c.records[3].line, 5); /* the quoted line end counts */
-	csv_free(&c);
+	csv_clear(&c);
 }
 END_TEST
 
@@ -79,13 +79,13 @@ START_TEST(test_bom_blank_lines_utf8)
 	assert_field(&c, 1, 0, "Zoë");
 	assert_field(&c, 1, 1, "Zürich");
 	ck_assert_uint_eq(c.records[1].line, 3);
-	csv_free(&c);
+	csv_clear(&c);
 	parse_ok("", 0, &c);
 	ck_assert_uint_eq(c.n, 0);
-	csv_free(&c);
+	csv_clear(&c);
 	parse_ok("\xEF\xBB\xBF", 3, &c);
 	ck_assert_uint_eq(c.n, 0);
-	csv_free(&c);
+	csv_clear(&c);
 }
 END_TEST
 
@@ -97,7 +97,7 @@ START_TEST(test_errors)
 	parse_fails("a,\xff\n", "line 1, field 2: is not valid UTF-8");
 	parse_fails("a,\xC0\xAF\n", "not valid UTF-8");     /* overlong */
 	parse_fails("a,\xED\xA0\x80\n", "not valid UTF-8"); /* surrogate */
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_int_eq(csv_parse("a,b\0c\n", 6, &lim, &c, &e), -1);
 	ck_assert_msg(strstr(e.msg, "line 1, field 2: contains a NUL byte"), "%s", e.msg);
@@ -110,7 +110,7 @@ START_TEST(test_limits)
 	buf_init(&b);
 	for (int i = 0; i < 101; i++)
 		buf_puts(&b, "x\n");
-	struct err e = {{0}};
+	struct err e = {0};
 	struct csv c;
 	ck_assert_int_eq(csv_parse(b.data, b.len, &lim, &c, &e), -1);
 	ck_assert_msg(strstr(e.msg, "line 101: more than 100 records"), "%s", e.msg);
@@ -130,8 +130,8 @@ START_TEST(test_limits)
 	/* NULL limits: no caps */
 	ck_assert_int_eq(csv_parse("a\n", 2, NULL, &c, &e), 0);
 	ck_assert_uint_eq(c.n, 1);
-	csv_free(&c);
-	csv_free(NULL);
+	csv_clear(&c);
+	csv_clear(NULL);
 }
 END_TEST
 

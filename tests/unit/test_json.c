@@ -8,7 +8,7 @@
 
 static struct json *parse_ok(const char *text)
 {
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *v = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e);
 
 	ck_assert_msg(v != NULL, "parse of '%s' failed: %s", text, e.msg);

@@ -147,6 +147,7 @@ static struct outcome run_src(const char *file, const char *src)
 	return o;
 }
 
+/* clang-format off */
 #define ASSERT_FAILED_WITH(o, needle)                                                      \
 	do {                                                                               \
 		ck_assert_msg(!strcmp((o).status, "FAILED"), "status %s (outputs %s)",     \
@@ -154,6 +155,7 @@ static struct outcome run_src(const char *file, const char *src)
 		ck_assert_msg((o).error && strstr((o).error, needle),                      \
 			      "error \"%s\" lacks \"%s\"", (o).error, needle);             \
 	} while (0)
+/* clang-format on */
 
 #define ASSERT_COMPLETED(o)                                                                \
 	ck_assert_msg(!strcmp((o).status, "COMPLETED"), "status %s, error %s", (o).status, \

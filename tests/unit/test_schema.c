@@ -10,7 +10,7 @@
 
 static struct json *parse(const char *text)
 {
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *v = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e);
 
 	ck_assert_msg(v != NULL, "parse of '%s' failed: %s", text, e.msg);
@@ -36,6 +36,7 @@ struct vcase {
 	const char *want; /* the problems array */
 };
 
+/* clang-format off */
 static const struct vcase vcases[] = {
 	/* type */
 	{ "{\"type\":\"integer\"}", "\"x\"", "config",
@@ -214,6 +215,7 @@ static const struct vcase vcases[] = {
 	  "integer\"},"
 	  "{\"field\":\"pipeline[2].config.role\",\"message\":\"required\"}]" },
 };
+/* clang-format on */
 
 START_TEST(test_validate_table)
 {
@@ -331,6 +333,7 @@ struct ccase {
 	const char *want; /* NULL: accepted; else the start of the error message */
 };
 
+/* clang-format off */
 static const struct ccase ccases[] = {
 	{ "{}", NULL },
 	{ "{\"type\":\"string\"}", NULL },
@@ -414,12 +417,13 @@ static const struct ccase ccases[] = {
 	{ "{\"items\":{\"maxLength\":2,\"default\":\"abc\"}}",
 	  "#/items: \"default\" does not match the schema: longer than 2 characters" },
 };
+/* clang-format on */
 
 START_TEST(test_check_table)
 {
 	const struct ccase *c = &ccases[_i];
 	struct json *schema = parse(c->schema);
-	struct err e = { { 0 } };
+	struct err e = {0};
 	int rc = schema_check(schema, &e);
 
 	if (!c->want) {
@@ -437,7 +441,7 @@ END_TEST
 START_TEST(test_check_depth_cap)
 {
 	struct buf b;
-	struct err e = { { 0 } };
+	struct err e = {0};
 	struct json *schema;
 	int i;
 
@@ -468,6 +472,7 @@ END_TEST
 /* Validation tolerates schemas that schema_check would refuse. */
 START_TEST(test_validate_malformed_schema)
 {
+/* clang-format off */
 	static const char *const schemas[] = {
 		"{\"type\":5}",
 		"{\"type\":[]}",
@@ -519,3 +524,5 @@ int main(void)
 {
 	return tl_run_suite(schema_suite());
 }
+
+/* clang-format on */

@@ -303,10 +303,12 @@ static const char *out_str(const struct outcome *o, const char *key)
 
 /* ---- typed reads at key paths ------------------------------------------------------ */
 
+/* clang-format off */
 #define TYPED_CLIENT                                                                           \
 	"{\"name\":\"Acme\",\"n\":null,\"b\":true,\"i\":42,\"d\":2.5,\"tags\":[\"a\",\"b\"],"  \
 	"\"custom_values\":{\"welcome.text\":\"Hello\",\"a[0]\":\"x\",\"say \\\"hi\\\"\":\"y\"," \
 	"\"caf\xc3\xa9 \xe2\x98\x95\":\"z\",\"\":\"empty\"}}"
+/* clang-format on */
 
 START_TEST(typed_reads_any_key)
 {

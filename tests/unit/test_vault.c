@@ -24,14 +24,14 @@
 static struct vault *vault_with(const char *spec)
 {
 	struct vault *v = vault_new();
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_msg(vault_add_keys(v, spec, &e) == 0, "spec \"%s\": %s", spec, e.msg);
 	return v;
 }
 
 static void roundtrip(const struct vault *v, const char *plain)
 {
-	struct err e = { "" };
+	struct err e = {0};
 	char *stored = vault_encrypt(v, plain, AG, COL, &e);
 	ck_assert_msg(stored != NULL, "%s", e.msg);
 	if (strlen(plain) >= 8) /* shorter ones can occur in base64 by chance */
@@ -65,7 +65,7 @@ END_TEST
 START_TEST(test_stored_format)
 {
 	struct vault *v = vault_with("7:" KEY1_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	const char *plain = "refresh-token-value";
 	char *a = vault_encrypt(v, plain, AG, COL, &e), *b = vault_encrypt(v, plain, AG, COL, &e);
 	ck_assert(strncmp(a, "b7:", 3) == 0);
@@ -115,7 +115,7 @@ START_TEST(test_interop_and_aad)
 	unsigned char key[32];
 	memset(key, 0x11, sizeof(key));
 	struct vault *v = vault_with("1:" KEY1_B64);
-	struct err e = { "" };
+	struct err e = {0};
 
 	char *stored = encrypt_by_hand(key, 'b', 1, "ghl-agent-token-v2\n" AG "\n" COL,
 				       "hello token");
@@ -148,7 +148,7 @@ END_TEST
 START_TEST(test_bound_to_row)
 {
 	struct vault *v = vault_with("1:" KEY1_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	char *a = vault_encrypt(v, "agency-a-token", AG, COL, &e);
 	ck_assert_msg(a != NULL, "%s", e.msg);
 	ck_assert_ptr_null(vault_decrypt(v, a, AG_OTHER, COL, &e));
@@ -194,7 +194,7 @@ END_TEST
 START_TEST(test_every_byte_flipped)
 {
 	struct vault *v = vault_with("1:" KEY1_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	const char *plain = "secret-token-abc";
 	char *stored = vault_encrypt(v, plain, AG, COL, &e);
 	size_t len = strlen(stored);
@@ -238,7 +238,7 @@ START_TEST(test_malformed_values)
 				     "v01:AAAA", "vx:AAAA", "V1:AAAA", "v1;AAAA", "v-1:AAAA",
 				     "v99999999999:AAAA", "b", "b:AAAA", "b0:AAAA", "B1:AAAA",
 				     "c1:AAAA" };
-	struct err e = { "" };
+	struct err e = {0};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_ptr_null(vault_decrypt(v, bad[i], AG, COL, &e));
 		ck_assert_msg(strstr(e.msg, "malformed value"), "\"%s\": \"%s\"", bad[i], e.msg);
@@ -258,7 +258,7 @@ END_TEST
 START_TEST(test_unknown_key_id)
 {
 	struct vault *v1 = vault_with("1:" KEY1_B64), *v2 = vault_with("2:" KEY2_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	char *stored = vault_encrypt(v2, "tok", AG, COL, &e);
 	ck_assert_ptr_null(vault_decrypt(v1, stored, AG, COL, &e));
 	ck_assert_msg(strstr(e.msg, "unknown key id 2"), "%s", e.msg);
@@ -293,7 +293,7 @@ END_TEST
 START_TEST(test_rotation)
 {
 	struct vault *v = vault_with("1:" KEY1_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	char *old = vault_encrypt(v, "old-token", AG, COL, &e);
 	ck_assert(strncmp(old, "b1:", 3) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(v, old), 0);
@@ -345,7 +345,7 @@ END_TEST
 static void expect_bad_spec(const char *spec, const char *want, const char *secret)
 {
 	struct vault *v = vault_with("5:" KEY3_B64);
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_msg(vault_add_keys(v, spec, &e) == -1, "spec \"%s\" accepted", spec);
 	ck_assert_msg(strstr(e.msg, want), "spec \"%s\": got \"%s\", want \"%s\"", spec, e.msg,
 		      want);
@@ -417,7 +417,7 @@ START_TEST(test_load_file)
 	fclose(f);
 
 	struct vault *v = vault_new();
-	struct err e = { "" };
+	struct err e = {0};
 	ck_assert_msg(vault_load_file(v, path, &e) == 0, "%s", e.msg);
 	ck_assert_uint_eq(vault_key_count(v), 3);
 	ck_assert_int_eq(vault_newest_id(v), 3);
