@@ -1,0 +1,52 @@
+/* bench_cost.h — what a measured run cost (issue 15), for bench_jobs:
+ *   the agent's CPU from getrusage(RUSAGE_CHILDREN) around its life (it is
+ *   the only child reaped between cost_begin and cost_end), and the WAL the
+ *   cluster wrote meanwhile (scripts/bench's PostgreSQL is private to it). */
+#ifndef GHL_BENCH_COST_H
+#define GHL_BENCH_COST_H
+
+#include <sys/resource.h>
+
+#include "ghl_harness.h"
+
+struct cost {
+	double cpu_us; /* children's user + system CPU */
+	long long wal; /* WAL position, bytes */
+};
+
+static double children_cpu_us(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
+}
+
+static long long wal_bytes(PGconn *c)
+{
+	char *v = tl_sql_value(c, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint");
+	long long n = strtoll(v, NULL, 10);
+	free(v);
+	return n;
+}
+
+/* Before the agent starts. */
+static void cost_begin(struct cost *c, PGconn *db)
+{
+	c->cpu_us = children_cpu_us();
+	c->wal = wal_bytes(db);
+}
+
+/* WAL written since cost_begin (call when the work is done). */
+static long long cost_wal(const struct cost *c, PGconn *db)
+{
+	return wal_bytes(db) - c->wal;
+}
+
+/* The agent's CPU over its life, µs (call after hagent_stop reaped it). */
+static double cost_cpu_us(const struct cost *c)
+{
+	return children_cpu_us() - c->cpu_us;
+}
+
+#endif
