@@ -12,6 +12,7 @@
 struct cost {
 	double cpu_us; /* children's user + system CPU */
 	long long wal; /* WAL position, bytes */
+	char lsn[32];  /* the same, as an LSN */
 };
 
 static double children_cpu_us(void)
@@ -35,6 +36,28 @@ static void cost_begin(struct cost *c, PGconn *db)
 {
 	c->cpu_us = children_cpu_us();
 	c->wal = wal_bytes(db);
+	char *v = tl_sql_value(db, "SELECT pg_current_wal_lsn()::text");
+	snprintf(c->lsn, sizeof(c->lsn), "%s", v);
+	free(v);
+}
+
+/* BENCH_WAL_STATS=1: the WAL written since cost_begin by record type, per
+ * job (pg_walinspect) — where a job's database work goes. */
+static void cost_wal_stats(const struct cost *c, PGconn *db, long long jobs)
+{
+	if (!getenv("BENCH_WAL_STATS") || !atoi(getenv("BENCH_WAL_STATS")))
+		return;
+	PQclear(tl_sql(db, "CREATE EXTENSION IF NOT EXISTS pg_walinspect"));
+	char *sql = xasprintf(
+		"SELECT string_agg(format('  %%-30s %%8s records/job %%6s bytes/job',"
+		" \"resource_manager/record_type\", round(count::numeric / %lld, 2),"
+		" round(combined_size::numeric / %lld)), E'\\n' ORDER BY combined_size DESC)"
+		" FROM pg_get_wal_stats('%s', pg_current_wal_lsn(), true) WHERE count > 0",
+		jobs, jobs, c->lsn);
+	char *v = tl_sql_value(db, sql);
+	printf("WAL by record type since the agent started:\n%s\n", v);
+	free(v);
+	free(sql);
 }
 
 /* WAL written since cost_begin (call when the work is done). */

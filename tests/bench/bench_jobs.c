@@ -146,6 +146,7 @@ static void bench_drain(void)
 	wait_done(n, 300);
 	int64_t wall = now_monotonic_ms() - t0;
 	long long wal = cost_wal(&cost, db);
+	cost_wal_stats(&cost, db, n);
 	double span = qd("SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM "
 			 "provisioning_jobs");
 	long long logs = qn("SELECT count(*) FROM provisioning_logs");
