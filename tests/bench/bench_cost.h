@@ -6,6 +6,7 @@
 #define GHL_BENCH_COST_H
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "ghl_harness.h"
 
@@ -29,6 +30,22 @@ static long long wal_bytes(PGconn *c)
 	long long n = strtoll(v, NULL, 10);
 	free(v);
 	return n;
+}
+
+/* A running process's user + system CPU so far, µs: the counters
+ * getrusage(RUSAGE_SELF) reads, from /proc (the bench is not the agent). */
+static double proc_cpu_us(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *t = tl_read_file(path);
+	const char *p = t ? strrchr(t, ')') : NULL; /* the name may hold spaces */
+	unsigned long long ut = 0, st = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			 &st) != 2)
+		ut = st = 0;
+	free(t);
+	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Before the agent starts. */
