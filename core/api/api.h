@@ -274,7 +274,7 @@ void api_add_header(struct api_req *r, const char *name, const char *value);
 typedef int (*api_settings_validator)(void *arg, const struct json *settings,
 				      struct api_problems *out);
 
-/* Valid API keys are cached this long per process (core/api/api.c): a key
+/* Valid API keys are cached this long per process (api_key_cache.c): a key
  * revoked (or an agency deleted) through another process stops working
  * within this time; through this one, at once. */
 #define API_KEY_CACHE_TTL_MS 5000

@@ -226,10 +226,7 @@ struct new_key {
 static void new_key_free(void *arg)
 {
 	struct new_key *k = arg;
-	if (k->key) {
-		crypto_wipe(k->key, strlen(k->key));
-		free(k->key);
-	}
+	secret_free(k->key);
 	free(k);
 }
 

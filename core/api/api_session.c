@@ -46,10 +46,7 @@ static void login_free(void *arg)
 		return;
 	char *secrets[] = {l->password, l->token, l->csrf};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-		if (secrets[i]) {
-			crypto_wipe(secrets[i], strlen(secrets[i]));
-			free(secrets[i]);
-		}
+		secret_free(secrets[i]);
 	if (l->admitted_ms)
 		l->st->logins_pending--;
 	free(l->account_key);
@@ -83,8 +80,7 @@ static void cookie_header(struct api_req *r, const char *name, const char *value
 	char *v = xasprintf("%s=%s; Path=/; Max-Age=%lld; SameSite=Strict%s%s", name, value,
 			    max_age_s, http_only ? "; HttpOnly" : "", secure ? "; Secure" : "");
 	api_add_header(r, "Set-Cookie", v);
-	crypto_wipe(v, strlen(v));
-	free(v);
+	secret_free(v);
 }
 
 static void login_reply(struct api_req *r, PGresult *res)

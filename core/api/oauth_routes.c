@@ -49,7 +49,7 @@ char *oauth_state_secret(const struct config *cfg, struct err *e)
 	char hex[CRYPTO_SHA256_HEX_LEN];
 	int rc = crypto_hmac_sha256_hex(keys, strlen(keys), DEMO_STATE_LABEL,
 					strlen(DEMO_STATE_LABEL), hex);
-	vault_free_plaintext(keys);
+	secret_free(keys);
 	if (rc) {
 		err_set(e, "cannot derive the demo OAuth state secret");
 		return NULL;
@@ -172,8 +172,7 @@ static void browser_cookie(struct http_ctx *c, const char *value, long long max_
 			    "SameSite=Lax%s",
 			    value, max_age_s, str_eq(cfg->session_cookie_secure, "on") ? "; Secure" : "");
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Set-Cookie", v);
-	crypto_wipe(v, strlen(v));
-	free(v);
+	secret_free(v);
 }
 
 struct connect {
@@ -186,7 +185,7 @@ struct connect {
 static void connect_free(struct connect *k)
 {
 	free(k->url);
-	vault_free_plaintext(k->browser);
+	secret_free(k->browser);
 	free(k);
 }
 
@@ -237,9 +236,9 @@ static void connect_start(struct http_ctx *c, const char *user_id)
 	char *nonce = crypto_random_token(STATE_NONCE_BYTES);
 	char *browser = crypto_random_token(BROWSER_TOKEN_BYTES);
 	if (!nonce || !browser) {
-		vault_free_plaintext(secret);
+		secret_free(secret);
 		free(nonce);
-		vault_free_plaintext(browser);
+		secret_free(browser);
 		error_page(c, 500, "Cannot start the connection",
 			   "the random number generator failed", NULL);
 		return;
@@ -247,10 +246,10 @@ static void connect_start(struct http_ctx *c, const char *user_id)
 	long long ttl_s = (cfg->oauth_state_ttl_ms + 999) / 1000;
 	int64_t expires = now_wall_ms() / 1000 + ttl_s;
 	char *state = crypto_state_sign(secret, nonce, expires);
-	vault_free_plaintext(secret);
+	secret_free(secret);
 	free(nonce);
 	if (!state) {
-		vault_free_plaintext(browser);
+		secret_free(browser);
 		error_page(c, 500, "Cannot start the connection", "signing the state failed", NULL);
 		return;
 	}
@@ -317,10 +316,10 @@ struct callback {
 
 static void callback_free(struct callback *cb)
 {
-	vault_free_plaintext(cb->code);
+	secret_free(cb->code);
 	free(cb->company);
-	vault_free_plaintext(cb->access); /* plaintext until on_target encrypts them */
-	vault_free_plaintext(cb->refresh);
+	secret_free(cb->access); /* plaintext until on_target encrypts them */
+	secret_free(cb->refresh);
 	free(cb);
 }
 
@@ -458,8 +457,8 @@ static void on_target(void *arg, PGresult *res, const char *errmsg)
 	char *refresh = access ? vault_encrypt(app->vault, cb->refresh, cb->agency_id,
 					       AGENCY_TOKENS_COL_REFRESH, &e)
 			       : NULL;
-	vault_free_plaintext(cb->access);
-	vault_free_plaintext(cb->refresh);
+	secret_free(cb->access);
+	secret_free(cb->refresh);
 	cb->access = access;
 	cb->refresh = refresh;
 	if (!refresh) {
@@ -589,7 +588,7 @@ static void on_state_used(void *arg, PGresult *res, const char *errmsg)
 		.user_type = "Company",
 	};
 	ghl_oauth_token(cb->app->ghl, &f, on_code_token, cb); /* copies the form */
-	vault_free_plaintext(cb->code);
+	secret_free(cb->code);
 	cb->code = NULL;
 }
 
@@ -663,8 +662,8 @@ static void h_callback(struct http_ctx *c)
 	const char *p[] = {state_hash, browser_hash};
 	db_pool_query(app->db, sql_state_use, 2, p, on_state_used, cb);
 out:
-	vault_free_plaintext(secret);
-	vault_free_plaintext(browser);
+	secret_free(secret);
+	secret_free(browser);
 	evhttp_clear_headers(&q);
 }
 

@@ -32,7 +32,7 @@ extern const struct route_table oauth_route_table;
 
 /* The secret that signs OAuth state: oauth_state_secret, or in demo mode
  * (when that is empty) one derived from the token keys. Malloc'd, release
- * with vault_free_plaintext; NULL with e set when none is configured. */
+ * with secret_free; NULL with e set when none is configured. */
 char *oauth_state_secret(const struct config *cfg, struct err *e);
 
 /* Logs, once at start-up, what is missing for /oauth/connect to work. */

@@ -90,8 +90,7 @@ char *auth_new_api_key(void)
 	if (!t)
 		return NULL;
 	char *k = xasprintf("%s%s", AUTH_API_KEY_PREFIX, t);
-	crypto_wipe(t, strlen(t));
-	free(t);
+	secret_free(t);
 	return k;
 }
 
@@ -136,10 +135,7 @@ struct auth_pool {
 
 static void job_free(struct job *j)
 {
-	if (j->password) {
-		crypto_wipe(j->password, strlen(j->password));
-		free(j->password);
-	}
+	secret_free(j->password);
 	free(j->hash);
 	free(j);
 }

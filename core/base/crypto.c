@@ -55,6 +55,15 @@ void crypto_wipe(void *p, size_t n)
 		OPENSSL_cleanse(p, n);
 }
 
+char *secret_free(char *s)
+{
+	if (s) {
+		crypto_wipe(s, strlen(s));
+		free(s);
+	}
+	return NULL;
+}
+
 int crypto_eq_ct(const void *a, const void *b, size_t n)
 {
 	if (n == 0)

@@ -8,7 +8,7 @@
  * Error convention (STYLE.md): int functions return 0 or -1 with a message in
  * the optional `struct err *`; functions returning a pointer return NULL on
  * failure. Strings returned by this module are malloc'd and owned by the
- * caller (free them; use crypto_wipe first when they hold secrets).
+ * caller (free them; release secrets with secret_free).
  */
 #ifndef GHL_CRYPTO_H
 #define GHL_CRYPTO_H
@@ -64,6 +64,11 @@ char *crypto_random_token(size_t bytes);
 
 /* Overwrite n bytes at p in a way the compiler may not optimise away. */
 void crypto_wipe(void *p, size_t n);
+
+/* Wipe and free a malloc'd secret C string (a token, a password, a decrypted
+ * value, a header holding one). NULL is allowed. Returns NULL, so that
+ * `s = secret_free(s);` also clears the pointer. */
+char *secret_free(char *s);
 
 /* Constant-time equality of two n-byte buffers (time depends only on n).
  * Returns 1 when equal, 0 otherwise. */

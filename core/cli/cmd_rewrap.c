@@ -7,6 +7,7 @@
 
 #include "agency_tokens.h"
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "ghl_side.h"
 #include "vault.h"
@@ -42,12 +43,12 @@ static char *rewrap_value(const struct vault *v, const char *agency, const char 
 		return NULL;
 	}
 	if (need == 0) {
-		vault_free_plaintext(plain);
+		secret_free(plain);
 		n->current++;
 		return NULL;
 	}
 	char *out = vault_encrypt(v, plain, agency, column, &e);
-	vault_free_plaintext(plain);
+	secret_free(plain);
 	if (!out) {
 		fprintf(stderr, "ghl-agent rewrap: agency %s: %s: %s\n", agency, what, e.msg);
 		*bad = 1;

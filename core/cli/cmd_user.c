@@ -45,13 +45,6 @@ static char *read_line(FILE *f)
 	return buf_take(&b);
 }
 
-static void free_secret(char *s)
-{
-	if (s) {
-		crypto_wipe(s, strlen(s));
-		free(s);
-	}
-}
 
 /* Prompt on the terminal with echo off. */
 static char *prompt_secret(const char *prompt)
@@ -86,16 +79,16 @@ static char *get_password(const struct add_args *a)
 	struct err e;
 	if (auth_password_policy(pw, &e)) {
 		fprintf(stderr, "ghl-agent user add: %s\n", e.msg);
-		free_secret(pw);
+		secret_free(pw);
 		return NULL;
 	}
 	char *again = prompt_secret("Repeat password: ");
 	if (!again || strcmp(pw, again)) {
 		fprintf(stderr, "ghl-agent user add: the passwords do not match\n");
-		free_secret(pw);
+		secret_free(pw);
 		pw = NULL;
 	}
-	free_secret(again);
+	secret_free(again);
 	return pw;
 }
 
@@ -249,8 +242,8 @@ int cmd_user(struct config *cfg, int argc, char **argv)
 out:
 	if (conn)
 		PQfinish(conn);
-	free_secret(hash);
-	free_secret(pw);
+	secret_free(hash);
+	secret_free(pw);
 	free(a.agencies);
 	return rc;
 }

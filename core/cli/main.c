@@ -10,6 +10,7 @@
 #include "cmd_step.h"
 #include "cmd_user.h"
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "log.h"
 #include "migrate.h"
@@ -130,7 +131,7 @@ static int cmd_keygen(struct config *cfg, int argc, char **argv)
 		return 1;
 	}
 	printf("%s\n", spec);
-	vault_free_plaintext(spec);
+	secret_free(spec);
 	return 0;
 }
 

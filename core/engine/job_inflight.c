@@ -7,13 +7,6 @@
 #include "crypto.h"
 #include "json.h"
 
-static void free_secret(char *s)
-{
-	if (s) {
-		crypto_wipe(s, strlen(s));
-		free(s);
-	}
-}
 
 void job_clear(struct job *job)
 {
@@ -26,9 +19,9 @@ void job_clear(struct job *job)
 	json_free(job->context);
 	json_free(job->job_json);
 	free(job->location_id);
-	free_secret(job->token);
+	secret_free(job->token);
 	free(job->loc_id);
-	free_secret(job->loc_token);
+	secret_free(job->loc_token);
 	free(job->fail_error);
 	free(job->comp_notes);
 }

@@ -644,10 +644,7 @@ static void on_agency_token(void *arg, enum agency_token_status st, const struct
 		return;
 	}
 	struct job *job = ctx->job;
-	if (job->token) {
-		crypto_wipe(job->token, strlen(job->token));
-		free(job->token);
-	}
+	secret_free(job->token);
 	job->token = xstrdup(tok->access_token);
 	if (!job->company_id && tok->ghl_agency_id)
 		job->company_id = xstrdup(tok->ghl_agency_id);

@@ -157,7 +157,7 @@ static void op_clear_row(struct op *op)
 {
 	free(op->row_id);
 	free(op->row_company);
-	vault_free_plaintext(op->new_access);
+	secret_free(op->new_access);
 	free(op->why);
 	op->row_id = op->row_company = op->new_access = op->why = NULL;
 	op->st = AGENCY_TOKEN_OK;
@@ -295,7 +295,7 @@ static void on_end(void *arg, PGresult *res, const char *errmsg)
 	if (!res_ok(res) && op->st == AGENCY_TOKEN_OK) {
 		log_error("agency token: commit failed", "agency_id", op->row_id, "error",
 			  res_why(res, errmsg), NULL);
-		vault_free_plaintext(op->new_access);
+		secret_free(op->new_access);
 		op->new_access = NULL;
 		op_set(op, AGENCY_TOKEN_RETRYABLE, "the database did not store the refreshed token");
 	}
@@ -352,7 +352,7 @@ static void on_stored(void *arg, PGresult *res, const char *errmsg)
 	if (!res_ok(res)) {
 		log_error("agency token: cannot store the refreshed token", "agency_id", op->row_id,
 			  "error", res_why(res, errmsg), NULL);
-		vault_free_plaintext(op->new_access);
+		secret_free(op->new_access);
 		op->new_access = NULL;
 		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE,
 			"the database did not store the refreshed token");
@@ -459,7 +459,7 @@ static void start_refresh(struct op *op, const char *refresh_enc)
 		.user_type = "Company",
 	};
 	ghl_oauth_token(t->app->ghl, &f, on_token, op); /* copies the form */
-	vault_free_plaintext(rt);
+	secret_free(rt);
 }
 
 /* ---- OP_GET / OP_REFRESH ----------------------------------------------------- */
@@ -563,7 +563,7 @@ static int use_current(struct op *op, const PGresult *res)
 		usable = strcmp(fp, op->stale_fp) != 0; /* someone already replaced it */
 	}
 	if (!usable) {
-		vault_free_plaintext(plain);
+		secret_free(plain);
 		return 0;
 	}
 	op->new_access = plain;
@@ -887,7 +887,7 @@ static char *unusable_why(const struct vault *v, const char *agency_id, const ch
 						      "add its key to token_keys, or connect the "
 						      "agency again through /oauth/connect",
 					 names[i], e.msg);
-		vault_free_plaintext(plain);
+		secret_free(plain);
 	}
 	return NULL;
 }

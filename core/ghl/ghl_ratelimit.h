@@ -1,6 +1,6 @@
 /* ghl_ratelimit.h — per-resource request budget for the GHL client (private
- * to core/ghl/ghl_client.c; pure functions over an explicit clock so the unit test
- * can drive it).
+ * to its queues, core/ghl/ghl_bucket.c; pure functions over an explicit clock
+ * so the unit test can drive it).
  *
  * GHL limits each app per resource (company or location): a burst of
  * X-RateLimit-Max requests per X-RateLimit-Interval-Milliseconds and a daily

@@ -268,17 +268,10 @@ char *vault_generate_key_spec(int id)
 	buf_printf(&out, "%d:", id);
 	buf_append(&out, b64, b64_len);
 	crypto_wipe(key, sizeof(key));
-	vault_free_plaintext(b64);
+	secret_free(b64);
 	return buf_take(&out);
 }
 
-void vault_free_plaintext(char *p)
-{
-	if (!p)
-		return;
-	crypto_wipe(p, strlen(p));
-	free(p);
-}
 
 /* ---- values ------------------------------------------------------------ */
 

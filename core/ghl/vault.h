@@ -64,7 +64,7 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, const char *ag
 
 /* Decrypt a value made by vault_encrypt for the same agency_id and column
  * (a legacy "v<id>:" value ignores them). Returns the malloc'd plaintext —
- * release it with vault_free_plaintext — or NULL with one of:
+ * release it with secret_free — or NULL with one of:
  * "malformed value ...", "unknown key id N ...", "authentication failed ..."
  * (tampered, or moved from elsewhere). */
 char *vault_decrypt(const struct vault *v, const char *stored, const char *agency_id,
@@ -75,12 +75,9 @@ char *vault_decrypt(const struct vault *v, const char *stored, const char *agenc
  * vault has no key. Only the prefix is inspected; decryption can still fail. */
 int vault_needs_rewrap(const struct vault *v, const char *stored);
 
-/* Wipe and free a plaintext returned by vault_decrypt (or any secret C
- * string). NULL is allowed. */
-void vault_free_plaintext(char *p);
 
 /* A new "ID:BASE64KEY" entry from 32 random bytes, for `ghl-agent keygen`.
- * Malloc'd and secret: release it with vault_free_plaintext. NULL when id is
+ * Malloc'd and secret: release it with secret_free. NULL when id is
  * not positive or the random generator fails. */
 char *vault_generate_key_spec(int id);
 

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "agency_tokens.h"
+#include "crypto.h"
 #include "json.h"
 #include "testlib.h"
 #include "util.h"
@@ -445,7 +446,7 @@ H_UNUSED static char *hdecrypt(const char *keys, const char *stored, const char 
 	char *p = vault_decrypt(v, stored, agency, column, &e);
 	ck_assert_msg(p != NULL, "decrypt: %s", e.msg);
 	char *out = xstrdup(p);
-	vault_free_plaintext(p);
+	secret_free(p);
 	vault_free(v);
 	return out;
 }

@@ -361,6 +361,17 @@ START_TEST(test_wipe_and_compare)
 }
 END_TEST
 
+/* secret_free wipes and frees (ASan's leak check sees the free) and returns
+ * NULL for `s = secret_free(s)`; NULL is allowed. */
+START_TEST(test_secret_free)
+{
+	char *s = xstrdup("token-value");
+	s = secret_free(s);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_null(secret_free(NULL));
+}
+END_TEST
+
 /* ---- OAuth state ------------------------------------------------------- */
 
 START_TEST(test_state_roundtrip)
@@ -655,6 +666,7 @@ static Suite *crypto_suite(void)
 	tcase_add_test(tc, test_fingerprint);
 	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_wipe_and_compare);
+	tcase_add_test(tc, test_secret_free);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("state");

@@ -39,7 +39,7 @@ static void roundtrip(const struct vault *v, const char *plain)
 	char *back = vault_decrypt(v, stored, AG, COL, &e);
 	ck_assert_msg(back != NULL, "%s", e.msg);
 	ck_assert_str_eq(back, plain);
-	vault_free_plaintext(back);
+	secret_free(back);
 	free(stored);
 }
 
@@ -122,7 +122,7 @@ START_TEST(test_interop_and_aad)
 	char *pt = vault_decrypt(v, stored, AG, COL, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "hello token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	free(stored);
 
 	/* legacy: the constant AAD, wherever the value is */
@@ -130,7 +130,7 @@ START_TEST(test_interop_and_aad)
 	pt = vault_decrypt(v, stored, AG_OTHER, COL_OTHER, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "hello token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	free(stored);
 
 	stored = encrypt_by_hand(key, 'b', 1, "some-other-purpose", "hello token");
@@ -166,7 +166,7 @@ START_TEST(test_bound_to_row)
 	char *pt = vault_decrypt(v, a, upper, COL, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "agency-a-token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	free(upper);
 	ck_assert_int_eq(vault_needs_rewrap(v, a), 0);
 	/* nothing is encrypted unbound */
@@ -181,7 +181,7 @@ START_TEST(test_bound_to_row)
 	pt = vault_decrypt(v, legacy, AG_OTHER, COL_OTHER, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	char *bound = vault_encrypt(v, pt, AG, COL, &e);
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	ck_assert_int_eq(vault_needs_rewrap(v, bound), 0);
 	ck_assert_ptr_null(vault_decrypt(v, bound, AG_OTHER, COL, &e));
 	free(bound);
@@ -305,7 +305,7 @@ START_TEST(test_rotation)
 	char *pt = vault_decrypt(v, old, AG, COL, &e);
 	ck_assert_msg(pt != NULL, "%s", e.msg);
 	ck_assert_str_eq(pt, "old-token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	ck_assert_int_eq(vault_needs_rewrap(v, old), 1);
 
 	char *fresh = vault_encrypt(v, "new-token", AG, COL, &e);
@@ -315,12 +315,12 @@ START_TEST(test_rotation)
 	/* rewrap: decrypt under the old key, encrypt under the newest */
 	pt = vault_decrypt(v, old, AG, COL, &e);
 	char *rewrapped = vault_encrypt(v, pt, AG, COL, &e);
-	vault_free_plaintext(pt);
+	secret_free(pt);
 	ck_assert(strncmp(rewrapped, "b2:", 3) == 0);
 	ck_assert_int_eq(vault_needs_rewrap(v, rewrapped), 0);
 	pt = vault_decrypt(v, rewrapped, AG, COL, &e);
 	ck_assert_str_eq(pt, "old-token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 
 	/* the newest is the highest id, whatever the order of the spec */
 	struct vault *w = vault_with(" 10:" KEY3_B64 " , 2:" KEY2_B64 ",1:" KEY1_B64 ", ");
@@ -331,7 +331,7 @@ START_TEST(test_rotation)
 	ck_assert_int_eq(vault_needs_rewrap(w, fresh), 1);
 	pt = vault_decrypt(w, fresh, AG, COL, &e);
 	ck_assert_str_eq(pt, "new-token");
-	vault_free_plaintext(pt);
+	secret_free(pt);
 
 	free(s);
 	free(old);
@@ -467,11 +467,11 @@ START_TEST(test_generate_key_spec)
 	ck_assert_int_eq(vault_newest_id(v), 4);
 	roundtrip(v, "generated");
 	vault_free(v);
-	vault_free_plaintext(a);
-	vault_free_plaintext(b);
+	secret_free(a);
+	secret_free(b);
 	ck_assert_ptr_null(vault_generate_key_spec(0));
 	ck_assert_ptr_null(vault_generate_key_spec(-3));
-	vault_free_plaintext(NULL);
+	secret_free(NULL);
 }
 END_TEST
 

@@ -1,0 +1,143 @@
+/* api_reply.c — how an /api/v1 request ends: JSON answers, the DESIGN error
+ * shape (422 problems, 404, 500, 503 with Retry-After), cursor pages, and the
+ * request freed. See api.h. */
+#include "api_int.h"
+
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "app.h"
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+void api_req_free(struct api_req *r)
+{
+	api_qproblems_free(r->qp);
+	json_free(r->body);
+	if (r->query) {
+		evhttp_clear_headers(r->query);
+		free(r->query);
+	}
+	api_principal_clear(&r->who);
+	if (r->data_free)
+		r->data_free(r->data);
+	free(r);
+}
+
+void api_req_done(struct api_req *r)
+{
+	api_req_free(r);
+}
+
+void api_add_header(struct api_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->c->req), name, value);
+}
+
+void api_reply_json(struct api_req *r, int status, const char *json)
+{
+	struct buf b; /* one spacing for every answer, whoever wrote the JSON */
+	buf_init(&b);
+	json_text_compact(&b, json);
+	http_reply_json(r->c, status, buf_cstr(&b));
+	buf_free(&b);
+	api_req_free(r);
+}
+
+void api_reply_empty(struct api_req *r, int status)
+{
+	http_reply(r->c, status, NULL, NULL, 0);
+	api_req_free(r);
+}
+
+void api_reply_error(struct api_req *r, int status, const char *code, const char *message,
+		     const char *details_json)
+{
+	http_reply_error(r->c, status, code, message, details_json);
+	api_req_free(r);
+}
+
+void api_reply_problems(struct api_req *r, struct api_problems *p)
+{
+	char *details = api_problems_json(p);
+	char *msg;
+	if (p->nunknown)
+		msg = xasprintf("unknown field%s: %s", p->nunknown > 1 ? "s" : "",
+				buf_cstr(&p->unknown));
+	else
+		msg = xasprintf("the request has %zu invalid field%s (see details)", p->n,
+				p->n == 1 ? "" : "s");
+	api_reply_error(r, 422, p->nunknown ? "unknown_fields" : "validation_failed", msg,
+			details);
+	free(msg);
+	free(details);
+	api_problems_free(p);
+}
+
+void api_reply_not_found(struct api_req *r, const char *what)
+{
+	char *msg = xasprintf("%s not found", what);
+	api_reply_error(r, 404, "not_found", msg, NULL);
+	free(msg);
+}
+
+void api_reply_internal(struct api_req *r, const char *why)
+{
+	log_error("api request failed", "request_id", r->c->request_id, "path", r->c->path,
+		  "error", why, NULL);
+	api_reply_error(r, 500, "internal_error",
+			"the request failed on the server; the log has the details (request id "
+			"in X-Request-Id)",
+			NULL);
+}
+
+void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+		    int limit)
+{
+	api_reply_page_map(r, res, json_col, ts_col, id_col, limit, NULL);
+}
+
+void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+			int limit, api_row_map_fn map)
+{
+	int n = PQntuples(res);
+	int shown = n > limit ? limit : n;
+	struct buf b;
+	buf_init(&b);
+	buf_puts(&b, "{\"items\":[");
+	for (int i = 0; i < shown; i++) {
+		if (i)
+			buf_putc(&b, ',');
+		if (map) {
+			char *item = map(PQgetvalue(res, i, json_col));
+			buf_puts(&b, item);
+			free(item);
+		} else {
+			buf_puts(&b, PQgetvalue(res, i, json_col));
+		}
+	}
+	buf_puts(&b, "],\"next_cursor\":");
+	if (n > limit && shown > 0) {
+		char *cur = api_cursor_encode(PQgetvalue(res, shown - 1, ts_col),
+					      PQgetvalue(res, shown - 1, id_col));
+		json_write_string(&b, cur);
+		free(cur);
+	} else {
+		buf_puts(&b, "null");
+	}
+	buf_putc(&b, '}');
+	api_reply_json(r, 200, buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* No connection came within db_wait_timeout (or the wait queue was full). */
+void api_reply_db_unavailable(struct api_req *r, const char *message)
+{
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%d", db_pool_retry_after_s(r->app->db));
+	api_add_header(r, "Retry-After", secs);
+	api_reply_error(r, 503, "database_unavailable", message, NULL);
+}
