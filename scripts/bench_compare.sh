@@ -67,7 +67,7 @@ anchors_run() {
   say "anchors: $src/run.sh (copy in $TMP/anchors, port $port; several minutes)"
   (cd "$TMP/anchors" && REPS=${ANCHOR_REPS:-1} SYNC_OFF_PASS=0 PGBENCH_T=${ANCHOR_PGBENCH_T:-5} \
     PGPORT=$port ./run.sh >"$TMP/anchors.log" 2>&1) ||
-    say "anchors' run.sh reported failures (log kept below); using what it measured"
+    { say "anchors' run.sh failed; the end of its log:"; tail -15 "$TMP/anchors.log" >&2; }
   cp "$TMP/anchors/results/latest/raw.jsonl" "$TMP/anchors.jsonl" 2>/dev/null || return 1
 }
 

@@ -1,10 +1,13 @@
 /* bench_cost.h — what a measured run cost (issue 15), for bench_jobs:
  *   the agent's CPU from getrusage(RUSAGE_CHILDREN) around its life (it is
- *   the only child reaped between cost_begin and cost_end), and the WAL the
- *   cluster wrote meanwhile (scripts/bench's PostgreSQL is private to it). */
+ *   the only child reaped between cost_begin and cost_end), and the CPU and
+ *   the WAL the cluster spent meanwhile (scripts/bench's PostgreSQL is
+ *   private to it; the bench driver's own queries are counted too, a few
+ *   per run). Unlike jobs/s, these hardly move with the machine's load. */
 #ifndef GHL_BENCH_COST_H
 #define GHL_BENCH_COST_H
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 
 struct cost {
 	double cpu_us; /* children's user + system CPU */
+	double pg_us;  /* the PostgreSQL cluster's CPU (pg_cpu_us) */
 	long long wal; /* WAL position, bytes */
 	char lsn[32];  /* the same, as an LSN */
 };
@@ -32,26 +36,67 @@ static long long wal_bytes(PGconn *c)
 	return n;
 }
 
+/* /proc/PID/stat: user + system CPU, µs; with the reaped children's too
+ * when reaped; ppid set to the parent's pid. -1 when gone. */
+static double stat_cpu_us(pid_t pid, int reaped, pid_t *ppid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char line[1024];
+	size_t n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = 0;
+	const char *p = strrchr(line, ')');
+	int pp = 0;
+	unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
+	if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+			 &pp, &ut, &st, &cut, &cst) != 5)
+		return -1;
+	if (ppid)
+		*ppid = pp;
+	return (double)(ut + st + (reaped ? cut + cst : 0)) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The cluster's CPU so far, µs: its postmaster with its reaped children,
+ * plus its live children (backends, WAL writer, checkpointer…). The
+ * cluster is scripts/bench's own, so this is what our runs cost it. */
+static double pg_cpu_us(PGconn *db)
+{
+	pid_t backend = PQbackendPID(db), pm = 0;
+	if (stat_cpu_us(backend, 0, &pm) < 0 || pm <= 1)
+		return 0;
+	double total = stat_cpu_us(pm, 1, NULL);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name), pp = 0;
+		if (pid <= 0)
+			continue;
+		double us = stat_cpu_us(pid, 0, &pp);
+		if (pp == pm && us > 0)
+			total += us;
+	}
+	if (d)
+		closedir(d);
+	return total;
+}
+
 /* A running process's user + system CPU so far, µs: the counters
  * getrusage(RUSAGE_SELF) reads, from /proc (the bench is not the agent). */
 static double proc_cpu_us(pid_t pid)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	char *t = tl_read_file(path);
-	const char *p = t ? strrchr(t, ')') : NULL; /* the name may hold spaces */
-	unsigned long long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		ut = st = 0;
-	free(t);
-	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+	double us = stat_cpu_us(pid, 0, NULL);
+	return us < 0 ? 0 : us;
 }
 
 /* Before the agent starts. */
 static void cost_begin(struct cost *c, PGconn *db)
 {
 	c->cpu_us = children_cpu_us();
+	c->pg_us = pg_cpu_us(db);
 	c->wal = wal_bytes(db);
 	char *v = tl_sql_value(db, "SELECT pg_current_wal_lsn()::text");
 	snprintf(c->lsn, sizeof(c->lsn), "%s", v);
@@ -81,6 +126,12 @@ static void cost_wal_stats(const struct cost *c, PGconn *db, long long jobs)
 static long long cost_wal(const struct cost *c, PGconn *db)
 {
 	return wal_bytes(db) - c->wal;
+}
+
+/* The cluster's CPU since cost_begin, µs (call when the work is done). */
+static double cost_pg_us(const struct cost *c, PGconn *db)
+{
+	return pg_cpu_us(db) - c->pg_us;
 }
 
 /* The agent's CPU over its life, µs (call after hagent_stop reaped it). */

@@ -146,6 +146,7 @@ static void bench_drain(void)
 	wait_done(n, 300);
 	int64_t wall = now_monotonic_ms() - t0;
 	long long wal = cost_wal(&cost, db);
+	double pg_us = cost_pg_us(&cost, db);
 	cost_wal_stats(&cost, db, n);
 	double span = qd("SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM "
 			 "provisioning_jobs");
@@ -154,8 +155,9 @@ static void bench_drain(void)
 	unlink(a.log);
 	snprintf(results[0], sizeof(results[0]),
 		 "%.0f jobs/s (%d jobs in %.2f s first claim to last finish; %lld journal rows; "
-		 "wall %.1f s incl. start-up; agent CPU %.0f us/job, WAL %.1f KB/job)",
-		 n / span, n, span, logs, wall / 1000.0, cost_cpu_us(&cost) / n,
+		 "wall %.1f s incl. start-up; CPU per job: agent %.0f us, PostgreSQL %.0f us; "
+		 "WAL %.1f KB/job)",
+		 n / span, n, span, logs, wall / 1000.0, cost_cpu_us(&cost) / n, pg_us / n,
 		 wal / 1024.0 / n);
 	printf("(a) drain: %s\n", results[0]);
 	fflush(stdout);
