@@ -10,7 +10,9 @@ GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
   liblua5.4-dev libpq-dev libcurl4-openssl-dev libssl-dev libevent-dev
   check libcrypt-dev postgresql-15 postgresql-client-15 valgrind
   tzdata jq                   # time zone names for client data; jq for the README's curl examples
-  chromium chromium-driver)   # the dashboard's browser test (tests/integration/test_web.c)
+  chromium chromium-driver    # the dashboard's browser test (tests/integration/test_web.c)
+  python3-jsonschema python3-yaml # the API contract's validator (tests/contract/contract_check.py)
+  nodejs)                     # node and npm: the client generated from docs/openapi.yaml (tests/contract/client)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -138,6 +140,16 @@ demo_up() {
   "$sim" --listen "127.0.0.1:$sim_port" --company-id test-ghl-agency-001 \
     --webhook-key-file "$run/ghl-sim-webhook.pem" "$@" >"$run/ghl-sim.log" 2>&1 &
   DEMO_PIDS+=($!)
+  # The OAuth connect below reaches the simulator: wait until it answers (a
+  # loaded machine can take a while to start it).
+  local w
+  for w in $(seq 1 300); do
+    curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null 2>&1 && break
+    kill -0 "${DEMO_PIDS[-1]}" 2>/dev/null || die "ghl-sim stopped (its log: $run/ghl-sim.log)"
+    sleep 0.1
+  done
+  curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null ||
+    die "ghl-sim did not answer in 30 s (its log: $run/ghl-sim.log)"
   export GHL_AGENT_DEMO=on GHL_AGENT_TOKEN_KEYS_FILE=$run/token-keys \
     GHL_AGENT_LISTEN=127.0.0.1:$port GHL_AGENT_LOG_FORMAT=text \
     GHL_AGENT_GHL_API_BASE=$DEMO_SIM_URL \
