@@ -138,7 +138,10 @@ static void step_done(struct job *job, ghl_step_ctx *ctx)
 	step_retries_set(job, job->step, 0); /* the next step starts a fresh budget */
 	job->run = step_ctx_free(ctx);
 	job->step++;
-	write_context(env, job);
+	/* the job's end writes the context itself: only a job going on writes it here */
+	if ((size_t)job->step < json_len(json_get(job->context, "pipeline")) && !job->lost &&
+	    !job->cancel && !job->stopping)
+		write_context(env, job);
 	job_next_step(env, job);
 }
 

@@ -93,6 +93,16 @@ static struct json *parse_or_null(const PGresult *r, int row, int col)
 	return json_parse(v, strlen(v), 64, &e);
 }
 
+/* The job row's side of a claim (IN_PROGRESS, owner, attempt, started_at),
+ * queued before the job runs: a job that ends within the same batch is
+ * written once, its end merged over this. */
+static void claim_journal(struct scheduler *s, const struct job *job, const char *claimed_at)
+{
+	struct job_write w = {.status = "IN_PROGRESS", .retry_count = -1, .run_at_delay_ms = -1,
+			      .attempt = job->attempt, .started_at = claimed_at};
+	journal_job(s->journal, job->id, &w, NULL, NULL);
+}
+
 static void on_claimed(void *arg, PGresult *res, const char *errmsg)
 {
 	struct scheduler *s = arg;
@@ -135,6 +145,7 @@ static void on_claimed(void *arg, PGresult *res, const char *errmsg)
 		job->settings = parse_or_null(res, i, 8);
 		job->snapshot = parse_or_null(res, i, 9);
 		job->cancel = !strcmp(PQgetvalue(res, i, 10), "t");
+		claim_journal(s, job, PQgetvalue(res, i, 11));
 		job->next = s->head;
 		if (s->head)
 			s->head->prev = job;
@@ -180,44 +191,48 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 	/* Only numbers and our own owner id are inlined (no input strings):
 	 * several statements need the simple protocol, which runs them as one
 	 * implicit transaction (the advisory lock is held to its end; an error
-	 * rolls everything back). */
+	 * rolls everything back). A claim writes only narrow job_leases rows
+	 * (two indexes); the job rows' IN_PROGRESS goes out with the journal's
+	 * next batch (claim_journal). Expired leases are dropped first, their
+	 * jobs made runnable again with the attempt the lease had counted. */
 	char *sql = xasprintf(
 		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
-		"UPDATE provisioning_jobs SET status = 'PENDING', locked_by = NULL,"
-		" lease_until = NULL, updated_at = now()"
-		" WHERE status = 'IN_PROGRESS' AND lease_until < now();"
+		"WITH gone AS (DELETE FROM job_leases WHERE lease_until < now()"
+		" RETURNING job_id, attempt)"
+		"UPDATE provisioning_jobs j SET status = CASE WHEN j.status = 'IN_PROGRESS'"
+		"  THEN 'PENDING' ELSE j.status END, locked_by = NULL, lease_until = NULL,"
+		"  attempt = GREATEST(j.attempt, g.attempt), updated_at = now()"
+		" FROM gone g WHERE j.id = g.job_id;"
 		"WITH ready AS ("
 		" SELECT a.id AS agency_id, LEAST(GREATEST(COALESCE(CASE WHEN jsonb_typeof("
 		"  a.settings_json->'max_concurrent_jobs') = 'number' THEN"
 		"  (a.settings_json->>'max_concurrent_jobs')::numeric::int END, %lld), 1), %lld)"
-		"  - (SELECT count(*) FROM provisioning_jobs r WHERE r.agency_id = a.id"
-		"     AND r.status = 'IN_PROGRESS') AS room"
+		"  - (SELECT count(*) FROM job_leases r WHERE r.agency_id = a.id) AS room"
 		" FROM agencies a WHERE EXISTS (SELECT 1 FROM provisioning_jobs p"
 		"  WHERE p.agency_id = a.id AND p.status IN ('PENDING', 'RETRYING')"
 		"  AND p.run_at <= now() AND NOT p.cancel_requested)),"
 		" picked AS ("
-		" SELECT c.id, c.run_at FROM ready CROSS JOIN LATERAL ("
-		"  SELECT p.id, p.run_at FROM provisioning_jobs p"
+		" SELECT c.id, c.agency_id, c.attempt, c.run_at FROM ready CROSS JOIN LATERAL ("
+		"  SELECT p.id, p.agency_id, p.attempt, p.run_at FROM provisioning_jobs p"
 		"  WHERE p.agency_id = ready.agency_id AND p.status IN ('PENDING', 'RETRYING')"
 		"  AND p.run_at <= now() AND NOT p.cancel_requested"
-		"  ORDER BY p.run_at LIMIT GREATEST(ready.room, 0) FOR UPDATE SKIP LOCKED) c"
+		"  AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = p.id)"
+		"  ORDER BY p.run_at LIMIT GREATEST(ready.room, 0)) c"
 		" ORDER BY c.run_at LIMIT %lld),"
 		" claimed AS ("
-		" UPDATE provisioning_jobs j SET status = 'IN_PROGRESS', locked_by = '%s',"
-		"  lease_until = now() + interval '%lld milliseconds', attempt = j.attempt + 1,"
-		"  started_at = COALESCE(j.started_at, now()), updated_at = now()"
-		" FROM picked WHERE j.id = picked.id"
-		" RETURNING j.id, j.agency_id, j.snapshot_id, j.client_data_json, j.context_json,"
-		"  j.retry_count, j.attempt, j.location_id, j.cancel_requested)"
-		"SELECT c.id, c.agency_id, a.ghl_agency_id, c.client_data_json::text,"
-		" c.context_json::text, COALESCE(c.retry_count, 0), c.attempt, c.location_id,"
+		" INSERT INTO job_leases (job_id, agency_id, owner, lease_until, attempt)"
+		" SELECT id, agency_id, '%s', now() + interval '%lld milliseconds', attempt + 1"
+		" FROM picked RETURNING job_id, attempt)"
+		"SELECT j.id, j.agency_id, a.ghl_agency_id, j.client_data_json::text,"
+		" j.context_json::text, COALESCE(j.retry_count, 0), c.attempt, j.location_id,"
 		" a.settings_json::text,"
 		" CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
 		"  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
 		"  'agency_id', s.agency_id)::text END,"
-		" c.cancel_requested"
-		" FROM claimed c JOIN agencies a ON a.id = c.agency_id"
-		" LEFT JOIN snapshots s ON s.id = c.snapshot_id",
+		" j.cancel_requested, now()::timestamp::text"
+		" FROM claimed c JOIN provisioning_jobs j ON j.id = c.job_id"
+		" JOIN agencies a ON a.id = j.agency_id"
+		" LEFT JOIN snapshots s ON s.id = j.snapshot_id",
 		cfg->max_concurrent_jobs, cfg->max_concurrent_jobs_ceiling, room, s->owner,
 		cfg->lease_timeout_ms);
 	s->claiming = 1;
@@ -324,9 +339,9 @@ static void renew_cb(evutil_socket_t fd, short what, void *arg)
 	rn->seq = s->claim_seq;
 	s->outstanding++;
 	db_pool_query(s->app->db,
-		      "UPDATE provisioning_jobs SET lease_until = now() + $2::bigint * "
-		      "interval '1 millisecond' WHERE locked_by = $1 AND status = 'IN_PROGRESS' "
-		      "RETURNING id::text, cancel_requested",
+		      "UPDATE job_leases l SET lease_until = now() + $2::bigint * "
+		      "interval '1 millisecond' FROM provisioning_jobs j WHERE l.owner = $1 "
+		      "AND j.id = l.job_id RETURNING l.job_id::text, j.cancel_requested",
 		      2, params, on_renewed, rn);
 }
 

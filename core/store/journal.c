@@ -25,7 +25,8 @@ struct jcb {
 struct jupd {
 	char *job_id;
 	char *status, *error_message, *location_id, *context_json;
-	int set_error, retry_count, release, finished;
+	int set_error, retry_count, release, finished, attempt;
+	char *started_at;
 	long long delay_ms;
 	struct jcb *cbs;
 	size_t ncbs;
@@ -78,6 +79,7 @@ static void batch_free_items(struct batch *b)
 		free(u->error_message);
 		free(u->location_id);
 		free(u->context_json);
+		free(u->started_at);
 		free(u->cbs);
 	}
 	b->nlogs = 0;
@@ -97,7 +99,9 @@ static void batch_release(struct batch *b)
 
 static void rehash(struct batch *b)
 {
-	size_t n = b->nslots ? b->nslots * 2 : 256;
+	size_t n = 256;
+	while (n < (b->nupds + 2) * 2)
+		n *= 2;
 	free(b->slots);
 	b->slots = xmalloc(n * sizeof(int));
 	memset(b->slots, 0xff, n * sizeof(int));
@@ -189,6 +193,9 @@ void journal_job(struct journal *j, const char *job_id, const struct job_write *
 		u->delay_ms = w->run_at_delay_ms;
 	u->release |= w->release;
 	u->finished |= w->finished;
+	if (w->attempt > 0)
+		u->attempt = w->attempt;
+	set_str(&u->started_at, w->started_at);
 	if (done) {
 		u->cbs = xrealloc(u->cbs, (u->ncbs + 1) * sizeof(*u->cbs));
 		u->cbs[u->ncbs].fn = done;
@@ -247,6 +254,13 @@ static const char flush_sql[] =
 	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
 	"      AS t(job_id, step, status, details, n)"
 	" ORDER BY t.n),"
+	/* the fence: our leases, locked for the batch; a release drops it
+	 * (the delete locks it just the same, with one WAL record less) */
+	" own AS (SELECT k.job_id FROM job_leases k"
+	"  JOIN unnest($5::uuid[], $13::bool[]) AS r(id, release) ON k.job_id = r.id"
+	"  WHERE NOT r.release AND k.owner = $15 FOR UPDATE OF k),"
+	" d AS (DELETE FROM job_leases k USING unnest($5::uuid[], $13::bool[]) AS r(id, release)"
+	"  WHERE k.job_id = r.id AND r.release AND k.owner = $15 RETURNING k.job_id),"
 	" u AS ("
 	" UPDATE provisioning_jobs j SET"
 	"  status = COALESCE(x.status::provisioning_job_status, j.status),"
@@ -256,30 +270,53 @@ static const char flush_sql[] =
 	"  retry_count = COALESCE(x.retry_count, j.retry_count),"
 	"  run_at = CASE WHEN x.delay_ms IS NULL THEN j.run_at"
 	"           ELSE now() + x.delay_ms * interval '1 millisecond' END,"
-	"  locked_by = CASE WHEN x.release THEN NULL ELSE j.locked_by END,"
+	"  locked_by = CASE WHEN x.release THEN NULL WHEN x.attempt IS NOT NULL THEN $15"
+	"              ELSE j.locked_by END,"
 	"  lease_until = CASE WHEN x.release THEN NULL ELSE j.lease_until END,"
+	"  attempt = COALESCE(x.attempt, j.attempt),"
+	"  started_at = COALESCE(j.started_at, x.started_at::timestamp),"
 	"  finished_at = CASE WHEN x.finished THEN now() ELSE j.finished_at END,"
 	"  updated_at = now()"
 	" FROM unnest($5::uuid[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[],"
-	"             $11::int[], $12::bigint[], $13::bool[], $14::bool[])"
+	"             $11::int[], $12::bigint[], $13::bool[], $14::bool[], $16::int[], $17::text[])"
 	"      AS x(id, status, set_error, error_message, location_id, context, retry_count,"
-	"           delay_ms, release, finished)"
-	" WHERE j.id = x.id AND j.locked_by = $15"
+	"           delay_ms, release, finished, attempt, started_at)"
+	" WHERE j.id = x.id AND (x.id IN (SELECT job_id FROM own)"
+	"  OR x.id IN (SELECT job_id FROM d)) AND j.status NOT IN ('COMPLETED', 'FAILED')"
 	" RETURNING j.id)"
 	" SELECT id FROM u";
+
+/* Index of job_id among f's updates (f->slots rebuilt for the flight). */
+static int flight_index(const struct batch *f, const char *job_id)
+{
+	size_t h = hash_str(job_id) & (f->nslots - 1);
+	while (f->slots[h] >= 0) {
+		if (!strcmp(f->upds[f->slots[h]].job_id, job_id))
+			return f->slots[h];
+		h = (h + 1) & (f->nslots - 1);
+	}
+	return -1;
+}
 
 static void finish_flight(struct journal *j, PGresult *res)
 {
 	struct batch *f = &j->flight;
 	int nrows = res ? PQntuples(res) : 0;
+	char *applied = xcalloc(f->nupds + 1, 1);
+	if (f->nupds) {
+		rehash(f);
+		for (int r = 0; r < nrows; r++) {
+			int i = flight_index(f, PQgetvalue(res, r, 0));
+			if (i >= 0)
+				applied[i] = 1;
+		}
+	}
 	for (size_t i = 0; i < f->nupds; i++) {
 		struct jupd *u = &f->upds[i];
-		int applied = 0;
-		for (int r = 0; r < nrows && !applied; r++)
-			applied = !strcmp(PQgetvalue(res, r, 0), u->job_id);
 		for (size_t k = 0; k < u->ncbs; k++)
-			u->cbs[k].fn(u->cbs[k].arg, applied);
+			u->cbs[k].fn(u->cbs[k].arg, applied[i]);
 	}
+	free(applied);
 	j->nlogs += (long long)f->nlogs;
 	j->nupdates += nrows;
 	j->batches++;
@@ -353,8 +390,8 @@ static void flight_done(void *arg, PGresult *res, const char *errmsg)
 static void send_flight(struct journal *j)
 {
 	struct batch *f = &j->flight;
-	struct buf a[14];
-	for (int i = 0; i < 14; i++)
+	struct buf a[16];
+	for (int i = 0; i < 16; i++)
 		arr_open(&a[i]);
 	for (size_t i = 0; i < f->nlogs; i++) {
 		arr_add(&a[0], f->logs[i].job_id);
@@ -377,13 +414,19 @@ static void send_flight(struct journal *j)
 		arr_add(&a[11], u->delay_ms >= 0 ? dl : NULL);
 		arr_add(&a[12], u->release ? "t" : "f");
 		arr_add(&a[13], u->finished ? "t" : "f");
+		char at[24];
+		snprintf(at, sizeof(at), "%d", u->attempt);
+		arr_add(&a[14], u->attempt > 0 ? at : NULL);
+		arr_add(&a[15], u->started_at);
 	}
-	const char *params[15];
+	const char *params[17];
 	for (int i = 0; i < 14; i++)
 		params[i] = arr_close(&a[i]);
 	params[14] = j->owner;
-	db_async_query(j->db, flush_sql, 15, params, flight_done, j);
-	for (int i = 0; i < 14; i++)
+	params[15] = arr_close(&a[14]);
+	params[16] = arr_close(&a[15]);
+	db_async_query(j->db, flush_sql, 17, params, flight_done, j);
+	for (int i = 0; i < 16; i++)
 		buf_clear(&a[i]);
 }
 

@@ -7,7 +7,9 @@
  * in order), while the next batch accumulates — the commit cost is shared by
  * every job in the batch. Job updates are fenced by the lease owner: an
  * update for a job this process no longer owns changes nothing, and the
- * job's `lost` callback tells the runner to stop.
+ * job's `lost` callback tells the runner to stop. The fence is the job's
+ * row in job_leases (locked for the batch), and a job some other writer
+ * finished meanwhile (a cancel racing the claim) is refused too.
  */
 #ifndef GHL_JOURNAL_H
 #define GHL_JOURNAL_H
@@ -27,8 +29,10 @@ struct job_write {
 	const char *context_json;
 	int retry_count;	    /* -1: unchanged */
 	long long run_at_delay_ms;  /* -1: unchanged; else run_at = now() + delay */
-	int release;		    /* clear locked_by/lease_until */
+	int release;		    /* clear locked_by/lease_until, drop the lease */
 	int finished;		    /* finished_at = now() */
+	int attempt;		    /* > 0: the claim's side: attempt, locked_by = owner */
+	const char *started_at;	    /* the claim's time: started_at when still NULL */
 };
 
 /* Called after the batch holding a job's update committed: applied = 0
