@@ -52,12 +52,29 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# wait_http URL PID WHAT [SECONDS] — wait until URL answers 2xx (a daemon's
+# /readyz, ghl-sim's /_sim/state); fails (status 1, a line naming WHAT on
+# stderr) when PID exits first or after SECONDS (default 60).
+wait_http() {
+  local url=$1 pid=$2 what=$3 secs=${4:-60} i
+  for i in $(seq 1 $((secs * 10))); do
+    curl -fs "$url" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "error: $what stopped before answering $url" >&2; return 1; }
+    sleep 0.1
+  done
+  curl -fs "$url" >/dev/null 2>&1 && return 0
+  echo "error: $what did not answer $url in $secs s" >&2
+  return 1
+}
+
 free_port() {
   local port i
   for i in $(seq 1 100); do
     # /dev/urandom, not $RANDOM: subshells share $RANDOM's seed, so two
-    # $(free_port) on one line would name the same port
-    port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+    # $(free_port) on one line would name the same port. Below the kernel's
+    # ephemeral range (32768-60999 by default): a port an outgoing connection
+    # holds answers no connect, yet refuses a listen.
+    port=$((10000 + $(od -An -N2 -tu2 /dev/urandom) % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   die "no free TCP port found"
@@ -144,14 +161,8 @@ demo_up() {
   DEMO_PIDS+=($!)
   # The OAuth connect below reaches the simulator: wait until it answers (a
   # loaded machine can take a while to start it).
-  local w
-  for w in $(seq 1 300); do
-    curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null 2>&1 && break
-    kill -0 "${DEMO_PIDS[-1]}" 2>/dev/null || die "ghl-sim stopped (its log: $run/ghl-sim.log)"
-    sleep 0.1
-  done
-  curl -fs "$DEMO_SIM_URL/_sim/state" >/dev/null ||
-    die "ghl-sim did not answer in 30 s (its log: $run/ghl-sim.log)"
+  wait_http "$DEMO_SIM_URL/_sim/state" "${DEMO_PIDS[-1]}" "ghl-sim (its log: $run/ghl-sim.log)" ||
+    exit 1
   export GHL_AGENT_DEMO=on GHL_AGENT_TOKEN_KEYS_FILE=$run/token-keys \
     GHL_AGENT_LISTEN=127.0.0.1:$port GHL_AGENT_LOG_FORMAT=text \
     GHL_AGENT_GHL_API_BASE=$DEMO_SIM_URL \
@@ -169,14 +180,8 @@ demo_up() {
     "$bin/ghl-agent" serve &
   fi
   DEMO_PIDS+=($!)
-  local i
-  for i in $(seq 1 600); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    kill -0 "${DEMO_PIDS[-1]}" 2>/dev/null || die "the agent stopped (its log: ${DEMO_AGENT_LOG:-above})"
-    sleep 0.1
-  done
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null ||
-    die "the agent did not become ready in 60 s (its log: ${DEMO_AGENT_LOG:-above})"
+  wait_http "http://127.0.0.1:$port/readyz" "${DEMO_PIDS[-1]}" \
+    "the agent (its log: ${DEMO_AGENT_LOG:-above})" 60 || exit 1
 
   # Connect the seeded agency through real OAuth, as a browser would, logged in
   # as the demo admin: /oauth/connect -> the simulator's authorize page -> /oauth/callback
