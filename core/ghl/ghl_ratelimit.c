@@ -87,10 +87,10 @@ void ghl_rl_bucket_clear(struct ghl_rl_bucket *b)
 long long ghl_rl_margin_ms(long long interval_ms)
 {
 	long long m = interval_ms / 10;
-	if (m < 50)
-		m = 50;
-	if (m > 1000)
-		m = 1000;
+	if (m < GHL_RL_MARGIN_MIN_MS)
+		m = GHL_RL_MARGIN_MIN_MS;
+	if (m > GHL_RL_MARGIN_MAX_MS)
+		m = GHL_RL_MARGIN_MAX_MS;
 	return m;
 }
 

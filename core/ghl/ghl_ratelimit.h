@@ -78,9 +78,24 @@ struct ghl_rl_bucket {
 void ghl_rl_bucket_init(struct ghl_rl_bucket *b, int initial_burst);
 void ghl_rl_bucket_clear(struct ghl_rl_bucket *b); /* frees the log */
 
+/* Bounds of the safety margin added to the interval for the send log. */
+#define GHL_RL_MARGIN_MIN_MS 50LL
+#define GHL_RL_MARGIN_MAX_MS 250LL
 /* Safety margin added to the interval for the send log: a tenth of the
- * interval, at least 50 ms, at most 1 s (covers latency jitter between our
- * send and the server's count). */
+ * interval, at least GHL_RL_MARGIN_MIN_MS, at most GHL_RL_MARGIN_MAX_MS
+ * (250 ms for GHL's 10 s window, i.e. 100 sends per 10.25 s).
+ *
+ * Why: the log counts our send times on our monotonic clock, GHL counts
+ * arrivals on its own clock, so clock skew between the two does not matter
+ * (only differences of times are compared, each on one clock). What does is
+ * the one-way latency of two requests `max` sends apart: if the first one
+ * travels longer than the one sent an interval later, GHL sees them closer
+ * than an interval. The margin covers that difference (the latency jitter),
+ * plus 1 ms of clock granularity. 250 ms is several times the jitter of a
+ * healthy path to GHL (tens of ms) and costs 2.5% of the throughput, where
+ * the earlier 1 s cost 10%. A larger jitter is still caught by the other
+ * guards: in flight never above the lowest Remaining seen, a full interval
+ * closed after Remaining 0 or a 429, and a 429 is retried, not failed. */
 long long ghl_rl_margin_ms(long long interval_ms);
 
 /* May one more request be sent at `now`? Returns 0 (yes: call ghl_rl_on_send),

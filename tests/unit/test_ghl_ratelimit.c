@@ -191,10 +191,11 @@ START_TEST(test_idle)
 	ck_assert(!ghl_rl_idle(&b, 10));
 	ck_assert(ghl_rl_idle(&b, 5 + 1000 + ghl_rl_margin_ms(1000)));
 	ghl_rl_bucket_clear(&b);
-	ck_assert_int_eq(ghl_rl_margin_ms(10000), 1000);
+	ck_assert_int_eq(ghl_rl_margin_ms(10000), 250);
+	ck_assert_int_eq(ghl_rl_margin_ms(2000), 200);
 	ck_assert_int_eq(ghl_rl_margin_ms(1000), 100);
 	ck_assert_int_eq(ghl_rl_margin_ms(100), 50);
-	ck_assert_int_eq(ghl_rl_margin_ms(60000), 1000);
+	ck_assert_int_eq(ghl_rl_margin_ms(60000), 250);
 }
 END_TEST
 
@@ -323,11 +324,27 @@ START_TEST(test_burst_ghl_default_no_429)
 	/* GHL's default: 100 per 10 s; 300 calls = three windows */
 	int n = run_burst(0, 100, 10000, 300, 30, &t);
 	ck_assert_msg(n == 0, "fixed window: %d 429s", n);
-	ck_assert_msg(t < 3 * (10000 + 1000) + 500, "fixed window: took %lld ms", (long long)t);
+	ck_assert_msg(t < 3 * (10000 + 250) + 500, "fixed window: took %lld ms", (long long)t);
 	ck_assert_msg(t > 2 * 10000, "fixed window: too fast (%lld ms)", (long long)t);
 	n = run_burst(1, 100, 10000, 300, 30, &t);
 	ck_assert_msg(n == 0, "sliding window: %d 429s", n);
-	ck_assert_msg(t < 3 * (10000 + 1000) + 500, "sliding window: took %lld ms", (long long)t);
+	ck_assert_msg(t < 3 * (10000 + 250) + 500, "sliding window: took %lld ms", (long long)t);
+}
+END_TEST
+
+START_TEST(test_burst_jitter_within_margin_no_429)
+{
+	/* One-way latency varying by up to 200 ms (below the 250 ms margin of a
+	 * 10 s window): the gateway, counting arrivals, sees no 429-worthy
+	 * burst in either window model, and 300 calls still take about three
+	 * windows of 10 s + margin. */
+	int64_t t;
+	for (int sliding = 0; sliding <= 1; sliding++) {
+		int n = run_burst(sliding, 100, 10000, 300, 200, &t);
+		ck_assert_msg(n == 0, "sliding %d, jitter 200: %d 429s", sliding, n);
+		ck_assert_msg(t < 3 * (10000 + 250) + 1000, "sliding %d: took %lld ms", sliding,
+			      (long long)t);
+	}
 }
 END_TEST
 
@@ -391,6 +408,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_send_log_spacing);
 	tcase_add_test(tc, test_burst_ghl_default_no_429);
 	tcase_add_test(tc, test_burst_small_window_no_429);
+	tcase_add_test(tc, test_burst_jitter_within_margin_no_429);
 	tcase_add_test(tc, test_harness_sees_overruns);
 	suite_add_tcase(s, tc);
 	return s;
