@@ -224,7 +224,8 @@ static void job_end(const struct runner_env *env, struct job *job, const char *s
 			.retry_count = retry ? job->retry_count + 1 : -1,
 			.run_at_delay_ms = retry ? delay_ms : -1,
 			.release = 1,
-			.finished = !strcmp(status, "COMPLETED") || !strcmp(status, "FAILED"),
+			.finished = !strcmp(status, "COMPLETED") || !strcmp(status, "FAILED") ||
+				    !strcmp(status, "CANCELLED"),
 		};
 		journal_job(env->journal, job->id, &w, NULL, NULL);
 		free(ctx_text);
@@ -254,7 +255,7 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 		return;
 	}
 	if (job->cancel) {
-		job_end(env, job, "FAILED", "cancelled by request", 0, -1);
+		job_end(env, job, "CANCELLED", "cancelled by request", 0, -1);
 		return;
 	}
 	if (job->stopping) {

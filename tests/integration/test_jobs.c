@@ -474,10 +474,10 @@ START_TEST(cancel_pending_and_running)
 	free(out);
 	char *st = q1(&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = '%s'",
 		      later);
-	ck_assert_str_eq(st, "FAILED/cancelled by request");
+	ck_assert_str_eq(st, "CANCELLED/cancelled by request");
 	free(st);
 
-	/* a running job stops at the next step boundary */
+	/* a running job finishes its current step, then becomes CANCELLED */
 	char *running = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
 			       "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
 			   w.agency);
@@ -487,9 +487,10 @@ START_TEST(cancel_pending_and_running)
 	free(sql);
 	argv[3] = running;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
-	ck_assert_msg(strstr(out, "next step boundary"), "%s", out);
+	ck_assert_msg(strstr(out, "stops after its current step"), "%s", out);
 	free(out);
-	sql = xasprintf("SELECT status = 'FAILED' FROM provisioning_jobs WHERE id = '%s'", running);
+	sql = xasprintf("SELECT status = 'CANCELLED' FROM provisioning_jobs WHERE id = '%s'",
+		       running);
 	wait_for(&w, sql, 15000);
 	free(sql);
 	char *e = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", running);
@@ -502,7 +503,7 @@ START_TEST(cancel_pending_and_running)
 				 "step = 'NOOP'", running), 0);
 	/* cancelling a finished job is refused, in the API's words */
 	ck_assert_int_eq(tl_run(argv, env, &out), 1);
-	ck_assert_msg(strstr(out, "the job is already FAILED"), "%s", out);
+	ck_assert_msg(strstr(out, "the job is already CANCELLED"), "%s", out);
 	free(out);
 	free(later);
 	free(running);
