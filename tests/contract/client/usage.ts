@@ -193,7 +193,7 @@ export async function example(c: Client, agency: string): Promise<string[]> {
   const refreshed: string | null = rates.refreshed_at;
   for (const r of rates.items) {
     const rate: number | null = r.success_rate;
-    out.push(`${r.agency_id ?? r.niche} ${r.total} ${r.completed} ${r.failed} ${rate}`);
+    out.push(`${r.agency_id ?? r.niche} ${r.total} ${r.completed} ${r.failed} ${r.cancelled} ${rate}`);
   }
   out.push(refreshed ?? "");
   return out;
