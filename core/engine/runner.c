@@ -179,7 +179,10 @@ static void step_failed(struct job *job, ghl_step_ctx *ctx)
 		return;
 	}
 	int in_a_row = step_retries(job, index);
-	if (retryable && in_a_row < job->max_retries) {
+	if (retryable && job->cancel) {
+		/* no next attempt for a job a person cancelled (the claim would skip it) */
+		job_end(env, job, "CANCELLED", "cancelled by request", 0, -1);
+	} else if (retryable && in_a_row < job->max_retries) {
 		long long delay = backoff_ms(in_a_row + 1, env->retry_base_ms,
 						       env->retry_max_ms, retry_after,
 						       (uint64_t)random() << 31 ^ (uint64_t)random());
