@@ -2,7 +2,7 @@
 // and the step timeline rebuilt from the audit log (STARTED paired with
 // COMPLETED/FAILED per attempt), refreshed while the job is not finished.
 import { api, fetchAll } from './api.js';
-import { jobActions } from './page-jobs.js';
+import { jobActions, cancelNote } from './page-jobs.js';
 import { h, clear, table, badge, fmtDate, fmtDuration, pretty, formError, showErrors } from './ui.js';
 
 const REFRESH_MS = 3000;
@@ -40,7 +40,7 @@ function duration(row) {
 function info(job, agencyName) {
   const item = (k, v) => [h('dt', { text: k }), h('dd', {}, v)];
   return h('dl', { class: 'facts' },
-    item('Status', [badge(job.status), job.cancel_requested ? ' (cancel requested)' : '']),
+    item('Status', [badge(job.status), cancelNote(job)]),
     item('Agency', h('a', { href: `#/agencies/${job.agency_id}`, text: agencyName || job.agency_id })),
     item('Attempt', `${job.attempt ?? 0} (retries used: ${job.retry_count})`),
     item('Location', job.location_id ? h('code', { text: job.location_id }) : '—'),

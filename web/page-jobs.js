@@ -6,13 +6,23 @@ import {
 } from './ui.js';
 
 const REFRESH_MS = 4000;
-const STATUSES = ['PENDING', 'IN_PROGRESS', 'RETRYING', 'COMPLETED', 'FAILED'];
+const STATUSES = ['PENDING', 'IN_PROGRESS', 'RETRYING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const CLIENT_FIELDS = [
   ['name', 'Client name *', 'text'], ['email', 'Email *', 'email'], ['first_name', 'First name', 'text'],
   ['last_name', 'Last name', 'text'], ['phone', 'Phone (E.164)', 'tel'], ['country', 'Country (2 letters)', 'text'],
   ['timezone', 'Time zone (IANA)', 'text'], ['external_id', 'External id', 'text'],
 ];
 
+// A running job being cancelled finishes the step it is in first: say which.
+export function cancelNote(job) {
+  if (!job.cancel_requested || job.status !== 'IN_PROGRESS') return null;
+  const text = job.current_step
+    ? ` cancelling: stops after ${job.current_step}`
+    : ' cancelling: stops after its current step';
+  return h('small', { class: 'cancel-note', text });
+}
+
+// No Retry on CANCELLED: it is final (the API answers 409).
 export function jobActions(job, ctx, after, onError) {
   if (!ctx.can.retryCancel) return [];
   const out = [];
@@ -30,8 +40,9 @@ export function jobActions(job, ctx, after, onError) {
     b.addEventListener('click', () => {
       if (!confirm('Cancel this job?')) return;
       busy(b, async () => {
-        await api('POST', `/jobs/${job.id}/cancel`);
-        flash('Cancel requested.');
+        const res = await api('POST', `/jobs/${job.id}/cancel`);
+        flash(res && res.status === 'CANCELLED' ? 'Job cancelled.'
+          : 'Cancel requested: the job stops after its current step.');
         await after();
       }, onError);
     });
@@ -189,7 +200,7 @@ export async function render(main, ctx) {
         { title: 'Created', cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
         { title: 'Client', cell: (j) => [h('a', { href: `#/jobs/${j.id}`, class: 'client-name', text: j.client_data.name || '(no name)' }), h('br'), h('small', { class: 'muted', text: j.client_data.email || '' })] },
         { title: 'Agency', cell: (j) => names.get(j.agency_id) || j.agency_id },
-        { title: 'Status', cell: (j) => [badge(j.status), j.cancel_requested && j.status === 'IN_PROGRESS' ? h('small', { text: ' cancelling' }) : null] },
+        { title: 'Status', cell: (j) => [badge(j.status), cancelNote(j)] },
         { title: 'Retries', cell: (j) => String(j.retry_count) },
         { title: 'Error', class: 'error-cell', cell: (j) => j.error_message || '' },
         { title: '', cell: (j) => jobActions(j, ctx, load, (e) => showErrors(errors, e)) },

@@ -36,6 +36,9 @@
 	" 'error_message', " a ".error_message, 'retry_count', " a ".retry_count,"             \
 	" 'attempt', " a ".attempt, 'idempotency_key', " a ".idempotency_key,"                 \
 	" 'cancel_requested', " a ".cancel_requested,"                                         \
+	" 'current_step', CASE WHEN " a ".status = 'IN_PROGRESS' THEN (SELECT l.step"         \
+	"  FROM provisioning_logs l WHERE l.job_id = " a ".id AND l.status = 'STARTED'"        \
+	"  ORDER BY l.\"timestamp\" DESC LIMIT 1) END,"                                      \
 	" 'outputs', COALESCE(" a ".context_json->'outputs', '{}'::jsonb),"                    \
 	" 'run_at', " API_SQL_ISO(a ".run_at") ","                                             \
 	" 'started_at', " API_SQL_ISO(a ".started_at") ","                                     \
@@ -48,7 +51,7 @@
 #define IN_SCOPE(n) "($" n "::uuid[] IS NULL OR j.agency_id = ANY($" n "::uuid[]))"
 
 static const char *const job_statuses[] = {"PENDING", "IN_PROGRESS", "COMPLETED", "FAILED",
-					   "RETRYING", NULL};
+					   "RETRYING", "CANCELLED", NULL};
 
 /* ---- shared helpers ------------------------------------------------------- */
 
@@ -689,7 +692,7 @@ static void jobs_list(struct api_req *r)
 			s++;
 		if (!*s)
 			api_query_problem(r, "status", "must be PENDING, IN_PROGRESS, COMPLETED, "
-						       "FAILED or RETRYING");
+						       "FAILED, RETRYING or CANCELLED");
 	}
 	if (agency && !api_is_uuid(agency))
 		api_query_problem(r, "agency_id", "must be a UUID");
@@ -842,8 +845,11 @@ static void retried(struct api_req *r, PGresult *res)
 		return;
 	}
 	if (PQgetisnull(res, 0, 1)) {
-		char *msg = xasprintf("only FAILED jobs can be retried; this one is %s",
-				      PQgetvalue(res, 0, 0));
+		const char *st = PQgetvalue(res, 0, 0);
+		char *msg = !strcmp(st, "CANCELLED")
+				    ? xstrdup("a CANCELLED job is final and cannot be retried;"
+					      " submit it again as a new job")
+				    : xasprintf("only FAILED jobs can be retried; this one is %s", st);
 		api_reply_error(r, 409, "invalid_state", msg, NULL);
 		free(msg);
 		return;

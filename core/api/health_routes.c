@@ -212,6 +212,7 @@ static void m_jobs(const struct metric *m, struct app *app, struct buf *b)
 	sample(b, m, "claimed", st.claimed);
 	sample(b, m, "completed", st.completed);
 	sample(b, m, "failed", st.failed);
+	sample(b, m, "cancelled", st.cancelled);
 	sample(b, m, "retrying", st.retried);
 	sample(b, m, "released", st.released);
 	sample(b, m, "lease_lost", st.lost);
@@ -299,7 +300,7 @@ static const struct metric metrics[] = {
 	 m_token_refreshes},
 	{"token_refresh_refused_total", "counter", NULL,
 	 "Refreshes GHL refused (agency needs reconnection).", m_token_refused},
-	{"jobs_total", "counter", "outcome=claimed completed failed retrying released lease_lost",
+	{"jobs_total", "counter", "outcome=claimed completed failed cancelled retrying released lease_lost",
 	 "Jobs this process claimed and ended, by outcome (roles worker and both).", m_jobs},
 	{"jobs_in_flight", "gauge", NULL, "Jobs running in this process (roles worker and both).",
 	 m_jobs_in_flight},

@@ -7,10 +7,10 @@ struct config;
 /* clang-format off */
 #define CMD_ARCHIVE_HELP                                                                     \
 	"Usage: ghl-agent [--config PATH] archive [--older-than DURATION] [--dry-run]\n\n"  \
-	"Moves COMPLETED and FAILED jobs that finished longer ago than DURATION\n"           \
-	"(default: archive_after, 90d) into provisioning_jobs_archive, and their step\n"     \
-	"logs into provisioning_logs_archive, 1,000 jobs per transaction. The daemon\n"      \
-	"does the same every archive_interval. --dry-run only counts.\n"                     \
+	"Moves COMPLETED, FAILED and CANCELLED jobs that finished longer ago than\n"        \
+	"DURATION (default: archive_after, 90d) into provisioning_jobs_archive, and\n"      \
+	"their step logs into provisioning_logs_archive, 1,000 jobs per transaction.\n"     \
+	"The daemon does the same every archive_interval. --dry-run only counts.\n"          \
 	"Exit status: 0 ok, 1 database error, 2 bad arguments.\n"
 /* clang-format on */
 

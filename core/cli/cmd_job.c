@@ -138,7 +138,9 @@ static int job_show(struct config *cfg, const char *id)
 	}
 	const char *params[1] = {id};
 	PGresult *r = db_query(conn,
-			       "SELECT id, agency_id, status, COALESCE(snapshot_id::text, '-'),"
+			       "SELECT id, agency_id, status || CASE WHEN cancel_requested AND status"
+			       " = 'IN_PROGRESS' THEN ' (cancel requested: stops after its current"
+			       " step)' ELSE '' END, COALESCE(snapshot_id::text, '-'),"
 			       " COALESCE(location_id, '-'), COALESCE(retry_count, 0), attempt,"
 			       " COALESCE(error_message, '-'), created_at, updated_at,"
 			       " COALESCE(started_at::text, '-'), COALESCE(finished_at::text, '-'),"
@@ -192,7 +194,7 @@ static int job_cancel(struct config *cfg, const char *id)
 	} else if (!strcmp(PQgetvalue(r, 0, 1), "cancelled")) {
 		printf("cancelled\n");
 	} else if (!strcmp(PQgetvalue(r, 0, 1), "requested")) {
-		printf("cancel requested: the job stops at its next step boundary\n");
+		printf("cancel requested: the job stops after its current step\n");
 	} else { /* the API's 409 invalid_state, in its words */
 		fprintf(stderr, "ghl-agent job cancel: the job is already %s\n", PQgetvalue(r, 0, 0));
 		rc = 1;

@@ -15,8 +15,8 @@ struct config;
 	"        With --idempotency-key, a repeat with the same data prints the same\n"      \
 	"        job id; a repeat with other data is refused (exit 1).\n"                    \
 	"show    prints the job and its step journal.\n"                                     \
-	"cancel  a pending or retrying job fails at once (\"cancelled by request\"); a\n"    \
-	"        running one stops at its next step boundary.\n"                             \
+	"cancel  a pending or retrying job is CANCELLED at once; a running one\n"           \
+	"        finishes its current step, then becomes CANCELLED.\n"                       \
 	"Exit status: 0 ok; 1 refused, in the API's words (\"job not found\", \"the job is\n" \
 	"already COMPLETED\", invalid client data), or a database error; 2 bad\n"          \
 	"arguments (an ID that is not a UUID, a missing option).\n"

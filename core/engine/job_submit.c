@@ -30,7 +30,7 @@ const char jobs_insert_sql[] =
 
 const char jobs_cancel_sql[] =
 	"WITH now_cancelled AS ("
-	" UPDATE provisioning_jobs SET status = 'FAILED', error_message = 'cancelled by request',"
+	" UPDATE provisioning_jobs SET status = 'CANCELLED', error_message = 'cancelled by request',"
 	"  finished_at = now(), updated_at = now(), cancel_requested = true"
 	" WHERE id = $1::uuid AND status IN ('PENDING', 'RETRYING')"
 	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid) RETURNING id, status),"
@@ -43,7 +43,7 @@ const char jobs_cancel_sql[] =
 	" SELECT status::text, 'cancelled' FROM now_cancelled"
 	" UNION ALL SELECT status::text, 'requested' FROM requested"
 	" UNION ALL SELECT status::text, 'finished' FROM provisioning_jobs"
-	"  WHERE id = $1::uuid AND status IN ('COMPLETED', 'FAILED')"
+	"  WHERE id = $1::uuid AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')"
 	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled) AND NOT EXISTS (SELECT 1 FROM requested)";
 
 /* Canonical JSON: keys sorted, so {"a":1,"b":2} and {"b":2,"a":1} hash alike. */

@@ -24,9 +24,9 @@ extern const char jobs_insert_sql[];
  * and the snapshot id (out: 65 bytes). */
 void jobs_request_hash(const struct json *client, const char *snapshot_id, char out[65]);
 
-/* Cancel: a PENDING/RETRYING job becomes FAILED ("cancelled by request") at
- * once; an IN_PROGRESS one gets cancel_requested and a NOTIFY ghl_cancel, and
- * stops at its next step boundary. $1 job id. Returns (status after, how)
+/* Cancel: a PENDING/RETRYING job becomes CANCELLED ("cancelled by request")
+ * at once; an IN_PROGRESS one gets cancel_requested and a NOTIFY ghl_cancel,
+ * finishes its current step and then becomes CANCELLED (a final state). $1 job id. Returns (status after, how)
  * with how = 'cancelled' | 'requested' | 'finished' (already over), or no
  * row when the job does not exist. */
 extern const char jobs_cancel_sql[];

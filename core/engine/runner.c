@@ -179,7 +179,10 @@ static void step_failed(struct job *job, ghl_step_ctx *ctx)
 		return;
 	}
 	int in_a_row = step_retries(job, index);
-	if (retryable && in_a_row < job->max_retries) {
+	if (retryable && job->cancel) {
+		/* no next attempt for a job a person cancelled (the claim would skip it) */
+		job_end(env, job, "CANCELLED", "cancelled by request", 0, -1);
+	} else if (retryable && in_a_row < job->max_retries) {
 		long long delay = backoff_ms(in_a_row + 1, env->retry_base_ms,
 						       env->retry_max_ms, retry_after,
 						       (uint64_t)random() << 31 ^ (uint64_t)random());
@@ -224,7 +227,8 @@ static void job_end(const struct runner_env *env, struct job *job, const char *s
 			.retry_count = retry ? job->retry_count + 1 : -1,
 			.run_at_delay_ms = retry ? delay_ms : -1,
 			.release = 1,
-			.finished = !strcmp(status, "COMPLETED") || !strcmp(status, "FAILED"),
+			.finished = !strcmp(status, "COMPLETED") || !strcmp(status, "FAILED") ||
+				    !strcmp(status, "CANCELLED"),
 		};
 		journal_job(env->journal, job->id, &w, NULL, NULL);
 		free(ctx_text);
@@ -254,7 +258,7 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 		return;
 	}
 	if (job->cancel) {
-		job_end(env, job, "FAILED", "cancelled by request", 0, -1);
+		job_end(env, job, "CANCELLED", "cancelled by request", 0, -1);
 		return;
 	}
 	if (job->stopping) {

@@ -69,6 +69,8 @@ static void job_ended(void *arg, struct job *job, const char *outcome)
 		s->st.completed++;
 	else if (!strcmp(outcome, "FAILED"))
 		s->st.failed++;
+	else if (!strcmp(outcome, "CANCELLED"))
+		s->st.cancelled++;
 	else if (!strcmp(outcome, "RETRYING"))
 		s->st.retried++;
 	else if (!strcmp(outcome, "LOST"))

@@ -15,7 +15,7 @@
 const char archive_batch_sql[] =
 	"WITH due AS ("
 	" SELECT id FROM provisioning_jobs"
-	" WHERE status IN ('COMPLETED', 'FAILED')"
+	" WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')"
 	"  AND finished_at < LOCALTIMESTAMP - $1::bigint * interval '1 millisecond'"
 	" ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
 	" logs AS (INSERT INTO provisioning_logs_archive"
@@ -30,7 +30,7 @@ const char archive_batch_sql[] =
 const char archive_count_sql[] =
 	"SELECT count(*), COALESCE(sum((SELECT count(*) FROM provisioning_logs l"
 	"  WHERE l.job_id = j.id)), 0)"
-	" FROM provisioning_jobs j WHERE status IN ('COMPLETED', 'FAILED')"
+	" FROM provisioning_jobs j WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')"
 	" AND finished_at < LOCALTIMESTAMP - $1::bigint * interval '1 millisecond'";
 
 static long long col(PGresult *r, int c)

@@ -282,7 +282,7 @@ static const char flush_sql[] =
 	"      AS x(id, status, set_error, error_message, location_id, context, retry_count,"
 	"           delay_ms, release, finished, attempt, started_at)"
 	" WHERE j.id = x.id AND (x.id IN (SELECT job_id FROM own)"
-	"  OR x.id IN (SELECT job_id FROM d)) AND j.status NOT IN ('COMPLETED', 'FAILED')"
+	"  OR x.id IN (SELECT job_id FROM d)) AND j.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"
 	" RETURNING j.id)"
 	" SELECT id FROM u";
 

@@ -961,22 +961,44 @@ START_TEST(retry_and_cancel)
 	resp_free(&r);
 	free(url);
 
-	/* cancel: PENDING at once, IN_PROGRESS by request, finished ones 409 */
+	/* cancel: PENDING at once (CANCELLED), IN_PROGRESS by request, finished ones 409 */
 	url = xasprintf("/api/v1/jobs/%s/cancel", job);
 	r = as(key_a, "POST", url, NULL);
-	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\":\"FAILED\"") &&
-			      strstr(r.body, "cancelled by request"),
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\":\"CANCELLED\"") &&
+			      strstr(r.body, "cancelled by request") &&
+			      strstr(r.body, "\"current_step\":null"),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
 	r = as(key_a, "POST", url, NULL);
 	assert_error(&r, 409, "invalid_state");
+	assert_has(r.body, "already CANCELLED");
 	resp_free(&r);
 	free(url);
+	/* CANCELLED is final: no retry, in words that say why */
+	url = xasprintf("/api/v1/jobs/%s/retry", job);
+	r = as(support, "POST", url, NULL);
+	assert_error(&r, 409, "invalid_state");
+	assert_has(r.body, "a CANCELLED job is final and cannot be retried");
+	resp_free(&r);
+	free(url);
+	/* and filterable */
+	r = as(key_a, "GET", "/api/v1/jobs?status=CANCELLED", NULL);
+	ck_assert_msg(r.status == 200 && strstr(r.body, job) &&
+			      !strstr(r.body, "\"status\":\"PENDING\""),
+		      "%ld %s", r.status, r.body);
+	resp_free(&r);
 	char *running = make_job(agency_a, "IN_PROGRESS");
+	sql = xasprintf("INSERT INTO provisioning_logs (job_id, step, status, \"timestamp\")"
+			" VALUES ('%s', 'CREATE_LOCATION', 'STARTED', now() - interval '1 minute'),"
+			" ('%s', 'WAIT_FOR_SNAPSHOT', 'STARTED', now())", running, running);
+	exec_sql(sql);
+	free(sql);
 	url = xasprintf("/api/v1/jobs/%s/cancel", running);
 	r = as(aa, "POST", url, NULL);
+	/* it finishes the step it is in (the runner's part: test_jobs.c) */
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"status\":\"IN_PROGRESS\"") &&
-			      strstr(r.body, "\"cancel_requested\":true"),
+			      strstr(r.body, "\"cancel_requested\":true") &&
+			      strstr(r.body, "\"current_step\":\"WAIT_FOR_SNAPSHOT\""),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
 	free(url);

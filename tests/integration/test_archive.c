@@ -118,19 +118,26 @@ START_TEST(daemon_archives_periodically)
 	hmigrate(dsn);
 	PGconn *db = tl_connect(dsn);
 	seed(db);
+	/* CANCELLED is final too: an old one is archived, a recent one is reported */
+	PQclear(tl_sql(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
+			   "finished_at) SELECT '33333333-3333-4333-8333-333333333333', '{}', "
+			   "'CANCELLED', now() - d * interval '1 day' FROM unnest(ARRAY[100, 1]) d"));
 	struct hagent a;
 	const char *extra[] = {"GHL_AGENT_ARCHIVE_INTERVAL=200ms", "GHL_AGENT_ARCHIVE_AFTER=30d",
 			       "GHL_AGENT_LOG_LEVEL=info", NULL};
 	hagent_start(&a, dsn, NULL, extra);
 	long long n = 0;
-	for (int i = 0; i < 100 && n < 3; i++) {
+	for (int i = 0; i < 100 && n < 4; i++) {
 		n = tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs_archive");
 		usleep(100000);
 	}
-	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(n, 4);
 	ck_assert_msg(tl_wait_file_contains(a.log, "archived finished jobs", 5000), "no log line");
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), 2);
-	/* then the report view is refreshed: the two live jobs, one completed */
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), 3);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs_archive"
+				       " WHERE status = 'CANCELLED'"), 1);
+	/* then the report view is refreshed: the three live jobs, one completed, one
+	 * cancelled (not a failure: the rate stays 1) */
 	char *url = hagent_url(&a, "/api/v1/reports/success-rates?days=3");
 	char *authz = hagent_admin_header(&a);
 	const char *h[] = {authz, NULL};
@@ -141,12 +148,14 @@ START_TEST(daemon_archives_periodically)
 		ck_assert_int_eq(tl_http("GET", url, h, NULL, &body), 200);
 		struct json *j = json_parse(body, strlen(body), 16, NULL);
 		struct json *it = json_at(json_get(j, "items"), 0);
-		int64_t total = -1, done = -1, failed = -1;
+		int64_t total = -1, done = -1, failed = -1, cancelled = -1;
 		json_get_int(it, "total", &total);
 		json_get_int(it, "completed", &done);
 		json_get_int(it, "failed", &failed);
+		json_get_int(it, "cancelled", &cancelled);
 		struct json *rate = json_get(it, "success_rate");
-		ok = total == 2 && done == 1 && failed == 0 && rate && rate->type == JSON_NUMBER &&
+		ok = total == 3 && done == 1 && failed == 0 && cancelled == 1 && rate &&
+		     rate->type == JSON_NUMBER &&
 		     rate->u.num.d == 1.0 && str_eq(json_get_str(it, "agency_name"), "A") &&
 		     json_get_str(j, "refreshed_at");
 		json_free(j);

@@ -83,9 +83,16 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	char *pending = job_in(c, "PENDING");
 	expect(0, "cancelled", NULL, (const char *[]){"job", "cancel", pending, NULL});
 	char *st = tl_sqlf(c, "SELECT status FROM provisioning_jobs WHERE id = '%s'", pending);
-	ck_assert_str_eq(st, "FAILED");
-	expect(1, "the job is already FAILED", NULL, (const char *[]){"job", "cancel", pending, NULL});
+	ck_assert_str_eq(st, "CANCELLED");
+	expect(1, "the job is already CANCELLED", NULL,
+	       (const char *[]){"job", "cancel", pending, NULL});
 	expect(0, "status    COMPLETED", NULL, (const char *[]){"job", "show", done, NULL});
+	expect(0, "status    CANCELLED", NULL, (const char *[]){"job", "show", pending, NULL});
+	/* a running job being cancelled: show says it stops after its current step */
+	char *running = job_in(c, "IN_PROGRESS");
+	tl_execf(c, "UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s'", running);
+	expect(0, "status    IN_PROGRESS (cancel requested: stops after its current step)", NULL,
+	       (const char *[]){"job", "show", running, NULL});
 	char *client = tl_write_temp("cli-client", "{\"name\":\"A\",\"email\":\"a@x.example\"}");
 	expect(1, "agency not found", NULL,
 	       (const char *[]){"job", "submit", "--agency", ABSENT, "--client-json", client, NULL});
@@ -103,6 +110,7 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	free(st);
 	free(done);
 	free(pending);
+	free(running);
 	PQfinish(c);
 }
 END_TEST

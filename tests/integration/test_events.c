@@ -330,6 +330,9 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 					 " 'job.failed' AND job_id = '%s'", jobs[4]), 1);
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
 					 " 'job.cancelled' AND job_id = '%s'", jobs[5]), 1);
+	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
+					 " 'job.cancelled' AND payload::jsonb #>> '{data,job,status}'"
+					 " = 'CANCELLED'"), 1);
 
 	/* the receiver fails: attempts are recorded with its status */
 	wait_for(&w, "SELECT count(*) >= 3 FROM event_deliveries WHERE last_status_code = 500",

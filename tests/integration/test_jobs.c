@@ -474,10 +474,10 @@ START_TEST(cancel_pending_and_running)
 	free(out);
 	char *st = q1(&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = '%s'",
 		      later);
-	ck_assert_str_eq(st, "FAILED/cancelled by request");
+	ck_assert_str_eq(st, "CANCELLED/cancelled by request");
 	free(st);
 
-	/* a running job stops at the next step boundary */
+	/* a running job finishes its current step, then becomes CANCELLED */
 	char *running = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
 			       "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
 			   w.agency);
@@ -487,9 +487,10 @@ START_TEST(cancel_pending_and_running)
 	free(sql);
 	argv[3] = running;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
-	ck_assert_msg(strstr(out, "next step boundary"), "%s", out);
+	ck_assert_msg(strstr(out, "stops after its current step"), "%s", out);
 	free(out);
-	sql = xasprintf("SELECT status = 'FAILED' FROM provisioning_jobs WHERE id = '%s'", running);
+	sql = xasprintf("SELECT status = 'CANCELLED' FROM provisioning_jobs WHERE id = '%s'",
+		       running);
 	wait_for(&w, sql, 15000);
 	free(sql);
 	char *e = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", running);
@@ -502,8 +503,32 @@ START_TEST(cancel_pending_and_running)
 				 "step = 'NOOP'", running), 0);
 	/* cancelling a finished job is refused, in the API's words */
 	ck_assert_int_eq(tl_run(argv, env, &out), 1);
-	ck_assert_msg(strstr(out, "the job is already FAILED"), "%s", out);
+	ck_assert_msg(strstr(out, "the job is already CANCELLED"), "%s", out);
 	free(out);
+
+	/* its current step failing (retryably) ends it CANCELLED too, not RETRYING */
+	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
+	char *failing = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			       "('%s', '{\"name\":\"F\",\"email\":\"f@x.example\"}') RETURNING id",
+			   w.agency);
+	sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
+			failing);
+	wait_for(&w, sql, 10000);
+	free(sql);
+	argv[3] = failing;
+	ck_assert_int_eq(tl_run(argv, env, &out), 0);
+	free(out);
+	sql = xasprintf("SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
+			" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
+			failing, failing);
+	wait_for(&w, sql, 15000);
+	free(sql);
+	st = q1(&w, "SELECT status FROM provisioning_jobs WHERE id = '%s'", failing);
+	ck_assert_str_eq(st, "CANCELLED");
+	free(st);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+				 "step = 'CREATE_LOCATION' AND status = 'FAILED'", failing), 1);
+	free(failing);
 	free(later);
 	free(running);
 	free(env_dsn);

@@ -751,6 +751,32 @@ START_TEST(browser_end_to_end)
 		      "timeline: %s", timeline);
 	free(timeline);
 
+	/* CANCELLED: its badge and filter, no Retry; a running job being cancelled
+	 * names the step it finishes first */
+	PGconn *db = tl_connect(dsn);
+	tl_execf(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+		     " error_message, finished_at) SELECT agency_id, '{\"name\":\"Cancelled Co\","
+		     "\"email\":\"c@x.example\"}', 'CANCELLED', 'cancelled by request', now()"
+		     " FROM provisioning_jobs LIMIT 1");
+	tl_execf(db, "WITH j AS (INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+		     " cancel_requested, started_at) SELECT agency_id, '{\"name\":\"Waiting Co\","
+		     "\"email\":\"w@x.example\"}', 'IN_PROGRESS', true, now()"
+		     " FROM provisioning_jobs LIMIT 1 RETURNING id)"
+		     " INSERT INTO provisioning_logs (job_id, step, status) SELECT id,"
+		     " 'WAIT_FOR_SNAPSHOT', 'STARTED' FROM j");
+	PQfinish(db);
+	url = xasprintf("%s/#/jobs?status=CANCELLED", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_wait_text(&browser, "#job-list", "Cancelled Co", 10000);
+	wd_wait_text(&browser, "#job-list .badge-cancelled", "CANCELLED", 10000);
+	char *retry = wd_find(&browser, "#job-list [data-action='retry']");
+	ck_assert_msg(!retry, "a CANCELLED job offers Retry");
+	url = xasprintf("%s/#/jobs?status=IN_PROGRESS", ag.base);
+	wd_go(&browser, url);
+	free(url);
+	wd_wait_text(&browser, "#job-list", "cancelling: stops after WAIT_FOR_SNAPSHOT", 10000);
+
 	/* the job's event in the subscription's delivery log, and a redelivery */
 	url = xasprintf("%s/#/webhooks", ag.base);
 	wd_go(&browser, url);

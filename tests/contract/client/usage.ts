@@ -117,17 +117,19 @@ export class ApiError extends Error {
 // ---- what integrators read: every promised field, with its type ----------------
 
 export function describeJob(j: S["Job"]): string {
-  const status: "PENDING" | "IN_PROGRESS" | "COMPLETED" | "FAILED" | "RETRYING" = j.status;
+  const status: "PENDING" | "IN_PROGRESS" | "COMPLETED" | "FAILED" | "RETRYING" | "CANCELLED" =
+    j.status;
   const retries: number = j.retry_count + j.attempt;
   const when: string = j.finished_at ?? j.started_at ?? j.run_at;
   const location: string | null = j.location_id;
   const snapshot: string | null = j.snapshot_id;
   const key: string | null = j.idempotency_key;
   const cancelling: boolean = j.cancel_requested;
+  const step: string | null = j.current_step;
   const outputs: Record<string, unknown> = j.outputs;
   const client: Record<string, unknown> = j.client_data;
   return [j.id, j.agency_id, status, retries, when, location, snapshot, key, cancelling,
-    Object.keys(outputs).length, Object.keys(client).length, j.error_message ?? "",
+    step ?? "", Object.keys(outputs).length, Object.keys(client).length, j.error_message ?? "",
     j.created_at, j.updated_at].join(" ");
 }
 
@@ -191,7 +193,7 @@ export async function example(c: Client, agency: string): Promise<string[]> {
   const refreshed: string | null = rates.refreshed_at;
   for (const r of rates.items) {
     const rate: number | null = r.success_rate;
-    out.push(`${r.agency_id ?? r.niche} ${r.total} ${r.completed} ${r.failed} ${rate}`);
+    out.push(`${r.agency_id ?? r.niche} ${r.total} ${r.completed} ${r.failed} ${r.cancelled} ${rate}`);
   }
   out.push(refreshed ?? "");
   return out;
