@@ -64,7 +64,7 @@ struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 	buf_printf(&d, ",\"line\":%ld,\"column\":%ld}]", line, col);
 	api_reply_error(r, over ? 413 : 400, over ? "json_limit_exceeded" : "malformed_json", msg,
 			buf_cstr(&d));
-	buf_free(&d);
+	buf_clear(&d);
 	free(msg);
 	return NULL;
 }

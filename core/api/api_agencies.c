@@ -226,7 +226,7 @@ static void keys_listed(struct api_req *r, PGresult *res)
 	}
 	buf_puts(&b, "]}");
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void keys_list(struct api_req *r)
@@ -276,7 +276,7 @@ static void key_created(struct api_req *r, PGresult *res)
 	api_add_header(r, "Cache-Control", "no-store");
 	api_reply_json(r, 201, buf_cstr(&b));
 	crypto_wipe(b.data, b.len);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void keys_create(struct api_req *r)

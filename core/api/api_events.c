@@ -217,7 +217,7 @@ static void sub_created(struct api_req *r, PGresult *res)
 	api_add_header(r, "Cache-Control", "no-store");
 	api_reply_json(r, 201, buf_cstr(&b));
 	crypto_wipe(b.data, b.len);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void subs_create(struct api_req *r)
@@ -247,7 +247,7 @@ static void subs_create(struct api_req *r)
 	buf_putc(&arr, '}');
 	char *token = crypto_random_token(32);
 	if (!token) {
-		buf_free(&arr);
+		buf_clear(&arr);
 		api_reply_internal(r, "the random number generator failed");
 		return;
 	}
@@ -260,7 +260,7 @@ static void subs_create(struct api_req *r)
 						  EVENTS_SECRET_COLUMN, &e)
 				  : NULL;
 	if (!enc) {
-		buf_free(&arr);
+		buf_clear(&arr);
 		api_reply_internal(r, r->app->vault ? e.msg : "no vault");
 		return;
 	}
@@ -280,7 +280,7 @@ static void subs_create(struct api_req *r)
 		  " SELECT (SELECT s.id FROM s), (SELECT " SUB_JSON " FROM s) FROM a",
 		  7, params, sub_created);
 	free(enc);
-	buf_free(&arr);
+	buf_clear(&arr);
 }
 
 /* ---- the delivery log -------------------------------------------------------- */

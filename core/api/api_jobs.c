@@ -314,7 +314,7 @@ static void batch_free(void *arg)
 {
 	struct batch *b = arg;
 	json_free(b->needs);
-	buf_free(&b->payload);
+	buf_clear(&b->payload);
 	api_problems_free(&b->p);
 	free(b);
 }
@@ -546,7 +546,7 @@ static void batch_done(struct api_req *r, PGresult *res)
 	log_info("batch submitted", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
 		 "count", PQgetvalue(res, 0, 1), NULL);
 	api_reply_json(r, 201, buf_cstr(&out));
-	buf_free(&out);
+	buf_clear(&out);
 }
 
 static int content_type_is(const char *ct, const char *want)
@@ -743,7 +743,7 @@ static void jobs_list(struct api_req *r)
 			 " JOIN provisioning_jobs j ON j.id = p.id"
 			 " ORDER BY p.created_at DESC, p.id DESC", n);
 	api_query(r, buf_cstr(&sql), n, params, list_done);
-	buf_free(&sql);
+	buf_clear(&sql);
 	free(scope);
 	api_page_free(&pg);
 }

@@ -34,7 +34,7 @@ void api_qproblems_free(struct api_qproblems *q)
 	if (!q)
 		return;
 	api_problems_free(&q->p);
-	buf_free(&q->names);
+	buf_clear(&q->names);
 	free(q->first);
 	free(q);
 }
@@ -58,7 +58,7 @@ void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...
 	if (q->p.n == 1)
 		q->first = xasprintf("query parameter %s %s", name, buf_cstr(&m));
 	q->cursor_only = q->p.n == 1 && !strcmp(name, "cursor");
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 int api_query_ok(struct api_req *r)

@@ -43,7 +43,7 @@ void api_reply_json(struct api_req *r, int status, const char *json)
 	buf_init(&b);
 	json_text_compact(&b, json);
 	http_reply_json(r->c, status, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	api_req_free(r);
 }
 
@@ -130,7 +130,7 @@ void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_c
 	}
 	buf_putc(&b, '}');
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* No connection came within db_wait_timeout (or the wait queue was full). */

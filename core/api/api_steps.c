@@ -108,7 +108,7 @@ static void steps_list(struct api_req *r)
 	jw_array_end(&w);
 	jw_object_end(&w);
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* ---- POST /agencies/{id}/pipeline/dry-run ---------------------------------- */
@@ -142,7 +142,7 @@ static void dry_free(void *arg)
 	json_free(d->outputs);
 	json_free(d->snapshot);
 	free(d->company);
-	buf_free(&d->steps);
+	buf_clear(&d->steps);
 	free(d);
 }
 
@@ -165,7 +165,7 @@ static void dry_finish(struct dry *d)
 	buf_putc(&b, '}');
 	struct api_req *r = d->r;
 	api_reply_json(r, 200, buf_cstr(&b)); /* frees d */
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void dry_step_done(void *arg, const char *status, const char *outputs_json,

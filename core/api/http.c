@@ -166,7 +166,7 @@ void http_reply_error(struct http_ctx *c, int status, const char *code, const ch
 	jw_object_end(&w);
 	jw_object_end(&w);
 	http_reply_json(c, status, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* Replies go out in more than one write (headers, body chunks): with Nagle's

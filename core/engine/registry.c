@@ -82,7 +82,7 @@ void step_registry_refuse(struct step_registry *r, const char *source, const cha
 	r->refusals[r->nrefusals].reason = xstrdup(buf_cstr(&b));
 	r->nrefusals++;
 	log_warn("step refused", "source", source, "reason", buf_cstr(&b), NULL);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 struct step_impl *step_registry_find(const struct step_registry *r, const char *name)

@@ -223,7 +223,7 @@ static void h_log(ghl_step_ctx *ctx, int level, const char *fmt, ...)
 	}
 	log_msg(level <= GHL_LOG_INFO ? LOG_DEBUG : (enum log_level)level, buf_cstr(&b), "job_id",
 		ctx->job->id, "step", ctx->impl->name, NULL);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static const char *h_get(ghl_step_ctx *ctx, const char *source, const char *path)

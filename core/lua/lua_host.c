@@ -344,7 +344,7 @@ out_free_script:
 	free(d.description);
 	for (size_t i = 0; d.fields[i]; i++)
 		free(d.fields[i]);
-	buf_free(&d.schema);
+	buf_clear(&d.schema);
 	return impl;
 }
 

@@ -132,7 +132,7 @@ static int returned_outputs(struct lua_run *r, int idx)
 				rc = err_set(&e, "refused");
 			else if (rc == 0)
 				r->held += (long long)b.len;
-			buf_free(&b);
+			buf_clear(&b);
 			if (rc) {
 				lua_pop(th, 2);
 				return r->host->fail(r->ctx, 0, "%s: output \"%s\" returned by run(): %s",

@@ -311,13 +311,13 @@ static int sb_json_encode(lua_State *L)
 	struct err e;
 	buf_init(&b);
 	if (lua_sandbox_to_json(L, 1, &b, &e)) {
-		buf_free(&b);
+		buf_clear(&b);
 		return luaL_error(L, "json.encode: %s", e.msg);
 	}
 	lua_pushcfunction(L, push_buf_protected);
 	lua_pushlightuserdata(L, &b);
 	int rc = lua_pcall(L, 1, 1, 0);
-	buf_free(&b);
+	buf_clear(&b);
 	if (rc != LUA_OK)
 		return lua_error(L);
 	return 1;

@@ -720,7 +720,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	free(c.segbuf);
 	evhttp_clear_headers(&c.query);
 	json_free(c.body);
-	buf_free(&c.out);
+	buf_clear(&c.out);
 }
 
 int sim_http_start(struct sim *s, struct err *e)

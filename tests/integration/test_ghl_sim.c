@@ -89,8 +89,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *arg)
 
 static void resp_free(struct resp *r)
 {
-	buf_free(&r->body);
-	buf_free(&r->headers);
+	buf_clear(&r->body);
+	buf_clear(&r->headers);
 	json_free(r->json);
 	memset(r, 0, sizeof *r);
 }
@@ -1231,7 +1231,7 @@ START_TEST(test_webhook_signature)
 	free(req);
 	free(l.body);
 	free(l.signature);
-	buf_free(&l.request);
+	buf_clear(&l.request);
 	EVP_PKEY_free(pub);
 	sim_stop(&s);
 }

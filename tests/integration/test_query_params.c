@@ -55,7 +55,7 @@ static void bad(const char *path, const char *code, const char *fields)
 	ck_assert_msg(st == 400 && !strcmp(json_get_str(e, "code"), code) &&
 			      !strcmp(buf_cstr(&names), fields),
 		      "GET %s: want 400 %s naming %s, got %ld %s", path, code, fields, st, body);
-	buf_free(&names);
+	buf_clear(&names);
 	json_free(j);
 	free(body);
 }

@@ -191,7 +191,7 @@ static void receiver_serve(int lfd, const char *path)
 		ssize_t wr = write(c, ok, strlen(ok));
 		(void)wr;
 		close(c);
-		buf_free(&b);
+		buf_clear(&b);
 	}
 }
 

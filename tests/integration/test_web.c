@@ -516,7 +516,7 @@ static void wd_type(struct wd *w, const char *css, const char *text)
 	jw_string(&jw, text);
 	jw_object_end(&jw);
 	wd_call(w, "POST", path, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	free(path);
 	free(id);
 }
@@ -532,7 +532,7 @@ static void wd_go(struct wd *w, const char *url)
 	jw_string(&jw, url);
 	jw_object_end(&jw);
 	wd_call(w, "POST", "/url", buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static int executable(const char *path)
@@ -608,7 +608,7 @@ static void wd_start(struct wd *w)
 	jw_object_end(&jw);
 	jw_object_end(&jw);
 	struct json *v = wd_cmd(w, "POST", "/session", buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	const char *sid = json_get_str(v, "sessionId");
 	ck_assert_msg(sid, "no sessionId: %s", tl_read_file(w->log));
 	snprintf(w->session, sizeof(w->session), "%s", sid);

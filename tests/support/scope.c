@@ -173,7 +173,7 @@ int tl_scope_check(struct buf *fails, const char *base, PGconn *db, const struct
 			   want_status, err.len ? buf_cstr(&err) : "a page of items");
 		problems++;
 	}
-	buf_free(&err);
+	buf_clear(&err);
 	if (!got || want_status != 200)
 		goto out;
 	char **visible = tl_sql_ids(db, visible_sql, who->agencies);
