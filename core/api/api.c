@@ -104,7 +104,7 @@ static int read_body(struct api_req *r)
 		api_reply_problems(r, &p);
 		return -1;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	return 0;
 }
 
@@ -135,10 +135,10 @@ static int check_query(struct api_req *r)
 				"the query string has parameters this endpoint does not accept",
 				details);
 		free(details);
-		api_problems_free(&p);
+		api_problems_clear(&p);
 		return -1;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	return 0;
 }
 

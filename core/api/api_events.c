@@ -230,7 +230,7 @@ static void subs_create(struct api_req *r)
 		api_reply_problems(r, &p);
 		return;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	/* the events as a text[] literal: names from the closed list, no quoting needed */
 	struct json *ev = json_get(r->body, "events");
 	struct buf arr;
@@ -343,7 +343,7 @@ static void deliveries_list(struct api_req *r)
 	q->after_ts = pg.after_ts;
 	q->after_id = pg.after_id;
 	pg.after_ts = pg.after_id = NULL;
-	api_page_free(&pg);
+	api_page_clear(&pg);
 	r->data = q;
 	r->data_free = log_query_free;
 	const char *params[] = {api_param(r, 0), api_param(r, 1)};

@@ -136,7 +136,7 @@ static void submit_free(void *arg)
 {
 	struct submit *s = arg;
 	free(s->key);
-	api_problems_free(&s->p);
+	api_problems_clear(&s->p);
 	json_free(s->cp);
 	free(s);
 }
@@ -315,7 +315,7 @@ static void batch_free(void *arg)
 	struct batch *b = arg;
 	json_free(b->needs);
 	buf_clear(&b->payload);
-	api_problems_free(&b->p);
+	api_problems_clear(&b->p);
 	free(b);
 }
 
@@ -745,7 +745,7 @@ static void jobs_list(struct api_req *r)
 	api_query(r, buf_cstr(&sql), n, params, list_done);
 	buf_clear(&sql);
 	free(scope);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- GET /jobs/{id} ------------------------------------------------------- */
@@ -818,7 +818,7 @@ static void jobs_logs(struct api_req *r)
 		  " ORDER BY l.timestamp DESC, l.id DESC",
 		  5, params, logs_done);
 	free(scope);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- POST /jobs/{id}/retry ------------------------------------------------ */

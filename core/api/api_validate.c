@@ -19,7 +19,7 @@ void api_problems_init(struct api_problems *p)
 	buf_init(&p->unknown);
 }
 
-void api_problems_free(struct api_problems *p)
+void api_problems_clear(struct api_problems *p)
 {
 	buf_clear(&p->details);
 	buf_clear(&p->unknown);

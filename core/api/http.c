@@ -300,11 +300,12 @@ void http_server_counts(const struct http_server *s, long long out[5])
 		out[i] = s->by_class[i];
 }
 
-void http_server_free(struct http_server *s)
+struct http_server *http_server_free(struct http_server *s)
 {
 	if (!s)
-		return;
+		return NULL;
 	http_conn_fini(s);
 	evhttp_free(s->http);
 	free(s);
+	return NULL;
 }

@@ -549,10 +549,10 @@ static void scheduler_release(struct scheduler *s)
 	free(s);
 }
 
-void scheduler_free(struct scheduler *s)
+struct scheduler *scheduler_free(struct scheduler *s)
 {
 	if (!s)
-		return;
+		return NULL;
 	while (s->head) {
 		s->head->lost = 1;
 		runner_abort(s->head, 0);
@@ -570,6 +570,7 @@ void scheduler_free(struct scheduler *s)
 	/* queries still queued in the pool call back later (when it is freed) */
 	if (s->outstanding == 0)
 		scheduler_release(s);
+	return NULL;
 }
 
 void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)

@@ -41,7 +41,7 @@ static char *check(const char *text, size_t *n, char **unknown)
 	char *d = api_problems_json(&p);
 	if (unknown)
 		*unknown = xstrdup(buf_cstr(&p.unknown));
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	json_free(v);
 	return d;
 }
