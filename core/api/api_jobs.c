@@ -524,7 +524,7 @@ static void batch_done(struct api_req *r, PGresult *res)
 	}
 	struct err e;
 	const char *bad_text = PQgetvalue(res, 0, 2);
-	struct json *bad = json_parse(bad_text, strlen(bad_text), 4, &e);
+	struct json *bad = json_parse(bad_text, strlen(bad_text), JSON_DEFAULT_MAX_DEPTH, &e);
 	if (json_len(bad)) {
 		struct api_problems p;
 		api_problems_init(&p);

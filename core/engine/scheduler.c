@@ -90,7 +90,7 @@ static struct json *parse_or_null(const PGresult *r, int row, int col)
 		return NULL;
 	const char *v = PQgetvalue(r, row, col);
 	struct err e;
-	return json_parse(v, strlen(v), 64, &e);
+	return json_parse(v, strlen(v), JSON_DEFAULT_MAX_DEPTH, &e);
 }
 
 /* The job row's side of a claim (IN_PROGRESS, owner, attempt, started_at),
@@ -381,7 +381,8 @@ static void on_listen_connect(void *arg)
 static struct json *default_settings(const struct app *app, const struct config *cfg,
 				     struct err *e)
 {
-	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline), 32, e);
+	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline),
+				     JSON_DEFAULT_MAX_DEPTH, e);
 	if (!d) {
 		err_prefix(e, "default_pipeline is not valid JSON");
 		return NULL;

@@ -339,7 +339,7 @@ static void run_benchmarks(void)
 	const char *h[] = {authz, "Content-Type: application/json", NULL};
 	char *out = NULL;
 	long st = tl_http("POST", path, h, "{\"name\":\"bench\"}", &out);
-	struct json *j = json_parse(out, strlen(out), 8, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	if (st != 201 || !json_get_str(j, "key")) {
 		ck_abort_msg("cannot create an API key: %ld %s", st, out);
 	}

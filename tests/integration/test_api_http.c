@@ -66,7 +66,7 @@ static struct resp as(const char *token, const char *method, const char *path, c
 static struct json *parse(const char *body)
 {
 	struct err e;
-	struct json *j = json_parse(body, strlen(body), 64, &e);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(j, "not JSON (%s): %s", e.msg, body);
 	return j;
 }

@@ -74,7 +74,7 @@ static struct resp csv_post(const char *token, const char *path, const char *csv
 static struct json *parse(const char *body)
 {
 	struct err e;
-	struct json *j = json_parse(body, strlen(body), 64, &e);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(j, "not JSON (%s): %.300s", e.msg, body);
 	return j;
 }

@@ -17,7 +17,7 @@ static long get(const char *path, struct json **j, char **body)
 	const char *h[] = {authz, NULL};
 	char *out = NULL;
 	long st = tl_http("GET", url, h, NULL, &out);
-	*j = json_parse(out, strlen(out), 32, NULL);
+	*j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(*j != NULL, "GET %s: not JSON: %s", path, out);
 	if (body)
 		*body = out;

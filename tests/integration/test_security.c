@@ -45,7 +45,7 @@ static char *new_key(struct hagent *a, const char *admin, const char *agency)
 	struct hresp r;
 	api(a, &r, admin, "POST", path, "{\"name\":\"machine\"}");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	char *key = xstrdup(json_get_str(j, "key"));
 	json_free(j);
 	hresp_free(&r);
@@ -446,7 +446,7 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 
 	/* what a read shows can be saved back: the stored secret stays */
 	api(&a, &r, aa, "GET", path, NULL);
-	struct json *j = json_parse(r.body, strlen(r.body), 64, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	hresp_free(&r);
 	struct buf b;
 	buf_init(&b);

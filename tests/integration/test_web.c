@@ -127,7 +127,7 @@ static void assert_refused(const char *base, const char *path, long status, cons
 	struct resp r = get(base, "GET", path, NULL);
 	ck_assert_msg(r.status == status, "GET %s: %ld, want %ld: %s", path, r.status, status,
 		      r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *e = j ? json_get(j, "error") : NULL;
 	ck_assert_msg(e && str_eq(json_get_str(e, "code"), code) && json_get_str(e, "message"),
 		      "GET %s: not an error with code %s: %s", path, code, r.body);
@@ -360,7 +360,7 @@ static struct json *wd_cmd(struct wd *w, const char *method, const char *path, c
 	char *out = NULL;
 	long st = tl_http(method, url, h, body, &out);
 	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %.1000s", method, url, st, out ? out : "");
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j, "WebDriver answer is not JSON: %s", out);
 	struct json *v = json_clone(json_get(j, "value"));
 	json_free(j);
@@ -399,7 +399,7 @@ static char *wd_find(struct wd *w, const char *css)
 	char *out = NULL;
 	long st = tl_http("POST", url, h, body, &out);
 	ck_assert_msg(st == 200, "find %s: %ld %.1000s", css, st, out);
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *first = json_at(json_get(j, "value"), 0);
 	char *id = first && json_get_str(first, WD_ELEMENT) ? xstrdup(json_get_str(first, WD_ELEMENT))
 							     : NULL;
@@ -422,7 +422,7 @@ static char *wd_text(struct wd *w, const char *css)
 	long st = tl_http("GET", url, NULL, NULL, &out);
 	char *text = NULL;
 	if (st == 200) { /* a stale element (re-rendered meanwhile) reads as "none" */
-		struct json *j = json_parse(out, strlen(out), 64, NULL);
+		struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 		const char *t = j ? json_get_str(j, "value") : NULL;
 		text = t ? xstrdup(t) : NULL;
 		json_free(j);

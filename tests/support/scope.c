@@ -92,7 +92,7 @@ static char *list_page(const char *url, const char *token, const char *field, ch
 		next = csv_ids(url, r.body, field, ids, n, status, err);
 		goto out;
 	}
-	j = json_parse(r.body, strlen(r.body), 64, NULL);
+	j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *items = json_get(j, "items");
 	if (!items || items->type != JSON_ARRAY) {
 		*status = 0;
