@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_int.h"
 #include "app.h"
 #include "passwords.h"
 #include "crypto.h"
@@ -23,7 +24,6 @@
 #include "json.h"
 #include "log.h"
 
-#define SESSION_COOKIE "ghl_session"
 #define CSRF_COOKIE "ghl_csrf"
 
 struct login {
