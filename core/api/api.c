@@ -64,7 +64,7 @@ struct json *api_parse_json(struct api_req *r, const char *text, size_t len)
 	buf_printf(&d, ",\"line\":%ld,\"column\":%ld}]", line, col);
 	api_reply_error(r, over ? 413 : 400, over ? "json_limit_exceeded" : "malformed_json", msg,
 			buf_cstr(&d));
-	buf_free(&d);
+	buf_clear(&d);
 	free(msg);
 	return NULL;
 }
@@ -104,7 +104,7 @@ static int read_body(struct api_req *r)
 		api_reply_problems(r, &p);
 		return -1;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	return 0;
 }
 
@@ -135,10 +135,10 @@ static int check_query(struct api_req *r)
 				"the query string has parameters this endpoint does not accept",
 				details);
 		free(details);
-		api_problems_free(&p);
+		api_problems_clear(&p);
 		return -1;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	return 0;
 }
 

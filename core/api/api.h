@@ -114,7 +114,7 @@ struct api_problems {
 };
 
 void api_problems_init(struct api_problems *p);
-void api_problems_free(struct api_problems *p);
+void api_problems_clear(struct api_problems *p);
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* The details array as JSON text (malloc'd); "[]" when none. */
@@ -235,7 +235,7 @@ int api_query_bool(struct api_req *r, const char *name, int *out);
 /* `limit` and `cursor` from the query, then api_query_ok: 0, or -1 after
  * replying 400 with every problem collected so far. */
 int api_page_parse(struct api_req *r, struct api_page *pg);
-void api_page_free(struct api_page *pg);
+void api_page_clear(struct api_page *pg);
 /* A LIKE pattern matching s literally anywhere ("%s%" with \ % _ escaped). */
 char *api_like_contains(const char *s);
 /* 1 when s is a canonical UUID (8-4-4-4-12 hex). */

@@ -123,7 +123,7 @@ static void agencies_list(struct api_req *r)
 		  5, params, list_done);
 	free(like);
 	free(scope);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- get / update / delete --------------------------------------------- */
@@ -155,7 +155,7 @@ static void update_with_stored(struct api_req *r, PGresult *res)
 			api_reply_problems(r, &p);
 			return;
 		}
-		api_problems_free(&p);
+		api_problems_clear(&p);
 	}
 	char *settings_text = settings && settings->type != JSON_NULL ? json_to_string(settings)
 								       : NULL;
@@ -226,7 +226,7 @@ static void keys_listed(struct api_req *r, PGresult *res)
 	}
 	buf_puts(&b, "]}");
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void keys_list(struct api_req *r)
@@ -276,7 +276,7 @@ static void key_created(struct api_req *r, PGresult *res)
 	api_add_header(r, "Cache-Control", "no-store");
 	api_reply_json(r, 201, buf_cstr(&b));
 	crypto_wipe(b.data, b.len);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void keys_create(struct api_req *r)

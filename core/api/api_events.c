@@ -217,7 +217,7 @@ static void sub_created(struct api_req *r, PGresult *res)
 	api_add_header(r, "Cache-Control", "no-store");
 	api_reply_json(r, 201, buf_cstr(&b));
 	crypto_wipe(b.data, b.len);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void subs_create(struct api_req *r)
@@ -230,7 +230,7 @@ static void subs_create(struct api_req *r)
 		api_reply_problems(r, &p);
 		return;
 	}
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	/* the events as a text[] literal: names from the closed list, no quoting needed */
 	struct json *ev = json_get(r->body, "events");
 	struct buf arr;
@@ -247,7 +247,7 @@ static void subs_create(struct api_req *r)
 	buf_putc(&arr, '}');
 	char *token = crypto_random_token(32);
 	if (!token) {
-		buf_free(&arr);
+		buf_clear(&arr);
 		api_reply_internal(r, "the random number generator failed");
 		return;
 	}
@@ -260,7 +260,7 @@ static void subs_create(struct api_req *r)
 						  EVENTS_SECRET_COLUMN, &e)
 				  : NULL;
 	if (!enc) {
-		buf_free(&arr);
+		buf_clear(&arr);
 		api_reply_internal(r, r->app->vault ? e.msg : "no vault");
 		return;
 	}
@@ -280,7 +280,7 @@ static void subs_create(struct api_req *r)
 		  " SELECT (SELECT s.id FROM s), (SELECT " SUB_JSON " FROM s) FROM a",
 		  7, params, sub_created);
 	free(enc);
-	buf_free(&arr);
+	buf_clear(&arr);
 }
 
 /* ---- the delivery log -------------------------------------------------------- */
@@ -343,7 +343,7 @@ static void deliveries_list(struct api_req *r)
 	q->after_ts = pg.after_ts;
 	q->after_id = pg.after_id;
 	pg.after_ts = pg.after_id = NULL;
-	api_page_free(&pg);
+	api_page_clear(&pg);
 	r->data = q;
 	r->data_free = log_query_free;
 	const char *params[] = {api_param(r, 0), api_param(r, 1)};

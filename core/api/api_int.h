@@ -26,19 +26,19 @@ int api_is_safe_method(const char *m);
 int api_key_cached(struct api_req *r, const char *hash);
 void api_key_remember(struct api_req *r, const char *hash);
 struct api_key_cache *api_key_cache_new(void);
-void api_key_cache_free(struct api_key_cache *c);
+struct api_key_cache *api_key_cache_free(struct api_key_cache *c);
 
 /* api_ratelimit.c: the buckets of a process (freed with api_rate_free, NULL
  * accepted). */
 struct api_rate *api_rate_new(void);
-void api_rate_free(struct api_rate *rt);
+struct api_rate *api_rate_free(struct api_rate *rt);
 
 /* api_params.c: the query-string problems of a request (NULL accepted). */
-void api_qproblems_free(struct api_qproblems *q);
+struct api_qproblems *api_qproblems_free(struct api_qproblems *q);
 
 /* api_reply.c: frees r; 503 with Retry-After when no database connection came
  * within db_wait_timeout (or the wait queue was full). */
-void api_req_free(struct api_req *r);
+struct api_req *api_req_free(struct api_req *r);
 void api_reply_db_unavailable(struct api_req *r, const char *message);
 
 #endif

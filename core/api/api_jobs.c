@@ -139,7 +139,7 @@ static void submit_free(void *arg)
 {
 	struct submit *s = arg;
 	free(s->key);
-	api_problems_free(&s->p);
+	api_problems_clear(&s->p);
 	json_free(s->cp);
 	free(s);
 }
@@ -317,8 +317,8 @@ static void batch_free(void *arg)
 {
 	struct batch *b = arg;
 	json_free(b->needs);
-	buf_free(&b->payload);
-	api_problems_free(&b->p);
+	buf_clear(&b->payload);
+	api_problems_clear(&b->p);
 	free(b);
 }
 
@@ -527,7 +527,7 @@ static void batch_done(struct api_req *r, PGresult *res)
 	}
 	struct err e;
 	const char *bad_text = PQgetvalue(res, 0, 2);
-	struct json *bad = json_parse(bad_text, strlen(bad_text), 4, &e);
+	struct json *bad = json_parse(bad_text, strlen(bad_text), JSON_DEFAULT_MAX_DEPTH, &e);
 	if (json_len(bad)) {
 		struct api_problems p;
 		api_problems_init(&p);
@@ -549,7 +549,7 @@ static void batch_done(struct api_req *r, PGresult *res)
 	log_info("batch submitted", "request_id", r->c->request_id, "agency_id", api_param(r, 0),
 		 "count", PQgetvalue(res, 0, 1), NULL);
 	api_reply_json(r, 201, buf_cstr(&out));
-	buf_free(&out);
+	buf_clear(&out);
 }
 
 static int content_type_is(const char *ct, const char *want)
@@ -746,9 +746,9 @@ static void jobs_list(struct api_req *r)
 			 " JOIN provisioning_jobs j ON j.id = p.id"
 			 " ORDER BY p.created_at DESC, p.id DESC", n);
 	api_query(r, buf_cstr(&sql), n, params, list_done);
-	buf_free(&sql);
+	buf_clear(&sql);
 	free(scope);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- GET /jobs/{id} ------------------------------------------------------- */
@@ -821,7 +821,7 @@ static void jobs_logs(struct api_req *r)
 		  " ORDER BY l.timestamp DESC, l.id DESC",
 		  5, params, logs_done);
 	free(scope);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- POST /jobs/{id}/retry ------------------------------------------------ */

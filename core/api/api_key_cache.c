@@ -40,9 +40,10 @@ struct api_key_cache *api_key_cache_new(void)
 	return xcalloc(1, sizeof(struct api_key_cache));
 }
 
-void api_key_cache_free(struct api_key_cache *c)
+struct api_key_cache *api_key_cache_free(struct api_key_cache *c)
 {
 	free(c);
+	return NULL;
 }
 
 void api_key_cache_clear(struct app *app)

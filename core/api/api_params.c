@@ -29,14 +29,15 @@ struct api_qproblems {
 	int cursor_only;  /* the only problem is the cursor */
 };
 
-void api_qproblems_free(struct api_qproblems *q)
+struct api_qproblems *api_qproblems_free(struct api_qproblems *q)
 {
 	if (!q)
-		return;
-	api_problems_free(&q->p);
-	buf_free(&q->names);
+		return NULL;
+	api_problems_clear(&q->p);
+	buf_clear(&q->names);
 	free(q->first);
 	free(q);
+	return NULL;
 }
 
 void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...)
@@ -58,7 +59,7 @@ void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...
 	if (q->p.n == 1)
 		q->first = xasprintf("query parameter %s %s", name, buf_cstr(&m));
 	q->cursor_only = q->p.n == 1 && !strcmp(name, "cursor");
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 int api_query_ok(struct api_req *r)
@@ -118,13 +119,13 @@ int api_page_parse(struct api_req *r, struct api_page *pg)
 		api_query_problem(r, "cursor",
 				  "is not one this API returned (use next_cursor as given)");
 	if (api_query_ok(r)) {
-		api_page_free(pg);
+		api_page_clear(pg);
 		return -1;
 	}
 	return 0;
 }
 
-void api_page_free(struct api_page *pg)
+void api_page_clear(struct api_page *pg)
 {
 	free(pg->after_ts);
 	free(pg->after_id);

@@ -44,16 +44,17 @@ struct api_rate *api_rate_new(void)
 	return xcalloc(1, sizeof(struct api_rate));
 }
 
-void api_rate_free(struct api_rate *rt)
+struct api_rate *api_rate_free(struct api_rate *rt)
 {
 	if (!rt)
-		return;
+		return NULL;
 	for (size_t i = 0; i < API_RATE_SLOTS; i++)
 		for (struct bucket *b = rt->slot[i], *next; b; b = next) {
 			next = b->next;
 			free(b);
 		}
 	free(rt);
+	return NULL;
 }
 
 /* FNV-1a over the id, the kind and the class. */

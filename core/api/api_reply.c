@@ -13,7 +13,7 @@
 #include "json.h"
 #include "log.h"
 
-void api_req_free(struct api_req *r)
+struct api_req *api_req_free(struct api_req *r)
 {
 	api_qproblems_free(r->qp);
 	json_free(r->body);
@@ -25,6 +25,7 @@ void api_req_free(struct api_req *r)
 	if (r->data_free)
 		r->data_free(r->data);
 	free(r);
+	return NULL;
 }
 
 void api_req_done(struct api_req *r)
@@ -43,7 +44,7 @@ void api_reply_json(struct api_req *r, int status, const char *json)
 	buf_init(&b);
 	json_text_compact(&b, json);
 	http_reply_json(r->c, status, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	api_req_free(r);
 }
 
@@ -74,7 +75,7 @@ void api_reply_problems(struct api_req *r, struct api_problems *p)
 			details);
 	free(msg);
 	free(details);
-	api_problems_free(p);
+	api_problems_clear(p);
 }
 
 void api_reply_not_found(struct api_req *r, const char *what)
@@ -130,7 +131,7 @@ void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_c
 	}
 	buf_putc(&b, '}');
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* No connection came within db_wait_timeout (or the wait queue was full). */

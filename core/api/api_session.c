@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_int.h"
 #include "app.h"
 #include "passwords.h"
 #include "crypto.h"
@@ -23,7 +24,6 @@
 #include "json.h"
 #include "log.h"
 
-#define SESSION_COOKIE "ghl_session"
 #define CSRF_COOKIE "ghl_csrf"
 
 struct login {
@@ -121,7 +121,7 @@ static void login_reply(struct api_req *r, PGresult *res)
 		 NULL);
 	api_reply_json(r, 200, buf_cstr(&b));
 	crypto_wipe(b.data, b.len);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void login_verified(void *arg, int ok)
@@ -305,7 +305,7 @@ static void me(struct api_req *r)
 	}
 	jw_object_end(&w);
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static const struct api_endpoint ep_me = {.allow = API_ALLOW_ANY};

@@ -79,7 +79,7 @@ static void snapshots_list(struct api_req *r)
 		  " ORDER BY s.created_at DESC, s.id DESC",
 		  7, params, list_done);
 	free(like);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- POST /agencies/{id}/snapshots/sync ----------------------------------- */

@@ -108,7 +108,7 @@ static void steps_list(struct api_req *r)
 	jw_array_end(&w);
 	jw_object_end(&w);
 	api_reply_json(r, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* ---- POST /agencies/{id}/pipeline/dry-run ---------------------------------- */
@@ -142,7 +142,7 @@ static void dry_free(void *arg)
 	json_free(d->outputs);
 	json_free(d->snapshot);
 	free(d->company);
-	buf_free(&d->steps);
+	buf_clear(&d->steps);
 	free(d);
 }
 
@@ -165,7 +165,7 @@ static void dry_finish(struct dry *d)
 	buf_putc(&b, '}');
 	struct api_req *r = d->r;
 	api_reply_json(r, 200, buf_cstr(&b)); /* frees d */
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void dry_step_done(void *arg, const char *status, const char *outputs_json,
@@ -190,7 +190,8 @@ static void dry_step_done(void *arg, const char *status, const char *outputs_jso
 	else
 		buf_puts(&d->steps, "null");
 	buf_putc(&d->steps, '}');
-	struct json *outs = outputs_json ? json_parse(outputs_json, strlen(outputs_json), 64, NULL)
+	struct json *outs = outputs_json ? json_parse(outputs_json, strlen(outputs_json),
+						       JSON_DEFAULT_MAX_DEPTH, NULL)
 					 : NULL;
 	for (size_t k = 0; outs && outs->type == JSON_OBJECT && k < outs->u.obj.n; k++)
 		json_object_set_take(d->outputs, outs->u.obj.keys[k],
@@ -260,7 +261,7 @@ static void dry_agency(struct api_req *r, PGresult *res)
 			return;
 		}
 		const char *sn = PQgetvalue(res, 0, 2);
-		d->snapshot = json_parse(sn, strlen(sn), 8, NULL);
+		d->snapshot = json_parse(sn, strlen(sn), JSON_DEFAULT_MAX_DEPTH, NULL);
 	}
 	const struct json *given = json_get(r->body, "pipeline");
 	if (given) {
@@ -277,9 +278,9 @@ static void dry_agency(struct api_req *r, PGresult *res)
 		d->source = "request";
 	} else {
 		const char *st = PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0);
-		struct json *settings = json_parse(st, strlen(st), 64, NULL);
+		struct json *settings = json_parse(st, strlen(st), JSON_DEFAULT_MAX_DEPTH, NULL);
 		const char *dp = r->app->cfg->default_pipeline;
-		struct json *def = json_parse(dp, strlen(dp), 64, NULL);
+		struct json *def = json_parse(dp, strlen(dp), JSON_DEFAULT_MAX_DEPTH, NULL);
 		d->pipeline = pipeline_effective(settings, def);
 		d->source = json_get(settings, "pipeline") ? "agency" : "default";
 		json_free(settings);

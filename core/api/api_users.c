@@ -139,7 +139,7 @@ static void users_list(struct api_req *r)
 		  " ORDER BY u.created_at DESC, u.id DESC LIMIT $5::int",
 		  5, params, list_done);
 	free(like);
-	api_page_free(&pg);
+	api_page_clear(&pg);
 }
 
 /* ---- create ------------------------------------------------------------ */

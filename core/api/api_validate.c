@@ -19,10 +19,10 @@ void api_problems_init(struct api_problems *p)
 	buf_init(&p->unknown);
 }
 
-void api_problems_free(struct api_problems *p)
+void api_problems_clear(struct api_problems *p)
 {
-	buf_free(&p->details);
-	buf_free(&p->unknown);
+	buf_clear(&p->details);
+	buf_clear(&p->unknown);
 }
 
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
@@ -40,7 +40,7 @@ void api_problem(struct api_problems *p, const char *field, const char *fmt, ...
 	json_write_string(&p->details, buf_cstr(&m));
 	buf_putc(&p->details, '}');
 	p->n++;
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 char *api_problems_json(const struct api_problems *p)

@@ -325,8 +325,8 @@ static void h_metrics(struct http_ctx *c)
 				   m->help, m->name, m->type, buf_cstr(&samples));
 	}
 	http_reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
-	buf_free(&samples);
-	buf_free(&b);
+	buf_clear(&samples);
+	buf_clear(&b);
 }
 
 static const struct http_route health_routes[] = {

@@ -166,7 +166,7 @@ void http_reply_error(struct http_ctx *c, int status, const char *code, const ch
 	jw_object_end(&w);
 	jw_object_end(&w);
 	http_reply_json(c, status, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* Replies go out in more than one write (headers, body chunks): with Nagle's
@@ -300,11 +300,12 @@ void http_server_counts(const struct http_server *s, long long out[5])
 		out[i] = s->by_class[i];
 }
 
-void http_server_free(struct http_server *s)
+struct http_server *http_server_free(struct http_server *s)
 {
 	if (!s)
-		return;
+		return NULL;
 	http_conn_fini(s);
 	evhttp_free(s->http);
 	free(s);
+	return NULL;
 }

@@ -68,7 +68,7 @@ void http_server_stop_accepting(struct http_server *s);
 int http_server_inflight(const struct http_server *s);
 /* Called (once per transition) when in-flight drops to zero. */
 void http_server_on_idle(struct http_server *s, void (*cb)(void *), void *arg);
-void http_server_free(struct http_server *s);
+struct http_server *http_server_free(struct http_server *s);
 /* Requests answered since start, by status class: [0] 1xx … [4] 5xx. */
 void http_server_counts(const struct http_server *s, long long out[5]);
 

@@ -120,7 +120,7 @@ static void page_send(struct http_ctx *c, int status, struct buf *b)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
 	http_reply(c, status, "text/html; charset=utf-8", b->data, b->len);
-	buf_free(b);
+	buf_clear(b);
 }
 
 /* An error page: a short first line, the detail, then what to do. */

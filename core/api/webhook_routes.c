@@ -243,7 +243,7 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 	jw_string(&w, agency);
 	jw_object_end(&w);
 	http_reply_json(c, 200, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	delivery_free(d);
 }
 

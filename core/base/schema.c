@@ -394,7 +394,7 @@ void schema_report_init(struct schema_report *r, struct json *problems, const ch
 
 void schema_report_clear(struct schema_report *r)
 {
-	buf_free(&r->path);
+	buf_clear(&r->path);
 }
 
 int schema_report_open(const struct schema_report *r)
@@ -427,7 +427,7 @@ void schema_problemf(struct schema_report *c, const char *fmt, ...)
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
 	schema_problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 size_t schema_path_push_key(struct schema_report *r, const char *key)
@@ -575,7 +575,7 @@ static void type_mismatch(struct schema_report *c, const struct json *t, const s
 	}
 	buf_printf(&m, ", got %s", value_type_name(v));
 	schema_problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 }
 
 /* Enum members as a human list: strings bare unless that would be ambiguous. */
@@ -609,7 +609,7 @@ static int check_enum(struct schema_report *c, const struct json *en, const stru
 	if (en->u.arr.n > LIST_MAX)
 		buf_puts(&m, ", ...");
 	schema_problem(c, buf_cstr(&m));
-	buf_free(&m);
+	buf_clear(&m);
 	return -1;
 }
 

@@ -59,12 +59,6 @@ struct buf {
 void buf_init(struct buf *b);
 /* Frees b's data and leaves b empty (b itself is the caller's). */
 void buf_clear(struct buf *b);
-/* The old name of buf_clear, kept while core/api/api.c and the engine are
- * reworked on other branches; new code calls buf_clear. */
-static inline void buf_free(struct buf *b)
-{
-	buf_clear(b);
-}
 void buf_reset(struct buf *b);
 void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t n);

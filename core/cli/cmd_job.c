@@ -60,7 +60,7 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "ghl-agent job submit: %s\n", e.msg);
 		return 2;
 	}
-	struct json *client = json_parse(text, len, 32, &e);
+	struct json *client = json_parse(text, len, JSON_DEFAULT_MAX_DEPTH, &e);
 	free(text);
 	if (!client) {
 		fprintf(stderr, "ghl-agent job submit: %s: %s\n", file, e.msg);

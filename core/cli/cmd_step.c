@@ -27,7 +27,7 @@ struct step_result {
 
 static void print_log(const char *log_json)
 {
-	struct json *log = json_parse(log_json, strlen(log_json), 8, NULL);
+	struct json *log = json_parse(log_json, strlen(log_json), JSON_DEFAULT_MAX_DEPTH, NULL);
 	printf("log:%s\n", json_len(log) ? "" : " (empty)");
 	for (size_t i = 0; i < json_len(log); i++)
 		printf("  %-5s %s\n", json_get_str(json_at(log, i), "level"),
@@ -79,7 +79,7 @@ static int find_agency(const struct config *cfg, const char *agency, char **id, 
 
 static struct json *parse_arg(const char *what, const char *text, struct err *e)
 {
-	struct json *j = json_parse(text, strlen(text), 32, e);
+	struct json *j = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, e);
 	if (!j)
 		err_prefix(e, "%s: ", what);
 	return j;
@@ -186,7 +186,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	memset(&app, 0, sizeof(app));
 	if (file_read_all(!strcmp(client_file, "-") ? "/dev/stdin" : client_file, &text, &len, &e))
 		goto out_usage;
-	if (!(client = json_parse(text, len, 32, &e))) {
+	if (!(client = json_parse(text, len, JSON_DEFAULT_MAX_DEPTH, &e))) {
 		err_prefix(&e, "%s: ", client_file);
 		goto out_usage;
 	}

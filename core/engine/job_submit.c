@@ -96,7 +96,7 @@ void jobs_request_hash(const struct json *client, const char *snapshot_id, char 
 	buf_putc(&b, '\n');
 	buf_puts(&b, snapshot_id ? snapshot_id : "");
 	crypto_sha256_hex(b.data, b.len, out);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* Add the fields the agency's pipeline needs and client lacks to problems.

@@ -23,7 +23,7 @@ static void problem(struct json *problems, const char *field, const char *fmt, .
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	schema_problem_add(problems, field, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static void check_int(const struct json *settings, const char *key, long long min, long long max,
@@ -243,7 +243,7 @@ size_t pipeline_missing_client_fields(const struct json *needs, const struct jso
 				buf_printf(&b, "%s%s", k ? ", " : "", json_at(steps, k)->u.str.s);
 			problem(problems, path, "required by step%s %s of the agency's pipeline%s",
 				json_len(steps) > 1 ? "s" : "", buf_cstr(&b), suffix ? suffix : "");
-			buf_free(&b);
+			buf_clear(&b);
 		}
 		free(path);
 	}

@@ -161,7 +161,8 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 			}
 		}
 		if (d->config_schema) {
-			schemas[i] = json_parse(d->config_schema, strlen(d->config_schema), 32, &e);
+			schemas[i] = json_parse(d->config_schema, strlen(d->config_schema),
+						 JSON_DEFAULT_MAX_DEPTH, &e);
 			if (!schemas[i] || schema_check(schemas[i], &e)) {
 				refuse(ld, "step %s: bad config schema: %s", d->name, e.msg);
 				return -1;

@@ -51,10 +51,10 @@ void step_impl_set_client_fields(struct step_impl *impl, const char *const *fiel
 	impl->nclient_fields = n;
 }
 
-void step_registry_free(struct step_registry *r)
+struct step_registry *step_registry_free(struct step_registry *r)
 {
 	if (!r)
-		return;
+		return NULL;
 	for (size_t i = 0; i < r->n; i++)
 		step_impl_unref(r->steps[i]);
 	free(r->steps);
@@ -67,6 +67,7 @@ void step_registry_free(struct step_registry *r)
 		free(r->files[i].path);
 	free(r->files);
 	free(r);
+	return NULL;
 }
 
 void step_registry_refuse(struct step_registry *r, const char *source, const char *fmt, ...)
@@ -82,7 +83,7 @@ void step_registry_refuse(struct step_registry *r, const char *source, const cha
 	r->refusals[r->nrefusals].reason = xstrdup(buf_cstr(&b));
 	r->nrefusals++;
 	log_warn("step refused", "source", source, "reason", buf_cstr(&b), NULL);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 struct step_impl *step_registry_find(const struct step_registry *r, const char *name)

@@ -66,7 +66,7 @@ struct step_registry {
 };
 
 struct step_registry *step_registry_new(void);
-void step_registry_free(struct step_registry *r);
+struct step_registry *step_registry_free(struct step_registry *r);
 
 /* Register impl, taking over the caller's reference. A duplicate name is
  * refused with a message naming both sources; impl is then released. */

@@ -92,7 +92,7 @@ static struct json *parse_or_null(const PGresult *r, int row, int col)
 		return NULL;
 	const char *v = PQgetvalue(r, row, col);
 	struct err e;
-	return json_parse(v, strlen(v), 64, &e);
+	return json_parse(v, strlen(v), JSON_DEFAULT_MAX_DEPTH, &e);
 }
 
 /* The job row's side of a claim (IN_PROGRESS, owner, attempt, started_at),
@@ -383,7 +383,8 @@ static void on_listen_connect(void *arg)
 static struct json *default_settings(const struct app *app, const struct config *cfg,
 				     struct err *e)
 {
-	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline), 32, e);
+	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline),
+				     JSON_DEFAULT_MAX_DEPTH, e);
 	if (!d) {
 		err_prefix(e, "default_pipeline is not valid JSON");
 		return NULL;
@@ -551,10 +552,10 @@ static void scheduler_release(struct scheduler *s)
 	free(s);
 }
 
-void scheduler_free(struct scheduler *s)
+struct scheduler *scheduler_free(struct scheduler *s)
 {
 	if (!s)
-		return;
+		return NULL;
 	while (s->head) {
 		s->head->lost = 1;
 		runner_abort(s->head, 0);
@@ -572,6 +573,7 @@ void scheduler_free(struct scheduler *s)
 	/* queries still queued in the pool call back later (when it is freed) */
 	if (s->outstanding == 0)
 		scheduler_release(s);
+	return NULL;
 }
 
 void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)

@@ -25,7 +25,7 @@ void scheduler_start(struct scheduler *s);
  * done() is called once nothing is running and the journal is flushed, or
  * after deadline_ms (jobs still running are then released as they are). */
 void scheduler_stop(struct scheduler *s, long long deadline_ms, void (*done)(void *), void *arg);
-void scheduler_free(struct scheduler *s);
+struct scheduler *scheduler_free(struct scheduler *s);
 /* SIGHUP, before app->cfg becomes next: the engine keys take effect from the
  * next claim — default_pipeline, max_retries, retry_base/max (runner env),
  * poll_interval and lease_timeout (timers re-armed); worker_concurrency,

@@ -223,7 +223,7 @@ static void h_log(ghl_step_ctx *ctx, int level, const char *fmt, ...)
 	}
 	log_msg(level <= GHL_LOG_INFO ? LOG_DEBUG : (enum log_level)level, buf_cstr(&b), "job_id",
 		ctx->job->id, "step", ctx->impl->name, NULL);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static const char *h_get(ghl_step_ctx *ctx, const char *source, const char *path)
@@ -255,7 +255,7 @@ static int h_set_output(ghl_step_ctx *ctx, const char *key, const char *json_val
 	struct err e;
 	if (!key || !*key || !json_value)
 		return -1;
-	struct json *v = json_parse(json_value, strlen(json_value), 32, &e);
+	struct json *v = json_parse(json_value, strlen(json_value), JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!v) {
 		h_log(ctx, GHL_LOG_ERROR, "set_output(%s): not JSON: %s", key, e.msg);
 		return -1;

@@ -99,7 +99,7 @@ static int ctx_set(lua_State *L)
 		rc = r->host->set_output(r->ctx, key, buf_cstr(&b)) ? 1 : 0;
 	r->held += rc ? old : (long long)b.len;
 	size_t len = b.len;
-	buf_free(&b);
+	buf_clear(&b);
 	if (rc < 0)
 		return luaL_error(L, "ctx:set(\"%s\"): %s", key, e.msg);
 	if (rc)
@@ -277,8 +277,8 @@ static int l_ghl_request(lua_State *L)
 		has_body = 1;
 	} else if (!bad && !lua_isnil(L, -1)) {
 		if (lua_sandbox_to_json(L, -1, &body, &e)) {
-			buf_free(&q);
-			buf_free(&body);
+			buf_clear(&q);
+			buf_clear(&body);
 			return luaL_error(L, "ghl.request: json: %s", e.msg);
 		}
 		has_body = 1;
@@ -287,8 +287,8 @@ static int l_ghl_request(lua_State *L)
 		     : r->host->request(r->ctx, method ? method : "GET", path,
 					has_query ? buf_cstr(&q) : NULL,
 					has_body ? buf_cstr(&body) : NULL, tclass);
-	buf_free(&q);
-	buf_free(&body);
+	buf_clear(&q);
+	buf_clear(&body);
 	if (bad == -2)
 		return luaL_error(L, "%s", r->dead_msg);
 	if (bad)

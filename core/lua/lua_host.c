@@ -314,7 +314,7 @@ struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *
 	lua_gc(s->L, LUA_GCCOLLECT);
 	struct json *schema = NULL;
 	if (d.schema.len) {
-		schema = json_parse(d.schema.data, d.schema.len, 32, e);
+		schema = json_parse(d.schema.data, d.schema.len, JSON_DEFAULT_MAX_DEPTH, e);
 		if (!schema || schema_check(schema, e)) {
 			err_prefix(e, "%s: config_schema: ", s->file);
 			json_free(schema);
@@ -344,7 +344,7 @@ out_free_script:
 	free(d.description);
 	for (size_t i = 0; d.fields[i]; i++)
 		free(d.fields[i]);
-	buf_free(&d.schema);
+	buf_clear(&d.schema);
 	return impl;
 }
 

@@ -121,11 +121,11 @@ extern const struct step_ops lua_step_ops;
  * driver, the chunk, a fresh environment and ctx on its stack. */
 int lua_run_setup(lua_State *L);
 /* Release r's coroutine and environment, then r itself (NULL is fine). */
-void lua_run_free(struct lua_run *r);
+struct lua_run *lua_run_free(struct lua_run *r);
 /* The error at the top of r's coroutine as a message naming script and line;
  * sets *retryable for {retry=true, message=…}; returns 1 for ghl.fail(). */
 int lua_run_error(struct lua_run *r, int status, char *out, size_t outlen, int *retryable);
 /* Close a script's state and free it (NULL is fine). */
-void lua_script_free(struct lua_script *s);
+struct lua_script *lua_script_free(struct lua_script *s);
 
 #endif

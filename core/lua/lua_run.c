@@ -50,10 +50,10 @@ static int run_teardown(lua_State *L)
 	return 0;
 }
 
-void lua_run_free(struct lua_run *r)
+struct lua_run *lua_run_free(struct lua_run *r)
 {
 	if (!r)
-		return;
+		return NULL;
 	struct lua_script *s = r->s;
 	if (s->cur == r)
 		s->cur = NULL;
@@ -64,6 +64,7 @@ void lua_run_free(struct lua_run *r)
 			lua_pop(s->L, 1);
 	}
 	free(r);
+	return NULL;
 }
 
 /* The error at the top of th as a message naming script and line; sets
@@ -132,7 +133,7 @@ static int returned_outputs(struct lua_run *r, int idx)
 				rc = err_set(&e, "refused");
 			else if (rc == 0)
 				r->held += (long long)b.len;
-			buf_free(&b);
+			buf_clear(&b);
 			if (rc) {
 				lua_pop(th, 2);
 				return r->host->fail(r->ctx, 0, "%s: output \"%s\" returned by run(): %s",
@@ -228,20 +229,20 @@ static int lua_step_run(struct step_impl *impl, ghl_step_ctx *ctx, int compensat
 	return resume(r, 4);
 }
 
-void lua_script_free(struct lua_script *s)
+struct lua_script *lua_script_free(struct lua_script *s)
 {
 	if (!s)
-		return;
+		return NULL;
 	if (s->L)
 		lua_close(s->L);
 	free(s->file);
 	free(s);
+	return NULL;
 }
 
 static void lua_step_release(struct step_impl *impl)
 {
-	lua_script_free(impl->data);
-	impl->data = NULL;
+	impl->data = lua_script_free(impl->data);
 }
 
 const struct step_ops lua_step_ops = {lua_step_run, lua_step_release};

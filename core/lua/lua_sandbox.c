@@ -18,8 +18,6 @@
 
 /* Instructions between two hook calls (accuracy of the instruction budget). */
 #define SB_HOOK_COUNT 1000
-/* Nesting of tables written as JSON (ctx:set, request bodies, schemas). */
-#define SB_JSON_DEPTH 32
 
 int64_t lua_sandbox_now_us(void)
 {
@@ -282,7 +280,7 @@ static int sb_json_decode(lua_State *L)
 		return luaL_error(L, "json.decode: text of %I bytes is over the limit of %I bytes",
 				  (lua_Integer)len, (lua_Integer)cap);
 	struct err e;
-	struct json *doc = json_parse(text, len, 64, &e);
+	struct json *doc = json_parse(text, len, JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!doc)
 		return luaL_error(L, "json.decode: %s", e.msg);
 	lua_pushcfunction(L, push_json_protected);
@@ -311,13 +309,13 @@ static int sb_json_encode(lua_State *L)
 	struct err e;
 	buf_init(&b);
 	if (lua_sandbox_to_json(L, 1, &b, &e)) {
-		buf_free(&b);
+		buf_clear(&b);
 		return luaL_error(L, "json.encode: %s", e.msg);
 	}
 	lua_pushcfunction(L, push_buf_protected);
 	lua_pushlightuserdata(L, &b);
 	int rc = lua_pcall(L, 1, 1, 0);
-	buf_free(&b);
+	buf_clear(&b);
 	if (rc != LUA_OK)
 		return lua_error(L);
 	return 1;
@@ -487,7 +485,7 @@ static int push_json_protected(lua_State *L)
 void lua_sandbox_push_json_text(lua_State *L, const char *text, size_t len)
 {
 	struct err e;
-	struct json *doc = json_parse(text, len, 64, &e);
+	struct json *doc = json_parse(text, len, JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!doc) {
 		lua_pushlstring(L, text, len); /* not JSON: the text itself */
 		return;
@@ -588,8 +586,9 @@ static int to_json(struct jwriter *w, int idx, int depth);
 static int table_to_json(struct jwriter *w, int idx, int depth)
 {
 	lua_State *L = w->L;
-	if (depth > SB_JSON_DEPTH)
-		return err_set(w->e, "tables nested deeper than %d (or a cycle)", SB_JSON_DEPTH);
+	if (depth > JSON_DEFAULT_MAX_DEPTH)
+		return err_set(w->e, "tables nested deeper than %d (or a cycle)",
+			       JSON_DEFAULT_MAX_DEPTH);
 	if (!lua_checkstack(L, 4))
 		return err_set(w->e, "out of Lua stack");
 	size_t n = lua_rawlen(L, idx), count = 0;

@@ -270,7 +270,7 @@ static void bench_hostile_one(int keys, char row[3][160])
 		buf_printf(&b, "%s\"k%d\":0", i ? "," : "", i);
 	buf_puts(&b, "}'\n");
 	char *script = temp_script(buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	char *url = xasprintf("%s/api/v1/auth/login", ag.base);
 	struct wrk_result r;
 	wrk_finish(wrk_start(1, 2, script, url, "/tmp/bench-api-d.log"), "/tmp/bench-api-d.log", &r,
@@ -339,7 +339,7 @@ static void run_benchmarks(void)
 	const char *h[] = {authz, "Content-Type: application/json", NULL};
 	char *out = NULL;
 	long st = tl_http("POST", path, h, "{\"name\":\"bench\"}", &out);
-	struct json *j = json_parse(out, strlen(out), 8, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	if (st != 201 || !json_get_str(j, "key")) {
 		ck_abort_msg("cannot create an API key: %ld %s", st, out);
 	}

@@ -33,7 +33,7 @@ static long long qn(const char *fmt, ...)
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	char *v = tl_sql_value(db, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	long long n = 0;
 	str_to_ll(v, -(1LL << 60), 1LL << 60, &n);
 	free(v);
@@ -58,7 +58,7 @@ static void sql(const char *fmt, ...)
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	PQclear(tl_sql(db, buf_cstr(&b)));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* The GHL API requests the simulator accepted (not /_sim/, not the OAuth

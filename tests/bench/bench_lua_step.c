@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 		"  run = function(ctx) ctx:set('greeting', 'hi ' .. ctx.client.name) end}\n");
 	rmdir(dir);
 	const char *ct = "{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\"}";
-	struct json *client = json_parse(ct, strlen(ct), 32, NULL);
+	struct json *client = json_parse(ct, strlen(ct), JSON_DEFAULT_MAX_DEPTH, NULL);
 
 	measure(&app, trivial, client, n / 10); /* warm-up */
 	double c_us = measure(&app, noop, client, n);

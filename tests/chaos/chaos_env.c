@@ -291,7 +291,7 @@ static void connect_agency(struct chaos *c, const char *settings_json)
 	free(snap);
 	path = xasprintf("/agencies/%s/api-keys", c->agency);
 	char *out = admin_call(c, "POST", path, "{\"name\":\"chaos\"}", 201);
-	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && json_get_str(j, "key"), "api key answer: %s", out);
 	snprintf(c->key, sizeof c->key, "%s", json_get_str(j, "key"));
 	json_free(j);

@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (strcmp(a.records[i].fields[k], b.records[i].fields[k]))
 				abort();
 	}
-	buf_free(&out);
+	buf_clear(&out);
 	csv_clear(&a);
 	csv_clear(&b);
 	return 0;

@@ -317,7 +317,7 @@ int sim_body_json(struct sim_ctx *c)
 	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
 	const char *p = (const char *)evbuffer_pullup(in, -1);
 	struct err e = {0};
-	c->body = json_parse(p, n, 32, &e);
+	c->body = json_parse(p, n, JSON_DEFAULT_MAX_DEPTH, &e);
 	if (!c->body || c->body->type != JSON_OBJECT) {
 		c->body = json_free(c->body);
 		sim_error(c, 400, "Bad Request");
@@ -720,7 +720,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	free(c.segbuf);
 	evhttp_clear_headers(&c.query);
 	json_free(c.body);
-	buf_free(&c.out);
+	buf_clear(&c.out);
 }
 
 int sim_http_start(struct sim *s, struct err *e)

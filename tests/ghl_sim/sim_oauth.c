@@ -75,7 +75,7 @@ void sim_h_chooselocation(struct sim_ctx *c)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	evhttp_add_header(h, "Location", buf_cstr(&url));
 	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
-	buf_free(&url);
+	buf_clear(&url);
 	c->status = 302;
 	buf_reset(&c->out);
 }

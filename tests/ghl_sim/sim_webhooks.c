@@ -170,7 +170,7 @@ static void on_delivered(struct evhttp_request *resp, void *arg)
 	if (code > 0)
 		d->s->stats.webhooks_sent++;
 	reply_json(d->admin_req, code > 0 ? 200 : 502, &b);
-	buf_free(&b);
+	buf_clear(&b);
 	d->admin_req = NULL;
 	/* libevent still uses the connection after this callback returns (and
 	 * 2.1's free_on_completion leaks it when the connect fails), so it is
@@ -281,14 +281,14 @@ void sim_h_webhook_send(struct sim_ctx *c)
 	buf_init(&body);
 	const char *bad = build_body(c, &body, type);
 	if (bad) {
-		buf_free(&body);
+		buf_clear(&body);
 		evhttp_uri_free(u);
 		send_error(c, bad);
 		return;
 	}
 	char *sig = sign_b64(s->webhook_key, body.data, body.len);
 	if (!sig) {
-		buf_free(&body);
+		buf_clear(&body);
 		evhttp_uri_free(u);
 		send_error(c, "signing failed");
 		return;

@@ -75,7 +75,7 @@ H_UNUSED static struct json *hsim_admin(struct hsim *s, const char *method, cons
 	char *out = NULL;
 	long st = tl_http(method, url, h, body, &out);
 	ck_assert_msg(st == 200, "%s %s: %ld %s", method, url, st, out);
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j != NULL, "not JSON: %s", out);
 	free(out);
 	free(url);
@@ -208,7 +208,7 @@ H_UNUSED static const char *hagent_admin_token(struct hagent *a)
 	long st = tl_http("POST", url, h, body, &out);
 	free(url);
 	ck_assert_msg(st == 200, "harness login: %ld %s", st, out);
-	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && json_get_str(j, "token"), "login answer: %s", out);
 	snprintf(a->token, sizeof(a->token), "%s", json_get_str(j, "token"));
 	json_free(j);
@@ -252,7 +252,7 @@ H_UNUSED static char *hlogin(struct hagent *a, const char *email, const char *pa
 	char *out = NULL;
 	long st = tl_http("POST", url, h, body, &out);
 	ck_assert_msg(st == 200, "login %s: %ld %s", email, st, out);
-	struct json *j = json_parse(out, strlen(out), 16, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && json_get_str(j, "token"), "login answer: %s", out);
 	char *tok = xstrdup(json_get_str(j, "token"));
 	json_free(j);
@@ -292,7 +292,8 @@ H_UNUSED static char *hkey_new(struct hagent *a, const char *agency)
 	const char *h[] = {"Content-Type: application/json", authz, NULL};
 	char *out = NULL;
 	long st = tl_http("POST", url, h, "{\"name\":\"harness\"}", &out);
-	struct json *j = st == 201 ? json_parse(out, strlen(out), 16, NULL) : NULL;
+	struct json *j =
+		st == 201 ? json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL) : NULL;
 	ck_assert_msg(j && json_get_str(j, "key"), "POST %s: %ld %s", path, st, out);
 	char *k = xstrdup(json_get_str(j, "key"));
 	json_free(j);

@@ -66,7 +66,7 @@ static struct resp as(const char *token, const char *method, const char *path, c
 static struct json *parse(const char *body)
 {
 	struct err e;
-	struct json *j = json_parse(body, strlen(body), 64, &e);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(j, "not JSON (%s): %s", e.msg, body);
 	return j;
 }
@@ -488,7 +488,7 @@ START_TEST(access_matrix)
 	}
 	ck_assert_msg(fails.len == 0, "access matrix (%d cells) mismatches:\n%s", cells,
 		      buf_cstr(&fails));
-	buf_free(&fails);
+	buf_clear(&fails);
 	free(admin);
 	free(aa);
 	free(bb);
@@ -530,7 +530,7 @@ START_TEST(body_handling)
 	assert_error(&r, 400, "malformed_json");
 	ck_assert_msg(strstr(r.body, "nesting"), "%s", r.body);
 	resp_free(&r);
-	buf_free(&deep);
+	buf_clear(&deep);
 	/* wrong and missing content type */
 	const char *h_text[] = {authz, "Content-Type: text/plain", NULL};
 	r = req("POST", "/api/v1/users", h_text, "{}");
@@ -841,7 +841,7 @@ START_TEST(filters_injection_and_pagination)
 		      "%s", buf_cstr(&seen));
 	/* the first page is the newest live agency */
 	ck_assert_msg(pages >= 2, "pages %d", pages);
-	buf_free(&seen);
+	buf_clear(&seen);
 	PGconn *c = tl_connect(dsn);
 	char *n = tl_sql_value(c, "SELECT count(*) FROM agencies");
 	ck_assert_str_eq(n, "3");

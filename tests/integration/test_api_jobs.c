@@ -74,7 +74,7 @@ static struct resp csv_post(const char *token, const char *path, const char *csv
 static struct json *parse(const char *body)
 {
 	struct err e;
-	struct json *j = json_parse(body, strlen(body), 64, &e);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(j, "not JSON (%s): %.300s", e.msg, body);
 	return j;
 }
@@ -331,7 +331,7 @@ START_TEST(access_matrix)
 	}
 	ck_assert_msg(fails.len == 0, "access matrix (%d cells) mismatches:\n%s", cells,
 		      buf_cstr(&fails));
-	buf_free(&fails);
+	buf_clear(&fails);
 	free(job);
 	free(done);
 	free(snap);
@@ -462,7 +462,7 @@ START_TEST(body_handling)
 	r = as(key_b, "POST", path, buf_cstr(&deep));
 	assert_error(&r, 400, "malformed_json");
 	resp_free(&r);
-	buf_free(&deep);
+	buf_clear(&deep);
 	r = as(key_b, "POST", path, "{\"client_data\":[1,2],\"snapshot_id\":\"nope\"}");
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data\"");
@@ -642,7 +642,7 @@ START_TEST(batch_csv)
 	assert_error(&r, 400, "malformed_csv");
 	assert_has(r.body, "more than 10001 records");
 	resp_free(&r);
-	buf_free(&big);
+	buf_clear(&big);
 	ck_assert_int_eq(count_jobs(agency_b), before + 2 + 10000);
 	free(path);
 }
@@ -789,7 +789,7 @@ START_TEST(list_pagination_stable_under_inserts)
 	ck_assert_str_eq(buf_cstr(&seen), want);
 	free(want);
 	free(sql);
-	buf_free(&seen);
+	buf_clear(&seen);
 	for (size_t i = 0; i < 2; i++)
 		free(p1[i]);
 	free(p1);

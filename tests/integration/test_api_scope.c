@@ -36,7 +36,7 @@ static char *admin_post(const char *path, const char *body, const char *want)
 	struct tl_resp r;
 	tl_request(&r, "POST", url, h, body, strlen(body));
 	ck_assert_msg(r.status == 201, "POST %s: %ld %s", path, r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && json_get_str(j, want), "POST %s: no %s in %s", path, want, r.body);
 	char *v = xstrdup(json_get_str(j, want));
 	json_free(j);
@@ -60,7 +60,7 @@ static char *user_token(const char *email, const char *role, const char *agency_
 	struct tl_resp r;
 	tl_request(&r, "POST", url, h, body, strlen(body));
 	ck_assert_msg(r.status == 200, "login %s: %ld %s", email, r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	char *t = xstrdup(json_get_str(j, "token"));
 	json_free(j);
 	tl_resp_free(&r);
@@ -280,7 +280,7 @@ START_TEST(scope_matrix_every_role)
 	char *what = xasprintf("scope matrix (%d cells)", cells);
 	tl_scope_assert_none(&fails, what);
 	free(what);
-	buf_free(&fails);
+	buf_clear(&fails);
 }
 END_TEST
 
@@ -349,7 +349,7 @@ START_TEST(every_listing_route_has_a_row)
 	}
 	free(routes);
 	tl_scope_assert_none(&fails, "routes without a scope check");
-	buf_free(&fails);
+	buf_clear(&fails);
 }
 END_TEST
 

@@ -146,7 +146,7 @@ START_TEST(daemon_archives_periodically)
 	for (int i = 0; i < 50 && !ok; i++) {
 		free(body);
 		ck_assert_int_eq(tl_http("GET", url, h, NULL, &body), 200);
-		struct json *j = json_parse(body, strlen(body), 16, NULL);
+		struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, NULL);
 		struct json *it = json_at(json_get(j, "items"), 0);
 		int64_t total = -1, done = -1, failed = -1, cancelled = -1;
 		json_get_int(it, "total", &total);

@@ -98,7 +98,7 @@ static void wait_ready(struct agent *a)
 static void assert_error_shape(const char *body, const char *code)
 {
 	struct err e;
-	struct json *j = json_parse(body, strlen(body), 16, &e);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(j != NULL, "not JSON (%s): %s", e.msg, body);
 	struct json *err = json_get(j, "error");
 	ck_assert_msg(err && err->type == JSON_OBJECT, "no error object: %s", body);
@@ -293,7 +293,8 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 			const char *eol = strchr(after, '\n');
 			ck_assert_ptr_nonnull(eol);
 			struct err e;
-			struct json *j = json_parse(bol, (size_t)(eol - bol), 16, &e);
+			struct json *j =
+				json_parse(bol, (size_t)(eol - bol), JSON_DEFAULT_MAX_DEPTH, &e);
 			ck_assert_msg(j && *bol == '{', "not a JSON line (%s): %.*s", j ? "-" : e.msg,
 				      (int)(eol - bol), bol);
 			ck_assert_str_eq(json_get_str(j, "message"), "http request");
@@ -319,7 +320,7 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 	while (line && *line == '{') {
 		char *nl = strchr(line, '\n');
 		struct err e;
-		struct json *j = json_parse(line, (size_t)(nl - line), 16, &e);
+		struct json *j = json_parse(line, (size_t)(nl - line), JSON_DEFAULT_MAX_DEPTH, &e);
 		ck_assert_msg(j, "bad JSON log line (%s): %.*s", e.msg, (int)(nl - line), line);
 		ck_assert_ptr_nonnull(json_get_str(j, "time"));
 		ck_assert_ptr_nonnull(json_get_str(j, "level"));

@@ -195,7 +195,7 @@ static char *subscribe(struct world *w, const char *token, const char *agency, c
 	struct tl_resp r;
 	call(w, &r, token, "POST", path, body);
 	ck_assert_msg(r.status == 201, "POST %s: %ld %s", path, r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && json_get_str(j, "id") && json_get_str(j, "secret"), "answer: %s", r.body);
 	ck_assert_msg(str_has_prefix(json_get_str(j, "secret"), "whsec_"), "secret: %s", r.body);
 	char *id = xstrdup(json_get_str(j, "id"));
@@ -388,7 +388,8 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 			assert_signed(h, secret);
 			ck_assert_str_eq(h->type, PQgetvalue(ev, i, 2));
 			ck_assert_str_eq(h->delivery, PQgetvalue(ev, i, 3));
-			struct json *b = json_parse(h->body, strlen(h->body), 16, NULL);
+			struct json *b =
+				json_parse(h->body, strlen(h->body), JSON_DEFAULT_MAX_DEPTH, NULL);
 			ck_assert_msg(b && str_eq(json_get_str(b, "id"), eid) &&
 					      str_eq(json_get_str(b, "type"), h->type) &&
 					      str_eq(json_get_str(b, "agency_id"), agency),
@@ -424,7 +425,7 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	struct tl_resp r;
 	call(&w, &r, admin, "GET", dpath, NULL);
 	ck_assert_msg(r.status == 200, "GET %s: %ld %s", dpath, r.status, r.body);
-	struct json *page = json_parse(r.body, strlen(r.body), 32, NULL);
+	struct json *page = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *items = json_get(page, "items");
 	ck_assert_msg(items && items->type == JSON_ARRAY && (long long)items->u.arr.n == total,
 		      "deliveries: %s", r.body);

@@ -81,7 +81,7 @@ static struct json *sim_admin(struct sim *s, const char *method, const char *wha
 	char *out = NULL;
 	long st = tl_http(method, url, h, body, &out);
 	ck_assert_msg(st == 200, "%s %s: %ld %s", method, url, st, out);
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_ptr_nonnull(j);
 	free(out);
 	free(url);

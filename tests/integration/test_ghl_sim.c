@@ -89,8 +89,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *arg)
 
 static void resp_free(struct resp *r)
 {
-	buf_free(&r->body);
-	buf_free(&r->headers);
+	buf_clear(&r->body);
+	buf_clear(&r->headers);
 	json_free(r->json);
 	memset(r, 0, sizeof *r);
 }
@@ -124,7 +124,7 @@ static void http_t(struct resp *r, const char *method, const char *url, const ch
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	if (r->body.len)
-		r->json = json_parse(r->body.data, r->body.len, 64, NULL);
+		r->json = json_parse(r->body.data, r->body.len, JSON_DEFAULT_MAX_DEPTH, NULL);
 }
 
 static void http(struct resp *r, const char *method, const char *url, const char *const *hdrs, const char *body)
@@ -1209,7 +1209,7 @@ START_TEST(test_webhook_signature)
 	ck_assert(!verify(pub, tampered, strlen(tampered), l.signature));
 	free(tampered);
 
-	struct json *wh = json_parse(l.body, strlen(l.body), 16, NULL);
+	struct json *wh = json_parse(l.body, strlen(l.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_ptr_nonnull(wh);
 	ck_assert_str_eq(json_get_str(wh, "type"), "INSTALL");
 	ck_assert_str_eq(json_get_str(wh, "appId"), "demo-client-id");
@@ -1231,7 +1231,7 @@ START_TEST(test_webhook_signature)
 	free(req);
 	free(l.body);
 	free(l.signature);
-	buf_free(&l.request);
+	buf_clear(&l.request);
 	EVP_PKEY_free(pub);
 	sim_stop(&s);
 }

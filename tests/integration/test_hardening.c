@@ -283,7 +283,7 @@ static char *dry_run_webhook(struct hagent *a, const char *agency, const char *u
 	struct hresp r;
 	hhttp(&r, "POST", full, h, body, strlen(body));
 	ck_assert_msg(r.status == 200, "dry run: %ld %s", r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 32, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j && !strcmp(json_get_str(j, "status"), "FAILED"), "%s", r.body);
 	const char *err = json_get_str(json_at(json_get(j, "steps"), 0), "error");
 	ck_assert_msg(err, "no step error: %s", r.body);

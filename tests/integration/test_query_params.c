@@ -17,7 +17,7 @@ static long get(const char *path, struct json **j, char **body)
 	const char *h[] = {authz, NULL};
 	char *out = NULL;
 	long st = tl_http("GET", url, h, NULL, &out);
-	*j = json_parse(out, strlen(out), 32, NULL);
+	*j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(*j != NULL, "GET %s: not JSON: %s", path, out);
 	if (body)
 		*body = out;
@@ -55,7 +55,7 @@ static void bad(const char *path, const char *code, const char *fields)
 	ck_assert_msg(st == 400 && !strcmp(json_get_str(e, "code"), code) &&
 			      !strcmp(buf_cstr(&names), fields),
 		      "GET %s: want 400 %s naming %s, got %ld %s", path, code, fields, st, body);
-	buf_free(&names);
+	buf_clear(&names);
 	json_free(j);
 	free(body);
 }

@@ -45,7 +45,7 @@ static char *new_key(struct hagent *a, const char *admin, const char *agency)
 	struct hresp r;
 	api(a, &r, admin, "POST", path, "{\"name\":\"machine\"}");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	char *key = xstrdup(json_get_str(j, "key"));
 	json_free(j);
 	hresp_free(&r);
@@ -268,8 +268,8 @@ static void parallel_logins(struct hagent *a, char **bodies, int n, struct tally
 			t->without_retry_after++;
 		curl_multi_remove_handle(m, e[i]);
 		curl_easy_cleanup(e[i]);
-		buf_free(&hdr[i]);
-		buf_free(&out[i]);
+		buf_clear(&hdr[i]);
+		buf_clear(&out[i]);
 	}
 	curl_slist_free_all(hl);
 	curl_multi_cleanup(m);
@@ -446,7 +446,7 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 
 	/* what a read shows can be saved back: the stored secret stays */
 	api(&a, &r, aa, "GET", path, NULL);
-	struct json *j = json_parse(r.body, strlen(r.body), 64, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	hresp_free(&r);
 	struct buf b;
 	buf_init(&b);
@@ -457,7 +457,7 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 	api(&a, &r, aa, "PATCH", path, buf_cstr(&b));
 	ck_assert_msg(r.status == 200, "saving the masked settings back: %ld %s", r.status, r.body);
 	hresp_free(&r);
-	buf_free(&b);
+	buf_clear(&b);
 	char *stored = tl_sqlf(db, "SELECT settings_json->'pipeline'->0->'config'->>'secret'"
 				   " FROM agencies WHERE id = '%s'", id);
 	ck_assert_str_eq(stored, HOOK_SECRET);

@@ -130,7 +130,7 @@ static char *sim_company_token(struct world *w)
 	const char *h[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
 	hhttp(&r, "POST", url, h, form, strlen(form));
 	ck_assert_msg(r.status == 200, "token: %ld %s", r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	char *tok = xstrdup(json_get_str(j, "access_token"));
 	json_free(j);
 	hresp_free(&r);
@@ -149,7 +149,7 @@ static struct json *sim_call(struct world *w, const char *token, const char *met
 	struct hresp r;
 	hhttp(&r, method, url, h, body, body ? strlen(body) : 0);
 	ck_assert_msg(r.status == want, "%s %s: %ld %s", method, path, r.status, r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 64, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	hresp_free(&r);
 	free(auth);
 	free(url);
@@ -191,7 +191,7 @@ static void receiver_serve(int lfd, const char *path)
 		ssize_t wr = write(c, ok, strlen(ok));
 		(void)wr;
 		close(c);
-		buf_free(&b);
+		buf_clear(&b);
 	}
 }
 
@@ -304,7 +304,7 @@ START_TEST(full_pipeline_as_ghl_sees_it)
 	ck_assert_msg(body, "%s", req);
 	body += 4;
 	*strstr(body, "\n--END--") = 0;
-	struct json *j = json_parse(body, strlen(body), 16, NULL);
+	struct json *j = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j, "webhook body not JSON: %s", body);
 	ck_assert_str_eq(json_get_str(j, "event"), "provisioning.completed");
 	ck_assert_str_eq(json_get_str(j, "job_id"), job);
@@ -514,7 +514,7 @@ START_TEST(custom_value_names_with_any_character)
 	char *out;
 	long st = tl_http("POST", url, h, body, &out);
 	ck_assert_msg(st == 201, "submit: %ld %s", st, out);
-	struct json *created = json_parse(out, strlen(out), 16, NULL);
+	struct json *created = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(created && json_get_str(created, "id"), "%s", out);
 	char *job = xstrdup(json_get_str(created, "id"));
 	json_free(created);
@@ -528,7 +528,7 @@ START_TEST(custom_value_names_with_any_character)
 	struct json *cvs = json_get(loc, "customValues");
 	ck_assert_int_eq(json_len(cvs), 5);
 	char *ids_text = output(&w, job, "SET_CUSTOM_VALUES", "custom_value_ids");
-	struct json *ids = json_parse(ids_text, strlen(ids_text), 16, NULL);
+	struct json *ids = json_parse(ids_text, strlen(ids_text), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(ids && json_len(ids) == 5, "custom_value_ids: %s", ids_text);
 	for (size_t i = 0; i < 5; i++) {
 		struct json *cv = find_by(cvs, "name", names[i]);
@@ -852,7 +852,7 @@ START_TEST(golive_config_errors_named_at_save)
 	url = xasprintf("%s/api/v1/steps", w.agent.base);
 	st = tl_http("GET", url, h, NULL, &out);
 	ck_assert_msg(st == 200, "%ld %s", st, out);
-	struct json *j = json_parse(out, strlen(out), 32, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	static const char *const steps[] = {"BUY_PHONE_NUMBER", "CREATE_CUSTOM_FIELDS",
 					    "CREATE_CALENDARS", "ENABLE_SAAS", "SET_REBILLING",
 					    "LOAD_SNAPSHOT", "ADD_MENU_LINKS", "SET_USER_PERMISSIONS"};

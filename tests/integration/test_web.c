@@ -127,7 +127,7 @@ static void assert_refused(const char *base, const char *path, long status, cons
 	struct resp r = get(base, "GET", path, NULL);
 	ck_assert_msg(r.status == status, "GET %s: %ld, want %ld: %s", path, r.status, status,
 		      r.body);
-	struct json *j = json_parse(r.body, strlen(r.body), 16, NULL);
+	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *e = j ? json_get(j, "error") : NULL;
 	ck_assert_msg(e && str_eq(json_get_str(e, "code"), code) && json_get_str(e, "message"),
 		      "GET %s: not an error with code %s: %s", path, code, r.body);
@@ -360,7 +360,7 @@ static struct json *wd_cmd(struct wd *w, const char *method, const char *path, c
 	char *out = NULL;
 	long st = tl_http(method, url, h, body, &out);
 	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %.1000s", method, url, st, out ? out : "");
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_msg(j, "WebDriver answer is not JSON: %s", out);
 	struct json *v = json_clone(json_get(j, "value"));
 	json_free(j);
@@ -399,7 +399,7 @@ static char *wd_find(struct wd *w, const char *css)
 	char *out = NULL;
 	long st = tl_http("POST", url, h, body, &out);
 	ck_assert_msg(st == 200, "find %s: %ld %.1000s", css, st, out);
-	struct json *j = json_parse(out, strlen(out), 64, NULL);
+	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *first = json_at(json_get(j, "value"), 0);
 	char *id = first && json_get_str(first, WD_ELEMENT) ? xstrdup(json_get_str(first, WD_ELEMENT))
 							     : NULL;
@@ -422,7 +422,7 @@ static char *wd_text(struct wd *w, const char *css)
 	long st = tl_http("GET", url, NULL, NULL, &out);
 	char *text = NULL;
 	if (st == 200) { /* a stale element (re-rendered meanwhile) reads as "none" */
-		struct json *j = json_parse(out, strlen(out), 64, NULL);
+		struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 		const char *t = j ? json_get_str(j, "value") : NULL;
 		text = t ? xstrdup(t) : NULL;
 		json_free(j);
@@ -516,7 +516,7 @@ static void wd_type(struct wd *w, const char *css, const char *text)
 	jw_string(&jw, text);
 	jw_object_end(&jw);
 	wd_call(w, "POST", path, buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	free(path);
 	free(id);
 }
@@ -532,7 +532,7 @@ static void wd_go(struct wd *w, const char *url)
 	jw_string(&jw, url);
 	jw_object_end(&jw);
 	wd_call(w, "POST", "/url", buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 static int executable(const char *path)
@@ -608,7 +608,7 @@ static void wd_start(struct wd *w)
 	jw_object_end(&jw);
 	jw_object_end(&jw);
 	struct json *v = wd_cmd(w, "POST", "/session", buf_cstr(&b));
-	buf_free(&b);
+	buf_clear(&b);
 	const char *sid = json_get_str(v, "sessionId");
 	ck_assert_msg(sid, "no sessionId: %s", tl_read_file(w->log));
 	snprintf(w->session, sizeof(w->session), "%s", sid);

@@ -92,7 +92,7 @@ static char *list_page(const char *url, const char *token, const char *field, ch
 		next = csv_ids(url, r.body, field, ids, n, status, err);
 		goto out;
 	}
-	j = json_parse(r.body, strlen(r.body), 64, NULL);
+	j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *items = json_get(j, "items");
 	if (!items || items->type != JSON_ARRAY) {
 		*status = 0;
@@ -173,7 +173,7 @@ int tl_scope_check(struct buf *fails, const char *base, PGconn *db, const struct
 			   want_status, err.len ? buf_cstr(&err) : "a page of items");
 		problems++;
 	}
-	buf_free(&err);
+	buf_clear(&err);
 	if (!got || want_status != 200)
 		goto out;
 	char **visible = tl_sql_ids(db, visible_sql, who->agencies);

@@ -33,7 +33,7 @@ static const struct api_field spec[] = {
 static char *check(const char *text, size_t *n, char **unknown)
 {
 	struct err e;
-	struct json *v = json_parse(text, strlen(text), 32, &e);
+	struct json *v = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(v, "bad test JSON %s: %s", text, e.msg);
 	struct api_problems p;
 	api_problems_init(&p);
@@ -41,7 +41,7 @@ static char *check(const char *text, size_t *n, char **unknown)
 	char *d = api_problems_json(&p);
 	if (unknown)
 		*unknown = xstrdup(buf_cstr(&p.unknown));
-	api_problems_free(&p);
+	api_problems_clear(&p);
 	json_free(v);
 	return d;
 }

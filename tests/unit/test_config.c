@@ -73,7 +73,7 @@ START_TEST(precedence)
 	config_print(c, &b);
 	ck_assert_msg(strstr(b.data, "log_level = warn  # env:GHL_AGENT_LOG_LEVEL"), "%s", b.data);
 	ck_assert_msg(strstr(b.data, ":1\n"), "listen should name file:line: %s", b.data);
-	buf_free(&b);
+	buf_clear(&b);
 	config_free(c);
 
 	/* GHL_AGENT_DATABASE_URL beats DATABASE_URL (more specific) */
@@ -163,7 +163,7 @@ START_TEST(secrets_masked_and_from_file)
 	ck_assert_msg(strstr(b.data, "ghl_client_secret = ********"), "%s", b.data);
 	ck_assert_msg(strstr(b.data, "postgresql://agent:****@db.example:5432/ghl?sslmode=require"),
 		      "%s", b.data);
-	buf_free(&b);
+	buf_clear(&b);
 	config_free(c);
 	unlink(secret);
 	free(secret);
@@ -281,8 +281,8 @@ START_TEST(shipped_file_documents_every_key)
 		b = nb + 1;
 	}
 	free(text);
-	buf_free(&from_file);
-	buf_free(&builtin);
+	buf_clear(&from_file);
+	buf_clear(&builtin);
 	config_free(c);
 	config_free(d);
 	free(path);

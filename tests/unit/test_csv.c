@@ -126,7 +126,7 @@ START_TEST(test_limits)
 	buf_putc(&b, '"');
 	ck_assert_int_eq(csv_parse(b.data, b.len, &lim, &c, &e), -1);
 	ck_assert_msg(strstr(e.msg, "longer than 64 bytes"), "%s", e.msg);
-	buf_free(&b);
+	buf_clear(&b);
 	/* NULL limits: no caps */
 	ck_assert_int_eq(csv_parse("a\n", 2, NULL, &c, &e), 0);
 	ck_assert_uint_eq(c.n, 1);

@@ -69,7 +69,7 @@ static void compact_is(const char *text, const char *want)
 	buf_init(&b);
 	json_text_compact(&b, text);
 	ck_assert_str_eq(buf_cstr(&b), want);
-	buf_free(&b);
+	buf_clear(&b);
 }
 
 /* PostgreSQL's spacing ({"id" : 1}, json_agg's ", \n ") goes; strings keep
@@ -547,7 +547,7 @@ START_TEST(test_write_exact)
 		json_write_string(&b, "q\"");
 		json_write_stringn(&b, "\xff\xc3", 2); /* invalid UTF-8 is replaced */
 		ck_assert_str_eq(buf_cstr(&b), "null\"q\\\"\"\"\\ufffd\\ufffd\"");
-		buf_free(&b);
+		buf_clear(&b);
 	}
 }
 END_TEST
@@ -661,7 +661,7 @@ START_TEST(test_jw)
 	jw_init(&w, &b);
 	jw_string(&w, "top");
 	ck_assert_str_eq(buf_cstr(&b), "\"top\"");
-	buf_free(&b);
+	buf_clear(&b);
 }
 END_TEST
 

@@ -109,7 +109,7 @@ static void load_error(const char *file, const char *src, char *out, size_t outl
 
 static struct json *parse(const char *text)
 {
-	return text ? json_parse(text, strlen(text), 32, NULL) : NULL;
+	return text ? json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL) : NULL;
 }
 
 /* Start a run; the caller drives the loop if it waits. */

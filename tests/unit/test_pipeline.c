@@ -32,7 +32,7 @@ static void teardown(void)
 static char *problems_of(const char *settings)
 {
 	struct err e;
-	struct json *s = json_parse(settings, strlen(settings), 32, &e);
+	struct json *s = json_parse(settings, strlen(settings), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_msg(s != NULL, "%s", e.msg);
 	struct json *p = json_new_array();
 	pipeline_validate(reg, s, p);
@@ -72,7 +72,7 @@ START_TEST(secrets_masked_and_kept)
 	const char *in = "{\"pipeline\":[{\"step\":\"NOTIFY_WEBHOOK\",\"config\":"
 			 "{\"url\":\"https://x.example\",\"secret\":\"s3cret-0123456789\","
 			 "\"nested\":{\"api_token\":\"t0k\",\"plain\":\"p\"}}}]}";
-	struct json *s = json_parse(in, strlen(in), 16, NULL);
+	struct json *s = json_parse(in, strlen(in), JSON_DEFAULT_MAX_DEPTH, NULL);
 	ck_assert_ptr_nonnull(s);
 	struct json *stored = json_clone(s);
 	pipeline_mask_secrets(s);
@@ -83,7 +83,8 @@ START_TEST(secrets_masked_and_kept)
 	/* saved back after a reorder: kept from the only stored step of that name */
 	struct json *p = json_new_array();
 	struct json *pl = json_get(s, "pipeline");
-	json_array_push_take(pl, json_parse("{\"step\":\"NOOP\"}", 15, 4, NULL));
+	json_array_push_take(pl,
+			     json_parse("{\"step\":\"NOOP\"}", 15, JSON_DEFAULT_MAX_DEPTH, NULL));
 	struct json *tmp = pl->u.arr.items[0];
 	pl->u.arr.items[0] = pl->u.arr.items[1];
 	pl->u.arr.items[1] = tmp;
@@ -137,7 +138,7 @@ START_TEST(messages_name_index_step_and_key)
 
 	struct err e;
 	const char *t = "{\"pipeline\":[{\"step\":\"NOPE\"}]}";
-	struct json *s = json_parse(t, strlen(t), 8, &e);
+	struct json *s = json_parse(t, strlen(t), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(pipeline_check(reg, s, &e), -1);
 	ck_assert_msg(str_has_prefix(e.msg, "pipeline[0].step: unknown step \"NOPE\""), "%s", e.msg);
@@ -150,8 +151,8 @@ START_TEST(effective_pipeline)
 	struct err e;
 	const char *ta = "{\"pipeline\":[{\"step\":\"NOOP\"}]}";
 	const char *td = "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}";
-	struct json *agency = json_parse(ta, strlen(ta), 8, &e);
-	struct json *def = json_parse(td, strlen(td), 8, &e);
+	struct json *agency = json_parse(ta, strlen(ta), JSON_DEFAULT_MAX_DEPTH, &e);
+	struct json *def = json_parse(td, strlen(td), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_ptr_nonnull(agency);
 	ck_assert_ptr_nonnull(def);
 	struct json *p = pipeline_effective(agency, def);
@@ -174,7 +175,7 @@ START_TEST(client_fields_union_and_missing)
 			   "{\"step\":\"CREATE_USER\"},{\"step\":\"CREATE_CONTACT\"},"
 			   "{\"step\":\"NOTIFY_WEBHOOK\",\"on_error\":\"continue\"},"
 			   "{\"step\":\"NO_SUCH_STEP\"}]";
-	struct json *p = json_parse(text, strlen(text), 8, NULL);
+	struct json *p = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *needs = pipeline_client_fields(reg, p);
 	char *got = json_to_string(needs);
 	ck_assert_str_eq(got, "[{\"field\":\"name\",\"steps\":[\"CREATE_LOCATION\"]},"
@@ -186,7 +187,7 @@ START_TEST(client_fields_union_and_missing)
 	/* a client without last_name, and with first_name null: both named once;
 	 * email already has a problem from client_data_validate: not named again */
 	const char *ct = "{\"name\":\"A\",\"first_name\":null}";
-	struct json *client = json_parse(ct, strlen(ct), 8, NULL);
+	struct json *client = json_parse(ct, strlen(ct), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *probs = json_new_array();
 	schema_problem_add(probs, "client_data.email", "required");
 	ck_assert_int_eq(pipeline_missing_client_fields(needs, client, "client_data.", " (line 3)",

@@ -304,7 +304,7 @@ START_TEST(test_path_key_and_utf8_len)
 	schema_path_key(&b, "x.y", 3);
 	schema_path_key(&b, "q\"", 2);
 	ck_assert_str_eq(buf_cstr(&b), "a.b_c-1[\"x.y\"][\"q\\\"\"]");
-	buf_free(&b);
+	buf_clear(&b);
 	ck_assert_uint_eq(schema_utf8_len("", 0), 0);
 	ck_assert_uint_eq(schema_utf8_len("abc", 3), 3);
 	ck_assert_uint_eq(schema_utf8_len("h\xc3\xa9", 3), 2);
@@ -456,7 +456,7 @@ START_TEST(test_check_depth_cap)
 	ck_assert_int_lt(schema_check(schema, &e), 0);
 	ck_assert_msg(strstr(e.msg, "schema nested deeper than 32 levels") != NULL, "%s", e.msg);
 	json_free(schema);
-	buf_free(&b);
+	buf_clear(&b);
 }
 END_TEST
 

@@ -56,7 +56,8 @@ START_TEST(test_one_request_in_flight_then_served_for_the_ttl)
 	ck_assert_int_eq(get_cache_enter(c, key, 1000, 5, on_got, &b, &w), GET_CACHE_JOINED);
 	ck_assert_ptr_nonnull(w);
 	ck_assert_int_eq(b.calls, 0);
-	struct json *body = json_parse("{\"snapshots\":[{\"id\":\"s1\"}]}", 27, 8, NULL);
+	struct json *body =
+		json_parse("{\"snapshots\":[{\"id\":\"s1\"}]}", 27, JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct ghl_response r = reply(200, body);
 	get_cache_finish(c, key, &r, NULL, 10);
 	json_free(body);

@@ -239,8 +239,8 @@ static void on_done(void *arg, const char *status, const char *outputs, const ch
 	struct outcome *o = arg;
 	o->done = 1;
 	o->status = xstrdup(status);
-	o->outputs = json_parse(outputs, strlen(outputs), 64, NULL);
-	o->log = json_parse(log, strlen(log), 64, NULL);
+	o->outputs = json_parse(outputs, strlen(outputs), JSON_DEFAULT_MAX_DEPTH, NULL);
+	o->log = json_parse(log, strlen(log), JSON_DEFAULT_MAX_DEPTH, NULL);
 	o->error = error ? xstrdup(error) : NULL;
 }
 
@@ -275,7 +275,7 @@ static void teardown(void)
 static struct json *parse(const char *text)
 {
 	struct err e;
-	struct json *j = text ? json_parse(text, strlen(text), 32, &e) : NULL;
+	struct json *j = text ? json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, &e) : NULL;
 	ck_assert_msg(!text || j, "bad test JSON %s: %s", text, e.msg);
 	return j;
 }
