@@ -196,13 +196,21 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 	 * rolls everything back). A claim writes only narrow job_leases rows
 	 * (two indexes); the job rows' IN_PROGRESS goes out with the journal's
 	 * next batch (claim_journal). Expired leases are dropped first, their
-	 * jobs made runnable again with the attempt the lease had counted. */
+	 * jobs made runnable again with the attempt the lease had counted — or
+	 * CANCELLED when a cancel was requested while the lease was held (claims
+	 * skip cancel-requested jobs, so it would otherwise wait forever). */
 	char *sql = xasprintf(
 		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
 		"WITH gone AS (DELETE FROM job_leases WHERE lease_until < now()"
 		" RETURNING job_id, attempt)"
-		"UPDATE provisioning_jobs j SET status = CASE WHEN j.status = 'IN_PROGRESS'"
-		"  THEN 'PENDING' ELSE j.status END, locked_by = NULL, lease_until = NULL,"
+		"UPDATE provisioning_jobs j SET status = CASE WHEN j.cancel_requested"
+		"  AND j.status IN ('IN_PROGRESS', 'PENDING', 'RETRYING') THEN 'CANCELLED'"
+		"  WHEN j.status = 'IN_PROGRESS' THEN 'PENDING' ELSE j.status END,"
+		"  error_message = CASE WHEN j.cancel_requested AND j.status IN ('IN_PROGRESS',"
+		"  'PENDING', 'RETRYING') THEN 'cancelled by request' ELSE j.error_message END,"
+		"  finished_at = CASE WHEN j.cancel_requested AND j.status IN ('IN_PROGRESS',"
+		"  'PENDING', 'RETRYING') THEN now() ELSE j.finished_at END,"
+		"  locked_by = NULL, lease_until = NULL,"
 		"  attempt = GREATEST(j.attempt, g.attempt), updated_at = now()"
 		" FROM gone g WHERE j.id = g.job_id;"
 		"WITH ready AS ("
