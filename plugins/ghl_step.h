@@ -72,7 +72,7 @@ extern "C" {
 #define GHL_PLUGIN_ENTRY "ghl_plugin_entry"
 
 typedef struct ghl_step_ctx ghl_step_ctx; /* one run of one step for one job */
-typedef struct ghl_json ghl_json;         /* a JSON text being built (json_new) */
+typedef struct ghl_json ghl_json;	  /* a JSON text being built (json_new) */
 
 enum ghl_step_result {
 	GHL_STEP_DONE = 0,
@@ -110,9 +110,9 @@ enum ghl_type {
 #define GHL_PATH(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Sources readable with get() and the get_*() functions. */
-#define GHL_SRC_JOB "job"           /* {"id","agency_id","company_id","snapshot":{...}|null,"attempt"} */
-#define GHL_SRC_CLIENT "client"     /* the job's client_data_json */
-#define GHL_SRC_CONFIG "config"     /* this step's config from the pipeline */
+#define GHL_SRC_JOB "job" /* {"id","agency_id","company_id","snapshot":{...}|null,"attempt"} */
+#define GHL_SRC_CLIENT "client"	    /* the job's client_data_json */
+#define GHL_SRC_CONFIG "config"	    /* this step's config from the pipeline */
 #define GHL_SRC_OUTPUTS "outputs"   /* outputs of earlier steps, merged: {"location_id":..} */
 #define GHL_SRC_RESPONSE "response" /* the body of the last completed request() */
 
@@ -275,8 +275,8 @@ struct ghl_host_api {
 };
 
 struct ghl_step_def {
-	const char *name;          /* unique across all plugins and scripts */
-	const char *version;       /* e.g. "1.0.0" */
+	const char *name;	   /* unique across all plugins and scripts */
+	const char *version;	   /* e.g. "1.0.0" */
 	const char *config_schema; /* JSON Schema subset (object/properties/required/
 				    * additionalProperties/type/enum/items/minimum/
 				    * maximum/minLength/maxLength) or NULL for {} */
@@ -301,11 +301,11 @@ struct ghl_step_def {
 #define GHL_CLIENT_FIELDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 struct ghl_plugin {
-	uint32_t abi_major;     /* GHL_STEP_ABI_MAJOR the plugin was built with */
-	uint32_t abi_minor;     /* GHL_STEP_ABI_MINOR the plugin was built with */
-	uint32_t plugin_size;   /* sizeof(struct ghl_plugin) */
+	uint32_t abi_major;	/* GHL_STEP_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;	/* GHL_STEP_ABI_MINOR the plugin was built with */
+	uint32_t plugin_size;	/* sizeof(struct ghl_plugin) */
 	uint32_t step_def_size; /* sizeof(struct ghl_step_def) */
-	const char *name;       /* the plugin's name, for messages */
+	const char *name;	/* the plugin's name, for messages */
 	/* Called once after the checks; 0 on success, else write a reason into
 	 * err (errlen bytes) and return non-zero. The host table outlives the
 	 * plugin; keep the pointer. */
@@ -314,14 +314,15 @@ struct ghl_plugin {
 	size_t nsteps;
 	/* ---- ABI 1.1 ---- */
 	const char *version; /* the plugin's version, logged when it is loaded */
+
 	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };
 
 typedef const struct ghl_plugin *(*ghl_plugin_entry_fn)(void);
 
 /* Convenience for the descriptor's first four members. */
-#define GHL_PLUGIN_HEADER                                                                  \
-	GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR, sizeof(struct ghl_plugin),                 \
+#define GHL_PLUGIN_HEADER                                                  \
+	GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR, sizeof(struct ghl_plugin), \
 		sizeof(struct ghl_step_def)
 
 #define GHL_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -337,21 +338,25 @@ typedef const struct ghl_plugin *(*ghl_plugin_entry_fn)(void);
  *   STEPS   a static array of struct ghl_step_def. */
 #define GHL_STEP_HOST static const struct ghl_host_api *host
 
-#define GHL_STEP_PLUGIN(NAME, VERSION, INIT, STEPS)                                        \
-	static int ghl_plugin_init_(const struct ghl_host_api *h, char *err, size_t errlen)   \
-	{                                                                                  \
-		int (*user_init)(char *, size_t) = (INIT);                                 \
-		host = h;                                                                  \
-		return user_init ? user_init(err, errlen) : 0;                             \
-	}                                                                                  \
-	static const struct ghl_plugin ghl_plugin_ = {                                     \
-		GHL_PLUGIN_HEADER, #NAME, ghl_plugin_init_, (STEPS),                       \
-		sizeof(STEPS) / sizeof((STEPS)[0]), (VERSION),                             \
-	};                                                                                 \
-	GHL_PLUGIN_EXPORT const struct ghl_plugin *ghl_plugin_entry_##NAME(void);          \
-	const struct ghl_plugin *ghl_plugin_entry_##NAME(void)                             \
-	{                                                                                  \
-		return &ghl_plugin_;                                                       \
+#define GHL_STEP_PLUGIN(NAME, VERSION, INIT, STEPS)                                         \
+	static int ghl_plugin_init_(const struct ghl_host_api *h, char *err, size_t errlen) \
+	{                                                                                   \
+		int (*user_init)(char *, size_t) = (INIT);                                  \
+		host = h;                                                                   \
+		return user_init ? user_init(err, errlen) : 0;                              \
+	}                                                                                   \
+	static const struct ghl_plugin ghl_plugin_ = {                                      \
+		GHL_PLUGIN_HEADER,                                                          \
+		#NAME,                                                                      \
+		ghl_plugin_init_,                                                           \
+		(STEPS),                                                                    \
+		sizeof(STEPS) / sizeof((STEPS)[0]),                                         \
+		(VERSION),                                                                  \
+	};                                                                                  \
+	GHL_PLUGIN_EXPORT const struct ghl_plugin *ghl_plugin_entry_##NAME(void);           \
+	const struct ghl_plugin *ghl_plugin_entry_##NAME(void)                              \
+	{                                                                                   \
+		return &ghl_plugin_;                                                        \
 	}
 
 #ifdef __cplusplus

@@ -159,8 +159,8 @@ void api_proceed(struct api_req *r)
 {
 	const struct api_endpoint *ep = r->ep;
 	if (!(ep->allow & API_ALLOW_PUBLIC)) {
-		if (ep->agency_scoped &&
-		    (!api_is_uuid(api_param(r, 0)) || !api_agency_in_scope(&r->who, api_param(r, 0)))) {
+		if (ep->agency_scoped && (!api_is_uuid(api_param(r, 0)) ||
+					  !api_agency_in_scope(&r->who, api_param(r, 0)))) {
 			api_reply_not_found(r, "agency");
 			return;
 		}
@@ -175,8 +175,8 @@ void api_proceed(struct api_req *r)
 	if (!ep->raw_params)
 		for (int i = 0; i < r->c->nparams; i++)
 			if (!api_is_uuid(r->c->params[i])) {
-				api_reply_error(r, 404, "not_found", "no such object (ids are UUIDs)",
-						NULL);
+				api_reply_error(r, 404, "not_found",
+						"no such object (ids are UUIDs)", NULL);
 				return;
 			}
 	if (api_is_safe_method(r->c->method) && api_rate_take(r, API_RATE_READ, 1))
@@ -190,8 +190,7 @@ void api_proceed(struct api_req *r)
 
 /* ---- module state ------------------------------------------------------ */
 
-int api_settings_accept_objects(void *arg, const struct json *settings,
-				struct api_problems *out)
+int api_settings_accept_objects(void *arg, const struct json *settings, struct api_problems *out)
 {
 	(void)arg;
 	if (!settings || settings->type != JSON_OBJECT) {
@@ -234,4 +233,3 @@ void api_stop(struct app *app)
 	free(s);
 	app->api = NULL;
 }
-

@@ -50,19 +50,19 @@ enum api_role { API_ROLE_NONE, API_ROLE_ADMIN, API_ROLE_AGENCY_ADMIN, API_ROLE_S
 /* Who is calling. Sessions carry a user; API keys carry their agency. */
 struct principal {
 	enum principal_kind kind;
-	enum api_role role;             /* API_ROLE_NONE for API keys */
-	char user_id[API_UUID_LEN];     /* sessions */
-	char session_id[API_UUID_LEN];  /* sessions */
-	char *email;                    /* sessions */
-	int via_cookie;                 /* session taken from the cookie (CSRF applies) */
-	char api_key_id[API_UUID_LEN];  /* API keys */
+	enum api_role role;	       /* API_ROLE_NONE for API keys */
+	char user_id[API_UUID_LEN];    /* sessions */
+	char session_id[API_UUID_LEN]; /* sessions */
+	char *email;		       /* sessions */
+	int via_cookie;		       /* session taken from the cookie (CSRF applies) */
+	char api_key_id[API_UUID_LEN]; /* API keys */
 	/* Agencies in scope: AGENCY_ADMIN: the linked, not deleted agencies;
 	 * API key: its agency (agency_ids[0]); ADMIN, SUPPORT: unused (all). */
 	char **agency_ids;
 	size_t nagencies;
 };
 
-const char *api_role_name(enum api_role r); /* "ADMIN" …, or NULL */
+const char *api_role_name(enum api_role r);  /* "ADMIN" …, or NULL */
 enum api_role api_role_parse(const char *s); /* API_ROLE_NONE when unknown */
 
 /* 1 when p may see agency_id (ADMIN and SUPPORT see all). */
@@ -97,12 +97,12 @@ struct api_field {
 	const char *name;
 	enum api_type type;
 	unsigned flags;
-	size_t min_len;                 /* strings: characters; arrays: items */
-	size_t max_len;                 /* strings: characters; arrays: items; 0 = no cap */
-	const char *const *one_of;      /* strings: allowed values, NULL-terminated */
+	size_t min_len;			/* strings: characters; arrays: items */
+	size_t max_len;			/* strings: characters; arrays: items; 0 = no cap */
+	const char *const *one_of;	/* strings: allowed values, NULL-terminated */
 	const struct api_field *fields; /* objects: known keys (others are refused); NULL = any */
-	const struct api_field *items;  /* arrays: one spec for every item; NULL = any */
-	int64_t min, max;               /* integers: range, applied when min < max */
+	const struct api_field *items;	/* arrays: one spec for every item; NULL = any */
+	int64_t min, max;		/* integers: range, applied when min < max */
 };
 
 /* Problems found in a request, as the `details` array. */
@@ -150,7 +150,7 @@ int api_cursor_decode(const char *cursor, char **created_at, char **id);
 /* clang-format on */
 
 struct api_page {
-	int limit;      /* 1..API_PAGE_MAX */
+	int limit;	/* 1..API_PAGE_MAX */
 	char *after_ts; /* NULL on the first page */
 	char *after_id;
 };
@@ -168,11 +168,11 @@ struct api_page {
 
 struct api_endpoint {
 	unsigned allow;
-	int agency_scoped;              /* params[0] names an agency: checked against scope */
-	int raw_params;                 /* {params} are not UUIDs (skip the 404 check) */
-	const struct api_field *body;   /* a JSON object is required; NULL = body ignored */
-	const char *const *query;       /* accepted query parameters; NULL = none */
-	size_t max_body;                /* 0 = max_body_bytes from the config */
+	int agency_scoped;	      /* params[0] names an agency: checked against scope */
+	int raw_params;		      /* {params} are not UUIDs (skip the 404 check) */
+	const struct api_field *body; /* a JSON object is required; NULL = body ignored */
+	const char *const *query;     /* accepted query parameters; NULL = none */
+	size_t max_body;	      /* 0 = max_body_bytes from the config */
 };
 
 struct api_req;
@@ -185,14 +185,14 @@ struct api_req {
 	struct app *app;
 	const struct api_endpoint *ep;
 	struct principal who;
-	struct json *body;        /* the validated body, or NULL */
-	struct evkeyvalq *query;  /* parsed query string */
+	struct json *body;	 /* the validated body, or NULL */
+	struct evkeyvalq *query; /* parsed query string */
 	api_handler_fn fn;
-	void *data;               /* the handler's state, freed with data_free */
+	void *data; /* the handler's state, freed with data_free */
 	void (*data_free)(void *);
 	const char *conflict_msg; /* api_query: message for a unique violation */
-	char key_hash[65];        /* internal: the API key's hash while it is looked up */
-	api_result_fn qcb;        /* internal: api_query's pending callback */
+	char key_hash[65];	  /* internal: the API key's hash while it is looked up */
+	api_result_fn qcb;	  /* internal: api_query's pending callback */
 	struct api_qproblems *qp; /* internal: query-string problems until api_query_ok */
 };
 
@@ -227,8 +227,8 @@ void api_query_problem(struct api_req *r, const char *name, const char *fmt, ...
  * all (code invalid_parameter, or invalid_cursor when the cursor is the only one). */
 int api_query_ok(struct api_req *r);
 /* Query integer in [min, max], def when absent: 0, or -1 with a problem collected. */
-int api_query_int(struct api_req *r, const char *name, long long min, long long max,
-		  long long def, long long *out);
+int api_query_int(struct api_req *r, const char *name, long long min, long long max, long long def,
+		  long long *out);
 /* Query boolean (true/false/1/0) into *out (-1 when absent): 0, or -1 with a
  * problem collected. */
 int api_query_bool(struct api_req *r, const char *name, int *out);
@@ -310,13 +310,12 @@ struct api_state {
 	struct auth_pool *pool;
 	struct throttle *throttle_account;
 	struct throttle *throttle_address;
-	int logins_pending;		/* admitted, not answered (≤ login_max_pending) */
+	int logins_pending; /* admitted, not answered (≤ login_max_pending) */
 	api_settings_validator validate_settings;
 	void *validate_settings_arg;
 };
 
-int api_settings_accept_objects(void *arg, const struct json *settings,
-				struct api_problems *out);
+int api_settings_accept_objects(void *arg, const struct json *settings, struct api_problems *out);
 /* The job engine's check (core/api/api_steps.c): an object whose pipeline passes
  * pipeline_validate against arg's (a struct app *) step registry; problems
  * named "settings.pipeline[2].config.role". Installed by `serve`. */
@@ -326,8 +325,7 @@ int api_settings_validate_pipeline(void *arg, const struct json *settings,
 /* Settings being saved (or a pipeline being dry-run) keep the stored secret
  * wherever they carry the mask a read showed (pipeline_keep_secrets against
  * stored_text, the agency's settings_json). 0, or -1 after replying 422. */
-int api_settings_keep_secrets(struct api_req *r, struct json *settings,
-			      const char *stored_text);
+int api_settings_keep_secrets(struct api_req *r, struct json *settings, const char *stored_text);
 
 /* Forget every cached API key (after a revocation or an agency deletion). */
 void api_key_cache_clear(struct app *app);

@@ -44,7 +44,10 @@ static const struct api_field update_fields[] = {
 };
 
 static const struct api_field key_fields[] = {
-	{.name = "name", .type = API_T_STRING, .flags = API_F_REQUIRED, .min_len = 1,
+	{.name = "name",
+	 .type = API_T_STRING,
+	 .flags = API_F_REQUIRED,
+	 .min_len = 1,
 	 .max_len = 100},
 	{0},
 };
@@ -80,8 +83,7 @@ static void reply_agency(struct api_req *r, PGresult *res)
 	const char *dp = r->app->cfg->default_pipeline;
 	struct json *def = json_parse(dp, strlen(dp), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *p = pipeline_effective(json_get(a, "settings"), def);
-	json_object_set_take(a, "required_client_fields",
-			     pipeline_client_fields(r->app->steps, p));
+	json_object_set_take(a, "required_client_fields", pipeline_client_fields(r->app->steps, p));
 	json_free(p);
 	json_free(def);
 	pipeline_mask_secrets(json_get(a, "settings"));
@@ -113,14 +115,16 @@ static void agencies_list(struct api_req *r)
 	r->data = lim;
 	r->data_free = free;
 	const char *params[] = {scope, like, pg.after_ts, pg.after_id, limit};
-	api_query(r,
-		  "SELECT " AGENCY_JSON ", " API_SQL_CURSOR_TS("a.created_at") ", a.id"
-		  " FROM agencies a WHERE a.deleted_at IS NULL"
-		  "  AND ($1::uuid[] IS NULL OR a.id = ANY($1::uuid[]))"
-		  "  AND ($2::text IS NULL OR a.name ILIKE $2)"
-		  "  AND ($3::timestamp IS NULL OR (a.created_at, a.id) < ($3::timestamp, $4::uuid))"
-		  " ORDER BY a.created_at DESC, a.id DESC LIMIT $5::int",
-		  5, params, list_done);
+	api_query(
+		r,
+		"SELECT " AGENCY_JSON ", " API_SQL_CURSOR_TS(
+			"a.created_at") ", a.id"
+					" FROM agencies a WHERE a.deleted_at IS NULL"
+					"  AND ($1::uuid[] IS NULL OR a.id = ANY($1::uuid[]))"
+					"  AND ($2::text IS NULL OR a.name ILIKE $2)"
+					"  AND ($3::timestamp IS NULL OR (a.created_at, a.id) < ($3::timestamp, $4::uuid))"
+					" ORDER BY a.created_at DESC, a.id DESC LIMIT $5::int",
+		5, params, list_done);
 	free(like);
 	free(scope);
 	api_page_clear(&pg);
@@ -131,7 +135,8 @@ static void agencies_list(struct api_req *r)
 static void agencies_get(struct api_req *r)
 {
 	const char *params[] = {api_param(r, 0)};
-	api_query(r, "SELECT " AGENCY_JSON " FROM agencies a WHERE a.id = $1 AND a.deleted_at IS NULL",
+	api_query(r,
+		  "SELECT " AGENCY_JSON " FROM agencies a WHERE a.id = $1 AND a.deleted_at IS NULL",
 		  1, params, reply_agency);
 }
 
@@ -145,12 +150,13 @@ static void update_with_stored(struct api_req *r, PGresult *res)
 	struct json *settings = json_get(r->body, "settings");
 	struct api_state *st = r->app->api;
 	if (settings && settings->type != JSON_NULL) {
-		if (api_settings_keep_secrets(r, settings, PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0)))
+		if (api_settings_keep_secrets(
+			    r, settings, PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0)))
 			return;
 		struct api_problems p;
 		api_problems_init(&p);
-		api_settings_validator v =
-			st->validate_settings ? st->validate_settings : api_settings_accept_objects;
+		api_settings_validator v = st->validate_settings ? st->validate_settings
+								 : api_settings_accept_objects;
 		if (v(st->validate_settings_arg, settings, &p) || p.n) {
 			api_reply_problems(r, &p);
 			return;
@@ -158,7 +164,7 @@ static void update_with_stored(struct api_req *r, PGresult *res)
 		api_problems_clear(&p);
 	}
 	char *settings_text = settings && settings->type != JSON_NULL ? json_to_string(settings)
-								       : NULL;
+								      : NULL;
 	const char *params[] = {api_param(r, 0), json_get_str(r->body, "name"),
 				settings ? "true" : "false", settings_text};
 	api_query(r,
@@ -173,7 +179,8 @@ static void update_with_stored(struct api_req *r, PGresult *res)
 static void agencies_update(struct api_req *r)
 {
 	const char *params[] = {api_param(r, 0)};
-	api_query(r, "SELECT settings_json::text FROM agencies WHERE id = $1 AND deleted_at IS NULL",
+	api_query(r,
+		  "SELECT settings_json::text FROM agencies WHERE id = $1 AND deleted_at IS NULL",
 		  1, params, update_with_stored);
 }
 
@@ -330,12 +337,12 @@ static void keys_revoke(struct api_req *r)
 
 static const struct api_endpoint ep_list = {.allow = API_ALLOW_ANY, .query = list_query};
 static const struct api_endpoint ep_get = {.allow = API_ALLOW_ANY, .agency_scoped = 1};
-static const struct api_endpoint ep_update = {.allow = MANAGERS, .agency_scoped = 1,
-					      .body = update_fields};
+static const struct api_endpoint ep_update = {
+	.allow = MANAGERS, .agency_scoped = 1, .body = update_fields};
 static const struct api_endpoint ep_delete = {.allow = API_ALLOW_ADMIN, .agency_scoped = 1};
 static const struct api_endpoint ep_keys_list = {.allow = API_ALLOW_STAFF, .agency_scoped = 1};
-static const struct api_endpoint ep_keys_create = {.allow = MANAGERS, .agency_scoped = 1,
-						   .body = key_fields};
+static const struct api_endpoint ep_keys_create = {
+	.allow = MANAGERS, .agency_scoped = 1, .body = key_fields};
 static const struct api_endpoint ep_keys_revoke = {.allow = MANAGERS, .agency_scoped = 1};
 
 static void h_list(struct http_ctx *c)

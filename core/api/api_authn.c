@@ -52,7 +52,8 @@ static void session_found(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("session lookup failed", "request_id", r->c->request_id, "error",
 			 res ? PQresultErrorMessage(res) : errmsg, NULL);
-		api_reply_db_unavailable(r, "cannot check credentials right now; try again shortly");
+		api_reply_db_unavailable(r,
+					 "cannot check credentials right now; try again shortly");
 		return;
 	}
 	if (PQntuples(res) != 1) {
@@ -79,7 +80,8 @@ static void session_found(void *arg, PGresult *res, const char *errmsg)
 		const char *tok = evhttp_find_header(evhttp_request_get_input_headers(r->c->req),
 						     "X-CSRF-Token");
 		char h[65];
-		if (!tok || (auth_secret_hash(tok, h), !crypto_str_eq_ct(h, PQgetvalue(res, 0, 4)))) {
+		if (!tok ||
+		    (auth_secret_hash(tok, h), !crypto_str_eq_ct(h, PQgetvalue(res, 0, 4)))) {
 			api_reply_error(r, 403, "csrf_failed",
 					"a cookie session needs the X-CSRF-Token header with the "
 					"csrf_token from login",
@@ -96,7 +98,8 @@ static void api_key_found(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("api key lookup failed", "request_id", r->c->request_id, "error",
 			 res ? PQresultErrorMessage(res) : errmsg, NULL);
-		api_reply_db_unavailable(r, "cannot check credentials right now; try again shortly");
+		api_reply_db_unavailable(r,
+					 "cannot check credentials right now; try again shortly");
 		return;
 	}
 	if (PQntuples(res) != 1) {
@@ -156,8 +159,9 @@ void api_handle(struct http_ctx *c, const struct api_endpoint *ep, api_handler_f
 	}
 	if (!token || !*token || strlen(token) > 256) {
 		secret_free(token);
-		reply_unauthenticated(r, "authentication required: log in (POST /api/v1/auth/login) "
-					 "or send Authorization: Bearer <token or API key>");
+		reply_unauthenticated(r,
+				      "authentication required: log in (POST /api/v1/auth/login) "
+				      "or send Authorization: Bearer <token or API key>");
 		return;
 	}
 	char hash[65];

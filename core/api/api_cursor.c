@@ -41,7 +41,8 @@ int api_cursor_decode(const char *cursor, char **created_at, char **id)
 	if (bar && is_cursor_ts((const char *)raw, (size_t)(bar - (const char *)raw))) {
 		char *i = xstrndup(bar + 1, n - (size_t)(bar + 1 - (const char *)raw));
 		if (api_is_uuid(i) && strlen(i) == n - (size_t)(bar + 1 - (const char *)raw)) {
-			*created_at = xstrndup((const char *)raw, (size_t)(bar - (const char *)raw));
+			*created_at = xstrndup((const char *)raw,
+					       (size_t)(bar - (const char *)raw));
 			*id = i;
 			rc = 0;
 		} else {

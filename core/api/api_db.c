@@ -15,8 +15,8 @@ static void query_done(void *arg, PGresult *res, const char *errmsg)
 	api_result_fn cb = r->qcb;
 	r->qcb = NULL;
 	if (!res) {
-		log_warn("api query: database unavailable", "request_id", r->c->request_id,
-			 "error", errmsg ? errmsg : "", NULL);
+		log_warn("api query: database unavailable", "request_id", r->c->request_id, "error",
+			 errmsg ? errmsg : "", NULL);
 		api_reply_db_unavailable(r, "the database is unavailable; try again shortly");
 		return;
 	}
@@ -31,8 +31,8 @@ static void query_done(void *arg, PGresult *res, const char *errmsg)
 				r->conflict_msg ? r->conflict_msg : "the record already exists",
 				NULL);
 	} else if (state && !strcmp(state, "23503")) {
-		api_reply_error(r, 422, "invalid_reference",
-				"a referenced record does not exist", NULL);
+		api_reply_error(r, 422, "invalid_reference", "a referenced record does not exist",
+				NULL);
 	} else if (state && (!strcmp(state, "22P02") || !strcmp(state, "22007") ||
 			     !strcmp(state, "22008") || !strcmp(state, "22003"))) {
 		api_reply_error(r, 400, "invalid_input", "a value has an invalid format", NULL);
@@ -46,6 +46,6 @@ void api_query(struct api_req *r, const char *sql, int nparams, const char *cons
 {
 	r->qcb = cb;
 	/* GET and friends only read: safe to re-run if the connection drops */
-	db_pool_query_flags(r->app->db, api_is_safe_method(r->c->method) ? DB_REPLAY : 0, sql, nparams,
-			    params, query_done, r);
+	db_pool_query_flags(r->app->db, api_is_safe_method(r->c->method) ? DB_REPLAY : 0, sql,
+			    nparams, params, query_done, r);
 }

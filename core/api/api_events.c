@@ -22,37 +22,48 @@
 #define EVENTS_URL_MAX 2000
 #define EVENTS_SECRET_COLUMN "event_subscriptions.secret_enc" /* as event_delivery.c */
 
-#define SUB_JSON                                                                              \
-	"json_build_object('id', s.id, 'agency_id', s.agency_id, 'url', s.url,"                \
-	" 'events', to_json(s.event_types), 'description', s.description,"                     \
+#define SUB_JSON                                                                \
+	"json_build_object('id', s.id, 'agency_id', s.agency_id, 'url', s.url," \
+	" 'events', to_json(s.event_types), 'description', s.description,"      \
 	" 'created_by', s.created_by, 'created_at', " API_SQL_ISO("s.created_at") ")::text"
 
-#define DELIVERY_JSON                                                                         \
-	"json_build_object('id', d.id, 'webhook_id', d.subscription_id, 'event_id', d.event_id," \
-	" 'event_type', d.event_type, 'job_id', d.job_id, 'status', d.status,"                 \
-	" 'attempts', d.attempts, 'last_status_code', d.last_status_code,"                     \
-	" 'last_error', d.last_error,"                                                          \
-	" 'next_attempt_at', CASE WHEN d.status = 'pending' THEN "                              \
-	API_SQL_ISO("d.next_attempt_at") " END,"                                                \
-	" 'last_attempt_at', " API_SQL_ISO("d.last_attempt_at") ","                            \
-	" 'delivered_at', " API_SQL_ISO("d.delivered_at") ","                                  \
-	" 'redelivery_of', d.redelivery_of, 'payload', d.payload::json,"                       \
-	" 'created_at', " API_SQL_ISO("d.created_at") ")::text"
+#define DELIVERY_JSON                                                                                                                                        \
+	"json_build_object('id', d.id, 'webhook_id', d.subscription_id, 'event_id', d.event_id,"                                                             \
+	" 'event_type', d.event_type, 'job_id', d.job_id, 'status', d.status,"                                                                               \
+	" 'attempts', d.attempts, 'last_status_code', d.last_status_code,"                                                                                   \
+	" 'last_error', d.last_error,"                                                                                                                       \
+	" 'next_attempt_at', CASE WHEN d.status = 'pending' THEN " API_SQL_ISO(                                                                              \
+		"d.next_attempt_at") " END,"                                                                                                                 \
+				     " 'last_attempt_at', " API_SQL_ISO(                                                                                     \
+					     "d.last_attempt_at") ","                                                                                        \
+								  " 'delivered_at', " API_SQL_ISO(                                                           \
+									  "d.delivered_at") ","                                                              \
+											    " 'redelivery_of', d.redelivery_of, 'payload', d.payload::json," \
+											    " 'created_at', " API_SQL_ISO(                                   \
+												    "d.created_at") ")::text"
 
 /* Every event a subscription may ask for. task.* and batch.completed are
  * accepted ahead of their sources (README "Integrate with the API"). */
 static const char *const event_types[] = {
-	"job.completed", "job.failed", "job.cancelled", "job.retrying", "task.created",
-	"task.overdue", "agency.needs_reconnect", "batch.completed", NULL};
+	"job.completed",	  "job.failed",	     "job.cancelled",
+	"job.retrying",		  "task.created",    "task.overdue",
+	"agency.needs_reconnect", "batch.completed", NULL};
 
-static const struct api_field event_item = {.name = "events[]", .type = API_T_STRING,
-					    .one_of = event_types};
+static const struct api_field event_item = {
+	.name = "events[]", .type = API_T_STRING, .one_of = event_types};
 
 static const struct api_field create_fields[] = {
-	{.name = "url", .type = API_T_STRING, .flags = API_F_REQUIRED, .min_len = 8,
+	{.name = "url",
+	 .type = API_T_STRING,
+	 .flags = API_F_REQUIRED,
+	 .min_len = 8,
 	 .max_len = EVENTS_URL_MAX},
-	{.name = "events", .type = API_T_ARRAY, .flags = API_F_REQUIRED, .min_len = 1,
-	 .max_len = 8, .items = &event_item},
+	{.name = "events",
+	 .type = API_T_ARRAY,
+	 .flags = API_F_REQUIRED,
+	 .min_len = 1,
+	 .max_len = 8,
+	 .items = &event_item},
 	{.name = "description", .type = API_T_STRING, .max_len = 200},
 	{0},
 };
@@ -114,8 +125,8 @@ static void check_url(const char *url, int allow_private, struct api_problems *p
 		return; /* a name */
 	char why[64];
 	if (!allow_private && !ssrf_addr_is_public((struct sockaddr *)&ss, why, sizeof(why)))
-		api_problem(p, "url", "%s is a %s address; events go to public addresses only", host,
-			    why);
+		api_problem(p, "url", "%s is a %s address; events go to public addresses only",
+			    host, why);
 }
 
 /* ---- list / get / delete ------------------------------------------------- */
@@ -174,7 +185,8 @@ static void sub_deleted(struct api_req *r, PGresult *res)
 static void subs_delete(struct api_req *r)
 {
 	const char *params[] = {api_param(r, 0), api_param(r, 1)};
-	api_query(r, "DELETE FROM event_subscriptions WHERE id = $2 AND agency_id = $1 RETURNING id",
+	api_query(r,
+		  "DELETE FROM event_subscriptions WHERE id = $2 AND agency_id = $1 RETURNING id",
 		  2, params, sub_deleted);
 }
 
@@ -266,9 +278,13 @@ static void subs_create(struct api_req *r)
 	}
 	char max[16];
 	snprintf(max, sizeof(max), "%d", EVENTS_MAX_SUBSCRIPTIONS);
-	const char *params[] = {api_param(r, 0), url, buf_cstr(&arr), enc,
+	const char *params[] = {api_param(r, 0),
+				url,
+				buf_cstr(&arr),
+				enc,
 				json_get_str(r->body, "description"),
-				r->who.user_id[0] ? r->who.user_id : NULL, max};
+				r->who.user_id[0] ? r->who.user_id : NULL,
+				max};
 	api_query(r,
 		  "WITH a AS (SELECT a.id, (SELECT count(*) FROM event_subscriptions e"
 		  "   WHERE e.agency_id = a.id) AS n"
@@ -315,12 +331,13 @@ static void deliveries_sub_checked(struct api_req *r, PGresult *res)
 	snprintf(limit, sizeof(limit), "%d", q->limit + 1);
 	const char *params[] = {api_param(r, 1), q->status, q->after_ts, q->after_id, limit};
 	api_query(r,
-		  "SELECT " DELIVERY_JSON ", " API_SQL_CURSOR_TS("d.created_at") ", d.id"
-		  " FROM event_deliveries d WHERE d.subscription_id = $1"
-		  "  AND ($2::text IS NULL OR d.status = $2)"
-		  "  AND ($3::timestamp IS NULL OR (d.created_at, d.id) <"
-		  "       ($3::timestamp::timestamptz, $4::uuid))"
-		  " ORDER BY d.created_at DESC, d.id DESC LIMIT $5::int",
+		  "SELECT " DELIVERY_JSON ", " API_SQL_CURSOR_TS(
+			  "d.created_at") ", d.id"
+					  " FROM event_deliveries d WHERE d.subscription_id = $1"
+					  "  AND ($2::text IS NULL OR d.status = $2)"
+					  "  AND ($3::timestamp IS NULL OR (d.created_at, d.id) <"
+					  "       ($3::timestamp::timestamptz, $4::uuid))"
+					  " ORDER BY d.created_at DESC, d.id DESC LIMIT $5::int",
 		  5, params, deliveries_page);
 }
 
@@ -384,12 +401,12 @@ static void deliveries_redeliver(struct api_req *r)
 #define READERS (API_ALLOW_STAFF | API_ALLOW_API_KEY)
 
 static const struct api_endpoint ep_list = {.allow = READERS, .agency_scoped = 1};
-static const struct api_endpoint ep_create = {.allow = MANAGERS, .agency_scoped = 1,
-					      .body = create_fields};
+static const struct api_endpoint ep_create = {
+	.allow = MANAGERS, .agency_scoped = 1, .body = create_fields};
 static const struct api_endpoint ep_get = {.allow = READERS, .agency_scoped = 1};
 static const struct api_endpoint ep_delete = {.allow = MANAGERS, .agency_scoped = 1};
-static const struct api_endpoint ep_deliveries = {.allow = READERS, .agency_scoped = 1,
-						  .query = deliveries_query};
+static const struct api_endpoint ep_deliveries = {
+	.allow = READERS, .agency_scoped = 1, .query = deliveries_query};
 /* like a job retry: SUPPORT may */
 static const struct api_endpoint ep_redeliver = {.allow = READERS, .agency_scoped = 1};
 
@@ -433,5 +450,5 @@ static const struct http_route event_routes[] = {
 	 h_redeliver},
 };
 
-const struct route_table api_events_route_table = {
-	event_routes, sizeof(event_routes) / sizeof(event_routes[0])};
+const struct route_table api_events_route_table = {event_routes,
+						   sizeof(event_routes) / sizeof(event_routes[0])};

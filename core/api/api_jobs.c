@@ -50,8 +50,8 @@
 /* `j` is in the caller's scope ($n = api_scope_array). */
 #define IN_SCOPE(n) "($" n "::uuid[] IS NULL OR j.agency_id = ANY($" n "::uuid[]))"
 
-static const char *const job_statuses[] = {"PENDING", "IN_PROGRESS", "COMPLETED", "FAILED",
-					   "RETRYING", "CANCELLED", NULL};
+static const char *const job_statuses[] = {"PENDING",  "IN_PROGRESS", "COMPLETED", "FAILED",
+					   "RETRYING", "CANCELLED",   NULL};
 
 /* ---- shared helpers ------------------------------------------------------- */
 
@@ -112,11 +112,13 @@ static const char submit_sql[] =
 	"       WHERE id = $3::uuid AND agency_id = $1::uuid))"
 	" ON CONFLICT (agency_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 	" RETURNING *)"
-	" SELECT true, ins.request_hash, " JOB_JSON("ins") " FROM ins"
-	" UNION ALL"
-	" SELECT false, j.request_hash, " JOB_JSON("j") " FROM provisioning_jobs j"
-	" WHERE $4::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $4"
-	"  AND NOT EXISTS (SELECT 1 FROM ins)";
+	" SELECT true, ins.request_hash, " JOB_JSON(
+		"ins") " FROM ins"
+		       " UNION ALL"
+		       " SELECT false, j.request_hash, " JOB_JSON(
+			       "j") " FROM provisioning_jobs j"
+				    " WHERE $4::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $4"
+				    "  AND NOT EXISTS (SELECT 1 FROM ins)";
 
 /* When submit_sql answered nothing: why (a new statement, so a key another
  * transaction just committed is visible). */
@@ -124,8 +126,9 @@ static const char submit_why_sql[] =
 	"SELECT EXISTS (SELECT 1 FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL),"
 	" (SELECT j.request_hash FROM provisioning_jobs j"
 	"  WHERE $2::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $2),"
-	" (SELECT " JOB_JSON("j") " FROM provisioning_jobs j"
-	"  WHERE $2::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $2)";
+	" (SELECT " JOB_JSON(
+		"j") " FROM provisioning_jobs j"
+		     "  WHERE $2::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $2)";
 
 struct submit {
 	char hash[65];
@@ -163,10 +166,11 @@ static void reply_existing(struct api_req *r, const char *stored_hash, const cha
 {
 	struct submit *s = r->data;
 	if (!str_eq(stored_hash, s->hash)) {
-		api_reply_error(r, 409, "idempotency_conflict",
-				"this Idempotency-Key was used with another request body; use a new "
-				"key for a new job",
-				NULL);
+		api_reply_error(
+			r, 409, "idempotency_conflict",
+			"this Idempotency-Key was used with another request body; use a new "
+			"key for a new job",
+			NULL);
 		return;
 	}
 	api_add_header(r, "Idempotent-Replayed", "true");
@@ -185,8 +189,9 @@ static void submit_why(struct api_req *r, PGresult *res)
 	}
 	struct api_problems p;
 	api_problems_init(&p);
-	api_problem(&p, "snapshot_id", "no such snapshot for this agency (GET "
-				       "/api/v1/agencies/{id}/snapshots lists them)");
+	api_problem(&p, "snapshot_id",
+		    "no such snapshot for this agency (GET "
+		    "/api/v1/agencies/{id}/snapshots lists them)");
 	api_reply_problems(r, &p);
 }
 
@@ -389,9 +394,9 @@ static int batch_json(struct api_req *r, struct batch *b, const char *text, size
 			api_validate(row, batch_row_fields, prefix, &b->p);
 		free(prefix);
 		const struct json *client = row->type == JSON_OBJECT ? json_get(row, "client_data")
-								      : NULL;
+								     : NULL;
 		const struct json *snap = row->type == JSON_OBJECT ? json_get(row, "snapshot_id")
-								    : NULL;
+								   : NULL;
 		batch_row(b, i, client,
 			  snap && snap->type == JSON_STRING && api_is_uuid(snap->u.str.s)
 				  ? snap->u.str.s
@@ -403,10 +408,10 @@ static int batch_json(struct api_req *r, struct batch *b, const char *text, size
 
 /* client_data keys a CSV column may name (core/base/client_data.h), besides
  * custom_values.<key> and snapshot_id. */
-static const char *const csv_columns[] = {
-	"name",	    "email", "first_name", "last_name", "phone",    "address",	   "city",
-	"state",    "postal_code", "country", "website", "timezone", "external_id", "tags",
-	NULL};
+static const char *const csv_columns[] = {"name",	 "email",   "first_name", "last_name",
+					  "phone",	 "address", "city",	  "state",
+					  "postal_code", "country", "website",	  "timezone",
+					  "external_id", "tags",    NULL};
 
 static int csv_column_known(const char *c)
 {
@@ -460,8 +465,8 @@ static struct json *csv_client(const struct csv_record *hdr, const struct csv_re
 /* Rows of a CSV batch into b: 0, or -1 after replying (unreadable CSV). */
 static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_t len)
 {
-	struct csv_limits lim = {.max_records = BATCH_MAX_ROWS + 1, .max_fields = 200,
-				 .max_field = 8192};
+	struct csv_limits lim = {
+		.max_records = BATCH_MAX_ROWS + 1, .max_fields = 200, .max_field = 8192};
 	struct csv csv;
 	struct err e;
 	if (csv_parse(text, len, &lim, &csv, &e)) {
@@ -482,9 +487,10 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		memmove(hdr->fields[k], col, strlen(col) + 1);
 		char *path = xasprintf("header[%zu]", k);
 		if (!csv_column_known(hdr->fields[k]))
-			api_problem(&b->p, path, "unknown column \"%s\" (columns: name, email, "
-						 "first_name, …, tags (separated by ';'), "
-						 "custom_values.<key>, snapshot_id)",
+			api_problem(&b->p, path,
+				    "unknown column \"%s\" (columns: name, email, "
+				    "first_name, …, tags (separated by ';'), "
+				    "custom_values.<key>, snapshot_id)",
 				    hdr->fields[k]);
 		for (size_t j = 0; j < k; j++)
 			if (!strcmp(hdr->fields[j], hdr->fields[k]))
@@ -567,8 +573,8 @@ static void jobs_batch(struct api_req *r)
 	size_t max = (size_t)r->app->cfg->max_batch_body_bytes;
 	const char *ct = header(r, "Content-Type");
 	if (len > max) {
-		char *msg = xasprintf("request body is larger than %zu bytes (max_batch_body_bytes)",
-				      max);
+		char *msg = xasprintf(
+			"request body is larger than %zu bytes (max_batch_body_bytes)", max);
 		api_reply_error(r, 413, "body_too_large", msg, NULL);
 		free(msg);
 		return;
@@ -621,8 +627,8 @@ static void batch_with_needs(struct api_req *r, PGresult *res)
 
 /* ---- GET /jobs ------------------------------------------------------------ */
 
-static const char *const list_query[] = {"status", "agency_id", "created_after",
-					 "created_before", "limit", "cursor", NULL};
+static const char *const list_query[] = {
+	"status", "agency_id", "created_after", "created_before", "limit", "cursor", NULL};
 
 /* An ISO 8601 date or date-time: YYYY-MM-DD[(T| )HH:MM[:SS[.f…]]][Z|±HH[:MM]]. */
 static int is_iso_time(const char *s)
@@ -676,8 +682,9 @@ static void list_done(struct api_req *r, PGresult *res)
 static void check_time(struct api_req *r, const char *name, const char *v)
 {
 	if (v && !is_iso_time(v))
-		api_query_problem(r, name, "must be an ISO 8601 time (2026-01-31T12:00:00Z or "
-					   "2026-01-31)");
+		api_query_problem(r, name,
+				  "must be an ISO 8601 time (2026-01-31T12:00:00Z or "
+				  "2026-01-31)");
 }
 
 static void jobs_list(struct api_req *r)
@@ -691,8 +698,9 @@ static void jobs_list(struct api_req *r)
 		while (*s && strcmp(*s, status))
 			s++;
 		if (!*s)
-			api_query_problem(r, "status", "must be PENDING, IN_PROGRESS, COMPLETED, "
-						       "FAILED, RETRYING or CANCELLED");
+			api_query_problem(r, "status",
+					  "must be PENDING, IN_PROGRESS, COMPLETED, "
+					  "FAILED, RETRYING or CANCELLED");
 	}
 	if (agency && !api_is_uuid(agency))
 		api_query_problem(r, "agency_id", "must be a UUID");
@@ -718,16 +726,19 @@ static void jobs_list(struct api_req *r)
 	 * of another status (a burst of fresh PENDING jobs in front of FAILED). */
 	struct buf sql;
 	buf_init(&sql);
-	buf_puts(&sql, "SELECT " JOB_JSON("j") ", " API_SQL_CURSOR_TS("j.created_at") ", j.id"
-		       " FROM (SELECT j.id, j.created_at FROM provisioning_jobs j WHERE true");
+	buf_puts(
+		&sql,
+		"SELECT " JOB_JSON("j") ", " API_SQL_CURSOR_TS(
+			"j.created_at") ", j.id"
+					" FROM (SELECT j.id, j.created_at FROM provisioning_jobs j WHERE true");
 	const char *params[8];
 	int n = 0;
-#define FILTER(value, fragment)                                                               \
-	do {                                                                                  \
-		if (value) {                                                                  \
-			params[n++] = (value);                                                \
-			buf_printf(&sql, fragment, n);                                        \
-		}                                                                             \
+#define FILTER(value, fragment)                        \
+	do {                                           \
+		if (value) {                           \
+			params[n++] = (value);         \
+			buf_printf(&sql, fragment, n); \
+		}                                      \
 	} while (0)
 	FILTER(scope, " AND j.agency_id = ANY($%d::uuid[])");
 	FILTER(agency, " AND j.agency_id = $%d::uuid");
@@ -738,13 +749,16 @@ static void jobs_list(struct api_req *r)
 	if (pg.after_ts) {
 		params[n++] = pg.after_ts;
 		params[n++] = pg.after_id;
-		buf_printf(&sql, " AND (j.created_at, j.id) < ($%d::timestamp, $%d::uuid)", n - 1, n);
+		buf_printf(&sql, " AND (j.created_at, j.id) < ($%d::timestamp, $%d::uuid)", n - 1,
+			   n);
 	}
 #undef FILTER
 	params[n++] = limit;
-	buf_printf(&sql, " ORDER BY j.created_at DESC, j.id DESC LIMIT $%d::int) p"
-			 " JOIN provisioning_jobs j ON j.id = p.id"
-			 " ORDER BY p.created_at DESC, p.id DESC", n);
+	buf_printf(&sql,
+		   " ORDER BY j.created_at DESC, j.id DESC LIMIT $%d::int) p"
+		   " JOIN provisioning_jobs j ON j.id = p.id"
+		   " ORDER BY p.created_at DESC, p.id DESC",
+		   n);
 	api_query(r, buf_cstr(&sql), n, params, list_done);
 	buf_clear(&sql);
 	free(scope);
@@ -767,8 +781,8 @@ static void jobs_get(struct api_req *r)
 	char *scope = api_scope_array(&r->who);
 	const char *params[] = {api_param(r, 0), scope};
 	api_query(r,
-		  "SELECT " JOB_JSON("j") " FROM provisioning_jobs j WHERE j.id = $1::uuid AND "
-		  IN_SCOPE("2"),
+		  "SELECT " JOB_JSON(
+			  "j") " FROM provisioning_jobs j WHERE j.id = $1::uuid AND " IN_SCOPE("2"),
 		  2, params, reply_job);
 	free(scope);
 }
@@ -810,16 +824,18 @@ static void jobs_logs(struct api_req *r)
 	int_data(r, pg.limit);
 	/* one row per log entry, or one row of NULLs for a job without (more) entries */
 	const char *params[] = {api_param(r, 0), scope, pg.after_ts, pg.after_id, limit};
-	api_query(r,
-		  "SELECT l.j, l.ts, l.id FROM provisioning_jobs j"
-		  " LEFT JOIN LATERAL (SELECT " LOG_JSON " AS j,"
-		  "   " API_SQL_CURSOR_TS("l.timestamp") " AS ts, l.id, l.timestamp"
-		  "  FROM provisioning_logs l WHERE l.job_id = j.id"
-		  "   AND ($3::timestamp IS NULL OR (l.timestamp, l.id) < ($3::timestamp, $4::uuid))"
-		  "  ORDER BY l.timestamp DESC, l.id DESC LIMIT $5::int) l ON true"
-		  " WHERE j.id = $1::uuid AND " IN_SCOPE("2")
-		  " ORDER BY l.timestamp DESC, l.id DESC",
-		  5, params, logs_done);
+	api_query(
+		r,
+		"SELECT l.j, l.ts, l.id FROM provisioning_jobs j"
+		" LEFT JOIN LATERAL (SELECT " LOG_JSON " AS j,"
+		"   " API_SQL_CURSOR_TS(
+			"l.timestamp") " AS ts, l.id, l.timestamp"
+				       "  FROM provisioning_logs l WHERE l.job_id = j.id"
+				       "   AND ($3::timestamp IS NULL OR (l.timestamp, l.id) < ($3::timestamp, $4::uuid))"
+				       "  ORDER BY l.timestamp DESC, l.id DESC LIMIT $5::int) l ON true"
+				       " WHERE j.id = $1::uuid AND " IN_SCOPE(
+					       "2") " ORDER BY l.timestamp DESC, l.id DESC",
+		5, params, logs_done);
 	free(scope);
 	api_page_clear(&pg);
 }
@@ -849,7 +865,8 @@ static void retried(struct api_req *r, PGresult *res)
 		char *msg = !strcmp(st, "CANCELLED")
 				    ? xstrdup("a CANCELLED job is final and cannot be retried;"
 					      " submit it again as a new job")
-				    : xasprintf("only FAILED jobs can be retried; this one is %s", st);
+				    : xasprintf("only FAILED jobs can be retried; this one is %s",
+						st);
 		api_reply_error(r, 409, "invalid_state", msg, NULL);
 		free(msg);
 		return;
@@ -887,8 +904,8 @@ static void cancelled(struct api_req *r, PGresult *res)
 		free(msg);
 		return;
 	}
-	log_info("job cancel requested", "request_id", r->c->request_id, "job_id",
-		 api_param(r, 0), "how", how, NULL);
+	log_info("job cancel requested", "request_id", r->c->request_id, "job_id", api_param(r, 0),
+		 "how", how, NULL);
 	const char *params[] = {api_param(r, 0)};
 	api_query(r, "SELECT " JOB_JSON("j") " FROM provisioning_jobs j WHERE j.id = $1::uuid", 1,
 		  params, cancel_reread);
@@ -917,8 +934,8 @@ static void jobs_cancel(struct api_req *r)
 
 #define SUBMITTERS (API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN | API_ALLOW_API_KEY)
 
-static const struct api_endpoint ep_submit = {.allow = SUBMITTERS, .agency_scoped = 1,
-					      .body = submit_loose};
+static const struct api_endpoint ep_submit = {
+	.allow = SUBMITTERS, .agency_scoped = 1, .body = submit_loose};
 /* the body is read by the handler (JSON or CSV, its own cap) */
 static const struct api_endpoint ep_batch = {.allow = SUBMITTERS, .agency_scoped = 1};
 static const struct api_endpoint ep_list = {.allow = API_ALLOW_ANY, .query = list_query};

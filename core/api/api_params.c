@@ -25,7 +25,7 @@ const char *api_query_param(const struct api_req *r, const char *name)
 struct api_qproblems {
 	struct api_problems p;
 	struct buf names; /* "status, created_after, limit" */
-	char *first;      /* "query parameter status must be …" */
+	char *first;	  /* "query parameter status must be …" */
 	int cursor_only;  /* the only problem is the cursor */
 };
 
@@ -78,8 +78,8 @@ int api_query_ok(struct api_req *r)
 	return -1;
 }
 
-int api_query_int(struct api_req *r, const char *name, long long min, long long max,
-		  long long def, long long *out)
+int api_query_int(struct api_req *r, const char *name, long long min, long long max, long long def,
+		  long long *out)
 {
 	const char *v = api_query_param(r, name);
 	if (v && !str_to_ll(v, min, max, out))

@@ -28,7 +28,7 @@
 struct bucket {
 	struct bucket *next;
 	char id[API_UUID_LEN]; /* the API key's or the user's id */
-	char kind;             /* 'k' API key, 'u' user */
+	char kind;	       /* 'k' API key, 'u' user */
 	unsigned char cls;     /* enum api_rate_class */
 	double tokens;
 	int64_t at_ms; /* tokens as of this time */

@@ -71,8 +71,7 @@ void api_reply_problems(struct api_req *r, struct api_problems *p)
 	else
 		msg = xasprintf("the request has %zu invalid field%s (see details)", p->n,
 				p->n == 1 ? "" : "s");
-	api_reply_error(r, 422, p->nunknown ? "unknown_fields" : "validation_failed", msg,
-			details);
+	api_reply_error(r, 422, p->nunknown ? "unknown_fields" : "validation_failed", msg, details);
 	free(msg);
 	free(details);
 	api_problems_clear(p);
@@ -87,8 +86,8 @@ void api_reply_not_found(struct api_req *r, const char *what)
 
 void api_reply_internal(struct api_req *r, const char *why)
 {
-	log_error("api request failed", "request_id", r->c->request_id, "path", r->c->path,
-		  "error", why, NULL);
+	log_error("api request failed", "request_id", r->c->request_id, "path", r->c->path, "error",
+		  why, NULL);
 	api_reply_error(r, 500, "internal_error",
 			"the request failed on the server; the log has the details (request id "
 			"in X-Request-Id)",

@@ -33,35 +33,36 @@ static void success_rates(struct api_req *r)
 	char *scope = api_scope_array(&r->who);
 	const char *params[2] = {d, scope};
 	/* only the grouping column changes: both texts are constants */
-	const char *sql = group && !strcmp(group, "niche")
-		? "SELECT json_build_object('group_by', 'niche', 'days', $1::int,"
-		  " 'refreshed_at', (SELECT to_char(refreshed_at AT TIME ZONE 'UTC',"
-		  "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_refreshes"
-		  "  WHERE view_name = 'job_success_rates'),"
-		  " 'items', COALESCE(json_agg(json_build_object('niche', niche, 'total', total,"
-		  "  'completed', completed, 'failed', failed, 'cancelled', cancelled, 'success_rate',"
-		  "  CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
-		  "  (completed + failed), 4) END) ORDER BY total DESC, niche), '[]'::json))::text"
-		  " FROM (SELECT niche, sum(total)::bigint AS total, sum(completed)::bigint AS completed,"
-		  "  sum(failed)::bigint AS failed, sum(cancelled)::bigint AS cancelled"
-		  "  FROM job_success_rates"
-		  "  WHERE day >= current_date - $1::int"
-		  "  AND ($2::uuid[] IS NULL OR agency_id = ANY($2::uuid[])) GROUP BY niche) g"
-		: "SELECT json_build_object('group_by', 'agency', 'days', $1::int,"
-		  " 'refreshed_at', (SELECT to_char(refreshed_at AT TIME ZONE 'UTC',"
-		  "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_refreshes"
-		  "  WHERE view_name = 'job_success_rates'),"
-		  " 'items', COALESCE(json_agg(json_build_object('agency_id', g.agency_id,"
-		  "  'agency_name', a.name, 'total', total, 'completed', completed, 'failed', failed,"
-		  "  'cancelled', cancelled,"
-		  "  'success_rate', CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
-		  "  (completed + failed), 4) END) ORDER BY total DESC, a.name), '[]'::json))::text"
-		  " FROM (SELECT agency_id, sum(total)::bigint AS total,"
-		  "  sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,"
-		  "  sum(cancelled)::bigint AS cancelled"
-		  "  FROM job_success_rates WHERE day >= current_date - $1::int"
-		  "  AND ($2::uuid[] IS NULL OR agency_id = ANY($2::uuid[])) GROUP BY agency_id) g"
-		  " JOIN agencies a ON a.id = g.agency_id";
+	const char *sql =
+		group && !strcmp(group, "niche")
+			? "SELECT json_build_object('group_by', 'niche', 'days', $1::int,"
+			  " 'refreshed_at', (SELECT to_char(refreshed_at AT TIME ZONE 'UTC',"
+			  "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_refreshes"
+			  "  WHERE view_name = 'job_success_rates'),"
+			  " 'items', COALESCE(json_agg(json_build_object('niche', niche, 'total', total,"
+			  "  'completed', completed, 'failed', failed, 'cancelled', cancelled, 'success_rate',"
+			  "  CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
+			  "  (completed + failed), 4) END) ORDER BY total DESC, niche), '[]'::json))::text"
+			  " FROM (SELECT niche, sum(total)::bigint AS total, sum(completed)::bigint AS completed,"
+			  "  sum(failed)::bigint AS failed, sum(cancelled)::bigint AS cancelled"
+			  "  FROM job_success_rates"
+			  "  WHERE day >= current_date - $1::int"
+			  "  AND ($2::uuid[] IS NULL OR agency_id = ANY($2::uuid[])) GROUP BY niche) g"
+			: "SELECT json_build_object('group_by', 'agency', 'days', $1::int,"
+			  " 'refreshed_at', (SELECT to_char(refreshed_at AT TIME ZONE 'UTC',"
+			  "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_refreshes"
+			  "  WHERE view_name = 'job_success_rates'),"
+			  " 'items', COALESCE(json_agg(json_build_object('agency_id', g.agency_id,"
+			  "  'agency_name', a.name, 'total', total, 'completed', completed, 'failed', failed,"
+			  "  'cancelled', cancelled,"
+			  "  'success_rate', CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
+			  "  (completed + failed), 4) END) ORDER BY total DESC, a.name), '[]'::json))::text"
+			  " FROM (SELECT agency_id, sum(total)::bigint AS total,"
+			  "  sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,"
+			  "  sum(cancelled)::bigint AS cancelled"
+			  "  FROM job_success_rates WHERE day >= current_date - $1::int"
+			  "  AND ($2::uuid[] IS NULL OR agency_id = ANY($2::uuid[])) GROUP BY agency_id) g"
+			  " JOIN agencies a ON a.id = g.agency_id";
 	api_query(r, sql, 2, params, report_done);
 	free(scope);
 }
@@ -77,6 +78,5 @@ static const struct http_route report_routes[] = {
 	{"GET", "/api/v1/reports/success-rates", h_rates},
 };
 
-const struct route_table api_reports_route_table = {report_routes,
-						    sizeof(report_routes) /
-							    sizeof(report_routes[0])};
+const struct route_table api_reports_route_table = {
+	report_routes, sizeof(report_routes) / sizeof(report_routes[0])};

@@ -196,7 +196,8 @@ static void login(struct api_req *r)
 					cfg->login_throttle_window_ms, now);
 	if (wait_a || wait_b) {
 		char secs[32];
-		snprintf(secs, sizeof(secs), "%lld", (long long)(wait_a > wait_b ? wait_a : wait_b));
+		snprintf(secs, sizeof(secs), "%lld",
+			 (long long)(wait_a > wait_b ? wait_a : wait_b));
 		api_add_header(r, "Retry-After", secs);
 		char *msg = xasprintf("too many login attempts; try again in %s s", secs);
 		api_reply_error(r, 429, "too_many_attempts", msg, NULL);
@@ -205,9 +206,10 @@ static void login(struct api_req *r)
 	}
 	if (st->logins_pending >= cfg->login_max_pending) {
 		api_add_header(r, "Retry-After", "1");
-		char *msg = xasprintf("too many logins are being checked right now (login_max_pending"
-				      " = %lld); try again in 1 s",
-				      cfg->login_max_pending);
+		char *msg = xasprintf(
+			"too many logins are being checked right now (login_max_pending"
+			" = %lld); try again in 1 s",
+			cfg->login_max_pending);
 		api_reply_error(r, 429, "login_busy", msg, NULL);
 		free(msg);
 		return;
@@ -227,9 +229,15 @@ static void login(struct api_req *r)
 }
 
 static const struct api_field login_fields[] = {
-	{.name = "email", .type = API_T_STRING, .flags = API_F_REQUIRED, .min_len = 1,
+	{.name = "email",
+	 .type = API_T_STRING,
+	 .flags = API_F_REQUIRED,
+	 .min_len = 1,
 	 .max_len = 255},
-	{.name = "password", .type = API_T_STRING, .flags = API_F_REQUIRED, .min_len = 1,
+	{.name = "password",
+	 .type = API_T_STRING,
+	 .flags = API_F_REQUIRED,
+	 .min_len = 1,
 	 .max_len = AUTH_PASSWORD_MAX},
 	{0},
 };

@@ -60,24 +60,25 @@ static void snapshots_list(struct api_req *r)
 	*lim = pg.limit;
 	r->data = lim;
 	r->data_free = free;
-	const char *params[] = {api_param(r, 0), niche,       like,	     active < 0 ? NULL
-										    : active ? "true"
-											     : "false",
-				pg.after_ts,	 pg.after_id, limit};
+	const char *params[] = {
+		api_param(r, 0), niche,	      like, active < 0 ? NULL : active ? "true" : "false",
+		pg.after_ts,	 pg.after_id, limit};
 	/* one row per snapshot, or one row of NULLs for a live agency with none */
-	api_query(r,
-		  "SELECT s.j, s.ts, s.id FROM agencies a"
-		  " LEFT JOIN LATERAL (SELECT " SNAPSHOT_JSON " AS j,"
-		  "   " API_SQL_CURSOR_TS("s.created_at") " AS ts, s.id, s.created_at"
-		  "  FROM snapshots s WHERE s.agency_id = a.id"
-		  "   AND ($2::text IS NULL OR lower(s.niche) = lower($2::text))"
-		  "   AND ($3::text IS NULL OR s.name ILIKE $3::text OR s.description ILIKE $3::text)"
-		  "   AND ($4::boolean IS NULL OR s.is_active = $4::boolean)"
-		  "   AND ($5::timestamp IS NULL OR (s.created_at, s.id) < ($5::timestamp, $6::uuid))"
-		  "  ORDER BY s.created_at DESC, s.id DESC LIMIT $7::int) s ON true"
-		  " WHERE a.id = $1::uuid AND a.deleted_at IS NULL"
-		  " ORDER BY s.created_at DESC, s.id DESC",
-		  7, params, list_done);
+	api_query(
+		r,
+		"SELECT s.j, s.ts, s.id FROM agencies a"
+		" LEFT JOIN LATERAL (SELECT " SNAPSHOT_JSON " AS j,"
+		"   " API_SQL_CURSOR_TS(
+			"s.created_at") " AS ts, s.id, s.created_at"
+					"  FROM snapshots s WHERE s.agency_id = a.id"
+					"   AND ($2::text IS NULL OR lower(s.niche) = lower($2::text))"
+					"   AND ($3::text IS NULL OR s.name ILIKE $3::text OR s.description ILIKE $3::text)"
+					"   AND ($4::boolean IS NULL OR s.is_active = $4::boolean)"
+					"   AND ($5::timestamp IS NULL OR (s.created_at, s.id) < ($5::timestamp, $6::uuid))"
+					"  ORDER BY s.created_at DESC, s.id DESC LIMIT $7::int) s ON true"
+					" WHERE a.id = $1::uuid AND a.deleted_at IS NULL"
+					" ORDER BY s.created_at DESC, s.id DESC",
+		7, params, list_done);
 	free(like);
 	api_page_clear(&pg);
 }
@@ -148,16 +149,18 @@ static void token_got(void *arg, enum agency_token_status st, const struct agenc
 	case AGENCY_TOKEN_NOT_FOUND: api_reply_not_found(r, "agency"); return;
 	case AGENCY_TOKEN_RECONNECT: {
 		char *msg = xasprintf("the agency must be connected to GoHighLevel again "
-				      "(/oauth/connect): %s", why ? why : "");
+				      "(/oauth/connect): %s",
+				      why ? why : "");
 		api_reply_error(r, 409, "agency_needs_reconnect", msg, NULL);
 		free(msg);
 		return;
 	}
 	case AGENCY_TOKEN_RETRYABLE:
-		api_reply_error(r, 503, "ghl_unavailable",
-				"the agency's GoHighLevel token cannot be read right now; try again "
-				"shortly",
-				NULL);
+		api_reply_error(
+			r, 503, "ghl_unavailable",
+			"the agency's GoHighLevel token cannot be read right now; try again "
+			"shortly",
+			NULL);
 		return;
 	default: {
 		char *msg = xasprintf("the agency has no usable GoHighLevel token: %s",
@@ -170,8 +173,11 @@ static void token_got(void *arg, enum agency_token_status st, const struct agenc
 	char *enc = ghl_urlencode(tok->ghl_agency_id ? tok->ghl_agency_id : "");
 	char *query = xasprintf("companyId=%s", enc);
 	free(enc);
-	struct ghl_request req = {.method = "GET", .path = "/snapshots/", .query = query,
-				  .token = tok->access_token, .resource = tok->ghl_agency_id};
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = query,
+				  .token = tok->access_token,
+				  .resource = tok->ghl_agency_id};
 	struct ghl_token_hooks hooks;
 	agency_tokens_hooks(r->app->tokens, tok->agency_id, &hooks);
 	ghl_request_send_auth(r->app->ghl, &req, &hooks, ghl_listed, r);
@@ -192,7 +198,10 @@ static void snapshots_sync(struct api_req *r)
 
 static const struct api_field update_fields[] = {
 	{.name = "is_active", .type = API_T_BOOL},
-	{.name = "niche", .type = API_T_STRING, .flags = API_F_NULLABLE, .min_len = 1,
+	{.name = "niche",
+	 .type = API_T_STRING,
+	 .flags = API_F_NULLABLE,
+	 .min_len = 1,
 	 .max_len = 255},
 	{.name = "description", .type = API_T_STRING, .flags = API_F_NULLABLE, .max_len = 10000},
 	{0},
@@ -237,8 +246,8 @@ static void snapshots_update(struct api_req *r)
 
 #define MANAGERS (API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN)
 
-static const struct api_endpoint ep_list = {.allow = API_ALLOW_ANY, .agency_scoped = 1,
-					    .query = list_query};
+static const struct api_endpoint ep_list = {
+	.allow = API_ALLOW_ANY, .agency_scoped = 1, .query = list_query};
 static const struct api_endpoint ep_sync = {.allow = MANAGERS, .agency_scoped = 1};
 static const struct api_endpoint ep_update = {.allow = MANAGERS, .body = update_fields};
 

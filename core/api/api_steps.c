@@ -49,8 +49,7 @@ int api_settings_keep_secrets(struct api_req *r, struct json *settings, const ch
 	return n ? -1 : 0;
 }
 
-int api_settings_validate_pipeline(void *arg, const struct json *settings,
-				   struct api_problems *out)
+int api_settings_validate_pipeline(void *arg, const struct json *settings, struct api_problems *out)
 {
 	struct app *app = arg;
 	if (api_settings_accept_objects(NULL, settings, out))
@@ -127,8 +126,8 @@ struct dry {
 	const char *source;    /* "request" | "agency" | "default" */
 	char *company;
 	struct json *snapshot; /* the job's snapshot (snapshot_id given) or NULL */
-	struct json *outputs; /* every step's outputs so far */
-	struct buf steps;     /* the answer's "steps" items */
+	struct json *outputs;  /* every step's outputs so far */
+	struct buf steps;      /* the answer's "steps" items */
 	size_t i;
 	int failed;
 	int64_t started_ms;
@@ -191,7 +190,7 @@ static void dry_step_done(void *arg, const char *status, const char *outputs_jso
 		buf_puts(&d->steps, "null");
 	buf_putc(&d->steps, '}');
 	struct json *outs = outputs_json ? json_parse(outputs_json, strlen(outputs_json),
-						       JSON_DEFAULT_MAX_DEPTH, NULL)
+						      JSON_DEFAULT_MAX_DEPTH, NULL)
 					 : NULL;
 	for (size_t k = 0; outs && outs->type == JSON_OBJECT && k < outs->u.obj.n; k++)
 		json_object_set_take(d->outputs, outs->u.obj.keys[k],
@@ -268,8 +267,8 @@ static void dry_agency(struct api_req *r, PGresult *res)
 		/* an edited pipeline shows masks where the stored one has secrets */
 		struct json *wrap = json_new_object();
 		json_object_set_take(wrap, "pipeline", json_clone(given));
-		if (api_settings_keep_secrets(r, wrap, PQgetisnull(res, 0, 0) ? "{}"
-										 : PQgetvalue(res, 0, 0))) {
+		if (api_settings_keep_secrets(
+			    r, wrap, PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0))) {
 			json_free(wrap);
 			return;
 		}
@@ -339,21 +338,22 @@ static void pipeline_dry_run(struct api_req *r)
 	r->data = d;
 	r->data_free = dry_free;
 	const char *params[] = {api_param(r, 0), json_get_str(r->body, "snapshot_id")};
-	api_query(r,
-		  "SELECT a.settings_json::text, a.ghl_agency_id,"
-		  " CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
-		  "  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
-		  "  'agency_id', s.agency_id)::text END"
-		  " FROM agencies a LEFT JOIN snapshots s ON s.id = $2::uuid AND s.agency_id = a.id"
-		  " WHERE a.id = $1::uuid AND a.deleted_at IS NULL",
-		  2, params, dry_agency);
+	api_query(
+		r,
+		"SELECT a.settings_json::text, a.ghl_agency_id,"
+		" CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
+		"  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
+		"  'agency_id', s.agency_id)::text END"
+		" FROM agencies a LEFT JOIN snapshots s ON s.id = $2::uuid AND s.agency_id = a.id"
+		" WHERE a.id = $1::uuid AND a.deleted_at IS NULL",
+		2, params, dry_agency);
 }
 
 /* ---- routes --------------------------------------------------------------- */
 
 static const struct api_endpoint ep_steps = {.allow = API_ALLOW_STAFF};
-static const struct api_endpoint ep_dry = {.allow = API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN,
-					   .agency_scoped = 1, .body = dry_fields};
+static const struct api_endpoint ep_dry = {
+	.allow = API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN, .agency_scoped = 1, .body = dry_fields};
 
 static void h_steps(struct http_ctx *c)
 {

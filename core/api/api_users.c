@@ -30,7 +30,9 @@ static const struct api_field uuid_item = {.name = "item", .type = API_T_UUID};
 
 static const struct api_field create_fields[] = {
 	{.name = "email", .type = API_T_EMAIL, .flags = API_F_REQUIRED, .max_len = 255},
-	{.name = "password", .type = API_T_STRING, .flags = API_F_REQUIRED,
+	{.name = "password",
+	 .type = API_T_STRING,
+	 .flags = API_F_REQUIRED,
 	 .max_len = AUTH_PASSWORD_MAX},
 	{.name = "role", .type = API_T_STRING, .one_of = roles},
 	{.name = "agency_ids", .type = API_T_ARRAY, .max_len = 1000, .items = &uuid_item},
@@ -131,13 +133,15 @@ static void users_list(struct api_req *r)
 	r->data = s;
 	r->data_free = free;
 	const char *params[] = {role, like, pg.after_ts, pg.after_id, limit};
-	api_query(r,
-		  "SELECT " USER_JSON ", " API_SQL_CURSOR_TS("u.created_at") ", u.id FROM users u"
-		  " WHERE ($1::user_role IS NULL OR u.role = $1::user_role)"
-		  "  AND ($2::text IS NULL OR u.email ILIKE $2)"
-		  "  AND ($3::timestamp IS NULL OR (u.created_at, u.id) < ($3::timestamp, $4::uuid))"
-		  " ORDER BY u.created_at DESC, u.id DESC LIMIT $5::int",
-		  5, params, list_done);
+	api_query(
+		r,
+		"SELECT " USER_JSON ", " API_SQL_CURSOR_TS(
+			"u.created_at") ", u.id FROM users u"
+					" WHERE ($1::user_role IS NULL OR u.role = $1::user_role)"
+					"  AND ($2::text IS NULL OR u.email ILIKE $2)"
+					"  AND ($3::timestamp IS NULL OR (u.created_at, u.id) < ($3::timestamp, $4::uuid))"
+					" ORDER BY u.created_at DESC, u.id DESC LIMIT $5::int",
+		5, params, list_done);
 	free(like);
 	api_page_clear(&pg);
 }
@@ -154,7 +158,8 @@ static void create_hashed(void *arg, char *hash)
 	char *email = lower_dup(json_get_str(r->body, "email"));
 	const char *role = json_get_str(r->body, "role");
 	char *agencies = agency_array(r->body);
-	const char *params[] = {email, hash, role ? role : "AGENCY_ADMIN", agencies ? agencies : "{}"};
+	const char *params[] = {email, hash, role ? role : "AGENCY_ADMIN",
+				agencies ? agencies : "{}"};
 	r->conflict_msg = "a user with this email already exists";
 	api_query(r,
 		  "WITH u AS (INSERT INTO users (email, password_hash, role)"
@@ -165,8 +170,10 @@ static void create_hashed(void *arg, char *hash)
 		  " SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
 		  "  'agency_ids', COALESCE((SELECT json_agg(agency_id ORDER BY agency_id) FROM l),"
 		  "   '[]'::json),"
-		  "  'created_at', " API_SQL_ISO("u.created_at") ","
-		  "  'updated_at', " API_SQL_ISO("u.updated_at") ")::text FROM u",
+		  "  'created_at', " API_SQL_ISO(
+			  "u.created_at") ","
+					  "  'updated_at', " API_SQL_ISO(
+						  "u.updated_at") ")::text FROM u",
 		  4, params, reply_201);
 	free(email);
 	free(agencies);
@@ -196,26 +203,29 @@ static void update_run(struct api_req *r, const char *hash)
 {
 	char *agencies = agency_array(r->body);
 	const char *params[] = {api_param(r, 0), json_get_str(r->body, "role"), hash, agencies};
-	api_query(r,
-		  "WITH u AS (UPDATE users SET role = COALESCE($2::user_role, role),"
-		  "  password_hash = COALESCE($3::text, password_hash), updated_at = now()"
-		  "  WHERE id = $1 RETURNING *),"
-		  " d AS (DELETE FROM user_agencies ua USING u WHERE ua.user_id = u.id"
-		  "  AND $4::uuid[] IS NOT NULL AND NOT (ua.agency_id = ANY($4::uuid[]))),"
-		  " i AS (INSERT INTO user_agencies (user_id, agency_id)"
-		  "  SELECT u.id, x.a FROM u, (SELECT DISTINCT unnest($4::uuid[]) AS a) x"
-		  "  ON CONFLICT DO NOTHING),"
-		  " s AS (UPDATE sessions SET revoked_at = now() FROM u"
-		  "  WHERE sessions.user_id = u.id AND $3::text IS NOT NULL"
-		  "  AND sessions.revoked_at IS NULL)"
-		  " SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
-		  "  'agency_ids', COALESCE(CASE WHEN $4::uuid[] IS NULL THEN"
-		  "   (SELECT json_agg(ua.agency_id ORDER BY ua.agency_id) FROM user_agencies ua"
-		  "    WHERE ua.user_id = u.id)"
-		  "   ELSE (SELECT json_agg(DISTINCT a) FROM unnest($4::uuid[]) a) END, '[]'::json),"
-		  "  'created_at', " API_SQL_ISO("u.created_at") ","
-		  "  'updated_at', " API_SQL_ISO("u.updated_at") ")::text FROM u",
-		  4, params, reply_200);
+	api_query(
+		r,
+		"WITH u AS (UPDATE users SET role = COALESCE($2::user_role, role),"
+		"  password_hash = COALESCE($3::text, password_hash), updated_at = now()"
+		"  WHERE id = $1 RETURNING *),"
+		" d AS (DELETE FROM user_agencies ua USING u WHERE ua.user_id = u.id"
+		"  AND $4::uuid[] IS NOT NULL AND NOT (ua.agency_id = ANY($4::uuid[]))),"
+		" i AS (INSERT INTO user_agencies (user_id, agency_id)"
+		"  SELECT u.id, x.a FROM u, (SELECT DISTINCT unnest($4::uuid[]) AS a) x"
+		"  ON CONFLICT DO NOTHING),"
+		" s AS (UPDATE sessions SET revoked_at = now() FROM u"
+		"  WHERE sessions.user_id = u.id AND $3::text IS NOT NULL"
+		"  AND sessions.revoked_at IS NULL)"
+		" SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
+		"  'agency_ids', COALESCE(CASE WHEN $4::uuid[] IS NULL THEN"
+		"   (SELECT json_agg(ua.agency_id ORDER BY ua.agency_id) FROM user_agencies ua"
+		"    WHERE ua.user_id = u.id)"
+		"   ELSE (SELECT json_agg(DISTINCT a) FROM unnest($4::uuid[]) a) END, '[]'::json),"
+		"  'created_at', " API_SQL_ISO(
+			"u.created_at") ","
+					"  'updated_at', " API_SQL_ISO(
+						"u.updated_at") ")::text FROM u",
+		4, params, reply_200);
 	free(agencies);
 }
 
@@ -257,8 +267,8 @@ static void delete_done(struct api_req *r, PGresult *res)
 		api_reply_not_found(r, "user");
 		return;
 	}
-	log_info("user deleted", "request_id", r->c->request_id, "user_id", api_param(r, 0),
-		 "by", r->who.user_id, NULL);
+	log_info("user deleted", "request_id", r->c->request_id, "user_id", api_param(r, 0), "by",
+		 r->who.user_id, NULL);
 	api_reply_empty(r, 204);
 }
 
@@ -306,10 +316,8 @@ static void h_delete(struct http_ctx *c)
 }
 
 static const struct http_route user_routes[] = {
-	{"GET", "/api/v1/users", h_list},
-	{"POST", "/api/v1/users", h_create},
-	{"GET", "/api/v1/users/{id}", h_get},
-	{"PATCH", "/api/v1/users/{id}", h_update},
+	{"GET", "/api/v1/users", h_list},	    {"POST", "/api/v1/users", h_create},
+	{"GET", "/api/v1/users/{id}", h_get},	    {"PATCH", "/api/v1/users/{id}", h_update},
 	{"DELETE", "/api/v1/users/{id}", h_delete},
 };
 

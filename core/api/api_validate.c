@@ -77,7 +77,7 @@ static const char *type_name(enum api_type t)
 static struct json *field_schema(const struct api_field *f)
 {
 	struct json *s = f->type == API_T_OBJECT && f->fields ? object_schema(f->fields)
-							       : json_new_object();
+							      : json_new_object();
 	const char *t = type_name(f->type);
 	int nullable = f->flags & API_F_NULLABLE;
 	if (t && nullable) {

@@ -300,7 +300,8 @@ static const struct metric metrics[] = {
 	 m_token_refreshes},
 	{"token_refresh_refused_total", "counter", NULL,
 	 "Refreshes GHL refused (agency needs reconnection).", m_token_refused},
-	{"jobs_total", "counter", "outcome=claimed completed failed cancelled retrying released lease_lost",
+	{"jobs_total", "counter",
+	 "outcome=claimed completed failed cancelled retrying released lease_lost",
 	 "Jobs this process claimed and ended, by outcome (roles worker and both).", m_jobs},
 	{"jobs_in_flight", "gauge", NULL, "Jobs running in this process (roles worker and both).",
 	 m_jobs_in_flight},
@@ -321,8 +322,8 @@ static void h_metrics(struct http_ctx *c)
 		buf_reset(&samples);
 		m->write(m, c->app, &samples);
 		if (samples.len)
-			buf_printf(&b, "# HELP ghl_agent_%s %s\n# TYPE ghl_agent_%s %s\n%s", m->name,
-				   m->help, m->name, m->type, buf_cstr(&samples));
+			buf_printf(&b, "# HELP ghl_agent_%s %s\n# TYPE ghl_agent_%s %s\n%s",
+				   m->name, m->help, m->name, m->type, buf_cstr(&samples));
 	}
 	http_reply(c, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_clear(&samples);

@@ -254,8 +254,10 @@ int http_server_listen(struct http_server *s, const char *host, int port, struct
 {
 	s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
 	if (!s->bound)
-		return err_set(e, "cannot listen on %s:%d: %m (is another process using the port? "
-				  "set `listen` to another HOST:PORT)", host, port);
+		return err_set(e,
+			       "cannot listen on %s:%d: %m (is another process using the port? "
+			       "set `listen` to another HOST:PORT)",
+			       host, port);
 	http_conn_listening(s);
 	evutil_socket_t fd = evhttp_bound_socket_get_fd(s->bound);
 	struct sockaddr_storage ss;

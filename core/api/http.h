@@ -19,20 +19,20 @@ struct http_server;
 struct http_ctx {
 	struct evhttp_request *req;
 	struct http_server *srv;
-	void *app;	  /* the owner's state, given to http_server_new */
+	void *app; /* the owner's state, given to http_server_new */
 	const char *method;
-	char *path;	  /* decoded path without the query string */
+	char *path;		       /* decoded path without the query string */
 	char *params[HTTP_MAX_PARAMS]; /* {name} segments of the matched route */
 	int nparams;
 	char request_id[20];
 	int64_t start_ms;
-	int64_t id;	  /* sequence number (used by the in-flight list) */
+	int64_t id; /* sequence number (used by the in-flight list) */
 };
 
 typedef void (*http_handler_fn)(struct http_ctx *c);
 
 struct http_route {
-	const char *method; /* "GET", "POST", … */
+	const char *method;  /* "GET", "POST", … */
 	const char *pattern; /* "/api/v1/jobs/{id}" */
 	http_handler_fn fn;
 };

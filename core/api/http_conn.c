@@ -36,7 +36,7 @@
 #include "log.h"
 
 #define IDLE_TIMEOUT_S 60
-#define BUSY_IDLE_TIMEOUT_S 5  /* above half the cap */
+#define BUSY_IDLE_TIMEOUT_S 5 /* above half the cap */
 #define PAUSE_AFTER_ERROR_MS 100
 #define ERROR_LOG_EVERY_MS 10000
 #define REQUEST_LINE_MAX 2048 /* longer targets match no route */
@@ -47,9 +47,9 @@ struct http_conn {
 	struct bufferevent *bev;
 	struct evhttp_connection *evcon; /* NULL until evhttp has set it up */
 	struct evbuffer_cb_entry *input_cb;
-	struct event *ready;		 /* runs once evhttp has set the connection up */
+	struct event *ready; /* runs once evhttp has set the connection up */
 	int fd;
-	int awaiting; /* the next request line has not been seen */
+	int awaiting;		       /* the next request line has not been seen */
 	struct http_conn *prev, *next; /* s->lru … s->mru */
 };
 

@@ -35,14 +35,14 @@ struct http_server {
 	struct http_conn *lru, *mru; /* every open connection, least recently idle first */
 	struct http_conn **by_fd;    /* open connections by socket */
 	int nby_fd;
-	int paused_full;	     /* accepting paused: at the cap, none idle */
-	int paused_brief;	     /* accepting paused for a moment (eviction, accept error) */
-	struct event *resume;	     /* ends paused_brief */
-	int reserve_fd;		     /* spent to turn a connection away on EMFILE */
-	int timeout_s;		     /* keep-alive idle timeout new connections get */
-	int64_t error_logged_ms;     /* accept errors: the last line logged */
-	long long errors_unlogged;   /* and how many were not since */
-	struct http_server *next;    /* every server (the listener's error callback) */
+	int paused_full;	   /* accepting paused: at the cap, none idle */
+	int paused_brief;	   /* accepting paused for a moment (eviction, accept error) */
+	struct event *resume;	   /* ends paused_brief */
+	int reserve_fd;		   /* spent to turn a connection away on EMFILE */
+	int timeout_s;		   /* keep-alive idle timeout new connections get */
+	int64_t error_logged_ms;   /* accept errors: the last line logged */
+	long long errors_unlogged; /* and how many were not since */
+	struct http_server *next;  /* every server (the listener's error callback) */
 };
 
 /* Does "/a/{x}/b" match "/a/42/b"? Fills c's params when c is not NULL. */

@@ -20,7 +20,7 @@
 #include "log.h"
 #include "vault.h"
 
-#define MAX_QUERY_LEN 8192    /* a callback URL longer than this is refused */
+#define MAX_QUERY_LEN 8192     /* a callback URL longer than this is refused */
 #define MAX_COMPANY_ID_LEN 255 /* agencies.ghl_agency_id is VARCHAR(255) */
 #define STATE_NONCE_BYTES 18
 #define BROWSER_TOKEN_BYTES 24
@@ -35,8 +35,9 @@ char *oauth_state_secret(const struct config *cfg, struct err *e)
 	if (cfg->oauth_state_secret[0])
 		return xstrdup(cfg->oauth_state_secret);
 	if (!str_eq(cfg->demo, "on")) {
-		err_set(e, "oauth_state_secret is not set; set it (GHL_AGENT_OAUTH_STATE_SECRET) to "
-			   "a long random string, e.g. the output of `openssl rand -base64 32`");
+		err_set(e,
+			"oauth_state_secret is not set; set it (GHL_AGENT_OAUTH_STATE_SECRET) to "
+			"a long random string, e.g. the output of `openssl rand -base64 32`");
 		return NULL;
 	}
 	/* demo: derived from the token keys, so every process of one set-up agrees */
@@ -63,15 +64,19 @@ void oauth_check_config(const struct config *cfg)
 {
 	if (!cfg->oauth_state_secret[0]) {
 		if (str_eq(cfg->demo, "on"))
-			log_warn("oauth_state_secret is not set: demo mode derives one from the token "
-				 "keys; set GHL_AGENT_OAUTH_STATE_SECRET outside the demo", NULL);
+			log_warn(
+				"oauth_state_secret is not set: demo mode derives one from the token "
+				"keys; set GHL_AGENT_OAUTH_STATE_SECRET outside the demo",
+				NULL);
 		else
 			log_warn("oauth_state_secret is not set: /oauth/connect answers 500 until "
-				 "it is (GHL_AGENT_OAUTH_STATE_SECRET)", NULL);
+				 "it is (GHL_AGENT_OAUTH_STATE_SECRET)",
+				 NULL);
 	}
 	if (!cfg->ghl_client_id[0] || !cfg->ghl_client_secret[0])
 		log_warn("ghl_client_id / ghl_client_secret are not set: agencies cannot connect "
-			 "to GoHighLevel", NULL);
+			 "to GoHighLevel",
+			 NULL);
 }
 
 /* ---- pages ----------------------------------------------------------------------- */
@@ -80,23 +85,12 @@ static void html_escape(struct buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<':
-			buf_puts(b, "&lt;");
-			break;
-		case '>':
-			buf_puts(b, "&gt;");
-			break;
-		case '&':
-			buf_puts(b, "&amp;");
-			break;
-		case '"':
-			buf_puts(b, "&quot;");
-			break;
-		case '\'':
-			buf_puts(b, "&#39;");
-			break;
-		default:
-			buf_putc(b, *s);
+		case '<': buf_puts(b, "&lt;"); break;
+		case '>': buf_puts(b, "&gt;"); break;
+		case '&': buf_puts(b, "&amp;"); break;
+		case '"': buf_puts(b, "&quot;"); break;
+		case '\'': buf_puts(b, "&#39;"); break;
+		default: buf_putc(b, *s);
 		}
 	}
 }
@@ -118,7 +112,8 @@ static void page_send(struct http_ctx *c, int status, struct buf *b)
 	buf_puts(b, "</body></html>\n");
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+	evhttp_add_header(h, "Content-Security-Policy",
+			  "default-src 'none'; style-src 'unsafe-inline'");
 	http_reply(c, status, "text/html; charset=utf-8", b->data, b->len);
 	buf_clear(b);
 }
@@ -143,8 +138,8 @@ static void error_page(struct http_ctx *c, int status, const char *title, const 
 	buf_puts(&b, "<p>No agency was connected or changed.</p>\n");
 	char st[8];
 	snprintf(st, sizeof(st), "%d", status);
-	log_warn("oauth: connection refused", "request_id", c->request_id, "status", st,
-		 "reason", title, "detail", detail, NULL);
+	log_warn("oauth: connection refused", "request_id", c->request_id, "status", st, "reason",
+		 title, "detail", detail, NULL);
 	page_send(c, status, &b);
 }
 
@@ -169,8 +164,9 @@ static void browser_cookie(struct http_ctx *c, const char *value, long long max_
 {
 	const struct config *cfg = ((struct app *)c->app)->cfg;
 	char *v = xasprintf(OAUTH_COOKIE "=%s; Path=/oauth/callback; Max-Age=%lld; HttpOnly; "
-			    "SameSite=Lax%s",
-			    value, max_age_s, str_eq(cfg->session_cookie_secure, "on") ? "; Secure" : "");
+					 "SameSite=Lax%s",
+			    value, max_age_s,
+			    str_eq(cfg->session_cookie_secure, "on") ? "; Secure" : "");
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Set-Cookie", v);
 	secret_free(v);
 }
@@ -281,8 +277,7 @@ static void connect_start(struct http_ctx *c, const char *user_id)
 /* Only staff who may manage agencies start a connection: an ADMIN or
  * AGENCY_ADMIN session, by cookie (a GET: no CSRF token) or Bearer. What the
  * connection may bind to is decided in the callback (bind_allowed). */
-static const struct api_endpoint ep_connect = {.allow = API_ALLOW_ADMIN |
-							 API_ALLOW_AGENCY_ADMIN};
+static const struct api_endpoint ep_connect = {.allow = API_ALLOW_ADMIN | API_ALLOW_AGENCY_ADMIN};
 
 static void connect_authed(struct api_req *r)
 {
@@ -306,8 +301,8 @@ struct callback {
 	struct app *app;
 	char *code;
 	char *company;
-	char user_id[API_UUID_LEN]; /* who started the connection */
-	enum api_role role;	    /* their role now */
+	char user_id[API_UUID_LEN];   /* who started the connection */
+	enum api_role role;	      /* their role now */
 	char agency_id[API_UUID_LEN]; /* the row the tokens are bound to */
 	char *access, *refresh;	      /* encrypted for that row */
 	long long expires_in;
@@ -363,7 +358,7 @@ static void on_upserted(void *arg, PGresult *res, const char *errmsg)
 	buf_puts(&b, " (agency id <code>");
 	html_escape(&b, id);
 	buf_puts(&b, "</code>).</p>\n<p>Its tokens are stored encrypted and refreshed "
-		    "automatically. You can close this window.</p>\n");
+		     "automatically. You can close this window.</p>\n");
 	page_send(c, 200, &b);
 	callback_free(cb);
 }
@@ -442,8 +437,8 @@ static void on_target(void *arg, PGresult *res, const char *errmsg)
 				       !strcmp(PQgetvalue(res, 0, 2), "t"),
 				       !strcmp(PQgetvalue(res, 0, 3), "t"));
 	if (why) {
-		log_warn("oauth: connection not allowed for this user", "ghl_agency_id", cb->company,
-			 "by", cb->user_id, NULL);
+		log_warn("oauth: connection not allowed for this user", "ghl_agency_id",
+			 cb->company, "by", cb->user_id, NULL);
 		error_page(c, 403, "You may not connect this agency", why,
 			   "Ask an ADMIN to connect it, or to link it to you.");
 		callback_free(cb);
@@ -496,7 +491,8 @@ static void on_code_token(void *arg, const struct ghl_response *res,
 	if (!tok) {
 		const char *msg = res->message ? res->message : ghl_outcome_name(res->outcome);
 		if (res->outcome == GHL_CANCELLED)
-			error_page(c, 503, "The agent is shutting down", msg, "Try again in a moment.");
+			error_page(c, 503, "The agent is shutting down", msg,
+				   "Try again in a moment.");
 		else if (res->outcome == GHL_PERMANENT || res->outcome == GHL_AUTH)
 			error_page(c, 400, "GoHighLevel refused the connection", msg,
 				   "Authorization codes are single-use and expire quickly: start "
@@ -557,8 +553,9 @@ static void on_state_used(void *arg, PGresult *res, const char *errmsg)
 		log_error("oauth: cannot check the state", "request_id", c->request_id, "error",
 			  res ? PQresultErrorMessage(res) : errmsg, NULL);
 		error_page(c, 503, "The connection request cannot be checked",
-			   "The database is unavailable.", "Start again from /oauth/connect in a "
-							   "moment.");
+			   "The database is unavailable.",
+			   "Start again from /oauth/connect in a "
+			   "moment.");
 		callback_free(cb);
 		return;
 	}
@@ -624,8 +621,8 @@ static void h_callback(struct http_ctx *c)
 		goto out;
 	}
 	if (!state || !*state || strlen(state) > CRYPTO_STATE_MAX) {
-		error_page(c, 400, "The connection request is invalid", "The state parameter is missing.",
-			   "Start again from /oauth/connect.");
+		error_page(c, 400, "The connection request is invalid",
+			   "The state parameter is missing.", "Start again from /oauth/connect.");
 		goto out;
 	}
 	secret = oauth_state_secret(cfg, &e);
@@ -646,7 +643,8 @@ static void h_callback(struct http_ctx *c)
 			   "The code parameter is missing.", "Start again from /oauth/connect.");
 		goto out;
 	}
-	const char *cookies = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
+	const char *cookies = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+						 "Cookie");
 	browser = cookies ? api_cookie_value(cookies, OAUTH_COOKIE) : NULL;
 	if (!browser || !*browser || strlen(browser) > 256) {
 		other_browser(c);

@@ -112,7 +112,7 @@ struct job {
 	struct job *next;
 	enum job_kind kind;
 	char *password;
-	char *hash;    /* JOB_VERIFY: the stored hash; JOB_HASH: the result */
+	char *hash; /* JOB_VERIFY: the stored hash; JOB_HASH: the result */
 	int cost;
 	int ok;
 	auth_hash_cb hash_cb;
@@ -283,8 +283,7 @@ static void submit(struct auth_pool *p, struct job *j)
 	pthread_mutex_unlock(&p->mu);
 }
 
-void auth_pool_hash(struct auth_pool *p, const char *password, int cost, auth_hash_cb cb,
-		    void *arg)
+void auth_pool_hash(struct auth_pool *p, const char *password, int cost, auth_hash_cb cb, void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = JOB_HASH;

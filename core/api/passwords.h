@@ -29,7 +29,7 @@ struct event_base;
 #define AUTH_PASSWORD_MIN 12   /* characters (UTF-8 code points) */
 #define AUTH_PASSWORD_MAX 1024 /* bytes; bcrypt itself reads the first 72 */
 #define AUTH_BCRYPT_MIN_COST 12
-#define AUTH_WORKER_NICE 10    /* auth_pool threads run at this nice value */
+#define AUTH_WORKER_NICE 10 /* auth_pool threads run at this nice value */
 #define AUTH_API_KEY_PREFIX "ghl_"
 #define AUTH_API_KEY_DISPLAY 12 /* characters of the key kept for display */
 

@@ -9,31 +9,23 @@
 #include "webhook_routes.h"
 
 extern const struct route_table health_route_table;
-extern const struct route_table oauth_route_table;   /* core/api/oauth_routes.c */
-extern const struct route_table webhook_route_table; /* core/api/webhook_routes.c */
-extern const struct route_table api_auth_route_table;     /* core/api/api_session.c */
-extern const struct route_table api_users_route_table;    /* core/api/api_users.c */
-extern const struct route_table api_agencies_route_table; /* core/api/api_agencies.c */
-extern const struct route_table api_jobs_route_table;      /* core/api/api_jobs.c */
+extern const struct route_table oauth_route_table;	   /* core/api/oauth_routes.c */
+extern const struct route_table webhook_route_table;	   /* core/api/webhook_routes.c */
+extern const struct route_table api_auth_route_table;	   /* core/api/api_session.c */
+extern const struct route_table api_users_route_table;	   /* core/api/api_users.c */
+extern const struct route_table api_agencies_route_table;  /* core/api/api_agencies.c */
+extern const struct route_table api_jobs_route_table;	   /* core/api/api_jobs.c */
 extern const struct route_table api_snapshots_route_table; /* core/api/api_snapshots.c */
 extern const struct route_table api_reports_route_table;   /* core/api/api_reports.c */
-extern const struct route_table api_steps_route_table;     /* core/api/api_steps.c */
-extern const struct route_table api_events_route_table;    /* core/api/api_events.c */
-extern const struct route_table web_route_table;           /* core/api/web.c */
+extern const struct route_table api_steps_route_table;	   /* core/api/api_steps.c */
+extern const struct route_table api_events_route_table;	   /* core/api/api_events.c */
+extern const struct route_table web_route_table;	   /* core/api/web.c */
 
 static const struct route_table *const tables[] = {
-	&health_route_table,
-	&oauth_route_table,
-	&webhook_route_table,
-	&api_auth_route_table,
-	&api_users_route_table,
-	&api_agencies_route_table,
-	&api_jobs_route_table,
-	&api_snapshots_route_table,
-	&api_steps_route_table,
-	&api_events_route_table,
-	&api_reports_route_table,
-	&web_route_table,
+	&health_route_table,	 &oauth_route_table,	     &webhook_route_table,
+	&api_auth_route_table,	 &api_users_route_table,     &api_agencies_route_table,
+	&api_jobs_route_table,	 &api_snapshots_route_table, &api_steps_route_table,
+	&api_events_route_table, &api_reports_route_table,   &web_route_table,
 };
 
 /* Bodies larger than max_body_bytes, or smaller. */

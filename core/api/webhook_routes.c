@@ -62,7 +62,7 @@ int webhook_parse_timestamp(const char *s, int64_t *ms)
 	const char *p = s;
 	int Y, M, D, h, m, sec, frac = 0;
 	if (digits(&p, 4, &Y) || expect(&p, '-') || digits(&p, 2, &M) || expect(&p, '-') ||
-	    digits(&p, 2, &D) || (*p != 'T' && *p != ' ') )
+	    digits(&p, 2, &D) || (*p != 'T' && *p != ' '))
 		return -1;
 	p++;
 	if (digits(&p, 2, &h) || expect(&p, ':') || digits(&p, 2, &m) || expect(&p, ':') ||
@@ -124,8 +124,8 @@ int webhook_parse_timestamp(const char *s, int64_t *ms)
 
 /* A webhook never brings a deleted agency back (only an ADMIN's OAuth
  * connection does): INSTALL of one is recorded and ignored. */
-static const char sql_install[] =
-	EVENT_CTE ", ag AS ("
+static const char sql_install[] = EVENT_CTE
+	", ag AS ("
 	"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
 	" oauth_refresh_token_encrypted, token_expires_at, needs_reconnect, reconnect_reason)"
 	" SELECT $3, $3, '', '', LOCALTIMESTAMP, true, $5"
@@ -141,8 +141,8 @@ static const char sql_install[] =
 	" SELECT (SELECT count(*) FROM ev), (SELECT id FROM ag)";
 
 /* Deleted as by DELETE /agencies/{id}: API keys revoked, users unlinked. */
-static const char sql_uninstall[] =
-	EVENT_CTE ", ag AS ("
+static const char sql_uninstall[] = EVENT_CTE
+	", ag AS ("
 	"UPDATE agencies SET deleted_at = LOCALTIMESTAMP, updated_at = LOCALTIMESTAMP"
 	" WHERE ghl_agency_id = $3 AND $4::text IS NULL AND deleted_at IS NULL"
 	" AND EXISTS (SELECT 1 FROM ev)"
@@ -208,23 +208,24 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 		return;
 	}
 	const char *agency = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) &&
-				     (str_eq(d->type, "INSTALL") || str_eq(d->type, "UNINSTALL"))
-			     ? PQgetvalue(res, 0, 1)
-			     : NULL;
+					     (str_eq(d->type, "INSTALL") ||
+					      str_eq(d->type, "UNINSTALL"))
+				     ? PQgetvalue(res, 0, 1)
+				     : NULL;
 	const char *status = agency ? "processed" : "ignored";
 	if (str_eq(d->type, "UNINSTALL") && agency) {
 		api_key_cache_clear(c->app);
 		log_warn("agency uninstalled the app: soft-deleted, API keys revoked, users "
-			 "unlinked", "agency_id", agency, "ghl_agency_id", d->company, "webhook_id",
+			 "unlinked",
+			 "agency_id", agency, "ghl_agency_id", d->company, "webhook_id",
 			 d->webhook_id, NULL);
-	}
-	else if (str_eq(d->type, "INSTALL") && agency)
+	} else if (str_eq(d->type, "INSTALL") && agency)
 		log_info("agency installed the app", "agency_id", agency, "ghl_agency_id",
 			 d->company, "webhook_id", d->webhook_id, NULL);
 	else if (str_eq(d->type, "INSTALL") && d->company && !d->location)
 		log_warn("webhook: INSTALL of a deleted agency ignored (an ADMIN reconnects it "
-			 "through /oauth/connect)", "ghl_agency_id", d->company, "webhook_id",
-			 d->webhook_id, NULL);
+			 "through /oauth/connect)",
+			 "ghl_agency_id", d->company, "webhook_id", d->webhook_id, NULL);
 	else
 		log_info("webhook recorded", "type", d->type, "ghl_agency_id", d->company,
 			 "location_id", d->location, "webhook_id", d->webhook_id, NULL);
@@ -269,9 +270,10 @@ static int verify(const struct config *cfg, struct evhttp_request *req, const ch
 		return err_prefix(e, "x-wh-signature");
 	}
 	if (ed || rsa)
-		return err_set(e, "the delivery is signed with %s, for which no public key is "
-				  "configured", ed ? "x-ghl-signature (Ed25519)"
-						   : "x-wh-signature (RSA)");
+		return err_set(e,
+			       "the delivery is signed with %s, for which no public key is "
+			       "configured",
+			       ed ? "x-ghl-signature (Ed25519)" : "x-wh-signature (RSA)");
 	return err_set(e, "the delivery carries neither x-ghl-signature nor x-wh-signature");
 }
 
@@ -288,8 +290,8 @@ static void h_webhook(struct http_ctx *c)
 	size_t len = evbuffer_get_length(in);
 	struct err e;
 	if (len > MAX_WEBHOOK_BODY) {
-		http_reply_error(c, 413, "payload_too_large", "webhook bodies are limited to 64 KiB",
-				 NULL);
+		http_reply_error(c, 413, "payload_too_large",
+				 "webhook bodies are limited to 64 KiB", NULL);
 		return;
 	}
 	if (!cfg->webhook_ed25519_public_key[0] && !cfg->webhook_rsa_public_key[0]) {
@@ -358,8 +360,7 @@ static void h_webhook(struct http_ctx *c)
 			snprintf(msg, sizeof(msg),
 				 "the webhook timestamp is %lld s %s; at most %lld s are accepted",
 				 (long long)(age < 0 ? -age : age) / 1000,
-				 age < 0 ? "in the future" : "old",
-				 cfg->webhook_max_age_ms / 1000);
+				 age < 0 ? "in the future" : "old", cfg->webhook_max_age_ms / 1000);
 			log_warn("webhook refused: stale timestamp", "request_id", c->request_id,
 				 "webhook_id", wid, "detail", msg, NULL);
 			http_reply_error(c, 400, "webhook_stale", msg, NULL);

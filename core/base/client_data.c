@@ -39,21 +39,14 @@ struct field {
 };
 
 static const struct field fields[] = {
-	{ "name", K_TEXT, 255, 1 },
-	{ "email", K_EMAIL, EMAIL_MAX, 1 },
-	{ "first_name", K_TEXT, 100, 0 },
-	{ "last_name", K_TEXT, 100, 0 },
-	{ "phone", K_PHONE, 16, 0 },
-	{ "address", K_TEXT, 255, 0 },
-	{ "city", K_TEXT, 100, 0 },
-	{ "state", K_TEXT, 100, 0 },
-	{ "postal_code", K_TEXT, 20, 0 },
-	{ "country", K_COUNTRY, 2, 0 },
-	{ "website", K_URL, 2048, 0 },
-	{ "timezone", K_TIMEZONE, TZ_NAME_MAX, 0 },
-	{ "custom_values", K_CUSTOM, 0, 0 },
-	{ "tags", K_TAGS, 0, 0 },
-	{ "external_id", K_TEXT, 255, 0 },
+	{"name", K_TEXT, 255, 1},	   {"email", K_EMAIL, EMAIL_MAX, 1},
+	{"first_name", K_TEXT, 100, 0},	   {"last_name", K_TEXT, 100, 0},
+	{"phone", K_PHONE, 16, 0},	   {"address", K_TEXT, 255, 0},
+	{"city", K_TEXT, 100, 0},	   {"state", K_TEXT, 100, 0},
+	{"postal_code", K_TEXT, 20, 0},	   {"country", K_COUNTRY, 2, 0},
+	{"website", K_URL, 2048, 0},	   {"timezone", K_TIMEZONE, TZ_NAME_MAX, 0},
+	{"custom_values", K_CUSTOM, 0, 0}, {"tags", K_TAGS, 0, 0},
+	{"external_id", K_TEXT, 255, 0},
 };
 
 int client_data_field_known(const char *name)
@@ -146,7 +139,8 @@ static void check_custom_values(struct schema_report *c, const struct json *v)
 		else if (x->type == JSON_STRING && strlen(x->u.str.s) != x->u.str.len)
 			schema_problem(c, "must not contain NUL characters");
 		else if (x->type != JSON_STRING && x->type != JSON_NUMBER && x->type != JSON_BOOL)
-			schema_problemf(c, "expected string, number or boolean, got %s", type_of(x));
+			schema_problemf(c, "expected string, number or boolean, got %s",
+					type_of(x));
 		schema_path_pop(c, mark);
 	}
 }
@@ -185,7 +179,7 @@ static void check_field(struct schema_report *c, const struct field *f, const st
 		return;
 	s = v->u.str.s;
 	static const char *const format_of[] = {
-		[K_EMAIL] = "email", [K_PHONE] = "e164", [K_COUNTRY] = "country",
+		[K_EMAIL] = "email",	   [K_PHONE] = "e164", [K_COUNTRY] = "country",
 		[K_TIMEZONE] = "timezone", [K_URL] = "url",
 	};
 	switch (f->kind) {
@@ -199,8 +193,7 @@ static void check_field(struct schema_report *c, const struct field *f, const st
 		break;
 	case K_TEXT:
 	case K_CUSTOM:
-	case K_TAGS:
-		break;
+	case K_TAGS: break;
 	}
 }
 
@@ -226,7 +219,7 @@ static const struct field *field_find(const char *key)
 
 static void check_object(struct schema_report *c, const struct json *data)
 {
-	unsigned char seen[N_ELEMS(fields)] = { 0 };
+	unsigned char seen[N_ELEMS(fields)] = {0};
 	size_t i, mark = c->path.len;
 
 	for (i = 0; i < data->u.obj.n && schema_report_open(c); i++) {

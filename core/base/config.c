@@ -11,8 +11,8 @@
 enum key_type { K_STRING, K_ENUM, K_DURATION, K_LISTEN, K_INT };
 
 enum key_flags {
-	K_SECRET = 1, /* masked entirely when printed; may come from *_FILE */
-	K_DSN = 2,    /* only the password part is masked */
+	K_SECRET = 1,  /* masked entirely when printed; may come from *_FILE */
+	K_DSN = 2,     /* only the password part is masked */
 	K_RESTART = 4, /* read once at start: SIGHUP cannot apply a change */
 };
 
@@ -23,7 +23,7 @@ struct key_def {
 	const char *def;
 	const char *allowed; /* K_ENUM: "a|b|c" */
 	int flags;
-	long long min, max;  /* K_INT: the accepted range */
+	long long min, max; /* K_INT: the accepted range */
 };
 
 #define STR(f) offsetof(struct config, f)
@@ -195,7 +195,8 @@ static int set_value(struct config *c, const struct key_def *k, const char *v, s
 	switch (k->type) {
 	case K_ENUM:
 		if (!enum_allows(k->allowed, v))
-			return err_set(e, "invalid value \"%s\" (expected one of %s)", v, k->allowed);
+			return err_set(e, "invalid value \"%s\" (expected one of %s)", v,
+				       k->allowed);
 		break;
 	case K_LISTEN:
 		if (config_parse_listen(v, NULL, NULL, e))
@@ -204,20 +205,22 @@ static int set_value(struct config *c, const struct key_def *k, const char *v, s
 	case K_INT: {
 		long long n;
 		if (str_to_ll(v, k->min, k->max, &n))
-			return err_set(e, "invalid value \"%s\" (expected a whole number from %lld to "
-					  "%lld)", v, k->min, k->max);
+			return err_set(e,
+				       "invalid value \"%s\" (expected a whole number from %lld to "
+				       "%lld)",
+				       v, k->min, k->max);
 		*(long long *)(void *)(base + k->off) = n;
 		return 0;
 	}
 	case K_DURATION: {
 		long long ms;
 		if (str_to_duration_ms(v, &ms))
-			return err_set(e, "invalid duration \"%s\" (examples: 30s, 500ms, 5m, 90d)", v);
+			return err_set(e, "invalid duration \"%s\" (examples: 30s, 500ms, 5m, 90d)",
+				       v);
 		*(long long *)(void *)(base + k->off) = ms;
 		return 0;
 	}
-	case K_STRING:
-		break;
+	case K_STRING: break;
 	}
 	char **slot = (char **)(void *)(base + k->off);
 	free(*slot);
@@ -384,7 +387,8 @@ int config_apply_env(struct config *c, struct err *e)
 			char where[128];
 			snprintf(where, sizeof(where), "env:%s", name);
 			rc = config_set(c, keys[i].name, v, where, e);
-		} else if (fv && (keys[i].flags & (K_SECRET | K_DSN)) && !has_file_key(keys[i].name)) {
+		} else if (fv && (keys[i].flags & (K_SECRET | K_DSN)) &&
+			   !has_file_key(keys[i].name)) {
 			char *text;
 			char where[600];
 			snprintf(where, sizeof(where), "env:%s (%s)", fname, fv);

@@ -81,7 +81,7 @@ struct config {
 	/* REST API and access (core/api/api.c, core/api/passwords.c) */
 	long long max_body_bytes;
 	long long max_batch_body_bytes; /* POST /agencies/{id}/jobs/batch (JSON or CSV) */
-	long long max_connections;      /* open HTTP connections (core/api/http.c) */
+	long long max_connections;	/* open HTTP connections (core/api/http.c) */
 	long long session_ttl_ms;
 	char *session_cookie_secure;
 	long long bcrypt_cost;
@@ -93,7 +93,7 @@ struct config {
 	/* fair use per API key and per user (core/api/api_ratelimit.c) */
 	long long rate_limit_submissions_per_minute; /* 0 = no limit */
 	long long rate_limit_submissions_burst;
-	long long rate_limit_reads_per_minute;       /* 0 = no limit */
+	long long rate_limit_reads_per_minute; /* 0 = no limit */
 	long long rate_limit_reads_burst;
 
 	/* dashboard (core/api/web.c) */

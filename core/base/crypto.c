@@ -151,7 +151,8 @@ static int b64_decode(const char *s, size_t len, int url, unsigned char **out, s
 
 	if (!url) {
 		if (len % 4)
-			return err_set(e, "invalid %s: length %zu is not a multiple of 4", name, len);
+			return err_set(e, "invalid %s: length %zu is not a multiple of 4", name,
+				       len);
 		if (len > 0 && s[len - 1] == '=')
 			body--;
 		if (len > 1 && s[len - 2] == '=')
@@ -169,7 +170,8 @@ static int b64_decode(const char *s, size_t len, int url, unsigned char **out, s
 		if (v < 0) {
 			crypto_wipe(o, olen);
 			free(o);
-			return err_set(e, "invalid %s: unexpected character at offset %zu", name, i);
+			return err_set(e, "invalid %s: unexpected character at offset %zu", name,
+				       i);
 		}
 		acc = acc << 6 | (uint32_t)v;
 		bits += 6;
@@ -181,7 +183,8 @@ static int b64_decode(const char *s, size_t len, int url, unsigned char **out, s
 	if (bits && (acc & ((1u << bits) - 1))) {
 		crypto_wipe(o, olen);
 		free(o);
-		return err_set(e, "invalid %s: non-zero padding bits (not a canonical encoding)", name);
+		return err_set(e, "invalid %s: non-zero padding bits (not a canonical encoding)",
+			       name);
 	}
 	acc = 0;
 	o[olen] = '\0';
@@ -333,8 +336,8 @@ static EVP_PKEY *load_pubkey(const char *text, const char *type, const char *lab
 		size_t der_len;
 		struct err sub;
 		size_t tlen = strlen(text);
-		while (tlen && (text[tlen - 1] == '\n' || text[tlen - 1] == '\r' ||
-				text[tlen - 1] == ' '))
+		while (tlen &&
+		       (text[tlen - 1] == '\n' || text[tlen - 1] == '\r' || text[tlen - 1] == ' '))
 			tlen--;
 		if (crypto_base64_decode(text, tlen, &der, &der_len, &sub) < 0) {
 			err_set(e, "%s public key: not PEM, and %s", label, sub.msg);
@@ -440,8 +443,8 @@ int crypto_verify_rsa_sha256(const char *pubkey_pem_or_b64, const void *msg, siz
 		err_set(e, "RSA-SHA256 public key: %d bits is too short (minimum %d)", bits,
 			RSA_MIN_BITS);
 	else
-		rc = verify_sig(pkey, "SHA256", "RSA-SHA256", (size_t)EVP_PKEY_get_size(pkey),
-				msg, n, sig_b64, e);
+		rc = verify_sig(pkey, "SHA256", "RSA-SHA256", (size_t)EVP_PKEY_get_size(pkey), msg,
+				n, sig_b64, e);
 	EVP_PKEY_free(pkey);
 	return rc;
 }
@@ -500,8 +503,8 @@ static int parse_expiry(const char *s, size_t len, int64_t *out)
 	return 0;
 }
 
-int crypto_state_verify(const char *secret, const char *state, int64_t now_unix,
-			char **payload_out, struct err *e)
+int crypto_state_verify(const char *secret, const char *state, int64_t now_unix, char **payload_out,
+			struct err *e)
 {
 	unsigned char want[CRYPTO_SHA256_LEN];
 	unsigned char *got = NULL, *payload = NULL;

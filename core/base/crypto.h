@@ -19,7 +19,7 @@
 #include "util.h"
 
 #define CRYPTO_SHA256_LEN 32
-#define CRYPTO_SHA256_HEX_LEN 65 /* 64 hex digits + NUL */
+#define CRYPTO_SHA256_HEX_LEN 65  /* 64 hex digits + NUL */
 #define CRYPTO_FINGERPRINT_LEN 13 /* 12 hex digits + NUL */
 
 /* Fill buf with n cryptographically strong random bytes (RAND_bytes).
@@ -109,7 +109,7 @@ char *crypto_state_sign(const char *secret, const char *payload, int64_t expires
  * with one of: "state: malformed ...", "state: signature mismatch ..."
  * (tampered, or signed under another secret) — checked before expiry, so a
  * forged value never reports "expired" — or "state: expired ...". */
-int crypto_state_verify(const char *secret, const char *state, int64_t now_unix,
-			char **payload_out, struct err *e);
+int crypto_state_verify(const char *secret, const char *state, int64_t now_unix, char **payload_out,
+			struct err *e);
 
 #endif

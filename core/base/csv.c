@@ -121,7 +121,8 @@ static int quoted_field(struct reader *r)
 	r->p++; /* the opening quote */
 	for (;;) {
 		if (r->p >= r->end)
-			return err_set(r->e, "line %zu, field %zu: the quote opened here is never closed",
+			return err_set(r->e,
+				       "line %zu, field %zu: the quote opened here is never closed",
 				       start_line, r->rec.n + 1);
 		if (*r->p == '"') {
 			if (r->p + 1 < r->end && r->p[1] == '"') {
@@ -155,8 +156,9 @@ static int unquoted_field(struct reader *r)
 {
 	while (r->p < r->end && *r->p != ',' && *r->p != '\r' && *r->p != '\n') {
 		if (*r->p == '"')
-			return fail(r, "a quote inside an unquoted field (quote the whole field and "
-				       "double the quote: \"a \"\"b\"\"\")");
+			return fail(r,
+				    "a quote inside an unquoted field (quote the whole field and "
+				    "double the quote: \"a \"\"b\"\"\")");
 		if (field_char(r))
 			return -1;
 	}
@@ -167,8 +169,12 @@ int csv_parse(const char *data, size_t len, const struct csv_limits *lim, struct
 	      struct err *e)
 {
 	static const struct csv_limits none = {0};
-	struct reader r = {.p = data, .end = data + len, .line = 1, .lim = lim ? lim : &none,
-			   .out = out, .e = e};
+	struct reader r = {.p = data,
+			   .end = data + len,
+			   .line = 1,
+			   .lim = lim ? lim : &none,
+			   .out = out,
+			   .e = e};
 	memset(out, 0, sizeof(*out));
 	buf_init(&r.field);
 	if (len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3))

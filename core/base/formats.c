@@ -76,8 +76,9 @@ static int hostname_check(const char *s, size_t len, const char *noun, char *why
 		}
 		if (!is_alpha(c) && !is_digit(c) && c != '-') {
 			if (c == '@')
-				return snprintf(why, wl, "more than one '@' (quote the local part "
-							  "if it contains one)"),
+				return snprintf(why, wl,
+						"more than one '@' (quote the local part "
+						"if it contains one)"),
 				       -1;
 			if (c > 0x20 && c < 0x7f)
 				return snprintf(why, wl, "invalid character '%c' in the %s", c,
@@ -163,8 +164,9 @@ static long dot_atom_local_len(const char *s, size_t len, char *why, size_t wl)
 		if (is_atext(c))
 			continue;
 		if (memchr(s, '<', len))
-			return snprintf(why, wl, "display names are not allowed; give only the "
-						  "address, like owner@acme.example"),
+			return snprintf(why, wl,
+					"display names are not allowed; give only the "
+					"address, like owner@acme.example"),
 			       -1;
 		if (c == ' ' || c == '"' || c == '\\' || c == '(' || c == ')' || c == ',' ||
 		    c == ':' || c == ';' || c == '[' || c == ']')
@@ -202,8 +204,9 @@ int format_email_check(const char *s, size_t len, char *why, size_t wl)
 		return -1;
 	if ((size_t)local == len || s[local] != '@') {
 		if (memchr(s, '<', len))
-			return snprintf(why, wl, "display names are not allowed; give only the "
-						  "address, like owner@acme.example"),
+			return snprintf(why, wl,
+					"display names are not allowed; give only the "
+					"address, like owner@acme.example"),
 			       -1;
 		return snprintf(why, wl, "expected '@' after the quoted local part"), -1;
 	}
@@ -217,8 +220,9 @@ int format_email_check(const char *s, size_t len, char *why, size_t wl)
 		return snprintf(why, wl, "missing the domain after '@'"), -1;
 	if (dom[0] == '[') {
 		if (!address_literal_ok(dom, dlen))
-			return snprintf(why, wl, "invalid address literal (use [192.0.2.1] or "
-						  "[IPv6:2001:db8::1])"),
+			return snprintf(why, wl,
+					"invalid address literal (use [192.0.2.1] or "
+					"[IPv6:2001:db8::1])"),
 			       -1;
 		return 0;
 	}
@@ -239,8 +243,9 @@ int format_phone_check(const char *s, size_t len, char *why, size_t wl)
 	size_t i, digits = 0;
 
 	if (len == 0 || s[0] != '+')
-		return snprintf(why, wl, "start with '+' and the country code, e.g. "
-					  "+15555550100"),
+		return snprintf(why, wl,
+				"start with '+' and the country code, e.g. "
+				"+15555550100"),
 		       -1;
 	for (i = 1; i < len; i++) {
 		if (!is_digit((unsigned char)s[i]))
@@ -267,32 +272,31 @@ int format_phone_valid(const char *s)
 /* ---- country ------------------------------------------------------------- */
 
 /* The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted. */
-static const char countries[] =
-	"ADAEAFAGAIALAMAOAQARASATAUAWAXAZ"
-	"BABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ"
-	"CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZ"
-	"DEDJDKDMDODZ"
-	"ECEEEGEHERESET"
-	"FIFJFKFMFOFR"
-	"GAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGY"
-	"HKHMHNHRHTHU"
-	"IDIEILIMINIOIQIRISIT"
-	"JEJMJOJP"
-	"KEKGKHKIKMKNKPKRKWKYKZ"
-	"LALBLCLILKLRLSLTLULVLY"
-	"MAMCMDMEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZ"
-	"NANCNENFNGNINLNONPNRNUNZ"
-	"OM"
-	"PAPEPFPGPHPKPLPMPNPRPSPTPWPY"
-	"QA"
-	"RERORSRURW"
-	"SASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZ"
-	"TCTDTFTGTHTJTKTLTMTNTOTRTTTVTWTZ"
-	"UAUGUMUSUYUZ"
-	"VAVCVEVGVIVNVU"
-	"WFWS"
-	"YEYT"
-	"ZAZMZW";
+static const char countries[] = "ADAEAFAGAIALAMAOAQARASATAUAWAXAZ"
+				"BABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ"
+				"CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZ"
+				"DEDJDKDMDODZ"
+				"ECEEEGEHERESET"
+				"FIFJFKFMFOFR"
+				"GAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGY"
+				"HKHMHNHRHTHU"
+				"IDIEILIMINIOIQIRISIT"
+				"JEJMJOJP"
+				"KEKGKHKIKMKNKPKRKWKYKZ"
+				"LALBLCLILKLRLSLTLULVLY"
+				"MAMCMDMEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZ"
+				"NANCNENFNGNINLNONPNRNUNZ"
+				"OM"
+				"PAPEPFPGPHPKPLPMPNPRPSPTPWPY"
+				"QA"
+				"RERORSRURW"
+				"SASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZ"
+				"TCTDTFTGTHTJTKTLTMTNTOTRTTTVTWTZ"
+				"UAUGUMUSUYUZ"
+				"VAVCVEVGVIVNVU"
+				"WFWS"
+				"YEYT"
+				"ZAZMZW";
 
 static int country_known(char a, char b)
 {
@@ -300,9 +304,9 @@ static int country_known(char a, char b)
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int cmp = countries[2 * mid] != a ? (unsigned char)countries[2 * mid] - (unsigned char)a
-						  : (unsigned char)countries[2 * mid + 1] -
-							    (unsigned char)b;
+		int cmp = countries[2 * mid] != a
+				  ? (unsigned char)countries[2 * mid] - (unsigned char)a
+				  : (unsigned char)countries[2 * mid + 1] - (unsigned char)b;
 
 		if (cmp == 0)
 			return 1;
@@ -321,7 +325,7 @@ int format_country_valid(const char *s)
 
 static void country_why(const char *s, char *why, size_t wl)
 {
-	char up[3] = { 0 };
+	char up[3] = {0};
 
 	if (strlen(s) == 2) {
 		up[0] = (char)(s[0] >= 'a' && s[0] <= 'z' ? s[0] - 'a' + 'A' : s[0]);
@@ -532,8 +536,9 @@ static int authority_check(const char *s, size_t len, char *why, size_t wl)
 		if (hostname_check(s, hlen, "host", why, wl) < 0)
 			return -1;
 		if (!memchr(s, '.', hlen))
-			return snprintf(why, wl, "the host must be a domain name like "
-						  "acme.example"),
+			return snprintf(why, wl,
+					"the host must be a domain name like "
+					"acme.example"),
 			       -1;
 	}
 	if (hlen < len && (s[hlen] != ':' || !port_ok(s + hlen + 1, len - hlen - 1)))
@@ -555,8 +560,9 @@ int format_url_check(const char *s, size_t len, char *why, size_t wl)
 		int c = (unsigned char)s[i];
 
 		if (c <= 0x20 || c >= 0x7f)
-			return snprintf(why, wl, "spaces, control and non-ASCII characters must be "
-						  "percent-encoded"),
+			return snprintf(why, wl,
+					"spaces, control and non-ASCII characters must be "
+					"percent-encoded"),
 			       -1;
 	}
 	for (end = start; end < len && !strchr("/?#", s[end]); end++)

@@ -155,9 +155,7 @@ struct json *json_free(struct json *v)
 	if (!v)
 		return NULL;
 	switch (v->type) {
-	case JSON_STRING:
-		free(v->u.str.s);
-		break;
+	case JSON_STRING: free(v->u.str.s); break;
 	case JSON_ARRAY:
 		for (i = 0; i < v->u.arr.n; i++)
 			json_free(v->u.arr.items[i]);
@@ -171,8 +169,7 @@ struct json *json_free(struct json *v)
 		free(v->u.obj.keys);
 		free(v->u.obj.vals);
 		break;
-	default:
-		break;
+	default: break;
 	}
 	free(v);
 	return NULL;
@@ -278,8 +275,7 @@ struct json *json_clone(const struct json *v)
 	if (!v)
 		return NULL;
 	switch (v->type) {
-	case JSON_STRING:
-		return json_new_stringn(v->u.str.s, v->u.str.len);
+	case JSON_STRING: return json_new_stringn(v->u.str.s, v->u.str.len);
 	case JSON_ARRAY:
 		c = json_new_array();
 		for (i = 0; i < v->u.arr.n; i++)
@@ -353,18 +349,12 @@ size_t json_len(const struct json *v)
 const char *json_type_name(enum json_type t)
 {
 	switch (t) {
-	case JSON_NULL:
-		return "null";
-	case JSON_BOOL:
-		return "boolean";
-	case JSON_NUMBER:
-		return "number";
-	case JSON_STRING:
-		return "string";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_OBJECT:
-		return "object";
+	case JSON_NULL: return "null";
+	case JSON_BOOL: return "boolean";
+	case JSON_NUMBER: return "number";
+	case JSON_STRING: return "string";
+	case JSON_ARRAY: return "array";
+	case JSON_OBJECT: return "object";
 	}
 	return "unknown";
 }
@@ -435,10 +425,8 @@ int json_equal(const struct json *a, const struct json *b)
 	if (!a || !b || a->type != b->type)
 		return 0;
 	switch (a->type) {
-	case JSON_NULL:
-		return 1;
-	case JSON_BOOL:
-		return !a->u.boolean == !b->u.boolean;
+	case JSON_NULL: return 1;
+	case JSON_BOOL: return !a->u.boolean == !b->u.boolean;
 	case JSON_NUMBER:
 		if (a->u.num.is_int && b->u.num.is_int)
 			return a->u.num.i == b->u.num.i;
@@ -453,8 +441,7 @@ int json_equal(const struct json *a, const struct json *b)
 			if (!json_equal(a->u.arr.items[i], b->u.arr.items[i]))
 				return 0;
 		return 1;
-	case JSON_OBJECT:
-		return obj_equal(a, b);
+	case JSON_OBJECT: return obj_equal(a, b);
 	}
 	return 0;
 }
@@ -472,8 +459,8 @@ struct parser {
 
 /* Sets "line L, column C: <what>" for byte offset at. Columns count
  * characters (UTF-8 continuation bytes are skipped), both are 1-based. */
-__attribute__((format(printf, 3, 4)))
-static struct json *perr(struct parser *p, size_t at, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static struct json *perr(struct parser *p, size_t at,
+							       const char *fmt, ...)
 {
 	char what[256];
 	size_t i, line = 1, col = 1;
@@ -585,8 +572,7 @@ static int parse_escape(struct parser *p, struct buf *b)
 	case 'n': c = '\n'; break;
 	case 'r': c = '\r'; break;
 	case 't': c = '\t'; break;
-	case 'u':
-		return parse_uescape(p, b);
+	case 'u': return parse_uescape(p, b);
 	default:
 		if (p->s[p->pos + 1] > 0x20 && p->s[p->pos + 1] < 0x7F)
 			perr(p, p->pos, "invalid escape '\\%c' in string", p->s[p->pos + 1]);
@@ -857,24 +843,24 @@ static struct json *parse_value(struct parser *p)
 	if (p->pos >= p->len)
 		return perr(p, p->pos, "unexpected end of input, expected a value");
 	switch (p->s[p->pos]) {
-	case '{':
-		return parse_container(p, 1);
-	case '[':
-		return parse_container(p, 0);
-	case '"':
-		return parse_string(p);
-	case 't':
-		return parse_literal(p, "true", json_new_bool(1));
-	case 'f':
-		return parse_literal(p, "false", json_new_bool(0));
-	case 'n':
-		return parse_literal(p, "null", json_new_null());
+	case '{': return parse_container(p, 1);
+	case '[': return parse_container(p, 0);
+	case '"': return parse_string(p);
+	case 't': return parse_literal(p, "true", json_new_bool(1));
+	case 'f': return parse_literal(p, "false", json_new_bool(0));
+	case 'n': return parse_literal(p, "null", json_new_null());
 	case '-':
-	case '0': case '1': case '2': case '3': case '4':
-	case '5': case '6': case '7': case '8': case '9':
-		return parse_number(p);
-	default:
-		return perr_found(p, "expected a value");
+	case '0':
+	case '1':
+	case '2':
+	case '3':
+	case '4':
+	case '5':
+	case '6':
+	case '7':
+	case '8':
+	case '9': return parse_number(p);
+	default: return perr_found(p, "expected a value");
 	}
 }
 
@@ -954,7 +940,7 @@ void json_write_stringn(struct buf *b, const char *s, size_t n)
 		case '\r': buf_puts(b, "\\r"); break;
 		case '\t': buf_puts(b, "\\t"); break;
 		default: {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			buf_append(b, esc, sizeof(esc));
 		}
 		}
@@ -1006,21 +992,15 @@ void json_write(struct buf *b, const struct json *v)
 		return;
 	}
 	switch (v->type) {
-	case JSON_NULL:
-		buf_puts(b, "null");
-		break;
-	case JSON_BOOL:
-		buf_puts(b, v->u.boolean ? "true" : "false");
-		break;
+	case JSON_NULL: buf_puts(b, "null"); break;
+	case JSON_BOOL: buf_puts(b, v->u.boolean ? "true" : "false"); break;
 	case JSON_NUMBER:
 		if (v->u.num.is_int)
 			buf_printf(b, "%" PRId64, v->u.num.i);
 		else
 			write_double(b, v->u.num.d);
 		break;
-	case JSON_STRING:
-		json_write_stringn(b, v->u.str.s, v->u.str.len);
-		break;
+	case JSON_STRING: json_write_stringn(b, v->u.str.s, v->u.str.len); break;
 	case JSON_ARRAY:
 		buf_putc(b, '[');
 		for (i = 0; i < v->u.arr.n; i++) {

@@ -93,7 +93,7 @@ struct json *json_new_null(void);
 struct json *json_new_bool(int b);
 struct json *json_new_int(int64_t i);
 struct json *json_new_double(double d);
-struct json *json_new_string(const char *s);             /* NULL -> json null */
+struct json *json_new_string(const char *s); /* NULL -> json null */
 struct json *json_new_stringn(const char *s, size_t n);
 struct json *json_new_array(void);
 struct json *json_new_object(void);

@@ -18,7 +18,8 @@ void json_builder_clear(struct json_builder *jb)
 	buf_clear(&jb->b);
 }
 
-static void misuse(struct json_builder *jb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void misuse(struct json_builder *jb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void misuse(struct json_builder *jb, const char *fmt, ...)
 {
 	if (jb->err[0])

@@ -13,9 +13,10 @@
 #define LIST_MAX 20
 
 static const char *const keywords[] = {
-	"type", "properties", "required", "additionalProperties", "items", "enum", "minimum",
-	"maximum", "minLength", "maxLength", "minItems", "maxItems", "default", "description",
-	"format",
+	"type",	     "properties",  "required", "additionalProperties",
+	"items",     "enum",	    "minimum",	"maximum",
+	"minLength", "maxLength",   "minItems", "maxItems",
+	"default",   "description", "format",
 };
 
 static const char *const type_names[] = {
@@ -185,8 +186,7 @@ static int check_type(const struct json *t, const char *at, struct err *e)
 	return 0;
 }
 
-static int check_properties(const struct json *props, struct buf *ptr, int depth,
-			    struct err *e)
+static int check_properties(const struct json *props, struct buf *ptr, int depth, struct err *e)
 {
 	size_t i, j, mark = ptr->len;
 
@@ -238,7 +238,7 @@ static int check_required(const struct json *schema, const struct json *req, con
 static int check_count_pair(const struct json *s, const char *lo, const char *hi, const char *at,
 			    struct err *e)
 {
-	const char *kws[2] = { lo, hi };
+	const char *kws[2] = {lo, hi};
 	long long vals[2];
 	int i;
 
@@ -327,7 +327,8 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 	const char *at = buf_cstr(ptr);
 
 	if (depth > JSON_DEFAULT_MAX_DEPTH)
-		return err_set(e, "%s: schema nested deeper than %d levels", at, JSON_DEFAULT_MAX_DEPTH);
+		return err_set(e, "%s: schema nested deeper than %d levels", at,
+			       JSON_DEFAULT_MAX_DEPTH);
 	if (s->type != JSON_OBJECT)
 		return err_set(e, "%s: a schema must be a JSON object, got %s", at,
 			       json_type_name(s->type));
@@ -343,10 +344,11 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 	if ((v = json_get(s, "required")) && check_required(s, v, at, e) < 0)
 		return -1;
 	if ((v = json_get(s, "format")) && (v->type != JSON_STRING || !format_known(v->u.str.s)))
-		return err_set(e,
-			       "%s: \"format\" must be one of: email, e164, country, timezone, url, "
-			       "uuid",
-			       at);
+		return err_set(
+			e,
+			"%s: \"format\" must be one of: email, e164, country, timezone, url, "
+			"uuid",
+			at);
 	if ((v = json_get(s, "enum")) && (v->type != JSON_ARRAY || v->u.arr.n == 0))
 		return err_set(e, "%s: \"enum\" must be a non-empty array", at);
 	if ((v = json_get(s, "description")) && v->type != JSON_STRING)
@@ -509,19 +511,14 @@ static const char *value_type_name(const struct json *v)
 static int type_is(const char *name, const struct json *v)
 {
 	switch (v->type) {
-	case JSON_NULL:
-		return strcmp(name, "null") == 0;
-	case JSON_BOOL:
-		return strcmp(name, "boolean") == 0;
+	case JSON_NULL: return strcmp(name, "null") == 0;
+	case JSON_BOOL: return strcmp(name, "boolean") == 0;
 	case JSON_NUMBER:
 		return strcmp(name, "number") == 0 ||
 		       (strcmp(name, "integer") == 0 && v->u.num.is_int);
-	case JSON_STRING:
-		return strcmp(name, "string") == 0;
-	case JSON_ARRAY:
-		return strcmp(name, "array") == 0;
-	case JSON_OBJECT:
-		return strcmp(name, "object") == 0;
+	case JSON_STRING: return strcmp(name, "string") == 0;
+	case JSON_ARRAY: return strcmp(name, "array") == 0;
+	case JSON_OBJECT: return strcmp(name, "object") == 0;
 	}
 	return 0;
 }
@@ -536,7 +533,8 @@ static int type_matches(const struct json *t, const struct json *v)
 	if (t->type != JSON_ARRAY || t->u.arr.n == 0)
 		return 1;
 	for (i = 0; i < t->u.arr.n; i++)
-		if (t->u.arr.items[i]->type != JSON_STRING || type_is(t->u.arr.items[i]->u.str.s, v))
+		if (t->u.arr.items[i]->type != JSON_STRING ||
+		    type_is(t->u.arr.items[i]->u.str.s, v))
 			return 1;
 	return 0;
 }
@@ -581,9 +579,8 @@ static void type_mismatch(struct schema_report *c, const struct json *t, const s
 /* Enum members as a human list: strings bare unless that would be ambiguous. */
 static void put_enum_value(struct buf *m, const struct json *v)
 {
-	if (v->type == JSON_STRING && v->u.str.len > 0 &&
-	    strlen(v->u.str.s) == v->u.str.len && !strchr(v->u.str.s, ',') &&
-	    v->u.str.s[0] != ' ' && v->u.str.s[v->u.str.len - 1] != ' ')
+	if (v->type == JSON_STRING && v->u.str.len > 0 && strlen(v->u.str.s) == v->u.str.len &&
+	    !strchr(v->u.str.s, ',') && v->u.str.s[0] != ' ' && v->u.str.s[v->u.str.len - 1] != ' ')
 		buf_append(m, v->u.str.s, v->u.str.len);
 	else
 		json_write(m, v);
@@ -618,7 +615,8 @@ static const char *plural(long long n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
-static void validate_string(struct schema_report *c, const struct json *schema, const struct json *v)
+static void validate_string(struct schema_report *c, const struct json *schema,
+			    const struct json *v)
 {
 	long long lo, hi;
 	size_t n = schema_utf8_len(v->u.str.s, v->u.str.len);
@@ -632,10 +630,11 @@ static void validate_string(struct schema_report *c, const struct json *schema, 
 			schema_problem(c, "must not be empty");
 		else
 			schema_problemf(c, "shorter than %lld %s", lo,
-				 plural(lo, "character", "characters"));
+					plural(lo, "character", "characters"));
 	}
 	if (get_count(schema, "maxLength", &hi) && (long long)n > hi)
-		schema_problemf(c, "longer than %lld %s", hi, plural(hi, "character", "characters"));
+		schema_problemf(c, "longer than %lld %s", hi,
+				plural(hi, "character", "characters"));
 	const struct json *f = json_get(schema, "format");
 	char why[256];
 	if (f && f->type == JSON_STRING && format_known(f->u.str.s) &&
@@ -643,7 +642,8 @@ static void validate_string(struct schema_report *c, const struct json *schema, 
 		schema_problem(c, why);
 }
 
-static void validate_number(struct schema_report *c, const struct json *schema, const struct json *v)
+static void validate_number(struct schema_report *c, const struct json *schema,
+			    const struct json *v)
 {
 	struct buf m;
 	double lo, hi;
@@ -710,7 +710,7 @@ static unsigned char *duplicate_keys(const struct json *v)
 	struct key_at *k = xmalloc((n ? n : 1) * sizeof(*k));
 
 	for (i = 0; i < n; i++)
-		k[i] = (struct key_at){ v->u.obj.keys[i], i };
+		k[i] = (struct key_at){v->u.obj.keys[i], i};
 	qsort(k, n, sizeof(*k), key_at_cmp);
 	for (i = 1; i < n; i++)
 		if (!strcmp(k[i].key, k[i - 1].key))
@@ -780,21 +780,12 @@ static void validate(struct schema_report *c, const struct json *schema, const s
 	if (en && check_enum(c, en, v) < 0)
 		return;
 	switch (v->type) {
-	case JSON_STRING:
-		validate_string(c, schema, v);
-		break;
-	case JSON_NUMBER:
-		validate_number(c, schema, v);
-		break;
-	case JSON_ARRAY:
-		validate_array(c, schema, v);
-		break;
-	case JSON_OBJECT:
-		validate_object(c, schema, v);
-		break;
+	case JSON_STRING: validate_string(c, schema, v); break;
+	case JSON_NUMBER: validate_number(c, schema, v); break;
+	case JSON_ARRAY: validate_array(c, schema, v); break;
+	case JSON_OBJECT: validate_object(c, schema, v); break;
 	case JSON_NULL:
-	case JSON_BOOL:
-		break;
+	case JSON_BOOL: break;
 	}
 }
 

@@ -65,8 +65,10 @@ static int v6_is_public(const uint8_t *a, char *why, size_t whylen)
 		return v4_is_public(v4_at(a + 12), why, whylen);
 	if (!memcmp(a, zero, 12)) {
 		uint32_t v4 = v4_at(a + 12);
-		snprintf(why, whylen, "%s", v4 == 0 ? "unspecified" : v4 == 1 ? "loopback"
-							 : "IPv4-compatible");
+		snprintf(why, whylen, "%s",
+			 v4 == 0   ? "unspecified"
+			 : v4 == 1 ? "loopback"
+				   : "IPv4-compatible");
 		return 0;
 	}
 	if (a[0] == 0x20 && a[1] == 0x02)
@@ -114,8 +116,7 @@ curl_socket_t ssrf_guard_opensocket(void *clientp, curlsocktype purpose,
 	(void)clientp;
 	char why[64] = "not a connection";
 	if (purpose == CURLSOCKTYPE_IPCXN && ssrf_addr_is_public(&address->addr, why, sizeof why))
-		return socket(address->family, address->socktype | SOCK_CLOEXEC,
-			      address->protocol);
+		return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 	char text[INET6_ADDRSTRLEN] = "?";
 	const void *raw = NULL;
 	if (address->family == AF_INET)

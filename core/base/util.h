@@ -72,9 +72,9 @@ const char *buf_cstr(struct buf *b);
 char *buf_take(struct buf *b);
 
 /* Strings. */
-int str_eq(const char *a, const char *b);           /* NULL-safe equality */
+int str_eq(const char *a, const char *b); /* NULL-safe equality */
 int str_has_prefix(const char *s, const char *prefix);
-char *str_trim(char *s);                            /* in place; returns s advanced */
+char *str_trim(char *s); /* in place; returns s advanced */
 /* Strict integer parse of the whole string; 0 on success, -1 otherwise. */
 int str_to_ll(const char *s, long long min, long long max, long long *out);
 /* Parse a duration like "30", "30s", "500ms", "5m", "1h", "90d" into milliseconds. */

@@ -17,14 +17,16 @@ int cmd_archive(struct config *cfg, int argc, char **argv)
 			dry = 1;
 		} else if (!strcmp(argv[i], "--older-than") && i + 1 < argc) {
 			if (str_to_duration_ms(argv[++i], &age) || age <= 0) {
-				fprintf(stderr, "ghl-agent archive: --older-than: invalid duration \"%s\" "
-						"(examples: 90d, 2160h)\n", argv[i]);
+				fprintf(stderr,
+					"ghl-agent archive: --older-than: invalid duration \"%s\" "
+					"(examples: 90d, 2160h)\n",
+					argv[i]);
 				return 2;
 			}
 		} else {
 			fprintf(stderr, "ghl-agent archive: %s \"%s\"\n",
 				strcmp(argv[i], "--older-than") ? "unknown argument"
-								 : "a duration must follow",
+								: "a duration must follow",
 				argv[i]);
 			return 2;
 		}
@@ -47,6 +49,7 @@ int cmd_archive(struct config *cfg, int argc, char **argv)
 		return 1;
 	}
 	printf(dry ? "%lld job(s) and %lld log row(s) are due for the archive\n"
-		   : "archived %lld job(s) and %lld log row(s)\n", jobs, logs);
+		   : "archived %lld job(s) and %lld log row(s)\n",
+	       jobs, logs);
 	return 0;
 }

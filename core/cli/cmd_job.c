@@ -34,8 +34,7 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 		case 'c': file = optarg; break;
 		case 's': snapshot = optarg; break;
 		case 'k': key = optarg; break;
-		default:
-			return 2; /* getopt named the option */
+		default: return 2; /* getopt named the option */
 		}
 	}
 	if (optind != argc) {
@@ -47,8 +46,9 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 		return 2;
 	}
 	if (!api_is_uuid(agency) || (snapshot && !api_is_uuid(snapshot))) {
-		fprintf(stderr, "ghl-agent job submit: --%s \"%s\" is not an id (a UUID like "
-				"f47ac10b-58cc-4372-a567-0e02b2c3d479)\n",
+		fprintf(stderr,
+			"ghl-agent job submit: --%s \"%s\" is not an id (a UUID like "
+			"f47ac10b-58cc-4372-a567-0e02b2c3d479)\n",
 			api_is_uuid(agency) ? "snapshot" : "agency",
 			api_is_uuid(agency) ? snapshot : agency);
 		return 2;
@@ -77,17 +77,17 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 	struct step_registry *steps = step_registry_new(); /* what the pipeline's steps need */
 	step_loader_load_all(steps, cfg);
 	enum job_submit_status st = jobs_submit_blocking(conn, steps, cfg->default_pipeline, agency,
-							  client, snapshot, key, &id, problems, &e);
+							 client, snapshot, key, &id, problems, &e);
 	step_registry_free(steps);
 	int rc = 0;
 	switch (st) {
 	case JOB_CREATED:
-	case JOB_EXISTING:
-		printf("%s\n", id);
-		break;
+	case JOB_EXISTING: printf("%s\n", id); break;
 	case JOB_CONFLICT: /* the API's 409 idempotency_conflict */
-		fprintf(stderr, "ghl-agent job submit: this Idempotency-Key was used with another "
-				"request body (job %s); use a new key for a new job\n", id);
+		fprintf(stderr,
+			"ghl-agent job submit: this Idempotency-Key was used with another "
+			"request body (job %s); use a new key for a new job\n",
+			id);
 		rc = 1;
 		break;
 	case JOB_INVALID: /* the API's 404 for the agency, else its 422 */
@@ -95,7 +95,8 @@ static int job_submit(struct config *cfg, int argc, char **argv)
 		    str_eq(json_get_str(json_at(problems, 0), "field"), "agency_id")) {
 			fprintf(stderr, "ghl-agent job submit: agency not found\n");
 		} else {
-			fprintf(stderr, "ghl-agent job submit: the request has %zu invalid field%s:\n",
+			fprintf(stderr,
+				"ghl-agent job submit: the request has %zu invalid field%s:\n",
 				json_len(problems), json_len(problems) > 1 ? "s" : "");
 			for (size_t i = 0; i < json_len(problems); i++)
 				fprintf(stderr, "  %s: %s\n",
@@ -121,8 +122,10 @@ static int check_job_id(const char *verb, const char *id)
 {
 	if (api_is_uuid(id))
 		return 0;
-	fprintf(stderr, "ghl-agent job %s: \"%s\" is not a job id (a UUID like "
-			"5c1f0a4e-9b2d-4e8f-a1c3-7d6e5f4a3b2c)\n", verb, id);
+	fprintf(stderr,
+		"ghl-agent job %s: \"%s\" is not a job id (a UUID like "
+		"5c1f0a4e-9b2d-4e8f-a1c3-7d6e5f4a3b2c)\n",
+		verb, id);
 	return 2;
 }
 
@@ -137,30 +140,34 @@ static int job_show(struct config *cfg, const char *id)
 		return 1;
 	}
 	const char *params[1] = {id};
-	PGresult *r = db_query(conn,
-			       "SELECT id, agency_id, status || CASE WHEN cancel_requested AND status"
-			       " = 'IN_PROGRESS' THEN ' (cancel requested: stops after its current"
-			       " step)' ELSE '' END, COALESCE(snapshot_id::text, '-'),"
-			       " COALESCE(location_id, '-'), COALESCE(retry_count, 0), attempt,"
-			       " COALESCE(error_message, '-'), created_at, updated_at,"
-			       " COALESCE(started_at::text, '-'), COALESCE(finished_at::text, '-'),"
-			       " client_data_json::text FROM provisioning_jobs"
-			       " WHERE id = $1::uuid", 1, params, &e);
+	PGresult *r = db_query(
+		conn,
+		"SELECT id, agency_id, status || CASE WHEN cancel_requested AND status"
+		" = 'IN_PROGRESS' THEN ' (cancel requested: stops after its current"
+		" step)' ELSE '' END, COALESCE(snapshot_id::text, '-'),"
+		" COALESCE(location_id, '-'), COALESCE(retry_count, 0), attempt,"
+		" COALESCE(error_message, '-'), created_at, updated_at,"
+		" COALESCE(started_at::text, '-'), COALESCE(finished_at::text, '-'),"
+		" client_data_json::text FROM provisioning_jobs"
+		" WHERE id = $1::uuid",
+		1, params, &e);
 	if (!r || PQntuples(r) == 0) {
 		fprintf(stderr, "ghl-agent job show: %s\n", r ? "job not found" : e.msg);
 		PQclear(r);
 		PQfinish(conn);
 		return 1;
 	}
-	static const char *const labels[] = {"id", "agency", "status", "snapshot", "location",
-					     "retries", "attempts", "error", "created", "updated",
-					     "started", "finished", "client"};
+	static const char *const labels[] = {
+		"id",	 "agency",  "status",  "snapshot", "location", "retries", "attempts",
+		"error", "created", "updated", "started",  "finished", "client"};
 	for (int c = 0; c < 13; c++)
 		printf("%-9s %s\n", labels[c], PQgetvalue(r, 0, c));
 	PQclear(r);
-	r = db_query(conn, "SELECT \"timestamp\", step, status, COALESCE(details_json::text, '')"
-			   " FROM provisioning_logs WHERE job_id = $1::uuid"
-			   " ORDER BY \"timestamp\", created_at", 1, params, &e);
+	r = db_query(conn,
+		     "SELECT \"timestamp\", step, status, COALESCE(details_json::text, '')"
+		     " FROM provisioning_logs WHERE job_id = $1::uuid"
+		     " ORDER BY \"timestamp\", created_at",
+		     1, params, &e);
 	if (r) {
 		printf("\njournal (%d entries):\n", PQntuples(r));
 		for (int i = 0; i < PQntuples(r); i++)
@@ -196,7 +203,8 @@ static int job_cancel(struct config *cfg, const char *id)
 	} else if (!strcmp(PQgetvalue(r, 0, 1), "requested")) {
 		printf("cancel requested: the job stops after its current step\n");
 	} else { /* the API's 409 invalid_state, in its words */
-		fprintf(stderr, "ghl-agent job cancel: the job is already %s\n", PQgetvalue(r, 0, 0));
+		fprintf(stderr, "ghl-agent job cancel: the job is already %s\n",
+			PQgetvalue(r, 0, 0));
 		rc = 1;
 	}
 	PQclear(r);

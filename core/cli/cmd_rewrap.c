@@ -14,11 +14,11 @@
 
 struct rewrap_counts {
 	long agencies;
-	long rewrapped;   /* values re-encrypted (or that would be, in a dry run) */
-	long current;     /* already under the newest key */
-	long not_vault;   /* empty or placeholder: not a vault value */
-	long unreadable;  /* decryption failed */
-	long failed;      /* agencies whose transaction failed */
+	long rewrapped;	 /* values re-encrypted (or that would be, in a dry run) */
+	long current;	 /* already under the newest key */
+	long not_vault;	 /* empty or placeholder: not a vault value */
+	long unreadable; /* decryption failed */
+	long failed;	 /* agencies whose transaction failed */
 };
 
 /* Check one stored value and re-encrypt it when it is under an older key or
@@ -123,8 +123,10 @@ int cmd_rewrap(struct config *cfg, int argc, char **argv)
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = 1;
 		} else {
-			fprintf(stderr, "ghl-agent rewrap: unknown argument \"%s\"\n(expected "
-					"nothing or --dry-run)\n", argv[i]);
+			fprintf(stderr,
+				"ghl-agent rewrap: unknown argument \"%s\"\n(expected "
+				"nothing or --dry-run)\n",
+				argv[i]);
 			return 2;
 		}
 	}
@@ -158,8 +160,9 @@ int cmd_rewrap(struct config *cfg, int argc, char **argv)
 	       dry_run ? "would be re-encrypted" : "re-encrypted", vault_newest_id(v), n.current,
 	       n.not_vault, n.unreadable);
 	if (n.failed)
-		fprintf(stderr, "ghl-agent rewrap: %ld agenc%s not fully rewrapped (see above)\n"
-				"hint: every key id still in use must be listed in token_keys\n",
+		fprintf(stderr,
+			"ghl-agent rewrap: %ld agenc%s not fully rewrapped (see above)\n"
+			"hint: every key id still in use must be listed in token_keys\n",
 			n.failed, n.failed == 1 ? "y" : "ies");
 	rc = n.failed ? 1 : 0;
 out:

@@ -65,8 +65,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct app *app = arg;
 	char n[16];
 	snprintf(n, sizeof(n), "%d", http_server_inflight(app->http));
-	log_warn("shutdown_timeout reached; exiting with requests in flight", "in_flight", n,
-		 NULL);
+	log_warn("shutdown_timeout reached; exiting with requests in flight", "in_flight", n, NULL);
 	event_base_loopbreak(app->base);
 }
 
@@ -140,8 +139,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		step_loader_reload_all(app->steps, app->cfg);
 	}
 	if (!next) {
-		log_error("config reload failed; keeping the running configuration", "error",
-			  e.msg, NULL);
+		log_error("config reload failed; keeping the running configuration", "error", e.msg,
+			  NULL);
 		return;
 	}
 	struct buf applied;

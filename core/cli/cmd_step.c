@@ -56,17 +56,21 @@ static int find_agency(const struct config *cfg, const char *agency, char **id, 
 	PGconn *conn = db_connect(cfg->database_url, e);
 	if (!conn)
 		return -1;
-	const char *sql = agency ? "SELECT id::text, ghl_agency_id FROM agencies WHERE id = $1::uuid"
-				 : "SELECT id::text, ghl_agency_id FROM agencies WHERE deleted_at IS "
-				   "NULL AND NOT needs_reconnect ORDER BY created_at LIMIT 1";
+	const char
+		*sql = agency ? "SELECT id::text, ghl_agency_id FROM agencies WHERE id = $1::uuid"
+			      : "SELECT id::text, ghl_agency_id FROM agencies WHERE deleted_at IS "
+				"NULL AND NOT needs_reconnect ORDER BY created_at LIMIT 1";
 	const char *params[] = {agency};
 	PGresult *r = PQexecParams(conn, sql, agency ? 1 : 0, NULL, params, NULL, NULL, 0);
 	int rc = -1;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		db_result_error(r, sql, e);
 	else if (PQntuples(r) == 0)
-		err_set(e, agency ? "agency not found (%s)" : "no connected agency%s; connect one "
-			"through /oauth/connect or pass --agency ID", agency ? agency : "");
+		err_set(e,
+			agency ? "agency not found (%s)"
+			       : "no connected agency%s; connect one "
+				 "through /oauth/connect or pass --agency ID",
+			agency ? agency : "");
 	else {
 		*id = xstrdup(PQgetvalue(r, 0, 0));
 		*company = xstrdup(PQgetvalue(r, 0, 1));
@@ -104,7 +108,8 @@ static int check_config(struct step_impl *impl, const struct json *config)
 	json_object_set_take(settings, "pipeline", steps);
 	size_t n = pipeline_validate(r, settings, problems);
 	if (n)
-		fprintf(stderr, "ghl-agent step run: --config does not fit the config_schema of %s:\n",
+		fprintf(stderr,
+			"ghl-agent step run: --config does not fit the config_schema of %s:\n",
 			impl->name);
 	static const char prefix[] = "pipeline[0].config";
 	for (size_t i = 0; i < n; i++) {
@@ -130,8 +135,10 @@ static int check_client_fields(const struct step_impl *impl, const struct json *
 		if (v && v->type != JSON_NULL)
 			continue;
 		if (!missing++)
-			fprintf(stderr, "ghl-agent step run: --client-json lacks what %s needs (a job "
-					"without it is refused at submission):\n", impl->name);
+			fprintf(stderr,
+				"ghl-agent step run: --client-json lacks what %s needs (a job "
+				"without it is refused at submission):\n",
+				impl->name);
 		fprintf(stderr, "  client_data.%s: required by step %s\n", impl->client_fields[i],
 			impl->name);
 	}
@@ -160,8 +167,7 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		case 'o': outputs_text = optarg; break;
 		case 'a': agency = optarg; break;
 		case 's': step = optarg; break;
-		default:
-			return 2; /* getopt named the option */
+		default: return 2; /* getopt named the option */
 		}
 	}
 	if (!client_file || optind != argc - 1) {
@@ -171,8 +177,10 @@ static int step_run(struct config *cfg, int argc, char **argv)
 		return 2;
 	}
 	if (agency && !api_is_uuid(agency)) {
-		fprintf(stderr, "ghl-agent step run: --agency \"%s\" is not an agency id (a UUID "
-				"like f47ac10b-58cc-4372-a567-0e02b2c3d479)\n", agency);
+		fprintf(stderr,
+			"ghl-agent step run: --agency \"%s\" is not an agency id (a UUID "
+			"like f47ac10b-58cc-4372-a567-0e02b2c3d479)\n",
+			agency);
 		return 2;
 	}
 	const char *file = argv[optind];
@@ -194,8 +202,8 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	    !(outputs = parse_arg("--outputs", outputs_text, &e)))
 		goto out_usage;
 	if (config->type != JSON_OBJECT || outputs->type != JSON_OBJECT) {
-		err_set(&e, "%s must be a JSON object", config->type != JSON_OBJECT ? "--config"
-										 : "--outputs");
+		err_set(&e, "%s must be a JSON object",
+			config->type != JSON_OBJECT ? "--config" : "--outputs");
 		goto out_usage;
 	}
 	rc = 1;
@@ -226,7 +234,8 @@ static int step_run(struct config *cfg, int argc, char **argv)
 	struct step_result res = {.base = app.base};
 	printf("step: %s %s (%s), agency %s\n", impl->name, impl->version, file, agency_id);
 	fflush(stdout);
-	runner_run_once(&app, impl, agency_id, company, NULL, client, config, outputs, on_done, &res);
+	runner_run_once(&app, impl, agency_id, company, NULL, client, config, outputs, on_done,
+			&res);
 	if (!res.done)
 		event_base_dispatch(app.base);
 	rc = res.ok ? 0 : 1;

@@ -119,7 +119,8 @@ static int parse_args(int argc, char **argv, struct add_args *a)
 		} else if (which == 1) {
 			a->role = val;
 		} else if (which == 2) {
-			a->agencies = xrealloc(a->agencies, (size_t)(a->nagencies + 1) * sizeof(char *));
+			a->agencies = xrealloc(a->agencies,
+					       (size_t)(a->nagencies + 1) * sizeof(char *));
 			a->agencies[a->nagencies++] = val;
 		} else if (!strcmp(arg, "--password-stdin")) {
 			a->password_stdin = 1;
@@ -134,18 +135,22 @@ static int parse_args(int argc, char **argv, struct add_args *a)
 		return -1;
 	}
 	if (!a->role || api_role_parse(a->role) == API_ROLE_NONE) {
-		fprintf(stderr, "ghl-agent user add: --role must be ADMIN, AGENCY_ADMIN or SUPPORT\n");
+		fprintf(stderr,
+			"ghl-agent user add: --role must be ADMIN, AGENCY_ADMIN or SUPPORT\n");
 		return -1;
 	}
 	for (int k = 0; k < a->nagencies; k++)
 		if (!api_is_uuid(a->agencies[k])) {
-			fprintf(stderr, "ghl-agent user add: --agency \"%s\" is not an agency id (a "
-					"UUID)\n", a->agencies[k]);
+			fprintf(stderr,
+				"ghl-agent user add: --agency \"%s\" is not an agency id (a "
+				"UUID)\n",
+				a->agencies[k]);
 			return -1;
 		}
 	if (!strcmp(a->role, "AGENCY_ADMIN") && a->nagencies == 0)
-		fprintf(stderr, "ghl-agent user add: note: an AGENCY_ADMIN without --agency sees no "
-				"agency until linked (PATCH /api/v1/users/{id})\n");
+		fprintf(stderr,
+			"ghl-agent user add: note: an AGENCY_ADMIN without --agency sees no "
+			"agency until linked (PATCH /api/v1/users/{id})\n");
 	return 0;
 }
 

@@ -30,7 +30,8 @@ struct vault *ghl_load_vault(const struct config *cfg, struct err *e)
 		if (str_eq(cfg->demo, "on")) {
 			if (vault_add_keys(v, DEMO_TOKEN_KEY, e))
 				goto fail;
-			log_warn("demo mode: tokens are encrypted with the published demo key", NULL);
+			log_warn("demo mode: tokens are encrypted with the published demo key",
+				 NULL);
 			return v;
 		}
 		err_set(e, "no token encryption key configured; make one with `ghl-agent keygen` "
@@ -62,11 +63,13 @@ static int check_demo_urls(const struct config *cfg, struct err *e)
 		return 0;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(key_source(cfg, keys[i]), "default"))
-			return err_set(e, "demo mode: %s is not set and its default is the real GHL; "
-				       "point it at the GHL simulator (GHL_AGENT_%s=http://127.0.0.1:"
-				       "PORT…; `. .run/demo.env` after scripts/demo sets it), or set "
-				       "it to GHL's URL explicitly to use the real GHL",
-				       keys[i], !i ? "GHL_API_BASE" : "GHL_OAUTH_AUTHORIZE_URL");
+			return err_set(
+				e,
+				"demo mode: %s is not set and its default is the real GHL; "
+				"point it at the GHL simulator (GHL_AGENT_%s=http://127.0.0.1:"
+				"PORT…; `. .run/demo.env` after scripts/demo sets it), or set "
+				"it to GHL's URL explicitly to use the real GHL",
+				keys[i], !i ? "GHL_API_BASE" : "GHL_OAUTH_AUTHORIZE_URL");
 	return 0;
 }
 

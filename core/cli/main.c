@@ -60,7 +60,8 @@ static const struct command commands[] = {
 	 "higher ID (\"1:old,2:new\"), restart, then run `ghl-agent rewrap`.\n"},
 	{"rewrap", cmd_rewrap, "re-encrypt stored tokens under the newest key", CMD_REWRAP_HELP},
 	{"user", cmd_user, "create a user: user add --email E --role ROLE", CMD_USER_HELP},
-	{"job", cmd_job, "submit, show (with its journal) or cancel a provisioning job", CMD_JOB_HELP},
+	{"job", cmd_job, "submit, show (with its journal) or cancel a provisioning job",
+	 CMD_JOB_HELP},
 	{"step", cmd_step, "run one step (Lua script or plugin .so) against the configured GHL",
 	 CMD_STEP_HELP},
 	{"archive", cmd_archive, "move finished jobs older than archive_after to the archive",
@@ -122,7 +123,8 @@ static int cmd_keygen(struct config *cfg, int argc, char **argv)
 	(void)cfg;
 	long long id = 1;
 	if (argc > 2 || (argc == 2 && str_to_ll(argv[1], 1, 1000000, &id))) {
-		fprintf(stderr, "ghl-agent keygen: expected an optional key ID from 1 to 1000000\n");
+		fprintf(stderr,
+			"ghl-agent keygen: expected an optional key ID from 1 to 1000000\n");
 		return 2;
 	}
 	char *spec = vault_generate_key_spec((int)id);
@@ -162,8 +164,10 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "status")) {
 		status = 1;
 	} else if (argc != 1) {
-		fprintf(stderr, "ghl-agent migrate: unknown argument \"%s\" (expected nothing or "
-				"\"status\")\n", argv[strcmp(argv[1], "status") ? 1 : 2]);
+		fprintf(stderr,
+			"ghl-agent migrate: unknown argument \"%s\" (expected nothing or "
+			"\"status\")\n",
+			argv[strcmp(argv[1], "status") ? 1 : 2]);
 		return 2;
 	}
 	struct err e;
@@ -207,17 +211,10 @@ int main(int argc, char **argv)
 	/* '+': stop at the first non-option (the command) */
 	while ((ch = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			config_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			return cmd_version(NULL, 0, NULL);
-		default:
-			usage(stderr);
-			return 2;
+		case 'c': config_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': return cmd_version(NULL, 0, NULL);
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind >= argc) {
@@ -264,7 +261,8 @@ int main(int argc, char **argv)
 	if (cmd->fn == cmd_serve) {
 		if (cargc > 1) {
 			config_free(cfg);
-			fprintf(stderr, "ghl-agent serve: takes no arguments, got \"%s\"\n", cargv[1]);
+			fprintf(stderr, "ghl-agent serve: takes no arguments, got \"%s\"\n",
+				cargv[1]);
 			print_usage_lines(stderr, cmd);
 			return 2;
 		}

@@ -143,18 +143,20 @@ static void result_written(void *arg, PGresult *res, const char *errmsg)
 		return;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_error("event delivery: recording an attempt failed (it is retried after its "
-			  "hold)", "error", res ? PQresultErrorMessage(res) : errmsg, NULL);
+			  "hold)",
+			  "error", res ? PQresultErrorMessage(res) : errmsg, NULL);
 	claim(d);
 }
 
-static void record(struct event_delivery *d, const char *id, int status, int ok,
-		   const char *error, int n)
+static void record(struct event_delivery *d, const char *id, int status, int ok, const char *error,
+		   int n)
 {
 	const struct config *cfg = d->app->cfg;
 	char code[16], delay[24], age[24];
 	snprintf(code, sizeof(code), "%d", status);
-	long long wait = ok ? 0 : backoff_ms(n, cfg->events_retry_base_ms, cfg->events_retry_max_ms,
-					      0, (uint64_t)random());
+	long long wait = ok ? 0
+			    : backoff_ms(n, cfg->events_retry_base_ms, cfg->events_retry_max_ms, 0,
+					 (uint64_t)random());
 	snprintf(delay, sizeof(delay), "%lld", wait);
 	snprintf(age, sizeof(age), "%lld", cfg->events_max_age_ms);
 	const char *params[] = {id, status ? code : NULL, ok ? "true" : "false", error, delay, age};
@@ -219,8 +221,8 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 						     EVENT_SECRET_COLUMN, &e)
 				     : NULL;
 	if (!secret) {
-		log_error("event delivery: the subscription's secret cannot be decrypted", "delivery_id",
-			  id, "error", d->app->vault ? e.msg : "no vault", NULL);
+		log_error("event delivery: the subscription's secret cannot be decrypted",
+			  "delivery_id", id, "error", d->app->vault ? e.msg : "no vault", NULL);
 		record(d, id, 0, 0, "the subscription's secret cannot be decrypted", (int)n);
 		return;
 	}
@@ -233,9 +235,12 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 		record(d, id, 0, 0, signed_ok ? "unusable URL" : "signing failed", (int)n);
 		return;
 	}
-	struct ghl_client_opts o = {.api_base = origin, .timeout_ms = cfg->events_timeout_ms,
-				    .rate_budget_off = 1, .max_body = EVENT_MAX_REPLY,
-				    .public_only = !str_eq(cfg->notify_webhook_allow_private, "on")};
+	struct ghl_client_opts o = {
+		.api_base = origin,
+		.timeout_ms = cfg->events_timeout_ms,
+		.rate_budget_off = 1,
+		.max_body = EVENT_MAX_REPLY,
+		.public_only = !str_eq(cfg->notify_webhook_allow_private, "on")};
 	struct ghl_client *c = ghl_client_new(d->app->base, &o, &e);
 	if (!c) {
 		record(d, id, 0, 0, e.msg, (int)n);
@@ -253,8 +258,12 @@ static void send_row(struct event_delivery *d, PGresult *res, int i)
 	a->next = d->attempts;
 	d->attempts = a;
 	d->inflight++;
-	struct ghl_request rq = {.method = "POST", .path = path, .query = query, .json_body = body,
-				 .headers = headers, .version = ""};
+	struct ghl_request rq = {.method = "POST",
+				 .path = path,
+				 .query = query,
+				 .json_body = body,
+				 .headers = headers,
+				 .version = ""};
 	ghl_request_send(c, &rq, on_reply, a);
 	free(headers);
 out_free:

@@ -19,8 +19,8 @@ struct get_wait {
 
 struct get_entry {
 	char *key;
-	int inflight;	     /* a leader's request is out */
-	int busy;	     /* get_cache_finish is calling its waiters */
+	int inflight; /* a leader's request is out */
+	int busy;     /* get_cache_finish is calling its waiters */
 	struct get_wait *waiters;
 	/* the last 2xx reply */
 	int have;

@@ -29,9 +29,9 @@ struct get_cache *get_cache_new(void);
 struct get_cache *get_cache_free(struct get_cache *c);
 
 enum get_cache_step {
-	GET_CACHE_HIT = 0,  /* fresh: cb was called before this returned */
-	GET_CACHE_JOINED,   /* another caller's request is in flight: cb comes with its reply */
-	GET_CACHE_LEAD,	    /* send the request yourself, then call get_cache_finish */
+	GET_CACHE_HIT = 0, /* fresh: cb was called before this returned */
+	GET_CACHE_JOINED,  /* another caller's request is in flight: cb comes with its reply */
+	GET_CACHE_LEAD,	   /* send the request yourself, then call get_cache_finish */
 };
 
 /* Look key up for a caller that accepts answers up to max_age_ms old. On

@@ -70,8 +70,8 @@ static void canonical(struct buf *b, const struct json *v)
 	for (size_t i = 0; i < n; i++)
 		idx[i] = i;
 	for (size_t i = 1; i < n; i++) /* insertion sort: objects are small */
-		for (size_t k = i; k > 0 && strcmp(v->u.obj.keys[idx[k - 1]],
-						    v->u.obj.keys[idx[k]]) > 0; k--) {
+		for (size_t k = i;
+		     k > 0 && strcmp(v->u.obj.keys[idx[k - 1]], v->u.obj.keys[idx[k]]) > 0; k--) {
 			size_t t = idx[k];
 			idx[k] = idx[k - 1];
 			idx[k - 1] = t;
@@ -106,8 +106,9 @@ static int check_needs(PGconn *conn, const struct step_registry *steps,
 		       const struct json *client, struct json *problems, struct err *e)
 {
 	const char *params[1] = {agency_id};
-	PGresult *r = db_query(conn, "SELECT settings_json::text FROM agencies"
-				     " WHERE id = $1::uuid AND deleted_at IS NULL",
+	PGresult *r = db_query(conn,
+			       "SELECT settings_json::text FROM agencies"
+			       " WHERE id = $1::uuid AND deleted_at IS NULL",
 			       1, params, e);
 	if (!r)
 		return -1;
@@ -155,8 +156,9 @@ enum job_submit_status jobs_submit_blocking(PGconn *conn, const struct step_regi
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		const char *p1[1] = {agency_id};
-		r = db_query(conn, "SELECT 1 FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL",
-			     1, p1, e);
+		r = db_query(conn,
+			     "SELECT 1 FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL", 1,
+			     p1, e);
 		if (!r)
 			return JOB_ERROR;
 		if (PQntuples(r) == 0)

@@ -76,8 +76,9 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 	}
 	for (size_t k = 0; k < impl->nclient_fields; k++)
 		if (!client_data_field_known(impl->client_fields[k]))
-			problem(problems, f, "step %s declares it needs client field \"%s\", which "
-					     "is not a client-data field (name, email, first_name, …)",
+			problem(problems, f,
+				"step %s declares it needs client field \"%s\", which "
+				"is not a client-data field (name, email, first_name, …)",
 				name, impl->client_fields[k]);
 	struct json *cfg = json_get(item, "config");
 	snprintf(f, sizeof(f), "%s.config", field);
@@ -119,8 +120,9 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
 		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key))
 			i++;
 		if (i == sizeof(known) / sizeof(known[0]))
-			problem(problems, key, "unknown setting (known: pipeline, max_retries, "
-					       "max_concurrent_jobs, on_failure)");
+			problem(problems, key,
+				"unknown setting (known: pipeline, max_retries, "
+				"max_concurrent_jobs, on_failure)");
 	}
 	check_int(settings, "max_retries", 0, 100, problems);
 	check_int(settings, "max_concurrent_jobs", 1, 100000, problems);
@@ -201,8 +203,8 @@ struct json *pipeline_client_fields(const struct step_registry *r, const struct 
 	return needs;
 }
 
-struct json *pipeline_agency_client_fields(const struct step_registry *r,
-					   const char *settings_text, const char *default_text)
+struct json *pipeline_agency_client_fields(const struct step_registry *r, const char *settings_text,
+					   const char *default_text)
 {
 	struct json *settings = settings_text ? json_parse(settings_text, strlen(settings_text),
 							   JSON_DEFAULT_MAX_DEPTH, NULL)
@@ -219,8 +221,7 @@ struct json *pipeline_agency_client_fields(const struct step_registry *r,
 }
 
 size_t pipeline_missing_client_fields(const struct json *needs, const struct json *client,
-				      const char *prefix, const char *suffix,
-				      struct json *problems)
+				      const char *prefix, const char *suffix, struct json *problems)
 {
 	size_t before = json_len(problems);
 	if (!client || client->type != JSON_OBJECT)
@@ -328,12 +329,14 @@ static void keep_in(struct json *v, const struct json *from, const char *field,
 		char *f = xasprintf("%s.%s", field, k);
 		if (x->type == JSON_STRING && !strcmp(x->u.str.s, PIPELINE_MASK) &&
 		    is_secret_key(k)) {
-			if (old && old->type == JSON_STRING && strcmp(old->u.str.s, PIPELINE_MASK)) {
+			if (old && old->type == JSON_STRING &&
+			    strcmp(old->u.str.s, PIPELINE_MASK)) {
 				json_free(x);
 				v->u.obj.vals[i] = json_clone(old);
 			} else {
-				problem(problems, f, "is the mask \"%s\" but no stored value is there to "
-						     "keep; send the secret itself",
+				problem(problems, f,
+					"is the mask \"%s\" but no stored value is there to "
+					"keep; send the secret itself",
 					PIPELINE_MASK);
 			}
 		} else if (x->type == JSON_OBJECT) {

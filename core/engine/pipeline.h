@@ -33,8 +33,8 @@ struct json *pipeline_client_fields(const struct step_registry *r, const struct 
 
 /* The same for an agency: its settings_json (text or NULL), else the
  * default_pipeline (text). */
-struct json *pipeline_agency_client_fields(const struct step_registry *r,
-					   const char *settings_text, const char *default_text);
+struct json *pipeline_agency_client_fields(const struct step_registry *r, const char *settings_text,
+					   const char *default_text);
 
 /* Append a problem {"field":"<prefix>first_name","message":"required by step
  * CREATE_USER of the agency's pipeline<suffix>"} for every field of needs

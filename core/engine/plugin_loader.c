@@ -47,7 +47,8 @@ struct load {
 	int from_file; /* a .so, which may override a step linked into the program */
 };
 
-static size_t refuse(const struct load *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t refuse(const struct load *ld, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static size_t refuse(const struct load *ld, const char *fmt, ...)
 {
 	char msg[1024];
@@ -110,15 +111,17 @@ static int registered_from(const struct step_registry *r, const char *source)
 static int check_sizes(const struct load *ld, const struct ghl_plugin *p)
 {
 	if (p->plugin_size < PLUGIN_SIZE_1_0 || p->step_def_size < STEP_DEF_SIZE_1_0) {
-		refuse(ld, "struct sizes smaller than ABI 1.0's (plugin %u/%u, at least %zu/%zu): "
-			   "not built against ghl_step.h",
+		refuse(ld,
+		       "struct sizes smaller than ABI 1.0's (plugin %u/%u, at least %zu/%zu): "
+		       "not built against ghl_step.h",
 		       p->plugin_size, p->step_def_size, PLUGIN_SIZE_1_0, STEP_DEF_SIZE_1_0);
 		return -1;
 	}
 	if (p->plugin_size > sizeof(struct ghl_plugin) ||
 	    p->step_def_size > sizeof(struct ghl_step_def)) {
-		refuse(ld, "struct sizes differ from the agent's (plugin %u/%u, agent %zu/%zu): "
-			   "larger than this agent knows; rebuild against its ghl_step.h",
+		refuse(ld,
+		       "struct sizes differ from the agent's (plugin %u/%u, agent %zu/%zu): "
+		       "larger than this agent knows; rebuild against its ghl_step.h",
 		       p->plugin_size, p->step_def_size, sizeof(struct ghl_plugin),
 		       sizeof(struct ghl_step_def));
 		return -1;
@@ -145,8 +148,9 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 			}
 		}
 		const struct step_impl *old = step_registry_find(ld->r, d->name);
-		if (old && !(ld->keeps_old && old->kind == STEP_KIND_C &&
-			     !strcmp(old->source, ld->source)) &&
+		if (old &&
+		    !(ld->keeps_old && old->kind == STEP_KIND_C &&
+		      !strcmp(old->source, ld->source)) &&
 		    !(ld->from_file && linked_in(old))) {
 			refuse(ld, "duplicate step name \"%s\": already registered by %s", d->name,
 			       old->source);
@@ -154,15 +158,16 @@ static int check_steps(const struct load *ld, const struct ghl_step_def *defs, s
 		}
 		for (size_t k = 0; d->client_fields && d->client_fields[k]; k++) {
 			if (k >= MAX_CLIENT_FIELDS || !*d->client_fields[k]) {
-				refuse(ld, "step %s: client_fields holds an empty name or more than "
-					   "%d names (is it NULL-terminated?)",
+				refuse(ld,
+				       "step %s: client_fields holds an empty name or more than "
+				       "%d names (is it NULL-terminated?)",
 				       d->name, MAX_CLIENT_FIELDS);
 				return -1;
 			}
 		}
 		if (d->config_schema) {
 			schemas[i] = json_parse(d->config_schema, strlen(d->config_schema),
-						 JSON_DEFAULT_MAX_DEPTH, &e);
+						JSON_DEFAULT_MAX_DEPTH, &e);
 			if (!schemas[i] || schema_check(schemas[i], &e)) {
 				refuse(ld, "step %s: bad config schema: %s", d->name, e.msg);
 				return -1;
@@ -214,12 +219,14 @@ static size_t register_plugin(const struct load *ld, ghl_plugin_entry_fn entry, 
 	if (!p)
 		return refuse(ld, "%s() returned NULL", sym);
 	if (p->abi_major != GHL_STEP_ABI_MAJOR)
-		return refuse(ld, "ABI major version %u, the agent speaks %u: rebuild the plugin "
-				  "against this agent's ghl_step.h",
+		return refuse(ld,
+			      "ABI major version %u, the agent speaks %u: rebuild the plugin "
+			      "against this agent's ghl_step.h",
 			      p->abi_major, GHL_STEP_ABI_MAJOR);
 	if (p->abi_minor > GHL_STEP_ABI_MINOR)
-		return refuse(ld, "ABI minor version %u is newer than the agent's %u: upgrade the "
-				  "agent or rebuild the plugin",
+		return refuse(ld,
+			      "ABI minor version %u is newer than the agent's %u: upgrade the "
+			      "agent or rebuild the plugin",
 			      p->abi_minor, GHL_STEP_ABI_MINOR);
 	if (check_sizes(ld, p))
 		return 0;
@@ -324,8 +331,8 @@ static void *open_copy(const char *path, int *memfd, struct err *e)
 /* Where reloads look: has path changed since it was last read? Records it. */
 static int file_changed(struct step_registry *r, const char *path, const struct stat *st)
 {
-	struct step_file now = {NULL, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-				(unsigned long long)st->st_size,
+	struct step_file now = {NULL, (unsigned long long)st->st_dev,
+				(unsigned long long)st->st_ino, (unsigned long long)st->st_size,
 				(long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec};
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct step_file *f = &r->files[i];
@@ -343,8 +350,8 @@ static int file_changed(struct step_registry *r, const char *path, const struct 
 	return 1;
 }
 
-static size_t load_file(struct step_registry *r, const char *path,
-			const struct ghl_host_api *host, int reload)
+static size_t load_file(struct step_registry *r, const char *path, const struct ghl_host_api *host,
+			int reload)
 {
 	struct load ld = {r, path, reload && registered_from(r, path), 1};
 	struct stat st;
@@ -357,7 +364,8 @@ static size_t load_file(struct step_registry *r, const char *path,
 	so->path = xstrdup(path);
 	so->refs = 1; /* ours until the steps hold it */
 	struct err e;
-	so->handle = ld.keeps_old ? open_copy(path, &so->memfd, &e) : dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	so->handle = ld.keeps_old ? open_copy(path, &so->memfd, &e)
+				  : dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!so->handle) {
 		if (!ld.keeps_old)
 			err_set(&e, "not a loadable shared object: %s", dlerror());
@@ -380,8 +388,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static size_t load_dir(struct step_registry *r, const char *dir,
-		       const struct ghl_host_api *host, int reload)
+static size_t load_dir(struct step_registry *r, const char *dir, const struct ghl_host_api *host,
+		       int reload)
 {
 	DIR *d = opendir(dir);
 	if (!d) {

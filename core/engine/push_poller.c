@@ -45,21 +45,21 @@ struct push_group {
 	char *token; /* the newest agency token a waiter brought (secret) */
 	struct ghl_token_hooks hooks;
 	int have_hooks;
-	int64_t from_ms;	/* the window's start (wall clock) */
-	char *cursor;		/* lastDoc that skips the settled front of the list */
+	int64_t from_ms; /* the window's start (wall clock) */
+	char *cursor;	 /* lastDoc that skips the settled front of the list */
 	struct push_wait *waiters;
 	struct push_seen *seen;
 	struct event *timer;
-	int64_t last_poll_ms;	/* monotonic; 0: never */
+	int64_t last_poll_ms; /* monotonic; 0: never */
 	/* the tick in progress (page < 0: none) */
-	int page;		/* pages read so far */
-	int polling;		/* a page request is out */
-	char *page_doc;		/* lastDoc of the next page */
-	int front_settled;	/* every row read this tick so far was settled */
-	char *next_cursor;	/* the cursor this tick has earned */
-	char *trace_id;		/* of the tick's last page */
-	int refused;		/* 0, or the status GHL refused the list with */
-	int answering;		/* tick_end is calling back */
+	int page;		  /* pages read so far */
+	int polling;		  /* a page request is out */
+	char *page_doc;		  /* lastDoc of the next page */
+	int front_settled;	  /* every row read this tick so far was settled */
+	char *next_cursor;	  /* the cursor this tick has earned */
+	char *trace_id;		  /* of the tick's last page */
+	int refused;		  /* 0, or the status GHL refused the list with */
+	int answering;		  /* tick_end is calling back */
 	struct push_wait *answer; /* whom tick_end is answering */
 	struct push_group *next;
 };
@@ -292,8 +292,8 @@ static void tick_end(struct push_group *g, int polled)
 		*pp = w->next;
 		w->next = NULL;
 		w->status = w->ready || (late && w->row && !missing) ? 200
-			    : refused && !late && !missing	      ? g->refused
-								      : 404;
+			    : refused && !late && !missing	     ? g->refused
+								     : 404;
 		*tail = w;
 		tail = &w->next;
 	}
@@ -379,7 +379,10 @@ static void send_page(struct push_group *g)
 	char *path = xasprintf("/snapshots/snapshot-status/%s", snap);
 	char *query = xasprintf("companyId=%s&from=%s&to=%s&lastDoc=%s&limit=%d", company, f, t,
 				doc, PUSH_PAGE);
-	struct ghl_request rq = {.method = "GET", .path = path, .query = query, .token = g->token,
+	struct ghl_request rq = {.method = "GET",
+				 .path = path,
+				 .query = query,
+				 .token = g->token,
 				 .resource = g->company_id};
 	g->polling = 1;
 	g->p->polls++;
@@ -425,7 +428,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static struct push_group *group_for(struct push_poller *p, const struct push_wait_req *rq)
 {
 	for (struct push_group *g = p->groups; g; g = g->next)
-		if (str_eq(g->company_id, rq->company_id) && str_eq(g->snapshot_id, rq->snapshot_id))
+		if (str_eq(g->company_id, rq->company_id) &&
+		    str_eq(g->snapshot_id, rq->snapshot_id))
 			return g;
 	struct push_group *g = xcalloc(1, sizeof(*g));
 	g->p = p;

@@ -40,8 +40,8 @@ struct push_wait;
 #define PUSH_MAX_PAGES 10
 
 struct push_wait_req {
-	const char *agency_id;		     /* the agency's id (groups are per company) */
-	const char *company_id;		     /* GHL company id */
+	const char *agency_id;	/* the agency's id (groups are per company) */
+	const char *company_id; /* GHL company id */
 	const char *snapshot_id;
 	const char *location_id;
 	const char *token;		     /* the agency token (copied; wiped when freed) */

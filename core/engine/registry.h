@@ -33,8 +33,8 @@ struct step_impl {
 	enum step_kind kind;
 	const struct step_ops *ops;
 	const struct ghl_step_def *cdef; /* STEP_KIND_C */
-	void *data;			 /* kind-specific (C: the code it lives in; Lua: the script) */
-	int has_compensate;		 /* can undo itself (pipelines with rollback) */
+	void *data;	    /* kind-specific (C: the code it lives in; Lua: the script) */
+	int has_compensate; /* can undo itself (pipelines with rollback) */
 	int refs;
 	/* The client-data fields the step needs (its descriptor's client_fields:
 	 * C ghl_step_def.client_fields, Lua `client_fields = {…}`); a job

@@ -19,8 +19,8 @@ static void job_next_step(const struct runner_env *env, struct job *job);
 static void step_ended(void *arg, ghl_step_ctx *ctx, int ok);
 
 /* A run of impl at the job's current step, reporting to step_ended. */
-static ghl_step_ctx *run_new(const struct runner_env *env, struct job *job,
-			     struct step_impl *impl, const struct json *config, int compensate)
+static ghl_step_ctx *run_new(const struct runner_env *env, struct job *job, struct step_impl *impl,
+			     const struct json *config, int compensate)
 {
 	struct step_run run = {
 		.app = env->app,
@@ -128,7 +128,8 @@ static void step_done(struct job *job, ghl_step_ctx *ctx)
 		json_object_set_take(job->context, "outputs", all);
 	}
 	for (size_t i = 0; i < outputs->u.obj.n; i++)
-		json_object_set_take(all, outputs->u.obj.keys[i], json_clone(outputs->u.obj.vals[i]));
+		json_object_set_take(all, outputs->u.obj.keys[i],
+				     json_clone(outputs->u.obj.vals[i]));
 	char key[16];
 	snprintf(key, sizeof(key), "%d", job->step);
 	struct json *rec = json_new_object();
@@ -183,15 +184,15 @@ static void step_failed(struct job *job, ghl_step_ctx *ctx)
 		/* no next attempt for a job a person cancelled (the claim would skip it) */
 		job_end(env, job, "CANCELLED", "cancelled by request", 0, -1);
 	} else if (retryable && in_a_row < job->max_retries) {
-		long long delay = backoff_ms(in_a_row + 1, env->retry_base_ms,
-						       env->retry_max_ms, retry_after,
-						       (uint64_t)random() << 31 ^ (uint64_t)random());
+		long long delay = backoff_ms(in_a_row + 1, env->retry_base_ms, env->retry_max_ms,
+					     retry_after,
+					     (uint64_t)random() << 31 ^ (uint64_t)random());
 		step_retries_set(job, index, in_a_row + 1);
 		job_end(env, job, "RETRYING", error, 1, delay);
 	} else {
 		char *final = retryable ? xasprintf("%s (gave up after %d retries in a row; %d "
-						    "retries in all)", error, in_a_row,
-						    job->retry_count)
+						    "retries in all)",
+						    error, in_a_row, job->retry_count)
 					: xstrdup(error);
 		job_fail(env, job, final);
 		free(final);
@@ -243,8 +244,11 @@ static void job_release(const struct runner_env *env, struct job *job)
 	job->done = 1;
 	if (env->journal) {
 		char *ctx_text = json_to_string(job->context);
-		struct job_write w = {.status = "PENDING", .context_json = ctx_text,
-				      .retry_count = -1, .run_at_delay_ms = 0, .release = 1};
+		struct job_write w = {.status = "PENDING",
+				      .context_json = ctx_text,
+				      .retry_count = -1,
+				      .run_at_delay_ms = 0,
+				      .release = 1};
 		journal_job(env->journal, job->id, &w, NULL, NULL);
 		free(ctx_text);
 	}
@@ -284,8 +288,8 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 	const char *name = json_get_str(item, "step");
 	struct step_impl *impl = name ? step_registry_find(env->app->steps, name) : NULL;
 	if (!impl) {
-		char *err = xasprintf("pipeline[%d]: step \"%s\" is not registered any more", job->step,
-				      name ? name : "?");
+		char *err = xasprintf("pipeline[%d]: step \"%s\" is not registered any more",
+				      job->step, name ? name : "?");
 		job_end(env, job, "FAILED", err, 0, -1);
 		free(err);
 		return;
@@ -357,9 +361,9 @@ static void compensate_next(const struct runner_env *env, struct job *job)
 		step_ctx_start(ctx);
 		return;
 	}
-	char *error = job->comp_notes ? xasprintf("%s (rollback: %s)", job->fail_error,
-						  job->comp_notes)
-				      : xasprintf("%s (rollback: nothing to undo)", job->fail_error);
+	char *error = job->comp_notes
+			      ? xasprintf("%s (rollback: %s)", job->fail_error, job->comp_notes)
+			      : xasprintf("%s (rollback: nothing to undo)", job->fail_error);
 	job->compensating = 0;
 	job_end(env, job, "FAILED", error, 0, -1);
 	free(error);

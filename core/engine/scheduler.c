@@ -100,8 +100,11 @@ static struct json *parse_or_null(const PGresult *r, int row, int col)
  * written once, its end merged over this. */
 static void claim_journal(struct scheduler *s, const struct job *job, const char *claimed_at)
 {
-	struct job_write w = {.status = "IN_PROGRESS", .retry_count = -1, .run_at_delay_ms = -1,
-			      .attempt = job->attempt, .started_at = claimed_at};
+	struct job_write w = {.status = "IN_PROGRESS",
+			      .retry_count = -1,
+			      .run_at_delay_ms = -1,
+			      .attempt = job->attempt,
+			      .started_at = claimed_at};
 	journal_job(s->journal, job->id, &w, NULL, NULL);
 }
 
@@ -388,11 +391,10 @@ static void on_listen_connect(void *arg)
 /* ---- life cycle ------------------------------------------------------------- */
 
 /* default_pipeline parsed and checked against the steps registered now. */
-static struct json *default_settings(const struct app *app, const struct config *cfg,
-				     struct err *e)
+static struct json *default_settings(const struct app *app, const struct config *cfg, struct err *e)
 {
 	struct json *d = json_parse(cfg->default_pipeline, strlen(cfg->default_pipeline),
-				     JSON_DEFAULT_MAX_DEPTH, e);
+				    JSON_DEFAULT_MAX_DEPTH, e);
 	if (!d) {
 		err_prefix(e, "default_pipeline is not valid JSON");
 		return NULL;
@@ -479,8 +481,8 @@ void scheduler_start(struct scheduler *s)
 		db_async_on_notify(s->listen, on_notify, s);
 		db_async_on_connect(s->listen, on_listen_connect, s);
 	}
-	log_info("scheduler started", "owner", s->owner,
-		 "mode", s->listen ? "listen/notify + poll" : "poll only", NULL);
+	log_info("scheduler started", "owner", s->owner, "mode",
+		 s->listen ? "listen/notify + poll" : "poll only", NULL);
 	claim_soon(s);
 }
 

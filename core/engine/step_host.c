@@ -51,12 +51,12 @@ struct ghl_step_ctx {
 	int rq_token_class;
 	struct event *timer;
 	/* ABI 1.2: a shared GET (request_cached) or a shared push wait */
-	int rq_cache_ms;	       /* > 0: request_cached */
-	char *cache_key;	       /* this run leads the shared GET of that key */
-	struct get_wait *cache_wait;   /* joined another run's shared GET */
-	int rq_push;		       /* snapshot_push_wait: rq_path/rq_query hold the ids */
+	int rq_cache_ms;	     /* > 0: request_cached */
+	char *cache_key;	     /* this run leads the shared GET of that key */
+	struct get_wait *cache_wait; /* joined another run's shared GET */
+	int rq_push;		     /* snapshot_push_wait: rq_path/rq_query hold the ids */
 	int pw_first, pw_interval, pw_max;
-	struct push_wait *push_wait;   /* registered with the push poller */
+	struct push_wait *push_wait; /* registered with the push poller */
 
 	int failed, fail_retryable;
 	int compensating; /* this run is the step's compensate */
@@ -166,8 +166,8 @@ static struct json *job_doc(struct job *job)
 	json_object_set_take(j, "id", json_new_string(job->id));
 	json_object_set_take(j, "agency_id", json_new_string(job->agency_id));
 	json_object_set_take(j, "company_id", json_new_string(job->company_id));
-	json_object_set_take(j, "snapshot", job->snapshot ? json_clone(job->snapshot)
-							  : json_new_null());
+	json_object_set_take(j, "snapshot",
+			     job->snapshot ? json_clone(job->snapshot) : json_new_null());
 	json_object_set_take(j, "attempt", json_new_int(job->attempt));
 	json_object_set_take(j, "retry_count", json_new_int(job->retry_count));
 	job->job_json = j;
@@ -217,8 +217,9 @@ static void h_log(ghl_step_ctx *ctx, int level, const char *fmt, ...)
 	if (json_len(ctx->log) < 200) {
 		struct json *e = json_new_object();
 		json_object_set_take(e, "level", json_new_string(names[level]));
-		json_object_set_take(e, "message", json_new_stringn(b.data ? b.data : "",
-								    b.len > 2000 ? 2000 : b.len));
+		json_object_set_take(
+			e, "message",
+			json_new_stringn(b.data ? b.data : "", b.len > 2000 ? 2000 : b.len));
 		json_array_push_take(ctx->log, e);
 	}
 	log_msg(level <= GHL_LOG_INFO ? LOG_DEBUG : (enum log_level)level, buf_cstr(&b), "job_id",
@@ -266,7 +267,8 @@ static int h_set_output(ghl_step_ctx *ctx, const char *key, const char *json_val
 		job->location_id = xstrdup(v->u.str.s);
 		/* recorded on the job at once: a retry must find it */
 		if (ctx->journal) {
-			struct job_write w = {.location_id = job->location_id, .retry_count = -1,
+			struct job_write w = {.location_id = job->location_id,
+					      .retry_count = -1,
 					      .run_at_delay_ms = -1};
 			journal_job(ctx->journal, job->id, &w, NULL, NULL);
 		}
@@ -402,8 +404,7 @@ static const char *h_get_string(ghl_step_ctx *ctx, const char *source, const cha
 	return v && v->type == JSON_STRING ? v->u.str.s : NULL;
 }
 
-static int h_get_int(ghl_step_ctx *ctx, const char *source, const char *const *path,
-		     int64_t *out)
+static int h_get_int(ghl_step_ctx *ctx, const char *source, const char *const *path, int64_t *out)
 {
 	const struct json *v = at(ctx, source, path);
 	if (!v || v->type != JSON_NUMBER || !v->u.num.is_int)
@@ -412,8 +413,7 @@ static int h_get_int(ghl_step_ctx *ctx, const char *source, const char *const *p
 	return 0;
 }
 
-static int h_get_number(ghl_step_ctx *ctx, const char *source, const char *const *path,
-			double *out)
+static int h_get_number(ghl_step_ctx *ctx, const char *source, const char *const *path, double *out)
 {
 	const struct json *v = at(ctx, source, path);
 	if (!v || v->type != JSON_NUMBER)
@@ -609,11 +609,13 @@ static void on_response(void *arg, const struct ghl_response *res)
 	struct ghl_client *one_off = ctx->post_client;
 	ctx->post_client = NULL;
 	if (ctx->cache_key) /* runs that joined this shared GET get its reply too */
-		get_cache_finish(ctx->app->get_cache, ctx->cache_key, res, NULL, now_monotonic_ms());
+		get_cache_finish(ctx->app->get_cache, ctx->cache_key, res, NULL,
+				 now_monotonic_ms());
 	if (!ctx->abandoned && res->status == 401 && ctx->rq_token_class == GHL_TOKEN_LOCATION) {
 		/* the location token went stale: mint a new one next time */
 		if (ctx->app->loc_tokens)
-			loc_tokens_drop(ctx->app->loc_tokens, ctx->job->loc_id, ctx->job->loc_token);
+			loc_tokens_drop(ctx->app->loc_tokens, ctx->job->loc_id,
+					ctx->job->loc_token);
 		ctx->job->loc_token = secret_free(ctx->job->loc_token);
 	}
 	complete_request(ctx, res->status, res->outcome, res->json, res->message, res->trace_id,
@@ -688,8 +690,9 @@ static void on_agency_token(void *arg, enum agency_token_status st, const struct
 		char msg[600];
 		snprintf(msg, sizeof(msg), "no usable GHL token for the agency: %s",
 			 why ? why : agency_token_status_name(st));
-		complete_request(ctx, 0, st == AGENCY_TOKEN_RETRYABLE ? GHL_RETRYABLE : GHL_PERMANENT,
-				 NULL, msg, NULL, 0);
+		complete_request(ctx, 0,
+				 st == AGENCY_TOKEN_RETRYABLE ? GHL_RETRYABLE : GHL_PERMANENT, NULL,
+				 msg, NULL, 0);
 		return;
 	}
 	struct job *job = ctx->job;
@@ -712,8 +715,9 @@ static void on_location_token(void *arg, const struct ghl_response *res,
 		char msg[600];
 		snprintf(msg, sizeof(msg), "minting a location token: %s",
 			 res->message ? res->message : "no token in the reply");
-		complete_request(ctx, res->status, res->outcome == GHL_OK ? GHL_PERMANENT : res->outcome,
-				 res->json, msg, res->trace_id, res->retry_after_ms);
+		complete_request(ctx, res->status,
+				 res->outcome == GHL_OK ? GHL_PERMANENT : res->outcome, res->json,
+				 msg, res->trace_id, res->retry_after_ms);
 		return;
 	}
 	struct job *job = ctx->job;
@@ -726,8 +730,8 @@ static void on_location_token(void *arg, const struct ghl_response *res,
 	request_go(ctx);
 }
 
-static void on_push_done(void *arg, int status, enum ghl_outcome outcome,
-			 const struct json *body, const char *message, const char *trace_id)
+static void on_push_done(void *arg, int status, enum ghl_outcome outcome, const struct json *body,
+			 const char *message, const char *trace_id)
 {
 	ghl_step_ctx *ctx = arg;
 	ctx->push_wait = NULL;
@@ -744,10 +748,14 @@ static void push_wait_go(ghl_step_ctx *ctx)
 	struct ghl_token_hooks hooks;
 	if (app->tokens)
 		agency_tokens_hooks(app->tokens, job->agency_id, &hooks);
-	struct push_wait_req rq = {.agency_id = job->agency_id, .company_id = job->company_id,
-				   .snapshot_id = ctx->rq_path, .location_id = ctx->rq_query,
-				   .token = job->token, .hooks = app->tokens ? &hooks : NULL,
-				   .first_poll_ms = ctx->pw_first, .interval_ms = ctx->pw_interval,
+	struct push_wait_req rq = {.agency_id = job->agency_id,
+				   .company_id = job->company_id,
+				   .snapshot_id = ctx->rq_path,
+				   .location_id = ctx->rq_query,
+				   .token = job->token,
+				   .hooks = app->tokens ? &hooks : NULL,
+				   .first_poll_ms = ctx->pw_first,
+				   .interval_ms = ctx->pw_interval,
 				   .max_wait_ms = ctx->pw_max};
 	ctx->push_wait = push_poller_wait(app->push_poller, &rq, on_push_done, ctx);
 }
@@ -768,10 +776,11 @@ static void request_go(ghl_step_ctx *ctx)
 		char *origin = p ? xstrndup(ctx->rq_url, (size_t)(p - ctx->rq_url))
 				 : xstrdup(ctx->rq_url);
 		const struct config *cfg = ctx->app->cfg;
-		struct ghl_client_opts o = {.api_base = origin, .timeout_ms = 15000,
-					    .rate_budget_off = 1,
-					    .public_only = !cfg || !str_eq(cfg->notify_webhook_allow_private,
-									   "on")};
+		struct ghl_client_opts o = {
+			.api_base = origin,
+			.timeout_ms = 15000,
+			.rate_budget_off = 1,
+			.public_only = !cfg || !str_eq(cfg->notify_webhook_allow_private, "on")};
 		struct err e;
 		struct ghl_client *c = ghl_client_new(ctx->app->base, &o, &e);
 		free(origin);
@@ -780,8 +789,10 @@ static void request_go(ghl_step_ctx *ctx)
 			return;
 		}
 		/* a one-off client: freed after the reply (see on_post_response) */
-		struct ghl_request rq = {.method = "POST", .path = p ? p : "/",
-					 .json_body = ctx->rq_body, .headers = ctx->rq_headers,
+		struct ghl_request rq = {.method = "POST",
+					 .path = p ? p : "/",
+					 .json_body = ctx->rq_body,
+					 .headers = ctx->rq_headers,
 					 .version = ""};
 		ctx->requests++;
 		ctx->post_client = c; /* freed by on_response */
@@ -793,7 +804,8 @@ static void request_go(ghl_step_ctx *ctx)
 		return;
 	}
 	if (!job->token) {
-		complete_request(ctx, 0, GHL_PERMANENT, NULL, "no token source configured", NULL, 0);
+		complete_request(ctx, 0, GHL_PERMANENT, NULL, "no token source configured", NULL,
+				 0);
 		return;
 	}
 	if (ctx->rq_push) {
@@ -811,7 +823,8 @@ static void request_go(ghl_step_ctx *ctx)
 	if (!loc) {
 		complete_request(ctx, 0, GHL_PERMANENT, NULL,
 				 "a location token needs outputs.location_id: put CREATE_LOCATION "
-				 "earlier in the pipeline", NULL, 0);
+				 "earlier in the pipeline",
+				 NULL, 0);
 		return;
 	}
 	if (!job->loc_token || !str_eq(job->loc_id, loc)) {
@@ -839,8 +852,10 @@ static int h_request(ghl_step_ctx *ctx, const char *method, const char *path, co
 		     const char *json_body, int token_class)
 {
 	if (ctx->pending || !method || !path || path[0] != '/') {
-		h_log(ctx, GHL_LOG_ERROR, "request(): %s", ctx->pending ? "a request is already "
-			"in flight" : "method and a path starting with '/' are required");
+		h_log(ctx, GHL_LOG_ERROR, "request(): %s",
+		      ctx->pending ? "a request is already "
+				     "in flight"
+				   : "method and a path starting with '/' are required");
 		return -1;
 	}
 	ctx->pending = 1;
@@ -849,13 +864,13 @@ static int h_request(ghl_step_ctx *ctx, const char *method, const char *path, co
 	ctx->rq_query = query ? xstrdup(query) : NULL;
 	ctx->rq_body = json_body ? xstrdup(json_body) : NULL;
 	ctx->rq_token_class = token_class == GHL_TOKEN_LOCATION ? GHL_TOKEN_LOCATION
-								 : GHL_TOKEN_AGENCY;
+								: GHL_TOKEN_AGENCY;
 	/* started from the loop after the step returns WAIT */
 	return 0;
 }
 
-static int h_request_cached(ghl_step_ctx *ctx, const char *path, const char *query,
-			    int token_class, int max_age_ms)
+static int h_request_cached(ghl_step_ctx *ctx, const char *path, const char *query, int token_class,
+			    int max_age_ms)
 {
 	if (h_request(ctx, "GET", path, query, NULL, token_class) < 0)
 		return -1;
@@ -863,13 +878,14 @@ static int h_request_cached(ghl_step_ctx *ctx, const char *path, const char *que
 	return 0;
 }
 
-static int h_snapshot_push_wait(ghl_step_ctx *ctx, const char *snapshot_id,
-				const char *location_id, int first_poll_ms, int interval_ms,
-				int max_wait_ms)
+static int h_snapshot_push_wait(ghl_step_ctx *ctx, const char *snapshot_id, const char *location_id,
+				int first_poll_ms, int interval_ms, int max_wait_ms)
 {
 	if (ctx->pending || !snapshot_id || !*snapshot_id || !location_id || !*location_id) {
-		h_log(ctx, GHL_LOG_ERROR, "snapshot_push_wait(): %s", ctx->pending ? "a request is "
-			"already in flight" : "a snapshot id and a location id are required");
+		h_log(ctx, GHL_LOG_ERROR, "snapshot_push_wait(): %s",
+		      ctx->pending ? "a request is "
+				     "already in flight"
+				   : "a snapshot id and a location id are required");
 		return -1;
 	}
 	ctx->pending = 1;
@@ -887,8 +903,10 @@ static int h_http_post(ghl_step_ctx *ctx, const char *url, const char *headers,
 		       const char *json_body)
 {
 	if (ctx->pending || !is_url(url)) {
-		h_log(ctx, GHL_LOG_ERROR, "http_post(): %s", ctx->pending ? "a request is already "
-			"in flight" : "an absolute http(s) URL is required");
+		h_log(ctx, GHL_LOG_ERROR, "http_post(): %s",
+		      ctx->pending ? "a request is already "
+				     "in flight"
+				   : "an absolute http(s) URL is required");
 		return -1;
 	}
 	ctx->pending = 1;

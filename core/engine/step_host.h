@@ -22,12 +22,12 @@ const struct ghl_host_api *step_host_api(void);
 
 /* What a run needs. The run copies config and takes a reference on impl. */
 struct step_run {
-	struct app *app;	  /* loop, GHL client, token source */
-	struct journal *journal;  /* where outputs.location_id is recorded at once; NULL: nowhere */
-	struct job *job;	  /* the job's data, tokens and outputs so far */
+	struct app *app;	 /* loop, GHL client, token source */
+	struct journal *journal; /* where outputs.location_id is recorded at once; NULL: nowhere */
+	struct job *job;	 /* the job's data, tokens and outputs so far */
 	struct step_impl *impl;
 	const struct json *config; /* the step's config from the pipeline (NULL: {}) */
-	int compensate;		  /* 1: run the step's compensate instead of run */
+	int compensate;		   /* 1: run the step's compensate instead of run */
 	/* The run is over: ok is 1 for DONE, 0 for FAIL (message and retryable in
 	 * step_ctx_error). Called from step_ctx_start or later from the loop; the
 	 * callee owns ctx from then on and frees it with step_ctx_free. */

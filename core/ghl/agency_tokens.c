@@ -16,11 +16,11 @@
 #include "log.h"
 #include "vault.h"
 
-#define EXPIRING_SKEW_S 60	   /* agency_tokens_get refreshes tokens this close to expiry */
-#define LOCK_WAIT_STEP_MS 100	   /* re-check a row another process holds this often */
-#define LOCK_WAIT_EXTRA_MS 10000   /* … for ghl_timeout + this long at most */
-#define SWEEP_MAX_PER_PASS 5000	   /* agencies one sweep pass handles at most */
-#define DEFAULT_EXPIRES_IN 86399   /* GHL_API.md; used when a reply has no expires_in */
+#define EXPIRING_SKEW_S 60	 /* agency_tokens_get refreshes tokens this close to expiry */
+#define LOCK_WAIT_STEP_MS 100	 /* re-check a row another process holds this often */
+#define LOCK_WAIT_EXTRA_MS 10000 /* … for ghl_timeout + this long at most */
+#define SWEEP_MAX_PER_PASS 5000	 /* agencies one sweep pass handles at most */
+#define DEFAULT_EXPIRES_IN 86399 /* GHL_API.md; used when a reply has no expires_in */
 #define SLOT_BUCKETS 256
 
 /* ---- SQL ---------------------------------------------------------------- */
@@ -36,8 +36,8 @@
 enum { C_ID, C_COMPANY, C_ACCESS, C_REFRESH, C_RECONNECT, C_REASON, C_DELETED, C_EXPIRING };
 
 static const char sql_read[] = "SELECT " ROW_COLS " FROM agencies WHERE id::text = $1";
-static const char sql_lock[] =
-	"SELECT " ROW_COLS " FROM agencies WHERE id::text = $1 FOR UPDATE SKIP LOCKED";
+static const char sql_lock[] = "SELECT " ROW_COLS
+			       " FROM agencies WHERE id::text = $1 FOR UPDATE SKIP LOCKED";
 static const char sql_exists[] = "SELECT 1 FROM agencies WHERE id::text = $1";
 static const char sql_sweep_next[] =
 	"SELECT " ROW_COLS " FROM agencies"
@@ -50,9 +50,8 @@ static const char sql_store[] =
 	" token_expires_at = LOCALTIMESTAMP + make_interval(secs => $4::double precision),"
 	" last_refreshed_at = LOCALTIMESTAMP, needs_reconnect = false, reconnect_reason = NULL,"
 	" updated_at = LOCALTIMESTAMP WHERE id::text = $1";
-static const char sql_mark[] =
-	"UPDATE agencies SET needs_reconnect = true, reconnect_reason = $2,"
-	" updated_at = LOCALTIMESTAMP WHERE id::text = $1";
+static const char sql_mark[] = "UPDATE agencies SET needs_reconnect = true, reconnect_reason = $2,"
+			       " updated_at = LOCALTIMESTAMP WHERE id::text = $1";
 
 /* ---- state -------------------------------------------------------------- */
 
@@ -78,21 +77,21 @@ struct op {
 	int has_stale;
 	agency_token_fn cb;
 	void *arg;
-	int64_t deadline_ms;   /* give up waiting for another holder of the row lock */
-	struct event timer;    /* waiting before retry_fn (op_retry_after) */
+	int64_t deadline_ms; /* give up waiting for another holder of the row lock */
+	struct event timer;  /* waiting before retry_fn (op_retry_after) */
 	void (*retry_fn)(struct op *op);
 
 	/* the row being worked on (owned copies) */
 	char *row_id;
 	char *row_company;
-	char *new_access;      /* plaintext; wiped by op_clear_row */
+	char *new_access; /* plaintext; wiped by op_clear_row */
 	enum agency_token_status st;
 	char *why;
 
 	/* OP_SWEEP: agencies done in this pass (not picked again) */
-	struct buf done_ids;   /* "{id,id,...}" being built: ids joined by ',' */
+	struct buf done_ids; /* "{id,id,...}" being built: ids joined by ',' */
 	int ndone;
-	int pass_over;	       /* no due agency left, or the database failed */
+	int pass_over; /* no due agency left, or the database failed */
 
 	struct op *prev, *next;
 };
@@ -106,14 +105,14 @@ struct check_waiter { /* agency_tokens_when_checked */
 struct agency_tokens {
 	struct app *app;
 	struct event sweep_timer; /* assigned by agency_tokens_start */
-	struct op *sweep;      /* the pass in progress, or NULL */
-	struct op *ops;	       /* every live op */
+	struct op *sweep;	  /* the pass in progress, or NULL */
+	struct op *ops;		  /* every live op */
 	int nops;
-	int stopping;	       /* agency_tokens_stop ran: no new work */
-	int checked;	       /* the start-up check of stored tokens is done */
-	struct op *check;      /* the check while it runs or waits to retry */
+	int stopping;	  /* agency_tokens_stop ran: no new work */
+	int checked;	  /* the start-up check of stored tokens is done */
+	struct op *check; /* the check while it runs or waits to retry */
 	struct check_waiter *check_waiters;
-	int closed;	       /* agency_tokens_free ran: no more database work */
+	int closed; /* agency_tokens_free ran: no more database work */
 	struct slot *slots[SLOT_BUCKETS];
 	struct agency_tokens_stats stats;
 };
@@ -122,16 +121,11 @@ struct agency_tokens {
 const char *agency_token_status_name(enum agency_token_status st)
 {
 	switch (st) {
-	case AGENCY_TOKEN_OK:
-		return "ok";
-	case AGENCY_TOKEN_RECONNECT:
-		return "reconnect";
-	case AGENCY_TOKEN_NOT_FOUND:
-		return "not_found";
-	case AGENCY_TOKEN_RETRYABLE:
-		return "retryable";
-	case AGENCY_TOKEN_ERROR:
-		return "error";
+	case AGENCY_TOKEN_OK: return "ok";
+	case AGENCY_TOKEN_RECONNECT: return "reconnect";
+	case AGENCY_TOKEN_NOT_FOUND: return "not_found";
+	case AGENCY_TOKEN_RETRYABLE: return "retryable";
+	case AGENCY_TOKEN_ERROR: return "error";
 	}
 	return "?";
 }
@@ -324,7 +318,8 @@ static void on_end(void *arg, PGresult *res, const char *errmsg)
 			  res_why(res, errmsg), NULL);
 		secret_free(op->new_access);
 		op->new_access = NULL;
-		op_set(op, AGENCY_TOKEN_RETRYABLE, "the database did not store the refreshed token");
+		op_set(op, AGENCY_TOKEN_RETRYABLE,
+		       "the database did not store the refreshed token");
 	}
 	after_txn(op);
 }
@@ -407,7 +402,8 @@ static void on_token(void *arg, const struct ghl_response *res, const struct ghl
 		if (is_invalid_grant(res)) {
 			char *reason = xasprintf("GoHighLevel refused the token refresh "
 						 "(invalid_grant: %s); connect the agency again "
-						 "through /oauth/connect", msg);
+						 "through /oauth/connect",
+						 msg);
 			mark_reconnect_then_commit(op, reason);
 			free(reason);
 			return;
@@ -440,7 +436,8 @@ static void on_token(void *arg, const struct ghl_response *res, const struct ghl
 		log_error("agency token: cannot encrypt the refreshed tokens", "agency_id",
 			  op->row_id, "error", e.msg, NULL);
 		char *reason = xasprintf("the refreshed token could not be stored (%s); connect "
-					 "the agency again through /oauth/connect", e.msg);
+					 "the agency again through /oauth/connect",
+					 e.msg);
 		mark_reconnect_then_commit(op, reason);
 		free(reason);
 		return;
@@ -756,8 +753,8 @@ void agency_tokens_get(struct agency_tokens *t, const char *agency_id, agency_to
 	start_op(t, OP_GET, agency_id, NULL, cb, arg);
 }
 
-void agency_tokens_refresh(struct agency_tokens *t, const char *agency_id,
-			   const char *stale_token, agency_token_fn cb, void *arg)
+void agency_tokens_refresh(struct agency_tokens *t, const char *agency_id, const char *stale_token,
+			   agency_token_fn cb, void *arg)
 {
 	start_op(t, OP_REFRESH, agency_id, stale_token, cb, arg);
 }
@@ -898,9 +895,10 @@ static char *unusable_why(const struct vault *v, const char *agency_id, const ch
 		struct err e;
 		char *plain = vault_decrypt(v, values[i], agency_id, columns[i], &e);
 		if (!plain)
-			return xasprintf(CHECK_REASON "the stored %s token cannot be decrypted (%s); "
-						      "add its key to token_keys, or connect the "
-						      "agency again through /oauth/connect",
+			return xasprintf(CHECK_REASON
+					 "the stored %s token cannot be decrypted (%s); "
+					 "add its key to token_keys, or connect the "
+					 "agency again through /oauth/connect",
 					 names[i], e.msg);
 		secret_free(plain);
 	}

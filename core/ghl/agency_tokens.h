@@ -44,7 +44,7 @@ enum agency_token_status {
 	AGENCY_TOKEN_RECONNECT, /* the agency must be connected again (why = reason) */
 	AGENCY_TOKEN_NOT_FOUND, /* no such agency, or uninstalled (deleted_at set) */
 	AGENCY_TOKEN_RETRYABLE, /* GHL or the database failed for now: try later */
-	AGENCY_TOKEN_ERROR,     /* anything else (undecryptable value, GHL refused) */
+	AGENCY_TOKEN_ERROR,	/* anything else (undecryptable value, GHL refused) */
 };
 
 const char *agency_token_status_name(enum agency_token_status st);
@@ -52,7 +52,7 @@ const char *agency_token_status_name(enum agency_token_status st);
 /* What a caller gets; every string is valid during the callback only, and
  * access_token is wiped right after it returns. */
 struct agency_token {
-	const char *agency_id;     /* agencies.id */
+	const char *agency_id;	   /* agencies.id */
 	const char *ghl_agency_id; /* GHL companyId */
 	const char *access_token;  /* plaintext bearer token */
 };
@@ -85,8 +85,7 @@ int agency_tokens_checked(const struct agency_tokens *t);
  * failed (the database; it is retried) or the module stops. When the check
  * is done or cannot run, cb is called before this returns; a check waiting to
  * retry is started at once (/readyz waits on this). Exactly one call. */
-void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, int ok),
-				void *arg);
+void agency_tokens_when_checked(struct agency_tokens *t, void (*cb)(void *arg, int ok), void *arg);
 
 /* Shutdown, part 1: stop the sweep and run the loop until the refreshes in
  * flight have committed (or deadline_ms passed), so that no refresh token GHL
@@ -107,8 +106,8 @@ void agency_tokens_get(struct agency_tokens *t, const char *agency_id, agency_to
  * When another request or process already replaced stale_token, the current
  * token is returned without a new refresh. stale_token may be NULL (refresh
  * unconditionally unless someone else just did). cb as for agency_tokens_get. */
-void agency_tokens_refresh(struct agency_tokens *t, const char *agency_id,
-			   const char *stale_token, agency_token_fn cb, void *arg);
+void agency_tokens_refresh(struct agency_tokens *t, const char *agency_id, const char *stale_token,
+			   agency_token_fn cb, void *arg);
 
 /* Hooks for ghl_request_send_auth: a 401 on a request carrying this agency's
  * token runs agency_tokens_refresh. The hooks stay valid until

@@ -94,8 +94,8 @@ static int transient_retry(struct ghl_call *call, int status, enum ghl_outcome o
 		return 0;
 	uint64_t rnd = 0;
 	crypto_random_bytes(&rnd, sizeof rnd);
-	long long d = backoff_ms(call->transient + 1, c->retry_base_ms, MAX_RETRY_DELAY_MS,
-					   ra, rnd);
+	long long d = backoff_ms(call->transient + 1, c->retry_base_ms, MAX_RETRY_DELAY_MS, ra,
+				 rnd);
 	call->transient++;
 	c->retries++;
 	if (log_get_level() <= LOG_DEBUG) {
@@ -120,7 +120,8 @@ void ghl_attempt_done(struct ghl_call *call, CURLcode rc)
 {
 	struct ghl_client *c = call->c;
 	long status = 0;
-	if (rc == CURLE_OK && curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+	if (rc == CURLE_OK &&
+	    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
 		status = 0; /* cannot happen after CURLE_OK; treated as no answer */
 	ghl_call_easy_release(call);
 	int64_t now = now_monotonic_ms();
@@ -137,14 +138,16 @@ void ghl_attempt_done(struct ghl_call *call, CURLcode rc)
 		const char *p = buf_cstr(&call->resp);
 		p += strspn(p, " \t\r\n");
 		if (*p == '{' || *p == '[')
-			call->json = json_parse(call->resp.data, call->resp.len, JSON_DEFAULT_MAX_DEPTH, NULL);
+			call->json = json_parse(call->resp.data, call->resp.len,
+						JSON_DEFAULT_MAX_DEPTH, NULL);
 	}
 	char *transport = NULL;
 	if (status == 0) {
 		if (call->too_large)
 			transport = xasprintf("reply body larger than %zu bytes", c->max_body);
 		else
-			transport = xasprintf("%s", call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
+			transport = xasprintf("%s", call->errbuf[0] ? call->errbuf
+								    : curl_easy_strerror(rc));
 	}
 	log_attempt(call, (int)status, transport, now);
 	if (transport && c->public_only) { /* the cause stays in the log line above */
@@ -169,11 +172,11 @@ void ghl_attempt_done(struct ghl_call *call, CURLcode rc)
 	}
 	long long retry = 0;
 	if (status == 429)
-		retry = bk ? ghl_rl_retry_after_ms(&bk->rl, now)
-			   : call->rlh.retry_after_ms > 0 ? call->rlh.retry_after_ms : DEFAULT_429_RETRY_MS;
+		retry = bk			       ? ghl_rl_retry_after_ms(&bk->rl, now)
+			: call->rlh.retry_after_ms > 0 ? call->rlh.retry_after_ms
+						       : DEFAULT_429_RETRY_MS;
 	else if (oc == GHL_RETRYABLE && call->rlh.retry_after_ms > 0)
 		retry = call->rlh.retry_after_ms;
 	ghl_call_deliver(call, (int)status, oc, transport, retry);
 	free(transport);
 }
-

@@ -101,7 +101,8 @@ static void bucket_pump(struct bucket *bk)
 		if (d == GHL_RL_DAILY) {
 			long long ra = ghl_rl_retry_after_ms(&bk->rl, now);
 			ghl_call_deliver(bucket_pop(bk), 0, GHL_RETRYABLE,
-				"GHL daily request quota for this resource is used up", ra);
+					 "GHL daily request quota for this resource is used up",
+					 ra);
 			continue;
 		}
 		if (d == GHL_RL_WAIT) {

@@ -42,8 +42,8 @@ char *ghl_urlencode(const char *s)
 	struct buf b;
 	buf_init(&b);
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
 			buf_putc(&b, (char)*p);
 		} else {
 			buf_putc(&b, '%');
@@ -189,12 +189,13 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
 	struct ghl_call *call = arg;
 	struct ghl_client *c = call->c;
 	ghl_client_enter(c);
-	ghl_call_deliver(call, call->fin_status, call->fin_outcome, call->fin_msg, call->fin_retry_ms);
+	ghl_call_deliver(call, call->fin_status, call->fin_outcome, call->fin_msg,
+			 call->fin_retry_ms);
 	ghl_client_leave(c);
 }
 
 void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome oc, const char *msg,
-			 long long retry_after_ms)
+			   long long retry_after_ms)
 {
 	call->state = CS_FINISHING;
 	call->fin_status = status;
@@ -209,7 +210,7 @@ void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome o
 }
 
 void ghl_call_deliver(struct ghl_call *call, int status, enum ghl_outcome oc, const char *msg,
-		    long long retry_after_ms)
+		      long long retry_after_ms)
 {
 	struct ghl_client *c = call->c;
 	struct ghl_response r;
@@ -289,7 +290,8 @@ struct ghl_client *ghl_client_new(struct event_base *base, const struct ghl_clie
 	c->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	c->retry_attempts = o->retry_attempts > 1 ? o->retry_attempts : 1;
 	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : DEFAULT_RETRY_BASE_MS;
-	long maxconn = o->max_host_connections > 0 ? o->max_host_connections : DEFAULT_MAX_HOST_CONNECTIONS;
+	long maxconn = o->max_host_connections > 0 ? o->max_host_connections
+						   : DEFAULT_MAX_HOST_CONNECTIONS;
 
 	event_assign(&c->sweep, base, -1, EV_PERSIST, on_sweep, c);
 	if (ghl_curl_init(c, maxconn) != 0) {
@@ -374,8 +376,9 @@ static void request_send(struct ghl_client *c, const struct ghl_request *req,
 		return;
 	}
 	if (!req || !req->path || req->path[0] != '/' || (req->json_body && req->form_body)) {
-		ghl_call_finish_later(call, 0, GHL_PERMANENT,
-			     "ghl request: path must start with '/' and at most one body is allowed", 0);
+		ghl_call_finish_later(
+			call, 0, GHL_PERMANENT,
+			"ghl request: path must start with '/' and at most one body is allowed", 0);
 		return;
 	}
 	call->url = req->query && *req->query
@@ -410,7 +413,8 @@ static void request_send(struct ghl_client *c, const struct ghl_request *req,
 	ghl_call_submit(call);
 }
 
-void ghl_request_send(struct ghl_client *c, const struct ghl_request *req, ghl_done_fn cb, void *arg)
+void ghl_request_send(struct ghl_client *c, const struct ghl_request *req, ghl_done_fn cb,
+		      void *arg)
 {
 	request_send(c, req, NULL, cb, arg);
 }
@@ -430,4 +434,3 @@ long long ghl_client_retries(const struct ghl_client *c)
 {
 	return c ? c->retries : 0;
 }
-

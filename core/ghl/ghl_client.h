@@ -40,36 +40,36 @@ struct ghl_client;
 struct err;
 
 struct ghl_client_opts {
-	const char *api_base;      /* e.g. "https://services.leadconnectorhq.com" (required) */
-	long long timeout_ms;      /* whole attempt, connect included; <= 0 → 30000 */
-	const char *client_id;     /* for ghl_oauth_token */
+	const char *api_base;	   /* e.g. "https://services.leadconnectorhq.com" (required) */
+	long long timeout_ms;	   /* whole attempt, connect included; <= 0 → 30000 */
+	const char *client_id;	   /* for ghl_oauth_token */
 	const char *client_secret; /* for ghl_oauth_token; copied, wiped on free */
-	const char *user_agent;    /* NULL → "ghl-agent/<version>" */
-	int max_attempts;          /* attempts per request when GHL answers 429 (held
+	const char *user_agent;	   /* NULL → "ghl-agent/<version>" */
+	int max_attempts;	   /* attempts per request when GHL answers 429 (held
 				    * until the bucket reopens in between; needs the
 				    * budget on); <= 1 → one attempt: the
 				    * caller/scheduler retries */
 	int max_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS; <= 0 → 64 */
-	int initial_burst;         /* in flight per resource before its first
+	int initial_burst;	   /* in flight per resource before its first
 				    * rate-limit headers; <= 0 → 10 (a resource whose
 				    * X-RateLimit-Max is below this can see 429s on
 				    * first contact) */
-	int rate_budget_off;       /* 1: never hold requests (tests, diagnostics) */
-	size_t max_body;           /* largest reply body accepted; 0 → 8 MiB */
-	int retry_attempts;        /* attempts in all for a request safe to repeat
+	int rate_budget_off;	   /* 1: never hold requests (tests, diagnostics) */
+	size_t max_body;	   /* largest reply body accepted; 0 → 8 MiB */
+	int retry_attempts;	   /* attempts in all for a request safe to repeat
 				    * that fails transiently (see above); <= 1 → one
 				    * attempt (the caller retries) */
 	long long retry_base_ms;   /* backoff before transient retry n: jittered in
 				    * [d/2, d], d = base * 2^(n-1), at most 30 s;
 				    * <= 0 → 500 ms. A 5xx whose Retry-After is
 				    * beyond 30 s is not retried here. */
-	int public_only;           /* 1: connect only to public addresses (ssrf_guard.h),
+	int public_only;	   /* 1: connect only to public addresses (ssrf_guard.h),
 				    * and every transport failure gets one message,
 				    * so a refusal looks like an unreachable host */
 };
 
 enum ghl_outcome {
-	GHL_OK,        /* 2xx */
+	GHL_OK,	       /* 2xx */
 	GHL_AUTH,      /* 401 (after the one refresh + retry, when hooks were given) */
 	GHL_RETRYABLE, /* 429, 408, 5xx, timeout, connection error, daily quota */
 	GHL_PERMANENT, /* other 4xx, 3xx, unusable request, reply too large */
@@ -97,21 +97,21 @@ struct ghl_request {
 /* Everything points into the client's memory and is valid only during the
  * callback: copy what you keep (json_clone for the tree). */
 struct ghl_response {
-	int status;               /* HTTP status; 0 when no reply (transport failure,
+	int status; /* HTTP status; 0 when no reply (transport failure,
 				   * cancelled, daily quota refused locally) */
 	enum ghl_outcome outcome;
-	const char *body;         /* reply body, NUL-terminated ("" when none) */
+	const char *body; /* reply body, NUL-terminated ("" when none) */
 	size_t body_len;
-	struct json *json;        /* parsed body or NULL */
-	const char *message;      /* GHL's "message" (a 422 array joined with "; "),
+	struct json *json;	  /* parsed body or NULL */
+	const char *message;	  /* GHL's "message" (a 422 array joined with "; "),
 				   * OAuth's error_description, or the transport error;
 				   * NULL on success */
-	const char *trace_id;     /* body "traceId" or X-Trace-Id header; NULL if none */
+	const char *trace_id;	  /* body "traceId" or X-Trace-Id header; NULL if none */
 	long long retry_after_ms; /* > 0 for 429/daily quota: when the budget reopens;
 				   * for 5xx: Retry-After when GHL sent one; else 0 */
-	double duration_ms;       /* from ghl_request_send to this callback, holds
+	double duration_ms;	  /* from ghl_request_send to this callback, holds
 				   * and refresh included */
-	int attempts;             /* HTTP attempts made (0 when none was sent) */
+	int attempts;		  /* HTTP attempts made (0 when none was sent) */
 };
 
 typedef void (*ghl_done_fn)(void *arg, const struct ghl_response *res);
@@ -167,11 +167,11 @@ long long ghl_client_retries(const struct ghl_client *c);
 /* ---- OAuth ---- */
 
 struct ghl_oauth_form {
-	const char *grant_type;    /* "authorization_code" | "refresh_token" */
-	const char *code;          /* authorization_code */
+	const char *grant_type;	   /* "authorization_code" | "refresh_token" */
+	const char *code;	   /* authorization_code */
 	const char *refresh_token; /* refresh_token */
 	const char *redirect_uri;  /* optional */
-	const char *user_type;     /* optional: "Company" | "Location" */
+	const char *user_type;	   /* optional: "Company" | "Location" */
 };
 
 /* A token reply; strings valid during the callback only, NULL when absent. */
@@ -180,11 +180,11 @@ struct ghl_token_set {
 	const char *refresh_token;
 	const char *token_type;
 	const char *scope;
-	const char *user_type;   /* "Company" | "Location" */
+	const char *user_type; /* "Company" | "Location" */
 	const char *company_id;
 	const char *location_id; /* location tokens only */
 	const char *user_id;
-	long long expires_in;    /* seconds; -1 when absent */
+	long long expires_in; /* seconds; -1 when absent */
 };
 
 /* tok is non-NULL only when res->outcome == GHL_OK and the reply had an

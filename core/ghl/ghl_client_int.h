@@ -41,7 +41,7 @@ struct bucket {
 	struct ghl_rl_bucket rl;
 	struct ghl_call *qhead, *qtail;
 	struct event timer;
-	int refs;            /* calls pointing here (they may wait for a refresh) */
+	int refs;	     /* calls pointing here (they may wait for a refresh) */
 	struct bucket *next; /* hash chain */
 };
 
@@ -56,8 +56,8 @@ struct ghl_call {
 	struct ghl_token_hooks hooks;
 	int refreshed;
 	int attempts;
-	int repeatable; /* safe to send again after a transient fault */
-	int transient;	/* transient retries made */
+	int repeatable;	      /* safe to send again after a transient fault */
+	int transient;	      /* transient retries made */
 	struct event backoff; /* assigned on first use */
 	ghl_done_fn cb;
 	void *arg;
@@ -135,8 +135,8 @@ void ghl_client_leave(struct ghl_client *c);
 void ghl_call_deliver(struct ghl_call *call, int status, enum ghl_outcome oc, const char *msg,
 		      long long retry_after_ms);
 /* Delivers a local result from the loop, never from the caller's stack. */
-void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome oc,
-			   const char *msg, long long retry_after_ms);
+void ghl_call_finish_later(struct ghl_call *call, int status, enum ghl_outcome oc, const char *msg,
+			   long long retry_after_ms);
 
 /* ghl_bucket.c: per-resource queues paced by the rate budget */
 struct bucket *ghl_bucket_get(struct ghl_client *c, const char *key);

@@ -111,10 +111,12 @@ static void check_multi_info(struct ghl_client *c);
 static void on_sock_event(evutil_socket_t fd, short kind, void *arg)
 {
 	struct ghl_client *c = arg;
-	int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+	int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) |
+		     ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running = 0;
 	ghl_client_enter(c);
-	ghl_mcode_check("curl_multi_socket_action", curl_multi_socket_action(c->multi, fd, action, &running));
+	ghl_mcode_check("curl_multi_socket_action",
+			curl_multi_socket_action(c->multi, fd, action, &running));
 	check_multi_info(c);
 	ghl_client_leave(c);
 }
@@ -171,7 +173,8 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 	if (timeout_ms < 0) {
 		evtimer_del(&c->curl_timer);
 	} else {
-		struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
+		struct timeval tv = {(time_t)(timeout_ms / 1000),
+				     (suseconds_t)((timeout_ms % 1000) * 1000)};
 		evtimer_add(&c->curl_timer, &tv);
 	}
 	return 0;
@@ -221,10 +224,10 @@ static int easy_setup(struct ghl_call *call)
 	long ctmo = tmo < MAX_CONNECT_TIMEOUT_MS ? tmo : MAX_CONNECT_TIMEOUT_MS;
 	CURLcode rc = CURLE_OK;
 	const char *refused = NULL;
-#define SET(opt, val)                                                            \
-	do {                                                                     \
+#define SET(opt, val)                                                                   \
+	do {                                                                            \
 		if (rc == CURLE_OK && (rc = curl_easy_setopt(e, opt, val)) != CURLE_OK) \
-			refused = #opt;                                          \
+			refused = #opt;                                                 \
 	} while (0)
 	SET(CURLOPT_URL, call->url);
 	SET(CURLOPT_PRIVATE, call);
@@ -270,7 +273,8 @@ static int easy_setup(struct ghl_call *call)
 			SET(CURLOPT_POST, 1L);
 		else
 			SET(CURLOPT_CUSTOMREQUEST, call->method);
-		if (call->body || strcmp(call->method, "POST") == 0 || strcmp(call->method, "PUT") == 0) {
+		if (call->body || strcmp(call->method, "POST") == 0 ||
+		    strcmp(call->method, "PUT") == 0) {
 			SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
 			SET(CURLOPT_POSTFIELDS, call->body ? call->body : "");
 		}
@@ -293,10 +297,12 @@ void ghl_attempt_start(struct ghl_call *call)
 	call->hdrs = build_headers(call);
 	call->easy = curl_easy_init();
 	if (!call->easy || easy_setup(call) != 0) {
-		ghl_call_finish_later(call, 0, GHL_PERMANENT, "libcurl: cannot set up the request", 0);
+		ghl_call_finish_later(call, 0, GHL_PERMANENT, "libcurl: cannot set up the request",
+				      0);
 		return;
 	}
-	if (ghl_mcode_check("curl_multi_add_handle", curl_multi_add_handle(c->multi, call->easy)) != 0) {
+	if (ghl_mcode_check("curl_multi_add_handle", curl_multi_add_handle(c->multi, call->easy)) !=
+	    0) {
 		ghl_call_finish_later(call, 0, GHL_RETRYABLE, "libcurl: cannot add the request", 0);
 		return;
 	}
@@ -329,7 +335,8 @@ int ghl_curl_init(struct ghl_client *c, long maxconn)
 {
 	evtimer_assign(&c->curl_timer, c->base, on_curl_timeout, c);
 	int bad = 0;
-#define MSET(opt, val) bad |= ghl_mcode_check("curl_multi_setopt(" #opt ")", curl_multi_setopt(c->multi, opt, val))
+#define MSET(opt, val) \
+	bad |= ghl_mcode_check("curl_multi_setopt(" #opt ")", curl_multi_setopt(c->multi, opt, val))
 	MSET(CURLMOPT_SOCKETFUNCTION, on_curl_socket);
 	MSET(CURLMOPT_SOCKETDATA, c);
 	MSET(CURLMOPT_TIMERFUNCTION, on_curl_timer);

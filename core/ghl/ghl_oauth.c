@@ -72,7 +72,8 @@ static void oauth_send(struct ghl_client *c, struct ghl_request *req, struct buf
 	buf_clear(form);
 }
 
-void ghl_oauth_token(struct ghl_client *c, const struct ghl_oauth_form *f, ghl_oauth_fn cb, void *arg)
+void ghl_oauth_token(struct ghl_client *c, const struct ghl_oauth_form *f, ghl_oauth_fn cb,
+		     void *arg)
 {
 	struct buf form;
 	buf_init(&form);

@@ -233,8 +233,9 @@ void ghl_rl_on_reply(struct ghl_rl_bucket *b, int64_t now, int status,
 	if (h->daily_remaining >= 0) {
 		b->daily_remaining = h->daily_remaining;
 		if (h->daily_remaining == 0) {
-			long long wait = status == 429 && h->retry_after_ms > 0 ? h->retry_after_ms
-										: GHL_RL_DAILY_BLOCK_MS;
+			long long wait = status == 429 && h->retry_after_ms > 0
+						 ? h->retry_after_ms
+						 : GHL_RL_DAILY_BLOCK_MS;
 			block_until(&b->daily_until, now + wait);
 		}
 	}

@@ -55,15 +55,15 @@ void ghl_rl_headers_init(struct ghl_rl_headers *h);
 int ghl_rl_headers_feed(struct ghl_rl_headers *h, const char *line, size_t len);
 
 struct ghl_rl_bucket {
-	int known;                /* a reply with X-RateLimit-Max was seen */
-	long long max;            /* X-RateLimit-Max */
-	long long interval_ms;    /* X-RateLimit-Interval-Milliseconds */
-	long long remaining;      /* lowest Remaining seen in the current interval */
-	int64_t remaining_ms;     /* when that Remaining was seen */
+	int known;		   /* a reply with X-RateLimit-Max was seen */
+	long long max;		   /* X-RateLimit-Max */
+	long long interval_ms;	   /* X-RateLimit-Interval-Milliseconds */
+	long long remaining;	   /* lowest Remaining seen in the current interval */
+	int64_t remaining_ms;	   /* when that Remaining was seen */
 	long long daily_remaining; /* -1 = unknown */
-	int64_t blocked_until;    /* no sends before this (429 / Remaining 0) */
-	int64_t daily_until;      /* daily quota exhausted until this */
-	int inflight;             /* sent, no reply yet */
+	int64_t blocked_until;	   /* no sends before this (429 / Remaining 0) */
+	int64_t daily_until;	   /* daily quota exhausted until this */
+	int inflight;		   /* sent, no reply yet */
 	int initial_burst;
 	/* send log: ring of send times within the last interval + margin */
 	int64_t *log;

@@ -40,7 +40,8 @@ static const struct rotation *rotation_find(struct ghl_client *c, const struct g
 {
 	for (int i = c->nrot - 1; i >= 0; i--) {
 		const struct rotation *r = &c->rot[i];
-		if (hooks_eq(&r->hooks, h) && now - r->at < (r->fresh ? ROTATION_TTL_MS : FAILED_TTL_MS) &&
+		if (hooks_eq(&r->hooks, h) &&
+		    now - r->at < (r->fresh ? ROTATION_TTL_MS : FAILED_TTL_MS) &&
 		    strcmp(r->stale, stale) == 0)
 			return r;
 	}
@@ -100,7 +101,8 @@ void ghl_refresh_begin(struct ghl_call *call)
 	struct ghl_client *c = call->c;
 	call->refreshed = 1;
 	call->state = CS_REFRESH;
-	const struct rotation *rot = rotation_find(c, &call->hooks, call->token, now_monotonic_ms());
+	const struct rotation *rot = rotation_find(c, &call->hooks, call->token,
+						   now_monotonic_ms());
 	if (rot && rot->fresh) {
 		token_replace(call, rot->fresh);
 		ghl_call_submit(call);

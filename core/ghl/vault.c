@@ -282,8 +282,7 @@ static int parse_prefix(const char *stored, int *id, int *bound)
 {
 	long long v = 0;
 	int i = 1;
-	if (!stored || (stored[0] != 'b' && stored[0] != 'v') || stored[1] < '1' ||
-	    stored[1] > '9')
+	if (!stored || (stored[0] != 'b' && stored[0] != 'v') || stored[1] < '1' || stored[1] > '9')
 		return -1;
 	*bound = stored[0] == 'b';
 	for (; stored[i] >= '0' && stored[i] <= '9'; i++) {
@@ -369,7 +368,8 @@ char *vault_encrypt(const struct vault *v, const char *plaintext, const char *ag
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx || !gcm_init(ctx, 1, k, raw, &aad) ||
 	    EVP_EncryptUpdate(ctx, ct, &outl, (const unsigned char *)plaintext, (int)pt_len) != 1 ||
-	    EVP_EncryptFinal_ex(ctx, ct + outl, &finl) != 1 || (size_t)outl + (size_t)finl != pt_len ||
+	    EVP_EncryptFinal_ex(ctx, ct + outl, &finl) != 1 ||
+	    (size_t)outl + (size_t)finl != pt_len ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1) {
 		ossl_err(e, "encrypt: AES-256-GCM failed");
 		goto out;

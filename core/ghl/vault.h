@@ -25,7 +25,7 @@
 #include "util.h"
 
 #define VAULT_KEY_LEN 32
-#define VAULT_AAD "ghl-agent-token-v2"	     /* + "\n" agency id "\n" column */
+#define VAULT_AAD "ghl-agent-token-v2"	      /* + "\n" agency id "\n" column */
 #define VAULT_AAD_LEGACY "ghl-agent-token-v1" /* "v<id>:" values */
 /* Longest stored value vault_decrypt accepts. */
 #define VAULT_STORED_MAX (1024 * 1024)

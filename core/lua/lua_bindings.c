@@ -184,11 +184,15 @@ static int request_cont(lua_State *L, int status, lua_KContext kctx)
 static void check_yieldable(lua_State *L, struct lua_run *r, const char *what)
 {
 	if (L != r->th)
-		luaL_error(L, "%s must be called from run() itself, not from a coroutine of the "
-			      "script's own", what);
+		luaL_error(L,
+			   "%s must be called from run() itself, not from a coroutine of the "
+			   "script's own",
+			   what);
 	if (!lua_isyieldable(L))
-		luaL_error(L, "%s cannot be called here (inside a metamethod, an iterator or a "
-			      "sort comparator)", what);
+		luaL_error(L,
+			   "%s cannot be called here (inside a metamethod, an iterator or a "
+			   "sort comparator)",
+			   what);
 }
 
 /* Append the query given as a table: k=v&k2=v2 (array values repeat k).
@@ -208,8 +212,9 @@ static int query_from_table(lua_State *L, struct lua_run *r, struct buf *q)
 				lua_rawgeti(L, -1, i);
 			else
 				lua_pushvalue(L, -1);
-			const char *v = lua_isboolean(L, -1) ? (lua_toboolean(L, -1) ? "true" : "false")
-							     : lua_tostring(L, -1);
+			const char *v = lua_isboolean(L, -1)
+						? (lua_toboolean(L, -1) ? "true" : "false")
+						: lua_tostring(L, -1);
 			if (!v) {
 				lua_pop(L, 3);
 				return -1;
@@ -335,10 +340,14 @@ void lua_host_open_api(lua_State *L, struct lua_script *s)
 {
 	(void)s;
 	int base = lua_gettop(L);
-	static const luaL_Reg ghl_fns[] = {
-		{"request", l_ghl_request}, {"sleep", l_ghl_sleep}, {"fail", l_ghl_fail}, {NULL, NULL}};
-	static const luaL_Reg log_fns[] = {{"debug", l_log_debug}, {"info", l_log_info},
-					   {"warn", l_log_warn},   {"error", l_log_error},
+	static const luaL_Reg ghl_fns[] = {{"request", l_ghl_request},
+					   {"sleep", l_ghl_sleep},
+					   {"fail", l_ghl_fail},
+					   {NULL, NULL}};
+	static const luaL_Reg log_fns[] = {{"debug", l_log_debug},
+					   {"info", l_log_info},
+					   {"warn", l_log_warn},
+					   {"error", l_log_error},
 					   {NULL, NULL}};
 	luaL_newlib(L, ghl_fns);
 	lua_sandbox_freeze_top(L);

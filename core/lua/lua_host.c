@@ -39,7 +39,7 @@ struct descriptor {
 	char *name, *version, *description;
 	struct buf schema; /* JSON text; empty when none */
 	int has_compensate;
-	long long lim[3];  /* instructions, memory, wall_ms; 0 = global */
+	long long lim[3];		     /* instructions, memory, wall_ms; 0 = global */
 	char *fields[CLIENT_FIELDS_MAX + 1]; /* client_fields, NULL-terminated */
 	char problem[600];
 };
@@ -87,15 +87,18 @@ static int read_client_fields(lua_State *L, struct descriptor *d)
 	}
 	size_t n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
 	if (!lua_istable(L, -1) || n > CLIENT_FIELDS_MAX) {
-		snprintf(d->problem, sizeof d->problem, "client_fields must be an array of at most "
-			 "%d field names, e.g. {\"email\", \"first_name\"}", CLIENT_FIELDS_MAX);
+		snprintf(d->problem, sizeof d->problem,
+			 "client_fields must be an array of at most "
+			 "%d field names, e.g. {\"email\", \"first_name\"}",
+			 CLIENT_FIELDS_MAX);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		lua_rawgeti(L, -1, (lua_Integer)i + 1);
 		if (lua_type(L, -1) != LUA_TSTRING || !lua_rawlen(L, -1)) {
 			snprintf(d->problem, sizeof d->problem,
-				 "client_fields[%zu] must be a field name (a non-empty string)", i + 1);
+				 "client_fields[%zu] must be a field name (a non-empty string)",
+				 i + 1);
 			return -1;
 		}
 		d->fields[i] = xstrdup(lua_tostring(L, -1));
@@ -116,7 +119,8 @@ static int read_descriptor(lua_State *L)
 	}
 	const char *name = raw_string(L, 1, "name");
 	if (!name || !valid_name(name)) {
-		snprintf(d->problem, sizeof d->problem, "name must be a string of letters, digits, "
+		snprintf(d->problem, sizeof d->problem,
+			 "name must be a string of letters, digits, "
 			 "'_' and '-' starting with a letter (at most 64)");
 		return 0;
 	}
@@ -234,8 +238,10 @@ static int describe(struct lua_script *s, struct descriptor *d, struct err *e)
 		goto out;
 	}
 	if (nres < 1) {
-		err_set(e, "%s: the script returned nothing; it must return a table with name, "
-			   "version and run", s->file);
+		err_set(e,
+			"%s: the script returned nothing; it must return a table with name, "
+			"version and run",
+			s->file);
 		goto out;
 	}
 	lua_settop(th, lua_gettop(th) - nres + 1);
@@ -265,8 +271,7 @@ static const char *base_name(const char *path)
 	return b ? b + 1 : path;
 }
 
-struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *lim,
-				struct err *e)
+struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *lim, struct err *e)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -296,7 +301,8 @@ struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *
 	lua_pushstring(s->L, src);
 	free(src);
 	if (lua_pcall(s->L, 2, 0, 0) != LUA_OK) {
-		err_set(e, "%s", lua_tostring(s->L, -1) ? lua_tostring(s->L, -1) : "cannot compile");
+		err_set(e, "%s",
+			lua_tostring(s->L, -1) ? lua_tostring(s->L, -1) : "cannot compile");
 		goto out_free_script;
 	}
 	if (describe(s, &d, e))
@@ -305,8 +311,9 @@ struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *
 	for (int i = 0; i < 3; i++) {
 		if (!d.lim[i])
 			continue;
-		long long *dst = i == 0 ? &s->lim.instructions : i == 1 ? &s->lim.memory
-									: &s->lim.wall_ms;
+		long long *dst = i == 0	  ? &s->lim.instructions
+				 : i == 1 ? &s->lim.memory
+					  : &s->lim.wall_ms;
 		*dst = d.lim[i];
 	}
 	lua_sethook(s->L, lua_gethook(s->L), LUA_MASKCOUNT,
@@ -389,14 +396,15 @@ size_t lua_host_load_dir(struct step_registry *r, const char *dir,
 			step_registry_refuse(r, path, "%s%s", e.msg,
 					     replace ? " (the running version stays)" : "");
 		} else if (dup || (old && (!replace || old->kind != STEP_KIND_LUA))) {
-			step_registry_refuse(r, path, "duplicate step name \"%s\": already registered "
-						     "by %s", impl->name,
-					     old ? old->source : "another script");
+			step_registry_refuse(r, path,
+					     "duplicate step name \"%s\": already registered "
+					     "by %s",
+					     impl->name, old ? old->source : "another script");
 			step_impl_unref(impl);
 		} else {
 			seen[nseen++] = xstrdup(impl->name);
-			log_info(replace && old ? "Lua step reloaded" : "Lua step loaded", "file", path,
-				 "step", impl->name, "version", impl->version, NULL);
+			log_info(replace && old ? "Lua step reloaded" : "Lua step loaded", "file",
+				 path, "step", impl->name, "version", impl->version, NULL);
 			if (replace)
 				step_registry_replace(r, impl);
 			else

@@ -39,8 +39,7 @@ char *lua_host_step_dir(const struct config *cfg);
 
 /* Load one script. Returns a step_impl holding one reference (the caller's),
  * or NULL with e->msg naming the file and, where Lua knows it, the line. */
-struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *lim,
-				struct err *e);
+struct step_impl *lua_host_load(const char *path, const struct lua_host_limits *lim, struct err *e);
 
 /* Load every *.lua in dir (sorted by name) into r. A script that fails to
  * load, or whose name is taken (by a plugin or another script), is recorded

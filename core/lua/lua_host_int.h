@@ -15,14 +15,14 @@ struct json;
 /* One loaded version of one script: a sandboxed state (impl->data). */
 struct lua_script {
 	lua_State *L;
-	char *file;		  /* basename, for messages ("tag_contact.lua") */
+	char *file; /* basename, for messages ("tag_contact.lua") */
 	struct lua_host_limits lim;
-	struct lua_run *cur;	  /* the run executing Lua right now, or NULL */
-	size_t total;		  /* bytes held by the state */
-	int chunk_ref;		  /* the compiled script: function(env) */
-	int driver_ref;		  /* function(chunk, env, ctx) → run(ctx)'s results */
-	int env_mt_ref;		  /* metatable of every run's environment */
-	int ctx_mt_ref;		  /* metatable of every run's ctx */
+	struct lua_run *cur; /* the run executing Lua right now, or NULL */
+	size_t total;	     /* bytes held by the state */
+	int chunk_ref;	     /* the compiled script: function(env) */
+	int driver_ref;	     /* function(chunk, env, ctx) → run(ctx)'s results */
+	int env_mt_ref;	     /* metatable of every run's environment */
+	int ctx_mt_ref;	     /* metatable of every run's ctx */
 	int has_compensate;
 };
 
@@ -34,17 +34,17 @@ struct lua_run {
 	lua_State *th;
 	int th_ref, env_ref;
 	long long instructions;
-	long long mem;	     /* bytes allocated minus freed while this run was current */
-	long long held;	     /* bytes the host keeps for this run (outputs set); counted
+	long long mem;	    /* bytes allocated minus freed while this run was current */
+	long long held;	    /* bytes the host keeps for this run (outputs set); counted
 			      * against the memory limit like mem */
-	int held_ref;	     /* {output key = bytes kept} of ctx:set, or 0 */
-	int64_t lua_us;	     /* time spent running Lua so far */
-	int64_t resumed_us;  /* when the current resume began */
-	int compensate; /* this run is the script's compensate */
+	int held_ref;	    /* {output key = bytes kept} of ctx:set, or 0 */
+	int64_t lua_us;	    /* time spent running Lua so far */
+	int64_t resumed_us; /* when the current resume began */
+	int compensate;	    /* this run is the script's compensate */
 	int started;
 	int waiting; /* yielded in ghl.request / ghl.sleep */
 	int finished;
-	int dead;    /* a limit was hit: raise on every instruction, never resume */
+	int dead; /* a limit was hit: raise on every instruction, never resume */
 	char dead_msg[160];
 };
 
@@ -67,7 +67,8 @@ struct lua_run *lua_sandbox_run(lua_State *L);
 void lua_sandbox_freeze_top(lua_State *L);
 
 /* Mark r dead with a message (first one wins). */
-void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lua_sandbox_kill(struct lua_run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Charge n instructions to r and look at its clock: returns 1 (r is then
  * dead, with the limit's message) when a limit is exceeded, else 0. For C

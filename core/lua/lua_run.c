@@ -105,7 +105,8 @@ int lua_run_error(struct lua_run *r, int status, char *out, size_t outlen, int *
 			}
 			lua_pop(th, 1);
 		}
-		snprintf(out, outlen, "%s: %s", where, msg ? msg : "error raised without a message");
+		snprintf(out, outlen, "%s: %s", where,
+			 msg ? msg : "error raised without a message");
 		return 0;
 	}
 	if (status == LUA_ERRMEM)
@@ -136,7 +137,8 @@ static int returned_outputs(struct lua_run *r, int idx)
 			buf_clear(&b);
 			if (rc) {
 				lua_pop(th, 2);
-				return r->host->fail(r->ctx, 0, "%s: output \"%s\" returned by run(): %s",
+				return r->host->fail(r->ctx, 0,
+						     "%s: output \"%s\" returned by run(): %s",
 						     r->s->file, k, e.msg);
 			}
 		}
@@ -175,8 +177,9 @@ static int resume(struct lua_run *r, int nargs)
 		char where[200];
 		lua_sandbox_where(s, r->th, where, sizeof(where));
 		r->finished = 1;
-		rc = r->host->fail(r->ctx, 0, "%s: coroutine.yield() outside a coroutine of the "
-					      "script's own; only ghl.request and ghl.sleep suspend a step",
+		rc = r->host->fail(r->ctx, 0,
+				   "%s: coroutine.yield() outside a coroutine of the "
+				   "script's own; only ghl.request and ghl.sleep suspend a step",
 				   where);
 	} else if (st == LUA_OK) {
 		r->finished = 1;

@@ -258,8 +258,8 @@ static int sb_collectgarbage(lua_State *L)
 {
 	const char *opt = luaL_optstring(L, 1, "count");
 	if (strcmp(opt, "count"))
-		return luaL_error(L, "collectgarbage(\"%s\") is not allowed in steps (only \"count\")",
-				  opt);
+		return luaL_error(
+			L, "collectgarbage(\"%s\") is not allowed in steps (only \"count\")", opt);
 	struct lua_run *r = lua_sandbox_run(L);
 	lua_pushnumber(L, r ? (lua_Number)r->mem / 1024.0 : 0);
 	return 1;
@@ -322,9 +322,9 @@ static int sb_json_encode(lua_State *L)
 }
 
 static const char *const safe_base[] = {
-	"assert", "error",  "getmetatable", "ipairs",   "next",     "pairs",   "pcall",
-	"rawequal", "rawget", "rawlen",	      "select",   "tonumber", "tostring", "type",
-	"xpcall",   "_VERSION", NULL,
+	"assert",   "error",	"getmetatable", "ipairs",   "next",   "pairs",
+	"pcall",    "rawequal", "rawget",	"rawlen",   "select", "tonumber",
+	"tostring", "type",	"xpcall",	"_VERSION", NULL,
 };
 
 /* Copy the named fields of the table at src into the table at dst. */
@@ -443,21 +443,15 @@ static void push_json(lua_State *L, const struct json *v)
 	if (!lua_checkstack(L, 4))
 		luaL_error(L, "JSON nested too deep");
 	switch (v->type) {
-	case JSON_NULL:
-		lua_pushlightuserdata(L, NULL);
-		break;
-	case JSON_BOOL:
-		lua_pushboolean(L, v->u.boolean);
-		break;
+	case JSON_NULL: lua_pushlightuserdata(L, NULL); break;
+	case JSON_BOOL: lua_pushboolean(L, v->u.boolean); break;
 	case JSON_NUMBER:
 		if (v->u.num.is_int)
 			lua_pushinteger(L, (lua_Integer)v->u.num.i);
 		else
 			lua_pushnumber(L, v->u.num.d);
 		break;
-	case JSON_STRING:
-		lua_pushlstring(L, v->u.str.s, v->u.str.len);
-		break;
+	case JSON_STRING: lua_pushlstring(L, v->u.str.s, v->u.str.len); break;
 	case JSON_ARRAY:
 		lua_createtable(L, (int)v->u.arr.n, 0);
 		for (size_t i = 0; i < v->u.arr.n; i++) {
@@ -641,12 +635,9 @@ static int to_json(struct jwriter *w, int idx, int depth)
 {
 	lua_State *L = w->L;
 	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		return write_raw(w, "null");
-	case LUA_TBOOLEAN:
-		return write_raw(w, lua_toboolean(L, idx) ? "true" : "false");
-	case LUA_TNUMBER:
-		return write_number(w, idx);
+	case LUA_TNIL: return write_raw(w, "null");
+	case LUA_TBOOLEAN: return write_raw(w, lua_toboolean(L, idx) ? "true" : "false");
+	case LUA_TNUMBER: return write_number(w, idx);
 	case LUA_TSTRING: {
 		size_t l;
 		const char *s = lua_tolstring(L, idx, &l);
@@ -656,10 +647,8 @@ static int to_json(struct jwriter *w, int idx, int depth)
 		if (!lua_touserdata(L, idx))
 			return write_raw(w, "null"); /* json.null */
 		break;
-	case LUA_TTABLE:
-		return table_to_json(w, idx, depth);
-	default:
-		break;
+	case LUA_TTABLE: return table_to_json(w, idx, depth);
+	default: break;
 	}
 	return err_set(w->e, "a %s value cannot be written as JSON", luaL_typename(L, idx));
 }

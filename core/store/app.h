@@ -20,10 +20,10 @@ struct app {
 	struct migration_set migrations;
 	struct ghl_client *ghl;
 	struct vault *vault;
-	void *tokens;	 /* struct agency_tokens * (core/ghl/agency_tokens.h) */
-	void *steps;	 /* struct step_registry * (core/engine/registry.h) */
-	void *sched;	 /* struct scheduler * (core/engine/scheduler.h) */
-	void *api;	 /* REST API state (core/api/api.h) */
+	void *tokens; /* struct agency_tokens * (core/ghl/agency_tokens.h) */
+	void *steps;  /* struct step_registry * (core/engine/registry.h) */
+	void *sched;  /* struct scheduler * (core/engine/scheduler.h) */
+	void *api;    /* REST API state (core/api/api.h) */
 	/* shared by step runs, made on first use (core/engine/step_host.c) */
 	void *loc_tokens;  /* struct loc_tokens * (core/engine/loc_tokens.h) */
 	void *get_cache;   /* struct get_cache * (core/engine/get_cache.h) */

@@ -99,11 +99,11 @@ struct pending {
 	char **params;
 	db_result_cb cb;
 	void *arg;
-	char *errmsg;  /* set when failed before sending */
-	int preparing; /* the Parse of a new prepared statement is in flight */
-	int flags;     /* DB_NOWAIT, DB_REPLAY (pool queries) */
-	int replays;   /* DB_REPLAY: cut off on connections made after its last cut */
-	int64_t cut_ms; /* when its connection last dropped while it ran */
+	char *errmsg;	     /* set when failed before sending */
+	int preparing;	     /* the Parse of a new prepared statement is in flight */
+	int flags;	     /* DB_NOWAIT, DB_REPLAY (pool queries) */
+	int replays;	     /* DB_REPLAY: cut off on connections made after its last cut */
+	int64_t cut_ms;	     /* when its connection last dropped while it ran */
 	int64_t deadline_ms; /* set when it first waits in a pool's queue */
 };
 
@@ -153,9 +153,9 @@ struct db_async {
 	void *notify_arg;
 	void (*connect_cb)(void *);
 	void *connect_arg;
-	struct db_pool *pool;	/* the pool this connection belongs to, or NULL */
-	int64_t retry_at_ms;	/* DOWN: when the next connection attempt starts */
-	int64_t up_ms;		/* READY since */
+	struct db_pool *pool; /* the pool this connection belongs to, or NULL */
+	int64_t retry_at_ms;  /* DOWN: when the next connection attempt starts */
+	int64_t up_ms;	      /* READY since */
 };
 
 static void db_start_connect(struct db_async *db);
@@ -304,11 +304,11 @@ static void db_lost(struct db_async *db, const char *why)
 	db->queued = 0;
 	long long wait = db->backoff_ms;
 	db->retry_at_ms = now_monotonic_ms() + wait;
-	snprintf(db->reason, sizeof(db->reason), "database unavailable: %s; reconnecting in %lld ms",
-		 str_trim(msg), wait);
+	snprintf(db->reason, sizeof(db->reason),
+		 "database unavailable: %s; reconnecting in %lld ms", str_trim(msg), wait);
 	log_warn("database connection lost", "reason", msg, NULL);
 	db->backoff_ms = db->backoff_ms * 2 > db->backoff_max_ms ? db->backoff_max_ms
-								  : db->backoff_ms * 2;
+								 : db->backoff_ms * 2;
 	struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
 	evtimer_add(db->ev_retry, &tv);
 	if (again)
@@ -354,8 +354,9 @@ static void deliver_results(struct db_async *db)
 		if (r) {
 			/* Several statements: keep the first error, else the last
 			 * result that carries rows, else the last one. */
-			ExecStatusType st = PQresultStatus(r), kept =
-				db->last ? PQresultStatus(db->last) : PGRES_EMPTY_QUERY;
+			ExecStatusType st = PQresultStatus(r),
+				       kept = db->last ? PQresultStatus(db->last)
+						       : PGRES_EMPTY_QUERY;
 			int kept_error = db->last && kept != PGRES_COMMAND_OK &&
 					 kept != PGRES_TUPLES_OK && kept != PGRES_EMPTY_QUERY;
 			if (kept_error || (kept == PGRES_TUPLES_OK && st == PGRES_COMMAND_OK)) {
@@ -385,8 +386,8 @@ static void deliver_results(struct db_async *db)
 				PQclear(db->last);
 				db->last = NULL;
 				db->prep[db->nprep].sql = xstrdup(p->sql);
-				snprintf(db->prep[db->nprep].name, sizeof(db->prep[0].name), "ghl_%d",
-					 db->nprep);
+				snprintf(db->prep[db->nprep].name, sizeof(db->prep[0].name),
+					 "ghl_%d", db->nprep);
 				db->nprep++;
 				db_send_next(db);
 				continue;
@@ -520,9 +521,7 @@ static void connect_poll(struct db_async *db)
 		if (db->pool)
 			pool_conn_up(db->pool);
 		return;
-	default:
-		db_lost(db, PQerrorMessage(db->conn));
-		return;
+	default: db_lost(db, PQerrorMessage(db->conn)); return;
 	}
 }
 
@@ -649,9 +648,9 @@ struct db_pool {
 	int lent;
 	struct waiter *wait_head, *wait_tail; /* acquires */
 	int nwait;
-	struct pending *q_head, *q_tail;      /* queries waiting for a connection */
+	struct pending *q_head, *q_tail; /* queries waiting for a connection */
 	int nq;
-	struct pending *failed;		      /* to call back from the loop (LIFO) */
+	struct pending *failed; /* to call back from the loop (LIFO) */
 	struct event *ev_work;
 	long long wait_ms;
 	int wait_max;
@@ -723,8 +722,8 @@ static void pool_fail(struct db_pool *p, struct pending *q, const char *why)
 static void pool_fail_queue_full(struct db_pool *p, struct pending *q)
 {
 	char why[700];
-	snprintf(why, sizeof(why), "%s; %d requests already waiting for a connection",
-		 pool_why(p), p->nq + p->nwait);
+	snprintf(why, sizeof(why), "%s; %d requests already waiting for a connection", pool_why(p),
+		 p->nq + p->nwait);
 	p->st.gave_up++;
 	pool_fail(p, q, why);
 }
@@ -987,7 +986,8 @@ const char *db_pool_reason(const struct db_pool *p)
 {
 	for (int i = 0; i < p->size; i++)
 		if (p->conns[i]->state != DB_READY)
-			return p->conns[i]->reason[0] ? p->conns[i]->reason : "database unavailable";
+			return p->conns[i]->reason[0] ? p->conns[i]->reason
+						      : "database unavailable";
 	return "";
 }
 

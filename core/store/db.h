@@ -33,14 +33,13 @@ typedef void (*db_result_cb)(void *arg, PGresult *res, const char *errmsg);
 
 struct db_async;
 
-struct db_async *db_async_new(struct event_base *base, const char *dsn,
-			      long long reconnect_max_ms);
+struct db_async *db_async_new(struct event_base *base, const char *dsn, long long reconnect_max_ms);
 struct db_async *db_async_free(struct db_async *db);
 /* Queue a query; cb runs later on the loop (never from inside this call).
  * With nparams == 0 the text may hold several statements; cb then gets the
  * first error, else the last result with rows, else the last result. */
-void db_async_query(struct db_async *db, const char *sql, int nparams,
-		    const char *const *params, db_result_cb cb, void *arg);
+void db_async_query(struct db_async *db, const char *sql, int nparams, const char *const *params,
+		    db_result_cb cb, void *arg);
 /* 1 when connected and usable. */
 int db_async_is_up(const struct db_async *db);
 /* Why the connection is not up (static storage of db), or "" when up. */
@@ -52,9 +51,8 @@ const char *db_async_reason(const struct db_async *db);
 void db_set_prepared_statements(int on);
 
 /* LISTEN/NOTIFY: called for every notification received on this connection. */
-void db_async_on_notify(struct db_async *db, void (*cb)(void *arg, const char *channel,
-							 const char *payload),
-			void *arg);
+void db_async_on_notify(struct db_async *db,
+			void (*cb)(void *arg, const char *channel, const char *payload), void *arg);
 /* Called each time the connection becomes usable (first connect and every
  * reconnect) — the place to re-issue LISTEN. */
 void db_async_on_connect(struct db_async *db, void (*cb)(void *arg), void *arg);

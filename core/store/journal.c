@@ -506,8 +506,7 @@ struct journal *journal_free(struct journal *j)
 
 int journal_pending(const struct journal *j)
 {
-	return (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) +
-	       j->busy;
+	return (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) + j->busy;
 }
 
 void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
@@ -516,8 +515,7 @@ void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
 	j->idle_arg = arg;
 }
 
-void journal_stats(const struct journal *j, long long *batches, long long *logs,
-		   long long *updates)
+void journal_stats(const struct journal *j, long long *batches, long long *logs, long long *updates)
 {
 	*batches = j->batches;
 	*logs = j->nlogs;

@@ -27,12 +27,12 @@ struct job_write {
 	int set_error;
 	const char *location_id;
 	const char *context_json;
-	int retry_count;	    /* -1: unchanged */
-	long long run_at_delay_ms;  /* -1: unchanged; else run_at = now() + delay */
-	int release;		    /* clear locked_by/lease_until, drop the lease */
-	int finished;		    /* finished_at = now() */
-	int attempt;		    /* > 0: the claim's side: attempt, locked_by = owner */
-	const char *started_at;	    /* the claim's time: started_at when still NULL */
+	int retry_count;	   /* -1: unchanged */
+	long long run_at_delay_ms; /* -1: unchanged; else run_at = now() + delay */
+	int release;		   /* clear locked_by/lease_until, drop the lease */
+	int finished;		   /* finished_at = now() */
+	int attempt;		   /* > 0: the claim's side: attempt, locked_by = owner */
+	const char *started_at;	   /* the claim's time: started_at when still NULL */
 };
 
 /* Called after the batch holding a job's update committed: applied = 0

@@ -14,13 +14,13 @@
 /* Any constant works; it only has to be the same for every ghl-agent. */
 #define MIGRATE_LOCK_KEY "7483920611"
 
-const char migrate_applied_sql[] = "SELECT version, checksum FROM schema_migrations ORDER BY version";
+const char migrate_applied_sql[] =
+	"SELECT version, checksum FROM schema_migrations ORDER BY version";
 
-static const char create_table_sql[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations ("
-	" version text PRIMARY KEY,"
-	" checksum text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())";
+static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+				       " version text PRIMARY KEY,"
+				       " checksum text NOT NULL,"
+				       " applied_at timestamptz NOT NULL DEFAULT now())";
 
 static int valid_name(const char *n)
 {
@@ -41,7 +41,8 @@ static int valid_name(const char *n)
 
 static int cmp_migration(const void *a, const void *b)
 {
-	return strcmp(((const struct migration *)a)->version, ((const struct migration *)b)->version);
+	return strcmp(((const struct migration *)a)->version,
+		      ((const struct migration *)b)->version);
 }
 
 int migrate_load_dir(const char *dir, struct migration_set *out, struct err *e)
@@ -60,8 +61,10 @@ int migrate_load_dir(const char *dir, struct migration_set *out, struct err *e)
 		if (len < 4 || strcmp(n + len - 4, ".sql"))
 			continue;
 		if (!valid_name(n)) {
-			rc = err_set(e, "%s/%s: migration file names must look like "
-					"YYYYMMDD_HHMMSS_description.sql", dir, n);
+			rc = err_set(e,
+				     "%s/%s: migration file names must look like "
+				     "YYYYMMDD_HHMMSS_description.sql",
+				     dir, n);
 			break;
 		}
 		if (out->n == cap) {
@@ -147,10 +150,11 @@ static int check_edited(const struct migration_set *s, PGresult *applied, struct
 	for (int r = 0; r < PQntuples(applied); r++) {
 		const struct migration *m = find(s, PQgetvalue(applied, r, 0));
 		if (m && strcmp(m->checksum, PQgetvalue(applied, r, 1)))
-			return err_set(e, "%s was edited after it was applied (checksum %.12s…, "
-					  "recorded %.12s…); restore the file and put the change "
-					  "in a new migration", m->path, m->checksum,
-				       PQgetvalue(applied, r, 1));
+			return err_set(e,
+				       "%s was edited after it was applied (checksum %.12s…, "
+				       "recorded %.12s…); restore the file and put the change "
+				       "in a new migration",
+				       m->path, m->checksum, PQgetvalue(applied, r, 1));
 	}
 	return 0;
 }
@@ -165,8 +169,10 @@ static int apply_one(PGconn *conn, const struct migration *m, struct err *e)
 		return err_prefix(e, "%s", m->path);
 	}
 	const char *params[2] = {m->version, m->checksum};
-	PGresult *r = db_query(conn, "INSERT INTO schema_migrations (version, checksum) "
-				     "VALUES ($1, $2)", 2, params, e);
+	PGresult *r = db_query(conn,
+			       "INSERT INTO schema_migrations (version, checksum) "
+			       "VALUES ($1, $2)",
+			       2, params, e);
 	if (!r) {
 		struct err ignore;
 		db_exec(conn, "ROLLBACK", &ignore);
@@ -223,8 +229,9 @@ int migrate_status(PGconn *conn, const struct migration_set *s, FILE *out, int *
 	int have = !strcmp(PQgetvalue(exists, 0, 0), "t");
 	PQclear(exists);
 	if (have) {
-		done = db_query(conn, "SELECT version, checksum, to_char(applied_at, "
-				      "'YYYY-MM-DD HH24:MI:SS') FROM schema_migrations ORDER BY version",
+		done = db_query(conn,
+				"SELECT version, checksum, to_char(applied_at, "
+				"'YYYY-MM-DD HH24:MI:SS') FROM schema_migrations ORDER BY version",
 				0, NULL, e);
 		if (!done)
 			return -1;
@@ -234,8 +241,9 @@ int migrate_status(PGconn *conn, const struct migration_set *s, FILE *out, int *
 		const char *v = PQgetvalue(done, r, 0);
 		const struct migration *m = find(s, v);
 		const char *note = !m ? "  (file missing)"
-			: strcmp(m->checksum, PQgetvalue(done, r, 1)) ? "  (EDITED since applied)"
-								       : "";
+				   : strcmp(m->checksum, PQgetvalue(done, r, 1))
+					   ? "  (EDITED since applied)"
+					   : "";
 		fprintf(out, "applied  %s  %s%s\n", PQgetvalue(done, r, 2), v, note);
 	}
 	for (size_t i = 0; i < s->n; i++) {

@@ -10,7 +10,7 @@
 #include "util.h"
 
 struct migration {
-	char *version;	/* file name without ".sql" */
+	char *version; /* file name without ".sql" */
 	char *path;
 	char *checksum; /* lowercase hex SHA-256 of the file */
 	char *sql;

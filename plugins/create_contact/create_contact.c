@@ -116,8 +116,9 @@ static int create_contact_run(ghl_step_ctx *ctx)
 	if (host->phase(ctx) == PH_UPSERTED)
 		return upserted(ctx);
 	if (!str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id")))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
-					  "CREATE_CONTACT");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before "
+				  "CREATE_CONTACT");
 	if (!str(ctx, GHL_SRC_CLIENT, GHL_PATH("email")) &&
 	    !str(ctx, GHL_SRC_CLIENT, GHL_PATH("phone")))
 		return host->fail(ctx, 0, "client data has neither email nor phone");

@@ -46,8 +46,8 @@ struct run {
 
 /* client_data_json key -> GHL location field (name and email apart). */
 static const char *const fields[][2] = {
-	{"phone", "phone"},     {"address", "address"},         {"city", "city"},
-	{"state", "state"},     {"country", "country"},         {"postal_code", "postalCode"},
+	{"phone", "phone"},	{"address", "address"},	  {"city", "city"},
+	{"state", "state"},	{"country", "country"},	  {"postal_code", "postalCode"},
 	{"website", "website"}, {"timezone", "timezone"},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -95,8 +95,10 @@ static int search(ghl_step_ctx *ctx, struct run *r)
 	else
 		q = host->format(ctx, "companyId=%s&order=desc&skip=%d&limit=%d", company,
 				 r->page * PAGE, PAGE);
-	host->log(ctx, GHL_LOG_INFO, "GET /locations/search %s page %d (looking for an earlier "
-		  "attempt)", r->by_name ? "newest first" : "by email", r->page);
+	host->log(ctx, GHL_LOG_INFO,
+		  "GET /locations/search %s page %d (looking for an earlier "
+		  "attempt)",
+		  r->by_name ? "newest first" : "by email", r->page);
 	return send(ctx, PH_SEARCHED, "GET", "/locations/search", q, NULL);
 }
 
@@ -245,12 +247,9 @@ static int create_location_run(ghl_step_ctx *ctx)
 {
 	struct run *r = host->state_alloc(ctx, sizeof(*r));
 	switch (host->phase(ctx)) {
-	case PH_SEARCHED:
-		return searched(ctx, r);
-	case PH_CREATED:
-		return created(ctx);
-	default:
-		break;
+	case PH_SEARCHED: return searched(ctx, r);
+	case PH_CREATED: return created(ctx);
+	default: break;
 	}
 	if (!CLIENT("name") || !CLIENT("email"))
 		return host->fail(ctx, 0, "client data needs name and email");
@@ -294,8 +293,8 @@ static int create_location_compensate(ghl_step_ctx *ctx)
 		return GHL_STEP_DONE;
 	int reused = 0;
 	if (!host->get_bool(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_reused"), &reused) && reused) {
-		host->log(ctx, GHL_LOG_WARN, "kept location %s: it was found, not created, by this job",
-			  id);
+		host->log(ctx, GHL_LOG_WARN,
+			  "kept location %s: it was found, not created, by this job", id);
 		return GHL_STEP_DONE;
 	}
 	const char *mode = str(ctx, GHL_SRC_CONFIG, GHL_PATH("rollback"));

@@ -150,7 +150,8 @@ static int searched(ghl_step_ctx *ctx, int again)
 	if (id)
 		return done(ctx, id, 1);
 	if (again)
-		return host->fail(ctx, 1, "GHL says the email is in use but no user with it was found");
+		return host->fail(ctx, 1,
+				  "GHL says the email is in use but no user with it was found");
 	return create(ctx);
 }
 
@@ -175,22 +176,20 @@ static int created(ghl_step_ctx *ctx)
 static int create_user_run(ghl_step_ctx *ctx)
 {
 	switch (host->phase(ctx)) {
-	case PH_SEARCHED:
-		return searched(ctx, 0);
-	case PH_CREATED:
-		return created(ctx);
-	case PH_RESEARCHED:
-		return searched(ctx, 1);
-	default:
-		break;
+	case PH_SEARCHED: return searched(ctx, 0);
+	case PH_CREATED: return created(ctx);
+	case PH_RESEARCHED: return searched(ctx, 1);
+	default: break;
 	}
 	if (!LOCATION_ID())
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before CREATE_USER");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before CREATE_USER");
 	if (!CLIENT("email"))
 		return host->fail(ctx, 0, "client data has no email");
 	if (!CLIENT("first_name") || !CLIENT("last_name"))
-		return host->fail(ctx, 0, "client data needs first_name and last_name for the "
-					  "client's user");
+		return host->fail(ctx, 0,
+				  "client data needs first_name and last_name for the "
+				  "client's user");
 	const char *r = role(ctx);
 	if (strcmp(r, "admin") != 0 && strcmp(r, "user") != 0)
 		return host->fail(ctx, 0, "config role \"%s\" is not admin or user", r);

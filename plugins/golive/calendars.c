@@ -39,7 +39,8 @@ static void put(ghl_json *j, const char *key, const char *s)
 static int assigns_user(ghl_step_ctx *ctx, size_t i)
 {
 	int v = 0;
-	host->get_bool(ctx, GHL_SRC_CONFIG, GHL_PATH("calendars", gl_ix(ctx, i), "assign_user"), &v);
+	host->get_bool(ctx, GHL_SRC_CONFIG, GHL_PATH("calendars", gl_ix(ctx, i), "assign_user"),
+		       &v);
 	return v;
 }
 
@@ -77,8 +78,10 @@ static int check(ghl_step_ctx *ctx)
 	size_t n = host->get_count(ctx, GHL_SRC_CONFIG, GHL_PATH("calendars"));
 	for (size_t i = 0; i < n; i++)
 		if (assigns_user(ctx, i) && !gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_id")))
-			return host->fail(ctx, 0, "config calendars[%zu].assign_user needs "
-						  "CREATE_USER earlier in the pipeline (no user_id)", i);
+			return host->fail(ctx, 0,
+					  "config calendars[%zu].assign_user needs "
+					  "CREATE_USER earlier in the pipeline (no user_id)",
+					  i);
 	return GHL_STEP_DONE;
 }
 

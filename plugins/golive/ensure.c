@@ -60,14 +60,14 @@ static void match_listing(ghl_step_ctx *ctx, const struct gl_kind *k, struct run
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key));
 	for (size_t j = 0; j < n; j++) {
 		const char *ix = gl_ix(ctx, j);
-		const char *name =
-			gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key, ix, name_key(k)));
+		const char *name = gl_str(ctx, GHL_SRC_RESPONSE,
+					  GHL_PATH(k->list_key, ix, name_key(k)));
 		const char *id = gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH(k->list_key, ix, "id"));
 		for (size_t i = 0; name && id && i < r->n; i++)
 			if (!r->ids[i] && strcasecmp(NAME(i), name) == 0) {
 				r->ids[i] = gl_dup(id);
-				host->log(ctx, GHL_LOG_INFO, "%s \"%s\" exists: %s (reused)", k->what,
-					  name, id);
+				host->log(ctx, GHL_LOG_INFO, "%s \"%s\" exists: %s (reused)",
+					  k->what, name, id);
 			}
 	}
 }
@@ -138,9 +138,9 @@ static int check_names(ghl_step_ctx *ctx, const struct gl_kind *k, struct run *r
 					  name_key(k));
 		for (size_t j = 0; j < i; j++)
 			if (strcasecmp(NAME(i), NAME(j)) == 0)
-				return host->fail(ctx, 0, "config %s[%zu].%s \"%s\" repeats %s[%zu]",
-						  k->config_key, i, name_key(k), NAME(i),
-						  k->config_key, j);
+				return host->fail(
+					ctx, 0, "config %s[%zu].%s \"%s\" repeats %s[%zu]",
+					k->config_key, i, name_key(k), NAME(i), k->config_key, j);
 	}
 	return 0;
 }
@@ -176,16 +176,15 @@ int gl_ensure_run(ghl_step_ctx *ctx, const struct gl_kind *k)
 	case PH_LISTED:
 	case PH_RELISTED:
 		if (!gl_ok(ctx, host->format(ctx, "GET %s list", k->what)))
-			return host->fail_from_response(ctx, host->format(ctx, "listing %ss", k->what));
+			return host->fail_from_response(ctx,
+							host->format(ctx, "listing %ss", k->what));
 		match_listing(ctx, k, r);
 		if (host->phase(ctx) == PH_RELISTED && !r->ids[r->cur])
 			return host->fail(ctx, 1, "GHL says %s \"%s\" exists but does not list it",
 					  k->what, NAME(r->cur));
 		return next(ctx, k, r);
-	case PH_CREATED:
-		return created(ctx, k, r);
-	default:
-		return start(ctx, k);
+	case PH_CREATED: return created(ctx, k, r);
+	default: return start(ctx, k);
 	}
 }
 
@@ -197,13 +196,15 @@ int gl_ensure_compensate(ghl_step_ctx *ctx, const struct gl_kind *k)
 	if (host->phase(ctx) == PH_DELETED) {
 		int st = host->response_status(ctx);
 		if (st != 200 && st != 404)
-			return host->fail_from_response(ctx, host->format(ctx, "deleting a %s", k->what));
+			return host->fail_from_response(
+				ctx, host->format(ctx, "deleting a %s", k->what));
 		(*i)++;
 	}
 	size_t n = host->get_count(ctx, GHL_SRC_OUTPUTS, GHL_PATH(made_key));
 	for (; *i < n; (*i)++) {
 		const char *name = gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH(made_key, gl_ix(ctx, *i)));
-		const char *id = name ? gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH(ids_key, name)) : NULL;
+		const char *id = name ? gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH(ids_key, name))
+				      : NULL;
 		if (!id)
 			continue;
 		host->log(ctx, GHL_LOG_INFO, "DELETE %s \"%s\" %s (rollback)", k->what, name, id);
@@ -211,6 +212,7 @@ int gl_ensure_compensate(ghl_step_ctx *ctx, const struct gl_kind *k)
 			       k->token);
 	}
 	if (host->get_count(ctx, GHL_SRC_OUTPUTS, GHL_PATH(ids_key)) > n)
-		host->log(ctx, GHL_LOG_INFO, "kept the %ss this job found rather than made", k->what);
+		host->log(ctx, GHL_LOG_INFO, "kept the %ss this job found rather than made",
+			  k->what);
 	return GHL_STEP_DONE;
 }

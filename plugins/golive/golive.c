@@ -27,8 +27,8 @@ const char *gl_ix(ghl_step_ctx *ctx, size_t i)
 	return host->format(ctx, "%zu", i);
 }
 
-int gl_send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
-	    const char *query, const char *body, int token_class)
+int gl_send(ghl_step_ctx *ctx, int phase, const char *method, const char *path, const char *query,
+	    const char *body, int token_class)
 {
 	host->set_phase(ctx, phase);
 	if (host->request(ctx, method, path, query, body, token_class) < 0)

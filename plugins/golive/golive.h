@@ -18,8 +18,8 @@ int gl_flag(ghl_step_ctx *ctx, const char *key, int def);
 /* i as an array index key. */
 const char *gl_ix(ghl_step_ctx *ctx, size_t i);
 /* Sets phase and starts a GHL request: GHL_STEP_WAIT, or a retryable failure. */
-int gl_send(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
-	    const char *query, const char *body, int token_class);
+int gl_send(ghl_step_ctx *ctx, int phase, const char *method, const char *path, const char *query,
+	    const char *body, int token_class);
 /* Logs "<what> -> <status> traceId=…" in the journal; 1 for a 2xx answer. */
 int gl_ok(ghl_step_ctx *ctx, const char *what);
 /* The message of a 4xx answer that contains needle (any case), or NULL. */
@@ -36,16 +36,16 @@ char *gl_dup(const char *s);
 /* ensure.c: "these named things exist in the location" (CREATE_CUSTOM_FIELDS,
  * CREATE_CALENDARS). */
 struct gl_kind {
-	const char *step;       /* "CREATE_CALENDARS", for messages */
-	const char *what;       /* "calendar" */
-	const char *config_key; /* the config's array of items, each named by name_key */
-	const char *name_key;   /* the name's key, in config items and listings (NULL: "name") */
-	const char *ids_out;     /* the output name → id */
+	const char *step;	 /* "CREATE_CALENDARS", for messages */
+	const char *what;	 /* "calendar" */
+	const char *config_key;	 /* the config's array of items, each named by name_key */
+	const char *name_key;	 /* the name's key, in config items and listings (NULL: "name") */
+	const char *ids_out;	 /* the output name → id */
 	const char *created_out; /* the output [names this run created] */
-	int token;              /* GHL_TOKEN_LOCATION or GHL_TOKEN_AGENCY */
+	int token;		 /* GHL_TOKEN_LOCATION or GHL_TOKEN_AGENCY */
 	const char *(*list_path)(ghl_step_ctx *ctx);
 	const char *(*list_query)(ghl_step_ctx *ctx); /* NULL: none */
-	const char *list_key;                         /* the listing's array */
+	const char *list_key;			      /* the listing's array */
 	const char *(*create_path)(ghl_step_ctx *ctx);
 	const char *created_key; /* the create answer's object holding "id" */
 	/* The POST body of config item i (JSON builder text), NULL on error. */

@@ -40,7 +40,7 @@ static void flag(ghl_json *j, const char *key, int v)
 	host->json_bool(j, v);
 }
 
-static const char *or(const char *v, const char *def)
+static const char * or (const char *v, const char *def)
 {
 	return v ? v : def;
 }
@@ -53,18 +53,18 @@ static const char *menu_json(ghl_step_ctx *ctx, size_t i)
 	put(j, "url", gl_item(ctx, &kind, i, "url"));
 	host->json_key(j, "icon");
 	host->json_object(j);
-	put(j, "name", or(gl_item(ctx, &kind, i, "icon"), "link"));
-	put(j, "fontFamily", or(gl_item(ctx, &kind, i, "icon_family"), "fas"));
+	put(j, "name", or (gl_item(ctx, &kind, i, "icon"), "link"));
+	put(j, "fontFamily", or (gl_item(ctx, &kind, i, "icon_family"), "fas"));
 	host->json_end(j);
 	flag(j, "showOnCompany", 0);
 	flag(j, "showOnLocation", 1);
 	flag(j, "showToAllLocations", 0);
-	put(j, "openMode", or(gl_item(ctx, &kind, i, "open_mode"), "new_tab"));
+	put(j, "openMode", or (gl_item(ctx, &kind, i, "open_mode"), "new_tab"));
 	host->json_key(j, "locations");
 	host->json_array(j);
 	host->json_string(j, GL_LOCATION_ID(ctx));
 	host->json_end(j);
-	put(j, "userRole", or(gl_item(ctx, &kind, i, "user_role"), "all"));
+	put(j, "userRole", or (gl_item(ctx, &kind, i, "user_role"), "all"));
 	host->json_end(j);
 	return host->json_text(j);
 }

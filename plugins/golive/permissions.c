@@ -16,8 +16,9 @@ enum { PH_START = 0, PH_READ, PH_PUT };
 
 static const char *user_path(ghl_step_ctx *ctx)
 {
-	return host->format(ctx, "/users/%s",
-			    host->urlencode(ctx, gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_id"))));
+	return host->format(
+		ctx, "/users/%s",
+		host->urlencode(ctx, gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_id"))));
 }
 
 /* {"permissions": before + config, "scopes": …, "role": …} */
@@ -42,7 +43,8 @@ static const char *update_json(ghl_step_ctx *ctx, const char *before_src)
 	for (size_t i = 0; i < n; i++) {
 		const char *key = host->get_key(ctx, GHL_SRC_CONFIG, cfg, i);
 		host->json_key(j, key);
-		host->json_raw(j, host->get_json(ctx, GHL_SRC_CONFIG, GHL_PATH("permissions", key)));
+		host->json_raw(j,
+			       host->get_json(ctx, GHL_SRC_CONFIG, GHL_PATH("permissions", key)));
 	}
 	host->json_end(j);
 	if (host->get_type(ctx, GHL_SRC_CONFIG, GHL_PATH("scopes")) == GHL_TYPE_ARRAY) {
@@ -82,12 +84,12 @@ int set_user_permissions_run(ghl_step_ctx *ctx)
 		host->set_output(ctx, "user_permissions", now ? now : "{}");
 		return GHL_STEP_DONE;
 	}
-	default:
-		break;
+	default: break;
 	}
 	if (!gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_id")))
-		return host->fail(ctx, 0, "no user_id: CREATE_USER must run before "
-					  "SET_USER_PERMISSIONS");
+		return host->fail(ctx, 0,
+				  "no user_id: CREATE_USER must run before "
+				  "SET_USER_PERMISSIONS");
 	return gl_send(ctx, PH_READ, "GET", user_path(ctx), NULL, NULL, GHL_TOKEN_AGENCY);
 }
 
@@ -100,7 +102,8 @@ int set_user_permissions_compensate(ghl_step_ctx *ctx)
 			return GHL_STEP_DONE;
 		return host->fail_from_response(ctx, "restoring the user's permissions");
 	}
-	const char *before = host->get_json(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_permissions_before"));
+	const char *before = host->get_json(ctx, GHL_SRC_OUTPUTS,
+					    GHL_PATH("user_permissions_before"));
 	if (!before || !gl_str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("user_id")))
 		return GHL_STEP_DONE;
 	ghl_json *j = host->json_new(ctx);

@@ -25,7 +25,7 @@ enum { PH_START = 0, PH_LISTED, PH_SEARCHED, PH_BOUGHT, PH_RELISTED };
 
 struct run {
 	int area_from_client; /* the area code came from the client's phone */
-	int widened;          /* searched again without an area code */
+	int widened;	      /* searched again without an area code */
 };
 
 #define CONFIG(key) GL_CONFIG(ctx, key)
@@ -76,9 +76,9 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
  * documented; both are read). */
 static const char *list_key(ghl_step_ctx *ctx)
 {
-	return host->get_type(ctx, GHL_SRC_RESPONSE, GHL_PATH("numbers")) == GHL_TYPE_ARRAY ?
-		       "numbers" :
-		       "data";
+	return host->get_type(ctx, GHL_SRC_RESPONSE, GHL_PATH("numbers")) == GHL_TYPE_ARRAY
+		       ? "numbers"
+		       : "data";
 }
 
 static const char *first_number(ghl_step_ctx *ctx)
@@ -87,7 +87,7 @@ static const char *first_number(ghl_step_ctx *ctx)
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH(key));
 	for (size_t i = 0; i < n; i++) {
 		const char *num = gl_str(ctx, GHL_SRC_RESPONSE,
-				      GHL_PATH(key, gl_ix(ctx, i), "phoneNumber"));
+					 GHL_PATH(key, gl_ix(ctx, i), "phoneNumber"));
 		if (num)
 			return num;
 	}
@@ -113,15 +113,17 @@ static int search(ghl_step_ctx *ctx, struct run *r)
 {
 	const char *area = area_code(ctx, r);
 	const char *q = host->format(
-		ctx, "countryCode=%s&numberTypes=%s%s%s&smsEnabled=%s&voiceEnabled=%s&mmsEnabled=%s",
+		ctx,
+		"countryCode=%s&numberTypes=%s%s%s&smsEnabled=%s&voiceEnabled=%s&mmsEnabled=%s",
 		host->urlencode(ctx, country(ctx)), host->urlencode(ctx, number_type(ctx)),
 		area ? "&firstPart=" : "", area ? host->urlencode(ctx, area) : "",
-		gl_flag(ctx, "sms", 1) ? "true" : "false", gl_flag(ctx, "voice", 1) ? "true" : "false",
+		gl_flag(ctx, "sms", 1) ? "true" : "false",
+		gl_flag(ctx, "voice", 1) ? "true" : "false",
 		gl_flag(ctx, "mms", 0) ? "true" : "false");
 	host->log(ctx, GHL_LOG_INFO, "searching %s %s numbers%s%s", country(ctx), number_type(ctx),
 		  area ? " in area " : "", area ? area : "");
-	return send(ctx, PH_SEARCHED, "GET", host->format(ctx, "%s/available", numbers_path(ctx)), q,
-		    NULL);
+	return send(ctx, PH_SEARCHED, "GET", host->format(ctx, "%s/available", numbers_path(ctx)),
+		    q, NULL);
 }
 
 static const char *fingerprint(ghl_step_ctx *ctx)
@@ -160,8 +162,9 @@ static int listed(ghl_step_ctx *ctx, struct run *r, int again)
 	if (num)
 		return done(ctx, num, 1);
 	if (again)
-		return host->fail(ctx, 1, "GHL refused the purchase's fingerprintId but the location "
-					  "has no number yet; will look again");
+		return host->fail(ctx, 1,
+				  "GHL refused the purchase's fingerprintId but the location "
+				  "has no number yet; will look again");
 	return search(ctx, r);
 }
 
@@ -173,7 +176,8 @@ static int searched(ghl_step_ctx *ctx, struct run *r)
 	if (num)
 		return buy(ctx, num);
 	if (r->area_from_client && !r->widened) {
-		host->log(ctx, GHL_LOG_INFO, "no number in the client's area; searching the country");
+		host->log(ctx, GHL_LOG_INFO,
+			  "no number in the client's area; searching the country");
 		r->widened = 1;
 		return search(ctx, r);
 	}
@@ -191,13 +195,15 @@ static int bought(ghl_step_ctx *ctx)
 			return list(ctx, PH_RELISTED);
 		}
 		if (gl_message_has(ctx, 400, "not available"))
-			return host->fail(ctx, 1, "the number was taken before it could be bought; "
-						  "will search again");
+			return host->fail(ctx, 1,
+					  "the number was taken before it could be bought; "
+					  "will search again");
 		return host->fail_from_response(ctx, "buying the number");
 	}
 	const char *num = gl_str(ctx, GHL_SRC_RESPONSE, GHL_PATH("data", "phoneNumber"));
 	if (!num)
-		return host->fail(ctx, 1, "buying the number: GHL answered without data.phoneNumber");
+		return host->fail(ctx, 1,
+				  "buying the number: GHL answered without data.phoneNumber");
 	return done(ctx, num, 0);
 }
 
@@ -205,20 +211,15 @@ int buy_phone_number_run(ghl_step_ctx *ctx)
 {
 	struct run *r = host->state_alloc(ctx, sizeof(*r));
 	switch (host->phase(ctx)) {
-	case PH_LISTED:
-		return listed(ctx, r, 0);
-	case PH_SEARCHED:
-		return searched(ctx, r);
-	case PH_BOUGHT:
-		return bought(ctx);
-	case PH_RELISTED:
-		return listed(ctx, r, 1);
-	default:
-		break;
+	case PH_LISTED: return listed(ctx, r, 0);
+	case PH_SEARCHED: return searched(ctx, r);
+	case PH_BOUGHT: return bought(ctx);
+	case PH_RELISTED: return listed(ctx, r, 1);
+	default: break;
 	}
 	if (!LOCATION_ID())
-		return host->fail(ctx, 0,
-				  "no location_id: CREATE_LOCATION must run before BUY_PHONE_NUMBER");
+		return host->fail(
+			ctx, 0, "no location_id: CREATE_LOCATION must run before BUY_PHONE_NUMBER");
 	const char *a = CONFIG("area_code");
 	if (a && strspn(a, "0123456789") != strlen(a))
 		return host->fail(ctx, 0, "config area_code \"%s\" is not digits", a);
@@ -228,14 +229,14 @@ int buy_phone_number_run(ghl_step_ctx *ctx)
 }
 
 const char buy_phone_number_schema[] =
-	 "{\"type\":\"object\",\"properties\":{"
-	 "\"country\":{\"type\":\"string\",\"format\":\"country\",\"description\":\"ISO country "
-	 "of the number (default: the client's country, else US)\"},"
-	 "\"area_code\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":6,\"description\":"
-	 "\"first digits after the country code (default: the client's +1 area code)\"},"
-	 "\"number_type\":{\"type\":\"string\",\"enum\":[\"local\",\"tollfree\",\"mobile\"],"
-	 "\"default\":\"local\"},"
-	 "\"sms\":{\"type\":\"boolean\",\"default\":true,\"description\":\"must send SMS\"},"
-	 "\"voice\":{\"type\":\"boolean\",\"default\":true,\"description\":\"must take calls\"},"
-	 "\"mms\":{\"type\":\"boolean\",\"default\":false,\"description\":\"must send MMS\"}},"
-	 "\"additionalProperties\":false}";
+	"{\"type\":\"object\",\"properties\":{"
+	"\"country\":{\"type\":\"string\",\"format\":\"country\",\"description\":\"ISO country "
+	"of the number (default: the client's country, else US)\"},"
+	"\"area_code\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":6,\"description\":"
+	"\"first digits after the country code (default: the client's +1 area code)\"},"
+	"\"number_type\":{\"type\":\"string\",\"enum\":[\"local\",\"tollfree\",\"mobile\"],"
+	"\"default\":\"local\"},"
+	"\"sms\":{\"type\":\"boolean\",\"default\":true,\"description\":\"must send SMS\"},"
+	"\"voice\":{\"type\":\"boolean\",\"default\":true,\"description\":\"must take calls\"},"
+	"\"mms\":{\"type\":\"boolean\",\"default\":false,\"description\":\"must send MMS\"}},"
+	"\"additionalProperties\":false}";

@@ -89,22 +89,23 @@ int enable_saas_run(ghl_step_ctx *ctx)
 		/* 404: no subscription yet */
 		if (!gl_ok(ctx, "GET saas subscription") && host->response_status(ctx) != 404)
 			return host->fail_from_response(ctx, "reading the SaaS subscription");
-		return host->response_status(ctx) != 404 && already_on(ctx) ? saas_done(ctx, 1) :
-									       enable(ctx);
+		return host->response_status(ctx) != 404 && already_on(ctx) ? saas_done(ctx, 1)
+									    : enable(ctx);
 	case PH_ENABLED:
 		if (!gl_ok(ctx, "POST enable-saas"))
 			return host->fail_from_response(ctx, "enabling SaaS");
 		return saas_done(ctx, 0);
-	default:
-		break;
+	default: break;
 	}
 	if (!GL_LOCATION_ID(ctx))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before ENABLE_SAAS");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before ENABLE_SAAS");
 	if (!GL_COMPANY_ID(ctx))
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
 	if (PRICE_ID() && !PLAN_ID())
-		return host->fail(ctx, 0, "a price id needs a plan id (config plan_id or the "
-					  "client's custom_values.saas_plan_id)");
+		return host->fail(ctx, 0,
+				  "a price id needs a plan id (config plan_id or the "
+				  "client's custom_values.saas_plan_id)");
 	const char *path = host->format(ctx, "/saas/get-saas-subscription/%s",
 					host->urlencode(ctx, GL_LOCATION_ID(ctx)));
 	return gl_send(ctx, PH_LOOKED, "GET", path, gl_company_query(ctx), NULL, GHL_TOKEN_AGENCY);
@@ -143,8 +144,9 @@ static const char *rebilling_json(ghl_step_ctx *ctx, size_t i)
 		if (!key || strcmp(key, "markup") == 0)
 			continue;
 		host->json_key(j, key);
-		host->json_raw(j, host->get_json(ctx, GHL_SRC_CONFIG,
-						 GHL_PATH("products", gl_ix(ctx, i), "config", key)));
+		host->json_raw(j,
+			       host->get_json(ctx, GHL_SRC_CONFIG,
+					      GHL_PATH("products", gl_ix(ctx, i), "config", key)));
 	}
 	if (host->get_number(ctx, GHL_SRC_CONFIG, GHL_PATH("products", gl_ix(ctx, i), "markup"),
 			     &markup) == 0) {
@@ -181,23 +183,27 @@ int set_rebilling_run(ghl_step_ctx *ctx)
 {
 	size_t *i = host->state_alloc(ctx, sizeof(*i));
 	if (host->phase(ctx) == PH_ENABLED) {
-		if (!gl_ok(ctx, host->format(ctx, "POST update-rebilling %s", PRODUCT(*i, "product"))))
-			return host->fail_from_response(
-				ctx, host->format(ctx, "setting rebilling of %s", PRODUCT(*i, "product")));
+		if (!gl_ok(ctx,
+			   host->format(ctx, "POST update-rebilling %s", PRODUCT(*i, "product"))))
+			return host->fail_from_response(ctx,
+							host->format(ctx, "setting rebilling of %s",
+								     PRODUCT(*i, "product")));
 		(*i)++;
 		return rebill_next(ctx, i);
 	}
 	if (!GL_LOCATION_ID(ctx))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
-					  "SET_REBILLING");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before "
+				  "SET_REBILLING");
 	if (!GL_COMPANY_ID(ctx))
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
 	size_t n = host->get_count(ctx, GHL_SRC_CONFIG, GHL_PATH("products"));
 	for (size_t k = 0; k < n; k++)
 		for (size_t m = 0; m < k; m++)
 			if (strcmp(PRODUCT(k, "product"), PRODUCT(m, "product")) == 0)
-				return host->fail(ctx, 0, "config products[%zu].product \"%s\" "
-							  "repeats products[%zu]",
+				return host->fail(ctx, 0,
+						  "config products[%zu].product \"%s\" "
+						  "repeats products[%zu]",
 						  k, PRODUCT(k, "product"), m);
 	return rebill_next(ctx, i);
 }

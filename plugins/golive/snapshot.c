@@ -57,8 +57,8 @@ static int load(ghl_step_ctx *ctx)
 	const char *body = host->json_text(j);
 	if (!body)
 		return host->fail(ctx, 0, "could not build the request (see the log)");
-	const char *path =
-		host->format(ctx, "/locations/%s", host->urlencode(ctx, GL_LOCATION_ID(ctx)));
+	const char *path = host->format(ctx, "/locations/%s",
+					host->urlencode(ctx, GL_LOCATION_ID(ctx)));
 	host->log(ctx, GHL_LOG_INFO, "PUT %s snapshot %s override=%s", path, snapshot_id(ctx),
 		  override ? "true" : "false");
 	return gl_send(ctx, PH_LOADED, "PUT", path, NULL, body, GHL_TOKEN_AGENCY);
@@ -77,36 +77,40 @@ static int looked(ghl_step_ctx *ctx)
 	int64_t attempt = 1;
 	host->get_int(ctx, GHL_SRC_JOB, GHL_PATH("attempt"), &attempt);
 	if (gl_flag(ctx, "override", 0)) {
-		host->log(ctx, GHL_LOG_WARN, "snapshot %s was loaded before (status %s); loading it "
-					     "again with override", snapshot_id(ctx), status ? status : "-");
+		host->log(ctx, GHL_LOG_WARN,
+			  "snapshot %s was loaded before (status %s); loading it "
+			  "again with override",
+			  snapshot_id(ctx), status ? status : "-");
 		return load(ctx);
 	}
 	if (attempt > 1) {
-		host->log(ctx, GHL_LOG_INFO, "snapshot %s already loaded (status %s): taken as this "
-					     "job's earlier attempt", snapshot_id(ctx), status ? status : "-");
+		host->log(ctx, GHL_LOG_INFO,
+			  "snapshot %s already loaded (status %s): taken as this "
+			  "job's earlier attempt",
+			  snapshot_id(ctx), status ? status : "-");
 		return loaded(ctx, "snapshot_load_reused");
 	}
-	return host->fail(ctx, 0,
-			  "snapshot %s was already loaded into location %s (status %s); loading it "
-			  "again would duplicate its assets: set \"override\": true to replace them",
-			  snapshot_id(ctx), GL_LOCATION_ID(ctx), status ? status : "-");
+	return host->fail(
+		ctx, 0,
+		"snapshot %s was already loaded into location %s (status %s); loading it "
+		"again would duplicate its assets: set \"override\": true to replace them",
+		snapshot_id(ctx), GL_LOCATION_ID(ctx), status ? status : "-");
 }
 
 int load_snapshot_run(ghl_step_ctx *ctx)
 {
 	switch (host->phase(ctx)) {
-	case PH_LOOKED:
-		return looked(ctx);
+	case PH_LOOKED: return looked(ctx);
 	case PH_LOADED:
 		if (!gl_ok(ctx, "PUT location snapshot"))
 			return host->fail_from_response(ctx, "loading the snapshot");
 		return loaded(ctx, NULL);
-	default:
-		break;
+	default: break;
 	}
 	if (!GL_LOCATION_ID(ctx))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
-					  "LOAD_SNAPSHOT");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before "
+				  "LOAD_SNAPSHOT");
 	if (!GL_COMPANY_ID(ctx))
 		return host->fail(ctx, 0, "job has no company_id (agency not connected to GHL?)");
 	const char *snap = snapshot_id(ctx);

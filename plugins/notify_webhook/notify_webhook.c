@@ -104,8 +104,8 @@ static const struct ghl_step_def steps[] = {
 	 "\"secret\":{\"type\":\"string\",\"minLength\":16,\"maxLength\":512,"
 	 "\"description\":\"HMAC-SHA256 key for X-GHL-Agent-Signature\"}},"
 	 "\"required\":[\"url\",\"secret\"],\"additionalProperties\":false}",
-	 "POSTs the provisioning result to the agency's URL, HMAC-signed", notify_webhook_run,
-	 NULL, GHL_CLIENT_FIELDS("name", "email")},
+	 "POSTs the provisioning result to the agency's URL, HMAC-signed", notify_webhook_run, NULL,
+	 GHL_CLIENT_FIELDS("name", "email")},
 };
 
 GHL_STEP_PLUGIN(notify_webhook, "1.0.0", NULL, steps)

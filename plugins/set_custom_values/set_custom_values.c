@@ -47,8 +47,8 @@ static const char *item_name(ghl_step_ctx *ctx, size_t i)
 static int shadowed(ghl_step_ctx *ctx, size_t i)
 {
 	return i < n_config(ctx) &&
-	       host->get_type(ctx, GHL_SRC_CLIENT,
-			      GHL_PATH("custom_values", item_name(ctx, i))) != GHL_TYPE_ABSENT;
+	       host->get_type(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", item_name(ctx, i))) !=
+		       GHL_TYPE_ABSENT;
 }
 
 /* The text of a client value at path: a string as it is, null and absent as
@@ -56,13 +56,10 @@ static int shadowed(ghl_step_ctx *ctx, size_t i)
 static const char *text_at(ghl_step_ctx *ctx, const char *const *path)
 {
 	switch (host->get_type(ctx, GHL_SRC_CLIENT, path)) {
-	case GHL_TYPE_STRING:
-		return host->get_string(ctx, GHL_SRC_CLIENT, path);
+	case GHL_TYPE_STRING: return host->get_string(ctx, GHL_SRC_CLIENT, path);
 	case GHL_TYPE_ABSENT:
-	case GHL_TYPE_NULL:
-		return "";
-	default:
-		return host->get_json(ctx, GHL_SRC_CLIENT, path);
+	case GHL_TYPE_NULL: return "";
+	default: return host->get_json(ctx, GHL_SRC_CLIENT, path);
 	}
 }
 
@@ -136,8 +133,7 @@ static int send(ghl_step_ctx *ctx, int phase, const char *method, const char *pa
 }
 
 /* {"name": …, "value": …} of item i, then the request. */
-static int send_item(ghl_step_ctx *ctx, int phase, const char *method, const char *path,
-		     size_t i)
+static int send_item(ghl_step_ctx *ctx, int phase, const char *method, const char *path, size_t i)
 {
 	ghl_json *j = host->json_new(ctx);
 	host->json_object(j);
@@ -183,8 +179,8 @@ static const char *listed(ghl_step_ctx *ctx, const char *name, const char *field
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("customValues"));
 	for (size_t j = 0; j < n; j++) {
 		const char *ix = host->format(ctx, "%zu", j);
-		const char *nm =
-			host->get_string(ctx, GHL_SRC_RESPONSE, GHL_PATH("customValues", ix, "name"));
+		const char *nm = host->get_string(ctx, GHL_SRC_RESPONSE,
+						  GHL_PATH("customValues", ix, "name"));
 		if (nm && strcasecmp(nm, name) == 0)
 			return host->get_string(ctx, GHL_SRC_RESPONSE,
 						GHL_PATH("customValues", ix, field));
@@ -205,7 +201,8 @@ static int collect_ids(ghl_step_ctx *ctx)
 		const char *name = item_name(ctx, i);
 		const char *id = listed(ctx, name, "id");
 		if (!id)
-			return host->fail(ctx, 1, "custom value \"%s\" is missing after it was written",
+			return host->fail(ctx, 1,
+					  "custom value \"%s\" is missing after it was written",
 					  name);
 		host->json_key(j, name);
 		host->json_string(j, id);
@@ -225,8 +222,9 @@ static int on_listed(ghl_step_ctx *ctx, struct run *r)
 		return host->fail_from_response(ctx, "listing custom values");
 	const char *id = listed(ctx, name, "id");
 	if (!id)
-		return host->fail(ctx, 0, "GHL refused custom value \"%s\" with 400 (see the step "
-					  "log) and no value of that name exists",
+		return host->fail(ctx, 0,
+				  "GHL refused custom value \"%s\" with 400 (see the step "
+				  "log) and no value of that name exists",
 				  name);
 	const char *cur = listed(ctx, name, "value");
 	if (cur && strcmp(cur, item_value(ctx, r->i)) == 0) {
@@ -262,8 +260,9 @@ static int set_custom_values_run(ghl_step_ctx *ctx)
 	if (ph != PH_START)
 		return on_reply(ctx, r, ph);
 	if (!host->get_string(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id")))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
-					  "SET_CUSTOM_VALUES");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before "
+				  "SET_CUSTOM_VALUES");
 	size_t n = n_items(ctx);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = item_name(ctx, i);

@@ -34,8 +34,8 @@ static int check_local(ghl_step_ctx *ctx, const char *ghl_id)
 	if (!ghl_id)
 		return host->fail(ctx, 0, "snapshot %s has no ghl_snapshot_id", name ? name : "?");
 	if (host->get_bool(ctx, GHL_SRC_JOB, GHL_PATH("snapshot", "is_active"), &active) || !active)
-		return host->fail(ctx, 0, "snapshot %s (%s) is not active",
-				  name ? name : ghl_id, ghl_id);
+		return host->fail(ctx, 0, "snapshot %s (%s) is not active", name ? name : ghl_id,
+				  ghl_id);
 	if (!owner || !agency || strcmp(owner, agency) != 0)
 		return host->fail(ctx, 0, "snapshot %s (%s) belongs to another agency",
 				  name ? name : ghl_id, ghl_id);
@@ -66,7 +66,8 @@ static int find_snapshot(ghl_step_ctx *ctx, const char *ghl_id)
 {
 	int status = host->response_status(ctx);
 	const char *trace = str(ctx, GHL_SRC_RESPONSE, GHL_PATH("traceId"));
-	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ -> %d traceId=%s", status, trace ? trace : "-");
+	host->log(ctx, GHL_LOG_INFO, "GET /snapshots/ -> %d traceId=%s", status,
+		  trace ? trace : "-");
 	if (status < 200 || status > 299)
 		return host->fail_from_response(ctx, "listing snapshots");
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("snapshots"));

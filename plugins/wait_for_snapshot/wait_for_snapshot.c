@@ -109,9 +109,10 @@ static int polled(ghl_step_ctx *ctx, struct run *r, int shared)
 	host->log(ctx, GHL_LOG_DEBUG, "snapshot status%s -> %d traceId=%s",
 		  shared ? " (shared poll)" : "", st, trace ? trace : "-");
 	if (shared && st != 200) {
-		host->log(ctx, GHL_LOG_INFO, "the shared poll could not tell (%s); asking GHL "
-			  "about this location", host->response_message(ctx) ?
-			  host->response_message(ctx) : "no message");
+		host->log(ctx, GHL_LOG_INFO,
+			  "the shared poll could not tell (%s); asking GHL "
+			  "about this location",
+			  host->response_message(ctx) ? host->response_message(ctx) : "no message");
 		return poll(ctx, r);
 	}
 	if (st < 200 || st > 299)
@@ -122,9 +123,12 @@ static int polled(ghl_step_ctx *ctx, struct run *r, int shared)
 		return host->fail(ctx, 0, "snapshot push into location %s %s",
 				  str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id")), status);
 	if ((!status || strcmp(status, "processing") != 0) && pending == 0) {
-		host->log(ctx, GHL_LOG_INFO, "snapshot push finished (%s) after %d own polls, %d "
-			  "shared waits", status ? status : "no status", r->polls, r->shared);
-		host->set_output(ctx, "snapshot_status", host->quote(ctx, status ? status : "done"));
+		host->log(ctx, GHL_LOG_INFO,
+			  "snapshot push finished (%s) after %d own polls, %d "
+			  "shared waits",
+			  status ? status : "no status", r->polls, r->shared);
+		host->set_output(ctx, "snapshot_status",
+				 host->quote(ctx, status ? status : "done"));
 		return GHL_STEP_DONE;
 	}
 	long interval = config_ms(ctx, "poll_interval_ms", DEF_POLL_MS, MIN_POLL_MS);
@@ -143,14 +147,10 @@ static int wait_for_snapshot_run(ghl_step_ctx *ctx)
 {
 	struct run *r = host->state_alloc(ctx, sizeof(*r));
 	switch (host->phase(ctx)) {
-	case PH_SHARED:
-		return polled(ctx, r, 1);
-	case PH_POLLED:
-		return polled(ctx, r, 0);
-	case PH_SLEPT:
-		return can_share() ? shared_wait(ctx, r) : poll(ctx, r);
-	default:
-		break;
+	case PH_SHARED: return polled(ctx, r, 1);
+	case PH_POLLED: return polled(ctx, r, 0);
+	case PH_SLEPT: return can_share() ? shared_wait(ctx, r) : poll(ctx, r);
+	default: break;
 	}
 	if (host->get_type(ctx, GHL_SRC_JOB, GHL_PATH("snapshot")) != GHL_TYPE_OBJECT ||
 	    !snapshot_id(ctx)) {
@@ -159,8 +159,9 @@ static int wait_for_snapshot_run(ghl_step_ctx *ctx)
 		return GHL_STEP_DONE;
 	}
 	if (!str(ctx, GHL_SRC_OUTPUTS, GHL_PATH("location_id")))
-		return host->fail(ctx, 0, "no location_id: CREATE_LOCATION must run before "
-					  "WAIT_FOR_SNAPSHOT");
+		return host->fail(ctx, 0,
+				  "no location_id: CREATE_LOCATION must run before "
+				  "WAIT_FOR_SNAPSHOT");
 	return can_share() ? shared_wait(ctx, r) : poll(ctx, r);
 }
 

@@ -25,4 +25,7 @@ static const struct ghl_step_def steps[] = {
 	{"ABI_1_0", "1.0.0", NULL, "built against ABI 1.0", run, NULL}};
 static const struct ghl_plugin p = {GHL_PLUGIN_HEADER, "abi_1_0", init, steps, 1};
 __attribute__((visibility("default"))) const struct ghl_plugin *ghl_plugin_entry(void);
-const struct ghl_plugin *ghl_plugin_entry(void) { return &p; }
+const struct ghl_plugin *ghl_plugin_entry(void)
+{
+	return &p;
+}

@@ -68,9 +68,9 @@ enum ghl_token_class {
 };
 
 /* Sources readable with get(). */
-#define GHL_SRC_JOB "job"           /* {"id","agency_id","company_id","snapshot":{...}|null,"attempt"} */
-#define GHL_SRC_CLIENT "client"     /* the job's client_data_json */
-#define GHL_SRC_CONFIG "config"     /* this step's config from the pipeline */
+#define GHL_SRC_JOB "job" /* {"id","agency_id","company_id","snapshot":{...}|null,"attempt"} */
+#define GHL_SRC_CLIENT "client"	    /* the job's client_data_json */
+#define GHL_SRC_CONFIG "config"	    /* this step's config from the pipeline */
 #define GHL_SRC_OUTPUTS "outputs"   /* outputs of earlier steps, merged: {"location_id":..} */
 #define GHL_SRC_RESPONSE "response" /* the body of the last completed request() */
 
@@ -147,8 +147,8 @@ struct ghl_host_api {
 };
 
 struct ghl_step_def {
-	const char *name;          /* unique across all plugins and scripts */
-	const char *version;       /* e.g. "1.0.0" */
+	const char *name;	   /* unique across all plugins and scripts */
+	const char *version;	   /* e.g. "1.0.0" */
 	const char *config_schema; /* JSON Schema subset (object/properties/required/
 				    * additionalProperties/type/enum/items/minimum/
 				    * maximum/minLength/maxLength) or NULL for {} */
@@ -158,11 +158,11 @@ struct ghl_step_def {
 };
 
 struct ghl_plugin {
-	uint32_t abi_major;     /* GHL_STEP_ABI_MAJOR the plugin was built with */
-	uint32_t abi_minor;     /* GHL_STEP_ABI_MINOR the plugin was built with */
-	uint32_t plugin_size;   /* sizeof(struct ghl_plugin) */
+	uint32_t abi_major;	/* GHL_STEP_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;	/* GHL_STEP_ABI_MINOR the plugin was built with */
+	uint32_t plugin_size;	/* sizeof(struct ghl_plugin) */
 	uint32_t step_def_size; /* sizeof(struct ghl_step_def) */
-	const char *name;       /* the plugin's name, for messages */
+	const char *name;	/* the plugin's name, for messages */
 	/* Called once after the checks; 0 on success, else write a reason into
 	 * err (errlen bytes) and return non-zero. The host table outlives the
 	 * plugin; keep the pointer. */
@@ -174,8 +174,8 @@ struct ghl_plugin {
 typedef const struct ghl_plugin *(*ghl_plugin_entry_fn)(void);
 
 /* Convenience for the descriptor's first four members. */
-#define GHL_PLUGIN_HEADER                                                                  \
-	GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR, sizeof(struct ghl_plugin),                 \
+#define GHL_PLUGIN_HEADER                                                  \
+	GHL_STEP_ABI_MAJOR, GHL_STEP_ABI_MINOR, sizeof(struct ghl_plugin), \
 		sizeof(struct ghl_step_def)
 
 #ifdef __cplusplus

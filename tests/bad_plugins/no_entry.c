@@ -1,3 +1,6 @@
 #include "bad_plugins.h"
 BP_EXPORT int not_the_entry_point(void);
-int not_the_entry_point(void) { return bp_run(NULL); }
+int not_the_entry_point(void)
+{
+	return bp_run(NULL);
+}

@@ -76,8 +76,7 @@ static void wrk_parse(const char *out, struct wrk_result *r)
 }
 
 /* Start wrk (output to log); returns its pid. script may be NULL. */
-static pid_t wrk_start(int threads, int conns, const char *script, const char *url,
-		       const char *log)
+static pid_t wrk_start(int threads, int conns, const char *script, const char *url, const char *log)
 {
 	char t[16], c[16], d[16];
 	snprintf(t, sizeof t, "-t%d", threads);
@@ -153,7 +152,8 @@ static void bench_submit(void)
 	wrk_finish(pid, "/tmp/bench-api-a.log", &r, "submit");
 	char *after = tl_sql_value(db, "SELECT count(*) FROM provisioning_jobs");
 	long long stored = atoll(after) - atoll(before);
-	snprintf(rows[0][0], sizeof rows[0][0], "(a) POST /agencies/{id}/jobs, API key, -t2 -c%d", c);
+	snprintf(rows[0][0], sizeof rows[0][0], "(a) POST /agencies/{id}/jobs, API key, -t2 -c%d",
+		 c);
 	snprintf(rows[0][1], sizeof rows[0][1], "%.0f req/s, p50 %.2f ms, p99 %.2f ms", r.rps,
 		 r.p50_ms, r.p99_ms);
 	snprintf(rows[0][2], sizeof rows[0][2], "target >= 3000/s; %lld stored, %lld non-2xx",
@@ -174,10 +174,11 @@ static void bench_list(void)
 	PGconn *db = tl_connect(dsn);
 	int64_t t0 = now_monotonic_ms();
 	/* 10 agencies (ours first), 5 statuses, created over the last 30 days */
-	PQclear(tl_sql(db, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			   " oauth_refresh_token_encrypted, token_expires_at)"
-			   " SELECT 'Bulk ' || i, 'bulk-' || i, 'x', 'y', now() + interval '1 day'"
-			   " FROM generate_series(1, 9) i"));
+	PQclear(tl_sql(db,
+		       "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		       " oauth_refresh_token_encrypted, token_expires_at)"
+		       " SELECT 'Bulk ' || i, 'bulk-' || i, 'x', 'y', now() + interval '1 day'"
+		       " FROM generate_series(1, 9) i"));
 	char *q = xasprintf(
 		"INSERT INTO provisioning_jobs (agency_id, status, client_data_json, created_at,"
 		" updated_at, error_message)"
@@ -212,8 +213,8 @@ static void bench_list(void)
 			 who[w], 2 * cores());
 		snprintf(rows[1 + w][1], sizeof rows[1][1], "%.0f req/s, p50 %.2f ms, p99 %.2f ms",
 			 r.rps, r.p50_ms, r.p99_ms);
-		snprintf(rows[1 + w][2], sizeof rows[1][2], "target p99 <= 20 ms; %s jobs, %lld non-2xx",
-			 n, r.non2xx);
+		snprintf(rows[1 + w][2], sizeof rows[1][2],
+			 "target p99 <= 20 ms; %s jobs, %lld non-2xx", n, r.non2xx);
 		unlink(script);
 		free(script);
 		free(lua);
@@ -231,8 +232,8 @@ static void bench_health(void)
 {
 	char *lua = xasprintf("wrk.method = \"POST\"\n"
 			      "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
-			      "wrk.body = '{\"email\":\"" H_ADMIN_EMAIL "\",\"password\":\""
-			      H_ADMIN_PASSWORD "\"}'\n");
+			      "wrk.body = '{\"email\":\"" H_ADMIN_EMAIL
+			      "\",\"password\":\"" H_ADMIN_PASSWORD "\"}'\n");
 	char *script = temp_script(lua);
 	char *login_url = xasprintf("%s/api/v1/auth/login", ag.base);
 	char *health_url = xasprintf("%s/healthz", ag.base);
@@ -247,8 +248,8 @@ static void bench_health(void)
 	snprintf(crow[1], sizeof crow[1], "%.0f req/s, p50 %.2f ms, p99 %.2f ms", h.rps, h.p50_ms,
 		 h.p99_ms);
 	snprintf(crow[2], sizeof crow[2],
-		 "target p99 <= 10 ms; logins %.1f/s (p99 %.0f ms), %lld non-2xx", l.rps,
-		 l.p99_ms, l.non2xx);
+		 "target p99 <= 10 ms; logins %.1f/s (p99 %.0f ms), %lld non-2xx", l.rps, l.p99_ms,
+		 l.non2xx);
 	unlink(script);
 	free(script);
 	free(lua);

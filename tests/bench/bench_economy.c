@@ -16,7 +16,7 @@ static char results[2][240];
 static int smoke;
 
 static const char *const agent_env[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_GHL_TIMEOUT=60s",
-					 NULL};
+					NULL};
 
 static void bench_call_list(void)
 {
@@ -93,8 +93,9 @@ static void run_benchmarks(void)
 		"(f) agency-bucket calls per job, default pipeline (target <= 2.2)",
 		"(g) 500 jobs, one agency, 100/10 s (target within 10% of the bound, 0 429s)",
 	};
-	printf("\n%-78s | %s\n", smoke ? "GHL call economy (BENCH_SMOKE: tiny sizes)"
-					: "GHL call economy", "measured");
+	printf("\n%-78s | %s\n",
+	       smoke ? "GHL call economy (BENCH_SMOKE: tiny sizes)" : "GHL call economy",
+	       "measured");
 	for (int i = 0; i < 2; i++)
 		if (results[i][0])
 			printf("%-78s | %s\n", names[i], results[i]);

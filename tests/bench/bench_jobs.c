@@ -133,11 +133,12 @@ static void bench_drain(void)
 	sql("%s", agency_sql);
 	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json) SELECT "
 	    "'22222222-2222-4222-8222-222222222222', jsonb_build_object('name', 'C' || g, "
-	    "'email', 'c' || g || '@x.example') FROM generate_series(1, %d) g", n);
+	    "'email', 'c' || g || '@x.example') FROM generate_series(1, %d) g",
+	    n);
 	sql("VACUUM ANALYZE provisioning_jobs");
 	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
-			       "GHL_AGENT_CLAIM_BATCH=2000", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000",
-			       NULL};
+			       "GHL_AGENT_CLAIM_BATCH=2000",
+			       "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000", NULL};
 	struct hagent a;
 	struct cost cost;
 	cost_begin(&cost, db);
@@ -167,8 +168,8 @@ static void bench_pickup(void)
 {
 	fresh_db("bench_pickup");
 	sql("%s", agency_sql);
-	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000",
-			       NULL};
+	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn",
+			       "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=100000", NULL};
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, extra);
 	/* warm up, then a steady 100 inserts/s for 10 s, one transaction each */
@@ -181,22 +182,26 @@ static void bench_pickup(void)
 			usleep((useconds_t)(due - now) * 1000);
 		sql("INSERT INTO provisioning_jobs (agency_id, client_data_json, error_message) VALUES "
 		    "('22222222-2222-4222-8222-222222222222', '{\"name\":\"P\",\"email\":"
-		    "\"p@x.example\"}', %s)", i < warm ? "'warmup'" : "NULL");
+		    "\"p@x.example\"}', %s)",
+		    i < warm ? "'warmup'" : "NULL");
 	}
 	wait_done(n + warm, 60);
-	char *p = tl_sql_value(db, "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::"
-				   "numeric, 2) || ' ' || round(percentile_cont(0.99) WITHIN GROUP "
-				   "(ORDER BY ms)::numeric, 2) || ' ' || round(max(ms)::numeric, 2) "
-				   "FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 "
-				   "AS ms FROM provisioning_jobs WHERE error_message IS NULL OR "
-				   "error_message <> 'warmup') s");
+	char *p = tl_sql_value(db,
+			       "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::"
+			       "numeric, 2) || ' ' || round(percentile_cont(0.99) WITHIN GROUP "
+			       "(ORDER BY ms)::numeric, 2) || ' ' || round(max(ms)::numeric, 2) "
+			       "FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 "
+			       "AS ms FROM provisioning_jobs WHERE error_message IS NULL OR "
+			       "error_message <> 'warmup') s");
 	double p50 = 0, p99 = 0, mx = 0;
 	sscanf(p, "%lf %lf %lf", &p50, &p99, &mx);
 	free(p);
 	hagent_stop(&a);
 	unlink(a.log);
-	snprintf(results[1], sizeof(results[1]), "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d jobs "
-		 "at 100/s)", p50, p99, mx, n);
+	snprintf(results[1], sizeof(results[1]),
+		 "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d jobs "
+		 "at 100/s)",
+		 p50, p99, mx, n);
 	printf("(b) pickup latency: %s\n", results[1]);
 	fflush(stdout);
 }
@@ -206,14 +211,14 @@ static void bench_provision(void)
 	const int agencies = smoke ? 3 : 200, per = smoke ? 2 : 10, total = agencies * per;
 	fresh_db("bench_prov");
 	struct hsim sim;
-	const char *sim_flags[] = {"--latency-ms", "200", "--rate-limit", "0",
-				   "--snapshot-delay-ms", "0", NULL};
+	const char *sim_flags[] = {
+		"--latency-ms", "200", "--rate-limit", "0", "--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, sim_flags);
-	const char *extra[] = {"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
-			       "GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
-			       "GHL_AGENT_WORKER_CONCURRENCY=1000",
-			       "GHL_AGENT_GHL_TIMEOUT=30s", "GHL_AGENT_GHL_MAX_CONNECTIONS=4000",
-			       NULL};
+	const char *extra[] = {
+		"GHL_AGENT_LOG_LEVEL=warn",	      "GHL_AGENT_WORKER_CONCURRENCY=4000",
+		"GHL_AGENT_CLAIM_BATCH=1000",	      "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
+		"GHL_AGENT_WORKER_CONCURRENCY=1000",  "GHL_AGENT_GHL_TIMEOUT=30s",
+		"GHL_AGENT_GHL_MAX_CONNECTIONS=4000", NULL};
 	struct hagent a;
 	struct cost cost;
 	cost_begin(&cost, db);
@@ -241,7 +246,8 @@ static void bench_provision(void)
 	    "'owner' || g || '@' || a.ghl_agency_id || '.example', 'first_name', 'Ada', "
 	    "'last_name', 'Lovelace', 'custom_values', jsonb_build_object('welcome', 'Hi'), "
 	    "'tags', jsonb_build_array('bench')), s.id FROM agencies a JOIN snapshots s ON "
-	    "s.agency_id = a.id CROSS JOIN generate_series(1, %d) g", per);
+	    "s.agency_id = a.id CROSS JOIN generate_series(1, %d) g",
+	    per);
 	long long peak = 0;
 	char *metrics_url = hagent_url(&a, "/metrics");
 	for (int i = 0; i < 6000; i++) {
@@ -315,7 +321,8 @@ static void bench_rate_limited(void)
 	long long before_calls = sim_api_calls(&sim);
 	sql("INSERT INTO provisioning_jobs (agency_id, client_data_json) SELECT id, "
 	    "jsonb_build_object('name', 'RL ' || g, 'email', 'rl' || g || '@x.example') FROM "
-	    "agencies CROSS JOIN generate_series(1, %d) g", n);
+	    "agencies CROSS JOIN generate_series(1, %d) g",
+	    n);
 	int64_t t0 = now_monotonic_ms();
 	wait_done(n, 600);
 	double secs = (now_monotonic_ms() - t0) / 1000.0;
@@ -326,7 +333,8 @@ static void bench_rate_limited(void)
 	double cps = (sim_api_calls(&sim) - before_calls) / secs;
 	snprintf(results[4], sizeof(results[4]),
 		 "%lld 429s, %.2f company calls/s (%.0f%% of the 10/s budget), %d jobs in %.1f s, "
-		 "%lld failed", r429, cps, cps * 10.0, n, secs, failed);
+		 "%lld failed",
+		 r429, cps, cps * 10.0, n, secs, failed);
 	printf("(e) rate-limited: %s\n", results[4]);
 	fflush(stdout);
 	hagent_stop(&a);
@@ -369,8 +377,9 @@ static void run_benchmarks(void)
 		"(d) agent peak RSS during (c) (target <= 64 MiB)",
 		"(e) rate-limited, 1 agency (target 0 429s, >= 90% of 10 calls/s)",
 	};
-	printf("\n%-78s | %s\n", smoke ? "job engine benchmark (BENCH_SMOKE: tiny sizes)"
-					: "job engine benchmark", "measured");
+	printf("\n%-78s | %s\n",
+	       smoke ? "job engine benchmark (BENCH_SMOKE: tiny sizes)" : "job engine benchmark",
+	       "measured");
 	for (int i = 0; i < 5; i++)
 		if (results[i][0])
 			printf("%-78s | %s\n", names[i], results[i]);

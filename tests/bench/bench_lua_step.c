@@ -53,8 +53,8 @@ static double measure(struct app *app, struct step_impl *impl, const struct json
 		completed = 0;
 		double t0 = now_s();
 		for (long i = 0; i < n; i++)
-			runner_run_once(app, impl, "agency", "company", NULL, client, NULL, NULL, on_done,
-					NULL);
+			runner_run_once(app, impl, "agency", "company", NULL, client, NULL, NULL,
+					on_done, NULL);
 		double us = (now_s() - t0) * 1e6 / (double)n;
 		if (completed != n) {
 			fprintf(stderr, "bench: %d of %ld runs completed\n", completed, n);

@@ -48,15 +48,15 @@ struct chaos {
 	char *dsn;
 	struct hsim sim;
 	struct chaos_agent api, worker;
-	struct hagent h;           /* the API process, for the harness helpers */
-	const char *const *env;    /* extra KEY=VALUE for both agents, NULL-terminated */
+	struct hagent h;	/* the API process, for the harness helpers */
+	const char *const *env; /* extra KEY=VALUE for both agents, NULL-terminated */
 	char agency[64], snapshot[64], key[128];
 	PGconn *db; /* the suite's connection; NULL after a failure, reopened on use */
 	int submitted;
 	long submit_503;      /* submissions answered 503 (sent again) */
 	long submit_lost;     /* … cut off without an answer, or another 5xx (sent again) */
 	long submit_replayed; /* resent and answered 200: the first attempt had been stored */
-	int64_t t0;           /* first submission (monotonic ms) */
+	int64_t t0;	      /* first submission (monotonic ms) */
 	int64_t deadline;     /* the drain must end before this */
 	int64_t last_event;   /* when the last process was killed or restarted */
 	char events[16][176]; /* what was done to the processes, and when */

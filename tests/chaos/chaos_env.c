@@ -74,14 +74,24 @@ void chaos_pg_init(struct chaos_pg *pg, const char *dir, const char *name)
 	ck_assert_msg(mkdir(pg->data, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", pg->data,
 		      strerror(errno));
 	if (as)
-		ck_assert_msg(chown(pg->data, as->pw_uid, as->pw_gid) == 0, "chown %s: %s", pg->data,
-			      strerror(errno));
+		ck_assert_msg(chown(pg->data, as->pw_uid, as->pw_gid) == 0, "chown %s: %s",
+			      pg->data, strerror(errno));
 	char *initdb = xasprintf("%s/initdb", pg_bin());
-	ck_assert_msg(access(initdb, X_OK) == 0, "%s not found: install postgresql-15 or set "
-						 "CHAOS_PG_BIN to its bin folder", initdb);
-	char *argv[] = {initdb, (char *)"-D", pg->data, (char *)"-U", (char *)"postgres",
-			(char *)"--auth=trust", (char *)"-E", (char *)"UTF8",
-			(char *)"--locale=C.UTF-8", (char *)"--no-sync", NULL};
+	ck_assert_msg(access(initdb, X_OK) == 0,
+		      "%s not found: install postgresql-15 or set "
+		      "CHAOS_PG_BIN to its bin folder",
+		      initdb);
+	char *argv[] = {initdb,
+			(char *)"-D",
+			pg->data,
+			(char *)"-U",
+			(char *)"postgres",
+			(char *)"--auth=trust",
+			(char *)"-E",
+			(char *)"UTF8",
+			(char *)"--locale=C.UTF-8",
+			(char *)"--no-sync",
+			NULL};
 	char *log = xasprintf("%s/%s-initdb.log", dir, name);
 	pid_t pid = pg_spawn(argv, log, SIGKILL);
 	int st = 0;
@@ -104,15 +114,27 @@ void chaos_pg_start(struct chaos_pg *pg)
 	/* fsync off: only processes crash here, never the machine, and the OS keeps
 	 * what was written; synchronous_commit stays on, so a commit the agent saw
 	 * is in the WAL when the postmaster is killed */
-	char *argv[] = {postgres, (char *)"-D", pg->data, (char *)"-p", port, (char *)"-k",
-			pg->data, (char *)"-c", (char *)"listen_addresses=127.0.0.1",
-			(char *)"-c", (char *)"fsync=off", (char *)"-c",
-			(char *)"full_page_writes=off", (char *)"-c", (char *)"max_connections=200",
+	char *argv[] = {postgres,
+			(char *)"-D",
+			pg->data,
+			(char *)"-p",
+			port,
+			(char *)"-k",
+			pg->data,
+			(char *)"-c",
+			(char *)"listen_addresses=127.0.0.1",
+			(char *)"-c",
+			(char *)"fsync=off",
+			(char *)"-c",
+			(char *)"full_page_writes=off",
+			(char *)"-c",
+			(char *)"max_connections=200",
 			NULL};
 	pg->pid = pg_spawn(argv, pg->log, SIGQUIT);
 	free(postgres);
 	char *dsn = xasprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres "
-			      "connect_timeout=5", pg->port);
+			      "connect_timeout=5",
+			      pg->port);
 	int64_t until = now_monotonic_ms() + READY_WAIT_MS;
 	while (PQping(dsn) != PQPING_OK) {
 		int st;
@@ -284,8 +306,10 @@ static void connect_agency(struct chaos *c, const char *settings_json)
 	path = xasprintf("/agencies/%s/snapshots/sync", c->agency);
 	free(admin_call(c, "POST", path, NULL, 200));
 	free(path);
-	char *snap = tl_sqlf(c->db, "SELECT id FROM snapshots WHERE agency_id = '%s' AND "
-				    "ghl_snapshot_id = 'snap-dental-001'", c->agency);
+	char *snap = tl_sqlf(c->db,
+			     "SELECT id FROM snapshots WHERE agency_id = '%s' AND "
+			     "ghl_snapshot_id = 'snap-dental-001'",
+			     c->agency);
 	ck_assert_msg(*snap, "snapshot snap-dental-001 not synced");
 	snprintf(c->snapshot, sizeof c->snapshot, "%s", snap);
 	free(snap);
@@ -304,14 +328,14 @@ void chaos_up(struct chaos *c, const char *name, const char *settings_json)
 	c->name = name;
 	chaos_pg_init(&c->pg, c->dir, name);
 	chaos_pg_start(&c->pg);
-	char *admin = xasprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres",
-				c->pg.port);
+	char *admin = xasprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres", c->pg.port);
 	PGconn *a = tl_connect(admin);
 	tl_execf(a, "CREATE DATABASE chaos_%s", name);
 	PQfinish(a);
 	free(admin);
 	c->dsn = xasprintf("host=127.0.0.1 port=%d user=postgres dbname=chaos_%s "
-			   "connect_timeout=5", c->pg.port, name);
+			   "connect_timeout=5",
+			   c->pg.port, name);
 	hmigrate(c->dsn);
 	c->db = tl_connect(c->dsn);
 	snprintf(c->h.dsn, sizeof c->h.dsn, "%s", c->dsn);

@@ -62,10 +62,11 @@ void chaos_submit(struct chaos *c, int from, int to)
 			slowest = took;
 		c->submitted++;
 	}
-	chaos_event(c, "submitted jobs %d..%d over REST in %.1f s (slowest %.2f s; answers 503: "
-		       "%ld, lost or other 5xx: %ld, each sent again)", from + 1, to,
-		    (now_monotonic_ms() - start) / 1000.0, slowest / 1000.0, c->submit_503 - n503,
-		    c->submit_lost - lost);
+	chaos_event(c,
+		    "submitted jobs %d..%d over REST in %.1f s (slowest %.2f s; answers 503: "
+		    "%ld, lost or other 5xx: %ld, each sent again)",
+		    from + 1, to, (now_monotonic_ms() - start) / 1000.0, slowest / 1000.0,
+		    c->submit_503 - n503, c->submit_lost - lost);
 	free(auth);
 	free(url);
 }
@@ -125,8 +126,8 @@ static int states(struct chaos *c, struct states *s)
 		return -1;
 	PGresult *r = PQexec(c->db, states_sql);
 	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-		 sscanf(PQgetvalue(r, 0, 0), "%lld %lld %lld %lld %lld", &s->completed,
-			&s->failed, &s->running, &s->retrying, &s->pending) == 5;
+		 sscanf(PQgetvalue(r, 0, 0), "%lld %lld %lld %lld %lld", &s->completed, &s->failed,
+			&s->running, &s->retrying, &s->pending) == 5;
 	PQclear(r);
 	return ok ? 0 : -1;
 }
@@ -134,12 +135,13 @@ static int states(struct chaos *c, struct states *s)
 /* Dump what is not finished and fail. */
 static void stuck(struct chaos *c, const char *what)
 {
-	char *rows = c->db ? tl_sqlf(c->db,
-		"SELECT string_agg(format('%%s %%s attempt=%%s retries=%%s run_at=%%s lease=%%s "
-		"locked_by=%%s error=%%s', id, status, attempt, retry_count, run_at, lease_until, "
-		"locked_by, error_message), E'\\n') FROM (SELECT * FROM provisioning_jobs WHERE "
-		"status NOT IN ('COMPLETED', 'FAILED') ORDER BY created_at LIMIT 10) j")
-			   : xstrdup("(database unreachable)");
+	char *rows =
+		c->db ? tl_sqlf(c->db,
+				"SELECT string_agg(format('%%s %%s attempt=%%s retries=%%s run_at=%%s lease=%%s "
+				"locked_by=%%s error=%%s', id, status, attempt, retry_count, run_at, lease_until, "
+				"locked_by, error_message), E'\\n') FROM (SELECT * FROM provisioning_jobs WHERE "
+				"status NOT IN ('COMPLETED', 'FAILED') ORDER BY created_at LIMIT 10) j")
+		      : xstrdup("(database unreachable)");
 	fprintf(stderr, "jobs not finished (first 10):\n%s\n", rows);
 	free(rows);
 	chaos_fail(c, "%s", what);
@@ -162,18 +164,19 @@ static void wait_until(struct chaos *c, long long finished, int all, int64_t unt
 			double at = (now - c->t0) / 1000.0;
 			if (ok)
 				printf("  [%s +%5.1fs] %lld/%d finished (%lld FAILED); %lld running, "
-				       "%lld retrying, %lld pending\n", c->name, at,
-				       s.completed + s.failed, c->submitted, s.failed, s.running,
-				       s.retrying, s.pending);
+				       "%lld retrying, %lld pending\n",
+				       c->name, at, s.completed + s.failed, c->submitted, s.failed,
+				       s.running, s.retrying, s.pending);
 			else
 				printf("  [%s +%5.1fs] database unreachable\n", c->name, at);
 			fflush(stdout);
 			next_print = now + PROGRESS_EVERY_MS;
 		}
 		if (now > c->deadline) {
-			char *what = xasprintf("not drained within the time limit (%.0f s after the "
-					       "first submission; CHAOS_DRAIN_TIMEOUT_S)",
-					       (c->deadline - c->t0) / 1000.0);
+			char *what = xasprintf(
+				"not drained within the time limit (%.0f s after the "
+				"first submission; CHAOS_DRAIN_TIMEOUT_S)",
+				(c->deadline - c->t0) / 1000.0);
 			stuck(c, what);
 		}
 		usleep(200000);
@@ -230,7 +233,8 @@ static long long unknown_locations(struct chaos *c)
 
 static void print_failed(struct chaos *c)
 {
-	char *rows = tl_sqlf(c->db,
+	char *rows = tl_sqlf(
+		c->db,
 		"SELECT string_agg(format('  %%s retries=%%s %%s%%s', j.id, j.retry_count, "
 		"j.error_message, (SELECT E'\\n    failed steps: ' || string_agg(l.step || ' (' || "
 		"COALESCE(l.details_json->>'error', '?') || ')', '; ' ORDER BY l.timestamp) FROM "
@@ -265,8 +269,9 @@ void chaos_verify(struct chaos *c, const char *title, int expect)
 	char *retries = tl_sqlf(db, "SELECT sum(retry_count) || ' retries in ' || count(*) "
 				    "FILTER (WHERE retry_count > 0) || ' jobs (most: ' || "
 				    "max(retry_count) || ')' FROM provisioning_jobs");
-	char *reruns = tl_sqlf(db, "SELECT count(*) FROM (SELECT 1 FROM provisioning_logs WHERE "
-				   "status = 'COMPLETED' GROUP BY job_id, step HAVING count(*) > 1) x");
+	char *reruns = tl_sqlf(db,
+			       "SELECT count(*) FROM (SELECT 1 FROM provisioning_logs WHERE "
+			       "status = 'COMPLETED' GROUP BY job_id, step HAVING count(*) > 1) x");
 	long long created = hsim_stat(&c->sim, "locations_created");
 	long long dups = hsim_stat(&c->sim, "duplicate_locations");
 	long long errs = hsim_stat(&c->sim, "errors_injected");
@@ -275,15 +280,17 @@ void chaos_verify(struct chaos *c, const char *title, int expect)
 	printf("\n%s: %d jobs submitted, drained in %s s (first submission to last finish)\n",
 	       title, expect, drain);
 	printf("  jobs: %lld stored (%lld idempotency keys), %lld COMPLETED, %lld FAILED, "
-	       "%lld other\n", jobs, keys, completed, failed, jobs - completed - failed);
+	       "%lld other\n",
+	       jobs, keys, completed, failed, jobs - completed - failed);
 	printf("  locations: %lld distinct ids in completed jobs, %lld without one, %lld not in "
 	       "ghl-sim under the client's name; ghl-sim created %lld, %lld duplicates\n",
 	       locs, no_loc, unknown, created, dups);
 	printf("  journal: %lld completed jobs lack a step's COMPLETED entry; %s step runs "
-	       "journaled COMPLETED twice (re-run after a crash)\n", thin, reruns);
+	       "journaled COMPLETED twice (re-run after a crash)\n",
+	       thin, reruns);
 	printf("  retries: %s; submissions sent again: %ld after a 503, %ld after a lost answer "
-	       "or another 5xx (%ld had been stored already)\n", retries, c->submit_503,
-	       c->submit_lost, c->submit_replayed);
+	       "or another 5xx (%ld had been stored already)\n",
+	       retries, c->submit_503, c->submit_lost, c->submit_replayed);
 	printf("  ghl-sim faults: %lld 5xx, %lld timeouts injected\n", errs, touts);
 	for (int i = 0; i < c->nevents; i++)
 		printf("  event %s\n", c->events[i]);
@@ -294,13 +301,21 @@ void chaos_verify(struct chaos *c, const char *title, int expect)
 	free(reruns);
 
 	/* the figures above say what went wrong; the agents' logs are in c->dir */
-	ck_assert_msg(jobs == expect && keys == expect, "%s: %lld jobs stored with %lld keys, %d "
-		      "submitted", c->name, jobs, keys, expect);
-	ck_assert_msg(!failed && completed == expect, "%s: %lld of %d jobs COMPLETED, %lld "
-		      "FAILED (logs: %s)", c->name, completed, expect, failed, c->dir);
-	ck_assert_msg(locs == expect && !no_loc && !unknown, "%s: location ids: %lld distinct, "
-		      "%lld missing, %lld unknown to ghl-sim", c->name, locs, no_loc, unknown);
-	ck_assert_msg(!dups && created == expect, "%s: ghl-sim: %lld duplicate locations, %lld "
-		      "created for %d jobs", c->name, dups, created, expect);
+	ck_assert_msg(jobs == expect && keys == expect,
+		      "%s: %lld jobs stored with %lld keys, %d "
+		      "submitted",
+		      c->name, jobs, keys, expect);
+	ck_assert_msg(!failed && completed == expect,
+		      "%s: %lld of %d jobs COMPLETED, %lld "
+		      "FAILED (logs: %s)",
+		      c->name, completed, expect, failed, c->dir);
+	ck_assert_msg(locs == expect && !no_loc && !unknown,
+		      "%s: location ids: %lld distinct, "
+		      "%lld missing, %lld unknown to ghl-sim",
+		      c->name, locs, no_loc, unknown);
+	ck_assert_msg(!dups && created == expect,
+		      "%s: ghl-sim: %lld duplicate locations, %lld "
+		      "created for %d jobs",
+		      c->name, dups, created, expect);
 	ck_assert_msg(!thin, "%s: %lld completed jobs have an incomplete journal", c->name, thin);
 }

@@ -76,7 +76,8 @@ static void start_clock(struct chaos *c)
 static long long held_by(struct chaos *c, const struct chaos_agent *a)
 {
 	char *sql = xasprintf("SELECT count(*) FROM provisioning_jobs WHERE status = "
-			      "'IN_PROGRESS' AND locked_by LIKE '%%:%d:%%'", (int)a->pid);
+			      "'IN_PROGRESS' AND locked_by LIKE '%%:%d:%%'",
+			      (int)a->pid);
 	long long n = chaos_count(c, sql);
 	free(sql);
 	return n;
@@ -186,12 +187,15 @@ START_TEST(ghl_outage)
 					    "<> 'COMPLETED' AND retry_count > 0");
 	chaos_event(&c, "GHL healthy again (%lld requests refused; %lld jobs waiting to retry)",
 		    refused, waiting);
-	ck_assert_msg(refused > 0 && waiting > 0, "the outage caught no job (%lld requests "
-						  "refused, %lld jobs waiting)", refused, waiting);
+	ck_assert_msg(refused > 0 && waiting > 0,
+		      "the outage caught no job (%lld requests "
+		      "refused, %lld jobs waiting)",
+		      refused, waiting);
 	int64_t healthy = now_monotonic_ms();
 
 	chaos_wait_drained(&c);
-	chaos_event(&c, "drained %.1f s after GHL was back", (now_monotonic_ms() - healthy) / 1000.0);
+	chaos_event(&c, "drained %.1f s after GHL was back",
+		    (now_monotonic_ms() - healthy) / 1000.0);
 	chaos_verify(&c, "GHL outage", outage_jobs);
 	chaos_down(&c);
 }

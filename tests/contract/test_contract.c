@@ -41,25 +41,37 @@
 #include "scope.h"
 
 enum caller { C_NONE, C_KEY, C_SUPPORT, C_AA, C_ADMIN, NCALLERS };
-static const char *const caller_names[NCALLERS] = {"none", "api_key", "SUPPORT",
-						   "AGENCY_ADMIN", "ADMIN"};
+static const char *const caller_names[NCALLERS] = {"none", "api_key", "SUPPORT", "AGENCY_ADMIN",
+						   "ADMIN"};
 
 struct ccase {
-	const char *op;           /* "METHOD /pattern", as in the spec's paths */
-	const char *path;         /* the request path; %X placeholders (vars) */
-	const char *body;         /* NULL: none; placeholders too */
+	const char *op;		  /* "METHOD /pattern", as in the spec's paths */
+	const char *path;	  /* the request path; %X placeholders (vars) */
+	const char *body;	  /* NULL: none; placeholders too */
 	const char *content_type; /* NULL: application/json when there is a body */
-	const char *header;       /* one more request header or NULL; placeholders too */
-	int want[NCALLERS];       /* status per caller (none, key, SUPPORT, AA, ADMIN); 0: not called */
+	const char *header;	  /* one more request header or NULL; placeholders too */
+	int want[NCALLERS]; /* status per caller (none, key, SUPPORT, AA, ADMIN); 0: not called */
 };
 
-#define ALL(st) {401, st, st, st, st}
-#define ANON(st) {st, 0, 0, 0, 0}
-#define ADMIN_ONLY(st) {0, 0, 0, 0, st}
-#define STAFF_ONLY(st) {401, 403, 403, 403, st}
+#define ALL(st)                     \
+	{                           \
+		401, st, st, st, st \
+	}
+#define ANON(st)               \
+	{                      \
+		st, 0, 0, 0, 0 \
+	}
+#define ADMIN_ONLY(st)         \
+	{                      \
+		0, 0, 0, 0, st \
+	}
+#define STAFF_ONLY(st)                 \
+	{                              \
+		401, 403, 403, 403, st \
+	}
 
 /* the fields the default pipeline needs (CREATE_USER: first_name, last_name) */
-#define JOB_BODY \
+#define JOB_BODY                                                                  \
 	"{\"client_data\":{\"name\":\"Contract Co\",\"email\":\"c@example.com\"," \
 	"\"first_name\":\"Con\",\"last_name\":\"Tract\"}}"
 
@@ -90,8 +102,7 @@ static const struct ccase cases[] = {
 	 ANON(401)},
 	{"POST /api/v1/auth/login", "/api/v1/auth/login", "{\"email\":\"a@example.com\"}", NULL,
 	 NULL, ANON(422)},
-	{"POST /api/v1/auth/login", "/api/v1/auth/login", "email=a", "text/plain", NULL,
-	 ANON(415)},
+	{"POST /api/v1/auth/login", "/api/v1/auth/login", "email=a", "text/plain", NULL, ANON(415)},
 	{"POST /api/v1/auth/login", "/api/v1/auth/login", "%L", NULL, NULL, ANON(413)},
 	{"GET /api/v1/me", "/api/v1/me", NULL, NULL, NULL, ALL(200)},
 	/* every /api/v1 operation refuses an unknown query parameter */
@@ -106,8 +117,8 @@ static const struct ccase cases[] = {
 	{"POST /api/v1/users", "/api/v1/users",
 	 "{\"email\":\"new@example.com\",\"password\":\"a long password 1\",\"role\":\"SUPPORT\"}",
 	 NULL, NULL, ADMIN_ONLY(409)}, /* the same email again */
-	{"POST /api/v1/users", "/api/v1/users", "{\"email\":\"x@example.com\",\"password\":\"short\"}",
-	 NULL, NULL, ADMIN_ONLY(422)},
+	{"POST /api/v1/users", "/api/v1/users",
+	 "{\"email\":\"x@example.com\",\"password\":\"short\"}", NULL, NULL, ADMIN_ONLY(422)},
 	{"GET /api/v1/users/{id}", "/api/v1/users/%U", NULL, NULL, NULL, STAFF_ONLY(200)},
 	{"GET /api/v1/users/{id}", "/api/v1/users/%E", NULL, NULL, NULL, ADMIN_ONLY(404)},
 	{"PATCH /api/v1/users/{id}", "/api/v1/users/%U", "{\"role\":\"SUPPORT\"}", NULL, NULL,
@@ -120,45 +131,76 @@ static const struct ccase cases[] = {
 
 	/* agencies and their API keys */
 	/* first, so that the reads below show settings */
-	{"PATCH /api/v1/agencies/{id}", "/api/v1/agencies/%A",
+	{"PATCH /api/v1/agencies/{id}",
+	 "/api/v1/agencies/%A",
 	 "{\"name\":\"Agency A\",\"settings\":{\"max_retries\":2,\"on_failure\":\"fail\","
 	 "\"pipeline\":[{\"step\":\"CREATE_USER\",\"config\":{\"role\":\"admin\"}},"
 	 "{\"step\":\"NOOP\",\"on_error\":\"continue\"}]}}",
-	 NULL, NULL, {401, 403, 403, 200, 200}},
+	 NULL,
+	 NULL,
+	 {401, 403, 403, 200, 200}},
 	{"GET /api/v1/agencies", "/api/v1/agencies?limit=2", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/agencies", "/api/v1/agencies?limit=0", NULL, NULL, NULL, ADMIN_ONLY(400)},
 	{"GET /api/v1/agencies/{id}", "/api/v1/agencies/%A", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/agencies/{id}", "/api/v1/agencies/%B", NULL, NULL, NULL, {0, 404, 0, 404, 0}},
 	{"PATCH /api/v1/agencies/{id}", "/api/v1/agencies/%A", "{\"settings\":{\"colour\":1}}",
 	 NULL, NULL, ADMIN_ONLY(422)},
-	{"DELETE /api/v1/agencies/{id}", "/api/v1/agencies/%C", NULL, NULL, NULL,
+	{"DELETE /api/v1/agencies/{id}",
+	 "/api/v1/agencies/%C",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {401, 404, 403, 404, 204}},
 	{"DELETE /api/v1/agencies/{id}", "/api/v1/agencies/%E", NULL, NULL, NULL, ADMIN_ONLY(404)},
-	{"GET /api/v1/agencies/{id}/api-keys", "/api/v1/agencies/%A/api-keys", NULL, NULL, NULL,
+	{"GET /api/v1/agencies/{id}/api-keys",
+	 "/api/v1/agencies/%A/api-keys",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {401, 403, 200, 200, 200}},
-	{"GET /api/v1/agencies/{id}/api-keys", "/api/v1/agencies/%B/api-keys", NULL, NULL, NULL,
+	{"GET /api/v1/agencies/{id}/api-keys",
+	 "/api/v1/agencies/%B/api-keys",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {0, 0, 0, 404, 0}},
-	{"POST /api/v1/agencies/{id}/api-keys", "/api/v1/agencies/%A/api-keys",
-	 "{\"name\":\"contract\"}", NULL, NULL, {401, 403, 403, 201, 201}},
+	{"POST /api/v1/agencies/{id}/api-keys",
+	 "/api/v1/agencies/%A/api-keys",
+	 "{\"name\":\"contract\"}",
+	 NULL,
+	 NULL,
+	 {401, 403, 403, 201, 201}},
 	{"POST /api/v1/agencies/{id}/api-keys", "/api/v1/agencies/%A/api-keys", "{\"name\":\"\"}",
 	 NULL, NULL, ADMIN_ONLY(422)},
-	{"DELETE /api/v1/agencies/{id}/api-keys/{key_id}", "/api/v1/agencies/%A/api-keys/%K", NULL,
-	 NULL, NULL, {401, 403, 403, 204, 204}},
+	{"DELETE /api/v1/agencies/{id}/api-keys/{key_id}",
+	 "/api/v1/agencies/%A/api-keys/%K",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {401, 403, 403, 204, 204}},
 	{"DELETE /api/v1/agencies/{id}/api-keys/{key_id}", "/api/v1/agencies/%A/api-keys/%E", NULL,
 	 NULL, NULL, ADMIN_ONLY(404)},
 
 	/* jobs */
-	{"POST /api/v1/agencies/{id}/jobs", "/api/v1/agencies/%A/jobs", JOB_BODY, NULL,
-	 "Idempotency-Key: contract-1", {401, 201, 403, 200, 200}},
+	{"POST /api/v1/agencies/{id}/jobs",
+	 "/api/v1/agencies/%A/jobs",
+	 JOB_BODY,
+	 NULL,
+	 "Idempotency-Key: contract-1",
+	 {401, 201, 403, 200, 200}},
 	{"POST /api/v1/agencies/{id}/jobs", "/api/v1/agencies/%A/jobs",
 	 "{\"client_data\":{\"name\":\"No Email\"}}", NULL, NULL, ADMIN_ONLY(422)},
-	{"POST /api/v1/agencies/{id}/jobs", "/api/v1/agencies/%A/jobs", "{\"client_data\":",
-	 NULL, NULL, ADMIN_ONLY(400)},
+	{"POST /api/v1/agencies/{id}/jobs", "/api/v1/agencies/%A/jobs", "{\"client_data\":", NULL,
+	 NULL, ADMIN_ONLY(400)},
+	{"POST /api/v1/agencies/{id}/jobs/batch",
+	 "/api/v1/agencies/%A/jobs/batch",
+	 "[" JOB_BODY "]",
+	 NULL,
+	 NULL,
+	 {401, 201, 403, 201, 201}},
 	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
-	 "[" JOB_BODY "]", NULL, NULL, {401, 201, 403, 201, 201}},
-	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
-	 "name,email,first_name,last_name\r\nCSV Co,csv@example.com,Cee,Esvee\r\n", "text/csv", NULL,
-	 ADMIN_ONLY(201)},
+	 "name,email,first_name,last_name\r\nCSV Co,csv@example.com,Cee,Esvee\r\n", "text/csv",
+	 NULL, ADMIN_ONLY(201)},
 	{"POST /api/v1/agencies/{id}/jobs/batch", "/api/v1/agencies/%A/jobs/batch",
 	 "name,email\r\nCSV Co,\r\n", "text/csv", NULL, ADMIN_ONLY(422)},
 	{"GET /api/v1/jobs", "/api/v1/jobs?limit=2", NULL, NULL, NULL, ALL(200)},
@@ -171,11 +213,19 @@ static const struct ccase cases[] = {
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs?limit=0", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
-	{"POST /api/v1/jobs/{id}/retry", "/api/v1/jobs/%F/retry", NULL, NULL, NULL,
+	{"POST /api/v1/jobs/{id}/retry",
+	 "/api/v1/jobs/%F/retry",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {401, 200, 409, 409, 409}}, /* FAILED, then PENDING */
 	{"POST /api/v1/jobs/{id}/retry", "/api/v1/jobs/%E/retry", NULL, NULL, NULL,
 	 ADMIN_ONLY(404)},
-	{"POST /api/v1/jobs/{id}/cancel", "/api/v1/jobs/%P/cancel", NULL, NULL, NULL,
+	{"POST /api/v1/jobs/{id}/cancel",
+	 "/api/v1/jobs/%P/cancel",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {401, 200, 409, 409, 409}}, /* PENDING, then FAILED */
 	{"POST /api/v1/jobs/{id}/cancel", "/api/v1/jobs/%E/cancel", NULL, NULL, NULL,
 	 ADMIN_ONLY(404)},
@@ -188,12 +238,24 @@ static const struct ccase cases[] = {
 	 ALL(200)},
 	{"GET /api/v1/agencies/{id}/snapshots", "/api/v1/agencies/%A/snapshots?active=maybe", NULL,
 	 NULL, NULL, ADMIN_ONLY(400)},
-	{"POST /api/v1/agencies/{id}/snapshots/sync", "/api/v1/agencies/%A/snapshots/sync", NULL,
-	 NULL, NULL, {401, 403, 403, 200, 200}},
-	{"POST /api/v1/agencies/{id}/snapshots/sync", "/api/v1/agencies/%B/snapshots/sync", NULL,
-	 NULL, NULL, {0, 0, 0, 404, 0}},
-	{"PATCH /api/v1/snapshots/{id}", "/api/v1/snapshots/%S", "{\"niche\":\"dental\"}", NULL,
-	 NULL, {401, 403, 403, 200, 200}},
+	{"POST /api/v1/agencies/{id}/snapshots/sync",
+	 "/api/v1/agencies/%A/snapshots/sync",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {401, 403, 403, 200, 200}},
+	{"POST /api/v1/agencies/{id}/snapshots/sync",
+	 "/api/v1/agencies/%B/snapshots/sync",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {0, 0, 0, 404, 0}},
+	{"PATCH /api/v1/snapshots/{id}",
+	 "/api/v1/snapshots/%S",
+	 "{\"niche\":\"dental\"}",
+	 NULL,
+	 NULL,
+	 {401, 403, 403, 200, 200}},
 	{"PATCH /api/v1/snapshots/{id}", "/api/v1/snapshots/%S", "{\"is_active\":\"yes\"}", NULL,
 	 NULL, ADMIN_ONLY(422)},
 	{"GET /api/v1/steps", "/api/v1/steps", NULL, NULL, NULL, {401, 403, 200, 200, 200}},
@@ -203,8 +265,11 @@ static const struct ccase cases[] = {
 	 NULL, NULL, ADMIN_ONLY(200)},
 	{"GET /api/v1/reports/success-rates", "/api/v1/reports/success-rates?days=0", NULL, NULL,
 	 NULL, ADMIN_ONLY(400)},
-	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
-	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}", NULL, NULL,
+	{"POST /api/v1/agencies/{id}/pipeline/dry-run",
+	 "/api/v1/agencies/%A/pipeline/dry-run",
+	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}",
+	 NULL,
+	 NULL,
 	 {401, 403, 403, 200, 200}},
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
 	 "{\"pipeline\":[{\"step\":\"NO_SUCH_STEP\"}]}", NULL, NULL, ADMIN_ONLY(422)},
@@ -216,20 +281,27 @@ static const struct ccase cases[] = {
 	/* outbound events: subscriptions and their delivery log */
 	{"GET /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", NULL, NULL, NULL,
 	 ALL(200)},
-	{"GET /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%B/webhooks", NULL, NULL, NULL,
+	{"GET /api/v1/agencies/{id}/webhooks",
+	 "/api/v1/agencies/%B/webhooks",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {0, 404, 0, 404, 0}},
-	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks",
-	 "{\"url\":\"https://hooks.example/contract\",\"events\":[\"job.completed\"]}", NULL, NULL,
+	{"POST /api/v1/agencies/{id}/webhooks",
+	 "/api/v1/agencies/%A/webhooks",
+	 "{\"url\":\"https://hooks.example/contract\",\"events\":[\"job.completed\"]}",
+	 NULL,
+	 NULL,
 	 {401, 201, 403, 201, 201}},
 	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks",
 	 "{\"url\":\"http://127.0.0.1/x\",\"events\":[\"job.completed\"]}", NULL, NULL,
 	 ADMIN_ONLY(422)},
 	{"POST /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", "%L", NULL, NULL,
 	 ADMIN_ONLY(413)},
-	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%V",
-	 NULL, NULL, NULL, ALL(200)},
-	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%E",
-	 NULL, NULL, NULL, ADMIN_ONLY(404)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%V", NULL,
+	 NULL, NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%E", NULL,
+	 NULL, NULL, ADMIN_ONLY(404)},
 	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
 	 "/api/v1/agencies/%A/webhooks/%V/deliveries?limit=5", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
@@ -240,13 +312,25 @@ static const struct ccase cases[] = {
 	{"POST /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
 	 "/api/v1/agencies/%A/webhooks/%V/deliveries/%E/redeliver", NULL, NULL, NULL,
 	 ADMIN_ONLY(404)},
-	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%A/webhooks/%D",
-	 NULL, NULL, NULL, {401, 204, 403, 404, 404}}, /* the key deletes it */
-	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}", "/api/v1/agencies/%B/webhooks/%D",
-	 NULL, NULL, NULL, {0, 404, 0, 404, 0}},
+	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}",
+	 "/api/v1/agencies/%A/webhooks/%D",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {401, 204, 403, 404, 404}}, /* the key deletes it */
+	{"DELETE /api/v1/agencies/{id}/webhooks/{webhook_id}",
+	 "/api/v1/agencies/%B/webhooks/%D",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {0, 404, 0, 404, 0}},
 
 	/* last: logging out ends the sessions the rows above use */
-	{"POST /api/v1/auth/logout", "/api/v1/auth/logout", NULL, NULL, NULL,
+	{"POST /api/v1/auth/logout",
+	 "/api/v1/auth/logout",
+	 NULL,
+	 NULL,
+	 NULL,
 	 {401, 403, 204, 204, 204}},
 };
 
@@ -266,7 +350,8 @@ static char *var_values[32];
 static void signed_webhook(char **body, char **signature)
 {
 	char *req = xasprintf("{\"url\":\"http://127.0.0.1:%d/\",\"type\":\"INSTALL\","
-			      "\"companyId\":\"co-hook\"}", tl_free_port());
+			      "\"companyId\":\"co-hook\"}",
+			      tl_free_port());
 	char *url = xasprintf("%s/_sim/webhooks/send", sim.base);
 	const char *h[] = {"Content-Type: application/json", NULL};
 	char *out = NULL;
@@ -310,7 +395,8 @@ static char *setup_call(const char *method, const char *path, const char *body, 
 static char *new_user(const char *email, const char *role, const char *agency_ids)
 {
 	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"contract password 1\","
-			       "\"role\":\"%s\",\"agency_ids\":%s}", email, role, agency_ids);
+			       "\"role\":\"%s\",\"agency_ids\":%s}",
+			       email, role, agency_ids);
 	char *id = setup_call("POST", "/api/v1/users", body, 201, "id");
 	free(body);
 	return id;
@@ -319,10 +405,11 @@ static char *new_user(const char *email, const char *role, const char *agency_id
 /* An agency with (fake) tokens, not connected to ghl-sim. */
 static char *other_agency(const char *name)
 {
-	return tl_sqlf(db, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			   " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Agency %s',"
-			   " 'co-contract-%s', 'x', 'y', now() + interval '1 day') RETURNING id",
-		     name, name);
+	return tl_sqlf(db,
+		       "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		       " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Agency %s',"
+		       " 'co-contract-%s', 'x', 'y', now() + interval '1 day') RETURNING id",
+		       name, name);
 }
 
 static void set_var(size_t *n, const char *name, char *value)
@@ -367,26 +454,33 @@ static const char *make_objects(size_t *n)
 	set_var(n, "A", a);
 	set_var(n, "B", other_agency("B"));
 	set_var(n, "C", other_agency("C"));
-	char *snap = tl_sqlf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
-				 " VALUES ('%s', 'snap-contract', 'Contract', 'dental') RETURNING id", a);
+	char *snap = tl_sqlf(db,
+			     "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
+			     " VALUES ('%s', 'snap-contract', 'Contract', 'dental') RETURNING id",
+			     a);
 	set_var(n, "S", snap);
 	char *failed = hjob_add(db, a, "{\"name\":\"Failed Co\",\"email\":\"f@example.com\"}",
 				NULL);
-	tl_execf(db, "UPDATE provisioning_jobs SET status = 'FAILED', error_message = 'boom'"
-		     " WHERE id = '%s'", failed);
-	tl_execf(db, "INSERT INTO provisioning_logs (job_id, step, status, details_json) VALUES"
-		     " ('%s', 'CREATE_LOCATION', 'STARTED', NULL), ('%s', 'CREATE_LOCATION',"
-		     " 'FAILED', '{\"error\":\"boom\"}')", failed, failed);
+	tl_execf(db,
+		 "UPDATE provisioning_jobs SET status = 'FAILED', error_message = 'boom'"
+		 " WHERE id = '%s'",
+		 failed);
+	tl_execf(db,
+		 "INSERT INTO provisioning_logs (job_id, step, status, details_json) VALUES"
+		 " ('%s', 'CREATE_LOCATION', 'STARTED', NULL), ('%s', 'CREATE_LOCATION',"
+		 " 'FAILED', '{\"error\":\"boom\"}')",
+		 failed, failed);
 	set_var(n, "F", failed);
 	/* something for the report: a COMPLETED job on a snapshot with a niche */
-	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}",
-			      snap);
-	tl_execf(db, "UPDATE provisioning_jobs SET status = 'COMPLETED', finished_at = now()"
-		     " WHERE id = '%s'", done);
+	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}", snap);
+	tl_execf(db,
+		 "UPDATE provisioning_jobs SET status = 'COMPLETED', finished_at = now()"
+		 " WHERE id = '%s'",
+		 done);
 	free(done);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
-	set_var(n, "P", hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}",
-				  NULL));
+	set_var(n, "P",
+		hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}", NULL));
 	set_var(n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
 	return a;
 }
@@ -400,10 +494,13 @@ static void make_webhooks(size_t *n, const char *a)
 	char *v = setup_call("POST", path, body, 201, "id");
 	set_var(n, "V", v);
 	set_var(n, "D", setup_call("POST", path, body, 201, "id"));
-	set_var(n, "Y", tl_sqlf(db, "INSERT INTO event_deliveries (subscription_id, agency_id,"
-				    " event_id, event_type, payload) VALUES ('%s', '%s',"
-				    " gen_random_uuid(), 'job.failed', '{\"type\":\"job.failed\"}')"
-				    " RETURNING id", v, a));
+	set_var(n, "Y",
+		tl_sqlf(db,
+			"INSERT INTO event_deliveries (subscription_id, agency_id,"
+			" event_id, event_type, payload) VALUES ('%s', '%s',"
+			" gen_random_uuid(), 'job.failed', '{\"type\":\"job.failed\"}')"
+			" RETURNING id",
+			v, a));
 	free(path);
 }
 
@@ -586,8 +683,10 @@ static void connect_callback(struct buf *fails)
 	struct tl_resp cb;
 	char *callback = hconnect(&ag, "co-contract-a", &cb);
 	if (cb.status != 200)
-		buf_printf(fails, "status: GET /oauth/callback (the OAuth dance): %ld, want 200:"
-				  " %.300s\n", cb.status, cb.body);
+		buf_printf(fails,
+			   "status: GET /oauth/callback (the OAuth dance): %ld, want 200:"
+			   " %.300s\n",
+			   cb.status, cb.body);
 	const char *q = strstr(callback, "/oauth/callback");
 	record("GET /oauth/callback", "none", q ? q : callback, &cb);
 	tl_resp_free(&cb);
@@ -625,9 +724,16 @@ START_TEST(every_operation_answers_as_the_spec_says)
 
 	char *spec = xasprintf("%s/docs/openapi.yaml", tl_env("GHL_SOURCE_DIR"));
 	char *script = xasprintf("%s/tests/contract/contract_check.py", tl_env("GHL_SOURCE_DIR"));
-	char *argv[] = {(char *)tl_env("GHL_CONTRACT_PYTHON"), script, spec, (char *)"--routes",
-			routes, (char *)"--exchanges", ex_path, (char *)"--callers",
-			(char *)"none,api_key,SUPPORT,AGENCY_ADMIN,ADMIN", NULL};
+	char *argv[] = {(char *)tl_env("GHL_CONTRACT_PYTHON"),
+			script,
+			spec,
+			(char *)"--routes",
+			routes,
+			(char *)"--exchanges",
+			ex_path,
+			(char *)"--callers",
+			(char *)"none,api_key,SUPPORT,AGENCY_ADMIN,ADMIN",
+			NULL};
 	char *out = NULL;
 	int rc = tl_run(argv, NULL, &out);
 	if (rc != 0)

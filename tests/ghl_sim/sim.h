@@ -98,7 +98,7 @@ struct sim_config {
 	int64_t outage_ms;
 	int64_t outage_until_ms; /* monotonic: every API request answers fail_status until then */
 	/* run-time only */
-	int64_t fail_next;   /* answer the next N API requests with fail_status */
+	int64_t fail_next; /* answer the next N API requests with fail_status */
 	int64_t fail_status;
 	struct sim_fail_route fail_routes[SIM_FAIL_ROUTES]; /* n = 0: free slot */
 	/* process the next n requests of a route, then never answer (a timeout
@@ -122,7 +122,7 @@ struct sim_token {
 	char *user_id;
 	char *scope;
 	int64_t issued_ms, expires_ms; /* wall clock; refresh tokens: 0 = no expiry */
-	int used;                      /* refresh tokens: consumed */
+	int used;		       /* refresh tokens: consumed */
 	int revoked;
 };
 
@@ -154,15 +154,15 @@ struct sim_location {
 	char *id;
 	char *company_id;
 	struct json *obj; /* the public GHL shape */
-	char *dup_key;    /* company|name|prospect email, lower-cased */
+	char *dup_key;	  /* company|name|prospect email, lower-cased */
 	char *snapshot_id;
 	char *push_id;
 	int64_t push_start_ms, push_done_ms;
-	struct json *saas; /* NULL until enabled */
+	struct json *saas;	    /* NULL until enabled */
 	struct json *custom_values; /* array of objects */
 	struct json *custom_fields; /* array of objects */
-	struct json *tags;          /* array of objects */
-	struct json *contacts;      /* array of objects */
+	struct json *tags;	    /* array of objects */
+	struct json *contacts;	    /* array of objects */
 	int64_t seq;
 };
 
@@ -189,7 +189,8 @@ struct sim_store {
 	struct htab codes;
 	struct vec code_list;
 	int64_t seq;
-	struct json *golive; /* sim_golive.c: phone numbers, calendars, menus, SaaS pause, rebilling */
+	struct json
+		*golive; /* sim_golive.c: phone numbers, calendars, menus, SaaS pause, rebilling */
 };
 
 /* ---- statistics ---- */
@@ -242,9 +243,9 @@ struct sim {
 	struct sim_rng rng[RNG_NSTREAMS];
 	EVP_PKEY *webhook_key;
 	struct sim_pending *pending; /* doubly linked */
-	struct vec deliveries;       /* outgoing webhook deliveries */
+	struct vec deliveries;	     /* outgoing webhook deliveries */
 	int64_t started_ms;
-	struct vec calls;	     /* the per-token request log (sim_calls.c) */
+	struct vec calls; /* the per-token request log (sim_calls.c) */
 	int64_t calls_seq, calls_dropped;
 };
 
@@ -323,8 +324,8 @@ struct sim_snapshot *sim_snapshot_get(struct sim *s, const char *company_id, con
 struct sim_snapshot *sim_snapshot_add(struct sim *s, const char *company_id, const char *id,
 				      const char *name, const char *type);
 struct sim_token *sim_token_issue(struct sim *s, enum tok_kind kind, enum tok_class cls,
-				  const char *company_id, const char *location_id, const char *user_id,
-				  const char *scope);
+				  const char *company_id, const char *location_id,
+				  const char *user_id, const char *scope);
 struct sim_token *sim_token_find(struct sim *s, const char *token);
 struct sim_code *sim_code_issue(struct sim *s, const char *company_id, const char *location_id,
 				const char *redirect_uri, const char *scope);
@@ -370,7 +371,8 @@ void sim_rl_free(struct sim *s);
 void sim_h_chooselocation(struct sim_ctx *c);
 void sim_h_oauth_token(struct sim_ctx *c);
 void sim_h_location_token(struct sim_ctx *c);
-void sim_write_token_response(struct sim_ctx *c, struct sim_token *at, struct sim_token *rt, int status);
+void sim_write_token_response(struct sim_ctx *c, struct sim_token *at, struct sim_token *rt,
+			      int status);
 
 /* sim_locations.c */
 void sim_h_location_create(struct sim_ctx *c);

@@ -87,14 +87,28 @@ struct fault_field {
 	int64_t min, max;
 };
 
-#define F(n, min, max) {#n, offsetof(struct sim_config, n), 0, min, max}
-#define R(n) {#n, offsetof(struct sim_config, n), 1, 0, 0}
+#define F(n, min, max)                                          \
+	{                                                       \
+#n, offsetof(struct sim_config, n), 0, min, max \
+	}
+#define R(n)                                                \
+	{                                                   \
+#n, offsetof(struct sim_config, n), 1, 0, 0 \
+	}
 static const struct fault_field fault_fields[] = {
-	F(latency_ms, 0, 600000),      F(jitter_ms, 0, 600000),     R(error_rate),
-	R(timeout_rate),               R(drop_rate),                F(rate_limit, 0, 1000000000),
-	F(rate_window_ms, 1, 86400000), F(daily_limit, 0, 1000000000), F(snapshot_delay_ms, 0, 86400000),
+	F(latency_ms, 0, 600000),
+	F(jitter_ms, 0, 600000),
+	R(error_rate),
+	R(timeout_rate),
+	R(drop_rate),
+	F(rate_limit, 0, 1000000000),
+	F(rate_window_ms, 1, 86400000),
+	F(daily_limit, 0, 1000000000),
+	F(snapshot_delay_ms, 0, 86400000),
 	F(outage_ms, 0, 86400000),
-	F(access_ttl, 1, 315360000),   F(fail_next, 0, 1000000000), F(fail_status, 400, 599),
+	F(access_ttl, 1, 315360000),
+	F(fail_next, 0, 1000000000),
+	F(fail_status, 400, 599),
 };
 
 /* "fail_routes" (or "hold_routes"): {"POST /users/": 2, ...} sets (0: clears)
@@ -108,11 +122,12 @@ static char *set_fail_routes(struct sim_fail_route *slots, const char *name, con
 		const struct json *n = v->u.obj.vals[i];
 		if (!sim_route_known(key))
 			return xasprintf("%s: unknown route \"%s\" (use a key of "
-					 "/_sim/stats requests, e.g. \"POST /users/\")", name, key);
+					 "/_sim/stats requests, e.g. \"POST /users/\")",
+					 name, key);
 		if (n->type != JSON_NUMBER || !n->u.num.is_int || n->u.num.i < 0 ||
 		    n->u.num.i > 1000000000)
-			return xasprintf("%s: \"%s\" must be an integer in [0, 1000000000]",
-					 name, key);
+			return xasprintf("%s: \"%s\" must be an integer in [0, 1000000000]", name,
+					 key);
 		struct sim_fail_route *slot = NULL, *free_slot = NULL;
 		for (int k = 0; k < SIM_FAIL_ROUTES; k++) {
 			struct sim_fail_route *f = &slots[k];
@@ -151,7 +166,8 @@ static void post_faults(struct sim_ctx *c)
 		char *msg = NULL;
 		if (str_eq(k, "fail_routes") || str_eq(k, "hold_routes")) {
 			msg = set_fail_routes(str_eq(k, "fail_routes") ? next.fail_routes
-								     : next.hold_routes, k, v);
+								       : next.hold_routes,
+					      k, v);
 			if (!msg)
 				continue;
 		} else if (!f)
@@ -160,9 +176,10 @@ static void post_faults(struct sim_ctx *c)
 			msg = xasprintf("%s must be a number", k);
 		else if (f->is_rate && !(v->u.num.d >= 0.0 && v->u.num.d <= 1.0))
 			msg = xasprintf("%s must be between 0 and 1", k);
-		else if (!f->is_rate && (!v->u.num.is_int || v->u.num.i < f->min || v->u.num.i > f->max))
-			msg = xasprintf("%s must be an integer in [%lld, %lld]", k, (long long)f->min,
-					(long long)f->max);
+		else if (!f->is_rate &&
+			 (!v->u.num.is_int || v->u.num.i < f->min || v->u.num.i > f->max))
+			msg = xasprintf("%s must be an integer in [%lld, %lld]", k,
+					(long long)f->min, (long long)f->max);
 		if (msg) {
 			admin_error(c, 400, msg);
 			free(msg);
@@ -176,7 +193,8 @@ static void post_faults(struct sim_ctx *c)
 	}
 	if (json_get(b, "outage_ms")) /* a timed outage starts now (0 ends one) */
 		next.outage_until_ms = now_monotonic_ms() + next.outage_ms;
-	int rl_changed = next.rate_limit != c->s->cfg.rate_limit || next.rate_window_ms != c->s->cfg.rate_window_ms ||
+	int rl_changed = next.rate_limit != c->s->cfg.rate_limit ||
+			 next.rate_window_ms != c->s->cfg.rate_window_ms ||
 			 next.daily_limit != c->s->cfg.daily_limit;
 	c->s->cfg = next;
 	if (rl_changed)

@@ -51,8 +51,9 @@ void sim_h_calendar_create(struct sim_ctx *c)
 	sim_opt_str(c->body, "description", "description", &msgs);
 	sim_opt_str(c->body, "slug", "slug", &msgs);
 	const char *type = sim_opt_str(c->body, "calendarType", "calendarType", &msgs);
-	static const char *const types[] = {"round_robin", "event", "class_booking", "collective",
-					    "service_booking", "personal", NULL};
+	static const char *const types[] = {"round_robin", "event",	      "class_booking",
+					    "collective",  "service_booking", "personal",
+					    NULL};
 	int known = !type;
 	for (size_t i = 0; type && types[i]; i++)
 		known |= str_eq(type, types[i]);

@@ -36,7 +36,8 @@ static const struct opt opts[] = {
 	{"rate-limit", "GHL_SIM_RATE_LIMIT", OPT_INT, O(rate_limit), 0, 1000000000},
 	{"rate-window-ms", "GHL_SIM_RATE_WINDOW_MS", OPT_INT, O(rate_window_ms), 1, 86400000},
 	{"daily-limit", "GHL_SIM_DAILY_LIMIT", OPT_INT, O(daily_limit), 0, 1000000000},
-	{"snapshot-delay-ms", "GHL_SIM_SNAPSHOT_DELAY_MS", OPT_INT, O(snapshot_delay_ms), 0, 86400000},
+	{"snapshot-delay-ms", "GHL_SIM_SNAPSHOT_DELAY_MS", OPT_INT, O(snapshot_delay_ms), 0,
+	 86400000},
 	{"seed", "GHL_SIM_SEED", OPT_INT, O(seed), 0, INT64_MAX},
 	{"webhook-key-file", "GHL_SIM_WEBHOOK_KEY_FILE", OPT_STR, O(webhook_key_file), 0, 0},
 	{"print-webhook-key", "GHL_SIM_PRINT_WEBHOOK_KEY", OPT_FLAG, O(print_webhook_key), 0, 0},
@@ -57,8 +58,8 @@ static int opt_set(struct sim_config *cfg, const struct opt *o, const char *val,
 	}
 	case OPT_INT:
 		if (str_to_ll(val, o->min, o->max, &ll) != 0)
-			return err_set(e, "--%s: \"%s\" is not an integer in [%lld, %lld]", o->name, val,
-				       o->min, o->max);
+			return err_set(e, "--%s: \"%s\" is not an integer in [%lld, %lld]", o->name,
+				       val, o->min, o->max);
 		*(int64_t *)(void *)base = ll;
 		if (o->off == O(seed))
 			cfg->seeded = 1;

@@ -29,10 +29,12 @@ static const struct sim_route routes[] = {
 	 "GET /oauth/chooselocation"},
 	{EVHTTP_REQ_GET, "/v2/oauth/chooselocation", AUTH_NONE, VER_NONE, sim_h_chooselocation,
 	 "GET /v2/oauth/chooselocation"},
-	{EVHTTP_REQ_POST, "/oauth/token", AUTH_NONE, VER_NONE, sim_h_oauth_token, "POST /oauth/token"},
+	{EVHTTP_REQ_POST, "/oauth/token", AUTH_NONE, VER_NONE, sim_h_oauth_token,
+	 "POST /oauth/token"},
 	{EVHTTP_REQ_POST, "/oauth/locationToken", AUTH_COMPANY, VER_ANY, sim_h_location_token,
 	 "POST /oauth/locationToken"},
-	{EVHTTP_REQ_POST, "/locations/", AUTH_COMPANY, VER_ANY, sim_h_location_create, "POST /locations/"},
+	{EVHTTP_REQ_POST, "/locations/", AUTH_COMPANY, VER_ANY, sim_h_location_create,
+	 "POST /locations/"},
 	{EVHTTP_REQ_GET, "/locations/search", AUTH_ANY, VER_ANY, sim_h_location_search,
 	 "GET /locations/search"},
 	{EVHTTP_REQ_GET, "/locations/{locationId}", AUTH_ANY, VER_ANY, sim_h_location_get,
@@ -41,18 +43,18 @@ static const struct sim_route routes[] = {
 	 "PUT /locations/{locationId}"},
 	{EVHTTP_REQ_DELETE, "/locations/{locationId}", AUTH_COMPANY, VER_ANY, sim_h_location_delete,
 	 "DELETE /locations/{locationId}"},
-	{EVHTTP_REQ_GET, "/locations/{locationId}/customValues", AUTH_LOCATION, VER_ANY, sim_h_cv_list,
-	 "GET /locations/{locationId}/customValues"},
-	{EVHTTP_REQ_POST, "/locations/{locationId}/customValues", AUTH_LOCATION, VER_ANY, sim_h_cv_create,
-	 "POST /locations/{locationId}/customValues"},
-	{EVHTTP_REQ_GET, "/locations/{locationId}/customValues/{id}", AUTH_LOCATION, VER_ANY, sim_h_cv_get,
-	 "GET /locations/{locationId}/customValues/{id}"},
+	{EVHTTP_REQ_GET, "/locations/{locationId}/customValues", AUTH_LOCATION, VER_ANY,
+	 sim_h_cv_list, "GET /locations/{locationId}/customValues"},
+	{EVHTTP_REQ_POST, "/locations/{locationId}/customValues", AUTH_LOCATION, VER_ANY,
+	 sim_h_cv_create, "POST /locations/{locationId}/customValues"},
+	{EVHTTP_REQ_GET, "/locations/{locationId}/customValues/{id}", AUTH_LOCATION, VER_ANY,
+	 sim_h_cv_get, "GET /locations/{locationId}/customValues/{id}"},
 	{EVHTTP_REQ_PUT, "/locations/{locationId}/customValues/{id}", AUTH_LOCATION, VER_ANY,
 	 sim_h_cv_update, "PUT /locations/{locationId}/customValues/{id}"},
 	{EVHTTP_REQ_DELETE, "/locations/{locationId}/customValues/{id}", AUTH_LOCATION, VER_ANY,
 	 sim_h_cv_delete, "DELETE /locations/{locationId}/customValues/{id}"},
-	{EVHTTP_REQ_GET, "/locations/{locationId}/customFields", AUTH_LOCATION, VER_ANY, sim_h_cf_list,
-	 "GET /locations/{locationId}/customFields"},
+	{EVHTTP_REQ_GET, "/locations/{locationId}/customFields", AUTH_LOCATION, VER_ANY,
+	 sim_h_cf_list, "GET /locations/{locationId}/customFields"},
 	{EVHTTP_REQ_POST, "/locations/{locationId}/customFields", AUTH_LOCATION, VER_ANY,
 	 sim_h_cf_create, "POST /locations/{locationId}/customFields"},
 	{EVHTTP_REQ_DELETE, "/locations/{locationId}/customFields/{id}", AUTH_LOCATION, VER_ANY,
@@ -61,30 +63,38 @@ static const struct sim_route routes[] = {
 	 "POST /locations/{locationId}/tags"},
 	{EVHTTP_REQ_GET, "/locations/{locationId}/tags", AUTH_LOCATION, VER_ANY, sim_h_tag_list,
 	 "GET /locations/{locationId}/tags"},
-	{EVHTTP_REQ_GET, "/snapshots/", AUTH_COMPANY, VER_ANY, sim_h_snapshots_list, "GET /snapshots/"},
+	{EVHTTP_REQ_GET, "/snapshots/", AUTH_COMPANY, VER_ANY, sim_h_snapshots_list,
+	 "GET /snapshots/"},
 	{EVHTTP_REQ_GET, "/snapshots/snapshot-status/{snapshotId}", AUTH_COMPANY, VER_ANY,
 	 sim_h_snapshot_pushes, "GET /snapshots/snapshot-status/{snapshotId}"},
-	{EVHTTP_REQ_GET, "/snapshots/snapshot-status/{snapshotId}/location/{locationId}", AUTH_COMPANY,
-	 VER_ANY, sim_h_snapshot_status, "GET /snapshots/snapshot-status/{snapshotId}/location/{locationId}"},
+	{EVHTTP_REQ_GET, "/snapshots/snapshot-status/{snapshotId}/location/{locationId}",
+	 AUTH_COMPANY, VER_ANY, sim_h_snapshot_status,
+	 "GET /snapshots/snapshot-status/{snapshotId}/location/{locationId}"},
 	{EVHTTP_REQ_POST, "/snapshots/share/link", AUTH_COMPANY, VER_ANY, sim_h_snapshot_share,
 	 "POST /snapshots/share/link"},
 	{EVHTTP_REQ_POST, "/users/", AUTH_ANY, VER_ANY, sim_h_user_create, "POST /users/"},
-	{EVHTTP_REQ_GET, "/users/search", AUTH_ANY, VER_ANY, sim_h_user_search, "GET /users/search"},
-	{EVHTTP_REQ_GET, "/users/{userId}", AUTH_ANY, VER_ANY, sim_h_user_get, "GET /users/{userId}"},
-	{EVHTTP_REQ_POST, "/contacts/", AUTH_LOCATION, VER_ANY, sim_h_contact_create, "POST /contacts/"},
+	{EVHTTP_REQ_GET, "/users/search", AUTH_ANY, VER_ANY, sim_h_user_search,
+	 "GET /users/search"},
+	{EVHTTP_REQ_GET, "/users/{userId}", AUTH_ANY, VER_ANY, sim_h_user_get,
+	 "GET /users/{userId}"},
+	{EVHTTP_REQ_POST, "/contacts/", AUTH_LOCATION, VER_ANY, sim_h_contact_create,
+	 "POST /contacts/"},
 	{EVHTTP_REQ_POST, "/contacts/upsert", AUTH_LOCATION, VER_ANY, sim_h_contact_upsert,
 	 "POST /contacts/upsert"},
-	{EVHTTP_REQ_POST, "/saas/enable-saas/{locationId}", AUTH_COMPANY, VER_SAAS, sim_h_saas_enable,
-	 "POST /saas/enable-saas/{locationId}"},
+	{EVHTTP_REQ_POST, "/saas/enable-saas/{locationId}", AUTH_COMPANY, VER_SAAS,
+	 sim_h_saas_enable, "POST /saas/enable-saas/{locationId}"},
 	/* go-live (sim_phone.c, sim_calendars.c, sim_saas.c) */
 	{EVHTTP_REQ_GET, "/phone-system/numbers/location/{locationId}/available", AUTH_LOCATION,
-	 VER_ANY, sim_h_phone_available, "GET /phone-system/numbers/location/{locationId}/available"},
+	 VER_ANY, sim_h_phone_available,
+	 "GET /phone-system/numbers/location/{locationId}/available"},
 	{EVHTTP_REQ_POST, "/phone-system/numbers/location/{locationId}/purchase", AUTH_LOCATION,
-	 VER_ANY, sim_h_phone_purchase, "POST /phone-system/numbers/location/{locationId}/purchase"},
+	 VER_ANY, sim_h_phone_purchase,
+	 "POST /phone-system/numbers/location/{locationId}/purchase"},
 	{EVHTTP_REQ_GET, "/phone-system/numbers/location/{locationId}", AUTH_LOCATION, VER_ANY,
 	 sim_h_phone_list, "GET /phone-system/numbers/location/{locationId}"},
 	{EVHTTP_REQ_GET, "/calendars/", AUTH_ANY, VER_SAAS, sim_h_calendar_list, "GET /calendars/"},
-	{EVHTTP_REQ_POST, "/calendars/", AUTH_ANY, VER_SAAS, sim_h_calendar_create, "POST /calendars/"},
+	{EVHTTP_REQ_POST, "/calendars/", AUTH_ANY, VER_SAAS, sim_h_calendar_create,
+	 "POST /calendars/"},
 	{EVHTTP_REQ_DELETE, "/calendars/{calendarId}", AUTH_ANY, VER_SAAS, sim_h_calendar_delete,
 	 "DELETE /calendars/{calendarId}"},
 	{EVHTTP_REQ_GET, "/saas/get-saas-subscription/{locationId}", AUTH_COMPANY, VER_SAAS,
@@ -93,12 +103,14 @@ static const struct sim_route routes[] = {
 	 "POST /saas/pause/{locationId}"},
 	{EVHTTP_REQ_POST, "/saas/update-rebilling/{companyId}", AUTH_COMPANY, VER_SAAS,
 	 sim_h_saas_rebilling, "POST /saas/update-rebilling/{companyId}"},
-	{EVHTTP_REQ_GET, "/custom-menus/", AUTH_COMPANY, VER_ANY, sim_h_menu_list, "GET /custom-menus/"},
+	{EVHTTP_REQ_GET, "/custom-menus/", AUTH_COMPANY, VER_ANY, sim_h_menu_list,
+	 "GET /custom-menus/"},
 	{EVHTTP_REQ_POST, "/custom-menus/", AUTH_COMPANY, VER_ANY, sim_h_menu_create,
 	 "POST /custom-menus/"},
-	{EVHTTP_REQ_DELETE, "/custom-menus/{customMenuId}", AUTH_COMPANY, VER_ANY, sim_h_menu_delete,
-	 "DELETE /custom-menus/{customMenuId}"},
-	{EVHTTP_REQ_PUT, "/users/{userId}", AUTH_ANY, VER_ANY, sim_h_user_update, "PUT /users/{userId}"},
+	{EVHTTP_REQ_DELETE, "/custom-menus/{customMenuId}", AUTH_COMPANY, VER_ANY,
+	 sim_h_menu_delete, "DELETE /custom-menus/{customMenuId}"},
+	{EVHTTP_REQ_PUT, "/users/{userId}", AUTH_ANY, VER_ANY, sim_h_user_update,
+	 "PUT /users/{userId}"},
 };
 
 /* ---- pending replies ---- */
@@ -354,8 +366,8 @@ void sim_log_request(struct sim_ctx *c, int status, const char *note)
 {
 	if (!c->s->cfg.verbose)
 		return;
-	fprintf(stderr, "ghl-sim: %s %s -> %d%s%s trace=%s\n", c->method_name, c->path ? c->path : "?",
-		status, note ? " " : "", note ? note : "", c->trace_id);
+	fprintf(stderr, "ghl-sim: %s %s -> %d%s%s trace=%s\n", c->method_name,
+		c->path ? c->path : "?", status, note ? " " : "", note ? note : "", c->trace_id);
 }
 
 /* ---- access checks ---- */
@@ -509,7 +521,8 @@ static int authenticate(struct sim_ctx *c, enum auth_need need)
 {
 	if (need == AUTH_NONE)
 		return 0;
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+					   "Authorization");
 	struct sim_token *t = NULL;
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
@@ -613,7 +626,8 @@ void sim_finish(struct sim_ctx *c)
 
 	int hold = (c->status < 400 && take_route_fault(s->cfg.hold_routes, c->route)) ||
 		   (s->cfg.timeout_rate > 0 && sim_rng_double(s, RNG_FAULTS) < s->cfg.timeout_rate);
-	int drop = !hold && s->cfg.drop_rate > 0 && sim_rng_double(s, RNG_FAULTS) < s->cfg.drop_rate;
+	int drop = !hold && s->cfg.drop_rate > 0 &&
+		   sim_rng_double(s, RNG_FAULTS) < s->cfg.drop_rate;
 	int64_t delay = s->cfg.latency_ms;
 	if (s->cfg.jitter_ms > 0)
 		delay += (int64_t)(sim_rng_next(s, RNG_FAULTS) % (uint64_t)(s->cfg.jitter_ms + 1));
@@ -738,10 +752,11 @@ int sim_http_start(struct sim *s, struct err *e)
 	evhttp_set_max_headers_size(s->http, 64 * 1024);
 	evhttp_set_timeout(s->http, 120);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_OPTIONS);
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+						    EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(s->http, on_request, s);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, host,
+									(ev_uint16_t)port);
 	if (!bs) {
 		err_set(e, "cannot listen on %s: %s", s->cfg.listen, strerror(errno));
 		free(host);

@@ -13,12 +13,13 @@
 
 #include "sim.h"
 
-static const char *const push_assets[] = {"funnels", "websites", "workflows", "pipelines",
-					  "custom_values", "forms", "calendars", "email_templates"};
+static const char *const push_assets[] = {"funnels",   "websites",	 "workflows",
+					  "pipelines", "custom_values",	 "forms",
+					  "calendars", "email_templates"};
 #define N_ASSETS (sizeof push_assets / sizeof push_assets[0])
 
-static const char *const plain_fields[] = {"phone", "address", "city", "state", "country",
-					   "postalCode", "website", "timezone"};
+static const char *const plain_fields[] = {"phone",   "address",    "city",    "state",
+					   "country", "postalCode", "website", "timezone"};
 #define N_PLAIN (sizeof plain_fields / sizeof plain_fields[0])
 
 static void write_members(struct jw *w, const struct json *obj)
@@ -45,9 +46,12 @@ static const char *validate_location_body(const struct json *b, int create, stru
 		sim_opt_str(b, plain_fields[i], plain_fields[i], msgs);
 	const char *country = json_get_str(b, "country");
 	if (country && !is_country(country))
-		vec_push(msgs, xstrdup("country must be a valid ISO 3166-1 alpha-2 country code (e.g. US)"));
+		vec_push(
+			msgs,
+			xstrdup("country must be a valid ISO 3166-1 alpha-2 country code (e.g. US)"));
 	sim_opt_str(b, "snapshotId", "snapshotId", msgs);
-	static const char *const objs[] = {"settings", "social", "twilio", "mailgun", "prospectInfo"};
+	static const char *const objs[] = {"settings", "social", "twilio", "mailgun",
+					   "prospectInfo"};
 	for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) {
 		struct json *v = json_get(b, objs[i]);
 		if (v && v->type != JSON_OBJECT && v->type != JSON_NULL)
@@ -104,7 +108,8 @@ static void apply_fields(struct json *obj, const struct json *b, const char *ema
 	if (settings && settings->type == JSON_OBJECT) {
 		struct json *cur = json_get(obj, "settings");
 		for (size_t i = 0; i < settings->u.obj.n; i++)
-			json_object_set_take(cur, settings->u.obj.keys[i], json_clone(settings->u.obj.vals[i]));
+			json_object_set_take(cur, settings->u.obj.keys[i],
+					     json_clone(settings->u.obj.vals[i]));
 	}
 	struct json *social = json_get(b, "social");
 	if (social && social->type == JSON_OBJECT)
@@ -276,7 +281,8 @@ void sim_h_location_delete(struct sim_ctx *c)
 }
 
 /* Parses skip/limit query values; pushes a 422 message when invalid. */
-static long long query_int(struct sim_ctx *c, const char *key, long long def, long long max, struct vec *msgs)
+static long long query_int(struct sim_ctx *c, const char *key, long long def, long long max,
+			   struct vec *msgs)
 {
 	const char *v = sim_query(c, key);
 	long long n;
@@ -382,7 +388,8 @@ void sim_write_push(struct sim *s, struct jw *w, const struct sim_location *loc,
 	if (processing) {
 		int64_t span = loc->push_done_ms - loc->push_start_ms;
 		int64_t el = now_ms - loc->push_start_ms;
-		done = span > 0 && el > 0 ? (size_t)((double)el / (double)span * (double)N_ASSETS) : 0;
+		done = span > 0 && el > 0 ? (size_t)((double)el / (double)span * (double)N_ASSETS)
+					  : 0;
 		if (done >= N_ASSETS)
 			done = N_ASSETS - 1;
 	}
@@ -441,10 +448,12 @@ void sim_h_snapshot_share(struct sim_ctx *c)
 		vec_push(&msgs, xstrdup("companyId should not be empty"));
 	const char *snap = sim_req_str(c->body, "snapshot_id", "snapshot_id", &msgs);
 	const char *type = sim_req_str(c->body, "share_type", "share_type", &msgs);
-	if (type && !str_eq(type, "link") && !str_eq(type, "permanent_link") && !str_eq(type, "agency_link") &&
-	    !str_eq(type, "location_link"))
-		vec_push(&msgs, xstrdup("share_type must be one of the following values: link, permanent_link, "
-					"agency_link, location_link"));
+	if (type && !str_eq(type, "link") && !str_eq(type, "permanent_link") &&
+	    !str_eq(type, "agency_link") && !str_eq(type, "location_link"))
+		vec_push(
+			&msgs,
+			xstrdup("share_type must be one of the following values: link, permanent_link, "
+				"agency_link, location_link"));
 	if (msgs.n) {
 		sim_error_422(c, &msgs);
 		sim_msgs_free(&msgs);

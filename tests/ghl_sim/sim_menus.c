@@ -97,10 +97,12 @@ static void menu_validate(struct sim_ctx *c, struct vec *msgs)
 	} else {
 		sim_req_str(icon, "name", "icon.name", msgs);
 		if (!one_of(json_get_str(icon, "fontFamily"), families))
-			vec_push(msgs, xstrdup("icon.fontFamily must be one of the following values: "
-					       "fab, fas, far"));
+			vec_push(msgs,
+				 xstrdup("icon.fontFamily must be one of the following values: "
+					 "fab, fas, far"));
 	}
-	static const char *const flags[] = {"showOnCompany", "showOnLocation", "showToAllLocations"};
+	static const char *const flags[] = {"showOnCompany", "showOnLocation",
+					    "showToAllLocations"};
 	for (size_t i = 0; i < 3; i++) {
 		struct json *f = json_get(b, flags[i]);
 		if (!f || f->type != JSON_BOOL)
@@ -110,7 +112,8 @@ static void menu_validate(struct sim_ctx *c, struct vec *msgs)
 		vec_push(msgs, xstrdup("openMode must be one of the following values: iframe, "
 				       "new_tab, current_tab"));
 	if (!one_of(json_get_str(b, "userRole"), roles))
-		vec_push(msgs, xstrdup("userRole must be one of the following values: all, admin, user"));
+		vec_push(msgs,
+			 xstrdup("userRole must be one of the following values: all, admin, user"));
 	struct json *locs = json_get(b, "locations");
 	if (!locs || locs->type != JSON_ARRAY)
 		vec_push(msgs, xstrdup("locations must be an array"));

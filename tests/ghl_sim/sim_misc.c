@@ -188,9 +188,11 @@ void sim_h_cv_create(struct sim_ctx *c)
 
 /* ---- custom fields (contact fields: list, create, delete) ---- */
 
-static const char *const cf_types[] = {"TEXT", "LARGE_TEXT", "NUMERICAL", "PHONE", "MONETORY",
-				       "CHECKBOX", "SINGLE_OPTIONS", "MULTIPLE_OPTIONS", "DATE",
-				       "TEXTBOX_LIST", "FILE_UPLOAD", "RADIO", NULL};
+static const char *const cf_types[] = {
+	"TEXT",	    "LARGE_TEXT",   "NUMERICAL",      "PHONE",
+	"MONETORY", "CHECKBOX",	    "SINGLE_OPTIONS", "MULTIPLE_OPTIONS",
+	"DATE",	    "TEXTBOX_LIST", "FILE_UPLOAD",    "RADIO",
+	NULL};
 
 void sim_h_cf_list(struct sim_ctx *c)
 {
@@ -227,8 +229,9 @@ void sim_h_cf_create(struct sim_ctx *c)
 	json_object_set_take(cf, "fieldKey", json_new_string(fk));
 	json_object_set_take(cf, "dataType", json_new_string(type));
 	json_object_set_take(cf, "placeholder",
-			     json_new_string(json_get_str(c->body, "placeholder") ?
-						     json_get_str(c->body, "placeholder") : ""));
+			     json_new_string(json_get_str(c->body, "placeholder")
+						     ? json_get_str(c->body, "placeholder")
+						     : ""));
 	json_object_set_take(cf, "model", json_new_string("contact"));
 	json_object_set_take(cf, "locationId", json_new_string(loc->id));
 	free(id);
@@ -238,8 +241,7 @@ void sim_h_cf_create(struct sim_ctx *c)
 }
 
 /* The custom value (fields 0) or field (1) of /locations/{id}/…/{itemId}. */
-static struct json *item_find(struct sim_ctx *c, int fields, struct sim_location **locp,
-			      long *idx)
+static struct json *item_find(struct sim_ctx *c, int fields, struct sim_location **locp, long *idx)
 {
 	struct sim_location *loc = sim_location_for(c, c->seg[1]);
 	if (!loc)
@@ -362,9 +364,9 @@ static int contact_validate(struct sim_ctx *c, struct sim_location **locp)
 		return -1;
 	struct vec msgs = {0};
 	const char *location = sim_req_str(c->body, "locationId", "locationId", &msgs);
-	static const char *const strs[] = {"firstName", "lastName", "name", "phone", "companyName",
-					   "address1", "city", "state", "country", "postalCode",
-					   "website", "timezone", "source"};
+	static const char *const strs[] = {
+		"firstName", "lastName", "name",       "phone",	  "companyName", "address1", "city",
+		"state",     "country",	 "postalCode", "website", "timezone",	 "source"};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		sim_opt_str(c->body, strs[i], strs[i], &msgs);
 	const char *email = sim_opt_str(c->body, "email", "email", &msgs);
@@ -385,7 +387,8 @@ static int contact_validate(struct sim_ctx *c, struct sim_location **locp)
 }
 
 /* Index of the contact matching the body's email (then phone), or -1. */
-static long contact_match(const struct sim_location *loc, const struct json *body, const char **field)
+static long contact_match(const struct sim_location *loc, const struct json *body,
+			  const char **field)
 {
 	const char *email = json_get_str(body, "email");
 	const char *phone = json_get_str(body, "phone");
@@ -419,7 +422,8 @@ static void contact_merge(struct json *contact, const struct json *body)
 		const char *t = json_at(add, i)->u.str.s;
 		int have = 0;
 		for (size_t j = 0; j < json_len(tags); j++)
-			if (json_at(tags, j)->type == JSON_STRING && strcasecmp(json_at(tags, j)->u.str.s, t) == 0)
+			if (json_at(tags, j)->type == JSON_STRING &&
+			    strcasecmp(json_at(tags, j)->u.str.s, t) == 0)
 				have = 1;
 		if (!have)
 			json_array_push_take(tags, json_new_string(t));
@@ -427,7 +431,8 @@ static void contact_merge(struct json *contact, const struct json *body)
 	const char *first = json_get_str(contact, "firstName");
 	const char *last = json_get_str(contact, "lastName");
 	if (!json_get_str(body, "name") && (first || last)) {
-		char *name = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "", last ? last : "");
+		char *name = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "",
+				       last ? last : "");
 		json_object_set_take(contact, "contactName", json_new_string(name));
 		free(name);
 	}

@@ -41,7 +41,8 @@ void sim_h_chooselocation(struct sim_ctx *c)
 		html_error(c, 400, "Invalid client_id: no app with this client id is installed.");
 		return;
 	}
-	if (!redirect || !*redirect || (!str_has_prefix(redirect, "http://") && !str_has_prefix(redirect, "https://"))) {
+	if (!redirect || !*redirect ||
+	    (!str_has_prefix(redirect, "http://") && !str_has_prefix(redirect, "https://"))) {
 		html_error(c, 400, "Invalid redirect_uri.");
 		return;
 	}
@@ -80,7 +81,8 @@ void sim_h_chooselocation(struct sim_ctx *c)
 	buf_reset(&c->out);
 }
 
-void sim_write_token_response(struct sim_ctx *c, struct sim_token *at, struct sim_token *rt, int status)
+void sim_write_token_response(struct sim_ctx *c, struct sim_token *at, struct sim_token *rt,
+			      int status)
 {
 	struct jw w;
 	sim_json_begin(c, &w, status);
@@ -116,11 +118,13 @@ void sim_write_token_response(struct sim_ctx *c, struct sim_token *at, struct si
 	sim_json_end(c, &w);
 }
 
-static void issue_pair(struct sim_ctx *c, enum tok_class cls, const char *company, const char *location,
-		       const char *user, const char *scope, int status)
+static void issue_pair(struct sim_ctx *c, enum tok_class cls, const char *company,
+		       const char *location, const char *user, const char *scope, int status)
 {
-	struct sim_token *at = sim_token_issue(c->s, TOK_ACCESS, cls, company, location, user, scope);
-	struct sim_token *rt = sim_token_issue(c->s, TOK_REFRESH, cls, company, location, user, scope);
+	struct sim_token *at = sim_token_issue(c->s, TOK_ACCESS, cls, company, location, user,
+					       scope);
+	struct sim_token *rt = sim_token_issue(c->s, TOK_REFRESH, cls, company, location, user,
+					       scope);
 	sim_write_token_response(c, at, rt, status);
 }
 
@@ -143,14 +147,16 @@ void sim_h_oauth_token(struct sim_ctx *c)
 	TAILQ_INIT(&form);
 	char *body = sim_body_string(c);
 	if (evhttp_parse_query_str(body, &form) != 0) {
-		sim_oauth_error(c, 400, "invalid_request", "The body must be application/x-www-form-urlencoded.");
+		sim_oauth_error(c, 400, "invalid_request",
+				"The body must be application/x-www-form-urlencoded.");
 		goto out;
 	}
 	const char *client_id = evhttp_find_header(&form, "client_id");
 	const char *secret = evhttp_find_header(&form, "client_secret");
 	const char *grant = evhttp_find_header(&form, "grant_type");
 	if (!secret_ok(client_id, s->cfg.client_id) || !secret_ok(secret, s->cfg.client_secret)) {
-		sim_oauth_error(c, 401, "invalid_client", "Client authentication failed: bad client_id or client_secret.");
+		sim_oauth_error(c, 401, "invalid_client",
+				"Client authentication failed: bad client_id or client_secret.");
 		goto out;
 	}
 	if (str_eq(grant, "authorization_code")) {
@@ -158,7 +164,8 @@ void sim_h_oauth_token(struct sim_ctx *c)
 		const char *redirect = evhttp_find_header(&form, "redirect_uri");
 		struct sim_code *k = code ? htab_get(&s->store.codes, code) : NULL;
 		if (!k || k->used) {
-			invalid_grant(c, k ? "The authorization code has already been used." : "Invalid authorization code.");
+			invalid_grant(c, k ? "The authorization code has already been used."
+					   : "Invalid authorization code.");
 			goto out;
 		}
 		if (redirect && *redirect && !str_eq(redirect, k->redirect_uri)) {
@@ -166,23 +173,26 @@ void sim_h_oauth_token(struct sim_ctx *c)
 			goto out;
 		}
 		k->used = 1;
-		issue_pair(c, k->location_id ? CLASS_LOCATION : CLASS_COMPANY, k->company_id, k->location_id,
-			   k->user_id, k->scope, 200);
+		issue_pair(c, k->location_id ? CLASS_LOCATION : CLASS_COMPANY, k->company_id,
+			   k->location_id, k->user_id, k->scope, 200);
 	} else if (str_eq(grant, "refresh_token")) {
 		const char *rts = evhttp_find_header(&form, "refresh_token");
 		struct sim_token *rt = rts ? sim_token_find(s, rts) : NULL;
 		if (!rt || rt->kind != TOK_REFRESH || rt->used || rt->revoked) {
-			invalid_grant(c, rt && rt->kind == TOK_REFRESH ? "The refresh token has already been used."
-								  : "Invalid refresh token.");
+			invalid_grant(c, rt && rt->kind == TOK_REFRESH
+						 ? "The refresh token has already been used."
+						 : "Invalid refresh token.");
 			goto out;
 		}
 		rt->used = 1;
 		s->stats.refreshes++;
-		issue_pair(c, rt->cls, rt->company_id, rt->location_id, rt->user_id, rt->scope, 200);
+		issue_pair(c, rt->cls, rt->company_id, rt->location_id, rt->user_id, rt->scope,
+			   200);
 	} else if (!grant || !*grant) {
 		sim_oauth_error(c, 400, "invalid_request", "grant_type is required.");
 	} else {
-		sim_oauth_error(c, 400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token.");
+		sim_oauth_error(c, 400, "unsupported_grant_type",
+				"grant_type must be authorization_code or refresh_token.");
 	}
 out:
 	evhttp_clear_headers(&form);
@@ -216,7 +226,8 @@ void sim_h_location_token(struct sim_ctx *c)
 	struct sim_location *loc = sim_location_for(c, location);
 	if (!loc)
 		goto out;
-	issue_pair(c, CLASS_LOCATION, loc->company_id, loc->id, c->tok->user_id, c->tok->scope, 200);
+	issue_pair(c, CLASS_LOCATION, loc->company_id, loc->id, c->tok->user_id, c->tok->scope,
+		   200);
 	(void)s;
 out:
 	evhttp_clear_headers(&form);

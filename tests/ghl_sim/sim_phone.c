@@ -27,7 +27,10 @@ struct country {
 };
 
 static const struct country countries[] = {
-	{"US", "+1", "512"}, {"CA", "+1", "416"}, {"GB", "+44", "20"}, {"AU", "+61", "2"},
+	{"US", "+1", "512"},
+	{"CA", "+1", "416"},
+	{"GB", "+44", "20"},
+	{"AU", "+61", "2"},
 };
 
 static const struct country *country_find(const char *iso)
@@ -113,7 +116,9 @@ void sim_h_phone_available(struct sim_ctx *c)
 	if (!iso || !*iso)
 		vec_push(&msgs, xstrdup("countryCode should not be empty"));
 	else if (!co)
-		vec_push(&msgs, xstrdup("countryCode must be one of the following values: US, CA, GB, AU"));
+		vec_push(
+			&msgs,
+			xstrdup("countryCode must be one of the following values: US, CA, GB, AU"));
 	const char *first = sim_query(c, "firstPart");
 	if (first && *first && (!all_digits(first) || strlen(first) > 6))
 		vec_push(&msgs, xstrdup("firstPart must be a number string of at most 6 digits"));
@@ -123,8 +128,9 @@ void sim_h_phone_available(struct sim_ctx *c)
 		size_t n = strcspn(types, ",");
 		snprintf(type, sizeof type, "%.*s", (int)(n < 15 ? n : 15), types);
 		if (!str_eq(type, "local") && !str_eq(type, "tollfree") && !str_eq(type, "mobile"))
-			vec_push(&msgs, xstrdup("numberTypes must be a comma-separated list of local, "
-						"tollfree, mobile"));
+			vec_push(&msgs,
+				 xstrdup("numberTypes must be a comma-separated list of local, "
+					 "tollfree, mobile"));
 	}
 	if (sim_golive_422(c, &msgs) != 0)
 		return;
@@ -192,7 +198,9 @@ static void purchase_validate(struct sim_ctx *c, struct vec *msgs)
 		vec_push(msgs, xstrdup("phoneNumber must be a valid phone number in E.164 format"));
 	const char *iso = sim_req_str(c->body, "countryCode", "countryCode", msgs);
 	if (iso && !country_find(iso))
-		vec_push(msgs, xstrdup("countryCode must be one of the following values: US, CA, GB, AU"));
+		vec_push(
+			msgs,
+			xstrdup("countryCode must be one of the following values: US, CA, GB, AU"));
 	const char *type = sim_req_str(c->body, "numberType", "numberType", msgs);
 	if (type && !str_eq(type, "local") && !str_eq(type, "tollfree") && !str_eq(type, "mobile"))
 		vec_push(msgs, xstrdup("numberType must be one of the following values: local, "
@@ -233,7 +241,8 @@ void sim_h_phone_purchase(struct sim_ctx *c)
 	json_object_set_take(n, "phoneNumber", json_new_string(number));
 	json_object_set_take(n, "sid", json_new_string(sid));
 	json_object_set_take(n, "locationId", json_new_string(loc->id));
-	json_object_set_take(n, "countryCode", json_new_string(json_get_str(c->body, "countryCode")));
+	json_object_set_take(n, "countryCode",
+			     json_new_string(json_get_str(c->body, "countryCode")));
 	json_object_set_take(n, "numberType", json_new_string(json_get_str(c->body, "numberType")));
 	json_object_set_take(n, "fingerprintId", json_new_string(fp));
 	json_object_set_take(n, "capabilities", caps_json(number));

@@ -24,8 +24,10 @@ static int64_t parse_when(const char *s)
 {
 	int mo, d, y, h, mi, n = 0;
 	char ampm[3] = {0};
-	if (!s || sscanf(s, "%2d-%2d-%4d %2d:%2d %2[AaPp]%*[Mm]%n", &mo, &d, &y, &h, &mi, ampm,
-			 &n) != 6 || s[n] != '\0')
+	if (!s ||
+	    sscanf(s, "%2d-%2d-%4d %2d:%2d %2[AaPp]%*[Mm]%n", &mo, &d, &y, &h, &mi, ampm, &n) !=
+		    6 ||
+	    s[n] != '\0')
 		return -1;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || y < 1970 || h < 1 || h > 12 || mi < 0 ||
 	    mi > 59)
@@ -46,8 +48,8 @@ static void date_added(int64_t ms, char out[40])
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	int h = tm.tm_hour % 12;
-	snprintf(out, 40, "%d/%d/%d, %d:%02d:%02d %s", tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_year + 1900, h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
+	snprintf(out, 40, "%d/%d/%d, %d:%02d:%02d %s", tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900,
+		 h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
 }
 
 static int by_start(const void *a, const void *b)

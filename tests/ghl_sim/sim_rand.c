@@ -32,7 +32,8 @@ void sim_rng_init(struct sim *s)
 	for (int st = 0; st < RNG_NSTREAMS; st++) {
 		uint64_t x;
 		if (s->cfg.seeded) {
-			x = (uint64_t)s->cfg.seed * 0x2545f4914f6cdd1dULL + (uint64_t)st * 0x9e3779b97f4a7c15ULL;
+			x = (uint64_t)s->cfg.seed * 0x2545f4914f6cdd1dULL +
+			    (uint64_t)st * 0x9e3779b97f4a7c15ULL;
 		} else if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x) {
 			x = (uint64_t)now_wall_ms() ^ ((uint64_t)st << 32);
 		}
@@ -73,7 +74,8 @@ void sim_rng_bytes(struct sim *s, enum sim_stream st, unsigned char *out, size_t
 
 char *sim_new_id(struct sim *s)
 {
-	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	static const char alnum[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	char *id = xmalloc(21);
 	for (int i = 0; i < 20; i++)
 		id[i] = alnum[sim_rng_next(s, RNG_IDS) % 62];

@@ -31,7 +31,8 @@ void sim_rl_nominal(struct sim *s, struct rl_info *o)
 void sim_rl_check(struct sim *s, const struct sim_token *t, int64_t now_ms, struct rl_info *o)
 {
 	char stack[256];
-	const char *res = t->cls == CLASS_LOCATION && t->location_id ? t->location_id : t->company_id;
+	const char *res = t->cls == CLASS_LOCATION && t->location_id ? t->location_id
+								     : t->company_id;
 	char *key = stack;
 	int n = snprintf(stack, sizeof stack, "%s\x1f%s", t->client_id, res);
 	if (n < 0 || (size_t)n >= sizeof stack)

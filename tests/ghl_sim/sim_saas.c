@@ -13,9 +13,13 @@
 
 #include "sim.h"
 
-static const char *const products[] = {"contentAI",     "workflow_premium_actions",
-				       "workflow_ai",   "conversationAI",
-				       "EmailNotification", "whatsApp", NULL};
+static const char *const products[] = {"contentAI",
+				       "workflow_premium_actions",
+				       "workflow_ai",
+				       "conversationAI",
+				       "EmailNotification",
+				       "whatsApp",
+				       NULL};
 
 static int paused(struct sim *s, const char *loc_id)
 {

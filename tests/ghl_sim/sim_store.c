@@ -321,8 +321,8 @@ struct sim_company *sim_company_get_or_create(struct sim *s, const char *id, con
 }
 
 struct sim_token *sim_token_issue(struct sim *s, enum tok_kind kind, enum tok_class cls,
-				  const char *company_id, const char *location_id, const char *user_id,
-				  const char *scope)
+				  const char *company_id, const char *location_id,
+				  const char *user_id, const char *scope)
 {
 	struct sim_token *t = xcalloc(1, sizeof *t);
 	t->token = sim_new_token(s, kind == TOK_ACCESS ? "ghlsim_at_" : "ghlsim_rt_");

@@ -11,9 +11,10 @@
 
 static struct json *permissions_from(const struct json *given)
 {
-	static const char *const keys[] = {"campaignsEnabled", "contactsEnabled", "workflowsEnabled",
-					   "opportunitiesEnabled", "dashboardStatsEnabled", "settingsEnabled",
-					   "funnelsEnabled", "websitesEnabled", "appointmentsEnabled"};
+	static const char *const keys[] = {
+		"campaignsEnabled",	"contactsEnabled",	 "workflowsEnabled",
+		"opportunitiesEnabled", "dashboardStatsEnabled", "settingsEnabled",
+		"funnelsEnabled",	"websitesEnabled",	 "appointmentsEnabled"};
 	struct json *o = json_new_object();
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		int b = json_get_bool(given, keys[i]);
@@ -22,7 +23,8 @@ static struct json *permissions_from(const struct json *given)
 	if (given && given->type == JSON_OBJECT)
 		for (size_t i = 0; i < given->u.obj.n; i++)
 			if (given->u.obj.vals[i]->type == JSON_BOOL)
-				json_object_set_take(o, given->u.obj.keys[i], json_clone(given->u.obj.vals[i]));
+				json_object_set_take(o, given->u.obj.keys[i],
+						     json_clone(given->u.obj.vals[i]));
 	return o;
 }
 
@@ -40,7 +42,8 @@ static void validate_user(struct sim_ctx *c, struct vec *msgs)
 		vec_push(msgs, xstrdup("password must be longer than or equal to 8 characters"));
 	const char *type = sim_req_str(b, "type", "type", msgs);
 	if (type && !str_eq(type, "account") && !str_eq(type, "agency"))
-		vec_push(msgs, xstrdup("type must be one of the following values: account, agency"));
+		vec_push(msgs,
+			 xstrdup("type must be one of the following values: account, agency"));
 	const char *role = sim_req_str(b, "role", "role", msgs);
 	if (role && !str_eq(role, "admin") && !str_eq(role, "user"))
 		vec_push(msgs, xstrdup("role must be one of the following values: admin, user"));
@@ -50,7 +53,8 @@ static void validate_user(struct sim_ctx *c, struct vec *msgs)
 	} else {
 		for (size_t i = 0; i < json_len(ids); i++)
 			if (json_at(ids, i)->type != JSON_STRING) {
-				vec_push(msgs, xstrdup("each value in locationIds must be a string"));
+				vec_push(msgs,
+					 xstrdup("each value in locationIds must be a string"));
 				break;
 			}
 		if (str_eq(type, "account") && json_len(ids) == 0)
@@ -90,7 +94,8 @@ void sim_h_user_create(struct sim_ctx *c)
 		}
 		struct sim_location *loc = sim_location_get(s, json_at(ids, i)->u.str.s);
 		if (!loc || !str_eq(loc->company_id, company)) {
-			sim_error(c, 400, "Invalid locationIds: location not found in this company");
+			sim_error(c, 400,
+				  "Invalid locationIds: location not found in this company");
 			return;
 		}
 	}
@@ -115,7 +120,9 @@ void sim_h_user_create(struct sim_ctx *c)
 	json_object_set_take(o, "firstName", json_new_string(first));
 	json_object_set_take(o, "lastName", json_new_string(last));
 	json_object_set_take(o, "email", json_new_string(lemail));
-	json_object_set_take(o, "phone", json_new_string(json_get_str(b, "phone") ? json_get_str(b, "phone") : ""));
+	json_object_set_take(
+		o, "phone",
+		json_new_string(json_get_str(b, "phone") ? json_get_str(b, "phone") : ""));
 	json_object_set_take(o, "extension", json_new_string(""));
 	json_object_set_take(o, "permissions", permissions_from(json_get(b, "permissions")));
 	struct json *scopes = json_get(b, "scopes");

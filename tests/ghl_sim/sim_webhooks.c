@@ -72,7 +72,8 @@ int sim_webhook_key_load(struct sim *s, struct err *e)
 		if (f) {
 			s->webhook_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 			fclose(f);
-			if (!s->webhook_key || EVP_PKEY_get_base_id(s->webhook_key) != EVP_PKEY_ED25519)
+			if (!s->webhook_key ||
+			    EVP_PKEY_get_base_id(s->webhook_key) != EVP_PKEY_ED25519)
 				return err_set(e, "%s: not an Ed25519 private key in PEM", path);
 			return 0;
 		}
@@ -121,7 +122,8 @@ static void delivery_free(struct delivery *d)
 
 static void reply_json(struct evhttp_request *req, int status, struct buf *b)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
 	evbuffer_add(evhttp_request_get_output_buffer(req), b->data, b->len);
 	evhttp_send_reply(req, status, status == 200 ? "OK" : "Bad Gateway", NULL);
 }
@@ -231,7 +233,8 @@ static const char *build_body(struct sim_ctx *c, struct buf *b, const char *type
 			jw_string(&w, user ? user : uid);
 			free(uid);
 			jw_key(&w, "planId");
-			jw_string(&w, json_get_str(in, "planId") ? json_get_str(in, "planId") : "sim-plan-001");
+			jw_string(&w, json_get_str(in, "planId") ? json_get_str(in, "planId")
+								 : "sim-plan-001");
 		}
 	}
 	jw_key(&w, "timestamp");
@@ -265,8 +268,8 @@ void sim_h_webhook_send(struct sim_ctx *c)
 		send_error(c, "url must be an http:// URL");
 		return;
 	}
-	if (!str_eq(type, "INSTALL") && !str_eq(type, "UNINSTALL") && !str_eq(type, "LocationCreate") &&
-	    !str_eq(type, "LocationUpdate")) {
+	if (!str_eq(type, "INSTALL") && !str_eq(type, "UNINSTALL") &&
+	    !str_eq(type, "LocationCreate") && !str_eq(type, "LocationUpdate")) {
 		send_error(c, "type must be INSTALL, UNINSTALL, LocationCreate or LocationUpdate");
 		return;
 	}
@@ -296,7 +299,8 @@ void sim_h_webhook_send(struct sim_ctx *c)
 	int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
 	const char *path = evhttp_uri_get_path(u);
 	const char *query = evhttp_uri_get_query(u);
-	char *target = xasprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "", query ? query : "");
+	char *target = xasprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "",
+				 query ? query : "");
 
 	struct delivery *d = xcalloc(1, sizeof *d);
 	d->s = s;

@@ -33,11 +33,15 @@ H_UNUSED static void econ_start(struct econ *e, const char *name, const char *co
 	hagent_start(&e->agent, e->dsn, &e->sim, extra);
 	e->company = xasprintf("econ-co-%d", (int)getpid());
 	e->agency = hconnect_agency(&e->agent, e->db, e->company);
-	tl_execf(e->db, "UPDATE agencies SET settings_json = '{\"max_concurrent_jobs\": %d}' "
-		 "WHERE id = '%s'", max_concurrent, e->agency);
-	e->snapshot = tl_sqlf(e->db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, "
-				     "niche) VALUES ('%s', 'snap-dental-001', 'Dental Practice', "
-				     "'Dental') RETURNING id", e->agency);
+	tl_execf(e->db,
+		 "UPDATE agencies SET settings_json = '{\"max_concurrent_jobs\": %d}' "
+		 "WHERE id = '%s'",
+		 max_concurrent, e->agency);
+	e->snapshot = tl_sqlf(e->db,
+			      "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, "
+			      "niche) VALUES ('%s', 'snap-dental-001', 'Dental Practice', "
+			      "'Dental') RETURNING id",
+			      e->agency);
 }
 
 H_UNUSED static void econ_stop(struct econ *e)
@@ -157,8 +161,10 @@ H_UNUSED static void econ_print(FILE *f, const struct econ_count *c, int jobs)
 				(double)c->by_route->u.obj.vals[i]->u.num.i / jobs);
 		}
 	}
-	fprintf(f, "  agency-bucket calls per job: %.2f; location-bucket calls per job: %.2f; "
-		   "429s: %lld\n", (double)c->agency / jobs, (double)c->location / jobs, c->limited);
+	fprintf(f,
+		"  agency-bucket calls per job: %.2f; location-bucket calls per job: %.2f; "
+		"429s: %lld\n",
+		(double)c->agency / jobs, (double)c->location / jobs, c->limited);
 }
 
 #endif

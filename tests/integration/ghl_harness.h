@@ -104,7 +104,7 @@ struct hagent {
 	int port;
 	char log[64];
 	char base[64];
-	char dsn[512];   /* the database it serves */
+	char dsn[512];	 /* the database it serves */
 	char token[128]; /* an ADMIN session (hagent_admin_token), "" until needed */
 };
 
@@ -191,9 +191,9 @@ H_UNUSED static const char *hagent_admin_token(struct hagent *a)
 	char *env[] = {env_dsn, NULL};
 	char *in = tl_write_temp("ghl-harness-pw", H_ADMIN_PASSWORD "\n");
 	char *line = xasprintf("exec \"$0\" user add --email " H_ADMIN_EMAIL
-			       " --role ADMIN --password-stdin < '%s'", in);
-	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
-		      NULL};
+			       " --role ADMIN --password-stdin < '%s'",
+			       in);
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"), NULL};
 	char *out = NULL;
 	int rc = tl_run(sh, env, &out);
 	ck_assert_msg(rc == 0 || strstr(out, "already exists"), "user add: %d %s", rc, out);
@@ -204,7 +204,8 @@ H_UNUSED static const char *hagent_admin_token(struct hagent *a)
 	free(env_dsn);
 	char *url = hagent_url(a, "/api/v1/auth/login");
 	const char *h[] = {"Content-Type: application/json", NULL};
-	const char *body = "{\"email\":\"" H_ADMIN_EMAIL "\",\"password\":\"" H_ADMIN_PASSWORD "\"}";
+	const char *body = "{\"email\":\"" H_ADMIN_EMAIL "\",\"password\":\"" H_ADMIN_PASSWORD
+			   "\"}";
 	long st = tl_http("POST", url, h, body, &out);
 	free(url);
 	ck_assert_msg(st == 200, "harness login: %ld %s", st, out);
@@ -230,8 +231,7 @@ H_UNUSED static void huser_add(struct hagent *a, const char *args, const char *p
 	char *pw = xasprintf("%s\n", password);
 	char *in = tl_write_temp("ghl-harness-pw", pw);
 	char *line = xasprintf("exec \"$0\" user add %s --password-stdin < '%s'", args, in);
-	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
-		      NULL};
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"), NULL};
 	char *out = NULL;
 	int rc = tl_run(sh, env, &out);
 	ck_assert_msg(rc == 0, "user add %s: %d %s", args, rc, out);
@@ -269,7 +269,8 @@ H_UNUSED static char *huser_token(struct hagent *a, const char *email, const cha
 {
 	const char *pw = "harness user password";
 	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"%s\",\"role\":\"%s\","
-			       "\"agency_ids\":%s}", email, pw, role, agency_ids);
+			       "\"agency_ids\":%s}",
+			       email, pw, role, agency_ids);
 	char *url = hagent_url(a, "/api/v1/users");
 	char *authz = hagent_admin_header(a);
 	const char *h[] = {"Content-Type: application/json", authz, NULL};
@@ -292,8 +293,8 @@ H_UNUSED static char *hkey_new(struct hagent *a, const char *agency)
 	const char *h[] = {"Content-Type: application/json", authz, NULL};
 	char *out = NULL;
 	long st = tl_http("POST", url, h, "{\"name\":\"harness\"}", &out);
-	struct json *j =
-		st == 201 ? json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL) : NULL;
+	struct json *j = st == 201 ? json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL)
+				   : NULL;
 	ck_assert_msg(j && json_get_str(j, "key"), "POST %s: %ld %s", path, st, out);
 	char *k = xstrdup(json_get_str(j, "key"));
 	json_free(j);
@@ -378,9 +379,11 @@ H_UNUSED static char *hconnect_agency(struct hagent *a, PGconn *db, const char *
 H_UNUSED static char *hjob_add(PGconn *db, const char *agency, const char *client,
 			       const char *snapshot)
 {
-	return tl_sqlf(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
-			   "VALUES ('%s', '%s', %s%s%s) RETURNING id", agency, client,
-		       snapshot ? "'" : "", snapshot ? snapshot : "NULL", snapshot ? "'" : "");
+	return tl_sqlf(db,
+		       "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
+		       "VALUES ('%s', '%s', %s%s%s) RETURNING id",
+		       agency, client, snapshot ? "'" : "", snapshot ? snapshot : "NULL",
+		       snapshot ? "'" : "");
 }
 
 /* Wait until the job is COMPLETED or FAILED; returns that status (malloc'd).
@@ -405,8 +408,8 @@ H_UNUSED static void hjob_assert_completed(PGconn *db, const char *job, const ch
 {
 	char *st = hjob_wait(db, job, 30000, agent_log);
 	if (strcmp(st, "COMPLETED") != 0) {
-		char *err = tl_sqlf(db, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'",
-				    job);
+		char *err = tl_sqlf(
+			db, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", job);
 		ck_abort_msg("job %s: %s: %s", job, st, err);
 	}
 	free(st);
@@ -415,8 +418,10 @@ H_UNUSED static void hjob_assert_completed(PGconn *db, const char *job, const ch
 /* An output a step of the job recorded in its COMPLETED journal entry. */
 H_UNUSED static char *hjob_output(PGconn *db, const char *job, const char *step, const char *key)
 {
-	return tl_sqlf(db, "SELECT details_json->'outputs'->>'%s' FROM provisioning_logs WHERE "
-			   "job_id = '%s' AND step = '%s' AND status = 'COMPLETED'", key, job, step);
+	return tl_sqlf(db,
+		       "SELECT details_json->'outputs'->>'%s' FROM provisioning_logs WHERE "
+		       "job_id = '%s' AND step = '%s' AND status = 'COMPLETED'",
+		       key, job, step);
 }
 
 /* ---- secrets ---- */
@@ -469,10 +474,11 @@ H_UNUSED static int hassert_no_tokens(struct hsim *s, const char *what, const ch
 	char **toks = hsim_tokens(s, &n);
 	ck_assert_msg(n >= min_tokens,
 		      "%s: ghl-sim issued %d tokens, at least %d expected: nothing (enough) to "
-		      "look for", what, n, min_tokens);
+		      "look for",
+		      what, n, min_tokens);
 	for (int i = 0; i < n; i++)
-		ck_assert_msg(!strstr(text, toks[i]), "%s contains a token ghl-sim issued (#%d)", what,
-			      i);
+		ck_assert_msg(!strstr(text, toks[i]), "%s contains a token ghl-sim issued (#%d)",
+			      what, i);
 	hfree_strv(toks, n);
 	return n;
 }

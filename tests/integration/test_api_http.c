@@ -115,8 +115,7 @@ static int user_add(const char *args, const char *stdin_text, char **out)
 	char *env[] = {env_dsn, NULL};
 	char *in = tl_write_temp("ghl-api-stdin", stdin_text);
 	char *line = xasprintf("exec \"$0\" user add %s < '%s'", args, in);
-	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
-		      NULL};
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"), NULL};
 	int rc = tl_run(sh, env, out);
 	unlink(in);
 	free(in);
@@ -136,10 +135,15 @@ static void agent_start(struct agent *a, const char *account_limit, const char *
 	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
 	char *env_acc = xasprintf("GHL_AGENT_LOGIN_MAX_FAILURES_ACCOUNT=%s", account_limit);
 	char *env_addr = xasprintf("GHL_AGENT_LOGIN_MAX_FAILURES_ADDRESS=%s", address_limit);
-	char *env[] = {env_dsn, env_listen, env_acc, env_addr,
-		       (char *)"GHL_AGENT_TOKEN_KEYS=7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		       (char *)"GHL_AGENT_LOG_LEVEL=debug", (char *)"GHL_AGENT_SHUTDOWN_TIMEOUT=5s",
-		       NULL};
+	char *env[] = {
+		env_dsn,
+		env_listen,
+		env_acc,
+		env_addr,
+		(char *)"GHL_AGENT_TOKEN_KEYS=7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		(char *)"GHL_AGENT_LOG_LEVEL=debug",
+		(char *)"GHL_AGENT_SHUTDOWN_TIMEOUT=5s",
+		NULL};
 	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
 	a->pid = tl_spawn(argv, env, a->log);
 	free(env_dsn);
@@ -188,18 +192,20 @@ static void setup(void)
 	char *ids[] = {agency_a, agency_b, agency_z};
 	char *q;
 	for (int i = 0; i < 3; i++) {
-		q = xasprintf("INSERT INTO agencies (name, ghl_agency_id,"
-			      " oauth_access_token_encrypted, oauth_refresh_token_encrypted,"
-			      " token_expires_at, created_at) VALUES ('%s', '%s', 'SECRET-ACCESS',"
-			      " 'SECRET-REFRESH', now(), now() - interval '%d minutes') RETURNING id",
-			      names[i][0], names[i][1], 3 - i);
+		q = xasprintf(
+			"INSERT INTO agencies (name, ghl_agency_id,"
+			" oauth_access_token_encrypted, oauth_refresh_token_encrypted,"
+			" token_expires_at, created_at) VALUES ('%s', '%s', 'SECRET-ACCESS',"
+			" 'SECRET-REFRESH', now(), now() - interval '%d minutes') RETURNING id",
+			names[i][0], names[i][1], 3 - i);
 		sql_into(c, q, ids[i], 40);
 		free(q);
 	}
 
 	char *out = NULL;
 	ck_assert_msg(user_add("--email Admin@Example.com --role ADMIN --password-stdin",
-			       PW_ADMIN "\n", &out) == 0, "%s", out);
+			       PW_ADMIN "\n", &out) == 0,
+		      "%s", out);
 	ck_assert_msg(strstr(out, "created user"), "%s", out);
 	free(out);
 	char *args = xasprintf("--email aa@example.com --role AGENCY_ADMIN --agency %s --agency=%s",
@@ -211,14 +217,17 @@ static void setup(void)
 	ck_assert_msg(user_add(args, PW_AA "\n", &out) == 0, "%s", out);
 	free(out);
 	free(args);
-	ck_assert_msg(user_add("--email support@example.com --role SUPPORT", PW_SUPPORT "\n",
-			       &out) == 0, "%s", out);
+	ck_assert_msg(
+		user_add("--email support@example.com --role SUPPORT", PW_SUPPORT "\n", &out) == 0,
+		"%s", out);
 	free(out);
-	ck_assert_msg(user_add("--email victim@example.com --role SUPPORT", PW_SUPPORT "\n",
-			       &out) == 0, "%s", out);
+	ck_assert_msg(
+		user_add("--email victim@example.com --role SUPPORT", PW_SUPPORT "\n", &out) == 0,
+		"%s", out);
 	free(out);
 	ck_assert_msg(user_add("--email throttled@example.com --role SUPPORT", PW_SUPPORT "\n",
-			       &out) == 0, "%s", out);
+			       &out) == 0,
+		      "%s", out);
 	free(out);
 	sql_into(c, "SELECT id FROM users WHERE email = 'victim@example.com'", victim,
 		 sizeof(victim));
@@ -227,7 +236,8 @@ static void setup(void)
 	crypto_sha256_hex(expired_token, strlen(expired_token), h);
 	q = xasprintf("INSERT INTO sessions (token_hash, user_id, csrf_token_hash, expires_at)"
 		      " SELECT '%s', id, '%s', now() - interval '1 minute' FROM users"
-		      " WHERE email = 'admin@example.com'", h, h);
+		      " WHERE email = 'admin@example.com'",
+		      h, h);
 	PQclear(tl_sql(c, q));
 	free(q);
 	PQfinish(c);
@@ -324,7 +334,8 @@ START_TEST(login_throttled_per_address)
 	struct agent saved = ag;
 	agent_start(&ag, "1000", "3");
 	for (int i = 0; i < 3; i++) {
-		char *body = xasprintf("{\"email\":\"nobody%d@example.com\",\"password\":\"x\"}", i);
+		char *body = xasprintf("{\"email\":\"nobody%d@example.com\",\"password\":\"x\"}",
+				       i);
 		struct resp r = as(NULL, "POST", "/api/v1/auth/login", body);
 		assert_error(&r, 401, "invalid_credentials");
 		resp_free(&r);
@@ -412,18 +423,33 @@ END_TEST
 
 /* The access matrix: which status each caller gets. Columns: who calls. What a
  * listing answers (the ids each caller sees) is checked in test_api_scope.c. */
-enum who { W_NONE, W_BAD, W_EXPIRED, W_AA_OWN, W_AA_OTHER, W_SUPPORT, W_KEY_OWN, W_KEY_OTHER,
-	   W_ADMIN, NWHO };
-static const char *const who_name[] = {"no auth", "bad token", "expired session",
-				       "AGENCY_ADMIN of the agency", "AGENCY_ADMIN of another",
-				       "SUPPORT", "API key of the agency", "API key of another",
+enum who {
+	W_NONE,
+	W_BAD,
+	W_EXPIRED,
+	W_AA_OWN,
+	W_AA_OTHER,
+	W_SUPPORT,
+	W_KEY_OWN,
+	W_KEY_OTHER,
+	W_ADMIN,
+	NWHO
+};
+static const char *const who_name[] = {"no auth",
+				       "bad token",
+				       "expired session",
+				       "AGENCY_ADMIN of the agency",
+				       "AGENCY_ADMIN of another",
+				       "SUPPORT",
+				       "API key of the agency",
+				       "API key of another",
 				       "ADMIN"};
 
 struct cell_row {
 	const char *method;
 	const char *path; /* %A = the row's agency, %U = victim user, %K = spare key id */
 	const char *body;
-	char agency;      /* 'A' or 'Z' */
+	char agency; /* 'A' or 'Z' */
 	int want[NWHO];
 };
 
@@ -431,20 +457,34 @@ struct cell_row {
 static const struct cell_row matrix[] = {
 	{"GET", "/api/v1/me", NULL, 'A', {U401, 200, 200, 200, 200, 200, 200}},
 	{"GET", "/api/v1/users", NULL, 'A', {U401, 403, 403, 403, 403, 403, 200}},
-	{"POST", "/api/v1/users",
+	{"POST",
+	 "/api/v1/users",
 	 "{\"email\":\"matrix@example.com\",\"password\":\"matrix password 1\",\"role\":\"SUPPORT\"}",
-	 'A', {U401, 403, 403, 403, 403, 403, 201}},
+	 'A',
+	 {U401, 403, 403, 403, 403, 403, 201}},
 	{"GET", "/api/v1/users/%U", NULL, 'A', {U401, 403, 403, 403, 403, 403, 200}},
-	{"PATCH", "/api/v1/users/%U", "{\"role\":\"SUPPORT\"}", 'A',
+	{"PATCH",
+	 "/api/v1/users/%U",
+	 "{\"role\":\"SUPPORT\"}",
+	 'A',
 	 {U401, 403, 403, 403, 403, 403, 200}},
 	{"GET", "/api/v1/agencies", NULL, 'A', {U401, 200, 200, 200, 200, 200, 200}},
 	{"GET", "/api/v1/agencies/%A", NULL, 'A', {U401, 200, 404, 200, 200, 404, 200}},
-	{"PATCH", "/api/v1/agencies/%A", "{\"name\":\"Acme\"}", 'A',
+	{"PATCH",
+	 "/api/v1/agencies/%A",
+	 "{\"name\":\"Acme\"}",
+	 'A',
 	 {U401, 200, 404, 403, 403, 404, 200}},
 	{"GET", "/api/v1/agencies/%A/api-keys", NULL, 'A', {U401, 200, 404, 200, 403, 404, 200}},
-	{"POST", "/api/v1/agencies/%A/api-keys", "{\"name\":\"matrix\"}", 'A',
+	{"POST",
+	 "/api/v1/agencies/%A/api-keys",
+	 "{\"name\":\"matrix\"}",
+	 'A',
 	 {U401, 201, 404, 403, 403, 404, 201}},
-	{"DELETE", "/api/v1/agencies/%A/api-keys/%K", NULL, 'A',
+	{"DELETE",
+	 "/api/v1/agencies/%A/api-keys/%K",
+	 NULL,
+	 'A',
 	 {U401, 204, 404, 403, 403, 404, 204}},
 	{"DELETE", "/api/v1/users/%U", NULL, 'A', {U401, 403, 403, 403, 403, 403, 204}},
 	{"DELETE", "/api/v1/agencies/%A", NULL, 'Z', {U401, 403, 404, 403, 403, 404, 204}},
@@ -464,8 +504,9 @@ START_TEST(access_matrix)
 		const struct cell_row *row = &matrix[i];
 		const char *agency = row->agency == 'Z' ? agency_z : agency_a;
 		const char *own_key = row->agency == 'Z' ? key_z : key_a;
-		const char *tokens[NWHO] = {NULL,    "not-a-real-token", expired_token, aa,  bb,
-					    support, own_key,            key_b,         admin};
+		const char *tokens[NWHO] = {
+			NULL, "not-a-real-token", expired_token, aa, bb, support, own_key, key_b,
+			admin};
 		const char *vars[] = {"A", agency, "U", victim, "K", spare_key_id, NULL};
 		char *path = tl_expand(row->path, vars);
 		for (int w = 0; w < NWHO; w++) {
@@ -514,8 +555,7 @@ START_TEST(body_handling)
 	/* malformed: 400 with line and column */
 	r = as(admin, "POST", "/api/v1/users", "{\n  \"email\": \"x@y.z\",\n  oops\n}");
 	assert_error(&r, 400, "malformed_json");
-	ck_assert_msg(strstr(r.body, "\"line\":3") && strstr(r.body, "\"column\":3"), "%s",
-		      r.body);
+	ck_assert_msg(strstr(r.body, "\"line\":3") && strstr(r.body, "\"column\":3"), "%s", r.body);
 	resp_free(&r);
 	/* deeply nested */
 	struct buf deep;
@@ -553,9 +593,10 @@ START_TEST(body_handling)
 	       "{\"email\":\"u@example.com\",\"password\":\"long enough pw\",\"is_admin\":true,"
 	       "\"x\":{}}");
 	assert_error(&r, 422, "unknown_fields");
-	ck_assert_msg(strstr(r.body, "unknown fields: is_admin, x") &&
-			      strstr(r.body, "{\"field\":\"is_admin\",\"message\":\"unknown field\"}"),
-		      "%s", r.body);
+	ck_assert_msg(
+		strstr(r.body, "unknown fields: is_admin, x") &&
+			strstr(r.body, "{\"field\":\"is_admin\",\"message\":\"unknown field\"}"),
+		"%s", r.body);
 	resp_free(&r);
 	/* wrong types, every problem listed with its path */
 	r = as(admin, "POST", "/api/v1/users",
@@ -596,9 +637,10 @@ END_TEST
 START_TEST(users_crud_and_conflicts)
 {
 	char *admin = login("admin@example.com", PW_ADMIN);
-	char *body = xasprintf("{\"email\":\"New.User@example.com\",\"password\":\"new user password\","
-			       "\"role\":\"AGENCY_ADMIN\",\"agency_ids\":[\"%s\",\"%s\"]}",
-			       agency_b, agency_b);
+	char *body = xasprintf(
+		"{\"email\":\"New.User@example.com\",\"password\":\"new user password\","
+		"\"role\":\"AGENCY_ADMIN\",\"agency_ids\":[\"%s\",\"%s\"]}",
+		agency_b, agency_b);
 	struct resp r = as(admin, "POST", "/api/v1/users", body);
 	ck_assert_msg(r.status == 201 && strstr(r.body, "new.user@example.com") &&
 			      strstr(r.body, agency_b) && !strstr(r.body, "password"),
@@ -709,9 +751,11 @@ START_TEST(agency_delete_takes_effect)
 {
 	PGconn *c = tl_connect(dsn);
 	char gone[40];
-	sql_into(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-		    " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Gone', 'ghl-gone',"
-		    " 'x', 'y', now()) RETURNING id", gone, sizeof(gone));
+	sql_into(c,
+		 "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		 " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Gone', 'ghl-gone',"
+		 " 'x', 'y', now()) RETURNING id",
+		 gone, sizeof(gone));
 	char *admin = login("admin@example.com", PW_ADMIN);
 	char key[64];
 	make_key(admin, gone, key, sizeof(key), NULL);
@@ -779,8 +823,8 @@ START_TEST(filters_injection_and_pagination)
 	};
 	for (size_t i = 0; i < sizeof(inj) / sizeof(inj[0]); i++) {
 		struct resp r = as(admin, "GET", inj[i], NULL);
-		ck_assert_msg(r.status == 200 && strstr(r.body, "\"items\":[]"), "%s: %ld %s", inj[i],
-			      r.status, r.body);
+		ck_assert_msg(r.status == 200 && strstr(r.body, "\"items\":[]"), "%s: %ld %s",
+			      inj[i], r.status, r.body);
 		resp_free(&r);
 	}
 	const char *bad[][2] = {
@@ -837,8 +881,8 @@ START_TEST(filters_injection_and_pagination)
 			break;
 		ck_assert_int_lt(pages, 10);
 	}
-	ck_assert_msg(strstr(buf_cstr(&seen), agency_a) && strstr(buf_cstr(&seen), agency_b),
-		      "%s", buf_cstr(&seen));
+	ck_assert_msg(strstr(buf_cstr(&seen), agency_a) && strstr(buf_cstr(&seen), agency_b), "%s",
+		      buf_cstr(&seen));
 	/* the first page is the newest live agency */
 	ck_assert_msg(pages >= 2, "pages %d", pages);
 	buf_clear(&seen);
@@ -863,26 +907,31 @@ START_TEST(user_add_cli_errors)
 	ck_assert_int_eq(user_add("--role ADMIN", PW_ADMIN "\n", &out), 2);
 	ck_assert_msg(strstr(out, "--email"), "%s", out);
 	free(out);
-	ck_assert_int_eq(user_add("--email x@example.com --role AGENCY_ADMIN --agency 12", PW_ADMIN
-				  "\n", &out), 2);
+	ck_assert_int_eq(user_add("--email x@example.com --role AGENCY_ADMIN --agency 12",
+				  PW_ADMIN "\n", &out),
+			 2);
 	ck_assert_msg(strstr(out, "not an agency id"), "%s", out);
 	free(out);
 	ck_assert_int_eq(user_add("--email x@example.com --role AGENCY_ADMIN --agency "
-				  "00000000-0000-4000-8000-000000000000", PW_ADMIN "\n", &out), 1);
+				  "00000000-0000-4000-8000-000000000000",
+				  PW_ADMIN "\n", &out),
+			 1);
 	ck_assert_msg(strstr(out, "agency not found"), "%s", out);
 	free(out);
-	ck_assert_int_eq(user_add("--email ADMIN@example.com --role ADMIN", PW_ADMIN "\n", &out), 1);
+	ck_assert_int_eq(user_add("--email ADMIN@example.com --role ADMIN", PW_ADMIN "\n", &out),
+			 1);
 	ck_assert_msg(strstr(out, "already exists"), "%s", out);
 	free(out);
-	ck_assert_int_eq(user_add("--email x@example.com --role ADMIN --bogus", PW_ADMIN "\n", &out),
-			 2);
+	ck_assert_int_eq(
+		user_add("--email x@example.com --role ADMIN --bogus", PW_ADMIN "\n", &out), 2);
 	free(out);
 	ck_assert_int_eq(user_add("--email x@example.com --role ADMIN", "", &out), 2);
 	ck_assert_msg(strstr(out, "no password"), "%s", out);
 	free(out);
 	/* the stored hash is bcrypt $2b$ cost 12 and the password is not in the log */
 	PGconn *c = tl_connect(dsn);
-	char *h = tl_sql_value(c, "SELECT password_hash FROM users WHERE email = 'admin@example.com'");
+	char *h = tl_sql_value(c,
+			       "SELECT password_hash FROM users WHERE email = 'admin@example.com'");
 	ck_assert_msg(str_has_prefix(h, "$2b$12$"), "%s", h);
 	free(h);
 	PQfinish(c);
@@ -902,9 +951,19 @@ START_TEST(no_secrets_in_logs)
 	resp_free(&r);
 	char *log = tl_read_file(ag.log);
 	ck_assert_msg(strstr(log, "\"login\"") || strstr(log, "login"), "log is empty? %s", log);
-	const char *secrets[] = {PW_ADMIN, PW_AA, PW_SUPPORT, "wrong-password-in-log", admin, key,
-				 key_a, key_b, key_z, expired_token, "SECRET-ACCESS",
-				 "SECRET-REFRESH", "matrix password"};
+	const char *secrets[] = {PW_ADMIN,
+				 PW_AA,
+				 PW_SUPPORT,
+				 "wrong-password-in-log",
+				 admin,
+				 key,
+				 key_a,
+				 key_b,
+				 key_z,
+				 expired_token,
+				 "SECRET-ACCESS",
+				 "SECRET-REFRESH",
+				 "matrix password"};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		ck_assert_msg(!strstr(log, secrets[i]), "secret #%zu (%.8s…) is in the log", i,
 			      secrets[i]);

@@ -42,8 +42,8 @@ static void resp_free(struct resp *r)
 }
 
 /* As token (NULL: none) with a JSON body (or none); extra: one more header. */
-static struct resp as_h(const char *token, const char *method, const char *path,
-			const char *body, const char *extra)
+static struct resp as_h(const char *token, const char *method, const char *path, const char *body,
+			const char *extra)
 {
 	char *authz = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
 	const char *h[4] = {"Content-Type: application/json", NULL, NULL, NULL};
@@ -138,13 +138,14 @@ static long long count_jobs(const char *agency)
 /* A job of agency in status st (inserted directly); malloc'd id. */
 static char *make_job(const char *agency, const char *st)
 {
-	char *sql = xasprintf("INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
-			      " error_message, context_json) VALUES ('%s',"
-			      " '{\"name\":\"Made\",\"email\":\"made@example.com\"}', '%s',"
-			      " CASE WHEN '%s' = 'FAILED' THEN 'CREATE_USER: boom' END,"
-			      " '{\"steps\":{\"0\":{\"step\":\"CREATE_LOCATION\",\"status\":"
-			      "\"COMPLETED\"}},\"outputs\":{\"location_id\":\"loc-1\"}}') RETURNING id",
-			      agency, st, st);
+	char *sql = xasprintf(
+		"INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+		" error_message, context_json) VALUES ('%s',"
+		" '{\"name\":\"Made\",\"email\":\"made@example.com\"}', '%s',"
+		" CASE WHEN '%s' = 'FAILED' THEN 'CREATE_USER: boom' END,"
+		" '{\"steps\":{\"0\":{\"step\":\"CREATE_LOCATION\",\"status\":"
+		"\"COMPLETED\"}},\"outputs\":{\"location_id\":\"loc-1\"}}') RETURNING id",
+		agency, st, st);
 	char *id = q1(sql);
 	free(sql);
 	return id;
@@ -157,8 +158,7 @@ static void user_add(const char *args, const char *password)
 	char *text = xasprintf("%s\n", password);
 	char *in = tl_write_temp("ghl-jobs-stdin", text);
 	char *line = xasprintf("exec \"$0\" user add %s --password-stdin < '%s'", args, in);
-	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"),
-		      NULL};
+	char *sh[] = {(char *)"/bin/sh", (char *)"-c", line, (char *)tl_env("GHL_AGENT_BIN"), NULL};
 	char *out = NULL;
 	int rc = tl_run(sh, env, &out);
 	ck_assert_msg(rc == 0, "user add %s: %d %s", args, rc, out);
@@ -226,9 +226,11 @@ static void setup(void)
 	user_add("--email support@example.com --role SUPPORT", PW_SUPPORT);
 	char h[65];
 	crypto_sha256_hex(expired_token, strlen(expired_token), h);
-	char *sql = xasprintf("INSERT INTO sessions (token_hash, user_id, csrf_token_hash, expires_at)"
-			      " SELECT '%s', id, '%s', now() - interval '1 minute' FROM users"
-			      " WHERE email = '" H_ADMIN_EMAIL "'", h, h);
+	char *sql = xasprintf(
+		"INSERT INTO sessions (token_hash, user_id, csrf_token_hash, expires_at)"
+		" SELECT '%s', id, '%s', now() - interval '1 minute' FROM users"
+		" WHERE email = '" H_ADMIN_EMAIL "'",
+		h, h);
 	exec_sql(sql);
 	free(sql);
 	aa = login("aa@example.com", PW_AA);
@@ -254,28 +256,50 @@ static void teardown(void)
 
 /* ---- the access matrix --------------------------------------------------- */
 
-enum who { W_NONE, W_BAD, W_EXPIRED, W_AA_OWN, W_AA_OTHER, W_SUPPORT, W_KEY_OWN, W_KEY_OTHER,
-	   W_ADMIN, NWHO };
-static const char *const who_name[] = {"no auth", "bad token", "expired session",
-				       "AGENCY_ADMIN of the agency", "AGENCY_ADMIN of another",
-				       "SUPPORT", "API key of the agency", "API key of another",
+enum who {
+	W_NONE,
+	W_BAD,
+	W_EXPIRED,
+	W_AA_OWN,
+	W_AA_OTHER,
+	W_SUPPORT,
+	W_KEY_OWN,
+	W_KEY_OTHER,
+	W_ADMIN,
+	NWHO
+};
+static const char *const who_name[] = {"no auth",
+				       "bad token",
+				       "expired session",
+				       "AGENCY_ADMIN of the agency",
+				       "AGENCY_ADMIN of another",
+				       "SUPPORT",
+				       "API key of the agency",
+				       "API key of another",
 				       "ADMIN"};
 
 struct cell_row {
 	const char *method;
-	const char *path; /* %A agency A, %J a PENDING job of A, %C a COMPLETED one, %S a snapshot of A */
+	const char *
+		path; /* %A agency A, %J a PENDING job of A, %C a COMPLETED one, %S a snapshot of A */
 	const char *body;
 	int want[NWHO];
 };
 
 #define U401 401, 401, 401
-#define JOB_BODY "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Matrix\",\"email\":\"m@example.com\"}}"
+#define JOB_BODY \
+	"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Matrix\",\"email\":\"m@example.com\"}}"
 static const struct cell_row matrix[] = {
 	{"POST", "/api/v1/agencies/%A/jobs", JOB_BODY, {U401, 201, 404, 403, 201, 404, 201}},
-	{"POST", "/api/v1/agencies/%A/jobs/batch", "[" JOB_BODY "," JOB_BODY "]",
+	{"POST",
+	 "/api/v1/agencies/%A/jobs/batch",
+	 "[" JOB_BODY "," JOB_BODY "]",
 	 {U401, 201, 404, 403, 201, 404, 201}},
 	{"GET", "/api/v1/jobs", NULL, {U401, 200, 200, 200, 200, 200, 200}},
-	{"GET", "/api/v1/jobs?status=PENDING&agency_id=%A", NULL, {U401, 200, 200, 200, 200, 200, 200}},
+	{"GET",
+	 "/api/v1/jobs?status=PENDING&agency_id=%A",
+	 NULL,
+	 {U401, 200, 200, 200, 200, 200, 200}},
 	{"GET", "/api/v1/jobs/%J", NULL, {U401, 200, 404, 200, 200, 404, 200}},
 	{"GET", "/api/v1/jobs/%J/logs", NULL, {U401, 200, 404, 200, 200, 404, 200}},
 	/* a PENDING job cannot be retried, a COMPLETED one not cancelled: 409 = let through */
@@ -283,14 +307,20 @@ static const struct cell_row matrix[] = {
 	{"POST", "/api/v1/jobs/%C/cancel", NULL, {U401, 409, 404, 409, 409, 404, 409}},
 	{"GET", "/api/v1/agencies/%A/snapshots", NULL, {U401, 200, 404, 200, 200, 404, 200}},
 	{"POST", "/api/v1/agencies/%A/snapshots/sync", NULL, {U401, 200, 404, 403, 403, 404, 200}},
-	{"PATCH", "/api/v1/snapshots/%S", "{\"niche\":\"dental\"}",
+	{"PATCH",
+	 "/api/v1/snapshots/%S",
+	 "{\"niche\":\"dental\"}",
 	 {U401, 200, 404, 403, 403, 403, 200}},
 	{"GET", "/api/v1/steps", NULL, {U401, 200, 200, 200, 403, 403, 200}},
-	{"POST", "/api/v1/agencies/%A/pipeline/dry-run", "{\"pipeline\":[{\"step\":\"NOOP\"}]}",
+	{"POST",
+	 "/api/v1/agencies/%A/pipeline/dry-run",
+	 "{\"pipeline\":[{\"step\":\"NOOP\"}]}",
 	 {U401, 200, 404, 403, 403, 404, 200}},
 	{"GET", "/oauth/connect", NULL, {U401, 302, 302, 403, 403, 403, 302}},
 	/* statuses only: the ids in each list and report are test_api_scope.c's */
-	{"GET", "/api/v1/reports/success-rates?group_by=niche", NULL,
+	{"GET",
+	 "/api/v1/reports/success-rates?group_by=niche",
+	 NULL,
 	 {U401, 200, 200, 200, 200, 200, 200}},
 };
 
@@ -299,11 +329,12 @@ START_TEST(access_matrix)
 	char *job = make_job(agency_a, "PENDING");
 	char *done = make_job(agency_a, "COMPLETED");
 	char *sql = xasprintf("INSERT INTO snapshots (agency_id, ghl_snapshot_id, name) VALUES"
-			      " ('%s', 'matrix-snap', 'Matrix') RETURNING id", agency_a);
+			      " ('%s', 'matrix-snap', 'Matrix') RETURNING id",
+			      agency_a);
 	char *snap = q1(sql);
 	free(sql);
-	const char *tokens[NWHO] = {NULL,    "not-a-real-token", expired_token, aa,   bb,
-				    support, key_a,              key_b,         admin};
+	const char *tokens[NWHO] = {
+		NULL, "not-a-real-token", expired_token, aa, bb, support, key_a, key_b, admin};
 	struct buf fails;
 	buf_init(&fails);
 	int cells = 0;
@@ -343,12 +374,15 @@ END_TEST
 START_TEST(submit_and_idempotency)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/jobs", agency_b);
-	const char *body1 = "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Idem\",\"email\":\"idem@example.com\","
-			    "\"tags\":[\"a\"]}}";
+	const char *body1 =
+		"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Idem\",\"email\":\"idem@example.com\","
+		"\"tags\":[\"a\"]}}";
 	/* the same content with keys reordered hashes alike */
-	const char *body1b = "{\"client_data\":{\"tags\":[\"a\"],\"first_name\":\"F\",\"last_name\":\"L\",\"email\":\"idem@example.com\","
-			     "\"name\":\"Idem\"}}";
-	const char *body2 = "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Other\",\"email\":\"idem@example.com\"}}";
+	const char *body1b =
+		"{\"client_data\":{\"tags\":[\"a\"],\"first_name\":\"F\",\"last_name\":\"L\",\"email\":\"idem@example.com\","
+		"\"name\":\"Idem\"}}";
+	const char *body2 =
+		"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Other\",\"email\":\"idem@example.com\"}}";
 	long long before = count_jobs(agency_b);
 	struct resp r = as_h(key_b, "POST", path, body1, "Idempotency-Key: order-4711");
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
@@ -377,7 +411,7 @@ START_TEST(submit_and_idempotency)
 	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"\",\"email\":\"not an email\",\"phone\":\"555\","
 	       "\"country\":\"XX\",\"bogus\":1},\"snapshot_id\":7}");
 	assert_error(&r, 422, "validation_failed");
-	const char *want[] = {"client_data.name", "client_data.email", "client_data.phone",
+	const char *want[] = {"client_data.name",    "client_data.email", "client_data.phone",
 			      "client_data.country", "client_data.bogus", "\"snapshot_id\""};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		assert_has(r.body, want[i]);
@@ -386,17 +420,21 @@ START_TEST(submit_and_idempotency)
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data\"");
 	resp_free(&r);
-	r = as(key_b, "POST", path, "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"A\",\"email\":\"a@example.com\"},"
-				    "\"extra\":1}");
+	r = as(key_b, "POST", path,
+	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"A\",\"email\":\"a@example.com\"},"
+	       "\"extra\":1}");
 	assert_error(&r, 422, "unknown_fields");
 	resp_free(&r);
 	/* a snapshot of another agency, an unknown agency, a bad key */
 	char *sql = xasprintf("INSERT INTO snapshots (agency_id, ghl_snapshot_id, name) VALUES"
-			      " ('%s', 'a-only', 'A only') RETURNING id", agency_a);
+			      " ('%s', 'a-only', 'A only') RETURNING id",
+			      agency_a);
 	char *snap_a = q1(sql);
 	free(sql);
-	char *b = xasprintf("{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"S\",\"email\":\"s@example.com\"},"
-			    "\"snapshot_id\":\"%s\"}", snap_a);
+	char *b = xasprintf(
+		"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"S\",\"email\":\"s@example.com\"},"
+		"\"snapshot_id\":\"%s\"}",
+		snap_a);
 	r = as(key_b, "POST", path, b);
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"snapshot_id\"");
@@ -512,12 +550,13 @@ START_TEST(batch_json_all_or_nothing)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
 	long long before = count_jobs(agency_b);
-	struct resp r = as(key_b, "POST", path,
-			   "[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":\"one@example.com\"}},"
-			   "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":\"two@@example\"}},"
-			   "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Three\",\"email\":\"3@example.com\"},"
-			   "\"bogus\":true},"
-			   "7]");
+	struct resp r = as(
+		key_b, "POST", path,
+		"[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":\"one@example.com\"}},"
+		"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":\"two@@example\"}},"
+		"{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Three\",\"email\":\"3@example.com\"},"
+		"\"bogus\":true},"
+		"7]");
 	assert_error(&r, 422, "unknown_fields");
 	assert_has(r.body, "\"field\":\"rows[1].client_data.email\"");
 	assert_has(r.body, "\"field\":\"rows[2].bogus\"");
@@ -526,10 +565,11 @@ START_TEST(batch_json_all_or_nothing)
 	resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), before);
 	/* a snapshot that is not the agency's: nothing stored either */
-	char *body = xasprintf("{\"jobs\":[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":"
-			       "\"one@example.com\"}},{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":"
-			       "\"two@example.com\"},\"snapshot_id\":"
-			       "\"00000000-0000-4000-8000-000000000000\"}]}");
+	char *body = xasprintf(
+		"{\"jobs\":[{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"One\",\"email\":"
+		"\"one@example.com\"}},{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"Two\",\"email\":"
+		"\"two@example.com\"},\"snapshot_id\":"
+		"\"00000000-0000-4000-8000-000000000000\"}]}");
 	r = as(key_b, "POST", path, body);
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"rows[1].snapshot_id\"");
@@ -548,7 +588,8 @@ START_TEST(batch_json_all_or_nothing)
 	ck_assert_uint_eq(json_len(json_get(j, "job_ids")), 2);
 	const struct json *second = json_at(json_get(j, "job_ids"), 1);
 	char *sql = xasprintf("SELECT client_data_json->>'name' || status FROM provisioning_jobs"
-			" WHERE id = '%s'", second->u.str.s);
+			      " WHERE id = '%s'",
+			      second->u.str.s);
 	char *v = q1(sql);
 	ck_assert_str_eq(v, "SecondPENDING"); /* ids come back in row order */
 	free(v);
@@ -564,11 +605,13 @@ START_TEST(batch_csv)
 {
 	char *path = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
 	long long before = count_jobs(agency_b);
-	const char csv[] = "\xEF\xBB\xBF" "name,email,first_name,last_name,address,tags,"
-			   "custom_values.welcome,country\r\n"
-			   "\"Acme, Inc.\",owner@acme.example,Ada,Lovelace,\"1 Main St, Suite \"\"B\"\"\","
-			   "dental; vip ;,\"Hi\r\nthere\",US\r\n"
-			   "Beta LLC,beta@example.com,Bo,Baker,,,,\r\n";
+	const char csv[] =
+		"\xEF\xBB\xBF"
+		"name,email,first_name,last_name,address,tags,"
+		"custom_values.welcome,country\r\n"
+		"\"Acme, Inc.\",owner@acme.example,Ada,Lovelace,\"1 Main St, Suite \"\"B\"\"\","
+		"dental; vip ;,\"Hi\r\nthere\",US\r\n"
+		"Beta LLC,beta@example.com,Bo,Baker,,,,\r\n";
 	struct resp r = csv_post(key_b, path, csv, sizeof(csv) - 1);
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
 	assert_has(r.body, "\"count\":2");
@@ -576,7 +619,8 @@ START_TEST(batch_csv)
 	ck_assert_int_eq(count_jobs(agency_b), before + 2);
 	char *sql = xasprintf("SELECT client_data_json::text FROM provisioning_jobs"
 			      " WHERE agency_id = '%s' AND client_data_json->>'email' ="
-			      " 'owner@acme.example'", agency_b);
+			      " 'owner@acme.example'",
+			      agency_b);
 	char *v = q1(sql);
 	free(sql);
 	struct json *c = parse(v);
@@ -590,8 +634,10 @@ START_TEST(batch_csv)
 	ck_assert_str_eq(json_at(tags, 1)->u.str.s, "vip");
 	json_free(c);
 	free(v);
-	sql = xasprintf("SELECT client_data_json::text FROM provisioning_jobs WHERE agency_id = '%s'"
-			" AND client_data_json->>'email' = 'beta@example.com'", agency_b);
+	sql = xasprintf(
+		"SELECT client_data_json::text FROM provisioning_jobs WHERE agency_id = '%s'"
+		" AND client_data_json->>'email' = 'beta@example.com'",
+		agency_b);
 	v = q1(sql);
 	ck_assert_msg(!strstr(v, "address") && !strstr(v, "tags"), "empty cells kept: %s", v);
 	free(v);
@@ -635,7 +681,8 @@ START_TEST(batch_csv)
 	ck_assert_msg(r.status == 201, "%ld %.300s", r.status, r.body);
 	assert_has(r.body, "\"count\":10000");
 	resp_free(&r);
-	fprintf(stderr, "batch of 10,000 CSV rows: %lld ms\n", (long long)(now_monotonic_ms() - t0));
+	fprintf(stderr, "batch of 10,000 CSV rows: %lld ms\n",
+		(long long)(now_monotonic_ms() - t0));
 	ck_assert_int_eq(count_jobs(agency_b), before + 2 + 10000);
 	buf_puts(&big, "One more,more@bulk.example,F,L,crm-x\r\n");
 	r = csv_post(key_b, path, big.data, big.len);
@@ -659,10 +706,11 @@ START_TEST(jobs_missing_needed_fields_are_refused)
 	char *agency = xasprintf("/api/v1/agencies/%s", agency_b);
 	struct resp r = as(key_b, "GET", agency, NULL);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-	assert_has(r.body, "\"required_client_fields\":[{\"field\":\"name\",\"steps\":"
-			   "[\"CREATE_LOCATION\"]},{\"field\":\"email\",\"steps\":[\"CREATE_LOCATION\","
-			   "\"CREATE_USER\",\"CREATE_CONTACT\"]},{\"field\":\"first_name\",\"steps\":"
-			   "[\"CREATE_USER\"]},{\"field\":\"last_name\",\"steps\":[\"CREATE_USER\"]}]");
+	assert_has(r.body,
+		   "\"required_client_fields\":[{\"field\":\"name\",\"steps\":"
+		   "[\"CREATE_LOCATION\"]},{\"field\":\"email\",\"steps\":[\"CREATE_LOCATION\","
+		   "\"CREATE_USER\",\"CREATE_CONTACT\"]},{\"field\":\"first_name\",\"steps\":"
+		   "[\"CREATE_USER\"]},{\"field\":\"last_name\",\"steps\":[\"CREATE_USER\"]}]");
 	resp_free(&r);
 	long long before = count_jobs(agency_b);
 	char *path = xasprintf("/api/v1/agencies/%s/jobs", agency_b);
@@ -682,9 +730,10 @@ START_TEST(jobs_missing_needed_fields_are_refused)
 	assert_has(r.body, "client_data.last_name");
 	resp_free(&r);
 	char *batch = xasprintf("/api/v1/agencies/%s/jobs/batch", agency_b);
-	r = as(key_b, "POST", batch, "[{\"client_data\":{\"name\":\"A\",\"email\":\"a@example.com\","
-				     "\"first_name\":\"A\",\"last_name\":\"B\"}},"
-				     "{\"client_data\":{\"name\":\"B\",\"email\":\"b@example.com\"}}]");
+	r = as(key_b, "POST", batch,
+	       "[{\"client_data\":{\"name\":\"A\",\"email\":\"a@example.com\","
+	       "\"first_name\":\"A\",\"last_name\":\"B\"}},"
+	       "{\"client_data\":{\"name\":\"B\",\"email\":\"b@example.com\"}}]");
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"rows[1].client_data.first_name\"");
 	ck_assert_msg(!strstr(r.body, "rows[0]"), "%s", r.body);
@@ -701,8 +750,9 @@ START_TEST(jobs_missing_needed_fields_are_refused)
 	assert_has(r.body, "\"client_fields\":[\"email\",\"first_name\",\"last_name\"]");
 	resp_free(&r);
 	/* a pipeline without CREATE_USER: saved, its needs answered, the job accepted */
-	r = as(bb, "PATCH", agency, "{\"settings\":{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
-				    "{\"step\":\"CREATE_USER\",\"on_error\":\"continue\"}]}}");
+	r = as(bb, "PATCH", agency,
+	       "{\"settings\":{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+	       "{\"step\":\"CREATE_USER\",\"on_error\":\"continue\"}]}}");
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	assert_has(r.body, "\"required_client_fields\":[{\"field\":\"name\",\"steps\":"
 			   "[\"CREATE_LOCATION\"]},{\"field\":\"email\",\"steps\":"
@@ -740,14 +790,17 @@ static char **page_ids(const char *token, const char *url, size_t *n, char **nex
 START_TEST(list_pagination_stable_under_inserts)
 {
 	/* a fresh agency with 5 jobs, created a second apart */
-	char *ag_new = q1("INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			  " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Paged', 'co-paged',"
-			  " 'x', 'y', now() + interval '1 day')"
-			  " RETURNING id");
-	char *sql = xasprintf("INSERT INTO provisioning_jobs (agency_id, client_data_json, created_at)"
-			      " SELECT '%s', jsonb_build_object('name', 'P' || i, 'email',"
-			      " 'p' || i || '@example.com'), now() - (10 - i) * interval '1 second'"
-			      " FROM generate_series(1, 5) i", ag_new);
+	char *ag_new = q1(
+		"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		" oauth_refresh_token_encrypted, token_expires_at) VALUES ('Paged', 'co-paged',"
+		" 'x', 'y', now() + interval '1 day')"
+		" RETURNING id");
+	char *sql = xasprintf(
+		"INSERT INTO provisioning_jobs (agency_id, client_data_json, created_at)"
+		" SELECT '%s', jsonb_build_object('name', 'P' || i, 'email',"
+		" 'p' || i || '@example.com'), now() - (10 - i) * interval '1 second'"
+		" FROM generate_series(1, 5) i",
+		ag_new);
 	exec_sql(sql);
 	free(sql);
 	char *url = xasprintf("/api/v1/jobs?agency_id=%s&limit=2", ag_new);
@@ -759,7 +812,8 @@ START_TEST(list_pagination_stable_under_inserts)
 	/* 3 new jobs arrive between pages */
 	sql = xasprintf("INSERT INTO provisioning_jobs (agency_id, client_data_json)"
 			" SELECT '%s', '{\"name\":\"New\",\"email\":\"n@example.com\"}'"
-			" FROM generate_series(1, 3)", ag_new);
+			" FROM generate_series(1, 3)",
+			ag_new);
 	exec_sql(sql);
 	free(sql);
 	struct buf seen;
@@ -782,9 +836,11 @@ START_TEST(list_pagination_stable_under_inserts)
 		free(u);
 	}
 	ck_assert_uint_eq(total, 5); /* exactly the original five, newest first */
-	sql = xasprintf("SELECT string_agg(id::text, ',' ORDER BY created_at DESC, id DESC) || ','"
-			" FROM provisioning_jobs WHERE agency_id = '%s' AND client_data_json->>'name'"
-			" LIKE 'P%%'", ag_new);
+	sql = xasprintf(
+		"SELECT string_agg(id::text, ',' ORDER BY created_at DESC, id DESC) || ','"
+		" FROM provisioning_jobs WHERE agency_id = '%s' AND client_data_json->>'name'"
+		" LIKE 'P%%'",
+		ag_new);
 	char *want = q1(sql);
 	ck_assert_str_eq(buf_cstr(&seen), want);
 	free(want);
@@ -815,7 +871,8 @@ START_TEST(list_pagination_stable_under_inserts)
 	free(f);
 	free(url);
 	url = xasprintf("/api/v1/jobs?agency_id=%s&created_after=2000-01-01T00:00:00%%2B02:00"
-			"&created_before=2999-12-31&limit=200", ag_new);
+			"&created_before=2999-12-31&limit=200",
+			ag_new);
 	f = page_ids(admin, url, &n, &next);
 	ck_assert_uint_eq(n, 9);
 	for (size_t i = 0; i < n; i++)
@@ -826,7 +883,8 @@ START_TEST(list_pagination_stable_under_inserts)
 	f = page_ids(key_a, "/api/v1/jobs?limit=200", &n, &next);
 	ck_assert_uint_gt(n, 0);
 	for (size_t i = 0; i < n; i++) {
-		char *s2 = xasprintf("SELECT agency_id FROM provisioning_jobs WHERE id = '%s'", f[i]);
+		char *s2 = xasprintf("SELECT agency_id FROM provisioning_jobs WHERE id = '%s'",
+				     f[i]);
 		char *a = q1(s2);
 		ck_assert_str_eq(a, agency_a);
 		free(a);
@@ -874,10 +932,12 @@ END_TEST
 START_TEST(logs_newest_first)
 {
 	char *job = make_job(agency_a, "COMPLETED");
-	char *sql = xasprintf("INSERT INTO provisioning_logs (job_id, step, status, details_json,"
-			      " timestamp) SELECT '%s', 'STEP_' || i, 'COMPLETED', jsonb_build_object"
-			      "('i', i), now() - (10 - i) * interval '1 second'"
-			      " FROM generate_series(1, 3) i", job);
+	char *sql = xasprintf(
+		"INSERT INTO provisioning_logs (job_id, step, status, details_json,"
+		" timestamp) SELECT '%s', 'STEP_' || i, 'COMPLETED', jsonb_build_object"
+		"('i', i), now() - (10 - i) * interval '1 second'"
+		" FROM generate_series(1, 3) i",
+		job);
 	exec_sql(sql);
 	free(sql);
 	char *url = xasprintf("/api/v1/jobs/%s/logs?limit=2", job);
@@ -938,7 +998,8 @@ START_TEST(retry_and_cancel)
 	json_free(j);
 	resp_free(&r);
 	char *sql = xasprintf("SELECT context_json->'steps'->'0'->>'status' FROM provisioning_jobs"
-			      " WHERE id = '%s'", job);
+			      " WHERE id = '%s'",
+			      job);
 	char *v = q1(sql);
 	ck_assert_str_eq(v, "COMPLETED");
 	free(v);
@@ -990,7 +1051,8 @@ START_TEST(retry_and_cancel)
 	char *running = make_job(agency_a, "IN_PROGRESS");
 	sql = xasprintf("INSERT INTO provisioning_logs (job_id, step, status, \"timestamp\")"
 			" VALUES ('%s', 'CREATE_LOCATION', 'STARTED', now() - interval '1 minute'),"
-			" ('%s', 'WAIT_FOR_SNAPSHOT', 'STARTED', now())", running, running);
+			" ('%s', 'WAIT_FOR_SNAPSHOT', 'STARTED', now())",
+			running, running);
 	exec_sql(sql);
 	free(sql);
 	url = xasprintf("/api/v1/jobs/%s/cancel", running);
@@ -1015,7 +1077,8 @@ END_TEST
 START_TEST(snapshot_sync_upsert_and_deactivate)
 {
 	char *sql = xasprintf("INSERT INTO snapshots (agency_id, ghl_snapshot_id, name) VALUES"
-			      " ('%s', 'gone-from-ghl', 'Old one')", agency_b);
+			      " ('%s', 'gone-from-ghl', 'Old one')",
+			      agency_b);
 	exec_sql(sql);
 	free(sql);
 	char *path = xasprintf("/api/v1/agencies/%s/snapshots/sync", agency_b);
@@ -1034,21 +1097,24 @@ START_TEST(snapshot_sync_upsert_and_deactivate)
 	/* a second sync changes nothing; a new GHL snapshot is added */
 	r = as(admin, "POST", path, NULL);
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"added\":0") &&
-			      strstr(r.body, "\"deactivated\":0") && strstr(r.body, "\"updated\":0"),
+			      strstr(r.body, "\"deactivated\":0") &&
+			      strstr(r.body, "\"updated\":0"),
 		      "%ld %s", r.status, r.body);
 	resp_free(&r);
 	char *surl = xasprintf("%s/_sim/snapshots", sim.base);
 	const char *sh[] = {"Content-Type: application/json", NULL};
 	ck_assert_int_eq(tl_http("POST", surl, sh,
 				 "{\"companyId\":\"co-api-b\",\"id\":\"snap-new-1\","
-				 "\"name\":\"Fresh Dental\"}", NULL),
+				 "\"name\":\"Fresh Dental\"}",
+				 NULL),
 			 201);
 	free(surl);
 	r = as(admin, "POST", path, NULL);
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"added\":1"), "%ld %s", r.status, r.body);
 	resp_free(&r);
 	sql = xasprintf("SELECT count(*) FILTER (WHERE is_active) || '/' || count(*) FROM snapshots"
-			" WHERE agency_id = '%s'", agency_b);
+			" WHERE agency_id = '%s'",
+			agency_b);
 	char *v = q1(sql);
 	char *want = xasprintf("%lld/%lld", (long long)listed + 1, (long long)listed + 2);
 	ck_assert_str_eq(v, want);
@@ -1065,12 +1131,14 @@ START_TEST(snapshot_sync_upsert_and_deactivate)
 
 	/* update, then the filters */
 	sql = xasprintf("SELECT id FROM snapshots WHERE agency_id = '%s' AND ghl_snapshot_id ="
-			" 'snap-new-1'", agency_b);
+			" 'snap-new-1'",
+			agency_b);
 	char *sid = q1(sql);
 	free(sql);
 	path = xasprintf("/api/v1/snapshots/%s", sid);
-	r = as(bb, "PATCH", path, "{\"niche\":\"Dental\",\"description\":\"Teeth 100%_ok\","
-				  "\"is_active\":false}");
+	r = as(bb, "PATCH", path,
+	       "{\"niche\":\"Dental\",\"description\":\"Teeth 100%_ok\","
+	       "\"is_active\":false}");
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"is_active\":false") &&
 			      strstr(r.body, "\"niche\":\"Dental\""),
 		      "%ld %s", r.status, r.body);
@@ -1093,9 +1161,9 @@ START_TEST(snapshot_sync_upsert_and_deactivate)
 		{"niche=dental&active=true", 0},
 		{"q=100%25_", 1},
 		{"q=teeth", 1},
-		{"q=%25", 1},           /* the description has a literal % */
-		{"q=1%25%25", 0},       /* would match "100%" if % were a wildcard */
-		{"q=1_0", 0},           /* would match "100" if _ were a wildcard */
+		{"q=%25", 1},	  /* the description has a literal % */
+		{"q=1%25%25", 0}, /* would match "100%" if % were a wildcard */
+		{"q=1_0", 0},	  /* would match "100" if _ were a wildcard */
 		{"q=%27%20OR%201%3D1--", 0},
 		{"niche=%27%20OR%20%271%27%3D%271", 0},
 		{"q=%5C", 0},
@@ -1234,15 +1302,19 @@ START_TEST(dry_run_against_sim)
 
 	/* with one of the agency's snapshots: validated, loaded and waited for */
 	PGconn *c = tl_connect(dsn);
-	char *snap = tl_sqlf(c, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) "
-				"VALUES ('%s', 'snap-dental-001', 'Dental Practice', 'Dental') "
-				"ON CONFLICT (agency_id, ghl_snapshot_id) DO UPDATE SET is_active = true "
-				"RETURNING id", agency_a);
+	char *snap = tl_sqlf(
+		c,
+		"INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) "
+		"VALUES ('%s', 'snap-dental-001', 'Dental Practice', 'Dental') "
+		"ON CONFLICT (agency_id, ghl_snapshot_id) DO UPDATE SET is_active = true "
+		"RETURNING id",
+		agency_a);
 	PQfinish(c);
-	char *body = xasprintf("{\"snapshot_id\":\"%s\",\"pipeline\":[{\"step\":"
-			       "\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
-			       "{\"step\":\"WAIT_FOR_SNAPSHOT\",\"config\":{\"poll_interval_ms\":100}}]}",
-			       snap);
+	char *body = xasprintf(
+		"{\"snapshot_id\":\"%s\",\"pipeline\":[{\"step\":"
+		"\"VALIDATE_SNAPSHOT\"},{\"step\":\"CREATE_LOCATION\"},"
+		"{\"step\":\"WAIT_FOR_SNAPSHOT\",\"config\":{\"poll_interval_ms\":100}}]}",
+		snap);
 	r = as(admin, "POST", path, body);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	j = parse(r.body);
@@ -1259,7 +1331,8 @@ START_TEST(dry_run_against_sim)
 	assert_has(r.body, "\"field\":\"snapshot_id\"");
 	resp_free(&r);
 	free(snap);
-	r = as(admin, "POST", path, "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"X\"}}");
+	r = as(admin, "POST", path,
+	       "{\"client_data\":{\"first_name\":\"F\",\"last_name\":\"L\",\"name\":\"X\"}}");
 	assert_error(&r, 422, "validation_failed");
 	assert_has(r.body, "\"field\":\"client_data.email\"");
 	resp_free(&r);
@@ -1294,7 +1367,8 @@ START_TEST(api_key_revocation_elsewhere_within_ttl)
 		resp_free(&r);
 		ck_assert_msg(st != 200 || sent <= cached_by + API_KEY_CACHE_TTL_MS,
 			      "a request sent %lld ms after the key was cached still got 200 "
-			      "(TTL %d ms)", (long long)(sent - cached_by), API_KEY_CACHE_TTL_MS);
+			      "(TTL %d ms)",
+			      (long long)(sent - cached_by), API_KEY_CACHE_TTL_MS);
 		if (st == 200)
 			usleep(100000);
 	}
@@ -1307,8 +1381,8 @@ END_TEST
 START_TEST(no_secrets_in_log)
 {
 	char *log = tl_read_file(ag.log);
-	const char *secrets[] = {PW_AA, PW_SUPPORT, H_ADMIN_PASSWORD, key_a, key_b, admin, aa,
-				 bb, support};
+	const char *secrets[] = {PW_AA, PW_SUPPORT, H_ADMIN_PASSWORD, key_a, key_b, admin,
+				 aa,	bb,	    support};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		ck_assert_msg(!strstr(log, secrets[i]), "secret #%zu is in the log", i);
 	hassert_no_tokens(&sim, "the agent log", log, 2 * 2);

@@ -20,7 +20,7 @@ static PGconn *db;
 static struct hagent ag;
 /* A and Z belong to one AGENCY_ADMIN, B to another; E to nobody; D is deleted */
 static char *agency_a, *agency_b, *agency_z, *agency_e, *agency_d;
-static char *job_a; /* a job of A with three log entries */
+static char *job_a;	/* a job of A with three log entries */
 static char *webhook_a; /* an event subscription of A with deliveries */
 static char *aa, *bb, *support, *key_a, *key_b;
 static char *all_agencies, *agencies_aa, *agencies_a, *agencies_b;
@@ -51,7 +51,8 @@ static char *user_token(const char *email, const char *role, const char *agency_
 {
 	const char *pw = "scope test password";
 	char *body = xasprintf("{\"email\":\"%s\",\"password\":\"%s\",\"role\":\"%s\","
-			       "\"agency_ids\":%s}", email, pw, role, agency_ids);
+			       "\"agency_ids\":%s}",
+			       email, pw, role, agency_ids);
 	free(admin_post("/api/v1/users", body, "id"));
 	free(body);
 	char *url = hagent_url(&ag, "/api/v1/auth/login");
@@ -81,25 +82,35 @@ static char *new_key(const char *agency)
  * snapshot of niche (NULL: none), two log entries each, and a second snapshot. */
 static char *agency_with_data(const char *name, const char *niche, int n, const char *deleted)
 {
-	char *id = tl_sqlf(db, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			       " oauth_refresh_token_encrypted, token_expires_at, deleted_at)"
-			       " VALUES ('%s', 'co-scope-%s', 'x', 'y', now() + interval '1 day', %s)"
-			       " RETURNING id", name, name, deleted);
-	char *snap = tl_sqlf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
-				 " VALUES ('%s', 'snap-%s', '%s snapshot', %s%s%s) RETURNING id",
+	char *id = tl_sqlf(
+		db,
+		"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		" oauth_refresh_token_encrypted, token_expires_at, deleted_at)"
+		" VALUES ('%s', 'co-scope-%s', 'x', 'y', now() + interval '1 day', %s)"
+		" RETURNING id",
+		name, name, deleted);
+	char *snap = tl_sqlf(db,
+			     "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
+			     " VALUES ('%s', 'snap-%s', '%s snapshot', %s%s%s) RETURNING id",
 			     id, name, name, niche ? "'" : "", niche ? niche : "NULL",
 			     niche ? "'" : "");
-	tl_execf(db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, is_active)"
-		     " VALUES ('%s', 'old-%s', '%s old', false)", id, name, name);
-	tl_execf(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id, status,"
-		     " created_at) SELECT '%s', jsonb_build_object('name', '%s ' || i, 'email',"
-		     " 'c' || i || '@example.com'), CASE WHEN i %% 2 = 1 THEN '%s'::uuid END,"
-		     " (CASE i WHEN 1 THEN 'COMPLETED' WHEN 2 THEN 'FAILED' ELSE 'PENDING' END)"
-		     "::provisioning_job_status, now() - i * interval '1 second'"
-		     " FROM generate_series(1, %d) i", id, name, snap, n);
-	tl_execf(db, "INSERT INTO provisioning_logs (job_id, step, status)"
-		     " SELECT j.id, 'STEP_' || i, 'COMPLETED' FROM provisioning_jobs j,"
-		     " generate_series(1, 2) i WHERE j.agency_id = '%s'", id);
+	tl_execf(db,
+		 "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, is_active)"
+		 " VALUES ('%s', 'old-%s', '%s old', false)",
+		 id, name, name);
+	tl_execf(db,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id, status,"
+		 " created_at) SELECT '%s', jsonb_build_object('name', '%s ' || i, 'email',"
+		 " 'c' || i || '@example.com'), CASE WHEN i %% 2 = 1 THEN '%s'::uuid END,"
+		 " (CASE i WHEN 1 THEN 'COMPLETED' WHEN 2 THEN 'FAILED' ELSE 'PENDING' END)"
+		 "::provisioning_job_status, now() - i * interval '1 second'"
+		 " FROM generate_series(1, %d) i",
+		 id, name, snap, n);
+	tl_execf(db,
+		 "INSERT INTO provisioning_logs (job_id, step, status)"
+		 " SELECT j.id, 'STEP_' || i, 'COMPLETED' FROM provisioning_jobs j,"
+		 " generate_series(1, 2) i WHERE j.agency_id = '%s'",
+		 id);
 	free(snap);
 	return id;
 }
@@ -115,23 +126,31 @@ static void setup(void)
 	agency_z = agency_with_data("Zeta", NULL, 3, "NULL");
 	agency_e = agency_with_data("Else", "e-only", 3, "NULL");
 	agency_d = agency_with_data("Gone", "d-only", 3, "now()");
-	job_a = tl_sqlf(db, "SELECT id FROM provisioning_jobs WHERE agency_id = '%s'"
-			    " ORDER BY created_at DESC LIMIT 1", agency_a);
-	tl_execf(db, "INSERT INTO provisioning_logs (job_id, step, status) VALUES ('%s',"
-		     " 'STEP_3', 'FAILED')", job_a);
+	job_a = tl_sqlf(db,
+			"SELECT id FROM provisioning_jobs WHERE agency_id = '%s'"
+			" ORDER BY created_at DESC LIMIT 1",
+			agency_a);
+	tl_execf(db,
+		 "INSERT INTO provisioning_logs (job_id, step, status) VALUES ('%s',"
+		 " 'STEP_3', 'FAILED')",
+		 job_a);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	/* event subscriptions of A, B and Z, with three deliveries each */
-	tl_execf(db, "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
-		     " SELECT id, 'https://example.com/' || name, '{job.completed}', 'x'"
-		     " FROM agencies WHERE id IN ('%s', '%s', '%s')", agency_a, agency_b, agency_z);
+	tl_execf(db,
+		 "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
+		 " SELECT id, 'https://example.com/' || name, '{job.completed}', 'x'"
+		 " FROM agencies WHERE id IN ('%s', '%s', '%s')",
+		 agency_a, agency_b, agency_z);
 	tl_execf(db, "INSERT INTO event_deliveries (subscription_id, agency_id, event_id,"
 		     " event_type, payload) SELECT s.id, s.agency_id, gen_random_uuid(),"
 		     " 'job.completed', '{}' FROM event_subscriptions s, generate_series(1, 3)");
 	webhook_a = tl_sqlf(db, "SELECT id FROM event_subscriptions WHERE agency_id = '%s'",
 			    agency_a);
 	/* keys of the deleted agency and a revoked one exist too */
-	tl_execf(db, "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
-		     " ('%s', 'gone', repeat('d', 64), 'ghl_gone')", agency_d);
+	tl_execf(db,
+		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
+		 " ('%s', 'gone', repeat('d', 64), 'ghl_gone')",
+		 agency_d);
 
 	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
 	hagent_start(&ag, dsn, NULL, extra);
@@ -164,8 +183,9 @@ static void teardown(void)
 	PQfinish(db);
 	tl_drop_db(dsn);
 	free(dsn);
-	char *v[] = {agency_a, agency_b, agency_z, agency_e, agency_d, job_a, webhook_a, aa, bb,
-		     support, key_a, key_b, all_agencies, agencies_aa, agencies_a, agencies_b};
+	char *v[] = {agency_a,	   agency_b,	agency_z,   agency_e,  agency_d, job_a,
+		     webhook_a,	   aa,		bb,	    support,   key_a,	 key_b,
+		     all_agencies, agencies_aa, agencies_a, agencies_b};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		free(v[i]);
 	curl_global_cleanup();
@@ -188,17 +208,26 @@ struct scope_row {
 	const char *field;   /* the item field that names the object */
 	const char *all;     /* every such object in the database */
 	const char *visible; /* those the caller may see: $1 = its agencies (uuid[]) */
-	int want[NWHO];      /* ADMIN, SUPPORT, AGENCY_ADMIN of A+Z, of B, key of A, key of B */
+	int want[NWHO];	     /* ADMIN, SUPPORT, AGENCY_ADMIN of A+Z, of B, key of A, key of B */
 };
 
-#define ALL_200 {200, 200, 200, 200, 200, 200}
+#define ALL_200                              \
+	{                                    \
+		200, 200, 200, 200, 200, 200 \
+	}
 #define IN_AGENCIES " = ANY($1::uuid[])"
 static const struct scope_row scope_matrix[] = {
 	{"/api/v1/agencies", "/api/v1/agencies?limit=2", "id", "SELECT id::text FROM agencies",
 	 "SELECT id::text FROM agencies WHERE deleted_at IS NULL AND id" IN_AGENCIES, ALL_200},
-	{"/api/v1/users", "/api/v1/users?limit=2", "id", "SELECT id::text FROM users",
-	 "SELECT id::text FROM users", {200, 403, 403, 403, 403, 403}},
-	{"/api/v1/agencies/{id}/api-keys", "/api/v1/agencies/%A/api-keys", "id",
+	{"/api/v1/users",
+	 "/api/v1/users?limit=2",
+	 "id",
+	 "SELECT id::text FROM users",
+	 "SELECT id::text FROM users",
+	 {200, 403, 403, 403, 403, 403}},
+	{"/api/v1/agencies/{id}/api-keys",
+	 "/api/v1/agencies/%A/api-keys",
+	 "id",
 	 "SELECT id::text FROM api_keys",
 	 "SELECT id::text FROM api_keys WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 403, 404}},
@@ -206,37 +235,47 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT id::text FROM provisioning_jobs WHERE agency_id" IN_AGENCIES, ALL_200},
 	{"/api/v1/jobs", "/api/v1/jobs?agency_id=%B&limit=2", "id",
 	 "SELECT id::text FROM provisioning_jobs",
-	 "SELECT id::text FROM provisioning_jobs WHERE agency_id = '%B' AND agency_id"
-	 IN_AGENCIES, ALL_200},
+	 "SELECT id::text FROM provisioning_jobs WHERE agency_id = '%B' AND agency_id" IN_AGENCIES,
+	 ALL_200},
 	{"/api/v1/jobs", "/api/v1/jobs?status=FAILED&limit=1", "id",
 	 "SELECT id::text FROM provisioning_jobs",
-	 "SELECT id::text FROM provisioning_jobs WHERE status = 'FAILED' AND agency_id"
-	 IN_AGENCIES, ALL_200},
-	{"/api/v1/jobs/{id}/logs", "/api/v1/jobs/%J/logs?limit=2", "id",
+	 "SELECT id::text FROM provisioning_jobs WHERE status = 'FAILED' AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/jobs/{id}/logs",
+	 "/api/v1/jobs/%J/logs?limit=2",
+	 "id",
 	 "SELECT id::text FROM provisioning_logs",
 	 "SELECT l.id::text FROM provisioning_logs l JOIN provisioning_jobs j ON j.id = l.job_id"
-	 " WHERE j.id = '%J' AND j.agency_id" IN_AGENCIES, {200, 200, 200, 404, 200, 404}},
-	{"/api/v1/agencies/{id}/snapshots", "/api/v1/agencies/%A/snapshots?limit=1", "id",
+	 " WHERE j.id = '%J' AND j.agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
+	{"/api/v1/agencies/{id}/snapshots",
+	 "/api/v1/agencies/%A/snapshots?limit=1",
+	 "id",
 	 "SELECT id::text FROM snapshots",
 	 "SELECT id::text FROM snapshots WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 200, 404}},
 	{"/api/v1/reports/success-rates", "/api/v1/reports/success-rates", "agency_id",
 	 "SELECT DISTINCT agency_id::text FROM job_success_rates",
 	 "SELECT DISTINCT agency_id::text FROM job_success_rates"
-	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES, ALL_200},
-	{"/api/v1/reports/success-rates", "/api/v1/reports/success-rates?group_by=niche",
-	 "niche", "SELECT DISTINCT niche FROM job_success_rates",
+	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/reports/success-rates", "/api/v1/reports/success-rates?group_by=niche", "niche",
+	 "SELECT DISTINCT niche FROM job_success_rates",
 	 "SELECT DISTINCT niche FROM job_success_rates"
-	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES, ALL_200},
-	{"/api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", "id",
+	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/agencies/{id}/webhooks",
+	 "/api/v1/agencies/%A/webhooks",
+	 "id",
 	 "SELECT id::text FROM event_subscriptions",
-	 "SELECT id::text FROM event_subscriptions WHERE agency_id = '%A' AND agency_id"
-	 IN_AGENCIES, {200, 200, 200, 404, 200, 404}},
+	 "SELECT id::text FROM event_subscriptions WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
 	{"/api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries",
-	 "/api/v1/agencies/%A/webhooks/%W/deliveries?limit=2", "id",
+	 "/api/v1/agencies/%A/webhooks/%W/deliveries?limit=2",
+	 "id",
 	 "SELECT id::text FROM event_deliveries",
-	 "SELECT id::text FROM event_deliveries WHERE subscription_id = '%W' AND agency_id"
-	 IN_AGENCIES, {200, 200, 200, 404, 200, 404}},
+	 "SELECT id::text FROM event_deliveries WHERE subscription_id = '%W' AND agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
 };
 
 START_TEST(scope_matrix_every_role)
@@ -298,7 +337,7 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/agencies/{id}", "one object (404 in the status matrix)"},
 	{"/api/v1/jobs/{id}", "one object (404 in the status matrix)"},
 	{"/api/v1/agencies/{id}/webhooks/{webhook_id}", "one object (404 in tests/integration/"
-							 "test_events.c)"},
+							"test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
 };
 
@@ -329,10 +368,12 @@ START_TEST(every_listing_route_has_a_row)
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(routes[i].method, "GET"))
 			continue;
-		int listed = in_matrix(routes[i].pattern), exempt = not_a_listing(routes[i].pattern);
+		int listed = in_matrix(routes[i].pattern),
+		    exempt = not_a_listing(routes[i].pattern);
 		if (!listed && !exempt)
-			buf_printf(&fails, "  GET %s: no row in scope_matrix[] (add one: README "
-					   "\"How we test\"), nor in not_listings[]\n",
+			buf_printf(&fails,
+				   "  GET %s: no row in scope_matrix[] (add one: README "
+				   "\"How we test\"), nor in not_listings[]\n",
 				   routes[i].pattern);
 		if (listed && exempt)
 			buf_printf(&fails, "  GET %s: both in scope_matrix[] and not_listings[]\n",

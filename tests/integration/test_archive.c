@@ -15,13 +15,14 @@ static void seed(PGconn *db)
 			   "token_expires_at) VALUES ('33333333-3333-4333-8333-333333333333', 'A', "
 			   "'arch-co', 'x', 'y', now() + interval '1 day')"));
 	/* 3 old finished, 1 recent finished, 1 old still pending */
-	PQclear(tl_sql(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
-			   "finished_at, error_message) SELECT "
-			   "'33333333-3333-4333-8333-333333333333', jsonb_build_object('name', "
-			   "'J' || g), (CASE WHEN g = 2 THEN 'FAILED' WHEN g = 5 THEN 'PENDING' ELSE "
-			   "'COMPLETED' END)::provisioning_job_status, CASE WHEN g = 4 THEN now() - "
-			   "interval '1 day' WHEN g = 5 THEN NULL ELSE now() - interval '100 days' END, "
-			   "'j' || g FROM generate_series(1, 5) g"));
+	PQclear(tl_sql(
+		db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
+		    "finished_at, error_message) SELECT "
+		    "'33333333-3333-4333-8333-333333333333', jsonb_build_object('name', "
+		    "'J' || g), (CASE WHEN g = 2 THEN 'FAILED' WHEN g = 5 THEN 'PENDING' ELSE "
+		    "'COMPLETED' END)::provisioning_job_status, CASE WHEN g = 4 THEN now() - "
+		    "interval '1 day' WHEN g = 5 THEN NULL ELSE now() - interval '100 days' END, "
+		    "'j' || g FROM generate_series(1, 5) g"));
 	/* j5 waits for a later attempt: the daemon's scheduler leaves it alone */
 	PQclear(tl_sql(db, "UPDATE provisioning_jobs SET status = 'RETRYING', run_at = now() + "
 			   "interval '1 day' WHERE error_message = 'j5'"));
@@ -30,13 +31,16 @@ static void seed(PGconn *db)
 			   "provisioning_jobs, unnest(ARRAY['STARTED', 'COMPLETED']) s"));
 }
 
-static int run_archive(const char *dsn, const char *a1, const char *a2, const char *a3,
-		       char **out)
+static int run_archive(const char *dsn, const char *a1, const char *a2, const char *a3, char **out)
 {
 	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
 	char *env[] = {env_dsn, NULL};
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"archive", (char *)a1, (char *)a2,
-			(char *)a3, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"),
+			(char *)"archive",
+			(char *)a1,
+			(char *)a2,
+			(char *)a3,
+			NULL};
 	int rc = tl_run(argv, env, out);
 	free(env_dsn);
 	return rc;
@@ -50,12 +54,16 @@ START_TEST(archive_tables_mirror_the_live_tables)
 	static const char *const pairs[][2] = {{"provisioning_jobs", "provisioning_jobs_archive"},
 					       {"provisioning_logs", "provisioning_logs_archive"}};
 	for (int i = 0; i < 2; i++) {
-		char *live = tl_sqlf(db, "SELECT string_agg(column_name || ' ' || data_type, ', ' "
-					 "ORDER BY ordinal_position) FROM information_schema.columns "
-					 "WHERE table_name = '%s'", pairs[i][0]);
-		char *arch = tl_sqlf(db, "SELECT string_agg(column_name || ' ' || data_type, ', ' "
-					 "ORDER BY ordinal_position) FROM information_schema.columns "
-					 "WHERE table_name = '%s'", pairs[i][1]);
+		char *live = tl_sqlf(db,
+				     "SELECT string_agg(column_name || ' ' || data_type, ', ' "
+				     "ORDER BY ordinal_position) FROM information_schema.columns "
+				     "WHERE table_name = '%s'",
+				     pairs[i][0]);
+		char *arch = tl_sqlf(db,
+				     "SELECT string_agg(column_name || ' ' || data_type, ', ' "
+				     "ORDER BY ordinal_position) FROM information_schema.columns "
+				     "WHERE table_name = '%s'",
+				     pairs[i][1]);
 		char *want = xasprintf("%s, archived_at timestamp without time zone", live);
 		ck_assert_msg(!strcmp(arch, want),
 			      "%s must have %s's columns in order, then archived_at (a migration "
@@ -89,9 +97,10 @@ START_TEST(cli_moves_old_finished_jobs_with_their_logs)
 				 "FROM provisioning_jobs");
 	ck_assert_str_eq(left, "j4,j5");
 	free(left);
-	char *moved = tl_sqlf(db, "SELECT string_agg(error_message || ':' || status, ',' ORDER BY "
-				  "error_message) FROM provisioning_jobs_archive WHERE archived_at > "
-				  "now() - interval '1 minute'");
+	char *moved = tl_sqlf(db,
+			      "SELECT string_agg(error_message || ':' || status, ',' ORDER BY "
+			      "error_message) FROM provisioning_jobs_archive WHERE archived_at > "
+			      "now() - interval '1 minute'");
 	ck_assert_str_eq(moved, "j1:COMPLETED,j2:FAILED,j3:COMPLETED");
 	free(moved);
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_logs_archive"), 6);
@@ -119,9 +128,10 @@ START_TEST(daemon_archives_periodically)
 	PGconn *db = tl_connect(dsn);
 	seed(db);
 	/* CANCELLED is final too: an old one is archived, a recent one is reported */
-	PQclear(tl_sql(db, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
-			   "finished_at) SELECT '33333333-3333-4333-8333-333333333333', '{}', "
-			   "'CANCELLED', now() - d * interval '1 day' FROM unnest(ARRAY[100, 1]) d"));
+	PQclear(tl_sql(db,
+		       "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
+		       "finished_at) SELECT '33333333-3333-4333-8333-333333333333', '{}', "
+		       "'CANCELLED', now() - d * interval '1 day' FROM unnest(ARRAY[100, 1]) d"));
 	struct hagent a;
 	const char *extra[] = {"GHL_AGENT_ARCHIVE_INTERVAL=200ms", "GHL_AGENT_ARCHIVE_AFTER=30d",
 			       "GHL_AGENT_LOG_LEVEL=info", NULL};
@@ -135,7 +145,8 @@ START_TEST(daemon_archives_periodically)
 	ck_assert_msg(tl_wait_file_contains(a.log, "archived finished jobs", 5000), "no log line");
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), 3);
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs_archive"
-				       " WHERE status = 'CANCELLED'"), 1);
+				       " WHERE status = 'CANCELLED'"),
+			 1);
 	/* then the report view is refreshed: the three live jobs, one completed, one
 	 * cancelled (not a failure: the rate stays 1) */
 	char *url = hagent_url(&a, "/api/v1/reports/success-rates?days=3");
@@ -155,8 +166,8 @@ START_TEST(daemon_archives_periodically)
 		json_get_int(it, "cancelled", &cancelled);
 		struct json *rate = json_get(it, "success_rate");
 		ok = total == 3 && done == 1 && failed == 0 && cancelled == 1 && rate &&
-		     rate->type == JSON_NUMBER &&
-		     rate->u.num.d == 1.0 && str_eq(json_get_str(it, "agency_name"), "A") &&
+		     rate->type == JSON_NUMBER && rate->u.num.d == 1.0 &&
+		     str_eq(json_get_str(it, "agency_name"), "A") &&
 		     json_get_str(j, "refreshed_at");
 		json_free(j);
 		if (!ok)

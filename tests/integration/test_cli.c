@@ -49,9 +49,10 @@ static void expect(int want_rc, const char *want_text, const char *const *extra,
 
 static char *job_in(PGconn *c, const char *status)
 {
-	return tl_sqlf(c, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status)"
-			  " VALUES ('" AGENCY "', '{\"name\":\"A\",\"email\":\"a@x.example\"}', '%s')"
-			  " RETURNING id",
+	return tl_sqlf(c,
+		       "INSERT INTO provisioning_jobs (agency_id, client_data_json, status)"
+		       " VALUES ('" AGENCY "', '{\"name\":\"A\",\"email\":\"a@x.example\"}', '%s')"
+		       " RETURNING id",
 		       status);
 }
 
@@ -62,13 +63,13 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	expect(2, "unknown command \"nosuch\"", NULL, (const char *[]){"help", "nosuch", NULL});
 	expect(2, "Usage: ghl-agent [--config PATH] job submit", NULL,
 	       (const char *[]){"job", NULL});
-	expect(2, "\"5c1f\" is not a job id", NULL, (const char *[]){"job", "cancel", "5c1f", NULL});
+	expect(2, "\"5c1f\" is not a job id", NULL,
+	       (const char *[]){"job", "cancel", "5c1f", NULL});
 	expect(2, "Usage: ghl-agent [--config PATH] job submit", NULL,
 	       (const char *[]){"job", "show", "5c1f", NULL});
 	expect(2, "--agency \"x\" is not an id", NULL,
 	       (const char *[]){"job", "submit", "--agency", "x", "--client-json", "-", NULL});
-	expect(2, "takes no arguments, got \"now\"", NULL,
-	       (const char *[]){"serve", "now", NULL});
+	expect(2, "takes no arguments, got \"now\"", NULL, (const char *[]){"serve", "now", NULL});
 	expect(2, "unknown argument \"--all\"", NULL, (const char *[]){"archive", "--all", NULL});
 
 	/* refusals: 1, in the API's words */
@@ -79,7 +80,8 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	expect(1, "job not found", NULL, (const char *[]){"job", "show", ABSENT, NULL});
 	expect(1, "job not found", NULL, (const char *[]){"job", "cancel", ABSENT, NULL});
 	char *done = job_in(c, "COMPLETED");
-	expect(1, "the job is already COMPLETED", NULL, (const char *[]){"job", "cancel", done, NULL});
+	expect(1, "the job is already COMPLETED", NULL,
+	       (const char *[]){"job", "cancel", done, NULL});
 	char *pending = job_in(c, "PENDING");
 	expect(0, "cancelled", NULL, (const char *[]){"job", "cancel", pending, NULL});
 	char *st = tl_sqlf(c, "SELECT status FROM provisioning_jobs WHERE id = '%s'", pending);
@@ -90,16 +92,19 @@ START_TEST(arguments_first_then_refusals_in_the_apis_words)
 	expect(0, "status    CANCELLED", NULL, (const char *[]){"job", "show", pending, NULL});
 	/* a running job being cancelled: show says it stops after its current step */
 	char *running = job_in(c, "IN_PROGRESS");
-	tl_execf(c, "UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s'", running);
+	tl_execf(c, "UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s'",
+		 running);
 	expect(0, "status    IN_PROGRESS (cancel requested: stops after its current step)", NULL,
 	       (const char *[]){"job", "show", running, NULL});
 	char *client = tl_write_temp("cli-client", "{\"name\":\"A\",\"email\":\"a@x.example\"}");
 	expect(1, "agency not found", NULL,
-	       (const char *[]){"job", "submit", "--agency", ABSENT, "--client-json", client, NULL});
+	       (const char *[]){"job", "submit", "--agency", ABSENT, "--client-json", client,
+				NULL});
 	char *bad_client = tl_write_temp("cli-client", "{\"name\":\"A\"}");
 	/* every problem, the fields the default pipeline's CREATE_USER needs among them */
-	expect(1, "the request has 3 invalid fields:\n  client_data.email: required\n"
-		  "  client_data.first_name: required by step CREATE_USER of the agency's pipeline",
+	expect(1,
+	       "the request has 3 invalid fields:\n  client_data.email: required\n"
+	       "  client_data.first_name: required by step CREATE_USER of the agency's pipeline",
 	       NULL,
 	       (const char *[]){"job", "submit", "--agency", AGENCY, "--client-json", bad_client,
 				NULL});
@@ -121,8 +126,14 @@ START_TEST(step_run_checks_the_config_schema)
 {
 	char *script = xasprintf("%s/steps/location_tag.lua", tl_env("GHL_SOURCE_DIR"));
 	char *client = tl_write_temp("cli-client", "{\"name\":\"A\",\"email\":\"a@x.example\"}");
-	const char *args[] = {"step", "run", script, "--client-json", client, "--config",
-			      "{\"nam\":\"vip\",\"name\":\"\"}", NULL};
+	const char *args[] = {"step",
+			      "run",
+			      script,
+			      "--client-json",
+			      client,
+			      "--config",
+			      "{\"nam\":\"vip\",\"name\":\"\"}",
+			      NULL};
 	const char *env[] = {"GHL_AGENT_DEMO=on", "GHL_AGENT_GHL_API_BASE=http://127.0.0.1:9",
 			     "GHL_AGENT_GHL_OAUTH_AUTHORIZE_URL=http://127.0.0.1:9/", NULL};
 	char *out;

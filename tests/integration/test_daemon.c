@@ -43,10 +43,13 @@ static void agent_start_unready(struct agent *a, const char *dsn, const char *co
 	snprintf(a->base, sizeof(a->base), "http://127.0.0.1:%d", a->port);
 	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
 	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", a->port);
-	char *env[] = {env_dsn, env_listen, (char *)"GHL_AGENT_SHUTDOWN_TIMEOUT=10s",
-		       (char *)"GHL_AGENT_DB_RECONNECT_MAX=500ms",
-		       (char *)"GHL_AGENT_TOKEN_KEYS=7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		       NULL};
+	char *env[] = {
+		env_dsn,
+		env_listen,
+		(char *)"GHL_AGENT_SHUTDOWN_TIMEOUT=10s",
+		(char *)"GHL_AGENT_DB_RECONNECT_MAX=500ms",
+		(char *)"GHL_AGENT_TOKEN_KEYS=7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		NULL};
 	if (config_text)
 		a->config = tl_write_temp("ghl-agent-conf", config_text);
 	char *argv_cfg[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"--config", a->config,
@@ -123,7 +126,8 @@ START_TEST(health_ready_and_404)
 	ck_assert_str_eq(body, "{\"status\":\"ready\"}");
 	free(body);
 	ck_assert_int_eq(get(&a, "/metrics", &body), 200);
-	ck_assert_msg(strstr(body, "\nghl_agent_up 1\n") && strstr(body, "ghl_agent_database_up 1") &&
+	ck_assert_msg(strstr(body, "\nghl_agent_up 1\n") &&
+			      strstr(body, "ghl_agent_database_up 1") &&
 			      strstr(body, "ghl_agent_jobs_total{outcome=\"completed\"} 0") &&
 			      strstr(body, "ghl_agent_http_responses_total{class=\"2xx\"} "),
 		      "%s", body);
@@ -197,7 +201,8 @@ START_TEST(readyz_503_when_database_down_and_reconnects)
 	agent_start(&a, dsn, NULL);
 	PGconn *c = tl_connect(dsn0);
 	char *sql = xasprintf("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-			      "WHERE application_name = 'ghl_lost_%d'", (int)getpid());
+			      "WHERE application_name = 'ghl_lost_%d'",
+			      (int)getpid());
 	char *n = tl_sql_value(c, sql);
 	ck_assert_int_ge(atoi(n), 1);
 	free(n);
@@ -229,8 +234,14 @@ START_TEST(sigterm_finishes_in_flight_requests)
 	close(mkstemp(out));
 	char url[128];
 	snprintf(url, sizeof(url), "%s/readyz", a.base);
-	char *curl[] = {(char *)"/usr/bin/curl", (char *)"-s", (char *)"-o", (char *)"/dev/null",
-			(char *)"-w", (char *)"%{http_code}", url, NULL};
+	char *curl[] = {(char *)"/usr/bin/curl",
+			(char *)"-s",
+			(char *)"-o",
+			(char *)"/dev/null",
+			(char *)"-w",
+			(char *)"%{http_code}",
+			url,
+			NULL};
 	pid_t cp = tl_spawn(curl, NULL, out);
 	/* in flight: the agent's query waits on our lock */
 	long long waiting = 0;
@@ -272,9 +283,11 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 	fputs("log_level = info\nlog_format = yaml\n", f);
 	fclose(f);
 	kill(a.pid, SIGHUP);
-	ck_assert_msg(tl_wait_file_contains(a.log, "config reload failed", 5000), "no reload error");
+	ck_assert_msg(tl_wait_file_contains(a.log, "config reload failed", 5000),
+		      "no reload error");
 	char *log = tl_read_file(a.log);
-	ck_assert_msg(strstr(log, ":2: key \\\"log_format\\\""), "error lacks file:line:key: %s", log);
+	ck_assert_msg(strstr(log, ":2: key \\\"log_format\\\""), "error lacks file:line:key: %s",
+		      log);
 	free(log);
 	ck_assert_int_eq(get(&a, "/healthz", NULL), 200);
 	/* the JSON log format is still in force: that request's line, after the
@@ -293,10 +306,10 @@ START_TEST(sighup_reload_keeps_old_config_when_broken)
 			const char *eol = strchr(after, '\n');
 			ck_assert_ptr_nonnull(eol);
 			struct err e;
-			struct json *j =
-				json_parse(bol, (size_t)(eol - bol), JSON_DEFAULT_MAX_DEPTH, &e);
-			ck_assert_msg(j && *bol == '{', "not a JSON line (%s): %.*s", j ? "-" : e.msg,
-				      (int)(eol - bol), bol);
+			struct json *j = json_parse(bol, (size_t)(eol - bol),
+						    JSON_DEFAULT_MAX_DEPTH, &e);
+			ck_assert_msg(j && *bol == '{', "not a JSON line (%s): %.*s",
+				      j ? "-" : e.msg, (int)(eol - bol), bol);
 			ck_assert_str_eq(json_get_str(j, "message"), "http request");
 			json_free(j);
 		} else {
@@ -364,8 +377,8 @@ END_TEST
 START_TEST(refuses_to_start_without_token_key)
 {
 	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
-	char *env[] = {(char *)"GHL_AGENT_LISTEN=127.0.0.1:0", (char *)"GHL_AGENT_TOKEN_KEYS=",
-		       (char *)"GHL_AGENT_DEMO=off", NULL};
+	char *env[] = {(char *)"GHL_AGENT_LISTEN=127.0.0.1:0",
+		       (char *)"GHL_AGENT_TOKEN_KEYS=", (char *)"GHL_AGENT_DEMO=off", NULL};
 	char *out;
 	int rc = tl_run(argv, env, &out);
 	ck_assert_int_eq(rc, 1);
@@ -419,7 +432,8 @@ static void dbw_setup(struct dbw *w, const char *prefix)
 		 " now() + interval '1 day', '{}')");
 	tl_execf(w->db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
-		 " ('" DBW_AGENCY "', 'test', '%s', 'ghl_dbwa')", hash);
+		 " ('" DBW_AGENCY "', 'test', '%s', 'ghl_dbwa')",
+		 hash);
 }
 
 /* Stop the agent (it exits 0) and drop the database. */
@@ -441,8 +455,10 @@ static void dbw_database(struct dbw *w, int up)
 	tl_execf(w->admin, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS %s", w->dbname,
 		 up ? "true" : "false");
 	if (!up)
-		tl_execf(w->admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-				   " WHERE application_name = '%s'", w->app);
+		tl_execf(w->admin,
+			 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			 " WHERE application_name = '%s'",
+			 w->app);
 }
 
 /* Start serve at w->dsn without waiting for anything but the HTTP port. */
@@ -494,13 +510,23 @@ static void bg_start(struct bg_get *b, struct dbw *w, const char *post_body)
 	snprintf(b->out, sizeof(b->out), "/tmp/ghl-curl-XXXXXX");
 	close(mkstemp(b->out));
 	char url[128];
-	snprintf(url, sizeof(url), post_body ? "%s/api/v1/agencies/" DBW_AGENCY "/jobs"
-					     : "%s/api/v1/jobs", w->a.base);
-	char *argv[] = {(char *)"/usr/bin/curl", (char *)"-s", (char *)"-o", (char *)"/dev/null",
-			(char *)"-w", (char *)"%{http_code}", (char *)"-H",
-			(char *)"Authorization: Bearer " DBW_KEY, url,
-			post_body ? (char *)"-H" : NULL, (char *)"Content-Type: application/json",
-			(char *)"--data-binary", (char *)post_body, NULL};
+	snprintf(url, sizeof(url),
+		 post_body ? "%s/api/v1/agencies/" DBW_AGENCY "/jobs" : "%s/api/v1/jobs",
+		 w->a.base);
+	char *argv[] = {(char *)"/usr/bin/curl",
+			(char *)"-s",
+			(char *)"-o",
+			(char *)"/dev/null",
+			(char *)"-w",
+			(char *)"%{http_code}",
+			(char *)"-H",
+			(char *)"Authorization: Bearer " DBW_KEY,
+			url,
+			post_body ? (char *)"-H" : NULL,
+			(char *)"Content-Type: application/json",
+			(char *)"--data-binary",
+			(char *)post_body,
+			NULL};
 	b->pid = tl_spawn(argv, NULL, b->out);
 }
 
@@ -677,12 +703,15 @@ START_TEST(a_cut_off_read_is_sent_again_a_write_is_not)
 	tl_execf(w.db, "LOCK TABLE provisioning_jobs IN ACCESS EXCLUSIVE MODE");
 	struct bg_get rd, wr;
 	bg_start(&rd, &w, NULL);
-	bg_start(&wr, &w, "{\"client_data\":{\"name\":\"Cut\",\"email\":\"c@example.com\","
+	bg_start(&wr, &w,
+		 "{\"client_data\":{\"name\":\"Cut\",\"email\":\"c@example.com\","
 		 "\"first_name\":\"C\",\"last_name\":\"Ut\"}}");
 	long long blocked = 0;
 	for (int i = 0; i < 600 && blocked < 2; i++) {
-		blocked = tl_sqlf_n(w.admin, "SELECT count(*) FROM pg_stat_activity WHERE"
-				    " application_name = '%s' AND wait_event_type = 'Lock'", w.app);
+		blocked = tl_sqlf_n(w.admin,
+				    "SELECT count(*) FROM pg_stat_activity WHERE"
+				    " application_name = '%s' AND wait_event_type = 'Lock'",
+				    w.app);
 		if (blocked < 2)
 			usleep(50000);
 	}
@@ -751,11 +780,13 @@ START_TEST(sighup_applies_engine_keys_and_names_restart_keys)
 {
 	struct dbw w;
 	/* no notifications and a poll once an hour: nothing claims a new job */
-	dbw_ready(&w, "dbw_hup", "listen_notify = off\npoll_interval = 1h\n"
-		      "default_pipeline = {\"pipeline\":[{\"step\":\"NOOP\","
-		      "\"config\":{\"output\":\"before\"}}]}\n");
-	tl_execf(w.db, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('"
-		 DBW_AGENCY "', '{\"name\":\"Acme\",\"email\":\"a@acme.example\"}')");
+	dbw_ready(&w, "dbw_hup",
+		  "listen_notify = off\npoll_interval = 1h\n"
+		  "default_pipeline = {\"pipeline\":[{\"step\":\"NOOP\","
+		  "\"config\":{\"output\":\"before\"}}]}\n");
+	tl_execf(w.db,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('" DBW_AGENCY
+		 "', '{\"name\":\"Acme\",\"email\":\"a@acme.example\"}')");
 	FILE *f = fopen(w.a.config, "w");
 	fputs("listen_notify = off\npoll_interval = 100ms\ndb_pool_size = 3\n"
 	      "default_pipeline = {\"pipeline\":[{\"step\":\"NOOP\","
@@ -776,14 +807,15 @@ START_TEST(sighup_applies_engine_keys_and_names_restart_keys)
 	ck_assert_msg(!strcmp(v, "COMPLETED"), "job %s", v);
 	free(v);
 	v = tl_sql_value(w.db, "SELECT details_json->'outputs'->>'noop' FROM provisioning_logs"
-				  " WHERE step = 'NOOP' AND status = 'COMPLETED'");
+			       " WHERE step = 'NOOP' AND status = 'COMPLETED'");
 	ck_assert_str_eq(v, "after");
 	free(v);
 	char *log = tl_read_file(w.a.log);
-	ck_assert_msg(strstr(log, "`db_pool_size` changed; it takes effect after a restart"),
-		      "%s", log);
+	ck_assert_msg(strstr(log, "`db_pool_size` changed; it takes effect after a restart"), "%s",
+		      log);
 	ck_assert_msg(!strstr(log, "`poll_interval` changed") &&
-			      !strstr(log, "`listen_notify` changed"), "%s", log);
+			      !strstr(log, "`listen_notify` changed"),
+		      "%s", log);
 	ck_assert_msg(strstr(log, "\"applied\":\"poll_interval,default_pipeline\""), "%s", log);
 	free(log);
 	/* a default pipeline naming no known step: the whole file is refused */

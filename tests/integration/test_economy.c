@@ -6,10 +6,13 @@
  * second one. */
 #include "economy_harness.h"
 
-static const char *const env_fast[] = {
-	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
-	"GHL_AGENT_GHL_TIMEOUT=2s",   "GHL_AGENT_LEASE_TIMEOUT=1500ms", "GHL_AGENT_LOG_LEVEL=info",
-	NULL};
+static const char *const env_fast[] = {"GHL_AGENT_RETRY_BASE=100ms",
+				       "GHL_AGENT_RETRY_MAX=300ms",
+				       "GHL_AGENT_POLL_INTERVAL=100ms",
+				       "GHL_AGENT_GHL_TIMEOUT=2s",
+				       "GHL_AGENT_LEASE_TIMEOUT=1500ms",
+				       "GHL_AGENT_LOG_LEVEL=info",
+				       NULL};
 
 static long long route_n(const struct econ_count *c, const char *key)
 {
@@ -21,11 +24,13 @@ static long long route_n(const struct econ_count *c, const char *key)
 static void assert_no_duplicates(struct econ *e, int n)
 {
 	ck_assert_int_eq(tl_sqlf_n(e->db, "SELECT count(*) FROM provisioning_jobs WHERE status = "
-					  "'COMPLETED'"), n);
+					  "'COMPLETED'"),
+			 n);
 	ck_assert_int_eq(hsim_stat(&e->sim, "duplicate_locations"), 0);
 	ck_assert_int_eq(hsim_stat(&e->sim, "locations_created"), n);
 	ck_assert_int_eq(tl_sqlf_n(e->db, "SELECT count(DISTINCT location_id) FROM "
-					  "provisioning_jobs"), n);
+					  "provisioning_jobs"),
+			 n);
 }
 
 START_TEST(default_pipeline_spends_at_most_2_2_agency_calls_per_job)
@@ -52,15 +57,17 @@ START_TEST(default_pipeline_spends_at_most_2_2_agency_calls_per_job)
 	struct econ_count c;
 	econ_count(&e, since, &c);
 	econ_print(stderr, &c, n);
-	ck_assert_msg(c.agency <= n * 22 / 10, "%lld agency-bucket calls for %d jobs (%.2f per job)",
-		      c.agency, n, (double)c.agency / n);
+	ck_assert_msg(c.agency <= n * 22 / 10,
+		      "%lld agency-bucket calls for %d jobs (%.2f per job)", c.agency, n,
+		      (double)c.agency / n);
 	ck_assert_int_eq(c.limited, 0);
 	/* what each economy did: */
 	ck_assert_int_eq(route_n(&c, "POST /locations/ agency"), n); /* the held one included */
-	ck_assert_int_eq(route_n(&c, "GET /snapshots/ agency"), 1); /* one list per TTL */
+	ck_assert_int_eq(route_n(&c, "GET /snapshots/ agency"), 1);  /* one list per TTL */
 	ck_assert_int_le(route_n(&c, "GET /snapshots/snapshot-status/{snapshotId} agency"), 4);
 	ck_assert_int_eq(route_n(&c, "GET /snapshots/snapshot-status/{snapshotId}/location/"
-				     "{locationId} agency"), 0);
+				     "{locationId} agency"),
+			 0);
 	/* searches only for the retry: by email, then by name */
 	ck_assert_int_ge(route_n(&c, "GET /locations/search agency"), 1);
 	ck_assert_int_le(route_n(&c, "GET /locations/search agency"), 2);
@@ -109,8 +116,8 @@ START_TEST(crash_after_post_locations_reuses_the_location)
 	hagent_start(&e.agent, e.dsn, &e.sim, env_fast);
 	econ_wait(&e, 60);
 	assert_no_duplicates(&e, n);
-	ck_assert_int_gt(tl_sqlf_n(e.db, "SELECT count(*) FROM provisioning_jobs WHERE attempt > 1"),
-			 0);
+	ck_assert_int_gt(
+		tl_sqlf_n(e.db, "SELECT count(*) FROM provisioning_jobs WHERE attempt > 1"), 0);
 	econ_stop(&e);
 }
 END_TEST

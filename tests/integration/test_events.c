@@ -155,9 +155,10 @@ static void wait_for(struct world *w, const char *sql, int timeout_ms)
 {
 	if (tl_sql_wait_true(w->db, sql, timeout_ms))
 		return;
-	char *rows = tl_sql_value(w->db, "SELECT string_agg(event_type || ' ' || status || ' "
-					 "attempts=' || attempts || ' ' || COALESCE(last_error, ''),"
-					 " E'\\n' ORDER BY seq) FROM event_deliveries");
+	char *rows = tl_sql_value(w->db,
+				  "SELECT string_agg(event_type || ' ' || status || ' "
+				  "attempts=' || attempts || ' ' || COALESCE(last_error, ''),"
+				  " E'\\n' ORDER BY seq) FROM event_deliveries");
 	char *log = tl_log_tail(w->agent.log, 3000);
 	ck_abort_msg("timed out waiting for: %s\ndeliveries:\n%s\nagent log tail:\n%s", sql, rows,
 		     log);
@@ -196,7 +197,8 @@ static char *subscribe(struct world *w, const char *token, const char *agency, c
 	call(w, &r, token, "POST", path, body);
 	ck_assert_msg(r.status == 201, "POST %s: %ld %s", path, r.status, r.body);
 	struct json *j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
-	ck_assert_msg(j && json_get_str(j, "id") && json_get_str(j, "secret"), "answer: %s", r.body);
+	ck_assert_msg(j && json_get_str(j, "id") && json_get_str(j, "secret"), "answer: %s",
+		      r.body);
 	ck_assert_msg(str_has_prefix(json_get_str(j, "secret"), "whsec_"), "secret: %s", r.body);
 	char *id = xstrdup(json_get_str(j, "id"));
 	if (secret)
@@ -213,11 +215,16 @@ static char *subscribe(struct world *w, const char *token, const char *agency, c
 static void assert_secret_kept(struct world *w, const char *agency, const char *sub,
 			       const char *secret)
 {
-	ck_assert_int_eq(tl_sqlf_n(w->db, "SELECT count(*) FROM event_subscriptions WHERE "
-					  "secret_enc LIKE '%%%s%%' OR url LIKE '%%%s%%'",
-				   secret + 6, secret + 6), 0);
-	ck_assert_int_eq(tl_sqlf_n(w->db, "SELECT count(*) FROM event_subscriptions WHERE id = '%s'"
-					  " AND secret_enc ~ '^b[0-9]+:'", sub), 1);
+	ck_assert_int_eq(tl_sqlf_n(w->db,
+				   "SELECT count(*) FROM event_subscriptions WHERE "
+				   "secret_enc LIKE '%%%s%%' OR url LIKE '%%%s%%'",
+				   secret + 6, secret + 6),
+			 0);
+	ck_assert_int_eq(tl_sqlf_n(w->db,
+				   "SELECT count(*) FROM event_subscriptions WHERE id = '%s'"
+				   " AND secret_enc ~ '^b[0-9]+:'",
+				   sub),
+			 1);
 	char *path = xasprintf("/api/v1/agencies/%s/webhooks/%s", agency, sub);
 	struct tl_resp r;
 	call(w, &r, hagent_admin_token(&w->agent), "GET", path, NULL);
@@ -253,12 +260,13 @@ static const char *const fast[] = {
 static char *insert_job(struct world *w, const char *agency, const char *snapshot, int n,
 			const char *run_at)
 {
-	return tl_sqlf(w->db,
-		       "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id, run_at)"
-		       " VALUES ('%s', jsonb_build_object('name', 'Events Client %d', 'email',"
-		       " 'owner%d@events.example', 'first_name', 'Ada', 'last_name', 'Lovelace',"
-		       " 'external_id', 'crm-%d'), '%s', %s) RETURNING id",
-		       agency, n, n, n, snapshot, run_at);
+	return tl_sqlf(
+		w->db,
+		"INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id, run_at)"
+		" VALUES ('%s', jsonb_build_object('name', 'Events Client %d', 'email',"
+		" 'owner%d@events.example', 'first_name', 'Ada', 'last_name', 'Lovelace',"
+		" 'external_id', 'crm-%d'), '%s', %s) RETURNING id",
+		agency, n, n, n, snapshot, run_at);
 }
 
 /* The hit's signature is HMAC-SHA256(secret, timestamp "." body). */
@@ -288,17 +296,20 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	hsim_start(&w.sim, NULL);
 	hagent_start(&w.agent, w.dsn, &w.sim, fast);
 	char *agency = hconnect_agency(&w.agent, w.db, "co-events-1");
-	tl_execf(w.db, "UPDATE agencies SET settings_json = '{\"pipeline\":[{\"step\":"
-		       "\"CREATE_LOCATION\"}]}' WHERE id = '%s'", agency);
-	char *snap = tl_sqlf(w.db, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
-				   " VALUES ('%s', 'snap-dental-001', 'Dental', 'Dental') RETURNING id",
+	tl_execf(w.db,
+		 "UPDATE agencies SET settings_json = '{\"pipeline\":[{\"step\":"
+		 "\"CREATE_LOCATION\"}]}' WHERE id = '%s'",
+		 agency);
+	char *snap = tl_sqlf(w.db,
+			     "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche)"
+			     " VALUES ('%s', 'snap-dental-001', 'Dental', 'Dental') RETURNING id",
 			     agency);
 	const char *admin = hagent_admin_token(&w.agent);
 	char *url = xasprintf("http://127.0.0.1:%d/hooks/ghl?source=test", rx.port);
 	char *secret = NULL;
-	char *sub = subscribe(&w, admin, agency, url,
-			      "[\"job.completed\",\"job.failed\",\"job.cancelled\",\"job.retrying\"]",
-			      &secret);
+	char *sub = subscribe(
+		&w, admin, agency, url,
+		"[\"job.completed\",\"job.failed\",\"job.cancelled\",\"job.retrying\"]", &secret);
 
 	/* four jobs, two of them failing once at GHL (RETRYING, then COMPLETED) */
 	sim_faults(&w, 2, 500);
@@ -321,26 +332,39 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 
 	/* the outbox holds one event per state change, each written with it */
 	long long total = tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries");
-	ck_assert_int_eq(total, tl_sqlf_n(w.db, "SELECT sum(retry_count + 1) FROM provisioning_jobs"));
+	ck_assert_int_eq(total,
+			 tl_sqlf_n(w.db, "SELECT sum(retry_count + 1) FROM provisioning_jobs"));
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
-					 " 'job.completed'"), 4);
+					 " 'job.completed'"),
+			 4);
 	ck_assert_int_ge(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
-					 " 'job.retrying'"), 1);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
-					 " 'job.failed' AND job_id = '%s'", jobs[4]), 1);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
-					 " 'job.cancelled' AND job_id = '%s'", jobs[5]), 1);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
-					 " 'job.cancelled' AND payload::jsonb #>> '{data,job,status}'"
-					 " = 'CANCELLED'"), 1);
+					 " 'job.retrying'"),
+			 1);
+	ck_assert_int_eq(tl_sqlf_n(w.db,
+				   "SELECT count(*) FROM event_deliveries WHERE event_type ="
+				   " 'job.failed' AND job_id = '%s'",
+				   jobs[4]),
+			 1);
+	ck_assert_int_eq(tl_sqlf_n(w.db,
+				   "SELECT count(*) FROM event_deliveries WHERE event_type ="
+				   " 'job.cancelled' AND job_id = '%s'",
+				   jobs[5]),
+			 1);
+	ck_assert_int_eq(tl_sqlf_n(w.db,
+				   "SELECT count(*) FROM event_deliveries WHERE event_type ="
+				   " 'job.cancelled' AND payload::jsonb #>> '{data,job,status}'"
+				   " = 'CANCELLED'"),
+			 1);
 
 	/* the receiver fails: attempts are recorded with its status */
 	wait_for(&w, "SELECT count(*) >= 3 FROM event_deliveries WHERE last_status_code = 500",
 		 30000);
 	/* then it stops answering: attempts end at events_timeout */
 	rx_set_mode(RX_HANG);
-	wait_for(&w, "SELECT count(*) >= 1 FROM event_deliveries WHERE last_status_code IS NULL"
-		     " AND last_error IS NOT NULL", 30000);
+	wait_for(&w,
+		 "SELECT count(*) >= 1 FROM event_deliveries WHERE last_status_code IS NULL"
+		 " AND last_error IS NOT NULL",
+		 30000);
 	ck_assert_int_ge(rx_count(0), 1);
 	/* kill -9 mid-flight: nothing is lost, nothing was delivered */
 	kill(w.agent.pid, SIGKILL);
@@ -348,14 +372,17 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	ck_assert_int_eq(tl_wait_exit(w.agent.pid, 10000, &ws), 0);
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries"), total);
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE status ="
-					 " 'pending'"), total);
+					 " 'pending'"),
+			 total);
 	ck_assert_int_eq(rx_count(200), 0);
 
 	/* a delivery older than archive_after (90 days) leaves the log */
-	char *old = tl_sqlf(w.db, "INSERT INTO event_deliveries (subscription_id, agency_id, event_id,"
-				  " event_type, payload, status, created_at) VALUES ('%s', '%s',"
-				  " gen_random_uuid(), 'job.completed', '{}', 'delivered',"
-				  " now() - interval '100 days') RETURNING id", sub, agency);
+	char *old = tl_sqlf(w.db,
+			    "INSERT INTO event_deliveries (subscription_id, agency_id, event_id,"
+			    " event_type, payload, status, created_at) VALUES ('%s', '%s',"
+			    " gen_random_uuid(), 'job.completed', '{}', 'delivered',"
+			    " now() - interval '100 days') RETURNING id",
+			    sub, agency);
 
 	/* the receiver recovers; a new agent resumes the outbox */
 	rx_set_mode(RX_OK);
@@ -363,11 +390,12 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	hagent_start(&w.agent, w.dsn, &w.sim, fast);
 	admin = hagent_admin_token(&w.agent);
 	char *all_done = xasprintf("SELECT count(*) = %lld FROM event_deliveries WHERE status ="
-				   " 'delivered'", total);
+				   " 'delivered'",
+				   total);
 	wait_for(&w, all_done, 60000);
 	free(all_done);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE id = '%s'", old),
-			 0);
+	ck_assert_int_eq(
+		tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE id = '%s'", old), 0);
 	free(old);
 
 	/* exactly once each, signed, and in order per job */
@@ -388,8 +416,8 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 			assert_signed(h, secret);
 			ck_assert_str_eq(h->type, PQgetvalue(ev, i, 2));
 			ck_assert_str_eq(h->delivery, PQgetvalue(ev, i, 3));
-			struct json *b =
-				json_parse(h->body, strlen(h->body), JSON_DEFAULT_MAX_DEPTH, NULL);
+			struct json *b = json_parse(h->body, strlen(h->body),
+						    JSON_DEFAULT_MAX_DEPTH, NULL);
 			ck_assert_msg(b && str_eq(json_get_str(b, "id"), eid) &&
 					      str_eq(json_get_str(b, "type"), h->type) &&
 					      str_eq(json_get_str(b, "agency_id"), agency),
@@ -402,7 +430,8 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 		pthread_mutex_unlock(&rx.mu);
 		ck_assert_msg(seen == 1, "event %s delivered %d times", eid, seen);
 		/* the next event of the same job arrived later */
-		if (i + 1 < PQntuples(ev) && !strcmp(PQgetvalue(ev, i, 1), PQgetvalue(ev, i + 1, 1))) {
+		if (i + 1 < PQntuples(ev) &&
+		    !strcmp(PQgetvalue(ev, i, 1), PQgetvalue(ev, i + 1, 1))) {
 			const char *next = PQgetvalue(ev, i + 1, 0);
 			pthread_mutex_lock(&rx.mu);
 			for (size_t k = 0; k < at; k++)
@@ -418,10 +447,12 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	 * earlier one of its job may have been tried only after the restart) */
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE attempts >= 1"
 					 " AND last_status_code = 200 AND delivered_at IS NOT NULL"
-					 " AND last_error IS NULL"), total);
-	ck_assert_int_ge(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE attempts >= 3"),
-			 1);
-	char *dpath = xasprintf("/api/v1/agencies/%s/webhooks/%s/deliveries?limit=200", agency, sub);
+					 " AND last_error IS NULL"),
+			 total);
+	ck_assert_int_ge(
+		tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE attempts >= 3"), 1);
+	char *dpath = xasprintf("/api/v1/agencies/%s/webhooks/%s/deliveries?limit=200", agency,
+				sub);
 	struct tl_resp r;
 	call(&w, &r, admin, "GET", dpath, NULL);
 	ck_assert_msg(r.status == 200, "GET %s: %ld %s", dpath, r.status, r.body);
@@ -448,8 +479,8 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 	ck_assert_msg(r.status == 202, "POST %s: %ld %s", redo, r.status, r.body);
 	tl_resp_free(&r);
 	char *redone = xasprintf("SELECT count(*) = 1 FROM event_deliveries WHERE redelivery_of ="
-				 " '%s' AND status = 'delivered' AND event_id = '%s'", redo_of,
-				 redo_event);
+				 " '%s' AND status = 'delivered' AND event_id = '%s'",
+				 redo_of, redo_event);
 	wait_for(&w, redone, 30000);
 	ck_assert_int_eq((long long)rx_count(200), total + 1);
 	assert_secret_kept(&w, agency, sub, secret);
@@ -475,17 +506,20 @@ END_TEST
 
 static char *new_agency(struct world *w, const char *name)
 {
-	return tl_sqlf(w->db, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			      " oauth_refresh_token_encrypted, token_expires_at) VALUES ('%s',"
-			      " 'co-%s', 'x', 'x', now() + interval '1 day') RETURNING id", name, name);
+	return tl_sqlf(w->db,
+		       "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		       " oauth_refresh_token_encrypted, token_expires_at) VALUES ('%s',"
+		       " 'co-%s', 'x', 'x', now() + interval '1 day') RETURNING id",
+		       name, name);
 }
 
 START_TEST(private_addresses_refused_and_agencies_kept_apart)
 {
 	struct world w;
 	world_open(&w, RX_OK, "events_scope");
-	const char *extra[] = {"GHL_AGENT_EVENTS_POLL_INTERVAL=100ms", "GHL_AGENT_EVENTS_TIMEOUT=1s",
-			       "GHL_AGENT_EVENTS_RETRY_BASE=200ms", "GHL_AGENT_EVENTS_RETRY_MAX=500ms",
+	const char *extra[] = {"GHL_AGENT_EVENTS_POLL_INTERVAL=100ms",
+			       "GHL_AGENT_EVENTS_TIMEOUT=1s", "GHL_AGENT_EVENTS_RETRY_BASE=200ms",
+			       "GHL_AGENT_EVENTS_RETRY_MAX=500ms",
 			       NULL}; /* notify_webhook_allow_private = off */
 	hagent_start(&w.agent, w.dsn, NULL, extra);
 	char *a = new_agency(&w, "Alpha"), *b = new_agency(&w, "Bravo");
@@ -497,9 +531,11 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 		{"{\"url\":\"http://127.0.0.1:9/x\",\"events\":[\"job.completed\"]}", "loopback"},
 		{"{\"url\":\"http://[::1]:9/x\",\"events\":[\"job.completed\"]}", "loopback"},
 		{"{\"url\":\"http://10.1.2.3/x\",\"events\":[\"job.completed\"]}", "private"},
-		{"{\"url\":\"http://169.254.169.254/latest\",\"events\":[\"job.completed\"]}", "url"},
+		{"{\"url\":\"http://169.254.169.254/latest\",\"events\":[\"job.completed\"]}",
+		 "url"},
 		{"{\"url\":\"ftp://example.com/x\",\"events\":[\"job.completed\"]}", "http"},
-		{"{\"url\":\"https://u:p@example.com/x\",\"events\":[\"job.completed\"]}", "credentials"},
+		{"{\"url\":\"https://u:p@example.com/x\",\"events\":[\"job.completed\"]}",
+		 "credentials"},
 		{"{\"url\":\"https://example.com/x\",\"events\":[\"job.exploded\"]}", "events[0]"},
 		{"{\"url\":\"https://example.com/x\",\"events\":[]}", "events"},
 		{"{\"url\":\"https://example.com/x\"}", "events"},
@@ -518,12 +554,17 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 	char *url = xasprintf("http://localhost:%d/hook", rx.port);
 	char *secret = NULL;
 	char *sub_a = subscribe(&w, admin, a, url, "[\"agency.needs_reconnect\"]", &secret);
-	tl_execf(w.db, "UPDATE agencies SET needs_reconnect = true, reconnect_reason = 'test'"
-		       " WHERE id = '%s'", a);
+	tl_execf(w.db,
+		 "UPDATE agencies SET needs_reconnect = true, reconnect_reason = 'test'"
+		 " WHERE id = '%s'",
+		 a);
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE"
-					 " event_type = 'agency.needs_reconnect'"), 1);
-	wait_for(&w, "SELECT attempts >= 2 AND status = 'pending' AND last_error IS NOT NULL"
-		     " AND last_status_code IS NULL FROM event_deliveries", 30000);
+					 " event_type = 'agency.needs_reconnect'"),
+			 1);
+	wait_for(&w,
+		 "SELECT attempts >= 2 AND status = 'pending' AND last_error IS NOT NULL"
+		 " AND last_status_code IS NULL FROM event_deliveries",
+		 30000);
 	pthread_mutex_lock(&rx.mu);
 	ck_assert_msg(rx.n == 0, "the receiver on 127.0.0.1 was reached %zu times", rx.n);
 	pthread_mutex_unlock(&rx.mu);
@@ -571,24 +612,28 @@ START_TEST(private_addresses_refused_and_agencies_kept_apart)
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries"), 0);
 
 	/* a job's state change writes its event; once the agency is deleted, none */
-#define WAITING_JOB                                                                           \
-	"INSERT INTO provisioning_jobs (agency_id, client_data_json, run_at)"                 \
+#define WAITING_JOB                                                           \
+	"INSERT INTO provisioning_jobs (agency_id, client_data_json, run_at)" \
 	" VALUES ('%s', '{}', now() + interval '1 hour') RETURNING id"
 	char *live = tl_sqlf(w.db, WAITING_JOB, b), *late = tl_sqlf(w.db, WAITING_JOB, b);
 #undef WAITING_JOB
 	tl_execf(w.db, "UPDATE provisioning_jobs SET status = 'COMPLETED' WHERE id = '%s'", live);
 	tl_execf(w.db, "UPDATE agencies SET deleted_at = now() WHERE id = '%s'", b);
 	tl_execf(w.db, "UPDATE provisioning_jobs SET status = 'COMPLETED' WHERE id = '%s'", late);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'"
-					 " AND subscription_id = '%s'", live, sub_b), 1);
-	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'",
-				   late), 0);
+	ck_assert_int_eq(tl_sqlf_n(w.db,
+				   "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'"
+				   " AND subscription_id = '%s'",
+				   live, sub_b),
+			 1);
+	ck_assert_int_eq(
+		tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE job_id = '%s'", late),
+		0);
 	free(live);
 	free(late);
 
 	world_close(&w);
-	char *frees[] = {a, b, path_a, url, secret, sub_a, aa_b, bb, support, key_a, key_b, one,
-			 log, did, redo, sub_b, sub_k, cross};
+	char *frees[] = {a,	b,     path_a, url, secret, sub_a, aa_b,  bb,	 support,
+			 key_a, key_b, one,    log, did,    redo,  sub_b, sub_k, cross};
 	for (size_t i = 0; i < sizeof(frees) / sizeof(frees[0]); i++)
 		free(frees[i]);
 }

@@ -100,9 +100,10 @@ static long long sim_stat(struct sim *s, const char *key)
 /* The browser step: chooselocation answers 302 to redirect_uri?code=... */
 static char *authorize_code(struct sim *s)
 {
-	char *url = xasprintf("%s/oauth/chooselocation?response_type=code&redirect_uri=%s&client_id=%s"
-			      "&scope=locations.write%%20locations.readonly%%20snapshots.readonly&state=st1",
-			      s->base, "http%3A%2F%2F127.0.0.1%3A9%2Foauth%2Fcallback", CLIENT_ID);
+	char *url = xasprintf(
+		"%s/oauth/chooselocation?response_type=code&redirect_uri=%s&client_id=%s"
+		"&scope=locations.write%%20locations.readonly%%20snapshots.readonly&state=st1",
+		s->base, "http%3A%2F%2F127.0.0.1%3A9%2Foauth%2Fcallback", CLIENT_ID);
 	CURL *e = curl_easy_init();
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -184,8 +185,8 @@ static char *release_log(struct env *v)
 	if (getenv("GHL_CLIENT_TEST_DUMP")) /* debugging aid: show what was logged */
 		fputs(text, stdout);
 	for (int i = 0; i < nsecrets; i++)
-		ck_assert_msg(strstr(text, secrets[i]) == NULL, "a secret (#%d) appears in the log:\n%s", i,
-			      text);
+		ck_assert_msg(strstr(text, secrets[i]) == NULL,
+			      "a secret (#%d) appears in the log:\n%s", i, text);
 	ck_assert_msg(strstr(text, CLIENT_SECRET) == NULL, "the client secret appears in the log");
 	return text;
 }
@@ -284,8 +285,12 @@ static void reply_clear(struct reply *r)
 static void send_one(struct env *v, const char *method, const char *path, const char *query,
 		     const char *json_body, struct reply *r)
 {
-	struct ghl_request req = {.method = method, .path = path, .query = query, .json_body = json_body,
-				  .token = v->access, .resource = COMPANY};
+	struct ghl_request req = {.method = method,
+				  .path = path,
+				  .query = query,
+				  .json_body = json_body,
+				  .token = v->access,
+				  .resource = COMPANY};
 	memset(r, 0, sizeof *r);
 	ndone = 0;
 	ghl_request_send(v->c, &req, on_reply, r);
@@ -324,8 +329,10 @@ static void env_login(struct env *v)
 {
 	char *code = authorize_code(&v->sim);
 	struct tok_reply tr = {0};
-	struct ghl_oauth_form f = {.grant_type = "authorization_code", .code = code,
-				   .redirect_uri = REDIRECT, .user_type = "Company"};
+	struct ghl_oauth_form f = {.grant_type = "authorization_code",
+				   .code = code,
+				   .redirect_uri = REDIRECT,
+				   .user_type = "Company"};
 	ghl_oauth_token(v->c, &f, on_token, &tr);
 	loop_until(v, &tr.done, 1, 10000);
 	ck_assert_msg(tr.outcome == GHL_OK, "token exchange: %d %s", tr.status, tr.message);
@@ -351,7 +358,9 @@ START_TEST(test_oauth_and_success)
 
 	struct reply r;
 	send_one(&v, "POST", "/locations/", NULL,
-		 "{\"name\":\"Client Test Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}", &r);
+		 "{\"name\":\"Client Test Dental\",\"companyId\":\"" COMPANY
+		 "\",\"country\":\"US\"}",
+		 &r);
 	ck_assert_msg(r.outcome == GHL_OK, "create: %d %s", r.status, r.message);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(r.json);
@@ -403,8 +412,10 @@ START_TEST(test_oauth_and_success)
 	free(bad.message);
 
 	char *log = env_close(&v);
-	ck_assert_msg(strstr(log, "\"message\":\"ghl request\"") != NULL, "no request lines:\n%s", log);
-	ck_assert_msg(strstr(log, "\"path\":\"/locations/{id}\"") != NULL, "no templated path:\n%s", log);
+	ck_assert_msg(strstr(log, "\"message\":\"ghl request\"") != NULL, "no request lines:\n%s",
+		      log);
+	ck_assert_msg(strstr(log, "\"path\":\"/locations/{id}\"") != NULL, "no templated path:\n%s",
+		      log);
 	ck_assert_msg(strstr(log, id) == NULL, "the location id reached the log path field");
 	ck_assert_msg(strstr(log, "\"path\":\"/oauth/token\"") != NULL, "no oauth line:\n%s", log);
 	free(log);
@@ -420,11 +431,13 @@ START_TEST(test_422_permanent_with_message)
 	env_open(&v, flags, NULL);
 	env_login(&v);
 	struct reply r;
-	send_one(&v, "POST", "/locations/", NULL, "{\"companyId\":\"" COMPANY "\",\"country\":\"ZZZ\"}", &r);
+	send_one(&v, "POST", "/locations/", NULL,
+		 "{\"companyId\":\"" COMPANY "\",\"country\":\"ZZZ\"}", &r);
 	ck_assert_int_eq(r.status, 422);
 	ck_assert_int_eq(r.outcome, GHL_PERMANENT);
 	ck_assert_ptr_nonnull(r.message);
-	ck_assert_msg(strstr(r.message, "name should not be empty; ") != NULL, "message: %s", r.message);
+	ck_assert_msg(strstr(r.message, "name should not be empty; ") != NULL, "message: %s",
+		      r.message);
 	ck_assert_msg(strstr(r.message, "country must be") != NULL, "message: %s", r.message);
 	ck_assert_ptr_nonnull(r.trace_id);
 	reply_clear(&r);
@@ -474,8 +487,8 @@ static void on_refreshed(void *arg, const struct ghl_response *res, const struct
 	}
 }
 
-static void hook_refresh(void *ctx, const char *stale, void (*done)(void *, const char *, const char *),
-			 void *done_arg)
+static void hook_refresh(void *ctx, const char *stale,
+			 void (*done)(void *, const char *, const char *), void *done_arg)
 {
 	struct hook *h = ctx;
 	h->calls++;
@@ -499,8 +512,11 @@ static void hook_refresh(void *ctx, const char *stale, void (*done)(void *, cons
 static void send_auth_many(struct env *v, struct hook *h, int n, struct reply *r)
 {
 	struct ghl_token_hooks hooks = {.refresh = hook_refresh, .ctx = h};
-	struct ghl_request req = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				  .token = v->access, .resource = COMPANY};
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = "companyId=" COMPANY,
+				  .token = v->access,
+				  .resource = COMPANY};
 	ndone = 0;
 	for (int i = 0; i < n; i++) {
 		memset(&r[i], 0, sizeof r[i]);
@@ -542,7 +558,8 @@ START_TEST(test_401_concurrent_single_refresh)
 	struct reply r[10];
 	send_auth_many(&v, &h, 10, r);
 	for (int i = 0; i < 10; i++) {
-		ck_assert_msg(r[i].outcome == GHL_OK, "request %d: %d %s", i, r[i].status, r[i].message);
+		ck_assert_msg(r[i].outcome == GHL_OK, "request %d: %d %s", i, r[i].status,
+			      r[i].message);
 		ck_assert_int_eq(r[i].attempts, 2);
 		reply_clear(&r[i]);
 	}
@@ -584,8 +601,8 @@ START_TEST(test_401_twice_or_failed_refresh_is_auth)
 		ck_assert_int_eq(r[i].status, 401);
 		ck_assert_int_eq(r[i].outcome, GHL_AUTH);
 		ck_assert_int_eq(r[i].attempts, 1);
-		ck_assert_msg(strstr(r[i].message, "token refresh failed: invalid_grant") != NULL, "message: %s",
-			      r[i].message);
+		ck_assert_msg(strstr(r[i].message, "token refresh failed: invalid_grant") != NULL,
+			      "message: %s", r[i].message);
 		reply_clear(&r[i]);
 	}
 	ck_assert_int_eq(h2.calls, 1);
@@ -698,8 +715,8 @@ static void expect_reply(struct reply *r, int status, enum ghl_outcome oc, int a
 static void env_open_retrying(struct env *v, int attempts, long long timeout_ms)
 {
 	const char *flags[] = {NULL};
-	struct ghl_client_opts o = {.timeout_ms = timeout_ms, .retry_attempts = attempts,
-				    .retry_base_ms = 20};
+	struct ghl_client_opts o = {
+		.timeout_ms = timeout_ms, .retry_attempts = attempts, .retry_base_ms = 20};
 	env_open(v, flags, &o);
 	env_login(v);
 }
@@ -732,9 +749,13 @@ START_TEST(test_transient_faults_retried_when_safe)
 	/* an upsert with that token answered 500 once, then done */
 	set_faults(&v, "{\"fail_status\":500,\"fail_routes\":{\"POST /contacts/upsert\":1}}");
 	char *body = xasprintf("{\"locationId\":\"%s\",\"firstName\":\"Ada\","
-			       "\"email\":\"ada@retry.example\"}", loc);
-	struct ghl_request up = {.method = "POST", .path = "/contacts/upsert", .json_body = body,
-				 .token = lt.access, .resource = loc};
+			       "\"email\":\"ada@retry.example\"}",
+			       loc);
+	struct ghl_request up = {.method = "POST",
+				 .path = "/contacts/upsert",
+				 .json_body = body,
+				 .token = lt.access,
+				 .resource = loc};
 	memset(&r, 0, sizeof r);
 	ndone = 0;
 	ghl_request_send(v.c, &up, on_reply, &r);
@@ -825,12 +846,14 @@ START_TEST(test_timeouts_and_drops_retried_when_safe)
 	 * resends a request whose reused connection closed without a reply):
 	 * GHL made the location once */
 	set_faults(&v, "{\"drop_rate\":0}");
-	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL, &r); /* a connection to reuse */
+	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL,
+		 &r); /* a connection to reuse */
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
 	set_faults(&v, "{\"drop_rate\":1.0}");
 	send_one(&v, "POST", "/locations/", NULL,
-		 "{\"name\":\"Dropped Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}", &r);
+		 "{\"name\":\"Dropped Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}",
+		 &r);
 	expect_reply(&r, 0, GHL_RETRYABLE, 1);
 	set_faults(&v, "{\"drop_rate\":0}");
 	ck_assert_int_eq(sim_stat(&v.sim, "locations_created"), 1);
@@ -873,8 +896,11 @@ START_TEST(test_budget_holds_instead_of_429)
 	env_open(&v, flags, &o);
 	env_login(&v);
 	struct reply r[7];
-	struct ghl_request req = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				  .token = v.access, .resource = COMPANY};
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = "companyId=" COMPANY,
+				  .token = v.access,
+				  .resource = COMPANY};
 	ndone = 0;
 	int64_t t0 = now_monotonic_ms();
 	for (int i = 0; i < 7; i++) {
@@ -929,8 +955,11 @@ START_TEST(test_burst_zero_429)
 	env_login(&v);
 	enum { N = 60 };
 	struct reply *r = xcalloc(N, sizeof *r);
-	struct ghl_request req = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				  .token = v.access, .resource = COMPANY};
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = "companyId=" COMPANY,
+				  .token = v.access,
+				  .resource = COMPANY};
 	ndone = 0;
 	int64_t t0 = now_monotonic_ms();
 	for (int i = 0; i < N; i++)
@@ -938,7 +967,8 @@ START_TEST(test_burst_zero_429)
 	loop_until(&v, &ndone, N, 30000);
 	int64_t took = now_monotonic_ms() - t0;
 	for (int i = 0; i < N; i++) {
-		ck_assert_msg(r[i].status == 200, "request %d: %d %s", i, r[i].status, r[i].message);
+		ck_assert_msg(r[i].status == 200, "request %d: %d %s", i, r[i].status,
+			      r[i].message);
 		reply_clear(&r[i]);
 	}
 	free(r);
@@ -966,8 +996,11 @@ START_TEST(test_free_cancels_inflight)
 	env_login(&v);
 	json_free(sim_admin(&v.sim, "POST", "faults", "{\"latency_ms\":3000}"));
 	int cancelled = 0;
-	struct ghl_request req = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				  .token = v.access, .resource = COMPANY};
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = "companyId=" COMPANY,
+				  .token = v.access,
+				  .resource = COMPANY};
 	for (int i = 0; i < 15; i++) /* some on the wire, some held by the budget */
 		ghl_request_send(v.c, &req, on_cancel, &cancelled);
 	for (int i = 0; i < 5; i++)
@@ -1006,8 +1039,11 @@ START_TEST(test_free_from_callback_and_late_refresh)
 	/* a provider that answers only after the client is gone */
 	struct hook h = {.v = &v, .mode = 3};
 	struct ghl_token_hooks hooks = {.refresh = hook_refresh, .ctx = &h};
-	struct ghl_request stale = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				    .token = "stale-token-0001", .resource = COMPANY};
+	struct ghl_request stale = {.method = "GET",
+				    .path = "/snapshots/",
+				    .query = "companyId=" COMPANY,
+				    .token = "stale-token-0001",
+				    .resource = COMPANY};
 	struct freer f = {.c = &v.c};
 	free(v.access);
 	v.access = xstrdup("stale-token-0001");
@@ -1017,8 +1053,11 @@ START_TEST(test_free_from_callback_and_late_refresh)
 		event_base_loop(v.base, EVLOOP_ONCE);
 	ck_assert_int_eq(h.calls, 1);
 	/* now three quick requests: the first reply frees the client */
-	struct ghl_request ok = {.method = "GET", .path = "/snapshots/", .query = "companyId=" COMPANY,
-				 .token = v.access, .resource = COMPANY};
+	struct ghl_request ok = {.method = "GET",
+				 .path = "/snapshots/",
+				 .query = "companyId=" COMPANY,
+				 .token = v.access,
+				 .resource = COMPANY};
 	for (int i = 0; i < 3; i++)
 		ghl_request_send(v.c, &ok, on_free_from_cb, &f);
 	while (v.c && now_monotonic_ms() < deadline)

@@ -96,8 +96,8 @@ static void resp_free(struct resp *r)
 }
 
 /* method, url, headers (NULL-terminated), body (NULL for none). */
-static void http_t(struct resp *r, const char *method, const char *url, const char *const *hdrs, const char *body,
-		   long timeout_ms)
+static void http_t(struct resp *r, const char *method, const char *url, const char *const *hdrs,
+		   const char *body, long timeout_ms)
 {
 	memset(r, 0, sizeof *r);
 	buf_init(&r->body);
@@ -127,7 +127,8 @@ static void http_t(struct resp *r, const char *method, const char *url, const ch
 		r->json = json_parse(r->body.data, r->body.len, JSON_DEFAULT_MAX_DEPTH, NULL);
 }
 
-static void http(struct resp *r, const char *method, const char *url, const char *const *hdrs, const char *body)
+static void http(struct resp *r, const char *method, const char *url, const char *const *hdrs,
+		 const char *body)
 {
 	http_t(r, method, url, hdrs, body, 15000);
 }
@@ -157,8 +158,8 @@ static char *url_of(const struct sim *s, const char *path)
 }
 
 /* GET/POST on the sim with an optional bearer token and JSON body. */
-static void call(struct resp *r, const struct sim *s, const char *method, const char *path, const char *token,
-		 const char *json_body)
+static void call(struct resp *r, const struct sim *s, const char *method, const char *path,
+		 const char *token, const char *json_body)
 {
 	char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
 	const char *hdrs[] = {V, "Content-Type: application/json", auth, NULL};
@@ -186,9 +187,10 @@ static int64_t jint(const struct json *o, const char *key)
 static char *authorize(const struct sim *s, const char *extra)
 {
 	struct resp r;
-	char *url = xasprintf("%s/oauth/chooselocation?response_type=code&client_id=demo-client-id"
-			      "&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb&scope=locations.write&state=st%s",
-			      s->base, extra ? extra : "");
+	char *url = xasprintf(
+		"%s/oauth/chooselocation?response_type=code&client_id=demo-client-id"
+		"&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb&scope=locations.write&state=st%s",
+		s->base, extra ? extra : "");
 	http(&r, "GET", url, NULL, NULL);
 	free(url);
 	ck_assert_int_eq(r.status, 302);
@@ -236,22 +238,28 @@ static char *agency_token(const struct sim *s)
 	return at;
 }
 
-static char *create_location(const struct sim *s, const char *token, const char *name, const char *email,
-			     const char *snapshot)
+static char *create_location(const struct sim *s, const char *token, const char *name,
+			     const char *email, const char *snapshot)
 {
 	struct buf b;
 	buf_init(&b);
-	buf_printf(&b, "{\"name\":\"%s\",\"companyId\":\"" DEMO_COMPANY "\",\"country\":\"US\","
-		       "\"timezone\":\"US/Central\"", name);
+	buf_printf(&b,
+		   "{\"name\":\"%s\",\"companyId\":\"" DEMO_COMPANY "\",\"country\":\"US\","
+		   "\"timezone\":\"US/Central\"",
+		   name);
 	if (email)
-		buf_printf(&b, ",\"prospectInfo\":{\"firstName\":\"Pat\",\"lastName\":\"Lee\",\"email\":\"%s\"}", email);
+		buf_printf(
+			&b,
+			",\"prospectInfo\":{\"firstName\":\"Pat\",\"lastName\":\"Lee\",\"email\":\"%s\"}",
+			email);
 	if (snapshot)
 		buf_printf(&b, ",\"snapshotId\":\"%s\"", snapshot);
 	buf_putc(&b, '}');
 	char *body = buf_take(&b);
 	struct resp r;
 	call(&r, s, "POST", "/locations/", token, body);
-	ck_assert_msg(r.status == 200, "create location: %ld %s (body %s)", r.status, buf_cstr(&r.body), body);
+	ck_assert_msg(r.status == 200, "create location: %ld %s (body %s)", r.status,
+		      buf_cstr(&r.body), body);
 	char *id = xstrdup(jstr(&r, "id"));
 	resp_free(&r);
 	free(body);
@@ -301,38 +309,44 @@ START_TEST(test_oauth_code_flow)
 	sim_start(&s, NULL);
 	struct resp r;
 
-	char *url = xasprintf("%s/oauth/chooselocation?response_type=code&client_id=demo-client-id"
-			      "&redirect_uri=http%%3A%%2F%%2Flocalhost%%3A9%%2Fcb%%3Fx%%3D1&scope=a%%20b&state=a%%20b%%26c",
-			      s.base);
+	char *url = xasprintf(
+		"%s/oauth/chooselocation?response_type=code&client_id=demo-client-id"
+		"&redirect_uri=http%%3A%%2F%%2Flocalhost%%3A9%%2Fcb%%3Fx%%3D1&scope=a%%20b&state=a%%20b%%26c",
+		s.base);
 	http(&r, "GET", url, NULL, NULL);
 	free(url);
 	ck_assert_int_eq(r.status, 302);
 	char *loc = resp_header(&r, "Location");
 	ck_assert_ptr_nonnull(loc);
 	ck_assert_msg(str_has_prefix(loc, "http://localhost:9/cb?x=1&code="), "Location: %s", loc);
-	ck_assert_msg(strstr(loc, "&state=a%20b%26c") != NULL, "state not echoed url-encoded: %s", loc);
+	ck_assert_msg(strstr(loc, "&state=a%20b%26c") != NULL, "state not echoed url-encoded: %s",
+		      loc);
 	free(loc);
 	resp_free(&r);
 
 	/* bad client id -> 400 page */
-	url = xasprintf("%s/oauth/chooselocation?response_type=code&client_id=nope&redirect_uri=http://x/cb", s.base);
+	url = xasprintf(
+		"%s/oauth/chooselocation?response_type=code&client_id=nope&redirect_uri=http://x/cb",
+		s.base);
 	http(&r, "GET", url, NULL, NULL);
 	free(url);
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);
 
 	/* /v2 path works the same */
-	url = xasprintf("%s/v2/oauth/chooselocation?response_type=code&client_id=demo-client-id&redirect_uri=http://x/cb",
-			s.base);
+	url = xasprintf(
+		"%s/v2/oauth/chooselocation?response_type=code&client_id=demo-client-id&redirect_uri=http://x/cb",
+		s.base);
 	http(&r, "GET", url, NULL, NULL);
 	free(url);
 	ck_assert_int_eq(r.status, 302);
 	resp_free(&r);
 
 	char *code = authorize(&s, NULL);
-	char *form = xasprintf("client_id=demo-client-id&client_secret=demo-client-secret"
-			       "&grant_type=authorization_code&code=%s&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb",
-			       code);
+	char *form = xasprintf(
+		"client_id=demo-client-id&client_secret=demo-client-secret"
+		"&grant_type=authorization_code&code=%s&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb",
+		code);
 	token_request(&r, &s, form);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, buf_cstr(&r.body));
 	const char *at = jstr(&r, "access_token");
@@ -357,7 +371,9 @@ START_TEST(test_oauth_code_flow)
 
 	/* bad client secret -> 401 invalid_client */
 	code = authorize(&s, NULL);
-	form = xasprintf("client_id=demo-client-id&client_secret=wrong&grant_type=authorization_code&code=%s", code);
+	form = xasprintf(
+		"client_id=demo-client-id&client_secret=wrong&grant_type=authorization_code&code=%s",
+		code);
 	token_request(&r, &s, form);
 	ck_assert_int_eq(r.status, 401);
 	ck_assert_str_eq(jstr(&r, "error"), "invalid_client");
@@ -387,9 +403,10 @@ START_TEST(test_refresh_rotation)
 	char *at, *rt;
 	agency_tokens(&s, NULL, &at, &rt);
 	struct resp r;
-	char *form = xasprintf("client_id=demo-client-id&client_secret=demo-client-secret&grant_type=refresh_token"
-			       "&refresh_token=%s",
-			       rt);
+	char *form = xasprintf(
+		"client_id=demo-client-id&client_secret=demo-client-secret&grant_type=refresh_token"
+		"&refresh_token=%s",
+		rt);
 	token_request(&r, &s, form);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, buf_cstr(&r.body));
 	char *rt2 = xstrdup(jstr(&r, "refresh_token"));
@@ -406,9 +423,10 @@ START_TEST(test_refresh_rotation)
 	free(form);
 
 	/* the new one works once */
-	form = xasprintf("client_id=demo-client-id&client_secret=demo-client-secret&grant_type=refresh_token"
-			 "&refresh_token=%s",
-			 rt2);
+	form = xasprintf(
+		"client_id=demo-client-id&client_secret=demo-client-secret&grant_type=refresh_token"
+		"&refresh_token=%s",
+		rt2);
 	token_request(&r, &s, form);
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
@@ -432,7 +450,8 @@ static void assert_401(const struct resp *r)
 {
 	ck_assert_int_eq(r->status, 401);
 	ck_assert_int_eq(jint(r->json, "statusCode"), 401);
-	ck_assert_str_eq(json_get_str(r->json, "message"), "Invalid token: access token is invalid");
+	ck_assert_str_eq(json_get_str(r->json, "message"),
+			 "Invalid token: access token is invalid");
 	ck_assert_str_eq(json_get_str(r->json, "error"), "Unauthorized");
 }
 
@@ -486,7 +505,8 @@ START_TEST(test_token_class_version_routes)
 	struct resp r;
 
 	/* location token on an agency endpoint */
-	call(&r, &s, "POST", "/locations/", lt, "{\"name\":\"x\",\"companyId\":\"" DEMO_COMPANY "\"}");
+	call(&r, &s, "POST", "/locations/", lt,
+	     "{\"name\":\"x\",\"companyId\":\"" DEMO_COMPANY "\"}");
 	assert_401(&r);
 	resp_free(&r);
 	/* agency token on a location endpoint */
@@ -513,7 +533,8 @@ START_TEST(test_token_class_version_routes)
 	ck_assert_str_eq(jstr(&r, "message"), "Bad Request");
 	resp_free(&r);
 	/* the three accepted versions */
-	static const char *const versions[] = {"Version: 2021-07-28", "Version: 2021-04-15", "Version: 2023-02-21"};
+	static const char *const versions[] = {"Version: 2021-07-28", "Version: 2021-04-15",
+					       "Version: 2023-02-21"};
 	for (int i = 0; i < 3; i++) {
 		const char *h2[] = {auth, versions[i], NULL};
 		http(&r, "GET", url, h2, NULL);
@@ -568,7 +589,8 @@ START_TEST(test_locations_crud)
 	ck_assert_msg(msg_has(r.json, "name should not be empty"), "%s", buf_cstr(&r.body));
 	resp_free(&r);
 
-	call(&r, &s, "POST", "/locations/", at, "{\"name\":\"A\",\"companyId\":\"" DEMO_COMPANY "\",\"country\":\"USA\"}");
+	call(&r, &s, "POST", "/locations/", at,
+	     "{\"name\":\"A\",\"companyId\":\"" DEMO_COMPANY "\",\"country\":\"USA\"}");
 	ck_assert_int_eq(r.status, 422);
 	resp_free(&r);
 	call(&r, &s, "POST", "/locations/", at,
@@ -579,7 +601,8 @@ START_TEST(test_locations_crud)
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);
 
-	char *lid = create_location(&s, at, "Bright Smiles", "owner@bright.example", "snap-dental-001");
+	char *lid = create_location(&s, at, "Bright Smiles", "owner@bright.example",
+				    "snap-dental-001");
 	ck_assert_uint_eq(strlen(lid), 20);
 	char *path = xasprintf("/locations/%s", lid);
 	call(&r, &s, "GET", path, at, NULL);
@@ -591,13 +614,16 @@ START_TEST(test_locations_crud)
 	ck_assert_str_eq(json_get_str(loc, "companyId"), DEMO_COMPANY);
 	resp_free(&r);
 
-	call(&r, &s, "GET", "/locations/search?companyId=" DEMO_COMPANY "&email=OWNER@bright.example&skip=0&limit=10&order=asc",
+	call(&r, &s, "GET",
+	     "/locations/search?companyId=" DEMO_COMPANY
+	     "&email=OWNER@bright.example&skip=0&limit=10&order=asc",
 	     at, NULL);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_uint_eq(json_len(json_get(r.json, "locations")), 1);
 	ck_assert_str_eq(json_get_str(json_at(json_get(r.json, "locations"), 0), "id"), lid);
 	resp_free(&r);
-	call(&r, &s, "GET", "/locations/search?companyId=" DEMO_COMPANY "&email=nobody@x.example", at, NULL);
+	call(&r, &s, "GET", "/locations/search?companyId=" DEMO_COMPANY "&email=nobody@x.example",
+	     at, NULL);
 	ck_assert_uint_eq(json_len(json_get(r.json, "locations")), 0);
 	resp_free(&r);
 
@@ -635,8 +661,8 @@ START_TEST(test_snapshots)
 	call(&r, &s, "GET", "/snapshots/?companyId=" DEMO_COMPANY, at, NULL);
 	ck_assert_int_eq(r.status, 200);
 	const struct json *list = json_get(r.json, "snapshots");
-	static const char *const want[] = {"snap-real-estate-001", "snap-dental-001", "snap-fitness-001",
-					   "snapshot-001"};
+	static const char *const want[] = {"snap-real-estate-001", "snap-dental-001",
+					   "snap-fitness-001", "snapshot-001"};
 	for (size_t i = 0; i < 4; i++) {
 		int found = 0;
 		for (size_t k = 0; k < json_len(list); k++)
@@ -645,8 +671,11 @@ START_TEST(test_snapshots)
 	}
 	resp_free(&r);
 
-	char *lid = create_location(&s, at, "Homes R Us", "a@homes.example", "snap-real-estate-001");
-	char *path = xasprintf("/snapshots/snapshot-status/snap-real-estate-001/location/%s?companyId=" DEMO_COMPANY, lid);
+	char *lid = create_location(&s, at, "Homes R Us", "a@homes.example",
+				    "snap-real-estate-001");
+	char *path = xasprintf(
+		"/snapshots/snapshot-status/snap-real-estate-001/location/%s?companyId=" DEMO_COMPANY,
+		lid);
 	call(&r, &s, "GET", path, at, NULL);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(json_get_str(json_get(r.json, "data"), "status"), "processing");
@@ -687,16 +716,18 @@ START_TEST(test_users)
 	char *at = agency_token(&s);
 	char *lid = create_location(&s, at, "User Loc", NULL, NULL);
 	struct resp r;
-	call(&r, &s, "POST", "/users/", at, "{\"companyId\":\"" DEMO_COMPANY "\",\"firstName\":\"Ann\"}");
+	call(&r, &s, "POST", "/users/", at,
+	     "{\"companyId\":\"" DEMO_COMPANY "\",\"firstName\":\"Ann\"}");
 	ck_assert_int_eq(r.status, 422);
 	ck_assert(msg_has(r.json, "email should not be empty"));
 	ck_assert(msg_has(r.json, "password should not be empty"));
 	resp_free(&r);
 
-	char *body = xasprintf("{\"companyId\":\"" DEMO_COMPANY "\",\"firstName\":\"Ann\",\"lastName\":\"Lee\","
-			       "\"email\":\"ann@clinic.example\",\"password\":\"s3cret-pass\",\"type\":\"account\","
-			       "\"role\":\"admin\",\"locationIds\":[\"%s\"]}",
-			       lid);
+	char *body = xasprintf(
+		"{\"companyId\":\"" DEMO_COMPANY "\",\"firstName\":\"Ann\",\"lastName\":\"Lee\","
+		"\"email\":\"ann@clinic.example\",\"password\":\"s3cret-pass\",\"type\":\"account\","
+		"\"role\":\"admin\",\"locationIds\":[\"%s\"]}",
+		lid);
 	call(&r, &s, "POST", "/users/", at, body);
 	ck_assert_msg(r.status == 201, "%ld %s", r.status, buf_cstr(&r.body));
 	char *uid = xstrdup(jstr(&r, "id"));
@@ -780,9 +811,10 @@ START_TEST(test_location_scoped)
 	resp_free(&r);
 
 	/* contacts */
-	char *cbody = xasprintf("{\"locationId\":\"%s\",\"firstName\":\"Jo\",\"lastName\":\"Doe\","
-				"\"email\":\"jo@doe.example\",\"phone\":\"+15550100\",\"tags\":[\"new\"]}",
-				lid);
+	char *cbody = xasprintf(
+		"{\"locationId\":\"%s\",\"firstName\":\"Jo\",\"lastName\":\"Doe\","
+		"\"email\":\"jo@doe.example\",\"phone\":\"+15550100\",\"tags\":[\"new\"]}",
+		lid);
 	call(&r, &s, "POST", "/contacts/", lt, cbody);
 	ck_assert_int_eq(r.status, 201);
 	char *cid = xstrdup(json_get_str(json_get(r.json, "contact"), "id"));
@@ -834,9 +866,9 @@ END_TEST
 
 static void assert_rl_headers(const struct resp *r, const char *max, const char *remaining)
 {
-	static const char *const names[] = {"X-RateLimit-Max", "X-RateLimit-Remaining",
-					    "X-RateLimit-Interval-Milliseconds", "X-RateLimit-Limit-Daily",
-					    "X-RateLimit-Daily-Remaining"};
+	static const char *const names[] = {
+		"X-RateLimit-Max", "X-RateLimit-Remaining", "X-RateLimit-Interval-Milliseconds",
+		"X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining"};
 	for (int i = 0; i < 5; i++) {
 		char *v = resp_header(r, names[i]);
 		ck_assert_msg(v != NULL, "header %s missing", names[i]);
@@ -889,9 +921,9 @@ START_TEST(test_rate_limit_per_resource)
 	struct sim s;
 	const char *flags[] = {"--rate-limit", "3", "--rate-window-ms", "60000", NULL};
 	sim_start(&s, flags);
-	char *at = agency_token(&s); /* not rate limited: OAuth */
-	char *lid = create_location(&s, at, "RL", NULL, NULL);       /* company bucket: 1 */
-	char *lt = location_token(&s, at, lid);                       /* 2 */
+	char *at = agency_token(&s);			       /* not rate limited: OAuth */
+	char *lid = create_location(&s, at, "RL", NULL, NULL); /* company bucket: 1 */
+	char *lt = location_token(&s, at, lid);		       /* 2 */
 	struct resp r;
 	call(&r, &s, "GET", "/snapshots/?companyId=" DEMO_COMPANY, at, NULL); /* 3 */
 	ck_assert_int_eq(r.status, 200);
@@ -958,7 +990,8 @@ START_TEST(test_faults)
 	call(&r, &s, "POST", "/_sim/faults", NULL, "{\"error_rate\":2}");
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);
-	call(&r, &s, "POST", "/_sim/faults", NULL, "{\"error_rate\":0,\"fail_next\":1,\"fail_status\":502}");
+	call(&r, &s, "POST", "/_sim/faults", NULL,
+	     "{\"error_rate\":0,\"fail_next\":1,\"fail_status\":502}");
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
 	call(&r, &s, "GET", "/snapshots/?companyId=" DEMO_COMPANY, at, NULL);
@@ -986,14 +1019,16 @@ START_TEST(test_faults)
 	ck_assert_int_eq(inflight, 0);
 
 	/* latency: answered, just later */
-	call(&r, &s, "POST", "/_sim/faults", NULL, "{\"timeout_rate\":0,\"latency_ms\":100,\"jitter_ms\":20}");
+	call(&r, &s, "POST", "/_sim/faults", NULL,
+	     "{\"timeout_rate\":0,\"latency_ms\":100,\"jitter_ms\":20}");
 	resp_free(&r);
 	http(&r, "GET", url, hdrs, NULL);
 	ck_assert_int_eq(r.status, 200);
 	resp_free(&r);
 
 	/* drop: connection closed without an answer */
-	call(&r, &s, "POST", "/_sim/faults", NULL, "{\"latency_ms\":0,\"jitter_ms\":0,\"drop_rate\":1}");
+	call(&r, &s, "POST", "/_sim/faults", NULL,
+	     "{\"latency_ms\":0,\"jitter_ms\":0,\"drop_rate\":1}");
 	resp_free(&r);
 	http(&r, "GET", url, hdrs, NULL);
 	ck_assert_int_ne(r.curl_rc, CURLE_OK);
@@ -1068,7 +1103,8 @@ START_TEST(test_state_and_reset)
 	call(&r, &s, "GET", "/_sim/state", NULL, NULL);
 	ck_assert_uint_eq(json_len(json_get(r.json, "locations")), 0);
 	ck_assert_uint_eq(json_len(json_get(r.json, "tokens")), 0);
-	ck_assert_str_eq(json_get_str(json_at(json_get(r.json, "companies"), 0), "id"), DEMO_COMPANY);
+	ck_assert_str_eq(json_get_str(json_at(json_get(r.json, "companies"), 0), "id"),
+			 DEMO_COMPANY);
 	ck_assert_uint_eq(json_len(json_get(r.json, "snapshots")), 4);
 	resp_free(&r);
 	free(lid);
@@ -1125,7 +1161,8 @@ static void *listener_main(void *arg)
 			l->signature = xstrndup(sig, strcspn(sig, "\r\n"));
 		}
 	}
-	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+	static const char ok[] =
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 	ssize_t w = write(c, ok, sizeof ok - 1);
 	(void)w;
 	close(c);
@@ -1200,10 +1237,11 @@ START_TEST(test_webhook_signature)
 	ck_assert_ptr_nonnull(l.signature);
 	ck_assert_str_eq(l.body, jstr(&r, "body"));
 	ck_assert_str_eq(l.signature, jstr(&r, "signature"));
-	ck_assert_msg(str_has_prefix(buf_cstr(&l.request), "POST /hooks/ghl?x=1 HTTP/1.1\r\n"), "%s",
-		      buf_cstr(&l.request));
+	ck_assert_msg(str_has_prefix(buf_cstr(&l.request), "POST /hooks/ghl?x=1 HTTP/1.1\r\n"),
+		      "%s", buf_cstr(&l.request));
 
-	ck_assert_msg(verify(pub, l.body, strlen(l.body), l.signature), "signature does not verify");
+	ck_assert_msg(verify(pub, l.body, strlen(l.body), l.signature),
+		      "signature does not verify");
 	char *tampered = xstrdup(l.body);
 	tampered[2] ^= 1;
 	ck_assert(!verify(pub, tampered, strlen(tampered), l.signature));
@@ -1279,17 +1317,20 @@ START_TEST(test_golive_endpoints)
 	char *avail = xasprintf("/phone-system/numbers/location/%s/available?countryCode=ZZ", lid);
 	call(&r, &s, "GET", avail, lt, NULL);
 	ck_assert_int_eq(r.status, 422);
-	ck_assert(msg_has(r.json, "countryCode must be one of the following values: US, CA, GB, AU"));
+	ck_assert(
+		msg_has(r.json, "countryCode must be one of the following values: US, CA, GB, AU"));
 	resp_free(&r);
 	free(avail);
 	avail = xasprintf("/phone-system/numbers/location/%s/available?countryCode=US&firstPart=737"
-			  "&smsEnabled=true", lid);
+			  "&smsEnabled=true",
+			  lid);
 	call(&r, &s, "GET", avail, lt, NULL);
 	ck_assert_int_eq(r.status, 200);
 	const struct json *nums = json_get(r.json, "numbers");
 	ck_assert_uint_gt(json_len(nums), 0);
 	for (size_t i = 0; i < json_len(nums); i++)
-		ck_assert_int_eq(json_get_bool(json_get(json_at(nums, i), "capabilities"), "SMS"), 1);
+		ck_assert_int_eq(json_get_bool(json_get(json_at(nums, i), "capabilities"), "SMS"),
+				 1);
 	char *number = xstrdup(json_get_str(json_at(nums, 0), "phoneNumber"));
 	ck_assert_msg(str_has_prefix(number, "+1737"), "%s", number);
 	size_t offered = json_len(nums);
@@ -1300,7 +1341,8 @@ START_TEST(test_golive_endpoints)
 	ck_assert(msg_has(r.json, "fingerprintId should not be empty"));
 	resp_free(&r);
 	char *body = xasprintf("{\"phoneNumber\":\"%s\",\"countryCode\":\"US\",\"numberType\":"
-			       "\"local\",\"fingerprintId\":\"fp-1\"}", number);
+			       "\"local\",\"fingerprintId\":\"fp-1\"}",
+			       number);
 	call(&r, &s, "POST", buy, lt, body);
 	ck_assert_int_eq(r.status, 201);
 	ck_assert_str_eq(jstr(&r, "status"), "success");
@@ -1312,7 +1354,8 @@ START_TEST(test_golive_endpoints)
 	resp_free(&r);
 	free(body);
 	body = xasprintf("{\"phoneNumber\":\"%s\",\"countryCode\":\"US\",\"numberType\":"
-			 "\"local\",\"fingerprintId\":\"fp-2\"}", number);
+			 "\"local\",\"fingerprintId\":\"fp-2\"}",
+			 number);
 	call(&r, &s, "POST", buy, lt, body);
 	ck_assert_int_eq(r.status, 400);
 	ck_assert_str_eq(jstr(&r, "message"), "Phone number is not available");
@@ -1330,8 +1373,10 @@ START_TEST(test_golive_endpoints)
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);
 	const char *cv = "2021-04-15";
-	call_version(&r, &s, "POST", "/calendars/", lt, "{\"name\":\"Demo\",\"calendarType\":"
-			 "\"party\"}", cv);
+	call_version(&r, &s, "POST", "/calendars/", lt,
+		     "{\"name\":\"Demo\",\"calendarType\":"
+		     "\"party\"}",
+		     cv);
 	ck_assert_int_eq(r.status, 422);
 	ck_assert(msg_has(r.json, "locationId should not be empty"));
 	resp_free(&r);
@@ -1359,10 +1404,12 @@ START_TEST(test_golive_endpoints)
 	ck_assert(msg_has(r.json, "icon must be an object"));
 	resp_free(&r);
 	free(body);
-	body = xasprintf("{\"title\":\"Portal\",\"url\":\"https://p.example/\",\"icon\":{\"name\":"
-			 "\"link\",\"fontFamily\":\"fas\"},\"showOnCompany\":false,\"showOnLocation\":"
-			 "true,\"showToAllLocations\":false,\"openMode\":\"new_tab\",\"locations\":"
-			 "[\"%s\"],\"userRole\":\"all\"}", lid);
+	body = xasprintf(
+		"{\"title\":\"Portal\",\"url\":\"https://p.example/\",\"icon\":{\"name\":"
+		"\"link\",\"fontFamily\":\"fas\"},\"showOnCompany\":false,\"showOnLocation\":"
+		"true,\"showToAllLocations\":false,\"openMode\":\"new_tab\",\"locations\":"
+		"[\"%s\"],\"userRole\":\"all\"}",
+		lid);
 	call(&r, &s, "POST", "/custom-menus/", at, body);
 	ck_assert_int_eq(r.status, 201);
 	resp_free(&r);
@@ -1384,8 +1431,10 @@ START_TEST(test_golive_endpoints)
 	ck_assert_int_eq(r.status, 201);
 	resp_free(&r);
 	char *url = xasprintf("/saas/update-rebilling/%s", DEMO_COMPANY);
-	call_version(&r, &s, "POST", url, at, "{\"product\":\"sms\",\"locationIds\":[],"
-		     "\"config\":{}}", cv);
+	call_version(&r, &s, "POST", url, at,
+		     "{\"product\":\"sms\",\"locationIds\":[],"
+		     "\"config\":{}}",
+		     cv);
 	ck_assert_int_eq(r.status, 422);
 	ck_assert(msg_has(r.json, "product must be one of the following values: contentAI, "
 				  "workflow_premium_actions, workflow_ai, conversationAI, "

@@ -41,7 +41,8 @@ static void start_limited(struct hagent *a, int nofile)
 {
 	const char *bin = tl_env("GHL_AGENT_BIN");
 	char *real = xstrdup(bin);
-	char *text = xasprintf("#!/bin/sh\nulimit -n %d || exit 1\nexec '%s' \"$@\"\n", nofile, real);
+	char *text = xasprintf("#!/bin/sh\nulimit -n %d || exit 1\nexec '%s' \"$@\"\n", nofile,
+			       real);
 	char *wrapper = tl_write_temp("ghl-agent-ulimit", text);
 	ck_assert_int_eq(chmod(wrapper, 0700), 0);
 	setenv("GHL_AGENT_BIN", wrapper, 1);
@@ -119,8 +120,9 @@ static double cpu_s(pid_t pid)
 	char *st = tl_read_file(path);
 	const char *p = strrchr(st, ')');
 	unsigned long ut = 0, stime = 0;
-	ck_assert_msg(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-				  &ut, &stime) == 2, "cannot read %s", path);
+	ck_assert_msg(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+				  &stime) == 2,
+		      "cannot read %s", path);
 	free(st);
 	return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -143,7 +145,8 @@ static void assert_refused_at_once(struct hagent *a, const char *method, const c
 	memset(body, 'x', sizeof body);
 	int fd = dial(a->port);
 	char *head = xasprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-			       "Content-Length: 15728640\r\n\r\n", method, path);
+			       "Content-Length: 15728640\r\n\r\n",
+			       method, path);
 	send_some(fd, head, strlen(head));
 	send_some(fd, body, sizeof body);
 	int64_t t0 = now_monotonic_ms();
@@ -184,7 +187,8 @@ START_TEST(body_limits_apply_before_reading)
 
 	/* a chunked body is cut off once past the route's limit (64 KiB here) */
 	int fd = dial(a.port);
-	const char *head = "POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char *head =
+		"POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 	send_some(fd, head, strlen(head));
 	for (int i = 0; i < 4; i++) {
 		send_some(fd, "8000\r\n", 6);
@@ -198,7 +202,8 @@ START_TEST(body_limits_apply_before_reading)
 
 	/* what fits goes through: the batch route takes max_batch_body_bytes
 	 * (2 MB reaches authentication: 401), a small webhook its handler */
-	char *url = hagent_url(&a, "/api/v1/agencies/00000000-0000-0000-0000-000000000001/jobs/batch");
+	char *url = hagent_url(&a,
+			       "/api/v1/agencies/00000000-0000-0000-0000-000000000001/jobs/batch");
 	const char *json[] = {"Content-Type: application/json", NULL};
 	body[0] = '[';
 	body[2 * 1024 * 1024 - 1] = ']';
@@ -231,7 +236,8 @@ static void idle_flood(int nofile)
 	int fds[80];
 	for (int i = 0; i < 80; i++) {
 		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a.port)};
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)a.port)};
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		(void)connect(fds[i], (struct sockaddr *)&sa, sizeof sa);
 	}
@@ -277,9 +283,11 @@ static char *dry_run_webhook(struct hagent *a, const char *agency, const char *u
 	char *full = hagent_url(a, path);
 	char *authz = hagent_admin_header(a);
 	const char *h[] = {authz, "Content-Type: application/json", NULL};
-	char *body = xasprintf("{\"client_data\":{\"name\":\"N\",\"email\":\"n@example.com\"},"
-			       "\"pipeline\":[{\"step\":\"NOTIFY_WEBHOOK\",\"config\":{\"url\":\"%s\","
-			       "\"secret\":\"0123456789abcdef0123\"}}]}", url);
+	char *body = xasprintf(
+		"{\"client_data\":{\"name\":\"N\",\"email\":\"n@example.com\"},"
+		"\"pipeline\":[{\"step\":\"NOTIFY_WEBHOOK\",\"config\":{\"url\":\"%s\","
+		"\"secret\":\"0123456789abcdef0123\"}}]}",
+		url);
 	struct hresp r;
 	hhttp(&r, "POST", full, h, body, strlen(body));
 	ck_assert_msg(r.status == 200, "dry run: %ld %s", r.status, r.body);
@@ -323,8 +331,8 @@ START_TEST(webhook_refuses_private_addresses)
 	int lfd = listener(&port);
 	close(listener(&closed_port));
 	/* host, port: the listener, a closed port, names and ranges */
-	const char *hosts[] = {"127.0.0.1", "127.0.0.1", "localhost", "169.254.169.254",
-			       "[::1]", "10.0.0.1"};
+	const char *hosts[] = {"127.0.0.1",	  "127.0.0.1", "localhost",
+			       "169.254.169.254", "[::1]",     "10.0.0.1"};
 	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
 		char *url = xasprintf("http://%s:%d/hook", hosts[i], i == 1 ? closed_port : port);
 		int64_t t0 = now_monotonic_ms();

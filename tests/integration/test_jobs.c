@@ -30,15 +30,17 @@ static char *connect_agency(struct world *w, const char *settings_json)
 	snprintf(company, sizeof(company), "co-%d-%d", (int)getpid(), ++company_seq);
 	char *id = hconnect_agency(&w->agent, w->db, company);
 	if (settings_json)
-		exec_sql(w, "UPDATE agencies SET settings_json = '%s' WHERE id = '%s'", settings_json,
-			 id);
+		exec_sql(w, "UPDATE agencies SET settings_json = '%s' WHERE id = '%s'",
+			 settings_json, id);
 	return id;
 }
 
 static char *add_snapshot(struct world *w, const char *agency, const char *ghl_id)
 {
-	return q1(w, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) VALUES "
-		     "('%s', '%s', 'Dental Practice', 'Dental') RETURNING id", agency, ghl_id);
+	return q1(w,
+		  "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name, niche) VALUES "
+		  "('%s', '%s', 'Dental Practice', 'Dental') RETURNING id",
+		  agency, ghl_id);
 }
 
 static void world_start(struct world *w, const char *const *sim_flags,
@@ -70,16 +72,17 @@ static void world_stop(struct world *w)
 
 static void insert_jobs_snap(struct world *w, const char *agency, int n, const char *snapshot)
 {
-	exec_sql(w,
-		 "INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
-		 "SELECT '%s', jsonb_build_object('name', 'Client ' || g || ' %s', 'email', "
-		 "'owner' || g || '@client%s.example', 'first_name', 'Ada', 'last_name', 'Lovelace', "
-		 "'phone', '+15555550100', 'country', 'US', 'timezone', 'US/Central', "
-		 "'custom_values', jsonb_build_object('welcome_text', 'Hi ' || g), "
-		 "'tags', jsonb_build_array('dental', 'vip')), %s%s%s "
-		 "FROM generate_series(1, %d) g",
-		 agency, agency, agency, snapshot ? "'" : "", snapshot ? snapshot : "NULL",
-		 snapshot ? "'" : "", n);
+	exec_sql(
+		w,
+		"INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id) "
+		"SELECT '%s', jsonb_build_object('name', 'Client ' || g || ' %s', 'email', "
+		"'owner' || g || '@client%s.example', 'first_name', 'Ada', 'last_name', 'Lovelace', "
+		"'phone', '+15555550100', 'country', 'US', 'timezone', 'US/Central', "
+		"'custom_values', jsonb_build_object('welcome_text', 'Hi ' || g), "
+		"'tags', jsonb_build_array('dental', 'vip')), %s%s%s "
+		"FROM generate_series(1, %d) g",
+		agency, agency, agency, snapshot ? "'" : "", snapshot ? snapshot : "NULL",
+		snapshot ? "'" : "", n);
 }
 
 /* Insert n jobs directly (the CLI path is tested separately). */
@@ -108,9 +111,9 @@ static void wait_for(struct world *w, const char *sql, int timeout_ms)
 		     log + (n > 3000 ? n - 3000 : 0));
 }
 
-static const char *const fast_retry[] = {
-	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
-	"GHL_AGENT_LOG_LEVEL=info", NULL};
+static const char *const fast_retry[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms",
+					 "GHL_AGENT_POLL_INTERVAL=100ms",
+					 "GHL_AGENT_LOG_LEVEL=info", NULL};
 
 START_TEST(default_pipeline_provisions_everything)
 {
@@ -126,26 +129,37 @@ START_TEST(default_pipeline_provisions_everything)
 						 "\"custom_values\":{\"welcome_text\":\"Hi\"}}");
 	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
 	char *env[] = {env_dsn, NULL};
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"submit",
-			(char *)"--agency", w.agency, (char *)"--client-json", path,
-			(char *)"--snapshot", w.snapshot, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"),
+			(char *)"job",
+			(char *)"submit",
+			(char *)"--agency",
+			w.agency,
+			(char *)"--client-json",
+			path,
+			(char *)"--snapshot",
+			w.snapshot,
+			NULL};
 	char *out;
 	ck_assert_msg(tl_run(argv, env, &out) == 0, "submit: %s", out);
 	str_trim(out);
 	char *cli_job = xstrdup(out);
 	free(out);
 	insert_jobs_snap(&w, w.agency, 4, w.snapshot);
-	wait_for(&w, "SELECT count(*) = 5 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
+	wait_for(&w, "SELECT count(*) = 5 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 60000);
 
 	/* every job: location recorded, six steps journaled STARTED + COMPLETED */
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE location_id IS NULL "
-				 "OR finished_at IS NULL OR locked_by IS NOT NULL"), 0);
-	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'COMPLETED'"),
-			 30);
+				 "OR finished_at IS NULL OR locked_by IS NOT NULL"),
+			 0);
+	ck_assert_int_eq(
+		q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'COMPLETED'"), 30);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'STARTED'"),
 			 30);
-	char *steps = q1(&w, "SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\") "
-			     "FROM provisioning_logs WHERE job_id = '%s'", cli_job);
+	char *steps = q1(&w,
+			 "SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\") "
+			 "FROM provisioning_logs WHERE job_id = '%s'",
+			 cli_job);
 	ck_assert_str_eq(steps, "VALIDATE_SNAPSHOT:STARTED,VALIDATE_SNAPSHOT:COMPLETED,"
 				"CREATE_LOCATION:STARTED,CREATE_LOCATION:COMPLETED,"
 				"WAIT_FOR_SNAPSHOT:STARTED,WAIT_FOR_SNAPSHOT:COMPLETED,"
@@ -166,13 +180,17 @@ START_TEST(default_pipeline_provisions_everything)
 	free(text);
 	json_free(state);
 	/* a job's journal details carry outputs, GHL status and trace id */
-	char *d = q1(&w, "SELECT details_json::text FROM provisioning_logs WHERE job_id = '%s' AND "
-			 "step = 'CREATE_LOCATION' AND status = 'COMPLETED'", cli_job);
+	char *d = q1(&w,
+		     "SELECT details_json::text FROM provisioning_logs WHERE job_id = '%s' AND "
+		     "step = 'CREATE_LOCATION' AND status = 'COMPLETED'",
+		     cli_job);
 	ck_assert_msg(strstr(d, "\"location_id\"") && strstr(d, "\"trace_id\"") &&
-			      strstr(d, "\"ghl_status\"") && strstr(d, "\"duration_ms\""), "%s", d);
+			      strstr(d, "\"ghl_status\"") && strstr(d, "\"duration_ms\""),
+		      "%s", d);
 	free(d);
 	/* `job show` prints the job and its journal */
-	char *show[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"show", cli_job, NULL};
+	char *show[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"show", cli_job,
+			NULL};
 	ck_assert_int_eq(tl_run(show, env, &out), 0);
 	ck_assert_msg(strstr(out, "COMPLETED") && strstr(out, "CREATE_CONTACT"), "%s", out);
 	free(out);
@@ -201,9 +219,11 @@ START_TEST(retryable_failures_retry_then_fail_at_the_cap)
 	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 2);
 	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
 	ck_assert_msg(strstr(err, "CREATE_LOCATION") && strstr(err, "gave up after 2 retries") &&
-			      strstr(err, "GHL answered 5"), "%s", err);
+			      strstr(err, "GHL answered 5"),
+		      "%s", err);
 	free(err);
-	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'FAILED'"), 3);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'FAILED'"),
+			 3);
 	char *d = q1(&w, "SELECT details_json->>'retryable' FROM provisioning_logs WHERE status = "
 			 "'FAILED' LIMIT 1");
 	ck_assert_str_eq(d, "true");
@@ -212,7 +232,8 @@ START_TEST(retryable_failures_retry_then_fail_at_the_cap)
 	/* GHL recovers: a new job completes, retrying meanwhile if needed */
 	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"error_rate\":0.0}"));
 	insert_jobs(&w, w.agency, 1, NULL);
-	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'COMPLETED'", 15000);
+	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 15000);
 	world_stop(&w);
 }
 END_TEST
@@ -230,7 +251,8 @@ START_TEST(permanent_failures_fail_at_once)
 	ck_assert_msg(strstr(err, "CREATE_USER") && strstr(err, "location"), "%s", err);
 	free(err);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'FAILED' "
-				 "AND details_json->>'retryable' = 'false'"), 1);
+				 "AND details_json->>'retryable' = 'false'"),
+			 1);
 
 	/* an inactive snapshot is refused by VALIDATE_SNAPSHOT, permanently */
 	char *other = connect_agency(&w, "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}");
@@ -254,8 +276,10 @@ START_TEST(agency_needing_reconnection_fails_jobs_with_the_reason)
 	world_start(&w, NULL, fast_retry);
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}],"
 				      "\"max_retries\":3}");
-	exec_sql(&w, "UPDATE agencies SET needs_reconnect = true, reconnect_reason = "
-		     "'GHL refused the refresh token (invalid_grant)' WHERE id = '%s'", w.agency);
+	exec_sql(&w,
+		 "UPDATE agencies SET needs_reconnect = true, reconnect_reason = "
+		 "'GHL refused the refresh token (invalid_grant)' WHERE id = '%s'",
+		 w.agency);
 	insert_jobs(&w, w.agency, 1, NULL);
 	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 15000);
 	ck_assert_int_eq(q1n(&w, "SELECT retry_count FROM provisioning_jobs"), 0);
@@ -278,7 +302,8 @@ START_TEST(rollback_compensates_completed_steps)
 	      "  run = function(ctx) ctx:set('undo_me_ran', true) end,\n"
 	      "  compensate = function(ctx)\n"
 	      "    log.info('undoing for location', ctx.outputs.location_id)\n"
-	      "  end}\n", f);
+	      "  end}\n",
+	      f);
 	fclose(f);
 	char *env_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", dir);
 	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_POLL_INTERVAL=100ms",
@@ -289,12 +314,15 @@ START_TEST(rollback_compensates_completed_steps)
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
 				      "{\"step\":\"undo_me\"},{\"step\":\"CREATE_USER\"}],"
 				      "\"on_failure\":\"rollback\"}");
-	exec_sql(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('%s', "
-		     "'{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}')", w.agency);
+	exec_sql(&w,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('%s', "
+		 "'{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}')",
+		 w.agency);
 	wait_for(&w, "SELECT count(*) = 1 FROM provisioning_jobs WHERE status = 'FAILED'", 20000);
 	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
 	ck_assert_msg(strstr(err, "CREATE_USER") &&
-			      strstr(err, "rollback: undid undo_me; undid CREATE_LOCATION"), "%s", err);
+			      strstr(err, "rollback: undid undo_me; undid CREATE_LOCATION"),
+		      "%s", err);
 	free(err);
 	/* newest first, each journaled as a compensation */
 	char *steps = q1(&w, "SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\") "
@@ -329,15 +357,18 @@ START_TEST(nul_characters_do_not_wedge_the_journal)
 	char *script = xasprintf("%s/nul_out.lua", dir);
 	FILE *f = fopen(script, "w");
 	fputs("return {name = 'nul_out', version = '1.0.0',\n"
-	      "  run = function(ctx) log.info('a\\0b'); ctx:set('odd', 'x\\0y') end}\n", f);
+	      "  run = function(ctx) log.info('a\\0b'); ctx:set('odd', 'x\\0y') end}\n",
+	      f);
 	fclose(f);
 	char *env_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", dir);
 	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", env_dir, NULL};
 	struct world w;
 	world_start(&w, NULL, extra);
-	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"nul_out\"},{\"step\":\"NOOP\"}]}");
+	w.agency = connect_agency(&w,
+				  "{\"pipeline\":[{\"step\":\"nul_out\"},{\"step\":\"NOOP\"}]}");
 	insert_jobs(&w, w.agency, 3, NULL);
-	wait_for(&w, "SELECT count(*) = 3 FROM provisioning_jobs WHERE status = 'COMPLETED'", 15000);
+	wait_for(&w, "SELECT count(*) = 3 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 15000);
 	char *odd = q1(&w, "SELECT details_json->'outputs'->>'odd' FROM provisioning_logs WHERE "
 			   "step = 'nul_out' AND status = 'COMPLETED' LIMIT 1");
 	ck_assert_str_eq(odd, "x\xef\xbf\xbdy"); /* U+FFFD in place of U+0000 */
@@ -353,16 +384,21 @@ END_TEST
 /* The retry budget is per step: faults spread over the steps (more than
  * max_retries in all, at most max_retries in a row) do not fail the job;
  * faults of safe requests are absorbed by the GHL client. */
-static const char *const step_budget_env[] = {
-	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
-	"GHL_AGENT_GHL_RETRY_ATTEMPTS=3", "GHL_AGENT_GHL_RETRY_BASE=20ms",
-	"GHL_AGENT_LOG_LEVEL=info", NULL};
+static const char *const step_budget_env[] = {"GHL_AGENT_RETRY_BASE=100ms",
+					      "GHL_AGENT_RETRY_MAX=300ms",
+					      "GHL_AGENT_POLL_INTERVAL=100ms",
+					      "GHL_AGENT_GHL_RETRY_ATTEMPTS=3",
+					      "GHL_AGENT_GHL_RETRY_BASE=20ms",
+					      "GHL_AGENT_LOG_LEVEL=info",
+					      NULL};
 
 /* FAILED journal rows of one step. */
 static long long step_failures(struct world *w, const char *step)
 {
-	return q1n(w, "SELECT count(*) FROM provisioning_logs WHERE step = '%s' AND status = "
-		      "'FAILED'", step);
+	return q1n(w,
+		   "SELECT count(*) FROM provisioning_logs WHERE step = '%s' AND status = "
+		   "'FAILED'",
+		   step);
 }
 
 START_TEST(step_budget_starts_again_when_a_step_completes)
@@ -375,7 +411,8 @@ START_TEST(step_budget_starts_again_when_a_step_completes)
 	/* two transient faults for each write of three steps (not repeated by
 	 * the client: each fails its step), two for the location-token mint and
 	 * two for the contact upsert (repeated by the client) */
-	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{"
+	json_free(hsim_admin(&w.sim, "POST", "faults",
+			     "{\"fail_routes\":{"
 			     "\"POST /locations/\":2,\"POST /users/\":2,"
 			     "\"POST /locations/{locationId}/customValues\":2,"
 			     "\"POST /oauth/locationToken\":2,\"POST /contacts/upsert\":2}}"));
@@ -392,7 +429,8 @@ START_TEST(step_budget_starts_again_when_a_step_completes)
 	ck_assert_int_eq(step_failures(&w, "SET_CUSTOM_VALUES"), 2);
 	ck_assert_int_eq(step_failures(&w, "CREATE_CONTACT"), 0);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE context_json ? "
-				 "'step_retries'"), 0);
+				 "'step_retries'"),
+			 0);
 	ck_assert_int_eq(hsim_stat(&w.sim, "errors_injected"), 10);
 	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 1);
 	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
@@ -416,7 +454,8 @@ START_TEST(step_failing_more_than_max_retries_in_a_row_fails_the_job)
 	world_start(&w, NULL, step_budget_env);
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
 				      "{\"step\":\"CREATE_USER\"}],\"max_retries\":2}");
-	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{"
+	json_free(hsim_admin(&w.sim, "POST", "faults",
+			     "{\"fail_routes\":{"
 			     "\"POST /locations/\":1,\"POST /users/\":3}}"));
 	insert_jobs(&w, w.agency, 1, NULL);
 	wait_for(&w, "SELECT status = 'FAILED' FROM provisioning_jobs", 60000);
@@ -464,25 +503,30 @@ START_TEST(cancel_pending_and_running)
 	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
 	char *env[] = {env_dsn, NULL};
 	/* a job waiting for a later attempt stops at once */
-	char *later = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
-			     "run_at) VALUES ('%s', '{\"name\":\"L\",\"email\":\"l@x.example\"}', "
-			     "'RETRYING', now() + interval '1 hour') RETURNING id", w.agency);
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"cancel", later, NULL};
+	char *later = q1(&w,
+			 "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, "
+			 "run_at) VALUES ('%s', '{\"name\":\"L\",\"email\":\"l@x.example\"}', "
+			 "'RETRYING', now() + interval '1 hour') RETURNING id",
+			 w.agency);
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"job", (char *)"cancel", later,
+			NULL};
 	char *out;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	ck_assert_msg(strstr(out, "cancelled"), "%s", out);
 	free(out);
-	char *st = q1(&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = '%s'",
-		      later);
+	char *st = q1(
+		&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = '%s'",
+		later);
 	ck_assert_str_eq(st, "CANCELLED/cancelled by request");
 	free(st);
 
 	/* a running job finishes its current step, then becomes CANCELLED */
-	char *running = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			       "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
+	char *running = q1(&w,
+			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			   "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
 			   w.agency);
-	char *sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
-			      running);
+	char *sql = xasprintf(
+		"SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'", running);
 	wait_for(&w, sql, 10000);
 	free(sql);
 	argv[3] = running;
@@ -490,26 +534,34 @@ START_TEST(cancel_pending_and_running)
 	ck_assert_msg(strstr(out, "stops after its current step"), "%s", out);
 	free(out);
 	sql = xasprintf("SELECT status = 'CANCELLED' FROM provisioning_jobs WHERE id = '%s'",
-		       running);
+			running);
 	wait_for(&w, sql, 15000);
 	free(sql);
 	char *e = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", running);
 	ck_assert_str_eq(e, "cancelled by request");
 	free(e);
 	/* the step in flight finished; the next one never started */
-	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
-				 "step = 'CREATE_LOCATION' AND status = 'COMPLETED'", running), 1);
-	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
-				 "step = 'NOOP'", running), 0);
+	ck_assert_int_eq(q1n(&w,
+			     "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+			     "step = 'CREATE_LOCATION' AND status = 'COMPLETED'",
+			     running),
+			 1);
+	ck_assert_int_eq(q1n(&w,
+			     "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+			     "step = 'NOOP'",
+			     running),
+			 0);
 	/* cancelling a finished job is refused, in the API's words */
 	ck_assert_int_eq(tl_run(argv, env, &out), 1);
 	ck_assert_msg(strstr(out, "the job is already CANCELLED"), "%s", out);
 	free(out);
 
 	/* its current step failing (retryably) ends it CANCELLED too, not RETRYING */
-	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
-	char *failing = q1(&w, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			       "('%s', '{\"name\":\"F\",\"email\":\"f@x.example\"}') RETURNING id",
+	json_free(
+		hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
+	char *failing = q1(&w,
+			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			   "('%s', '{\"name\":\"F\",\"email\":\"f@x.example\"}') RETURNING id",
 			   w.agency);
 	sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
 			failing);
@@ -518,16 +570,20 @@ START_TEST(cancel_pending_and_running)
 	argv[3] = failing;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	free(out);
-	sql = xasprintf("SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
-			" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
-			failing, failing);
+	sql = xasprintf(
+		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
+		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
+		failing, failing);
 	wait_for(&w, sql, 15000);
 	free(sql);
 	st = q1(&w, "SELECT status FROM provisioning_jobs WHERE id = '%s'", failing);
 	ck_assert_str_eq(st, "CANCELLED");
 	free(st);
-	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
-				 "step = 'CREATE_LOCATION' AND status = 'FAILED'", failing), 1);
+	ck_assert_int_eq(q1n(&w,
+			     "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+			     "step = 'CREATE_LOCATION' AND status = 'FAILED'",
+			     failing),
+			 1);
 	free(failing);
 	free(later);
 	free(running);
@@ -550,11 +606,13 @@ START_TEST(per_agency_cap_and_fairness)
 	long long max_a = 0, max_b = 0;
 	int b_while_a_waits = 0;
 	for (int i = 0; i < 400; i++) {
-		char *v = q1(&w, "SELECT count(*) FILTER (WHERE agency_id = '%s' AND status = "
-				 "'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = '%s' AND "
-				 "status = 'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = "
-				 "'%s' AND status = 'PENDING') || ' ' || count(*) FILTER (WHERE status "
-				 "<> 'COMPLETED') FROM provisioning_jobs", a, b, a);
+		char *v = q1(&w,
+			     "SELECT count(*) FILTER (WHERE agency_id = '%s' AND status = "
+			     "'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = '%s' AND "
+			     "status = 'IN_PROGRESS') || ' ' || count(*) FILTER (WHERE agency_id = "
+			     "'%s' AND status = 'PENDING') || ' ' || count(*) FILTER (WHERE status "
+			     "<> 'COMPLETED') FROM provisioning_jobs",
+			     a, b, a);
 		long long ia, ib, pa, left;
 		ck_assert_int_eq(sscanf(v, "%lld %lld %lld %lld", &ia, &ib, &pa, &left), 4);
 		free(v);
@@ -569,7 +627,8 @@ START_TEST(per_agency_cap_and_fairness)
 		usleep(25000);
 	}
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status <> "
-				 "'COMPLETED'"), 0);
+				 "'COMPLETED'"),
+			 0);
 	ck_assert_msg(max_a <= 2 && max_a >= 1, "agency A had %lld in flight (cap 2)", max_a);
 	ck_assert_msg(max_b <= 3 && max_b >= 1, "agency B had %lld in flight (cap 3)", max_b);
 	ck_assert_msg(b_while_a_waits, "agency B never ran while A's backlog waited");
@@ -582,24 +641,27 @@ END_TEST
 START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
 {
 	struct world w;
-	const char *sim_flags[] = {"--latency-ms", "150", "--snapshot-delay-ms", "300",
-				   "--rate-limit", "0", NULL};
-	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms",
+	const char *sim_flags[] = {
+		"--latency-ms", "150", "--snapshot-delay-ms", "300", "--rate-limit", "0", NULL};
+	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms",	"GHL_AGENT_RETRY_MAX=300ms",
 			       "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LEASE_TIMEOUT=1500ms",
-			       "GHL_AGENT_LOG_LEVEL=info", NULL};
+			       "GHL_AGENT_LOG_LEVEL=info",	NULL};
 	world_start(&w, sim_flags, extra);
 	w.agency = connect_agency(&w, "{\"max_concurrent_jobs\":50}");
 	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
 	insert_jobs_snap(&w, w.agency, 20, w.snapshot);
 	/* once five pipelines are inside CREATE_LOCATION (journaled, so their jobs
 	 * are IN_PROGRESS under this worker's lease), kill the worker without warning */
-	wait_for(&w, "SELECT count(*) >= 5 FROM provisioning_logs WHERE step = 'CREATE_LOCATION' "
-		     "AND status = 'STARTED'", 15000);
+	wait_for(&w,
+		 "SELECT count(*) >= 5 FROM provisioning_logs WHERE step = 'CREATE_LOCATION' "
+		 "AND status = 'STARTED'",
+		 15000);
 	kill(w.agent.pid, SIGKILL);
 	int st;
 	waitpid(w.agent.pid, &st, 0);
 	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = "
-				 "'IN_PROGRESS'"), 0);
+				 "'IN_PROGRESS'"),
+			 0);
 	/* one of them gets a cancel while its dead worker's lease still holds it
 	 * (what POST …/cancel records then): it must end CANCELLED, not wait */
 	char *victim = q1(&w, "UPDATE provisioning_jobs SET cancel_requested = true WHERE id = "
@@ -608,9 +670,12 @@ START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
 	unlink(w.agent.log);
 	/* a new worker resumes the others once the leases run out */
 	hagent_start(&w.agent, w.dsn, &w.sim, extra);
-	wait_for(&w, "SELECT count(*) = 19 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
-	char *vst = q1(&w, "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = "
-			   "'%s'", victim);
+	wait_for(&w, "SELECT count(*) = 19 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 60000);
+	char *vst = q1(&w,
+		       "SELECT status || '/' || error_message FROM provisioning_jobs WHERE id = "
+		       "'%s'",
+		       victim);
 	ck_assert_str_eq(vst, "CANCELLED/cancelled by request");
 	free(vst);
 	free(victim);
@@ -619,7 +684,8 @@ START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
 	ck_assert_int_ge(hsim_stat(&w.sim, "locations_created"), 19);
 	ck_assert_int_le(hsim_stat(&w.sim, "locations_created"), 20);
 	ck_assert_int_eq(q1n(&w, "SELECT count(DISTINCT location_id) FROM provisioning_jobs "
-				 "WHERE status = 'COMPLETED'"), 19);
+				 "WHERE status = 'COMPLETED'"),
+			 19);
 	/* some jobs ran twice (attempt 2) yet made one location each */
 	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE attempt > 1"), 0);
 	world_stop(&w);
@@ -630,21 +696,30 @@ START_TEST(ghl_faults_every_job_ends_clearly_no_duplicates)
 {
 	struct world w;
 	const char *sim_flags[] = {"--rate-limit", "0", "--snapshot-delay-ms", "200", NULL};
-	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=400ms",
-			       "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_GHL_TIMEOUT=1s",
-			       "GHL_AGENT_MAX_RETRIES=8", "GHL_AGENT_LOG_LEVEL=info", NULL};
+	const char *extra[] = {"GHL_AGENT_RETRY_BASE=100ms",
+			       "GHL_AGENT_RETRY_MAX=400ms",
+			       "GHL_AGENT_POLL_INTERVAL=100ms",
+			       "GHL_AGENT_GHL_TIMEOUT=1s",
+			       "GHL_AGENT_MAX_RETRIES=8",
+			       "GHL_AGENT_LOG_LEVEL=info",
+			       NULL};
 	world_start(&w, sim_flags, extra);
 	w.agency = connect_agency(&w, "{\"max_concurrent_jobs\":30}");
 	w.snapshot = add_snapshot(&w, w.agency, "snap-dental-001");
 	/* GHL turns flaky once the agency is connected */
-	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"error_rate\":0.2,\"timeout_rate\":0.05}"));
+	json_free(
+		hsim_admin(&w.sim, "POST", "faults", "{\"error_rate\":0.2,\"timeout_rate\":0.05}"));
 	insert_jobs_snap(&w, w.agency, 30, w.snapshot);
-	wait_for(&w, "SELECT count(*) = 30 FROM provisioning_jobs WHERE status IN ('COMPLETED', "
-		     "'FAILED')", 120000);
+	wait_for(&w,
+		 "SELECT count(*) = 30 FROM provisioning_jobs WHERE status IN ('COMPLETED', "
+		 "'FAILED')",
+		 120000);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = 'FAILED' "
-				 "AND COALESCE(error_message, '') = ''"), 0);
+				 "AND COALESCE(error_message, '') = ''"),
+			 0);
 	ck_assert_int_gt(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = "
-				 "'COMPLETED'"), 15);
+				 "'COMPLETED'"),
+			 15);
 	ck_assert_int_gt(hsim_stat(&w.sim, "errors_injected"), 0);
 	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
 	world_stop(&w);
@@ -662,12 +737,14 @@ START_TEST(two_workers_run_every_job_once)
 	struct hagent second;
 	hagent_start(&second, w.dsn, &w.sim, extra);
 	insert_jobs(&w, w.agency, 400, NULL);
-	wait_for(&w, "SELECT count(*) = 400 FROM provisioning_jobs WHERE status = 'COMPLETED'", 60000);
+	wait_for(&w, "SELECT count(*) = 400 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 60000);
 	/* each job: one attempt, each step started once */
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE attempt <> 1"), 0);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM (SELECT job_id, details_json->>'index' FROM "
 				 "provisioning_logs WHERE status = 'STARTED' GROUP BY 1, 2 HAVING "
-				 "count(*) > 1) d"), 0);
+				 "count(*) > 1) d"),
+			 0);
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_logs WHERE status = 'STARTED'"),
 			 800);
 	int st = hagent_stop(&second);
@@ -686,18 +763,21 @@ START_TEST(sigterm_releases_running_jobs)
 	world_start(&w, sim_flags, extra);
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}");
 	insert_jobs(&w, w.agency, 2, NULL);
-	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'IN_PROGRESS'", 10000);
+	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'IN_PROGRESS'",
+		 10000);
 	int st = hagent_stop(&w.agent);
 	w.agent_running = 0;
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 	/* released: runnable again, owned by nobody, not counted as a retry */
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = 'PENDING' "
-				 "AND locked_by IS NULL AND COALESCE(retry_count, 0) = 0"), 2);
+				 "AND locked_by IS NULL AND COALESCE(retry_count, 0) = 0"),
+			 2);
 	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"latency_ms\":0}"));
 	unlink(w.agent.log);
 	hagent_start(&w.agent, w.dsn, &w.sim, extra);
 	w.agent_running = 1;
-	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'COMPLETED'", 20000);
+	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 20000);
 	/* the interrupted CREATE_LOCATION had created them: reused, not duplicated */
 	ck_assert_int_eq(hsim_stat(&w.sim, "duplicate_locations"), 0);
 	world_stop(&w);

@@ -165,9 +165,11 @@ START_TEST(outputs_flow_both_ways)
 	char *same = output(&w, job, "check_contact", "same_location");
 	ck_assert_str_eq(same, loc);
 	/* the script's log lands in the journal details */
-	char *logd = q1(&w, "SELECT details_json->'log'->0->>'message' FROM provisioning_logs "
-			    "WHERE job_id = '%s' AND step = 'make_location' AND status = "
-			    "'COMPLETED'", job);
+	char *logd = q1(&w,
+			"SELECT details_json->'log'->0->>'message' FROM provisioning_logs "
+			"WHERE job_id = '%s' AND step = 'make_location' AND status = "
+			"'COMPLETED'",
+			job);
 	ck_assert_msg(strstr(logd, "created") && strstr(logd, loc), "log: %s", logd);
 	/* `ghl-agent plugins` lists the scripts */
 	char *env_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", w.steps);
@@ -216,14 +218,14 @@ START_TEST(shipped_scripts_in_a_pipeline)
 	world_start(&w, NULL);
 	write_readme_example(&w);
 	world_agent(&w, NULL);
-	set_pipeline(&w,
-		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
-		     "{\"step\":\"tag_new_client\",\"config\":{\"tags\":[\"onboarding\"]}},"
-		     "{\"step\":\"custom_values_from_template\",\"config\":{\"values\":"
-		     "{\"Welcome\":\"Hi {{client.first_name}} of {{client.name}} ({{client.fax}})\","
-		     "\"City\":\"{{ client.city }}\"},\"missing\":\"n/a\"}},"
-		     "{\"step\":\"enable_saas\"},"
-		     "{\"step\":\"location_tag\",\"config\":{\"name\":\"vip\"}}]}");
+	set_pipeline(
+		&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		    "{\"step\":\"tag_new_client\",\"config\":{\"tags\":[\"onboarding\"]}},"
+		    "{\"step\":\"custom_values_from_template\",\"config\":{\"values\":"
+		    "{\"Welcome\":\"Hi {{client.first_name}} of {{client.name}} ({{client.fax}})\","
+		    "\"City\":\"{{ client.city }}\"},\"missing\":\"n/a\"}},"
+		    "{\"step\":\"enable_saas\"},"
+		    "{\"step\":\"location_tag\",\"config\":{\"name\":\"vip\"}}]}");
 	char *job = add_job(&w, CLIENT, NULL);
 	assert_completed(&w, job);
 	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
@@ -300,10 +302,11 @@ START_TEST(retryable_permanent_and_limits)
 {
 	struct world w;
 	world_start(&w, NULL);
-	write_step(&w, "flaky.lua",
-		   "return {name = 'flaky', version = '1', run = function(ctx)\n"
-		   "  error({retry = true, message = 'GHL looks busy, attempt ' .. ctx.job.attempt})\n"
-		   "end}\n");
+	write_step(
+		&w, "flaky.lua",
+		"return {name = 'flaky', version = '1', run = function(ctx)\n"
+		"  error({retry = true, message = 'GHL looks busy, attempt ' .. ctx.job.attempt})\n"
+		"end}\n");
 	write_step(&w, "broken.lua",
 		   "return {name = 'broken', version = '1', run = function(ctx)\n"
 		   "  error('client has no website')\n"
@@ -326,14 +329,18 @@ START_TEST(retryable_permanent_and_limits)
 	char *job = add_job(&w, CLIENT, NULL);
 	char *st = wait_job(&w, job, 30000);
 	ck_assert_str_eq(st, "FAILED");
-	char *err = q1(&w, "SELECT error_message || ' / ' || retry_count FROM provisioning_jobs "
-			   "WHERE id = '%s'", job);
+	char *err = q1(&w,
+		       "SELECT error_message || ' / ' || retry_count FROM provisioning_jobs "
+		       "WHERE id = '%s'",
+		       job);
 	ck_assert_msg(strstr(err, "flaky: flaky.lua:2: GHL looks busy") &&
 			      strstr(err, "gave up after 2 retries") && strstr(err, " / 2"),
 		      "%s", err);
-	char *retrying = q1(&w, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
-				"step = 'flaky' AND status = 'FAILED' AND "
-				"(details_json->>'retryable')::boolean", job);
+	char *retrying = q1(&w,
+			    "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' AND "
+			    "step = 'flaky' AND status = 'FAILED' AND "
+			    "(details_json->>'retryable')::boolean",
+			    job);
 	ck_assert_str_eq(retrying, "3");
 	free(retrying);
 	free(err);
@@ -355,8 +362,10 @@ START_TEST(retryable_permanent_and_limits)
 		job = add_job(&w, CLIENT, NULL);
 		st = wait_job(&w, job, 30000);
 		ck_assert_str_eq(st, "FAILED");
-		err = q1(&w, "SELECT error_message || ' / ' || retry_count FROM provisioning_jobs "
-			     "WHERE id = '%s'", job);
+		err = q1(&w,
+			 "SELECT error_message || ' / ' || retry_count FROM provisioning_jobs "
+			 "WHERE id = '%s'",
+			 job);
 		ck_assert_msg(strstr(err, perm[i].needle) && strstr(err, " / 0"), "%s", err);
 		free(err);
 		free(st);
@@ -391,8 +400,8 @@ START_TEST(thousand_scripts_wait_at_once)
 		   "  ctx:set('found', #body.locations)\n"
 		   "end}\n");
 	const char *env[] = {"GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_LOG_LEVEL=warn",
-			     "GHL_AGENT_GHL_TIMEOUT=60s", "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=2000",
-			     NULL};
+			     "GHL_AGENT_GHL_TIMEOUT=60s",
+			     "GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=2000", NULL};
 	world_agent(&w, env);
 	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"slow_lookup\"}],"
 			 "\"max_concurrent_jobs\":2000}");
@@ -464,8 +473,10 @@ START_TEST(reload_while_suspended)
 	int started = 0;
 	for (int64_t end = now_monotonic_ms() + TL_DAEMON_TIMEOUT_MS;
 	     !started && now_monotonic_ms() < end; usleep(50000))
-		started = tl_sqlf_n(w.db, "SELECT count(*) FROM provisioning_logs WHERE job_id = "
-					  "'%s' AND status = 'STARTED'", job1) > 0;
+		started = tl_sqlf_n(w.db,
+				    "SELECT count(*) FROM provisioning_logs WHERE job_id = "
+				    "'%s' AND status = 'STARTED'",
+				    job1) > 0;
 	ck_assert_msg(started, "job 1 never started; log:\n%s", tl_log_tail(w.agent.log, 3000));
 	write_step(&w, "ver.lua",
 		   "return {name = 'ver', version = '2', run = function(ctx)\n"
@@ -480,7 +491,8 @@ START_TEST(reload_while_suspended)
 	char *st1 = q1(&w, "SELECT status FROM provisioning_jobs WHERE id = '%s'", job1);
 	ck_assert_msg(strcmp(st1, "COMPLETED") != 0, "job 1 finished before its release");
 	char *release = xasprintf("{\"companyId\":\"%s\",\"id\":\"release-ver-1\","
-				  "\"name\":\"release\"}", w.company);
+				  "\"name\":\"release\"}",
+				  w.company);
 	char *sim_url = xasprintf("%s/_sim/snapshots", w.sim.base);
 	ck_assert_int_eq(tl_http("POST", sim_url, NULL, release, NULL), 201);
 	free(sim_url);
@@ -488,13 +500,16 @@ START_TEST(reload_while_suspended)
 	assert_completed(&w, job1);
 	char *v1 = output(&w, job1, "ver", "v");
 	ck_assert_str_eq(v1, "1");
-	char *ver1 = q1(&w, "SELECT details_json->>'version' FROM provisioning_logs WHERE job_id = "
-			    "'%s' AND status = 'COMPLETED'", job1);
+	char *ver1 = q1(&w,
+			"SELECT details_json->>'version' FROM provisioning_logs WHERE job_id = "
+			"'%s' AND status = 'COMPLETED'",
+			job1);
 	ck_assert_str_eq(ver1, "1");
 
 	/* a broken version is refused with its error; version 2 stays */
-	write_step(&w, "ver.lua", "return {name = 'ver', version = '3', run = function(ctx)\n"
-				  "  ctx:set('v', 3\nend}\n");
+	write_step(&w, "ver.lua",
+		   "return {name = 'ver', version = '3', run = function(ctx)\n"
+		   "  ctx:set('v', 3\nend}\n");
 	kill(w.agent.pid, SIGHUP);
 	wait_log(&w, "(the running version stays)");
 	char *log = tl_read_file(w.agent.log);
@@ -535,13 +550,24 @@ START_TEST(step_run_command)
 	char *file = xasprintf("%s/whoami.lua", w.steps);
 	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
 	char *env_api = xasprintf("GHL_AGENT_GHL_API_BASE=%s", w.sim.base);
-	char *env[] = {env_dsn, env_api, (char *)"GHL_AGENT_TOKEN_KEYS=" H_KEY7,
+	char *env[] = {env_dsn,
+		       env_api,
+		       (char *)"GHL_AGENT_TOKEN_KEYS=" H_KEY7,
 		       (char *)"GHL_AGENT_GHL_CLIENT_ID=" H_CLIENT_ID,
 		       (char *)"GHL_AGENT_GHL_CLIENT_SECRET=" H_CLIENT_SECRET,
-		       (char *)"GHL_AGENT_LOG_LEVEL=error", NULL};
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"step", (char *)"run", file,
-			(char *)"--client-json", client, (char *)"--config",
-			(char *)"{\"greeting\":\"hello\"}", (char *)"--agency", w.agency, NULL};
+		       (char *)"GHL_AGENT_LOG_LEVEL=error",
+		       NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"),
+			(char *)"step",
+			(char *)"run",
+			file,
+			(char *)"--client-json",
+			client,
+			(char *)"--config",
+			(char *)"{\"greeting\":\"hello\"}",
+			(char *)"--agency",
+			w.agency,
+			NULL};
 	char *out;
 	int rc = tl_run(argv, env, &out);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
@@ -551,8 +577,9 @@ START_TEST(step_run_command)
 		      "%s", out);
 	free(out);
 	/* a failing script: exit 1 with the message */
-	write_step(&w, "whoami.lua", "return {name = 'whoami', version = '1', run = function(ctx)\n"
-				     "  error('nope') end}\n");
+	write_step(&w, "whoami.lua",
+		   "return {name = 'whoami', version = '1', run = function(ctx)\n"
+		   "  error('nope') end}\n");
 	argv[9] = NULL; /* oldest connected agency */
 	argv[8] = NULL;
 	rc = tl_run(argv, env, &out);

@@ -107,10 +107,12 @@ START_TEST(seed_schema_to_the_letter)
 	ck_assert_msg(strstr(have, "column agencies.deleted_at timestamp without time zone NULL\n"),
 		      "%s", have);
 	ck_assert_msg(strstr(have, "index CREATE INDEX idx_agencies_deleted_at ON public.agencies "
-				   "USING btree (deleted_at) WHERE (deleted_at IS NULL)\n"), "%s", have);
+				   "USING btree (deleted_at) WHERE (deleted_at IS NULL)\n"),
+		      "%s", have);
 	/* CANCELLED comes after the seed's job states */
 	ck_assert_msg(strstr(have, "enum provisioning_job_status (PENDING, IN_PROGRESS, COMPLETED,"
-				   " FAILED, RETRYING, CANCELLED)\n"), "%s", have);
+				   " FAILED, RETRYING, CANCELLED)\n"),
+		      "%s", have);
 
 	/* a second run changes nothing */
 	rc = migrate(dsn, NULL, NULL, &out);
@@ -121,7 +123,8 @@ START_TEST(seed_schema_to_the_letter)
 	char *n = tl_sql_value(c, "SELECT count(*) FROM schema_migrations");
 	ck_assert_int_eq(atoi(n), count_migration_files());
 	free(n);
-	char *sums = tl_sql_value(c, "SELECT count(*) FROM schema_migrations WHERE checksum ~ '^[0-9a-f]{64}$'");
+	char *sums = tl_sql_value(
+		c, "SELECT count(*) FROM schema_migrations WHERE checksum ~ '^[0-9a-f]{64}$'");
 	ck_assert_int_eq(atoi(sums), count_migration_files());
 	free(sums);
 	free(again);
@@ -165,7 +168,8 @@ START_TEST(edited_migration_refused)
 	fclose(f);
 	int rc = migrate(dsn, dir, NULL, &out);
 	ck_assert_int_eq(rc, 1);
-	ck_assert_msg(strstr(out, file) && strstr(out, "was edited after it was applied"), "%s", out);
+	ck_assert_msg(strstr(out, file) && strstr(out, "was edited after it was applied"), "%s",
+		      out);
 	free(out);
 	rc = migrate(dsn, dir, "status", &out);
 	ck_assert_msg(rc == 0 && strstr(out, "EDITED"), "%s", out);
@@ -265,8 +269,16 @@ END_TEST
 static int psql_file(const char *dsn, const char *rel, char **out)
 {
 	char *file = path_in_source(rel);
-	char *argv[] = {(char *)"/usr/bin/psql", (char *)"-X", (char *)"-q", (char *)"-v",
-			(char *)"ON_ERROR_STOP=1", (char *)"-d", (char *)dsn, (char *)"-f", file, NULL};
+	char *argv[] = {(char *)"/usr/bin/psql",
+			(char *)"-X",
+			(char *)"-q",
+			(char *)"-v",
+			(char *)"ON_ERROR_STOP=1",
+			(char *)"-d",
+			(char *)dsn,
+			(char *)"-f",
+			file,
+			NULL};
 	int rc = tl_run(argv, NULL, out);
 	free(file);
 	return rc;
@@ -310,7 +322,8 @@ START_TEST(status_lists_applied_and_pending)
 	char *out;
 	int rc = migrate(dsn, NULL, "status", &out);
 	ck_assert_msg(rc == 0 && strstr(out, "pending") &&
-			      strstr(out, "20261126_000002_add_audit_columns") && !strstr(out, "applied "),
+			      strstr(out, "20261126_000002_add_audit_columns") &&
+			      !strstr(out, "applied "),
 		      "%s", out);
 	free(out);
 	ck_assert_int_eq(migrate(dsn, NULL, NULL, &out), 0);
@@ -322,10 +335,11 @@ START_TEST(status_lists_applied_and_pending)
 	ck_assert_int_eq(rc, 2);
 	free(out);
 	/* unreachable database: clear message, exit 1 */
-	rc = migrate("host=127.0.0.1 port=1 user=nobody password=pw-do-not-print connect_timeout=2", NULL,
-		     NULL, &out);
+	rc = migrate("host=127.0.0.1 port=1 user=nobody password=pw-do-not-print connect_timeout=2",
+		     NULL, NULL, &out);
 	ck_assert_int_eq(rc, 1);
-	ck_assert_msg(strstr(out, "cannot connect to the database") && !strstr(out, "pw-do-not-print"),
+	ck_assert_msg(strstr(out, "cannot connect to the database") &&
+			      !strstr(out, "pw-do-not-print"),
 		      "%s", out);
 	free(out);
 	tl_drop_db(dsn);

@@ -30,8 +30,8 @@ START_TEST(connect_end_to_end)
 	struct hresp r;
 	char *url = hagent_url(&a, "/oauth/connect");
 	hhttp(&r, "GET", url, NULL, NULL, 0);
-	ck_assert_msg(r.status == 401 && !r.location && strstr(r.body, "unauthenticated"),
-		      "%ld %s", r.status, r.body);
+	ck_assert_msg(r.status == 401 && !r.location && strstr(r.body, "unauthenticated"), "%ld %s",
+		      r.status, r.body);
 	hresp_free(&r);
 	const char *bad[] = {"Authorization: Bearer not-a-session", NULL};
 	hhttp(&r, "GET", url, bad, NULL, 0);
@@ -265,8 +265,11 @@ START_TEST(callback_failures_write_nothing)
 	free(q);
 
 	/* GHL's error redirect, escaped in the page */
-	ck_assert_int_eq(callback_with(&a, "error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E",
-				       &body), 400);
+	ck_assert_int_eq(
+		callback_with(&a,
+			      "error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E",
+			      &body),
+		400);
 	assert_in(body, "access_denied");
 	assert_in(body, "&lt;script&gt;");
 	ck_assert_msg(!strstr(body, "<script>"), "unescaped: %s", body);
@@ -465,8 +468,10 @@ START_TEST(agency_admin_connects_only_its_own_agencies)
 	free(args);
 	char *aa_token = hlogin(&a, "aa@example.com", PW_AA);
 	char *aa = xasprintf("Authorization: Bearer %s", aa_token);
-	char *victim_before = tl_sqlf(c, "SELECT oauth_access_token_encrypted FROM agencies"
-				      " WHERE id = '%s'", id_a);
+	char *victim_before = tl_sqlf(c,
+				      "SELECT oauth_access_token_encrypted FROM agencies"
+				      " WHERE id = '%s'",
+				      id_a);
 
 	/* another agency's company: refused, its tokens untouched */
 	struct hresp r;
@@ -485,8 +490,10 @@ START_TEST(agency_admin_connects_only_its_own_agencies)
 	hresp_free(&r);
 	ck_assert_int_eq(tl_sqlf_n(c, "SELECT count(*) FROM agencies"), 2);
 	/* its own agency: reconnected */
-	char *mine_before = tl_sqlf(c, "SELECT oauth_access_token_encrypted FROM agencies"
-				    " WHERE id = '%s'", id_b);
+	char *mine_before = tl_sqlf(c,
+				    "SELECT oauth_access_token_encrypted FROM agencies"
+				    " WHERE id = '%s'",
+				    id_b);
 	free(hconnect_as(&a, aa, "co-mine", &r, NULL));
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	hresp_free(&r);
@@ -505,16 +512,22 @@ START_TEST(agency_admin_connects_only_its_own_agencies)
 	free(hconnect_as(&a, aa, "co-mine", &r, NULL));
 	ck_assert_msg(r.status == 403, "%ld %s", r.status, r.body);
 	hresp_free(&r);
-	ck_assert_int_eq(tl_sqlf_n(c, "SELECT count(*) FROM agencies WHERE id = '%s'"
-				      " AND deleted_at IS NULL", id_b), 0);
+	ck_assert_int_eq(tl_sqlf_n(c,
+				   "SELECT count(*) FROM agencies WHERE id = '%s'"
+				   " AND deleted_at IS NULL",
+				   id_b),
+			 0);
 	free(hconnect_as(&a, admin, "co-mine", &r, NULL));
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	hresp_free(&r);
-	ck_assert_int_eq(tl_sqlf_n(c, "SELECT count(*) FROM agencies WHERE id = '%s'"
-				      " AND deleted_at IS NULL", id_b), 1);
+	ck_assert_int_eq(tl_sqlf_n(c,
+				   "SELECT count(*) FROM agencies WHERE id = '%s'"
+				   " AND deleted_at IS NULL",
+				   id_b),
+			 1);
 	/* … without its old user links */
-	ck_assert_int_eq(tl_sqlf_n(c, "SELECT count(*) FROM user_agencies WHERE agency_id = '%s'",
-				   id_b), 0);
+	ck_assert_int_eq(
+		tl_sqlf_n(c, "SELECT count(*) FROM user_agencies WHERE agency_id = '%s'", id_b), 0);
 
 	free(admin);
 	free(url);

@@ -71,10 +71,13 @@ START_TEST(each_refusal_names_file_and_reason)
 	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
 	int port = tl_free_port();
 	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
-	char *serve_env[] = {env_dir, env_dsn, env_listen,
-			     (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-			     (char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOOP\"}]}",
-			     NULL};
+	char *serve_env[] = {
+		env_dir,
+		env_dsn,
+		env_listen,
+		(char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		(char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOOP\"}]}",
+		NULL};
 	char *serve[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
 	char *migrate[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
 	char *migrate_env[] = {env_dsn, NULL};
@@ -93,13 +96,17 @@ START_TEST(each_refusal_names_file_and_reason)
 	unlink(log);
 
 	/* a default pipeline naming an unknown step stops the start with a hint */
-	char *bad_env[] = {env_dir, env_dsn, env_listen,
-			   (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-			   (char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOPE\"}]}",
-			   NULL};
+	char *bad_env[] = {
+		env_dir,
+		env_dsn,
+		env_listen,
+		(char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		(char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"NOPE\"}]}",
+		NULL};
 	ck_assert_int_eq(tl_run(serve, bad_env, &out), 1);
 	ck_assert_msg(strstr(out, "default_pipeline") && strstr(out, "pipeline[0].step") &&
-			      strstr(out, "unknown step \\\"NOPE\\\"") && strstr(out, "known steps"),
+			      strstr(out, "unknown step \\\"NOPE\\\"") &&
+			      strstr(out, "known steps"),
 		      "%s", out);
 	free(out);
 	free(env_listen);
@@ -125,10 +132,16 @@ START_TEST(builtins_are_linked_in_and_a_so_overrides_them)
 	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"plugins", NULL};
 	char *out;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
-	static const char *const builtins[] = {
-		"CREATE_CONTACT    ", "built-in create_contact", "CREATE_LOCATION", "CREATE_USER",
-		"NOOP", "NOTIFY_WEBHOOK", "SET_CUSTOM_VALUES", "VALIDATE_SNAPSHOT",
-		"WAIT_FOR_SNAPSHOT", "built-in wait_for_snapshot"};
+	static const char *const builtins[] = {"CREATE_CONTACT    ",
+					       "built-in create_contact",
+					       "CREATE_LOCATION",
+					       "CREATE_USER",
+					       "NOOP",
+					       "NOTIFY_WEBHOOK",
+					       "SET_CUSTOM_VALUES",
+					       "VALIDATE_SNAPSHOT",
+					       "WAIT_FOR_SNAPSHOT",
+					       "built-in wait_for_snapshot"};
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
 		ck_assert_msg(strstr(out, builtins[i]), "%s missing:\n%s", builtins[i], out);
 	ck_assert_msg(!strstr(out, ".so"), "%s", out);
@@ -143,9 +156,10 @@ START_TEST(builtins_are_linked_in_and_a_so_overrides_them)
 	free(out);
 	int port = tl_free_port();
 	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
-	char *serve_env[] = {env_dir, env_dsn, env_listen,
-			     (char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-			     NULL};
+	char *serve_env[] = {
+		env_dir, env_dsn, env_listen,
+		(char *)"GHL_AGENT_TOKEN_KEYS=1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		NULL};
 	char *serve[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
 	char log[] = "/tmp/ghl-plugins-log-XXXXXX";
 	close(mkstemp(log));
@@ -195,10 +209,11 @@ static PGconn *agency_db(const char *bin, const char *id, const char *steps, cha
 	free(out);
 	free(env_dsn);
 	PGconn *c = tl_connect(*dsn);
-	tl_execf(c, "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted, "
-		    "oauth_refresh_token_encrypted, token_expires_at, settings_json) VALUES ('%s', "
-		    "'Plugins', 'plugins-co', 'x', 'x', now() + interval '1 day', "
-		    "'{\"pipeline\":%s}')",
+	tl_execf(c,
+		 "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted, "
+		 "oauth_refresh_token_encrypted, token_expires_at, settings_json) VALUES ('%s', "
+		 "'Plugins', 'plugins-co', 'x', 'x', now() + interval '1 day', "
+		 "'{\"pipeline\":%s}')",
 		 id, steps);
 	return c;
 }
@@ -214,7 +229,8 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	char tmpl[] = "/tmp/ghl-install-XXXXXX";
 	char *prefix = xstrdup(mkdtemp(tmpl));
 	char *out;
-	char *cmd = xasprintf("cmake --install '%s' --prefix '%s'", tl_env("GHL_BUILD_DIR"), prefix);
+	char *cmd = xasprintf("cmake --install '%s' --prefix '%s'", tl_env("GHL_BUILD_DIR"),
+			      prefix);
 	ck_assert_msg(sh(cmd, &out) == 0, "install: %s", out);
 	free(out);
 	free(cmd);
@@ -251,7 +267,8 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	char *env[] = {(char *)"GHL_AGENT_PLUGIN_DIR=", NULL};
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	ck_assert_msg(strstr(out, "CREATE_CUSTOM_FIELD") && strstr(out, "CREATE_LOCATION") &&
-			      strstr(out, prefix) && !strstr(out, "refused"), "%s", out);
+			      strstr(out, prefix) && !strstr(out, "refused"),
+		      "%s", out);
 	free(out);
 
 	/* ... and runs it against a GHL (ghl-sim): the harness starts the installed agent */
@@ -266,10 +283,12 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	const char *extra[] = {"GHL_AGENT_PLUGIN_DIR=", "GHL_AGENT_POLL_INTERVAL=100ms", NULL};
 	hagent_start(&agent, dsn, &sim, extra);
 	char *agency = hconnect_agency(&agent, c, "co-oot-example");
-	tl_execf(c, "UPDATE agencies SET settings_json = '{\"pipeline\":["
-		    "{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},"
-		    "{\"step\":\"CREATE_CUSTOM_FIELD\","
-		    "\"config\":{\"name\":\"Preferred dentist\"}}]}' WHERE id = '%s'", agency);
+	tl_execf(c,
+		 "UPDATE agencies SET settings_json = '{\"pipeline\":["
+		 "{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},"
+		 "{\"step\":\"CREATE_CUSTOM_FIELD\","
+		 "\"config\":{\"name\":\"Preferred dentist\"}}]}' WHERE id = '%s'",
+		 agency);
 	const char *client = "{\"name\":\"Acme Dental\",\"email\":\"owner@acme.example\","
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}";
 	char *job = hjob_add(c, agency, client, NULL);
@@ -305,23 +324,28 @@ START_TEST(out_of_tree_plugin_against_installed_header)
 	ck_assert_int_eq(hsim_stat(&sim, "locations_created"), 1);
 
 	/* a later step fails for good: rollback deletes the field this job made */
-	tl_execf(c, "UPDATE agencies SET settings_json = '{\"max_retries\":0,\"on_failure\":"
-		    "\"rollback\",\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
-		    "{\"step\":\"CREATE_CUSTOM_FIELD\",\"config\":{\"name\":\"Recall date\","
-		    "\"data_type\":\"DATE\"}},{\"step\":\"NOTIFY_WEBHOOK\",\"config\":"
-		    "{\"url\":\"http://127.0.0.1:1/hook\",\"secret\":\"0123456789abcdef\"}}]}' "
-		    "WHERE id = '%s'", agency);
+	tl_execf(c,
+		 "UPDATE agencies SET settings_json = '{\"max_retries\":0,\"on_failure\":"
+		 "\"rollback\",\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		 "{\"step\":\"CREATE_CUSTOM_FIELD\",\"config\":{\"name\":\"Recall date\","
+		 "\"data_type\":\"DATE\"}},{\"step\":\"NOTIFY_WEBHOOK\",\"config\":"
+		 "{\"url\":\"http://127.0.0.1:1/hook\",\"secret\":\"0123456789abcdef\"}}]}' "
+		 "WHERE id = '%s'",
+		 agency);
 	char *doomed = hjob_add(c, agency, "{\"name\":\"Gone Soon\",\"email\":\"x@gone.example\"}",
 				NULL);
 	char *st = hjob_wait(c, doomed, 30000, agent.log);
 	ck_assert_str_eq(st, "FAILED");
-	char *err = tl_sqlf(c, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", doomed);
-	ck_assert_msg(strstr(err, "undid CREATE_CUSTOM_FIELD") && strstr(err, "undid CREATE_LOCATION"),
+	char *err = tl_sqlf(c, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'",
+			    doomed);
+	ck_assert_msg(strstr(err, "undid CREATE_CUSTOM_FIELD") &&
+			      strstr(err, "undid CREATE_LOCATION"),
 		      "%s", err);
 	struct json *stats = hsim_admin(&sim, "GET", "stats", NULL);
 	int64_t deleted = 0;
 	json_get_int(json_get(json_get(stats, "requests"),
-			      "DELETE /locations/{locationId}/customFields/{id}"), "200", &deleted);
+			      "DELETE /locations/{locationId}/customFields/{id}"),
+		     "200", &deleted);
 	ck_assert_int_eq(deleted, 1);
 	json_free(stats);
 	free(err);
@@ -364,9 +388,10 @@ static void install_probe(const char *dir, const char *version)
 
 static char *probe_job(PGconn *c, int sleep_ms)
 {
-	return tl_sqlf(c, "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			  "('22222222-2222-4222-8222-222222222222', '{\"name\":\"Probe\","
-			  "\"email\":\"p@probe.example\",\"sleep_ms\":%d}') RETURNING id",
+	return tl_sqlf(c,
+		       "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+		       "('22222222-2222-4222-8222-222222222222', '{\"name\":\"Probe\","
+		       "\"email\":\"p@probe.example\",\"sleep_ms\":%d}') RETURNING id",
 		       sleep_ms);
 }
 
@@ -381,10 +406,12 @@ static char *probe_version(PGconn *c, const char *job, const char *log)
 			break;
 		usleep(50000);
 	}
-	ck_assert_msg(!strcmp(st, "COMPLETED"), "job %s %s; log: %s", job, st, tl_log_tail(log, 4000));
+	ck_assert_msg(!strcmp(st, "COMPLETED"), "job %s %s; log: %s", job, st,
+		      tl_log_tail(log, 4000));
 	free(st);
-	return tl_sqlf(c, "SELECT details_json->'outputs'->>'version' FROM provisioning_logs "
-			  "WHERE job_id = '%s' AND step = 'RELOAD_PROBE' AND status = 'COMPLETED'",
+	return tl_sqlf(c,
+		       "SELECT details_json->'outputs'->>'version' FROM provisioning_logs "
+		       "WHERE job_id = '%s' AND step = 'RELOAD_PROBE' AND status = 'COMPLETED'",
 		       job);
 }
 
@@ -412,10 +439,15 @@ START_TEST(plugins_reload_on_sighup)
 	char *env_dir = xasprintf("GHL_AGENT_PLUGIN_DIR=%s", dir);
 	int port = tl_free_port();
 	char *env_listen = xasprintf("GHL_AGENT_LISTEN=127.0.0.1:%d", port);
-	char *senv[] = {env_dsn, env_dir, env_listen, (char *)KEYS,
-			(char *)"GHL_AGENT_POLL_INTERVAL=50ms", (char *)"GHL_AGENT_LOG_LEVEL=debug",
-			(char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"RELOAD_PROBE\"}]}",
-			NULL};
+	char *senv[] = {
+		env_dsn,
+		env_dir,
+		env_listen,
+		(char *)KEYS,
+		(char *)"GHL_AGENT_POLL_INTERVAL=50ms",
+		(char *)"GHL_AGENT_LOG_LEVEL=debug",
+		(char *)"GHL_AGENT_DEFAULT_PIPELINE={\"pipeline\":[{\"step\":\"RELOAD_PROBE\"}]}",
+		NULL};
 	char *sargv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"serve", NULL};
 	char log[] = "/tmp/ghl-reload-log-XXXXXX";
 	close(mkstemp(log));
@@ -426,12 +458,17 @@ START_TEST(plugins_reload_on_sighup)
 
 	/* job A starts with version 1 and waits inside its step */
 	char *job_a = probe_job(c, 3000);
-	for (int i = 0; i < 200 && !tl_sqlf_n(c, "SELECT count(*) FROM provisioning_logs WHERE "
-						  "job_id = '%s' AND status = 'STARTED'", job_a); i++)
+	for (int i = 0; i < 200 && !tl_sqlf_n(c,
+					      "SELECT count(*) FROM provisioning_logs WHERE "
+					      "job_id = '%s' AND status = 'STARTED'",
+					      job_a);
+	     i++)
 		usleep(50000);
-	ck_assert_msg(tl_sqlf_n(c, "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' "
-				   "AND status = 'STARTED'", job_a) == 1, "job A did not start: %s",
-		      tl_log_tail(log, 4000));
+	ck_assert_msg(tl_sqlf_n(c,
+				"SELECT count(*) FROM provisioning_logs WHERE job_id = '%s' "
+				"AND status = 'STARTED'",
+				job_a) == 1,
+		      "job A did not start: %s", tl_log_tail(log, 4000));
 
 	/* version 2 is installed and loaded on SIGHUP while A waits */
 	char *v1_file = xasprintf("%s/reload_probe.so", dir);
@@ -456,9 +493,9 @@ START_TEST(plugins_reload_on_sighup)
 	/* a refused new version leaves version 2 running, and says why */
 	install_probe(dir, "reload_bad");
 	ck_assert_int_eq(kill(pid, SIGHUP), 0);
-	ck_assert_msg(tl_wait_file_contains(log, "refused on purpose (the running version stays)",
-					    10000),
-		      "no refusal: %s", tl_log_tail(log, 4000));
+	ck_assert_msg(
+		tl_wait_file_contains(log, "refused on purpose (the running version stays)", 10000),
+		"no refusal: %s", tl_log_tail(log, 4000));
 	char *job_c = probe_job(c, 0);
 	v = probe_version(c, job_c, log);
 	ck_assert_msg(!strcmp(v, "2"), "after the refusal a job ran version %s, not 2", v);
@@ -472,13 +509,23 @@ START_TEST(plugins_reload_on_sighup)
 	char *extra = xasprintf("%s/test-plugins/good_extra.so", tl_env("GHL_BUILD_DIR"));
 	char *renv[] = {env_dsn, (char *)KEYS, (char *)"GHL_AGENT_LOG_LEVEL=error", NULL};
 	/* the agency is named: its placeholder tokens got it marked needs_reconnect at start */
-	char *rargv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"step", (char *)"run", noop,
-			 (char *)"--client-json", client, (char *)"--config",
-			 (char *)"{\"output\":\"from a .so\"}", (char *)"--agency",
-			 (char *)"22222222-2222-4222-8222-222222222222", NULL, NULL, NULL};
+	char *rargv[] = {(char *)tl_env("GHL_AGENT_BIN"),
+			 (char *)"step",
+			 (char *)"run",
+			 noop,
+			 (char *)"--client-json",
+			 client,
+			 (char *)"--config",
+			 (char *)"{\"output\":\"from a .so\"}",
+			 (char *)"--agency",
+			 (char *)"22222222-2222-4222-8222-222222222222",
+			 NULL,
+			 NULL,
+			 NULL};
 	int rc = tl_run(rargv, renv, &out);
 	ck_assert_msg(rc == 0 && strstr(out, "status: COMPLETED") &&
-			      strstr(out, "\"noop\":\"from a .so\"") && strstr(out, "step: NOOP 1.0.0"),
+			      strstr(out, "\"noop\":\"from a .so\"") &&
+			      strstr(out, "step: NOOP 1.0.0"),
 		      "exit %d: %s", rc, out);
 	free(out);
 	rargv[3] = extra;

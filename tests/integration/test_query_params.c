@@ -66,8 +66,8 @@ START_TEST(empty_is_absent)
 	char path[256];
 	size_t all = items(base);
 	ck_assert_uint_eq(all, 3);
-	const char *empties[] = {"niche=", "active=", "q=", "limit=", "cursor=",
-				 "niche=&active=&q=&limit=&cursor="};
+	const char *empties[] = {
+		"niche=", "active=", "q=", "limit=", "cursor=", "niche=&active=&q=&limit=&cursor="};
 	for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
 		snprintf(path, sizeof(path), "%s?%s", base, empties[i]);
 		ck_assert_msg(items(path) == all, "%s filtered", path);

@@ -71,8 +71,8 @@ static void assert_limited(const struct tl_resp *r, long long lo, long long hi, 
 	ck_assert_msg(r->status == 429, "want 429, got %ld: %s", r->status, r->body);
 	ck_assert_msg(strstr(r->body, "\"code\":\"rate_limited\""), "%s", r->body);
 	long long after = header_ll(r, "Retry-After");
-	ck_assert_msg(after >= lo && after <= hi, "Retry-After %lld not in [%lld, %lld]", after,
-		      lo, hi);
+	ck_assert_msg(after >= lo && after <= hi, "Retry-After %lld not in [%lld, %lld]", after, lo,
+		      hi);
 	assert_header(r, "RateLimit-Remaining", left);
 }
 
@@ -128,7 +128,8 @@ static char *batch_of(int n)
 	buf_init(&b);
 	buf_putc(&b, '[');
 	for (int i = 0; i < n; i++)
-		buf_printf(&b, "%s{\"client_data\":{\"name\":\"Row %d\",\"email\":\"r%d@example.com\","
+		buf_printf(&b,
+			   "%s{\"client_data\":{\"name\":\"Row %d\",\"email\":\"r%d@example.com\","
 			   "\"first_name\":\"R\",\"last_name\":\"Ow\"}}",
 			   i ? "," : "", i, i);
 	buf_putc(&b, ']');
@@ -232,7 +233,8 @@ START_TEST(submissions_count_rows)
 	assert_limited(&r, 55, 60, "1");
 	tl_resp_free(&r);
 	/* CSV rows count the same */
-	const char *csv = "name,email,first_name,last_name\nAda,ada@example.com,Ada,L\nBob,bob@example.com,Bob,B\n";
+	const char *csv =
+		"name,email,first_name,last_name\nAda,ada@example.com,Ada,L\nBob,bob@example.com,Bob,B\n";
 	r = call(key_a, "POST", batch_a, "text/csv", csv);
 	assert_limited(&r, 55, 60, "1");
 	tl_resp_free(&r);
@@ -255,7 +257,8 @@ START_TEST(submissions_count_rows)
 	assert_header(&r, "RateLimit-Remaining", "0");
 	tl_resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), 6);
-	r = call(key_b, "POST", batch_b, "text/csv", "name,email,first_name,last_name\nAda,ada@example.com,Ada,L\n");
+	r = call(key_b, "POST", batch_b, "text/csv",
+		 "name,email,first_name,last_name\nAda,ada@example.com,Ada,L\n");
 	assert_limited(&r, 115, 120, "0");
 	tl_resp_free(&r);
 	/* reads are a bucket of their own */

@@ -42,11 +42,13 @@ START_TEST(rotate_and_rewrap)
 	unlink(a.log);
 	PGconn *c = tl_connect(dsn);
 	/* a placeholder row like the demo seed's: skipped, not an error */
-	PQclear(tl_sql(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			  " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Seed', 'seed-1',"
-			  " 'encrypted_token_here', 'encrypted_refresh_here', LOCALTIMESTAMP)"));
-	char *before = tl_sql_value(c, "SELECT string_agg(oauth_access_token_encrypted, ',' ORDER BY id)"
-				       " FROM agencies");
+	PQclear(tl_sql(c,
+		       "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		       " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Seed', 'seed-1',"
+		       " 'encrypted_token_here', 'encrypted_refresh_here', LOCALTIMESTAMP)"));
+	char *before = tl_sql_value(
+		c, "SELECT string_agg(oauth_access_token_encrypted, ',' ORDER BY id)"
+		   " FROM agencies");
 
 	char *out;
 	const char *both = H_KEY7 "," H_KEY8;
@@ -62,8 +64,9 @@ START_TEST(rotate_and_rewrap)
 	ck_assert_int_eq(rewrap(dsn, both, NULL, &out), 0);
 	assert_in(out, "4 agencies: 6 token(s) re-encrypted under key 8, 0 already under it");
 	free(out);
-	v = tl_sql_value(c, "SELECT count(*) FROM agencies WHERE oauth_access_token_encrypted LIKE 'b8:%'"
-			    " AND oauth_refresh_token_encrypted LIKE 'b8:%'");
+	v = tl_sql_value(
+		c, "SELECT count(*) FROM agencies WHERE oauth_access_token_encrypted LIKE 'b8:%'"
+		   " AND oauth_refresh_token_encrypted LIKE 'b8:%'");
 	ck_assert_str_eq(v, "3");
 	free(v);
 	/* the same tokens, under the new key */
@@ -84,8 +87,8 @@ START_TEST(rotate_and_rewrap)
 	/* the daemon with only the new key refreshes the rewrapped tokens */
 	PQclear(tl_sql(c, "UPDATE agencies SET token_expires_at = LOCALTIMESTAMP"
 			  " WHERE ghl_agency_id LIKE 'co-rewrap-%'"));
-	const char *env8[] = {"GHL_AGENT_TOKEN_KEYS=" H_KEY8, "GHL_AGENT_TOKEN_REFRESH_INTERVAL=100ms",
-			      NULL};
+	const char *env8[] = {"GHL_AGENT_TOKEN_KEYS=" H_KEY8,
+			      "GHL_AGENT_TOKEN_REFRESH_INTERVAL=100ms", NULL};
 	hagent_start(&a, dsn, &sim, env8);
 	int64_t end = now_monotonic_ms() + 10000;
 	while (hsim_stat(&sim, "refreshes") < 3 && now_monotonic_ms() < end)
@@ -137,10 +140,12 @@ START_TEST(ciphertext_bound_to_its_row)
 	long long refreshes = hsim_stat(&sim, "refreshes");
 
 	/* agency x's tokens copied into agency y's row, y due for a refresh */
-	tl_execf(c, "UPDATE agencies y SET oauth_access_token_encrypted ="
-		    " x.oauth_access_token_encrypted, oauth_refresh_token_encrypted ="
-		    " x.oauth_refresh_token_encrypted, token_expires_at = LOCALTIMESTAMP"
-		    " FROM agencies x WHERE x.id = '%s' AND y.id = '%s'", x, y);
+	tl_execf(c,
+		 "UPDATE agencies y SET oauth_access_token_encrypted ="
+		 " x.oauth_access_token_encrypted, oauth_refresh_token_encrypted ="
+		 " x.oauth_refresh_token_encrypted, token_expires_at = LOCALTIMESTAMP"
+		 " FROM agencies x WHERE x.id = '%s' AND y.id = '%s'",
+		 x, y);
 	const char *env[] = {"GHL_AGENT_TOKEN_REFRESH_INTERVAL=100ms", NULL};
 	hagent_start(&a, dsn, &sim, env);
 	/* whichever reaches y first — the start-up check of stored tokens or the
@@ -163,14 +168,15 @@ START_TEST(ciphertext_bound_to_its_row)
 	unlink(a.log);
 
 	/* values of the old format: read, and rewritten bound to their row */
-	tl_execf(c, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-		    " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Legacy', 'co-legacy',"
-		    " '" LEGACY_ACCESS "', '" LEGACY_REFRESH "', LOCALTIMESTAMP)");
+	tl_execf(c,
+		 "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		 " oauth_refresh_token_encrypted, token_expires_at) VALUES ('Legacy', 'co-legacy',"
+		 " '" LEGACY_ACCESS "', '" LEGACY_REFRESH "', LOCALTIMESTAMP)");
 	char *legacy = tl_sqlf(c, "SELECT id FROM agencies WHERE ghl_agency_id = 'co-legacy'");
 	char *out;
 	ck_assert_int_eq(rewrap(dsn, H_KEY7, "--dry-run", &out), 1);
 	assert_in(out, "2 token(s) would be re-encrypted under key 7"); /* the legacy pair */
-	assert_in(out, "2 unreadable");					 /* y's pair */
+	assert_in(out, "2 unreadable");					/* y's pair */
 	assert_in(out, y);
 	free(out);
 	ck_assert_int_eq(rewrap(dsn, H_KEY7 "," H_KEY8, NULL, &out), 1);

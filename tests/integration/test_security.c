@@ -55,9 +55,11 @@ static char *new_key(struct hagent *a, const char *admin, const char *agency)
 
 static char *new_agency(PGconn *db, const char *name)
 {
-	return tl_sqlf(db, "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
-			   " oauth_refresh_token_encrypted, token_expires_at) VALUES"
-			   " ('%s', 'ghl-%s', '', '', now()) RETURNING id", name, name);
+	return tl_sqlf(db,
+		       "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"
+		       " oauth_refresh_token_encrypted, token_expires_at) VALUES"
+		       " ('%s', 'ghl-%s', '', '', now()) RETURNING id",
+		       name, name);
 }
 
 /* ---- /healthz while hostile bodies are handled ---------------------------- */
@@ -111,10 +113,22 @@ static char *object_of(size_t n, int same_key)
 	return buf_take(&b);
 }
 
-static char *many_members(void) { return object_of(90000, 0); }
-static char *members_at_limit(void) { return object_of(1000, 0); }
-static char *members_over_limit(void) { return object_of(1001, 0); }
-static char *duplicates_at_limit(void) { return object_of(1000, 1); }
+static char *many_members(void)
+{
+	return object_of(90000, 0);
+}
+static char *members_at_limit(void)
+{
+	return object_of(1000, 0);
+}
+static char *members_over_limit(void)
+{
+	return object_of(1001, 0);
+}
+static char *duplicates_at_limit(void)
+{
+	return object_of(1000, 1);
+}
 
 /* {"email":[0,0,…]} with n items */
 static char *array_of(size_t n)
@@ -128,8 +142,14 @@ static char *array_of(size_t n)
 	return buf_take(&b);
 }
 
-static char *items_at_limit(void) { return array_of(10000); }
-static char *items_over_limit(void) { return array_of(10001); }
+static char *items_at_limit(void)
+{
+	return array_of(10000);
+}
+static char *items_over_limit(void)
+{
+	return array_of(10001);
+}
 
 /* ~1 MiB: objects of 1000 members nested one in the next, as deep as allowed */
 static char *wide_and_deep(void)
@@ -152,15 +172,15 @@ static char *wide_and_deep(void)
 struct hostile {
 	const char *name;
 	char *(*body)(void);
-	long status;      /* the answer expected */
+	long status;	  /* the answer expected */
 	const char *text; /* in the answer */
 };
 
 static const struct hostile hostile_bodies[] = {
-	{"90,000 distinct keys in 1 MiB (the old O(n^2) freeze)", many_members, 413, "1000 members"},
+	{"90,000 distinct keys in 1 MiB (the old O(n^2) freeze)", many_members, 413,
+	 "1000 members"},
 	{"1,001 members: one over the limit", members_over_limit, 413, "1000 members"},
-	{"1,000 distinct keys: the most the limit allows", members_at_limit, 422,
-	 "unknown_fields"},
+	{"1,000 distinct keys: the most the limit allows", members_at_limit, 422, "unknown_fields"},
 	{"1,000 copies of one key", duplicates_at_limit, 422, "duplicate field"},
 	{"10,001 array items: one over the limit", items_over_limit, 413, "10000 items"},
 	{"10,000 array items: the most the limit allows", items_at_limit, 422, "expected string"},
@@ -291,7 +311,8 @@ START_TEST(parallel_wrong_passwords_are_throttled)
 	char *bodies[N];
 	for (int i = 0; i < N; i++)
 		bodies[i] = xasprintf("{\"email\":\"target@example.com\",\"password\":\"wrong "
-				      "password %d\"}", i);
+				      "password %d\"}",
+				      i);
 	struct tally t;
 	parallel_logins(&a, bodies, N, &t);
 	ck_assert_msg(t.unauthorized <= 5 && t.ok == 0 && t.other == 0 &&
@@ -328,7 +349,8 @@ START_TEST(bcrypt_queue_is_bounded)
 	char *bodies[N];
 	for (int i = 0; i < N; i++)
 		bodies[i] = xasprintf("{\"email\":\"nobody%d@example.com\",\"password\":\"wrong "
-				      "password\"}", i);
+				      "password\"}",
+				      i);
 	struct tally t;
 	parallel_logins(&a, bodies, N, &t);
 	ck_assert_msg(t.busy >= 1 && t.unauthorized >= 1 && t.other == 0 && t.throttled == 0 &&
@@ -372,10 +394,13 @@ START_TEST(agency_delete_revokes_keys_and_links)
 	api(&a, &r, admin, "DELETE", path, NULL);
 	ck_assert_msg(r.status == 204, "%ld %s", r.status, r.body);
 	hresp_free(&r);
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM api_keys WHERE agency_id = '%s'"
-				       " AND revoked_at IS NULL", id), 0);
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM user_agencies WHERE agency_id = '%s'",
-				   id), 0);
+	ck_assert_int_eq(tl_sqlf_n(db,
+				   "SELECT count(*) FROM api_keys WHERE agency_id = '%s'"
+				   " AND revoked_at IS NULL",
+				   id),
+			 0);
+	ck_assert_int_eq(
+		tl_sqlf_n(db, "SELECT count(*) FROM user_agencies WHERE agency_id = '%s'", id), 0);
 
 	/* whatever brings the row back later (an ADMIN's reconnect), the old
 	 * credentials stay dead */
@@ -385,7 +410,8 @@ START_TEST(agency_delete_revokes_keys_and_links)
 	hresp_free(&r);
 	char *aa = hlogin(&a, "aa@example.com", PW_AA);
 	api(&a, &r, aa, "GET", path, NULL);
-	ck_assert_msg(r.status == 404, "a revived agency's old user link: %ld %s", r.status, r.body);
+	ck_assert_msg(r.status == 404, "a revived agency's old user link: %ld %s", r.status,
+		      r.body);
 	hresp_free(&r);
 	free(aa);
 	free(path);
@@ -421,9 +447,10 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 	char *key = new_key(&a, admin, id);
 	struct hresp r;
 
-	const char *hook = "{\"settings\":{\"max_concurrent_jobs\":7,\"pipeline\":["
-			   "{\"step\":\"NOTIFY_WEBHOOK\",\"config\":{\"url\":\"https://hooks.example/x\","
-			   "\"secret\":\"" HOOK_SECRET "\"}}]}}";
+	const char *hook =
+		"{\"settings\":{\"max_concurrent_jobs\":7,\"pipeline\":["
+		"{\"step\":\"NOTIFY_WEBHOOK\",\"config\":{\"url\":\"https://hooks.example/x\","
+		"\"secret\":\"" HOOK_SECRET "\"}}]}}";
 	api(&a, &r, aa, "PATCH", path, hook);
 	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
 	ck_assert_msg(!strstr(r.body, HOOK_SECRET), "the PATCH answer shows the secret");
@@ -458,8 +485,10 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 	ck_assert_msg(r.status == 200, "saving the masked settings back: %ld %s", r.status, r.body);
 	hresp_free(&r);
 	buf_clear(&b);
-	char *stored = tl_sqlf(db, "SELECT settings_json->'pipeline'->0->'config'->>'secret'"
-				   " FROM agencies WHERE id = '%s'", id);
+	char *stored = tl_sqlf(db,
+			       "SELECT settings_json->'pipeline'->0->'config'->>'secret'"
+			       " FROM agencies WHERE id = '%s'",
+			       id);
 	ck_assert_str_eq(stored, HOOK_SECRET);
 	free(stored);
 	/* a masked secret with nothing stored to keep is refused */
@@ -478,7 +507,8 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 	/* a ceiling the agency cannot lift */
 	const char *who[] = {aa, admin};
 	for (size_t i = 0; i < 2; i++) {
-		api(&a, &r, who[i], "PATCH", path, "{\"settings\":{\"max_concurrent_jobs\":100000}}");
+		api(&a, &r, who[i], "PATCH", path,
+		    "{\"settings\":{\"max_concurrent_jobs\":100000}}");
 		ck_assert_msg(r.status == 422, "%ld %s", r.status, r.body);
 		assert_in(r.body, "settings.max_concurrent_jobs");
 		assert_in(r.body, "max_concurrent_jobs_ceiling");
@@ -493,8 +523,11 @@ START_TEST(settings_secrets_ceiling_unknown_keys)
 	ck_assert_msg(r.status == 422, "%ld %s", r.status, r.body);
 	assert_in(r.body, "settings.max_concurent_jobs");
 	hresp_free(&r);
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT (settings_json->>'max_concurrent_jobs')::int"
-				       " FROM agencies WHERE id = '%s'", id), 50);
+	ck_assert_int_eq(tl_sqlf_n(db,
+				   "SELECT (settings_json->>'max_concurrent_jobs')::int"
+				   " FROM agencies WHERE id = '%s'",
+				   id),
+			 50);
 
 	free(key);
 	free(path);

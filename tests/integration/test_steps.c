@@ -36,9 +36,12 @@ static int company_seq;
 #define q1(w, ...) tl_sqlf((w)->db, __VA_ARGS__)
 
 /* the webhook receiver listens on 127.0.0.1: private addresses allowed */
-static const char *const fast[] = {"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms",
-				   "GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LOG_LEVEL=info",
-				   "GHL_AGENT_NOTIFY_WEBHOOK_ALLOW_PRIVATE=on", NULL};
+static const char *const fast[] = {"GHL_AGENT_RETRY_BASE=100ms",
+				   "GHL_AGENT_RETRY_MAX=300ms",
+				   "GHL_AGENT_POLL_INTERVAL=100ms",
+				   "GHL_AGENT_LOG_LEVEL=info",
+				   "GHL_AGENT_NOTIFY_WEBHOOK_ALLOW_PRIVATE=on",
+				   NULL};
 
 /* A world whose ghl-sim gets flags and whose agent gets env. */
 static void world_start_with(struct world *w, const char *const *flags, const char *const *env)
@@ -82,8 +85,10 @@ static void set_pipeline(struct world *w, const char *settings)
 
 static char *add_snapshot(struct world *w, const char *ghl_id)
 {
-	return q1(w, "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name) VALUES ('%s', '%s', "
-		     "'Dental Practice') RETURNING id", w->agency, ghl_id);
+	return q1(w,
+		  "INSERT INTO snapshots (agency_id, ghl_snapshot_id, name) VALUES ('%s', '%s', "
+		  "'Dental Practice') RETURNING id",
+		  w->agency, ghl_id);
 }
 
 #define add_job(w, client, snapshot) hjob_add((w)->db, (w)->agency, client, snapshot)
@@ -113,13 +118,14 @@ static long long route_count(struct world *w, const char *route, const char *sta
 static char *sim_company_token(struct world *w)
 {
 	struct hresp r;
-	char *url = xasprintf("%s/oauth/chooselocation?response_type=code&client_id=%s&redirect_uri="
-			      "http://127.0.0.1/cb&scope=locations.write&state=s&company_id=%s",
-			      w->sim.base, H_CLIENT_ID, w->company);
+	char *url = xasprintf(
+		"%s/oauth/chooselocation?response_type=code&client_id=%s&redirect_uri="
+		"http://127.0.0.1/cb&scope=locations.write&state=s&company_id=%s",
+		w->sim.base, H_CLIENT_ID, w->company);
 	hhttp(&r, "GET", url, NULL, NULL, 0);
 	free(url);
-	ck_assert_msg(r.status == 302 && r.location && strstr(r.location, "code="), "authorize: %ld",
-		      r.status);
+	ck_assert_msg(r.status == 302 && r.location && strstr(r.location, "code="),
+		      "authorize: %ld", r.status);
 	char *code = xstrdup(strstr(r.location, "code=") + 5);
 	code[strcspn(code, "&")] = 0;
 	hresp_free(&r);
@@ -178,7 +184,8 @@ static void receiver_serve(int lfd, const char *path)
 			buf_append(&b, chunk, (size_t)n);
 			const char *end = strstr(buf_cstr(&b), "\r\n\r\n");
 			const char *cl = strcasestr(buf_cstr(&b), "\r\nContent-Length:");
-			if (end && cl && b.len >= (size_t)(end + 4 - b.data) + strtoul(cl + 17, NULL, 10))
+			if (end && cl &&
+			    b.len >= (size_t)(end + 4 - b.data) + strtoul(cl + 17, NULL, 10))
 				break;
 		}
 		FILE *f = fopen(path, "a");
@@ -187,7 +194,8 @@ static void receiver_serve(int lfd, const char *path)
 			fputs("\n--END--\n", f);
 			fclose(f);
 		}
-		const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+		const char
+			*ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 		ssize_t wr = write(c, ok, strlen(ok));
 		(void)wr;
 		close(c);
@@ -260,7 +268,8 @@ START_TEST(full_pipeline_as_ghl_sees_it)
 	ck_assert_str_eq(json_get_str(loc, "companyId"), w.company);
 	ck_assert_str_eq(json_get_str(loc, "email"), "owner@acme.example");
 	ck_assert_str_eq(json_get_str(loc, "postalCode"), "78701");
-	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "snapshotId"), "snap-dental-001");
+	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "snapshotId"),
+			 "snap-dental-001");
 	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "status"), "completed");
 	/* the client's admin user in that location */
 	struct json *users = json_get(state, "users");
@@ -313,7 +322,8 @@ START_TEST(full_pipeline_as_ghl_sees_it)
 	ck_assert_str_eq(json_get_str(j, "user_id"), user_id);
 	ck_assert_str_eq(json_get_str(json_get(j, "client"), "email"), "owner@acme.example");
 	char hex[CRYPTO_SHA256_HEX_LEN];
-	ck_assert_int_eq(crypto_hmac_sha256_hex(SECRET, strlen(SECRET), body, strlen(body), hex), 0);
+	ck_assert_int_eq(crypto_hmac_sha256_hex(SECRET, strlen(SECRET), body, strlen(body), hex),
+			 0);
 	char *want = xasprintf("X-GHL-Agent-Signature: sha256=%s\r\n", hex);
 	int64_t t = 0;
 	json_get_int(j, "timestamp", &t);
@@ -374,14 +384,15 @@ START_TEST(interrupted_attempts_are_reused_not_duplicated)
 	json_free(r);
 	free(body);
 	char *path = xasprintf("/locations/%s/customValues", pre_loc);
-	json_free(sim_call(&w, loc_tok, "POST", path, "{\"name\":\"welcome_text\",\"value\":\"Old\"}",
-			   json, 201));
+	json_free(sim_call(&w, loc_tok, "POST", path,
+			   "{\"name\":\"welcome_text\",\"value\":\"Old\"}", json, 201));
 
 	char *snap = add_snapshot(&w, "snap-dental-001");
 	for (int round = 0; round < 3; round++) {
 		char *job = add_job(&w, CLIENT, snap);
 		assert_completed(&w, job);
-		char *loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
+		char *loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'",
+			       job);
 		ck_assert_str_eq(loc, pre_loc);
 		char *v = output(&w, job, "CREATE_LOCATION", "location_reused");
 		ck_assert_str_eq(v, "true");
@@ -402,7 +413,8 @@ START_TEST(interrupted_attempts_are_reused_not_duplicated)
 	ck_assert_int_eq(route_count(&w, "POST /users/", "201"), 1);
 	ck_assert_int_eq(route_count(&w, "POST /users/", "400"), 0);
 	/* the custom value was updated in place (once: later rounds found it equal) */
-	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}/customValues/{id}", "200"), 1);
+	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}/customValues/{id}", "200"),
+			 1);
 	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
 	ck_assert_int_eq(json_len(json_get(state, "locations")), 1);
 	ck_assert_int_eq(json_len(json_get(state, "users")), 1);
@@ -446,8 +458,10 @@ START_TEST(location_without_prospect_info_is_reused)
 	char *pre_loc = xstrdup(json_get_str(r, "id"));
 	json_free(r);
 	free(body);
-	char *job = add_job(&w, "{\"name\":\"Solo Gym\",\"email\":\"solo@gym.example\","
-				"\"city\":\"Austin\"}", NULL);
+	char *job = add_job(&w,
+			    "{\"name\":\"Solo Gym\",\"email\":\"solo@gym.example\","
+			    "\"city\":\"Austin\"}",
+			    NULL);
 	assert_completed(&w, job);
 	char *loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
 	ck_assert_str_eq(loc, pre_loc);
@@ -476,10 +490,13 @@ START_TEST(snapshot_problems_fail_permanently)
 	char *job = add_job(&w, CLIENT, gone);
 	char *st = wait_job(&w, job, 20000);
 	ck_assert_str_eq(st, "FAILED");
-	char *err = q1(&w, "SELECT retry_count || ' ' || error_message FROM provisioning_jobs "
-			   "WHERE id = '%s'", job);
+	char *err = q1(&w,
+		       "SELECT retry_count || ' ' || error_message FROM provisioning_jobs "
+		       "WHERE id = '%s'",
+		       job);
 	ck_assert_msg(str_has_prefix(err, "0 ") && strstr(err, "VALIDATE_SNAPSHOT") &&
-			      strstr(err, "snap-deleted-in-ghl") && strstr(err, "no longer exists in GHL"),
+			      strstr(err, "snap-deleted-in-ghl") &&
+			      strstr(err, "no longer exists in GHL"),
 		      "%s", err);
 	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 0);
 	free(err);
@@ -549,16 +566,16 @@ END_TEST
 
 /* ---- the go-live steps (issue 13) ---- */
 
-#define GOLIVE_FIELDS                                                                           \
-	"{\"step\":\"CREATE_CUSTOM_FIELDS\",\"config\":{\"fields\":[{\"name\":\"Insurance\"},"  \
+#define GOLIVE_FIELDS                                                                          \
+	"{\"step\":\"CREATE_CUSTOM_FIELDS\",\"config\":{\"fields\":[{\"name\":\"Insurance\"}," \
 	"{\"name\":\"Visits\",\"data_type\":\"NUMERICAL\",\"position\":2}]}}"
-#define GOLIVE_CALENDARS                                                                        \
+#define GOLIVE_CALENDARS                                                                         \
 	"{\"step\":\"CREATE_CALENDARS\",\"config\":{\"calendars\":[{\"name\":\"Consultations\"," \
 	"\"slot_duration\":45%s},{\"name\":\"Cleanings\"}]}}"
 
-#define GOLIVE_MENUS                                                                            \
-	"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"Client portal\","   \
-	"\"url\":\"https://portal.example.com/\"},{\"title\":\"Help\",\"url\":"                 \
+#define GOLIVE_MENUS                                                                        \
+	"{\"step\":\"ADD_MENU_LINKS\",\"config\":{\"links\":[{\"title\":\"Client portal\"," \
+	"\"url\":\"https://portal.example.com/\"},{\"title\":\"Help\",\"url\":"             \
 	"\"https://help.example.com/\",\"open_mode\":\"iframe\"}]}}"
 
 /* The location's member of GET /_sim/state's golive store (NULL: none). */
@@ -625,7 +642,8 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	ck_assert_int_eq(json_len(cfs), 2);
 	ck_assert_str_eq(json_get_str(find_by(cfs, "name", "Visits"), "dataType"), "NUMERICAL");
 	char *ids = output(&w, job, "CREATE_CUSTOM_FIELDS", "custom_field_ids");
-	ck_assert_msg(strstr(ids, json_get_str(find_by(cfs, "name", "Insurance"), "id")), "%s", ids);
+	ck_assert_msg(strstr(ids, json_get_str(find_by(cfs, "name", "Insurance"), "id")), "%s",
+		      ids);
 	free(ids);
 	struct json *cals = calendars_of(state, loc_id);
 	ck_assert_int_eq(json_len(cals), 2);
@@ -650,8 +668,9 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	ck_assert_int_eq(json_get_bool(perm, "campaignsEnabled"), 1);
 	ck_assert_int_eq(json_get_bool(perm, "workflowsEnabled"), 0);
 	ck_assert_int_eq(json_get_bool(perm, "contactsEnabled"), 1); /* as created */
-	ck_assert_str_eq(json_at(json_get(json_at(json_get(state, "users"), 0), "scopes"), 0)->u.str.s,
-			 "contacts.write");
+	ck_assert_str_eq(
+		json_at(json_get(json_at(json_get(state, "users"), 0), "scopes"), 0)->u.str.s,
+		"contacts.write");
 	/* two menu links shown in this location only */
 	struct json *menus = golive_of(state, "menus", NULL);
 	ck_assert_int_eq(json_len(menus), 2);
@@ -684,9 +703,11 @@ START_TEST(golive_pipeline_as_ghl_sees_it)
 	json_free(state);
 
 	/* a client whose data names its SaaS plan: the client's wins over the config's */
-	char *pro = add_job(&w, "{\"name\":\"Bright Smiles\",\"email\":\"hi@bright.example\","
-				"\"first_name\":\"Bo\",\"last_name\":\"Bright\",\"country\":\"CA\","
-				"\"custom_values\":{\"saas_plan_id\":\"plan-starter\"}}", NULL);
+	char *pro = add_job(&w,
+			    "{\"name\":\"Bright Smiles\",\"email\":\"hi@bright.example\","
+			    "\"first_name\":\"Bo\",\"last_name\":\"Bright\",\"country\":\"CA\","
+			    "\"custom_values\":{\"saas_plan_id\":\"plan-starter\"}}",
+			    NULL);
 	assert_completed(&w, pro);
 	assert_output(&w, pro, "ENABLE_SAAS", "saas_plan_id", "plan-starter");
 	char *pro_loc = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", pro);
@@ -735,8 +756,9 @@ static int has_calendar(struct json *state)
 }
 
 static const char *const crash_env[] = {
-	"GHL_AGENT_RETRY_BASE=100ms", "GHL_AGENT_RETRY_MAX=300ms", "GHL_AGENT_POLL_INTERVAL=100ms",
-	"GHL_AGENT_LEASE_TIMEOUT=1500ms", "GHL_AGENT_LOG_LEVEL=info", NULL};
+	"GHL_AGENT_RETRY_BASE=100ms",	 "GHL_AGENT_RETRY_MAX=300ms",
+	"GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_LEASE_TIMEOUT=1500ms",
+	"GHL_AGENT_LOG_LEVEL=info",	 NULL};
 
 /* Kills the agent (SIGKILL) as soon as GHL has done what made(state) sees —
  * ghl-sim answers 600 ms after it acted, so the step is still waiting for
@@ -757,8 +779,10 @@ static void crash_after(struct world *w, const char *job, const char *step,
 	kill(w->agent.pid, SIGKILL);
 	int st;
 	waitpid(w->agent.pid, &st, 0);
-	long long done = tl_sqlf_n(w->db, "SELECT count(*) FROM provisioning_logs WHERE job_id = "
-					  "'%s' AND step = '%s' AND status = 'COMPLETED'", job, step);
+	long long done = tl_sqlf_n(w->db,
+				   "SELECT count(*) FROM provisioning_logs WHERE job_id = "
+				   "'%s' AND step = '%s' AND status = 'COMPLETED'",
+				   job, step);
 	ck_assert_msg(done == 0, "%s was journaled before the crash: the test missed its window",
 		      step);
 	unlink(w->agent.log);
@@ -774,7 +798,8 @@ START_TEST(golive_crash_between_ghl_call_and_journal)
 	world_start_with(&w, flags, crash_env);
 	char *cal = xasprintf(GOLIVE_CALENDARS, "");
 	char *settings = xasprintf("{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
-				   "{\"step\":\"BUY_PHONE_NUMBER\"}," GOLIVE_FIELDS ",%s]}", cal);
+				   "{\"step\":\"BUY_PHONE_NUMBER\"}," GOLIVE_FIELDS ",%s]}",
+				   cal);
 	set_pipeline(&w, settings);
 	char *job = add_job(&w, CLIENT, NULL);
 	crash_after(&w, job, "BUY_PHONE_NUMBER", has_number);
@@ -787,8 +812,9 @@ START_TEST(golive_crash_between_ghl_call_and_journal)
 	/* one number bought, and the resumed step reports it as found */
 	ck_assert_int_eq(json_len(golive_of(state, "purchases", NULL)), 1);
 	ck_assert_int_eq(json_len(golive_of(state, "numbers", loc_id)), 1);
-	ck_assert_int_eq(route_count(&w, "POST /phone-system/numbers/location/{locationId}/purchase",
-				     "201"), 1);
+	ck_assert_int_eq(
+		route_count(&w, "POST /phone-system/numbers/location/{locationId}/purchase", "201"),
+		1);
 	assert_output(&w, job, "BUY_PHONE_NUMBER", "phone_number_reused", "true");
 	/* each field and calendar once: the one made before the crash was found */
 	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
@@ -800,8 +826,8 @@ START_TEST(golive_crash_between_ghl_call_and_journal)
 	ck_assert_int_eq(json_len(cals), 2);
 	ck_assert_int_eq(route_count(&w, "POST /calendars/", "200"), 2);
 	assert_output(&w, job, "CREATE_CALENDARS", "calendars_created", "[\"Cleanings\"]");
-	ck_assert_int_ge(tl_sqlf_n(w.db, "SELECT attempt FROM provisioning_jobs WHERE id = '%s'",
-				   job), 4);
+	ck_assert_int_ge(
+		tl_sqlf_n(w.db, "SELECT attempt FROM provisioning_jobs WHERE id = '%s'", job), 4);
 	json_free(cals);
 	json_free(state);
 	free(loc_id);
@@ -837,11 +863,14 @@ START_TEST(golive_config_errors_named_at_save)
 		"{\"step\":\"SET_USER_PERMISSIONS\",\"config\":{\"permissions\":true}}]}}",
 		&out);
 	ck_assert_msg(st == 422, "%ld %s", st, out);
-	static const char *const fields[] = {
-		"settings.pipeline[1].config.number_type", "settings.pipeline[2].config.fields[0].data_type",
-		"settings.pipeline[3].config.calendars", "settings.pipeline[4].config.products[0].product",
-		"settings.pipeline[5].config.plan", "settings.pipeline[6].config.override",
-		"settings.pipeline[7].config.links[0].url", "settings.pipeline[8].config.permissions"};
+	static const char *const fields[] = {"settings.pipeline[1].config.number_type",
+					     "settings.pipeline[2].config.fields[0].data_type",
+					     "settings.pipeline[3].config.calendars",
+					     "settings.pipeline[4].config.products[0].product",
+					     "settings.pipeline[5].config.plan",
+					     "settings.pipeline[6].config.override",
+					     "settings.pipeline[7].config.links[0].url",
+					     "settings.pipeline[8].config.permissions"};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		char *want = xasprintf("\"field\":\"%s\"", fields[i]);
 		ck_assert_msg(strstr(out, want), "no %s in %s", want, out);
@@ -854,8 +883,9 @@ START_TEST(golive_config_errors_named_at_save)
 	ck_assert_msg(st == 200, "%ld %s", st, out);
 	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
 	static const char *const steps[] = {"BUY_PHONE_NUMBER", "CREATE_CUSTOM_FIELDS",
-					    "CREATE_CALENDARS", "ENABLE_SAAS", "SET_REBILLING",
-					    "LOAD_SNAPSHOT", "ADD_MENU_LINKS", "SET_USER_PERMISSIONS"};
+					    "CREATE_CALENDARS", "ENABLE_SAAS",
+					    "SET_REBILLING",	"LOAD_SNAPSHOT",
+					    "ADD_MENU_LINKS",	"SET_USER_PERMISSIONS"};
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		struct json *s = find_by(json_get(j, "items"), "name", steps[i]);
 		ck_assert_msg(s && json_get_str(s, "description") && json_get(s, "config_schema"),
@@ -875,8 +905,10 @@ START_TEST(load_snapshot_once_unless_override)
 {
 	struct world w;
 	world_start(&w);
-	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
-			 "\"config\":{\"snapshot_id\":\"snap-dental-001\"}}]}");
+	set_pipeline(
+		&w,
+		"{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
+		"\"config\":{\"snapshot_id\":\"snap-dental-001\"}}]}");
 	char *job = add_job(&w, CLIENT, NULL);
 	assert_completed(&w, job);
 	assert_output(&w, job, "LOAD_SNAPSHOT", "snapshot_loaded", "true");
@@ -884,7 +916,8 @@ START_TEST(load_snapshot_once_unless_override)
 	char *loc_id = q1(&w, "SELECT location_id FROM provisioning_jobs WHERE id = '%s'", job);
 	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
 	struct json *loc = find_by(json_get(state, "locations"), "id", loc_id);
-	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "snapshotId"), "snap-dental-001");
+	ck_assert_str_eq(json_get_str(json_get(loc, "snapshotPush"), "snapshotId"),
+			 "snap-dental-001");
 	json_free(state);
 
 	char *again = add_job(&w, CLIENT, NULL);
@@ -892,11 +925,14 @@ START_TEST(load_snapshot_once_unless_override)
 	ck_assert_str_eq(st, "FAILED");
 	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs WHERE id = '%s'", again);
 	ck_assert_msg(strstr(err, "LOAD_SNAPSHOT") && strstr(err, "already loaded") &&
-			      strstr(err, "override"), "%s", err);
+			      strstr(err, "override"),
+		      "%s", err);
 	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}", "200"), 1);
 
-	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
-			 "\"config\":{\"snapshot_id\":\"snap-dental-001\",\"override\":true}}]}");
+	set_pipeline(
+		&w,
+		"{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"find_existing\":\"always\"}},{\"step\":\"LOAD_SNAPSHOT\","
+		"\"config\":{\"snapshot_id\":\"snap-dental-001\",\"override\":true}}]}");
 	char *third = add_job(&w, CLIENT, NULL);
 	assert_completed(&w, third);
 	ck_assert_int_eq(route_count(&w, "PUT /locations/{locationId}", "200"), 2);
@@ -917,9 +953,10 @@ START_TEST(golive_rollback_deletes_fields_and_pauses_location)
 {
 	struct world w;
 	world_start(&w);
-	set_pipeline(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"rollback\":"
-			 "\"pause\"}}," GOLIVE_FIELDS "," GOLIVE_MENUS ",{\"step\":\"CREATE_USER\"}],"
-			 "\"on_failure\":\"rollback\"}");
+	set_pipeline(&w,
+		     "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\",\"config\":{\"rollback\":"
+		     "\"pause\"}}," GOLIVE_FIELDS "," GOLIVE_MENUS ",{\"step\":\"CREATE_USER\"}],"
+		     "\"on_failure\":\"rollback\"}");
 	/* CREATE_USER fails for good: the client has no first/last name */
 	char *job = add_job(&w, "{\"name\":\"Roll Back\",\"email\":\"rb@x.example\"}", NULL);
 	char *st = wait_job(&w, job, 20000);
@@ -935,9 +972,11 @@ START_TEST(golive_rollback_deletes_fields_and_pauses_location)
 	ck_assert_int_eq(json_len(json_get(loc, "customFields")), 0);
 	ck_assert_int_eq(json_get_bool(golive_of(state, "paused", NULL), loc_id), 1);
 	ck_assert_int_eq(json_len(golive_of(state, "menus", NULL)), 0);
-	char *log = q1(&w, "SELECT string_agg(l->>'message', ' | ') FROM provisioning_logs, "
-			   "jsonb_array_elements(details_json->'log') l WHERE job_id = '%s' AND "
-			   "step = 'CREATE_LOCATION' AND details_json->>'compensate' = 'true'", job);
+	char *log = q1(&w,
+		       "SELECT string_agg(l->>'message', ' | ') FROM provisioning_logs, "
+		       "jsonb_array_elements(details_json->'log') l WHERE job_id = '%s' AND "
+		       "step = 'CREATE_LOCATION' AND details_json->>'compensate' = 'true'",
+		       job);
 	ck_assert_msg(strstr(log, "rollback: pause"), "%s", log);
 	free(log);
 	json_free(state);

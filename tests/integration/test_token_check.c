@@ -26,9 +26,10 @@ static char *encrypt_with(const char *key, const char *plain, const char *agency
 static void add_agency_id(PGconn *c, const char *id, const char *co, const char *access,
 			  const char *refresh, const char *extra_cols, const char *extra_vals)
 {
-	tl_execf(c, "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,"
-		    " oauth_refresh_token_encrypted, token_expires_at%s) VALUES (%s, '%s', '%s', '%s',"
-		    " '%s', now() + interval '1 day'%s)",
+	tl_execf(c,
+		 "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,"
+		 " oauth_refresh_token_encrypted, token_expires_at%s) VALUES (%s, '%s', '%s', '%s',"
+		 " '%s', now() + interval '1 day'%s)",
 		 extra_cols, id, co, co, access, refresh, extra_vals);
 }
 
@@ -53,8 +54,10 @@ static void add_sealed(PGconn *c, const char *id, const char *co, const char *ak
 
 static char *state(PGconn *c, const char *where)
 {
-	return tl_sqlf(c, "SELECT needs_reconnect || ' ' || COALESCE(reconnect_reason, '-')"
-			  " FROM agencies WHERE %s", where);
+	return tl_sqlf(c,
+		       "SELECT needs_reconnect || ' ' || COALESCE(reconnect_reason, '-')"
+		       " FROM agencies WHERE %s",
+		       where);
 }
 
 static void assert_prefix(const char *got, const char *want)
@@ -91,11 +94,13 @@ START_TEST(unusable_tokens_marked_at_start_up)
 	assert_prefix(v, "true stored tokens unusable: no encrypted refresh token");
 	free(v);
 	v = state(c, "ghl_agency_id = 'co-key9'");
-	assert_prefix(v, "true stored tokens unusable: the stored refresh token cannot be decrypted");
+	assert_prefix(v,
+		      "true stored tokens unusable: the stored refresh token cannot be decrypted");
 	ck_assert_msg(strstr(v, "add its key to token_keys"), "%s", v);
 	free(v);
 	v = state(c, "ghl_agency_id = 'co-access9'");
-	assert_prefix(v, "true stored tokens unusable: the stored access token cannot be decrypted");
+	assert_prefix(v,
+		      "true stored tokens unusable: the stored access token cannot be decrypted");
 	free(v);
 	v = state(c, "ghl_agency_id = 'co-good'");
 	ck_assert_str_eq(v, "false -");

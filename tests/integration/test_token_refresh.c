@@ -70,8 +70,8 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 	char *log_b = tl_read_file(b.log);
 	int ra = count_in(log_a, "agency token refreshed");
 	int rb = count_in(log_b, "agency token refreshed");
-	ck_assert_msg(ra + rb == refreshes, "logged %d + %d refreshes, ghl-sim counted %lld", ra, rb,
-		      refreshes);
+	ck_assert_msg(ra + rb == refreshes, "logged %d + %d refreshes, ghl-sim counted %lld", ra,
+		      rb, refreshes);
 	ck_assert_msg(ra > 0 && rb > 0, "one process did all the work: %d / %d", ra, rb);
 	ck_assert_msg(!strstr(log_a, "needs reconnection") && !strstr(log_b, "needs reconnection"),
 		      "an agency was marked for reconnection");
@@ -83,7 +83,8 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 	for (int i = 0; i < NAGENCIES; i++) {
 		char *sql = xasprintf("SELECT oauth_access_token_encrypted || ' ' ||"
 				      " oauth_refresh_token_encrypted || ' ' || needs_reconnect"
-				      " FROM agencies WHERE ghl_agency_id = '%s'", company[i]);
+				      " FROM agencies WHERE ghl_agency_id = '%s'",
+				      company[i]);
 		char *v = tl_sql_value(c, sql);
 		free(sql);
 		char *sp = strchr(v, ' ');
@@ -98,13 +99,14 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 		char *access = hdecrypt(H_KEY7, v, id, AGENCY_TOKENS_COL_ACCESS);
 		char *refresh = hdecrypt(H_KEY7, sp + 1, id, AGENCY_TOKENS_COL_REFRESH);
 		free(id);
-		ck_assert_msg(hghl_search(&sim, access, company[i]) == 200, "agency %s: token refused",
-			      company[i]);
+		ck_assert_msg(hghl_search(&sim, access, company[i]) == 200,
+			      "agency %s: token refused", company[i]);
 		int live = 0;
 		for (size_t k = 0; k < json_len(toks); k++) {
 			const struct json *t = json_at(toks, k);
 			if (str_eq(json_get_str(t, "token"), refresh))
-				live = json_get_bool(t, "used") == 0 && json_get_bool(t, "revoked") == 0;
+				live = json_get_bool(t, "used") == 0 &&
+				       json_get_bool(t, "revoked") == 0;
 		}
 		ck_assert_msg(live, "agency %s: stored refresh token is not live", company[i]);
 		free(access);
@@ -112,7 +114,8 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 		free(v);
 	}
 	json_free(st);
-	char *n = tl_sql_value(c, "SELECT count(*) FROM agencies WHERE last_refreshed_at IS NOT NULL");
+	char *n = tl_sql_value(c,
+			       "SELECT count(*) FROM agencies WHERE last_refreshed_at IS NOT NULL");
 	ck_assert_int_eq(atoi(n), NAGENCIES);
 	free(n);
 	PQfinish(c);
@@ -153,8 +156,7 @@ static void run_until(struct event_base *base, const int *flag, int timeout_ms)
 	ck_assert_msg(*flag, "timed out");
 }
 
-static void store_init(struct store *s, struct event_base *base, const char *dsn,
-		       struct hsim *sim)
+static void store_init(struct store *s, struct event_base *base, const char *dsn, struct hsim *sim)
 {
 	memset(s, 0, sizeof(*s));
 	struct err e;

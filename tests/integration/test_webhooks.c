@@ -141,13 +141,15 @@ START_TEST(ed25519_install_uninstall_replay_stale)
 	strftime(old, sizeof(old), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
 	gmtime_r(&t_future, &tm);
 	strftime(future, sizeof(future), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-	char *f = xasprintf("\"type\":\"UNINSTALL\",\"companyId\":\"co-new\",\"timestamp\":\"%s\"", old);
+	char *f = xasprintf("\"type\":\"UNINSTALL\",\"companyId\":\"co-new\",\"timestamp\":\"%s\"",
+			    old);
 	j = sim_send(&sim, &a, f);
 	ck_assert_int_eq(sent_status(j), 400);
 	assert_in(json_get_str(j, "response"), "webhook_stale");
 	json_free(j);
 	free(f);
-	f = xasprintf("\"type\":\"UNINSTALL\",\"companyId\":\"co-new\",\"timestamp\":\"%s\"", future);
+	f = xasprintf("\"type\":\"UNINSTALL\",\"companyId\":\"co-new\",\"timestamp\":\"%s\"",
+		      future);
 	j = sim_send(&sim, &a, f);
 	ck_assert_int_eq(sent_status(j), 400);
 	assert_in(json_get_str(j, "response"), "in the future");
@@ -166,11 +168,14 @@ START_TEST(ed25519_install_uninstall_replay_stale)
 	j = sim_send(&sim, &a, "\"type\":\"INSTALL\",\"companyId\":\"co-hook-1\"");
 	ck_assert_int_eq(sent_status(j), 200);
 	json_free(j);
-	v = tl_sql_value(c, "SELECT needs_reconnect FROM agencies WHERE ghl_agency_id = 'co-hook-1'");
+	v = tl_sql_value(c,
+			 "SELECT needs_reconnect FROM agencies WHERE ghl_agency_id = 'co-hook-1'");
 	ck_assert_str_eq(v, "f");
 	free(v);
-	PQclear(tl_sql(c, "INSERT INTO api_keys (agency_id, name, key_hash, prefix) SELECT id,"
-			  " 'k', repeat('a', 64), 'ghl_x' FROM agencies WHERE ghl_agency_id = 'co-hook-1'"));
+	PQclear(tl_sql(
+		c,
+		"INSERT INTO api_keys (agency_id, name, key_hash, prefix) SELECT id,"
+		" 'k', repeat('a', 64), 'ghl_x' FROM agencies WHERE ghl_agency_id = 'co-hook-1'"));
 	j = sim_send(&sim, &a, "\"type\":\"UNINSTALL\",\"companyId\":\"co-hook-1\"");
 	ck_assert_int_eq(sent_status(j), 200);
 	assert_in(json_get_str(j, "response"), "\"processed\"");
@@ -233,7 +238,8 @@ START_TEST(rsa_legacy_signature)
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	char *body = xasprintf("{\"type\":\"INSTALL\",\"appId\":\"x\",\"companyId\":\"co-rsa\","
-			       "\"timestamp\":\"%s\",\"webhookId\":\"wh-rsa-1\"}", ts);
+			       "\"timestamp\":\"%s\",\"webhookId\":\"wh-rsa-1\"}",
+			       ts);
 	char *good = rsa_sign(k, body), *bad = rsa_sign(other, body);
 	char *h_good = xasprintf("x-wh-signature: %s", good);
 	char *h_bad = xasprintf("x-wh-signature: %s", bad);
@@ -251,8 +257,9 @@ START_TEST(rsa_legacy_signature)
 	ck_assert_int_eq(post(&a, body, h_good, &out), 409);
 	free(out);
 	/* no webhookId: the body's hash is the replay key; a numeric timestamp (ms) */
-	char *body2 = xasprintf("{\"type\":\"UNINSTALL\",\"companyId\":\"co-rsa\",\"timestamp\":%lld}",
-				(long long)now * 1000);
+	char *body2 = xasprintf(
+		"{\"type\":\"UNINSTALL\",\"companyId\":\"co-rsa\",\"timestamp\":%lld}",
+		(long long)now * 1000);
 	char *sig2 = rsa_sign(k, body2);
 	char *h2 = xasprintf("x-wh-signature: %s", sig2);
 	ck_assert_int_eq(post(&a, body2, h2, &out), 200);

@@ -43,8 +43,8 @@ static void strv_push(char ***v, size_t *n, const char *s)
 
 /* An export (text/csv): the column named field of every record after the
  * header; "" (no further page) or NULL on a problem (described in err). */
-static char *csv_ids(const char *url, const char *body, const char *field, char ***ids,
-		     size_t *n, long *status, struct buf *err)
+static char *csv_ids(const char *url, const char *body, const char *field, char ***ids, size_t *n,
+		     long *status, struct buf *err)
 {
 	struct csv c;
 	struct err e;
@@ -105,8 +105,8 @@ static char *list_page(const char *url, const char *token, const char *field, ch
 		if (!id) {
 			*status = 0;
 			if (err)
-				buf_printf(err, "GET %s: item %zu has no string \"%s\": %.200s", url,
-					   i, field, r.body);
+				buf_printf(err, "GET %s: item %zu has no string \"%s\": %.200s",
+					   url, i, field, r.body);
 			goto out;
 		}
 		strv_push(ids, n, id);
@@ -146,8 +146,8 @@ char **tl_list_ids(const char *base, const char *token, const char *path, const 
 char **tl_sql_ids(PGconn *db, const char *sql, const char *param)
 {
 	const char *params[] = {param};
-	PGresult *res = PQexecParams(db, sql, strstr(sql, "$1") ? 1 : 0, NULL, params, NULL,
-				     NULL, 0);
+	PGresult *res = PQexecParams(db, sql, strstr(sql, "$1") ? 1 : 0, NULL, params, NULL, NULL,
+				     0);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "SQL failed: %s\n%s",
 		      PQresultErrorMessage(res), sql);
 	char **ids = xcalloc(1, sizeof(char *));

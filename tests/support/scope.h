@@ -21,7 +21,7 @@ struct tl_caller {
 /* What one check saw, so a test can refuse a vacuous row (nothing foreign to
  * leak, nothing visible to miss). */
 struct tl_scope_counts {
-	size_t got;     /* ids the endpoint answered */
+	size_t got;	/* ids the endpoint answered */
 	size_t visible; /* ids the caller may see */
 	size_t foreign; /* ids that exist and the caller may not see */
 };

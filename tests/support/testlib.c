@@ -26,7 +26,8 @@ const char *tl_env(const char *name)
 	const char *v = getenv(name);
 	if (!v || !*v)
 		ck_abort_msg("environment variable %s is not set (run the suite through "
-			     "scripts/test)", name);
+			     "scripts/test)",
+			     name);
 	return v;
 }
 
@@ -90,8 +91,8 @@ long long tl_sqlf_n(PGconn *c, const char *fmt, ...)
 	va_end(ap);
 	char *v = tl_sql_value(c, sql);
 	long long n = 0;
-	ck_assert_msg(str_to_ll(v, -(1LL << 62), 1LL << 62, &n) == 0, "not a number: \"%s\" from %s",
-		      v, sql);
+	ck_assert_msg(str_to_ll(v, -(1LL << 62), 1LL << 62, &n) == 0,
+		      "not a number: \"%s\" from %s", v, sql);
 	free(v);
 	free(sql);
 	return n;
@@ -430,7 +431,8 @@ void tl_stop(pid_t pid, int sig, int timeout_ms, const char *what, const char *l
 	kill(pid, sig);
 	if (tl_wait_exit(pid, timeout_ms, &st) != 0) {
 		tl_kill(pid);
-		snprintf(how, sizeof how, "did not exit within %d ms of signal %d", timeout_ms, sig);
+		snprintf(how, sizeof how, "did not exit within %d ms of signal %d", timeout_ms,
+			 sig);
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		return;
 	} else {
@@ -502,8 +504,8 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
-void tl_request(struct tl_resp *r, const char *method, const char *url,
-		const char *const *headers, const char *body, size_t body_len)
+void tl_request(struct tl_resp *r, const char *method, const char *url, const char *const *headers,
+		const char *body, size_t body_len)
 {
 	memset(r, 0, sizeof(*r));
 	CURL *c = curl_easy_init();
@@ -549,8 +551,8 @@ void tl_resp_free(struct tl_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-long tl_http(const char *method, const char *url, const char *const *headers,
-	     const char *req_body, char **body)
+long tl_http(const char *method, const char *url, const char *const *headers, const char *req_body,
+	     char **body)
 {
 	struct tl_resp r;
 	tl_request(&r, method, url, headers, req_body, req_body ? strlen(req_body) : 0);

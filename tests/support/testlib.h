@@ -98,15 +98,15 @@ struct tl_resp {
 	char *headers;
 	char *location; /* NULL when none */
 };
-void tl_request(struct tl_resp *r, const char *method, const char *url,
-		const char *const *headers, const char *body, size_t body_len);
+void tl_request(struct tl_resp *r, const char *method, const char *url, const char *const *headers,
+		const char *body, size_t body_len);
 void tl_resp_free(struct tl_resp *r);
 
 /* One HTTP request with libcurl. headers: NULL-terminated "Name: value" list
  * (may be NULL). Returns the status (0 on transport error); the body goes to
  * *body (malloc'd) when body is not NULL. */
-long tl_http(const char *method, const char *url, const char *const *headers,
-	     const char *req_body, char **body);
+long tl_http(const char *method, const char *url, const char *const *headers, const char *req_body,
+	     char **body);
 /* Poll url until it answers with any status, up to timeout_ms; 1 on success. */
 int tl_wait_http(const char *url, int timeout_ms);
 

@@ -11,8 +11,8 @@
 #include "util.h"
 
 static const char *const roles[] = {"ADMIN", "AGENCY_ADMIN", "SUPPORT", NULL};
-static const struct api_field tag = {.name = "tag", .type = API_T_STRING, .min_len = 1,
-				     .max_len = 5};
+static const struct api_field tag = {
+	.name = "tag", .type = API_T_STRING, .min_len = 1, .max_len = 5};
 static const struct api_field inner[] = {
 	{.name = "n", .type = API_T_INT, .flags = API_F_REQUIRED, .min = 1, .max = 10},
 	{.name = "tags", .type = API_T_ARRAY, .max_len = 3, .items = &tag},
@@ -94,15 +94,18 @@ START_TEST(wrong_types_and_nulls)
 	size_t n;
 	char *d = check("{\"email\":5,\"a\":[],\"role\":null}", &n, NULL);
 	ck_assert_msg(strstr(d, "\"field\":\"email\",\"message\":\"expected string, got "
-			     "integer\""), "%s", d);
-	ck_assert_msg(strstr(d, "\"field\":\"a\",\"message\":\"expected object, got array\""),
+				"integer\""),
 		      "%s", d);
-	ck_assert_msg(strstr(d, "\"field\":\"role\",\"message\":\"expected string, got null"), "%s", d);
+	ck_assert_msg(strstr(d, "\"field\":\"a\",\"message\":\"expected object, got array\""), "%s",
+		      d);
+	ck_assert_msg(strstr(d, "\"field\":\"role\",\"message\":\"expected string, got null"), "%s",
+		      d);
 	ck_assert_uint_eq(n, 3);
 	free(d);
 	d = check("{\"email\":\"a@b.co\",\"a\":{\"n\":1.5}}", &n, NULL);
 	ck_assert_msg(strstr(d, "\"field\":\"a.n\",\"message\":\"expected integer, got "
-			     "number\""), "%s", d);
+				"number\""),
+		      "%s", d);
 	free(d);
 	d = check("{\"email\":\"not an email\"}", &n, NULL);
 	ck_assert_uint_eq(n, 1);
@@ -183,8 +186,10 @@ START_TEST(scope)
 		       (char *)"aaaaaaaa-0000-0000-0000-000000000002"};
 	struct principal admin = {.kind = PRINCIPAL_SESSION, .role = API_ROLE_ADMIN};
 	struct principal support = {.kind = PRINCIPAL_SESSION, .role = API_ROLE_SUPPORT};
-	struct principal aa = {.kind = PRINCIPAL_SESSION, .role = API_ROLE_AGENCY_ADMIN,
-			       .agency_ids = ids, .nagencies = 1};
+	struct principal aa = {.kind = PRINCIPAL_SESSION,
+			       .role = API_ROLE_AGENCY_ADMIN,
+			       .agency_ids = ids,
+			       .nagencies = 1};
 	struct principal key = {.kind = PRINCIPAL_API_KEY, .agency_ids = ids + 1, .nagencies = 1};
 	const char *other = "aaaaaaaa-0000-0000-0000-000000000003";
 	ck_assert(api_agency_in_scope(&admin, other));

@@ -66,7 +66,7 @@ struct pool_run {
 	char *hash;
 	int verified;
 	int done;
-	const int *ticks;	  /* the 5 ms timer's count */
+	const int *ticks;	 /* the 5 ms timer's count */
 	int ticks_at_first_done; /* its value when the first answer came */
 };
 

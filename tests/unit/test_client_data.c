@@ -256,7 +256,7 @@ START_TEST(test_country_list)
 {
 	size_t i;
 	int a, b, n = 0;
-	char code[3] = { 0 };
+	char code[3] = {0};
 
 	ck_assert_uint_eq(N_ELEMS(countries), 249);
 	for (i = 0; i < N_ELEMS(countries); i++)
@@ -275,8 +275,7 @@ END_TEST
 
 START_TEST(test_country_invalid)
 {
-	ck_assert_msg(!format_country_valid(countries_bad[_i]), "'%s' accepted",
-		      countries_bad[_i]);
+	ck_assert_msg(!format_country_valid(countries_bad[_i]), "'%s' accepted", countries_bad[_i]);
 	ck_assert(!format_country_valid(NULL));
 }
 END_TEST
@@ -289,8 +288,10 @@ START_TEST(test_country_matches_tzdata)
 	char line[256];
 	int n = 0;
 
-	ck_assert_msg(f, "/usr/share/zoneinfo/iso3166.tab: %s — install tzdata (scripts/lib.sh "
-			 "does) to run this test", strerror(errno));
+	ck_assert_msg(f,
+		      "/usr/share/zoneinfo/iso3166.tab: %s — install tzdata (scripts/lib.sh "
+		      "does) to run this test",
+		      strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		if (line[0] == '#' || strlen(line) < 3)
 			continue;
@@ -374,7 +375,8 @@ START_TEST(test_timezone_from_tzdata)
 {
 	ck_assert_msg(access("/usr/share/zoneinfo/Asia/Kathmandu", F_OK) == 0,
 		      "/usr/share/zoneinfo/Asia/Kathmandu: %s — install tzdata (scripts/lib.sh "
-		      "does) to run this test", strerror(errno));
+		      "does) to run this test",
+		      strerror(errno));
 	unsetenv("TZDIR");
 	ck_assert(format_timezone_valid("Asia/Kathmandu"));
 	ck_assert(format_timezone_valid("Etc/GMT+5"));
@@ -678,8 +680,7 @@ START_TEST(test_validate_table)
 	n = client_data_validate(data, problems);
 	got = json_to_string(problems);
 	wants = json_to_string(want);
-	ck_assert_msg(strcmp(got, wants) == 0, "data %s:\n got  %s\n want %s", c->data, got,
-		      wants);
+	ck_assert_msg(strcmp(got, wants) == 0, "data %s:\n got  %s\n want %s", c->data, got, wants);
 	ck_assert_uint_eq(n, json_len(problems));
 	free(wants);
 	free(got);
@@ -727,7 +728,7 @@ START_TEST(test_length_caps)
 	static const struct {
 		const char *field;
 		size_t max;
-/* clang-format off */
+		/* clang-format off */
 	} caps[] = {
 		{ "name", 255 },	 { "first_name", 100 }, { "last_name", 100 },
 		{ "address", 255 },	 { "city", 100 },	 { "state", 100 },

@@ -50,7 +50,8 @@ START_TEST(precedence)
 	struct err e;
 	/* file beats default */
 	struct config *c = load_text("listen = 0.0.0.0:9000\nlog_level = debug\n"
-				     "shutdown_timeout = 5s\ndatabase_url = host=filehost\n", &e);
+				     "shutdown_timeout = 5s\ndatabase_url = host=filehost\n",
+				     &e);
 	ck_assert_msg(c != NULL, "%s", e.msg);
 	ck_assert_str_eq(c->listen, "0.0.0.0:9000");
 	ck_assert_str_eq(c->log_level, "debug");
@@ -62,7 +63,8 @@ START_TEST(precedence)
 	setenv("GHL_AGENT_LOG_LEVEL", "warn", 1);
 	setenv("DATABASE_URL", "host=envhost", 1);
 	setenv("GHL_AGENT_SHUTDOWN_TIMEOUT", "1500ms", 1);
-	c = load_text("listen = 0.0.0.0:9000\nlog_level = debug\ndatabase_url = host=filehost\n", &e);
+	c = load_text("listen = 0.0.0.0:9000\nlog_level = debug\ndatabase_url = host=filehost\n",
+		      &e);
 	ck_assert_msg(c != NULL, "%s", e.msg);
 	ck_assert_str_eq(c->listen, "0.0.0.0:9000");
 	ck_assert_str_eq(c->log_level, "warn");
@@ -90,7 +92,8 @@ START_TEST(comments_and_quotes)
 	clear_env();
 	struct err e;
 	struct config *c = load_text("# a comment\n\n  log_format = \"text\"  # trailing\n"
-				     "database_url = \"host=x password='a#b'\"\n", &e);
+				     "database_url = \"host=x password='a#b'\"\n",
+				     &e);
 	ck_assert_msg(c != NULL, "%s", e.msg);
 	ck_assert_str_eq(c->log_format, "text");
 	ck_assert_str_eq(c->database_url, "host=x password='a#b'");
@@ -112,7 +115,8 @@ static void expect_error(const char *text, const char *needle1, const char *need
 START_TEST(errors_name_file_line_key)
 {
 	clear_env();
-	expect_error("listen = 1.2.3.4:80\nbogus_key = 1\n", ":2: unknown key \"bogus_key\"", "bogus");
+	expect_error("listen = 1.2.3.4:80\nbogus_key = 1\n", ":2: unknown key \"bogus_key\"",
+		     "bogus");
 	expect_error("\n\nlog_level = loud\n", ":3: key \"log_level\"",
 		     "invalid value \"loud\" (expected one of debug|info|warn|error)");
 	expect_error("log_format = yaml\n", ":1: key \"log_format\"", "json|text");
@@ -127,8 +131,8 @@ START_TEST(errors_name_file_line_key)
 	struct err e;
 	struct config *c = config_load("/nonexistent/ghl.conf", &e);
 	ck_assert_ptr_null(c);
-	ck_assert_msg(strstr(e.msg, "/nonexistent/ghl.conf") && strstr(e.msg, "No such file"),
-		      "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "/nonexistent/ghl.conf") && strstr(e.msg, "No such file"), "%s",
+		      e.msg);
 }
 END_TEST
 
@@ -150,7 +154,8 @@ START_TEST(secrets_masked_and_from_file)
 	clear_env();
 	char *secret = tl_write_temp("ghl-secret", "s3cr3t-value\n");
 	setenv("GHL_AGENT_GHL_CLIENT_SECRET_FILE", secret, 1);
-	setenv("DATABASE_URL", "postgresql://agent:hunter2pass@db.example:5432/ghl?sslmode=require", 1);
+	setenv("DATABASE_URL", "postgresql://agent:hunter2pass@db.example:5432/ghl?sslmode=require",
+	       1);
 	struct err e;
 	struct config *c = config_load(NULL, &e);
 	ck_assert_msg(c != NULL, "%s", e.msg);
@@ -294,8 +299,8 @@ START_TEST(cli_exit_codes)
 {
 	clear_env();
 	char *path = tl_write_temp("ghl-conf", "log_level = info\nlisten = nowhere\n");
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"--config", path,
-			(char *)"config", NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"--config", path, (char *)"config",
+			NULL};
 	char *out = NULL;
 	int rc = tl_run(argv, NULL, &out);
 	ck_assert_int_eq(rc, 2);

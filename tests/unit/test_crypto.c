@@ -80,7 +80,7 @@ static char *sign_b64(EVP_PKEY *pkey, const char *md, const void *msg, size_t n)
 
 static const struct {
 	const char *plain, *std, *url;
-/* clang-format off */
+	/* clang-format off */
 } b64_vectors[] = { /* RFC 4648 §10 */
 	{ "", "", "" },
 	{ "f", "Zg==", "Zg" },
@@ -106,8 +106,8 @@ START_TEST(test_base64_rfc4648)
 		unsigned char *dec;
 		size_t n;
 		struct err e = {0};
-		ck_assert_int_eq(crypto_base64_decode(b64_vectors[i].std, strlen(b64_vectors[i].std),
-						      &dec, &n, &e),
+		ck_assert_int_eq(crypto_base64_decode(b64_vectors[i].std,
+						      strlen(b64_vectors[i].std), &dec, &n, &e),
 				 0);
 		ck_assert_uint_eq(n, strlen(p));
 		ck_assert_str_eq((char *)dec, p);
@@ -124,7 +124,7 @@ END_TEST
 
 START_TEST(test_base64_alphabets)
 {
-/* clang-format off */
+	/* clang-format off */
 	const unsigned char bytes[] = { 0xfb, 0xff, 0xbf };
 	char *s = crypto_base64_encode(bytes, 2);
 	ck_assert_str_eq(s, "+/8=");
@@ -288,8 +288,8 @@ START_TEST(test_hmac_rfc4231)
 		unsigned char *data = unhex(hmac_vectors[i].data_hex, &data_len);
 		char hex[CRYPTO_SHA256_HEX_LEN];
 		ck_assert_int_eq(crypto_hmac_sha256_hex(k, key_len, data, data_len, hex), 0);
-		ck_assert_msg(strcmp(hex, hmac_vectors[i].mac) == 0, "vector %zu: got %s want %s", i,
-			      hex, hmac_vectors[i].mac);
+		ck_assert_msg(strcmp(hex, hmac_vectors[i].mac) == 0, "vector %zu: got %s want %s",
+			      i, hex, hmac_vectors[i].mac);
 		unsigned char raw[CRYPTO_SHA256_LEN];
 		ck_assert_int_eq(crypto_hmac_sha256(k, key_len, data, data_len, raw), 0);
 		char *h = crypto_hex_encode(raw, sizeof(raw));
@@ -325,7 +325,7 @@ END_TEST
 
 START_TEST(test_random)
 {
-	unsigned char a[32] = { 0 }, b[32] = { 0 };
+	unsigned char a[32] = {0}, b[32] = {0};
 	ck_assert_int_eq(crypto_random_bytes(a, sizeof(a)), 0);
 	ck_assert_int_eq(crypto_random_bytes(b, sizeof(b)), 0);
 	ck_assert(memcmp(a, b, sizeof(a)) != 0);
@@ -472,7 +472,7 @@ END_TEST
 
 START_TEST(test_state_malformed)
 {
-/* clang-format off */
+	/* clang-format off */
 	static const char *bad[] = { "", "abc", "a.b", "a.1.b.c", "a..b", "a.-1.b", "a.+1.b",
 				     "a.1e3.b", "a. 1.b" };
 	struct err e = {0};

@@ -29,8 +29,9 @@ static void assert_field(const struct csv *c, size_t rec, size_t f, const char *
 	ck_assert_msg(rec < c->n, "record %zu missing (have %zu)", rec, c->n);
 	ck_assert_msg(f < c->records[rec].n, "record %zu field %zu missing (have %zu)", rec, f,
 		      c->records[rec].n);
-	ck_assert_msg(!strcmp(c->records[rec].fields[f], want), "record %zu field %zu: '%s' != '%s'",
-		      rec, f, c->records[rec].fields[f], want);
+	ck_assert_msg(!strcmp(c->records[rec].fields[f], want),
+		      "record %zu field %zu: '%s' != '%s'", rec, f, c->records[rec].fields[f],
+		      want);
 }
 
 START_TEST(test_plain_lf_crlf_cr)
@@ -52,8 +53,9 @@ END_TEST
 
 START_TEST(test_quoting)
 {
-	const char *t = "name,note\r\n\"Smith, Jones\",\"say \"\"hi\"\"\"\r\n\"two\r\nlines\",\"\"\r\n"
-			"x,\r\n";
+	const char
+		*t = "name,note\r\n\"Smith, Jones\",\"say \"\"hi\"\"\"\r\n\"two\r\nlines\",\"\"\r\n"
+		     "x,\r\n";
 	struct csv c;
 	parse_ok(t, strlen(t), &c);
 	ck_assert_uint_eq(c.n, 4);
@@ -91,11 +93,12 @@ END_TEST
 
 START_TEST(test_errors)
 {
-	parse_fails("a,b\n\"open,2\n3,4\n", "line 2, field 1: the quote opened here is never closed");
+	parse_fails("a,b\n\"open,2\n3,4\n",
+		    "line 2, field 1: the quote opened here is never closed");
 	parse_fails("a,b\nx,y\"z\n", "line 2, field 2: a quote inside an unquoted field");
 	parse_fails("a,b\n\"x\"y,2\n", "line 2, field 1: text after the closing quote");
 	parse_fails("a,\xff\n", "line 1, field 2: is not valid UTF-8");
-	parse_fails("a,\xC0\xAF\n", "not valid UTF-8");     /* overlong */
+	parse_fails("a,\xC0\xAF\n", "not valid UTF-8");	    /* overlong */
 	parse_fails("a,\xED\xA0\x80\n", "not valid UTF-8"); /* surrogate */
 	struct err e = {0};
 	struct csv c;

@@ -13,7 +13,8 @@ START_TEST(signature_is_hmac_over_timestamp_dot_body)
 	const char *body = "{\"id\":\"e1\"}";
 	char sig[EVENT_SIGNATURE_LEN];
 	ck_assert_int_eq(event_sign("whsec_test", 1733577600, body, strlen(body), sig), 0);
-	ck_assert_str_eq(sig, "v1=041cda9ec72bc408a2afaf5839418cf3efe376cd3ce487f4953760b91b923b2d");
+	ck_assert_str_eq(sig,
+			 "v1=041cda9ec72bc408a2afaf5839418cf3efe376cd3ce487f4953760b91b923b2d");
 	/* another timestamp, another signature: a replayed body cannot be re-dated */
 	char other[EVENT_SIGNATURE_LEN];
 	ck_assert_int_eq(event_sign("whsec_test", 1733577601, body, strlen(body), other), 0);

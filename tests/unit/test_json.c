@@ -199,7 +199,8 @@ START_TEST(test_containers)
 	struct json *v, *a;
 	int64_t i = 0;
 
-	v = parse_ok(" { \"a\" : [ 1 , 2.5 , \"x\" , true , null , { } , [ ] ] , \"b\" : { \"c\" : false } } ");
+	v = parse_ok(
+		" { \"a\" : [ 1 , 2.5 , \"x\" , true , null , { } , [ ] ] , \"b\" : { \"c\" : false } } ");
 	ck_assert_int_eq(v->type, JSON_OBJECT);
 	ck_assert_uint_eq(json_len(v), 2);
 	a = json_get(v, "a");
@@ -286,13 +287,13 @@ END_TEST
 START_TEST(test_invalid_utf8)
 {
 	static const char *const bad[] = {
-		"\"\x80\"",             /* lone continuation */
-		"\"\xc3\"",             /* truncated 2-byte */
-		"\"\xc3(\"",            /* bad continuation */
-		"\"\xc0\xaf\"",         /* overlong '/' */
-		"\"\xc1\xbf\"",         /* overlong */
-		"\"\xe0\x80\xaf\"",     /* overlong 3-byte */
-		"\"\xed\xa0\x80\"",     /* encoded surrogate U+D800 */
+		"\"\x80\"",		/* lone continuation */
+		"\"\xc3\"",		/* truncated 2-byte */
+		"\"\xc3(\"",		/* bad continuation */
+		"\"\xc0\xaf\"",		/* overlong '/' */
+		"\"\xc1\xbf\"",		/* overlong */
+		"\"\xe0\x80\xaf\"",	/* overlong 3-byte */
+		"\"\xed\xa0\x80\"",	/* encoded surrogate U+D800 */
 		"\"\xf0\x80\x80\xaf\"", /* overlong 4-byte */
 		"\"\xf4\x90\x80\x80\"", /* above U+10FFFF */
 		"\"\xf5\x80\x80\x80\"",
@@ -359,7 +360,9 @@ START_TEST(test_error_messages)
 		json_free(v);
 	}
 	parse_fail("[1]", 2, 0, &e);
-	ck_assert_str_eq(e.msg, "line 1, column 3: expected ',' or ']' after array element, found end of input");
+	ck_assert_str_eq(
+		e.msg,
+		"line 1, column 3: expected ',' or ']' after array element, found end of input");
 	/* NULL err is allowed */
 	ck_assert_ptr_null(json_parse("[", 1, 0, NULL));
 	ck_assert_ptr_null(json_parse(NULL, 0, 0, NULL));
@@ -450,24 +453,24 @@ END_TEST
 START_TEST(test_equal)
 {
 	static const char *const same[][2] = {
-		{ "{\"a\":1,\"b\":[1,2,{\"c\":null}]}", "{\"b\":[1,2,{\"c\":null}],\"a\":1}" },
-		{ "1", "1.0" },
-		{ "100", "1e2" },
-		{ "0", "-0" },
-		{ "\"\\u00e9\"", "\"\xc3\xa9\"" },
-		{ "{}", " { } " },
+		{"{\"a\":1,\"b\":[1,2,{\"c\":null}]}", "{\"b\":[1,2,{\"c\":null}],\"a\":1}"},
+		{"1", "1.0"},
+		{"100", "1e2"},
+		{"0", "-0"},
+		{"\"\\u00e9\"", "\"\xc3\xa9\""},
+		{"{}", " { } "},
 	};
 	static const char *const diff[][2] = {
-		{ "[1,2]", "[2,1]" },
-		{ "{\"a\":1}", "{\"a\":1,\"b\":1}" },
-		{ "{\"a\":1}", "{\"b\":1}" },
-		{ "1", "\"1\"" },
-		{ "true", "false" },
-		{ "null", "false" },
-		{ "\"a\\u0000b\"", "\"a\\u0000c\"" },
-		{ "\"ab\"", "\"abc\"" },
-		{ "9007199254740993", "9007199254740992" },
-		{ "[]", "{}" },
+		{"[1,2]", "[2,1]"},
+		{"{\"a\":1}", "{\"a\":1,\"b\":1}"},
+		{"{\"a\":1}", "{\"b\":1}"},
+		{"1", "\"1\""},
+		{"true", "false"},
+		{"null", "false"},
+		{"\"a\\u0000b\"", "\"a\\u0000c\""},
+		{"\"ab\"", "\"abc\""},
+		{"9007199254740993", "9007199254740992"},
+		{"[]", "{}"},
 	};
 	size_t i;
 
@@ -492,11 +495,25 @@ END_TEST
 START_TEST(test_roundtrip)
 {
 	static const char *const docs[] = {
-		"null", "true", "false", "0", "-1", "3.25", "1e300", "-1.5e-300",
-		"0.1", "123456789012345678901234567890", "5e-324", "1.7976931348623157e308",
-		"\"\"", "\"\\u0001\\u001f\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+		"null",
+		"true",
+		"false",
+		"0",
+		"-1",
+		"3.25",
+		"1e300",
+		"-1.5e-300",
+		"0.1",
+		"123456789012345678901234567890",
+		"5e-324",
+		"1.7976931348623157e308",
+		"\"\"",
+		"\"\\u0001\\u001f\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
 		"\"\xe2\x80\xa8\xe2\x80\xa9 <&> \xf0\x9f\x98\x80\"",
-		"[]", "{}", "[[[[]]]]", "{\"\":{\"\":[null,{}]}}",
+		"[]",
+		"{}",
+		"[[[[]]]]",
+		"{\"\":{\"\":[null,{}]}}",
 		"{\"k\\n\":\"v\\u0000\",\"arr\":[1,2.5,-3e10,true,false,null,\"x\"],\"o\":{\"p\":{}}}",
 	};
 	size_t i;
@@ -633,9 +650,10 @@ START_TEST(test_jw)
 	jw_key(&w, "e");
 	jw_raw(&w, "[]");
 	jw_object_end(&w);
-	ck_assert_str_eq(buf_cstr(&b),
-			 "{\"a\":-9223372036854775808,\"b\":[\"s\\n\",null,2.5,null,true,false,null,"
-			 "[],{},{\"x\":[1,{}]},{\"r\":1}],\"c\\\"\":{\"d\":null},\"e\":[]}");
+	ck_assert_str_eq(
+		buf_cstr(&b),
+		"{\"a\":-9223372036854775808,\"b\":[\"s\\n\",null,2.5,null,true,false,null,"
+		"[],{},{\"x\":[1,{}]},{\"r\":1}],\"c\\\"\":{\"d\":null},\"e\":[]}");
 	ck_assert_int_eq(w.depth, 0);
 	json_free(v);
 

@@ -130,8 +130,8 @@ static void finish(struct outcome *o)
 	ck_assert_msg(o->done, "the run did not finish");
 }
 
-static void run(struct step_impl *impl, const char *client, const char *config,
-		const char *outputs, struct outcome *o)
+static void run(struct step_impl *impl, const char *client, const char *config, const char *outputs,
+		struct outcome *o)
 {
 	start(impl, client, config, outputs, o);
 	finish(o);
@@ -183,7 +183,8 @@ static struct outcome run_body(const char *name, const char *body)
 
 START_TEST(test_trivial_and_outputs)
 {
-	struct step_impl *impl = load("hello.lua",
+	struct step_impl *impl = load(
+		"hello.lua",
 		"return {\n"
 		"  name = 'hello', version = '1.2.3', description = 'says hello',\n"
 		"  config_schema = {type = 'object', properties = {greeting = {type = 'string'}},\n"
@@ -202,7 +203,8 @@ START_TEST(test_trivial_and_outputs)
 	ck_assert_int_eq(impl->kind, STEP_KIND_LUA);
 	ck_assert_ptr_nonnull(impl->schema);
 	struct outcome o = {0};
-	run(impl, "{\"name\":\"Acme\"}", "{\"greeting\":\"hello\"}", "{\"location_id\":\"L1\"}", &o);
+	run(impl, "{\"name\":\"Acme\"}", "{\"greeting\":\"hello\"}", "{\"location_id\":\"L1\"}",
+	    &o);
 	ASSERT_COMPLETED(o);
 	struct json *out = parse(o.outputs);
 	ck_assert_str_eq(json_get_str(out, "greeting"), "hello Acme");
@@ -257,7 +259,8 @@ END_TEST
 /* client_fields: the client-data fields a script needs, read from its table. */
 START_TEST(test_client_fields)
 {
-	struct step_impl *impl = load("needs.lua", "return {name = 'needs', version = '1',"
+	struct step_impl *impl = load("needs.lua",
+				      "return {name = 'needs', version = '1',"
 				      " client_fields = {'email', 'first_name'}, run = print}");
 	ck_assert_uint_eq(impl->nclient_fields, 2);
 	ck_assert_str_eq(impl->client_fields[0], "email");
@@ -267,13 +270,16 @@ START_TEST(test_client_fields)
 	ck_assert_uint_eq(impl->nclient_fields, 0);
 	step_impl_unref(impl);
 	char msg[600];
-	load_error("notlist.lua", "return {name = 'x', version = '1', run = print,"
-		   " client_fields = 'email'}", msg, sizeof msg);
+	load_error("notlist.lua",
+		   "return {name = 'x', version = '1', run = print,"
+		   " client_fields = 'email'}",
+		   msg, sizeof msg);
 	ck_assert_msg(strstr(msg, "notlist.lua: client_fields must be an array"), "%s", msg);
-	load_error("notstr.lua", "return {name = 'x', version = '1', run = print,"
-		   " client_fields = {'email', 3}}", msg, sizeof msg);
-	ck_assert_msg(strstr(msg, "notstr.lua: client_fields[2] must be a field name"), "%s",
-		      msg);
+	load_error("notstr.lua",
+		   "return {name = 'x', version = '1', run = print,"
+		   " client_fields = {'email', 3}}",
+		   msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "notstr.lua: client_fields[2] must be a field name"), "%s", msg);
 }
 END_TEST
 
@@ -318,7 +324,8 @@ END_TEST
 START_TEST(test_request_yields_and_resumes)
 {
 	/* no GHL configured: the request completes (status 0) with the reason */
-	struct outcome o = run_body("req",
+	struct outcome o = run_body(
+		"req",
 		"local st, body, h = ghl.request{method = 'POST', path = '/contacts/',\n"
 		"  query = {a = 'x y', b = {1, 2}}, json = {x = 1}, token = 'location'}\n"
 		"ctx:set('status', st); ctx:set('body', body == nil); ctx:set('msg', h.message)\n"
@@ -331,12 +338,13 @@ START_TEST(test_request_yields_and_resumes)
 	ck_assert_int_eq(st, 0);
 	ck_assert_int_eq(json_get_bool(out, "body"), 1);
 	ck_assert_int_eq(json_get_bool(out, "again"), 1);
-	ck_assert_msg(json_get_str(out, "msg") && strstr(json_get_str(out, "msg"), "token"),
-		      "%s", o.outputs);
+	ck_assert_msg(json_get_str(out, "msg") && strstr(json_get_str(out, "msg"), "token"), "%s",
+		      o.outputs);
 	json_free(out);
 	outcome_free(&o);
 
-	o = run_body("fail", "ghl.request{path = '/locations/x'}\nghl.fail('reading the location')");
+	o = run_body("fail",
+		     "ghl.request{path = '/locations/x'}\nghl.fail('reading the location')");
 	ASSERT_FAILED_WITH(o, "reading the location");
 	outcome_free(&o);
 
@@ -348,10 +356,10 @@ END_TEST
 
 START_TEST(test_sleep_on_the_loop)
 {
-	struct step_impl *impl = load("sleepy.lua",
-		"return {name = 'sleepy', version = '1', run = function(ctx)\n"
-		"  local t = os.clock(); ghl.sleep(20); ghl.sleep(0)\n"
-		"  ctx:set('woke', true) end}");
+	struct step_impl *impl = load(
+		"sleepy.lua", "return {name = 'sleepy', version = '1', run = function(ctx)\n"
+			      "  local t = os.clock(); ghl.sleep(20); ghl.sleep(0)\n"
+			      "  ctx:set('woke', true) end}");
 	struct outcome o = {0};
 	start(impl, NULL, NULL, NULL, &o);
 	ck_assert_int_eq(o.done, 0); /* suspended, not blocking */
@@ -367,7 +375,8 @@ END_TEST
 
 START_TEST(test_no_dangerous_globals)
 {
-	struct outcome o = run_body("globals",
+	struct outcome o = run_body(
+		"globals",
 		"for _, n in ipairs{'io', 'debug', 'package', 'require', 'dofile', 'loadfile',\n"
 		"                   'loadstring', 'module', 'setfenv', 'getfenv', 'warn'} do\n"
 		"  if _ENV[n] ~= nil then error('global ' .. n .. ' is reachable') end\n"
@@ -402,18 +411,17 @@ END_TEST
 
 START_TEST(test_load_text_only_env_forced)
 {
-	struct outcome o = run_body("ld",
-		"local f, err = load('\\27Lua\\84\\0')\n"
-		"assert(f == nil and err:find('binary chunk'), err)\n"
-		"local g = assert(load('return io, os.execute, X'))\n"
-		"X = 5\n"
-		"local a, b, c = g()\n"
-		"assert(a == nil and b == nil and c == 5)\n"
-		"local h = assert(load('Y = 1', 'chunk', 'bt', {}))\n"
-		"h(); assert(Y == nil)\n"
-		"local env = {}\n"
-		"assert(load(function() return nil end, 'x', 'b', env))\n"
-		"ctx:set('ok', true)");
+	struct outcome o = run_body("ld", "local f, err = load('\\27Lua\\84\\0')\n"
+					  "assert(f == nil and err:find('binary chunk'), err)\n"
+					  "local g = assert(load('return io, os.execute, X'))\n"
+					  "X = 5\n"
+					  "local a, b, c = g()\n"
+					  "assert(a == nil and b == nil and c == 5)\n"
+					  "local h = assert(load('Y = 1', 'chunk', 'bt', {}))\n"
+					  "h(); assert(Y == nil)\n"
+					  "local env = {}\n"
+					  "assert(load(function() return nil end, 'x', 'b', env))\n"
+					  "ctx:set('ok', true)");
 	ASSERT_COMPLETED(o);
 	outcome_free(&o);
 }
@@ -452,7 +460,8 @@ START_TEST(test_shared_tables_frozen)
 			      attempts[i][1]);
 		outcome_free(&o);
 	}
-	struct outcome o = run_body("meta",
+	struct outcome o = run_body(
+		"meta",
 		"assert(getmetatable('') == 'locked' and getmetatable(string) == 'locked')\n"
 		"local n = 0; for k in pairs(string) do n = n + 1 end; assert(n > 10)\n"
 		"assert(('abc'):upper() == 'ABC')");
@@ -464,13 +473,13 @@ END_TEST
 START_TEST(test_runs_are_isolated)
 {
 	struct step_impl *impl = load("iso.lua",
-		"local cache = {}\n"
-		"return {name = 'iso', version = '1', run = function(ctx)\n"
-		"  ctx:set('global_seen', Counter ~= nil)\n"
-		"  ctx:set('cache_seen', #cache)\n"
-		"  Counter = 1; cache[#cache + 1] = 1\n"
-		"  string.format = nil\n"
-		"end}");
+				      "local cache = {}\n"
+				      "return {name = 'iso', version = '1', run = function(ctx)\n"
+				      "  ctx:set('global_seen', Counter ~= nil)\n"
+				      "  ctx:set('cache_seen', #cache)\n"
+				      "  Counter = 1; cache[#cache + 1] = 1\n"
+				      "  string.format = nil\n"
+				      "end}");
 	for (int i = 0; i < 3; i++) {
 		struct outcome o = {0};
 		run(impl, NULL, NULL, NULL, &o);
@@ -496,9 +505,8 @@ START_TEST(test_memory_bomb)
 	ASSERT_FAILED_WITH(o, "memory limit");
 	outcome_free(&o);
 	/* caught by pcall: the run still dies */
-	o = run_body("pbomb",
-		"for i = 1, 100 do pcall(string.rep, 'x', 1 << 30) end\n"
-		"ctx:set('survived', true)");
+	o = run_body("pbomb", "for i = 1, 100 do pcall(string.rep, 'x', 1 << 30) end\n"
+			      "ctx:set('survived', true)");
 	ASSERT_FAILED_WITH(o, "memory limit");
 	ck_assert_msg(!strstr(o.outputs, "survived"), "%s", o.outputs);
 	outcome_free(&o);
@@ -510,21 +518,24 @@ START_TEST(test_infinite_loops)
 	struct outcome o = run_body("spin", "while true do end");
 	ASSERT_FAILED_WITH(o, "spin.lua:3: instruction limit of 1000000 exceeded");
 	outcome_free(&o);
-	o = run_body("pspin",
+	o = run_body(
+		"pspin",
 		"while true do\n"
 		"  pcall(function() while true do end end)\n"
 		"  xpcall(function() while true do end end, function(m) while true do end end)\n"
 		"end");
 	ASSERT_FAILED_WITH(o, "instruction limit of 1000000 exceeded");
 	outcome_free(&o);
-	o = run_body("cspin",
+	o = run_body(
+		"cspin",
 		"local co = coroutine.wrap(function() while true do coroutine.yield() end end)\n"
 		"while true do pcall(co) end");
 	ASSERT_FAILED_WITH(o, "instruction limit");
 	outcome_free(&o);
 	/* time: a generous instruction budget, a short clock */
 	struct lua_host_limits lim = {.instructions = 1LL << 40, .memory = 1 << 22, .wall_ms = 50};
-	struct step_impl *impl = load_lim("slow.lua",
+	struct step_impl *impl = load_lim(
+		"slow.lua",
 		"return {name = 'slow', version = '1', run = function(ctx)\n"
 		"  while true do pcall(function() local x = 0 for i = 1, 1e9 do x = x + i end end) end\n"
 		"end}",
@@ -538,7 +549,8 @@ END_TEST
 
 START_TEST(test_per_script_limits)
 {
-	struct step_impl *impl = load("tight.lua",
+	struct step_impl *impl = load(
+		"tight.lua",
 		"return {name = 'tight', version = '1', limits = {instructions = 5000},\n"
 		"run = function(ctx) for i = 1, 100000 do end end}");
 	struct outcome o = {0};
@@ -553,15 +565,16 @@ START_TEST(test_deep_recursion)
 {
 	struct outcome o = run_body("deep", "local function f(n) return 1 + f(n + 1) end\nf(1)");
 	ck_assert_str_eq(o.status, "FAILED");
-	ck_assert_msg(strstr(o.error, "deep.lua:") &&
-			      (strstr(o.error, "stack overflow") || strstr(o.error, "memory limit")),
+	ck_assert_msg(strstr(o.error, "deep.lua:") && (strstr(o.error, "stack overflow") ||
+						       strstr(o.error, "memory limit")),
 		      "%s", o.error);
 	outcome_free(&o);
 	o = run_body("deepc", "local function f() return pcall(f) end\nwhile true do f() end");
 	ck_assert_str_eq(o.status, "FAILED");
 	outcome_free(&o);
-	o = run_body("deepstr", "local s = setmetatable({}, {__index = function(t, k) return t[k] end})\n"
-				"return s.x");
+	o = run_body("deepstr",
+		     "local s = setmetatable({}, {__index = function(t, k) return t[k] end})\n"
+		     "return s.x");
 	ck_assert_str_eq(o.status, "FAILED");
 	outcome_free(&o);
 }
@@ -573,28 +586,30 @@ START_TEST(test_coroutine_abuse)
 	ASSERT_FAILED_WITH(o, "yield.lua:3: coroutine.yield() outside a coroutine");
 	outcome_free(&o);
 	o = run_body("coreq",
-		"local co = coroutine.create(function() return ghl.request{path = '/x'} end)\n"
-		"local ok, err = coroutine.resume(co)\n"
-		"error(err, 0)");
+		     "local co = coroutine.create(function() return ghl.request{path = '/x'} end)\n"
+		     "local ok, err = coroutine.resume(co)\n"
+		     "error(err, 0)");
 	ASSERT_FAILED_WITH(o, "must be called from run() itself");
 	outcome_free(&o);
-	o = run_body("comany", "local t = {}\nwhile true do t[#t + 1] = coroutine.create(print) end");
+	o = run_body("comany",
+		     "local t = {}\nwhile true do t[#t + 1] = coroutine.create(print) end");
 	ASSERT_FAILED_WITH(o, "limit");
 	outcome_free(&o);
-	o = run_body("conest",
+	o = run_body(
+		"conest",
 		"local function nest(n) return coroutine.wrap(function() return nest(n + 1)() end) end\n"
 		"nest(1)()");
 	ck_assert_str_eq(o.status, "FAILED");
 	outcome_free(&o);
-	o = run_body("coclose",
-		"local me = coroutine.running()\n"
-		"local ok = pcall(coroutine.close, me)\n"
-		"assert(not ok)\n"
-		"assert(not coroutine.resume(me))\n"
-		"ctx:set('ok', true)");
+	o = run_body("coclose", "local me = coroutine.running()\n"
+				"local ok = pcall(coroutine.close, me)\n"
+				"assert(not ok)\n"
+				"assert(not coroutine.resume(me))\n"
+				"ctx:set('ok', true)");
 	ASSERT_COMPLETED(o);
 	outcome_free(&o);
-	o = run_body("cosort", "table.sort({3, 2, 1}, function(a, b) ghl.sleep(1) return a < b end)");
+	o = run_body("cosort",
+		     "table.sort({3, 2, 1}, function(a, b) ghl.sleep(1) return a < b end)");
 	ASSERT_FAILED_WITH(o, "cannot be called here");
 	outcome_free(&o);
 }
@@ -602,10 +617,10 @@ END_TEST
 
 START_TEST(test_json)
 {
-	struct outcome o = run_body("js",
-		"local t = json.decode('{\"a\":[1,2,{\"b\":null}],\"c\":\"d\"}')\n"
-		"assert(t.a[3].b == json.null and t.c == 'd')\n"
-		"ctx:set('enc', json.decode(json.encode({x = {1, 2}})))");
+	struct outcome o = run_body(
+		"js", "local t = json.decode('{\"a\":[1,2,{\"b\":null}],\"c\":\"d\"}')\n"
+		      "assert(t.a[3].b == json.null and t.c == 'd')\n"
+		      "ctx:set('enc', json.decode(json.encode({x = {1, 2}})))");
 	ASSERT_COMPLETED(o);
 	ck_assert_msg(strstr(o.outputs, "\"enc\":{\"x\":[1,2]}"), "%s", o.outputs);
 	outcome_free(&o);
@@ -615,9 +630,8 @@ START_TEST(test_json)
 	o = run_body("jsbig", "json.decode('[' .. string.rep('1,', 200000) .. '1]')");
 	ASSERT_FAILED_WITH(o, "is over the limit");
 	outcome_free(&o);
-	o = run_body("jsmem",
-		"local s = '[' .. string.rep('[],', 30000) .. '[]]'\n"
-		"for i = 1, 100 do local t = json.decode(s); _ENV['k' .. i] = t end");
+	o = run_body("jsmem", "local s = '[' .. string.rep('[],', 30000) .. '[]]'\n"
+			      "for i = 1, 100 do local t = json.decode(s); _ENV['k' .. i] = t end");
 	ASSERT_FAILED_WITH(o, "memory limit");
 	outcome_free(&o);
 	o = run_body("jscycle", "local t = {}; t.t = t; ctx:set('x', t)");
@@ -640,8 +654,8 @@ static long peak_rss_mib(void)
 /* Run body under a 16 MiB cap and a generous time; return the outcome. */
 static struct outcome run_capped(const char *name, const char *body)
 {
-	struct lua_host_limits lim = {.instructions = 100000000, .memory = 16 << 20,
-				      .wall_ms = 20000};
+	struct lua_host_limits lim = {
+		.instructions = 100000000, .memory = 16 << 20, .wall_ms = 20000};
 	char *src = script(name, body);
 	char *file = xasprintf("%s.lua", name);
 	struct step_impl *impl = load_lim(file, src, &lim);
@@ -687,9 +701,10 @@ START_TEST(test_host_memory_counted)
 	(void)grew;
 #endif
 	/* what fits still works; a key set again counts once */
-	struct outcome o = run_capped("hostok", "ctx:set('s', string.rep('y', 1 << 20))\n"
-					       "for i = 1, 40 do ctx:set('again', S or string.rep('w', 1 << 20)) end\n"
-					       "ctx:set('n', #json.encode({string.rep('z', 4096)}))");
+	struct outcome o = run_capped(
+		"hostok", "ctx:set('s', string.rep('y', 1 << 20))\n"
+			  "for i = 1, 40 do ctx:set('again', S or string.rep('w', 1 << 20)) end\n"
+			  "ctx:set('n', #json.encode({string.rep('z', 4096)}))");
 	ASSERT_COMPLETED(o);
 	ck_assert_msg(strstr(o.outputs, "\"n\":4100"), "%.200s", o.outputs);
 	outcome_free(&o);
@@ -701,8 +716,7 @@ END_TEST
  * long C call fails the step once it returns. */
 START_TEST(test_long_c_calls_timed)
 {
-	struct lua_host_limits lim = {.instructions = 1LL << 40, .memory = 4 << 20,
-				      .wall_ms = 200};
+	struct lua_host_limits lim = {.instructions = 1LL << 40, .memory = 4 << 20, .wall_ms = 200};
 	static const char *const bodies[] = {
 		/* backtracking: 2-6 s each with the stock matcher */
 		"local s = string.rep('a', 130)\n"
@@ -735,8 +749,8 @@ START_TEST(test_long_c_calls_timed)
 	lim.wall_ms = 20;
 	lim.memory = 32 << 20;
 	char *src = script("slowsort",
-		"local t = table.pack(string.byte(string.rep('a', 400000), 1, -1))\n"
-		"table.sort(t, rawequal)\nctx:set('sorted', true)");
+			   "local t = table.pack(string.byte(string.rep('a', 400000), 1, -1))\n"
+			   "table.sort(t, rawequal)\nctx:set('sorted', true)");
 	struct step_impl *impl = load_lim("slowsort.lua", src, &lim);
 	free(src);
 	struct outcome o = {0};
@@ -745,10 +759,9 @@ START_TEST(test_long_c_calls_timed)
 	outcome_free(&o);
 	step_impl_unref(impl);
 	/* the instruction budget counts matcher steps too (deterministic) */
-	lim = (struct lua_host_limits){.instructions = 100000, .memory = 4 << 20,
-				       .wall_ms = 60000};
+	lim = (struct lua_host_limits){.instructions = 100000, .memory = 4 << 20, .wall_ms = 60000};
 	src = script("steppat",
-		"local s = string.rep('a', 200)\nctx:set('r', tostring(s:find('.-.-.-b')))");
+		     "local s = string.rep('a', 200)\nctx:set('r', tostring(s:find('.-.-.-b')))");
 	impl = load_lim("steppat.lua", src, &lim);
 	free(src);
 	run(impl, NULL, NULL, NULL, &o);
@@ -756,7 +769,8 @@ START_TEST(test_long_c_calls_timed)
 	outcome_free(&o);
 	step_impl_unref(impl);
 	/* ordinary pattern use is unaffected */
-	o = run_body("okpat",
+	o = run_body(
+		"okpat",
 		"local t = {}\nfor k, v in ('a=1, b=2'):gmatch('(%w+)=(%w+)') do t[k] = v end\n"
 		"ctx:set('r', ('x-y'):gsub('%-', '+') .. (('abc'):find('b', 1, true)) ..\n"
 		"  ('hello'):match('^(h)') .. t.b .. (('%d'):find('%', 1, true)))");
@@ -769,10 +783,10 @@ END_TEST
 /* The state does not grow with the number of runs (garbage is collected). */
 START_TEST(test_many_runs_bounded_memory)
 {
-	struct step_impl *impl = load("many.lua",
-		"return {name = 'many', version = '1', run = function(ctx)\n"
-		"  local t = {}; for i = 1, 100 do t[i] = tostring(i) end; X = t\n"
-		"  ctx:set('n', #t) end}");
+	struct step_impl *impl = load(
+		"many.lua", "return {name = 'many', version = '1', run = function(ctx)\n"
+			    "  local t = {}; for i = 1, 100 do t[i] = tostring(i) end; X = t\n"
+			    "  ctx:set('n', #t) end}");
 	struct lua_script *s = impl->data;
 	size_t after_first = 0;
 	for (int i = 0; i < 20000; i++) {
@@ -794,8 +808,8 @@ START_TEST(test_reload_keeps_running_version)
 {
 	struct step_registry *r = step_registry_new();
 	char *path = write_script("ver.lua",
-		"return {name = 'ver', version = '1', run = function(ctx)\n"
-		"  ghl.sleep(30); ctx:set('v', 1) end}");
+				  "return {name = 'ver', version = '1', run = function(ctx)\n"
+				  "  ghl.sleep(30); ctx:set('v', 1) end}");
 	ck_assert_uint_eq(lua_host_load_dir(r, dir, &test_limits, 0), 1);
 	struct outcome o1 = {0};
 	start(step_registry_find(r, "ver"), NULL, NULL, NULL, &o1);

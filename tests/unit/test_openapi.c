@@ -11,8 +11,8 @@
 #include "testlib.h"
 #include "util.h"
 
-static const char *const methods[] = {"get", "post", "put", "patch", "delete", "head",
-				      "options", NULL};
+static const char *const methods[] = {"get",	"post", "put",	   "patch",
+				      "delete", "head", "options", NULL};
 
 /* "METHOD path" lines of the spec, each followed by '\n'. */
 static char *spec_operations(const char *text)

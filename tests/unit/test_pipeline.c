@@ -91,9 +91,9 @@ START_TEST(secrets_masked_and_kept)
 	ck_assert_int_eq(pipeline_keep_secrets(s, stored, p), 0);
 	ck_assert_str_eq(json_get_str(json_get(json_at(pl, 1), "config"), "secret"),
 			 "s3cret-0123456789");
-	ck_assert_str_eq(json_get_str(json_get(json_get(json_at(pl, 1), "config"), "nested"),
-				      "api_token"),
-			 "t0k");
+	ck_assert_str_eq(
+		json_get_str(json_get(json_get(json_at(pl, 1), "config"), "nested"), "api_token"),
+		"t0k");
 	/* a mask with nothing stored behind it */
 	ck_assert_int_eq(pipeline_keep_secrets(stored, NULL, p), 0); /* no masks: fine */
 	pipeline_mask_secrets(stored);
@@ -110,30 +110,38 @@ START_TEST(messages_name_index_step_and_key)
 	char *p = problems_of("{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"},"
 			      "{\"step\":\"CREATE_LOCATON\"}]}");
 	ck_assert_msg(str_has_prefix(p, "pipeline[1].step: unknown step \"CREATE_LOCATON\" "
-					"(known steps: ") && strstr(p, "CREATE_LOCATION"), "%s", p);
+					"(known steps: ") &&
+			      strstr(p, "CREATE_LOCATION"),
+		      "%s", p);
 	free(p);
 	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"CREATE_USER\",\"config\":"
 			"{\"role\":\"owner\"}}]}");
 	ck_assert_msg(strstr(p, "pipeline[1].config.role: ") && strstr(p, "admin") &&
-			      strstr(p, "(step CREATE_USER)"), "%s", p);
+			      strstr(p, "(step CREATE_USER)"),
+		      "%s", p);
 	free(p);
 	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"config\":{\"output\":1,\"x\":2}}]}");
-	ck_assert_msg(strstr(p, "pipeline[0].config.output: ") && strstr(p, "pipeline[0].config.x: "),
+	ck_assert_msg(strstr(p, "pipeline[0].config.output: ") &&
+			      strstr(p, "pipeline[0].config.x: "),
 		      "%s", p);
 	free(p);
-	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"retries\":2,\"on_error\":\"ignore\"}]}");
-	ck_assert_msg(strstr(p, "pipeline[0].retries: unknown key (allowed: step, config, on_error)") &&
-			      strstr(p, "pipeline[0].on_error: must be \"fail\" or \"continue\""),
-		      "%s", p);
+	p = problems_of(
+		"{\"pipeline\":[{\"step\":\"NOOP\",\"retries\":2,\"on_error\":\"ignore\"}]}");
+	ck_assert_msg(
+		strstr(p, "pipeline[0].retries: unknown key (allowed: step, config, on_error)") &&
+			strstr(p, "pipeline[0].on_error: must be \"fail\" or \"continue\""),
+		"%s", p);
 	free(p);
 	p = problems_of("{\"pipeline\":[],\"max_retries\":-1,\"max_concurrent_jobs\":\"5\"}");
 	ck_assert_msg(strstr(p, "pipeline: must be a non-empty array") &&
 			      strstr(p, "max_retries: must be a whole number from 0 to 100") &&
-			      strstr(p, "max_concurrent_jobs: must be a whole number"), "%s", p);
+			      strstr(p, "max_concurrent_jobs: must be a whole number"),
+		      "%s", p);
 	free(p);
 	p = problems_of("{\"pipeline\":[\"NOOP\",{\"config\":{}}]}");
 	ck_assert_msg(strstr(p, "pipeline[0]: must be an object") &&
-			      strstr(p, "pipeline[1].step: required"), "%s", p);
+			      strstr(p, "pipeline[1].step: required"),
+		      "%s", p);
 	free(p);
 
 	struct err e;
@@ -141,7 +149,8 @@ START_TEST(messages_name_index_step_and_key)
 	struct json *s = json_parse(t, strlen(t), JSON_DEFAULT_MAX_DEPTH, &e);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(pipeline_check(reg, s, &e), -1);
-	ck_assert_msg(str_has_prefix(e.msg, "pipeline[0].step: unknown step \"NOPE\""), "%s", e.msg);
+	ck_assert_msg(str_has_prefix(e.msg, "pipeline[0].step: unknown step \"NOPE\""), "%s",
+		      e.msg);
 	json_free(s);
 }
 END_TEST
@@ -190,9 +199,9 @@ START_TEST(client_fields_union_and_missing)
 	struct json *client = json_parse(ct, strlen(ct), JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct json *probs = json_new_array();
 	schema_problem_add(probs, "client_data.email", "required");
-	ck_assert_int_eq(pipeline_missing_client_fields(needs, client, "client_data.", " (line 3)",
-							probs),
-			 2);
+	ck_assert_int_eq(
+		pipeline_missing_client_fields(needs, client, "client_data.", " (line 3)", probs),
+		2);
 	got = json_to_string(probs);
 	ck_assert_str_eq(got, "[{\"field\":\"client_data.email\",\"message\":\"required\"},"
 			      "{\"field\":\"client_data.first_name\",\"message\":\"required by "
@@ -239,7 +248,8 @@ START_TEST(backoff_is_exponential_jittered_and_bounded)
 			long long full = 1000LL << (n - 1);
 			if (full > 60000)
 				full = 60000;
-			ck_assert_msg(d >= full / 2 && d <= full, "n=%d d=%lld full=%lld", n, d, full);
+			ck_assert_msg(d >= full / 2 && d <= full, "n=%d d=%lld full=%lld", n, d,
+				      full);
 		}
 	}
 	/* GHL's wait wins when longer, even beyond the cap */

@@ -227,8 +227,8 @@ START_TEST(test_validate_table)
 
 	n = schema_validate(schema, value, c->path, problems);
 	got = json_to_string(problems);
-	ck_assert_msg(strcmp(got, want) == 0, "schema %s, value %s:\n got  %s\n want %s",
-		      c->schema, c->value, got, want);
+	ck_assert_msg(strcmp(got, want) == 0, "schema %s, value %s:\n got  %s\n want %s", c->schema,
+		      c->value, got, want);
 	ck_assert_uint_eq(n, json_len(problems));
 	free(got);
 	free(want);
@@ -472,7 +472,7 @@ END_TEST
 /* Validation tolerates schemas that schema_check would refuse. */
 START_TEST(test_validate_malformed_schema)
 {
-/* clang-format off */
+	/* clang-format off */
 	static const char *const schemas[] = {
 		"{\"type\":5}",
 		"{\"type\":[]}",

@@ -51,13 +51,14 @@ START_TEST(test_one_request_in_flight_then_served_for_the_ttl)
 	struct get_cache *c = get_cache_new();
 	struct got a = {0}, b = {0}, hit = {0};
 	struct get_wait *w = NULL;
-	const char *key = "0\x1f" "co\x1f/snapshots/?companyId=co";
+	const char *key = "0\x1f"
+			  "co\x1f/snapshots/?companyId=co";
 	ck_assert_int_eq(get_cache_enter(c, key, 1000, 0, on_got, &a, &w), GET_CACHE_LEAD);
 	ck_assert_int_eq(get_cache_enter(c, key, 1000, 5, on_got, &b, &w), GET_CACHE_JOINED);
 	ck_assert_ptr_nonnull(w);
 	ck_assert_int_eq(b.calls, 0);
-	struct json *body =
-		json_parse("{\"snapshots\":[{\"id\":\"s1\"}]}", 27, JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *body = json_parse("{\"snapshots\":[{\"id\":\"s1\"}]}", 27,
+				       JSON_DEFAULT_MAX_DEPTH, NULL);
 	struct ghl_response r = reply(200, body);
 	get_cache_finish(c, key, &r, NULL, 10);
 	json_free(body);
@@ -72,7 +73,8 @@ START_TEST(test_one_request_in_flight_then_served_for_the_ttl)
 	ck_assert_str_eq(hit.body, b.body);
 	/* another key (another agency) is not served */
 	ck_assert_int_eq(get_cache_enter(c, "0\x1fother\x1f/snapshots/?companyId=other", 1000, 1010,
-					 on_got, &hit, &w), GET_CACHE_LEAD);
+					 on_got, &hit, &w),
+			 GET_CACHE_LEAD);
 	/* past the TTL: asked again */
 	ck_assert_int_eq(get_cache_enter(c, key, 1000, 1011, on_got, &hit, &w), GET_CACHE_LEAD);
 	free(b.body);

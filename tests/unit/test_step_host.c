@@ -69,15 +69,17 @@ static int typed_run(ghl_step_ctx *ctx)
 	put_type(j, ctx, "index_leading_zero", GHL_PATH("tags", "01"));
 	put_type(j, ctx, "index_sign", GHL_PATH("tags", "-1"));
 	put_type(j, ctx, "index_past_end", GHL_PATH("tags", "2"));
-	put_str(j, "dot", host->get_string(ctx, GHL_SRC_CLIENT,
-					     GHL_PATH("custom_values", "welcome.text")));
-	put_str(j, "bracket", host->get_string(ctx, GHL_SRC_CLIENT,
-						 GHL_PATH("custom_values", "a[0]")));
-	put_str(j, "quote", host->get_string(ctx, GHL_SRC_CLIENT,
-					       GHL_PATH("custom_values", "say \"hi\"")));
-	put_str(j, "utf8", host->get_string(ctx, GHL_SRC_CLIENT,
-					      GHL_PATH("custom_values", "caf\xc3\xa9 \xe2\x98\x95")));
-	put_str(j, "empty_key", host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", "")));
+	put_str(j, "dot",
+		host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", "welcome.text")));
+	put_str(j, "bracket",
+		host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", "a[0]")));
+	put_str(j, "quote",
+		host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", "say \"hi\"")));
+	put_str(j, "utf8",
+		host->get_string(ctx, GHL_SRC_CLIENT,
+				 GHL_PATH("custom_values", "caf\xc3\xa9 \xe2\x98\x95")));
+	put_str(j, "empty_key",
+		host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", "")));
 	put_str(j, "tag1", host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("tags", "1")));
 	put_str(j, "string_of_int", host->get_string(ctx, GHL_SRC_CLIENT, GHL_PATH("i")));
 	put_str(j, "json_null", host->get_json(ctx, GHL_SRC_CLIENT, GHL_PATH("n")));
@@ -119,7 +121,8 @@ static int typed_run(ghl_step_ctx *ctx)
 	host->json_array(j);
 	size_t n = host->get_count(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values"));
 	for (size_t k = 0; k <= n; k++)
-		host->json_string(j, host->get_key(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values"), k));
+		host->json_string(j,
+				  host->get_key(ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values"), k));
 	host->json_end(j);
 	host->json_end(j);
 	const char *text = host->json_text(j);
@@ -321,18 +324,19 @@ START_TEST(typed_reads_any_key)
 		const char *key;
 		int type;
 	} types[] = {
-		{"absent", GHL_TYPE_ABSENT},   {"null", GHL_TYPE_NULL},
-		{"bool", GHL_TYPE_BOOL},       {"int", GHL_TYPE_INT},
-		{"number", GHL_TYPE_NUMBER},   {"string", GHL_TYPE_STRING},
-		{"array", GHL_TYPE_ARRAY},     {"object", GHL_TYPE_OBJECT},
-		{"root", GHL_TYPE_OBJECT},     {"root_null", GHL_TYPE_OBJECT},
+		{"absent", GHL_TYPE_ABSENT},	   {"null", GHL_TYPE_NULL},
+		{"bool", GHL_TYPE_BOOL},	   {"int", GHL_TYPE_INT},
+		{"number", GHL_TYPE_NUMBER},	   {"string", GHL_TYPE_STRING},
+		{"array", GHL_TYPE_ARRAY},	   {"object", GHL_TYPE_OBJECT},
+		{"root", GHL_TYPE_OBJECT},	   {"root_null", GHL_TYPE_OBJECT},
 		{"below_string", GHL_TYPE_ABSENT}, {"index_leading_zero", GHL_TYPE_ABSENT},
 		{"index_sign", GHL_TYPE_ABSENT},   {"index_past_end", GHL_TYPE_ABSENT},
 	};
 	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
 		int64_t t = -1;
 		ck_assert_msg(!json_get_int(r, types[k].key, &t) && t == types[k].type,
-			      "get_type %s: %lld, want %d", types[k].key, (long long)t, types[k].type);
+			      "get_type %s: %lld, want %d", types[k].key, (long long)t,
+			      types[k].type);
 	}
 	/* keys are keys: '.', '[', '"', non-ASCII and "" are not parsed */
 	ck_assert_str_eq(json_get_str(r, "dot"), "Hello");
@@ -374,9 +378,10 @@ START_TEST(builder_writes_valid_json)
 	struct outcome o = {0};
 	run("BUILDER", "{}", "{\"case\":\"ok\"}", &o);
 	ck_assert_str_eq(o.status, "COMPLETED");
-	ck_assert_str_eq(out_str(&o, "text"),
-			 "{\"s \\\"q\\\" \xc3\xa9\":\"line\\nbreak\",\"raw\":{\"a\":[1,2.5,null,true]},"
-			 "\"null\":null,\"n\":0.5,\"empty\":[]}");
+	ck_assert_str_eq(
+		out_str(&o, "text"),
+		"{\"s \\\"q\\\" \xc3\xa9\":\"line\\nbreak\",\"raw\":{\"a\":[1,2.5,null,true]},"
+		"\"null\":null,\"n\":0.5,\"empty\":[]}");
 	ck_assert_int_eq(json_len(o.log), 0);
 	outcome_free(&o);
 }
@@ -454,8 +459,8 @@ static void job_ended(void *arg, struct job *job, const char *outcome)
 START_TEST(state_is_freed_when_the_job_is_aborted)
 {
 	struct runner_env env = {.app = &app, .job_ended = job_ended};
-	env.default_settings =
-		parse("{\"pipeline\":[{\"step\":\"STATEFUL\",\"config\":{\"sleep_ms\":60000}}]}");
+	env.default_settings = parse(
+		"{\"pipeline\":[{\"step\":\"STATEFUL\",\"config\":{\"sleep_ms\":60000}}]}");
 	for (int release = 0; release < 2; release++) {
 		struct job *job = xcalloc(1, sizeof(*job));
 		job->id = xstrdup("11111111-1111-4111-8111-111111111111");
@@ -492,9 +497,8 @@ END_TEST
 
 START_TEST(builtins_link_into_one_program)
 {
-	ck_assert_int_eq(plugin_loader_add_static(reg, "noop.c", ghl_plugin_entry_noop,
-						  step_host_api()),
-			 1);
+	ck_assert_int_eq(
+		plugin_loader_add_static(reg, "noop.c", ghl_plugin_entry_noop, step_host_api()), 1);
 	ck_assert_int_eq(plugin_loader_add_static(reg, "create_contact.c",
 						  ghl_plugin_entry_create_contact, step_host_api()),
 			 1);
@@ -504,11 +508,11 @@ START_TEST(builtins_link_into_one_program)
 	ck_assert_str_eq(out_str(&o, "noop"), "linked");
 	outcome_free(&o);
 	/* the same plugin twice is a duplicate, refused as a whole */
-	ck_assert_int_eq(plugin_loader_add_static(reg, "noop again", ghl_plugin_entry_noop,
-						  step_host_api()),
-			 0);
-	ck_assert_msg(reg->nrefusals == 1 && strstr(reg->refusals[0].reason,
-						    "duplicate step name \"NOOP\""),
+	ck_assert_int_eq(
+		plugin_loader_add_static(reg, "noop again", ghl_plugin_entry_noop, step_host_api()),
+		0);
+	ck_assert_msg(reg->nrefusals == 1 &&
+			      strstr(reg->refusals[0].reason, "duplicate step name \"NOOP\""),
 		      "%s", reg->nrefusals ? reg->refusals[0].reason : "no refusal");
 }
 END_TEST
@@ -535,8 +539,8 @@ START_TEST(a_plugin_built_against_abi_1_0_loads_and_runs)
 
 	path = fixture("small_def");
 	ck_assert_int_eq(plugin_loader_load_file(reg, path, step_host_api()), 0);
-	ck_assert_msg(reg->nrefusals == 1 &&
-			      strstr(reg->refusals[0].reason, "struct sizes smaller than ABI 1.0's"),
+	ck_assert_msg(reg->nrefusals == 1 && strstr(reg->refusals[0].reason,
+						    "struct sizes smaller than ABI 1.0's"),
 		      "%s", reg->nrefusals ? reg->refusals[0].reason : "no refusal");
 	ck_assert_ptr_null(step_registry_find(reg, "SMALL_DEF"));
 	free(path);

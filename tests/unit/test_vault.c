@@ -96,9 +96,9 @@ static char *encrypt_by_hand(const unsigned char key[32], char prefix, int id, c
 	memset(raw, 0x5a, 12);
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	ck_assert_int_eq(EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, raw, NULL), 1);
-	ck_assert_int_eq(EVP_EncryptUpdate(ctx, NULL, &outl, (const unsigned char *)aad,
-					   (int)strlen(aad)),
-			 1);
+	ck_assert_int_eq(
+		EVP_EncryptUpdate(ctx, NULL, &outl, (const unsigned char *)aad, (int)strlen(aad)),
+		1);
 	ck_assert_int_eq(
 		EVP_EncryptUpdate(ctx, raw + 12, &outl, (const unsigned char *)plain, (int)n), 1);
 	ck_assert_int_eq(EVP_EncryptFinal_ex(ctx, raw + 12 + outl, &finl), 1);
@@ -234,10 +234,10 @@ END_TEST
 START_TEST(test_malformed_values)
 {
 	struct vault *v = vault_with("1:" KEY1_B64);
-	static const char *bad[] = { "",     "v",       "v1",   "1:AAAA", "v:AAAA", "v0:AAAA",
-				     "v01:AAAA", "vx:AAAA", "V1:AAAA", "v1;AAAA", "v-1:AAAA",
-				     "v99999999999:AAAA", "b", "b:AAAA", "b0:AAAA", "B1:AAAA",
-				     "c1:AAAA" };
+	static const char *bad[] = {
+		"",	    "v",       "v1",	  "1:AAAA",  "v:AAAA",	 "v0:AAAA",
+		"v01:AAAA", "vx:AAAA", "V1:AAAA", "v1;AAAA", "v-1:AAAA", "v99999999999:AAAA",
+		"b",	    "b:AAAA",  "b0:AAAA", "B1:AAAA", "c1:AAAA"};
 	struct err e = {0};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_ptr_null(vault_decrypt(v, bad[i], AG, COL, &e));
@@ -385,8 +385,8 @@ START_TEST(test_bad_specs)
 	expect_bad_spec("1:" KEY1_B64 "," KEY2_B64,
 			"token_keys entry 2: expected ID:BASE64KEY (no ':' found)", KEY2_B64);
 	/* id 0, negative, not a number, missing */
-	expect_bad_spec("0:" KEY1_B64, "token_keys entry 1: key id must be a positive integer, got 0",
-			KEY1_B64);
+	expect_bad_spec("0:" KEY1_B64,
+			"token_keys entry 1: key id must be a positive integer, got 0", KEY1_B64);
 	expect_bad_spec("-1:" KEY1_B64, "token_keys entry 1: key id must be a positive integer",
 			KEY1_B64);
 	expect_bad_spec("one:" KEY1_B64, "token_keys entry 1: key id must be a positive integer",
