@@ -85,8 +85,8 @@ static const char *find(ghl_step_ctx *ctx)
 	size_t n = host->get_count(ctx, GHL_SRC_RESPONSE, GHL_PATH("customFields"));
 	for (size_t i = 0; i < n; i++) {
 		const char *ix = host->format(ctx, "%zu", i);
-		const char *nm =
-			host->get_string(ctx, GHL_SRC_RESPONSE, GHL_PATH("customFields", ix, "name"));
+		const char *nm = host->get_string(ctx, GHL_SRC_RESPONSE,
+						  GHL_PATH("customFields", ix, "name"));
 		if (nm && strcasecmp(nm, name) == 0)
 			return ix;
 	}
@@ -122,8 +122,9 @@ static int listed(ghl_step_ctx *ctx, int again)
 	if (ix)
 		return done(ctx, ix);
 	if (again)
-		return host->fail(ctx, 1, "GHL refused custom field \"%s\" as a duplicate, yet "
-					  "lists none of that name",
+		return host->fail(ctx, 1,
+				  "GHL refused custom field \"%s\" as a duplicate, yet "
+				  "lists none of that name",
 				  config(ctx, "name"));
 	return create(ctx);
 }
@@ -140,18 +141,15 @@ static int created(ghl_step_ctx *ctx)
 static int custom_field_run(ghl_step_ctx *ctx)
 {
 	switch (host->phase(ctx)) {
-	case PH_LISTED:
-		return listed(ctx, 0);
-	case PH_CREATED:
-		return created(ctx);
-	case PH_RELISTED:
-		return listed(ctx, 1);
-	default:
-		break;
+	case PH_LISTED: return listed(ctx, 0);
+	case PH_CREATED: return created(ctx);
+	case PH_RELISTED: return listed(ctx, 1);
+	default: break;
 	}
 	if (!location_id(ctx))
-		return host->fail(ctx, 0, "no location_id: put CREATE_LOCATION before "
-					  "CREATE_CUSTOM_FIELD");
+		return host->fail(ctx, 0,
+				  "no location_id: put CREATE_LOCATION before "
+				  "CREATE_CUSTOM_FIELD");
 	return send(ctx, PH_LISTED, "GET", fields_path(ctx), NULL);
 }
 
