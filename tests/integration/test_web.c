@@ -27,15 +27,8 @@
 #include "json.h"
 #include "testlib.h"
 #include "util.h"
+#include "webdriver.h"
 
-#define CHROMIUM "/usr/bin/chromium"
-#define CHROMEDRIVER "/usr/bin/chromedriver"
-/* clang-format off */
-#define INSTALL_HINT                                                                        \
-	"the browser test needs Chromium and ChromeDriver: apt-get install -y chromium "      \
-	"chromium-driver (scripts/test installs them)"
-/* clang-format on */
-#define WD_ELEMENT "element-6066-11e4-a52e-4f735466cecf"
 
 static char *dsn;
 static struct hsim sim;
@@ -164,11 +157,11 @@ static void teardown(void)
 static void assert_security_headers(const struct resp *r)
 {
 	char *csp = header(r, "Content-Security-Policy");
-	ck_assert_msg(csp && strstr(csp, "default-src 'self'") &&
-			      strstr(csp, "frame-ancestors 'none'") &&
-			      strstr(csp, "script-src 'self'") && strstr(csp, "object-src 'none'") &&
-			      !strstr(csp, "unsafe-inline") && !strstr(csp, "unsafe-eval"),
-		      "CSP: %s", csp ? csp : "(none)");
+	ck_assert_msg(
+		csp && strstr(csp, "default-src 'self'") && strstr(csp, "frame-ancestors 'none'") &&
+			strstr(csp, "script-src 'self'") && strstr(csp, "object-src 'none'") &&
+			!strstr(csp, "unsafe-inline") && !strstr(csp, "unsafe-eval"),
+		"CSP: %s", csp ? csp : "(none)");
 	free(csp);
 	assert_header(r, "X-Frame-Options", "DENY");
 	assert_header(r, "X-Content-Type-Options", "nosniff");
@@ -267,8 +260,9 @@ START_TEST(scripts_never_use_html_sinks)
 	char *dir = xasprintf("%s/web", tl_env("GHL_SOURCE_DIR"));
 	DIR *d = opendir(dir);
 	ck_assert_msg(d, "opendir %s: %s", dir, strerror(errno));
-	static const char *const sinks[] = {"innerHTML", "outerHTML", "insertAdjacentHTML",
-					    "document.write", "eval(", "new Function", NULL};
+	static const char *const sinks[] = {
+		"innerHTML",	"outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+		"new Function", NULL};
 	int files = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -283,7 +277,8 @@ START_TEST(scripts_never_use_html_sinks)
 			ck_assert_msg(!strstr(text, sinks[i]), "%s uses %s", path, sinks[i]);
 		if (html)
 			ck_assert_msg(!strstr(text, "<script>") && !strstr(text, " style=") &&
-					      !strstr(text, " onclick=") && !strstr(text, " onload="),
+					      !strstr(text, " onclick=") &&
+					      !strstr(text, " onload="),
 				      "%s has inline script, style or handler", path);
 		files++;
 		free(text);
@@ -340,306 +335,6 @@ START_TEST(web_dir_and_symlinks)
 }
 END_TEST
 
-/* ---- WebDriver ------------------------------------------------------------ */
-
-struct wd {
-	pid_t driver;
-	char base[64];
-	char session[128];
-	char profile[64];
-	char log[64];
-};
-
-/* One WebDriver command; returns the answer's "value" (a clone, caller
- * frees) and fails the test unless the status is 200. */
-static struct json *wd_cmd(struct wd *w, const char *method, const char *path, const char *body)
-{
-	char *url = xasprintf("%s%s%s%s", w->base, w->session[0] ? "/session/" : "",
-			      w->session, path);
-	const char *h[] = {"Content-Type: application/json", NULL};
-	char *out = NULL;
-	long st = tl_http(method, url, h, body, &out);
-	ck_assert_msg(st == 200, "WebDriver %s %s: %ld %.1000s", method, url, st, out ? out : "");
-	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
-	ck_assert_msg(j, "WebDriver answer is not JSON: %s", out);
-	struct json *v = json_clone(json_get(j, "value"));
-	json_free(j);
-	free(out);
-	free(url);
-	return v;
-}
-
-static void wd_call(struct wd *w, const char *method, const char *path, const char *body)
-{
-	json_free(wd_cmd(w, method, path, body));
-}
-
-/* {"using":"css selector","value":css} as JSON text, malloc'd. */
-static char *css_body(const char *css)
-{
-	struct buf b;
-	struct jw jw;
-	buf_init(&b);
-	jw_init(&jw, &b);
-	jw_object_begin(&jw);
-	jw_key(&jw, "using");
-	jw_string(&jw, "css selector");
-	jw_key(&jw, "value");
-	jw_string(&jw, css);
-	jw_object_end(&jw);
-	return buf_take(&b);
-}
-
-/* The element id of the first match of css, or NULL when there is none. */
-static char *wd_find(struct wd *w, const char *css)
-{
-	char *body = css_body(css);
-	char *url = xasprintf("%s/session/%s/elements", w->base, w->session);
-	const char *h[] = {"Content-Type: application/json", NULL};
-	char *out = NULL;
-	long st = tl_http("POST", url, h, body, &out);
-	ck_assert_msg(st == 200, "find %s: %ld %.1000s", css, st, out);
-	struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
-	struct json *first = json_at(json_get(j, "value"), 0);
-	char *id = first && json_get_str(first, WD_ELEMENT) ? xstrdup(json_get_str(first, WD_ELEMENT))
-							     : NULL;
-	json_free(j);
-	free(out);
-	free(url);
-	free(body);
-	return id;
-}
-
-/* The visible text of the first match of css, or NULL (malloc'd). */
-static char *wd_text(struct wd *w, const char *css)
-{
-	char *id = wd_find(w, css);
-	if (!id)
-		return NULL;
-	char *path = xasprintf("/element/%s/text", id);
-	char *url = xasprintf("%s/session/%s%s", w->base, w->session, path);
-	char *out = NULL;
-	long st = tl_http("GET", url, NULL, NULL, &out);
-	char *text = NULL;
-	if (st == 200) { /* a stale element (re-rendered meanwhile) reads as "none" */
-		struct json *j = json_parse(out, strlen(out), JSON_DEFAULT_MAX_DEPTH, NULL);
-		const char *t = j ? json_get_str(j, "value") : NULL;
-		text = t ? xstrdup(t) : NULL;
-		json_free(j);
-	}
-	free(out);
-	free(url);
-	free(path);
-	free(id);
-	return text;
-}
-
-/* The page's text and the browser console, for failure messages (malloc'd). */
-static char *wd_page_state(struct wd *w)
-{
-	struct json *url = wd_cmd(w, "GET", "/url", NULL);
-	struct json *text =
-		wd_cmd(w, "POST", "/execute/sync",
-		       "{\"script\":\"return document.body.innerText\",\"args\":[]}");
-	struct json *logs = wd_cmd(w, "POST", "/se/log", "{\"type\":\"browser\"}");
-	char *lj = json_to_string(logs);
-	char *s = xasprintf("URL %s\n--- page text ---\n%.1200s\n--- console ---\n%.1000s",
-			    url && url->type == JSON_STRING ? url->u.str.s : "?",
-			    text && text->type == JSON_STRING ? text->u.str.s : "?", lj);
-	free(lj);
-	json_free(url);
-	json_free(text);
-	json_free(logs);
-	return s;
-}
-
-/* Wait until the first match of css shows text containing needle. */
-static void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout_ms)
-{
-	int64_t deadline = now_monotonic_ms() + timeout_ms;
-	char *last = NULL;
-	for (;;) {
-		free(last);
-		last = wd_text(w, css);
-		if (last && strstr(last, needle))
-			break;
-		if (now_monotonic_ms() > deadline) {
-			char *state = wd_page_state(w);
-			ck_abort_msg("no \"%s\" in %s within %d ms (text: %.500s)\n%s", needle, css,
-				     timeout_ms, last ? last : "(no element)", state);
-		}
-		usleep(100000);
-	}
-	free(last);
-}
-
-/* Wait for css to match, then click it. An element that the page re-rendered
- * between the find and the click (auto-refresh) is "stale": find it again. */
-static void wd_click(struct wd *w, const char *css)
-{
-	int64_t deadline = now_monotonic_ms() + 10000;
-	for (;;) {
-		char *id = wd_find(w, css);
-		if (id) {
-			char *url = xasprintf("%s/session/%s/element/%s/click", w->base, w->session, id);
-			const char *h[] = {"Content-Type: application/json", NULL};
-			char *out = NULL;
-			long st = tl_http("POST", url, h, "{}", &out);
-			int stale = st == 404 && out && strstr(out, "stale element reference");
-			ck_assert_msg(st == 200 || stale, "WebDriver click %s: %ld %.1000s", css, st,
-				      out ? out : "");
-			free(out);
-			free(url);
-			free(id);
-			if (!stale)
-				return;
-		}
-		if (now_monotonic_ms() > deadline) {
-			char *state = wd_page_state(w);
-			ck_abort_msg("no element %s to click\n%s", css, state);
-		}
-		usleep(100000);
-	}
-}
-
-static void wd_type(struct wd *w, const char *css, const char *text)
-{
-	char *id = wd_find(w, css);
-	ck_assert_msg(id, "no input %s", css);
-	char *path = xasprintf("/element/%s/value", id);
-	struct buf b;
-	struct jw jw;
-	buf_init(&b);
-	jw_init(&jw, &b);
-	jw_object_begin(&jw);
-	jw_key(&jw, "text");
-	jw_string(&jw, text);
-	jw_object_end(&jw);
-	wd_call(w, "POST", path, buf_cstr(&b));
-	buf_clear(&b);
-	free(path);
-	free(id);
-}
-
-static void wd_go(struct wd *w, const char *url)
-{
-	struct buf b;
-	struct jw jw;
-	buf_init(&b);
-	jw_init(&jw, &b);
-	jw_object_begin(&jw);
-	jw_key(&jw, "url");
-	jw_string(&jw, url);
-	jw_object_end(&jw);
-	wd_call(w, "POST", "/url", buf_cstr(&b));
-	buf_clear(&b);
-}
-
-static int executable(const char *path)
-{
-	return access(path, X_OK) == 0;
-}
-
-/* Start chromedriver in its own process group and open a headless session. */
-static void wd_start(struct wd *w)
-{
-	memset(w, 0, sizeof(*w));
-	int port = tl_free_port();
-	snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
-	snprintf(w->profile, sizeof(w->profile), "/tmp/ghl-web-chrome-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(w->profile));
-	snprintf(w->log, sizeof(w->log), "/tmp/ghl-web-driver-XXXXXX");
-	close(mkstemp(w->log));
-	char *port_arg = xasprintf("--port=%d", port);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		setpgid(0, 0); /* chromedriver and its browser: one group to kill */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(w->log, O_WRONLY | O_APPEND | O_CLOEXEC);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		char *argv[] = {(char *)CHROMEDRIVER, port_arg, NULL};
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	tl_track(pid, 1); /* the group dies with the test, whatever happens */
-	w->driver = pid;
-	free(port_arg);
-	char *status = xasprintf("%s/status", w->base);
-	ck_assert_msg(tl_wait_http(status, 10000), "chromedriver did not start: %s",
-		      tl_read_file(w->log));
-	free(status);
-
-	struct buf b;
-	struct jw jw;
-	buf_init(&b);
-	jw_init(&jw, &b);
-	jw_object_begin(&jw);
-	jw_key(&jw, "capabilities");
-	jw_object_begin(&jw);
-	jw_key(&jw, "alwaysMatch");
-	jw_object_begin(&jw);
-	jw_key(&jw, "browserName");
-	jw_string(&jw, "chrome");
-	jw_key(&jw, "goog:loggingPrefs");
-	jw_raw(&jw, "{\"browser\":\"ALL\"}");
-	jw_key(&jw, "goog:chromeOptions");
-	jw_object_begin(&jw);
-	jw_key(&jw, "binary");
-	jw_string(&jw, CHROMIUM);
-	jw_key(&jw, "args");
-	jw_array_begin(&jw);
-	static const char *const args[] = {
-		"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--disable-background-networking", "--disable-component-update", "--no-first-run",
-		"--disable-sync", "--window-size=1280,900"};
-	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++)
-		jw_string(&jw, args[i]);
-	char *profile = xasprintf("--user-data-dir=%s", w->profile);
-	jw_string(&jw, profile);
-	free(profile);
-	jw_array_end(&jw);
-	jw_object_end(&jw);
-	jw_object_end(&jw);
-	jw_object_end(&jw);
-	jw_object_end(&jw);
-	struct json *v = wd_cmd(w, "POST", "/session", buf_cstr(&b));
-	buf_clear(&b);
-	const char *sid = json_get_str(v, "sessionId");
-	ck_assert_msg(sid, "no sessionId: %s", tl_read_file(w->log));
-	snprintf(w->session, sizeof(w->session), "%s", sid);
-	json_free(v);
-}
-
-/* Idempotent: ends the session, the driver's process group, the profile. */
-static void wd_stop(struct wd *w)
-{
-	if (w->session[0]) {
-		char *url = xasprintf("%s/session/%s", w->base, w->session);
-		tl_http("DELETE", url, NULL, NULL, NULL);
-		free(url);
-	}
-	if (w->driver > 0) {
-		kill(-w->driver, SIGTERM);
-		int st;
-		if (tl_wait_exit(w->driver, 3000, &st)) {
-			kill(-w->driver, SIGKILL);
-			tl_kill(w->driver);
-		}
-	}
-	char *rm = xasprintf("rm -rf '%s'", w->profile);
-	if (w->profile[0] && system(rm) != 0)
-		fprintf(stderr, "could not remove %s\n", w->profile);
-	free(rm);
-	if (w->log[0])
-		unlink(w->log);
-	memset(w, 0, sizeof(*w));
-}
-
 /* The browser must not outlive the test: a failed assertion exits the
  * forked test process (atexit runs), a passing one runs the checked
  * teardown, and a killed one takes chromedriver along (PDEATHSIG) and with
@@ -653,9 +348,7 @@ static void browser_teardown(void)
 
 START_TEST(browser_end_to_end)
 {
-	ck_assert_msg(executable(CHROMIUM) && executable(CHROMEDRIVER),
-		      "%s (missing: %s%s)", INSTALL_HINT, executable(CHROMIUM) ? "" : CHROMIUM " ",
-		      executable(CHROMEDRIVER) ? "" : CHROMEDRIVER);
+	wd_require_browser();
 	hagent_admin_token(&ag); /* `ghl-agent user add --password-stdin` of the admin */
 	int64_t t0 = now_monotonic_ms();
 	atexit(browser_teardown);
@@ -679,6 +372,7 @@ START_TEST(browser_end_to_end)
 	wd_wait_text(&browser, "#whoami", H_ADMIN_EMAIL, 10000);
 	wd_wait_text(&browser, "#agency-list", "No agencies yet", 10000);
 	wd_wait_text(&browser, "#nav", "Users", 2000); /* an ADMIN sees Users */
+	wd_screenshots(&browser, "agencies-empty");
 
 	/* "Connect with GHL": the cookie session takes /oauth/connect through the
 	 * simulator's consent to the callback page */
@@ -750,6 +444,7 @@ START_TEST(browser_end_to_end)
 			      strstr(timeline, "CREATE_USER") && strstr(timeline, "201"),
 		      "timeline: %s", timeline);
 	free(timeline);
+	wd_screenshots(&browser, "job");
 
 	/* CANCELLED: its badge and filter, no Retry; a running job being cancelled
 	 * names the step it finishes first */
@@ -758,12 +453,13 @@ START_TEST(browser_end_to_end)
 		     " error_message, finished_at) SELECT agency_id, '{\"name\":\"Cancelled Co\","
 		     "\"email\":\"c@x.example\"}', 'CANCELLED', 'cancelled by request', now()"
 		     " FROM provisioning_jobs LIMIT 1");
-	tl_execf(db, "WITH j AS (INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
-		     " cancel_requested, started_at) SELECT agency_id, '{\"name\":\"Waiting Co\","
-		     "\"email\":\"w@x.example\"}', 'IN_PROGRESS', true, now()"
-		     " FROM provisioning_jobs LIMIT 1 RETURNING id)"
-		     " INSERT INTO provisioning_logs (job_id, step, status) SELECT id,"
-		     " 'WAIT_FOR_SNAPSHOT', 'STARTED' FROM j");
+	tl_execf(db,
+		 "WITH j AS (INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+		 " cancel_requested, started_at) SELECT agency_id, '{\"name\":\"Waiting Co\","
+		 "\"email\":\"w@x.example\"}', 'IN_PROGRESS', true, now()"
+		 " FROM provisioning_jobs LIMIT 1 RETURNING id)"
+		 " INSERT INTO provisioning_logs (job_id, step, status) SELECT id,"
+		 " 'WAIT_FOR_SNAPSHOT', 'STARTED' FROM j");
 	PQfinish(db);
 	url = xasprintf("%s/#/jobs?status=CANCELLED", ag.base);
 	wd_go(&browser, url);
@@ -785,6 +481,8 @@ START_TEST(browser_end_to_end)
 	wd_wait_text(&browser, "#delivery-list", "job.completed", 15000);
 	wd_click(&browser, "#delivery-list button");
 	wd_wait_text(&browser, "#flash", "queued again", 10000);
+
+	wd_assert_no_console_errors(&browser);
 
 	/* log out: back to the form */
 	wd_click(&browser, "#logout");
