@@ -201,7 +201,9 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 	 * next batch (claim_journal). Expired leases are dropped first, their
 	 * jobs made runnable again with the attempt the lease had counted — or
 	 * CANCELLED when a cancel was requested while the lease was held (claims
-	 * skip cancel-requested jobs, so it would otherwise wait forever). */
+	 * skip cancel-requested jobs, so it would otherwise wait forever). Each
+	 * agency's scan stops at the batch size too: an agency with room for
+	 * 100,000 read all its runnable jobs to keep 2,000. */
 	char *sql = xasprintf(
 		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
 		"WITH gone AS (DELETE FROM job_leases WHERE lease_until < now()"
@@ -230,7 +232,7 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		"  WHERE p.agency_id = ready.agency_id AND p.status IN ('PENDING', 'RETRYING')"
 		"  AND p.run_at <= now() AND NOT p.cancel_requested"
 		"  AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = p.id)"
-		"  ORDER BY p.run_at LIMIT GREATEST(ready.room, 0)) c"
+		"  ORDER BY p.run_at LIMIT LEAST(GREATEST(ready.room, 0), %lld)) c"
 		" ORDER BY c.run_at LIMIT %lld),"
 		" claimed AS ("
 		" INSERT INTO job_leases (job_id, agency_id, owner, lease_until, attempt)"
@@ -246,7 +248,7 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		" FROM claimed c JOIN provisioning_jobs j ON j.id = c.job_id"
 		" JOIN agencies a ON a.id = j.agency_id"
 		" LEFT JOIN snapshots s ON s.id = j.snapshot_id",
-		cfg->max_concurrent_jobs, cfg->max_concurrent_jobs_ceiling, room, s->owner,
+		cfg->max_concurrent_jobs, cfg->max_concurrent_jobs_ceiling, room, room, s->owner,
 		cfg->lease_timeout_ms);
 	s->claiming = 1;
 	s->outstanding++;

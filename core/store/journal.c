@@ -12,6 +12,11 @@
 #include "util.h"
 
 #define JOURNAL_MAX_BATCH 4000
+/* Connections the journal writes on, each with its own batch in flight. A
+ * job always goes to the same lane (by its id), so its rows still commit in
+ * order; lanes let PostgreSQL use more than one core for the journal, which
+ * was the drain's bottleneck with one connection (issue 15). */
+#define JOURNAL_LANES 2
 
 struct jlog {
 	char *job_id, *step, *status, *details;
@@ -42,18 +47,23 @@ struct batch {
 	size_t nslots;
 };
 
-struct journal {
-	struct event_base *base;
+struct lane {
+	struct journal *journal;
 	struct db_async *db;
-	char *owner;
 	struct batch next;   /* accumulating */
 	struct batch flight; /* sent, waiting for the result */
 	int busy;
 	struct event *ev_flush;
 	struct event *ev_retry;
+	long long batches, nlogs, nupdates;
+};
+
+struct journal {
+	struct event_base *base;
+	char *owner;
+	struct lane lanes[JOURNAL_LANES];
 	void (*idle_cb)(void *);
 	void *idle_arg;
-	long long batches, nlogs, nupdates;
 };
 
 static uint64_t hash_str(const char *s)
@@ -139,18 +149,25 @@ static struct jupd *find_or_add(struct batch *b, const char *job_id)
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void send_flight(struct journal *j);
+static void send_flight(struct lane *j);
 static void sanitize_json(char *t);
 
-static void schedule_flush(struct journal *j)
+static void schedule_flush(struct lane *j)
 {
 	if (!j->busy)
 		event_active(j->ev_flush, EV_TIMEOUT, 0);
 }
 
-void journal_log(struct journal *j, const char *job_id, const char *step, const char *status,
+/* The lane of a job: always the same one. */
+static struct lane *lane_of(struct journal *jr, const char *job_id)
+{
+	return &jr->lanes[hash_str(job_id) % JOURNAL_LANES];
+}
+
+void journal_log(struct journal *jr, const char *job_id, const char *step, const char *status,
 		 const char *details_json)
 {
+	struct lane *j = lane_of(jr, job_id);
 	struct batch *b = &j->next;
 	if (b->nlogs == b->caplogs) {
 		b->caplogs = b->caplogs ? b->caplogs * 2 : 64;
@@ -173,9 +190,10 @@ static void set_str(char **slot, const char *v)
 	*slot = xstrdup(v);
 }
 
-void journal_job(struct journal *j, const char *job_id, const struct job_write *w,
+void journal_job(struct journal *jr, const char *job_id, const struct job_write *w,
 		 journal_done_fn done, void *arg)
 {
+	struct lane *j = lane_of(jr, job_id);
 	struct jupd *u = find_or_add(&j->next, job_id);
 	set_str(&u->status, w->status);
 	if (w->set_error) {
@@ -298,7 +316,7 @@ static int flight_index(const struct batch *f, const char *job_id)
 	return -1;
 }
 
-static void finish_flight(struct journal *j, PGresult *res)
+static void finish_flight(struct lane *j, PGresult *res)
 {
 	struct batch *f = &j->flight;
 	int nrows = res ? PQntuples(res) : 0;
@@ -347,7 +365,7 @@ static void sanitize_json(char *t)
 
 /* A batch PostgreSQL refused for its data (SQLSTATE class 22) would be
  * refused forever: keep its job states and steps, drop the offending texts. */
-static void degrade_flight(struct journal *j, const char *why)
+static void degrade_flight(struct lane *j, const char *why)
 {
 	struct batch *f = &j->flight;
 	char *note = xasprintf("{\"error\":\"the details could not be stored\"}");
@@ -365,7 +383,7 @@ static void degrade_flight(struct journal *j, const char *why)
 
 static void flight_done(void *arg, PGresult *res, const char *errmsg)
 {
-	struct journal *j = arg;
+	struct lane *j = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *why = res ? PQresultErrorMessage(res) : errmsg;
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -383,11 +401,11 @@ static void flight_done(void *arg, PGresult *res, const char *errmsg)
 	j->busy = 0;
 	if (j->next.nlogs || j->next.nupds)
 		flush_cb(-1, 0, j);
-	else if (j->idle_cb)
-		j->idle_cb(j->idle_arg);
+	else if (j->journal->idle_cb)
+		j->journal->idle_cb(j->journal->idle_arg);
 }
 
-static void send_flight(struct journal *j)
+static void send_flight(struct lane *j)
 {
 	struct batch *f = &j->flight;
 	struct buf a[16];
@@ -422,7 +440,7 @@ static void send_flight(struct journal *j)
 	const char *params[17];
 	for (int i = 0; i < 14; i++)
 		params[i] = arr_close(&a[i]);
-	params[14] = j->owner;
+	params[14] = j->journal->owner;
 	params[15] = arr_close(&a[14]);
 	params[16] = arr_close(&a[15]);
 	db_async_query(j->db, flush_sql, 17, params, flight_done, j);
@@ -431,7 +449,7 @@ static void send_flight(struct journal *j)
 }
 
 /* Move up to JOURNAL_MAX_BATCH items from next into flight. */
-static void take_batch(struct journal *j)
+static void take_batch(struct lane *j)
 {
 	struct batch *n = &j->next, *f = &j->flight;
 	size_t nl = n->nlogs < JOURNAL_MAX_BATCH ? n->nlogs : JOURNAL_MAX_BATCH;
@@ -470,7 +488,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct journal *j = arg;
+	struct lane *j = arg;
 	if (j->busy || (!j->next.nlogs && !j->next.nupds))
 		return;
 	j->busy = 1;
@@ -484,9 +502,13 @@ struct journal *journal_new(struct event_base *base, const char *dsn, const char
 	struct journal *j = xcalloc(1, sizeof(*j));
 	j->base = base;
 	j->owner = xstrdup(owner);
-	j->db = db_async_new(base, dsn, reconnect_max_ms);
-	j->ev_flush = event_new(base, -1, 0, flush_cb, j);
-	j->ev_retry = evtimer_new(base, retry_cb, j);
+	for (int i = 0; i < JOURNAL_LANES; i++) {
+		struct lane *l = &j->lanes[i];
+		l->journal = j;
+		l->db = db_async_new(base, dsn, reconnect_max_ms);
+		l->ev_flush = event_new(base, -1, 0, flush_cb, l);
+		l->ev_retry = evtimer_new(base, retry_cb, l);
+	}
 	return j;
 }
 
@@ -494,19 +516,28 @@ struct journal *journal_free(struct journal *j)
 {
 	if (!j)
 		return NULL;
-	db_async_free(j->db);
-	event_free(j->ev_flush);
-	event_free(j->ev_retry);
-	batch_release(&j->next);
-	batch_release(&j->flight);
+	for (int i = 0; i < JOURNAL_LANES; i++) {
+		struct lane *l = &j->lanes[i];
+		db_async_free(l->db);
+		event_free(l->ev_flush);
+		event_free(l->ev_retry);
+		batch_release(&l->next);
+		batch_release(&l->flight);
+	}
 	free(j->owner);
 	free(j);
 	return NULL;
 }
 
-int journal_pending(const struct journal *j)
+int journal_pending(const struct journal *jr)
 {
-	return (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) + j->busy;
+	int n = 0;
+	for (int i = 0; i < JOURNAL_LANES; i++) {
+		const struct lane *j = &jr->lanes[i];
+		n += (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) +
+		     j->busy;
+	}
+	return n;
 }
 
 void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
@@ -517,7 +548,10 @@ void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
 
 void journal_stats(const struct journal *j, long long *batches, long long *logs, long long *updates)
 {
-	*batches = j->batches;
-	*logs = j->nlogs;
-	*updates = j->nupdates;
+	*batches = *logs = *updates = 0;
+	for (int i = 0; i < JOURNAL_LANES; i++) {
+		*batches += j->lanes[i].batches;
+		*logs += j->lanes[i].nlogs;
+		*updates += j->lanes[i].nupdates;
+	}
 }

@@ -3,9 +3,11 @@
  * Everything the scheduler and runner write about running jobs goes through
  * here: provisioning_logs rows (STARTED/COMPLETED/FAILED with details_json)
  * and provisioning_jobs updates. Writes queued during one loop iteration go
- * out together as ONE statement on ONE dedicated connection (so they commit
- * in order), while the next batch accumulates — the commit cost is shared by
- * every job in the batch. Job updates are fenced by the lease owner: an
+ * out together as ONE statement per lane, while the next batch accumulates —
+ * the commit cost is shared by every job in the batch. A lane is a dedicated
+ * connection; a job always writes on the same lane (chosen by its id), so a
+ * job's writes commit in order, and two lanes let PostgreSQL spend two cores
+ * on the journal. Job updates are fenced by the lease owner: an
  * update for a job this process no longer owns changes nothing, and the
  * job's `lost` callback tells the runner to stop. The fence is the job's
  * row in job_leases (locked for the batch), and a job some other writer

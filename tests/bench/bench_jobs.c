@@ -6,7 +6,8 @@
  *       the simulator-bound ideal (in flight ÷ per-job latency)
  *   (d) the agent's peak RSS during (c)
  *   (e) rate-limited: one agency, 300 jobs, ghl-sim at GHL's 100 per 10 s —
- *       429s received and the company-level call rate
+ *       429s received, the company-level call rate and the calls per job
+ *       the simulator counted
  * Run by scripts/bench (which starts PostgreSQL with default durability).
  * Usage: bench_jobs [a|b|c|e ...]   (default: all; d comes with c)
  * BENCH_SMOKE=1: tiny sizes, so the test command runs it in seconds (a smoke
@@ -330,11 +331,12 @@ static void bench_rate_limited(void)
 	long long failed = qn("SELECT count(*) FROM provisioning_jobs WHERE status = 'FAILED'");
 	/* the company-level calls GHL accepted (CREATE_LOCATION's search and create),
 	 * as the simulator counted them */
-	double cps = (sim_api_calls(&sim) - before_calls) / secs;
+	long long calls = sim_api_calls(&sim) - before_calls;
+	double cps = calls / secs;
 	snprintf(results[4], sizeof(results[4]),
 		 "%lld 429s, %.2f company calls/s (%.0f%% of the 10/s budget), %d jobs in %.1f s, "
-		 "%lld failed",
-		 r429, cps, cps * 10.0, n, secs, failed);
+		 "%lld failed, %.2f calls per job (%lld counted by ghl-sim)",
+		 r429, cps, cps * 10.0, n, secs, failed, (double)calls / n, calls);
 	printf("(e) rate-limited: %s\n", results[4]);
 	fflush(stdout);
 	hagent_stop(&a);
