@@ -8,6 +8,7 @@
 
 #include "client_data.h"
 #include "json.h"
+#include "predicate.h"
 #include "registry.h"
 #include "schema.h"
 
@@ -36,6 +37,21 @@ static void check_int(const struct json *settings, const char *key, long long mi
 		problem(problems, key, "must be a whole number from %lld to %lld", min, max);
 }
 
+/* A step's `when` (predicate.h): a string that parses. */
+static void check_when(const struct json *when, const char *field, struct json *problems)
+{
+	if (!when)
+		return;
+	char f[128];
+	snprintf(f, sizeof(f), "%s.when", field);
+	struct err e;
+	if (when->type != JSON_STRING)
+		problem(problems, f,
+			"must be a condition as a string, like \"client.country == 'US'\"");
+	else if (predicate_check(when->u.str.s, when->u.str.len, &e) < 0)
+		problem(problems, f, "%s", e.msg);
+}
+
 static void check_step(const struct step_registry *r, const struct json *item, size_t i,
 		       struct json *problems)
 {
@@ -47,10 +63,11 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 	}
 	for (size_t k = 0; k < item->u.obj.n; k++) {
 		const char *key = item->u.obj.keys[k];
-		if (strcmp(key, "step") && strcmp(key, "config") && strcmp(key, "on_error")) {
+		if (strcmp(key, "step") && strcmp(key, "config") && strcmp(key, "on_error") &&
+		    strcmp(key, "when")) {
 			char f[128];
 			snprintf(f, sizeof(f), "%s.%s", field, key);
-			problem(problems, f, "unknown key (allowed: step, config, on_error)");
+			problem(problems, f, "unknown key (allowed: step, config, on_error, when)");
 		}
 	}
 	char f[128];
@@ -66,6 +83,7 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 		snprintf(f, sizeof(f), "%s.on_error", field);
 		problem(problems, f, "must be \"fail\" or \"continue\"");
 	}
+	check_when(json_get(item, "when"), field, problems);
 	struct step_impl *impl = step_registry_find(r, name);
 	if (!impl) {
 		char *known = step_registry_names(r);
