@@ -112,7 +112,8 @@ END_TEST
 START_TEST(test_eval_without_roots)
 {
 	struct predicate_roots none = {0};
-	const char *t = "client.custom_values.plan == null and not exists(outputs.x) and job.id == null";
+	const char *t =
+		"client.custom_values.plan == null and not exists(outputs.x) and job.id == null";
 	ck_assert_int_eq(predicate_eval(t, strlen(t), NULL, NULL), 1);
 	ck_assert_int_eq(predicate_eval(t, strlen(t), &none, NULL), 1);
 }
@@ -208,10 +209,12 @@ START_TEST(test_limits)
 	ck_assert_str_eq(e.msg, "nested deeper than 32 at column 129");
 	buf_clear(&b);
 
-	const char *longname = "client.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa == 1";
+	const char *longname =
+		"client.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa == 1";
 	ck_assert_int_eq(predicate_check(longname, strlen(longname), &e), ERR_INVALID);
 	ck_assert_str_eq(e.msg, "a name longer than 64 characters at column 8");
-	const char *longnum = "outputs.a == 1234567890123456789012345678901234567890123456789012345678901234";
+	const char *longnum =
+		"outputs.a == 1234567890123456789012345678901234567890123456789012345678901234";
 	ck_assert_int_eq(predicate_check(longnum, strlen(longnum), &e), ERR_INVALID);
 	ck_assert_str_eq(e.msg, "a number longer than 63 characters at column 14");
 	const char nul[] = "true\0 or false";
