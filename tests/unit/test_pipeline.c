@@ -318,6 +318,19 @@ START_TEST(when_steps_still_need_their_client_fields)
 }
 END_TEST
 
+/* An entry's keys are checked by the schema module; near misses get the
+ * same words as any other unknown key. */
+START_TEST(entry_keys_checked_by_schema)
+{
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"on_eror\":\"continue\","
+			      "\"wen\":\"true\"}]}");
+	ck_assert_str_eq(p, "pipeline[0].on_eror: unknown key (allowed: step, config, on_error, "
+			    "when)|pipeline[0].wen: unknown key (allowed: step, config, on_error, "
+			    "when)");
+	free(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -331,6 +344,7 @@ int main(void)
 	tcase_add_test(tc, unknown_client_field_is_refused);
 	tcase_add_test(tc, backoff_is_exponential_jittered_and_bounded);
 	tcase_add_test(tc, when_is_validated);
+	tcase_add_test(tc, entry_keys_checked_by_schema);
 	tcase_add_test(tc, when_steps_still_need_their_client_fields);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
