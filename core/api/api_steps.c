@@ -15,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "pipeline.h"
+#include "predicate.h"
 #include "registry.h"
 #include "runner.h"
 
@@ -197,13 +198,44 @@ static void dry_step_done(void *arg, const char *status, const char *outputs_jso
 				     json_clone(outs->u.obj.vals[k]));
 	json_free(outs);
 	int cont = str_eq(json_get_str(item, "on_error"), "continue");
-	if (strcmp(status, "COMPLETED") && !cont) {
+	if (strcmp(status, "COMPLETED") && strcmp(status, "SKIPPED") && !cont) {
 		d->failed = 1;
 		dry_finish(d);
 		return;
 	}
 	d->i++;
 	dry_next(d);
+}
+
+/* The entry's `when` is false: the answer shows it SKIPPED and the run goes
+ * on (1); 0: the step runs. The job a dry run's `when` sees is
+ * runner_run_once's synthetic one. */
+static int dry_skipped(struct dry *d, const struct json *item)
+{
+	const struct json *when = json_get(item, "when");
+	if (!when || when->type != JSON_STRING)
+		return 0;
+	struct json *job = json_new_object();
+	json_object_set_take(job, "id", json_new_string("00000000-0000-0000-0000-000000000000"));
+	json_object_set_take(job, "agency_id", json_new_string(api_param(d->r, 0)));
+	json_object_set_take(job, "company_id", json_new_string(d->company));
+	json_object_set_take(job, "snapshot",
+			     d->snapshot ? json_clone(d->snapshot) : json_new_null());
+	json_object_set_take(job, "attempt", json_new_int(1));
+	json_object_set_take(job, "retry_count", json_new_int(0));
+	struct predicate_roots roots = {d->client, d->outputs, job};
+	struct err e;
+	int rc = predicate_eval(when->u.str.s, when->u.str.len, &roots, &e);
+	json_free(job);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) /* the pipeline was checked first: not reached */
+		dry_step_done(d, "FAILED", "{}", "[]", e.msg);
+	else
+		dry_step_done(d, "SKIPPED", "{}",
+			      "[{\"level\":\"info\",\"message\":\"skipped: its when is false\"}]",
+			      NULL);
+	return 1;
 }
 
 static void dry_next(struct dry *d)
@@ -213,6 +245,8 @@ static void dry_next(struct dry *d)
 		return;
 	}
 	const struct json *item = json_at(d->pipeline, d->i);
+	if (dry_skipped(d, item))
+		return;
 	struct step_impl *impl = step_registry_find(d->r->app->steps, json_get_str(item, "step"));
 	if (!impl) { /* unregistered since the check (a reload) */
 		dry_step_done(d, "FAILED", "{}", "[]", "the step is not registered any more");

@@ -164,7 +164,7 @@ static void check_tags(struct schema_report *c, const struct json *v)
 
 static void check_field(struct schema_report *c, const struct field *f, const struct json *v)
 {
-	char why[256];
+	struct err e;
 	const char *s;
 
 	if (f->kind == K_CUSTOM) {
@@ -188,8 +188,8 @@ static void check_field(struct schema_report *c, const struct field *f, const st
 	case K_COUNTRY:
 	case K_TIMEZONE:
 	case K_URL:
-		if (format_check(format_of[f->kind], s, v->u.str.len, why, sizeof(why)) < 0)
-			schema_problem(c, why);
+		if (format_check(format_of[f->kind], s, v->u.str.len, &e) < 0)
+			schema_problem(c, e.msg);
 		break;
 	case K_TEXT:
 	case K_CUSTOM:

@@ -52,48 +52,47 @@ static int is_ctl(int c)
 /* ---- host names ---------------------------------------------------------- */
 
 /* Dot-separated labels of letters, digits and hyphens (RFC 1035 / 5321).
- * 0, or -1 with the reason in why ("the domain ends with a dot"). */
-static int hostname_check(const char *s, size_t len, const char *noun, char *why, size_t wl)
+ * 0, or ERR_INVALID with the reason in e ("the domain ends with a dot"). */
+static int hostname_check(const char *s, size_t len, const char *noun, struct err *e)
 {
 	size_t i, label = 0;
 
 	if (len == 0)
-		return snprintf(why, wl, "empty %s", noun), -1;
+		return err_setc(e, ERR_INVALID, "empty %s", noun);
 	if (s[0] == '.')
-		return snprintf(why, wl, "the %s starts with a dot", noun), -1;
+		return err_setc(e, ERR_INVALID, "the %s starts with a dot", noun);
 	if (s[len - 1] == '.')
-		return snprintf(why, wl, "the %s ends with a dot", noun), -1;
+		return err_setc(e, ERR_INVALID, "the %s ends with a dot", noun);
 	for (i = 0; i < len; i++) {
 		int c = (unsigned char)s[i];
 
 		if (c == '.') {
 			if (label == 0)
-				return snprintf(why, wl, "consecutive dots in the %s", noun), -1;
+				return err_setc(e, ERR_INVALID, "consecutive dots in the %s", noun);
 			if (s[i - 1] == '-')
-				return snprintf(why, wl, "a %s label ends with a hyphen", noun), -1;
+				return err_setc(e, ERR_INVALID, "a %s label ends with a hyphen",
+						noun);
 			label = 0;
 			continue;
 		}
 		if (!is_alpha(c) && !is_digit(c) && c != '-') {
 			if (c == '@')
-				return snprintf(why, wl,
+				return err_setc(e, ERR_INVALID,
 						"more than one '@' (quote the local part "
-						"if it contains one)"),
-				       -1;
+						"if it contains one)");
 			if (c > 0x20 && c < 0x7f)
-				return snprintf(why, wl, "invalid character '%c' in the %s", c,
-						noun),
-				       -1;
-			return snprintf(why, wl, "invalid character in the %s", noun), -1;
+				return err_setc(e, ERR_INVALID, "invalid character '%c' in the %s",
+						c, noun);
+			return err_setc(e, ERR_INVALID, "invalid character in the %s", noun);
 		}
 		if (label == 0 && c == '-')
-			return snprintf(why, wl, "a %s label starts with a hyphen", noun), -1;
+			return err_setc(e, ERR_INVALID, "a %s label starts with a hyphen", noun);
 		if (++label > 63)
-			return snprintf(why, wl, "a %s label is longer than 63 characters", noun),
-			       -1;
+			return err_setc(e, ERR_INVALID, "a %s label is longer than 63 characters",
+					noun);
 	}
 	if (s[len - 1] == '-')
-		return snprintf(why, wl, "a %s label ends with a hyphen", noun), -1;
+		return err_setc(e, ERR_INVALID, "a %s label ends with a hyphen", noun);
 	return 0;
 }
 
@@ -123,8 +122,8 @@ static int address_literal_ok(const char *s, size_t len)
 /* ---- e-mail -------------------------------------------------------------- */
 
 /* Length of the quoted-string local part starting at s[0] == '"', closing
- * quote included; -1 with why when malformed. */
-static long quoted_local_len(const char *s, size_t len, char *why, size_t wl)
+ * quote included; ERR_INVALID with the reason in e when malformed. */
+static long quoted_local_len(const char *s, size_t len, struct err *e)
 {
 	size_t i;
 
@@ -136,18 +135,19 @@ static long quoted_local_len(const char *s, size_t len, char *why, size_t wl)
 		if (c == '\\') {
 			c = i + 1 < len ? (unsigned char)s[i + 1] : 0;
 			if (!((c >= 33 && c <= 126) || c == ' ' || c == '\t'))
-				return snprintf(why, wl, "invalid escape in the quoted local part"),
-				       -1;
+				return err_setc(e, ERR_INVALID,
+						"invalid escape in the quoted local part");
 			i++;
 		} else if (!is_qtext(c)) {
-			return snprintf(why, wl, "invalid character in the quoted local part"), -1;
+			return err_setc(e, ERR_INVALID,
+					"invalid character in the quoted local part");
 		}
 	}
-	return snprintf(why, wl, "unterminated quoted local part"), -1;
+	return err_setc(e, ERR_INVALID, "unterminated quoted local part");
 }
 
 /* Length of the dot-atom local part (up to, not including, the '@'). */
-static long dot_atom_local_len(const char *s, size_t len, char *why, size_t wl)
+static long dot_atom_local_len(const char *s, size_t len, struct err *e)
 {
 	size_t i;
 
@@ -156,33 +156,33 @@ static long dot_atom_local_len(const char *s, size_t len, char *why, size_t wl)
 
 		if (c == '.') {
 			if (i == 0)
-				return snprintf(why, wl, "the local part starts with a dot"), -1;
+				return err_setc(e, ERR_INVALID, "the local part starts with a dot");
 			if (s[i - 1] == '.')
-				return snprintf(why, wl, "consecutive dots in the local part"), -1;
+				return err_setc(e, ERR_INVALID,
+						"consecutive dots in the local part");
 			continue;
 		}
 		if (is_atext(c))
 			continue;
 		if (memchr(s, '<', len))
-			return snprintf(why, wl,
+			return err_setc(e, ERR_INVALID,
 					"display names are not allowed; give only the "
-					"address, like owner@acme.example"),
-			       -1;
+					"address, like owner@acme.example");
 		if (c == ' ' || c == '"' || c == '\\' || c == '(' || c == ')' || c == ',' ||
 		    c == ':' || c == ';' || c == '[' || c == ']')
-			return snprintf(why, wl, "'%c' in the local part needs quoting", c), -1;
-		return snprintf(why, wl, "invalid character in the local part"), -1;
+			return err_setc(e, ERR_INVALID, "'%c' in the local part needs quoting", c);
+		return err_setc(e, ERR_INVALID, "invalid character in the local part");
 	}
 	if (i == len)
-		return snprintf(why, wl, "missing '@'"), -1;
+		return err_setc(e, ERR_INVALID, "missing '@'");
 	if (i == 0)
-		return snprintf(why, wl, "missing the part before '@'"), -1;
+		return err_setc(e, ERR_INVALID, "missing the part before '@'");
 	if (s[i - 1] == '.')
-		return snprintf(why, wl, "the local part ends with a dot"), -1;
+		return err_setc(e, ERR_INVALID, "the local part ends with a dot");
 	return (long)i;
 }
 
-int format_email_check(const char *s, size_t len, char *why, size_t wl)
+int format_email_check(const char *s, size_t len, struct err *e)
 {
 	size_t i;
 	long local;
@@ -190,83 +190,75 @@ int format_email_check(const char *s, size_t len, char *why, size_t wl)
 	size_t dlen;
 
 	if (len > EMAIL_MAX)
-		return snprintf(why, wl, "longer than %d characters", EMAIL_MAX), -1;
+		return err_setc(e, ERR_INVALID, "longer than %d characters", EMAIL_MAX);
 	for (i = 0; i < len; i++)
 		if ((unsigned char)s[i] >= 0x80)
-			return snprintf(why, wl, "only ASCII characters are allowed"), -1;
+			return err_setc(e, ERR_INVALID, "only ASCII characters are allowed");
 		else if (is_ctl((unsigned char)s[i]) && s[i] != '\t')
-			return snprintf(why, wl, "contains a control character"), -1;
+			return err_setc(e, ERR_INVALID, "contains a control character");
 	if (len > 0 && s[0] == '"')
-		local = quoted_local_len(s, len, why, wl);
+		local = quoted_local_len(s, len, e);
 	else
-		local = dot_atom_local_len(s, len, why, wl);
+		local = dot_atom_local_len(s, len, e);
 	if (local < 0)
-		return -1;
+		return ERR_INVALID;
 	if ((size_t)local == len || s[local] != '@') {
 		if (memchr(s, '<', len))
-			return snprintf(why, wl,
+			return err_setc(e, ERR_INVALID,
 					"display names are not allowed; give only the "
-					"address, like owner@acme.example"),
-			       -1;
-		return snprintf(why, wl, "expected '@' after the quoted local part"), -1;
+					"address, like owner@acme.example");
+		return err_setc(e, ERR_INVALID, "expected '@' after the quoted local part");
 	}
 	if (local > EMAIL_LOCAL_MAX)
-		return snprintf(why, wl, "the local part is longer than %d characters",
-				EMAIL_LOCAL_MAX),
-		       -1;
+		return err_setc(e, ERR_INVALID, "the local part is longer than %d characters",
+				EMAIL_LOCAL_MAX);
 	dom = s + local + 1;
 	dlen = len - (size_t)local - 1;
 	if (dlen == 0)
-		return snprintf(why, wl, "missing the domain after '@'"), -1;
+		return err_setc(e, ERR_INVALID, "missing the domain after '@'");
 	if (dom[0] == '[') {
 		if (!address_literal_ok(dom, dlen))
-			return snprintf(why, wl,
+			return err_setc(e, ERR_INVALID,
 					"invalid address literal (use [192.0.2.1] or "
-					"[IPv6:2001:db8::1])"),
-			       -1;
+					"[IPv6:2001:db8::1])");
 		return 0;
 	}
-	return hostname_check(dom, dlen, "domain", why, wl);
+	return hostname_check(dom, dlen, "domain", e);
 }
 
 int format_email_valid(const char *s)
 {
-	char why[160];
-
-	return s && format_email_check(s, strlen(s), why, sizeof(why)) == 0;
+	return s && format_email_check(s, strlen(s), NULL) == 0;
 }
 
 /* ---- phone --------------------------------------------------------------- */
 
-int format_phone_check(const char *s, size_t len, char *why, size_t wl)
+int format_phone_check(const char *s, size_t len, struct err *e)
 {
 	size_t i, digits = 0;
 
 	if (len == 0 || s[0] != '+')
-		return snprintf(why, wl,
+		return err_setc(e, ERR_INVALID,
 				"start with '+' and the country code, e.g. "
-				"+15555550100"),
-		       -1;
+				"+15555550100");
 	for (i = 1; i < len; i++) {
 		if (!is_digit((unsigned char)s[i]))
-			return snprintf(why, wl, "only digits after '+', no spaces or punctuation"),
-			       -1;
+			return err_setc(e, ERR_INVALID,
+					"only digits after '+', no spaces or punctuation");
 		digits++;
 	}
 	if (digits > 0 && s[1] == '0')
-		return snprintf(why, wl, "the country code cannot start with 0"), -1;
+		return err_setc(e, ERR_INVALID, "the country code cannot start with 0");
 	if (digits < 8)
-		return snprintf(why, wl, "too short (8 to 15 digits after '+')"), -1;
+		return err_setc(e, ERR_INVALID, "too short (8 to 15 digits after '+')");
 	if (digits > 15)
-		return snprintf(why, wl, "too long (8 to 15 digits after '+')"), -1;
+		return err_setc(e, ERR_INVALID, "too long (8 to 15 digits after '+')");
 	return 0;
 }
 
 int format_phone_valid(const char *s)
 {
-	char why[96];
-
-	return s && format_phone_check(s, strlen(s), why, sizeof(why)) == 0;
+	return s && format_phone_check(s, strlen(s), NULL) == 0;
 }
 
 /* ---- country ------------------------------------------------------------- */
@@ -323,7 +315,7 @@ int format_country_valid(const char *s)
 	return s && strlen(s) == 2 && country_known(s[0], s[1]);
 }
 
-static void country_why(const char *s, char *why, size_t wl)
+static int country_err(const char *s, struct err *e)
 {
 	char up[3] = {0};
 
@@ -332,11 +324,12 @@ static void country_why(const char *s, char *why, size_t wl)
 		up[1] = (char)(s[1] >= 'a' && s[1] <= 'z' ? s[1] - 'a' + 'A' : s[1]);
 	}
 	if (up[0] && country_known(up[0], up[1]))
-		snprintf(why, wl, "not an ISO 3166-1 alpha-2 code: write it in capitals (%s)", up);
-	else if (strcmp(up, "UK") == 0)
-		snprintf(why, wl, "not an ISO 3166-1 alpha-2 code (the United Kingdom is GB)");
-	else
-		snprintf(why, wl, "not an ISO 3166-1 alpha-2 code (e.g. US, GB, DE)");
+		return err_setc(e, ERR_INVALID,
+				"not an ISO 3166-1 alpha-2 code: write it in capitals (%s)", up);
+	if (strcmp(up, "UK") == 0)
+		return err_setc(e, ERR_INVALID,
+				"not an ISO 3166-1 alpha-2 code (the United Kingdom is GB)");
+	return err_setc(e, ERR_INVALID, "not an ISO 3166-1 alpha-2 code (e.g. US, GB, DE)");
 }
 
 /* ---- time zone ----------------------------------------------------------- */
@@ -511,7 +504,7 @@ static int port_ok(const char *s, size_t len)
 
 /* Host and optional port: "acme.example", "acme.example:8443",
  * "192.0.2.1", "[2001:db8::1]:8080". */
-static int authority_check(const char *s, size_t len, char *why, size_t wl)
+static int authority_check(const char *s, size_t len, struct err *e)
 {
 	const char *colon;
 	size_t hlen = len;
@@ -519,34 +512,33 @@ static int authority_check(const char *s, size_t len, char *why, size_t wl)
 	char tmp[64];
 
 	if (memchr(s, '@', len))
-		return snprintf(why, wl, "user names in the URL are not allowed"), -1;
+		return err_setc(e, ERR_INVALID, "user names in the URL are not allowed");
 	if (len > 0 && s[0] == '[') {
 		const char *close = memchr(s, ']', len);
 
 		hlen = close ? (size_t)(close - s) + 1 : len;
 		if (!close || hlen - 2 >= sizeof(tmp))
-			return snprintf(why, wl, "invalid IPv6 address in the host"), -1;
+			return err_setc(e, ERR_INVALID, "invalid IPv6 address in the host");
 		memcpy(tmp, s + 1, hlen - 2);
 		tmp[hlen - 2] = '\0';
 		if (inet_pton(AF_INET6, tmp, addr) != 1)
-			return snprintf(why, wl, "invalid IPv6 address in the host"), -1;
+			return err_setc(e, ERR_INVALID, "invalid IPv6 address in the host");
 	} else {
 		colon = memchr(s, ':', len);
 		hlen = colon ? (size_t)(colon - s) : len;
-		if (hostname_check(s, hlen, "host", why, wl) < 0)
-			return -1;
+		if (hostname_check(s, hlen, "host", e) < 0)
+			return ERR_INVALID;
 		if (!memchr(s, '.', hlen))
-			return snprintf(why, wl,
+			return err_setc(e, ERR_INVALID,
 					"the host must be a domain name like "
-					"acme.example"),
-			       -1;
+					"acme.example");
 	}
 	if (hlen < len && (s[hlen] != ':' || !port_ok(s + hlen + 1, len - hlen - 1)))
-		return snprintf(why, wl, "invalid port"), -1;
+		return err_setc(e, ERR_INVALID, "invalid port");
 	return 0;
 }
 
-int format_url_check(const char *s, size_t len, char *why, size_t wl)
+int format_url_check(const char *s, size_t len, struct err *e)
 {
 	size_t i, start, end;
 
@@ -555,38 +547,35 @@ int format_url_check(const char *s, size_t len, char *why, size_t wl)
 	else if (len >= 8 && strncasecmp(s, "https://", 8) == 0)
 		start = 8;
 	else
-		return snprintf(why, wl, "must be an http:// or https:// URL"), -1;
+		return err_setc(e, ERR_INVALID, "must be an http:// or https:// URL");
 	for (i = 0; i < len; i++) {
 		int c = (unsigned char)s[i];
 
 		if (c <= 0x20 || c >= 0x7f)
-			return snprintf(why, wl,
+			return err_setc(e, ERR_INVALID,
 					"spaces, control and non-ASCII characters must be "
-					"percent-encoded"),
-			       -1;
+					"percent-encoded");
 	}
 	for (end = start; end < len && !strchr("/?#", s[end]); end++)
 		;
 	if (end == start)
-		return snprintf(why, wl, "missing host"), -1;
-	return authority_check(s + start, end - start, why, wl);
+		return err_setc(e, ERR_INVALID, "missing host");
+	return authority_check(s + start, end - start, e);
 }
 
-int format_country_check(const char *s, size_t len, char *why, size_t wl)
+int format_country_check(const char *s, size_t len, struct err *e)
 {
 	if (len == 2 && format_country_valid(s))
 		return 0;
-	country_why(s, why, wl);
-	return -1;
+	return country_err(s, e);
 }
 
-int format_timezone_check(const char *s, size_t len, char *why, size_t wl)
+int format_timezone_check(const char *s, size_t len, struct err *e)
 {
 	(void)len;
 	if (format_timezone_valid(s))
 		return 0;
-	snprintf(why, wl, "not a known IANA time zone name (e.g. America/New_York)");
-	return -1;
+	return err_setc(e, ERR_INVALID, "not a known IANA time zone name (e.g. America/New_York)");
 }
 
 /* ---- UUID ---------------------------------------------------------------- */
@@ -615,21 +604,20 @@ int format_uuid_valid(const char *s)
 static const struct {
 	const char *name;
 	const char *prefix;
-	int (*check)(const char *s, size_t len, char *why, size_t wl);
+	int (*check)(const char *s, size_t len, struct err *e);
 } named[] = {
-	{"email", "not a valid email address: ", format_email_check},
-	{"e164", "not an E.164 phone number: ", format_phone_check},
+	{"email", "not a valid email address", format_email_check},
+	{"e164", "not an E.164 phone number", format_phone_check},
 	{"country", "", format_country_check},
 	{"timezone", "", format_timezone_check},
-	{"url", "not a valid web site URL: ", format_url_check},
+	{"url", "not a valid web site URL", format_url_check},
 };
 
-static int uuid_check(const char *s, size_t len, char *why, size_t wl)
+static int uuid_check(const char *s, size_t len, struct err *e)
 {
 	if (strlen(s) == len && format_uuid_valid(s))
 		return 0;
-	snprintf(why, wl, "not a UUID (8-4-4-4-12 hexadecimal digits)");
-	return -1;
+	return err_setc(e, ERR_INVALID, "not a UUID (8-4-4-4-12 hexadecimal digits)");
 }
 
 int format_known(const char *name)
@@ -642,19 +630,18 @@ int format_known(const char *name)
 	return 0;
 }
 
-int format_check(const char *name, const char *s, size_t len, char *why, size_t wl)
+int format_check(const char *name, const char *s, size_t len, struct err *e)
 {
 	if (strcmp(name, "uuid") == 0)
-		return uuid_check(s, len, why, wl);
+		return uuid_check(s, len, e);
 	for (size_t i = 0; i < N_ELEMS(named); i++) {
 		if (strcmp(name, named[i].name) != 0)
 			continue;
-		char reason[192];
-		if (named[i].check(s, len, reason, sizeof(reason)) == 0)
+		if (named[i].check(s, len, e) == 0)
 			return 0;
-		snprintf(why, wl, "%s%s", named[i].prefix, reason);
-		return -1;
+		if (*named[i].prefix)
+			err_prefix(e, "%s", named[i].prefix);
+		return ERR_INVALID;
 	}
-	snprintf(why, wl, "unknown format \"%s\"", name);
-	return -1;
+	return err_setc(e, ERR_INVALID, "unknown format \"%s\"", name);
 }

@@ -1,12 +1,14 @@
 /* formats.h — the string formats every validator shares: the schema module's
  * "format" keyword (email, e164, country, timezone, url, uuid), client data
  * (client_data.c) and request bodies. Each check takes a string of len bytes
- * and returns 0, or -1 with a reason for a person in why (at most wl bytes,
- * without the field's name: "start with '+' and the country code, …"). */
+ * and returns 0, or ERR_INVALID with a reason for a person in e (which may be
+ * NULL), without the field's name: "start with '+' and the country code, …". */
 #ifndef GHL_FORMATS_H
 #define GHL_FORMATS_H
 
 #include <stddef.h>
+
+#include "util.h"
 
 /* RFC 5322 addr-spec without comments, folding white space or obsolete forms:
  * local part a dot-atom or a quoted string ("a b"@x.example); domain a
@@ -37,18 +39,18 @@ int format_timezone_valid(const char *s);
 /* 8-4-4-4-12 hexadecimal digits, either case. Returns 1 when valid. */
 int format_uuid_valid(const char *s);
 
-int format_email_check(const char *s, size_t len, char *why, size_t wl);
-int format_phone_check(const char *s, size_t len, char *why, size_t wl);
-int format_country_check(const char *s, size_t len, char *why, size_t wl);
-int format_timezone_check(const char *s, size_t len, char *why, size_t wl);
+int format_email_check(const char *s, size_t len, struct err *e);
+int format_phone_check(const char *s, size_t len, struct err *e);
+int format_country_check(const char *s, size_t len, struct err *e);
+int format_timezone_check(const char *s, size_t len, struct err *e);
 /* An http:// or https:// URL with a host name or IP address, optional port;
  * spaces, control and non-ASCII characters must be percent-encoded. */
-int format_url_check(const char *s, size_t len, char *why, size_t wl);
+int format_url_check(const char *s, size_t len, struct err *e);
 
 /* By name, for the schema keyword: 1 when name is a known format. */
 int format_known(const char *name);
-/* Check s against the named format: 0, or -1 with a whole message in why
+/* Check s against the named format: 0, or ERR_INVALID with a whole message in e
  * ("not a valid email address: the domain …", "not a UUID (…)"). */
-int format_check(const char *name, const char *s, size_t len, char *why, size_t wl);
+int format_check(const char *name, const char *s, size_t len, struct err *e);
 
 #endif

@@ -636,10 +636,10 @@ static void validate_string(struct schema_report *c, const struct json *schema,
 		schema_problemf(c, "longer than %lld %s", hi,
 				plural(hi, "character", "characters"));
 	const struct json *f = json_get(schema, "format");
-	char why[256];
+	struct err e;
 	if (f && f->type == JSON_STRING && format_known(f->u.str.s) &&
-	    format_check(f->u.str.s, v->u.str.s, v->u.str.len, why, sizeof(why)) < 0)
-		schema_problem(c, why);
+	    format_check(f->u.str.s, v->u.str.s, v->u.str.len, &e) < 0)
+		schema_problem(c, e.msg);
 }
 
 static void validate_number(struct schema_report *c, const struct json *schema,

@@ -8,6 +8,7 @@
 
 #include "client_data.h"
 #include "json.h"
+#include "predicate.h"
 #include "registry.h"
 #include "schema.h"
 
@@ -36,8 +37,29 @@ static void check_int(const struct json *settings, const char *key, long long mi
 		problem(problems, key, "must be a whole number from %lld to %lld", min, max);
 }
 
-static void check_step(const struct step_registry *r, const struct json *item, size_t i,
-		       struct json *problems)
+/* A step's `when` (predicate.h): a string that parses. */
+static void check_when(const struct json *when, const char *field, struct json *problems)
+{
+	if (!when)
+		return;
+	char f[128];
+	snprintf(f, sizeof(f), "%s.when", field);
+	struct err e;
+	if (when->type != JSON_STRING)
+		problem(problems, f,
+			"must be a condition as a string, like \"client.country == 'US'\"");
+	else if (predicate_check(when->u.str.s, when->u.str.len, &e) < 0)
+		problem(problems, f, "%s", e.msg);
+}
+
+/* What a pipeline entry may hold; the values are checked in check_step. */
+#define ENTRY_SCHEMA                                                                       \
+	"{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"step\":{}," \
+	"\"config\":{},\"on_error\":{},\"when\":{}}}"
+#define ENTRY_UNKNOWN_KEY "unknown key (allowed: step, config, on_error, when)"
+
+static void check_step(const struct step_registry *r, const struct json *entry_schema,
+		       const struct json *item, size_t i, struct json *problems)
 {
 	char field[64];
 	snprintf(field, sizeof(field), "pipeline[%zu]", i);
@@ -45,13 +67,13 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 		problem(problems, field, "must be an object like {\"step\": \"CREATE_LOCATION\"}");
 		return;
 	}
-	for (size_t k = 0; k < item->u.obj.n; k++) {
-		const char *key = item->u.obj.keys[k];
-		if (strcmp(key, "step") && strcmp(key, "config") && strcmp(key, "on_error")) {
-			char f[128];
-			snprintf(f, sizeof(f), "%s.%s", field, key);
-			problem(problems, f, "unknown key (allowed: step, config, on_error)");
-		}
+	/* the keys, by the schema module; the values below, in words of our own */
+	size_t first = json_len(problems);
+	schema_validate(entry_schema, item, field, problems);
+	for (size_t k = first; k < json_len(problems); k++) {
+		struct json *p = json_at(problems, k);
+		if (str_has_prefix(json_get_str(p, "message"), "unknown field"))
+			json_object_set_take(p, "message", json_new_string(ENTRY_UNKNOWN_KEY));
 	}
 	char f[128];
 	const char *name = json_get_str(item, "step");
@@ -66,6 +88,7 @@ static void check_step(const struct step_registry *r, const struct json *item, s
 		snprintf(f, sizeof(f), "%s.on_error", field);
 		problem(problems, f, "must be \"fail\" or \"continue\"");
 	}
+	check_when(json_get(item, "when"), field, problems);
 	struct step_impl *impl = step_registry_find(r, name);
 	if (!impl) {
 		char *known = step_registry_names(r);
@@ -138,8 +161,11 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
 			problem(problems, "pipeline", "has %zu steps; at most 100 are allowed",
 				p->u.arr.n);
 		} else {
+			struct json *entry_schema = json_parse(ENTRY_SCHEMA, strlen(ENTRY_SCHEMA),
+							       JSON_DEFAULT_MAX_DEPTH, NULL);
 			for (size_t i = 0; i < p->u.arr.n; i++)
-				check_step(r, p->u.arr.items[i], i, problems);
+				check_step(r, entry_schema, p->u.arr.items[i], i, problems);
+			json_free(entry_schema);
 		}
 	}
 	return json_len(problems) - before;

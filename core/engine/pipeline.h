@@ -1,5 +1,6 @@
 /* pipeline.h — per-agency pipelines: parse and validate
- * {"pipeline":[{"step":"X","config":{…},"on_error":"fail"|"continue"}…],
+ * {"pipeline":[{"step":"X","config":{…},"on_error":"fail"|"continue",
+ *   "when":"client.plan == 'pro'"}…],
  *  "max_retries":N,"max_concurrent_jobs":N} from agencies.settings_json or
  * the `default_pipeline` config key, against the registered steps and each
  * step's config schema. */
@@ -21,12 +22,14 @@ size_t pipeline_validate(const struct step_registry *r, const struct json *setti
 			 struct json *problems);
 
 /* Same, with a one-line summary of the first problem in e (for logs and
- * the CLI): `pipeline[3].step: unknown step "CREATE_LOCATON" (known steps: …)`. */
+ * the CLI): `pipeline[3].step: unknown step "CREATE_LOCATON" (known steps: …)`,
+ * `pipeline[3].when: expected a value at column 12` (predicate.h). */
 int pipeline_check(const struct step_registry *r, const struct json *settings, struct err *e);
 
 /* The client-data fields a pipeline (an array of steps) needs: the union
  * of its steps' client_fields, skipping steps with on_error "continue" (they
- * may fail without failing the job), in order of first need:
+ * may fail without failing the job), in order of first need; a step with a
+ * `when` counts (whether it will run is known only at run time):
  * [{"field":"first_name","steps":["CREATE_USER"]}, …]. Unknown steps add
  * nothing. Returns a new array (caller frees). */
 struct json *pipeline_client_fields(const struct step_registry *r, const struct json *pipeline);

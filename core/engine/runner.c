@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "pipeline.h"
+#include "predicate.h"
 #include "registry.h"
 #include "step_host.h"
 
@@ -255,6 +256,45 @@ static void job_release(const struct runner_env *env, struct job *job)
 	env->job_ended(env->arg, job, "RELEASED");
 }
 
+/* The step at job->step has a `when` (predicate.h) that is false: journal it
+ * as SKIPPED, record it in the context and move on; 1. A step that runs: 0.
+ * A `when` that does not parse (the pipeline was checked at the job's start,
+ * so this is a bug) fails the job: -1. A skipped step is never compensated. */
+static int step_skip(const struct runner_env *env, struct job *job, const struct json *item)
+{
+	const struct json *when = json_get(item, "when");
+	if (!when || when->type != JSON_STRING)
+		return 0;
+	struct predicate_roots roots = {job->client, json_get(job->context, "outputs"),
+					step_host_job_doc(job)};
+	struct err e;
+	int rc = predicate_eval(when->u.str.s, when->u.str.len, &roots, &e);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		char *msg = xasprintf("pipeline[%d].when: %s", job->step, e.msg);
+		job_end(env, job, "FAILED", msg, 0, -1);
+		free(msg);
+		return -1;
+	}
+	const char *name = json_get_str(item, "step");
+	struct json *d = json_new_object();
+	json_object_set_take(d, "index", json_new_int(job->step));
+	json_object_set_take(d, "attempt", json_new_int(job->attempt));
+	json_object_set_take(d, "when", json_clone(when));
+	json_object_set_take(d, "reason", json_new_string("the step's when is false"));
+	journal_step(env, job, name ? name : "?", "SKIPPED", d);
+	char key[16];
+	snprintf(key, sizeof(key), "%d", job->step);
+	struct json *rec = json_new_object();
+	json_object_set_take(rec, "step", json_new_string(name));
+	json_object_set_take(rec, "status", json_new_string("SKIPPED"));
+	json_object_set_take(rec, "when", json_clone(when));
+	json_object_set_take(context_steps(job), key, rec);
+	job->step++;
+	return 1;
+}
+
 static void job_next_step(const struct runner_env *env, struct job *job)
 {
 	if (job->lost) {
@@ -272,19 +312,31 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 	struct json *pipeline = json_get(job->context, "pipeline");
 	struct json *steps = context_steps(job);
 	size_t n = json_len(pipeline);
-	while ((size_t)job->step < n) {
-		char key[16];
-		snprintf(key, sizeof(key), "%d", job->step);
-		const char *st = json_get_str(json_get(steps, key), "status");
-		if (!st || strcmp(st, "COMPLETED"))
+	struct json *item;
+	int skipped = 0;
+	for (;;) {
+		while ((size_t)job->step < n) {
+			char key[16];
+			snprintf(key, sizeof(key), "%d", job->step);
+			const char *st = json_get_str(json_get(steps, key), "status");
+			if (!str_eq(st, "COMPLETED") && !str_eq(st, "SKIPPED"))
+				break;
+			job->step++; /* done by an earlier attempt: resume after it */
+		}
+		if ((size_t)job->step >= n) {
+			job_end(env, job, "COMPLETED", NULL, 0, -1);
+			return;
+		}
+		item = json_at(pipeline, (size_t)job->step);
+		int rc = step_skip(env, job, item);
+		if (rc < 0)
+			return; /* the job ended */
+		if (!rc)
 			break;
-		job->step++; /* completed by an earlier attempt: resume after it */
+		skipped = 1;
 	}
-	if ((size_t)job->step >= n) {
-		job_end(env, job, "COMPLETED", NULL, 0, -1);
-		return;
-	}
-	struct json *item = json_at(pipeline, (size_t)job->step);
+	if (skipped)
+		write_context(env, job); /* the skips are not decided again after a crash */
 	const char *name = json_get_str(item, "step");
 	struct step_impl *impl = name ? step_registry_find(env->app->steps, name) : NULL;
 	if (!impl) {

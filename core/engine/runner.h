@@ -23,7 +23,7 @@ struct runner_env {
 	 * RELEASED, LOST or ABORTED — and its final write is queued: the callee
 	 * frees the job. Required. */
 	void (*job_ended)(void *arg, struct job *job, const char *outcome);
-	/* Optional: each step record (STARTED/COMPLETED/FAILED and its details)
+	/* Optional: each step record (STARTED/COMPLETED/FAILED/SKIPPED and its details)
 	 * as the journal gets it; details stay the runner's. */
 	void (*step_logged)(void *arg, struct job *job, const char *step, const char *status,
 			    const struct json *details);

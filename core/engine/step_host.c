@@ -174,6 +174,11 @@ static struct json *job_doc(struct job *job)
 	return j;
 }
 
+const struct json *step_host_job_doc(struct job *job)
+{
+	return job_doc(job);
+}
+
 static struct json *ctx_outputs_all(ghl_step_ctx *ctx)
 {
 	struct json *o = json_get(ctx->job->context, "outputs");

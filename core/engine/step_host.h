@@ -61,4 +61,9 @@ const char *step_ctx_error(const ghl_step_ctx *ctx, int *retryable, long long *r
  * requests, ghl_status and trace_id of the last reply, and the step's log. */
 void step_ctx_describe(const ghl_step_ctx *ctx, struct json *d);
 
+/* The job as steps read it (GHL_SRC_JOB): {"id","agency_id","company_id",
+ * "snapshot","attempt","retry_count"}, built once and kept on the job; also
+ * what a pipeline entry's `when` sees as job. */
+const struct json *step_host_job_doc(struct job *job);
+
 #endif

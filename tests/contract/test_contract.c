@@ -277,6 +277,9 @@ static const struct ccase cases[] = {
 	 "pipeline: NOOP", "text/yaml", NULL, ADMIN_ONLY(415)},
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
 	 "%L", NULL, NULL, ADMIN_ONLY(413)},
+	{"POST /api/v1/agencies/{id}/pipeline/dry-run", "/api/v1/agencies/%A/pipeline/dry-run",
+	 "{\"pipeline\":[{\"step\":\"NOOP\",\"when\":\"job.attempt > 1\"}]}", NULL, NULL,
+	 ADMIN_ONLY(200)},
 
 	/* outbound events: subscriptions and their delivery log */
 	{"GET /api/v1/agencies/{id}/webhooks", "/api/v1/agencies/%A/webhooks", NULL, NULL, NULL,

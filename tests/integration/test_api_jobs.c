@@ -1340,6 +1340,38 @@ START_TEST(dry_run_against_sim)
 }
 END_TEST
 
+/* A dry run honours `when`: a false one is answered SKIPPED and the run goes
+ * on, a true one sees the outputs before it; a bad one is refused by column. */
+START_TEST(dry_run_skips_steps_whose_when_is_false)
+{
+	char *path = xasprintf("/api/v1/agencies/%s/pipeline/dry-run", agency_a);
+	struct resp r = as(admin, "POST", path,
+			   "{\"client_data\":{\"name\":\"W\",\"email\":\"w@example.com\","
+			   "\"country\":\"CA\"},\"pipeline\":[{\"step\":\"NOOP\",\"config\":"
+			   "{\"output\":\"a\"}},{\"step\":\"NOOP\",\"config\":{\"output\":\"b\"},"
+			   "\"when\":\"client.country == 'US'\"},{\"step\":\"NOOP\",\"config\":"
+			   "{\"output\":\"c\"},\"when\":\"outputs.noop == 'a' and "
+			   "job.attempt == 1\"}]}");
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	struct json *j = parse(r.body);
+	struct json *steps = json_get(j, "steps");
+	ck_assert_msg(str_eq(json_get_str(j, "status"), "COMPLETED") && json_len(steps) == 3, "%s",
+		      r.body);
+	ck_assert_str_eq(json_get_str(json_at(steps, 0), "status"), "COMPLETED");
+	ck_assert_str_eq(json_get_str(json_at(steps, 1), "status"), "SKIPPED");
+	ck_assert_str_eq(json_get_str(json_at(steps, 2), "status"), "COMPLETED");
+	ck_assert_str_eq(json_get_str(json_get(j, "outputs"), "noop"), "c");
+	json_free(j);
+	resp_free(&r);
+	r = as(admin, "POST", path, "{\"pipeline\":[{\"step\":\"NOOP\",\"when\":\"(true\"}]}");
+	assert_error(&r, 422, "validation_failed");
+	assert_has(r.body, "\"field\":\"pipeline[0].when\"");
+	assert_has(r.body, "expected ')' at column 6");
+	resp_free(&r);
+	free(path);
+}
+END_TEST
+
 /* API keys are cached per process for API_KEY_CACHE_TTL_MS (5 s): a key
  * revoked by another process (here: SQL) stops working within that time. */
 START_TEST(api_key_revocation_elsewhere_within_ttl)
@@ -1409,6 +1441,7 @@ int main(void)
 	tcase_add_test(tc, steps_and_pipeline_validation);
 	tcase_add_test(tc, dry_run_against_sim);
 	tcase_add_test(tc, api_key_revocation_elsewhere_within_ttl);
+	tcase_add_test(tc, dry_run_skips_steps_whose_when_is_false);
 	tcase_add_test(tc, no_secrets_in_log);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);

@@ -784,6 +784,154 @@ START_TEST(sigterm_releases_running_jobs)
 }
 END_TEST
 
+/* ---- conditional steps (`when`) ----------------------------------------------- */
+
+/* A pipeline whose entries carry `when`: a false one is journaled SKIPPED with
+ * its predicate, recorded so in the job's context and the job goes on; a true
+ * one runs, seeing the outputs of the steps before it. The job API's journal
+ * shows the SKIPPED rows. A `when` that does not parse is refused at save
+ * (PATCH /agencies/{id}) naming the entry and the column. */
+START_TEST(when_skips_and_runs_steps)
+{
+	struct world w;
+	world_start(&w, NULL, fast_retry);
+	w.agency = connect_agency(
+		&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+		    "{\"step\":\"NOOP\",\"config\":{\"output\":\"pro\"},"
+		    "\"when\":\"client.custom_values.plan == \\\"pro\\\"\"},"
+		    "{\"step\":\"CREATE_USER\",\"when\":\"exists(outputs.location_id) and "
+		    "client.country in [\\\"US\\\", \\\"CA\\\"]\"},"
+		    "{\"step\":\"NOOP\",\"config\":{\"output\":\"reused\"},"
+		    "\"when\":\"outputs.user_reused == true\"}]}");
+	char *pro = hjob_add(w.db, w.agency,
+			     "{\"name\":\"Pro Co\",\"email\":\"pro@when.example\",\"first_name\":"
+			     "\"Ada\",\"last_name\":\"Lovelace\",\"country\":\"US\","
+			     "\"custom_values\":{\"plan\":\"pro\"}}",
+			     NULL);
+	char *basic = hjob_add(
+		w.db, w.agency,
+		"{\"name\":\"Basic Co\",\"email\":\"basic@when.example\",\"country\":"
+		"\"DE\",\"custom_values\":{\"plan\":\"basic\"}}",
+		NULL);
+	hjob_assert_completed(w.db, pro, w.agent.log);
+	hjob_assert_completed(w.db, basic, w.agent.log);
+
+	/* the journal, in order: what ran and what was skipped */
+#define JOURNAL_ORDER                                                                            \
+	"SELECT string_agg(step || ':' || status, ',' ORDER BY \"timestamp\", CASE status WHEN " \
+	"'STARTED' THEN 0 ELSE 1 END) FROM provisioning_logs WHERE job_id = '%s'"
+	char *got = q1(&w, JOURNAL_ORDER, pro);
+	ck_assert_str_eq(got, "CREATE_LOCATION:STARTED,CREATE_LOCATION:COMPLETED,NOOP:STARTED,"
+			      "NOOP:COMPLETED,CREATE_USER:STARTED,CREATE_USER:COMPLETED,"
+			      "NOOP:SKIPPED");
+	free(got);
+	got = q1(&w, JOURNAL_ORDER, basic);
+	ck_assert_str_eq(got, "CREATE_LOCATION:STARTED,CREATE_LOCATION:COMPLETED,NOOP:SKIPPED,"
+			      "CREATE_USER:SKIPPED,NOOP:SKIPPED");
+	free(got);
+	/* a skipped row says which entry and which predicate */
+	got = q1(&w,
+		 "SELECT (details_json->>'index') || ' ' || (details_json->>'when') FROM "
+		 "provisioning_logs WHERE job_id = '%s' AND status = 'SKIPPED' AND step = "
+		 "'CREATE_USER'",
+		 basic);
+	ck_assert_str_eq(got,
+			 "2 exists(outputs.location_id) and client.country in [\"US\", \"CA\"]");
+	free(got);
+	/* the context records each step's fate */
+	got = q1(&w,
+		 "SELECT string_agg(k || '=' || (v->>'status'), ',' ORDER BY k) FROM "
+		 "provisioning_jobs, jsonb_each(context_json->'steps') AS s(k, v) WHERE id = '%s'",
+		 basic);
+	ck_assert_str_eq(got, "0=COMPLETED,1=SKIPPED,2=SKIPPED,3=SKIPPED");
+	free(got);
+	ck_assert_int_eq(hsim_stat(&w.sim, "users"), 1);
+	char *out = hjob_output(w.db, pro, "NOOP", "noop");
+	ck_assert_str_eq(out, "pro");
+	free(out);
+
+	/* the job API shows the SKIPPED rows */
+	char *path = xasprintf("/api/v1/jobs/%s/logs", basic);
+	char *url = hagent_url(&w.agent, path);
+	char *authz = hagent_admin_header(&w.agent);
+	const char *h[] = {authz, "Content-Type: application/json", NULL};
+	char *body = NULL;
+	long st = tl_http("GET", url, h, NULL, &body);
+	ck_assert_msg(st == 200, "%ld %s", st, body);
+	struct json *page = json_parse(body, strlen(body), JSON_DEFAULT_MAX_DEPTH, NULL);
+	ck_assert_ptr_nonnull(page);
+	int skipped = 0;
+	for (size_t i = 0; i < json_len(json_get(page, "items")); i++) {
+		const struct json *it = json_at(json_get(page, "items"), i);
+		if (str_eq(json_get_str(it, "status"), "SKIPPED")) {
+			skipped++;
+			ck_assert_ptr_nonnull(json_get_str(json_get(it, "details"), "when"));
+		}
+	}
+	ck_assert_int_eq(skipped, 3);
+	json_free(page);
+	free(body);
+	free(url);
+	free(path);
+
+	/* a bad `when` is refused at save, by entry and column */
+	path = xasprintf("/api/v1/agencies/%s", w.agency);
+	url = hagent_url(&w.agent, path);
+	st = tl_http("PATCH", url, h,
+		     "{\"settings\":{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"NOOP\","
+		     "\"when\":\"client.country ==\"}]}}",
+		     &body);
+	ck_assert_msg(st == 422 && strstr(body, "settings.pipeline[1].when") &&
+			      strstr(body, "expected a value at column 18"),
+		      "%ld %s", st, body);
+	free(body);
+	free(url);
+	free(path);
+	free(authz);
+	free(pro);
+	free(basic);
+	world_stop(&w);
+}
+END_TEST
+
+/* Rollback passes over a skipped step: only what ran is undone. */
+START_TEST(when_skipped_steps_are_not_rolled_back)
+{
+	struct world w;
+	world_start(&w, NULL, fast_retry);
+	/* the first CREATE_LOCATION runs, the second is skipped, CREATE_USER fails
+	 * for good (no first/last name): only the first is undone */
+	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
+				      "{\"step\":\"CREATE_LOCATION\",\"when\":\"client.country == "
+				      "\\\"US\\\"\"},{\"step\":\"CREATE_USER\"}],"
+				      "\"on_failure\":\"rollback\"}");
+	char *job = hjob_add(w.db, w.agency,
+			     "{\"name\":\"Roll Back\",\"email\":\"rb@x.example\",\"country\":"
+			     "\"CA\"}",
+			     NULL);
+	char *st = hjob_wait(w.db, job, 20000, w.agent.log);
+	ck_assert_str_eq(st, "FAILED");
+	free(st);
+	char *err = q1(&w, "SELECT error_message FROM provisioning_jobs");
+	ck_assert_msg(strstr(err, "CREATE_USER") &&
+			      strstr(err, "(rollback: undid CREATE_LOCATION)"),
+		      "%s", err);
+	free(err);
+	char *steps = q1(&w, "SELECT string_agg((details_json->>'index') || ':' || status || "
+			     "COALESCE(':' || (details_json->>'compensate'), ''), ',' ORDER BY "
+			     "\"timestamp\", CASE status WHEN 'STARTED' THEN 0 ELSE 1 END) FROM "
+			     "provisioning_logs WHERE step = 'CREATE_LOCATION'");
+	ck_assert_str_eq(steps, "0:STARTED,0:COMPLETED,1:SKIPPED,0:STARTED:true,0:COMPLETED:true");
+	free(steps);
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 1);
+	struct json *state = hsim_admin(&w.sim, "GET", "state", NULL);
+	ck_assert_int_eq((long)json_len(json_get(state, "locations")), 0);
+	json_free(state);
+	free(job);
+	world_stop(&w);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("jobs");
@@ -804,5 +952,10 @@ int main(void)
 	tcase_add_test(tc, two_workers_run_every_job_once);
 	tcase_add_test(tc, sigterm_releases_running_jobs);
 	suite_add_tcase(s, tc);
+	TCase *when = tcase_create("when");
+	tcase_set_timeout(when, 180);
+	tcase_add_test(when, when_skips_and_runs_steps);
+	tcase_add_test(when, when_skipped_steps_are_not_rolled_back);
+	suite_add_tcase(s, when);
 	return tl_run_suite(s);
 }

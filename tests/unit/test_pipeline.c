@@ -128,7 +128,8 @@ START_TEST(messages_name_index_step_and_key)
 	p = problems_of(
 		"{\"pipeline\":[{\"step\":\"NOOP\",\"retries\":2,\"on_error\":\"ignore\"}]}");
 	ck_assert_msg(
-		strstr(p, "pipeline[0].retries: unknown key (allowed: step, config, on_error)") &&
+		strstr(p,
+		       "pipeline[0].retries: unknown key (allowed: step, config, on_error, when)") &&
 			strstr(p, "pipeline[0].on_error: must be \"fail\" or \"continue\""),
 		"%s", p);
 	free(p);
@@ -264,6 +265,72 @@ START_TEST(backoff_is_exponential_jittered_and_bounded)
 }
 END_TEST
 
+/* A step's `when` is checked at save: a string that parses, the problem
+ * naming the entry and the column; pipeline_check's summary says the same. */
+START_TEST(when_is_validated)
+{
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"when\":"
+			      "\"client.country in ['US','CA'] and not exists(client.phone)\"},"
+			      "{\"step\":\"NOOP\",\"when\":\"outputs.user_reused == false\"}]}");
+	ck_assert_str_eq(p, "");
+	free(p);
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"NOOP\"},{\"step\":"
+			"\"NOOP\"},{\"step\":\"NOOP\",\"when\":\"client.city == \"}]}");
+	ck_assert_str_eq(p, "pipeline[3].when: expected a value at column 16");
+	free(p);
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"when\":\"settings.x == 1\"},"
+			"{\"step\":\"NOOP\",\"when\":true}]}");
+	ck_assert_str_eq(p, "pipeline[0].when: unknown name \"settings\" (a path starts with "
+			    "client, outputs or job) at column 1|pipeline[1].when: must be a "
+			    "condition as a string, like \"client.country == 'US'\"");
+	free(p);
+	/* an unknown step and a bad `when` are both reported */
+	p = problems_of("{\"pipeline\":[{\"step\":\"NOPE\",\"when\":\"(true\"}]}");
+	ck_assert_msg(str_has_prefix(p, "pipeline[0].when: expected ')' at column 6|"
+					"pipeline[0].step: unknown step \"NOPE\""),
+		      "%s", p);
+	free(p);
+
+	struct err e;
+	const char *t = "{\"pipeline\":[{\"step\":\"NOOP\"},{\"step\":\"NOOP\",\"when\":"
+			"\"job.attempt >\"}]}";
+	struct json *s = json_parse(t, strlen(t), JSON_DEFAULT_MAX_DEPTH, &e);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(pipeline_check(reg, s, &e), -1);
+	ck_assert_str_eq(e.msg, "pipeline[1].when: expected a value at column 14");
+	json_free(s);
+}
+END_TEST
+
+/* A step with a `when` still counts for the client fields a job must bring. */
+START_TEST(when_steps_still_need_their_client_fields)
+{
+	const char *t = "[{\"step\":\"CREATE_USER\","
+			"\"when\":\"client.custom_values.plan == 'pro'\"}]";
+	struct json *pl = json_parse(t, strlen(t), JSON_DEFAULT_MAX_DEPTH, NULL);
+	ck_assert_ptr_nonnull(pl);
+	struct json *needs = pipeline_client_fields(reg, pl);
+	char *text = json_to_string(needs);
+	ck_assert_msg(strstr(text, "\"steps\":[\"CREATE_USER\"]"), "%s", text);
+	free(text);
+	json_free(needs);
+	json_free(pl);
+}
+END_TEST
+
+/* An entry's keys are checked by the schema module; near misses get the
+ * same words as any other unknown key. */
+START_TEST(entry_keys_checked_by_schema)
+{
+	char *p = problems_of("{\"pipeline\":[{\"step\":\"NOOP\",\"on_eror\":\"continue\","
+			      "\"wen\":\"true\"}]}");
+	ck_assert_str_eq(p, "pipeline[0].on_eror: unknown key (allowed: step, config, on_error, "
+			    "when)|pipeline[0].wen: unknown key (allowed: step, config, on_error, "
+			    "when)");
+	free(p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -276,6 +343,9 @@ int main(void)
 	tcase_add_test(tc, client_fields_union_and_missing);
 	tcase_add_test(tc, unknown_client_field_is_refused);
 	tcase_add_test(tc, backoff_is_exponential_jittered_and_bounded);
+	tcase_add_test(tc, when_is_validated);
+	tcase_add_test(tc, entry_keys_checked_by_schema);
+	tcase_add_test(tc, when_steps_still_need_their_client_fields);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
