@@ -13,6 +13,7 @@
 
 #include "crypto.h"
 #include "ghl_client.h"
+#include "webdriver.h"
 
 static char *ed25519_pub; /* ghl-sim's webhook public key for --seed 42 (PEM) */
 
@@ -200,6 +201,26 @@ START_TEST(drift_found_reported_and_cleared)
 	ck_assert_int_eq(json_len(drift), 1);
 	ck_assert_str_eq(json_get_str(json_at(drift, 0), "kind"), "location_missing");
 	json_free(detail);
+
+	/* the dashboard's Drift page lists them, each linking to its job */
+	wd_require_browser();
+	struct wd wd;
+	memset(&wd, 0, sizeof(wd));
+	wd_start(&wd);
+	wd_login(&wd, e.agent.base, H_ADMIN_EMAIL, H_ADMIN_PASSWORD);
+	char *url = xasprintf("%s/#/drift", e.agent.base);
+	wd_go(&wd, url);
+	free(url);
+	wd_wait_text(&wd, "#drift-list", "location missing", 10000);
+	wd_wait_text(&wd, "#drift-list", "user missing", 2000);
+	char *css = xasprintf("#drift-list a[href='#/jobs/%s']", job[0]);
+	char *link = wd_find(&wd, css);
+	ck_assert_msg(link, "no link to job %s on the Drift page", job[0]);
+	free(link);
+	free(css);
+	wd_screenshots(&wd, "drift");
+	wd_assert_no_console_errors(&wd);
+	wd_stop(&wd);
 
 	/* fixed in GHL: the next sweep resolves it */
 	w = xasprintf("locations/%s/push", loc[1]);
