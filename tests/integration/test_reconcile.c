@@ -156,6 +156,12 @@ START_TEST(drift_found_reported_and_cleared)
 	ck_assert_int_eq(json_len(json_get(r, "open")), 0);
 	json_free(r);
 
+	/* a subscription to job.drift (its deliveries are not the point here) */
+	tl_execf(e.db,
+		 "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
+		 " VALUES ('%s', 'https://127.0.0.1:9/hook', '{job.drift}', 'x')",
+		 e.agency);
+
 	/* in GHL: job 0's location deleted, job 1's push failed, job 2's user removed */
 	char *w = xasprintf("locations/%s", loc[0]);
 	sim_do(&e, "DELETE", w, NULL);
@@ -176,6 +182,19 @@ START_TEST(drift_found_reported_and_cleared)
 	ck_assert_str_eq(open_kind(open, job[1]), "snapshot_failed");
 	ck_assert_str_eq(open_kind(open, job[2]), "user_missing");
 	json_free(r);
+	/* one job.drift event per drift opened */
+	ck_assert_int_eq(tl_sqlf_n(e.db, "SELECT count(*) FROM event_deliveries WHERE event_type ="
+					 " 'job.drift'"),
+			 3);
+	char *ev = tl_sqlf(e.db,
+			   "SELECT (payload::jsonb->'data'->'drift'->>'kind') || ' ' ||"
+			   " (payload::jsonb->'data'->'job'->>'location_id') FROM event_deliveries"
+			   " WHERE job_id = '%s'",
+			   job[0]);
+	char *want = xasprintf("location_missing %s", loc[0]);
+	ck_assert_str_eq(ev, want);
+	free(want);
+	free(ev);
 	/* a second run sees the same drift: nothing new, nothing resolved; --agency scopes */
 	ck_assert_int_eq(run_cli(&e, e.agency, &r), 3);
 	ck_assert_int_eq(jint(r, "opened"), 0);
