@@ -16,6 +16,7 @@ const EVENTS = [
   ['task.created', 'task created (once tasks exist)'],
   ['task.overdue', 'task overdue (once tasks exist)'],
   ['batch.completed', 'batch completed (once batches exist)'],
+  ['job.drift', 'job drifted from GHL (reconciliation)'],
 ];
 
 function go(agency, webhook) {

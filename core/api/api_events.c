@@ -44,10 +44,13 @@
 
 /* Every event a subscription may ask for. task.* and batch.completed are
  * accepted ahead of their sources (README "Integrate with the API"). */
+/* clang-format off */
 static const char *const event_types[] = {
 	"job.completed",	  "job.failed",	     "job.cancelled",
 	"job.retrying",		  "task.created",    "task.overdue",
-	"agency.needs_reconnect", "batch.completed", NULL};
+	"agency.needs_reconnect", "batch.completed", "job.drift",
+	NULL};
+/* clang-format on */
 
 static const struct api_field event_item = {
 	.name = "events[]", .type = API_T_STRING, .one_of = event_types};

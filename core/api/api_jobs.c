@@ -47,6 +47,15 @@
 	" 'updated_at', " API_SQL_ISO(a ".updated_at") ")::text"
 /* clang-format on */
 
+/* The open drift of job `j`: [{kind, detail, first_seen, last_seen}]. */
+/* clang-format off */
+#define JOB_DRIFT_JSON                                                                        \
+	"(SELECT COALESCE(jsonb_agg(jsonb_build_object('kind', d.kind, 'detail', d.detail,"   \
+	" 'first_seen', " API_SQL_ISO("d.first_seen") ", 'last_seen', "                       \
+	API_SQL_ISO("d.last_seen") ") ORDER BY d.first_seen), '[]'::jsonb)"                    \
+	" FROM job_drift d WHERE d.job_id = j.id AND d.resolved_at IS NULL)"
+/* clang-format on */
+
 /* `j` is in the caller's scope ($n = api_scope_array). */
 #define IN_SCOPE(n) "($" n "::uuid[] IS NULL OR j.agency_id = ANY($" n "::uuid[]))"
 
@@ -776,14 +785,18 @@ static void reply_job(struct api_req *r, PGresult *res)
 	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
 }
 
+/* The detail adds the job's open drift (core/engine/reconcile.c). */
+/* clang-format off */
+static const char sql_job_detail[] =
+	"SELECT ((" JOB_JSON("j") ")::jsonb || jsonb_build_object('drift', " JOB_DRIFT_JSON "))::text"
+	" FROM provisioning_jobs j WHERE j.id = $1::uuid AND " IN_SCOPE("2");
+/* clang-format on */
+
 static void jobs_get(struct api_req *r)
 {
 	char *scope = api_scope_array(&r->who);
 	const char *params[] = {api_param(r, 0), scope};
-	api_query(r,
-		  "SELECT " JOB_JSON(
-			  "j") " FROM provisioning_jobs j WHERE j.id = $1::uuid AND " IN_SCOPE("2"),
-		  2, params, reply_job);
+	api_query(r, sql_job_detail, 2, params, reply_job);
 	free(scope);
 }
 

@@ -154,6 +154,34 @@ static const char sql_uninstall[] = EVENT_CTE
 
 static const char sql_other[] = EVENT_CTE " SELECT (SELECT count(*) FROM ev), NULL::text";
 
+/* Reconciliation between sweeps (core/engine/reconcile.h): the third column
+ * counts the job_drift rows opened, seen again or resolved. Only COMPLETED
+ * jobs of live agencies (of companyId, when given) at location $4. */
+/* clang-format off */
+#define DRIFT_JOBS                                                                          \
+	" SELECT j.id, j.agency_id FROM provisioning_jobs j JOIN agencies a ON a.id = j.agency_id" \
+	" WHERE j.location_id = $4 AND j.status = 'COMPLETED' AND a.deleted_at IS NULL"      \
+	" AND ($3::text IS NULL OR a.ghl_agency_id = $3) AND EXISTS (SELECT 1 FROM ev)"
+/* clang-format on */
+
+/* UNINSTALL of a location: app_uninstalled on its jobs. */
+static const char sql_loc_uninstall[] = EVENT_CTE
+	", d AS (INSERT INTO job_drift (job_id, agency_id, kind, detail)"
+	" SELECT x.id, x.agency_id, 'app_uninstalled',"
+	"  'GHL: the app was uninstalled from location ' || $4 FROM (" DRIFT_JOBS ") x"
+	" ON CONFLICT (job_id, kind) WHERE resolved_at IS NULL"
+	" DO UPDATE SET last_seen = LOCALTIMESTAMP RETURNING 1)"
+	" SELECT (SELECT count(*) FROM ev), NULL::text, (SELECT count(*) FROM d)";
+
+/* Resolves the open drift of kind $5 at the location: INSTALL of a location
+ * (app_uninstalled), LocationCreate / LocationUpdate (location_missing: GHL
+ * shows the location). */
+static const char sql_loc_resolve[] = EVENT_CTE
+	", d AS (UPDATE job_drift SET resolved_at = LOCALTIMESTAMP"
+	" WHERE resolved_at IS NULL AND kind = $5 AND job_id IN (SELECT id FROM (" DRIFT_JOBS ") x)"
+	" RETURNING 1)"
+	" SELECT (SELECT count(*) FROM ev), NULL::text, (SELECT count(*) FROM d)";
+
 /* ---- handler ------------------------------------------------------------------- */
 
 struct delivery {
@@ -212,7 +240,8 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 					      str_eq(d->type, "UNINSTALL"))
 				     ? PQgetvalue(res, 0, 1)
 				     : NULL;
-	const char *status = agency ? "processed" : "ignored";
+	int drift = PQnfields(res) > 2 && strcmp(PQgetvalue(res, 0, 2), "0") != 0;
+	const char *status = agency || drift ? "processed" : "ignored";
 	if (str_eq(d->type, "UNINSTALL") && agency) {
 		api_key_cache_clear(c->app);
 		log_warn("agency uninstalled the app: soft-deleted, API keys revoked, users "
@@ -227,8 +256,9 @@ static void on_recorded(void *arg, PGresult *res, const char *errmsg)
 			 "through /oauth/connect)",
 			 "ghl_agency_id", d->company, "webhook_id", d->webhook_id, NULL);
 	else
-		log_info("webhook recorded", "type", d->type, "ghl_agency_id", d->company,
-			 "location_id", d->location, "webhook_id", d->webhook_id, NULL);
+		log_info(drift ? "webhook recorded; job drift updated" : "webhook recorded", "type",
+			 d->type, "ghl_agency_id", d->company, "location_id", d->location,
+			 "webhook_id", d->webhook_id, NULL);
 	struct buf b;
 	struct jw w;
 	buf_init(&b);
@@ -321,6 +351,9 @@ static void h_webhook(struct http_ctx *c)
 	const char *company = json_get_str(j, "companyId");
 	const char *location = json_get_str(j, "locationId");
 	const char *wid = json_get_str(j, "webhookId");
+	int loc_event = type && (str_eq(type, "LocationCreate") || str_eq(type, "LocationUpdate"));
+	if (loc_event && !location)
+		location = json_get_str(j, "id"); /* {type, id, companyId, name, email} */
 	if (!type || !*type || !short_str(type, MAX_TYPE_LEN) || !short_str(company, MAX_ID_LEN) ||
 	    !short_str(location, MAX_ID_LEN) || !short_str(wid, MAX_ID_LEN)) {
 		http_reply_error(c, 400, "invalid_webhook",
@@ -381,13 +414,20 @@ static void h_webhook(struct http_ctx *c)
 	}
 	const char *sql = sql_other;
 	int np = 4;
-	if (str_eq(type, "INSTALL") && company) {
+	const char *p5 = NEEDS_CONNECT_REASON;
+	if (location && (str_eq(type, "INSTALL") || loc_event)) {
+		sql = sql_loc_resolve;
+		np = 5;
+		p5 = loc_event ? "location_missing" : "app_uninstalled";
+	} else if (str_eq(type, "UNINSTALL") && location) {
+		sql = sql_loc_uninstall;
+	} else if (str_eq(type, "INSTALL") && company) {
 		sql = sql_install;
 		np = 5;
 	} else if (str_eq(type, "UNINSTALL") && company) {
 		sql = sql_uninstall;
 	}
-	const char *p[] = {d->webhook_id, d->type, d->company, d->location, NEEDS_CONNECT_REASON};
+	const char *p[] = {d->webhook_id, d->type, d->company, d->location, p5};
 	db_pool_query(app->db, sql, np, p, on_recorded, d);
 out:
 	json_free(j);

@@ -89,6 +89,10 @@ static const struct key_def keys[] = {
 	{"db_pool_size", K_INT, STR(db_pool_size), "4", NULL, K_RESTART, 2, 64},
 	{"archive_after", K_DURATION, STR(archive_after_ms), "90d", NULL, 0, 0, 0},
 	{"archive_interval", K_DURATION, STR(archive_interval_ms), "1h", NULL, K_RESTART, 0, 0},
+	/* reconciliation (core/engine/reconcile.c) */
+	{"reconcile_interval", K_DURATION, STR(reconcile_interval_ms), "6h", NULL, K_RESTART, 0, 0},
+	{"reconcile_window", K_DURATION, STR(reconcile_window_ms), "30d", NULL, 0, 0, 0},
+	{"reconcile_concurrency", K_INT, STR(reconcile_concurrency), "4", NULL, 0, 1, 64},
 	{"db_prepared_statements", K_ENUM, STR(db_prepared_statements), "on", "on|off",
 	 K_RESTART, 0, 0},
 	/* outbound events (core/engine/event_delivery.c) */

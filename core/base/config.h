@@ -65,6 +65,11 @@ struct config {
 	long long archive_after_ms;
 	long long archive_interval_ms;
 
+	/* reconciliation (core/engine/reconcile.c) */
+	long long reconcile_interval_ms;
+	long long reconcile_window_ms;
+	long long reconcile_concurrency;
+
 	/* outbound events (core/engine/event_delivery.c) */
 	long long events_poll_interval_ms;
 	long long events_timeout_ms;

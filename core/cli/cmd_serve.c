@@ -23,6 +23,7 @@
 #include "json.h"
 #include "log.h"
 #include "migrate.h"
+#include "reconcile.h"
 
 struct signals {
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
@@ -33,6 +34,7 @@ struct signals {
 static struct signals sigs;
 static struct archiver *archiver;
 static struct event_delivery *events; /* outbound events (worker/both) */
+static struct reconciler *reconciler; /* periodic reconciliation (worker/both) */
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -235,6 +237,8 @@ int server_run(struct config *cfg)
 		scheduler_start(app.sched);
 		archiver = archiver_start(&app);
 		events = event_delivery_start(&app);
+		reconciler = reconciler_new(&app);
+		reconciler_start(reconciler);
 	}
 	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
@@ -268,6 +272,7 @@ out_free:
 	api_stop(&app);
 	db_pool_free(app.db);
 	archiver = archiver_free(archiver);
+	reconciler = reconciler_free(reconciler); /* after the pool and the GHL client */
 	http_server_free(app.http);
 	free(routes);
 	if (app.base)

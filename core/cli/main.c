@@ -6,6 +6,7 @@
 
 #include "cmd_archive.h"
 #include "cmd_job.h"
+#include "cmd_reconcile.h"
 #include "cmd_rewrap.h"
 #include "cmd_step.h"
 #include "cmd_user.h"
@@ -67,6 +68,8 @@ static const struct command commands[] = {
 	{"archive", cmd_archive, "move finished jobs older than archive_after to the archive",
 	 CMD_ARCHIVE_HELP},
 	{"plugins", cmd_plugins, "list the registered steps and refused plugins", CMD_PLUGINS_HELP},
+	{"reconcile", cmd_reconcile, "check completed jobs against GHL and record drift",
+	 CMD_RECONCILE_HELP},
 	{"version", cmd_version, "print the version", "Usage: ghl-agent version\n"},
 };
 

@@ -64,10 +64,22 @@ struct bucket *ghl_bucket_free(struct bucket *bk)
 	return NULL;
 }
 
+/* The queue holds the normal calls first (FIFO, the last one qlast_hi), then
+ * the low-priority ones (FIFO): a normal call goes in after qlast_hi, ahead
+ * of every low one, so reconciliation waits while job requests are queued. */
 static void bucket_push(struct bucket *bk, struct ghl_call *call)
 {
 	call->state = CS_QUEUED;
 	call->qnext = NULL;
+	if (!call->low) {
+		struct ghl_call **at = bk->qlast_hi ? &bk->qlast_hi->qnext : &bk->qhead;
+		call->qnext = *at;
+		*at = call;
+		bk->qlast_hi = call;
+		if (!call->qnext)
+			bk->qtail = call;
+		return;
+	}
 	if (bk->qtail)
 		bk->qtail->qnext = call;
 	else
@@ -82,6 +94,8 @@ static struct ghl_call *bucket_pop(struct bucket *bk)
 		bk->qhead = call->qnext;
 		if (!bk->qhead)
 			bk->qtail = NULL;
+		if (bk->qlast_hi == call)
+			bk->qlast_hi = NULL;
 		call->qnext = NULL;
 	}
 	return call;

@@ -334,7 +334,7 @@ struct ghl_client *ghl_client_free(struct ghl_client *c)
 	ghl_refresh_orphan_all(c);
 	for (int i = 0; i < BUCKET_HEADS; i++) {
 		for (struct bucket *bk = c->heads[i]; bk; bk = bk->next) {
-			bk->qhead = bk->qtail = NULL;
+			bk->qhead = bk->qtail = bk->qlast_hi = NULL;
 			evtimer_del(&bk->timer);
 		}
 	}
@@ -395,6 +395,7 @@ static void request_send(struct ghl_client *c, const struct ghl_request *req,
 	call->version = v ? xstrdup(v) : NULL;
 	call->token = req->token ? xstrdup(req->token) : NULL;
 	call->extra_headers = req->headers ? xstrdup(req->headers) : NULL;
+	call->low = req->low_priority != 0;
 	if (hooks && hooks->refresh && call->token) {
 		call->has_hooks = 1;
 		call->hooks = *hooks;

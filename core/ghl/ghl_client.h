@@ -92,6 +92,9 @@ struct ghl_request {
 				* token, the location id for a location token.
 				* NULL → the token's own bucket; no token and no
 				* resource → not limited */
+	int low_priority;      /* 1: background work (reconciliation): waits in its
+				* bucket behind every normal request queued there,
+				* so job traffic is never starved by it */
 };
 
 /* Everything points into the client's memory and is valid only during the

@@ -40,6 +40,7 @@ struct bucket {
 	uint64_t hash;
 	struct ghl_rl_bucket rl;
 	struct ghl_call *qhead, *qtail;
+	struct ghl_call *qlast_hi; /* last normal-priority call queued (low ones follow) */
 	struct event timer;
 	int refs;	     /* calls pointing here (they may wait for a refresh) */
 	struct bucket *next; /* hash chain */
@@ -57,6 +58,7 @@ struct ghl_call {
 	int refreshed;
 	int attempts;
 	int repeatable;	      /* safe to send again after a transient fault */
+	int low;	      /* low priority: queued behind normal calls */
 	int transient;	      /* transient retries made */
 	struct event backoff; /* assigned on first use */
 	ghl_done_fn cb;

@@ -265,6 +265,13 @@ static const struct ccase cases[] = {
 	 NULL, NULL, ADMIN_ONLY(200)},
 	{"GET /api/v1/reports/success-rates", "/api/v1/reports/success-rates?days=0", NULL, NULL,
 	 NULL, ADMIN_ONLY(400)},
+	{"GET /api/v1/reports/drift", "/api/v1/reports/drift", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/reports/drift",
+	 "/api/v1/reports/drift?open=false&kind=snapshot_failed&limit=1", NULL, NULL, NULL,
+	 ADMIN_ONLY(200)},
+	{"GET /api/v1/reports/drift", "/api/v1/reports/drift?kind=gone", NULL, NULL, NULL,
+	 ADMIN_ONLY(400)},
+	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/%R", NULL, NULL, NULL, ADMIN_ONLY(200)},
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run",
 	 "/api/v1/agencies/%A/pipeline/dry-run",
 	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}",
@@ -480,7 +487,13 @@ static const char *make_objects(size_t *n)
 		 "UPDATE provisioning_jobs SET status = 'COMPLETED', finished_at = now()"
 		 " WHERE id = '%s'",
 		 done);
-	free(done);
+	/* reconciliation found its location gone (and an earlier drift fixed) */
+	tl_execf(db,
+		 "INSERT INTO job_drift (job_id, agency_id, kind, detail, resolved_at) VALUES"
+		 " ('%s', '%s', 'location_missing', 'location loc-x: GHL answered 404', NULL),"
+		 " ('%s', '%s', 'snapshot_failed', 'push failed', LOCALTIMESTAMP)",
+		 done, a, done, a);
+	set_var(n, "R", done);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	set_var(n, "P",
 		hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}", NULL));

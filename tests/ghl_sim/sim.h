@@ -158,6 +158,7 @@ struct sim_location {
 	char *snapshot_id;
 	char *push_id;
 	int64_t push_start_ms, push_done_ms;
+	int push_failed;	    /* /_sim/locations/{id}/push: the push reports "failed" */
 	struct json *saas;	    /* NULL until enabled */
 	struct json *custom_values; /* array of objects */
 	struct json *custom_fields; /* array of objects */
@@ -421,6 +422,10 @@ void sim_calls_record(struct sim_ctx *c, int status);
 void sim_calls_clear(struct sim *s);
 /* /_sim/calls, /_sim/calls/reset: answers and returns 1, else 0. */
 int sim_calls_admin(struct sim_ctx *c);
+
+/* sim_drift.c: /_sim/locations/{id}, /_sim/locations/{id}/push, /_sim/users/{id}:
+ * answers and returns 1, else 0. */
+int sim_drift_admin(struct sim_ctx *c);
 
 /* sim_pushes.c */
 void sim_h_snapshot_pushes(struct sim_ctx *c);

@@ -497,7 +497,7 @@ void sim_admin_dispatch(struct sim_ctx *c)
 {
 	const char *what = c->nseg >= 2 ? c->seg[1] : "";
 	int get = c->method == EVHTTP_REQ_GET, post = c->method == EVHTTP_REQ_POST;
-	if (sim_calls_admin(c))
+	if (sim_calls_admin(c) || sim_drift_admin(c))
 		return;
 	if (c->nseg == 2 && get && str_eq(what, "state"))
 		get_state(c);

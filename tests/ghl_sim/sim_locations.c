@@ -401,7 +401,7 @@ void sim_write_push(struct sim *s, struct jw *w, const struct sim_location *loc,
 	jw_key(w, "snapshotId");
 	jw_string(w, loc->snapshot_id);
 	jw_key(w, "status");
-	jw_string(w, processing ? "processing" : "completed");
+	jw_string(w, processing ? "processing" : loc->push_failed ? "failed" : "completed");
 	jw_key(w, "completed");
 	jw_array_begin(w);
 	for (size_t i = 0; i < done; i++)

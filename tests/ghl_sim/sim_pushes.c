@@ -120,7 +120,9 @@ void sim_h_snapshot_pushes(struct sim_ctx *c)
 		jw_key(&w, "locationId");
 		jw_string(&w, loc->id);
 		jw_key(&w, "status");
-		jw_string(&w, now < loc->push_done_ms ? "processing" : "completed");
+		jw_string(&w, now < loc->push_done_ms ? "processing"
+			      : loc->push_failed      ? "failed"
+						      : "completed");
 		jw_key(&w, "dateAdded");
 		jw_string(&w, when);
 		jw_object_end(&w);

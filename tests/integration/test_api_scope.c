@@ -146,6 +146,12 @@ static void setup(void)
 		     " 'job.completed', '{}' FROM event_subscriptions s, generate_series(1, 3)");
 	webhook_a = tl_sqlf(db, "SELECT id FROM event_subscriptions WHERE agency_id = '%s'",
 			    agency_a);
+	/* reconciliation drift on the COMPLETED jobs: one open, one resolved each */
+	tl_execf(db,
+		 "INSERT INTO job_drift (job_id, agency_id, kind, detail, resolved_at)"
+		 " SELECT id, agency_id, k, 'seeded', CASE k WHEN 'user_missing' THEN"
+		 " LOCALTIMESTAMP END FROM provisioning_jobs,"
+		 " unnest('{location_missing,user_missing}'::text[]) k WHERE status = 'COMPLETED'");
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
@@ -263,6 +269,15 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT DISTINCT niche FROM job_success_rates",
 	 "SELECT DISTINCT niche FROM job_success_rates"
 	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/reports/drift", "/api/v1/reports/drift?limit=2", "id",
+	 "SELECT id::text FROM job_drift",
+	 "SELECT id::text FROM job_drift WHERE resolved_at IS NULL AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/reports/drift", "/api/v1/reports/drift?agency_id=%B&open=false&limit=1", "id",
+	 "SELECT id::text FROM job_drift",
+	 "SELECT id::text FROM job_drift WHERE resolved_at IS NOT NULL AND agency_id = '%B'"
+	 " AND agency_id" IN_AGENCIES,
 	 ALL_200},
 	{"/api/v1/agencies/{id}/webhooks",
 	 "/api/v1/agencies/%A/webhooks",
