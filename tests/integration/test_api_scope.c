@@ -146,6 +146,13 @@ static void setup(void)
 		     " 'job.completed', '{}' FROM event_subscriptions s, generate_series(1, 3)");
 	webhook_a = tl_sqlf(db, "SELECT id FROM event_subscriptions WHERE agency_id = '%s'",
 			    agency_a);
+	/* a task for every job (TASK steps), open and overdue, open, or completed */
+	tl_execf(db,
+		 "INSERT INTO tasks (agency_id, job_id, step_index, step_name, title, status,"
+		 " due_at, created_at) SELECT j.agency_id, j.id, 0, 'TASK', 'Task ' || j.id,"
+		 " CASE WHEN j.status = 'COMPLETED' THEN 'COMPLETED' ELSE 'OPEN' END,"
+		 " now() + (CASE WHEN j.status = 'FAILED' THEN -1 ELSE 1 END) * interval '1 day',"
+		 " j.created_at FROM provisioning_jobs j");
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
@@ -264,6 +271,14 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT DISTINCT niche FROM job_success_rates"
 	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES,
 	 ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?limit=4", "id", "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE agency_id" IN_AGENCIES, ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?status=OPEN&overdue=true&limit=2", "id",
+	 "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE status = 'OPEN' AND due_at < now() AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?agency_id=%B&limit=2", "id", "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE agency_id = '%B' AND agency_id" IN_AGENCIES, ALL_200},
 	{"/api/v1/agencies/{id}/webhooks",
 	 "/api/v1/agencies/%A/webhooks",
 	 "id",
@@ -339,6 +354,7 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/agencies/{id}/webhooks/{webhook_id}", "one object (404 in tests/integration/"
 							"test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
+	{"/api/v1/tasks/{id}", "one object (404 in tests/integration/test_tasks.c)"},
 };
 
 static int in_matrix(const char *pattern)
