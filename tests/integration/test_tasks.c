@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "ghl_harness.h"
+#include "webdriver.h"
 
 #define PIPE_TASK(extra)                                                                       \
 	"{\"pipeline\":[{\"step\":\"NOOP\",\"config\":{\"output\":\"before\"}},"               \
@@ -441,6 +442,72 @@ START_TEST(cancel_a_parked_job)
 }
 END_TEST
 
+/* The browser must not outlive the test (see test_web.c). */
+static struct wd browser;
+
+static void browser_teardown(void)
+{
+	wd_stop(&browser);
+}
+
+START_TEST(dashboard_badge_list_and_complete)
+{
+	wd_require_browser();
+	struct world w;
+	world_open(&w, "tasks_web", PIPE_TASK(",\"due_in_days\":0") "}");
+	char *job, *task = parked_job(&w, "Web <b>Bakery</b>", &job);
+	hagent_admin_token(&w.agent);
+	atexit(browser_teardown);
+	wd_start(&browser);
+	/* wd_login, with the time bcrypt takes on a loaded machine */
+	char *home = xasprintf("%s/", w.agent.base);
+	wd_go(&browser, home);
+	free(home);
+	wd_wait_text(&browser, "#login-form h1", "Log in", 30000);
+	wd_type(&browser, "#login-email", H_ADMIN_EMAIL);
+	wd_type(&browser, "#login-password", H_ADMIN_PASSWORD);
+	wd_click(&browser, "#login-submit");
+	wd_wait_text(&browser, "#whoami", H_ADMIN_EMAIL, 60000);
+	/* the badge counts the open task (overdue: due_in_days 0) */
+	wd_wait_text(&browser, "#tasks-count", "1 · 1 overdue", 30000);
+	/* the job page links its task */
+	char *url = xasprintf("%s/#/jobs/%s", w.agent.base, job);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#job-task", "Register A2P 10DLC for Web <b>Bakery</b>", 10000);
+	/* the list (overdue), then the task */
+	free(url);
+	url = xasprintf("%s/#/tasks?filter=overdue", w.agent.base);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#task-list", "Register A2P 10DLC for Web <b>Bakery</b>", 10000);
+	wd_screenshots(&browser, "tasks-list");
+	wd_click(&browser, "#task-list a[href^='#/tasks/']");
+	wd_wait_text(&browser, "#task-title", "Register A2P 10DLC", 10000);
+	wd_wait_text(&browser, ".checklist", "Brand for Web <b>Bakery</b>", 5000);
+	/* a bad output key is refused next to the outputs */
+	wd_type(&browser, ".output-key", "location_id");
+	wd_type(&browser, ".output-value", "BR9");
+	wd_click(&browser, "#task-complete");
+	wd_wait_text(&browser, "[data-field='outputs'] .field-error", "location_id", 10000);
+	wd_clear(&browser, ".output-key");
+	wd_type(&browser, ".output-key", "a2p_brand_id");
+	wd_type(&browser, "#task-note", "registered");
+	wd_screenshots(&browser, "task-open");
+	wd_click(&browser, "#task-complete");
+	wd_wait_text(&browser, "#job-title", "Web <b>Bakery</b>", 10000);
+	wd_assert_no_console_errors(&browser);
+	hjob_assert_completed(w.db, job, w.agent.log);
+	char *out = hjob_output(w.db, job, "TASK", "a2p_brand_id");
+	ck_assert_str_eq(out, "BR9");
+	free(out);
+	wd_wait_text(&browser, "#job-task", "COMPLETED", 10000);
+	wd_stop(&browser);
+	free(url);
+	free(task);
+	free(job);
+	world_close(&w);
+}
+END_TEST
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -454,6 +521,7 @@ int main(void)
 	tcase_add_test(tc, overdue_fires_once_and_bad_bodies_name_the_field);
 	tcase_add_test(tc, cancel_a_parked_job);
 	tcase_add_test(tc, a_thousand_parked_jobs_do_not_block_others);
+	tcase_add_test(tc, dashboard_badge_list_and_complete);
 	suite_add_tcase(s, tc);
 	int rc = tl_run_suite(s);
 	curl_global_cleanup();
