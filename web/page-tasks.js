@@ -162,7 +162,7 @@ export async function jobTaskLink(jobId) {
     const open = page.items.find((t) => t.status === 'OPEN');
     const t = open || page.items[0];
     if (!t) return null;
-    return h('span', {}, h('a', { href: `#/tasks/${t.id}`, id: 'job-task', text: t.title }), ' ', statusBadge(t));
+    return h('span', { id: 'job-task' }, h('a', { href: `#/tasks/${t.id}`, text: t.title }), ' ', statusBadge(t));
   } catch {
     return null;
   }

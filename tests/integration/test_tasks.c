@@ -133,8 +133,14 @@ START_TEST(park_complete_resumes_at_the_next_step)
 	ck_assert_str_eq(t, "Register A2P 10DLC for Acme Dental|[\"Brand for Acme Dental\", "
 			    "\"Campaign\"]|SUPPORT|true");
 	free(t);
-	/* listed and readable */
+	/* the step catalogue describes TASK and its config */
 	struct tl_resp r;
+	call(&w, &r, hagent_admin_token(&w.agent), "GET", "/api/v1/steps", NULL);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"TASK\"") &&
+			      strstr(r.body, "on_reject") && strstr(r.body, "Waits for a person"),
+		      "%ld %s", r.status, r.body);
+	tl_resp_free(&r);
+	/* listed and readable */
 	call(&w, &r, hagent_admin_token(&w.agent), "GET", "/api/v1/tasks?status=OPEN", NULL);
 	ck_assert_msg(r.status == 200 && strstr(r.body, task) && strstr(r.body, "Acme Dental"),
 		      "%ld %s", r.status, r.body);
