@@ -225,7 +225,7 @@ demo_job_state() {
       FROM provisioning_jobs j LEFT JOIN tasks t ON t.id::text = j.context_json->'waiting'->>'task_id'
       WHERE j.id = '$DEMO_JOB'") || return 0
     case $st in
-      IN_PROGRESS\|?*)
+      IN_PROGRESS\|[0-9a-f]*)   # parked: the context names its task
         IFS='|' read -r _ DEMO_TASK i <<<"$st"
         DEMO_JOB_STATE="waits for a person: task \"$i\" ($DEMO_TASK); complete it on the
               dashboard's Tasks page, or: POST /api/v1/tasks/$DEMO_TASK/complete (README)"
