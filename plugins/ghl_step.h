@@ -61,7 +61,7 @@ extern "C" {
 #endif
 
 #define GHL_STEP_ABI_MAJOR 1
-#define GHL_STEP_ABI_MINOR 2
+#define GHL_STEP_ABI_MINOR 3
 
 /* The symbol the loader looks up with dlsym(): GHL_PLUGIN_ENTRY "_" <stem>
  * first — the file's name without its directory and without everything from
@@ -270,6 +270,26 @@ struct ghl_host_api {
 	int (*snapshot_push_wait)(ghl_step_ctx *ctx, const char *snapshot_id,
 				  const char *location_id, int first_poll_ms, int interval_ms,
 				  int max_wait_ms);
+
+	/* ---- ABI 1.3: people in the loop ---- */
+
+	/* Hand the job to a person: make the task of this job's pipeline step
+	 * (spec: {"title", "checklist": [strings], "due_in_days": number,
+	 * "assignee_role": "AGENCY_ADMIN"|"SUPPORT"|"ADMIN", "on_reject":
+	 * "fail"|"rollback"}), or find the one an earlier run made (one per job
+	 * and step). Return GHL_STEP_WAIT right after. While the task is OPEN the
+	 * job parks: it stays IN_PROGRESS but holds no lease and no slot, its
+	 * journal row says WAITING, and run() is not called again in this run.
+	 * Once a person completes or rejects the task (dashboard, POST
+	 * /api/v1/tasks/{id}/complete|reject) the job is claimed again and the
+	 * step runs again from phase 0; this time the task is found ended and
+	 * the call completes like request(): status 200, GHL_SRC_RESPONSE
+	 * {"id", "status": "COMPLETED"|"REJECTED", "note", "outputs": {...},
+	 * "on_reject", "completed_by"}. After a REJECTED answer with on_reject
+	 * "rollback", the run's fail() rolls the job back (its completed steps
+	 * undo themselves, newest first) whatever the pipeline's on_failure.
+	 * Status 0 with a message: the task could not be stored (retryable). */
+	int (*task)(ghl_step_ctx *ctx, const char *spec_json);
 
 	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */
 };

@@ -213,6 +213,29 @@ JSON
   printf 'export DEMO_JOB=%q\n' "$DEMO_JOB" >>"$run/demo.env"
 }
 
+# demo_job_state — wait (up to 60 s) until the demo job COMPLETED, FAILED or
+# parked on its TASK step (the demo pipeline's A2P 10DLC task), and say which in
+# DEMO_JOB_STATE, with the task to complete.
+demo_job_state() {
+  local i st
+  DEMO_JOB_STATE="still running (see the dashboard)"
+  [[ $DEMO_JOB =~ ^[0-9a-f-]{36}$ ]] || return 0
+  for i in $(seq 1 600); do
+    st=$(psql -X -qAt -F'|' -d "$DATABASE_URL" -c "SELECT j.status, t.id, t.title
+      FROM provisioning_jobs j LEFT JOIN tasks t ON t.id::text = j.context_json->'waiting'->>'task_id'
+      WHERE j.id = '$DEMO_JOB'") || return 0
+    case $st in
+      IN_PROGRESS\|[0-9a-f]*)   # parked: the context names its task
+        IFS='|' read -r _ DEMO_TASK i <<<"$st"
+        DEMO_JOB_STATE="waits for a person: task \"$i\" ($DEMO_TASK); complete it on the
+              dashboard's Tasks page, or: POST /api/v1/tasks/$DEMO_TASK/complete (README)"
+        return 0 ;;
+      COMPLETED\|*|FAILED\|*|CANCELLED\|*) DEMO_JOB_STATE=${st%%|*}; return 0 ;;
+    esac
+    sleep 0.1
+  done
+}
+
 # demo_env RUN PORT — the demo's effective settings as shell lines (see demo_up).
 demo_env() {
   local run=$1 port=$2 v

@@ -3,7 +3,8 @@
 -- placeholders, not tokens: `scripts/demo` connects the agency to ghl-sim through real
 -- OAuth, which replaces them with AES-256-GCM encrypted tokens. Its pipeline goes live (a phone
 -- number, custom fields, a calendar, SaaS, rebilling, the user's permissions and a menu link:
--- plugins/golive) and ends with the
+-- plugins/golive), waits for a person to register A2P 10DLC (a TASK step: the demo job
+-- parks until the task is completed on the dashboard) and ends with the
 -- README's Lua step example (steps/location_tag.lua). `ghl-agent serve` marks agencies with
 -- placeholder tokens needs_reconnect at start-up, so the second one shows it until connected.
 INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,
@@ -26,6 +27,10 @@ VALUES
          {"step": "SET_USER_PERMISSIONS", "config": {"permissions": {"campaignsEnabled": true}}},
          {"step": "ADD_MENU_LINKS", "config": {"links": [
              {"title": "Onboarding checklist", "url": "https://example.com/onboarding"}]}},
+         {"step": "TASK", "config": {"title": "Register A2P 10DLC for {{client.name}}",
+             "checklist": ["Register the brand for {{client.name}}",
+                           "Register the SMS campaign", "Enter the brand id as output a2p_brand_id"],
+             "due_in_days": 3, "assignee_role": "AGENCY_ADMIN"}},
          {"step": "location_tag", "config": {"name": "onboarding"}, "on_error": "continue"}]}'::jsonb),
     ('6a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7'::uuid, 'Summit Growth Partners', 'demo-ghl-agency-002',
      'encrypted_token_here', 'encrypted_refresh_here', NOW() + INTERVAL '30 days',

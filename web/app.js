@@ -13,6 +13,7 @@ import * as jobPage from './page-job.js';
 import * as usersPage from './page-users.js';
 import * as webhooksPage from './page-webhooks.js';
 import * as driftPage from './page-drift.js';
+import * as tasksPage from './page-tasks.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -24,6 +25,8 @@ const routes = [
   [/^#\/users$/, usersPage, 'users'],
   [/^#\/webhooks$/, webhooksPage, 'webhooks'],
   [/^#\/drift$/, driftPage, 'drift'],
+  [/^#\/tasks$/, tasksPage, 'tasks'],
+  [/^#\/tasks\/([0-9a-f-]{36})$/, tasksPage.taskPage, 'tasks'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };
@@ -100,6 +103,7 @@ async function route() {
       },
     };
     clear(main, h('p', { class: 'muted', text: 'Loading…' }));
+    if (state.me) tasksPage.refreshBadge();
     try {
       const cleanup = await page.render(main, ctx, ...m.slice(1));
       if (seq === state.seq) state.cleanup = cleanup || null;
@@ -136,3 +140,5 @@ document.getElementById('logout').addEventListener('click', async () => {
 window.addEventListener('hashchange', route);
 await loadMe();
 route();
+// the Tasks badge: open (and overdue) tasks, at each page and every 30 s while logged in
+setInterval(() => { if (state.me && !document.hidden) tasksPage.refreshBadge(); }, 30000);

@@ -3,6 +3,7 @@
 // COMPLETED/FAILED per attempt), refreshed while the job is not finished.
 import { api, fetchAll } from './api.js';
 import { jobActions, cancelNote } from './page-jobs.js';
+import { jobTaskLink } from './page-tasks.js';
 import { h, clear, table, badge, fmtDate, fmtDuration, pretty, formError, showErrors } from './ui.js';
 
 const REFRESH_MS = 3000;
@@ -37,10 +38,11 @@ function duration(row) {
   return row.status === 'RUNNING' ? 'running…' : '—';
 }
 
-function info(job, agencyName) {
+function info(job, agencyName, task) {
   const item = (k, v) => [h('dt', { text: k }), h('dd', {}, v)];
   return h('dl', { class: 'facts' },
     item('Status', [badge(job.status), cancelNote(job)]),
+    task ? item('Task', task) : null,
     item('Agency', h('a', { href: `#/agencies/${job.agency_id}`, text: agencyName || job.agency_id })),
     item('Attempt', `${job.attempt ?? 0} (retries used: ${job.retry_count})`),
     item('Location', job.location_id ? h('code', { text: job.location_id }) : '—'),
@@ -63,13 +65,14 @@ export async function render(main, ctx, id) {
   let agencyName = null;
 
   async function load() {
-    const [job, logs] = await Promise.all([api('GET', `/jobs/${id}`), fetchAll(`/jobs/${id}/logs`, {}, 2000)]);
+    const [job, logs, task] = await Promise.all([api('GET', `/jobs/${id}`), fetchAll(`/jobs/${id}/logs`, {}, 2000),
+      jobTaskLink(id)]);
     if (ctx.stale()) return;
     if (agencyName === null)
       agencyName = await api('GET', `/agencies/${job.agency_id}`).then((a) => a.name).catch(() => '');
     clear(head, h('h1', { id: 'job-title', text: job.client_data.name || 'Job' }),
       h('span', { class: 'row' }, badge(job.status), jobActions(job, ctx, load, (e) => showErrors(errors, e))));
-    clear(facts, info(job, agencyName));
+    clear(facts, info(job, agencyName, task));
     const rows = timeline(logs);
     clear(steps, h('h2', { text: 'Steps' }), table([
       { title: '#', cell: (r) => (r.index === undefined ? '' : String(r.index + 1)) },

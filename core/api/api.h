@@ -238,6 +238,12 @@ int api_page_parse(struct api_req *r, struct api_page *pg);
 void api_page_clear(struct api_page *pg);
 /* A LIKE pattern matching s literally anywhere ("%s%" with \ % _ escaped). */
 char *api_like_contains(const char *s);
+/* A list's optional filter: when value is set, it becomes params[*n] (*n
+ * grows by one) and fragment — whose one "%d" stands for that $n, as in
+ * " AND j.status = $%d" — is appended to sql. Filters absent leave no
+ * `$n IS NULL OR …` behind to hide an index from the planner. */
+void api_sql_filter(struct buf *sql, const char **params, int *n, const char *value,
+		    const char *fragment);
 /* 1 when s is a canonical UUID (8-4-4-4-12 hex). */
 int api_is_uuid(const char *s);
 

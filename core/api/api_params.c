@@ -145,3 +145,17 @@ char *api_like_contains(const char *s)
 	buf_putc(&b, '%');
 	return buf_take(&b);
 }
+
+void api_sql_filter(struct buf *sql, const char **params, int *n, const char *value,
+		    const char *fragment)
+{
+	if (!value)
+		return;
+	params[(*n)++] = value;
+	const char *at = strstr(fragment, "%d");
+	if (!at) {
+		buf_puts(sql, fragment);
+		return;
+	}
+	buf_printf(sql, "%.*s%d%s", (int)(at - fragment), fragment, *n, at + 2);
+}

@@ -21,6 +21,7 @@ extern const struct route_table api_steps_route_table;	   /* core/api/api_steps.
 extern const struct route_table api_events_route_table;	   /* core/api/api_events.c */
 extern const struct route_table web_route_table;	   /* core/api/web.c */
 extern const struct route_table api_drift_route_table;	   /* core/api/api_drift.c */
+extern const struct route_table api_tasks_route_table;	   /* core/api/api_tasks.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,	 &oauth_route_table,	     &webhook_route_table,
@@ -28,6 +29,7 @@ static const struct route_table *const tables[] = {
 	&api_jobs_route_table,	 &api_snapshots_route_table, &api_steps_route_table,
 	&api_events_route_table, &api_reports_route_table,   &web_route_table,
 	&api_drift_route_table,
+	&api_tasks_route_table,
 };
 
 /* Bodies larger than max_body_bytes, or smaller. */

@@ -101,6 +101,9 @@ static const struct key_def keys[] = {
 	{"events_retry_base", K_DURATION, STR(events_retry_base_ms), "10s", NULL, 0, 0, 0},
 	{"events_retry_max", K_DURATION, STR(events_retry_max_ms), "1h", NULL, 0, 0, 0},
 	{"events_max_age", K_DURATION, STR(events_max_age_ms), "24h", NULL, 0, 0, 0},
+	/* people in the loop (core/engine/tasks.c) */
+	{"task_check_interval", K_DURATION, STR(task_check_interval_ms), "30s", NULL, K_RESTART,
+	 0, 0},
 	/* Lua steps (core/lua/lua_host.c): per-run limits, overridable per script */
 	{"step_dir", K_STRING, STR(step_dir), "", NULL, 0, 0, 0},
 	{"lua_max_instructions", K_INT, STR(lua_max_instructions), "10000000", NULL, 0, 1000,

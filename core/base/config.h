@@ -77,6 +77,9 @@ struct config {
 	long long events_retry_max_ms;
 	long long events_max_age_ms;
 
+	/* people in the loop (core/engine/tasks.c) */
+	long long task_check_interval_ms;
+
 	/* Lua steps (core/lua/lua_host.c) */
 	char *step_dir;
 	long long lua_max_instructions;

@@ -14,6 +14,7 @@
 #include "archive.h"
 #include "db.h"
 #include "event_delivery.h"
+#include "tasks.h"
 #include "ghl_client.h"
 #include "ghl_side.h"
 #include "registry.h"
@@ -35,6 +36,7 @@ static struct signals sigs;
 static struct archiver *archiver;
 static struct event_delivery *events; /* outbound events (worker/both) */
 static struct reconciler *reconciler; /* periodic reconciliation (worker/both) */
+static struct task_check *task_check; /* overdue tasks, parked jobs (worker/both) */
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -239,6 +241,7 @@ int server_run(struct config *cfg)
 		events = event_delivery_start(&app);
 		reconciler = reconciler_new(&app);
 		reconciler_start(reconciler);
+		task_check = task_check_start(&app);
 	}
 	sigs.ev_term = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	sigs.ev_int = evsignal_new(app.base, SIGINT, on_stop, &app);
@@ -266,6 +269,7 @@ out_free:
 	if (sigs.ev_deadline)
 		event_free(sigs.ev_deadline);
 	events = event_delivery_free(events);
+	task_check = task_check_free(task_check);
 	scheduler_free(app.sched);
 	ghl_teardown(&app);
 	step_registry_free(app.steps);

@@ -32,7 +32,8 @@ const char jobs_cancel_sql[] =
 	"WITH now_cancelled AS ("
 	" UPDATE provisioning_jobs SET status = 'CANCELLED', error_message = 'cancelled by request',"
 	"  finished_at = now(), updated_at = now(), cancel_requested = true"
-	" WHERE id = $1::uuid AND status IN ('PENDING', 'RETRYING')"
+	" WHERE id = $1::uuid AND (status IN ('PENDING', 'RETRYING')"
+	"  OR (status = 'IN_PROGRESS' AND context_json ? 'waiting'))" /* parked on a task */
 	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid) RETURNING id, status),"
 	" requested AS ("
 	" UPDATE provisioning_jobs SET cancel_requested = true, updated_at = now()"

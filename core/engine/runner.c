@@ -110,7 +110,8 @@ static void step_retries_set(struct job *job, int index, int n)
 	json_object_set_take(job->context, "step_retries", sr);
 }
 
-static void job_fail(const struct runner_env *env, struct job *job, const char *error);
+static void job_fail(const struct runner_env *env, struct job *job, const char *error,
+		     int rollback);
 static void compensate_next(const struct runner_env *env, struct job *job);
 static void compensation_ended(struct job *job, ghl_step_ctx *ctx, int ok);
 
@@ -165,6 +166,7 @@ static void step_failed(struct job *job, ghl_step_ctx *ctx)
 	struct json *item = json_at(json_get(job->context, "pipeline"), (size_t)job->step);
 	int cont = str_eq(json_get_str(item, "on_error"), "continue");
 	int index = job->step;
+	int rollback = step_ctx_rollback(ctx);
 	job->run = step_ctx_free(ctx);
 	if (cont) {
 		char key[16];
@@ -195,10 +197,40 @@ static void step_failed(struct job *job, ghl_step_ctx *ctx)
 						    "retries in all)",
 						    error, in_a_row, job->retry_count)
 					: xstrdup(error);
-		job_fail(env, job, final);
+		job_fail(env, job, final, rollback);
 		free(final);
 	}
 	free(error);
+}
+
+static void job_park(const struct runner_env *env, struct job *job);
+
+/* The step made an OPEN task (TASK, host task()): the job waits for a
+ * person without a lease — journal WAITING, the context says which task. */
+static void step_parked(struct job *job, ghl_step_ctx *ctx)
+{
+	const struct runner_env *env = job->env;
+	const char *name = step_ctx_impl(ctx)->name;
+	const char *task_id = step_ctx_task_id(ctx);
+	struct json *d = details_base(job, ctx);
+	json_object_set_take(d, "waiting_for", json_new_string("task"));
+	json_object_set_take(d, "task_id", json_new_string(task_id));
+	journal_step(env, job, name, "WAITING", d);
+	char key[16];
+	snprintf(key, sizeof(key), "%d", job->step);
+	struct json *rec = json_new_object();
+	json_object_set_take(rec, "step", json_new_string(name));
+	json_object_set_take(rec, "status", json_new_string("WAITING"));
+	json_object_set_take(rec, "task_id", json_new_string(task_id));
+	json_object_set_take(context_steps(job), key, rec);
+	struct json *w = json_new_object();
+	json_object_set_take(w, "task_id", json_new_string(task_id));
+	json_object_set_take(w, "step", json_new_int(job->step));
+	json_object_set_take(w, "step_name", json_new_string(name));
+	json_object_set_take(job->context, "waiting", w);
+	step_retries_set(job, job->step, 0);
+	job->run = step_ctx_free(ctx);
+	job_park(env, job);
 }
 
 /* The run of the job's current step is over. */
@@ -206,8 +238,10 @@ static void step_ended(void *arg, ghl_step_ctx *ctx, int ok)
 {
 	struct job *job = arg;
 	if (job->compensating)
-		compensation_ended(job, ctx, ok);
-	else if (ok)
+		compensation_ended(job, ctx, ok == STEP_RUN_DONE);
+	else if (ok == STEP_RUN_PARKED)
+		step_parked(job, ctx);
+	else if (ok == STEP_RUN_DONE)
 		step_done(job, ctx);
 	else
 		step_failed(job, ctx);
@@ -295,6 +329,32 @@ static int step_skip(const struct runner_env *env, struct job *job, const struct
 	return 1;
 }
 
+/* IN_PROGRESS without a lease: no process holds the job, none claims it
+ * (claims take PENDING and RETRYING jobs) until a person ends its task. A
+ * job cancelled or stopping meanwhile ends or is released as usual. */
+static void job_park(const struct runner_env *env, struct job *job)
+{
+	if (job->lost || job->cancel || job->stopping) {
+		json_object_remove(job->context, "waiting");
+		job_next_step(env, job);
+		return;
+	}
+	job->done = 1;
+	if (env->journal) {
+		char *ctx_text = json_to_string(job->context);
+		struct job_write w = {.status = "IN_PROGRESS",
+				      .context_json = ctx_text,
+				      .retry_count = -1,
+				      .run_at_delay_ms = -1,
+				      .release = 1};
+		journal_job(env->journal, job->id, &w, NULL, NULL);
+		free(ctx_text);
+	}
+	log_info("job waits for a person", "job_id", job->id, "task_id",
+		 json_get_str(json_get(job->context, "waiting"), "task_id"), NULL);
+	env->job_ended(env->arg, job, "PARKED");
+}
+
 static void job_next_step(const struct runner_env *env, struct job *job)
 {
 	if (job->lost) {
@@ -359,10 +419,10 @@ static void job_next_step(const struct runner_env *env, struct job *job)
 
 /* The job failed for good. With "on_failure": "rollback" its completed steps
  * that can undo themselves do so, newest first, before it is FAILED. */
-static void job_fail(const struct runner_env *env, struct job *job, const char *error)
+static void job_fail(const struct runner_env *env, struct job *job, const char *error, int rollback)
 {
-	if (!str_eq(json_get_str(job->context, "on_failure"), "rollback") || job->lost ||
-	    job->stopping) {
+	if ((!rollback && !str_eq(json_get_str(job->context, "on_failure"), "rollback")) ||
+	    job->lost || job->stopping) {
 		job_end(env, job, "FAILED", error, 0, -1);
 		return;
 	}
@@ -477,6 +537,8 @@ void runner_run(const struct runner_env *env, struct job *job)
 	int64_t mr = env->default_max_retries;
 	json_get_int(job->context, "max_retries", &mr);
 	job->max_retries = (int)mr;
+	/* a parked job claimed again: its task ended, the step runs again */
+	json_object_remove(job->context, "waiting");
 	job->step = 0;
 	job_next_step(env, job);
 }

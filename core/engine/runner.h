@@ -20,7 +20,8 @@ struct runner_env {
 	long long retry_base_ms, retry_max_ms;
 	int default_max_retries;
 	/* The job is over for this process — outcome COMPLETED, FAILED, RETRYING,
-	 * RELEASED, LOST or ABORTED — and its final write is queued: the callee
+	 * RELEASED, PARKED (waiting for a person's task), LOST or ABORTED — and
+	 * its final write is queued: the callee
 	 * frees the job. Required. */
 	void (*job_ended)(void *arg, struct job *job, const char *outcome);
 	/* Optional: each step record (STARTED/COMPLETED/FAILED/SKIPPED and its details)

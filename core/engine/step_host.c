@@ -20,6 +20,7 @@
 #include "log.h"
 #include "push_poller.h"
 #include "registry.h"
+#include "tasks.h"
 
 /* One run of one step: the plugin's ghl_step_ctx. */
 struct ghl_step_ctx {
@@ -57,6 +58,10 @@ struct ghl_step_ctx {
 	int rq_push;		     /* snapshot_push_wait: rq_path/rq_query hold the ids */
 	int pw_first, pw_interval, pw_max;
 	struct push_wait *push_wait; /* registered with the push poller */
+	/* ABI 1.3: task() */
+	struct json *rq_task; /* the task's spec, until it is stored */
+	char *task_id;	      /* the OPEN task the run parked on */
+	int rollback;	      /* a REJECTED task with on_reject "rollback": fail() rolls back */
 
 	int failed, fail_retryable;
 	int compensating; /* this run is the step's compensate */
@@ -569,6 +574,7 @@ static void clear_request(ghl_step_ctx *ctx)
 	ctx->cache_key = NULL;
 	ctx->rq_cache_ms = 0;
 	ctx->rq_push = 0;
+	ctx->rq_task = json_free(ctx->rq_task);
 	free(ctx->rq_method);
 	free(ctx->rq_path);
 	free(ctx->rq_query);
@@ -770,10 +776,47 @@ static int is_url(const char *s)
 	return s && (str_has_prefix(s, "http://") || str_has_prefix(s, "https://"));
 }
 
+/* The task is stored (or found): an OPEN one parks the job, an ended one
+ * completes the call like a reply. */
+static void on_task(void *arg, const struct json *task, const char *errmsg)
+{
+	ghl_step_ctx *ctx = arg;
+	const char *st = json_get_str(task, "status");
+	if (!ctx->abandoned && str_eq(st, "OPEN")) {
+		ctx->pending = 0;
+		clear_request(ctx);
+		free(ctx->task_id);
+		ctx->task_id = xstrdup(json_get_str(task, "id"));
+		ctx->ended(ctx->ended_arg, ctx, STEP_RUN_PARKED);
+		return;
+	}
+	ctx->rollback = str_eq(st, "REJECTED") &&
+			str_eq(json_get_str(task, "on_reject"), "rollback");
+	complete_request(ctx, task ? 200 : 0, task ? GHL_OK : GHL_RETRYABLE, task,
+			 task ? NULL : errmsg, NULL, 0);
+}
+
+static void task_go(ghl_step_ctx *ctx)
+{
+	struct job *job = ctx->job;
+	if (!ctx->journal) {
+		complete_request(ctx, 0, GHL_PERMANENT, NULL,
+				 "a task needs a job: a TASK step runs only in a job's pipeline",
+				 NULL, 0);
+		return;
+	}
+	tasks_open(ctx->app, job->id, job->agency_id, job->step, ctx->impl->name, ctx->rq_task,
+		   on_task, ctx);
+}
+
 /* Move the request forward: get the tokens it needs, then send it. */
 static void request_go(ghl_step_ctx *ctx)
 {
 	struct job *job = ctx->job;
+	if (ctx->rq_task) {
+		task_go(ctx);
+		return;
+	}
 	if (ctx->rq_url) {
 		/* http_post outside GHL: a plain client on that origin */
 		const char *p = strchr(ctx->rq_url + (str_has_prefix(ctx->rq_url, "https") ? 8 : 7),
@@ -921,6 +964,27 @@ static int h_http_post(ghl_step_ctx *ctx, const char *url, const char *headers,
 	return 0;
 }
 
+static int h_task(ghl_step_ctx *ctx, const char *spec_json)
+{
+	struct err e;
+	struct json *spec = spec_json ? json_parse(spec_json, strlen(spec_json),
+						   JSON_DEFAULT_MAX_DEPTH, &e)
+				      : NULL;
+	if (ctx->pending || !spec || spec->type != JSON_OBJECT || ctx->compensating) {
+		h_log(ctx, GHL_LOG_ERROR, "task(): %s",
+		      ctx->pending	  ? "a request is already in flight"
+		      : ctx->compensating ? "not while undoing a step"
+		      : !spec_json	  ? "a spec is required"
+		      : spec		  ? "the spec must be a JSON object"
+					  : e.msg);
+		json_free(spec);
+		return -1;
+	}
+	ctx->pending = 1;
+	ctx->rq_task = spec;
+	return 0;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -993,6 +1057,7 @@ static const struct ghl_host_api host_api = {
 	.json_text = h_json_text,
 	.request_cached = h_request_cached,
 	.snapshot_push_wait = h_snapshot_push_wait,
+	.task = h_task,
 };
 
 
@@ -1040,6 +1105,7 @@ static void ctx_release(ghl_step_ctx *ctx)
 	free(ctx->resp_message);
 	free(ctx->trace_id);
 	free(ctx->fail_msg);
+	free(ctx->task_id);
 	free(ctx);
 }
 
@@ -1089,6 +1155,16 @@ const char *step_ctx_error(const ghl_step_ctx *ctx, int *retryable, long long *r
 	return ctx->fail_msg ? ctx->fail_msg : "the step failed without a message";
 }
 
+const char *step_ctx_task_id(const ghl_step_ctx *ctx)
+{
+	return ctx->task_id;
+}
+
+int step_ctx_rollback(const ghl_step_ctx *ctx)
+{
+	return ctx->failed && ctx->rollback;
+}
+
 void step_ctx_describe(const ghl_step_ctx *ctx, struct json *d)
 {
 	json_object_set_take(d, "duration_ms", json_new_int(now_monotonic_ms() - ctx->start_ms));
@@ -1111,7 +1187,7 @@ static void step_call(ghl_step_ctx *ctx)
 	if (r == GHL_STEP_WAIT) {
 		if (!ctx->pending) {
 			h_fail(ctx, 0, "returned WAIT without starting a request or a sleep");
-			ctx->ended(ctx->ended_arg, ctx, 0);
+			ctx->ended(ctx->ended_arg, ctx, STEP_RUN_FAILED);
 			return;
 		}
 		if (!ctx->timer)
@@ -1124,11 +1200,11 @@ static void step_call(ghl_step_ctx *ctx)
 		clear_request(ctx);
 	}
 	if (r == GHL_STEP_DONE && !ctx->failed) {
-		ctx->ended(ctx->ended_arg, ctx, 1);
+		ctx->ended(ctx->ended_arg, ctx, STEP_RUN_DONE);
 		return;
 	}
 	if (r != GHL_STEP_FAIL && !ctx->failed)
 		h_fail(ctx, 0, "returned an unknown result %d", r);
 	ctx->failed = 1; /* also when FAIL came without fail() */
-	ctx->ended(ctx->ended_arg, ctx, 0);
+	ctx->ended(ctx->ended_arg, ctx, STEP_RUN_FAILED);
 }

@@ -28,12 +28,16 @@ struct step_run {
 	struct step_impl *impl;
 	const struct json *config; /* the step's config from the pipeline (NULL: {}) */
 	int compensate;		   /* 1: run the step's compensate instead of run */
-	/* The run is over: ok is 1 for DONE, 0 for FAIL (message and retryable in
-	 * step_ctx_error). Called from step_ctx_start or later from the loop; the
-	 * callee owns ctx from then on and frees it with step_ctx_free. */
+	/* The run is over: ok is STEP_RUN_DONE, STEP_RUN_FAILED (message and
+	 * retryable in step_ctx_error) or STEP_RUN_PARKED (the step made an OPEN
+	 * task with task(): step_ctx_task_id). Called from step_ctx_start or
+	 * later from the loop; the callee owns ctx from then on and frees it with
+	 * step_ctx_free. */
 	void (*ended)(void *arg, ghl_step_ctx *ctx, int ok);
 	void *arg;
 };
+
+enum { STEP_RUN_FAILED = 0, STEP_RUN_DONE = 1, STEP_RUN_PARKED = 2 };
 
 /* A new run; nothing happens until step_ctx_start. */
 ghl_step_ctx *step_ctx_new(const struct step_run *run);
@@ -56,6 +60,13 @@ const struct json *step_ctx_outputs(const ghl_step_ctx *ctx);
 /* Why the run failed (NULL when it did not), whether a retry may help, and
  * GHL's Retry-After in ms (0: none). */
 const char *step_ctx_error(const ghl_step_ctx *ctx, int *retryable, long long *retry_after_ms);
+
+/* The OPEN task a parked run waits for (NULL when it did not park). */
+const char *step_ctx_task_id(const ghl_step_ctx *ctx);
+
+/* 1: the run failed on a task a person rejected with on_reject "rollback":
+ * the job rolls back whatever its pipeline's on_failure says. */
+int step_ctx_rollback(const ghl_step_ctx *ctx);
 
 /* Add what the journal records of a run to the object d: duration_ms,
  * requests, ghl_status and trace_id of the last reply, and the step's log. */

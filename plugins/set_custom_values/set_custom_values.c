@@ -13,13 +13,12 @@
 #include <strings.h>
 
 #include "ghl_step.h"
+#include "step_template.h"
 
 GHL_STEP_HOST;
 
 /* Phases: the reply the step waits for, about item run->i. */
 enum { PH_START = 0, PH_POSTED = 1, PH_LISTED = 2, PH_PUT = 3, PH_COLLECTED = 4 };
-#define MAX_TEMPLATE 8192
-#define MAX_TEMPLATE_KEYS 16
 
 /* Per-run state: the item being written. */
 struct run {
@@ -51,69 +50,14 @@ static int shadowed(ghl_step_ctx *ctx, size_t i)
 		       GHL_TYPE_ABSENT;
 }
 
-/* The text of a client value at path: a string as it is, null and absent as
- * "", anything else as its JSON. */
-static const char *text_at(ghl_step_ctx *ctx, const char *const *path)
-{
-	switch (host->get_type(ctx, GHL_SRC_CLIENT, path)) {
-	case GHL_TYPE_STRING: return host->get_string(ctx, GHL_SRC_CLIENT, path);
-	case GHL_TYPE_ABSENT:
-	case GHL_TYPE_NULL: return "";
-	default: return host->get_json(ctx, GHL_SRC_CLIENT, path);
-	}
-}
-
-/* The client's value named by a template's "a.b[0]" (the template language's
- * paths; the ABI's are key arrays). */
-static const char *template_value(ghl_step_ctx *ctx, const char *p, size_t len)
-{
-	const char *keys[MAX_TEMPLATE_KEYS + 1];
-	size_t n = 0;
-	const char *end = p + len;
-	while (p < end && n < MAX_TEMPLATE_KEYS) {
-		size_t k = strcspn(p, ".[]");
-		if (p + k > end)
-			k = (size_t)(end - p);
-		if (k)
-			keys[n++] = host->format(ctx, "%.*s", (int)k, p);
-		p += k + (p + k < end);
-	}
-	keys[n] = NULL;
-	return n ? text_at(ctx, keys) : "";
-}
-
-/* tmpl with each "{{ path }}" replaced by the client's value at path. */
-static const char *expand(ghl_step_ctx *ctx, const char *tmpl)
-{
-	const char *out = "";
-	const char *p = tmpl;
-	const char *open;
-	while ((open = strstr(p, "{{")) != NULL) {
-		const char *close = strstr(open + 2, "}}");
-		if (!close)
-			break;
-		const char *k = open + 2, *e = close;
-		while (k < e && *k == ' ')
-			k++;
-		while (e > k && e[-1] == ' ')
-			e--;
-		const char *v = template_value(ctx, k, (size_t)(e - k));
-		out = host->format(ctx, "%s%.*s%s", out, (int)(open - p), p, v);
-		p = close + 2;
-		if (strlen(out) > MAX_TEMPLATE)
-			break;
-	}
-	return host->format(ctx, "%s%s", out, p);
-}
-
 static const char *item_value(ghl_step_ctx *ctx, size_t i)
 {
 	const char *name = item_name(ctx, i);
 	if (i < n_config(ctx)) {
 		const char *t = host->get_string(ctx, GHL_SRC_CONFIG, GHL_PATH("values", name));
-		return expand(ctx, t ? t : "");
+		return step_template_expand(host, ctx, t ? t : "");
 	}
-	return text_at(ctx, GHL_PATH("custom_values", name));
+	return step_text_at(host, ctx, GHL_SRC_CLIENT, GHL_PATH("custom_values", name));
 }
 
 static const char *cv_path(ghl_step_ctx *ctx)

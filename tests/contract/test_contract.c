@@ -335,6 +335,30 @@ static const struct ccase cases[] = {
 	 NULL,
 	 {0, 404, 0, 404, 0}},
 
+	/* people in the loop: the tasks of TASK steps */
+	{"GET /api/v1/tasks", "/api/v1/tasks?status=OPEN&limit=5", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/tasks", "/api/v1/tasks?overdue=maybe", NULL, NULL, NULL, ADMIN_ONLY(400)},
+	{"GET /api/v1/tasks/{id}", "/api/v1/tasks/%O", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/tasks/{id}", "/api/v1/tasks/%E", NULL, NULL, NULL, ADMIN_ONLY(404)},
+	{"POST /api/v1/tasks/{id}/complete",
+	 "/api/v1/tasks/%O/complete",
+	 "{\"note\":\"done\",\"outputs\":{\"a2p_brand_id\":\"BR1\"}}",
+	 NULL,
+	 NULL,
+	 {401, 200, 409, 409, 409}}, /* OPEN, then COMPLETED */
+	{"POST /api/v1/tasks/{id}/complete", "/api/v1/tasks/%O/complete",
+	 "{\"outputs\":{\"location_id\":\"x\"}}", NULL, NULL, ADMIN_ONLY(422)},
+	{"POST /api/v1/tasks/{id}/complete", "/api/v1/tasks/%E/complete", "{}", NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"POST /api/v1/tasks/{id}/reject",
+	 "/api/v1/tasks/%R/reject",
+	 "{\"note\":\"no EIN yet\"}",
+	 NULL,
+	 NULL,
+	 {401, 200, 409, 409, 409}}, /* OPEN, then REJECTED */
+	{"POST /api/v1/tasks/{id}/reject", "/api/v1/tasks/%R/reject", "{}", NULL, NULL,
+	 ADMIN_ONLY(422)},
+
 	/* last: logging out ends the sessions the rows above use */
 	{"POST /api/v1/auth/logout",
 	 "/api/v1/auth/logout",
@@ -520,6 +544,30 @@ static void make_webhooks(size_t *n, const char *a)
 	free(path);
 }
 
+/* Tasks of A's jobs parked on them (TASK steps): %O (to complete), %R (to
+ * reject). The agent runs roles=api: nothing resumes the jobs. */
+static void make_tasks(size_t *n, const char *a)
+{
+	const char *names[] = {"O", "R"};
+	for (int i = 0; i < 2; i++) {
+		char *job = hjob_add(db, a, "{\"name\":\"Task Co\",\"email\":\"t@example.com\"}",
+				     NULL);
+		char *task = tl_sqlf(db,
+				     "INSERT INTO tasks (agency_id, job_id, step_index, step_name,"
+				     " title, checklist, due_at) VALUES ('%s', '%s', 0, 'TASK',"
+				     " 'Register A2P 10DLC for Task Co', '[\"Brand\"]',"
+				     " now() + interval '3 days') RETURNING id",
+				     a, job);
+		tl_execf(db,
+			 "UPDATE provisioning_jobs SET status = 'IN_PROGRESS', context_json ="
+			 " jsonb_build_object('waiting', jsonb_build_object('task_id', '%s',"
+			 " 'step', 0, 'step_name', 'TASK')) WHERE id = '%s'",
+			 task, job);
+		set_var(n, names[i], task);
+		free(job);
+	}
+}
+
 /* The callers' credentials, and users and keys the cases change: %M (the
  * ADMIN itself), %T (its session token), %U (a user to patch), %X (one to
  * delete), %K (a key of A to revoke). */
@@ -590,6 +638,7 @@ static void setup(void)
 	size_t n = 0;
 	const char *agency_a = make_objects(&n);
 	make_webhooks(&n, agency_a);
+	make_tasks(&n, agency_a);
 	make_callers(&n, agency_a);
 	make_inputs(&n);
 }

@@ -152,6 +152,13 @@ static void setup(void)
 		 " SELECT id, agency_id, k, 'seeded', CASE k WHEN 'user_missing' THEN"
 		 " LOCALTIMESTAMP END FROM provisioning_jobs,"
 		 " unnest('{location_missing,user_missing}'::text[]) k WHERE status = 'COMPLETED'");
+	/* a task for every job (TASK steps), open and overdue, open, or completed */
+	tl_execf(db,
+		 "INSERT INTO tasks (agency_id, job_id, step_index, step_name, title, status,"
+		 " due_at, created_at) SELECT j.agency_id, j.id, 0, 'TASK', 'Task ' || j.id,"
+		 " CASE WHEN j.status = 'COMPLETED' THEN 'COMPLETED' ELSE 'OPEN' END,"
+		 " now() + (CASE WHEN j.status = 'FAILED' THEN -1 ELSE 1 END) * interval '1 day',"
+		 " j.created_at FROM provisioning_jobs j");
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
@@ -279,6 +286,14 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT id::text FROM job_drift WHERE resolved_at IS NOT NULL AND agency_id = '%B'"
 	 " AND agency_id" IN_AGENCIES,
 	 ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?limit=4", "id", "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE agency_id" IN_AGENCIES, ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?status=OPEN&overdue=true&limit=2", "id",
+	 "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE status = 'OPEN' AND due_at < now() AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/tasks", "/api/v1/tasks?agency_id=%B&limit=2", "id", "SELECT id::text FROM tasks",
+	 "SELECT id::text FROM tasks WHERE agency_id = '%B' AND agency_id" IN_AGENCIES, ALL_200},
 	{"/api/v1/agencies/{id}/webhooks",
 	 "/api/v1/agencies/%A/webhooks",
 	 "id",
@@ -354,6 +369,7 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/agencies/{id}/webhooks/{webhook_id}", "one object (404 in tests/integration/"
 							"test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
+	{"/api/v1/tasks/{id}", "one object (404 in tests/integration/test_tasks.c)"},
 };
 
 static int in_matrix(const char *pattern)

@@ -50,7 +50,7 @@ START_TEST(each_refusal_names_file_and_reason)
 	char *out;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	expect(out, dir, "bad_major.so", "ABI major version 2, the agent speaks 1");
-	expect(out, dir, "bad_minor.so", "ABI minor version 3 is newer than the agent's 2");
+	expect(out, dir, "bad_minor.so", "ABI minor version 4 is newer than the agent's 3");
 	expect(out, dir, "bad_size.so", "struct sizes differ from the agent's");
 	expect(out, dir, "no_entry.so", "missing entry point ghl_plugin_entry()");
 	expect(out, dir, "init_fails.so", "init() failed: missing licence file /etc/example.lic");
