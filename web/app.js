@@ -12,6 +12,7 @@ import * as jobsPage from './page-jobs.js';
 import * as jobPage from './page-job.js';
 import * as usersPage from './page-users.js';
 import * as webhooksPage from './page-webhooks.js';
+import * as batchPage from './page-batch.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -22,6 +23,7 @@ const routes = [
   [/^#\/jobs\/([0-9a-f-]{36})$/, jobPage, 'jobs'],
   [/^#\/users$/, usersPage, 'users'],
   [/^#\/webhooks$/, webhooksPage, 'webhooks'],
+  [/^#\/batches\/([0-9a-f-]{36})\/([0-9a-f-]{36})$/, batchPage, 'jobs'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };

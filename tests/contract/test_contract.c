@@ -325,6 +325,35 @@ static const struct ccase cases[] = {
 	 NULL,
 	 {0, 404, 0, 404, 0}},
 
+	/* search, bulk actions, batches (%R: a batch of A) */
+	{"GET /api/v1/jobs", "/api/v1/jobs?q=example.com&limit=2", NULL, NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"cancel\",\"job_ids\":[\"%E\"]}", NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"retry\",\"filter\":{\"status\":\"FAILED\"}}", NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"delete\",\"job_ids\":[\"%E\"]}", NULL, NULL, ADMIN_ONLY(422)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk",
+	 "/api/v1/agencies/%B/jobs/bulk",
+	 "{\"action\":\"retry\",\"job_ids\":[\"%E\"]}",
+	 NULL,
+	 NULL,
+	 {0, 404, 0, 404, 0}},
+	{"GET /api/v1/agencies/{id}/batches", "/api/v1/agencies/%A/batches?limit=2", NULL, NULL,
+	 NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/batches", "/api/v1/agencies/%A/batches?limit=0", NULL, NULL,
+	 NULL, ADMIN_ONLY(400)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}", "/api/v1/agencies/%A/batches/%R", NULL,
+	 NULL, NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}", "/api/v1/agencies/%A/batches/%E", NULL,
+	 NULL, NULL, ADMIN_ONLY(404)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}",
+	 "/api/v1/agencies/%B/batches/%R",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {0, 404, 0, 404, 0}},
+
 	/* last: logging out ends the sessions the rows above use */
 	{"POST /api/v1/auth/logout",
 	 "/api/v1/auth/logout",
@@ -446,7 +475,8 @@ static void start_services(void)
 
 /* The agencies, snapshot and jobs the cases name: %A (connected to ghl-sim),
  * %B (another agency), %C (deleted by a case), %S (A's snapshot), %F (a FAILED
- * job of A with two log entries), %P (a PENDING job of A), %E (no object).
+ * job of A with two log entries), %P (a PENDING job of A), %E (no object), %R
+ * (a batch of A holding its COMPLETED job).
  * Returns A's id. */
 static const char *make_objects(size_t *n)
 {
@@ -477,11 +507,16 @@ static const char *make_objects(size_t *n)
 		 "UPDATE provisioning_jobs SET status = 'COMPLETED', finished_at = now()"
 		 " WHERE id = '%s'",
 		 done);
-	free(done);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	set_var(n, "P",
 		hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}", NULL));
 	set_var(n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
+	char *batch = tl_sqlf(db,
+			      "INSERT INTO job_batches (agency_id, source, filename, total)"
+			      " VALUES ('%s', 'csv', 'contract.csv', 1) RETURNING id",
+			      a);
+	tl_execf(db, "UPDATE provisioning_jobs SET batch_id = '%s' WHERE id = '%s'", batch, done);
+	set_var(n, "R", batch);
 	return a;
 }
 

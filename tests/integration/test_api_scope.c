@@ -146,6 +146,9 @@ static void setup(void)
 		     " 'job.completed', '{}' FROM event_subscriptions s, generate_series(1, 3)");
 	webhook_a = tl_sqlf(db, "SELECT id FROM event_subscriptions WHERE agency_id = '%s'",
 			    agency_a);
+	/* two uploads (batches) of every agency */
+	tl_execf(db, "INSERT INTO job_batches (agency_id, source, total)"
+		     " SELECT id, 'csv', 0 FROM agencies, generate_series(1, 2)");
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
@@ -276,6 +279,15 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT id::text FROM event_deliveries",
 	 "SELECT id::text FROM event_deliveries WHERE subscription_id = '%W' AND agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 200, 404}},
+	{"/api/v1/jobs", "/api/v1/jobs?q=example.com&limit=3", "id",
+	 "SELECT id::text FROM provisioning_jobs",
+	 "SELECT id::text FROM provisioning_jobs WHERE agency_id" IN_AGENCIES, ALL_200},
+	{"/api/v1/agencies/{id}/batches",
+	 "/api/v1/agencies/%A/batches?limit=1",
+	 "id",
+	 "SELECT id::text FROM job_batches",
+	 "SELECT id::text FROM job_batches WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
 };
 
 START_TEST(scope_matrix_every_role)
@@ -339,6 +351,8 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/agencies/{id}/webhooks/{webhook_id}", "one object (404 in tests/integration/"
 							"test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
+	{"/api/v1/agencies/{id}/batches/{batch_id}", "one object (404 in tests/integration/"
+						     "test_job_search.c)"},
 };
 
 static int in_matrix(const char *pattern)
