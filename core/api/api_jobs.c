@@ -745,6 +745,13 @@ static void jobs_list(struct api_req *r)
 	 * the (agency_id, status, created_at, id) index serves the page in order. */
 	if (!agency && r->who.nagencies == 1 && scope)
 		agency = r->who.agency_ids[0];
+	/* ...and then the scope says nothing more: left out, since the planner
+	 * multiplies the two equal conditions' selectivities and, with a
+	 * search, would AND a bitmap of the agency's every job to the search's
+	 * few (bench_job_search: 300 ms instead of 20 at 1 M jobs) */
+	const char *in_scope = scope;
+	if (scope && agency && r->who.nagencies == 1 && str_eq(agency, r->who.agency_ids[0]))
+		in_scope = NULL;
 	/* The WHERE clause is assembled from fixed fragments for the filters
 	 * present (values are always parameters): an absent filter leaves no
 	 * `$n IS NULL OR …` behind to hide an index from the planner. */
@@ -767,7 +774,7 @@ static void jobs_list(struct api_req *r)
 			buf_printf(&where, fragment, n); \
 		}                                        \
 	} while (0)
-	FILTER(scope, " AND j.agency_id = ANY($%d::uuid[])");
+	FILTER(in_scope, " AND j.agency_id = ANY($%d::uuid[])");
 	FILTER(agency, " AND j.agency_id = $%d::uuid");
 	FILTER(status, " AND j.status = $%d::provisioning_job_status");
 	/* timestamptz → timestamp (the session's zone, as stored) keeps the index usable */
