@@ -14,6 +14,7 @@ import * as usersPage from './page-users.js';
 import * as webhooksPage from './page-webhooks.js';
 import * as driftPage from './page-drift.js';
 import * as tasksPage from './page-tasks.js';
+import * as batchPage from './page-batch.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -27,6 +28,7 @@ const routes = [
   [/^#\/drift$/, driftPage, 'drift'],
   [/^#\/tasks$/, tasksPage, 'tasks'],
   [/^#\/tasks\/([0-9a-f-]{36})$/, tasksPage.taskPage, 'tasks'],
+  [/^#\/batches\/([0-9a-f-]{36})\/([0-9a-f-]{36})$/, batchPage, 'jobs'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };

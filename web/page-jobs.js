@@ -1,9 +1,11 @@
-// page-jobs.js — the jobs table (filters in the URL, cursor paging, refreshed
-// every few seconds), retry/cancel, the submit form and the CSV bulk upload.
+// page-jobs.js — the jobs table (filters and search in the URL, cursor paging,
+// the total, refreshed every few seconds in place: jobs-table.js), retry/cancel
+// one or many selected jobs, the submit form and the CSV bulk upload.
 import { api, qs, fetchAll, upload } from './api.js';
 import {
-  h, clear, table, badge, fmtDate, flash, busy, hashQuery, field, formError, showErrors, clearErrors, randomKey,
+  h, clear, badge, fmtDate, flash, busy, hashQuery, field, formError, showErrors, clearErrors, randomKey,
 } from './ui.js';
+import { keyedTable } from './jobs-table.js';
 
 const REFRESH_MS = 4000;
 const STATUSES = ['PENDING', 'IN_PROGRESS', 'RETRYING', 'COMPLETED', 'FAILED', 'CANCELLED'];
@@ -152,11 +154,12 @@ function csvForm(agencies, initialAgency, done) {
     progress.value = 0;
     status.textContent = 'Uploading…';
     busy(send, async () => {
-      const res = await upload(`/agencies/${agency.value}/jobs/batch`, f, 'text/csv', (sent, total) => {
+      const res = await upload(`/agencies/${agency.value}/jobs/batch${qs({ filename: f.name })}`, f, 'text/csv', (sent, total) => {
         progress.value = total ? Math.round((sent / total) * 100) : 100;
         if (sent >= total) status.textContent = 'Checking the rows…';
       });
-      status.textContent = `${res.count} jobs queued.`;
+      status.textContent = `${res.count} jobs queued. `;
+      if (res.batch_id) status.append(h('a', { href: `#/batches/${agency.value}/${res.batch_id}`, id: 'csv-batch-link', text: 'Follow the batch' }));
       file.value = '';
       flash(`${res.count} jobs queued from ${f.name}.`);
       await done();
@@ -168,43 +171,149 @@ function csvForm(agencies, initialAgency, done) {
   return form;
 }
 
+// "12 jobs", "more than 10,000 jobs" (total_exact false: the API counts up to there).
+function totalText(page) {
+  if (typeof page.total !== 'number') return '';
+  const n = page.total.toLocaleString();
+  if (!page.total_exact) return `more than ${n} jobs`;
+  return page.total === 1 ? '1 job' : `${n} jobs`;
+}
+
+// Retry or cancel the selected jobs: one POST …/jobs/bulk per agency; a flash
+// sums up what happened (and why some were skipped).
+async function bulkAction(action, jobs) {
+  const byAgency = new Map();
+  for (const j of jobs) byAgency.set(j.agency_id, [...(byAgency.get(j.agency_id) || []), j.id]);
+  let ok = 0;
+  const skipped = [];
+  for (const [agencyId, ids] of byAgency) {
+    const res = await api('POST', `/agencies/${agencyId}/jobs/bulk`, { action, job_ids: ids });
+    ok += res.succeeded;
+    for (const r of res.results) if (r.outcome === 'invalid_state' || r.outcome === 'not_found') skipped.push(r);
+  }
+  const done = action === 'retry' ? 'will run again' : 'cancelled or stopping after their current step';
+  let text = `${ok} job${ok === 1 ? '' : 's'} ${done}.`;
+  if (skipped.length) text += ` ${skipped.length} skipped: ${skipped[0].message || skipped[0].outcome}${skipped.length > 1 ? ', …' : ''}`;
+  flash(text, ok || !skipped.length ? 'ok' : 'error');
+}
+
 export async function render(main, ctx) {
   const q = hashQuery();
   const agencies = await fetchAll('/agencies', {}, 1000);
   if (ctx.stale()) return null;
   const names = new Map(agencies.map((a) => [a.id, a.name]));
-  const status = h('select', { id: 'filter-status' }, h('option', { value: '', text: 'Any status' }),
+  const search = h('input', {
+    type: 'search', id: 'filter-q', value: q.q || '', placeholder: 'Name, email, job id or location id',
+    'aria-label': 'Search jobs', maxlength: 200,
+  });
+  const status = h('select', { id: 'filter-status', 'aria-label': 'Status' }, h('option', { value: '', text: 'Any status' }),
     STATUSES.map((s) => h('option', { value: s, text: s, selected: q.status === s })));
-  const agency = h('select', { id: 'filter-agency' }, agencyOptions(agencies, q.agency_id, 'Any agency'));
+  const agency = h('select', { id: 'filter-agency', 'aria-label': 'Agency' }, agencyOptions(agencies, q.agency_id, 'Any agency'));
   const after = h('input', { type: 'date', value: q.created_after || '', title: 'Created on or after' });
   const before = h('input', { type: 'date', value: q.created_before || '', title: 'Created before' });
   const auto = h('input', { type: 'checkbox', checked: true, id: 'auto-refresh' });
-  const list = h('div', { id: 'job-list' });
   const pager = h('div', { class: 'pager' });
   const errors = h('div', {}, formError());
   const updated = h('span', { class: 'muted small' });
+  const total = h('span', { id: 'job-total', class: 'job-total' });
+  const batchNote = h('p', { class: 'muted', id: 'batch-filter' });
   const cursors = [''];
   let loading = false;
+
+  // selection: kept across refreshes and pages (id → the job as last seen)
+  const selected = new Map();
+  const count = h('span', { id: 'bulk-count' });
+  const bulkButtons = ['retry', 'cancel'].map((action) => {
+    const b = h('button', {
+      type: 'button', class: action === 'cancel' ? 'small danger' : 'small', id: `bulk-${action}`,
+      text: action === 'retry' ? 'Retry selected' : 'Cancel selected',
+    });
+    b.addEventListener('click', () => {
+      if (action === 'cancel' && !confirm(`Cancel ${selected.size} job(s)?`)) return;
+      busy(b, async () => {
+        await bulkAction(action, [...selected.values()]);
+        setSelection([]);
+        await load();
+      }, (e) => showErrors(errors, e));
+    });
+    return b;
+  });
+  const clearSel = h('button', { type: 'button', class: 'small link', text: 'Clear', onclick: () => setSelection([]) });
+  const bulkBar = h('div', { class: 'bulk-bar', id: 'bulk-bar', hidden: true, role: 'region', 'aria-label': 'Selected jobs' },
+    count, ...bulkButtons, clearSel);
+  const pageAll = h('input', { type: 'checkbox', id: 'select-page', 'aria-label': 'Select the jobs on this page' });
+  let pageItems = [];
+
+  function showSelection() {
+    bulkBar.hidden = selected.size === 0;
+    count.textContent = `${selected.size} selected`;
+    for (const box of main.querySelectorAll('input.job-select')) box.checked = selected.has(box.value);
+    pageAll.checked = pageItems.length > 0 && pageItems.every((j) => selected.has(j.id));
+  }
+  function setSelection(jobs) {
+    selected.clear();
+    for (const j of jobs) selected.set(j.id, j);
+    showSelection();
+  }
+  pageAll.addEventListener('change', () => {
+    for (const j of pageItems) {
+      if (pageAll.checked) selected.set(j.id, j);
+      else selected.delete(j.id);
+    }
+    showSelection();
+  });
+
+  const short = (id) => id.slice(0, 8);
+  const columns = [
+    ctx.can.retryCancel ? {
+      title: pageAll, class: 'select-cell', key: (j) => j.id,
+      cell: (j) => {
+        const box = h('input', { type: 'checkbox', class: 'job-select', value: j.id, 'aria-label': `Select ${j.client_data.name || j.id}` });
+        box.checked = selected.has(j.id);
+        box.addEventListener('change', () => {
+          if (box.checked) selected.set(j.id, j);
+          else selected.delete(j.id);
+          showSelection();
+        });
+        return box;
+      },
+    } : null,
+    { title: 'Created', key: (j) => j.created_at, cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
+    {
+      title: 'Client', key: (j) => `${j.client_data.name}|${j.client_data.email}`,
+      cell: (j) => [h('a', { href: `#/jobs/${j.id}`, class: 'client-name', text: j.client_data.name || '(no name)' }), h('br'), h('small', { class: 'muted', text: j.client_data.email || '' })],
+    },
+    { title: 'Agency', key: (j) => j.agency_id, cell: (j) => names.get(j.agency_id) || j.agency_id },
+    { title: 'Status', key: (j) => `${j.status}|${j.cancel_requested}|${j.current_step}`, cell: (j) => [badge(j.status), cancelNote(j)] },
+    { title: 'Retries', key: (j) => String(j.retry_count), cell: (j) => String(j.retry_count) },
+    {
+      title: 'Batch', class: 'batch-cell', key: (j) => j.batch_id || '',
+      cell: (j) => (j.batch_id ? h('a', { href: `#/batches/${j.agency_id}/${j.batch_id}`, class: 'batch-link', title: j.batch_id, text: short(j.batch_id) }) : ''),
+    },
+    { title: 'Error', class: 'error-cell', key: (j) => j.error_message || '', cell: (j) => j.error_message || '' },
+    {
+      title: '', key: (j) => `${j.status}|${j.cancel_requested}`,
+      cell: (j) => jobActions(j, ctx, load, (e) => showErrors(errors, e)),
+    },
+  ].filter(Boolean);
+  const jobsTable = keyedTable(columns, 'No jobs match these filters.');
+  const list = h('div', { id: 'job-list' }, jobsTable.el);
 
   async function load() {
     if (loading) return;
     loading = true;
     try {
       const page = await api('GET', `/jobs${qs({
-        status: status.value, agency_id: agency.value, created_after: after.value, created_before: before.value,
-        limit: 25, cursor: cursors.at(-1),
+        q: search.value.trim(), status: status.value, agency_id: agency.value, batch_id: q.batch_id,
+        created_after: after.value, created_before: before.value, limit: 25, cursor: cursors.at(-1),
       })}`);
       if (ctx.stale()) return;
       clearErrors(errors);
-      clear(list, table([
-        { title: 'Created', cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
-        { title: 'Client', cell: (j) => [h('a', { href: `#/jobs/${j.id}`, class: 'client-name', text: j.client_data.name || '(no name)' }), h('br'), h('small', { class: 'muted', text: j.client_data.email || '' })] },
-        { title: 'Agency', cell: (j) => names.get(j.agency_id) || j.agency_id },
-        { title: 'Status', cell: (j) => [badge(j.status), cancelNote(j)] },
-        { title: 'Retries', cell: (j) => String(j.retry_count) },
-        { title: 'Error', class: 'error-cell', cell: (j) => j.error_message || '' },
-        { title: '', cell: (j) => jobActions(j, ctx, load, (e) => showErrors(errors, e)) },
-      ], page.items, 'No jobs match these filters.'));
+      pageItems = page.items;
+      for (const j of page.items) if (selected.has(j.id)) selected.set(j.id, j);
+      jobsTable.update(page.items);
+      showSelection();
+      total.textContent = totalText(page);
       clear(pager,
         cursors.length > 1 ? h('button', { type: 'button', text: '← Newer', onclick: () => { cursors.pop(); load(); } }) : null,
         page.next_cursor ? h('button', { type: 'button', text: 'Older →', onclick: () => { cursors.push(page.next_cursor); load(); } }) : null);
@@ -216,27 +325,33 @@ export async function render(main, ctx) {
     }
   }
 
-  const filters = h('form', { class: 'toolbar', id: 'job-filters' }, status, agency,
+  const filters = h('form', { class: 'toolbar', id: 'job-filters', role: 'search' }, search, status, agency,
     h('label', { class: 'inline' }, 'from ', after), h('label', { class: 'inline' }, 'before ', before),
-    h('button', { type: 'submit', text: 'Filter' }),
+    h('button', { type: 'submit', text: 'Search' }),
     h('label', { class: 'inline' }, auto, ' auto-refresh'), updated);
   const apply = (ev) => {
     if (ev) ev.preventDefault();
     cursors.length = 1;
-    history.replaceState(null, '', `#/jobs${qs({ status: status.value, agency_id: agency.value, created_after: after.value, created_before: before.value })}`);
+    history.replaceState(null, '', `#/jobs${qs({
+      q: search.value.trim(), status: status.value, agency_id: agency.value, batch_id: q.batch_id,
+      created_after: after.value, created_before: before.value,
+    })}`);
     load();
   };
   filters.addEventListener('submit', apply);
   for (const el of [status, agency, after, before]) el.addEventListener('change', apply);
+  if (q.batch_id) {
+    batchNote.append('Showing the jobs of one upload. ', h('a', { href: '#/jobs', text: 'Show all jobs' }));
+  }
 
   const mine = agencies.filter((a) => ctx.can.submitJobs(a.id));
   const preferred = mine.some((a) => a.id === q.agency_id) ? q.agency_id : mine[0] && mine[0].id;
   const reload = async () => { cursors.length = 1; await load(); };
   clear(main,
-    h('div', { class: 'page-head' }, h('h1', { text: 'Jobs' })),
+    h('div', { class: 'page-head' }, h('h1', { text: 'Jobs' }), total),
     mine.length ? h('details', { class: 'card', id: 'submit-panel' }, h('summary', { text: 'Submit a job' }), submitForm(mine, preferred, reload)) : null,
     mine.length ? h('details', { class: 'card', id: 'csv-panel' }, h('summary', { text: 'Bulk upload (CSV)' }), csvForm(mine, preferred, reload)) : null,
-    filters, errors, list, pager);
+    filters, q.batch_id ? batchNote : null, errors, bulkBar, list, pager);
   await load();
   const timer = setInterval(() => {
     if (auto.checked && !document.hidden) load();

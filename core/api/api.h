@@ -271,6 +271,11 @@ void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, 
 typedef char *(*api_row_map_fn)(const char *json);
 void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
 			int limit, api_row_map_fn map);
+/* The same (map may be NULL), trailing rows whose json_col is NULL left out
+ * (a page LEFT JOINed to a one-row total), and `extra` (",\"total\":3", or
+ * NULL) added after next_cursor. */
+void api_reply_page_extra(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+			  int limit, api_row_map_fn map, const char *extra);
 /* End r without an API reply, for handlers that answered on r->c
  * themselves (HTML pages, redirects); frees r. */
 void api_req_done(struct api_req *r);

@@ -103,7 +103,15 @@ void api_reply_page(struct api_req *r, PGresult *res, int json_col, int ts_col, 
 void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
 			int limit, api_row_map_fn map)
 {
+	api_reply_page_extra(r, res, json_col, ts_col, id_col, limit, map, NULL);
+}
+
+void api_reply_page_extra(struct api_req *r, PGresult *res, int json_col, int ts_col, int id_col,
+			  int limit, api_row_map_fn map, const char *extra)
+{
 	int n = PQntuples(res);
+	while (n > 0 && PQgetisnull(res, n - 1, json_col)) /* a LEFT JOIN's row of NULLs */
+		n--;
 	int shown = n > limit ? limit : n;
 	struct buf b;
 	buf_init(&b);
@@ -128,6 +136,8 @@ void api_reply_page_map(struct api_req *r, PGresult *res, int json_col, int ts_c
 	} else {
 		buf_puts(&b, "null");
 	}
+	if (extra)
+		buf_puts(&b, extra);
 	buf_putc(&b, '}');
 	api_reply_json(r, 200, buf_cstr(&b));
 	buf_clear(&b);

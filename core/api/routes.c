@@ -22,6 +22,8 @@ extern const struct route_table api_events_route_table;	   /* core/api/api_event
 extern const struct route_table web_route_table;	   /* core/api/web.c */
 extern const struct route_table api_drift_route_table;	   /* core/api/api_drift.c */
 extern const struct route_table api_tasks_route_table;	   /* core/api/api_tasks.c */
+extern const struct route_table api_bulk_route_table;	   /* core/api/api_job_search.c */
+extern const struct route_table api_batch_route_table;	   /* core/api/api_batches.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,	 &oauth_route_table,	     &webhook_route_table,
@@ -30,6 +32,7 @@ static const struct route_table *const tables[] = {
 	&api_events_route_table, &api_reports_route_table,   &web_route_table,
 	&api_drift_route_table,
 	&api_tasks_route_table,
+	&api_bulk_route_table,	 &api_batch_route_table,
 };
 
 /* Bodies larger than max_body_bytes, or smaller. */

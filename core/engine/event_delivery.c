@@ -29,6 +29,7 @@ struct event_delivery {
 	int again; /* claim once more when the current claim ends */
 	int stopping;
 	int queries;		  /* on the pool: d lives until they return */
+	int settling;		  /* the batch sweep is on the pool */
 	int64_t pruned_at;	  /* monotonic ms of the last retention sweep */
 	struct attempt *attempts; /* in flight, for teardown */
 };
@@ -337,12 +338,50 @@ static void maybe_prune(struct event_delivery *d)
 	query(d, DB_NOWAIT, prune_sql, 1, params, pruned);
 }
 
+/* Batches whose jobs have all finished: completed_at set, and batch.completed
+ * emitted in the same statement (so once, whichever process gets there
+ * first: the row lock makes the other skip it). */
+static const char settle_sql[] =
+	"WITH done AS (UPDATE job_batches b SET completed_at = now()"
+	" WHERE b.completed_at IS NULL AND NOT EXISTS (SELECT 1 FROM provisioning_jobs j"
+	"  WHERE j.batch_id = b.id AND j.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED'))"
+	" RETURNING b.*)"
+	" SELECT count(ghl_event_emit(d.agency_id, 'batch.completed', NULL, jsonb_build_object("
+	"  'batch', jsonb_build_object('id', d.id, 'agency_id', d.agency_id, 'source', d.source,"
+	"   'filename', d.filename, 'total', d.total,"
+	"   'created_at', to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+	"   'completed_at', to_char(d.completed_at AT TIME ZONE 'UTC',"
+	"    'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+	"   'progress', (SELECT jsonb_object_agg(j.status, j.n) FROM (SELECT status, count(*) AS n"
+	"    FROM provisioning_jobs WHERE batch_id = d.id GROUP BY status) j)))))"
+	" FROM done d";
+
+static void settled(void *arg, PGresult *res, const char *errmsg)
+{
+	struct event_delivery *d = arg;
+	d->settling = 0;
+	if (query_back(d))
+		return;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_warn("event delivery: settling finished batches failed", "error",
+			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+}
+
+static void settle_batches(struct event_delivery *d)
+{
+	if (d->settling || !db_pool_is_up(d->app->db))
+		return;
+	d->settling = 1;
+	query(d, DB_NOWAIT, settle_sql, 0, NULL, settled);
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct event_delivery *d = arg;
 	claim(d);
+	settle_batches(d);
 	maybe_prune(d);
 	long long ms = d->app->cfg->events_poll_interval_ms;
 	schedule_poll(d, ms < 50 ? 50 : ms);

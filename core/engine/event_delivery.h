@@ -1,7 +1,9 @@
 /* event_delivery.h — outbound events: the worker that sends the outbox
- * (table event_deliveries, written by the database triggers of migration
- * 20261207_000701 in the same transaction as the state change) to each
- * subscription's URL, signed, retried with backoff, never blocking jobs.
+ * (table event_deliveries, written by the database triggers of migrations
+ * 20261207_000701 and 20261207_000901_2 (job.cancelled on CANCELLED) in the
+ * same transaction as the state change) to each subscription's URL, signed,
+ * retried with backoff, never blocking jobs; each poll also settles the
+ * upload batches whose jobs have all finished (batch.completed, once).
  *
  * Every poll_interval (and at once after an attempt ends) it claims due rows
  * (FOR UPDATE SKIP LOCKED, so several processes share the outbox), pushing

@@ -351,13 +351,41 @@ static const struct ccase cases[] = {
 	{"POST /api/v1/tasks/{id}/complete", "/api/v1/tasks/%E/complete", "{}", NULL, NULL,
 	 ADMIN_ONLY(404)},
 	{"POST /api/v1/tasks/{id}/reject",
-	 "/api/v1/tasks/%R/reject",
+	 "/api/v1/tasks/%J/reject",
 	 "{\"note\":\"no EIN yet\"}",
 	 NULL,
 	 NULL,
 	 {401, 200, 409, 409, 409}}, /* OPEN, then REJECTED */
-	{"POST /api/v1/tasks/{id}/reject", "/api/v1/tasks/%R/reject", "{}", NULL, NULL,
+	{"POST /api/v1/tasks/{id}/reject", "/api/v1/tasks/%J/reject", "{}", NULL, NULL,
 	 ADMIN_ONLY(422)},
+	/* search, bulk actions, batches (%N: a batch of A) */
+	{"GET /api/v1/jobs", "/api/v1/jobs?q=example.com&limit=2", NULL, NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"cancel\",\"job_ids\":[\"%E\"]}", NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"retry\",\"filter\":{\"status\":\"FAILED\"}}", NULL, NULL, ALL(200)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk", "/api/v1/agencies/%A/jobs/bulk",
+	 "{\"action\":\"delete\",\"job_ids\":[\"%E\"]}", NULL, NULL, ADMIN_ONLY(422)},
+	{"POST /api/v1/agencies/{id}/jobs/bulk",
+	 "/api/v1/agencies/%B/jobs/bulk",
+	 "{\"action\":\"retry\",\"job_ids\":[\"%E\"]}",
+	 NULL,
+	 NULL,
+	 {0, 404, 0, 404, 0}},
+	{"GET /api/v1/agencies/{id}/batches", "/api/v1/agencies/%A/batches?limit=2", NULL, NULL,
+	 NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/batches", "/api/v1/agencies/%A/batches?limit=0", NULL, NULL,
+	 NULL, ADMIN_ONLY(400)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}", "/api/v1/agencies/%A/batches/%N", NULL,
+	 NULL, NULL, ALL(200)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}", "/api/v1/agencies/%A/batches/%E", NULL,
+	 NULL, NULL, ADMIN_ONLY(404)},
+	{"GET /api/v1/agencies/{id}/batches/{batch_id}",
+	 "/api/v1/agencies/%B/batches/%N",
+	 NULL,
+	 NULL,
+	 NULL,
+	 {0, 404, 0, 404, 0}},
 
 	/* last: logging out ends the sessions the rows above use */
 	{"POST /api/v1/auth/logout",
@@ -480,7 +508,8 @@ static void start_services(void)
 
 /* The agencies, snapshot and jobs the cases name: %A (connected to ghl-sim),
  * %B (another agency), %C (deleted by a case), %S (A's snapshot), %F (a FAILED
- * job of A with two log entries), %P (a PENDING job of A), %E (no object).
+ * job of A with two log entries), %P (a PENDING job of A), %E (no object), %N
+ * (a batch of A holding its COMPLETED job).
  * Returns A's id. */
 static const char *make_objects(size_t *n)
 {
@@ -522,6 +551,12 @@ static const char *make_objects(size_t *n)
 	set_var(n, "P",
 		hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}", NULL));
 	set_var(n, "E", xstrdup("00000000-0000-4000-8000-000000000000"));
+	char *batch = tl_sqlf(db,
+			      "INSERT INTO job_batches (agency_id, source, filename, total)"
+			      " VALUES ('%s', 'csv', 'contract.csv', 1) RETURNING id",
+			      a);
+	tl_execf(db, "UPDATE provisioning_jobs SET batch_id = '%s' WHERE id = '%s'", batch, done);
+	set_var(n, "N", batch);
 	return a;
 }
 
@@ -544,11 +579,11 @@ static void make_webhooks(size_t *n, const char *a)
 	free(path);
 }
 
-/* Tasks of A's jobs parked on them (TASK steps): %O (to complete), %R (to
+/* Tasks of A's jobs parked on them (TASK steps): %O (to complete), %J (to
  * reject). The agent runs roles=api: nothing resumes the jobs. */
 static void make_tasks(size_t *n, const char *a)
 {
-	const char *names[] = {"O", "R"};
+	const char *names[] = {"O", "J"};
 	for (int i = 0; i < 2; i++) {
 		char *job = hjob_add(db, a, "{\"name\":\"Task Co\",\"email\":\"t@example.com\"}",
 				     NULL);

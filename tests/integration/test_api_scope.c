@@ -159,6 +159,9 @@ static void setup(void)
 		 " CASE WHEN j.status = 'COMPLETED' THEN 'COMPLETED' ELSE 'OPEN' END,"
 		 " now() + (CASE WHEN j.status = 'FAILED' THEN -1 ELSE 1 END) * interval '1 day',"
 		 " j.created_at FROM provisioning_jobs j");
+	/* two uploads (batches) of every agency */
+	tl_execf(db, "INSERT INTO job_batches (agency_id, source, total)"
+		     " SELECT id, 'csv', 0 FROM agencies, generate_series(1, 2)");
 	/* keys of the deleted agency and a revoked one exist too */
 	tl_execf(db,
 		 "INSERT INTO api_keys (agency_id, name, key_hash, prefix) VALUES"
@@ -306,6 +309,15 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT id::text FROM event_deliveries",
 	 "SELECT id::text FROM event_deliveries WHERE subscription_id = '%W' AND agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 200, 404}},
+	{"/api/v1/jobs", "/api/v1/jobs?q=example.com&limit=3", "id",
+	 "SELECT id::text FROM provisioning_jobs",
+	 "SELECT id::text FROM provisioning_jobs WHERE agency_id" IN_AGENCIES, ALL_200},
+	{"/api/v1/agencies/{id}/batches",
+	 "/api/v1/agencies/%A/batches?limit=1",
+	 "id",
+	 "SELECT id::text FROM job_batches",
+	 "SELECT id::text FROM job_batches WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
 };
 
 START_TEST(scope_matrix_every_role)
@@ -370,6 +382,8 @@ static const char *const not_listings[][2] = {
 							"test_events.c)"},
 	{"/api/v1/steps", "the step catalogue: the same for everyone allowed"},
 	{"/api/v1/tasks/{id}", "one object (404 in tests/integration/test_tasks.c)"},
+	{"/api/v1/agencies/{id}/batches/{batch_id}", "one object (404 in tests/integration/"
+						     "test_job_search.c)"},
 };
 
 static int in_matrix(const char *pattern)
