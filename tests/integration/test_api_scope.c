@@ -264,6 +264,19 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT DISTINCT niche FROM job_success_rates"
 	 " WHERE day >= current_date - 30 AND agency_id" IN_AGENCIES,
 	 ALL_200},
+	{"/api/v1/reports/overview", "/api/v1/reports/overview", "agencies.agency_id",
+	 "SELECT DISTINCT agency_id::text FROM provisioning_jobs",
+	 "SELECT DISTINCT agency_id::text FROM provisioning_jobs"
+	 " WHERE created_at >= current_date - 29 AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/reports/overview", "/api/v1/reports/overview?agency_id=%B", "agencies.agency_id",
+	 "SELECT DISTINCT agency_id::text FROM provisioning_jobs",
+	 "SELECT DISTINCT agency_id::text FROM provisioning_jobs"
+	 " WHERE agency_id = '%B' AND agency_id" IN_AGENCIES,
+	 ALL_200},
+	{"/api/v1/reports/overview", "/api/v1/reports/overview", "ghl_budget.agency_id",
+	 "SELECT id::text FROM agencies",
+	 "SELECT id::text FROM agencies WHERE deleted_at IS NULL AND id" IN_AGENCIES, ALL_200},
 	{"/api/v1/agencies/{id}/webhooks",
 	 "/api/v1/agencies/%A/webhooks",
 	 "id",
