@@ -97,11 +97,12 @@ static const char *const overview_query[] = {"agency_id", "days", NULL};
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'COMPLETED'), 0)::bigint AS completed,"     \
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'FAILED'), 0)::bigint AS failed,"           \
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'CANCELLED'), 0)::bigint AS cancelled"
-/* total … cancelled of the jobs grouped, from a jobs' status column. */
-#define RATE_COUNTS                                                                     \
-	"count(*) AS total, count(*) FILTER (WHERE status = 'COMPLETED') AS completed," \
-	" count(*) FILTER (WHERE status = 'FAILED') AS failed,"                         \
-	" count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled"
+/* total … cancelled of the groups (n jobs each) grouped again. */
+#define RATE_COUNTS                                                                      \
+	"sum(n)::bigint AS total,"                                                       \
+	" COALESCE(sum(n) FILTER (WHERE status = 'COMPLETED'), 0)::bigint AS completed," \
+	" COALESCE(sum(n) FILTER (WHERE status = 'FAILED'), 0)::bigint AS failed,"       \
+	" COALESCE(sum(n) FILTER (WHERE status = 'CANCELLED'), 0)::bigint AS cancelled"
 /* success_rate of a row with completed and failed */
 #define RATE_OF(t)                                                                         \
 	"CASE WHEN " t ".completed + " t ".failed > 0 THEN round(" t ".completed::numeric" \
@@ -143,15 +144,14 @@ static void scope_filter(struct buf *sql, const char *col, int scope_n, int agen
 		buf_printf(sql, " AND %s = $%d::uuid", col, agency_n);
 }
 
-static void overview(struct api_req *r)
+/* The report, once job_report_days is up to date (the parameters were
+ * checked by overview()). */
+static void overview_report(struct api_req *r, PGresult *res)
 {
+	(void)res;
 	const char *agency = api_query_param(r, "agency_id");
-	if (agency && !api_is_uuid(agency))
-		api_query_problem(r, "agency_id", "must be an agency's id (a UUID) or left out");
 	long long days;
 	api_query_int(r, "days", 1, 90, 30, &days);
-	if (api_query_ok(r))
-		return;
 	char d[16];
 	snprintf(d, sizeof(d), "%lld", days);
 	char *scope = api_scope_array(&r->who);
@@ -180,35 +180,48 @@ static void overview(struct api_req *r)
 	 * parameters): no `$n IS NULL OR …` to hide an index from the planner. */
 	struct buf sql;
 	buf_init(&sql);
-	buf_puts(
-		&sql,
-		"WITH since AS (SELECT (LOCALTIMESTAMP::date - ($1::int - 1))::timestamp AS t),"
-		" w AS MATERIALIZED (SELECT j.agency_id, j.snapshot_id, j.status, j.created_at,"
-		"  j.finished_at FROM provisioning_jobs j WHERE j.created_at >= (SELECT t FROM since)");
+	buf_puts(&sql,
+		 "WITH since AS (SELECT (LOCALTIMESTAMP::date - ($1::int - 1))::timestamp AS t),"
+		 /* the period's jobs grouped so small that everything else is
+		 * computed from the groups: the days before today from
+		 * job_report_days (kept up to date by report_refresh), today from
+		 * the jobs (an index-only scan); a completed job's time to
+		 * provision goes into its histogram bucket */
+		 " g AS MATERIALIZED (SELECT r.day, r.agency_id, r.snapshot_id, r.status,"
+		 "  r.secs_bucket AS b, sum(r.jobs) AS n FROM job_report_days r"
+		 "  WHERE r.day >= (SELECT t FROM since)::date AND r.day < LOCALTIMESTAMP::date");
+	scope_filter(&sql, "r.agency_id", scope_n, agency_n);
+	buf_puts(&sql,
+		 "  GROUP BY 1, 2, 3, 4, 5 UNION ALL"
+		 "  SELECT j.created_at::date, j.agency_id, j.snapshot_id, j.status,"
+		 "  CASE WHEN j.status = 'COMPLETED' AND j.finished_at IS NOT NULL THEN"
+		 "  job_secs_bucket(date_part('epoch', j.finished_at - j.created_at)) END, count(*)"
+		 "  FROM provisioning_jobs j"
+		 "  WHERE j.created_at >= GREATEST((SELECT t FROM since), LOCALTIMESTAMP::date)");
 	scope_filter(&sql, "j.agency_id", scope_n, agency_n);
 	buf_puts(
 		&sql,
-		"),"
-		" st AS (SELECT status, count(*) AS n FROM w GROUP BY status),"
-		" pd AS (SELECT created_at::date AS day, status, count(*) AS n FROM w GROUP BY 1, 2),"
-		" dl AS (SELECT g::date AS day FROM since,"
-		"  generate_series(since.t, LOCALTIMESTAMP::date, interval '1 day') g),"
+		"  GROUP BY 1, 2, 3, 4, 5),"
+		" st AS (SELECT status, sum(n) AS n FROM g GROUP BY status),"
+		" pd AS (SELECT day, status, sum(n) AS n FROM g GROUP BY 1, 2),"
+		" dl AS (SELECT d::date AS day FROM since,"
+		"  generate_series(since.t, LOCALTIMESTAMP::date, interval '1 day') d),"
 		" pdc AS (SELECT dl.day, " BY_STATE(
 			"pd.n") " FROM dl LEFT JOIN pd ON pd.day = dl.day"
 				"  GROUP BY dl.day),"
 				" ag AS (SELECT agency_id, " RATE_COUNTS
-				" FROM w GROUP BY agency_id),"
+				" FROM g GROUP BY agency_id),"
 				" sn AS (SELECT snapshot_id, " RATE_COUNTS
-				" FROM w GROUP BY snapshot_id),"
+				" FROM g GROUP BY snapshot_id),"
 				" ni AS (SELECT COALESCE(s.niche, '') AS niche, sum(total)::bigint AS total,"
 				"  sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,"
 				"  sum(cancelled)::bigint AS cancelled"
 				"  FROM sn LEFT JOIN snapshots s ON s.id = sn.snapshot_id GROUP BY 1),"
-				" pt AS (SELECT count(*) AS n,"
-				"  percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS median,"
-				"  percentile_cont(0.95) WITHIN GROUP (ORDER BY secs) AS p95"
-				"  FROM (SELECT extract(epoch FROM finished_at - created_at)::float8 AS secs FROM w"
-				"  WHERE status = 'COMPLETED' AND finished_at IS NOT NULL) x),"
+				" hc AS (SELECT b, sum(sum(n)) OVER (ORDER BY b) AS cum, sum(sum(n)) OVER () AS tot"
+				"  FROM g WHERE b IS NOT NULL GROUP BY b),"
+				" pt AS (SELECT COALESCE(max(tot), 0)::bigint AS n,"
+				"  job_bucket_secs(min(b) FILTER (WHERE cum >= ceil(0.5 * tot))) AS median,"
+				"  job_bucket_secs(min(b) FILTER (WHERE cum >= ceil(0.95 * tot))) AS p95 FROM hc),"
 				" fs AS (SELECT l.step, count(*) AS failures, count(DISTINCT l.job_id) AS jobs"
 				"  FROM provisioning_logs l");
 	if (scope_n || agency_n)
@@ -251,6 +264,20 @@ static void overview(struct api_req *r)
 	buf_clear(&sql);
 	json_builder_clear(&jb);
 	free(scope);
+}
+
+static void overview(struct api_req *r)
+{
+	const char *agency = api_query_param(r, "agency_id");
+	if (agency && !api_is_uuid(agency))
+		api_query_problem(r, "agency_id", "must be an agency's id (a UUID) or left out");
+	long long days;
+	api_query_int(r, "days", 1, 90, 30, &days);
+	if (api_query_ok(r))
+		return;
+	/* the days before today, recomputed where jobs changed (at most every
+	 * 30 s, and skipped while another request does it) */
+	api_query(r, "SELECT job_report_days_refresh('30 seconds')", 0, NULL, overview_report);
 }
 
 static const struct api_endpoint ep_overview = {.allow = API_ALLOW_ANY, .query = overview_query};
