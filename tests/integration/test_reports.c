@@ -336,6 +336,41 @@ START_TEST(ghl_budget_from_the_rate_headers)
 }
 END_TEST
 
+/* Issue 14's wording: errors say what to do and where to look; the OAuth
+ * result page looks like the dashboard and leads back to the agency. */
+START_TEST(errors_say_what_to_do)
+{
+	char *authz = hagent_admin_header(&ag);
+	const char *h[] = {"Content-Type: application/json", authz, NULL};
+	char *url = hagent_url(&ag, "/api/v1/jobs/00000000-0000-4000-8000-000000000000");
+	char *body = NULL;
+	ck_assert_int_eq(tl_http("GET", url, h, NULL, &body), 404);
+	ck_assert_msg(strstr(body, "job not found: check the id; GET /api/v1/jobs"), "%s", body);
+	free(body);
+	free(url);
+	char *path = xasprintf("/api/v1/agencies/%s/jobs", agency_b);
+	url = hagent_url(&ag, path);
+	ck_assert_int_eq(tl_http("POST", url, h, "{\"client_data\":{\"name\":\"N\"}}", &body), 422);
+	ck_assert_msg(strstr(body, "send the request again: client_data.email (required)"), "%s",
+		      body);
+	free(body);
+	free(url);
+	free(path);
+	free(authz);
+	struct hresp cb;
+	free(hconnect(&ag, "co-rep-c", &cb));
+	ck_assert_int_eq(cb.status, 200);
+	char *id = tl_sqlf(db, "SELECT id FROM agencies WHERE ghl_agency_id = 'co-rep-c'");
+	char *link = xasprintf("href=\"/#/agencies/%s\"", id);
+	ck_assert_msg(strstr(cb.body, "href=\"/web/style.css\"") && strstr(cb.body, link) &&
+			      !strstr(cb.body, "<style") && strstr(cb.headers, "style-src 'self'"),
+		      "%s", cb.body);
+	free(link);
+	free(id);
+	hresp_free(&cb);
+}
+END_TEST
+
 START_TEST(bad_parameters_are_named)
 {
 	char *url = hagent_url(&ag, "/api/v1/reports/overview?days=91&agency_id=acme");
@@ -365,6 +400,7 @@ int main(void)
 	tcase_add_test(tc, each_caller_sees_its_agencies);
 	tcase_add_test(tc, ghl_budget_from_the_rate_headers);
 	tcase_add_test(tc, bad_parameters_are_named);
+	tcase_add_test(tc, errors_say_what_to_do);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
