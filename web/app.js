@@ -1,5 +1,5 @@
 // app.js — the dashboard's shell: who is logged in, what the role may do, and
-// a hash router (#/agencies, #/jobs/ID …) that renders one page into <main>.
+// a hash router (#/overview, the landing page; #/agencies, #/jobs/ID …) that renders one page into <main>.
 // Pages export render(main, ctx, ...params) and may return a cleanup function
 // (timers) called when the page is left.
 import { api, onUnauthorized } from './api.js';
@@ -15,6 +15,7 @@ import * as webhooksPage from './page-webhooks.js';
 import * as driftPage from './page-drift.js';
 import * as tasksPage from './page-tasks.js';
 import * as batchPage from './page-batch.js';
+import * as overviewPage from './page-overview.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -29,6 +30,7 @@ const routes = [
   [/^#\/tasks$/, tasksPage, 'tasks'],
   [/^#\/tasks\/([0-9a-f-]{36})$/, tasksPage.taskPage, 'tasks'],
   [/^#\/batches\/([0-9a-f-]{36})\/([0-9a-f-]{36})$/, batchPage, 'jobs'],
+  [/^#\/(?:overview)?$/, overviewPage, 'overview'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };
@@ -81,13 +83,13 @@ async function route() {
     state.cleanup();
     state.cleanup = null;
   }
-  const hash = location.hash.split('?')[0] || '#/agencies';
+  const hash = location.hash.split('?')[0] || '#/overview';
   if (!state.me && hash !== '#/login') {
     location.hash = '#/login';
     return;
   }
   if (state.me && hash === '#/login') {
-    location.hash = '#/agencies';
+    location.hash = '#/overview';
     return;
   }
   const main = document.getElementById('main');
@@ -101,7 +103,7 @@ async function route() {
       stale: () => seq !== state.seq, // the user has moved on: drop late results
       loggedIn: async () => {
         await loadMe();
-        location.hash = '#/agencies';
+        location.hash = '#/overview';
       },
     };
     clear(main, h('p', { class: 'muted', text: 'Loading…' }));

@@ -164,7 +164,8 @@ function csvForm(agencies, initialAgency, done) {
       flash(`${res.count} jobs queued from ${f.name}.`);
       await done();
     }, (e) => {
-      status.textContent = 'Nothing was stored.';
+      progress.hidden = true; // not a full bar: nothing was stored
+      status.textContent = 'Nothing was stored: fix the lines listed below and upload the file again.';
       showErrors(form, e);
     });
   });

@@ -108,7 +108,8 @@ export function showErrors(root, err) {
   }
   if (!box) return;
   let text = err.message;
-  if (err.status === 429 && err.retryAfter) text += ` (try again in ${err.retryAfter} s)`;
+  // the server's 429 messages say when already; add it only to one that does not
+  if (err.status === 429 && err.retryAfter && !/try again|retry after/i.test(text)) text += ` (try again in ${err.retryAfter} s)`;
   box.append(h('p', { text }));
   if (unplaced.length) {
     const shown = unplaced.slice(0, 100);

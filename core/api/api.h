@@ -111,8 +111,11 @@ struct api_problems {
 	size_t n;
 	struct buf unknown; /* "a, b.c" — the unknown fields, for the message */
 	size_t nunknown;
+	struct buf named; /* "a (why), b (why)" — the first problems, for the message */
 };
 
+/* How many problems the 422's message names (the details list them all). */
+#define API_PROBLEMS_NAMED 3
 void api_problems_init(struct api_problems *p);
 void api_problems_clear(struct api_problems *p);
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)

@@ -332,12 +332,14 @@ struct batch {
 	struct api_problems p;
 	struct json *needs; /* the client-data fields the agency's pipeline needs */
 	int is_csv;
+	size_t *lines; /* CSV: the file's line of each row, for the problems */
 };
 
 static void batch_free(void *arg)
 {
 	struct batch *b = arg;
 	json_free(b->needs);
+	free(b->lines);
 	buf_clear(&b->payload);
 	api_problems_clear(&b->p);
 	free(b);
@@ -352,16 +354,22 @@ static int batch_full(struct batch *b)
 	return 1;
 }
 
-/* Validate one row and add it to the payload. */
-static void batch_row(struct batch *b, size_t i, const struct json *client, const char *snap,
-		      const char *suffix)
+/* Where row i is, for a problem: rows[i] (its index in a JSON batch), or
+ * line[n] (its line in the CSV file, header included, as an editor shows it). */
+static char *row_path(const struct batch *b, size_t i)
 {
-	char *prefix = xasprintf("rows[%zu]", i);
+	return b->lines ? xasprintf("line[%zu]", b->lines[i]) : xasprintf("rows[%zu]", i);
+}
+
+/* Validate one row and add it to the payload. */
+static void batch_row(struct batch *b, size_t i, const struct json *client, const char *snap)
+{
+	char *prefix = row_path(b, i);
 	if (client && !batch_full(b)) {
 		struct json *cp = json_new_array();
 		client_data_validate(client, cp);
 		pipeline_missing_client_fields(b->needs, client, "client_data.", NULL, cp);
-		add_problems(&b->p, cp, prefix, suffix);
+		add_problems(&b->p, cp, prefix, NULL);
 		json_free(cp);
 	}
 	free(prefix);
@@ -416,8 +424,7 @@ static int batch_json(struct api_req *r, struct batch *b, const char *text, size
 		batch_row(b, i, client,
 			  snap && snap->type == JSON_STRING && api_is_uuid(snap->u.str.s)
 				  ? snap->u.str.s
-				  : NULL,
-			  NULL);
+				  : NULL);
 	}
 	return 0;
 }
@@ -517,24 +524,23 @@ static int batch_csv(struct api_req *r, struct batch *b, const char *text, size_
 		csv_clear(&csv);
 		return 0;
 	}
+	b->lines = xcalloc(csv.n, sizeof(*b->lines));
 	for (size_t i = 1; i < csv.n; i++) {
 		const struct csv_record *rec = &csv.records[i];
-		char suffix[48];
-		snprintf(suffix, sizeof(suffix), " (line %zu)", rec->line);
-		if (rec->n != hdr->n && !batch_full(b)) {
-			char *path = xasprintf("rows[%zu]", i - 1);
-			api_problem(&b->p, path, "has %zu fields, the header has %zu (line %zu)",
-				    rec->n, hdr->n, rec->line);
-			free(path);
-		}
+		b->lines[i - 1] = rec->line;
+		char *at = row_path(b, i - 1);
+		if (rec->n != hdr->n && !batch_full(b))
+			api_problem(&b->p, at, "has %zu fields, the header has %zu", rec->n,
+				    hdr->n);
 		const char *snap;
 		struct json *client = csv_client(hdr, rec, &snap);
 		if (snap && !api_is_uuid(snap) && !batch_full(b)) {
-			char *path = xasprintf("rows[%zu].snapshot_id", i - 1);
-			api_problem(&b->p, path, "must be a UUID%s", suffix);
+			char *path = xasprintf("%s.snapshot_id", at);
+			api_problem(&b->p, path, "must be a snapshot's id (a UUID)");
 			free(path);
 		}
-		batch_row(b, i - 1, client, snap && api_is_uuid(snap) ? snap : NULL, suffix);
+		free(at);
+		batch_row(b, i - 1, client, snap && api_is_uuid(snap) ? snap : NULL);
 		json_free(client);
 	}
 	csv_clear(&csv);
@@ -553,11 +559,19 @@ static void batch_done(struct api_req *r, PGresult *res)
 	if (json_len(bad)) {
 		struct api_problems p;
 		api_problems_init(&p);
+		const struct batch *b = r->data;
 		for (size_t i = 0; i < json_len(bad) && i < BATCH_MAX_PROBLEMS; i++) {
-			char *path = xasprintf("rows[%lld].snapshot_id",
-					       (long long)json_at(bad, i)->u.num.i);
-			api_problem(&p, path, "no such snapshot for this agency");
+			int64_t row = json_at(bad, i)->u.num.i;
+			char *at = row >= 0 && (size_t)row < b->n
+					   ? row_path(b, (size_t)row)
+					   : xasprintf("rows[%lld]", (long long)row);
+			char *path = xasprintf("%s.snapshot_id", at);
+			api_problem(&p, path,
+				    "no such snapshot for this agency (GET "
+				    "/api/v1/agencies/{id}/snapshots lists them; sync first when "
+				    "it is new in GHL)");
 			free(path);
+			free(at);
 		}
 		json_free(bad);
 		api_reply_problems(r, &p);

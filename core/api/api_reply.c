@@ -6,6 +6,7 @@
 #include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "app.h"
 #include "db.h"
@@ -69,17 +70,42 @@ void api_reply_problems(struct api_req *r, struct api_problems *p)
 		msg = xasprintf("unknown field%s: %s", p->nunknown > 1 ? "s" : "",
 				buf_cstr(&p->unknown));
 	else
-		msg = xasprintf("the request has %zu invalid field%s (see details)", p->n,
-				p->n == 1 ? "" : "s");
+		msg = p->n > API_PROBLEMS_NAMED
+			      ? xasprintf(
+					"fix these %zu fields and send the request again: %s; and "
+					"%zu more (each in details)",
+					p->n, buf_cstr(&p->named), p->n - API_PROBLEMS_NAMED)
+			      : xasprintf("fix %s and send the request again: %s",
+					  p->n == 1 ? "this field" : "these fields",
+					  buf_cstr(&p->named));
 	api_reply_error(r, 422, p->nunknown ? "unknown_fields" : "validation_failed", msg, details);
 	free(msg);
 	free(details);
 	api_problems_clear(p);
 }
 
+/* Where to look for the thing not found: the listing that shows what the
+ * caller may see (something outside the caller's agencies is "not found"
+ * too, never "forbidden", so that its existence does not leak). */
+static const char *const not_found_hints[][2] = {
+	{"agency", "GET /api/v1/agencies (the dashboard's Agencies page)"},
+	{"job", "GET /api/v1/jobs (the dashboard's Jobs page; old finished jobs are archived)"},
+	{"snapshot", "GET /api/v1/agencies/{id}/snapshots (sync from GHL when it is new)"},
+	{"webhook", "GET /api/v1/agencies/{id}/webhooks"},
+	{"delivery", "GET /api/v1/agencies/{id}/webhooks/{webhook_id}/deliveries"},
+	{"user", "GET /api/v1/users"},
+	{"API key", "GET /api/v1/agencies/{id}/api-keys"},
+};
+
 void api_reply_not_found(struct api_req *r, const char *what)
 {
-	char *msg = xasprintf("%s not found", what);
+	const char *where = NULL;
+	for (size_t i = 0; i < sizeof(not_found_hints) / sizeof(not_found_hints[0]); i++)
+		if (!strcmp(not_found_hints[i][0], what))
+			where = not_found_hints[i][1];
+	char *msg = where ? xasprintf("%s not found: check the id; %s lists the ones you may see",
+				      what, where)
+			  : xasprintf("%s not found", what);
 	api_reply_error(r, 404, "not_found", msg, NULL);
 	free(msg);
 }

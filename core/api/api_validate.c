@@ -17,12 +17,14 @@ void api_problems_init(struct api_problems *p)
 	memset(p, 0, sizeof(*p));
 	buf_init(&p->details);
 	buf_init(&p->unknown);
+	buf_init(&p->named);
 }
 
 void api_problems_clear(struct api_problems *p)
 {
 	buf_clear(&p->details);
 	buf_clear(&p->unknown);
+	buf_clear(&p->named);
 }
 
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
@@ -39,6 +41,15 @@ void api_problem(struct api_problems *p, const char *field, const char *fmt, ...
 	buf_puts(&p->details, ",\"message\":");
 	json_write_string(&p->details, buf_cstr(&m));
 	buf_putc(&p->details, '}');
+	/* the first few, named in the error's message (long reasons cut) */
+	if (p->n < API_PROBLEMS_NAMED) {
+		const char *why = buf_cstr(&m);
+		size_t len = strlen(why), keep = len > 80 ? 77 : len;
+		while (keep < len && keep > 0 && ((unsigned char)why[keep] & 0xC0) == 0x80)
+			keep--; /* not inside a UTF-8 sequence */
+		buf_printf(&p->named, "%s%s (%.*s%s)", p->n ? "; " : "",
+			   field && *field ? field : "body", (int)keep, why, keep < len ? "…" : "");
+	}
 	p->n++;
 	buf_clear(&m);
 }

@@ -100,20 +100,34 @@ static void page_begin(struct buf *b, const char *title)
 	buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 		    "<meta name=\"viewport\" content=\"width=device-width\"><title>");
 	html_escape(b, title);
-	buf_puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:40em;"
-		    "margin:3em auto;padding:0 1em;line-height:1.5}code{background:#f3f3f3;"
-		    "padding:0 .2em}</style></head><body>\n<h1>");
+	/* the dashboard's stylesheet: the page looks like the rest of it */
+	buf_puts(b, "</title><link rel=\"stylesheet\" href=\"/web/style.css\"></head>"
+		    "<body class=\"oauth-page\"><main><div class=\"card\">\n<h1>");
 	html_escape(b, title);
 	buf_puts(b, "</h1>\n");
 }
 
+/* The way back to the dashboard: the agency's page when there is one. */
+static void page_links(struct buf *b, const char *agency_id, const char *agency_name)
+{
+	buf_puts(b, "<p class=\"oauth-links\">");
+	if (agency_id) {
+		buf_puts(b, "<a class=\"button\" href=\"/#/agencies/");
+		html_escape(b, agency_id);
+		buf_puts(b, "\">Open ");
+		html_escape(b, agency_name);
+		buf_puts(b, "</a> ");
+	}
+	buf_puts(b, "<a href=\"/#/agencies\">Back to the agencies</a></p>\n");
+}
+
 static void page_send(struct http_ctx *c, int status, struct buf *b)
 {
-	buf_puts(b, "</body></html>\n");
+	buf_puts(b, "</div></main></body></html>\n");
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "Content-Security-Policy",
-			  "default-src 'none'; style-src 'unsafe-inline'");
+			  "default-src 'none'; style-src 'self'; frame-ancestors 'none'");
 	http_reply(c, status, "text/html; charset=utf-8", b->data, b->len);
 	buf_clear(b);
 }
@@ -136,6 +150,7 @@ static void error_page(struct http_ctx *c, int status, const char *title, const 
 		buf_puts(&b, "</p>\n");
 	}
 	buf_puts(&b, "<p>No agency was connected or changed.</p>\n");
+	page_links(&b, NULL, NULL);
 	char st[8];
 	snprintf(st, sizeof(st), "%d", status);
 	log_warn("oauth: connection refused", "request_id", c->request_id, "status", st, "reason",
@@ -357,8 +372,10 @@ static void on_upserted(void *arg, PGresult *res, const char *errmsg)
 	buf_puts(&b, inserted ? " as a new agency" : "");
 	buf_puts(&b, " (agency id <code>");
 	html_escape(&b, id);
-	buf_puts(&b, "</code>).</p>\n<p>Its tokens are stored encrypted and refreshed "
-		     "automatically. You can close this window.</p>\n");
+	buf_puts(&b,
+		 "</code>).</p>\n<p>Its tokens are stored encrypted and refreshed "
+		 "automatically. Next: sync its snapshots and set its pipeline on its page.</p>\n");
+	page_links(&b, id, name);
 	page_send(c, 200, &b);
 	callback_free(cb);
 }

@@ -155,3 +155,31 @@ void ghl_bucket_sweep(struct ghl_client *c, int64_t now)
 		}
 	}
 }
+
+void ghl_client_budgets(struct ghl_client *c, ghl_budget_fn fn, void *arg)
+{
+	if (!c)
+		return;
+	int64_t now = now_monotonic_ms();
+	for (int i = 0; i < BUCKET_HEADS; i++)
+		for (struct bucket *bk = c->heads[i]; bk; bk = bk->next) {
+			if (!strncmp(bk->key, "token:", 6))
+				continue;
+			const struct ghl_rl_bucket *rl = &bk->rl;
+			int64_t until = rl->daily_until > rl->blocked_until ? rl->daily_until
+									    : rl->blocked_until;
+			struct ghl_budget b = {
+				.resource = bk->key,
+				.max = rl->known ? rl->max : -1,
+				.remaining = rl->known ? rl->remaining : -1,
+				.interval_ms = rl->interval_ms > 0 ? rl->interval_ms : -1,
+				.daily_max = rl->daily_max,
+				.daily_remaining = rl->daily_remaining,
+				.blocked_ms = until > now ? until - now : 0,
+				.in_flight = rl->inflight,
+			};
+			for (struct ghl_call *q = bk->qhead; q; q = q->qnext)
+				b.queued++;
+			fn(arg, &b);
+		}
+}

@@ -167,6 +167,21 @@ int ghl_client_inflight(const struct ghl_client *c);
 /* Transient retries made since the client was created (see retry_attempts). */
 long long ghl_client_retries(const struct ghl_client *c);
 
+/* What this process knows of one resource's GHL rate budget (a company id or
+ * a location id), from the X-RateLimit-* headers of its latest replies; -1 =
+ * not known yet. A bucket idle for a full interval is forgotten (swept). */
+struct ghl_budget {
+	const char *resource;
+	long long max, remaining, interval_ms; /* the burst window */
+	long long daily_max, daily_remaining;
+	long long blocked_ms; /* nothing sent for this long (429, Remaining 0), else 0 */
+	int in_flight, queued;
+};
+typedef void (*ghl_budget_fn)(void *arg, const struct ghl_budget *b);
+/* Calls fn for every resource bucket the client holds (not the per-token
+ * buckets of calls without a resource). */
+void ghl_client_budgets(struct ghl_client *c, ghl_budget_fn fn, void *arg);
+
 /* ---- OAuth ---- */
 
 struct ghl_oauth_form {

@@ -74,6 +74,7 @@ void ghl_rl_bucket_init(struct ghl_rl_bucket *b, int initial_burst)
 {
 	memset(b, 0, sizeof *b);
 	b->daily_remaining = -1;
+	b->daily_max = -1;
 	b->initial_burst = initial_burst > 0 ? initial_burst : GHL_RL_DEFAULT_INITIAL_BURST;
 }
 
@@ -230,6 +231,8 @@ void ghl_rl_on_reply(struct ghl_rl_bucket *b, int64_t now, int status,
 		b->remaining = 0;
 		b->remaining_ms = now;
 	}
+	if (h->daily_max >= 0)
+		b->daily_max = h->daily_max;
 	if (h->daily_remaining >= 0) {
 		b->daily_remaining = h->daily_remaining;
 		if (h->daily_remaining == 0) {

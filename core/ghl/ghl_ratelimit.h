@@ -61,6 +61,7 @@ struct ghl_rl_bucket {
 	long long remaining;	   /* lowest Remaining seen in the current interval */
 	int64_t remaining_ms;	   /* when that Remaining was seen */
 	long long daily_remaining; /* -1 = unknown */
+	long long daily_max;	   /* X-RateLimit-Limit-Daily; -1 = unknown */
 	int64_t blocked_until;	   /* no sends before this (429 / Remaining 0) */
 	int64_t daily_until;	   /* daily quota exhausted until this */
 	int inflight;		   /* sent, no reply yet */

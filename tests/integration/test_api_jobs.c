@@ -643,15 +643,18 @@ START_TEST(batch_csv)
 	free(v);
 	free(sql);
 
-	/* one bad row: nothing stored, the row's problems named with its line */
+	/* one bad row: nothing stored, each problem named by the file's line (the
+	 * header is line 1), and the message names the fields */
 	const char bad[] = "name,email,first_name,last_name\nGood,good@example.com,G,Ood\n"
 			   "Bad,not-an-email,B,Ad\nAlso good,ag@example.com,A,Good\nShort\n";
 	r = csv_post(key_b, path, bad, sizeof(bad) - 1);
 	assert_error(&r, 422, "validation_failed");
-	assert_has(r.body, "\"field\":\"rows[1].client_data.email\"");
-	assert_has(r.body, "(line 3)");
-	assert_has(r.body, "\"field\":\"rows[3]\"");
-	ck_assert_msg(!strstr(r.body, "rows[0]") && !strstr(r.body, "rows[2]"), "%s", r.body);
+	assert_has(r.body, "\"field\":\"line[3].client_data.email\"");
+	assert_has(r.body, "\"field\":\"line[5]\"");
+	assert_has(r.body, "and send the request again: line[3].client_data.email (");
+	ck_assert_msg(!strstr(r.body, "rows[") && !strstr(r.body, "line[2]") &&
+			      !strstr(r.body, "line[4]"),
+		      "%s", r.body);
 	resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), before + 2);
 	const char unknown[] = "name,email,favourite_colour,email\nA,a@example.com,red,x\n";
@@ -741,8 +744,8 @@ START_TEST(jobs_missing_needed_fields_are_refused)
 	const char csv[] = "name,email,first_name\nA,a@example.com,Ann\n";
 	r = csv_post(key_b, batch, csv, sizeof(csv) - 1);
 	assert_error(&r, 422, "validation_failed");
-	assert_has(r.body, "{\"field\":\"rows[0].client_data.last_name\",\"message\":\"required "
-			   "by step CREATE_USER of the agency's pipeline (line 2)\"}");
+	assert_has(r.body, "{\"field\":\"line[2].client_data.last_name\",\"message\":\"required "
+			   "by step CREATE_USER of the agency's pipeline\"}");
 	resp_free(&r);
 	ck_assert_int_eq(count_jobs(agency_b), before);
 	/* the steps' catalogue shows what each needs */

@@ -93,11 +93,18 @@ static char *list_page(const char *url, const char *token, const char *field, ch
 		goto out;
 	}
 	j = json_parse(r.body, strlen(r.body), JSON_DEFAULT_MAX_DEPTH, NULL);
-	struct json *items = json_get(j, "items");
+	/* "list.field": the elements of the array `list` instead of "items" */
+	char list[64] = "items";
+	const char *dot = strchr(field, '.');
+	if (dot && (size_t)(dot - field) < sizeof(list)) {
+		snprintf(list, sizeof(list), "%.*s", (int)(dot - field), field);
+		field = dot + 1;
+	}
+	struct json *items = json_get(j, list);
 	if (!items || items->type != JSON_ARRAY) {
 		*status = 0;
 		if (err)
-			buf_printf(err, "GET %s: no \"items\" array: %.200s", url, r.body);
+			buf_printf(err, "GET %s: no \"%s\" array: %.200s", url, list, r.body);
 		goto out;
 	}
 	for (size_t i = 0; i < json_len(items); i++) {

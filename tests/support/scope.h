@@ -28,7 +28,8 @@ struct tl_scope_counts {
 
 /* GET base+path as token and every further page (cursor= appended while the
  * answer has a next_cursor), collecting the string field `field` of each
- * element of "items"; an export (a text/csv answer) is one page, and field
+ * element of "items" ("list.field": of each element of the array "list",
+ * for a report); an export (a text/csv answer) is one page, and field
  * names its column. Returns a NULL-terminated vector (tl_strv_free) and
  * *status 200; otherwise NULL, *status the failing page's status (0 when the
  * answer was not a page of items) and, when err is not NULL, a description
