@@ -40,6 +40,9 @@ struct batch {
 	/* job id -> index into upds (open addressing, size a power of two) */
 	int *slots;
 	size_t nslots;
+	/* job_requests rows: JSON objects, comma-separated */
+	struct buf reqs;
+	size_t nreqs;
 };
 
 struct journal {
@@ -84,6 +87,8 @@ static void batch_free_items(struct batch *b)
 	}
 	b->nlogs = 0;
 	b->nupds = 0;
+	buf_reset(&b->reqs);
+	b->nreqs = 0;
 	if (b->slots)
 		memset(b->slots, 0xff, b->nslots * sizeof(int));
 }
@@ -94,6 +99,7 @@ static void batch_release(struct batch *b)
 	free(b->logs);
 	free(b->upds);
 	free(b->slots);
+	buf_clear(&b->reqs);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -162,6 +168,18 @@ void journal_log(struct journal *j, const char *job_id, const char *step, const 
 	l->status = xstrdup(status);
 	l->details = details_json ? xstrdup(details_json) : NULL;
 	sanitize_json(l->details);
+	schedule_flush(j);
+}
+
+void journal_request(struct journal *j, const char *record_json)
+{
+	struct batch *b = &j->next;
+	if (b->nreqs)
+		buf_putc(&b->reqs, ',');
+	size_t at = b->reqs.len;
+	buf_puts(&b->reqs, record_json);
+	sanitize_json(b->reqs.data + at);
+	b->nreqs++;
 	schedule_flush(j);
 }
 
@@ -254,6 +272,17 @@ static const char flush_sql[] =
 	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
 	"      AS t(job_id, step, status, details, n)"
 	" ORDER BY t.n),"
+	/* the GHL requests of step runs (journal_request), of jobs still here */
+	" rq AS ("
+	" INSERT INTO job_requests (job_id, step_index, attempt, compensate, method, path, status,"
+	"  duration_ms, trace_id, error, request_body, response_body, created_at)"
+	" SELECT r.job_id, r.step_index, r.attempt, COALESCE(r.compensate, false), r.method, r.path,"
+	"  r.status, r.duration_ms, r.trace_id, r.error, r.request_body, r.response_body,"
+	"  clock_timestamp()::timestamp"
+	" FROM jsonb_to_recordset($18::jsonb) AS r(job_id uuid, step_index int, attempt int,"
+	"  compensate bool, method text, path text, status int, duration_ms bigint, trace_id text,"
+	"  error text, request_body text, response_body text)"
+	" WHERE EXISTS (SELECT 1 FROM provisioning_jobs p WHERE p.id = r.job_id)),"
 	/* the fence: our leases, locked for the batch; a release drops it
 	 * (the delete locks it just the same, with one WAL record less) */
 	" own AS (SELECT k.job_id FROM job_leases k"
@@ -359,6 +388,8 @@ static void degrade_flight(struct journal *j, const char *why)
 		free(f->upds[i].context_json);
 		f->upds[i].context_json = NULL;
 	}
+	buf_reset(&f->reqs);
+	f->nreqs = 0;
 	free(note);
 	log_error("journal batch refused for its data; details dropped", "error", why, NULL);
 }
@@ -381,7 +412,7 @@ static void flight_done(void *arg, PGresult *res, const char *errmsg)
 	}
 	finish_flight(j, res);
 	j->busy = 0;
-	if (j->next.nlogs || j->next.nupds)
+	if (j->next.nlogs || j->next.nupds || j->next.nreqs)
 		flush_cb(-1, 0, j);
 	else if (j->idle_cb)
 		j->idle_cb(j->idle_arg);
@@ -419,13 +450,20 @@ static void send_flight(struct journal *j)
 		arr_add(&a[14], u->attempt > 0 ? at : NULL);
 		arr_add(&a[15], u->started_at);
 	}
-	const char *params[17];
+	const char *params[18];
 	for (int i = 0; i < 14; i++)
 		params[i] = arr_close(&a[i]);
 	params[14] = j->owner;
 	params[15] = arr_close(&a[14]);
 	params[16] = arr_close(&a[15]);
-	db_async_query(j->db, flush_sql, 17, params, flight_done, j);
+	struct buf rq;
+	buf_init(&rq);
+	buf_putc(&rq, '[');
+	buf_append(&rq, f->reqs.data, f->reqs.len);
+	buf_putc(&rq, ']');
+	params[17] = buf_cstr(&rq);
+	db_async_query(j->db, flush_sql, 18, params, flight_done, j);
+	buf_clear(&rq);
 	for (int i = 0; i < 16; i++)
 		buf_clear(&a[i]);
 }
@@ -444,6 +482,12 @@ static void take_batch(struct journal *j)
 		*n = tmp;
 		return;
 	}
+	/* partial: the requests all go now (they need no order with the rest) */
+	struct buf rq = f->reqs;
+	f->reqs = n->reqs;
+	f->nreqs = n->nreqs;
+	n->reqs = rq;
+	n->nreqs = 0;
 	/* partial: copy the first items over (logs keep their order) */
 	for (size_t i = 0; i < nl; i++) {
 		if (f->nlogs == f->caplogs) {
@@ -471,7 +515,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct journal *j = arg;
-	if (j->busy || (!j->next.nlogs && !j->next.nupds))
+	if (j->busy || (!j->next.nlogs && !j->next.nupds && !j->next.nreqs))
 		return;
 	j->busy = 1;
 	take_batch(j);
@@ -506,7 +550,9 @@ struct journal *journal_free(struct journal *j)
 
 int journal_pending(const struct journal *j)
 {
-	return (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) + j->busy;
+	return (int)(j->next.nlogs + j->next.nupds + j->next.nreqs + j->flight.nlogs +
+		     j->flight.nupds + j->flight.nreqs) +
+	       j->busy;
 }
 
 void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)

@@ -213,6 +213,26 @@ static const struct ccase cases[] = {
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs?limit=0", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
+	{"GET /api/v1/jobs/{id}/timeline", "/api/v1/jobs/%F/timeline", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/jobs/{id}/timeline", "/api/v1/jobs/%E/timeline", NULL, NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%F/requests", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%F/requests?step=-1", NULL, NULL, NULL,
+	 ADMIN_ONLY(400)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%E/requests", NULL, NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry",
+	 "/api/v1/jobs/%R/edit-and-retry",
+	 JOB_BODY,
+	 NULL,
+	 NULL,
+	 {401, 200, 403, 409, 409}}, /* FAILED, then PENDING */
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%R/edit-and-retry",
+	 "{\"client_data\":{\"name\":\"No Email\"}}", NULL, NULL, ADMIN_ONLY(409)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%E/edit-and-retry",
+	 "{\"client_data\":{}}", NULL, NULL, ADMIN_ONLY(404)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%E/edit-and-retry",
+	 "{\"client_data\":1}", NULL, NULL, ADMIN_ONLY(422)},
 	{"POST /api/v1/jobs/{id}/retry",
 	 "/api/v1/jobs/%F/retry",
 	 NULL,
@@ -446,7 +466,8 @@ static void start_services(void)
 
 /* The agencies, snapshot and jobs the cases name: %A (connected to ghl-sim),
  * %B (another agency), %C (deleted by a case), %S (A's snapshot), %F (a FAILED
- * job of A with two log entries), %P (a PENDING job of A), %E (no object).
+ * job of A with two log entries and a request), %R (another FAILED job of A),
+ * %P (a PENDING job of A), %E (no object).
  * Returns A's id. */
 static const char *make_objects(size_t *n)
 {
@@ -471,6 +492,15 @@ static const char *make_objects(size_t *n)
 		 " 'FAILED', '{\"error\":\"boom\"}')",
 		 failed, failed);
 	set_var(n, "F", failed);
+	/* a request CREATE_LOCATION made; %R: a FAILED job to edit and retry */
+	tl_execf(db,
+		 "INSERT INTO job_requests (job_id, step_index, attempt, method, path, status,"
+		 " duration_ms, error, request_body) VALUES ('%s', 0, 1, 'POST', '/locations/',"
+		 " 503, 12, 'GHL answered 503', '{\"name\":\"Failed Co\"}')",
+		 failed);
+	char *fix = hjob_add(db, a, "{\"name\":\"Fix Co\",\"email\":\"x@example.com\"}", NULL);
+	tl_execf(db, "UPDATE provisioning_jobs SET status = 'FAILED' WHERE id = '%s'", fix);
+	set_var(n, "R", fix);
 	/* something for the report: a COMPLETED job on a snapshot with a niche */
 	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}", snap);
 	tl_execf(db,
