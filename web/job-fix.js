@@ -83,7 +83,7 @@ export function fixForm(job, mode, needs, done, cancel) {
       // a field the server names that the form lacks gets an input, so the message lands there
       for (const d of e.details || []) {
         const m = /^client_data\.([A-Za-z0-9_]+)$/.exec(d.field || '');
-        if (m && !inputs.has(m[1])) addInput(m[1]);
+        if (m && !inputs.has(m[1]) && !(m[1] in data)) addInput(m[1]); // not one of the JSON data's
       }
       showErrors(form, e);
     });
