@@ -104,8 +104,9 @@ START_TEST(timeline_and_edit_and_retry)
 	wd_wait_text(&browser, "details.step[data-index='1']", "2 attempts", 5000);
 	char *left = wd_find(&browser, "#left-in-ghl");
 	ck_assert_msg(left == NULL, "a COMPLETED job lists objects left in GHL");
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM job_requests WHERE job_id = '%s'"
-				       " AND step_index = 0 AND method = 'POST'",
+	ck_assert_int_eq(tl_sqlf_n(db,
+				   "SELECT count(*) FROM job_requests WHERE job_id = '%s'"
+				   " AND step_index = 0 AND method = 'POST'",
 				   job),
 			 1);
 	wd_screenshots(&browser, "job-timeline");
@@ -119,8 +120,9 @@ START_TEST(timeline_and_edit_and_retry)
 	wd_wait_text(&browser, "#clone-form h2", "Clone", 5000);
 	wd_click(&browser, "#fix-submit");
 	wd_wait_text(&browser, "#flash", "New job queued", 10000);
-	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs WHERE client_data_json"
-				       "->>'last_name' = 'Lovelace'"),
+	ck_assert_int_eq(tl_sqlf_n(db,
+				   "SELECT count(*) FROM provisioning_jobs WHERE client_data_json"
+				   "->>'last_name' = 'Lovelace'"),
 			 2);
 	char *clone = tl_sqlf(db, "SELECT id FROM provisioning_jobs WHERE id <> '%s'", job);
 	char *want = xasprintf("/#/jobs/%s", clone);
