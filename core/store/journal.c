@@ -272,17 +272,6 @@ static const char flush_sql[] =
 	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
 	"      AS t(job_id, step, status, details, n)"
 	" ORDER BY t.n),"
-	/* the GHL requests of step runs (journal_request), of jobs still here */
-	" rq AS ("
-	" INSERT INTO job_requests (job_id, step_index, attempt, compensate, method, path, status,"
-	"  duration_ms, trace_id, error, request_body, response_body, created_at)"
-	" SELECT r.job_id, r.step_index, r.attempt, COALESCE(r.compensate, false), r.method, r.path,"
-	"  r.status, r.duration_ms, r.trace_id, r.error, r.request_body, r.response_body,"
-	"  clock_timestamp()::timestamp"
-	" FROM jsonb_to_recordset($18::jsonb) AS r(job_id uuid, step_index int, attempt int,"
-	"  compensate bool, method text, path text, status int, duration_ms bigint, trace_id text,"
-	"  error text, request_body text, response_body text)"
-	" WHERE EXISTS (SELECT 1 FROM provisioning_jobs p WHERE p.id = r.job_id)),"
 	/* the fence: our leases, locked for the batch; a release drops it
 	 * (the delete locks it just the same, with one WAL record less) */
 	" own AS (SELECT k.job_id FROM job_leases k"
@@ -314,6 +303,21 @@ static const char flush_sql[] =
 	"  OR x.id IN (SELECT job_id FROM d)) AND j.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"
 	" RETURNING j.id)"
 	" SELECT id FROM u";
+
+/* Before flush_sql's CTEs when the batch has job_requests rows ($18): the
+ * GHL requests of step runs (journal_request), of jobs still here. A batch
+ * without any (a NOOP pipeline's) sends flush_sql alone. */
+static const char flush_rq_cte[] =
+	"WITH rq AS ("
+	" INSERT INTO job_requests (job_id, step_index, attempt, compensate, method, path, status,"
+	"  duration_ms, trace_id, error, request_body, response_body, created_at)"
+	" SELECT r.job_id, r.step_index, r.attempt, COALESCE(r.compensate, false), r.method, r.path,"
+	"  r.status, r.duration_ms, r.trace_id, r.error, r.request_body, r.response_body,"
+	"  clock_timestamp()::timestamp"
+	" FROM jsonb_to_recordset($18::jsonb) AS r(job_id uuid, step_index int, attempt int,"
+	"  compensate bool, method text, path text, status int, duration_ms bigint, trace_id text,"
+	"  error text, request_body text, response_body text)"
+	" WHERE EXISTS (SELECT 1 FROM provisioning_jobs p WHERE p.id = r.job_id)),";
 
 /* Index of job_id among f's updates (f->slots rebuilt for the flight). */
 static int flight_index(const struct batch *f, const char *job_id)
@@ -456,14 +460,21 @@ static void send_flight(struct journal *j)
 	params[14] = j->owner;
 	params[15] = arr_close(&a[14]);
 	params[16] = arr_close(&a[15]);
-	struct buf rq;
+	struct buf rq, sql;
 	buf_init(&rq);
-	buf_putc(&rq, '[');
-	buf_append(&rq, f->reqs.data, f->reqs.len);
-	buf_putc(&rq, ']');
-	params[17] = buf_cstr(&rq);
-	db_async_query(j->db, flush_sql, 18, params, flight_done, j);
+	buf_init(&sql);
+	if (f->nreqs) { /* flush_sql's CTEs after rq's ("WITH " skipped) */
+		buf_putc(&rq, '[');
+		buf_append(&rq, f->reqs.data, f->reqs.len);
+		buf_putc(&rq, ']');
+		params[17] = buf_cstr(&rq);
+		buf_puts(&sql, flush_rq_cte);
+		buf_puts(&sql, flush_sql + strlen("WITH "));
+	}
+	db_async_query(j->db, f->nreqs ? buf_cstr(&sql) : flush_sql, f->nreqs ? 18 : 17, params,
+		       flight_done, j);
 	buf_clear(&rq);
+	buf_clear(&sql);
 	for (int i = 0; i < 16; i++)
 		buf_clear(&a[i]);
 }
