@@ -1,42 +1,16 @@
-// page-job.js — one job: its state, client data and outputs, retry/cancel,
-// and the step timeline rebuilt from the audit log (STARTED paired with
-// COMPLETED/FAILED per attempt), refreshed while the job is not finished.
-import { api, fetchAll } from './api.js';
+// page-job.js — one job: its state, client data, retry/cancel, "Edit and
+// retry" and "Clone" (job-fix.js), and the full timeline of its pinned
+// pipeline with each step's attempts, outputs and GHL requests
+// (job-timeline.js), refreshed while the job is not finished.
+import { api } from './api.js';
 import { jobActions, cancelNote } from './page-jobs.js';
 import { jobTaskLink } from './page-tasks.js';
-import { h, clear, table, badge, fmtDate, fmtDuration, pretty, formError, showErrors } from './ui.js';
+import { h, clear, badge, fmtDate, pretty, formError, showErrors } from './ui.js';
+import { renderTimeline, openSteps, tickTimers } from './job-timeline.js';
+import { fixForm } from './job-fix.js';
 
 const REFRESH_MS = 3000;
-
-// Log entries (newest first) → timeline rows, oldest first.
-export function timeline(logs) {
-  const rows = [];
-  const open = new Map();
-  for (const log of [...logs].reverse()) {
-    const d = log.details || {};
-    const key = `${d.attempt ?? ''}|${d.index ?? ''}|${log.step}|${d.compensate ? 1 : 0}`;
-    if (log.status === 'STARTED') {
-      const row = { key, step: log.step, index: d.index, attempt: d.attempt, compensate: !!d.compensate, status: 'RUNNING', started: log.timestamp, details: d };
-      open.set(key, row);
-      rows.push(row);
-      continue;
-    }
-    let row = open.get(key);
-    if (!row) {
-      row = { key, step: log.step, index: d.index, attempt: d.attempt, compensate: !!d.compensate, started: null };
-      rows.push(row);
-    }
-    open.delete(key);
-    Object.assign(row, { status: log.status, ended: log.timestamp, details: d });
-  }
-  return rows;
-}
-
-function duration(row) {
-  if (typeof row.details.duration_ms === 'number') return fmtDuration(row.details.duration_ms);
-  if (row.started && row.ended) return fmtDuration(new Date(row.ended) - new Date(row.started));
-  return row.status === 'RUNNING' ? 'running…' : '—';
-}
+const FINISHED = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
 function info(job, agencyName, task) {
   const item = (k, v) => [h('dt', { text: k }), h('dd', {}, v)];
@@ -58,37 +32,53 @@ function info(job, agencyName, task) {
 export async function render(main, ctx, id) {
   const head = h('div', { class: 'page-head' });
   const facts = h('div', {});
+  const fix = h('div', { id: 'job-fix' });
   const steps = h('div', { id: 'timeline' });
   const data = h('div', { class: 'columns' });
   const errors = h('div', {}, formError());
   let timer = null;
+  let ticker = null;
+  let offset = 0;
   let agencyName = null;
+  let needs = null;
+
+  // "Edit and retry" / "Clone": the form under the facts (one at a time).
+  async function openFix(job, mode) {
+    if (needs === null)
+      needs = await api('GET', `/agencies/${job.agency_id}`).then((a) => a.required_client_fields || []).catch(() => []);
+    clear(fix, fixForm(job, mode, needs, async (res) => {
+      fix.replaceChildren();
+      if (mode === 'clone') location.hash = `#/jobs/${res.id}`;
+      else await load();
+    }, () => fix.replaceChildren()));
+    fix.scrollIntoView({ block: 'nearest' });
+  }
+
+  function fixButtons(job) {
+    if (!ctx.can.submitJobs(job.agency_id)) return [];
+    const out = [];
+    if (job.status === 'FAILED')
+      out.push(h('button', { type: 'button', class: 'small', id: 'edit-retry', text: 'Edit and retry', onclick: () => openFix(job, 'edit').catch((e) => showErrors(errors, e)) }));
+    if (FINISHED.includes(job.status))
+      out.push(h('button', { type: 'button', class: 'small secondary', id: 'clone-job', text: 'Clone', onclick: () => openFix(job, 'clone').catch((e) => showErrors(errors, e)) }));
+    return out;
+  }
 
   async function load() {
-    const [job, logs, task] = await Promise.all([api('GET', `/jobs/${id}`), fetchAll(`/jobs/${id}/logs`, {}, 2000),
+    const [job, tl, task] = await Promise.all([api('GET', `/jobs/${id}`), api('GET', `/jobs/${id}/timeline`),
       jobTaskLink(id)]);
     if (ctx.stale()) return;
     if (agencyName === null)
       agencyName = await api('GET', `/agencies/${job.agency_id}`).then((a) => a.name).catch(() => '');
     clear(head, h('h1', { id: 'job-title', text: job.client_data.name || 'Job' }),
-      h('span', { class: 'row' }, badge(job.status), jobActions(job, ctx, load, (e) => showErrors(errors, e))));
+      h('span', { class: 'row' }, badge(job.status), jobActions(job, ctx, load, (e) => showErrors(errors, e)), fixButtons(job)));
     clear(facts, info(job, agencyName, task));
-    const rows = timeline(logs);
-    clear(steps, h('h2', { text: 'Steps' }), table([
-      { title: '#', cell: (r) => (r.index === undefined ? '' : String(r.index + 1)) },
-      { title: 'Step', class: 'step-name', cell: (r) => [r.step, r.compensate ? h('small', { text: ' (undo)' }) : null] },
-      { title: 'Attempt', cell: (r) => (r.attempt === undefined ? '' : String(r.attempt)) },
-      { title: 'Status', class: 'step-status', cell: (r) => badge(r.status) },
-      { title: 'Started', cell: (r) => fmtDate(r.started) },
-      { title: 'Duration', cell: duration },
-      { title: 'GHL status', cell: (r) => (r.details.ghl_status ? String(r.details.ghl_status) : '') },
-      { title: 'Trace id', cell: (r) => (r.details.trace_id ? h('code', { text: r.details.trace_id }) : '') },
-      { title: 'Error', class: 'error-cell', cell: (r) => r.details.error || '' },
-    ], rows, 'No step has run yet.'));
+    offset = new Date(tl.server_time).getTime() - Date.now();
+    renderTimeline(steps, tl, openSteps(steps));
     clear(data,
       h('div', {}, h('h2', { text: 'Client data' }), pretty(job.client_data)),
-      h('div', {}, h('h2', { text: 'Step outputs' }), pretty(job.outputs || {})));
-    const finished = job.status === 'COMPLETED' || job.status === 'FAILED';
+      h('div', {}, h('h2', { text: 'All outputs' }), pretty(job.outputs || {})));
+    const finished = FINISHED.includes(job.status);
     if (finished && timer) {
       clearInterval(timer);
       timer = null;
@@ -98,7 +88,11 @@ export async function render(main, ctx, id) {
   }
 
   clear(main, h('p', { class: 'crumbs' }, h('a', { href: '#/jobs', text: 'Jobs' }), ' / ', h('code', { text: id })),
-    head, errors, facts, steps, data);
+    head, errors, facts, fix, steps, data);
   await load();
-  return () => { if (timer) clearInterval(timer); };
+  ticker = setInterval(() => tickTimers(steps, offset), 1000);
+  return () => {
+    if (timer) clearInterval(timer);
+    clearInterval(ticker);
+  };
 }

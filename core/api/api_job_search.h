@@ -30,7 +30,8 @@ char *job_total_sql(const char *where);
 /* ",\"total\":N,\"total_exact\":true|false" from the capped count's text. */
 char *job_total_members(const char *count);
 
-/* POST /jobs/{id}/retry's statement (api_jobs.c): $1 job, $2 scope. */
+/* POST /jobs/{id}/retry's statement (api_jobs.c): $1 job, $2 scope, $3 new
+ * client data (NULL: kept; edit-and-retry passes one). */
 extern const char jobs_retry_sql[];
 
 #endif

@@ -1,11 +1,12 @@
 /* api_jobs.c — /api/v1 jobs: submit (with Idempotency-Key), batch submit
  * (JSON array or CSV, all or nothing), list with filters and keyset
  * pagination, get, logs newest first, retry (FAILED → PENDING, resuming at
- * the first step not COMPLETED) and cancel.
+ * the first step not COMPLETED), edit-and-retry (the same with new client
+ * data, checked like a submission) and cancel.
  *
  * Access: ADMIN everything; AGENCY_ADMIN and API keys their agencies (submit,
  * read, retry, cancel); SUPPORT reads everything and may retry and cancel,
- * but not submit. A job outside the caller's scope answers 404. */
+ * but not submit (nor edit-and-retry). A job outside the caller's scope answers 404. */
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -928,7 +929,8 @@ const char jobs_retry_sql[] =
 	"  WHERE id = $1::uuid AND ($2::uuid[] IS NULL OR agency_id = ANY($2::uuid[]))),"
 	" upd AS (UPDATE provisioning_jobs p SET status = 'PENDING', retry_count = 0,"
 	"  error_message = NULL, finished_at = NULL, cancel_requested = false, run_at = now(),"
-	"  locked_by = NULL, lease_until = NULL, updated_at = now()"
+	"  locked_by = NULL, lease_until = NULL, updated_at = now(),"
+	"  client_data_json = COALESCE($3::jsonb, p.client_data_json)"
 	"  FROM j WHERE p.id = j.id AND j.status = 'FAILED'"
 	"  RETURNING p.*, pg_notify('ghl_jobs', ''))"
 	" SELECT j.status::text, (SELECT " JOB_JSON("upd") " FROM upd) FROM j";
@@ -958,8 +960,73 @@ static void retried(struct api_req *r, PGresult *res)
 static void jobs_retry(struct api_req *r)
 {
 	char *scope = api_scope_array(&r->who);
+	const char *params[] = {api_param(r, 0), scope, NULL};
+	api_query(r, jobs_retry_sql, 3, params, retried);
+	free(scope);
+}
+
+/* ---- POST /jobs/{id}/edit-and-retry ----------------------------------------- */
+
+/* A FAILED job's client data replaced, checked like a submission against
+ * the job's pinned pipeline (the agency's when it never ran), then retried
+ * as above: steps already COMPLETED are not run again. */
+
+static const struct api_field edit_retry_fields[] = {
+	{.name = "client_data", .type = API_T_OBJECT, .flags = API_F_REQUIRED},
+	{0},
+};
+
+static const char edit_retry_job_sql[] =
+	"SELECT j.status::text, CASE WHEN jsonb_typeof(j.context_json->'pipeline') = 'array'"
+	"  THEN jsonb_build_object('pipeline', j.context_json->'pipeline')::text"
+	"  ELSE a.settings_json::text END"
+	" FROM provisioning_jobs j JOIN agencies a ON a.id = j.agency_id"
+	" WHERE j.id = $1::uuid AND " IN_SCOPE("2");
+
+static void edit_retry_checked(struct api_req *r, PGresult *res)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, "job");
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "FAILED")) {
+		char *msg = xasprintf("only FAILED jobs can be edited and retried; this one is %s"
+				      " (a finished job can be cloned into a new one instead)",
+				      PQgetvalue(res, 0, 0));
+		api_reply_error(r, 409, "invalid_state", msg, NULL);
+		free(msg);
+		return;
+	}
+	const struct json *client = json_get(r->body, "client_data");
+	struct json *cp = json_new_array();
+	client_data_validate(client, cp);
+	struct json *needs = pipeline_agency_client_fields(
+		r->app->steps, PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+		r->app->cfg->default_pipeline);
+	pipeline_missing_client_fields(needs, client, "client_data.", NULL, cp);
+	json_free(needs);
+	if (json_len(cp)) {
+		struct api_problems p;
+		api_problems_init(&p);
+		add_problems(&p, cp, NULL, NULL);
+		json_free(cp);
+		api_reply_problems(r, &p);
+		return;
+	}
+	json_free(cp);
+	char *scope = api_scope_array(&r->who);
+	char *text = json_to_string(client);
+	const char *params[] = {api_param(r, 0), scope, text};
+	api_query(r, jobs_retry_sql, 3, params, retried);
+	free(text);
+	free(scope);
+}
+
+static void jobs_edit_retry(struct api_req *r)
+{
+	char *scope = api_scope_array(&r->who);
 	const char *params[] = {api_param(r, 0), scope};
-	api_query(r, jobs_retry_sql, 2, params, retried);
+	api_query(r, edit_retry_job_sql, 2, params, edit_retry_checked);
 	free(scope);
 }
 
@@ -1023,6 +1090,7 @@ static const struct api_endpoint ep_list = {.allow = API_ALLOW_ANY, .query = lis
 static const struct api_endpoint ep_get = {.allow = API_ALLOW_ANY};
 static const struct api_endpoint ep_logs = {.allow = API_ALLOW_ANY, .query = page_query};
 static const struct api_endpoint ep_steer = {.allow = API_ALLOW_ANY};
+static const struct api_endpoint ep_edit_retry = {.allow = SUBMITTERS, .body = edit_retry_fields};
 
 static void h_submit(struct http_ctx *c)
 {
@@ -1054,6 +1122,11 @@ static void h_retry(struct http_ctx *c)
 	api_handle(c, &ep_steer, jobs_retry);
 }
 
+static void h_edit_retry(struct http_ctx *c)
+{
+	api_handle(c, &ep_edit_retry, jobs_edit_retry);
+}
+
 static void h_cancel(struct http_ctx *c)
 {
 	api_handle(c, &ep_steer, jobs_cancel);
@@ -1067,6 +1140,7 @@ static const struct http_route job_routes[] = {
 	{"GET", "/api/v1/jobs/{id}/logs", h_logs},
 	{"POST", "/api/v1/jobs/{id}/retry", h_retry},
 	{"POST", "/api/v1/jobs/{id}/cancel", h_cancel},
+	{"POST", "/api/v1/jobs/{id}/edit-and-retry", h_edit_retry},
 };
 
 const struct route_table api_jobs_route_table = {job_routes,

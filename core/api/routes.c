@@ -9,31 +9,44 @@
 #include "webhook_routes.h"
 
 extern const struct route_table health_route_table;
-extern const struct route_table oauth_route_table;	   /* core/api/oauth_routes.c */
-extern const struct route_table webhook_route_table;	   /* core/api/webhook_routes.c */
-extern const struct route_table api_auth_route_table;	   /* core/api/api_session.c */
-extern const struct route_table api_users_route_table;	   /* core/api/api_users.c */
-extern const struct route_table api_agencies_route_table;  /* core/api/api_agencies.c */
-extern const struct route_table api_jobs_route_table;	   /* core/api/api_jobs.c */
-extern const struct route_table api_snapshots_route_table; /* core/api/api_snapshots.c */
-extern const struct route_table api_reports_route_table;   /* core/api/api_reports.c */
-extern const struct route_table api_steps_route_table;	   /* core/api/api_steps.c */
-extern const struct route_table api_events_route_table;	   /* core/api/api_events.c */
-extern const struct route_table web_route_table;	   /* core/api/web.c */
-extern const struct route_table api_drift_route_table;	   /* core/api/api_drift.c */
-extern const struct route_table api_tasks_route_table;	   /* core/api/api_tasks.c */
-extern const struct route_table api_bulk_route_table;	   /* core/api/api_job_search.c */
-extern const struct route_table api_batch_route_table;	   /* core/api/api_batches.c */
+extern const struct route_table oauth_route_table;	      /* core/api/oauth_routes.c */
+extern const struct route_table webhook_route_table;	      /* core/api/webhook_routes.c */
+extern const struct route_table api_auth_route_table;	      /* core/api/api_session.c */
+extern const struct route_table api_users_route_table;	      /* core/api/api_users.c */
+extern const struct route_table api_agencies_route_table;     /* core/api/api_agencies.c */
+extern const struct route_table api_jobs_route_table;	      /* core/api/api_jobs.c */
+extern const struct route_table api_snapshots_route_table;    /* core/api/api_snapshots.c */
+extern const struct route_table api_reports_route_table;      /* core/api/api_reports.c */
+extern const struct route_table api_steps_route_table;	      /* core/api/api_steps.c */
+extern const struct route_table api_events_route_table;	      /* core/api/api_events.c */
+extern const struct route_table web_route_table;	      /* core/api/web.c */
+extern const struct route_table api_drift_route_table;	      /* core/api/api_drift.c */
+extern const struct route_table api_tasks_route_table;	      /* core/api/api_tasks.c */
+extern const struct route_table api_bulk_route_table;	      /* core/api/api_job_search.c */
+extern const struct route_table api_batch_route_table;	      /* core/api/api_batches.c */
+extern const struct route_table api_job_timeline_route_table; /* core/api/api_job_timeline.c */
 
+/* clang-format off */
 static const struct route_table *const tables[] = {
-	&health_route_table,	 &oauth_route_table,	     &webhook_route_table,
-	&api_auth_route_table,	 &api_users_route_table,     &api_agencies_route_table,
-	&api_jobs_route_table,	 &api_snapshots_route_table, &api_steps_route_table,
-	&api_events_route_table, &api_reports_route_table,   &web_route_table,
+	&health_route_table,
+	&oauth_route_table,
+	&webhook_route_table,
+	&api_auth_route_table,
+	&api_users_route_table,
+	&api_agencies_route_table,
+	&api_jobs_route_table,
+	&api_snapshots_route_table,
+	&api_steps_route_table,
+	&api_events_route_table,
+	&api_reports_route_table,
+	&web_route_table,
 	&api_drift_route_table,
 	&api_tasks_route_table,
-	&api_bulk_route_table,	 &api_batch_route_table,
+	&api_bulk_route_table,
+	&api_batch_route_table,
+	&api_job_timeline_route_table,
 };
+/* clang-format on */
 
 /* Bodies larger than max_body_bytes, or smaller. */
 static const struct http_body_rule body_rules[] = {

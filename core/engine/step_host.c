@@ -19,6 +19,7 @@
 #include "loc_tokens.h"
 #include "log.h"
 #include "push_poller.h"
+#include "request_log.h"
 #include "registry.h"
 #include "tasks.h"
 
@@ -43,6 +44,8 @@ struct ghl_step_ctx {
 	char *trace_id;
 	long long retry_after_ms;
 	int requests;
+	int recorded;	     /* requests written to job_requests */
+	int64_t rq_start_ms; /* when the step asked for the request in flight */
 
 	/* the request being prepared or in flight */
 	struct ghl_client *post_client; /* one-off client of an http_post */
@@ -587,12 +590,48 @@ static void clear_request(ghl_step_ctx *ctx)
 
 static void ctx_release(ghl_step_ctx *ctx);
 
+/* A request (not a sleep) ended: its job_requests row, bounded per run. */
+static void record_request(ghl_step_ctx *ctx, int status, enum ghl_outcome outcome,
+			   const struct json *body, const char *message, const char *trace_id)
+{
+	if (!ctx->journal || !(ctx->rq_method || ctx->rq_url || ctx->rq_push) ||
+	    ctx->recorded >= REQUEST_LOG_MAX_PER_RUN)
+		return;
+	ctx->recorded++;
+	char *what = ctx->rq_push
+			     ? xasprintf("snapshot %s → location %s", ctx->rq_path, ctx->rq_query)
+			     : NULL;
+	struct request_record r = {
+		.job_id = ctx->job->id,
+		.step_index = ctx->job->step,
+		.attempt = ctx->job->attempt,
+		.compensate = ctx->compensating,
+		.method = ctx->rq_push	? "PUSH_WAIT"
+			  : ctx->rq_url ? "POST"
+					: ctx->rq_method,
+		.path = what	      ? what
+			: ctx->rq_url ? ctx->rq_url
+				      : ctx->rq_path,
+		.query = ctx->rq_push || ctx->rq_url ? NULL : ctx->rq_query,
+		.status = status,
+		.duration_ms = now_monotonic_ms() - ctx->rq_start_ms,
+		.trace_id = trace_id,
+		.error = outcome == GHL_OK ? NULL : message,
+		.request_body = ctx->rq_push ? NULL : ctx->rq_body,
+		.response_body = body,
+	};
+	request_log_write(ctx->journal, &r);
+	free(what);
+}
+
 /* The request finished (or could not start): record it and call the step. */
 static void complete_request(ghl_step_ctx *ctx, int status, enum ghl_outcome outcome,
 			     const struct json *body, const char *message, const char *trace_id,
 			     long long retry_after_ms)
 {
 	ctx->pending = 0;
+	if (!ctx->abandoned)
+		record_request(ctx, status, outcome, body, message, trace_id);
 	clear_request(ctx);
 	if (ctx->abandoned) {
 		ctx_release(ctx);
@@ -1190,8 +1229,10 @@ static void step_call(ghl_step_ctx *ctx)
 			ctx->ended(ctx->ended_arg, ctx, STEP_RUN_FAILED);
 			return;
 		}
-		if (!ctx->timer)
+		if (!ctx->timer) {
+			ctx->rq_start_ms = now_monotonic_ms();
 			request_go(ctx);
+		}
 		return;
 	}
 	if (ctx->pending && !ctx->timer) {

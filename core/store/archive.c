@@ -20,9 +20,11 @@ const char archive_batch_sql[] =
 	" ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
 	" logs AS (INSERT INTO provisioning_logs_archive"
 	"  SELECT l.* FROM provisioning_logs l JOIN due ON due.id = l.job_id RETURNING 1),"
+	" reqs AS (INSERT INTO job_requests_archive"
+	"  SELECT q.* FROM job_requests q JOIN due ON due.id = q.job_id RETURNING 1),"
 	" jobs AS (INSERT INTO provisioning_jobs_archive"
 	"  SELECT j.* FROM provisioning_jobs j JOIN due ON due.id = j.id RETURNING 1),"
-	/* deleting the job deletes its live logs (ON DELETE CASCADE) */
+	/* deleting the job deletes its live logs and requests (ON DELETE CASCADE) */
 	" gone AS (DELETE FROM provisioning_jobs j USING due WHERE j.id = due.id RETURNING 1)"
 	" SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM logs),"
 	"  (SELECT count(*) FROM gone)";

@@ -45,6 +45,9 @@ struct batch {
 	/* job id -> index into upds (open addressing, size a power of two) */
 	int *slots;
 	size_t nslots;
+	/* job_requests rows: JSON objects, comma-separated */
+	struct buf reqs;
+	size_t nreqs;
 };
 
 struct lane {
@@ -94,6 +97,8 @@ static void batch_free_items(struct batch *b)
 	}
 	b->nlogs = 0;
 	b->nupds = 0;
+	buf_reset(&b->reqs);
+	b->nreqs = 0;
 	if (b->slots)
 		memset(b->slots, 0xff, b->nslots * sizeof(int));
 }
@@ -104,6 +109,7 @@ static void batch_release(struct batch *b)
 	free(b->logs);
 	free(b->upds);
 	free(b->slots);
+	buf_clear(&b->reqs);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -179,6 +185,19 @@ void journal_log(struct journal *jr, const char *job_id, const char *step, const
 	l->status = xstrdup(status);
 	l->details = details_json ? xstrdup(details_json) : NULL;
 	sanitize_json(l->details);
+	schedule_flush(j);
+}
+
+void journal_request(struct journal *jr, const char *job_id, const char *record_json)
+{
+	struct lane *j = lane_of(jr, job_id);
+	struct batch *b = &j->next;
+	if (b->nreqs)
+		buf_putc(&b->reqs, ',');
+	size_t at = b->reqs.len;
+	buf_puts(&b->reqs, record_json);
+	sanitize_json(b->reqs.data + at);
+	b->nreqs++;
 	schedule_flush(j);
 }
 
@@ -304,6 +323,21 @@ static const char flush_sql[] =
 	" RETURNING j.id)"
 	" SELECT id FROM u";
 
+/* Before flush_sql's CTEs when the batch has job_requests rows ($18): the
+ * GHL requests of step runs (journal_request), of jobs still here. A batch
+ * without any (a NOOP pipeline's) sends flush_sql alone. */
+static const char flush_rq_cte[] =
+	"WITH rq AS ("
+	" INSERT INTO job_requests (job_id, step_index, attempt, compensate, method, path, status,"
+	"  duration_ms, trace_id, error, request_body, response_body, created_at)"
+	" SELECT r.job_id, r.step_index, r.attempt, COALESCE(r.compensate, false), r.method, r.path,"
+	"  r.status, r.duration_ms, r.trace_id, r.error, r.request_body, r.response_body,"
+	"  clock_timestamp()::timestamp"
+	" FROM jsonb_to_recordset($18::jsonb) AS r(job_id uuid, step_index int, attempt int,"
+	"  compensate bool, method text, path text, status int, duration_ms bigint, trace_id text,"
+	"  error text, request_body text, response_body text)"
+	" WHERE EXISTS (SELECT 1 FROM provisioning_jobs p WHERE p.id = r.job_id)),";
+
 /* Index of job_id among f's updates (f->slots rebuilt for the flight). */
 static int flight_index(const struct batch *f, const char *job_id)
 {
@@ -377,6 +411,8 @@ static void degrade_flight(struct lane *j, const char *why)
 		free(f->upds[i].context_json);
 		f->upds[i].context_json = NULL;
 	}
+	buf_reset(&f->reqs);
+	f->nreqs = 0;
 	free(note);
 	log_error("journal batch refused for its data; details dropped", "error", why, NULL);
 }
@@ -399,7 +435,7 @@ static void flight_done(void *arg, PGresult *res, const char *errmsg)
 	}
 	finish_flight(j, res);
 	j->busy = 0;
-	if (j->next.nlogs || j->next.nupds)
+	if (j->next.nlogs || j->next.nupds || j->next.nreqs)
 		flush_cb(-1, 0, j);
 	else if (j->journal->idle_cb)
 		j->journal->idle_cb(j->journal->idle_arg);
@@ -437,13 +473,27 @@ static void send_flight(struct lane *j)
 		arr_add(&a[14], u->attempt > 0 ? at : NULL);
 		arr_add(&a[15], u->started_at);
 	}
-	const char *params[17];
+	const char *params[18];
 	for (int i = 0; i < 14; i++)
 		params[i] = arr_close(&a[i]);
 	params[14] = j->journal->owner;
 	params[15] = arr_close(&a[14]);
 	params[16] = arr_close(&a[15]);
-	db_async_query(j->db, flush_sql, 17, params, flight_done, j);
+	struct buf rq, sql;
+	buf_init(&rq);
+	buf_init(&sql);
+	if (f->nreqs) { /* flush_sql's CTEs after rq's ("WITH " skipped) */
+		buf_putc(&rq, '[');
+		buf_append(&rq, f->reqs.data, f->reqs.len);
+		buf_putc(&rq, ']');
+		params[17] = buf_cstr(&rq);
+		buf_puts(&sql, flush_rq_cte);
+		buf_puts(&sql, flush_sql + strlen("WITH "));
+	}
+	db_async_query(j->db, f->nreqs ? buf_cstr(&sql) : flush_sql, f->nreqs ? 18 : 17, params,
+		       flight_done, j);
+	buf_clear(&rq);
+	buf_clear(&sql);
 	for (int i = 0; i < 16; i++)
 		buf_clear(&a[i]);
 }
@@ -462,6 +512,12 @@ static void take_batch(struct lane *j)
 		*n = tmp;
 		return;
 	}
+	/* partial: the requests all go now (they need no order with the rest) */
+	struct buf rq = f->reqs;
+	f->reqs = n->reqs;
+	f->nreqs = n->nreqs;
+	n->reqs = rq;
+	n->nreqs = 0;
 	/* partial: copy the first items over (logs keep their order) */
 	for (size_t i = 0; i < nl; i++) {
 		if (f->nlogs == f->caplogs) {
@@ -489,7 +545,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct lane *j = arg;
-	if (j->busy || (!j->next.nlogs && !j->next.nupds))
+	if (j->busy || (!j->next.nlogs && !j->next.nupds && !j->next.nreqs))
 		return;
 	j->busy = 1;
 	take_batch(j);
@@ -534,7 +590,8 @@ int journal_pending(const struct journal *jr)
 	int n = 0;
 	for (int i = 0; i < JOURNAL_LANES; i++) {
 		const struct lane *j = &jr->lanes[i];
-		n += (int)(j->next.nlogs + j->next.nupds + j->flight.nlogs + j->flight.nupds) +
+		n += (int)(j->next.nlogs + j->next.nupds + j->next.nreqs + j->flight.nlogs +
+			   j->flight.nupds + j->flight.nreqs) +
 		     j->busy;
 	}
 	return n;

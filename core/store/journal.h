@@ -47,6 +47,11 @@ struct journal *journal_free(struct journal *j);
 
 void journal_log(struct journal *j, const char *job_id, const char *step, const char *status,
 		 const char *details_json);
+/* One job_requests row, a JSON object with its columns (job_id, step_index,
+ * attempt, compensate, method, path, status, duration_ms, trace_id, error,
+ * request_body, response_body), written in the next batch of job_id's lane;
+ * dropped when the job is gone by then. The caller masks and cuts the bodies. */
+void journal_request(struct journal *j, const char *job_id, const char *record_json);
 /* done may be NULL. */
 void journal_job(struct journal *j, const char *job_id, const struct job_write *w,
 		 journal_done_fn done, void *arg);

@@ -213,6 +213,26 @@ static const struct ccase cases[] = {
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/jobs/{id}/logs", "/api/v1/jobs/%F/logs?limit=0", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
+	{"GET /api/v1/jobs/{id}/timeline", "/api/v1/jobs/%F/timeline", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/jobs/{id}/timeline", "/api/v1/jobs/%E/timeline", NULL, NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%F/requests", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%F/requests?step=-1", NULL, NULL, NULL,
+	 ADMIN_ONLY(400)},
+	{"GET /api/v1/jobs/{id}/requests", "/api/v1/jobs/%E/requests", NULL, NULL, NULL,
+	 ADMIN_ONLY(404)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry",
+	 "/api/v1/jobs/%R/edit-and-retry",
+	 JOB_BODY,
+	 NULL,
+	 NULL,
+	 {401, 200, 403, 409, 409}}, /* FAILED, then PENDING */
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%R/edit-and-retry",
+	 "{\"client_data\":{\"name\":\"No Email\"}}", NULL, NULL, ADMIN_ONLY(409)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%E/edit-and-retry",
+	 "{\"client_data\":{}}", NULL, NULL, ADMIN_ONLY(404)},
+	{"POST /api/v1/jobs/{id}/edit-and-retry", "/api/v1/jobs/%E/edit-and-retry",
+	 "{\"client_data\":1}", NULL, NULL, ADMIN_ONLY(422)},
 	{"POST /api/v1/jobs/{id}/retry",
 	 "/api/v1/jobs/%F/retry",
 	 NULL,
@@ -271,7 +291,7 @@ static const struct ccase cases[] = {
 	 ADMIN_ONLY(200)},
 	{"GET /api/v1/reports/drift", "/api/v1/reports/drift?kind=gone", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
-	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/%R", NULL, NULL, NULL, ADMIN_ONLY(200)},
+	{"GET /api/v1/jobs/{id}", "/api/v1/jobs/%Z", NULL, NULL, NULL, ADMIN_ONLY(200)},
 	{"GET /api/v1/reports/overview", "/api/v1/reports/overview", NULL, NULL, NULL, ALL(200)},
 	{"GET /api/v1/reports/overview", "/api/v1/reports/overview?agency_id=%A&days=7", NULL, NULL,
 	 NULL, ADMIN_ONLY(200)},
@@ -513,8 +533,9 @@ static void start_services(void)
 
 /* The agencies, snapshot and jobs the cases name: %A (connected to ghl-sim),
  * %B (another agency), %C (deleted by a case), %S (A's snapshot), %F (a FAILED
- * job of A with two log entries), %P (a PENDING job of A), %E (no object), %N
- * (a batch of A holding its COMPLETED job).
+ * job of A with two log entries and a request), %R (another FAILED job of A),
+ * %P (a PENDING job of A), %E (no object), %Z (a COMPLETED job of A with
+ * drift), %N (a batch of A holding that job).
  * Returns A's id. */
 static const char *make_objects(size_t *n)
 {
@@ -539,6 +560,15 @@ static const char *make_objects(size_t *n)
 		 " 'FAILED', '{\"error\":\"boom\"}')",
 		 failed, failed);
 	set_var(n, "F", failed);
+	/* a request CREATE_LOCATION made; %R: a FAILED job to edit and retry */
+	tl_execf(db,
+		 "INSERT INTO job_requests (job_id, step_index, attempt, method, path, status,"
+		 " duration_ms, error, request_body) VALUES ('%s', 0, 1, 'POST', '/locations/',"
+		 " 503, 12, 'GHL answered 503', '{\"name\":\"Failed Co\"}')",
+		 failed);
+	char *fix = hjob_add(db, a, "{\"name\":\"Fix Co\",\"email\":\"x@example.com\"}", NULL);
+	tl_execf(db, "UPDATE provisioning_jobs SET status = 'FAILED' WHERE id = '%s'", fix);
+	set_var(n, "R", fix);
 	/* something for the report: a COMPLETED job on a snapshot with a niche */
 	char *done = hjob_add(db, a, "{\"name\":\"Done Co\",\"email\":\"d@example.com\"}", snap);
 	tl_execf(db,
@@ -551,7 +581,7 @@ static const char *make_objects(size_t *n)
 		 " ('%s', '%s', 'location_missing', 'location loc-x: GHL answered 404', NULL),"
 		 " ('%s', '%s', 'snapshot_failed', 'push failed', LOCALTIMESTAMP)",
 		 done, a, done, a);
-	set_var(n, "R", done);
+	set_var(n, "Z", done);
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	set_var(n, "P",
 		hjob_add(db, a, "{\"name\":\"Pending Co\",\"email\":\"p@example.com\"}", NULL));

@@ -304,6 +304,10 @@ static const struct cell_row matrix[] = {
 	{"GET", "/api/v1/jobs/%J/logs", NULL, {U401, 200, 404, 200, 200, 404, 200}},
 	/* a PENDING job cannot be retried, a COMPLETED one not cancelled: 409 = let through */
 	{"POST", "/api/v1/jobs/%J/retry", NULL, {U401, 409, 404, 409, 409, 404, 409}},
+	{"GET", "/api/v1/jobs/%J/timeline", NULL, {U401, 200, 404, 200, 200, 404, 200}},
+	{"GET", "/api/v1/jobs/%J/requests", NULL, {U401, 200, 404, 200, 200, 404, 200}},
+	/* editing client data is submitting: not SUPPORT; a PENDING job answers 409 */
+	{"POST", "/api/v1/jobs/%J/edit-and-retry", JOB_BODY, {U401, 409, 404, 403, 409, 404, 409}},
 	{"POST", "/api/v1/jobs/%C/cancel", NULL, {U401, 409, 404, 409, 409, 404, 409}},
 	{"GET", "/api/v1/agencies/%A/snapshots", NULL, {U401, 200, 404, 200, 200, 404, 200}},
 	{"POST", "/api/v1/agencies/%A/snapshots/sync", NULL, {U401, 200, 404, 403, 403, 404, 200}},

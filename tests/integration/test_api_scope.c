@@ -134,6 +134,10 @@ static void setup(void)
 		 "INSERT INTO provisioning_logs (job_id, step, status) VALUES ('%s',"
 		 " 'STEP_3', 'FAILED')",
 		 job_a);
+	/* GHL requests of steps: two per job of every agency */
+	tl_execf(db, "INSERT INTO job_requests (job_id, step_index, attempt, method, path, status,"
+		     " duration_ms) SELECT j.id, i - 1, 1, 'POST', '/locations/', 201, 5"
+		     " FROM provisioning_jobs j, generate_series(1, 2) i");
 	tl_execf(db, "REFRESH MATERIALIZED VIEW job_success_rates");
 	/* event subscriptions of A, B and Z, with three deliveries each */
 	tl_execf(db,
@@ -262,6 +266,13 @@ static const struct scope_row scope_matrix[] = {
 	 "id",
 	 "SELECT id::text FROM provisioning_logs",
 	 "SELECT l.id::text FROM provisioning_logs l JOIN provisioning_jobs j ON j.id = l.job_id"
+	 " WHERE j.id = '%J' AND j.agency_id" IN_AGENCIES,
+	 {200, 200, 200, 404, 200, 404}},
+	{"/api/v1/jobs/{id}/requests",
+	 "/api/v1/jobs/%J/requests",
+	 "id",
+	 "SELECT id::text FROM job_requests",
+	 "SELECT q.id::text FROM job_requests q JOIN provisioning_jobs j ON j.id = q.job_id"
 	 " WHERE j.id = '%J' AND j.agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 200, 404}},
 	{"/api/v1/agencies/{id}/snapshots",
@@ -397,6 +408,7 @@ static const char *const not_listings[][2] = {
 	{"/api/v1/tasks/{id}", "one object (404 in tests/integration/test_tasks.c)"},
 	{"/api/v1/agencies/{id}/batches/{batch_id}", "one object (404 in tests/integration/"
 						     "test_job_search.c)"},
+	{"/api/v1/jobs/{id}/timeline", "one job's steps (404 in the status matrix)"},
 };
 
 static int in_matrix(const char *pattern)

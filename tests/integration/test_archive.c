@@ -29,6 +29,10 @@ static void seed(PGconn *db)
 	PQclear(tl_sql(db, "INSERT INTO provisioning_logs (job_id, step, status, details_json) "
 			   "SELECT id, 'NOOP', s::provisioning_step_status, '{}' FROM "
 			   "provisioning_jobs, unnest(ARRAY['STARTED', 'COMPLETED']) s"));
+	/* one GHL request of each job's step (job_requests), archived with it */
+	PQclear(tl_sql(db, "INSERT INTO job_requests (job_id, step_index, attempt, method, path, "
+			   "status, duration_ms) SELECT id, 0, 1, 'GET', '/x', 200, 1 FROM "
+			   "provisioning_jobs"));
 }
 
 static int run_archive(const char *dsn, const char *a1, const char *a2, const char *a3, char **out)
@@ -52,8 +56,9 @@ START_TEST(archive_tables_mirror_the_live_tables)
 	hmigrate(dsn);
 	PGconn *db = tl_connect(dsn);
 	static const char *const pairs[][2] = {{"provisioning_jobs", "provisioning_jobs_archive"},
-					       {"provisioning_logs", "provisioning_logs_archive"}};
-	for (int i = 0; i < 2; i++) {
+					       {"provisioning_logs", "provisioning_logs_archive"},
+					       {"job_requests", "job_requests_archive"}};
+	for (int i = 0; i < 3; i++) {
 		char *live = tl_sqlf(db,
 				     "SELECT string_agg(column_name || ' ' || data_type, ', ' "
 				     "ORDER BY ordinal_position) FROM information_schema.columns "
@@ -105,6 +110,8 @@ START_TEST(cli_moves_old_finished_jobs_with_their_logs)
 	free(moved);
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_logs_archive"), 6);
 	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_logs"), 4);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM job_requests_archive"), 3);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM job_requests"), 2);
 	/* nothing is due any more; a shorter age takes the recent one too */
 	ck_assert_int_eq(run_archive(dsn, NULL, NULL, NULL, &out), 0);
 	ck_assert_msg(strstr(out, "archived 0 job(s)"), "%s", out);
