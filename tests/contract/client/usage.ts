@@ -134,7 +134,7 @@ export function describeJob(j: S["Job"]): string {
 }
 
 export function describeLog(l: S["JobLog"]): string {
-  const status: "STARTED" | "COMPLETED" | "FAILED" | "SKIPPED" = l.status;
+  const status: "STARTED" | "COMPLETED" | "FAILED" | "WAITING" | "SKIPPED" = l.status;
   const details: Record<string, unknown> | null = l.details;
   return [l.id, l.job_id, l.step, status, details === null, l.timestamp, l.created_at].join(" ");
 }
