@@ -55,6 +55,8 @@ static int sweep(struct config *cfg, const char *agency, struct outcome *o)
 		reconciler_run(r, &opts, on_done, o);
 		while (!o->done && event_base_dispatch(app.base) == 0)
 			;
+		if (!o->done)
+			o->error = xstrdup("the sweep did not finish (the event loop stopped)");
 		rc = o->error ? -1 : 0;
 	}
 	app.stopping = 1;

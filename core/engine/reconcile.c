@@ -63,6 +63,7 @@ struct rjob {
 	enum kind at;
 	int loc_token;	/* the current request carries a cached location token */
 	int lt_refused; /* GHL refused it: the agency token from now on */
+	int no_push;	/* GHL lists no push of the snapshot to the location */
 	enum verdict v[K_N];
 	char *detail[K_N];
 };
@@ -221,7 +222,8 @@ static void record(struct rjob *j)
 	int unknown = 0;
 	for (int k = 0; k < K_N; k++)
 		unknown |= j->v[k] == V_UNKNOWN && (k != K_USER || j->user) &&
-			   (k != K_SNAPSHOT || (j->snapshot && j->v[K_LOCATION] != V_DRIFT));
+			   (k != K_SNAPSHOT ||
+			    (j->snapshot && !j->no_push && j->v[K_LOCATION] != V_DRIFT));
 	if (unknown)
 		j->r->rep.unchecked++;
 	char *found = pg_array(j, V_DRIFT, 0), *details = pg_array(j, V_DRIFT, 1),
@@ -280,6 +282,8 @@ static void on_reply(void *arg, const struct ghl_response *res)
 		}
 	} else if (res->outcome == GHL_OK) {
 		set_verdict(j, k, V_FINE, NULL);
+	} else if (k == K_SNAPSHOT && res->status == 404) {
+		j->no_push = 1; /* nothing to tell either way (e.g. no snapshot was loaded) */
 	} else if (k != K_SNAPSHOT && not_found(res)) {
 		snprintf(detail, sizeof(detail), "%s %s: GHL answered %d %s",
 			 k == K_LOCATION ? "location" : "user",
