@@ -20,12 +20,14 @@ extern const struct route_table api_reports_route_table;   /* core/api/api_repor
 extern const struct route_table api_steps_route_table;	   /* core/api/api_steps.c */
 extern const struct route_table api_events_route_table;	   /* core/api/api_events.c */
 extern const struct route_table web_route_table;	   /* core/api/web.c */
+extern const struct route_table api_audit_route_table;	   /* core/api/api_audit.c */
 
 static const struct route_table *const tables[] = {
 	&health_route_table,	 &oauth_route_table,	     &webhook_route_table,
 	&api_auth_route_table,	 &api_users_route_table,     &api_agencies_route_table,
 	&api_jobs_route_table,	 &api_snapshots_route_table, &api_steps_route_table,
 	&api_events_route_table, &api_reports_route_table,   &web_route_table,
+	&api_audit_route_table,
 };
 
 /* Bodies larger than max_body_bytes, or smaller. */
