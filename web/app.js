@@ -12,6 +12,8 @@ import * as jobsPage from './page-jobs.js';
 import * as jobPage from './page-job.js';
 import * as usersPage from './page-users.js';
 import * as webhooksPage from './page-webhooks.js';
+import * as keysPage from './page-keys.js';
+import * as auditPage from './page-audit.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -22,6 +24,8 @@ const routes = [
   [/^#\/jobs\/([0-9a-f-]{36})$/, jobPage, 'jobs'],
   [/^#\/users$/, usersPage, 'users'],
   [/^#\/webhooks$/, webhooksPage, 'webhooks'],
+  [/^#\/keys$/, keysPage, 'keys'],
+  [/^#\/audit$/, auditPage, 'audit'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };

@@ -51,12 +51,14 @@ export function badge(status) {
 }
 
 // A table: columns [{title, cell: row => node|string}], rows, empty text.
+// Each cell carries its column's title (data-label): narrow screens show
+// every row as a card of "title: value" lines (style.css).
 export function table(columns, rows, emptyText = 'Nothing here yet.') {
   if (!rows.length) return h('p', { class: 'muted empty', text: emptyText });
   return h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { text: c.title })))),
     h('tbody', {}, rows.map((r) => h('tr', { dataset: r.id ? { id: r.id } : undefined },
-      columns.map((c) => h('td', { class: c.class }, c.cell(r)))))));
+      columns.map((c) => h('td', { class: c.class, 'data-label': c.title || undefined }, c.cell(r)))))));
 }
 
 // A labelled form field; `field` is the API's name for it (errors land below).
