@@ -3,7 +3,7 @@
 // Pages export render(main, ctx, ...params) and may return a cleanup function
 // (timers) called when the page is left.
 import { api, onUnauthorized } from './api.js';
-import { clear, h, flash } from './ui.js';
+import { clear, h, flash, nameControls } from './ui.js';
 import * as loginPage from './page-login.js';
 import * as agenciesPage from './page-agencies.js';
 import * as agencyPage from './page-agency.js';
@@ -104,6 +104,7 @@ async function route() {
     clear(main, h('p', { class: 'muted', text: 'Loading…' }));
     try {
       const cleanup = await page.render(main, ctx, ...m.slice(1));
+      nameControls(main);
       if (seq === state.seq) state.cleanup = cleanup || null;
       else if (cleanup) cleanup();
     } catch (e) {

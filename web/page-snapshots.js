@@ -109,7 +109,8 @@ export async function render(main, ctx) {
     await Promise.all([load(), showSynced()]);
   }, (e) => showErrors(errors, e)));
 
-  const filters = h('form', { class: 'toolbar' }, agencySel, niche, active, text, h('button', { type: 'submit', text: 'Filter' }));
+  const filters = h('form', { class: 'toolbar' }, field('Agency', agencySel), field('Niche', niche), field('State', active),
+    field('Text', text), h('button', { type: 'submit', text: 'Filter' }));
   const apply = (ev) => {
     if (ev) ev.preventDefault();
     cursors.length = 1;

@@ -70,6 +70,17 @@ export function field(label, input, field, hint) {
     h('span', { class: 'field-error', role: 'alert' }));
 }
 
+// Name the form controls under root that no <label> names, for screen
+// readers: from the placeholder, else a select's first option ("All
+// statuses"). Pages should label their fields (field()); this is the net.
+export function nameControls(root) {
+  for (const el of root.querySelectorAll('select, input:not([type=hidden]), textarea')) {
+    if ((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) continue;
+    const name = el.getAttribute('placeholder') || (el.options && el.options.length ? el.options[0].text : '');
+    if (name) el.setAttribute('aria-label', name);
+  }
+}
+
 export function select(options, value) {
   return h('select', {}, options.map(([v, label]) => h('option', { value: v, text: label, selected: v === value })));
 }
