@@ -128,6 +128,89 @@ static void check_page(struct buf *fails, const char *name)
 	wd_assert_no_console_errors(&browser);
 }
 
+/* Keys pressed as a person would (WebDriver actions): text, or one of
+ * WebDriver's key codes ("\uE004" Tab, "\uE007" Enter). */
+static void keys(const char *text)
+{
+	struct buf b;
+	struct jw w;
+	buf_init(&b);
+	jw_init(&w, &b);
+	jw_object_begin(&w);
+	jw_key(&w, "actions");
+	jw_array_begin(&w);
+	jw_object_begin(&w);
+	jw_key(&w, "type");
+	jw_string(&w, "key");
+	jw_key(&w, "id");
+	jw_string(&w, "keyboard");
+	jw_key(&w, "actions");
+	jw_array_begin(&w);
+	/* one UTF-8 character at a time: ASCII here, or a 3-byte key code */
+	for (const char *p = text; *p;) {
+		size_t n = (unsigned char)*p < 0x80 ? 1 : 3;
+		char *ch = xasprintf("%.*s", (int)n, p);
+		for (int up = 0; up < 2; up++) {
+			jw_object_begin(&w);
+			jw_key(&w, "type");
+			jw_string(&w, up ? "keyUp" : "keyDown");
+			jw_key(&w, "value");
+			jw_string(&w, ch);
+			jw_object_end(&w);
+		}
+		free(ch);
+		p += n;
+	}
+	jw_array_end(&w);
+	jw_object_end(&w);
+	jw_array_end(&w);
+	jw_object_end(&w);
+	wd_call(&browser, "POST", "/actions", buf_cstr(&b));
+	buf_clear(&b);
+}
+
+#define KEY_TAB "\xee\x80\x84"	 /* U+E004 */
+#define KEY_ENTER "\xee\x80\x87" /* U+E007 */
+
+/* The id of the focused element, and whether its focus ring shows. */
+static char *focused(int *ring)
+{
+	struct json *v = wd_exec(&browser,
+				 "var e = document.activeElement, s = getComputedStyle(e);"
+				 " return [e.id || e.tagName, s.outlineStyle !== 'none'"
+				 " && parseFloat(s.outlineWidth) >= 2];");
+	ck_assert_msg(v && json_len(v) == 2, "no focused element");
+	const struct json *name = json_at(v, 0);
+	char *id = xstrdup(name && name->type == JSON_STRING ? name->u.str.s : "?");
+	*ring = json_at(v, 1)->type == JSON_BOOL && json_at(v, 1)->u.boolean;
+	json_free(v);
+	return id;
+}
+
+/* Log in with the keyboard alone: Tab to the email field (a visible focus
+ * ring on the way), type, Tab, type, Enter. */
+static void keyboard_login(void)
+{
+	char *id = NULL;
+	int ring = 0;
+	for (int tabs = 0; tabs < 8; tabs++) {
+		keys(KEY_TAB);
+		free(id);
+		id = focused(&ring);
+		if (!strcmp(id, "login-email"))
+			break;
+	}
+	ck_assert_msg(!strcmp(id, "login-email"), "Tab never reached the email field (at %s)", id);
+	ck_assert_msg(ring, "the focused email field shows no focus ring");
+	keys(H_ADMIN_EMAIL KEY_TAB);
+	free(id);
+	id = focused(&ring);
+	ck_assert_msg(!strcmp(id, "login-password") && ring, "after Tab: %s (ring %d)", id, ring);
+	keys(H_ADMIN_PASSWORD KEY_ENTER);
+	wd_wait_text(&browser, "#whoami", H_ADMIN_EMAIL, 10000);
+	free(id);
+}
+
 START_TEST(every_page_is_accessible_and_fits)
 {
 	wd_require_browser();
@@ -166,7 +249,7 @@ START_TEST(every_page_is_accessible_and_fits)
 	free(url);
 	wd_wait_text(&browser, "#login-form h1", "Log in", 10000);
 	check_page(&fails, "login");
-	wd_login(&browser, ag.base, H_ADMIN_EMAIL, H_ADMIN_PASSWORD);
+	keyboard_login();
 	const char *vars[] = {"A", agency, "J", job, NULL};
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		char *route = tl_expand(pages[i].route, vars);
