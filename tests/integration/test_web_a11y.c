@@ -7,43 +7,10 @@
  * sideways at 390 px, keep Log out visible there, and log no console error.
  *
  * A new page gets a row in pages[]. */
-#include "ghl_harness.h"
-#include "webdriver.h"
+#define WF_COMPANY "co-a11y"
+#define WF_DB "web_a11y"
+#include "web_fixture.h"
 
-static char *dsn;
-static struct hsim sim;
-static struct hagent ag;
-static PGconn *db;
-
-static void setup(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	const char *flags[] = {"--company-id", "co-a11y", "--snapshot-delay-ms", "0", NULL};
-	hsim_start(&sim, flags);
-	dsn = tl_create_db("web_a11y");
-	hmigrate(dsn);
-	db = tl_connect(dsn);
-	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
-	hagent_start(&ag, dsn, &sim, extra);
-}
-
-static void teardown(void)
-{
-	hagent_stop(&ag);
-	unlink(ag.log);
-	hsim_stop(&sim);
-	PQfinish(db);
-	tl_drop_db(dsn);
-	free(dsn);
-	curl_global_cleanup();
-}
-
-static struct wd browser;
-
-static void browser_teardown(void)
-{
-	wd_stop(&browser);
-}
 
 /* The pages, in order, after logging in: the route (%A an agency, %J a job
  * of it), an element and a text that say the page has loaded its data. */
@@ -213,7 +180,6 @@ static void keyboard_login(void)
 
 START_TEST(every_page_is_accessible_and_fits)
 {
-	wd_require_browser();
 	axe_source = tl_read_file(tl_env("GHL_AXE_JS"));
 	ck_assert_msg(axe_source && *axe_source,
 		      "no axe-core at %s: the a11y/setup test installs it (npm)",
@@ -239,8 +205,7 @@ START_TEST(every_page_is_accessible_and_fits)
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}",
 			     NULL);
 
-	atexit(browser_teardown);
-	wd_start(&browser);
+	wf_browser_start();
 	struct buf fails;
 	buf_init(&fails);
 	/* the login page, before logging in */
@@ -272,7 +237,7 @@ int main(void)
 {
 	Suite *s = suite_create("web_a11y");
 	TCase *tc = tcase_create("a11y");
-	tcase_set_timeout(tc, 300);
+	tcase_set_timeout(tc, 540);
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, every_page_is_accessible_and_fits);
 	suite_add_tcase(s, tc);

@@ -6,44 +6,10 @@
  * with their diffs; filtered by action) and deleting an agency (its name
  * typed to confirm). Each page: screenshots at 1400 and 390 px, no console
  * error. */
-#include "ghl_harness.h"
-#include "webdriver.h"
+#define WF_COMPANY "co-admin"
+#define WF_DB "web_admin"
+#include "web_fixture.h"
 
-static char *dsn;
-static struct hsim sim;
-static struct hagent ag;
-static PGconn *db;
-
-static void setup(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	const char *flags[] = {"--company-id", "co-admin", "--snapshot-delay-ms", "0", NULL};
-	hsim_start(&sim, flags);
-	dsn = tl_create_db("web_admin");
-	hmigrate(dsn);
-	db = tl_connect(dsn);
-	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
-	hagent_start(&ag, dsn, &sim, extra);
-}
-
-static void teardown(void)
-{
-	hagent_stop(&ag);
-	unlink(ag.log);
-	hsim_stop(&sim);
-	PQfinish(db);
-	tl_drop_db(dsn);
-	free(dsn);
-	curl_global_cleanup();
-}
-
-/* The browser must not outlive the test (see test_web.c). */
-static struct wd browser;
-
-static void browser_teardown(void)
-{
-	wd_stop(&browser);
-}
 
 /* Open route + arg (an id, or ""). */
 static void go(const char *route, const char *arg)
@@ -64,11 +30,9 @@ static void page_done(const char *name)
 
 START_TEST(admin_pages)
 {
-	wd_require_browser();
 	hagent_admin_token(&ag);
 	char *agency = hconnect_agency(&ag, db, "co-admin");
-	atexit(browser_teardown);
-	wd_start(&browser);
+	wf_browser_start();
 	wd_login(&browser, ag.base, H_ADMIN_EMAIL, H_ADMIN_PASSWORD);
 
 	/* snapshots: never synced, then synced (the time shown), then one edited */
