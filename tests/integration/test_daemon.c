@@ -769,7 +769,9 @@ START_TEST(requests_get_503_with_retry_after_past_the_bound)
 	dbw_database(&w, 1);
 	for (int i = 0; i < 2; i++)
 		bg_assert_status(&bg[i], "200");
-	ck_assert_int_eq(metric(&w.a, "db_wait_failures_total"), 2);
+	/* the two refusals above at least: the loop's own queries (claims, the
+	 * delivery worker) that waited through the outage count too */
+	ck_assert_int_ge(metric(&w.a, "db_wait_failures_total"), 2);
 	dbw_finish(&w);
 }
 END_TEST

@@ -512,7 +512,11 @@ void tl_request(struct tl_resp *r, const char *method, const char *url, const ch
 	struct buf b, h;
 	buf_init(&b);
 	buf_init(&h);
-	struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+	/* small bodies go at once; one over 1 MB waits for the server's answer
+	 * to Expect: 100-continue, so that a 413 (sent before the body is read)
+	 * is heard instead of racing the server's close */
+	struct curl_slist *hl = curl_slist_append(NULL, body_len > 1000000 ? "Expect: 100-continue"
+									   : "Expect:");
 	for (int i = 0; headers && headers[i]; i++)
 		hl = curl_slist_append(hl, headers[i]);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -522,7 +526,10 @@ void tl_request(struct tl_resp *r, const char *method, const char *url, const ch
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	/* generous: a sanitized build on a loaded 2-core machine is slow, and
+	 * ctest's own timeout still stops a daemon that hangs */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 240L);
+	curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 60000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
