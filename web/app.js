@@ -3,7 +3,7 @@
 // Pages export render(main, ctx, ...params) and may return a cleanup function
 // (timers) called when the page is left.
 import { api, onUnauthorized } from './api.js';
-import { clear, h, flash } from './ui.js';
+import { clear, h, flash, nameControls } from './ui.js';
 import * as loginPage from './page-login.js';
 import * as agenciesPage from './page-agencies.js';
 import * as agencyPage from './page-agency.js';
@@ -16,6 +16,8 @@ import * as driftPage from './page-drift.js';
 import * as tasksPage from './page-tasks.js';
 import * as batchPage from './page-batch.js';
 import * as overviewPage from './page-overview.js';
+import * as keysPage from './page-keys.js';
+import * as auditPage from './page-audit.js';
 
 const routes = [
   [/^#\/login$/, loginPage, 'login'],
@@ -31,6 +33,8 @@ const routes = [
   [/^#\/tasks\/([0-9a-f-]{36})$/, tasksPage.taskPage, 'tasks'],
   [/^#\/batches\/([0-9a-f-]{36})\/([0-9a-f-]{36})$/, batchPage, 'jobs'],
   [/^#\/(?:overview)?$/, overviewPage, 'overview'],
+  [/^#\/keys$/, keysPage, 'keys'],
+  [/^#\/audit$/, auditPage, 'audit'],
 ];
 
 const state = { me: null, cleanup: null, seq: 0 };
@@ -110,6 +114,7 @@ async function route() {
     if (state.me) tasksPage.refreshBadge();
     try {
       const cleanup = await page.render(main, ctx, ...m.slice(1));
+      nameControls(main);
       if (seq === state.seq) state.cleanup = cleanup || null;
       else if (cleanup) cleanup();
     } catch (e) {

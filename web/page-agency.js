@@ -190,7 +190,32 @@ export async function render(main, ctx, id) {
     h('div', { class: 'page-head' }, h('h1', {}, title),
       h('span', { class: 'row' },
         h('a', { class: 'button', href: `#/jobs?agency_id=${id}`, text: 'Jobs' }),
-        h('a', { class: 'button', href: `#/snapshots?agency=${id}`, text: 'Snapshots' }))),
+        h('a', { class: 'button', href: `#/snapshots?agency=${id}`, text: 'Snapshots' }),
+        h('a', { class: 'button', href: `#/keys?agency=${id}`, text: 'API keys' }),
+        h('a', { class: 'button', href: `#/audit?agency_id=${id}`, text: 'Audit' }))),
     h('p', {}, 'GHL agency id: ', h('code', { text: agency.ghl_agency_id || '—' }), ` · created ${fmtDate(agency.created_at)}`),
-    status, form, dryOut);
+    status, form, dryOut, ctx.can.isAdmin ? deleteCard(agency) : null);
+}
+
+// ADMIN only: delete the agency (its API keys are revoked and its users
+// unlinked with it); the name must be typed to confirm.
+function deleteCard(agency) {
+  const confirmName = h('input', { type: 'text', id: 'agency-delete-confirm', autocomplete: 'off' });
+  const del = h('button', { type: 'submit', class: 'danger', id: 'agency-delete', text: 'Delete agency', disabled: true });
+  confirmName.addEventListener('input', () => { del.disabled = confirmName.value.trim() !== agency.name; });
+  const form = h('form', { class: 'card danger-zone', id: 'agency-delete-form', novalidate: true },
+    h('h2', { text: 'Delete this agency' }),
+    h('p', { text: 'New jobs are refused, its API keys are revoked at once and its users lose access to it. Its past jobs and audit rows are kept.' }),
+    h('div', { class: 'row' }, field(`Type "${agency.name}" to confirm`, confirmName, 'confirm'), del),
+    formError());
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (confirmName.value.trim() !== agency.name) return;
+    busy(del, async () => {
+      await api('DELETE', `/agencies/${agency.id}`);
+      flash(`Agency ${agency.name} deleted.`);
+      location.hash = '#/agencies';
+    }, (e) => showErrors(form, e));
+  });
+  return form;
 }

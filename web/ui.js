@@ -51,12 +51,14 @@ export function badge(status) {
 }
 
 // A table: columns [{title, cell: row => node|string}], rows, empty text.
+// Each cell carries its column's title (data-label): narrow screens show
+// every row as a card of "title: value" lines (style.css).
 export function table(columns, rows, emptyText = 'Nothing here yet.') {
   if (!rows.length) return h('p', { class: 'muted empty', text: emptyText });
   return h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { text: c.title })))),
     h('tbody', {}, rows.map((r) => h('tr', { dataset: r.id ? { id: r.id } : undefined },
-      columns.map((c) => h('td', { class: c.class }, c.cell(r)))))));
+      columns.map((c) => h('td', { class: c.class, 'data-label': c.title || undefined }, c.cell(r)))))));
 }
 
 // A labelled form field; `field` is the API's name for it (errors land below).
@@ -66,6 +68,17 @@ export function field(label, input, field, hint) {
     h('span', { class: 'label', text: label }), input,
     hint ? h('small', { class: 'hint', text: hint }) : null,
     h('span', { class: 'field-error', role: 'alert' }));
+}
+
+// Name the form controls under root that no <label> names, for screen
+// readers: from the placeholder, else a select's first option ("All
+// statuses"). Pages should label their fields (field()); this is the net.
+export function nameControls(root) {
+  for (const el of root.querySelectorAll('select, input:not([type=hidden]), textarea')) {
+    if ((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) continue;
+    const name = el.getAttribute('placeholder') || (el.options && el.options.length ? el.options[0].text : '');
+    if (name) el.setAttribute('aria-label', name);
+  }
 }
 
 export function select(options, value) {

@@ -348,4 +348,30 @@ void api_key_cache_clear(struct app *app);
 int api_start(struct app *app, struct err *e);
 void api_stop(struct app *app);
 
+/* ---- audit (api_audit.c) ----------------------------------------------- */
+
+/* A change and its audit_log row are written by one statement, so that a
+ * change never commits without its row and a failed change leaves none:
+ * append a data-modifying CTE that inserts from the CTE that changed rows,
+ *
+ *     WITH ch AS (UPDATE things SET … WHERE … RETURNING id, agency_id),
+ *      au AS (" API_AUDIT_INSERT " SELECT $5::uuid, $6::uuid, 'thing.update',
+ *             ch.agency_id, ch.id::text, $7::jsonb FROM ch)
+ *     SELECT … FROM ch
+ *
+ * with $5 = api_audit_user(r) and $6 = api_audit_key(r) (the caller; NULL
+ * for the other kind), and $7 a diff or NULL. A change that matched no row
+ * writes no audit row. action is "object.verb" in lower case (agency.update,
+ * api_key.create, job.retry, task.complete, …); target names the object
+ * (its id). Diffs never carry secrets: mask both sides first
+ * (pipeline_mask_secrets). GET /api/v1/audit lists the rows. */
+#define API_AUDIT_INSERT \
+	"INSERT INTO audit_log (actor_user_id, actor_key_id, action, agency_id, target, diff)"
+const char *api_audit_user(const struct api_req *r); /* the session's user, or NULL */
+const char *api_audit_key(const struct api_req *r);  /* the API key, or NULL */
+/* What changed from before to after, as a JSON array of {"path": "settings.
+ * pipeline[1].config.role", "from": …, "to": …} (malloc'd; "[]" when equal):
+ * objects member by member, arrays item by item, paths under prefix. */
+char *api_audit_diff(const struct json *before, const struct json *after, const char *prefix);
+
 #endif

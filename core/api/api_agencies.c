@@ -22,6 +22,7 @@
 	" 'settings', a.settings_json,"                                                        \
 	" 'token_expires_at', " API_SQL_ISO("a.token_expires_at") ","                          \
 	" 'needs_reconnect', a.needs_reconnect, 'reconnect_reason', a.reconnect_reason,"       \
+	" 'snapshots_synced_at', " API_SQL_ISO("a.snapshots_synced_at") ","                    \
 	" 'created_at', " API_SQL_ISO("a.created_at") ","                                      \
 	" 'updated_at', " API_SQL_ISO("a.updated_at") ")::text"
 /* clang-format on */
@@ -140,7 +141,31 @@ static void agencies_get(struct api_req *r)
 		  1, params, reply_agency);
 }
 
-/* The stored settings are at hand (row 0: settings_json as text, or none). */
+/* The audit diff of an update: name and settings before and after, the
+ * secrets masked on both sides (malloc'd JSON array). */
+static char *update_diff(struct api_req *r, PGresult *stored)
+{
+	struct json *before = json_new_object(), *after = json_new_object();
+	json_object_set_take(before, "name", json_new_string(PQgetvalue(stored, 0, 1)));
+	const char *name = json_get_str(r->body, "name");
+	json_object_set_take(after, "name",
+			     json_new_string(name ? name : PQgetvalue(stored, 0, 1)));
+	const char *text = PQgetisnull(stored, 0, 0) ? "null" : PQgetvalue(stored, 0, 0);
+	struct json *old = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *set = json_get(r->body, "settings");
+	json_object_set_take(before, "settings", old ? old : json_new_null());
+	json_object_set_take(after, "settings",
+			     set ? json_clone(set) : json_clone(json_get(before, "settings")));
+	pipeline_mask_secrets(json_get(before, "settings"));
+	pipeline_mask_secrets(json_get(after, "settings"));
+	char *diff = api_audit_diff(before, after, NULL);
+	json_free(before);
+	json_free(after);
+	return diff;
+}
+
+/* The stored settings are at hand (row 0: settings_json as text, or none;
+ * the name). */
 static void update_with_stored(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
@@ -165,14 +190,24 @@ static void update_with_stored(struct api_req *r, PGresult *res)
 	}
 	char *settings_text = settings && settings->type != JSON_NULL ? json_to_string(settings)
 								      : NULL;
-	const char *params[] = {api_param(r, 0), json_get_str(r->body, "name"),
-				settings ? "true" : "false", settings_text};
+	char *diff = update_diff(r, res);
+	const char *params[] = {api_param(r, 0),
+				json_get_str(r->body, "name"),
+				settings ? "true" : "false",
+				settings_text,
+				api_audit_user(r),
+				api_audit_key(r),
+				diff};
 	api_query(r,
-		  "UPDATE agencies a SET name = COALESCE($2, a.name),"
+		  "WITH a AS (UPDATE agencies a SET name = COALESCE($2, a.name),"
 		  " settings_json = CASE WHEN $3::boolean THEN $4::jsonb ELSE a.settings_json END,"
 		  " updated_at = now()"
-		  " WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING " AGENCY_JSON,
-		  4, params, reply_agency);
+		  " WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING a.*),"
+		  " au AS (" API_AUDIT_INSERT " SELECT $5::uuid, $6::uuid, 'agency.update', a.id,"
+		  "  a.id::text, $7::jsonb FROM a)"
+		  " SELECT " AGENCY_JSON " FROM a",
+		  7, params, reply_agency);
+	free(diff);
 	free(settings_text);
 }
 
@@ -180,7 +215,8 @@ static void agencies_update(struct api_req *r)
 {
 	const char *params[] = {api_param(r, 0)};
 	api_query(r,
-		  "SELECT settings_json::text FROM agencies WHERE id = $1 AND deleted_at IS NULL",
+		  "SELECT settings_json::text, name FROM agencies WHERE id = $1"
+		  " AND deleted_at IS NULL",
 		  1, params, update_with_stored);
 }
 
@@ -201,15 +237,17 @@ static void deleted(struct api_req *r, PGresult *res)
  * that brings the row back (an ADMIN reconnecting it) revives them. */
 static void agencies_delete(struct api_req *r)
 {
-	const char *params[] = {api_param(r, 0)};
+	const char *params[] = {api_param(r, 0), api_audit_user(r), api_audit_key(r)};
 	api_query(r,
 		  "WITH a AS (UPDATE agencies SET deleted_at = now(), updated_at = now()"
-		  "  WHERE id = $1 AND deleted_at IS NULL RETURNING id),"
+		  "  WHERE id = $1 AND deleted_at IS NULL RETURNING id, name),"
+		  " au AS (" API_AUDIT_INSERT " SELECT $2::uuid, $3::uuid, 'agency.delete', a.id,"
+		  "  a.name, NULL FROM a),"
 		  " k AS (UPDATE api_keys SET revoked_at = now()"
 		  "  WHERE agency_id IN (SELECT id FROM a) AND revoked_at IS NULL),"
 		  " u AS (DELETE FROM user_agencies WHERE agency_id IN (SELECT id FROM a))"
 		  " SELECT id FROM a",
-		  1, params, deleted);
+		  3, params, deleted);
 }
 
 /* ---- API keys ---------------------------------------------------------- */
@@ -299,14 +337,23 @@ static void keys_create(struct api_req *r)
 	char hash[65], prefix[AUTH_API_KEY_DISPLAY + 1];
 	auth_secret_hash(k->key, hash);
 	snprintf(prefix, sizeof(prefix), "%s", k->key);
-	const char *params[] = {api_param(r, 0), json_get_str(r->body, "name"), hash, prefix,
-				r->who.user_id};
-	api_query(r,
-		  "WITH k AS (INSERT INTO api_keys (agency_id, name, key_hash, prefix, created_by)"
-		  "  SELECT a.id, $2, $3, $4, $5::uuid FROM agencies a"
-		  "  WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING *)"
-		  " SELECT k.id, " API_KEY_JSON " FROM k",
-		  5, params, key_created);
+	const char *params[] = {api_param(r, 0),
+				json_get_str(r->body, "name"),
+				hash,
+				prefix,
+				r->who.user_id,
+				api_audit_user(r),
+				api_audit_key(r)};
+	api_query(
+		r,
+		"WITH k AS (INSERT INTO api_keys (agency_id, name, key_hash, prefix, created_by)"
+		"  SELECT a.id, $2, $3, $4, $5::uuid FROM agencies a"
+		"  WHERE a.id = $1 AND a.deleted_at IS NULL RETURNING *),"
+		" au AS (" API_AUDIT_INSERT " SELECT $6::uuid, $7::uuid, 'api_key.create',"
+		"  k.agency_id, k.id::text, jsonb_build_object('name', k.name, 'prefix', k.prefix)"
+		"  FROM k)"
+		" SELECT k.id, " API_KEY_JSON " FROM k",
+		7, params, key_created);
 }
 
 static void key_revoked(struct api_req *r, PGresult *res)
@@ -323,12 +370,20 @@ static void key_revoked(struct api_req *r, PGresult *res)
 
 static void keys_revoke(struct api_req *r)
 {
-	const char *params[] = {api_param(r, 0), api_param(r, 1)};
-	api_query(r,
-		  "UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())"
-		  " FROM agencies a WHERE k.id = $2 AND k.agency_id = $1 AND a.id = k.agency_id"
-		  " AND a.deleted_at IS NULL RETURNING k.id",
-		  2, params, key_revoked);
+	const char *params[] = {api_param(r, 0), api_param(r, 1), api_audit_user(r),
+				api_audit_key(r)};
+	/* revoking a revoked key again answers 204 and writes no second row */
+	api_query(
+		r,
+		"WITH old AS (SELECT k.id, k.revoked_at FROM api_keys k WHERE k.id = $2),"
+		" k AS (UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now())"
+		" FROM agencies a WHERE k.id = $2 AND k.agency_id = $1 AND a.id = k.agency_id"
+		" AND a.deleted_at IS NULL RETURNING k.id, k.agency_id, k.name, k.prefix),"
+		" au AS (" API_AUDIT_INSERT " SELECT $3::uuid, $4::uuid, 'api_key.revoke',"
+		"  k.agency_id, k.id::text, jsonb_build_object('name', k.name, 'prefix', k.prefix)"
+		"  FROM k JOIN old ON old.id = k.id WHERE old.revoked_at IS NULL)"
+		" SELECT id FROM k",
+		4, params, key_revoked);
 }
 
 /* ---- routes ------------------------------------------------------------ */

@@ -192,11 +192,13 @@ static void bulk_next(struct api_req *r)
 		b->i++;
 	}
 	if (b->i < b->n) {
-		const char *params[] = {bulk_id(b), b->scope, NULL}; /* retry: client data kept */
+		/* retry: client data kept; the audit row names the caller */
+		const char *params[] = {bulk_id(b), b->scope, NULL, api_audit_user(r),
+					api_audit_key(r)};
 		if (b->cancel)
 			api_query(r, jobs_cancel_sql, 1, params, bulk_cancelled);
 		else
-			api_query(r, jobs_retry_sql, 3, params, bulk_retried);
+			api_query(r, jobs_retry_sql, 5, params, bulk_retried);
 		return;
 	}
 	log_info("bulk job action", "request_id", r->c->request_id, "agency_id", api_param(r, 0),

@@ -31,7 +31,8 @@ char *job_total_sql(const char *where);
 char *job_total_members(const char *count);
 
 /* POST /jobs/{id}/retry's statement (api_jobs.c): $1 job, $2 scope, $3 new
- * client data (NULL: kept; edit-and-retry passes one). */
+ * client data (NULL: kept; edit-and-retry passes one), $4/$5 the audit row's
+ * user and API key (api_audit_user/api_audit_key). */
 extern const char jobs_retry_sql[];
 
 #endif

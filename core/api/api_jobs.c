@@ -932,7 +932,9 @@ const char jobs_retry_sql[] =
 	"  locked_by = NULL, lease_until = NULL, updated_at = now(),"
 	"  client_data_json = COALESCE($3::jsonb, p.client_data_json)"
 	"  FROM j WHERE p.id = j.id AND j.status = 'FAILED'"
-	"  RETURNING p.*, pg_notify('ghl_jobs', ''))"
+	"  RETURNING p.*, pg_notify('ghl_jobs', '')),"
+	" au AS (" API_AUDIT_INSERT " SELECT $4::uuid, $5::uuid, 'job.retry', upd.agency_id,"
+	"  upd.id::text, NULL FROM upd)"
 	" SELECT j.status::text, (SELECT " JOB_JSON("upd") " FROM upd) FROM j";
 
 static void retried(struct api_req *r, PGresult *res)
@@ -960,8 +962,8 @@ static void retried(struct api_req *r, PGresult *res)
 static void jobs_retry(struct api_req *r)
 {
 	char *scope = api_scope_array(&r->who);
-	const char *params[] = {api_param(r, 0), scope, NULL};
-	api_query(r, jobs_retry_sql, 3, params, retried);
+	const char *params[] = {api_param(r, 0), scope, NULL, api_audit_user(r), api_audit_key(r)};
+	api_query(r, jobs_retry_sql, 5, params, retried);
 	free(scope);
 }
 
@@ -1016,8 +1018,8 @@ static void edit_retry_checked(struct api_req *r, PGresult *res)
 	json_free(cp);
 	char *scope = api_scope_array(&r->who);
 	char *text = json_to_string(client);
-	const char *params[] = {api_param(r, 0), scope, text};
-	api_query(r, jobs_retry_sql, 3, params, retried);
+	const char *params[] = {api_param(r, 0), scope, text, api_audit_user(r), api_audit_key(r)};
+	api_query(r, jobs_retry_sql, 5, params, retried);
 	free(text);
 	free(scope);
 }
@@ -1057,14 +1059,22 @@ static void cancelled(struct api_req *r, PGresult *res)
 		  params, cancel_reread);
 }
 
+/* jobs_cancel_sql with the audit row of a job cancelled or asked to stop */
+static const char cancel_sql[] = JOBS_CANCEL_WITH
+	","
+	" au AS (" API_AUDIT_INSERT " SELECT $2::uuid, $3::uuid, 'job.cancel', p.agency_id,"
+	"  p.id::text, NULL FROM provisioning_jobs p"
+	"  WHERE p.id = $1::uuid AND (EXISTS (SELECT 1 FROM now_cancelled)"
+	"  OR EXISTS (SELECT 1 FROM requested)))" JOBS_CANCEL_SELECT;
+
 static void cancel_scoped(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "job");
 		return;
 	}
-	const char *params[] = {api_param(r, 0)};
-	api_query(r, jobs_cancel_sql, 1, params, cancelled);
+	const char *params[] = {api_param(r, 0), api_audit_user(r), api_audit_key(r)};
+	api_query(r, cancel_sql, 3, params, cancelled);
 }
 
 static void jobs_cancel(struct api_req *r)

@@ -153,11 +153,14 @@ static void login_verified(void *arg, int ok)
 	char ttl[48];
 	snprintf(ttl, sizeof(ttl), "%lld milliseconds", (long long)cfg->session_ttl_ms);
 	const char *params[] = {token_hash, l->user_id, csrf_hash, ttl};
-	api_query(r,
-		  "INSERT INTO sessions (token_hash, user_id, csrf_token_hash, expires_at)"
-		  " VALUES ($1, $2, $3, now() + $4::interval)"
-		  " RETURNING " API_SQL_ISO("expires_at"),
-		  4, params, login_reply);
+	api_query(
+		r,
+		"WITH s AS (INSERT INTO sessions (token_hash, user_id, csrf_token_hash, expires_at)"
+		" VALUES ($1, $2, $3, now() + $4::interval) RETURNING user_id, expires_at),"
+		" au AS (" API_AUDIT_INSERT " SELECT s.user_id, NULL, 'auth.login', NULL,"
+		"  s.user_id::text, NULL FROM s)"
+		" SELECT " API_SQL_ISO("s.expires_at") " FROM s",
+		4, params, login_reply);
 }
 
 static void login_user_found(struct api_req *r, PGresult *res)

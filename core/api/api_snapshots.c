@@ -100,7 +100,8 @@ static const char sync_sql[] =
 	"  RETURNING (xmax = 0) AS added),"
 	" gone AS (UPDATE snapshots s SET is_active = false, updated_at = now()"
 	"  WHERE s.agency_id = $1::uuid AND s.is_active"
-	"   AND NOT EXISTS (SELECT 1 FROM g WHERE g.gid = s.ghl_snapshot_id) RETURNING 1)"
+	"   AND NOT EXISTS (SELECT 1 FROM g WHERE g.gid = s.ghl_snapshot_id) RETURNING 1),"
+	" seen AS (UPDATE agencies SET snapshots_synced_at = now() WHERE id = $1::uuid)"
 	" SELECT (SELECT count(*) FROM g), count(*) FILTER (WHERE added),"
 	"  count(*) FILTER (WHERE NOT added), (SELECT count(*) FROM gone) FROM up";
 
@@ -228,17 +229,29 @@ static void snapshots_update(struct api_req *r)
 				niche ? "true" : "false",
 				json_get_str(r->body, "niche"),
 				desc ? "true" : "false",
-				json_get_str(r->body, "description")};
+				json_get_str(r->body, "description"),
+				api_audit_user(r),
+				api_audit_key(r)};
+	/* the audit row's diff: the fields that changed, from the row before */
 	api_query(r,
-		  "UPDATE snapshots s SET is_active = COALESCE($3::boolean, s.is_active),"
+		  "WITH old AS (SELECT jsonb_build_object('niche', niche, 'description',"
+		  "  description, 'is_active', is_active) AS o FROM snapshots WHERE id = $1::uuid),"
+		  " s AS (UPDATE snapshots s SET is_active = COALESCE($3::boolean, s.is_active),"
 		  " niche = CASE WHEN $4::boolean THEN $5::text ELSE s.niche END,"
 		  " description = CASE WHEN $6::boolean THEN $7::text ELSE s.description END,"
 		  " updated_at = now()"
 		  " FROM agencies a WHERE s.id = $1::uuid AND a.id = s.agency_id"
 		  "  AND a.deleted_at IS NULL"
 		  "  AND ($2::uuid[] IS NULL OR s.agency_id = ANY($2::uuid[]))"
-		  " RETURNING " SNAPSHOT_JSON,
-		  7, params, updated);
+		  " RETURNING s.*, jsonb_build_object('niche', s.niche, 'description',"
+		  "  s.description, 'is_active', s.is_active) AS n),"
+		  " au AS (" API_AUDIT_INSERT " SELECT $8::uuid, $9::uuid, 'snapshot.update',"
+		  "  s.agency_id, s.id::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object("
+		  "   'path', k, 'from', old.o->k, 'to', s.n->k) ORDER BY k), '[]'::jsonb)"
+		  "   FROM jsonb_object_keys(s.n) k WHERE old.o->k IS DISTINCT FROM s.n->k)"
+		  "  FROM s, old)"
+		  " SELECT " SNAPSHOT_JSON " FROM s",
+		  9, params, updated);
 	free(scope);
 }
 

@@ -158,15 +158,22 @@ static void create_hashed(void *arg, char *hash)
 	char *email = lower_dup(json_get_str(r->body, "email"));
 	const char *role = json_get_str(r->body, "role");
 	char *agencies = agency_array(r->body);
-	const char *params[] = {email, hash, role ? role : "AGENCY_ADMIN",
-				agencies ? agencies : "{}"};
+	const char *params[] = {email,
+				hash,
+				role ? role : "AGENCY_ADMIN",
+				agencies ? agencies : "{}",
+				api_audit_user(r),
+				api_audit_key(r)};
 	r->conflict_msg = "a user with this email already exists";
 	api_query(r,
 		  "WITH u AS (INSERT INTO users (email, password_hash, role)"
 		  "  VALUES ($1, $2, $3::user_role) RETURNING *),"
 		  " l AS (INSERT INTO user_agencies (user_id, agency_id)"
 		  "  SELECT u.id, x.a FROM u, (SELECT DISTINCT unnest($4::uuid[]) AS a) x"
-		  "  RETURNING agency_id)"
+		  "  RETURNING agency_id),"
+		  " au AS (" API_AUDIT_INSERT " SELECT $5::uuid, $6::uuid, 'user.create', NULL,"
+		  "  u.id::text, jsonb_build_object('email', u.email, 'role', u.role,"
+		  "  'agency_ids', $4::uuid[]) FROM u)"
 		  " SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
 		  "  'agency_ids', COALESCE((SELECT json_agg(agency_id ORDER BY agency_id) FROM l),"
 		  "   '[]'::json),"
@@ -174,7 +181,7 @@ static void create_hashed(void *arg, char *hash)
 			  "u.created_at") ","
 					  "  'updated_at', " API_SQL_ISO(
 						  "u.updated_at") ")::text FROM u",
-		  4, params, reply_201);
+		  6, params, reply_201);
 	free(email);
 	free(agencies);
 	free(hash);
@@ -202,10 +209,17 @@ static void users_get(struct api_req *r)
 static void update_run(struct api_req *r, const char *hash)
 {
 	char *agencies = agency_array(r->body);
-	const char *params[] = {api_param(r, 0), json_get_str(r->body, "role"), hash, agencies};
+	const char *params[] = {
+		api_param(r, 0), json_get_str(r->body, "role"), hash, agencies, api_audit_user(r),
+		api_audit_key(r)};
+	/* the audit diff: role and agencies before (old, the statement's snapshot)
+	 * and after; a new password is named, never shown */
 	api_query(
 		r,
-		"WITH u AS (UPDATE users SET role = COALESCE($2::user_role, role),"
+		"WITH old AS (SELECT u.id, jsonb_build_object('role', u.role, 'agency_ids',"
+		"  COALESCE((SELECT jsonb_agg(ua.agency_id ORDER BY ua.agency_id) FROM user_agencies ua"
+		"  WHERE ua.user_id = u.id), '[]'::jsonb)) AS o FROM users u WHERE u.id = $1),"
+		" u AS (UPDATE users SET role = COALESCE($2::user_role, role),"
 		"  password_hash = COALESCE($3::text, password_hash), updated_at = now()"
 		"  WHERE id = $1 RETURNING *),"
 		" d AS (DELETE FROM user_agencies ua USING u WHERE ua.user_id = u.id"
@@ -215,7 +229,17 @@ static void update_run(struct api_req *r, const char *hash)
 		"  ON CONFLICT DO NOTHING),"
 		" s AS (UPDATE sessions SET revoked_at = now() FROM u"
 		"  WHERE sessions.user_id = u.id AND $3::text IS NOT NULL"
-		"  AND sessions.revoked_at IS NULL)"
+		"  AND sessions.revoked_at IS NULL),"
+		" au AS (" API_AUDIT_INSERT " SELECT $5::uuid, $6::uuid, 'user.update', NULL,"
+		"  u.id::text, (SELECT COALESCE(jsonb_agg(jsonb_build_object('path', k, 'from',"
+		"   old.o->k, 'to', n.n->k) ORDER BY k), '[]'::jsonb) FROM jsonb_object_keys(n.n) k"
+		"   WHERE old.o->k IS DISTINCT FROM n.n->k)"
+		"   || CASE WHEN $3::text IS NULL THEN '[]'::jsonb ELSE jsonb_build_array("
+		"   jsonb_build_object('path', 'password', 'from', '***', 'to', '***')) END"
+		"  FROM u JOIN old ON old.id = u.id, LATERAL (SELECT jsonb_build_object('role', u.role,"
+		"   'agency_ids', CASE WHEN $4::uuid[] IS NULL THEN old.o->'agency_ids' ELSE"
+		"   (SELECT COALESCE(jsonb_agg(DISTINCT a ORDER BY a), '[]'::jsonb)"
+		"    FROM unnest($4::uuid[]) a) END) AS n) n)"
 		" SELECT json_build_object('id', u.id, 'email', u.email, 'role', u.role,"
 		"  'agency_ids', COALESCE(CASE WHEN $4::uuid[] IS NULL THEN"
 		"   (SELECT json_agg(ua.agency_id ORDER BY ua.agency_id) FROM user_agencies ua"
@@ -225,7 +249,7 @@ static void update_run(struct api_req *r, const char *hash)
 			"u.created_at") ","
 					"  'updated_at', " API_SQL_ISO(
 						"u.updated_at") ")::text FROM u",
-		4, params, reply_200);
+		6, params, reply_200);
 	free(agencies);
 }
 
@@ -278,8 +302,13 @@ static void users_delete(struct api_req *r)
 		api_reply_error(r, 409, "conflict", "you cannot delete your own user", NULL);
 		return;
 	}
-	const char *params[] = {api_param(r, 0)};
-	api_query(r, "DELETE FROM users WHERE id = $1 RETURNING id", 1, params, delete_done);
+	const char *params[] = {api_param(r, 0), api_audit_user(r), api_audit_key(r)};
+	api_query(r,
+		  "WITH u AS (DELETE FROM users WHERE id = $1 RETURNING id, email, role),"
+		  " au AS (" API_AUDIT_INSERT " SELECT $2::uuid, $3::uuid, 'user.delete', NULL,"
+		  "  u.id::text, jsonb_build_object('email', u.email, 'role', u.role) FROM u)"
+		  " SELECT id FROM u",
+		  3, params, delete_done);
 }
 
 /* ---- routes ------------------------------------------------------------ */

@@ -25,6 +25,7 @@ extern const struct route_table api_tasks_route_table;	      /* core/api/api_tas
 extern const struct route_table api_bulk_route_table;	      /* core/api/api_job_search.c */
 extern const struct route_table api_batch_route_table;	      /* core/api/api_batches.c */
 extern const struct route_table api_job_timeline_route_table; /* core/api/api_job_timeline.c */
+extern const struct route_table api_audit_route_table;	      /* core/api/api_audit.c */
 
 /* clang-format off */
 static const struct route_table *const tables[] = {
@@ -45,6 +46,7 @@ static const struct route_table *const tables[] = {
 	&api_bulk_route_table,
 	&api_batch_route_table,
 	&api_job_timeline_route_table,
+	&api_audit_route_table,
 };
 /* clang-format on */
 

@@ -28,24 +28,7 @@ const char jobs_insert_sql[] =
 	" WHERE $4 IS NOT NULL AND agency_id = $1::uuid AND idempotency_key = $4"
 	"  AND NOT EXISTS (SELECT 1 FROM ins)";
 
-const char jobs_cancel_sql[] =
-	"WITH now_cancelled AS ("
-	" UPDATE provisioning_jobs SET status = 'CANCELLED', error_message = 'cancelled by request',"
-	"  finished_at = now(), updated_at = now(), cancel_requested = true"
-	" WHERE id = $1::uuid AND (status IN ('PENDING', 'RETRYING')"
-	"  OR (status = 'IN_PROGRESS' AND context_json ? 'waiting'))" /* parked on a task */
-	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid) RETURNING id, status),"
-	" requested AS ("
-	" UPDATE provisioning_jobs SET cancel_requested = true, updated_at = now()"
-	" WHERE id = $1::uuid AND (status = 'IN_PROGRESS' OR (status IN ('PENDING', 'RETRYING')"
-	"  AND EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid)))"
-	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled)"
-	" RETURNING id, status, pg_notify('ghl_cancel', id::text))"
-	" SELECT status::text, 'cancelled' FROM now_cancelled"
-	" UNION ALL SELECT status::text, 'requested' FROM requested"
-	" UNION ALL SELECT status::text, 'finished' FROM provisioning_jobs"
-	"  WHERE id = $1::uuid AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')"
-	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled) AND NOT EXISTS (SELECT 1 FROM requested)";
+const char jobs_cancel_sql[] = JOBS_CANCEL_WITH JOBS_CANCEL_SELECT;
 
 /* Canonical JSON: keys sorted, so {"a":1,"b":2} and {"b":2,"a":1} hash alike. */
 static void canonical(struct buf *b, const struct json *v)

@@ -30,6 +30,29 @@ void jobs_request_hash(const struct json *client, const char *snapshot_id, char 
  * with how = 'cancelled' | 'requested' | 'finished' (already over), or no
  * row when the job does not exist. */
 extern const char jobs_cancel_sql[];
+/* Its two parts: a caller may add its own CTEs after JOBS_CANCEL_WITH
+ * (", au AS (…)" — the API's audit row, from now_cancelled and requested). */
+/* clang-format off */
+#define JOBS_CANCEL_WITH \
+	"WITH now_cancelled AS (" \
+	" UPDATE provisioning_jobs SET status = 'CANCELLED', error_message = 'cancelled by request'," \
+	"  finished_at = now(), updated_at = now(), cancel_requested = true" \
+	" WHERE id = $1::uuid AND (status IN ('PENDING', 'RETRYING')" \
+	"  OR (status = 'IN_PROGRESS' AND context_json ? 'waiting'))" /* parked on a task */ \
+	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid) RETURNING id, status)," \
+	" requested AS (" \
+	" UPDATE provisioning_jobs SET cancel_requested = true, updated_at = now()" \
+	" WHERE id = $1::uuid AND (status = 'IN_PROGRESS' OR (status IN ('PENDING', 'RETRYING')" \
+	"  AND EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid)))" \
+	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled)" \
+	" RETURNING id, status, pg_notify('ghl_cancel', id::text))"
+#define JOBS_CANCEL_SELECT \
+	" SELECT status::text, 'cancelled' FROM now_cancelled" \
+	" UNION ALL SELECT status::text, 'requested' FROM requested" \
+	" UNION ALL SELECT status::text, 'finished' FROM provisioning_jobs" \
+	"  WHERE id = $1::uuid AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')" \
+	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled) AND NOT EXISTS (SELECT 1 FROM requested)"
+/* clang-format on */
 
 enum job_submit_status { JOB_CREATED, JOB_EXISTING, JOB_CONFLICT, JOB_INVALID, JOB_ERROR };
 

@@ -297,6 +297,8 @@ static const struct ccase cases[] = {
 	 NULL, ADMIN_ONLY(200)},
 	{"GET /api/v1/reports/overview", "/api/v1/reports/overview?days=91", NULL, NULL, NULL,
 	 ADMIN_ONLY(400)},
+	{"GET /api/v1/audit", "/api/v1/audit?limit=3", NULL, NULL, NULL, ALL(200)},
+	{"GET /api/v1/audit", "/api/v1/audit?action=Job.Retry", NULL, NULL, NULL, ADMIN_ONLY(400)},
 	{"POST /api/v1/agencies/{id}/pipeline/dry-run",
 	 "/api/v1/agencies/%A/pipeline/dry-run",
 	 "{\"pipeline\":[{\"step\":\"VALIDATE_SNAPSHOT\"}]}",

@@ -342,6 +342,12 @@ static const struct scope_row scope_matrix[] = {
 	 "SELECT id::text FROM job_batches",
 	 "SELECT id::text FROM job_batches WHERE agency_id = '%A' AND agency_id" IN_AGENCIES,
 	 {200, 200, 200, 404, 200, 404}},
+	/* rows without an agency (logins, user changes): staff only, i.e. the
+	 * callers whose $1 holds every agency */
+	{"/api/v1/audit", "/api/v1/audit?limit=3", "id", "SELECT id::text FROM audit_log",
+	 "SELECT id::text FROM audit_log WHERE agency_id" IN_AGENCIES
+	 " OR (agency_id IS NULL AND cardinality($1::uuid[]) = (SELECT count(*) FROM agencies))",
+	 ALL_200},
 };
 
 START_TEST(scope_matrix_every_role)

@@ -214,6 +214,42 @@ START_TEST(scope)
 }
 END_TEST
 
+static void assert_diff(const char *before, const char *after, const char *want)
+{
+	struct json *a = json_parse(before, strlen(before), JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *b = json_parse(after, strlen(after), JSON_DEFAULT_MAX_DEPTH, NULL);
+	char *d = api_audit_diff(a, b, NULL);
+	ck_assert_str_eq(d, want);
+	free(d);
+	json_free(a);
+	json_free(b);
+}
+
+/* The audit diff: members and items compared one by one, paths as the API
+ * names fields, absent and null alike, nothing for equal documents. */
+START_TEST(audit_diff_paths)
+{
+	assert_diff("{\"a\":1,\"b\":{\"c\":[1,2]}}", "{\"a\":1,\"b\":{\"c\":[1,2]}}", "[]");
+	assert_diff("{\"name\":\"x\"}", "{\"name\":\"y\"}",
+		    "[{\"path\":\"name\",\"from\":\"x\",\"to\":\"y\"}]");
+	assert_diff("{\"p\":[{\"s\":\"A\",\"c\":{\"r\":\"admin\"}}]}",
+		    "{\"p\":[{\"s\":\"A\",\"c\":{\"r\":\"user\"}},{\"s\":\"B\"}]}",
+		    "[{\"path\":\"p[0].c.r\",\"from\":\"admin\",\"to\":\"user\"},"
+		    "{\"path\":\"p[1]\",\"from\":null,\"to\":{\"s\":\"B\"}}]");
+	assert_diff("{\"gone\":1,\"n\":null}", "{\"new\":true}",
+		    "[{\"path\":\"gone\",\"from\":1,\"to\":null},"
+		    "{\"path\":\"new\",\"from\":null,\"to\":true}]");
+	assert_diff("[1,2,3]", "[1]",
+		    "[{\"path\":\"[1]\",\"from\":2,\"to\":null},"
+		    "{\"path\":\"[2]\",\"from\":3,\"to\":null}]");
+	assert_diff("{\"a\":{\"b\":1}}", "{\"a\":\"flat\"}",
+		    "[{\"path\":\"a\",\"from\":{\"b\":1},\"to\":\"flat\"}]");
+	char *d = api_audit_diff(NULL, NULL, "settings");
+	ck_assert_str_eq(d, "[]");
+	free(d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("api");
@@ -225,6 +261,7 @@ int main(void)
 	tcase_add_test(tc, cursor_round_trip_and_rejects);
 	tcase_add_test(tc, like_uuid_roles);
 	tcase_add_test(tc, scope);
+	tcase_add_test(tc, audit_diff_paths);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
 }
