@@ -29,6 +29,9 @@ static const struct {
 	{"webhooks", "#/webhooks", "main", "Webhooks"},
 	{"keys", "#/keys?agency=%A", "#key-list", "a11y-key"},
 	{"audit", "#/audit", "#audit-list", "api_key.create"},
+	{"overview", "#/overview", "main h1", "Overview"},
+	{"tasks", "#/tasks", "main h1", "Tasks"},
+	{"drift", "#/drift", "main h1", "Drift"},
 };
 
 static char *axe_source;
