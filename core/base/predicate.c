@@ -433,9 +433,10 @@ static int unary(struct parser *p, struct val *out)
 	int rc;
 	if (tok_is(p, &t, "not")) {
 		take(p, &t);
-		struct val v;
+		struct val v = {.k = V_NULL};
 		rc = unary(p, &v);
-		*out = boolean(!is_true(&v));
+		if (rc >= 0) /* v is unset when the operand did not parse */
+			*out = boolean(!is_true(&v));
 	} else {
 		rc = comparison(p, out);
 	}
