@@ -6,8 +6,8 @@
  * out together as ONE statement per lane, while the next batch accumulates —
  * the commit cost is shared by every job in the batch. A lane is a dedicated
  * connection; a job always writes on the same lane (chosen by its id), so a
- * job's writes commit in order, and two lanes let PostgreSQL spend two cores
- * on the journal. Job updates are fenced by the lease owner: an
+ * job's writes commit in order, and several lanes (JOURNAL_LANES) let
+ * PostgreSQL spend more than one core on the journal. Job updates are fenced by the lease owner: an
  * update for a job this process no longer owns changes nothing, and the
  * job's `lost` callback tells the runner to stop. The fence is the job's
  * row in job_leases (locked for the batch), and a job some other writer
