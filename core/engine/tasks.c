@@ -42,11 +42,11 @@ struct open_call {
 	void *arg;
 };
 
-static void opened(void *arg, PGresult *res, const char *errmsg)
+static void opened(void *arg, PGresult *res, const struct err *e)
 {
 	struct open_call *oc = arg;
 	struct json *row = NULL;
-	const char *why = errmsg ? errmsg : "no answer";
+	const char *why = e ? e->msg : "no answer";
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) >= 1) {
 		const char *text = PQgetvalue(res, 0, 0);
 		row = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
@@ -146,7 +146,7 @@ struct task_check {
 	int dead; /* task_check_free ran while a query was out: free on its answer */
 };
 
-static void checked(void *arg, PGresult *res, const char *errmsg)
+static void checked(void *arg, PGresult *res, const struct err *e)
 {
 	struct task_check *t = arg;
 	t->running = 0;
@@ -157,7 +157,7 @@ static void checked(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (!t->app->stopping)
 			log_warn("the task check failed; trying again at the next interval",
-				 "error", res ? PQresultErrorMessage(res) : errmsg, NULL);
+				 "error", db_why(res, e), NULL);
 		return;
 	}
 	const char *marked = PQgetvalue(res, 0, 0), *woken = PQgetvalue(res, 0, 1);
