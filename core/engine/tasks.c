@@ -11,6 +11,7 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "schema.h"
 
 #define TASK_OVERDUE_BATCH "1000"
 
@@ -95,6 +96,33 @@ void tasks_open(struct app *app, const char *job_id, const char *agency_id, int 
 	/* an insert-or-find: safe to send again when its connection drops */
 	db_pool_query_flags(app->db, DB_REPLAY, open_sql, 9, params, opened, oc);
 	free(list);
+}
+
+static const char spec_schema_text[] =
+	"{\"type\":\"object\",\"properties\":{"
+	"\"title\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":300},"
+	"\"checklist\":{\"type\":\"array\",\"maxItems\":50,\"items\":{\"type\":\"string\","
+	"\"minLength\":1,\"maxLength\":500}},"
+	"\"due_in_days\":{\"type\":\"number\",\"minimum\":0,\"maximum\":365},"
+	"\"assignee_role\":{\"type\":\"string\",\"enum\":[\"AGENCY_ADMIN\",\"SUPPORT\",\"ADMIN\"]},"
+	"\"on_reject\":{\"type\":\"string\",\"enum\":[\"fail\",\"rollback\"]}},"
+	"\"required\":[\"title\"],\"additionalProperties\":false}";
+
+int tasks_spec_check(const struct json *spec, struct err *e)
+{
+	struct json *schema = json_parse(spec_schema_text, sizeof(spec_schema_text) - 1,
+					 JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *problems = json_new_array();
+	size_t n = schema_validate(schema, spec, "task", problems);
+	int rc = 0;
+	if (n) {
+		const struct json *p = json_at(problems, 0);
+		rc = err_setc(e, ERR_INVALID, "%s: %s%s", json_get_str(p, "field"),
+			      json_get_str(p, "message"), n > 1 ? " (and more problems)" : "");
+	}
+	json_free(problems);
+	json_free(schema);
+	return rc;
 }
 
 /* ---- the periodic check ------------------------------------------------------ */
