@@ -126,10 +126,10 @@ static void check_url(const char *url, int allow_private, struct api_problems *p
 		v6->sin6_family = AF_INET6;
 	else
 		return; /* a name */
-	char why[64];
-	if (!allow_private && !ssrf_addr_is_public((struct sockaddr *)&ss, why, sizeof(why)))
+	struct err why;
+	if (!allow_private && !ssrf_addr_is_public((struct sockaddr *)&ss, &why))
 		api_problem(p, "url", "%s is a %s address; events go to public addresses only",
-			    host, why);
+			    host, why.msg);
 }
 
 /* ---- list / get / delete ------------------------------------------------- */
