@@ -1059,22 +1059,15 @@ static void cancelled(struct api_req *r, PGresult *res)
 		  params, cancel_reread);
 }
 
-/* jobs_cancel_sql with the audit row of a job cancelled or asked to stop */
-static const char cancel_sql[] = JOBS_CANCEL_WITH
-	","
-	" au AS (" API_AUDIT_INSERT " SELECT $2::uuid, $3::uuid, 'job.cancel', p.agency_id,"
-	"  p.id::text, NULL FROM provisioning_jobs p"
-	"  WHERE p.id = $1::uuid AND (EXISTS (SELECT 1 FROM now_cancelled)"
-	"  OR EXISTS (SELECT 1 FROM requested)))" JOBS_CANCEL_SELECT;
-
 static void cancel_scoped(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "job");
 		return;
 	}
+	/* the audit row names the caller (jobs_cancel_sql writes it) */
 	const char *params[] = {api_param(r, 0), api_audit_user(r), api_audit_key(r)};
-	api_query(r, cancel_sql, 3, params, cancelled);
+	api_query(r, jobs_cancel_sql, 3, params, cancelled);
 }
 
 static void jobs_cancel(struct api_req *r)
