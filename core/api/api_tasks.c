@@ -124,11 +124,7 @@ static void tasks_list(struct api_req *r)
 
 static void reply_task(struct api_req *r, PGresult *res)
 {
-	if (PQntuples(res) != 1) {
-		api_reply_not_found(r, "task");
-		return;
-	}
-	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+	api_reply_one(r, res, "task");
 }
 
 static void tasks_get(struct api_req *r)
