@@ -438,6 +438,10 @@ START_TEST(cancel_a_parked_job)
 {
 	struct world w;
 	world_open(&w, "tasks_cancel", PIPE_TASK("") "}");
+	tl_execf(w.db,
+		 "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
+		 " VALUES ('%s', 'https://example.com/hook', '{task.cancelled}', 'x')",
+		 w.agency);
 	char *job, *task = parked_job(&w, "Foxtrot Bar", &job);
 	char *path = xasprintf("/api/v1/jobs/%s/cancel", job);
 	struct tl_resp r;
@@ -447,6 +451,13 @@ START_TEST(cancel_a_parked_job)
 	tl_resp_free(&r);
 	/* its task ended with it, in the same transaction: no longer OPEN */
 	task_is(&w, task, "CANCELLED");
+	ck_assert_int_eq(
+		tl_sqlf_n(w.db,
+			  "SELECT count(*) FROM event_deliveries WHERE event_type ="
+			  " 'task.cancelled' AND payload::jsonb->'data'->'task'->>'id' = '%s'"
+			  " AND payload::jsonb->'data'->'task'->>'status' = 'CANCELLED'",
+			  task),
+		1);
 	ck_assert_int_eq(
 		tl_sqlf_n(w.db, "SELECT count(*) FROM tasks WHERE completed_at IS NOT NULL"), 1);
 	call(&w, &r, hagent_admin_token(&w.agent), "GET", "/api/v1/tasks?status=OPEN", NULL);
