@@ -264,6 +264,9 @@ void api_reply_error(struct api_req *r, int status, const char *code, const char
 /* 422 with p's details (unknown fields named in the message); frees p. */
 void api_reply_problems(struct api_req *r, struct api_problems *p);
 void api_reply_not_found(struct api_req *r, const char *what);
+/* The one row's column 0 (a JSON text) as 200, or 404 "<what> not found"
+ * when the query found none (an object outside the caller's scope too). */
+void api_reply_one(struct api_req *r, PGresult *res, const char *what);
 /* 500 and a log line with the reason (never shown to the caller). */
 void api_reply_internal(struct api_req *r, const char *why);
 /* {"items":[<col json_col of each row>…], "next_cursor": …} from rows fetched

@@ -49,6 +49,7 @@ static const char *const event_types[] = {
 	"job.completed",	  "job.failed",	     "job.cancelled",
 	"job.retrying",		  "task.created",    "task.overdue",
 	"agency.needs_reconnect", "batch.completed", "job.drift",
+	"task.cancelled",
 	NULL};
 /* clang-format on */
 

@@ -128,6 +128,15 @@ void api_reply_not_found(struct api_req *r, const char *what)
 	free(msg);
 }
 
+void api_reply_one(struct api_req *r, PGresult *res, const char *what)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, what);
+		return;
+	}
+	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+}
+
 void api_reply_internal(struct api_req *r, const char *why)
 {
 	log_error("api request failed", "request_id", r->c->request_id, "path", r->c->path, "error",
