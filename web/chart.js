@@ -65,7 +65,7 @@ export function stackedBars(rows, series, title, opts = {}) {
   const data = h('details', { class: 'chart-table' }, h('summary', { text: 'Show the numbers' }),
     h('table', { class: 'grid' }, h('caption', { text: title }),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: opts.rowTitle || 'Day' }), series.map((x) => h('th', { scope: 'col', text: x.label })), h('th', { scope: 'col', text: 'Total' }))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row', text: r.label }), series.map((x) => h('td', { text: String(r[x.key] || 0) })), h('td', { text: String(total(r)) }))))));
+      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row', text: r.label }), series.map((x) => h('td', { 'data-label': x.label, text: String(r[x.key] || 0) })), h('td', { 'data-label': 'Total', text: String(total(r)) }))))));
   return h('figure', { class: 'chart-box' }, svg, legend, data);
 }
 

@@ -165,7 +165,9 @@ function csvForm(agencies, initialAgency, done) {
       await done();
     }, (e) => {
       progress.hidden = true; // not a full bar: nothing was stored
-      status.textContent = 'Nothing was stored: fix the lines listed below and upload the file again.';
+      status.textContent = e.status === 422
+        ? 'Nothing was stored: fix the lines listed below and upload the file again.'
+        : 'Nothing was stored: see why below, then upload the file again.';
       showErrors(form, e);
     });
   });

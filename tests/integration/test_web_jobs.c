@@ -89,6 +89,86 @@ static void wait_status(const char *id, const char *st)
 	ck_assert_msg(n == 1, "job %s never became %s", id, st);
 }
 
+/* A CSV file at a fresh path under /tmp (malloc'd; the caller unlinks it). */
+static char *csv_file(const char *name, const char *text)
+{
+	char *path = xasprintf("/tmp/ghl-web-jobs-%d-%s", (int)getpid(), name);
+	FILE *f = fopen(path, "w");
+	ck_assert_msg(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* The CSV upload (issue 14 items 5 and 8): a file with a bad third line is
+ * refused at that line's number, the progress bar goes away and the form
+ * says that nothing was stored; fixed, it queues its jobs as a batch whose
+ * page the form links to. */
+static void csv_upload(void)
+{
+	long long before = tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs");
+	char *bad = csv_file("bad.csv", "name,email,first_name,last_name\n"
+					"Csv One,one@example.com,Ada,One\n"
+					",two@example.com,Ada,Two\n");
+	char *good = csv_file("autumn.csv", "name,email,first_name,last_name\n"
+					    "Csv One,one@example.com,Ada,One\n"
+					    "Csv Two,two@example.com,Ada,Two\n");
+	go("#/jobs");
+	wd_click(&browser, "#csv-panel summary");
+	wd_type(&browser, "#csv-file", bad);
+	wd_click(&browser, "#csv-form button[type=submit]");
+	wd_wait_text(&browser, "#csv-form .form-error", "line 3", 10000);
+	wd_wait_text(&browser, "#csv-form", "Nothing was stored", 2000);
+	struct json *bar = wd_exec(&browser, "return document.querySelector('#csv-form progress')"
+					     ".hidden");
+	ck_assert_msg(bar && bar->type == JSON_BOOL && bar->u.boolean,
+		      "the progress bar still shows after an upload that stored nothing");
+	json_free(bar);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), before);
+	wd_screenshots(&browser, "jobs-csv-refused");
+	ck_assert_int_eq(wd_sideways_px(&browser, 360), 0); /* the open form fits a phone */
+	wd_clear(&browser, "#csv-file");
+	wd_type(&browser, "#csv-file", good);
+	wd_click(&browser, "#csv-form button[type=submit]");
+	wd_wait_text(&browser, "#csv-form", "2 jobs queued", 10000);
+	wd_click(&browser, "#csv-batch-link");
+	wd_wait_text(&browser, "h1", "autumn.csv", 10000);
+	wd_wait_text(&browser, "#batch-summary", "0 of 2 finished", 10000);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), before + 2);
+	wd_assert_no_console_errors(&browser);
+	unlink(bad);
+	unlink(good);
+	free(bad);
+	free(good);
+}
+
+/* An agent that does not answer (the page's fetch fails): the jobs page
+ * says so and what to do (issue 14 item 8), and recovers on the next load. */
+static void network_error_says_what_to_do(void)
+{
+	go("#/jobs");
+	wd_wait_text(&browser, "#job-list", "Csv Two", 10000);
+	json_free(wd_exec(&browser, "window.realFetch = window.fetch; window.fetch = function () {"
+				    " return Promise.reject(new TypeError('Failed to fetch')); };"
+				    " return true;"));
+	wd_click(&browser, "#job-filters button[type=submit]");
+	wd_wait_text(&browser, "#job-filters + div > .form-error", "The agent did not answer",
+		     10000);
+	wd_wait_text(&browser, "#job-filters + div > .form-error", "then try again", 2000);
+	json_free(wd_exec(&browser, "window.fetch = window.realFetch; return true;"));
+	wd_click(&browser, "#job-filters button[type=submit]");
+	for (int i = 0; i < 100; i++) {
+		char *err = wd_text(&browser, "#job-filters + div > .form-error");
+		int gone = !err || !*err;
+		free(err);
+		if (gone)
+			break;
+		ck_assert_msg(i < 99, "the error stayed after the agent answered again");
+		usleep(100000);
+	}
+	wd_assert_no_console_errors(&browser);
+}
+
 START_TEST(jobs_search_bulk_and_batch)
 {
 	wd_require_browser();
@@ -193,6 +273,8 @@ START_TEST(jobs_search_bulk_and_batch)
 		wd_sideways_px(&browser, 390));
 
 	wd_assert_no_console_errors(&browser);
+	csv_upload();
+	network_error_says_what_to_do();
 	char *v[] = {agency, alpha, beta, gamma, delta, batch};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		free(v[i]);

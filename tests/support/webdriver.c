@@ -367,11 +367,36 @@ void wd_login(struct wd *w, const char *base, const char *email, const char *pas
 	wd_wait_text(w, "#whoami", email, 10000);
 }
 
-static void window_width(struct wd *w, int width)
+/* window.innerWidth, or -1 when the page does not say. */
+static int inner_width(struct wd *w)
 {
+	struct json *v = wd_exec(w, "return window.innerWidth");
+	int px = v && v->type == JSON_NUMBER ? (int)v->u.num.d : -1;
+	json_free(v);
+	return px;
+}
+
+/* Resize, then wait until the page sees the new width: window.innerWidth
+ * is the width asked for, or (a window frame around the page) has moved
+ * from the old one and reads the same twice in a row. */
+void wd_width(struct wd *w, int width)
+{
+	int before = inner_width(w);
 	char *body = xasprintf("{\"width\":%d,\"height\":900}", width);
 	wd_call(w, "POST", "/window/rect", body);
 	free(body);
+	int64_t deadline = now_monotonic_ms() + 5000;
+	int last = -1;
+	for (;;) {
+		int now = inner_width(w);
+		if (now == width || (before != width && now != before && now == last))
+			return;
+		ck_assert_msg(now_monotonic_ms() < deadline,
+			      "the window did not become %d px wide (innerWidth %d, was %d)", width,
+			      now, before);
+		last = now;
+		usleep(20000);
+	}
 }
 
 static void save_png(struct wd *w, const char *name, int width)
@@ -399,26 +424,72 @@ static void save_png(struct wd *w, const char *name, int width)
 
 void wd_screenshots(struct wd *w, const char *name)
 {
-	window_width(w, 1400);
-	usleep(200000); /* let a resize-driven layout settle before the picture */
+	wd_width(w, 1400);
 	save_png(w, name, 1400);
-	window_width(w, 390);
-	usleep(200000);
+	wd_width(w, 390);
 	save_png(w, name, 390);
-	window_width(w, 1280);
+	wd_width(w, 1280);
 }
 
-int wd_sideways_px(struct wd *w, int width)
+int wd_sideways_at(struct wd *w, int width)
 {
-	window_width(w, width);
-	usleep(200000);
+	wd_width(w, width);
 	struct json *sw = wd_exec(w, "return document.scrollingElement.scrollWidth"
 				     " - document.documentElement.clientWidth");
 	int over = sw && sw->type == JSON_NUMBER ? (int)sw->u.num.d : 0;
 	json_free(sw);
-	window_width(w, 1280);
 	return over;
 }
+
+int wd_sideways_px(struct wd *w, int width)
+{
+	int over = wd_sideways_at(w, width);
+	wd_width(w, 1280);
+	return over;
+}
+
+char *wd_unlabelled_cells(struct wd *w)
+{
+	struct json *v = wd_exec(
+		w, "var bad = [];"
+		   " document.querySelectorAll('table.grid').forEach(function (t, n) {"
+		   "  var ths = t.querySelectorAll('thead th');"
+		   "  t.querySelectorAll('tbody tr').forEach(function (tr, r) {"
+		   "   Array.prototype.forEach.call(tr.children, function (td, i) {"
+		   "    var title = ths[i] ? ths[i].textContent.trim() : '';"
+		   "    if (td.tagName === 'TD' && title && !td.hasAttribute('data-label'))"
+		   "     bad.push('table ' + (t.id || t.className || n) + ' row ' + r + ': the \"'"
+		   "      + title + '\" cell has no data-label');"
+		   "   }); }); });"
+		   " return bad.slice(0, 6).join('\\n');");
+	ck_assert_msg(v && v->type == JSON_STRING, "the table check gave no answer");
+	char *out = xstrdup(v->u.str.s);
+	json_free(v);
+	return out;
+}
+
+char *wd_unlabelled_fields(struct wd *w)
+{
+	struct json *v = wd_exec(
+		w,
+		"var bad = [];"
+		" document.querySelectorAll('input, select, textarea').forEach(function (e) {"
+		"  if (e.type === 'hidden' || !e.getClientRects().length) return;"
+		"  var named = !e.hasAttribute('data-auto-label')"
+		"   && (e.getAttribute('aria-label') || '').trim()"
+		"   || e.getAttribute('aria-labelledby') || (e.title || '').trim()"
+		"   || Array.prototype.some.call(e.labels || [], function (l) {"
+		"    return l.textContent.trim(); });"
+		"  if (!named) bad.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')"
+		"   + (e.name ? '[name=' + e.name + ']' : '') + ' ' + (e.placeholder || '') + ' in '"
+		"   + (e.parentElement.closest('form, [id]') || document.body).id + ' has no label'); });"
+		" return bad.slice(0, 8).join('\\n');");
+	ck_assert_msg(v && v->type == JSON_STRING, "the field check gave no answer");
+	char *out = xstrdup(v->u.str.s);
+	json_free(v);
+	return out;
+}
+
 void wd_assert_no_console_errors(struct wd *w)
 {
 	struct json *logs = wd_cmd(w, "POST", "/se/log", "{\"type\":\"browser\"}");

@@ -66,9 +66,27 @@ void wd_login(struct wd *w, const char *base, const char *email, const char *pas
  * and -390.png under $GHL_BUILD_DIR (or the working directory), then restore
  * the window. */
 void wd_screenshots(struct wd *w, const char *name);
+/* Resize the window to width × 900 and wait until the page has that width
+ * (window.innerWidth polled; no fixed sleep). */
+void wd_width(struct wd *w, int width);
 /* How many px the page scrolls sideways at width (0 = fits); the window
- * is restored to 1280 px after. */
+ * stays at width (to check more there), wd_width(w, 1280) restores it. */
+int wd_sideways_at(struct wd *w, int width);
+/* The same, the window restored to 1280 px after. */
 int wd_sideways_px(struct wd *w, int width);
+
+/* Cells of a table.grid (narrow screens show its rows as cards of "title:
+ * value" lines, style.css) whose column has a title but which carry no
+ * data-label, so that their card line would go unlabelled: one line each
+ * ("" when none; malloc'd). */
+char *wd_unlabelled_cells(struct wd *w);
+
+/* Shown form fields (input, select, textarea) without an accessible name (a
+ * label with text, aria-label, aria-labelledby or title) that the page gave
+ * them — one named only by ui.js's nameControls net (data-auto-label, from a
+ * placeholder or first option) counts as unlabelled: one line each ("" when
+ * none; malloc'd). */
+char *wd_unlabelled_fields(struct wd *w);
 
 /* Fails the test on any console message of level SEVERE since the last call
  * (the log is drained by reading it): script errors, CSP refusals, 5xx
