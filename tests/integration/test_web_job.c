@@ -137,6 +137,31 @@ static void running_step_timer_and_cancel(void)
 	free(job);
 }
 
+/* In the open clone form: other data that is not JSON is refused at its
+ * box, saying what to do; the box is left empty. */
+static void bad_other_data_says_what_to_do(void)
+{
+	wd_clear(&browser, "#fix-other");
+	wd_type(&browser, "#fix-other", "{not json");
+	wd_click(&browser, "#fix-submit");
+	wd_wait_text(&browser, "#clone-form .form-error", "correct it (or empty the box)", 5000);
+	wd_clear(&browser, "#fix-other");
+}
+
+/* A job that is not there (a stale link): the page says what to do and
+ * leads back to the jobs (issue 14 item 8). */
+static void missing_job_page(void)
+{
+	char *url = xasprintf("%s/#/jobs/00000000-0000-4000-8000-000000000000", ag.base);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#page-error", "job not found: check the id", 10000);
+	wd_click(&browser, "#page-error-back");
+	wd_wait_text(&browser, "main h1", "Jobs", 10000);
+	wd_wait_text(&browser, "#job-list", "Slow Dental", 10000);
+	wd_assert_no_console_errors(&browser);
+	free(url);
+}
+
 START_TEST(timeline_and_edit_and_retry)
 {
 	wd_require_browser();
@@ -201,6 +226,7 @@ START_TEST(timeline_and_edit_and_retry)
 	/* clone: a new job with the same data, its page opened */
 	wd_click(&browser, "#clone-job");
 	wd_wait_text(&browser, "#clone-form h2", "Clone", 5000);
+	bad_other_data_says_what_to_do();
 	wd_click(&browser, "#fix-submit");
 	wd_wait_text(&browser, "#flash", "New job queued", 10000);
 	ck_assert_int_eq(tl_sqlf_n(db,
@@ -222,6 +248,7 @@ START_TEST(timeline_and_edit_and_retry)
 	wd_assert_no_console_errors(&browser);
 	free(hjob_wait(db, clone, 30000, ag.log)); /* nothing else runs during the next check */
 	running_step_timer_and_cancel();
+	missing_job_page();
 	free(want);
 	free(clone);
 	free(url);
