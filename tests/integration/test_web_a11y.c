@@ -7,7 +7,7 @@
  * sideways at 600 or 360 px, label every cell of a table shown as cards,
  * keep Log out visible at 360 px, and log no console error.
  *
- * A new page gets a row in pages[]. */
+ * Checkboxes keep their size at 360 px. A new page gets a row in pages[]. */
 #define WF_COMPANY "co-a11y"
 #define WF_DB "web_a11y"
 #include "web_fixture.h"
@@ -33,6 +33,7 @@ static const struct {
 	{"overview", "#/overview", "main h1", "Overview"},
 	{"tasks", "#/tasks", "main h1", "Tasks"},
 	{"drift", "#/drift", "main h1", "Drift"},
+	{"batch", "#/batches/%A/%B", "#batch-summary", "0 of 1 finished"},
 };
 
 static char *axe_source;
@@ -77,6 +78,20 @@ static void assert_logout_visible(const char *page)
 	json_free(v);
 }
 
+/* Checkboxes and radio buttons shown wider than a box (a narrow screen's
+ * full-width rule for inputs stretched one, its words pushed aside): one
+ * line each ("" when none; malloc'd). */
+static char *stretched_boxes(void)
+{
+	return wd_exec_text(&browser,
+			    "var bad = [];"
+			    " document.querySelectorAll('input[type=checkbox], input[type=radio]')"
+			    " .forEach(function (e) { var w = e.getBoundingClientRect().width;"
+			    "  if (w > 32) bad.push((e.id || e.className || e.type) + ' is '"
+			    "   + Math.round(w) + ' px wide'); });"
+			    " return bad.slice(0, 6).join('\\n');");
+}
+
 static void check_page(struct buf *fails, const char *name)
 {
 	char *bad = axe_violations();
@@ -94,6 +109,10 @@ static void check_page(struct buf *fails, const char *name)
 			buf_printf(fails, "%s: scrolls %d px sideways at %d px\n", name, over,
 				   widths[i]);
 	}
+	char *boxes = stretched_boxes(); /* the window is 360 px wide here */
+	if (*boxes)
+		buf_printf(fails, "%s: at 360 px:\n%s\n", name, boxes);
+	free(boxes);
 	char *fields = wd_unlabelled_fields(&browser);
 	if (*fields)
 		buf_printf(fails, "%s: fields without a label:\n%s\n", name, fields);
@@ -217,6 +236,15 @@ START_TEST(every_page_is_accessible_and_fits)
 			     "{\"name\":\"A11y Co\",\"email\":\"a11y@example.com\","
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}",
 			     NULL);
+	char *batch = tl_sqlf(db,
+			      "INSERT INTO job_batches (agency_id, source, filename, total) VALUES"
+			      " ('%s', 'csv', 'a11y-clients.csv', 1) RETURNING id",
+			      agency);
+	tl_execf(db,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, batch_id)"
+		 " VALUES ('%s', '{\"name\":\"A11y Batch\",\"email\":\"b@example.com\"}',"
+		 " 'PENDING', '%s')",
+		 agency, batch);
 
 	wf_browser_start();
 	struct buf fails;
@@ -228,7 +256,7 @@ START_TEST(every_page_is_accessible_and_fits)
 	wd_wait_text(&browser, "#login-form h1", "Log in", 10000);
 	check_page(&fails, "login");
 	keyboard_login();
-	const char *vars[] = {"A", agency, "J", job, NULL};
+	const char *vars[] = {"A", agency, "J", job, "B", batch, NULL};
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		char *route = tl_expand(pages[i].route, vars);
 		url = xasprintf("%s/%s", ag.base, route);
@@ -240,6 +268,7 @@ START_TEST(every_page_is_accessible_and_fits)
 	}
 	ck_assert_msg(fails.len == 0, "accessibility and width problems:\n%s", buf_cstr(&fails));
 	buf_clear(&fails);
+	free(batch);
 	free(job);
 	free(agency);
 	free(axe_source);

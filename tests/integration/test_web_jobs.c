@@ -89,6 +89,15 @@ static void wait_status(const char *id, const char *st)
 	ck_assert_msg(n == 1, "job %s never became %s", id, st);
 }
 
+/* The left edge of each column of the jobs table, "12,52,…" (malloc'd). */
+static char *column_lefts(void)
+{
+	return wd_exec_text(&browser, "return Array.prototype.map.call(document"
+				      ".querySelectorAll('#job-list thead th'), function (t) {"
+				      " return Math.round(t.getBoundingClientRect().left);"
+				      " }).join(',');");
+}
+
 /* A CSV file at a fresh path under /tmp (malloc'd; the caller unlinks it). */
 static char *csv_file(const char *name, const char *text)
 {
@@ -142,30 +151,61 @@ static void csv_upload(void)
 	free(good);
 }
 
+/* Make the page's fetch fail as if the agent did not answer (on), or work
+ * again (off). */
+static void agent_unreachable(int on)
+{
+	json_free(wd_exec(
+		&browser,
+		on ? "if (!window.realFetch) window.realFetch = window.fetch;"
+		     " window.fetch = function () {"
+		     " return Promise.reject(new TypeError('Failed to fetch')); };"
+		     " return true;"
+		   : "if (window.realFetch) window.fetch = window.realFetch; return true;"));
+}
+
+/* Wait until css shows no text (or is gone). */
+static void wait_empty(const char *css, const char *why)
+{
+	for (int i = 0;; i++) {
+		char *t = wd_text(&browser, css);
+		int gone = !t || !*t;
+		free(t);
+		if (gone)
+			return;
+		ck_assert_msg(i < 150, "%s", why);
+		usleep(100000);
+	}
+}
+
+/* The batch page's refresh (every 4 s) fails while the agent does not
+ * answer: it says what to do, and the message goes when it answers again
+ * (on the batch page of csv_upload, whose jobs stay PENDING). */
+static void batch_refresh_error_clears(void)
+{
+	wd_wait_text(&browser, "#batch-summary", "0 of 2 finished", 10000);
+	agent_unreachable(1);
+	wd_wait_text(&browser, "main .form-error", "then try again", 10000);
+	agent_unreachable(0);
+	wait_empty("main .form-error", "the batch page kept its error after the agent answered");
+	wd_assert_no_console_errors(&browser);
+}
+
 /* An agent that does not answer (the page's fetch fails): the jobs page
  * says so and what to do (issue 14 item 8), and recovers on the next load. */
 static void network_error_says_what_to_do(void)
 {
 	go("#/jobs");
 	wd_wait_text(&browser, "#job-list", "Csv Two", 10000);
-	json_free(wd_exec(&browser, "window.realFetch = window.fetch; window.fetch = function () {"
-				    " return Promise.reject(new TypeError('Failed to fetch')); };"
-				    " return true;"));
+	agent_unreachable(1);
 	wd_click(&browser, "#job-filters button[type=submit]");
 	wd_wait_text(&browser, "#job-filters + div > .form-error", "The agent did not answer",
 		     10000);
 	wd_wait_text(&browser, "#job-filters + div > .form-error", "then try again", 2000);
-	json_free(wd_exec(&browser, "window.fetch = window.realFetch; return true;"));
+	agent_unreachable(0);
 	wd_click(&browser, "#job-filters button[type=submit]");
-	for (int i = 0; i < 100; i++) {
-		char *err = wd_text(&browser, "#job-filters + div > .form-error");
-		int gone = !err || !*err;
-		free(err);
-		if (gone)
-			break;
-		ck_assert_msg(i < 99, "the error stayed after the agent answered again");
-		usleep(100000);
-	}
+	wait_empty("#job-filters + div > .form-error",
+		   "the error stayed after the agent answered again");
 	wd_assert_no_console_errors(&browser);
 }
 
@@ -218,7 +258,10 @@ START_TEST(jobs_search_bulk_and_batch)
 	wd_wait_text(&browser, "#job-total", "6 jobs", 10000);
 
 	/* the refresh patches rows in place: a mark on Delta's row survives a
-	 * status change that the next refresh shows */
+	 * status change that the next refresh shows, and no column moves
+	 * although the row gains an error and a Retry button */
+	char *lefts = column_lefts();
+	ck_assert_msg(*lefts, "no columns in #job-list");
 	char *js = xasprintf("document.querySelector(\"tr[data-id='%s']\").dataset.mark = 'kept';"
 			     " return true;",
 			     delta);
@@ -234,6 +277,11 @@ START_TEST(jobs_search_bulk_and_batch)
 	char *found = wd_find(&browser, marked);
 	ck_assert_msg(found, "the refresh replaced Delta's row instead of patching it");
 	free(found);
+	char *moved = column_lefts();
+	ck_assert_msg(!strcmp(lefts, moved), "the refresh moved the columns: %s, then %s", lefts,
+		      moved);
+	free(moved);
+	free(lefts);
 	free(marked);
 	free(row);
 
@@ -269,11 +317,11 @@ START_TEST(jobs_search_bulk_and_batch)
 	wd_wait_text(&browser, "#batch-summary", "2 of 2 finished", 15000);
 	wd_wait_text(&browser, "#batch-states", "COMPLETED", 5000);
 	wd_screenshots(&browser, "batch");
-	fprintf(stderr, "the batch page scrolls %d px sideways at 390 px\n",
-		wd_sideways_px(&browser, 390));
+	ck_assert_int_eq(wd_sideways_px(&browser, 360), 0);
 
 	wd_assert_no_console_errors(&browser);
 	csv_upload();
+	batch_refresh_error_clears();
 	network_error_says_what_to_do();
 	char *v[] = {agency, alpha, beta, gamma, delta, batch};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)

@@ -345,6 +345,15 @@ struct json *wd_exec(struct wd *w, const char *script)
 	return v;
 }
 
+char *wd_exec_text(struct wd *w, const char *script)
+{
+	struct json *v = wd_exec(w, script);
+	ck_assert_msg(v && v->type == JSON_STRING, "no text from the script: %.200s", script);
+	char *out = xstrdup(v->u.str.s);
+	json_free(v);
+	return out;
+}
+
 void wd_clear(struct wd *w, const char *css)
 {
 	char *id = wd_find(w, css);
@@ -450,7 +459,7 @@ int wd_sideways_px(struct wd *w, int width)
 
 char *wd_unlabelled_cells(struct wd *w)
 {
-	struct json *v = wd_exec(
+	return wd_exec_text(
 		w, "var bad = [];"
 		   " document.querySelectorAll('table.grid').forEach(function (t, n) {"
 		   "  var ths = t.querySelectorAll('thead th');"
@@ -462,15 +471,11 @@ char *wd_unlabelled_cells(struct wd *w)
 		   "      + title + '\" cell has no data-label');"
 		   "   }); }); });"
 		   " return bad.slice(0, 6).join('\\n');");
-	ck_assert_msg(v && v->type == JSON_STRING, "the table check gave no answer");
-	char *out = xstrdup(v->u.str.s);
-	json_free(v);
-	return out;
 }
 
 char *wd_unlabelled_fields(struct wd *w)
 {
-	struct json *v = wd_exec(
+	return wd_exec_text(
 		w,
 		"var bad = [];"
 		" document.querySelectorAll('input, select, textarea').forEach(function (e) {"
@@ -484,10 +489,6 @@ char *wd_unlabelled_fields(struct wd *w)
 		"   + (e.name ? '[name=' + e.name + ']' : '') + ' ' + (e.placeholder || '') + ' in '"
 		"   + (e.parentElement.closest('form, [id]') || document.body).id + ' has no label'); });"
 		" return bad.slice(0, 8).join('\\n');");
-	ck_assert_msg(v && v->type == JSON_STRING, "the field check gave no answer");
-	char *out = xstrdup(v->u.str.s);
-	json_free(v);
-	return out;
 }
 
 void wd_assert_no_console_errors(struct wd *w)

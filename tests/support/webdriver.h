@@ -43,6 +43,9 @@ struct json *wd_cmd(struct wd *w, const char *method, const char *path, const ch
 void wd_call(struct wd *w, const char *method, const char *path, const char *body);
 /* Run script (a function body; `arguments` unused) and return its value. */
 struct json *wd_exec(struct wd *w, const char *script);
+/* The same for a script that returns a string: that string (malloc'd); any
+ * other answer fails the test. */
+char *wd_exec_text(struct wd *w, const char *script);
 
 void wd_go(struct wd *w, const char *url);
 /* The element id of the first match of css, or NULL (malloc'd). */
