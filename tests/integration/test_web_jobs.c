@@ -151,43 +151,16 @@ static void csv_upload(void)
 	free(good);
 }
 
-/* Make the page's fetch fail as if the agent did not answer (on), or work
- * again (off). */
-static void agent_unreachable(int on)
-{
-	json_free(wd_exec(
-		&browser,
-		on ? "if (!window.realFetch) window.realFetch = window.fetch;"
-		     " window.fetch = function () {"
-		     " return Promise.reject(new TypeError('Failed to fetch')); };"
-		     " return true;"
-		   : "if (window.realFetch) window.fetch = window.realFetch; return true;"));
-}
-
-/* Wait until css shows no text (or is gone). */
-static void wait_empty(const char *css, const char *why)
-{
-	for (int i = 0;; i++) {
-		char *t = wd_text(&browser, css);
-		int gone = !t || !*t;
-		free(t);
-		if (gone)
-			return;
-		ck_assert_msg(i < 150, "%s", why);
-		usleep(100000);
-	}
-}
-
 /* The batch page's refresh (every 4 s) fails while the agent does not
  * answer: it says what to do, and the message goes when it answers again
  * (on the batch page of csv_upload, whose jobs stay PENDING). */
 static void batch_refresh_error_clears(void)
 {
 	wd_wait_text(&browser, "#batch-summary", "0 of 2 finished", 10000);
-	agent_unreachable(1);
+	wd_fetch_fails(&browser, 1);
 	wd_wait_text(&browser, "main .form-error", "then try again", 10000);
-	agent_unreachable(0);
-	wait_empty("main .form-error", "the batch page kept its error after the agent answered");
+	wd_fetch_fails(&browser, 0);
+	wd_wait_empty(&browser, "main .form-error", 15000); /* the next refresh */
 	wd_assert_no_console_errors(&browser);
 }
 
@@ -197,15 +170,14 @@ static void network_error_says_what_to_do(void)
 {
 	go("#/jobs");
 	wd_wait_text(&browser, "#job-list", "Csv Two", 10000);
-	agent_unreachable(1);
+	wd_fetch_fails(&browser, 1);
 	wd_click(&browser, "#job-filters button[type=submit]");
 	wd_wait_text(&browser, "#job-filters + div > .form-error", "The agent did not answer",
 		     10000);
 	wd_wait_text(&browser, "#job-filters + div > .form-error", "then try again", 2000);
-	agent_unreachable(0);
+	wd_fetch_fails(&browser, 0);
 	wd_click(&browser, "#job-filters button[type=submit]");
-	wait_empty("#job-filters + div > .form-error",
-		   "the error stayed after the agent answered again");
+	wd_wait_empty(&browser, "#job-filters + div > .form-error", 10000);
 	wd_assert_no_console_errors(&browser);
 }
 

@@ -143,6 +143,24 @@ void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout
 	free(last);
 }
 
+void wd_wait_empty(struct wd *w, const char *css, int timeout_ms)
+{
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	for (;;) {
+		char *t = wd_text(w, css);
+		int gone = !t || !*t;
+		if (!gone && now_monotonic_ms() > deadline) {
+			char *state = wd_page_state(w);
+			ck_abort_msg("%s still shows \"%.300s\" after %d ms\n%s", css, t,
+				     timeout_ms, state);
+		}
+		free(t);
+		if (gone)
+			return;
+		usleep(100000);
+	}
+}
+
 /* Wait for css to match, then click it. An element that the page re-rendered
  * between the find and the click (auto-refresh) is "stale": find it again. */
 void wd_click(struct wd *w, const char *css)
@@ -489,6 +507,16 @@ char *wd_unlabelled_fields(struct wd *w)
 		"   + (e.name ? '[name=' + e.name + ']' : '') + ' ' + (e.placeholder || '') + ' in '"
 		"   + (e.parentElement.closest('form, [id]') || document.body).id + ' has no label'); });"
 		" return bad.slice(0, 8).join('\\n');");
+}
+
+void wd_fetch_fails(struct wd *w, int on)
+{
+	json_free(wd_exec(
+		w, on ? "if (!window.realFetch) window.realFetch = window.fetch;"
+			" window.fetch = function () {"
+			" return Promise.reject(new TypeError('Failed to fetch')); };"
+			" return true;"
+		      : "if (window.realFetch) window.fetch = window.realFetch; return true;"));
 }
 
 void wd_assert_no_console_errors(struct wd *w)

@@ -56,6 +56,8 @@ char *wd_text(struct wd *w, const char *css);
 void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout_ms);
 /* Wait for css, then click it (found again if the page re-rendered it). */
 void wd_click(struct wd *w, const char *css);
+/* Wait until the first match of css shows no text, or is gone. */
+void wd_wait_empty(struct wd *w, const char *css, int timeout_ms);
 void wd_type(struct wd *w, const char *css, const char *text);
 void wd_clear(struct wd *w, const char *css);
 /* The page's URL, text and console, for failure messages (malloc'd). */
@@ -90,6 +92,10 @@ char *wd_unlabelled_cells(struct wd *w);
  * placeholder or first option) counts as unlabelled: one line each ("" when
  * none; malloc'd). */
 char *wd_unlabelled_fields(struct wd *w);
+
+/* Make the page's fetch() fail as when the agent does not answer (on), or
+ * work again (off): the page's own error handling is then what shows. */
+void wd_fetch_fails(struct wd *w, int on);
 
 /* Fails the test on any console message of level SEVERE since the last call
  * (the log is drained by reading it): script errors, CSP refusals, 5xx
