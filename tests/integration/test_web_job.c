@@ -162,6 +162,30 @@ static void missing_job_page(void)
 	free(url);
 }
 
+/* A job that waits for its next attempt in an hour (its page refreshes
+ * every 3 s): a refresh the agent does not answer says what to do, and the
+ * message goes with the next answer (issue 14 item 8). */
+static void refresh_error_clears(void)
+{
+	char *job = tl_sqlf(db,
+			    "INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+			    " run_at) VALUES ('%s', '{\"name\":\"Later Dental\"}',"
+			    " 'RETRYING', now() + interval '1 hour') RETURNING id",
+			    agency);
+	char *url = xasprintf("%s/#/jobs/%s", ag.base, job);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#job-title", "Later Dental", 10000);
+	wd_fetch_fails(&browser, 1);
+	wd_wait_text(&browser, "#job-refresh-error", "Could not update this job", 10000);
+	wd_wait_text(&browser, "#job-refresh-error", "then try again", 2000);
+	wd_wait_text(&browser, "#job-title", "Later Dental", 2000); /* the page stays */
+	wd_fetch_fails(&browser, 0);
+	wd_wait_empty(&browser, "#job-refresh-error", 10000);
+	wd_assert_no_console_errors(&browser);
+	free(url);
+	free(job);
+}
+
 START_TEST(timeline_and_edit_and_retry)
 {
 	wd_require_browser();
@@ -249,6 +273,7 @@ START_TEST(timeline_and_edit_and_retry)
 	free(hjob_wait(db, clone, 30000, ag.log)); /* nothing else runs during the next check */
 	running_step_timer_and_cancel();
 	missing_job_page();
+	refresh_error_clears();
 	free(want);
 	free(clone);
 	free(url);
