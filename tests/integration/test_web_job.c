@@ -79,6 +79,15 @@ static void sim_latency(int ms)
 	free(url);
 }
 
+/* Open job's page and wait for its title. */
+static void open_job(const char *job, const char *title)
+{
+	char *url = xasprintf("%s/#/jobs/%s", ag.base, job);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#job-title", title, 10000);
+	free(url);
+}
+
 /* A job whose first step is held running (every GHL answer delayed 12 s):
  * the step shows a live timer that advances while the page is open; a
  * cancel says which step it waits for, and the job ends CANCELLED after
@@ -90,9 +99,7 @@ static void running_step_timer_and_cancel(void)
 			     "{\"name\":\"Slow Dental\",\"email\":\"slow@example.com\","
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}",
 			     NULL);
-	char *url = xasprintf("%s/#/jobs/%s", ag.base, job);
-	wd_go(&browser, url);
-	wd_wait_text(&browser, "#job-title", "Slow Dental", 10000);
+	open_job(job, "Slow Dental");
 	wd_wait_text(&browser, "details.step[data-index='0']", "running", 10000);
 	char *first = wd_text(&browser, "details.step[data-index='0'] .live-timer");
 	ck_assert_msg(first && *first, "the running step shows no live timer");
@@ -133,7 +140,6 @@ static void running_step_timer_and_cancel(void)
 	free(st);
 	free(now);
 	free(first);
-	free(url);
 	free(job);
 }
 
@@ -172,9 +178,7 @@ static void refresh_error_clears(void)
 			    " run_at) VALUES ('%s', '{\"name\":\"Later Dental\"}',"
 			    " 'RETRYING', now() + interval '1 hour') RETURNING id",
 			    agency);
-	char *url = xasprintf("%s/#/jobs/%s", ag.base, job);
-	wd_go(&browser, url);
-	wd_wait_text(&browser, "#job-title", "Later Dental", 10000);
+	open_job(job, "Later Dental");
 	wd_fetch_fails(&browser, 1);
 	wd_wait_text(&browser, "#job-refresh-error", "Could not update this job", 10000);
 	wd_wait_text(&browser, "#job-refresh-error", "then try again", 2000);
@@ -182,7 +186,6 @@ static void refresh_error_clears(void)
 	wd_fetch_fails(&browser, 0);
 	wd_wait_empty(&browser, "#job-refresh-error", 10000);
 	wd_assert_no_console_errors(&browser);
-	free(url);
 	free(job);
 }
 
