@@ -7,7 +7,8 @@
  * sideways at 600 or 360 px, label every cell of a table shown as cards,
  * keep Log out visible at 360 px, and log no console error.
  *
- * Checkboxes keep their size at 360 px. A new page gets a row in pages[]. */
+ * Checkboxes keep their size at 360 px; Tab through each page shows a
+ * focus ring on every element it reaches. A new page gets a row in pages[]. */
 #define WF_COMPANY "co-a11y"
 #define WF_DB "web_a11y"
 #include "web_fixture.h"
@@ -186,6 +187,42 @@ static char *focused(int *ring)
 	return id;
 }
 
+/* Tab through the page from its start (the header first, then main, every
+ * panel open): each element that takes the focus must show a focus ring (an
+ * outline of 2 px or more, or a box shadow). Fails the page when fewer than
+ * 3 took it (Tab went nowhere). */
+static void focus_rings(struct buf *fails, const char *name)
+{
+	json_free(wd_exec(
+		&browser,
+		"window.__rings = [];"
+		" if (document.activeElement) document.activeElement.blur();"
+		" if (!window.__ringWatch) { window.__ringWatch = true;"
+		"  document.addEventListener('focusin', function (ev) {"
+		"   var e = ev.target, s = getComputedStyle(e);"
+		"   var ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2"
+		"    || s.boxShadow !== 'none';"
+		"   window.__rings.push([(e.id ? '#' + e.id : e.tagName.toLowerCase()) + ' \"'"
+		"    + (e.textContent || e.value || '').trim().slice(0, 30) + '\"', ring]); }); }"
+		" return true;"));
+	struct buf tabs;
+	buf_init(&tabs);
+	for (int i = 0; i < 40; i++)
+		buf_printf(&tabs, "%s", KEY_TAB);
+	keys(buf_cstr(&tabs));
+	buf_clear(&tabs);
+	struct json *n = wd_exec(&browser, "return window.__rings.length;");
+	if (!n || n->type != JSON_NUMBER || n->u.num.d < 3)
+		buf_printf(fails, "%s: Tab reached fewer than 3 elements\n", name);
+	json_free(n);
+	char *bad = wd_exec_text(&browser, "return window.__rings.filter(function (r) {"
+					   " return !r[1]; }).map(function (r) { return r[0]; })"
+					   ".slice(0, 6).join('\\n');");
+	if (*bad)
+		buf_printf(fails, "%s: focused without a visible focus ring:\n%s\n", name, bad);
+	free(bad);
+}
+
 /* Log in with the keyboard alone: Tab to the email field (a visible focus
  * ring on the way), type, Tab, type, Enter. */
 static void keyboard_login(void)
@@ -263,6 +300,7 @@ START_TEST(every_page_is_accessible_and_fits)
 		wd_go(&browser, url);
 		wd_wait_text(&browser, pages[i].css, pages[i].text, 15000);
 		check_page(&fails, pages[i].name);
+		focus_rings(&fails, pages[i].name);
 		free(url);
 		free(route);
 	}
