@@ -394,36 +394,68 @@ void wd_login(struct wd *w, const char *base, const char *email, const char *pas
 	wd_wait_text(w, "#whoami", email, 10000);
 }
 
-/* window.innerWidth, or -1 when the page does not say. */
-static int inner_width(struct wd *w)
+/* window.inner<dim> (Width, Height), or -1 when the page does not say. */
+static int inner(struct wd *w, const char *dim)
 {
-	struct json *v = wd_exec(w, "return window.innerWidth");
+	char *js = xasprintf("return window.inner%s", dim);
+	struct json *v = wd_exec(w, js);
 	int px = v && v->type == JSON_NUMBER ? (int)v->u.num.d : -1;
 	json_free(v);
+	free(js);
 	return px;
 }
 
-/* Resize, then wait until the page sees the new width: window.innerWidth
- * is the width asked for, or (a window frame around the page) has moved
- * from the old one and reads the same twice in a row. */
-void wd_width(struct wd *w, int width)
+/* The page reached want px in dimension dim: exactly, or (a window frame
+ * around the page) it moved from before and reads the same twice in a row. */
+static int settled(int now, int last, int before, int want)
 {
-	int before = inner_width(w);
-	char *body = xasprintf("{\"width\":%d,\"height\":900}", width);
+	return now == want || (before != want && now != before && now == last);
+}
+
+/* Resize the window to width × height, then wait until the page sees it:
+ * window.innerWidth is width and window.innerHeight is inner_h (or any,
+ * when inner_h < 0), or each has moved and settled (settled()). */
+static void resize(struct wd *w, int width, int height, int inner_h)
+{
+	int before_w = inner(w, "Width"), before_h = inner(w, "Height");
+	char *body = xasprintf("{\"width\":%d,\"height\":%d}", width, height);
 	wd_call(w, "POST", "/window/rect", body);
 	free(body);
 	int64_t deadline = now_monotonic_ms() + 5000;
-	int last = -1;
+	int last_w = -1, last_h = -1;
 	for (;;) {
-		int now = inner_width(w);
-		if (now == width || (before != width && now != before && now == last))
+		int now_w = inner(w, "Width"), now_h = inner_h < 0 ? -1 : inner(w, "Height");
+		if (settled(now_w, last_w, before_w, width) &&
+		    (inner_h < 0 || settled(now_h, last_h, before_h, inner_h)))
 			return;
 		ck_assert_msg(now_monotonic_ms() < deadline,
-			      "the window did not become %d px wide (innerWidth %d, was %d)", width,
-			      now, before);
-		last = now;
+			      "the window did not become %d × %d px (inner %d × %d, was %d × %d)",
+			      width, height, now_w, now_h, before_w, before_h);
+		last_w = now_w;
+		last_h = now_h;
 		usleep(20000);
 	}
+}
+
+void wd_width(struct wd *w, int width)
+{
+	resize(w, width, 900, -1);
+}
+
+/* The window as tall as the page at width (at most 6000 px), so that a
+ * screenshot shows all of it. */
+static void whole_page(struct wd *w, int width)
+{
+	wd_width(w, width);
+	struct json *v = wd_exec(w, "var frame = window.outerHeight - window.innerHeight;"
+				    " var outer = Math.min(6000,"
+				    "  document.scrollingElement.scrollHeight + frame);"
+				    " return [outer, outer - frame];");
+	int outer = json_len(v) == 2 ? (int)json_at(v, 0)->u.num.d : 0;
+	int inner_h = json_len(v) == 2 ? (int)json_at(v, 1)->u.num.d : 0;
+	json_free(v);
+	if (outer > 900)
+		resize(w, width, outer, inner_h);
 }
 
 static void save_png(struct wd *w, const char *name, int width)
@@ -451,9 +483,9 @@ static void save_png(struct wd *w, const char *name, int width)
 
 void wd_screenshots(struct wd *w, const char *name)
 {
-	wd_width(w, 1400);
+	whole_page(w, 1400);
 	save_png(w, name, 1400);
-	wd_width(w, 390);
+	whole_page(w, 390);
 	save_png(w, name, 390);
 	wd_width(w, 1280);
 }

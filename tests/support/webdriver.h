@@ -67,9 +67,10 @@ char *wd_page_state(struct wd *w);
  * for the signed-in header. */
 void wd_login(struct wd *w, const char *base, const char *email, const char *password);
 
-/* Save the current page at 1400 and 390 px wide as screenshots/<name>-1400.png
- * and -390.png under $GHL_BUILD_DIR (or the working directory), then restore
- * the window. */
+/* Save the whole current page (the window made as tall as the page, up to
+ * 6000 px) at 1400 and 390 px wide as screenshots/<name>-1400.png and
+ * -390.png under $GHL_BUILD_DIR (or the working directory), then restore the
+ * window to 1280 × 900. */
 void wd_screenshots(struct wd *w, const char *name);
 /* Resize the window to width × 900 and wait until the page has that width
  * (window.innerWidth polled; no fixed sleep). */
