@@ -195,11 +195,16 @@ static void focus_rings(struct buf *fails, const char *name)
 {
 	json_free(wd_exec(
 		&browser,
-		"window.__rings = [];"
+		"window.__rings = []; window.__ringSeen = new WeakSet(); window.__ringDone = false;"
 		" if (document.activeElement) document.activeElement.blur();"
 		" if (!window.__ringWatch) { window.__ringWatch = true;"
 		"  document.addEventListener('focusin', function (ev) {"
 		"   var e = ev.target, s = getComputedStyle(e);"
+		/* Tab past the page's end leaves the document and comes back to
+		 * its start: stop at the first element seen again */
+		"   if (window.__ringDone || !document.hasFocus()) return;"
+		"   if (window.__ringSeen.has(e)) { window.__ringDone = true; return; }"
+		"   window.__ringSeen.add(e);"
 		"   var ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2"
 		"    || s.boxShadow !== 'none';"
 		"   window.__rings.push([(e.id ? '#' + e.id : e.tagName.toLowerCase()) + ' \"'"
