@@ -40,7 +40,9 @@ function tiles(o, agencyId) {
 
 function perDay(o) {
   const rows = o.per_day.map((d) => ({ ...d, label: d.day, short: d.day.slice(5) }));
-  return stackedBars(rows, STATES, `Jobs per day by state, last ${o.days} days`);
+  // drawn for the width it will have: a phone's 360 px (the next refresh follows a resize)
+  const narrow = window.matchMedia('(max-width: 720px)').matches;
+  return stackedBars(rows, STATES, `Jobs per day by state, last ${o.days} days`, { width: narrow ? 360 : 720 });
 }
 
 function rates(items, first) {

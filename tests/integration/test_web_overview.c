@@ -102,6 +102,26 @@ static void fresh_numbers_and_refresh_errors(void)
 	wd_assert_no_console_errors(&browser);
 }
 
+/* On a phone (390 px) the chart, drawn again at the next refresh, keeps its
+ * ticks readable: at least 9 px tall on screen. */
+static void chart_readable_on_a_phone(void)
+{
+	wd_width(&browser, 390);
+	json_free(wd_exec(&browser, "document.querySelector('#overview figure.chart-box').remove();"
+				    " return true;"));
+	tab_shown();
+	wd_wait_text(&browser, "#overview figure.chart-box", "Show the numbers", 10000);
+	struct json *v = wd_exec(&browser,
+				 "return document.querySelector("
+				 "'#overview svg.chart text.tick').getBoundingClientRect()"
+				 ".height;");
+	ck_assert_msg(v && v->type == JSON_NUMBER && v->u.num.d >= 9,
+		      "the chart's ticks are %.1f px tall at 390 px", v ? v->u.num.d : -1.0);
+	json_free(v);
+	wd_width(&browser, 1280);
+	tab_shown();
+}
+
 START_TEST(overview_page_shows_the_counts)
 {
 	wd_require_browser();
@@ -143,6 +163,7 @@ START_TEST(overview_page_shows_the_counts)
 	json_free(wd_exec(&browser, "document.getElementById('top').hidden = false; return 1;"));
 
 	fresh_numbers_and_refresh_errors();
+	chart_readable_on_a_phone();
 
 	/* a shorter period, then a state tile leads to the jobs in that state */
 	v = wd_exec(&browser, "const d = document.querySelector('#overview-days');"
