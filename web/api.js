@@ -69,7 +69,7 @@ export async function api(method, path, body, opts = {}) {
   try {
     res = await fetch(`/api/v1${path}`, init);
   } catch (e) {
-    throw new ApiError(0, { error: { code: 'network', message: `The agent did not answer (${e.message}).` } });
+    throw new ApiError(0, { error: { code: 'network', message: `The agent did not answer (${e.message}): check your connection and that the agent is running, then try again.` } });
   }
   const text = await res.text();
   if (!res.ok) throw failure(res.status, text, res.headers.get('Retry-After'), opts);
@@ -91,7 +91,7 @@ export function upload(path, file, contentType, onProgress) {
     };
     xhr.upload.onload = () => onProgress && onProgress(file.size, file.size);
     xhr.onerror = () =>
-      reject(new ApiError(0, { error: { code: 'network', message: 'The upload was interrupted.' } }));
+      reject(new ApiError(0, { error: { code: 'network', message: 'The upload was interrupted: check your connection, then upload the file again.' } }));
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) {
         try {

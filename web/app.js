@@ -81,6 +81,16 @@ async function loadMe() {
   showShell(state.me);
 }
 
+// Under a page that could not load: back to its list (an item's page), or
+// load it again (a list).
+function pageErrorWayOut(name, isItem) {
+  if (isItem) {
+    const nav = document.querySelector(`#nav a[data-page="${name}"]`);
+    return h('p', {}, h('a', { href: `#/${name}`, id: 'page-error-back', text: `Back to ${nav ? nav.textContent : name}` }));
+  }
+  return h('p', {}, h('button', { type: 'button', id: 'page-error-retry', text: 'Try again', onclick: () => route() }));
+}
+
 async function route() {
   const seq = ++state.seq;
   if (state.cleanup) {
@@ -118,7 +128,7 @@ async function route() {
       if (seq === state.seq) state.cleanup = cleanup || null;
       else if (cleanup) cleanup();
     } catch (e) {
-      if (seq === state.seq) clear(main, h('p', { class: 'form-error', text: e.message }));
+      if (seq === state.seq) clear(main, h('p', { class: 'form-error', id: 'page-error', text: e.message }), pageErrorWayOut(name, m.length > 1));
     }
     return;
   }

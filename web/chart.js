@@ -24,9 +24,10 @@ export function niceMax(v) {
 
 // Stacked bars, one per row: rows [{label, ...}], series [{key, label}]
 // (the class of a segment is `s-<key>`), title for the aria-label and the
-// table's caption. Returns a <figure>.
+// table's caption; opts.width, the drawing's width (720; less on a phone, so
+// that the scaled-down ticks stay readable). Returns a <figure>.
 export function stackedBars(rows, series, title, opts = {}) {
-  const w = 720, hgt = opts.height || 200, left = 34, bottom = 22, top = 8;
+  const w = opts.width || 720, hgt = opts.height || 200, left = 34, bottom = 22, top = 8;
   const total = (r) => series.reduce((n, x) => n + (r[x.key] || 0), 0);
   const max = niceMax(Math.max(0, ...rows.map(total)));
   const plotW = w - left - 4, plotH = hgt - top - bottom;
@@ -65,7 +66,7 @@ export function stackedBars(rows, series, title, opts = {}) {
   const data = h('details', { class: 'chart-table' }, h('summary', { text: 'Show the numbers' }),
     h('table', { class: 'grid' }, h('caption', { text: title }),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: opts.rowTitle || 'Day' }), series.map((x) => h('th', { scope: 'col', text: x.label })), h('th', { scope: 'col', text: 'Total' }))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row', text: r.label }), series.map((x) => h('td', { text: String(r[x.key] || 0) })), h('td', { text: String(total(r)) }))))));
+      h('tbody', {}, rows.map((r) => h('tr', {}, h('th', { scope: 'row', text: r.label }), series.map((x) => h('td', { 'data-label': x.label, text: String(r[x.key] || 0) })), h('td', { 'data-label': 'Total', text: String(total(r)) }))))));
   return h('figure', { class: 'chart-box' }, svg, legend, data);
 }
 

@@ -58,11 +58,11 @@ export function fixForm(job, mode, needs, done, cancel) {
       try {
         data = JSON.parse(extra.value);
       } catch (e) {
-        showErrors(form, { message: 'The other data is not valid JSON.', details: [{ field: 'client_data.other', message: e.message }] });
+        showErrors(form, { message: 'The other data is not valid JSON: correct it (or empty the box) and send again.', details: [{ field: 'client_data.other', message: e.message }] });
         return;
       }
       if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-        showErrors(form, { message: 'The other data must be a JSON object.', details: [{ field: 'client_data.other', message: 'expected {"key": value, …}' }] });
+        showErrors(form, { message: 'The other data must be a JSON object: write it as {"key": value, …} and send again.', details: [{ field: 'client_data.other', message: 'expected {"key": value, …}' }] });
         return;
       }
     }

@@ -4,7 +4,7 @@
 // /jobs/{id}/requests?step=N, loaded when the step is opened; bodies come
 // masked from the server).
 import { api } from './api.js';
-import { h, clear, fmtDate, fmtDuration, pretty } from './ui.js';
+import { h, clear, fmtDate, fmtDuration, pretty, table } from './ui.js';
 
 const ICONS = {
   done: '✓', running: '●', waiting: '⏸', skipped: '↷', pending: '○', retrying: '↻',
@@ -68,14 +68,15 @@ async function loadRequests(jobId, step, box) {
 
 function attemptsTable(step) {
   if (!step.attempts.length) return null;
-  return h('table', { class: 'grid attempts' },
-    h('thead', {}, h('tr', {}, ['Attempt', 'Status', 'Started', 'Duration', 'GHL', 'Trace id', 'Error'].map((t) => h('th', { text: t })))),
-    h('tbody', {}, step.attempts.map((a) => h('tr', {},
-      h('td', { text: String(a.attempt) }), h('td', { text: a.status || '' }), h('td', { text: fmtDate(a.started_at) }),
-      h('td', { text: typeof a.duration_ms === 'number' ? fmtDuration(a.duration_ms) : '' }),
-      h('td', { text: a.ghl_status ? String(a.ghl_status) : '' }),
-      h('td', {}, a.trace_id ? h('code', { text: a.trace_id }) : ''),
-      h('td', { class: 'error-cell', text: a.error || '' })))));
+  return table([
+    { title: 'Attempt', cell: (a) => String(a.attempt) },
+    { title: 'Status', cell: (a) => a.status || '' },
+    { title: 'Started', cell: (a) => fmtDate(a.started_at) },
+    { title: 'Duration', cell: (a) => (typeof a.duration_ms === 'number' ? fmtDuration(a.duration_ms) : '') },
+    { title: 'GHL', cell: (a) => (a.ghl_status ? String(a.ghl_status) : '') },
+    { title: 'Trace id', cell: (a) => (a.trace_id ? h('code', { text: a.trace_id }) : '') },
+    { title: 'Error', class: 'error-cell', cell: (a) => a.error || '' },
+  ], step.attempts, '', 'attempts');
 }
 
 function stepItem(jobId, step, offset, open) {

@@ -6,6 +6,12 @@
 // text selection being lost.
 import { h, clear } from './ui.js';
 
+// A text title labels its column's cells when narrow screens show rows as
+// cards (style.css); a node title (the select-all box) does not.
+function label(c) {
+  return typeof c.title === 'string' && c.title ? c.title : undefined;
+}
+
 // columns: [{title (text or node), class, key: item => string, cell: item => node|string}]
 export function keyedTable(columns, emptyText) {
   const tbody = h('tbody');
@@ -17,7 +23,7 @@ export function keyedTable(columns, emptyText) {
   function row(item) {
     let r = rows.get(item.id);
     if (!r) {
-      r = { tr: h('tr', { dataset: { id: item.id } }), tds: columns.map((c) => h('td', { class: c.class })), sigs: [] };
+      r = { tr: h('tr', { dataset: { id: item.id } }), tds: columns.map((c) => h('td', { class: c.class, 'data-label': label(c) })), sigs: [] };
       r.tr.append(...r.tds);
       rows.set(item.id, r);
     }

@@ -37,7 +37,7 @@ export async function render(main, ctx) {
       page.next_cursor ? h('button', { type: 'button', text: 'Older →', onclick: () => { cursors.push(page.next_cursor); load(); } }) : null);
   }
 
-  const form = h('form', { class: 'toolbar' }, search, h('button', { type: 'submit', text: 'Search' }));
+  const form = h('form', { class: 'toolbar', role: 'search' }, h('label', { class: 'inline' }, 'Name ', search), h('button', { type: 'submit', text: 'Search' }));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     cursors.length = 1;

@@ -2,7 +2,7 @@
 // progress (jobs finished of total, counted per state) and its jobs, refreshed
 // in place every few seconds until every job has finished.
 import { api, qs } from './api.js';
-import { h, clear, badge, fmtDate, showErrors, formError } from './ui.js';
+import { h, clear, badge, fmtDate, showErrors, clearErrors, formError } from './ui.js';
 import { keyedTable } from './jobs-table.js';
 
 const REFRESH_MS = 4000;
@@ -19,7 +19,7 @@ export async function render(main, ctx, agencyId, batchId) {
   const jobs = keyedTable([
     { title: 'Client', key: (j) => j.client_data.name || '', cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: j.client_data.name || '(no name)' }) },
     { title: 'Email', key: (j) => j.client_data.email || '', cell: (j) => j.client_data.email || '' },
-    { title: 'Status', key: (j) => j.status, cell: (j) => badge(j.status) },
+    { title: 'Status', class: 'status-cell', key: (j) => j.status, cell: (j) => badge(j.status) },
     { title: 'Error', class: 'error-cell', key: (j) => j.error_message || '', cell: (j) => j.error_message || '' },
   ], 'No jobs left in this batch (finished jobs are archived after a while).');
   let timer = null;
@@ -31,6 +31,7 @@ export async function render(main, ctx, agencyId, batchId) {
         api('GET', `/jobs${qs({ batch_id: batchId, agency_id: agencyId, limit: 50 })}`),
       ]);
       if (ctx.stale()) return;
+      clearErrors(errors); // a refresh that failed before: the page is current again
       title.textContent = b.filename ? `Upload: ${b.filename}` : `Upload (${b.source.toUpperCase()})`;
       meta.textContent = `${b.source.toUpperCase()} · ${b.total} job${b.total === 1 ? '' : 's'} · uploaded ${fmtDate(b.created_at)}`
         + (b.completed_at ? ` · all finished ${fmtDate(b.completed_at)}` : '');

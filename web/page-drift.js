@@ -43,6 +43,6 @@ export async function render(main, ctx) {
   clear(main,
     h('div', { class: 'page-head' }, h('h1', { text: 'Drift' })),
     h('p', { class: 'muted', text: 'Completed jobs whose work GHL no longer shows, found by reconciliation (every reconcile_interval, or `ghl-agent reconcile`) and GHL webhooks.' }),
-    h('div', { class: 'toolbar' }, kind, state), list, pager);
+    h('div', { class: 'toolbar' }, h('label', { class: 'inline' }, 'Kind ', kind), h('label', { class: 'inline' }, 'Show ', state)), list, pager);
   await load();
 }

@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { jobActions, cancelNote } from './page-jobs.js';
 import { jobTaskLink } from './page-tasks.js';
-import { h, clear, badge, fmtDate, pretty, formError, showErrors } from './ui.js';
+import { h, clear, badge, fmtDate, pretty, formError, showErrors, clearErrors } from './ui.js';
 import { renderTimeline, openSteps, tickTimers } from './job-timeline.js';
 import { fixForm } from './job-fix.js';
 
@@ -36,6 +36,8 @@ export async function render(main, ctx, id) {
   const steps = h('div', { id: 'timeline' });
   const data = h('div', { class: 'columns' });
   const errors = h('div', {}, formError());
+  // a failed refresh: said here (what the buttons said stays in `errors`), gone with the next answer
+  const refreshErrors = h('div', { id: 'job-refresh-error' }, formError());
   let timer = null;
   let ticker = null;
   let offset = 0;
@@ -68,6 +70,7 @@ export async function render(main, ctx, id) {
     const [job, tl, task] = await Promise.all([api('GET', `/jobs/${id}`), api('GET', `/jobs/${id}/timeline`),
       jobTaskLink(id)]);
     if (ctx.stale()) return;
+    clearErrors(refreshErrors);
     if (agencyName === null)
       agencyName = await api('GET', `/agencies/${job.agency_id}`).then((a) => a.name).catch(() => '');
     clear(head, h('h1', { id: 'job-title', text: job.client_data.name || 'Job' }),
@@ -83,12 +86,14 @@ export async function render(main, ctx, id) {
       clearInterval(timer);
       timer = null;
     } else if (!finished && !timer) {
-      timer = setInterval(() => { if (!document.hidden) load().catch((e) => showErrors(errors, e)); }, REFRESH_MS);
+      timer = setInterval(() => {
+        if (!document.hidden) load().catch((e) => showErrors(refreshErrors, { ...e, message: `Could not update this job: ${e.message}` }));
+      }, REFRESH_MS);
     }
   }
 
   clear(main, h('p', { class: 'crumbs' }, h('a', { href: '#/jobs', text: 'Jobs' }), ' / ', h('code', { text: id })),
-    head, errors, facts, fix, steps, data);
+    head, errors, refreshErrors, facts, fix, steps, data);
   await load();
   ticker = setInterval(() => tickTimers(steps, offset), 1000);
   return () => {

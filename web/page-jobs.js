@@ -165,7 +165,9 @@ function csvForm(agencies, initialAgency, done) {
       await done();
     }, (e) => {
       progress.hidden = true; // not a full bar: nothing was stored
-      status.textContent = 'Nothing was stored: fix the lines listed below and upload the file again.';
+      status.textContent = e.status === 422
+        ? 'Nothing was stored: fix the lines listed below and upload the file again.'
+        : 'Nothing was stored: see why below, then upload the file again.';
       showErrors(form, e);
     });
   });
@@ -279,21 +281,21 @@ export async function render(main, ctx) {
         return box;
       },
     } : null,
-    { title: 'Created', key: (j) => j.created_at, cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
+    { title: 'Created', class: 'created-cell', key: (j) => j.created_at, cell: (j) => h('a', { href: `#/jobs/${j.id}`, text: fmtDate(j.created_at) }) },
     {
       title: 'Client', key: (j) => `${j.client_data.name}|${j.client_data.email}`,
       cell: (j) => [h('a', { href: `#/jobs/${j.id}`, class: 'client-name', text: j.client_data.name || '(no name)' }), h('br'), h('small', { class: 'muted', text: j.client_data.email || '' })],
     },
-    { title: 'Agency', key: (j) => j.agency_id, cell: (j) => names.get(j.agency_id) || j.agency_id },
-    { title: 'Status', key: (j) => `${j.status}|${j.cancel_requested}|${j.current_step}`, cell: (j) => [badge(j.status), cancelNote(j)] },
-    { title: 'Retries', key: (j) => String(j.retry_count), cell: (j) => String(j.retry_count) },
+    { title: 'Agency', class: 'agency-cell', key: (j) => j.agency_id, cell: (j) => names.get(j.agency_id) || j.agency_id },
+    { title: 'Status', class: 'status-cell', key: (j) => `${j.status}|${j.cancel_requested}|${j.current_step}`, cell: (j) => [badge(j.status), cancelNote(j)] },
+    { title: 'Retries', class: 'retries-cell', key: (j) => String(j.retry_count), cell: (j) => String(j.retry_count) },
     {
       title: 'Batch', class: 'batch-cell', key: (j) => j.batch_id || '',
       cell: (j) => (j.batch_id ? h('a', { href: `#/batches/${j.agency_id}/${j.batch_id}`, class: 'batch-link', title: j.batch_id, text: short(j.batch_id) }) : ''),
     },
     { title: 'Error', class: 'error-cell', key: (j) => j.error_message || '', cell: (j) => j.error_message || '' },
     {
-      title: '', key: (j) => `${j.status}|${j.cancel_requested}`,
+      title: '', class: 'actions-cell', key: (j) => `${j.status}|${j.cancel_requested}`,
       cell: (j) => jobActions(j, ctx, load, (e) => showErrors(errors, e)),
     },
   ].filter(Boolean);

@@ -1,9 +1,11 @@
 // page-overview.js — the landing page: jobs per state now and per day, success
 // rates per agency and per niche, time to provision, failing steps and the
 // GHL budget per agency, from GET /reports/overview (computed on each request,
-// so a job that just ended counts). Refreshes every 30 s while shown.
+// so a job that just ended counts). Refreshes every 30 s while shown, and at
+// once when its tab is shown again; a refresh that fails says so above the
+// last numbers (which stay), until one succeeds.
 import { api, qs, fetchAll } from './api.js';
-import { h, clear, table, fmtDate, fmtDuration, hashQuery } from './ui.js';
+import { h, clear, table, fmtDate, fmtDuration, hashQuery, formError, showErrors, clearErrors } from './ui.js';
 import { stackedBars, meter } from './chart.js';
 
 const STATES = [
@@ -38,7 +40,9 @@ function tiles(o, agencyId) {
 
 function perDay(o) {
   const rows = o.per_day.map((d) => ({ ...d, label: d.day, short: d.day.slice(5) }));
-  return stackedBars(rows, STATES, `Jobs per day by state, last ${o.days} days`);
+  // drawn for the width it will have: a phone's 360 px (the next refresh follows a resize)
+  const narrow = window.matchMedia('(max-width: 720px)').matches;
+  return stackedBars(rows, STATES, `Jobs per day by state, last ${o.days} days`, { width: narrow ? 360 : 720 });
 }
 
 function rates(items, first) {
@@ -81,10 +85,12 @@ export async function render(main, ctx) {
     [7, 30, 90].map((d) => h('option', { value: String(d), text: `Last ${d} days`, selected: String(d) === (q.days || '30') })));
   const updated = h('span', { class: 'muted small', id: 'overview-updated', role: 'status' });
   const body = h('div', { id: 'overview' });
+  const errors = h('div', { id: 'overview-error' }, formError());
 
   async function load() {
     const o = await api('GET', `/reports/overview${qs({ agency_id: agency.value, days: days.value })}`);
     if (ctx.stale()) return;
+    clearErrors(errors);
     const pt = o.provision_seconds;
     clear(body,
       tiles(o, agency.value),
@@ -112,7 +118,12 @@ export async function render(main, ctx) {
 
   function apply() {
     history.replaceState(null, '', `#/overview${qs({ agency_id: agency.value, days: days.value === '30' ? '' : days.value })}`);
-    load().catch((e) => { if (!ctx.stale()) clear(body, h('p', { class: 'form-error', text: e.message })); });
+    refresh();
+  }
+  function refresh() {
+    load().catch((e) => {
+      if (!ctx.stale()) showErrors(errors, { ...e, message: `Could not update the numbers: ${e.message}` });
+    });
   }
   agency.addEventListener('change', apply);
   days.addEventListener('change', apply);
@@ -120,8 +131,13 @@ export async function render(main, ctx) {
     h('div', { class: 'page-head' }, h('h1', { text: 'Overview' }), updated),
     h('div', { class: 'toolbar' }, h('label', {}, h('span', { class: 'sr-only', text: 'Agency' }), agency),
       h('label', {}, h('span', { class: 'sr-only', text: 'Period' }), days)),
-    body);
+    errors, body);
   await load();
-  const timer = setInterval(() => load().catch(() => {}), REFRESH_MS);
-  return () => clearInterval(timer);
+  const timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+  const shown = () => { if (!document.hidden) refresh(); };
+  document.addEventListener('visibilitychange', shown);
+  return () => {
+    clearInterval(timer);
+    document.removeEventListener('visibilitychange', shown);
+  };
 }

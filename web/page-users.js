@@ -107,7 +107,7 @@ export async function render(main, ctx) {
     ], users, 'No users match.'));
   }
 
-  const filter = h('form', { class: 'toolbar' }, search, h('button', { type: 'submit', text: 'Search' }));
+  const filter = h('form', { class: 'toolbar', role: 'search' }, h('label', { class: 'inline' }, 'Email ', search), h('button', { type: 'submit', text: 'Search' }));
   filter.addEventListener('submit', (ev) => { ev.preventDefault(); load(); });
   clear(main, h('div', { class: 'page-head' }, h('h1', { text: 'Users' })),
     h('details', { class: 'card' }, h('summary', { text: 'Add a user' }), createForm(agencies, load)),

@@ -182,6 +182,6 @@ export async function render(main, ctx) {
   clear(main,
     h('div', { class: 'page-head' }, h('h1', { text: 'Webhooks' })),
     h('p', { class: 'muted', text: 'Events about this agency\'s jobs, POSTed to your systems, signed and retried for up to 24 hours.' }),
-    h('div', { class: 'toolbar' }, agencySel), errors, list, secret, form);
+    h('div', { class: 'toolbar' }, field('Agency', agencySel)), errors, list, secret, form);
   await load();
 }

@@ -53,9 +53,10 @@ export function badge(status) {
 // A table: columns [{title, cell: row => node|string}], rows, empty text.
 // Each cell carries its column's title (data-label): narrow screens show
 // every row as a card of "title: value" lines (style.css).
-export function table(columns, rows, emptyText = 'Nothing here yet.') {
+// cls: more classes for the table.
+export function table(columns, rows, emptyText = 'Nothing here yet.', cls = '') {
   if (!rows.length) return h('p', { class: 'muted empty', text: emptyText });
-  return h('table', { class: 'grid' },
+  return h('table', { class: cls ? `grid ${cls}` : 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { text: c.title })))),
     h('tbody', {}, rows.map((r) => h('tr', { dataset: r.id ? { id: r.id } : undefined },
       columns.map((c) => h('td', { class: c.class, 'data-label': c.title || undefined }, c.cell(r)))))));
@@ -78,6 +79,7 @@ export function nameControls(root) {
     if ((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) continue;
     const name = el.getAttribute('placeholder') || (el.options && el.options.length ? el.options[0].text : '');
     if (name) el.setAttribute('aria-label', name);
+    el.dataset.autoLabel = ''; // the browser test lists these: the page should label them
   }
 }
 
@@ -90,6 +92,13 @@ export function clearErrors(root) {
   for (const el of root.querySelectorAll('.field-error')) el.textContent = '';
   for (const el of root.querySelectorAll('.has-error')) el.classList.remove('has-error');
   for (const el of root.querySelectorAll('.form-error')) el.replaceChildren();
+}
+
+// A CSV upload's problem paths as the file's reader sees them:
+// "line[3].client_data.email" → "line 3 (email)", the line as an editor numbers it.
+function csvLines(text) {
+  return String(text || '').replace(/\bline\[(\d+)\](?:\.client_data)?(?:\.([\w.]+))?/g,
+    (m, n, col) => (col ? `line ${n} (${col})` : `line ${n}`));
 }
 
 // Show an ApiError in root: each details[] entry next to the element whose
@@ -120,13 +129,13 @@ export function showErrors(root, err) {
     }
   }
   if (!box) return;
-  let text = err.message;
+  let text = csvLines(err.message);
   // the server's 429 messages say when already; add it only to one that does not
   if (err.status === 429 && err.retryAfter && !/try again|retry after/i.test(text)) text += ` (try again in ${err.retryAfter} s)`;
   box.append(h('p', { text }));
   if (unplaced.length) {
     const shown = unplaced.slice(0, 100);
-    box.append(h('ul', {}, shown.map((d) => h('li', { text: d.field ? `${d.field}: ${d.message}` : d.message }))));
+    box.append(h('ul', {}, shown.map((d) => h('li', { text: d.field ? `${csvLines(d.field)}: ${d.message}` : d.message }))));
     if (unplaced.length > shown.length) box.append(h('p', { text: `… and ${unplaced.length - shown.length} more` }));
   }
 }

@@ -533,6 +533,9 @@ void runner_run(const struct runner_env *env, struct job *job)
 		if (!of)
 			of = json_get_str(env->default_settings, "on_failure");
 		json_object_set_take(job->context, "on_failure", json_new_string(of ? of : "fail"));
+		/* stored now, not after the first step: the timeline shows every step
+		 * (the first one running) from the start, and a restart keeps it */
+		write_context(env, job);
 	}
 	int64_t mr = env->default_max_retries;
 	json_get_int(job->context, "max_retries", &mr);

@@ -346,6 +346,23 @@ static void browser_teardown(void)
 	wd_stop(&browser);
 }
 
+/* The OAuth result page (issue 14 item 8): styled like the dashboard, fits
+ * a phone, and its button leads back to the connected agency's page. */
+static void oauth_result_page(void)
+{
+	struct json *styled = wd_exec(&browser, "return getComputedStyle(document.querySelector("
+						"'.oauth-links .button')).backgroundColor");
+	ck_assert_msg(styled && styled->type == JSON_STRING &&
+			      strcmp(styled->u.str.s, "rgba(0, 0, 0, 0)"),
+		      "the OAuth result page's button is unstyled");
+	json_free(styled);
+	wd_screenshots(&browser, "oauth-connected");
+	ck_assert_int_eq(wd_sideways_px(&browser, 360), 0);
+	wd_assert_no_console_errors(&browser);
+	wd_click(&browser, ".oauth-links a.button");
+	wd_wait_text(&browser, "#agency-form h2", "Settings", 10000);
+}
+
 START_TEST(browser_end_to_end)
 {
 	wd_require_browser();
@@ -382,6 +399,7 @@ START_TEST(browser_end_to_end)
 	 * simulator's consent to the callback page */
 	wd_click(&browser, "#connect-ghl");
 	wd_wait_text(&browser, "body", "is connected", 15000);
+	oauth_result_page();
 	wd_go(&browser, agencies);
 	wd_wait_text(&browser, "#agency-list", "co-web", 10000);
 	wd_wait_text(&browser, "#agency-list", "Connected", 2000);

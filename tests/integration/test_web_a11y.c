@@ -4,9 +4,11 @@
  * tests/a11y; installed into the build folder by the a11y/setup ctest
  * fixture, path in GHL_AXE_JS) is injected through WebDriver and run, and
  * the page must have no `serious` or `critical` violation, must not scroll
- * sideways at 390 px, keep Log out visible there, and log no console error.
+ * sideways at 600 or 360 px, label every cell of a table shown as cards,
+ * keep Log out visible at 360 px, and log no console error.
  *
- * A new page gets a row in pages[]. */
+ * Checkboxes keep their size at 360 px; Tab through each page shows a
+ * focus ring on every element it reaches. A new page gets a row in pages[]. */
 #define WF_COMPANY "co-a11y"
 #define WF_DB "web_a11y"
 #include "web_fixture.h"
@@ -32,6 +34,7 @@ static const struct {
 	{"overview", "#/overview", "main h1", "Overview"},
 	{"tasks", "#/tasks", "main h1", "Tasks"},
 	{"drift", "#/drift", "main h1", "Drift"},
+	{"batch", "#/batches/%A/%B", "#batch-summary", "0 of 1 finished"},
 };
 
 static char *axe_source;
@@ -64,7 +67,7 @@ static char *axe_violations(void)
 	return out;
 }
 
-/* Log out stays on screen at 390 px: its box is inside the window. */
+/* Log out stays on screen at 360 px: its box is inside the window. */
 static void assert_logout_visible(const char *page)
 {
 	struct json *v = wd_exec(
@@ -72,8 +75,22 @@ static void assert_logout_visible(const char *page)
 			  " return b.width > 0 && b.height > 0 && b.left >= 0"
 			  " && b.right <= window.innerWidth;");
 	ck_assert_msg(v && v->type == JSON_BOOL && v->u.boolean,
-		      "%s: Log out is off-screen at 390 px", page);
+		      "%s: Log out is off-screen at 360 px", page);
 	json_free(v);
+}
+
+/* Checkboxes and radio buttons shown wider than a box (a narrow screen's
+ * full-width rule for inputs stretched one, its words pushed aside): one
+ * line each ("" when none; malloc'd). */
+static char *stretched_boxes(void)
+{
+	return wd_exec_text(&browser,
+			    "var bad = [];"
+			    " document.querySelectorAll('input[type=checkbox], input[type=radio]')"
+			    " .forEach(function (e) { var w = e.getBoundingClientRect().width;"
+			    "  if (w > 32) bad.push((e.id || e.className || e.type) + ' is '"
+			    "   + Math.round(w) + ' px wide'); });"
+			    " return bad.slice(0, 6).join('\\n');");
 }
 
 static void check_page(struct buf *fails, const char *name)
@@ -82,19 +99,32 @@ static void check_page(struct buf *fails, const char *name)
 	if (*bad)
 		buf_printf(fails, "%s:\n%s\n", name, bad);
 	free(bad);
-	char *rect = xasprintf("{\"width\":390,\"height\":900}");
-	wd_call(&browser, "POST", "/window/rect", rect);
-	free(rect);
-	usleep(200000);
-	struct json *sw = wd_exec(&browser, "return document.scrollingElement.scrollWidth"
-					    " - window.innerWidth");
-	int over = sw && sw->type == JSON_NUMBER ? (int)sw->u.num.d : 0;
-	json_free(sw);
-	if (over > 0)
-		buf_printf(fails, "%s: scrolls %d px sideways at 390 px\n", name, over);
+	/* 360 to 600 px: the narrowest phones to a small tablet, with every
+	 * panel (submit and CSV forms, steps, charts' numbers) open */
+	json_free(wd_exec(&browser, "document.querySelectorAll('main details')"
+				    ".forEach(function (d) { d.open = true; }); return true;"));
+	static const int widths[] = {600, 360};
+	for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+		int over = wd_sideways_at(&browser, widths[i]);
+		if (over > 0)
+			buf_printf(fails, "%s: scrolls %d px sideways at %d px\n", name, over,
+				   widths[i]);
+	}
+	char *boxes = stretched_boxes(); /* the window is 360 px wide here */
+	if (*boxes)
+		buf_printf(fails, "%s: at 360 px:\n%s\n", name, boxes);
+	free(boxes);
+	char *fields = wd_unlabelled_fields(&browser);
+	if (*fields)
+		buf_printf(fails, "%s: fields without a label:\n%s\n", name, fields);
+	free(fields);
+	char *cells = wd_unlabelled_cells(&browser);
+	if (*cells)
+		buf_printf(fails, "%s: card cells without a label:\n%s\n", name, cells);
+	free(cells);
 	if (strcmp(name, "login"))
 		assert_logout_visible(name);
-	wd_call(&browser, "POST", "/window/rect", "{\"width\":1280,\"height\":900}");
+	wd_width(&browser, 1280);
 	wd_assert_no_console_errors(&browser);
 }
 
@@ -157,6 +187,47 @@ static char *focused(int *ring)
 	return id;
 }
 
+/* Tab through the page from its start (the header first, then main, every
+ * panel open): each element that takes the focus must show a focus ring (an
+ * outline of 2 px or more, or a box shadow). Fails the page when fewer than
+ * 3 took it (Tab went nowhere). */
+static void focus_rings(struct buf *fails, const char *name)
+{
+	json_free(wd_exec(
+		&browser,
+		"window.__rings = []; window.__ringSeen = new WeakSet(); window.__ringDone = false;"
+		" if (document.activeElement) document.activeElement.blur();"
+		" if (!window.__ringWatch) { window.__ringWatch = true;"
+		"  document.addEventListener('focusin', function (ev) {"
+		"   var e = ev.target, s = getComputedStyle(e);"
+		/* Tab past the page's end leaves the document and comes back to
+		 * its start: stop at the first element seen again */
+		"   if (window.__ringDone || !document.hasFocus()) return;"
+		"   if (window.__ringSeen.has(e)) { window.__ringDone = true; return; }"
+		"   window.__ringSeen.add(e);"
+		"   var ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2"
+		"    || s.boxShadow !== 'none';"
+		"   window.__rings.push([(e.id ? '#' + e.id : e.tagName.toLowerCase()) + ' \"'"
+		"    + (e.textContent || e.value || '').trim().slice(0, 30) + '\"', ring]); }); }"
+		" return true;"));
+	struct buf tabs;
+	buf_init(&tabs);
+	for (int i = 0; i < 40; i++)
+		buf_printf(&tabs, "%s", KEY_TAB);
+	keys(buf_cstr(&tabs));
+	buf_clear(&tabs);
+	struct json *n = wd_exec(&browser, "return window.__rings.length;");
+	if (!n || n->type != JSON_NUMBER || n->u.num.d < 3)
+		buf_printf(fails, "%s: Tab reached fewer than 3 elements\n", name);
+	json_free(n);
+	char *bad = wd_exec_text(&browser, "return window.__rings.filter(function (r) {"
+					   " return !r[1]; }).map(function (r) { return r[0]; })"
+					   ".slice(0, 6).join('\\n');");
+	if (*bad)
+		buf_printf(fails, "%s: focused without a visible focus ring:\n%s\n", name, bad);
+	free(bad);
+}
+
 /* Log in with the keyboard alone: Tab to the email field (a visible focus
  * ring on the way), type, Tab, type, Enter. */
 static void keyboard_login(void)
@@ -207,6 +278,15 @@ START_TEST(every_page_is_accessible_and_fits)
 			     "{\"name\":\"A11y Co\",\"email\":\"a11y@example.com\","
 			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}",
 			     NULL);
+	char *batch = tl_sqlf(db,
+			      "INSERT INTO job_batches (agency_id, source, filename, total) VALUES"
+			      " ('%s', 'csv', 'a11y-clients.csv', 1) RETURNING id",
+			      agency);
+	tl_execf(db,
+		 "INSERT INTO provisioning_jobs (agency_id, client_data_json, status, batch_id)"
+		 " VALUES ('%s', '{\"name\":\"A11y Batch\",\"email\":\"b@example.com\"}',"
+		 " 'PENDING', '%s')",
+		 agency, batch);
 
 	wf_browser_start();
 	struct buf fails;
@@ -218,18 +298,20 @@ START_TEST(every_page_is_accessible_and_fits)
 	wd_wait_text(&browser, "#login-form h1", "Log in", 10000);
 	check_page(&fails, "login");
 	keyboard_login();
-	const char *vars[] = {"A", agency, "J", job, NULL};
+	const char *vars[] = {"A", agency, "J", job, "B", batch, NULL};
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		char *route = tl_expand(pages[i].route, vars);
 		url = xasprintf("%s/%s", ag.base, route);
 		wd_go(&browser, url);
 		wd_wait_text(&browser, pages[i].css, pages[i].text, 15000);
 		check_page(&fails, pages[i].name);
+		focus_rings(&fails, pages[i].name);
 		free(url);
 		free(route);
 	}
 	ck_assert_msg(fails.len == 0, "accessibility and width problems:\n%s", buf_cstr(&fails));
 	buf_clear(&fails);
+	free(batch);
 	free(job);
 	free(agency);
 	free(axe_source);

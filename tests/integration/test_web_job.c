@@ -3,8 +3,9 @@
  * step shows the full timeline ("1 of 2", done and failed steps), the
  * location it left in GHL, a step's GHL request expanded with its bodies;
  * "Edit and retry" refuses data without a last name at that field, then
- * resumes the job to COMPLETED; "Clone" opens a new job. Screenshots at 1400
- * and 390 px; no console errors. Needs chromium and chromedriver. */
+ * resumes the job to COMPLETED; "Clone" opens a new job; a running step
+ * shows a live timer, and a cancel waits for it, then the job is CANCELLED.
+ * Screenshots at 1400 and 390 px; no console errors. Needs chromium and chromedriver. */
 #include <curl/curl.h>
 
 #include "ghl_harness.h"
@@ -25,7 +26,8 @@ static void setup(void)
 	dsn = tl_create_db("web_job");
 	hmigrate(dsn);
 	db = tl_connect(dsn);
-	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", NULL};
+	/* GHL answers are held 12 s in running_step_timer_and_cancel: wait longer */
+	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_GHL_TIMEOUT=60s", NULL};
 	hagent_start(&ag, dsn, &sim, extra);
 	agency = hconnect_agency(&ag, db, "co-web-job");
 	tl_execf(db,
@@ -50,6 +52,141 @@ static void teardown(void)
 static void browser_teardown(void)
 {
 	wd_stop(&browser);
+}
+
+/* At 360 px the job page does not scroll sideways, and its tables (the
+ * attempts) become cards whose every line is labelled; steps opened. */
+static void job_page_fits_narrow(void)
+{
+	json_free(wd_exec(&browser, "document.querySelectorAll('details.step')"
+				    ".forEach(function (d) { d.open = true; }); return true;"));
+	wd_wait_text(&browser, "details.step[data-index='1'] table.attempts", "COMPLETED", 5000);
+	ck_assert_int_eq(wd_sideways_at(&browser, 360), 0);
+	char *cells = wd_unlabelled_cells(&browser);
+	ck_assert_msg(!*cells, "%s", cells);
+	free(cells);
+	wd_width(&browser, 1280);
+}
+
+/* The simulator's answers take latency_ms from now on. */
+static void sim_latency(int ms)
+{
+	char *url = xasprintf("%s/_sim/faults", sim.base);
+	char *body = xasprintf("{\"latency_ms\":%d}", ms);
+	const char *h[] = {"Content-Type: application/json", NULL};
+	ck_assert_int_eq(tl_http("POST", url, h, body, NULL), 200);
+	free(body);
+	free(url);
+}
+
+/* Open job's page and wait for its title. */
+static void open_job(const char *job, const char *title)
+{
+	char *url = xasprintf("%s/#/jobs/%s", ag.base, job);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#job-title", title, 10000);
+	free(url);
+}
+
+/* A job whose first step is held running (every GHL answer delayed 12 s):
+ * the step shows a live timer that advances while the page is open; a
+ * cancel says which step it waits for, and the job ends CANCELLED after
+ * that step, the next one not run. */
+static void running_step_timer_and_cancel(void)
+{
+	sim_latency(12000);
+	char *job = hjob_add(db, agency,
+			     "{\"name\":\"Slow Dental\",\"email\":\"slow@example.com\","
+			     "\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}",
+			     NULL);
+	open_job(job, "Slow Dental");
+	wd_wait_text(&browser, "details.step[data-index='0']", "running", 10000);
+	char *first = wd_text(&browser, "details.step[data-index='0'] .live-timer");
+	ck_assert_msg(first && *first, "the running step shows no live timer");
+	char *now = NULL;
+	for (int i = 0; i < 50; i++) { /* the timer ticks each second: poll up to 5 s */
+		free(now);
+		now = wd_text(&browser, "details.step[data-index='0'] .live-timer");
+		if (now && strcmp(now, first))
+			break;
+		usleep(100000);
+	}
+	ck_assert_msg(now && strcmp(now, first), "the live timer stayed at \"%s\"", first);
+	wd_wait_text(&browser, "details.step[data-index='1']", "pending", 2000);
+	wd_screenshots(&browser, "job-running");
+
+	/* cancel: the page says it waits for the running step, then it stops */
+	wd_click(&browser, ".page-head [data-action='cancel']");
+	wd_call(&browser, "POST", "/alert/accept", "{}");
+	wd_wait_text(&browser, "#flash", "stops after its current step", 10000);
+	wd_wait_text(&browser, "#timeline-progress", "cancelling: stops after CREATE_LOCATION",
+		     10000);
+	sim_latency(0);
+	char *st = NULL;
+	for (int i = 0; i < 300; i++) { /* the held answer comes within 12 s */
+		free(st);
+		st = tl_sqlf(db, "SELECT status FROM provisioning_jobs WHERE id = '%s'", job);
+		if (strcmp(st, "IN_PROGRESS"))
+			break;
+		usleep(100000);
+	}
+	ck_assert_str_eq(st, "CANCELLED");
+	wd_wait_text(&browser, ".page-head .badge", "CANCELLED", 10000);
+	wd_wait_text(&browser, "details.step[data-index='0']", "done", 5000);
+	wd_wait_text(&browser, "details.step[data-index='1']", "not run", 5000);
+	ck_assert_ptr_null(wd_find(&browser, ".live-timer"));
+	ck_assert_ptr_null(wd_find(&browser, ".page-head [data-action='retry']"));
+	wd_assert_no_console_errors(&browser);
+	free(st);
+	free(now);
+	free(first);
+	free(job);
+}
+
+/* In the open clone form: other data that is not JSON is refused at its
+ * box, saying what to do; the box is left empty. */
+static void bad_other_data_says_what_to_do(void)
+{
+	wd_clear(&browser, "#fix-other");
+	wd_type(&browser, "#fix-other", "{not json");
+	wd_click(&browser, "#fix-submit");
+	wd_wait_text(&browser, "#clone-form .form-error", "correct it (or empty the box)", 5000);
+	wd_clear(&browser, "#fix-other");
+}
+
+/* A job that is not there (a stale link): the page says what to do and
+ * leads back to the jobs (issue 14 item 8). */
+static void missing_job_page(void)
+{
+	char *url = xasprintf("%s/#/jobs/00000000-0000-4000-8000-000000000000", ag.base);
+	wd_go(&browser, url);
+	wd_wait_text(&browser, "#page-error", "job not found: check the id", 10000);
+	wd_click(&browser, "#page-error-back");
+	wd_wait_text(&browser, "main h1", "Jobs", 10000);
+	wd_wait_text(&browser, "#job-list", "Slow Dental", 10000);
+	wd_assert_no_console_errors(&browser);
+	free(url);
+}
+
+/* A job that waits for its next attempt in an hour (its page refreshes
+ * every 3 s): a refresh the agent does not answer says what to do, and the
+ * message goes with the next answer (issue 14 item 8). */
+static void refresh_error_clears(void)
+{
+	char *job = tl_sqlf(db,
+			    "INSERT INTO provisioning_jobs (agency_id, client_data_json, status,"
+			    " run_at) VALUES ('%s', '{\"name\":\"Later Dental\"}',"
+			    " 'RETRYING', now() + interval '1 hour') RETURNING id",
+			    agency);
+	open_job(job, "Later Dental");
+	wd_fetch_fails(&browser, 1);
+	wd_wait_text(&browser, "#job-refresh-error", "Could not update this job", 10000);
+	wd_wait_text(&browser, "#job-refresh-error", "then try again", 2000);
+	wd_wait_text(&browser, "#job-title", "Later Dental", 2000); /* the page stays */
+	wd_fetch_fails(&browser, 0);
+	wd_wait_empty(&browser, "#job-refresh-error", 10000);
+	wd_assert_no_console_errors(&browser);
+	free(job);
 }
 
 START_TEST(timeline_and_edit_and_retry)
@@ -110,14 +247,13 @@ START_TEST(timeline_and_edit_and_retry)
 				   job),
 			 1);
 	wd_screenshots(&browser, "job-timeline");
-	/* printed, not asserted: the responsive layout of the shell is another change's */
-	fprintf(stderr, "job page at 390 px scrolls sideways by %d px\n",
-		wd_sideways_px(&browser, 390));
+	job_page_fits_narrow();
 	wd_assert_no_console_errors(&browser);
 
 	/* clone: a new job with the same data, its page opened */
 	wd_click(&browser, "#clone-job");
 	wd_wait_text(&browser, "#clone-form h2", "Clone", 5000);
+	bad_other_data_says_what_to_do();
 	wd_click(&browser, "#fix-submit");
 	wd_wait_text(&browser, "#flash", "New job queued", 10000);
 	ck_assert_int_eq(tl_sqlf_n(db,
@@ -137,6 +273,10 @@ START_TEST(timeline_and_edit_and_retry)
 	}
 	wd_wait_text(&browser, "#job-title", "Timeline <i>Dental</i>", 10000);
 	wd_assert_no_console_errors(&browser);
+	free(hjob_wait(db, clone, 30000, ag.log)); /* nothing else runs during the next check */
+	running_step_timer_and_cancel();
+	missing_job_page();
+	refresh_error_clears();
 	free(want);
 	free(clone);
 	free(url);

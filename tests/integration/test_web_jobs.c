@@ -89,6 +89,114 @@ static void wait_status(const char *id, const char *st)
 	ck_assert_msg(n == 1, "job %s never became %s", id, st);
 }
 
+/* The left edge of each column of the jobs table, "12,52,…" (malloc'd). */
+static char *column_lefts(void)
+{
+	return wd_exec_text(&browser, "return Array.prototype.map.call(document"
+				      ".querySelectorAll('#job-list thead th'), function (t) {"
+				      " return Math.round(t.getBoundingClientRect().left);"
+				      " }).join(',');");
+}
+
+/* At 390 px the jobs are cards: a card shows no line for an empty cell (no
+ * batch, no error), and Gamma's card still shows its Retry. */
+static void empty_card_lines_hidden(void)
+{
+	wd_width(&browser, 390);
+	char *shown = wd_exec_text(
+		&browser, "return Array.prototype.filter.call(document.querySelectorAll("
+			  "'#job-list td[data-label]'), function (td) {"
+			  " return !td.textContent.trim() && td.getClientRects().length; })"
+			  ".map(function (td) { return td.dataset.label; }).join(', ');");
+	ck_assert_msg(!*shown, "empty card lines shown: %s", shown);
+	free(shown);
+	wd_wait_text(&browser, "#job-list", "Retry", 2000);
+	wd_width(&browser, 1280);
+}
+
+/* A CSV file at a fresh path under /tmp (malloc'd; the caller unlinks it). */
+static char *csv_file(const char *name, const char *text)
+{
+	char *path = xasprintf("/tmp/ghl-web-jobs-%d-%s", (int)getpid(), name);
+	FILE *f = fopen(path, "w");
+	ck_assert_msg(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* The CSV upload (issue 14 items 5 and 8): a file with a bad third line is
+ * refused at that line's number, the progress bar goes away and the form
+ * says that nothing was stored; fixed, it queues its jobs as a batch whose
+ * page the form links to. */
+static void csv_upload(void)
+{
+	long long before = tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs");
+	char *bad = csv_file("bad.csv", "name,email,first_name,last_name\n"
+					"Csv One,one@example.com,Ada,One\n"
+					",two@example.com,Ada,Two\n");
+	char *good = csv_file("autumn.csv", "name,email,first_name,last_name\n"
+					    "Csv One,one@example.com,Ada,One\n"
+					    "Csv Two,two@example.com,Ada,Two\n");
+	go("#/jobs");
+	wd_click(&browser, "#csv-panel summary");
+	wd_type(&browser, "#csv-file", bad);
+	wd_click(&browser, "#csv-form button[type=submit]");
+	wd_wait_text(&browser, "#csv-form .form-error", "line 3", 10000);
+	wd_wait_text(&browser, "#csv-form", "Nothing was stored", 2000);
+	struct json *bar = wd_exec(&browser, "return document.querySelector('#csv-form progress')"
+					     ".hidden");
+	ck_assert_msg(bar && bar->type == JSON_BOOL && bar->u.boolean,
+		      "the progress bar still shows after an upload that stored nothing");
+	json_free(bar);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), before);
+	wd_screenshots(&browser, "jobs-csv-refused");
+	ck_assert_int_eq(wd_sideways_px(&browser, 360), 0); /* the open form fits a phone */
+	wd_clear(&browser, "#csv-file");
+	wd_type(&browser, "#csv-file", good);
+	wd_click(&browser, "#csv-form button[type=submit]");
+	wd_wait_text(&browser, "#csv-form", "2 jobs queued", 10000);
+	wd_click(&browser, "#csv-batch-link");
+	wd_wait_text(&browser, "h1", "autumn.csv", 10000);
+	wd_wait_text(&browser, "#batch-summary", "0 of 2 finished", 10000);
+	ck_assert_int_eq(tl_sqlf_n(db, "SELECT count(*) FROM provisioning_jobs"), before + 2);
+	wd_assert_no_console_errors(&browser);
+	unlink(bad);
+	unlink(good);
+	free(bad);
+	free(good);
+}
+
+/* The batch page's refresh (every 4 s) fails while the agent does not
+ * answer: it says what to do, and the message goes when it answers again
+ * (on the batch page of csv_upload, whose jobs stay PENDING). */
+static void batch_refresh_error_clears(void)
+{
+	wd_wait_text(&browser, "#batch-summary", "0 of 2 finished", 10000);
+	wd_fetch_fails(&browser, 1);
+	wd_wait_text(&browser, "main .form-error", "then try again", 10000);
+	wd_fetch_fails(&browser, 0);
+	wd_wait_empty(&browser, "main .form-error", 15000); /* the next refresh */
+	wd_assert_no_console_errors(&browser);
+}
+
+/* An agent that does not answer (the page's fetch fails): the jobs page
+ * says so and what to do (issue 14 item 8), and recovers on the next load. */
+static void network_error_says_what_to_do(void)
+{
+	go("#/jobs");
+	wd_wait_text(&browser, "#job-list", "Csv Two", 10000);
+	wd_fetch_fails(&browser, 1);
+	wd_click(&browser, "#job-filters button[type=submit]");
+	wd_wait_text(&browser, "#job-filters + div > .form-error", "The agent did not answer",
+		     10000);
+	wd_wait_text(&browser, "#job-filters + div > .form-error", "then try again", 2000);
+	wd_fetch_fails(&browser, 0);
+	wd_click(&browser, "#job-filters button[type=submit]");
+	wd_wait_empty(&browser, "#job-filters + div > .form-error", 10000);
+	wd_assert_no_console_errors(&browser);
+}
+
 START_TEST(jobs_search_bulk_and_batch)
 {
 	wd_require_browser();
@@ -119,6 +227,7 @@ START_TEST(jobs_search_bulk_and_batch)
 	wd_wait_text(&browser, "#job-total", "6 jobs", 10000);
 	wd_wait_text(&browser, "#job-list", "Delta Diner", 5000);
 	wd_screenshots(&browser, "jobs");
+	empty_card_lines_hidden();
 
 	/* search: a part of a name, any case; then a location id exactly */
 	wd_type(&browser, "#filter-q", "ALPHA den");
@@ -138,7 +247,10 @@ START_TEST(jobs_search_bulk_and_batch)
 	wd_wait_text(&browser, "#job-total", "6 jobs", 10000);
 
 	/* the refresh patches rows in place: a mark on Delta's row survives a
-	 * status change that the next refresh shows */
+	 * status change that the next refresh shows, and no column moves
+	 * although the row gains an error and a Retry button */
+	char *lefts = column_lefts();
+	ck_assert_msg(*lefts, "no columns in #job-list");
 	char *js = xasprintf("document.querySelector(\"tr[data-id='%s']\").dataset.mark = 'kept';"
 			     " return true;",
 			     delta);
@@ -154,6 +266,11 @@ START_TEST(jobs_search_bulk_and_batch)
 	char *found = wd_find(&browser, marked);
 	ck_assert_msg(found, "the refresh replaced Delta's row instead of patching it");
 	free(found);
+	char *moved = column_lefts();
+	ck_assert_msg(!strcmp(lefts, moved), "the refresh moved the columns: %s, then %s", lefts,
+		      moved);
+	free(moved);
+	free(lefts);
 	free(marked);
 	free(row);
 
@@ -189,10 +306,12 @@ START_TEST(jobs_search_bulk_and_batch)
 	wd_wait_text(&browser, "#batch-summary", "2 of 2 finished", 15000);
 	wd_wait_text(&browser, "#batch-states", "COMPLETED", 5000);
 	wd_screenshots(&browser, "batch");
-	fprintf(stderr, "the batch page scrolls %d px sideways at 390 px\n",
-		wd_sideways_px(&browser, 390));
+	ck_assert_int_eq(wd_sideways_px(&browser, 360), 0);
 
 	wd_assert_no_console_errors(&browser);
+	csv_upload();
+	batch_refresh_error_clears();
+	network_error_says_what_to_do();
 	char *v[] = {agency, alpha, beta, gamma, delta, batch};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		free(v[i]);

@@ -2,7 +2,9 @@
  * after logging in, the overview shows the seeded jobs' counts per state,
  * the per-day chart with its text alternative, success rates, time to
  * provision, the failing steps and the GHL budget; a state tile leads to the
- * jobs filtered by it. Screenshots at 1400 and 390 px, no console errors. */
+ * jobs filtered by it; a job that ends is counted at the next refresh, and a
+ * refresh that fails says what to do. Screenshots at 1400 and 390 px, no
+ * console errors. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +69,59 @@ static void browser_teardown(void)
 	wd_stop(&browser);
 }
 
+/* The page fetches its numbers again (as every 30 s, here at once: its tab
+ * shown again). */
+static void tab_shown(void)
+{
+	json_free(wd_exec(&browser, "document.dispatchEvent(new Event('visibilitychange'));"
+				    " return true;"));
+}
+
+/* Fresh numbers (issue 14 item 1): the pending job ends, and the page's
+ * next refresh counts it. A refresh the agent does not answer says what to
+ * do above the last numbers, which stay, and goes with the next answer. */
+static void fresh_numbers_and_refresh_errors(void)
+{
+	PGconn *db = tl_connect(dsn);
+	tl_execf(db, "UPDATE provisioning_jobs SET status = 'COMPLETED',"
+		     " finished_at = created_at + interval '30 seconds' WHERE status = 'PENDING'");
+	PQfinish(db);
+	tab_shown();
+	wd_wait_text(&browser, "#overview-state-completed", "3", 10000);
+	wd_wait_text(&browser, "#overview-state-pending", "0", 2000);
+	wd_wait_text(&browser, "#overview-agencies", "75.0%", 2000);
+
+	wd_fetch_fails(&browser, 1);
+	tab_shown();
+	wd_wait_text(&browser, "#overview-error", "Could not update the numbers", 10000);
+	wd_wait_text(&browser, "#overview-error", "then try again", 2000);
+	wd_wait_text(&browser, "#overview-state-completed", "3", 2000); /* still shown */
+	wd_fetch_fails(&browser, 0);
+	tab_shown();
+	wd_wait_empty(&browser, "#overview-error", 10000);
+	wd_assert_no_console_errors(&browser);
+}
+
+/* On a phone (390 px) the chart, drawn again at the next refresh, keeps its
+ * ticks readable: at least 9 px tall on screen. */
+static void chart_readable_on_a_phone(void)
+{
+	wd_width(&browser, 390);
+	json_free(wd_exec(&browser, "document.querySelector('#overview figure.chart-box').remove();"
+				    " return true;"));
+	tab_shown();
+	wd_wait_text(&browser, "#overview figure.chart-box", "Show the numbers", 10000);
+	struct json *v = wd_exec(&browser,
+				 "return document.querySelector("
+				 "'#overview svg.chart text.tick').getBoundingClientRect()"
+				 ".height;");
+	ck_assert_msg(v && v->type == JSON_NUMBER && v->u.num.d >= 9,
+		      "the chart's ticks are %.1f px tall at 390 px", v ? v->u.num.d : -1.0);
+	json_free(v);
+	wd_width(&browser, 1280);
+	tab_shown();
+}
+
 START_TEST(overview_page_shows_the_counts)
 {
 	wd_require_browser();
@@ -106,6 +161,9 @@ START_TEST(overview_page_shows_the_counts)
 	json_free(wd_exec(&browser, "document.getElementById('top').hidden = true; return 1;"));
 	ck_assert_int_eq(wd_sideways_px(&browser, 390), 0);
 	json_free(wd_exec(&browser, "document.getElementById('top').hidden = false; return 1;"));
+
+	fresh_numbers_and_refresh_errors();
+	chart_readable_on_a_phone();
 
 	/* a shorter period, then a state tile leads to the jobs in that state */
 	v = wd_exec(&browser, "const d = document.querySelector('#overview-days');"

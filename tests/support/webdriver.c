@@ -143,6 +143,24 @@ void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout
 	free(last);
 }
 
+void wd_wait_empty(struct wd *w, const char *css, int timeout_ms)
+{
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	for (;;) {
+		char *t = wd_text(w, css);
+		int gone = !t || !*t;
+		if (!gone && now_monotonic_ms() > deadline) {
+			char *state = wd_page_state(w);
+			ck_abort_msg("%s still shows \"%.300s\" after %d ms\n%s", css, t,
+				     timeout_ms, state);
+		}
+		free(t);
+		if (gone)
+			return;
+		usleep(100000);
+	}
+}
+
 /* Wait for css to match, then click it. An element that the page re-rendered
  * between the find and the click (auto-refresh) is "stale": find it again. */
 void wd_click(struct wd *w, const char *css)
@@ -345,6 +363,15 @@ struct json *wd_exec(struct wd *w, const char *script)
 	return v;
 }
 
+char *wd_exec_text(struct wd *w, const char *script)
+{
+	struct json *v = wd_exec(w, script);
+	ck_assert_msg(v && v->type == JSON_STRING, "no text from the script: %.200s", script);
+	char *out = xstrdup(v->u.str.s);
+	json_free(v);
+	return out;
+}
+
 void wd_clear(struct wd *w, const char *css)
 {
 	char *id = wd_find(w, css);
@@ -367,11 +394,68 @@ void wd_login(struct wd *w, const char *base, const char *email, const char *pas
 	wd_wait_text(w, "#whoami", email, 10000);
 }
 
-static void window_width(struct wd *w, int width)
+/* window.inner<dim> (Width, Height), or -1 when the page does not say. */
+static int inner(struct wd *w, const char *dim)
 {
-	char *body = xasprintf("{\"width\":%d,\"height\":900}", width);
+	char *js = xasprintf("return window.inner%s", dim);
+	struct json *v = wd_exec(w, js);
+	int px = v && v->type == JSON_NUMBER ? (int)v->u.num.d : -1;
+	json_free(v);
+	free(js);
+	return px;
+}
+
+/* The page reached want px in dimension dim: exactly, or (a window frame
+ * around the page) it moved from before and reads the same twice in a row. */
+static int settled(int now, int last, int before, int want)
+{
+	return now == want || (before != want && now != before && now == last);
+}
+
+/* Resize the window to width × height, then wait until the page sees it:
+ * window.innerWidth is width and window.innerHeight is inner_h (or any,
+ * when inner_h < 0), or each has moved and settled (settled()). */
+static void resize(struct wd *w, int width, int height, int inner_h)
+{
+	int before_w = inner(w, "Width"), before_h = inner(w, "Height");
+	char *body = xasprintf("{\"width\":%d,\"height\":%d}", width, height);
 	wd_call(w, "POST", "/window/rect", body);
 	free(body);
+	int64_t deadline = now_monotonic_ms() + 5000;
+	int last_w = -1, last_h = -1;
+	for (;;) {
+		int now_w = inner(w, "Width"), now_h = inner_h < 0 ? -1 : inner(w, "Height");
+		if (settled(now_w, last_w, before_w, width) &&
+		    (inner_h < 0 || settled(now_h, last_h, before_h, inner_h)))
+			return;
+		ck_assert_msg(now_monotonic_ms() < deadline,
+			      "the window did not become %d × %d px (inner %d × %d, was %d × %d)",
+			      width, height, now_w, now_h, before_w, before_h);
+		last_w = now_w;
+		last_h = now_h;
+		usleep(20000);
+	}
+}
+
+void wd_width(struct wd *w, int width)
+{
+	resize(w, width, 900, -1);
+}
+
+/* The window as tall as the page at width (at most 6000 px), so that a
+ * screenshot shows all of it. */
+static void whole_page(struct wd *w, int width)
+{
+	wd_width(w, width);
+	struct json *v = wd_exec(w, "var frame = window.outerHeight - window.innerHeight;"
+				    " var outer = Math.min(6000,"
+				    "  document.scrollingElement.scrollHeight + frame);"
+				    " return [outer, outer - frame];");
+	int outer = json_len(v) == 2 ? (int)json_at(v, 0)->u.num.d : 0;
+	int inner_h = json_len(v) == 2 ? (int)json_at(v, 1)->u.num.d : 0;
+	json_free(v);
+	if (outer > 900)
+		resize(w, width, outer, inner_h);
 }
 
 static void save_png(struct wd *w, const char *name, int width)
@@ -399,26 +483,74 @@ static void save_png(struct wd *w, const char *name, int width)
 
 void wd_screenshots(struct wd *w, const char *name)
 {
-	window_width(w, 1400);
-	usleep(200000); /* let a resize-driven layout settle before the picture */
+	whole_page(w, 1400);
 	save_png(w, name, 1400);
-	window_width(w, 390);
-	usleep(200000);
+	whole_page(w, 390);
 	save_png(w, name, 390);
-	window_width(w, 1280);
+	wd_width(w, 1280);
 }
 
-int wd_sideways_px(struct wd *w, int width)
+int wd_sideways_at(struct wd *w, int width)
 {
-	window_width(w, width);
-	usleep(200000);
+	wd_width(w, width);
 	struct json *sw = wd_exec(w, "return document.scrollingElement.scrollWidth"
 				     " - document.documentElement.clientWidth");
 	int over = sw && sw->type == JSON_NUMBER ? (int)sw->u.num.d : 0;
 	json_free(sw);
-	window_width(w, 1280);
 	return over;
 }
+
+int wd_sideways_px(struct wd *w, int width)
+{
+	int over = wd_sideways_at(w, width);
+	wd_width(w, 1280);
+	return over;
+}
+
+char *wd_unlabelled_cells(struct wd *w)
+{
+	return wd_exec_text(
+		w, "var bad = [];"
+		   " document.querySelectorAll('table.grid').forEach(function (t, n) {"
+		   "  var ths = t.querySelectorAll('thead th');"
+		   "  t.querySelectorAll('tbody tr').forEach(function (tr, r) {"
+		   "   Array.prototype.forEach.call(tr.children, function (td, i) {"
+		   "    var title = ths[i] ? ths[i].textContent.trim() : '';"
+		   "    if (td.tagName === 'TD' && title && !td.hasAttribute('data-label'))"
+		   "     bad.push('table ' + (t.id || t.className || n) + ' row ' + r + ': the \"'"
+		   "      + title + '\" cell has no data-label');"
+		   "   }); }); });"
+		   " return bad.slice(0, 6).join('\\n');");
+}
+
+char *wd_unlabelled_fields(struct wd *w)
+{
+	return wd_exec_text(
+		w,
+		"var bad = [];"
+		" document.querySelectorAll('input, select, textarea').forEach(function (e) {"
+		"  if (e.type === 'hidden' || !e.getClientRects().length) return;"
+		"  var named = !e.hasAttribute('data-auto-label')"
+		"   && (e.getAttribute('aria-label') || '').trim()"
+		"   || e.getAttribute('aria-labelledby') || (e.title || '').trim()"
+		"   || Array.prototype.some.call(e.labels || [], function (l) {"
+		"    return l.textContent.trim(); });"
+		"  if (!named) bad.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')"
+		"   + (e.name ? '[name=' + e.name + ']' : '') + ' ' + (e.placeholder || '') + ' in '"
+		"   + (e.parentElement.closest('form, [id]') || document.body).id + ' has no label'); });"
+		" return bad.slice(0, 8).join('\\n');");
+}
+
+void wd_fetch_fails(struct wd *w, int on)
+{
+	json_free(wd_exec(
+		w, on ? "if (!window.realFetch) window.realFetch = window.fetch;"
+			" window.fetch = function () {"
+			" return Promise.reject(new TypeError('Failed to fetch')); };"
+			" return true;"
+		      : "if (window.realFetch) window.fetch = window.realFetch; return true;"));
+}
+
 void wd_assert_no_console_errors(struct wd *w)
 {
 	struct json *logs = wd_cmd(w, "POST", "/se/log", "{\"type\":\"browser\"}");
