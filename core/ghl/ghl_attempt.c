@@ -145,6 +145,10 @@ void ghl_attempt_done(struct ghl_call *call, CURLcode rc)
 	if (status == 0) {
 		if (call->too_large)
 			transport = xasprintf("reply body larger than %zu bytes", c->max_body);
+		else if (call->resend_refused)
+			transport = xstrdup(
+				"the connection closed before any reply; the request may "
+				"have been applied, so it was not sent again");
 		else
 			transport = xasprintf("%s", call->errbuf[0] ? call->errbuf
 								    : curl_easy_strerror(rc));

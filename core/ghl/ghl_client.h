@@ -21,8 +21,8 @@
  *     to retry_attempts in all, after a jittered backoff on an evtimer (the
  *     loop never sleeps). Other writes are never repeated here: they may
  *     have been applied before the fault, so the step decides (find before
- *     create); each goes on a fresh connection so that libcurl does not
- *     resend it either. 429 keeps its own path (max_attempts, the budget).
+ *     create); libcurl's own resend of one (after a reused connection
+ *     closed without a reply) is refused too. 429 keeps its own path (max_attempts, the budget).
  *   - one debug log line per attempt: method, path with ids replaced by
  *     "{id}", status, duration, traceId, token fingerprint. Tokens, bodies and
  *     queries are never logged.

@@ -70,6 +70,8 @@ struct ghl_call {
 	struct curl_slist *hdrs;
 	struct buf resp;
 	int too_large;
+	int sends;	    /* requests libcurl sent (a write that is not repeatable) */
+	int resend_refused; /* ... and its resend that on_prereq refused */
 	struct json *json;
 	struct ghl_rl_headers rlh;
 	char trace_hdr[128];

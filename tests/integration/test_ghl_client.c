@@ -848,7 +848,8 @@ START_TEST(test_timeouts_and_drops_retried_when_safe)
 	ck_assert_int_ge(sim_stat(&v.sim, "drops_injected"), 2);
 	/* a create whose answer is lost is not, not even by libcurl (which
 	 * resends a request whose reused connection closed without a reply):
-	 * GHL made the location once */
+	 * the create went on the kept-alive connection, libcurl's resend was
+	 * refused, and GHL made the location once */
 	set_faults(&v, "{\"drop_rate\":0}");
 	send_one(&v, "GET", "/snapshots/", "companyId=" COMPANY, NULL,
 		 &r); /* a connection to reuse */
@@ -858,6 +859,8 @@ START_TEST(test_timeouts_and_drops_retried_when_safe)
 	send_one(&v, "POST", "/locations/", NULL,
 		 "{\"name\":\"Dropped Dental\",\"companyId\":\"" COMPANY "\",\"country\":\"US\"}",
 		 &r);
+	ck_assert_msg(r.message && strstr(r.message, "so it was not sent again"), "message %s",
+		      r.message ? r.message : "-");
 	expect_reply(&r, 0, GHL_RETRYABLE, 1);
 	set_faults(&v, "{\"drop_rate\":0}");
 	ck_assert_int_eq(sim_stat(&v.sim, "locations_created"), 1);

@@ -150,6 +150,42 @@ START_TEST(test_location_tokens_once_per_location)
 }
 END_TEST
 
+/* thousands of locations: each found under its own company, one token per
+ * location, and the idle ones wiped by the periodic sweep */
+START_TEST(test_location_tokens_many)
+{
+	struct loc_tokens *t = loc_tokens_new();
+	int64_t now = 5000000;
+	char loc[32], tok[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(loc, sizeof loc, "loc-%d", i);
+		snprintf(tok, sizeof tok, "tok-%d", i);
+		loc_tokens_put(t, i % 2 ? "co-a" : "co-b", loc, tok, 86399, now);
+	}
+	ck_assert_int_eq(loc_tokens_count(t), 3000);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(loc, sizeof loc, "loc-%d", i);
+		snprintf(tok, sizeof tok, "tok-%d", i);
+		const char *got = loc_tokens_get(t, i % 2 ? "co-a" : "co-b", loc, now + 10);
+		ck_assert_msg(got && str_eq(got, tok), "%s: %s", loc, got ? got : "(none)");
+		ck_assert_ptr_null(loc_tokens_get(t, i % 2 ? "co-b" : "co-a", loc, now + 10));
+	}
+	/* a new token replaces the location's old one; a drop takes just it */
+	loc_tokens_put(t, "co-b", "loc-42", "tok-new", 86399, now + 20);
+	ck_assert_int_eq(loc_tokens_count(t), 3000);
+	ck_assert_str_eq(loc_tokens_get(t, "co-b", "loc-42", now + 30), "tok-new");
+	loc_tokens_drop(t, "loc-7", NULL);
+	ck_assert_int_eq(loc_tokens_count(t), 2999);
+	ck_assert_ptr_null(loc_tokens_get(t, "co-a", "loc-7", now + 30));
+	/* one used late stays; the sweep a lookup of another location starts
+	 * wipes the 2,998 idle ones */
+	ck_assert_ptr_nonnull(loc_tokens_get(t, "co-a", "loc-1", now + LOC_TOKEN_IDLE_MS - 1));
+	ck_assert_ptr_null(loc_tokens_get(t, "co-a", "nowhere", now + LOC_TOKEN_IDLE_MS + 5000));
+	ck_assert_int_eq(loc_tokens_count(t), 1);
+	loc_tokens_free(t);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("shared_reads");
@@ -157,6 +193,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_one_request_in_flight_then_served_for_the_ttl);
 	tcase_add_test(tc, test_failures_are_shared_not_kept_and_leave_works);
 	tcase_add_test(tc, test_location_tokens_once_per_location);
+	tcase_add_test(tc, test_location_tokens_many);
 	suite_add_tcase(s, tc);
 	return s;
 }
