@@ -652,7 +652,10 @@ START_TEST(test_timeout_retryable)
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_int_eq(r.outcome, GHL_RETRYABLE);
 	ck_assert_ptr_nonnull(r.message);
-	ck_assert_msg(took >= 900 && took < 5000, "took %lld ms", (long long)took);
+	/* the client's own timeout ended it (curl says so), not before it was due */
+	ck_assert_msg(strstr(r.message, "timed out"), "%s (after %lld ms)", r.message,
+		      (long long)took);
+	ck_assert_msg(took >= 900, "took %lld ms", (long long)took);
 	ck_assert_msg(r.duration_ms >= 900, "duration %.0f", r.duration_ms);
 	reply_clear(&r);
 	ck_assert_int_eq(sim_stat(&v.sim, "timeouts_injected"), 1);
@@ -972,8 +975,11 @@ START_TEST(test_burst_zero_429)
 		reply_clear(&r[i]);
 	}
 	free(r);
+	/* the outcome: no call was refused; 60 calls at 20 per 1 s window must
+	 * have spread over at least three windows (the lower bound) */
 	ck_assert_int_eq(sim_stat(&v.sim, "rate_limited"), 0);
-	ck_assert_msg(took >= 2000 && took < 8000, "took %lld ms", (long long)took);
+	ck_assert_msg(took >= 2000, "took %lld ms", (long long)took);
+	fprintf(stderr, "60 calls at 20 per 1 s: %lld ms\n", (long long)took);
 	free(env_close(&v));
 }
 END_TEST

@@ -110,6 +110,8 @@ void tl_execf(PGconn *c, const char *fmt, ...)
 
 int tl_sql_wait_true(PGconn *c, const char *sql, int timeout_ms)
 {
+	if (timeout_ms < TL_WAIT_MIN_MS)
+		timeout_ms = TL_WAIT_MIN_MS;
 	for (int waited = 0;; waited += 100) {
 		char *v = tl_sql_value(c, sql);
 		int ok = !strcmp(v, "t");
@@ -603,6 +605,8 @@ char *tl_write_temp(const char *prefix, const char *text)
 
 int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 {
+	if (timeout_ms < TL_WAIT_MIN_MS)
+		timeout_ms = TL_WAIT_MIN_MS;
 	for (int waited = 0; waited <= timeout_ms; waited += 50) {
 		char *t = tl_read_file(path);
 		int found = strstr(t, needle) != NULL;
