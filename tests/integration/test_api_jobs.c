@@ -1379,6 +1379,34 @@ START_TEST(dry_run_skips_steps_whose_when_is_false)
 }
 END_TEST
 
+/* A dry run has no job to park: a TASK step says what a person would be
+ * asked, stores no task, and the run goes on as if it were completed. */
+START_TEST(dry_run_passes_a_task_without_storing_it)
+{
+	char *path = xasprintf("/api/v1/agencies/%s/pipeline/dry-run", agency_a);
+	struct resp r = as(admin, "POST", path,
+			   "{\"client_data\":{\"name\":\"Dry Dental\",\"email\":\"d@example.com\"},"
+			   "\"pipeline\":[{\"step\":\"TASK\",\"config\":{\"title\":"
+			   "\"Register A2P for {{client.name}}\"}},{\"step\":\"NOOP\"}]}");
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	struct json *j = parse(r.body);
+	struct json *steps = json_get(j, "steps");
+	ck_assert_msg(str_eq(json_get_str(j, "status"), "COMPLETED") && json_len(steps) == 2, "%s",
+		      r.body);
+	ck_assert_str_eq(json_get_str(json_at(steps, 0), "status"), "COMPLETED");
+	ck_assert_str_eq(json_get_str(json_at(steps, 1), "status"), "COMPLETED");
+	ck_assert_str_eq(json_get_str(json_get(j, "outputs"), "task_id"), "dry-run");
+	assert_has(r.body, "a job would wait here until a person completes the task");
+	assert_has(r.body, "Register A2P for Dry Dental");
+	json_free(j);
+	resp_free(&r);
+	char *n = q1("SELECT count(*) FROM tasks WHERE title LIKE 'Register A2P for Dry%'");
+	ck_assert_str_eq(n, "0");
+	free(n);
+	free(path);
+}
+END_TEST
+
 /* API keys are cached per process for API_KEY_CACHE_TTL_MS (5 s): a key
  * revoked by another process (here: SQL) stops working within that time. */
 START_TEST(api_key_revocation_elsewhere_within_ttl)
@@ -1449,6 +1477,7 @@ int main(void)
 	tcase_add_test(tc, dry_run_against_sim);
 	tcase_add_test(tc, api_key_revocation_elsewhere_within_ttl);
 	tcase_add_test(tc, dry_run_skips_steps_whose_when_is_false);
+	tcase_add_test(tc, dry_run_passes_a_task_without_storing_it);
 	tcase_add_test(tc, no_secrets_in_log);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);
