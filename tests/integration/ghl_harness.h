@@ -91,6 +91,28 @@ H_UNUSED static long long hsim_stat(struct hsim *s, const char *name)
 	return (long long)v;
 }
 
+/* The sim's gate (/_sim/faults gate): GHL answers nothing until n requests
+ * wait at once (a large n: until hsim_gate(s, 0) lets them go), so a request
+ * stays in flight while the test acts, whatever the machine's load. */
+H_UNUSED static void hsim_gate(struct hsim *s, long long n)
+{
+	char *body = xasprintf("{\"gate\": %lld}", n);
+	json_free(hsim_admin(s, "POST", "faults", body));
+	free(body);
+}
+
+/* Wait until n requests wait at the gate (fails after 30 s). */
+H_UNUSED static void hsim_gate_wait(struct hsim *s, long long n)
+{
+	long long v = -1;
+	for (int i = 0; i < 300 && v != n; i++) {
+		if (i)
+			usleep(100000);
+		v = hsim_stat(s, "gate_waiting");
+	}
+	ck_assert_msg(v == n, "%lld requests at the gate, want %lld", v, n);
+}
+
 /* ---- HTTP with the Location header ---- */
 
 #define hresp tl_resp

@@ -412,9 +412,7 @@ START_TEST(thousand_scripts_wait_at_once)
 	 * that runs fewer scripts at a time, never opens the gate and its
 	 * requests time out; how long it takes does not matter */
 	enum { GATE = 500 };
-	char *gate = xasprintf("{\"gate\": %d}", (int)GATE);
-	json_free(hsim_admin(&w.sim, "POST", "faults", gate));
-	free(gate);
+	hsim_gate(&w.sim, GATE);
 	char *sql = xasprintf("INSERT INTO provisioning_jobs (agency_id, client_data_json) "
 			      "SELECT '%s', '%s' FROM generate_series(1, 1000)",
 			      w.agency, CLIENT);
