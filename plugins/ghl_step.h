@@ -288,7 +288,12 @@ struct ghl_host_api {
 	 * "on_reject", "completed_by"}. After a REJECTED answer with on_reject
 	 * "rollback", the run's fail() rolls the job back (its completed steps
 	 * undo themselves, newest first) whatever the pipeline's on_failure.
-	 * Status 0 with a message: the task could not be stored (retryable). */
+	 * Status 0 with a message: the task could not be stored (retryable).
+	 * Returns -1, the reason in the step log ("task(): task.title:
+	 * required"), for a spec that is not such an object: title 1..300
+	 * characters, checklist at most 50 strings of 1..500, due_in_days
+	 * 0..365, no other keys. In a dry run (no job to park) the call
+	 * completes at once: {"id": "dry-run", "status": "COMPLETED"}. */
 	int (*task)(ghl_step_ctx *ctx, const char *spec_json);
 
 	/* --- add new members here only; bump GHL_STEP_ABI_MINOR --- */

@@ -46,12 +46,12 @@ static const char api_key_sql[] =
 	"  AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '60 seconds'))"
 	" SELECT id, agency_id FROM k";
 
-static void session_found(void *arg, PGresult *res, const char *errmsg)
+static void session_found(void *arg, PGresult *res, const struct err *e)
 {
 	struct api_req *r = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("session lookup failed", "request_id", r->c->request_id, "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+			 db_why(res, e), NULL);
 		api_reply_db_unavailable(r,
 					 "cannot check credentials right now; try again shortly");
 		return;
@@ -92,12 +92,12 @@ static void session_found(void *arg, PGresult *res, const char *errmsg)
 	api_proceed(r);
 }
 
-static void api_key_found(void *arg, PGresult *res, const char *errmsg)
+static void api_key_found(void *arg, PGresult *res, const struct err *e)
 {
 	struct api_req *r = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("api key lookup failed", "request_id", r->c->request_id, "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+			 db_why(res, e), NULL);
 		api_reply_db_unavailable(r,
 					 "cannot check credentials right now; try again shortly");
 		return;

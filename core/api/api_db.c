@@ -9,14 +9,14 @@
 #include "http.h"
 #include "log.h"
 
-static void query_done(void *arg, PGresult *res, const char *errmsg)
+static void query_done(void *arg, PGresult *res, const struct err *e)
 {
 	struct api_req *r = arg;
 	api_result_fn cb = r->qcb;
 	r->qcb = NULL;
 	if (!res) {
 		log_warn("api query: database unavailable", "request_id", r->c->request_id, "error",
-			 errmsg ? errmsg : "", NULL);
+			 e ? e->msg : "", NULL);
 		api_reply_db_unavailable(r, "the database is unavailable; try again shortly");
 		return;
 	}

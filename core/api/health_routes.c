@@ -61,10 +61,10 @@ static void readyz_checked(void *arg, int ok)
 }
 
 /* A reason not to be ready, answered on c (1), or 0. */
-static int not_ready(struct http_ctx *c, struct app *app, PGresult *res, const char *errmsg)
+static int not_ready(struct http_ctx *c, struct app *app, PGresult *res, const struct err *e)
 {
 	if (!res) {
-		http_reply_error(c, 503, "database_unavailable", errmsg, NULL);
+		http_reply_error(c, 503, "database_unavailable", db_why(NULL, e), NULL);
 		return 1;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -88,10 +88,10 @@ static int not_ready(struct http_ctx *c, struct app *app, PGresult *res, const c
 	return 0;
 }
 
-static void readyz_result(void *arg, PGresult *res, const char *errmsg)
+static void readyz_result(void *arg, PGresult *res, const struct err *e)
 {
 	struct readyz *r = arg;
-	if (!r->ctx || not_ready(r->ctx, r->app, res, errmsg)) {
+	if (!r->ctx || not_ready(r->ctx, r->app, res, e)) {
 		readyz_end(r);
 		return;
 	}

@@ -200,13 +200,13 @@ static void connect_free(struct connect *k)
 	free(k);
 }
 
-static void on_state_stored(void *arg, PGresult *res, const char *errmsg)
+static void on_state_stored(void *arg, PGresult *res, const struct err *e)
 {
 	struct connect *k = arg;
 	struct http_ctx *c = k->c;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_error("oauth: cannot store the state", "request_id", c->request_id, "error",
-			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+			  db_why(res, e), NULL);
 		error_page(c, 503, "Cannot start the connection",
 			   "The database did not accept the connection request.",
 			   "Try again in a moment.");
@@ -333,12 +333,12 @@ static void callback_free(struct callback *cb)
 	free(cb);
 }
 
-static void on_upserted(void *arg, PGresult *res, const char *errmsg)
+static void on_upserted(void *arg, PGresult *res, const struct err *e)
 {
 	struct callback *cb = arg;
 	struct http_ctx *c = cb->c;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		const char *why = db_why(res, e);
 		log_error("oauth: cannot store the agency", "ghl_agency_id", cb->company, "error",
 			  why, NULL);
 		error_page(c, 503, "The agency could not be saved",
@@ -436,13 +436,13 @@ static const char *bind_refused(const struct callback *cb, int is_new, int delet
 	return NULL;
 }
 
-static void on_target(void *arg, PGresult *res, const char *errmsg)
+static void on_target(void *arg, PGresult *res, const struct err *dbe)
 {
 	struct callback *cb = arg;
 	struct http_ctx *c = cb->c;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_error("oauth: cannot look the agency up", "ghl_agency_id", cb->company, "error",
-			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+			  db_why(res, dbe), NULL);
 		error_page(c, 503, "The agency could not be saved",
 			   "The database is unavailable; the tokens GoHighLevel issued were "
 			   "discarded.",
@@ -562,13 +562,13 @@ static void other_browser(struct http_ctx *c)
 		   "Start again from /oauth/connect in the browser you are using.");
 }
 
-static void on_state_used(void *arg, PGresult *res, const char *errmsg)
+static void on_state_used(void *arg, PGresult *res, const struct err *e)
 {
 	struct callback *cb = arg;
 	struct http_ctx *c = cb->c;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_error("oauth: cannot check the state", "request_id", c->request_id, "error",
-			  res ? PQresultErrorMessage(res) : errmsg, NULL);
+			  db_why(res, e), NULL);
 		error_page(c, 503, "The connection request cannot be checked",
 			   "The database is unavailable.",
 			   "Start again from /oauth/connect in a "

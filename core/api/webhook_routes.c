@@ -211,12 +211,12 @@ static void reply_unavailable(struct http_ctx *c, int retry_s, const char *code,
 	http_reply_error(c, 503, code, message, NULL);
 }
 
-static void on_recorded(void *arg, PGresult *res, const char *errmsg)
+static void on_recorded(void *arg, PGresult *res, const struct err *e)
 {
 	struct delivery *d = arg;
 	struct http_ctx *c = d->c;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		const char *why = db_why(res, e);
 		log_error("webhook: cannot record", "webhook_id", d->webhook_id, "type", d->type,
 			  "error", why, NULL);
 		reply_unavailable(c, db_pool_retry_after_s(((struct app *)c->app)->db),

@@ -137,7 +137,7 @@ static void query(struct event_delivery *d, int flags, const char *sql, int n,
 	db_pool_query_flags(d->app->db, flags, sql, n, params, cb, d);
 }
 
-static void result_written(void *arg, PGresult *res, const char *errmsg)
+static void result_written(void *arg, PGresult *res, const struct err *e)
 {
 	struct event_delivery *d = arg;
 	if (query_back(d))
@@ -145,7 +145,7 @@ static void result_written(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_error("event delivery: recording an attempt failed (it is retried after its "
 			  "hold)",
-			  "error", res ? PQresultErrorMessage(res) : errmsg, NULL);
+			  "error", db_why(res, e), NULL);
 	claim(d);
 }
 
@@ -273,15 +273,14 @@ out_free:
 	free(query);
 }
 
-static void claimed(void *arg, PGresult *res, const char *errmsg)
+static void claimed(void *arg, PGresult *res, const struct err *e)
 {
 	struct event_delivery *d = arg;
 	d->claiming = 0;
 	if (query_back(d))
 		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warn("event delivery: claiming failed", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("event delivery: claiming failed", "error", db_why(res, e), NULL);
 		return;
 	}
 	int n = PQntuples(res);
@@ -313,14 +312,14 @@ static void claim(struct event_delivery *d)
 	query(d, DB_NOWAIT, claim_sql, 2, params, claimed);
 }
 
-static void pruned(void *arg, PGresult *res, const char *errmsg)
+static void pruned(void *arg, PGresult *res, const struct err *e)
 {
 	struct event_delivery *d = arg;
 	if (query_back(d))
 		return;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warn("event delivery: pruning the delivery log failed", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("event delivery: pruning the delivery log failed", "error", db_why(res, e),
+			 NULL);
 }
 
 /* At most once an hour per process, and never with archive_after = 0. */
@@ -356,7 +355,7 @@ static const char settle_sql[] =
 	"    FROM provisioning_jobs WHERE batch_id = d.id GROUP BY status) j)))))"
 	" FROM done d";
 
-static void settled(void *arg, PGresult *res, const char *errmsg)
+static void settled(void *arg, PGresult *res, const struct err *e)
 {
 	struct event_delivery *d = arg;
 	d->settling = 0;
@@ -364,7 +363,7 @@ static void settled(void *arg, PGresult *res, const char *errmsg)
 		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
 		log_warn("event delivery: settling finished batches failed", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+			 db_why(res, e), NULL);
 }
 
 static void settle_batches(struct event_delivery *d)

@@ -133,11 +133,11 @@ static void sweep_end(struct reconciler *r, const char *error)
 
 /* ---- the end: how much drift is open now ---- */
 
-static void on_open(void *arg, PGresult *res, const char *errmsg)
+static void on_open(void *arg, PGresult *res, const struct err *e)
 {
 	struct reconciler *r = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		sweep_end(r, res ? PQresultErrorMessage(res) : errmsg);
+		sweep_end(r, db_why(res, e));
 		return;
 	}
 	str_to_ll(PQgetvalue(res, 0, 0), 0, 1LL << 62, &r->rep.open);
@@ -169,13 +169,13 @@ static void job_done(struct rjob *j)
 	maybe_end(r);
 }
 
-static void on_recorded(void *arg, PGresult *res, const char *errmsg)
+static void on_recorded(void *arg, PGresult *res, const struct err *e)
 {
 	struct rjob *j = arg;
 	struct reconciler *r = j->r;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warn("reconcile: cannot record drift", "job_id", j->id, "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("reconcile: cannot record drift", "job_id", j->id, "error", db_why(res, e),
+			 NULL);
 		r->abort = 1;
 		r->rep.unchecked++;
 	} else {
@@ -398,11 +398,11 @@ static char *col(PGresult *res, int row, int c)
 		       : xstrdup(PQgetvalue(res, row, c));
 }
 
-static void on_jobs(void *arg, PGresult *res, const char *errmsg)
+static void on_jobs(void *arg, PGresult *res, const struct err *e)
 {
 	struct reconciler *r = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		sweep_end(r, res ? PQresultErrorMessage(res) : errmsg);
+		sweep_end(r, db_why(res, e));
 		return;
 	}
 	r->njobs = PQntuples(res);

@@ -108,7 +108,7 @@ static void claim_journal(struct scheduler *s, const struct job *job, const char
 	journal_job(s->journal, job->id, &w, NULL, NULL);
 }
 
-static void on_claimed(void *arg, PGresult *res, const char *errmsg)
+static void on_claimed(void *arg, PGresult *res, const struct err *e)
 {
 	struct scheduler *s = arg;
 	s->claiming = 0;
@@ -119,7 +119,7 @@ static void on_claimed(void *arg, PGresult *res, const char *errmsg)
 	if (s->dead)
 		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		const char *why = db_why(res, e);
 		log_warn("claiming jobs failed", "error", why ? why : "?", NULL);
 		return; /* the poll timer tries again */
 	}
@@ -276,7 +276,7 @@ struct renew {
 	uint64_t seq; /* jobs claimed after this were not covered */
 };
 
-static void on_renewed(void *arg, PGresult *res, const char *errmsg)
+static void on_renewed(void *arg, PGresult *res, const struct err *e)
 {
 	struct renew *rn = arg;
 	struct scheduler *s = rn->s;
@@ -289,8 +289,7 @@ static void on_renewed(void *arg, PGresult *res, const char *errmsg)
 	if (s->dead)
 		return;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warn("renewing job leases failed", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("renewing job leases failed", "error", db_why(res, e), NULL);
 		return;
 	}
 	/* a set of the ids we still own */
@@ -374,12 +373,11 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 	}
 }
 
-static void on_listen_result(void *arg, PGresult *res, const char *errmsg)
+static void on_listen_result(void *arg, PGresult *res, const struct err *e)
 {
 	(void)arg;
 	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warn("LISTEN failed; relying on polling", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("LISTEN failed; relying on polling", "error", db_why(res, e), NULL);
 }
 
 static void on_listen_connect(void *arg)

@@ -1029,6 +1029,11 @@ static int h_task(ghl_step_ctx *ctx, const char *spec_json)
 		json_free(spec);
 		return -1;
 	}
+	if (tasks_spec_check(spec, &e) < 0) {
+		h_log(ctx, GHL_LOG_ERROR, "task(): %s", e.msg);
+		json_free(spec);
+		return -1;
+	}
 	ctx->pending = 1;
 	ctx->rq_task = spec;
 	return 0;

@@ -11,6 +11,7 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "schema.h"
 
 #define TASK_OVERDUE_BATCH "1000"
 
@@ -41,11 +42,11 @@ struct open_call {
 	void *arg;
 };
 
-static void opened(void *arg, PGresult *res, const char *errmsg)
+static void opened(void *arg, PGresult *res, const struct err *e)
 {
 	struct open_call *oc = arg;
 	struct json *row = NULL;
-	const char *why = errmsg ? errmsg : "no answer";
+	const char *why = e ? e->msg : "no answer";
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) >= 1) {
 		const char *text = PQgetvalue(res, 0, 0);
 		row = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
@@ -93,6 +94,33 @@ void tasks_open(struct app *app, const char *job_id, const char *agency_id, int 
 	free(list);
 }
 
+static const char spec_schema_text[] =
+	"{\"type\":\"object\",\"properties\":{"
+	"\"title\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":300},"
+	"\"checklist\":{\"type\":\"array\",\"maxItems\":50,\"items\":{\"type\":\"string\","
+	"\"minLength\":1,\"maxLength\":500}},"
+	"\"due_in_days\":{\"type\":\"number\",\"minimum\":0,\"maximum\":365},"
+	"\"assignee_role\":{\"type\":\"string\",\"enum\":[\"AGENCY_ADMIN\",\"SUPPORT\",\"ADMIN\"]},"
+	"\"on_reject\":{\"type\":\"string\",\"enum\":[\"fail\",\"rollback\"]}},"
+	"\"required\":[\"title\"],\"additionalProperties\":false}";
+
+int tasks_spec_check(const struct json *spec, struct err *e)
+{
+	struct json *schema = json_parse(spec_schema_text, sizeof(spec_schema_text) - 1,
+					 JSON_DEFAULT_MAX_DEPTH, NULL);
+	struct json *problems = json_new_array();
+	size_t n = schema_validate(schema, spec, "task", problems);
+	int rc = 0;
+	if (n) {
+		const struct json *p = json_at(problems, 0);
+		rc = err_setc(e, ERR_INVALID, "%s: %s%s", json_get_str(p, "field"),
+			      json_get_str(p, "message"), n > 1 ? " (and more problems)" : "");
+	}
+	json_free(problems);
+	json_free(schema);
+	return rc;
+}
+
 /* ---- the periodic check ------------------------------------------------------ */
 
 /* Open tasks past due are marked once (the trigger fires task.overdue); parked
@@ -118,7 +146,7 @@ struct task_check {
 	int dead; /* task_check_free ran while a query was out: free on its answer */
 };
 
-static void checked(void *arg, PGresult *res, const char *errmsg)
+static void checked(void *arg, PGresult *res, const struct err *e)
 {
 	struct task_check *t = arg;
 	t->running = 0;
@@ -129,7 +157,7 @@ static void checked(void *arg, PGresult *res, const char *errmsg)
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (!t->app->stopping)
 			log_warn("the task check failed; trying again at the next interval",
-				 "error", res ? PQresultErrorMessage(res) : errmsg, NULL);
+				 "error", db_why(res, e), NULL);
 		return;
 	}
 	const char *marked = PQgetvalue(res, 0, 0), *woken = PQgetvalue(res, 0, 1);

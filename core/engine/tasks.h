@@ -19,6 +19,8 @@
 #ifndef GHL_TASKS_H
 #define GHL_TASKS_H
 
+#include "util.h"
+
 struct app;
 struct json;
 
@@ -31,6 +33,14 @@ typedef void (*tasks_open_fn)(void *arg, const struct json *task, const char *er
  * "on_reject"} (the TASK step's expanded config). cb runs from the loop. */
 void tasks_open(struct app *app, const char *job_id, const char *agency_id, int step_index,
 		const char *step_name, const struct json *spec, tasks_open_fn cb, void *arg);
+
+/* Checks a spec handed to task() (by a C step or a Lua step's ghl.task)
+ * against the fields above — title 1..300 characters (required), checklist
+ * of at most 50 strings of 1..500, due_in_days 0..365, assignee_role
+ * AGENCY_ADMIN/SUPPORT/ADMIN, on_reject fail/rollback, nothing else.
+ * Returns 0, or ERR_INVALID with the first problem in e ("task.title:
+ * required") and how many there were. */
+int tasks_spec_check(const struct json *spec, struct err *e);
 
 struct task_check;
 /* Start the periodic check on app's loop (NULL when task_check_interval is 0). */

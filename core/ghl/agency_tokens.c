@@ -275,10 +275,10 @@ static int res_ok(const PGresult *res)
 	return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
-static const char *res_why(const PGresult *res, const char *errmsg)
+static const char *res_why(const PGresult *res, const struct err *e)
 {
 	if (!res)
-		return errmsg ? errmsg : "database unavailable";
+		return db_why(NULL, e);
 	const char *m = PQresultErrorMessage(res);
 	return m && *m ? m : "database error";
 }
@@ -304,7 +304,7 @@ static void after_txn(struct op *op)
 	op_finish(op);
 }
 
-static void on_end(void *arg, PGresult *res, const char *errmsg)
+static void on_end(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -315,7 +315,7 @@ static void on_end(void *arg, PGresult *res, const char *errmsg)
 		op->pass_over = 1;
 	if (!res_ok(res) && op->st == AGENCY_TOKEN_OK) {
 		log_error("agency token: commit failed", "agency_id", op->row_id, "error",
-			  res_why(res, errmsg), NULL);
+			  res_why(res, e), NULL);
 		secret_free(op->new_access);
 		op->new_access = NULL;
 		op_set(op, AGENCY_TOKEN_RETRYABLE,
@@ -333,7 +333,7 @@ static void end_txn(struct op *op, int commit, enum agency_token_status st, cons
 
 /* ---- marking an agency for reconnection ----------------------------------- */
 
-static void on_marked(void *arg, PGresult *res, const char *errmsg)
+static void on_marked(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -344,7 +344,7 @@ static void on_marked(void *arg, PGresult *res, const char *errmsg)
 	char *why = op->why ? xstrdup(op->why) : NULL;
 	if (!res_ok(res))
 		log_error("agency token: cannot mark the agency for reconnection", "agency_id",
-			  op->row_id, "error", res_why(res, errmsg), NULL);
+			  op->row_id, "error", res_why(res, e), NULL);
 	end_txn(op, res_ok(res), st, why);
 	free(why);
 }
@@ -364,7 +364,7 @@ static void mark_reconnect_then_commit(struct op *op, const char *reason)
 
 /* ---- the refresh itself (row locked) ----------------------------------------- */
 
-static void on_stored(void *arg, PGresult *res, const char *errmsg)
+static void on_stored(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -373,7 +373,7 @@ static void on_stored(void *arg, PGresult *res, const char *errmsg)
 	}
 	if (!res_ok(res)) {
 		log_error("agency token: cannot store the refreshed token", "agency_id", op->row_id,
-			  "error", res_why(res, errmsg), NULL);
+			  "error", res_why(res, e), NULL);
 		secret_free(op->new_access);
 		op->new_access = NULL;
 		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE,
@@ -488,11 +488,11 @@ static void start_refresh(struct op *op, const char *refresh_enc)
 
 /* ---- OP_GET / OP_REFRESH ----------------------------------------------------- */
 
-static void ignore_result(void *arg, PGresult *res, const char *errmsg)
+static void ignore_result(void *arg, PGresult *res, const struct err *e)
 {
 	(void)arg;
 	(void)res;
-	(void)errmsg;
+	(void)e;
 }
 
 /* Another transaction holds the row: wait for it, then look again. */
@@ -509,7 +509,7 @@ static void wait_for_holder(struct op *op)
 	op_retry_after(op, LOCK_WAIT_STEP_MS, op_lock_attempt);
 }
 
-static void on_exists(void *arg, PGresult *res, const char *errmsg)
+static void on_exists(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -517,7 +517,7 @@ static void on_exists(void *arg, PGresult *res, const char *errmsg)
 		return;
 	}
 	if (!res_ok(res)) {
-		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE, res_why(res, errmsg));
+		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE, res_why(res, e));
 		return;
 	}
 	if (PQntuples(res) == 0) {
@@ -590,7 +590,7 @@ static void take_row(struct op *op, const PGresult *res)
 	op->row_company = xstrdup(PQgetvalue(res, 0, C_COMPANY));
 }
 
-static void on_locked(void *arg, PGresult *res, const char *errmsg)
+static void on_locked(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -599,7 +599,7 @@ static void on_locked(void *arg, PGresult *res, const char *errmsg)
 	}
 	if (!res_ok(res)) {
 		op->pass_over = 1;
-		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE, res_why(res, errmsg));
+		end_txn(op, 0, AGENCY_TOKEN_RETRYABLE, res_why(res, e));
 		return;
 	}
 	if (PQntuples(res) == 0 && op->kind == OP_SWEEP) {
@@ -625,7 +625,7 @@ static void on_locked(void *arg, PGresult *res, const char *errmsg)
 	start_refresh(op, PQgetvalue(res, 0, C_REFRESH));
 }
 
-static void on_begin(void *arg, PGresult *res, const char *errmsg)
+static void on_begin(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -634,7 +634,7 @@ static void on_begin(void *arg, PGresult *res, const char *errmsg)
 	}
 	if (!res_ok(res)) {
 		op->pass_over = 1;
-		op_set(op, AGENCY_TOKEN_RETRYABLE, res_why(res, errmsg));
+		op_set(op, AGENCY_TOKEN_RETRYABLE, res_why(res, e));
 		after_txn(op);
 		return;
 	}
@@ -652,7 +652,7 @@ static void on_begin(void *arg, PGresult *res, const char *errmsg)
 	db_async_query(op->conn, sql_lock, 1, p, on_locked, op);
 }
 
-static void on_conn(void *arg, struct db_async *conn, const char *errmsg)
+static void on_conn(void *arg, struct db_async *conn, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -660,7 +660,7 @@ static void on_conn(void *arg, struct db_async *conn, const char *errmsg)
 		return;
 	}
 	if (!conn) {
-		op_set(op, AGENCY_TOKEN_RETRYABLE, errmsg ? errmsg : "database unavailable");
+		op_set(op, AGENCY_TOKEN_RETRYABLE, db_why(NULL, e));
 		if (op->kind == OP_SWEEP) {
 			struct agency_tokens *t = op->t;
 			log_warn("token refresh sweep skipped", "error", op->why, NULL);
@@ -681,7 +681,7 @@ static void op_lock_attempt(struct op *op)
 }
 
 /* OP_GET first reads the row without a lock: most tokens are not expiring. */
-static void on_read(void *arg, PGresult *res, const char *errmsg)
+static void on_read(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -689,7 +689,7 @@ static void on_read(void *arg, PGresult *res, const char *errmsg)
 		return;
 	}
 	if (!res_ok(res)) {
-		op_set(op, AGENCY_TOKEN_RETRYABLE, res_why(res, errmsg));
+		op_set(op, AGENCY_TOKEN_RETRYABLE, res_why(res, e));
 		op_finish(op);
 		return;
 	}
@@ -934,7 +934,7 @@ static void check_retry(struct op *op, const char *why)
 	op_retry_after(op, CHECK_RETRY_MS, check_resume);
 }
 
-static void on_check_stored(void *arg, PGresult *res, const char *errmsg)
+static void on_check_stored(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -942,7 +942,7 @@ static void on_check_stored(void *arg, PGresult *res, const char *errmsg)
 		return;
 	}
 	if (!res_ok(res)) {
-		check_retry(op, res_why(res, errmsg));
+		check_retry(op, res_why(res, e));
 		return;
 	}
 	if (*PQcmdTuples(res) && strcmp(PQcmdTuples(res), "0"))
@@ -950,7 +950,7 @@ static void on_check_stored(void *arg, PGresult *res, const char *errmsg)
 	check_done(op);
 }
 
-static void on_check_read(void *arg, PGresult *res, const char *errmsg)
+static void on_check_read(void *arg, PGresult *res, const struct err *e)
 {
 	struct op *op = arg;
 	if (op->t->closed) {
@@ -958,7 +958,7 @@ static void on_check_read(void *arg, PGresult *res, const char *errmsg)
 		return;
 	}
 	if (!res_ok(res)) {
-		check_retry(op, res_why(res, errmsg));
+		check_retry(op, res_why(res, e));
 		return;
 	}
 	struct buf b;

@@ -1,6 +1,6 @@
 /* lua_bindings.c — what a Lua step sees inside a run: ctx (the job's data
- * and the step's outputs), ghl.request / ghl.sleep (yielding the coroutine
- * until the host answers), ghl.fail, log.* and print. */
+ * and the step's outputs), ghl.request / ghl.sleep / ghl.task (yielding the
+ * coroutine until the host answers), ghl.fail, log.* and print. */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,6 +326,49 @@ static int l_ghl_sleep(lua_State *L)
 	return lua_yieldk(L, 0, 0, sleep_cont);
 }
 
+/* ghl.task{title=, checklist=, due_in_days=, assignee_role=, on_reject=}:
+ * people in the loop, as the TASK step (the host's task()). The first call
+ * parks the job — this run ends there, holding nothing — and once a person
+ * completes or rejects the task the step runs again from the top, where the
+ * same call answers the ended task: {id, status = "COMPLETED" | "REJECTED",
+ * note, outputs, completed_by}. */
+static int task_cont(lua_State *L, int status, lua_KContext kctx)
+{
+	(void)status;
+	(void)kctx;
+	struct lua_run *r = need_run(L, "ghl.task");
+	lua_settop(L, 0);
+	const char *body = r->host->get(r->ctx, GHL_SRC_RESPONSE, "");
+	if (r->host->response_status(r->ctx) != 200 || !body) {
+		r->host->fail_from_response(r->ctx, "storing the task");
+		lua_pushlightuserdata(L, &lua_host_failed_sentinel);
+		return lua_error(L);
+	}
+	lua_sandbox_push_json_text(L, body, strlen(body));
+	return 1;
+}
+
+static int l_ghl_task(lua_State *L)
+{
+	struct lua_run *r = need_run(L, "ghl.task");
+	check_yieldable(L, r, "ghl.task");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	struct buf spec;
+	struct err e;
+	buf_init(&spec);
+	if (lua_sandbox_to_json(L, 1, &spec, &e)) {
+		buf_clear(&spec);
+		return luaL_error(L, "ghl.task: %s", e.msg);
+	}
+	int rc = r->host->task(r->ctx, buf_cstr(&spec));
+	buf_clear(&spec);
+	if (rc)
+		return luaL_error(L, "ghl.task: the task was refused (see the step log)");
+	r->waiting = 1;
+	return lua_yieldk(L, 0, 0, task_cont);
+}
+
 /* ghl.fail(what): end the step the way the last response says (401/429/5xx/
  * timeouts retryable, other 4xx permanent with GHL's message). */
 static int l_ghl_fail(lua_State *L)
@@ -343,6 +386,7 @@ void lua_host_open_api(lua_State *L, struct lua_script *s)
 	static const luaL_Reg ghl_fns[] = {{"request", l_ghl_request},
 					   {"sleep", l_ghl_sleep},
 					   {"fail", l_ghl_fail},
+					   {"task", l_ghl_task},
 					   {NULL, NULL}};
 	static const luaL_Reg log_fns[] = {{"debug", l_log_debug},
 					   {"info", l_log_info},

@@ -82,14 +82,13 @@ struct archiver {
 	long long jobs, logs;
 };
 
-static void batch_done(void *arg, PGresult *res, const char *errmsg);
+static void batch_done(void *arg, PGresult *res, const struct err *e);
 
-static void refreshed(void *arg, PGresult *res, const char *errmsg)
+static void refreshed(void *arg, PGresult *res, const struct err *e)
 {
 	struct archiver *a = arg;
 	if ((!res || PQresultStatus(res) != PGRES_COMMAND_OK) && !a->app->stopping)
-		log_warn("refreshing job_success_rates failed", "error",
-			 res ? PQresultErrorMessage(res) : errmsg, NULL);
+		log_warn("refreshing job_success_rates failed", "error", db_why(res, e), NULL);
 	a->running = 0;
 }
 
@@ -112,13 +111,13 @@ static void run_batch(struct archiver *a)
 	db_pool_query(a->app->db, archive_batch_sql, 2, p, batch_done, a);
 }
 
-static void batch_done(void *arg, PGresult *res, const char *errmsg)
+static void batch_done(void *arg, PGresult *res, const struct err *e)
 {
 	struct archiver *a = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (!a->app->stopping)
 			log_warn("archiving failed; trying again at the next interval", "error",
-				 res ? PQresultErrorMessage(res) : errmsg, NULL);
+				 db_why(res, e), NULL);
 		a->running = 0;
 		return;
 	}

@@ -90,6 +90,13 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 	return r;
 }
 
+const char *db_why(const PGresult *res, const struct err *e)
+{
+	if (res)
+		return PQresultErrorMessage(res);
+	return e ? e->msg : "database unavailable";
+}
+
 /* ---- asynchronous connection ------------------------------------------- */
 
 struct pending {
@@ -99,7 +106,7 @@ struct pending {
 	char **params;
 	db_result_cb cb;
 	void *arg;
-	char *errmsg;	     /* set when failed before sending */
+	struct err *err;     /* set when failed before sending */
 	int preparing;	     /* the Parse of a new prepared statement is in flight */
 	int flags;	     /* DB_NOWAIT, DB_REPLAY (pool queries) */
 	int replays;	     /* DB_REPLAY: cut off on connections made after its last cut */
@@ -160,7 +167,7 @@ struct db_async {
 
 static void db_start_connect(struct db_async *db);
 static void db_send_next(struct db_async *db);
-static void rollback_done(void *arg, PGresult *res, const char *errmsg);
+static void rollback_done(void *arg, PGresult *res, const struct err *e);
 
 static int use_prepared = 1;
 
@@ -190,7 +197,7 @@ static void pending_free(struct pending *p)
 	for (int i = 0; i < p->nparams; i++)
 		free(p->params[i]);
 	free(p->params);
-	free(p->errmsg);
+	free(p->err);
 	free(p);
 }
 
@@ -213,7 +220,7 @@ static void pending_fail_all(struct pending *lifo)
 	struct pending *p = pending_reverse(lifo);
 	while (p) {
 		struct pending *n = p->next;
-		p->cb(p->arg, NULL, p->errmsg);
+		p->cb(p->arg, NULL, p->err);
 		pending_free(p);
 		p = n;
 	}
@@ -229,10 +236,17 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 	pending_fail_all(list);
 }
 
-static void fail_later(struct db_async *db, struct pending *p, const char *why)
+/* Record why p failed: libpq's or the pool's text, with its code. */
+static void pending_set_err(struct pending *p, int code, const char *why)
 {
-	free(p->errmsg);
-	p->errmsg = xstrdup(why);
+	if (!p->err)
+		p->err = xcalloc(1, sizeof(*p->err));
+	err_setc(p->err, code, "%s", why);
+}
+
+static void fail_later(struct db_async *db, struct pending *p, int code, const char *why)
+{
+	pending_set_err(p, code, why);
 	p->next = db->failed;
 	db->failed = p;
 	event_active(db->ev_defer, EV_TIMEOUT, 0);
@@ -297,7 +311,7 @@ static void db_lost(struct db_async *db, const char *why)
 			again_tail = &p->next;
 			replayed += ran;
 		} else {
-			fail_later(db, p, msg);
+			fail_later(db, p, ERR_RETRY, msg);
 		}
 	}
 	db->tail = NULL;
@@ -325,11 +339,11 @@ static void want_write(struct db_async *db, void (*cb)(evutil_socket_t, short, v
 	event_add(db->ev_write, NULL);
 }
 
-static void rollback_done(void *arg, PGresult *res, const char *errmsg)
+static void rollback_done(void *arg, PGresult *res, const struct err *e)
 {
 	(void)arg;
 	(void)res;
-	(void)errmsg;
+	(void)e;
 	log_warn("rolled back a transaction left open on a shared connection", NULL);
 }
 
@@ -564,7 +578,9 @@ struct db_async *db_async_free(struct db_async *db)
 	while (db->head) {
 		struct pending *p = db->head;
 		db->head = p->next;
-		p->cb(p->arg, NULL, "database connection closed");
+		struct err e;
+		err_set(&e, "database connection closed");
+		p->cb(p->arg, NULL, &e);
 		pending_free(p);
 	}
 	defer_cb(-1, 0, db);
@@ -594,7 +610,7 @@ static void async_enqueue(struct db_async *db, struct pending *p)
 {
 	p->next = NULL;
 	if (db->state != DB_READY) {
-		fail_later(db, p, db->reason[0] ? db->reason : "database unavailable");
+		fail_later(db, p, ERR_RETRY, db->reason[0] ? db->reason : "database unavailable");
 		return;
 	}
 	if (db->tail)
@@ -636,7 +652,7 @@ int db_async_pending(const struct db_async *db)
 
 struct waiter {
 	struct waiter *next;
-	void (*cb)(void *, struct db_async *, const char *);
+	void (*cb)(void *, struct db_async *, const struct err *);
 	void *arg;
 	int64_t deadline_ms; /* 0 while the pool is up (then it waits for a release) */
 };
@@ -711,10 +727,9 @@ static void pool_schedule(struct db_pool *p)
 }
 
 /* Fail q from the loop, later (never from inside the caller's call). */
-static void pool_fail(struct db_pool *p, struct pending *q, const char *why)
+static void pool_fail(struct db_pool *p, struct pending *q, int code, const char *why)
 {
-	free(q->errmsg);
-	q->errmsg = xstrdup(why);
+	pending_set_err(q, code, why);
 	q->next = p->failed;
 	p->failed = q;
 }
@@ -725,7 +740,7 @@ static void pool_fail_queue_full(struct db_pool *p, struct pending *q)
 	snprintf(why, sizeof(why), "%s; %d requests already waiting for a connection", pool_why(p),
 		 p->nq + p->nwait);
 	p->st.gave_up++;
-	pool_fail(p, q, why);
+	pool_fail(p, q, ERR_RETRY, why);
 }
 
 /* Queue q to wait (at the tail, or the head when it was there first). */
@@ -774,7 +789,7 @@ static void expire(struct db_pool *p, int64_t now)
 		char why[700];
 		snprintf(why, sizeof(why), "%s; no connection within %lld ms", pool_why(p),
 			 p->wait_ms);
-		pool_fail(p, q, why);
+		pool_fail(p, q, ERR_RETRY, why);
 	}
 	int up = db_pool_is_up(p);
 	struct waiter *gone = NULL, **wp = &p->wait_head;
@@ -796,10 +811,13 @@ static void expire(struct db_pool *p, int64_t now)
 		w->next = gone;
 		gone = w;
 	}
+	struct err e;
+	if (gone)
+		err_setc(&e, ERR_RETRY, "%s", pool_why(p));
 	while (gone) {
 		struct waiter *w = gone;
 		gone = w->next;
-		w->cb(w->arg, NULL, pool_why(p));
+		w->cb(w->arg, NULL, &e);
 		free(w);
 	}
 }
@@ -848,7 +866,7 @@ static void pool_requeue(struct db_pool *p, struct pending *list, const char *wh
 	while (rev) {
 		struct pending *n = rev->next;
 		if (p->wait_ms <= 0 || p->closing || (rev->flags & DB_NOWAIT))
-			pool_fail(p, rev, why);
+			pool_fail(p, rev, ERR_RETRY, why);
 		else
 			pool_wait(p, rev, 1);
 		rev = n;
@@ -876,16 +894,18 @@ struct db_pool *db_pool_free(struct db_pool *p)
 	if (!p)
 		return NULL;
 	p->closing = 1;
+	struct err closed;
+	err_set(&closed, "database pool closed");
 	while (p->wait_head) {
 		struct waiter *w = p->wait_head;
 		p->wait_head = w->next;
-		w->cb(w->arg, NULL, "database pool closed");
+		w->cb(w->arg, NULL, &closed);
 		free(w);
 	}
 	while (p->q_head) {
 		struct pending *q = p->q_head;
 		p->q_head = q->next;
-		pool_fail(p, q, "database pool closed");
+		pool_fail(p, q, ERR_FAIL, closed.msg);
 	}
 	p->q_tail = NULL;
 	p->nq = p->nwait = 0;
@@ -910,7 +930,7 @@ void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int npar
 	struct pending *q = pending_new(sql, nparams, params, cb, arg);
 	q->flags = flags;
 	if (p->closing) { /* run by db_pool_free */
-		pool_fail(p, q, "database pool closed");
+		pool_fail(p, q, ERR_FAIL, "database pool closed");
 		return;
 	}
 	struct db_async *c = pool_pick(p);
@@ -920,7 +940,7 @@ void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int npar
 		return;
 	}
 	if ((flags & DB_NOWAIT) || p->wait_ms <= 0)
-		pool_fail(p, q, pool_why(p));
+		pool_fail(p, q, ERR_RETRY, pool_why(p));
 	else if (p->nq + p->nwait >= p->wait_max)
 		pool_fail_queue_full(p, q);
 	else {
@@ -936,11 +956,13 @@ void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *
 	db_pool_query_flags(p, 0, sql, nparams, params, cb, arg);
 }
 
-void db_pool_acquire(struct db_pool *p, void (*cb)(void *, struct db_async *, const char *),
+void db_pool_acquire(struct db_pool *p, void (*cb)(void *, struct db_async *, const struct err *),
 		     void *arg)
 {
 	if (p->closing) {
-		cb(arg, NULL, "database pool closed");
+		struct err e;
+		err_set(&e, "database pool closed");
+		cb(arg, NULL, &e);
 		return;
 	}
 	struct waiter *w = xcalloc(1, sizeof(*w));

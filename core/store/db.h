@@ -27,9 +27,15 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 /* Formats a failed result's message: "ERROR: ... (SQLSTATE x) at line N". */
 void db_result_error(const PGresult *res, const char *sql, struct err *e);
 
-/* Called with res == NULL and errmsg set when the query could not run. The
- * result is owned by the callee only for the duration of the call. */
-typedef void (*db_result_cb)(void *arg, PGresult *res, const char *errmsg);
+/* Called with res == NULL and e set when the query could not run (e is NULL
+ * whenever res is set, even when res holds the server's error): e->code is
+ * ERR_RETRY when the connection was lost, is not up yet or none came free in
+ * time, ERR_FAIL when the connection or pool is being closed. The result and
+ * e are owned by the caller only for the duration of the call. */
+typedef void (*db_result_cb)(void *arg, PGresult *res, const struct err *e);
+/* The text for a callback's failure: the server's message when res is set
+ * (empty for a success), else e's. */
+const char *db_why(const PGresult *res, const struct err *e);
 
 struct db_async;
 
@@ -92,11 +98,11 @@ void db_pool_query(struct db_pool *p, const char *sql, int nparams, const char *
 		   db_result_cb cb, void *arg);
 void db_pool_query_flags(struct db_pool *p, int flags, const char *sql, int nparams,
 			 const char *const *params, db_result_cb cb, void *arg);
-/* cb gets an exclusive connection (or NULL and the reason when none came up
- * within the wait timeout); always called from the loop. Give it back with
- * db_pool_release. */
+/* cb gets an exclusive connection (or NULL and why, as for db_result_cb,
+ * when none came up within the wait timeout); always called from the loop.
+ * Give it back with db_pool_release. */
 void db_pool_acquire(struct db_pool *p,
-		     void (*cb)(void *arg, struct db_async *conn, const char *errmsg), void *arg);
+		     void (*cb)(void *arg, struct db_async *conn, const struct err *e), void *arg);
 void db_pool_release(struct db_pool *p, struct db_async *conn);
 /* How long a query or acquire may wait for a connection, and how many may
  * wait at once (config: db_wait_timeout, db_wait_queue). timeout_ms <= 0 or

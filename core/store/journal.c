@@ -417,11 +417,11 @@ static void degrade_flight(struct lane *j, const char *why)
 	log_error("journal batch refused for its data; details dropped", "error", why, NULL);
 }
 
-static void flight_done(void *arg, PGresult *res, const char *errmsg)
+static void flight_done(void *arg, PGresult *res, const struct err *e)
 {
 	struct lane *j = arg;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *why = res ? PQresultErrorMessage(res) : errmsg;
+		const char *why = db_why(res, e);
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		if (state && !strncmp(state, "22", 2)) {
 			degrade_flight(j, why ? why : "?");

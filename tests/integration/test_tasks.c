@@ -37,14 +37,20 @@ static char *new_agency(struct world *w, const char *name, const char *settings)
 		       name, name, settings);
 }
 
-static void world_open(struct world *w, const char *name, const char *settings)
+static void world_open_env(struct world *w, const char *name, const char *settings,
+			   const char *const *env)
 {
 	memset(w, 0, sizeof(*w));
 	w->dsn = tl_create_db(name);
 	hmigrate(w->dsn);
 	w->db = tl_connect(w->dsn);
 	w->agency = new_agency(w, "Tasks", settings);
-	hagent_start(&w->agent, w->dsn, NULL, fast);
+	hagent_start(&w->agent, w->dsn, NULL, env);
+}
+
+static void world_open(struct world *w, const char *name, const char *settings)
+{
+	world_open_env(w, name, settings, fast);
 }
 
 static void world_close(struct world *w)
@@ -448,6 +454,83 @@ START_TEST(cancel_a_parked_job)
 }
 END_TEST
 
+/* A Lua step asks for a person with ghl.task: the job parks like a TASK
+ * step's, and once the task is completed the step runs again from the top,
+ * where ghl.task answers the ended task, whose outputs the script passes
+ * on. A spec that breaks the rules fails its step, naming the field. */
+START_TEST(lua_step_waits_for_a_person)
+{
+	char dir[] = "/tmp/lua-task-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char *path = xasprintf("%s/ask.lua", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("return {name = \"ASK_PERSON\", version = \"1.0.0\", description = \"asks\",\n"
+	      "  run = function(ctx)\n"
+	      "    local t = ghl.task{title = \"Call \" .. ctx.client.name,\n"
+	      "                       checklist = {\"dial\", \"note it\"}, due_in_days = 2}\n"
+	      "    if t.status ~= \"COMPLETED\" then error(\"task was \" .. t.status) end\n"
+	      "    ctx:set(\"brand\", t.outputs.brand)\n"
+	      "  end}\n",
+	      f);
+	fclose(f);
+	free(path);
+	path = xasprintf("%s/bad.lua", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("return {name = \"ASK_BADLY\", version = \"1.0.0\", description = \"asks badly\",\n"
+	      "  run = function(ctx) ghl.task{title = \"x\", assignee_role = \"intern\"} end}\n",
+	      f);
+	fclose(f);
+	free(path);
+	char *step_dir = xasprintf("GHL_AGENT_STEP_DIR=%s", dir);
+	const char *env[] = {fast[0], fast[1], fast[2], fast[3], step_dir, NULL};
+	struct world w;
+	world_open_env(&w, "tasks_lua",
+		       "{\"pipeline\":[{\"step\":\"ASK_PERSON\"},{\"step\":\"NOOP\","
+		       "\"config\":{\"output\":\"after\"}}]}",
+		       env);
+	char *job;
+	char *task = parked_job(&w, "Lua Dental", &job);
+	char *title = tl_sqlf(w.db,
+			      "SELECT title || ' ' || checklist::text FROM tasks"
+			      " WHERE id = '%s'",
+			      task);
+	ck_assert_str_eq(title, "Call Lua Dental [\"dial\", \"note it\"]");
+	free(title);
+	ck_assert_int_eq(end_task(&w, task, "complete", "{\"outputs\":{\"brand\":\"BR9\"}}", NULL),
+			 200);
+	hjob_assert_completed(w.db, job, w.agent.log);
+	char *brand = hjob_output(w.db, job, "ASK_PERSON", "brand");
+	ck_assert_str_eq(brand, "BR9");
+	free(brand);
+	free(task);
+	free(job);
+
+	PQclear(tl_sql(w.db, "UPDATE agencies SET settings_json ="
+			     " '{\"pipeline\":[{\"step\":\"ASK_BADLY\"}]}'"));
+	job = hjob_add(w.db, w.agency, "{\"name\":\"Bad\",\"email\":\"b@example.com\"}", NULL);
+	char *st = hjob_wait(w.db, job, 30000, w.agent.log);
+	ck_assert_str_eq(st, "FAILED");
+	free(st);
+	char *why = tl_sqlf(w.db,
+			    "SELECT count(*) FROM provisioning_logs WHERE job_id = '%s'"
+			    " AND details_json::text LIKE '%%task.assignee_role: must be one of%%'",
+			    job);
+	ck_assert_str_ne(why, "0");
+	free(why);
+	char *n = tl_sqlf(w.db, "SELECT count(*) FROM tasks WHERE job_id = '%s'", job);
+	ck_assert_str_eq(n, "0");
+	free(n);
+	free(job);
+	world_close(&w);
+	free(step_dir);
+	char *rm = xasprintf("rm -rf %s", dir);
+	ck_assert_int_eq(system(rm), 0);
+	free(rm);
+}
+END_TEST
+
 /* The browser must not outlive the test (see test_web.c). */
 static struct wd browser;
 
@@ -527,6 +610,7 @@ int main(void)
 	tcase_add_test(tc, overdue_fires_once_and_bad_bodies_name_the_field);
 	tcase_add_test(tc, cancel_a_parked_job);
 	tcase_add_test(tc, a_thousand_parked_jobs_do_not_block_others);
+	tcase_add_test(tc, lua_step_waits_for_a_person);
 	tcase_add_test(tc, dashboard_badge_list_and_complete);
 	suite_add_tcase(s, tc);
 	int rc = tl_run_suite(s);
