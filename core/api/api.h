@@ -105,13 +105,13 @@ struct api_field {
 	int64_t min, max;		/* integers: range, applied when min < max */
 };
 
-/* Problems found in a request, as the `details` array. */
+/* Problems found in a request: schema.h's problems list, which is the 422's
+ * `details`, and what the reply's message needs besides it. */
 struct api_problems {
-	struct buf details; /* "[{...},{...}" without the closing bracket */
-	size_t n;
-	struct buf unknown; /* "a, b.c" — the unknown fields, for the message */
+	struct json *list;  /* [{"field", "message"}, …]; NULL until the first problem */
+	size_t n;	    /* the problems in list */
+	struct buf unknown; /* "a, b.c" — the unknown fields api_validate found */
 	size_t nunknown;
-	struct buf named; /* "a (why), b (why)" — the first problems, for the message */
 };
 
 /* How many problems the 422's message names (the details list them all). */
@@ -120,7 +120,7 @@ void api_problems_init(struct api_problems *p);
 void api_problems_clear(struct api_problems *p);
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The details array as JSON text (malloc'd); "[]" when none. */
+/* The list as JSON text (malloc'd); "[]" when none. */
 char *api_problems_json(const struct api_problems *p);
 
 /* Check object v against fields, as the JSON Schema they describe (a closed
@@ -264,6 +264,9 @@ void api_reply_error(struct api_req *r, int status, const char *code, const char
 /* 422 with p's details (unknown fields named in the message); frees p. */
 void api_reply_problems(struct api_req *r, struct api_problems *p);
 void api_reply_not_found(struct api_req *r, const char *what);
+/* The one row's column 0 (a JSON text) as 200, or 404 "<what> not found"
+ * when the query found none (an object outside the caller's scope too). */
+void api_reply_one(struct api_req *r, PGresult *res, const char *what);
 /* 500 and a log line with the reason (never shown to the caller). */
 void api_reply_internal(struct api_req *r, const char *why);
 /* {"items":[<col json_col of each row>…], "next_cursor": …} from rows fetched

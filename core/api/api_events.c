@@ -49,6 +49,7 @@ static const char *const event_types[] = {
 	"job.completed",	  "job.failed",	     "job.cancelled",
 	"job.retrying",		  "task.created",    "task.overdue",
 	"agency.needs_reconnect", "batch.completed", "job.drift",
+	"task.cancelled",
 	NULL};
 /* clang-format on */
 
@@ -126,10 +127,10 @@ static void check_url(const char *url, int allow_private, struct api_problems *p
 		v6->sin6_family = AF_INET6;
 	else
 		return; /* a name */
-	char why[64];
-	if (!allow_private && !ssrf_addr_is_public((struct sockaddr *)&ss, why, sizeof(why)))
+	struct err why;
+	if (!allow_private && !ssrf_addr_is_public((struct sockaddr *)&ss, &why))
 		api_problem(p, "url", "%s is a %s address; events go to public addresses only",
-			    host, why);
+			    host, why.msg);
 }
 
 /* ---- list / get / delete ------------------------------------------------- */

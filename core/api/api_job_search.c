@@ -195,8 +195,9 @@ static void bulk_next(struct api_req *r)
 		/* retry: client data kept; the audit row names the caller */
 		const char *params[] = {bulk_id(b), b->scope, NULL, api_audit_user(r),
 					api_audit_key(r)};
+		const char *cancel_params[] = {bulk_id(b), api_audit_user(r), api_audit_key(r)};
 		if (b->cancel)
-			api_query(r, jobs_cancel_sql, 1, params, bulk_cancelled);
+			api_query(r, jobs_cancel_sql, 3, cancel_params, bulk_cancelled);
 		else
 			api_query(r, jobs_retry_sql, 5, params, bulk_retried);
 		return;

@@ -791,21 +791,15 @@ static void jobs_list(struct api_req *r)
 	const char *params[10];
 	char *like = NULL;
 	int n = 0;
-#define FILTER(value, fragment)                          \
-	do {                                             \
-		if (value) {                             \
-			params[n++] = (value);           \
-			buf_printf(&where, fragment, n); \
-		}                                        \
-	} while (0)
-	FILTER(in_scope, " AND j.agency_id = ANY($%d::uuid[])");
-	FILTER(agency, " AND j.agency_id = $%d::uuid");
-	FILTER(status, " AND j.status = $%d::provisioning_job_status");
+	api_sql_filter(&where, params, &n, in_scope, " AND j.agency_id = ANY($%d::uuid[])");
+	api_sql_filter(&where, params, &n, agency, " AND j.agency_id = $%d::uuid");
+	api_sql_filter(&where, params, &n, status, " AND j.status = $%d::provisioning_job_status");
 	/* timestamptz → timestamp (the session's zone, as stored) keeps the index usable */
-	FILTER(after, " AND j.created_at >= $%d::timestamptz::timestamp");
-	FILTER(before, " AND j.created_at < $%d::timestamptz::timestamp");
-	FILTER(batch, " AND j.batch_id = $%d::uuid");
-#undef FILTER
+	api_sql_filter(&where, params, &n, after,
+		       " AND j.created_at >= $%d::timestamptz::timestamp");
+	api_sql_filter(&where, params, &n, before,
+		       " AND j.created_at < $%d::timestamptz::timestamp");
+	api_sql_filter(&where, params, &n, batch, " AND j.batch_id = $%d::uuid");
 	if (q)
 		job_search_where(&where, q, params, &n, &like);
 	char *total = job_total_sql(buf_cstr(&where));
@@ -845,11 +839,7 @@ static void jobs_list(struct api_req *r)
 
 static void reply_job(struct api_req *r, PGresult *res)
 {
-	if (PQntuples(res) != 1) {
-		api_reply_not_found(r, "job");
-		return;
-	}
-	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+	api_reply_one(r, res, "job");
 }
 
 /* The detail adds the job's open drift (core/engine/reconcile.c). */
@@ -1059,22 +1049,15 @@ static void cancelled(struct api_req *r, PGresult *res)
 		  params, cancel_reread);
 }
 
-/* jobs_cancel_sql with the audit row of a job cancelled or asked to stop */
-static const char cancel_sql[] = JOBS_CANCEL_WITH
-	","
-	" au AS (" API_AUDIT_INSERT " SELECT $2::uuid, $3::uuid, 'job.cancel', p.agency_id,"
-	"  p.id::text, NULL FROM provisioning_jobs p"
-	"  WHERE p.id = $1::uuid AND (EXISTS (SELECT 1 FROM now_cancelled)"
-	"  OR EXISTS (SELECT 1 FROM requested)))" JOBS_CANCEL_SELECT;
-
 static void cancel_scoped(struct api_req *r, PGresult *res)
 {
 	if (PQntuples(res) != 1) {
 		api_reply_not_found(r, "job");
 		return;
 	}
+	/* the audit row names the caller (jobs_cancel_sql writes it) */
 	const char *params[] = {api_param(r, 0), api_audit_user(r), api_audit_key(r)};
-	api_query(r, cancel_sql, 3, params, cancelled);
+	api_query(r, jobs_cancel_sql, 3, params, cancelled);
 }
 
 static void jobs_cancel(struct api_req *r)

@@ -62,10 +62,27 @@ void api_reply_error(struct api_req *r, int status, const char *code, const char
 	api_req_free(r);
 }
 
+/* "a (why); b (why)": the first API_PROBLEMS_NAMED problems, long reasons cut. */
+static void name_problems(struct buf *b, const struct json *list)
+{
+	for (size_t i = 0; i < json_len(list) && i < API_PROBLEMS_NAMED; i++) {
+		const char *why = json_get_str(json_at(list, i), "message");
+		size_t len = strlen(why), keep = len > 80 ? 77 : len;
+		while (keep < len && keep > 0 && ((unsigned char)why[keep] & 0xC0) == 0x80)
+			keep--; /* not inside a UTF-8 sequence */
+		buf_printf(b, "%s%s (%.*s%s)", i ? "; " : "",
+			   json_get_str(json_at(list, i), "field"), (int)keep, why,
+			   keep < len ? "…" : "");
+	}
+}
+
 void api_reply_problems(struct api_req *r, struct api_problems *p)
 {
 	char *details = api_problems_json(p);
 	char *msg;
+	struct buf named;
+	buf_init(&named);
+	name_problems(&named, p->list);
 	if (p->nunknown)
 		msg = xasprintf("unknown field%s: %s", p->nunknown > 1 ? "s" : "",
 				buf_cstr(&p->unknown));
@@ -74,11 +91,12 @@ void api_reply_problems(struct api_req *r, struct api_problems *p)
 			      ? xasprintf(
 					"fix these %zu fields and send the request again: %s; and "
 					"%zu more (each in details)",
-					p->n, buf_cstr(&p->named), p->n - API_PROBLEMS_NAMED)
+					p->n, buf_cstr(&named), p->n - API_PROBLEMS_NAMED)
 			      : xasprintf("fix %s and send the request again: %s",
 					  p->n == 1 ? "this field" : "these fields",
-					  buf_cstr(&p->named));
+					  buf_cstr(&named));
 	api_reply_error(r, 422, p->nunknown ? "unknown_fields" : "validation_failed", msg, details);
+	buf_clear(&named);
 	free(msg);
 	free(details);
 	api_problems_clear(p);
@@ -108,6 +126,15 @@ void api_reply_not_found(struct api_req *r, const char *what)
 			  : xasprintf("%s not found", what);
 	api_reply_error(r, 404, "not_found", msg, NULL);
 	free(msg);
+}
+
+void api_reply_one(struct api_req *r, PGresult *res, const char *what)
+{
+	if (PQntuples(res) != 1) {
+		api_reply_not_found(r, what);
+		return;
+	}
+	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
 }
 
 void api_reply_internal(struct api_req *r, const char *why)

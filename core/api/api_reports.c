@@ -2,10 +2,12 @@
  * failures and the success rate by agency or by niche over a period; GET
  * /api/v1/reports/overview: the dashboard's landing page in one answer (jobs
  * per state and per day, success rates, time to provision, failing steps, the
- * GHL budget this process sees per agency). Both are computed from the jobs
- * on each request (index-only scans of the period's jobs, migration
- * 20261208_000401), so a job that just ended counts. Scoped like every
- * listing: an AGENCY_ADMIN or an API key sees its agencies only. */
+ * GHL budget this process sees per agency). Both read the days before today
+ * from job_report_days (brought up to date first when its last refresh is
+ * 30 s old) and today from the jobs (an index-only scan, migration
+ * 20261208_000401), so a job that just ended counts at once, an older one
+ * that changed within 30 s, and neither scans the period's jobs. Scoped like
+ * every listing: an AGENCY_ADMIN or an API key sees its agencies only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +20,50 @@
 
 /* The time of the answer, as the reports' `refreshed_at` / `generated_at`. */
 #define API_SQL_NOW_UTC "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-/* Jobs created in the last $1 days by agency and niche, in scope $2. */
-#define LIVE_RATES                                                                 \
-	"(SELECT j.agency_id, COALESCE(s.niche, '') AS niche, count(*) AS total,"  \
-	"  count(*) FILTER (WHERE j.status = 'COMPLETED') AS completed,"           \
-	"  count(*) FILTER (WHERE j.status = 'FAILED') AS failed,"                 \
-	"  count(*) FILTER (WHERE j.status = 'CANCELLED') AS cancelled"            \
-	"  FROM provisioning_jobs j LEFT JOIN snapshots s ON s.id = j.snapshot_id" \
-	"  WHERE j.created_at >= (current_date - $1::int)::timestamp"              \
-	"  AND ($2::uuid[] IS NULL OR j.agency_id = ANY($2::uuid[]))"              \
-	"  GROUP BY 1, 2) v"
+/* Brings job_report_days up to date before a report: the days before today
+ * recomputed where jobs changed, at most every 30 s and skipped while
+ * another request does it (migration 20261208_000402). */
+#define REPORT_DAYS_REFRESH "SELECT job_report_days_refresh('30 seconds')"
+/* total … cancelled of the groups (n jobs each) grouped again. */
+#define RATE_COUNTS                                                                      \
+	"sum(n)::bigint AS total,"                                                       \
+	" COALESCE(sum(n) FILTER (WHERE status = 'COMPLETED'), 0)::bigint AS completed," \
+	" COALESCE(sum(n) FILTER (WHERE status = 'FAILED'), 0)::bigint AS failed,"       \
+	" COALESCE(sum(n) FILTER (WHERE status = 'CANCELLED'), 0)::bigint AS cancelled"
+/* success_rate of a row with completed and failed */
+#define RATE_OF(t)                                                                         \
+	"CASE WHEN " t ".completed + " t ".failed > 0 THEN round(" t ".completed::numeric" \
+	" / (" t ".completed + " t ".failed), 4) END"
+
+/* " AND <col> = ANY($s::uuid[]) AND <col> = $a::uuid" for the filters present */
+static void scope_filter(struct buf *sql, const char *col, int scope_n, int agency_n)
+{
+	if (scope_n)
+		buf_printf(sql, " AND %s = ANY($%d::uuid[])", col, scope_n);
+	if (agency_n)
+		buf_printf(sql, " AND %s = $%d::uuid", col, agency_n);
+}
+
+/* The caller's scope (and the agency asked for) as parameters: one agency
+ * (asked for, an API key, most AGENCY_ADMINs) as an equality, so the
+ * (agency_id, day / created_at) indexes serve the period; several as an
+ * array; none (ADMIN, SUPPORT) as no filter. scope is api_scope_array's. */
+static void scope_params(const struct api_req *r, const char *agency, const char *scope,
+			 const char **params, int *n, int *scope_n, int *agency_n)
+{
+	*scope_n = *agency_n = 0;
+	if (agency) {
+		params[(*n)++] = agency;
+		*agency_n = *n;
+	}
+	if (!agency && scope && r->who.nagencies == 1) {
+		params[(*n)++] = r->who.agency_ids[0];
+		*agency_n = *n;
+	} else if (scope) {
+		params[(*n)++] = scope;
+		*scope_n = *n;
+	}
+}
 
 static const char *const report_query[] = {"group_by", "days", NULL};
 
@@ -35,6 +71,60 @@ static void report_done(struct api_req *r, PGresult *res)
 {
 	/* one row: the JSON document built by the query */
 	api_reply_json(r, 200, PQntuples(res) ? PQgetvalue(res, 0, 0) : "{\"items\":[]}");
+}
+
+/* The success rates, once job_report_days is up to date (the parameters
+ * were checked by success_rates()). Jobs created since midnight $1 days ago:
+ * the days before today from job_report_days, today from the jobs (an
+ * index-only scan), grouped by agency or by the snapshot's niche. */
+static void rates_report(struct api_req *r, PGresult *res)
+{
+	(void)res;
+	const char *group = api_query_param(r, "group_by");
+	int niche = group && !strcmp(group, "niche");
+	long long days;
+	api_query_int(r, "days", 1, 3660, 30, &days);
+	char d[16];
+	snprintf(d, sizeof(d), "%lld", days);
+	char *scope = api_scope_array(&r->who);
+	const char *params[3] = {d};
+	int n = 1, scope_n, agency_n;
+	scope_params(r, NULL, scope, params, &n, &scope_n, &agency_n);
+	struct buf sql;
+	buf_init(&sql);
+	buf_puts(
+		&sql,
+		"WITH g AS MATERIALIZED (SELECT r.agency_id, r.snapshot_id, r.status,"
+		"  sum(r.jobs) AS n FROM job_report_days r"
+		"  WHERE r.day >= LOCALTIMESTAMP::date - $1::int AND r.day < LOCALTIMESTAMP::date");
+	scope_filter(&sql, "r.agency_id", scope_n, agency_n);
+	buf_puts(&sql,
+		 "  GROUP BY 1, 2, 3 UNION ALL"
+		 "  SELECT j.agency_id, j.snapshot_id, j.status, count(*) FROM provisioning_jobs j"
+		 "  WHERE j.created_at >= LOCALTIMESTAMP::date::timestamp");
+	scope_filter(&sql, "j.agency_id", scope_n, agency_n);
+	buf_puts(&sql, "  GROUP BY 1, 2, 3),");
+	/* only the grouping changes: both texts are constants */
+	buf_puts(&sql,
+		 niche ? " x AS (SELECT COALESCE(s.niche, '') AS niche, " RATE_COUNTS
+			 "  FROM g LEFT JOIN snapshots s ON s.id = g.snapshot_id GROUP BY 1)"
+			 " SELECT json_build_object('group_by', 'niche', 'days', $1::int,"
+			 " 'refreshed_at', " API_SQL_NOW_UTC ","
+			 " 'items', COALESCE(json_agg(json_build_object('niche', x.niche,"
+			 "  'total', x.total, 'completed', x.completed, 'failed', x.failed,"
+			 "  'cancelled', x.cancelled, 'success_rate', " RATE_OF(
+				 "x") ") ORDER BY x.total DESC, x.niche), '[]'::json))::text FROM x"
+		       : " x AS (SELECT agency_id, " RATE_COUNTS " FROM g GROUP BY 1)"
+			 " SELECT json_build_object('group_by', 'agency', 'days', $1::int,"
+			 " 'refreshed_at', " API_SQL_NOW_UTC ","
+			 " 'items', COALESCE(json_agg(json_build_object('agency_id', x.agency_id,"
+			 "  'agency_name', a.name, 'total', x.total, 'completed', x.completed,"
+			 "  'failed', x.failed, 'cancelled', x.cancelled, 'success_rate', " RATE_OF(
+				 "x") ") ORDER BY x.total DESC, a.name), '[]'::json))::text"
+				      " FROM x JOIN agencies a ON a.id = x.agency_id");
+	api_query(r, buf_cstr(&sql), n, params, report_done);
+	buf_clear(&sql);
+	free(scope);
 }
 
 static void success_rates(struct api_req *r)
@@ -46,36 +136,9 @@ static void success_rates(struct api_req *r)
 	api_query_int(r, "days", 1, 3660, 30, &days);
 	if (api_query_ok(r))
 		return;
-	char d[16];
-	snprintf(d, sizeof(d), "%lld", days);
-	char *scope = api_scope_array(&r->who);
-	const char *params[2] = {d, scope};
-	/* only the grouping column changes: both texts are constants */
-	const char *sql =
-		group && !strcmp(group, "niche")
-			? "SELECT json_build_object('group_by', 'niche', 'days', $1::int,"
-			  " 'refreshed_at', " API_SQL_NOW_UTC ","
-			  " 'items', COALESCE(json_agg(json_build_object('niche', niche, 'total', total,"
-			  "  'completed', completed, 'failed', failed, 'cancelled', cancelled, 'success_rate',"
-			  "  CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
-			  "  (completed + failed), 4) END) ORDER BY total DESC, niche), '[]'::json))::text"
-			  " FROM (SELECT niche, sum(total)::bigint AS total, sum(completed)::bigint AS completed,"
-			  "  sum(failed)::bigint AS failed, sum(cancelled)::bigint AS cancelled"
-			  "  FROM " LIVE_RATES " GROUP BY niche) g"
-			: "SELECT json_build_object('group_by', 'agency', 'days', $1::int,"
-			  " 'refreshed_at', " API_SQL_NOW_UTC ","
-			  " 'items', COALESCE(json_agg(json_build_object('agency_id', g.agency_id,"
-			  "  'agency_name', a.name, 'total', total, 'completed', completed, 'failed', failed,"
-			  "  'cancelled', cancelled,"
-			  "  'success_rate', CASE WHEN completed + failed > 0 THEN round(completed::numeric /"
-			  "  (completed + failed), 4) END) ORDER BY total DESC, a.name), '[]'::json))::text"
-			  " FROM (SELECT agency_id, sum(total)::bigint AS total,"
-			  "  sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,"
-			  "  sum(cancelled)::bigint AS cancelled"
-			  "  FROM " LIVE_RATES " GROUP BY agency_id) g"
-			  " JOIN agencies a ON a.id = g.agency_id";
-	api_query(r, sql, 2, params, report_done);
-	free(scope);
+	/* the days before today, recomputed where jobs changed (at most every
+	 * 30 s, and skipped while another request does it) */
+	api_query(r, REPORT_DAYS_REFRESH, 0, NULL, rates_report);
 }
 
 static const struct api_endpoint ep_rates = {.allow = API_ALLOW_ANY, .query = report_query};
@@ -97,16 +160,6 @@ static const char *const overview_query[] = {"agency_id", "days", NULL};
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'COMPLETED'), 0)::bigint AS completed,"     \
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'FAILED'), 0)::bigint AS failed,"           \
 	" COALESCE(sum(" n ") FILTER (WHERE status = 'CANCELLED'), 0)::bigint AS cancelled"
-/* total … cancelled of the groups (n jobs each) grouped again. */
-#define RATE_COUNTS                                                                      \
-	"sum(n)::bigint AS total,"                                                       \
-	" COALESCE(sum(n) FILTER (WHERE status = 'COMPLETED'), 0)::bigint AS completed," \
-	" COALESCE(sum(n) FILTER (WHERE status = 'FAILED'), 0)::bigint AS failed,"       \
-	" COALESCE(sum(n) FILTER (WHERE status = 'CANCELLED'), 0)::bigint AS cancelled"
-/* success_rate of a row with completed and failed */
-#define RATE_OF(t)                                                                         \
-	"CASE WHEN " t ".completed + " t ".failed > 0 THEN round(" t ".completed::numeric" \
-	" / (" t ".completed + " t ".failed), 4) END"
 
 /* The budgets the GHL client holds, as a JSON array for the query. */
 static void budget_row(void *arg, const struct ghl_budget *b)
@@ -135,15 +188,6 @@ static void budget_row(void *arg, const struct ghl_budget *b)
 	json_builder_end(jb);
 }
 
-/* " AND <col> = ANY($s::uuid[]) AND <col> = $a::uuid" for the filters present */
-static void scope_filter(struct buf *sql, const char *col, int scope_n, int agency_n)
-{
-	if (scope_n)
-		buf_printf(sql, " AND %s = ANY($%d::uuid[])", col, scope_n);
-	if (agency_n)
-		buf_printf(sql, " AND %s = $%d::uuid", col, agency_n);
-}
-
 /* The report, once job_report_days is up to date (the parameters were
  * checked by overview()). */
 static void overview_report(struct api_req *r, PGresult *res)
@@ -162,20 +206,8 @@ static void overview_report(struct api_req *r, PGresult *res)
 	json_builder_end(&jb);
 	const char *budgets = json_builder_text(&jb, NULL);
 	const char *params[5] = {d, budgets ? budgets : "[]"};
-	int n = 2, agency_n = 0, scope_n = 0;
-	if (agency) {
-		params[n++] = agency;
-		agency_n = n;
-	}
-	/* one agency in scope (an API key, most AGENCY_ADMINs): an equality, so
-	 * the (agency_id, created_at) index serves the period */
-	if (!agency && scope && r->who.nagencies == 1) {
-		params[n++] = r->who.agency_ids[0];
-		agency_n = n;
-	} else if (scope) {
-		params[n++] = scope;
-		scope_n = n;
-	}
+	int n = 2, agency_n, scope_n;
+	scope_params(r, agency, scope, params, &n, &scope_n, &agency_n);
 	/* The filters are fixed fragments for what is present (values are
 	 * parameters): no `$n IS NULL OR …` to hide an index from the planner. */
 	struct buf sql;
@@ -275,9 +307,7 @@ static void overview(struct api_req *r)
 	api_query_int(r, "days", 1, 90, 30, &days);
 	if (api_query_ok(r))
 		return;
-	/* the days before today, recomputed where jobs changed (at most every
-	 * 30 s, and skipped while another request does it) */
-	api_query(r, "SELECT job_report_days_refresh('30 seconds')", 0, NULL, overview_report);
+	api_query(r, REPORT_DAYS_REFRESH, 0, NULL, overview_report);
 }
 
 static const struct api_endpoint ep_overview = {.allow = API_ALLOW_ANY, .query = overview_query};

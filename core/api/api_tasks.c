@@ -39,7 +39,9 @@
 	" 'updated_at', " API_SQL_ISO(a ".updated_at") ")::text"
 /* clang-format on */
 
-static const char *const task_statuses[] = {"OPEN", "COMPLETED", "REJECTED", NULL};
+/* CANCELLED: the job was cancelled while its task was OPEN (a trigger,
+ * migration 20261209_000101) */
+static const char *const task_statuses[] = {"OPEN", "COMPLETED", "REJECTED", "CANCELLED", NULL};
 
 static int *int_data(struct api_req *r, int v)
 {
@@ -72,7 +74,8 @@ static void tasks_list(struct api_req *r)
 		while (*s && strcmp(*s, status))
 			s++;
 		if (!*s)
-			api_query_problem(r, "status", "must be OPEN, COMPLETED or REJECTED");
+			api_query_problem(r, "status",
+					  "must be OPEN, COMPLETED, REJECTED or CANCELLED");
 	}
 	if (agency && !api_is_uuid(agency))
 		api_query_problem(r, "agency_id", "must be a UUID");
@@ -121,11 +124,7 @@ static void tasks_list(struct api_req *r)
 
 static void reply_task(struct api_req *r, PGresult *res)
 {
-	if (PQntuples(res) != 1) {
-		api_reply_not_found(r, "task");
-		return;
-	}
-	api_reply_json(r, 200, PQgetvalue(res, 0, 0));
+	api_reply_one(r, res, "task");
 }
 
 static void tasks_get(struct api_req *r)

@@ -1,7 +1,7 @@
 /* api_validate.c — request bodies checked against a field spec (struct
  * api_field), which is turned into a JSON Schema and validated by the schema
- * module (schema.c): every problem collected as {"field", "message"} for one
- * 422. See api.h. */
+ * module (schema.c): every problem collected in schema.h's problems list
+ * (struct api_problems) for one 422. See api.h. */
 #include "api.h"
 
 #include <stdarg.h>
@@ -15,16 +15,14 @@
 void api_problems_init(struct api_problems *p)
 {
 	memset(p, 0, sizeof(*p));
-	buf_init(&p->details);
 	buf_init(&p->unknown);
-	buf_init(&p->named);
 }
 
 void api_problems_clear(struct api_problems *p)
 {
-	buf_clear(&p->details);
+	json_free(p->list);
 	buf_clear(&p->unknown);
-	buf_clear(&p->named);
+	api_problems_init(p);
 }
 
 void api_problem(struct api_problems *p, const char *field, const char *fmt, ...)
@@ -35,30 +33,15 @@ void api_problem(struct api_problems *p, const char *field, const char *fmt, ...
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
-	buf_puts(&p->details, p->n ? "," : "[");
-	buf_puts(&p->details, "{\"field\":");
-	json_write_string(&p->details, field && *field ? field : "body");
-	buf_puts(&p->details, ",\"message\":");
-	json_write_string(&p->details, buf_cstr(&m));
-	buf_putc(&p->details, '}');
-	/* the first few, named in the error's message (long reasons cut) */
-	if (p->n < API_PROBLEMS_NAMED) {
-		const char *why = buf_cstr(&m);
-		size_t len = strlen(why), keep = len > 80 ? 77 : len;
-		while (keep < len && keep > 0 && ((unsigned char)why[keep] & 0xC0) == 0x80)
-			keep--; /* not inside a UTF-8 sequence */
-		buf_printf(&p->named, "%s%s (%.*s%s)", p->n ? "; " : "",
-			   field && *field ? field : "body", (int)keep, why, keep < len ? "…" : "");
-	}
-	p->n++;
+	if (!p->list)
+		p->list = json_new_array();
+	p->n += schema_problem_add(p->list, field && *field ? field : "body", buf_cstr(&m));
 	buf_clear(&m);
 }
 
 char *api_problems_json(const struct api_problems *p)
 {
-	if (!p->n)
-		return xstrdup("[]");
-	return xasprintf("%s]", p->details.data);
+	return p->list ? json_to_string(p->list) : xstrdup("[]");
 }
 
 int api_is_uuid(const char *s)
@@ -174,22 +157,25 @@ static const struct json *spec_schema(const struct api_field *fields, struct jso
 size_t api_validate(const struct json *v, const struct api_field *fields, const char *prefix,
 		    struct api_problems *p)
 {
-	struct json *own, *found = json_new_array();
+	struct json *own;
 	const struct json *schema = spec_schema(fields, &own);
-	size_t n = schema_validate(schema, v, prefix, found);
-	if (!v)
-		n = schema_problem_add(found, prefix ? prefix : "", "expected object, got nothing");
-	for (size_t i = 0; i < found->u.arr.n; i++) {
-		const char *field = json_get_str(found->u.arr.items[i], "field");
-		const char *msg = json_get_str(found->u.arr.items[i], "message");
-		api_problem(p, field, "%s", msg);
-		if (!strncmp(msg, "unknown field", 13)) {
+	if (!p->list)
+		p->list = json_new_array();
+	size_t from = json_len(p->list);
+	size_t n = v ? schema_validate(schema, v, prefix, p->list)
+		     : schema_problem_add(p->list, prefix ? prefix : "",
+					  "expected object, got nothing");
+	for (size_t i = from; i < json_len(p->list); i++) {
+		struct json *it = json_at(p->list, i);
+		if (!*json_get_str(it, "field")) /* the body itself */
+			json_object_set_take(it, "field", json_new_string("body"));
+		if (!strncmp(json_get_str(it, "message"), "unknown field", 13)) {
 			buf_printf(&p->unknown, "%s%s", p->nunknown ? ", " : "",
-				   field && *field ? field : "body");
+				   json_get_str(it, "field"));
 			p->nunknown++;
 		}
 	}
-	json_free(found);
+	p->n += n;
 	json_free(own);
 	return n;
 }

@@ -1,5 +1,6 @@
 /* client_data.h — validation of a job's client_data_json (DESIGN.md "Client
- * data"): the fields, their kinds and caps; the string formats are formats.h's.
+ * data"): the fields, their kinds and caps, as a schema (schema.h) that
+ * schema.c validates; the string formats are formats.h's.
  *
  * Fields (anything else is an "unknown field"):
  *   name          required, string, 1..255 characters, not blank
@@ -15,7 +16,9 @@
  *                 string (at most 5000 characters), number or boolean
  *   tags          array of at most 50 strings of 1..100 characters
  * Optional fields, when present, must hold a value: null and "" are refused
- * (omit the field instead). Text fields refuse control characters.
+ * (omit the field instead). Text fields (tags included) refuse control
+ * characters and blank values (only spaces and tabs); so do custom_values'
+ * keys (not their values).
  */
 #ifndef GHL_CLIENT_DATA_H
 #define GHL_CLIENT_DATA_H
@@ -36,6 +39,10 @@
  * near miss), "expected string, got integer", "longer than 255 characters",
  * "not a valid email address: ...", "not an E.164 phone number: ...", ... */
 size_t client_data_validate(const struct json *data, struct json *problems);
+
+/* The schema of client data (schema.h's subset; it passes schema_check):
+ * built on first use, kept for the process's life, never NULL. */
+const struct json *client_data_schema(void);
 
 /* 1 when name is one of the fields above (a step's client_fields must be). */
 int client_data_field_known(const char *name);

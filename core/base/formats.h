@@ -1,6 +1,6 @@
-/* formats.h — the string formats every validator shares: the schema module's
- * "format" keyword (email, e164, country, timezone, url, uuid), client data
- * (client_data.c) and request bodies. Each check takes a string of len bytes
+/* formats.h — the string formats behind the schema module's "format"
+ * keyword (email, e164, country, timezone, url, uuid), which step configs,
+ * client data and request bodies use. Each check takes a string of len bytes
  * and returns 0, or ERR_INVALID with a reason for a person in e (which may be
  * NULL), without the field's name: "start with '+' and the country code, …". */
 #ifndef GHL_FORMATS_H

@@ -182,15 +182,14 @@ void json_builder_raw(struct json_builder *jb, const char *json)
 	wrote_value(jb);
 }
 
-const char *json_builder_text(struct json_builder *jb, const char **why)
+const char *json_builder_text(struct json_builder *jb, struct err *e)
 {
 	if (!jb->err[0] && jb->depth > 0)
 		misuse(jb, "%d object(s) or array(s) left open", jb->depth);
 	else if (!jb->err[0] && !jb->done)
 		misuse(jb, "nothing written");
 	if (jb->err[0]) {
-		if (why)
-			*why = jb->err;
+		err_setc(e, ERR_INVALID, "%s", jb->err);
 		return NULL;
 	}
 	return buf_cstr(&jb->b);

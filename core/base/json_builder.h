@@ -41,7 +41,7 @@ void json_builder_null(struct json_builder *jb);
 void json_builder_raw(struct json_builder *jb, const char *json);
 
 /* The text (owned by jb) once it is one complete value; else NULL with
- * *why (owned by jb) saying what went wrong first. */
-const char *json_builder_text(struct json_builder *jb, const char **why);
+ * what went wrong first in e (ERR_INVALID; e may be NULL). */
+const char *json_builder_text(struct json_builder *jb, struct err *e);
 
 #endif

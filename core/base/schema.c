@@ -13,10 +13,27 @@
 #define LIST_MAX 20
 
 static const char *const keywords[] = {
-	"type",	     "properties",  "required", "additionalProperties",
-	"items",     "enum",	    "minimum",	"maximum",
-	"minLength", "maxLength",   "minItems", "maxItems",
-	"default",   "description", "format",
+	"type",
+	"properties",
+	"required",
+	"additionalProperties",
+	"items",
+	"enum",
+	"minimum",
+	"maximum",
+	"minLength",
+	"maxLength",
+	"minItems",
+	"maxItems",
+	"default",
+	"description",
+	"format",
+	"minProperties",
+	"maxProperties",
+	"propertyNames",
+	"unevaluatedProperties",
+	"noControlCharacters",
+	"notBlank",
 };
 
 static const char *const type_names[] = {
@@ -291,6 +308,19 @@ static int check_default(const struct json *s, const char *at, struct err *e)
 	return rc;
 }
 
+/* A boolean keyword (noControlCharacters, notBlank). */
+static int check_flag(const struct json *s, const char *kw, const char *at, struct err *e)
+{
+	const struct json *v = json_get(s, kw);
+
+	if (v && v->type != JSON_BOOL)
+		return err_set(e, "%s: \"%s\" must be true or false", at, kw);
+	return 0;
+}
+
+/* The keywords whose value is one schema. */
+static const char *const sub_keywords[] = {"items", "propertyNames", "unevaluatedProperties"};
+
 static int check_keywords(const struct json *s, const char *at, struct err *e)
 {
 	size_t i, j;
@@ -311,7 +341,9 @@ static int check_keywords(const struct json *s, const char *at, struct err *e)
 				       "supported: type, properties, required, "
 				       "additionalProperties, items, enum, minimum, maximum, "
 				       "minLength, maxLength, minItems, maxItems, default, "
-				       "description, format",
+				       "description, format, minProperties, maxProperties, "
+				       "propertyNames, unevaluatedProperties, noControlCharacters, "
+				       "notBlank",
 				       at, k);
 		for (j = 0; j < i; j++)
 			if (strcmp(k, s->u.obj.keys[j]) == 0)
@@ -339,8 +371,12 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 	if ((v = json_get(s, "additionalProperties")) && v->type != JSON_BOOL)
 		return err_set(e,
 			       "%s: \"additionalProperties\" must be true or false (schemas are "
-			       "not supported there)",
+			       "not supported there)\n"
+			       "use \"unevaluatedProperties\" for a schema the other members must "
+			       "satisfy",
 			       at);
+	if (check_flag(s, "noControlCharacters", at, e) < 0 || check_flag(s, "notBlank", at, e) < 0)
+		return -1;
 	if ((v = json_get(s, "required")) && check_required(s, v, at, e) < 0)
 		return -1;
 	if ((v = json_get(s, "format")) && (v->type != JSON_STRING || !format_known(v->u.str.s)))
@@ -355,13 +391,16 @@ static int check_schema(const struct json *s, struct buf *ptr, int depth, struct
 		return err_set(e, "%s: \"description\" must be a string", at);
 	if (check_bounds(s, at, e) < 0 ||
 	    check_count_pair(s, "minLength", "maxLength", at, e) < 0 ||
-	    check_count_pair(s, "minItems", "maxItems", at, e) < 0)
+	    check_count_pair(s, "minItems", "maxItems", at, e) < 0 ||
+	    check_count_pair(s, "minProperties", "maxProperties", at, e) < 0)
 		return -1;
 	/* Children last: `at` points into ptr, which they extend. */
 	if ((v = json_get(s, "properties")) && check_properties(v, ptr, depth, e) < 0)
 		return -1;
-	if ((v = json_get(s, "items"))) {
-		ptr_push(ptr, "items");
+	for (size_t i = 0; i < N_ELEMS(sub_keywords); i++) {
+		if (!(v = json_get(s, sub_keywords[i])))
+			continue;
+		ptr_push(ptr, sub_keywords[i]);
 		if (check_schema(v, ptr, depth + 1, e) < 0)
 			return -1;
 		buf_truncate(ptr, mark);
@@ -385,26 +424,26 @@ int schema_check(const struct json *schema, struct err *e)
 
 /* ---- schema_validate ----------------------------------------------------- */
 
-void schema_report_init(struct schema_report *r, struct json *problems, const char *root)
-{
-	r->problems = problems;
-	r->root = root ? root : "";
-	r->added = 0;
-	buf_init(&r->path);
-	buf_puts(&r->path, r->root);
-}
+/* A validation in progress: the problems array (NULL to only count), the
+ * path of the value being looked at, how many problems were added (capped at
+ * SCHEMA_MAX_PROBLEMS plus one final "too many problems" entry named root),
+ * and whether the value is a member's name (propertyNames). */
+struct report {
+	struct json *problems;
+	struct buf path;
+	const char *root;
+	size_t added;
+	int key;
+};
 
-void schema_report_clear(struct schema_report *r)
-{
-	buf_clear(&r->path);
-}
-
-int schema_report_open(const struct schema_report *r)
+/* 1 while the cap is not reached (more problems are worth looking for). */
+static int report_open(const struct report *r)
 {
 	return r->added <= SCHEMA_MAX_PROBLEMS;
 }
 
-void schema_problem(struct schema_report *c, const char *msg)
+/* Adds msg as it is, named by the path. */
+static void add_problem(struct report *c, const char *msg)
 {
 	if (c->added > SCHEMA_MAX_PROBLEMS)
 		return;
@@ -419,7 +458,23 @@ void schema_problem(struct schema_report *c, const char *msg)
 	c->added += schema_problem_add(c->problems, buf_cstr(&c->path), msg);
 }
 
-void schema_problemf(struct schema_report *c, const char *fmt, ...)
+/* A problem with the value at the path; about a member's name, "key ...". */
+static void problem(struct report *c, const char *msg)
+{
+	char *keyed;
+
+	if (!c->key) {
+		add_problem(c, msg);
+		return;
+	}
+	keyed = xasprintf("key %s", msg);
+	add_problem(c, keyed);
+	free(keyed);
+}
+
+static void problemf(struct report *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problemf(struct report *c, const char *fmt, ...)
 {
 	struct buf m;
 	va_list ap;
@@ -428,27 +483,11 @@ void schema_problemf(struct schema_report *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
-	schema_problem(c, buf_cstr(&m));
+	problem(c, buf_cstr(&m));
 	buf_clear(&m);
 }
 
-size_t schema_path_push_key(struct schema_report *r, const char *key)
-{
-	size_t mark = r->path.len;
-
-	schema_path_key(&r->path, key, strlen(key));
-	return mark;
-}
-
-size_t schema_path_push_index(struct schema_report *r, size_t i)
-{
-	size_t mark = r->path.len;
-
-	buf_printf(&r->path, "[%zu]", i);
-	return mark;
-}
-
-void schema_path_pop(struct schema_report *r, size_t mark)
+static void path_pop(struct report *r, size_t mark)
 {
 	buf_truncate(&r->path, mark);
 }
@@ -482,8 +521,9 @@ static size_t edit_distance(const char *a, const char *b)
 	return row[lb] < 3 ? row[lb] : 3;
 }
 
-void schema_unknown_field(struct schema_report *r, const char *key, const char *const *known,
-			  size_t n)
+/* "unknown field", with a hint when key is a near miss of one of the n
+ * names in known: unknown field (did you mean "email"?). */
+static void unknown_field(struct report *r, const char *key, const char *const *known, size_t n)
 {
 	size_t i, best = 3, at = 0;
 
@@ -496,9 +536,9 @@ void schema_unknown_field(struct schema_report *r, const char *key, const char *
 		}
 	}
 	if (best <= 2 && strlen(key) > best)
-		schema_problemf(r, "unknown field (did you mean \"%s\"?)", known[at]);
+		problemf(r, "unknown field (did you mean \"%s\"?)", known[at]);
 	else
-		schema_problem(r, "unknown field");
+		problem(r, "unknown field");
 }
 
 static const char *value_type_name(const struct json *v)
@@ -555,7 +595,7 @@ static int type_allows(const struct json *t, const char *name)
 }
 
 /* "expected string", "expected string or null", "expected a, b or c". */
-static void type_mismatch(struct schema_report *c, const struct json *t, const struct json *v)
+static void type_mismatch(struct report *c, const struct json *t, const struct json *v)
 {
 	struct buf m;
 	size_t i;
@@ -572,7 +612,7 @@ static void type_mismatch(struct schema_report *c, const struct json *t, const s
 		}
 	}
 	buf_printf(&m, ", got %s", value_type_name(v));
-	schema_problem(c, buf_cstr(&m));
+	problem(c, buf_cstr(&m));
 	buf_clear(&m);
 }
 
@@ -586,7 +626,7 @@ static void put_enum_value(struct buf *m, const struct json *v)
 		json_write(m, v);
 }
 
-static int check_enum(struct schema_report *c, const struct json *en, const struct json *v)
+static int check_enum(struct report *c, const struct json *en, const struct json *v)
 {
 	struct buf m;
 	size_t i;
@@ -605,7 +645,7 @@ static int check_enum(struct schema_report *c, const struct json *en, const stru
 	}
 	if (en->u.arr.n > LIST_MAX)
 		buf_puts(&m, ", ...");
-	schema_problem(c, buf_cstr(&m));
+	problem(c, buf_cstr(&m));
 	buf_clear(&m);
 	return -1;
 }
@@ -615,35 +655,72 @@ static const char *plural(long long n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
-static void validate_string(struct schema_report *c, const struct json *schema,
-			    const struct json *v)
+static int flag_set(const struct json *schema, const char *kw)
+{
+	const struct json *v = json_get(schema, kw);
+
+	return v && v->type == JSON_BOOL && v->u.boolean;
+}
+
+static int has_control(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* Nothing but spaces and tabs (an empty string is not blank: it is empty). */
+static int blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return 0;
+	return len > 0;
+}
+
+/* One problem at most: the first of control characters (NUL included), NUL,
+ * length, blankness and format. */
+static void validate_string(struct report *c, const struct json *schema, const struct json *v)
 {
 	long long lo, hi;
-	size_t n = schema_utf8_len(v->u.str.s, v->u.str.len);
+	const char *s = v->u.str.s;
+	size_t len = v->u.str.len, n = schema_utf8_len(s, len);
+	const struct json *f = json_get(schema, "format");
+	struct err e;
 
-	if (strlen(v->u.str.s) != v->u.str.len && type_allows(json_get(schema, "type"), "string")) {
-		schema_problem(c, "must not contain NUL characters");
+	if (flag_set(schema, "noControlCharacters") && has_control(s, len)) {
+		problem(c, "contains a control character");
+		return;
+	}
+	if (strlen(s) != len && type_allows(json_get(schema, "type"), "string")) {
+		problem(c, "must not contain NUL characters");
 		return;
 	}
 	if (get_count(schema, "minLength", &lo) && (long long)n < lo) {
-		if (n == 0)
-			schema_problem(c, "must not be empty");
+		if (n > 0)
+			problemf(c, "shorter than %lld %s", lo,
+				 plural(lo, "character", "characters"));
+		else if (c->key)
+			add_problem(c, "empty key");
 		else
-			schema_problemf(c, "shorter than %lld %s", lo,
-					plural(lo, "character", "characters"));
+			problem(c, "must not be empty");
+		return;
 	}
-	if (get_count(schema, "maxLength", &hi) && (long long)n > hi)
-		schema_problemf(c, "longer than %lld %s", hi,
-				plural(hi, "character", "characters"));
-	const struct json *f = json_get(schema, "format");
-	struct err e;
+	if (get_count(schema, "maxLength", &hi) && (long long)n > hi) {
+		problemf(c, "longer than %lld %s", hi, plural(hi, "character", "characters"));
+		return;
+	}
+	if (flag_set(schema, "notBlank") && blank(s, len)) {
+		problem(c, "must not be blank");
+		return;
+	}
 	if (f && f->type == JSON_STRING && format_known(f->u.str.s) &&
-	    format_check(f->u.str.s, v->u.str.s, v->u.str.len, &e) < 0)
-		schema_problem(c, e.msg);
+	    format_check(f->u.str.s, s, len, &e) < 0)
+		problem(c, e.msg);
 }
 
-static void validate_number(struct schema_report *c, const struct json *schema,
-			    const struct json *v)
+static void validate_number(struct report *c, const struct json *schema, const struct json *v)
 {
 	struct buf m;
 	double lo, hi;
@@ -652,39 +729,49 @@ static void validate_number(struct schema_report *c, const struct json *schema,
 	if (get_number(schema, "minimum", &lo) && v->u.num.d < lo) {
 		buf_puts(&m, "must be >= ");
 		put_number(&m, lo);
-		schema_problem(c, buf_cstr(&m));
+		problem(c, buf_cstr(&m));
 	}
 	buf_reset(&m);
 	if (get_number(schema, "maximum", &hi) && v->u.num.d > hi) {
 		buf_puts(&m, "must be <= ");
 		put_number(&m, hi);
-		schema_problem(c, buf_cstr(&m));
+		problem(c, buf_cstr(&m));
 	}
 	buf_clear(&m);
 }
 
-static void validate(struct schema_report *c, const struct json *schema, const struct json *v);
+static void validate(struct report *c, const struct json *schema, const struct json *v);
 
-static void validate_array(struct schema_report *c, const struct json *schema, const struct json *v)
+/* minItems/maxItems or minProperties/maxProperties against n members, what
+ * ("item", "key") counts them: "must not be empty", "fewer than 2 items",
+ * "more than 100 keys". */
+static void count_problems(struct report *c, const struct json *schema, const char *min_kw,
+			   const char *max_kw, size_t n, const char *what)
+{
+	long long lo, hi;
+
+	if (get_count(schema, min_kw, &lo) && (long long)n < lo) {
+		if (n == 0)
+			problem(c, "must not be empty");
+		else
+			problemf(c, "fewer than %lld %s%s", lo, what, lo == 1 ? "" : "s");
+	}
+	if (get_count(schema, max_kw, &hi) && (long long)n > hi)
+		problemf(c, "more than %lld %s%s", hi, what, hi == 1 ? "" : "s");
+}
+
+static void validate_array(struct report *c, const struct json *schema, const struct json *v)
 {
 	const struct json *items = json_get(schema, "items");
-	long long lo, hi, n = (long long)v->u.arr.n;
 	size_t i, mark = c->path.len;
 
-	if (get_count(schema, "minItems", &lo) && n < lo) {
-		if (n == 0)
-			schema_problem(c, "must not be empty");
-		else
-			schema_problemf(c, "fewer than %lld %s", lo, plural(lo, "item", "items"));
-	}
-	if (get_count(schema, "maxItems", &hi) && n > hi)
-		schema_problemf(c, "more than %lld %s", hi, plural(hi, "item", "items"));
+	count_problems(c, schema, "minItems", "maxItems", v->u.arr.n, "item");
 	if (!items)
 		return;
-	for (i = 0; i < v->u.arr.n && schema_report_open(c); i++) {
+	for (i = 0; i < v->u.arr.n && report_open(c); i++) {
 		buf_printf(&c->path, "[%zu]", i);
 		validate(c, items, v->u.arr.items[i]);
-		schema_path_pop(c, mark);
+		path_pop(c, mark);
 	}
 }
 
@@ -719,18 +806,34 @@ static unsigned char *duplicate_keys(const struct json *v)
 	return dup;
 }
 
-static void unknown_key(struct schema_report *c, const char *key, const struct json *props)
+static void unknown_key(struct report *c, const char *key, const struct json *props)
 {
 	size_t n = props ? props->u.obj.n : 0;
 
-	schema_unknown_field(c, key, (const char *const *)(n ? props->u.obj.keys : NULL), n);
+	unknown_field(c, key, (const char *const *)(n ? props->u.obj.keys : NULL), n);
 }
 
-static void validate_object(struct schema_report *c, const struct json *schema,
-			    const struct json *v)
+/* Checks member name k against propertyNames' schema; 1 when it reported. */
+static int key_problem(struct report *c, const struct json *names, const char *k)
+{
+	struct json *name = json_new_string(k);
+	size_t before = c->added;
+
+	c->key = 1;
+	validate(c, names, name);
+	c->key = 0;
+	json_free(name);
+	return c->added > before;
+}
+
+/* Each member gets one problem at most: duplicate, unknown, its name
+ * (propertyNames), or its value's (properties, else unevaluatedProperties). */
+static void validate_object(struct report *c, const struct json *schema, const struct json *v)
 {
 	const struct json *props = json_get(schema, "properties");
 	const struct json *extra = json_get(schema, "additionalProperties");
+	const struct json *rest = json_get(schema, "unevaluatedProperties");
+	const struct json *names = json_get(schema, "propertyNames");
 	const struct json *req = json_get(schema, "required");
 	int closed = extra && extra->type == JSON_BOOL && !extra->u.boolean;
 	size_t i, mark = c->path.len;
@@ -738,20 +841,25 @@ static void validate_object(struct schema_report *c, const struct json *schema,
 
 	if (props && props->type != JSON_OBJECT)
 		props = NULL;
-	for (i = 0; i < v->u.obj.n && schema_report_open(c); i++) {
+	count_problems(c, schema, "minProperties", "maxProperties", v->u.obj.n, "key");
+	for (i = 0; i < v->u.obj.n && report_open(c); i++) {
 		const char *k = v->u.obj.keys[i];
 		const struct json *sub = json_get(props, k);
 
-		if (!sub && !closed && !dup[i])
+		if (!sub && !closed)
+			sub = rest;
+		if (!sub && !closed && !dup[i] && !names)
 			continue;
 		schema_path_key(&c->path, k, strlen(k));
 		if (dup[i])
-			schema_problem(c, "duplicate field");
+			problem(c, "duplicate field");
+		else if (!sub && closed)
+			unknown_key(c, k, props);
+		else if (names && key_problem(c, names, k))
+			; /* the name's problem is the member's */
 		else if (sub)
 			validate(c, sub, v->u.obj.vals[i]);
-		else
-			unknown_key(c, k, props);
-		schema_path_pop(c, mark);
+		path_pop(c, mark);
 	}
 	free(dup);
 	for (i = 0; req && req->type == JSON_ARRAY && i < req->u.arr.n; i++) {
@@ -760,12 +868,12 @@ static void validate_object(struct schema_report *c, const struct json *schema,
 		if (r->type != JSON_STRING || json_get(v, r->u.str.s))
 			continue;
 		schema_path_key(&c->path, r->u.str.s, strlen(r->u.str.s));
-		schema_problem(c, "required");
-		schema_path_pop(c, mark);
+		problem(c, "required");
+		path_pop(c, mark);
 	}
 }
 
-static void validate(struct schema_report *c, const struct json *schema, const struct json *v)
+static void validate(struct report *c, const struct json *schema, const struct json *v)
 {
 	const struct json *t, *en;
 
@@ -792,12 +900,13 @@ static void validate(struct schema_report *c, const struct json *schema, const s
 size_t schema_validate(const struct json *schema, const struct json *value, const char *path,
 		       struct json *problems)
 {
-	struct schema_report c;
+	struct report c = {.problems = problems, .root = path ? path : ""};
 
 	if (!schema || !value)
 		return 0;
-	schema_report_init(&c, problems, path);
+	buf_init(&c.path);
+	buf_puts(&c.path, c.root);
 	validate(&c, schema, value);
-	schema_report_clear(&c);
+	buf_clear(&c.path);
 	return c.added;
 }

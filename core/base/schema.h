@@ -1,22 +1,31 @@
-/* schema.h — a small JSON-Schema subset: the one validator for step config
- * schemas and request bodies (api_validate.c turns a handler's field spec
- * into a schema), whose problem reports client data (client_data.c) shares.
+/* schema.h — a small JSON-Schema subset: the one validator, for step config
+ * schemas, request bodies (api_validate.c turns a handler's field spec into
+ * a schema) and client data (client_data.c's schema).
  *
  * Supported keywords: type (string, integer, number, boolean, array, object,
  * null, or an array of them), properties, required, additionalProperties
  * (true/false only), items (one schema for every element), enum, minimum,
  * maximum, minLength, maxLength, minItems, maxItems, default, description,
  * and format (email, e164, country, timezone, url, uuid: formats.h's checks,
- * asserted — a string that does not match is a problem). Anything else —
- * `pattern` included — is refused by schema_check.
+ * asserted — a string that does not match is a problem). For objects also
+ * minProperties, maxProperties, propertyNames (a schema every member's name,
+ * as a string, must satisfy) and unevaluatedProperties (a schema for the
+ * members "properties" does not name; with no applicators in the subset it
+ * is what a schema-valued additionalProperties would be). Two keywords of
+ * our own, for strings: noControlCharacters (true: no character below 0x20
+ * nor 0x7f, NUL included) and notBlank (true: not only spaces and tabs).
+ * Anything else — `pattern` included — is refused by schema_check.
  *
- * Semantics follow JSON Schema with two deliberate differences:
+ * Semantics follow JSON Schema with these deliberate differences:
  *  - "integer" means a number written without fraction or exponent that fits
  *    an int64 (what json_get_int accepts), so 1.0 is a number, not an integer;
  *  - lengths count Unicode code points, as JSON Schema does, but a string with
  *    an embedded NUL is never accepted where a string is expected;
  *  - an object that repeats a key is refused ("duplicate field"), whatever
- *    the schema says about it: which of the two values counts is ambiguous.
+ *    the schema says about it: which of the two values counts is ambiguous;
+ *  - a value gets one problem at most: a string the first of control
+ *    characters, NUL, length, blankness and format; an object member the
+ *    first of duplicate, unknown, its name (propertyNames) and its value.
  *
  * A NULL schema means {} (anything goes).
  */
@@ -28,7 +37,9 @@
 #include "json.h"
 #include "util.h"
 
-/* Problems recorded by one validation call are capped; past the cap one
+/* The problems list: a JSON array of {"field": "...", "message": "..."}
+ * objects, what a 422's details are (api_problems in api.h wraps one).
+ * Problems recorded by one validation call are capped; past the cap one
  * final {"field": <root>, "message": "too many problems; ..."} is added. */
 #define SCHEMA_MAX_PROBLEMS 100
 
@@ -60,6 +71,11 @@ int schema_check(const struct json *schema, struct err *e);
  *   must be one of: admin, user        must be >= 1 / must be <= 10
  *   must not be empty                  longer than 255 characters
  *   shorter than 3 characters          fewer than 2 items / more than 50 items
+ *   contains a control character       must not be blank
+ *   more than 100 keys                 fewer than 2 keys
+ *   empty key                          key longer than 100 characters
+ * (a member name's problem reads "key " and a value's message; an empty
+ * name's is "empty key").
  * When a value has the wrong type (or is outside its enum), no further
  * problems are reported below it. problems may be NULL to only count. */
 size_t schema_validate(const struct json *schema, const struct json *value, const char *path,
@@ -68,37 +84,6 @@ size_t schema_validate(const struct json *schema, const struct json *value, cons
 /* Appends {"field": field, "message": message} to problems (when not NULL);
  * returns 1. */
 size_t schema_problem_add(struct json *problems, const char *field, const char *message);
-
-/* A validation in progress, for validators with rules of their own
- * (client_data.c) that report as schema_validate does: the problems array
- * (NULL to only count), the path of the value being looked at, and how many
- * problems were added — capped at SCHEMA_MAX_PROBLEMS plus one final
- * "too many problems" entry named `root`. */
-struct schema_report {
-	struct json *problems;
-	struct buf path;
-	const char *root;
-	size_t added;
-};
-
-/* Starts a report whose paths begin at root ("" for none); clear it after. */
-void schema_report_init(struct schema_report *r, struct json *problems, const char *root);
-void schema_report_clear(struct schema_report *r);
-/* 1 while the cap is not reached (more problems are worth looking for). */
-int schema_report_open(const struct schema_report *r);
-/* A problem with the value at r->path. */
-void schema_problem(struct schema_report *r, const char *msg);
-void schema_problemf(struct schema_report *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* "unknown field", with a hint when key is a near miss of one of the n
- * names in known: unknown field (did you mean "email"?). */
-void schema_unknown_field(struct schema_report *r, const char *key, const char *const *known,
-			  size_t n);
-/* r->path: returns the length to go back to with schema_path_pop after
- * appending key's segment (schema_path_key) or "[i]". */
-size_t schema_path_push_key(struct schema_report *r, const char *key);
-size_t schema_path_push_index(struct schema_report *r, size_t i);
-void schema_path_pop(struct schema_report *r, size_t mark);
 
 /* Appends the path segment for object key `key` to b: ".key", or "key" when
  * b is empty, or ["k.e y"] when the key needs quoting. */

@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -37,17 +36,16 @@ static const struct v4_range v4_refused[] = {
 	{V4(240, 0, 0, 0), 4, "reserved"},
 };
 
-static int v4_is_public(uint32_t a, char *why, size_t whylen)
+/* The refused range a falls in, or NULL when it is public. */
+static const char *v4_refused_range(uint32_t a)
 {
 	for (size_t i = 0; i < sizeof(v4_refused) / sizeof(v4_refused[0]); i++) {
 		const struct v4_range *r = &v4_refused[i];
 		uint32_t mask = r->bits ? ~(uint32_t)0 << (32 - r->bits) : 0;
-		if ((a & mask) == r->net) {
-			snprintf(why, whylen, "%s", r->what);
-			return 0;
-		}
+		if ((a & mask) == r->net)
+			return r->what;
 	}
-	return 1;
+	return NULL;
 }
 
 static uint32_t v4_at(const uint8_t *p)
@@ -55,24 +53,20 @@ static uint32_t v4_at(const uint8_t *p)
 	return V4(p[0], p[1], p[2], p[3]);
 }
 
-static int v6_is_public(const uint8_t *a, char *why, size_t whylen)
+static const char *v6_refused_range(const uint8_t *a)
 {
 	static const uint8_t zero[12] = {0};
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
 	/* IPv4 inside IPv6: mapped, compatible (and :: and ::1), NAT64, 6to4 */
 	if (!memcmp(a, mapped, 12) || !memcmp(a, nat64, 12))
-		return v4_is_public(v4_at(a + 12), why, whylen);
+		return v4_refused_range(v4_at(a + 12));
 	if (!memcmp(a, zero, 12)) {
 		uint32_t v4 = v4_at(a + 12);
-		snprintf(why, whylen, "%s",
-			 v4 == 0   ? "unspecified"
-			 : v4 == 1 ? "loopback"
-				   : "IPv4-compatible");
-		return 0;
+		return v4 == 0 ? "unspecified" : v4 == 1 ? "loopback" : "IPv4-compatible";
 	}
 	if (a[0] == 0x20 && a[1] == 0x02)
-		return v4_is_public(v4_at(a + 2), why, whylen);
+		return v4_refused_range(v4_at(a + 2));
 	const char *what = NULL;
 	if (a[0] == 0xff)
 		what = "multicast";
@@ -90,23 +84,22 @@ static int v6_is_public(const uint8_t *a, char *why, size_t whylen)
 		what = "local-use NAT64";
 	else if (a[0] == 0x01 && a[1] == 0 && !a[2] && !a[3] && !a[4] && !a[5] && !a[6] && !a[7])
 		what = "discard";
-	if (!what)
-		return 1;
-	snprintf(why, whylen, "%s", what);
-	return 0;
+	return what;
 }
 
-int ssrf_addr_is_public(const struct sockaddr *sa, char *why, size_t whylen)
+int ssrf_addr_is_public(const struct sockaddr *sa, struct err *e)
 {
+	const char *what = "not an IP address";
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		return v4_is_public(ntohl(in->sin_addr.s_addr), why, whylen);
-	}
-	if (sa->sa_family == AF_INET6) {
+		what = v4_refused_range(ntohl(in->sin_addr.s_addr));
+	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		return v6_is_public(in6->sin6_addr.s6_addr, why, whylen);
+		what = v6_refused_range(in6->sin6_addr.s6_addr);
 	}
-	snprintf(why, whylen, "not an IP address");
+	if (!what)
+		return 1;
+	err_setc(e, ERR_INVALID, "%s", what);
 	return 0;
 }
 
@@ -114,8 +107,8 @@ curl_socket_t ssrf_guard_opensocket(void *clientp, curlsocktype purpose,
 				    struct curl_sockaddr *address)
 {
 	(void)clientp;
-	char why[64] = "not a connection";
-	if (purpose == CURLSOCKTYPE_IPCXN && ssrf_addr_is_public(&address->addr, why, sizeof why))
+	struct err why = {.msg = "not a connection"};
+	if (purpose == CURLSOCKTYPE_IPCXN && ssrf_addr_is_public(&address->addr, &why))
 		return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 	char text[INET6_ADDRSTRLEN] = "?";
 	const void *raw = NULL;
@@ -125,7 +118,8 @@ curl_socket_t ssrf_guard_opensocket(void *clientp, curlsocktype purpose,
 		raw = &((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr;
 	if (raw)
 		inet_ntop(address->family, raw, text, sizeof text);
-	log_warn("outbound request refused: not a public address", "address", text, "range", why,
-		 "hint", "notify_webhook_allow_private = on allows private addresses", NULL);
+	log_warn("outbound request refused: not a public address", "address", text, "range",
+		 why.msg, "hint", "notify_webhook_allow_private = on allows private addresses",
+		 NULL);
 	return CURL_SOCKET_BAD;
 }

@@ -12,9 +12,12 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 /* 1 when sa (AF_INET or AF_INET6) is a public unicast address; else 0 with
- * the range it falls in written to why ("loopback", "private", ...). */
-int ssrf_addr_is_public(const struct sockaddr *sa, char *why, size_t whylen);
+ * the range it falls in as e's message ("loopback", "private", ...; code
+ * ERR_INVALID). e may be NULL. */
+int ssrf_addr_is_public(const struct sockaddr *sa, struct err *e);
 
 /* A CURLOPT_OPENSOCKETFUNCTION: opens the socket (close-on-exec) when the
  * address is public, else logs the refusal (address and range, at warn) and

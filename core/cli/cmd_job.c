@@ -189,8 +189,9 @@ static int job_cancel(struct config *cfg, const char *id)
 		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);
 		return 1;
 	}
-	const char *params[1] = {id};
-	PGresult *r = db_query(conn, jobs_cancel_sql, 1, params, &e);
+	/* no user, no key: the audit row names the agent itself */
+	const char *params[3] = {id, NULL, NULL};
+	PGresult *r = db_query(conn, jobs_cancel_sql, 3, params, &e);
 	int rc = 0;
 	if (!r) {
 		fprintf(stderr, "ghl-agent job cancel: %s\n", e.msg);

@@ -24,14 +24,19 @@ extern const char jobs_insert_sql[];
  * and the snapshot id (out: 65 bytes). */
 void jobs_request_hash(const struct json *client, const char *snapshot_id, char out[65]);
 
-/* Cancel: a PENDING/RETRYING job becomes CANCELLED ("cancelled by request")
- * at once; an IN_PROGRESS one gets cancel_requested and a NOTIFY ghl_cancel,
- * finishes its current step and then becomes CANCELLED (a final state). $1 job id. Returns (status after, how)
- * with how = 'cancelled' | 'requested' | 'finished' (already over), or no
- * row when the job does not exist. */
+/* Cancel: a PENDING/RETRYING job (or one parked on a person's task) becomes
+ * CANCELLED ("cancelled by request") at once; an IN_PROGRESS one gets
+ * cancel_requested and a NOTIFY ghl_cancel, finishes its current step and
+ * then becomes CANCELLED (a final state). $1 job id, $2 the acting user and
+ * $3 the acting API key (NULL, NULL: the agent itself, e.g. the CLI): a job
+ * cancelled or asked to stop gets its audit_log row 'job.cancel' in the same
+ * statement (the API's single and bulk cancels alike). A job becoming
+ * CANCELLED ends its OPEN tasks (a trigger, migration 20261209_000101).
+ * Returns (status after, how) with how = 'cancelled' | 'requested' |
+ * 'finished' (already over), or no row when the job does not exist. */
 extern const char jobs_cancel_sql[];
 /* Its two parts: a caller may add its own CTEs after JOBS_CANCEL_WITH
- * (", au AS (…)" — the API's audit row, from now_cancelled and requested). */
+ * (", x AS (…)", reading now_cancelled and requested: id, status, agency_id). */
 /* clang-format off */
 #define JOBS_CANCEL_WITH \
 	"WITH now_cancelled AS (" \
@@ -39,13 +44,19 @@ extern const char jobs_cancel_sql[];
 	"  finished_at = now(), updated_at = now(), cancel_requested = true" \
 	" WHERE id = $1::uuid AND (status IN ('PENDING', 'RETRYING')" \
 	"  OR (status = 'IN_PROGRESS' AND context_json ? 'waiting'))" /* parked on a task */ \
-	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid) RETURNING id, status)," \
+	"  AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid)" \
+	" RETURNING id, status, agency_id)," \
 	" requested AS (" \
 	" UPDATE provisioning_jobs SET cancel_requested = true, updated_at = now()" \
 	" WHERE id = $1::uuid AND (status = 'IN_PROGRESS' OR (status IN ('PENDING', 'RETRYING')" \
 	"  AND EXISTS (SELECT 1 FROM job_leases WHERE job_id = $1::uuid)))" \
 	"  AND NOT EXISTS (SELECT 1 FROM now_cancelled)" \
-	" RETURNING id, status, pg_notify('ghl_cancel', id::text))"
+	" RETURNING id, status, agency_id, pg_notify('ghl_cancel', id::text))," \
+	" cancel_audit AS (" \
+	" INSERT INTO audit_log (actor_user_id, actor_key_id, action, agency_id, target, diff)" \
+	" SELECT $2::uuid, $3::uuid, 'job.cancel', c.agency_id, c.id::text, NULL FROM" \
+	"  (SELECT id, agency_id FROM now_cancelled" \
+	"  UNION ALL SELECT id, agency_id FROM requested) c)"
 #define JOBS_CANCEL_SELECT \
 	" SELECT status::text, 'cancelled' FROM now_cancelled" \
 	" UNION ALL SELECT status::text, 'requested' FROM requested" \

@@ -562,10 +562,10 @@ static void h_json_raw(ghl_json *j, const char *json)
 
 static const char *h_json_text(ghl_json *j)
 {
-	const char *why = NULL;
-	const char *text = json_builder_text(&j->jb, &why);
+	struct err e;
+	const char *text = json_builder_text(&j->jb, &e);
 	if (!text)
-		h_log(j->ctx, GHL_LOG_ERROR, "json builder: %s", why);
+		h_log(j->ctx, GHL_LOG_ERROR, "json builder: %s", e.msg);
 	return text;
 }
 
@@ -817,7 +817,7 @@ static int is_url(const char *s)
 
 /* The task is stored (or found): an OPEN one parks the job, an ended one
  * completes the call like a reply. */
-static void on_task(void *arg, const struct json *task, const char *errmsg)
+static void on_task(void *arg, const struct json *task, const struct err *e)
 {
 	ghl_step_ctx *ctx = arg;
 	const char *st = json_get_str(task, "status");
@@ -832,7 +832,7 @@ static void on_task(void *arg, const struct json *task, const char *errmsg)
 	ctx->rollback = str_eq(st, "REJECTED") &&
 			str_eq(json_get_str(task, "on_reject"), "rollback");
 	complete_request(ctx, task ? 200 : 0, task ? GHL_OK : GHL_RETRYABLE, task,
-			 task ? NULL : errmsg, NULL, 0);
+			 task ? NULL : e->msg, NULL, 0);
 }
 
 static void task_go(ghl_step_ctx *ctx)

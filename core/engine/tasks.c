@@ -42,19 +42,23 @@ struct open_call {
 	void *arg;
 };
 
-static void opened(void *arg, PGresult *res, const struct err *e)
+static void opened(void *arg, PGresult *res, const struct err *dbe)
 {
 	struct open_call *oc = arg;
 	struct json *row = NULL;
-	const char *why = e ? e->msg : "no answer";
+	struct err e;
+	const struct err *why = dbe ? dbe : &e;
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) >= 1) {
 		const char *text = PQgetvalue(res, 0, 0);
 		row = json_parse(text, strlen(text), JSON_DEFAULT_MAX_DEPTH, NULL);
-		why = "the task row is not JSON";
+		if (!row)
+			err_set(&e, "the task row is not JSON");
 	} else if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-		why = "the task was neither made nor found";
+		err_set(&e, "the task was neither made nor found");
 	} else if (res) {
-		why = PQresultErrorMessage(res);
+		err_set(&e, "%s", PQresultErrorMessage(res));
+	} else if (!dbe) {
+		err_set(&e, "no answer");
 	}
 	oc->cb(oc->arg, row, row ? NULL : why);
 	json_free(row);

@@ -22,11 +22,14 @@
 #include "util.h"
 
 struct app;
+struct err;
 struct json;
 
 /* The task row as the step sees it (GHL_SRC_RESPONSE): {"id", "status",
- * "note", "outputs", "on_reject", "created"} — or NULL and why. */
-typedef void (*tasks_open_fn)(void *arg, const struct json *task, const char *errmsg);
+ * "note", "outputs", "on_reject", "created"} and e NULL — or NULL and why in
+ * e (the database's code, e.g. ERR_RETRY, when the query could not run;
+ * ERR_FAIL otherwise). */
+typedef void (*tasks_open_fn)(void *arg, const struct json *task, const struct err *e);
 
 /* Insert-or-find the task of (job_id, step_index). spec: {"title",
  * "checklist": [strings], "due_in_days": number, "assignee_role",

@@ -805,7 +805,7 @@ static void sweep_schedule(struct agency_tokens *t, long long ms)
 /* ---- hooks for the GHL client ------------------------------------------------ */
 
 struct hook_call {
-	void (*done)(void *done_arg, const char *new_token, const char *why);
+	void (*done)(void *done_arg, const char *new_token, const struct err *e);
 	void *done_arg;
 };
 
@@ -813,12 +813,22 @@ static void hook_result(void *arg, enum agency_token_status st, const struct age
 			const char *why)
 {
 	struct hook_call *h = arg;
-	h->done(h->done_arg, st == AGENCY_TOKEN_OK ? tok->access_token : NULL, why);
+	if (st == AGENCY_TOKEN_OK) {
+		h->done(h->done_arg, tok->access_token, NULL);
+	} else {
+		struct err e;
+		err_setc(&e,
+			 st == AGENCY_TOKEN_RETRYABLE	? ERR_RETRY
+			 : st == AGENCY_TOKEN_NOT_FOUND ? ERR_NOT_FOUND
+							: ERR_FAIL,
+			 "%s", why ? why : "");
+		h->done(h->done_arg, NULL, &e);
+	}
 	free(h);
 }
 
 static void hook_refresh(void *ctx, const char *stale_token,
-			 void (*done)(void *done_arg, const char *new_token, const char *why),
+			 void (*done)(void *done_arg, const char *new_token, const struct err *e),
 			 void *done_arg)
 {
 	struct slot *s = ctx;

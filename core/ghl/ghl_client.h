@@ -120,8 +120,8 @@ struct ghl_response {
 typedef void (*ghl_done_fn)(void *arg, const struct ghl_response *res);
 
 /* Token provider for ghl_request_send_auth. refresh() must eventually call
- * done(done_arg, new_token, why) exactly once — synchronously or later —
- * with new_token NULL when the refresh failed (why says why; may be NULL).
+ * done(done_arg, new_token, e) exactly once — synchronously or later —
+ * with new_token NULL when the refresh failed (e says why; may be NULL).
  * stale_token is valid during the refresh() call only; done copies its
  * strings. done stays safe to call after the client was freed (it then only
  * releases its state). Cross-process single-flight (the agency row lock) is
@@ -131,7 +131,7 @@ typedef void (*ghl_done_fn)(void *arg, const struct ghl_response *res);
  * failed) 401s for that stale token reuse its result. */
 struct ghl_token_hooks {
 	void (*refresh)(void *ctx, const char *stale_token,
-			void (*done)(void *done_arg, const char *new_token, const char *why),
+			void (*done)(void *done_arg, const char *new_token, const struct err *e),
 			void *done_arg);
 	void *ctx;
 };

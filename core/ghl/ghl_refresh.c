@@ -59,8 +59,9 @@ static void refresh_free(struct refresh *rf)
 	free(rf);
 }
 
-static void refresh_done(void *done_arg, const char *new_token, const char *why)
+static void refresh_done(void *done_arg, const char *new_token, const struct err *e)
 {
+	const char *why = e ? e->msg : NULL;
 	struct refresh *rf = done_arg;
 	struct ghl_client *c = rf->c;
 	if (!c) { /* the client was freed meanwhile */

@@ -73,7 +73,10 @@ int archive_run_blocking(PGconn *conn, long long older_than_ms, int batch, int d
 	}
 }
 
-/* ---- the daemon's periodic run: archive, then refresh the reports -------- */
+/* ---- the daemon's periodic run: archive what is due ------------------------
+ * (The reports read job_report_days, brought up to date by the report
+ * requests themselves: nothing to refresh here. The job_success_rates view
+ * stays in the schema, no longer refreshed nor read.) */
 
 struct archiver {
 	struct app *app;
@@ -83,24 +86,6 @@ struct archiver {
 };
 
 static void batch_done(void *arg, PGresult *res, const struct err *e);
-
-static void refreshed(void *arg, PGresult *res, const struct err *e)
-{
-	struct archiver *a = arg;
-	if ((!res || PQresultStatus(res) != PGRES_COMMAND_OK) && !a->app->stopping)
-		log_warn("refreshing job_success_rates failed", "error", db_why(res, e), NULL);
-	a->running = 0;
-}
-
-/* The reports' materialized view, after archiving (it counts live jobs). */
-static void refresh_reports(struct archiver *a)
-{
-	db_pool_query(a->app->db,
-		      "REFRESH MATERIALIZED VIEW CONCURRENTLY job_success_rates;"
-		      "UPDATE report_refreshes SET refreshed_at = now()"
-		      " WHERE view_name = 'job_success_rates'",
-		      0, NULL, refreshed, a);
-}
 
 static void run_batch(struct archiver *a)
 {
@@ -134,7 +119,7 @@ static void batch_done(void *arg, PGresult *res, const struct err *e)
 		snprintf(l, sizeof(l), "%lld", a->logs);
 		log_info("archived finished jobs", "jobs", j, "log_rows", l, NULL);
 	}
-	refresh_reports(a);
+	a->running = 0;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -142,14 +127,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct archiver *a = arg;
-	if (a->running || a->app->stopping || !db_pool_is_up(a->app->db))
+	if (a->running || a->app->stopping || !db_pool_is_up(a->app->db) ||
+	    a->app->cfg->archive_after_ms <= 0)
 		return;
 	a->running = 1;
 	a->jobs = a->logs = 0;
-	if (a->app->cfg->archive_after_ms > 0)
-		run_batch(a);
-	else
-		refresh_reports(a);
+	run_batch(a);
 }
 
 struct archiver *archiver_start(struct app *app)

@@ -23,7 +23,7 @@ int archive_run_blocking(PGconn *conn, long long older_than_ms, int batch, int d
 			 long long *jobs, long long *logs, struct err *e);
 
 /* The daemon's periodic maintenance, every archive_interval (0: off): archive
- * what is due (unless archive_after is 0), then refresh the reports' view. */
+ * what is due (unless archive_after is 0). */
 struct archiver *archiver_start(struct app *app);
 /* After the database pool is freed (a batch in flight calls back into it). */
 struct archiver *archiver_free(struct archiver *a);

@@ -4,7 +4,8 @@
 # agencies (10 niches; 2% FAILED with one failed step row each, 1% waiting),
 # loaded with generate_series, then VACUUM ANALYZE. Prints the median and
 # worst of 5 requests for: ADMIN over all agencies (30 and 7 days), an
-# AGENCY_ADMIN of one agency, and the success rates. Nothing is asserted.
+# AGENCY_ADMIN of one agency, and the success rates (by agency, by niche, a
+# year; an AGENCY_ADMIN's). Nothing is asserted.
 # Needs PGHOST/PGPORT/PGUSER (scripts/bench starts a private PostgreSQL) and
 # GHL_AGENT_BIN (default build/plain/ghl-agent).
 set -euo pipefail
@@ -91,5 +92,8 @@ echo "ADMIN, all agencies:"
 measure "$ADMIN" "/reports/overview"
 measure "$ADMIN" "/reports/overview?days=7"
 measure "$ADMIN" "/reports/success-rates"
+measure "$ADMIN" "/reports/success-rates?group_by=niche"
+measure "$ADMIN" "/reports/success-rates?days=365"
 echo "AGENCY_ADMIN of one agency ($((N / 100)) jobs):"
 measure "$AA" "/reports/overview"
+measure "$AA" "/reports/success-rates"

@@ -290,6 +290,55 @@ START_TEST(keys_jobs_users_snapshots_and_delete)
 }
 END_TEST
 
+/* A job of agency B in state st: its id. */
+static char *job_of_b(const char *st)
+{
+	return tl_sqlf(db,
+		       "INSERT INTO provisioning_jobs (agency_id, client_data_json, status)"
+		       " VALUES ('%s', '{}', '%s') RETURNING id",
+		       agency_b, st);
+}
+
+/* Bulk cancel goes through the same statement as a single cancel
+ * (jobs_cancel_sql): one row per job cancelled or asked to stop, naming the
+ * caller; a job already over gets none. */
+START_TEST(bulk_cancel_is_recorded_per_job)
+{
+	char *pending = job_of_b("PENDING");
+	char *running = job_of_b("IN_PROGRESS");
+	char *done = job_of_b("COMPLETED");
+	char *path = xasprintf("/api/v1/agencies/%s/jobs/bulk", agency_b);
+	char *body = xasprintf("{\"action\":\"cancel\",\"job_ids\":[\"%s\",\"%s\",\"%s\"]}",
+			       pending, running, done);
+	char *out;
+	long st = admin("POST", path, body, &out);
+	ck_assert_msg(st == 200 && strstr(out, "\"succeeded\":2"), "bulk: %ld %s", st, out);
+	free(out);
+	const char *ids[] = {pending, running};
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(
+			tl_sqlf_n(db,
+				  "SELECT count(*) FROM audit_log WHERE action = 'job.cancel'"
+				  " AND target = '%s' AND agency_id = '%s'"
+				  " AND actor_key_id IS NULL AND actor_user_id IN"
+				  " (SELECT id FROM users WHERE role = 'ADMIN')",
+				  ids[i], agency_b),
+			1);
+	ck_assert_int_eq(rows("job.cancel", done), 0);
+	/* the same ids again: the pending one is over now, the running one is
+	 * asked to stop again (one more row), the completed one still none */
+	ck_assert_int_eq(admin("POST", path, body, NULL), 200);
+	ck_assert_int_eq(rows("job.cancel", pending), 1);
+	ck_assert_int_eq(rows("job.cancel", running), 2);
+	ck_assert_int_eq(rows("job.cancel", done), 0);
+	free(body);
+	free(path);
+	free(pending);
+	free(running);
+	free(done);
+}
+END_TEST
+
 START_TEST(rows_cannot_be_changed)
 {
 	PGresult *r = PQexec(db, "UPDATE audit_log SET action = 'x.y'");
@@ -314,6 +363,7 @@ int main(void)
 	tcase_add_test(tc, settings_change_has_a_masked_diff);
 	tcase_add_test(tc, failed_change_writes_no_row);
 	tcase_add_test(tc, keys_jobs_users_snapshots_and_delete);
+	tcase_add_test(tc, bulk_cancel_is_recorded_per_job);
 	tcase_add_test(tc, rows_cannot_be_changed);
 	suite_add_tcase(s, tc);
 	return tl_run_suite(s);

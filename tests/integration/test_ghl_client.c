@@ -469,7 +469,7 @@ struct hook {
 	struct env *v;
 	int calls;
 	int mode; /* 0 real refresh, 1 answer a bogus token, 2 fail, 3 keep done for later */
-	void (*done)(void *, const char *, const char *);
+	void (*done)(void *, const char *, const struct err *);
 	void *done_arg;
 };
 
@@ -483,12 +483,14 @@ static void on_refreshed(void *arg, const struct ghl_response *res, const struct
 		secret_add(t->refresh_token);
 		h->done(h->done_arg, t->access_token, NULL);
 	} else {
-		h->done(h->done_arg, NULL, res->message);
+		struct err e;
+		err_set(&e, "%s", res->message ? res->message : "");
+		h->done(h->done_arg, NULL, &e);
 	}
 }
 
 static void hook_refresh(void *ctx, const char *stale,
-			 void (*done)(void *, const char *, const char *), void *done_arg)
+			 void (*done)(void *, const char *, const struct err *), void *done_arg)
 {
 	struct hook *h = ctx;
 	h->calls++;
@@ -498,7 +500,9 @@ static void hook_refresh(void *ctx, const char *stale,
 		return;
 	}
 	if (h->mode == 2) {
-		done(done_arg, NULL, "invalid_grant");
+		struct err e;
+		err_set(&e, "invalid_grant");
+		done(done_arg, NULL, &e);
 		return;
 	}
 	h->done = done;

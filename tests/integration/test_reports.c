@@ -220,6 +220,58 @@ START_TEST(overview_numbers_of_seeded_jobs)
 }
 END_TEST
 
+/* The success rates of agency in a report (its items by agency_id). */
+static void rates_are(const struct json *j, const char *agency, int64_t total, int64_t completed,
+		      int64_t failed, int64_t cancelled)
+{
+	const struct json *a = find(json_get(j, "items"), "agency_id", agency);
+	ck_assert_msg(a, "no item of agency %s", agency);
+	ck_assert_int_eq(num(a, "total"), total);
+	ck_assert_int_eq(num(a, "completed"), completed);
+	ck_assert_int_eq(num(a, "failed"), failed);
+	ck_assert_int_eq(num(a, "cancelled"), cancelled);
+}
+
+START_TEST(success_rates_of_seeded_jobs)
+{
+	/* the days before today from job_report_days, today from the jobs */
+	struct json *j = get(NULL, "/api/v1/reports/success-rates");
+	ck_assert_str_eq(json_get_str(j, "group_by"), "agency");
+	ck_assert_int_eq(num(j, "days"), 30);
+	ck_assert_int_eq(json_len(json_get(j, "items")), 2);
+	rates_are(j, agency_a, 6, 3, 1, 1);
+	rates_are(j, agency_b, 3, 0, 2, 0);
+	ck_assert_double_eq_tol(
+		real(find(json_get(j, "items"), "agency_id", agency_a), "success_rate"), 0.75,
+		1e-9);
+	char *name = tl_sqlf(db, "SELECT name FROM agencies WHERE id = '%s'", agency_a);
+	ck_assert_str_eq(json_get_str(json_at(json_get(j, "items"), 0), "agency_name"), name);
+	free(name);
+	json_free(j);
+	j = get(NULL, "/api/v1/reports/success-rates?group_by=niche");
+	const struct json *dental = find(json_get(j, "items"), "niche", "dental");
+	const struct json *none = find(json_get(j, "items"), "niche", "");
+	ck_assert_int_eq(num(dental, "total"), 4);
+	ck_assert_int_eq(num(dental, "completed"), 3);
+	ck_assert_double_eq_tol(real(dental, "success_rate"), 0.75, 1e-9);
+	ck_assert_int_eq(num(none, "total"), 5);
+	ck_assert_int_eq(num(none, "failed"), 2);
+	json_free(j);
+	/* two days back leaves out the job of three days ago; 60 has the one of 40 */
+	j = get(NULL, "/api/v1/reports/success-rates?days=2");
+	rates_are(j, agency_a, 5, 2, 1, 1);
+	json_free(j);
+	j = get(NULL, "/api/v1/reports/success-rates?days=60");
+	rates_are(j, agency_a, 7, 4, 1, 1);
+	json_free(j);
+	/* an API key of A: A only */
+	j = get(key_a, "/api/v1/reports/success-rates");
+	ck_assert_int_eq(json_len(json_get(j, "items")), 1);
+	rates_are(j, agency_a, 6, 3, 1, 1);
+	json_free(j);
+}
+END_TEST
+
 START_TEST(a_job_that_just_ended_counts_at_once)
 {
 	char *id = job(agency_a, "IN_PROGRESS", 5, -1, NULL);
@@ -261,7 +313,11 @@ START_TEST(an_older_job_that_changed_counts_after_the_next_refresh)
 		"UPDATE provisioning_jobs SET status = 'FAILED', updated_at = now() WHERE id = '%s'",
 		id);
 	report_days_stale();
-	struct json *j = get(NULL, "/api/v1/reports/overview");
+	/* the success rates bring job_report_days up to date themselves */
+	struct json *j = get(NULL, "/api/v1/reports/success-rates");
+	rates_are(j, agency_a, 6, 2, 2, 1);
+	json_free(j);
+	j = get(NULL, "/api/v1/reports/overview");
 	states_are(j, 1, 1, 2, 4, 1);
 	json_free(j);
 	tl_execf(
@@ -395,6 +451,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, overview_numbers_of_seeded_jobs);
+	tcase_add_test(tc, success_rates_of_seeded_jobs);
 	tcase_add_test(tc, a_job_that_just_ended_counts_at_once);
 	tcase_add_test(tc, an_older_job_that_changed_counts_after_the_next_refresh);
 	tcase_add_test(tc, each_caller_sees_its_agencies);

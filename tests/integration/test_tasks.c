@@ -432,10 +432,22 @@ START_TEST(overdue_fires_once_and_bad_bodies_name_the_field)
 }
 END_TEST
 
+/* The task's status is st. */
+static void task_is(struct world *w, const char *task, const char *st)
+{
+	char *now = tl_sqlf(w->db, "SELECT status FROM tasks WHERE id = '%s'", task);
+	ck_assert_msg(!strcmp(now, st), "task %s is %s, not %s", task, now, st);
+	free(now);
+}
+
 START_TEST(cancel_a_parked_job)
 {
 	struct world w;
 	world_open(&w, "tasks_cancel", PIPE_TASK("") "}");
+	tl_execf(w.db,
+		 "INSERT INTO event_subscriptions (agency_id, url, event_types, secret_enc)"
+		 " VALUES ('%s', 'https://example.com/hook', '{task.cancelled}', 'x')",
+		 w.agency);
 	char *job, *task = parked_job(&w, "Foxtrot Bar", &job);
 	char *path = xasprintf("/api/v1/jobs/%s/cancel", job);
 	struct tl_resp r;
@@ -443,10 +455,52 @@ START_TEST(cancel_a_parked_job)
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"CANCELLED\""), "%ld %s", r.status,
 		      r.body);
 	tl_resp_free(&r);
+	/* its task ended with it, in the same transaction: no longer OPEN */
+	task_is(&w, task, "CANCELLED");
+	ck_assert_int_eq(
+		tl_sqlf_n(w.db,
+			  "SELECT count(*) FROM event_deliveries WHERE event_type ="
+			  " 'task.cancelled' AND payload::jsonb->'data'->'task'->>'id' = '%s'"
+			  " AND payload::jsonb->'data'->'task'->>'status' = 'CANCELLED'",
+			  task),
+		1);
+	ck_assert_int_eq(
+		tl_sqlf_n(w.db, "SELECT count(*) FROM tasks WHERE completed_at IS NOT NULL"), 1);
+	call(&w, &r, hagent_admin_token(&w.agent), "GET", "/api/v1/tasks?status=OPEN", NULL);
+	ck_assert_msg(r.status == 200 && !strstr(r.body, task), "%ld %s", r.status, r.body);
+	tl_resp_free(&r);
+	call(&w, &r, hagent_admin_token(&w.agent), "GET", "/api/v1/tasks?status=CANCELLED", NULL);
+	ck_assert_msg(r.status == 200 && strstr(r.body, task), "%ld %s", r.status, r.body);
+	tl_resp_free(&r);
 	char *answer;
 	ck_assert_int_eq(end_task(&w, task, "complete", "{}", &answer), 409);
-	ck_assert_msg(strstr(answer, "CANCELLED"), "%s", answer);
+	ck_assert_msg(strstr(answer, "the task is already CANCELLED"), "%s", answer);
 	free(answer);
+	ck_assert_int_eq(end_task(&w, task, "reject", "{\"note\":\"n\"}", NULL), 409);
+	/* a bulk cancel ends the tasks of the parked jobs it cancels too */
+	char *job2, *task2 = parked_job(&w, "Golf Club", &job2);
+	char *bulk = xasprintf("/api/v1/agencies/%s/jobs/bulk", w.agency);
+	char *body = xasprintf("{\"action\":\"cancel\",\"job_ids\":[\"%s\"]}", job2);
+	call(&w, &r, hagent_admin_token(&w.agent), "POST", bulk, body);
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"succeeded\":1"), "%ld %s", r.status,
+		      r.body);
+	tl_resp_free(&r);
+	task_is(&w, task2, "CANCELLED");
+	/* whichever way a job becomes CANCELLED (here: a runner stopping after
+	 * its step, as one statement), its OPEN tasks end; other jobs' stay */
+	char *job3, *task3 = parked_job(&w, "Hotel Bar", &job3);
+	char *job4, *task4 = parked_job(&w, "India Pub", &job4);
+	tl_execf(w.db, "UPDATE provisioning_jobs SET status = 'CANCELLED' WHERE id = '%s'", job3);
+	task_is(&w, task3, "CANCELLED");
+	task_is(&w, task4, "OPEN");
+	free(job3);
+	free(task3);
+	free(job4);
+	free(task4);
+	free(body);
+	free(bulk);
+	free(job2);
+	free(task2);
 	free(path);
 	free(task);
 	free(job);

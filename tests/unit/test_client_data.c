@@ -919,6 +919,23 @@ START_TEST(test_validate_null_and_counting)
 }
 END_TEST
 
+/* The schema is one schema_check accepts, and names exactly the known fields. */
+START_TEST(test_schema_is_valid)
+{
+	const struct json *schema = client_data_schema();
+	const struct json *props = json_get(schema, "properties");
+	struct err e = {0};
+
+	ck_assert_ptr_eq(schema, client_data_schema());
+	ck_assert_msg(schema_check(schema, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(json_len(props), 15);
+	for (size_t i = 0; i < json_len(props); i++)
+		ck_assert(client_data_field_known(props->u.obj.keys[i]));
+	ck_assert(!client_data_field_known("zip"));
+	ck_assert(!client_data_field_known(NULL));
+}
+END_TEST
+
 static Suite *client_data_suite(void)
 {
 	Suite *s = suite_create("client_data");
@@ -947,6 +964,7 @@ static Suite *client_data_suite(void)
 	tcase_add_test(tc, test_email_field_lengths);
 	tcase_add_test(tc, test_validate_caps_problems);
 	tcase_add_test(tc, test_validate_null_and_counting);
+	tcase_add_test(tc, test_schema_is_valid);
 	suite_add_tcase(s, tc);
 	return s;
 }

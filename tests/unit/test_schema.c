@@ -214,6 +214,55 @@ static const struct vcase vcases[] = {
 	  "{\"field\":\"pipeline[2].config.tags[1]\",\"message\":\"expected string, got "
 	  "integer\"},"
 	  "{\"field\":\"pipeline[2].config.role\",\"message\":\"required\"}]" },
+	/* noControlCharacters, notBlank: one problem per string, the first found */
+	{ "{\"noControlCharacters\":true}", "\"a\\tb\"", "s",
+	  "[{\"field\":\"s\",\"message\":\"contains a control character\"}]" },
+	{ "{\"type\":\"string\",\"noControlCharacters\":true}", "\"a\\u0000b\"", "s",
+	  "[{\"field\":\"s\",\"message\":\"contains a control character\"}]" },
+	{ "{\"noControlCharacters\":true}", "\"a\\u007fb\"", "s",
+	  "[{\"field\":\"s\",\"message\":\"contains a control character\"}]" },
+	{ "{\"noControlCharacters\":false}", "\"a\\tb\"", "s", "[]" },
+	{ "{\"noControlCharacters\":true}", "\"caf\\u00e9 \\u2028\"", "s", "[]" },
+	{ "{\"notBlank\":true}", "\" \\t \"", "s",
+	  "[{\"field\":\"s\",\"message\":\"must not be blank\"}]" },
+	{ "{\"notBlank\":true}", "\"\"", "s", "[]" },
+	{ "{\"notBlank\":true}", "\" a \"", "s", "[]" },
+	{ "{\"minLength\":1,\"notBlank\":true,\"format\":\"email\"}", "\"\"", "s",
+	  "[{\"field\":\"s\",\"message\":\"must not be empty\"}]" },
+	{ "{\"maxLength\":3,\"notBlank\":true,\"format\":\"country\"}", "\"    \"", "s",
+	  "[{\"field\":\"s\",\"message\":\"longer than 3 characters\"}]" },
+	{ "{\"notBlank\":true,\"format\":\"country\"}", "\"  \"", "s",
+	  "[{\"field\":\"s\",\"message\":\"must not be blank\"}]" },
+	/* minProperties, maxProperties */
+	{ "{\"maxProperties\":1}", "{\"a\":1,\"b\":2}", "o",
+	  "[{\"field\":\"o\",\"message\":\"more than 1 key\"}]" },
+	{ "{\"maxProperties\":2}", "{\"a\":1,\"b\":2}", "o", "[]" },
+	{ "{\"minProperties\":2}", "{\"a\":1}", "o",
+	  "[{\"field\":\"o\",\"message\":\"fewer than 2 keys\"}]" },
+	{ "{\"minProperties\":1}", "{}", "o",
+	  "[{\"field\":\"o\",\"message\":\"must not be empty\"}]" },
+	/* propertyNames: the name's problem, then not the value's */
+	{ "{\"propertyNames\":{\"minLength\":1,\"maxLength\":3,\"noControlCharacters\":true},"
+	  "\"unevaluatedProperties\":{\"type\":\"integer\"}}",
+	  "{\"\":\"x\",\"abcd\":\"x\",\"a\\nb\":1,\"ok\":\"x\",\"ok2\":2}", "o",
+	  "[{\"field\":\"o[\\\"\\\"]\",\"message\":\"empty key\"},"
+	  "{\"field\":\"o.abcd\",\"message\":\"key longer than 3 characters\"},"
+	  "{\"field\":\"o[\\\"a\\\\nb\\\"]\",\"message\":\"key contains a control character\"},"
+	  "{\"field\":\"o.ok\",\"message\":\"expected integer, got string\"}]" },
+	{ "{\"propertyNames\":{\"enum\":[\"a\",\"b\"]}}", "{\"a\":1,\"c\":2}", "o",
+	  "[{\"field\":\"o.c\",\"message\":\"key must be one of: a, b\"}]" },
+	/* unevaluatedProperties: the members "properties" does not name */
+	{ "{\"properties\":{\"a\":{\"type\":\"string\"}},\"unevaluatedProperties\":"
+	  "{\"type\":[\"number\",\"boolean\"]}}",
+	  "{\"a\":\"x\",\"b\":true,\"c\":\"y\",\"d\":[1]}", "o",
+	  "[{\"field\":\"o.c\",\"message\":\"expected number or boolean, got string\"},"
+	  "{\"field\":\"o.d\",\"message\":\"expected number or boolean, got array\"}]" },
+	{ "{\"properties\":{\"a\":{}},\"additionalProperties\":false,"
+	  "\"unevaluatedProperties\":{\"type\":\"string\"}}",
+	  "{\"b\":\"x\"}", "o",
+	  "[{\"field\":\"o.b\",\"message\":\"unknown field\"}]" },
+	{ "{\"unevaluatedProperties\":{}}", "{\"a\":1,\"a\":2}", "o",
+	  "[{\"field\":\"o.a\",\"message\":\"duplicate field\"}]" },
 };
 /* clang-format on */
 
@@ -416,6 +465,22 @@ static const struct ccase ccases[] = {
 	  "#/properties/role: \"default\" does not match the schema: must be one of: a" },
 	{ "{\"items\":{\"maxLength\":2,\"default\":\"abc\"}}",
 	  "#/items: \"default\" does not match the schema: longer than 2 characters" },
+	{ "{\"type\":\"object\",\"minProperties\":0,\"maxProperties\":100,\"propertyNames\":"
+	  "{\"minLength\":1,\"noControlCharacters\":true},\"unevaluatedProperties\":"
+	  "{\"type\":\"string\",\"notBlank\":true}}",
+	  NULL },
+	{ "{\"noControlCharacters\":\"yes\"}", "#: \"noControlCharacters\" must be true or false" },
+	{ "{\"notBlank\":1}", "#: \"notBlank\" must be true or false" },
+	{ "{\"minProperties\":3,\"maxProperties\":2}",
+	  "#: \"minProperties\" (3) is greater than \"maxProperties\" (2)" },
+	{ "{\"maxProperties\":-1}", "#: \"maxProperties\" must be a non-negative integer" },
+	{ "{\"propertyNames\":true}", "#/propertyNames: a schema must be a JSON object, got boolean" },
+	{ "{\"propertyNames\":{\"maxLen\":3}}", "#/propertyNames: unknown keyword \"maxLen\"" },
+	{ "{\"unevaluatedProperties\":{\"type\":\"text\"}}",
+	  "#/unevaluatedProperties: unknown type \"text\"" },
+	{ "{\"additionalProperties\":{\"type\":\"string\"}}",
+	  "#: \"additionalProperties\" must be true or false (schemas are not supported there)\n"
+	  "use \"unevaluatedProperties\"" },
 };
 /* clang-format on */
 

@@ -9,7 +9,7 @@
 #include "testlib.h"
 
 /* Is text (an IPv4 or IPv6 literal) public? why gets the range otherwise. */
-static int is_public(const char *text, char *why, size_t whylen)
+static int is_public(const char *text, struct err *why)
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
@@ -21,7 +21,7 @@ static int is_public(const char *text, char *why, size_t whylen)
 		in6->sin6_family = AF_INET6;
 	else
 		ck_abort_msg("not an address: %s", text);
-	return ssrf_addr_is_public((struct sockaddr *)&ss, why, whylen);
+	return ssrf_addr_is_public((struct sockaddr *)&ss, why);
 }
 
 START_TEST(test_refused_ranges)
@@ -59,11 +59,10 @@ START_TEST(test_refused_ranges)
 		{"::7f00:1", "IPv4-compatible"},
 	};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-		char why[64] = "";
-		ck_assert_msg(!is_public(refused[i][0], why, sizeof why), "%s is public",
-			      refused[i][0]);
-		ck_assert_msg(strstr(why, refused[i][1]), "%s: range \"%s\", want \"%s\"",
-			      refused[i][0], why, refused[i][1]);
+		struct err why = {.msg = ""};
+		ck_assert_msg(!is_public(refused[i][0], &why), "%s is public", refused[i][0]);
+		ck_assert_msg(strstr(why.msg, refused[i][1]), "%s: range \"%s\", want \"%s\"",
+			      refused[i][0], why.msg, refused[i][1]);
 	}
 }
 END_TEST
@@ -76,8 +75,8 @@ START_TEST(test_public_addresses)
 					 "2606:4700::1111",  "2a00:1450::1",   "::ffff:8.8.8.8",
 					 "64:ff9b::808:808", "2002:808:808::"};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-		char why[64] = "";
-		ck_assert_msg(is_public(ok[i], why, sizeof why), "%s refused as %s", ok[i], why);
+		struct err why = {.msg = ""};
+		ck_assert_msg(is_public(ok[i], &why), "%s refused as %s", ok[i], why.msg);
 	}
 }
 END_TEST
