@@ -16,8 +16,7 @@ static PGconn *db;
 
 static void setup(void)
 {
-	dsn = tl_create_db("hardening");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("hardening");
 	db = tl_connect(dsn);
 }
 

@@ -47,8 +47,7 @@ static void world_start(struct world *w, const char *const *sim_flags,
 			const char *const *agent_extra)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn = tl_create_db("jobs");
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db("jobs");
 	w->db = tl_connect(w->dsn);
 	hsim_start(&w->sim, sim_flags);
 	hagent_start(&w->agent, w->dsn, &w->sim, agent_extra);

@@ -48,8 +48,7 @@ static void write_step(struct world *w, const char *file, const char *src)
 static void world_start(struct world *w, const char *const *sim_flags)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn = tl_create_db("luasteps");
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db("luasteps");
 	w->db = tl_connect(w->dsn);
 	hsim_start(&w->sim, sim_flags);
 	snprintf(w->steps, sizeof(w->steps), "/tmp/lua-steps-XXXXXX");

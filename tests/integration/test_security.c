@@ -197,8 +197,7 @@ static const struct hostile hostile_bodies[] = {
 
 START_TEST(hostile_bodies_before_authentication)
 {
-	char *dsn = tl_create_db("sec_bodies");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("sec_bodies");
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, NULL);
 	struct watcher w;
@@ -309,8 +308,7 @@ static void parallel_logins(struct hagent *a, char **bodies, int n, struct tally
 
 START_TEST(parallel_wrong_passwords_are_throttled)
 {
-	char *dsn = tl_create_db("sec_login");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("sec_login");
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, NULL); /* limits 5 per account, 20 per address */
 	huser_add(&a, "--email target@example.com --role SUPPORT", PW_SUPPORT);
@@ -347,8 +345,7 @@ END_TEST
 
 START_TEST(bcrypt_queue_is_bounded)
 {
-	char *dsn = tl_create_db("sec_queue");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("sec_queue");
 	struct hagent a;
 	const char *env[] = {"GHL_AGENT_LOGIN_MAX_PENDING=2", "GHL_AGENT_AUTH_WORKERS=1",
 			     "GHL_AGENT_LOGIN_MAX_FAILURES_ADDRESS=1000", NULL};
@@ -382,8 +379,7 @@ END_TEST
 
 START_TEST(agency_delete_revokes_keys_and_links)
 {
-	char *dsn = tl_create_db("sec_delete");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("sec_delete");
 	struct hagent a;
 	hagent_start(&a, dsn, NULL, NULL);
 	PGconn *db = tl_connect(dsn);
@@ -437,8 +433,7 @@ END_TEST
 
 START_TEST(settings_secrets_ceiling_unknown_keys)
 {
-	char *dsn = tl_create_db("sec_settings");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("sec_settings");
 	struct hagent a;
 	const char *env[] = {"GHL_AGENT_MAX_CONCURRENT_JOBS_CEILING=50", NULL};
 	hagent_start(&a, dsn, NULL, env);

@@ -22,8 +22,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db("web_job");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("web_job");
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", NULL};
 	hagent_start(&ag, dsn, &sim, extra);

@@ -14,6 +14,12 @@ const char *tl_env(const char *name);
  * comes from GHL_TEST_PGHOST / GHL_TEST_PGPORT / GHL_TEST_PGUSER, which
  * scripts/test exports. */
 char *tl_create_db(const char *prefix);
+/* The same, migrated (`ghl-agent migrate`, as hmigrate runs it): a copy of a
+ * template database the test program migrates on first use, instead of a
+ * migration per test; tl_run_suite drops the template at the end. */
+char *tl_create_migrated_db(const char *prefix);
+/* `ghl-agent migrate` (GHL_AGENT_BIN) on dsn, or fail the test with its output. */
+void tl_migrate(const char *dsn);
 /* Drop the database named in dsn (dbname=...). */
 void tl_drop_db(const char *dsn);
 /* Connect or fail the test. */
