@@ -332,8 +332,7 @@ static void run_benchmarks(void)
 		list_jobs = 1000;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("bench_api");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("bench_api");
 	PGconn *db = tl_connect(dsn);
 	char *id = tl_sql_value(db, "INSERT INTO agencies (name, ghl_agency_id,"
 				    " oauth_access_token_encrypted, oauth_refresh_token_encrypted,"

@@ -58,8 +58,7 @@ static void run_benchmarks(void)
 		reps = 3;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("bench_search");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("bench_search");
 	PGconn *db = tl_connect(dsn);
 	tl_execf(db,
 		 "INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted,"

@@ -90,8 +90,7 @@ static void fresh_db(const char *name)
 		tl_drop_db(dsn);
 		free(dsn);
 	}
-	dsn = tl_create_db(name);
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db(name);
 	db = tl_connect(dsn);
 }
 

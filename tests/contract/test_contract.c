@@ -525,8 +525,7 @@ static void start_services(void)
 	ck_assert_msg(tl_run(print_key, NULL, &pem) == 0, "ghl-sim --print-webhook-key: %s", pem);
 	char *keyenv = xasprintf("GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY=%s", pem);
 	free(pem);
-	dsn = tl_create_db("contract");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("contract");
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_ROLES=api", keyenv, NULL};
 	hagent_start(&ag, dsn, &sim, extra);

@@ -104,6 +104,9 @@ struct sim_config {
 	/* process the next n requests of a route, then never answer (a timeout
 	 * after the write: /_sim/faults hold_routes) */
 	struct sim_fail_route hold_routes[SIM_FAIL_ROUTES];
+	/* a gate (/_sim/faults gate): answers wait until this many wait at
+	 * once, then all go and the gate is 0 (off) again */
+	int64_t gate;
 };
 
 /* ---- store entities ---- */
@@ -211,7 +214,8 @@ struct sim_stats {
 	int64_t rate_limited, errors_injected, timeouts_injected, drops_injected;
 	int64_t webhooks_sent;
 	int64_t in_flight;
-	struct htab routes; /* "METHOD /template" -> struct route_stats */
+	int64_t gates_opened, gate_waiting; /* /_sim/faults gate */
+	struct htab routes;		    /* "METHOD /template" -> struct route_stats */
 };
 
 /* ---- rate limiting ---- */
@@ -355,6 +359,9 @@ char *sim_body_string(struct sim_ctx *c);
 const char *sim_query(struct sim_ctx *c, const char *key);
 /* Sends c's response now (admin paths) or through the fault machinery. */
 void sim_finish(struct sim_ctx *c);
+/* Opens the gate (/_sim/faults gate) when enough answers wait, or lets the
+ * waiting ones go when it was switched off. */
+void sim_gate_check(struct sim *s);
 void sim_log_request(struct sim_ctx *c, int status, const char *note);
 /* Token's access to a company / location; on failure answers 403 and returns -1. */
 int sim_check_company(struct sim_ctx *c, const char *company_id);

@@ -68,6 +68,8 @@ static void write_faults(struct jw *w, const struct sim_config *cfg)
 	jw_int(w, cfg->fail_status);
 	write_routes(w, "fail_routes", cfg->fail_routes);
 	write_routes(w, "hold_routes", cfg->hold_routes);
+	jw_key(w, "gate");
+	jw_int(w, cfg->gate);
 	jw_object_end(w);
 }
 
@@ -109,6 +111,7 @@ static const struct fault_field fault_fields[] = {
 	F(access_ttl, 1, 315360000),
 	F(fail_next, 0, 1000000000),
 	F(fail_status, 400, 599),
+	F(gate, 0, 1000000),
 };
 
 /* "fail_routes" (or "hold_routes"): {"POST /users/": 2, ...} sets (0: clears)
@@ -199,6 +202,7 @@ static void post_faults(struct sim_ctx *c)
 	c->s->cfg = next;
 	if (rl_changed)
 		sim_rl_free(c->s);
+	sim_gate_check(c->s);
 	answer_faults(c);
 }
 
@@ -407,6 +411,8 @@ static void get_stats(struct sim_ctx *c)
 		{"drops_injected", offsetof(struct sim_stats, drops_injected)},
 		{"webhooks_sent", offsetof(struct sim_stats, webhooks_sent)},
 		{"in_flight", offsetof(struct sim_stats, in_flight)},
+		{"gates_opened", offsetof(struct sim_stats, gates_opened)},
+		{"gate_waiting", offsetof(struct sim_stats, gate_waiting)},
 	};
 	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
 		jw_key(&w, counters[i].name);
@@ -425,11 +431,12 @@ static void post_reset(struct sim_ctx *c)
 {
 	struct sim *s = c->s;
 	sim_store_reset(s);
-	int64_t in_flight = s->stats.in_flight;
+	int64_t in_flight = s->stats.in_flight, gate_waiting = s->stats.gate_waiting;
 	htab_clear(&s->stats.routes, free);
 	memset(&s->stats, 0, sizeof s->stats);
 	htab_init(&s->stats.routes);
 	s->stats.in_flight = in_flight;
+	s->stats.gate_waiting = gate_waiting;
 	sim_rl_free(s);
 	sim_calls_clear(s);
 	c->status = 200;

@@ -118,7 +118,8 @@ static const struct sim_route routes[] = {
 struct sim_pending {
 	struct sim *s;
 	struct evhttp_request *req;
-	struct event *ev; /* delay timer; NULL when held forever */
+	struct event *ev; /* delay timer; NULL when held forever or gated */
+	int gated;	  /* waits at the gate (/_sim/faults gate) */
 	int status;
 	int drop;
 	struct sim_pending *prev, *next;
@@ -131,6 +132,18 @@ static void pending_link(struct sim *s, struct sim_pending *p)
 	if (s->pending)
 		s->pending->prev = p;
 	s->pending = p;
+}
+
+/* A reply that waits (linked; the caller sets a timer or the gate flag). */
+static struct sim_pending *pending_add(struct sim_ctx *c, int drop)
+{
+	struct sim_pending *p = xcalloc(1, sizeof *p);
+	p->s = c->s;
+	p->req = c->req;
+	p->status = c->status;
+	p->drop = drop;
+	pending_link(c->s, p);
+	return p;
 }
 
 static void pending_unlink(struct sim *s, struct sim_pending *p)
@@ -221,7 +234,30 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 		struct sim_pending *next = p->next;
 		if (!p->ev && client_gone(p->req)) {
 			pending_unlink(s, p);
+			if (p->gated)
+				s->stats.gate_waiting--;
 			evhttp_send_reply(p->req, 504, reason_for(504), NULL);
+			s->stats.in_flight--;
+			free(p);
+		}
+		p = next;
+	}
+}
+
+void sim_gate_check(struct sim *s)
+{
+	if (s->stats.gate_waiting == 0 || (s->cfg.gate > 0 && s->stats.gate_waiting < s->cfg.gate))
+		return;
+	if (s->cfg.gate > 0)
+		s->stats.gates_opened++;
+	s->cfg.gate = 0;
+	s->stats.gate_waiting = 0;
+	struct sim_pending *p = s->pending;
+	while (p) {
+		struct sim_pending *next = p->next;
+		if (p->gated) {
+			pending_unlink(s, p);
+			send_staged(p->req, p->status, p->drop);
 			s->stats.in_flight--;
 			free(p);
 		}
@@ -637,11 +673,7 @@ void sim_finish(struct sim_ctx *c)
 		sim_calls_record(c, -1);
 		sim_record_status(s, key, -1);
 		sim_log_request(c, c->status, "(held: timeout injected)");
-		struct sim_pending *p = xcalloc(1, sizeof *p);
-		p->s = s;
-		p->req = c->req;
-		p->status = c->status;
-		pending_link(s, p);
+		pending_add(c, 0);
 		return;
 	}
 	sim_calls_record(c, drop ? 0 : c->status);
@@ -652,20 +684,21 @@ void sim_finish(struct sim_ctx *c)
 		sim_record_status(s, key, c->status);
 	}
 	sim_log_request(c, c->status, drop ? "(connection dropped)" : NULL);
+	if (s->cfg.gate > 0) { /* wait at the gate (instead of the latency) */
+		pending_add(c, drop)->gated = 1;
+		s->stats.gate_waiting++;
+		sim_gate_check(s);
+		return;
+	}
 	if (delay <= 0) {
 		send_staged(c->req, c->status, drop);
 		s->stats.in_flight--;
 		return;
 	}
-	struct sim_pending *p = xcalloc(1, sizeof *p);
-	p->s = s;
-	p->req = c->req;
-	p->status = c->status;
-	p->drop = drop;
+	struct sim_pending *p = pending_add(c, drop);
 	p->ev = evtimer_new(s->base, on_delay, p);
 	struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
 	evtimer_add(p->ev, &tv);
-	pending_link(s, p);
 }
 
 static void api_request(struct sim_ctx *c)

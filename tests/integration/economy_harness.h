@@ -26,8 +26,7 @@ H_UNUSED static void econ_start(struct econ *e, const char *name, const char *co
 				const char *const *extra, int max_concurrent)
 {
 	memset(e, 0, sizeof(*e));
-	e->dsn = tl_create_db(name);
-	hmigrate(e->dsn);
+	e->dsn = tl_create_migrated_db(name);
 	e->db = tl_connect(e->dsn);
 	hsim_start(&e->sim, sim_flags);
 	hagent_start(&e->agent, e->dsn, &e->sim, extra);

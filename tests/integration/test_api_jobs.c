@@ -202,8 +202,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--company-id", "co-api-a", "--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db("api_jobs");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("api_jobs");
 	const char *extra[] = {"GHL_AGENT_ROLES=api", "GHL_AGENT_MAX_BATCH_BODY_BYTES=2000000",
 			       NULL};
 	hagent_start(&ag, dsn, &sim, extra);

@@ -118,8 +118,7 @@ static char *agency_with_data(const char *name, const char *niche, int n, const 
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("api_scope");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("api_scope");
 	db = tl_connect(dsn);
 	agency_a = agency_with_data("Acme", "dental", 5, "NULL");
 	agency_b = agency_with_data("Beta", "b-only", 4, "NULL");

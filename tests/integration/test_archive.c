@@ -52,8 +52,7 @@ static int run_archive(const char *dsn, const char *a1, const char *a2, const ch
 
 START_TEST(archive_tables_mirror_the_live_tables)
 {
-	char *dsn = tl_create_db("archive_cols");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("archive_cols");
 	PGconn *db = tl_connect(dsn);
 	static const char *const pairs[][2] = {{"provisioning_jobs", "provisioning_jobs_archive"},
 					       {"provisioning_logs", "provisioning_logs_archive"},
@@ -86,8 +85,7 @@ END_TEST
 
 START_TEST(cli_moves_old_finished_jobs_with_their_logs)
 {
-	char *dsn = tl_create_db("archive_cli");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("archive_cli");
 	PGconn *db = tl_connect(dsn);
 	seed(db);
 	char *out;
@@ -130,8 +128,7 @@ END_TEST
 
 START_TEST(daemon_archives_periodically)
 {
-	char *dsn = tl_create_db("archive_daemon");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("archive_daemon");
 	PGconn *db = tl_connect(dsn);
 	seed(db);
 	/* CANCELLED is final too: an old one is archived, a recent one is reported */

@@ -16,8 +16,7 @@ static char *agency_a, *agency_b;
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("audit");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("audit");
 	db = tl_connect(dsn);
 #define AGENCY_SQL                                                                 \
 	"INSERT INTO agencies (name, ghl_agency_id, oauth_access_token_encrypted," \

@@ -199,8 +199,7 @@ END_TEST
 
 static void setup(void)
 {
-	dsn = tl_create_db("cli");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("cli");
 }
 
 static void teardown(void)

@@ -20,17 +20,6 @@ struct agent {
 	char *config;
 };
 
-static void migrate_db(const char *dsn)
-{
-	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
-	char *env[] = {env_dsn, NULL};
-	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
-	char *out;
-	ck_assert_msg(tl_run(argv, env, &out) == 0, "migrate: %s", out);
-	free(out);
-	free(env_dsn);
-}
-
 /* Start serve with dsn and an optional config file text; returns once it
  * listens (any answer on /healthz), ready or not. Only the tests of the
  * not-ready state use this; the others use agent_start. */
@@ -113,8 +102,7 @@ static void assert_error_shape(const char *body, const char *code)
 
 START_TEST(health_ready_and_404)
 {
-	char *dsn = tl_create_db("daemon_ok");
-	migrate_db(dsn);
+	char *dsn = tl_create_migrated_db("daemon_ok");
 	struct agent a;
 	agent_start(&a, dsn, NULL);
 	char *body;
@@ -167,7 +155,7 @@ START_TEST(readyz_503_when_migrations_pending)
 	assert_error_shape(body, "migrations_pending");
 	ck_assert_msg(strstr(body, "ghl-agent migrate"), "%s", body);
 	free(body);
-	migrate_db(dsn);
+	tl_migrate(dsn);
 	ck_assert_int_eq(get(&a, "/readyz", &body), 200);
 	free(body);
 	agent_stop(&a, SIGINT);
@@ -195,8 +183,7 @@ START_TEST(readyz_503_when_database_down_and_reconnects)
 	agent_stop(&a, SIGTERM);
 
 	/* a real database whose connection is killed: the agent reconnects */
-	char *dsn0 = tl_create_db("daemon_lost");
-	migrate_db(dsn0);
+	char *dsn0 = tl_create_migrated_db("daemon_lost");
 	char *dsn = xasprintf("%s application_name=ghl_lost_%d", dsn0, (int)getpid());
 	agent_start(&a, dsn, NULL);
 	PGconn *c = tl_connect(dsn0);
@@ -220,8 +207,7 @@ END_TEST
 
 START_TEST(sigterm_finishes_in_flight_requests)
 {
-	char *dsn = tl_create_db("daemon_term");
-	migrate_db(dsn);
+	char *dsn = tl_create_migrated_db("daemon_term");
 	struct agent a;
 	agent_start(&a, dsn, NULL);
 	wait_ready(&a);
@@ -274,8 +260,7 @@ END_TEST
 
 START_TEST(sighup_reload_keeps_old_config_when_broken)
 {
-	char *dsn = tl_create_db("daemon_hup");
-	migrate_db(dsn);
+	char *dsn = tl_create_migrated_db("daemon_hup");
 	struct agent a;
 	agent_start(&a, dsn, "log_level = info\n");
 	/* broken file: keeps serving with the old config */
@@ -354,8 +339,7 @@ END_TEST
 /* roles = worker: only the operational routes answer. */
 START_TEST(worker_role_serves_only_operational_routes)
 {
-	char *dsn = tl_create_db("daemon_worker");
-	migrate_db(dsn);
+	char *dsn = tl_create_migrated_db("daemon_worker");
 	setenv("GHL_AGENT_ROLES", "worker", 1);
 	struct agent a;
 	agent_start(&a, dsn, NULL);
@@ -412,8 +396,7 @@ struct dbw {
 static void dbw_setup(struct dbw *w, const char *prefix)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn0 = tl_create_db(prefix);
-	migrate_db(w->dsn0);
+	w->dsn0 = tl_create_migrated_db(prefix);
 	const char *n = strstr(w->dsn0, "dbname=") + 7;
 	snprintf(w->dbname, sizeof(w->dbname), "%.*s", (int)strcspn(n, " "), n);
 	snprintf(w->app, sizeof(w->app), "ghl_%s_%d", prefix, (int)getpid());

@@ -134,8 +134,7 @@ static void world_open(struct world *w, enum rx_mode mode, const char *name)
 {
 	memset(w, 0, sizeof(*w));
 	rx_start(mode);
-	w->dsn = tl_create_db(name);
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db(name);
 	w->db = tl_connect(w->dsn);
 }
 

@@ -97,6 +97,18 @@ static long long sim_stat(struct sim *s, const char *key)
 	return v;
 }
 
+/* The sim expires the access token env_login got (/_sim/expire-tokens), at
+ * once: no waiting out a short --access-ttl, which a loaded machine could
+ * also let run out again between the refresh and the retry. */
+static void expire_access_token(struct sim *s)
+{
+	struct json *j = sim_admin(s, "POST", "expire-tokens", "{}");
+	int64_t n = -1;
+	ck_assert_msg(json_get_int(j, "expired", &n) == 0 && n == 1, "expired %lld tokens",
+		      (long long)n);
+	json_free(j);
+}
+
 /* The browser step: chooselocation answers 302 to redirect_uri?code=... */
 static char *authorize_code(struct sim *s)
 {
@@ -533,10 +545,10 @@ static void send_auth_many(struct env *v, struct hook *h, int n, struct reply *r
 START_TEST(test_401_refresh_once_then_retry)
 {
 	struct env v;
-	const char *flags[] = {"--access-ttl", "1", NULL};
+	const char *flags[] = {NULL};
 	env_open(&v, flags, NULL);
 	env_login(&v);
-	usleep(2100 * 1000); /* the access token expires */
+	expire_access_token(&v.sim);
 	struct hook h = {.v = &v};
 	struct reply r;
 	send_auth_many(&v, &h, 1, &r);
@@ -554,10 +566,10 @@ END_TEST
 START_TEST(test_401_concurrent_single_refresh)
 {
 	struct env v;
-	const char *flags[] = {"--access-ttl", "1", NULL};
+	const char *flags[] = {NULL};
 	env_open(&v, flags, NULL);
 	env_login(&v);
-	usleep(2100 * 1000);
+	expire_access_token(&v.sim);
 	struct hook h = {.v = &v};
 	struct reply r[10];
 	send_auth_many(&v, &h, 10, r);
@@ -578,10 +590,10 @@ END_TEST
 START_TEST(test_401_twice_or_failed_refresh_is_auth)
 {
 	struct env v;
-	const char *flags[] = {"--access-ttl", "1", NULL};
+	const char *flags[] = {NULL};
 	env_open(&v, flags, NULL);
 	env_login(&v);
-	usleep(2100 * 1000);
+	expire_access_token(&v.sim);
 	/* the provider answers (synchronously) with a token GHL refuses too */
 	struct hook h = {.v = &v, .mode = 1};
 	struct reply r[3];
@@ -656,7 +668,10 @@ START_TEST(test_timeout_retryable)
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_int_eq(r.outcome, GHL_RETRYABLE);
 	ck_assert_ptr_nonnull(r.message);
-	ck_assert_msg(took >= 900 && took < 5000, "took %lld ms", (long long)took);
+	/* the client's own timeout ended it (curl says so), not before it was due */
+	ck_assert_msg(strstr(r.message, "timed out"), "%s (after %lld ms)", r.message,
+		      (long long)took);
+	ck_assert_msg(took >= 900, "took %lld ms", (long long)took);
 	ck_assert_msg(r.duration_ms >= 900, "duration %.0f", r.duration_ms);
 	reply_clear(&r);
 	ck_assert_int_eq(sim_stat(&v.sim, "timeouts_injected"), 1);
@@ -979,8 +994,11 @@ START_TEST(test_burst_zero_429)
 		reply_clear(&r[i]);
 	}
 	free(r);
+	/* the outcome: no call was refused; 60 calls at 20 per 1 s window must
+	 * have spread over at least three windows (the lower bound) */
 	ck_assert_int_eq(sim_stat(&v.sim, "rate_limited"), 0);
-	ck_assert_msg(took >= 2000 && took < 8000, "took %lld ms", (long long)took);
+	ck_assert_msg(took >= 2000, "took %lld ms", (long long)took);
+	fprintf(stderr, "60 calls at 20 per 1 s: %lld ms\n", (long long)took);
 	free(env_close(&v));
 }
 END_TEST

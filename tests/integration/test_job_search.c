@@ -123,8 +123,7 @@ static char *admin_post(const char *path, const char *body, const char *want)
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("job_search");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("job_search");
 	db = tl_connect(dsn);
 	agency_a = agency("Acme");
 	agency_b = agency("Beta");

@@ -79,8 +79,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db("job_timeline");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("job_timeline");
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_RETRY_BASE=100ms",
 			       "GHL_AGENT_RETRY_MAX=300ms", NULL};

@@ -47,8 +47,7 @@ static void world_start(struct world *w, const char *const *sim_flags,
 			const char *const *agent_extra)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn = tl_create_db("jobs");
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db("jobs");
 	w->db = tl_connect(w->dsn);
 	hsim_start(&w->sim, sim_flags);
 	hagent_start(&w->agent, w->dsn, &w->sim, agent_extra);
@@ -496,8 +495,7 @@ END_TEST
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
-	const char *sim_flags[] = {"--latency-ms", "1500", NULL};
-	world_start(&w, sim_flags, fast_retry);
+	world_start(&w, NULL, fast_retry);
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"},"
 				      "{\"step\":\"NOOP\"}]}");
 	char *env_dsn = xasprintf("DATABASE_URL=%s", w.dsn);
@@ -521,6 +519,7 @@ START_TEST(cancel_pending_and_running)
 	free(st);
 
 	/* a running job finishes its current step, then becomes CANCELLED */
+	hsim_gate(&w.sim, 1000000);
 	char *running = q1(&w,
 			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
 			   "('%s', '{\"name\":\"R\",\"email\":\"r@x.example\"}') RETURNING id",
@@ -529,10 +528,12 @@ START_TEST(cancel_pending_and_running)
 		"SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'", running);
 	wait_for(&w, sql, 10000);
 	free(sql);
+	hsim_gate_wait(&w.sim, 1); /* its CREATE_LOCATION is at GHL */
 	argv[3] = running;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	ck_assert_msg(strstr(out, "stops after its current step"), "%s", out);
 	free(out);
+	hsim_gate(&w.sim, 0);
 	sql = xasprintf("SELECT status = 'CANCELLED' FROM provisioning_jobs WHERE id = '%s'",
 			running);
 	wait_for(&w, sql, 15000);
@@ -559,6 +560,7 @@ START_TEST(cancel_pending_and_running)
 	/* its current step failing (retryably) ends it CANCELLED too, not RETRYING */
 	json_free(
 		hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
+	hsim_gate(&w.sim, 1000000);
 	char *failing = q1(&w,
 			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
 			   "('%s', '{\"name\":\"F\",\"email\":\"f@x.example\"}') RETURNING id",
@@ -567,9 +569,11 @@ START_TEST(cancel_pending_and_running)
 			failing);
 	wait_for(&w, sql, 10000);
 	free(sql);
+	hsim_gate_wait(&w.sim, 1); /* the failure is on its way back */
 	argv[3] = failing;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	free(out);
+	hsim_gate(&w.sim, 0);
 	sql = xasprintf(
 		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
 		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
@@ -757,14 +761,15 @@ END_TEST
 START_TEST(sigterm_releases_running_jobs)
 {
 	struct world w;
-	const char *sim_flags[] = {"--latency-ms", "3000", NULL};
 	const char *extra[] = {"GHL_AGENT_SHUTDOWN_TIMEOUT=1s", "GHL_AGENT_POLL_INTERVAL=100ms",
 			       NULL};
-	world_start(&w, sim_flags, extra);
+	world_start(&w, NULL, extra);
 	w.agency = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}");
+	hsim_gate(&w.sim, 1000000); /* GHL answers neither until the restart */
 	insert_jobs(&w, w.agency, 2, NULL);
 	wait_for(&w, "SELECT count(*) = 2 FROM provisioning_jobs WHERE status = 'IN_PROGRESS'",
 		 10000);
+	hsim_gate_wait(&w.sim, 2);
 	int st = hagent_stop(&w.agent);
 	w.agent_running = 0;
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
@@ -772,7 +777,7 @@ START_TEST(sigterm_releases_running_jobs)
 	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE status = 'PENDING' "
 				 "AND locked_by IS NULL AND COALESCE(retry_count, 0) = 0"),
 			 2);
-	json_free(hsim_admin(&w.sim, "POST", "faults", "{\"latency_ms\":0}"));
+	hsim_gate(&w.sim, 0);
 	unlink(w.agent.log);
 	hagent_start(&w.agent, w.dsn, &w.sim, extra);
 	w.agent_running = 1;

@@ -21,8 +21,7 @@ START_TEST(connect_end_to_end)
 	const char *flags[] = {"--company-id", "co-oauth-main", NULL};
 	struct hsim sim;
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("oauth_e2e");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("oauth_e2e");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 
@@ -203,8 +202,7 @@ START_TEST(callback_failures_write_nothing)
 {
 	struct hsim sim;
 	hsim_start(&sim, NULL);
-	char *dsn = tl_create_db("oauth_fail");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("oauth_fail");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 	char *body;
@@ -322,8 +320,7 @@ START_TEST(state_secret_required_outside_demo)
 {
 	struct hsim sim;
 	hsim_start(&sim, NULL);
-	char *dsn = tl_create_db("oauth_secret");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("oauth_secret");
 	struct hagent a;
 	const char *no_secret[] = {"GHL_AGENT_OAUTH_STATE_SECRET=", NULL};
 	hagent_start(&a, dsn, &sim, no_secret);
@@ -380,8 +377,7 @@ START_TEST(state_single_use_and_bound_to_browser)
 	const char *flags[] = {"--company-id", "co-once", NULL};
 	struct hsim sim;
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("oauth_state");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("oauth_state");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 	PGconn *c = tl_connect(dsn);
@@ -456,8 +452,7 @@ START_TEST(agency_admin_connects_only_its_own_agencies)
 {
 	struct hsim sim;
 	hsim_start(&sim, NULL);
-	char *dsn = tl_create_db("oauth_scope");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("oauth_scope");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 	PGconn *c = tl_connect(dsn);

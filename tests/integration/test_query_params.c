@@ -130,8 +130,7 @@ END_TEST
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("query");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("query");
 	PGconn *c = tl_connect(dsn);
 	tl_execf(c, "INSERT INTO agencies (id, name, ghl_agency_id, oauth_access_token_encrypted,"
 		    " oauth_refresh_token_encrypted, token_expires_at) VALUES ('" AGENCY "', 'Q',"

@@ -139,8 +139,7 @@ static char *batch_of(int n)
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("ratelimit");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("ratelimit");
 	const char *extra[] = {"GHL_AGENT_ROLES=api",
 			       "GHL_AGENT_RATE_LIMIT_READS_PER_MINUTE=1",
 			       "GHL_AGENT_RATE_LIMIT_READS_BURST=3",

@@ -104,8 +104,7 @@ static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	hsim_start(&sim, NULL);
-	dsn = tl_create_db("reports");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("reports");
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
 	hagent_start(&ag, dsn, &sim, extra);

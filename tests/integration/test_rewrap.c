@@ -25,8 +25,7 @@ START_TEST(rotate_and_rewrap)
 	struct hsim sim;
 	const char *flags[] = {"--company-id", "co-rewrap", NULL};
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("rewrap");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("rewrap");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL); /* key 7 only */
 	for (int i = 0; i < 3; i++) {
@@ -128,8 +127,7 @@ START_TEST(ciphertext_bound_to_its_row)
 {
 	struct hsim sim;
 	hsim_start(&sim, NULL);
-	char *dsn = tl_create_db("rewrap_bound");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("rewrap_bound");
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
 	PGconn *c = tl_connect(dsn);

@@ -47,8 +47,7 @@ static const char *const fast[] = {"GHL_AGENT_RETRY_BASE=100ms",
 static void world_start_with(struct world *w, const char *const *flags, const char *const *env)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn = tl_create_db("steps");
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db("steps");
 	w->db = tl_connect(w->dsn);
 	hsim_start(&w->sim, flags);
 	hagent_start(&w->agent, w->dsn, &w->sim, env);

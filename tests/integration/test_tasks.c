@@ -41,8 +41,7 @@ static void world_open_env(struct world *w, const char *name, const char *settin
 			   const char *const *env)
 {
 	memset(w, 0, sizeof(*w));
-	w->dsn = tl_create_db(name);
-	hmigrate(w->dsn);
+	w->dsn = tl_create_migrated_db(name);
 	w->db = tl_connect(w->dsn);
 	w->agency = new_agency(w, "Tasks", settings);
 	hagent_start(&w->agent, w->dsn, NULL, env);

@@ -68,8 +68,7 @@ static void assert_prefix(const char *got, const char *want)
 
 START_TEST(unusable_tokens_marked_at_start_up)
 {
-	char *dsn = tl_create_db("token_check");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("token_check");
 	PGconn *c = tl_connect(dsn);
 	char *seed_path = xasprintf("%s/seeds/001_demo_agencies.sql", tl_env("GHL_SOURCE_DIR"));
 	char *seed = tl_read_file(seed_path);

@@ -35,8 +35,7 @@ START_TEST(two_processes_sweep_without_invalid_grant)
 	const char *flags[] = {"--access-ttl", "3600", "--rate-limit", "0", NULL};
 	struct hsim sim;
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("tokens_two");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("tokens_two");
 	/* margin 2h > ttl 1h: every token is always due, so the two sweeps
 	 * keep contending for the same rows */
 	const char *env[] = {"GHL_AGENT_TOKEN_REFRESH_MARGIN=2h",
@@ -248,8 +247,7 @@ START_TEST(in_process_get_401_single_flight_and_refusal)
 	const char *flags[] = {"--company-id", "co-inproc", "--rate-limit", "0", NULL};
 	struct hsim sim;
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("tokens_inproc");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("tokens_inproc");
 	/* connect through the real daemon, then stop it: only this process acts */
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, NULL);
@@ -382,8 +380,7 @@ START_TEST(sweep_marks_refused_agency_and_stops)
 	struct hsim sim;
 	const char *flags[] = {"--company-id", "co-refused", NULL};
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("tokens_refused");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("tokens_refused");
 	const char *env[] = {"GHL_AGENT_TOKEN_REFRESH_INTERVAL=100ms", NULL};
 	struct hagent a;
 	hagent_start(&a, dsn, &sim, env);

@@ -136,8 +136,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--company-id", "co-web", "--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db("web");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("web");
 	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=200ms", NULL};
 	hagent_start(&ag, dsn, &sim, extra);
 }
@@ -366,7 +365,7 @@ static void oauth_result_page(void)
 START_TEST(browser_end_to_end)
 {
 	wd_require_browser();
-	hagent_admin_token(&ag); /* `ghl-agent user add --password-stdin` of the admin */
+	hagent_admin_token(&ag); /* the harness admin (H_ADMIN_EMAIL), logged in once */
 	int64_t t0 = now_monotonic_ms();
 	atexit(browser_teardown);
 	wd_start(&browser);

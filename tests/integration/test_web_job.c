@@ -23,8 +23,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db("web_job");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("web_job");
 	db = tl_connect(dsn);
 	/* GHL answers are held 12 s in running_step_timer_and_cancel: wait longer */
 	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=100ms", "GHL_AGENT_GHL_TIMEOUT=60s", NULL};

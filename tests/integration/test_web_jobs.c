@@ -26,8 +26,7 @@ static struct wd browser;
 static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	dsn = tl_create_db("web_jobs");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("web_jobs");
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
 	hagent_start(&ag, dsn, NULL, extra);

@@ -20,8 +20,7 @@ static void setup(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	hsim_start(&sim, NULL);
-	dsn = tl_create_db("web_overview");
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db("web_overview");
 	/* roles=api: no scheduler, the jobs keep the states given here */
 	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
 	hagent_start(&ag, dsn, &sim, extra);

@@ -91,8 +91,7 @@ START_TEST(ed25519_install_uninstall_replay_stale)
 	const char *flags[] = {"--seed", "42", "--company-id", "co-hook-1", NULL};
 	struct hsim sim;
 	hsim_start(&sim, flags);
-	char *dsn = tl_create_db("webhooks_ed");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("webhooks_ed");
 	char *keyenv = xasprintf("GHL_AGENT_WEBHOOK_ED25519_PUBLIC_KEY=%s", ed25519_pub);
 	const char *env[] = {keyenv, NULL};
 	struct hagent a;
@@ -224,8 +223,7 @@ END_TEST
 
 START_TEST(rsa_legacy_signature)
 {
-	char *dsn = tl_create_db("webhooks_rsa");
-	hmigrate(dsn);
+	char *dsn = tl_create_migrated_db("webhooks_rsa");
 	EVP_PKEY *k = rsa_key(), *other = rsa_key();
 	char *pem = rsa_pub_pem(k);
 	char *keyenv = xasprintf("GHL_AGENT_WEBHOOK_RSA_PUBLIC_KEY=%s", pem);

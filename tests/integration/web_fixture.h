@@ -22,8 +22,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *flags[] = {"--company-id", WF_COMPANY, "--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, flags);
-	dsn = tl_create_db(WF_DB);
-	hmigrate(dsn);
+	dsn = tl_create_migrated_db(WF_DB);
 	db = tl_connect(dsn);
 	const char *extra[] = {"GHL_AGENT_ROLES=api", NULL};
 	hagent_start(&ag, dsn, &sim, extra);

@@ -110,6 +110,8 @@ void tl_execf(PGconn *c, const char *fmt, ...)
 
 int tl_sql_wait_true(PGconn *c, const char *sql, int timeout_ms)
 {
+	if (timeout_ms < TL_WAIT_MIN_MS)
+		timeout_ms = TL_WAIT_MIN_MS;
 	for (int waited = 0;; waited += 100) {
 		char *v = tl_sql_value(c, sql);
 		int ok = !strcmp(v, "t");
@@ -141,12 +143,17 @@ char *tl_expand(const char *tmpl, const char *const *vars)
 	return buf_take(&b);
 }
 
-char *tl_create_db(const char *prefix)
+static void new_db_name(const char *prefix, char name[64])
 {
 	static int counter;
-	char name[64];
-	snprintf(name, sizeof(name), "%s_%d_%d_%ld", prefix, (int)getpid(), ++counter,
+	snprintf(name, 64, "%s_%d_%d_%ld", prefix, (int)getpid(), ++counter,
 		 (long)time(NULL) % 100000);
+}
+
+char *tl_create_db(const char *prefix)
+{
+	char name[64];
+	new_db_name(prefix, name);
 	char *dsn = admin_dsn("postgres");
 	PGconn *c = tl_connect(dsn);
 	free(dsn);
@@ -155,6 +162,62 @@ char *tl_create_db(const char *prefix)
 	free(sql);
 	PQfinish(c);
 	return admin_dsn(name);
+}
+
+void tl_migrate(const char *dsn)
+{
+	char *env_dsn = xasprintf("DATABASE_URL=%s", dsn);
+	char *env[] = {env_dsn, NULL};
+	char *argv[] = {(char *)tl_env("GHL_AGENT_BIN"), (char *)"migrate", NULL};
+	char *out;
+	ck_assert_msg(tl_run(argv, env, &out) == 0, "migrate: %s", out);
+	free(out);
+	free(env_dsn);
+}
+
+static pid_t main_pid;
+
+/* The migrated database this test program copies (tl_create_migrated_db). */
+static void template_name(char name[64])
+{
+	snprintf(name, 64, "ghl_template_%d", (int)main_pid);
+}
+
+char *tl_create_migrated_db(const char *prefix)
+{
+	char tmpl[64], name[64];
+	template_name(tmpl);
+	char *adsn = admin_dsn("postgres");
+	PGconn *c = tl_connect(adsn);
+	free(adsn);
+	if (tl_sqlf_n(c, "SELECT count(*) FROM pg_database WHERE datname = '%s'", tmpl) == 0) {
+		/* migrated under another name, then renamed: a test killed midway
+		 * leaves no half-migrated template behind */
+		char *dsn = tl_create_db("template_new");
+		tl_migrate(dsn);
+		const char *p = strstr(dsn, "dbname=") + 7;
+		char *made = xstrndup(p, strcspn(p, " "));
+		tl_execf(c, "ALTER DATABASE \"%s\" RENAME TO \"%s\"", made, tmpl);
+		free(made);
+		free(dsn);
+	}
+	new_db_name(prefix, name);
+	tl_execf(c, "CREATE DATABASE \"%s\" TEMPLATE \"%s\"", name, tmpl);
+	PQfinish(c);
+	return admin_dsn(name);
+}
+
+/* Drops this program's template, if a test made one (tl_run_suite, at the end). */
+static void drop_template(void)
+{
+	const char *host = getenv("GHL_TEST_PGHOST");
+	if (!host || !*host || getpid() != main_pid)
+		return;
+	char tmpl[64];
+	template_name(tmpl);
+	char *dsn = admin_dsn(tmpl);
+	tl_drop_db(dsn);
+	free(dsn);
 }
 
 void tl_drop_db(const char *dsn)
@@ -200,9 +263,8 @@ static struct tracked {
 	pid_t guard; /* for a process group: see guard_group */
 } tracked[TL_MAX_TRACKED];
 
-/* The test program's own pid: a process with another pid whose parent is
- * main_pid is a test that Check forked. */
-static pid_t main_pid;
+/* The test program's own pid (main_pid, above): a process with another pid
+ * whose parent is main_pid is a test that Check forked. */
 
 __attribute__((constructor)) static void remember_main_pid(void)
 {
@@ -603,6 +665,8 @@ char *tl_write_temp(const char *prefix, const char *text)
 
 int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 {
+	if (timeout_ms < TL_WAIT_MIN_MS)
+		timeout_ms = TL_WAIT_MIN_MS;
 	for (int waited = 0; waited <= timeout_ms; waited += 50) {
 		char *t = tl_read_file(path);
 		int found = strstr(t, needle) != NULL;
@@ -621,6 +685,7 @@ int tl_run_suite(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	tl_kill_spawned(); /* e.g. after a failed unchecked setup */
+	drop_template();
 	return failed ? 1 : 0;
 }
 
@@ -651,5 +716,6 @@ int tl_run_bench(const char *name, void (*fn)(void))
 		free(r);
 	}
 	srunner_free(sr);
+	drop_template();
 	return failed ? 1 : 0;
 }

@@ -14,6 +14,12 @@ const char *tl_env(const char *name);
  * comes from GHL_TEST_PGHOST / GHL_TEST_PGPORT / GHL_TEST_PGUSER, which
  * scripts/test exports. */
 char *tl_create_db(const char *prefix);
+/* The same, migrated (`ghl-agent migrate`, as hmigrate runs it): a copy of a
+ * template database the test program migrates on first use, instead of a
+ * migration per test; tl_run_suite drops the template at the end. */
+char *tl_create_migrated_db(const char *prefix);
+/* `ghl-agent migrate` (GHL_AGENT_BIN) on dsn, or fail the test with its output. */
+void tl_migrate(const char *dsn);
 /* Drop the database named in dsn (dbname=...). */
 void tl_drop_db(const char *dsn);
 /* Connect or fail the test. */
@@ -28,8 +34,15 @@ char *tl_sql_value(PGconn *c, const char *sql);
 char *tl_sqlf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long long tl_sqlf_n(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Poll sql (every 100 ms, up to timeout_ms) until its first value is 't':
- * 1 when it was, 0 on the timeout (the caller fails with what it knows). */
+/* The waits for an outcome that is coming (tl_sql_wait_true,
+ * tl_wait_file_contains, wd_wait_text) give up after no less than this,
+ * whatever timeout the caller names: a wait that succeeds ends at once, and a
+ * loaded 2-core machine under ASan is slow. */
+#define TL_WAIT_MIN_MS 30000
+
+/* Poll sql (every 100 ms, up to timeout_ms, at least TL_WAIT_MIN_MS) until
+ * its first value is 't': 1 when it was, 0 on the timeout (the caller fails
+ * with what it knows). */
 int tl_sql_wait_true(PGconn *c, const char *sql, int timeout_ms);
 
 /* Replace one-letter placeholders "%X" in tmpl: vars holds pairs
@@ -114,7 +127,8 @@ int tl_wait_http(const char *url, int timeout_ms);
 char *tl_read_file(const char *path);
 /* Write text to a new temp file; returns its path (malloc'd). */
 char *tl_write_temp(const char *prefix, const char *text);
-/* Poll until the file contains needle, up to timeout_ms; 1 when found. */
+/* Poll until the file contains needle, up to timeout_ms (at least
+ * TL_WAIT_MIN_MS); 1 when found. */
 int tl_wait_file_contains(const char *path, const char *needle, int timeout_ms);
 
 /* Benchmarks run the shared helpers inside a Check test (so a failed

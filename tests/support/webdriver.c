@@ -126,6 +126,8 @@ char *wd_page_state(struct wd *w)
 /* Wait until the first match of css shows text containing needle. */
 void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout_ms)
 {
+	if (timeout_ms < TL_WAIT_MIN_MS)
+		timeout_ms = TL_WAIT_MIN_MS;
 	int64_t deadline = now_monotonic_ms() + timeout_ms;
 	char *last = NULL;
 	for (;;) {

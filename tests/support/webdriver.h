@@ -52,7 +52,8 @@ void wd_go(struct wd *w, const char *url);
 char *wd_find(struct wd *w, const char *css);
 /* The visible text of the first match of css, or NULL (malloc'd). */
 char *wd_text(struct wd *w, const char *css);
-/* Wait until the first match of css shows text containing needle. */
+/* Wait until the first match of css shows text containing needle (up to
+ * timeout_ms, at least TL_WAIT_MIN_MS). */
 void wd_wait_text(struct wd *w, const char *css, const char *needle, int timeout_ms);
 /* Wait for css, then click it (found again if the page re-rendered it). */
 void wd_click(struct wd *w, const char *css);

@@ -654,8 +654,10 @@ static long peak_rss_mib(void)
 /* Run body under a 16 MiB cap and a generous time; return the outcome. */
 static struct outcome run_capped(const char *name, const char *body)
 {
+	/* the memory cap is under test; the time limit only stops a runaway
+	 * (valgrind on a loaded machine took more than 20 s for "hostok") */
 	struct lua_host_limits lim = {
-		.instructions = 100000000, .memory = 16 << 20, .wall_ms = 20000};
+		.instructions = 100000000, .memory = 16 << 20, .wall_ms = 300000};
 	char *src = script(name, body);
 	char *file = xasprintf("%s.lua", name);
 	struct step_impl *impl = load_lim(file, src, &lim);
@@ -711,24 +713,31 @@ START_TEST(test_host_memory_counted)
 }
 END_TEST
 
-/* Time spent inside one C call counts: a pattern that backtracks for seconds
+/* Time spent inside one C call counts: a pattern that backtracks for minutes
  * is stopped at the limit (the matcher checks the budget), and any other
- * long C call fails the step once it returns. */
+ * long C call fails the step once it returns. Each call below runs for
+ * minutes uninterrupted (90 times the 2-6 s that a third of the length
+ * took with the stock matcher; 64 times for the plain find): a matcher that stopped checking the
+ * budget would hang this test past its timeout, so the outcome (the limit's
+ * error) is all it asserts; the time is printed. */
 START_TEST(test_long_c_calls_timed)
 {
-	struct lua_host_limits lim = {.instructions = 1LL << 40, .memory = 4 << 20, .wall_ms = 200};
+	struct lua_host_limits lim = {
+		.instructions = 1LL << 40, .memory = 32 << 20, .wall_ms = 200};
 	static const char *const bodies[] = {
-		/* backtracking: 2-6 s each with the stock matcher */
-		"local s = string.rep('a', 130)\n"
+		/* backtracking, O(n^4) */
+		"local s = string.rep('a', 400)\n"
 		"ctx:set('r', tostring(s:find('.-.-.-.-b')))",
-		"local s = string.rep('a', 260)\n"
+		"local s = string.rep('a', 800)\n"
 		"ctx:set('r', tostring(s:match('^(.-)(.-)(.-)(.-)$x')))",
-		"local s = string.rep('a', 130)\n"
+		"local s = string.rep('a', 400)\n"
 		"for w in s:gmatch('.-.-.-.-b') do end\nctx:set('r', 1)",
-		"local s = string.rep('a', 130)\n"
+		"local s = string.rep('a', 400)\n"
 		"ctx:set('r', (s:gsub('.-.-.-.-b', '')))",
-		/* plain find: O(n·m) comparisons, 6 s */
-		"local s = string.rep('a', 1 << 20)\nlocal p = string.rep('a', 1 << 19) .. 'b'\n"
+		/* plain find: O(n·m) comparisons (the strings made of 1 KiB pieces:
+		 * string.rep of one character is slow under valgrind) */
+		"local k = string.rep('a', 1024)\n"
+		"local s = string.rep(k, 1 << 13)\nlocal p = string.rep(k, 1 << 12) .. 'b'\n"
 		"s:find(p, 1, true)\nctx:set('r', 1)",
 	};
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -739,7 +748,7 @@ START_TEST(test_long_c_calls_timed)
 		run(impl, NULL, NULL, NULL, &o);
 		int64_t took = now_monotonic_ms() - t0;
 		ASSERT_FAILED_WITH(o, "time limit of 200 ms exceeded");
-		ck_assert_msg(took < 5000, "case %zu stopped after %lld ms", i, (long long)took);
+		fprintf(stderr, "long C call %zu: stopped after %lld ms\n", i, (long long)took);
 		outcome_free(&o);
 		step_impl_unref(impl);
 		free(src);
