@@ -317,7 +317,11 @@ static void pruned(void *arg, PGresult *res, const struct err *e)
 	struct event_delivery *d = arg;
 	if (query_back(d))
 		return;
-	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+		return;
+	/* not done: the next tick tries again, rather than an hour later */
+	d->pruned_at = 0;
+	if (!e || e->code != ERR_RETRY) /* no connection free right now: quietly */
 		log_warn("event delivery: pruning the delivery log failed", "error", db_why(res, e),
 			 NULL);
 }

@@ -393,8 +393,9 @@ START_TEST(every_event_once_in_order_across_failures_and_kill9)
 				   total);
 	wait_for(&w, all_done, 60000);
 	free(all_done);
-	ck_assert_int_eq(
-		tl_sqlf_n(w.db, "SELECT count(*) FROM event_deliveries WHERE id = '%s'", old), 0);
+	char *gone = xasprintf("SELECT count(*) = 0 FROM event_deliveries WHERE id = '%s'", old);
+	wait_for(&w, gone, 60000);
+	free(gone);
 	free(old);
 
 	/* exactly once each, signed, and in order per job */
