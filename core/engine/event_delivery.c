@@ -319,11 +319,14 @@ static void pruned(void *arg, PGresult *res, const struct err *e)
 		return;
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
 		return;
-	/* not done: the next tick tries again, rather than an hour later */
-	d->pruned_at = 0;
-	if (!e || e->code != ERR_RETRY) /* no connection free right now: quietly */
-		log_warn("event delivery: pruning the delivery log failed", "error", db_why(res, e),
-			 NULL);
+	if (e && e->code == ERR_RETRY) {
+		/* it did not run (no connection free): the next tick tries again,
+		 * quietly, rather than an hour later */
+		d->pruned_at = 0;
+		return;
+	}
+	/* it ran and failed: logged once, tried again in an hour */
+	log_warn("event delivery: pruning the delivery log failed", "error", db_why(res, e), NULL);
 }
 
 /* At most once an hour per process, and never with archive_after = 0. */

@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "schema.h"
+#include "util.h"
 
 #define TASK_OVERDUE_BATCH "1000"
 
@@ -108,12 +110,21 @@ static const char spec_schema_text[] =
 	"\"on_reject\":{\"type\":\"string\",\"enum\":[\"fail\",\"rollback\"]}},"
 	"\"required\":[\"title\"],\"additionalProperties\":false}";
 
+/* Parsed once, kept for the process's life. */
+static struct json *spec_schema;
+static pthread_once_t spec_schema_once = PTHREAD_ONCE_INIT;
+
+static void spec_schema_init(void)
+{
+	spec_schema = json_parse(spec_schema_text, sizeof(spec_schema_text) - 1,
+				 JSON_DEFAULT_MAX_DEPTH, NULL);
+}
+
 int tasks_spec_check(const struct json *spec, struct err *e)
 {
-	struct json *schema = json_parse(spec_schema_text, sizeof(spec_schema_text) - 1,
-					 JSON_DEFAULT_MAX_DEPTH, NULL);
+	pthread_once(&spec_schema_once, spec_schema_init);
 	struct json *problems = json_new_array();
-	size_t n = schema_validate(schema, spec, "task", problems);
+	size_t n = schema_validate(spec_schema, spec, "task", problems);
 	int rc = 0;
 	if (n) {
 		const struct json *p = json_at(problems, 0);
@@ -121,7 +132,6 @@ int tasks_spec_check(const struct json *spec, struct err *e)
 			      json_get_str(p, "message"), n > 1 ? " (and more problems)" : "");
 	}
 	json_free(problems);
-	json_free(schema);
 	return rc;
 }
 

@@ -19,8 +19,6 @@
 #ifndef GHL_TASKS_H
 #define GHL_TASKS_H
 
-#include "util.h"
-
 struct app;
 struct err;
 struct json;
