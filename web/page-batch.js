@@ -28,7 +28,7 @@ export async function render(main, ctx, agencyId, batchId) {
     try {
       const [b, page] = await Promise.all([
         api('GET', `/agencies/${agencyId}/batches/${batchId}`),
-        api('GET', `/jobs${qs({ batch_id: batchId, agency_id: agencyId, limit: 50 })}`),
+        api('GET', `/jobs${qs({ batch_id: batchId, agency_id: agencyId, limit: 50, include_total: true })}`),
       ]);
       if (ctx.stale()) return;
       clearErrors(errors); // a refresh that failed before: the page is current again

@@ -309,6 +309,7 @@ export async function render(main, ctx) {
       const page = await api('GET', `/jobs${qs({
         q: search.value.trim(), status: status.value, agency_id: agency.value, batch_id: q.batch_id,
         created_after: after.value, created_before: before.value, limit: 25, cursor: cursors.at(-1),
+        include_total: true,
       })}`);
       if (ctx.stale()) return;
       clearErrors(errors);

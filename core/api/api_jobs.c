@@ -113,24 +113,35 @@ static const struct api_field submit_fields[] = {
 
 /* Insert, or find by Idempotency-Key, in one round trip. The same rules as
  * jobs_insert_sql (core/engine/job_submit.h) — agency live, snapshot the agency's, key
- * unique per agency — but answering the whole row. */
-static const char submit_sql[] =
-	"WITH ins AS ("
-	" INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id,"
-	"  idempotency_key, request_hash)"
-	" SELECT $1::uuid, $2::jsonb, $3::uuid, $4, $5"
-	" WHERE EXISTS (SELECT 1 FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL)"
-	"  AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM snapshots"
-	"       WHERE id = $3::uuid AND agency_id = $1::uuid))"
-	" ON CONFLICT (agency_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-	" RETURNING *)"
-	" SELECT true, ins.request_hash, " JOB_JSON(
-		"ins") " FROM ins"
-		       " UNION ALL"
-		       " SELECT false, j.request_hash, " JOB_JSON(
-			       "j") " FROM provisioning_jobs j"
-				    " WHERE $4::text IS NOT NULL AND j.agency_id = $1::uuid AND j.idempotency_key = $4"
-				    "  AND NOT EXISTS (SELECT 1 FROM ins)";
+ * unique per agency — but answering the whole row. Four texts, by whether a
+ * snapshot and a key were given, rather than one with "$3 IS NULL OR …": a
+ * statement whose plan depends on a parameter's nullness is planned again on
+ * every call (PostgreSQL keeps choosing custom plans), and planning an insert
+ * into a table with many indexes cost more than running it. Each of these
+ * keeps one generic plan. */
+#define SUBMIT_INSERT(snapshot_owned)                                                                      \
+	"WITH ins AS ("                                                                                    \
+	" INSERT INTO provisioning_jobs (agency_id, client_data_json, snapshot_id,"                        \
+	"  idempotency_key, request_hash)"                                                                 \
+	" SELECT $1::uuid, $2::jsonb, $3::uuid, $4, $5"                                                    \
+	" WHERE EXISTS (SELECT 1 FROM agencies WHERE id = $1::uuid AND deleted_at IS NULL)" snapshot_owned \
+	" ON CONFLICT (agency_id, idempotency_key) WHERE idempotency_key IS NOT NULL"                      \
+	" DO NOTHING RETURNING *)"                                                                         \
+	" SELECT true, ins.request_hash, " JOB_JSON("ins") " FROM ins"
+#define SUBMIT_SNAPSHOT_OWNED \
+	" AND EXISTS (SELECT 1 FROM snapshots WHERE id = $3::uuid AND agency_id = $1::uuid)"
+#define SUBMIT_KEYED                                                            \
+	" UNION ALL"                                                            \
+	" SELECT false, j.request_hash, " JOB_JSON(                             \
+		"j") " FROM provisioning_jobs j"                                \
+		     " WHERE j.agency_id = $1::uuid AND j.idempotency_key = $4" \
+		     "  AND NOT EXISTS (SELECT 1 FROM ins)"
+
+/* [snapshot given][key given] */
+static const char *const submit_sql[2][2] = {
+	{SUBMIT_INSERT(""), SUBMIT_INSERT("") SUBMIT_KEYED},
+	{SUBMIT_INSERT(SUBMIT_SNAPSHOT_OWNED), SUBMIT_INSERT(SUBMIT_SNAPSHOT_OWNED) SUBMIT_KEYED},
+};
 
 /* When submit_sql answered nothing: why (a new statement, so a key another
  * transaction just committed is visible). */
@@ -256,7 +267,7 @@ static void submit_with_needs(struct api_req *r, PGresult *res)
 	const char *snap = json_get_str(r->body, "snapshot_id");
 	char *text = json_to_string(client);
 	const char *params[] = {api_param(r, 0), text, snap, s->key, s->hash};
-	api_query(r, submit_sql, 5, params, submitted);
+	api_query(r, submit_sql[snap != NULL][s->key != NULL], 5, params, submitted);
 	free(text);
 }
 
@@ -670,9 +681,9 @@ static void batch_with_needs(struct api_req *r, PGresult *res)
 
 /* ---- GET /jobs ------------------------------------------------------------ */
 
-static const char *const list_query[] = {"status",	   "agency_id", "created_after",
-					 "created_before", "q",		"batch_id",
-					 "limit",	   "cursor",	NULL};
+static const char *const list_query[] = {"status", "agency_id", "created_after", "created_before",
+					 "q",	   "batch_id",	"include_total", "limit",
+					 "cursor", NULL};
 
 /* An ISO 8601 date or date-time: YYYY-MM-DD[(T| )HH:MM[:SS[.f…]]][Z|±HH[:MM]]. */
 static int is_iso_time(const char *s)
@@ -720,7 +731,8 @@ static int is_iso_time(const char *s)
 
 static void list_done(struct api_req *r, PGresult *res)
 {
-	char *total = job_total_members(PQgetvalue(res, 0, 3)); /* one row at least */
+	/* one row at least; the count is NULL unless include_total asked for it */
+	char *total = PQgetisnull(res, 0, 3) ? NULL : job_total_members(PQgetvalue(res, 0, 3));
 	api_reply_page_extra(r, res, 0, 1, 2, *(int *)r->data, NULL, total);
 	free(total);
 }
@@ -758,12 +770,12 @@ static void jobs_list(struct api_req *r)
 		job_search_check(r, q);
 	check_time(r, "created_after", after);
 	check_time(r, "created_before", before);
+	int with_total;
+	api_query_bool(r, "include_total", &with_total);
 	struct api_page pg;
 	if (api_page_parse(r, &pg)) /* replies with every problem above, too */
 		return;
 	char *scope = api_scope_array(&r->who);
-	char limit[16];
-	snprintf(limit, sizeof(limit), "%d", pg.limit + 1);
 	int_data(r, pg.limit);
 	/* One agency in scope (an API key, most AGENCY_ADMINs): an equality, so
 	 * the (agency_id, status, created_at, id) index serves the page in order. */
@@ -783,8 +795,9 @@ static void jobs_list(struct api_req *r)
 	 * index-only scan whatever the filters but q), then the rows by primary
 	 * key: filtering a created_at scan by status would walk past every newer
 	 * row of another status (a burst of fresh PENDING jobs in front of
-	 * FAILED). The total is counted over the same filters (without the
-	 * cursor), capped at JOB_TOTAL_CAP; the page is LEFT JOINed to it so an
+	 * FAILED). The total, when asked for (include_total: counting up to
+	 * JOB_TOTAL_CAP rows costs more than the page), is counted over the same
+	 * filters (without the cursor); the page is LEFT JOINed to it so an
 	 * empty page still answers one row. */
 	struct buf where;
 	buf_init(&where);
@@ -802,7 +815,8 @@ static void jobs_list(struct api_req *r)
 	api_sql_filter(&where, params, &n, batch, " AND j.batch_id = $%d::uuid");
 	if (q)
 		job_search_where(&where, q, params, &n, &like);
-	char *total = job_total_sql(buf_cstr(&where));
+	char *total = with_total == 1 ? job_total_sql(buf_cstr(&where))
+				      : xstrdup("SELECT NULL::bigint AS n");
 	struct buf sql;
 	buf_init(&sql);
 	buf_printf(&sql,
@@ -815,17 +829,19 @@ static void jobs_list(struct api_req *r)
 		buf_printf(&sql, " AND (j.created_at, j.id) < ($%d::timestamp, $%d::uuid)", n - 1,
 			   n);
 	}
-	params[n++] = limit;
+	/* The limit is written in, not a parameter: with LIMIT $n PostgreSQL
+	 * plans the statement again on every call (a custom plan always looks
+	 * cheaper than the generic one), which cost more than the page itself. */
 	buf_printf(
 		&sql,
-		" ORDER BY j.created_at DESC, j.id DESC LIMIT $%d::int)"
+		" ORDER BY j.created_at DESC, j.id DESC LIMIT %d)"
 		" SELECT CASE WHEN j.id IS NOT NULL THEN " JOB_JSON(
 			"j") " END,"
 			     "  " API_SQL_CURSOR_TS(
 				     "p.created_at") ", p.id, total.n"
 						     " FROM total LEFT JOIN (page p JOIN provisioning_jobs j ON j.id = p.id) ON true"
 						     " ORDER BY p.created_at DESC, p.id DESC",
-		n);
+		pg.limit + 1);
 	api_query(r, buf_cstr(&sql), n, params, list_done);
 	buf_clear(&sql);
 	buf_clear(&where);

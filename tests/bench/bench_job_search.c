@@ -126,19 +126,19 @@ static void run_benchmarks(void)
 
 	printf("\nGET /api/v1/jobs?q=… with %d jobs, %d sequential requests each, limit 25\n",
 	       njobs, reps);
-	char *by_id = xasprintf("/api/v1/jobs?limit=25&q=%s", job_id);
-	char *by_loc = xasprintf("/api/v1/jobs?limit=25&q=%s", loc);
+	char *by_id = xasprintf("/api/v1/jobs?include_total=true&limit=25&q=%s", job_id);
+	char *by_loc = xasprintf("/api/v1/jobs?include_total=true&limit=25&q=%s", loc);
 	const char *rows[][2] = {
-		{"rare name (q=zebrafish)", "/api/v1/jobs?limit=25&q=zebrafish"},
+		{"rare name (q=zebrafish)", "/api/v1/jobs?include_total=true&limit=25&q=zebrafish"},
 		{"name part (q=harbor%20florist%2012)",
-		 "/api/v1/jobs?limit=25&q=harbor%20florist%2012"},
-		{"email part (q=owner4242@)", "/api/v1/jobs?limit=25&q=owner4242@"},
+		 "/api/v1/jobs?include_total=true&limit=25&q=harbor%20florist%2012"},
+		{"email part (q=owner4242@)", "/api/v1/jobs?include_total=true&limit=25&q=owner4242@"},
 		{"job id (exact)", by_id},
 		{"location id (exact)", by_loc},
-		{"common word (q=dental: 1 in 37 jobs)", "/api/v1/jobs?limit=25&q=dental"},
-		{"everywhere (q=example)", "/api/v1/jobs?limit=25&q=example"},
-		{"no match (q=qqqzzz)", "/api/v1/jobs?limit=25&q=qqqzzz"},
-		{"no q (the total of all)", "/api/v1/jobs?limit=25"},
+		{"common word (q=dental: 1 in 37 jobs)", "/api/v1/jobs?include_total=true&limit=25&q=dental"},
+		{"everywhere (q=example)", "/api/v1/jobs?include_total=true&limit=25&q=example"},
+		{"no match (q=qqqzzz)", "/api/v1/jobs?include_total=true&limit=25&q=qqqzzz"},
+		{"no q (the total of all)", "/api/v1/jobs?include_total=true&limit=25"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char *label = xasprintf("ADMIN  %s", rows[i][0]);

@@ -75,7 +75,7 @@ static char *item_ids(const struct json *page)
 static char *search(const char *q, long long *total, int *exact)
 {
 	char *enc = curl_easy_escape(NULL, q, 0);
-	char *path = xasprintf("/api/v1/jobs?limit=50&q=%s", enc);
+	char *path = xasprintf("/api/v1/jobs?limit=50&include_total=true&q=%s", enc);
 	struct json *page = get_json(NULL, path);
 	char *ids = item_ids(page);
 	const struct json *t = json_get(page, "total");
@@ -213,12 +213,14 @@ START_TEST(search_by_each_key)
 	ck_assert_str_eq(ids, "");
 	free(ids);
 	/* the total counts every match, not the page; it survives a later page */
-	struct json *page = get_json(NULL, "/api/v1/jobs?q=filler.example&limit=7");
+	struct json *page = get_json(NULL,
+				     "/api/v1/jobs?q=filler.example&limit=7&include_total=true");
 	ck_assert_int_eq(json_len(json_get(page, "items")), 7);
 	ck_assert_int_eq(json_get(page, "total")->u.num.i, 120);
 	char *cur = xstrdup(json_get_str(page, "next_cursor"));
 	json_free(page);
-	char *path = xasprintf("/api/v1/jobs?q=filler.example&limit=200&cursor=%s", cur);
+	char *path = xasprintf("/api/v1/jobs?q=filler.example&limit=200&include_total=1&cursor=%s",
+			       cur);
 	page = get_json(NULL, path);
 	ck_assert_int_eq(json_len(json_get(page, "items")), 113);
 	ck_assert_int_eq(json_get(page, "total")->u.num.i, 120);
@@ -226,7 +228,7 @@ START_TEST(search_by_each_key)
 	free(path);
 	free(cur);
 	/* in scope only: A's key does not find B's job */
-	page = get_json(key_a, "/api/v1/jobs?q=bright.example");
+	page = get_json(key_a, "/api/v1/jobs?q=bright.example&include_total=true");
 	ck_assert_int_eq(json_len(json_get(page, "items")), 0);
 	ck_assert_int_eq(json_get(page, "total")->u.num.i, 0);
 	json_free(page);
@@ -252,17 +254,32 @@ START_TEST(total_is_capped_and_flagged)
 		 " SELECT '%s', jsonb_build_object('name', 'Crowd ' || i, 'email',"
 		 " 'c' || i || '@crowd.example'), 'COMPLETED' FROM generate_series(1, 10003) i",
 		 agency_c);
-	char *path = xasprintf("/api/v1/jobs?agency_id=%s&limit=3", agency_c);
+	char *path = xasprintf("/api/v1/jobs?agency_id=%s&limit=3&include_total=true", agency_c);
 	struct json *page = get_json(NULL, path);
 	ck_assert_int_eq(json_get(page, "total")->u.num.i, 10000);
 	ck_assert(json_get_bool(page, "total_exact") == 0);
 	json_free(page);
 	free(path);
-	path = xasprintf("/api/v1/jobs?agency_id=%s&q=crowd%%20999", agency_c);
+	path = xasprintf("/api/v1/jobs?agency_id=%s&q=crowd%%20999&include_total=true", agency_c);
 	page = get_json(NULL, path); /* Crowd 999, Crowd 9990…9999 */
 	ck_assert_int_eq(json_get(page, "total")->u.num.i, 11);
 	ck_assert(json_get_bool(page, "total_exact") == 1);
 	json_free(page);
+	free(path);
+	/* the total only when asked for: an integrator paging through pays for none */
+	path = xasprintf("/api/v1/jobs?agency_id=%s&limit=3", agency_c);
+	page = get_json(NULL, path);
+	ck_assert_int_eq(json_len(json_get(page, "items")), 3);
+	ck_assert_ptr_null(json_get(page, "total"));
+	ck_assert_ptr_null(json_get(page, "total_exact"));
+	json_free(page);
+	free(path);
+	path = xasprintf("/api/v1/jobs?agency_id=%s&include_total=yes", agency_c);
+	struct tl_resp r = call(NULL, "GET", path, NULL);
+	ck_assert_msg(r.status == 400 && strstr(r.body, "\"include_total\"") &&
+			      strstr(r.body, "true or false"),
+		      "%ld %s", r.status, r.body);
+	tl_resp_free(&r);
 	free(path);
 }
 END_TEST
@@ -416,7 +433,7 @@ START_TEST(batches_and_progress)
 			 3);
 
 	/* the jobs list filters by batch and shows it on each job */
-	path = xasprintf("/api/v1/jobs?batch_id=%s", csv_batch_id);
+	path = xasprintf("/api/v1/jobs?batch_id=%s&include_total=true", csv_batch_id);
 	struct json *page = get_json(key_a, path);
 	free(path);
 	ck_assert_int_eq(json_len(json_get(page, "items")), 3);
