@@ -107,7 +107,7 @@ struct pending {
 	db_result_cb cb;
 	void *arg;
 	struct err *err;     /* set when failed before sending */
-	int preparing;	     /* the Parse of a new prepared statement is in flight */
+	int preparing;	     /* PREP_PARSE or PREP_EVICT in flight before it runs */
 	int flags;	     /* DB_NOWAIT, DB_REPLAY (pool queries) */
 	int replays;	     /* DB_REPLAY: cut off on connections made after its last cut */
 	int64_t cut_ms;	     /* when its connection last dropped while it ran */
@@ -121,13 +121,21 @@ struct pending {
 #define DB_REPLAY_MAX 2
 
 /* Statements with parameters are prepared once per connection and then
- * executed by name: planning can cost as much as running a short query. */
+ * executed by name: planning can cost as much as running a short query. At
+ * most DB_PREPARED_MAX per connection; a new one beyond that takes the slot of
+ * the least recently used, which is DEALLOCATEd first, so a long-running
+ * daemon whose API has served many distinct texts (the list endpoints build
+ * theirs from the filters given) still prepares the ones in use. */
 #define DB_PREPARED_MAX 64
 
 struct prepared {
 	char *sql;
 	char name[16];
+	unsigned long long used; /* db->prep_tick at its last use */
 };
+
+/* What a pending query's `preparing` waits for before it runs. */
+enum { PREP_NONE, PREP_PARSE, PREP_EVICT };
 
 enum db_state { DB_DOWN, DB_CONNECTING, DB_READY };
 
@@ -154,8 +162,11 @@ struct db_async {
 	char reason[512];
 	struct prepared prep[DB_PREPARED_MAX];
 	int nprep;
-	int queued;   /* queries queued or running */
-	int reserved; /* lent out by a pool */
+	unsigned long long prep_tick; /* uses, for least-recently-used eviction */
+	unsigned prep_seq;	      /* names are never reused on a connection */
+	char parsing[16];	      /* the name of the Parse in flight */
+	int queued;		      /* queries queued or running */
+	int reserved;		      /* lent out by a pool */
 	void (*notify_cb)(void *, const char *, const char *);
 	void *notify_arg;
 	void (*connect_cb)(void *);
@@ -183,12 +194,29 @@ static void prepared_clear(struct db_async *db)
 	db->nprep = 0;
 }
 
-static const struct prepared *prepared_find(const struct db_async *db, const char *sql)
+static const struct prepared *prepared_find(struct db_async *db, const char *sql)
 {
 	for (int i = 0; i < db->nprep; i++)
-		if (!strcmp(db->prep[i].sql, sql))
+		if (!strcmp(db->prep[i].sql, sql)) {
+			db->prep[i].used = ++db->prep_tick;
 			return &db->prep[i];
+		}
 	return NULL;
+}
+
+/* Forget the least recently used statement and send its DEALLOCATE (the
+ * caller's query follows it on this connection); 1 when sent. */
+static int prepared_evict(struct db_async *db)
+{
+	int lru = 0;
+	for (int i = 1; i < db->nprep; i++)
+		if (db->prep[i].used < db->prep[lru].used)
+			lru = i;
+	char sql[40];
+	snprintf(sql, sizeof(sql), "DEALLOCATE %s", db->prep[lru].name);
+	free(db->prep[lru].sql);
+	db->prep[lru] = db->prep[--db->nprep];
+	return PQsendQuery(db->conn, sql);
 }
 
 static void pending_free(struct pending *p)
@@ -300,7 +328,7 @@ static void db_lost(struct db_async *db, const char *why)
 		p->next = NULL;
 		int ran = first && was_sent && !p->preparing;
 		first = 0;
-		p->preparing = 0;
+		p->preparing = PREP_NONE;
 		if (ran && db->up_ms > p->cut_ms)
 			p->replays++;
 		if (ran)
@@ -394,15 +422,25 @@ static void deliver_results(struct db_async *db)
 		struct pending *p = db->head;
 		if (p->preparing) {
 			/* the Parse answered: execute by name, or report its error */
-			p->preparing = 0;
+			int was = p->preparing;
+			p->preparing = PREP_NONE;
 			db->sent = 0;
+			/* an evicted statement's DEALLOCATE answered: whatever it
+			 * said, its name is never used again; now the Parse */
+			if (was == PREP_EVICT) {
+				if (db->last)
+					PQclear(db->last);
+				db->last = NULL;
+				db_send_next(db);
+				continue;
+			}
 			if (db->last && PQresultStatus(db->last) == PGRES_COMMAND_OK) {
 				PQclear(db->last);
 				db->last = NULL;
-				db->prep[db->nprep].sql = xstrdup(p->sql);
-				snprintf(db->prep[db->nprep].name, sizeof(db->prep[0].name),
-					 "ghl_%d", db->nprep);
-				db->nprep++;
+				struct prepared *pr = &db->prep[db->nprep++];
+				pr->sql = xstrdup(p->sql);
+				memcpy(pr->name, db->parsing, sizeof(pr->name));
+				pr->used = ++db->prep_tick;
 				db_send_next(db);
 				continue;
 			}
@@ -472,11 +510,13 @@ static void db_send_next(struct db_async *db)
 	} else if (pr) {
 		ok = PQsendQueryPrepared(db->conn, pr->name, p->nparams,
 					 (const char *const *)p->params, NULL, NULL, 0);
-	} else if (use_prepared && db->nprep < DB_PREPARED_MAX) {
-		char name[16];
-		snprintf(name, sizeof(name), "ghl_%d", db->nprep);
-		ok = PQsendPrepare(db->conn, name, p->sql, p->nparams, NULL);
-		p->preparing = 1;
+	} else if (use_prepared && db->nprep == DB_PREPARED_MAX) {
+		ok = prepared_evict(db);
+		p->preparing = PREP_EVICT;
+	} else if (use_prepared) {
+		snprintf(db->parsing, sizeof(db->parsing), "ghl_%u", db->prep_seq++);
+		ok = PQsendPrepare(db->conn, db->parsing, p->sql, p->nparams, NULL);
+		p->preparing = PREP_PARSE;
 	} else {
 		ok = PQsendQueryParams(db->conn, p->sql, p->nparams, NULL,
 				       (const char *const *)p->params, NULL, NULL, 0);
