@@ -286,6 +286,14 @@ static const char *arr_close(struct buf *a)
 	return buf_cstr(a);
 }
 
+/* A job released to run again (RETRYING, or PENDING at shutdown) whose row
+ * says a cancel was requested ends CANCELLED instead: the runner learns of a
+ * cancel from a notification that can arrive after its step's failure was
+ * decided, and the claim skips cancel-requested jobs, so it would wait
+ * forever. The row is the truth (a cancel committed while this statement
+ * waited for the row is seen too). */
+#define FLUSH_CANCEL_WINS "x.release AND j.cancel_requested AND x.status IN ('RETRYING', 'PENDING')"
+
 static const char flush_sql[] =
 	"WITH l AS ("
 	" INSERT INTO provisioning_logs (job_id, step, status, details_json, \"timestamp\")"
@@ -303,8 +311,10 @@ static const char flush_sql[] =
 	"  WHERE k.job_id = r.id AND r.release AND k.owner = $15 RETURNING k.job_id),"
 	" u AS ("
 	" UPDATE provisioning_jobs j SET"
-	"  status = COALESCE(x.status::provisioning_job_status, j.status),"
-	"  error_message = CASE WHEN x.set_error THEN x.error_message ELSE j.error_message END,"
+	"  status = CASE WHEN " FLUSH_CANCEL_WINS " THEN 'CANCELLED'"
+	"   ELSE COALESCE(x.status::provisioning_job_status, j.status) END,"
+	"  error_message = CASE WHEN " FLUSH_CANCEL_WINS " THEN 'cancelled by request'"
+	"   WHEN x.set_error THEN x.error_message ELSE j.error_message END,"
 	"  location_id = COALESCE(x.location_id, j.location_id),"
 	"  context_json = COALESCE(x.context::jsonb, j.context_json),"
 	"  retry_count = COALESCE(x.retry_count, j.retry_count),"
@@ -315,7 +325,8 @@ static const char flush_sql[] =
 	"  lease_until = CASE WHEN x.release THEN NULL ELSE j.lease_until END,"
 	"  attempt = COALESCE(x.attempt, j.attempt),"
 	"  started_at = COALESCE(j.started_at, x.started_at::timestamp),"
-	"  finished_at = CASE WHEN x.finished THEN now() ELSE j.finished_at END,"
+	"  finished_at = CASE WHEN x.finished OR " FLUSH_CANCEL_WINS " THEN now()"
+	"   ELSE j.finished_at END,"
 	"  updated_at = now()"
 	" FROM unnest($5::uuid[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[],"
 	"             $11::int[], $12::bigint[], $13::bool[], $14::bool[], $16::int[], $17::text[])"

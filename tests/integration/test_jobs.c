@@ -589,6 +589,41 @@ START_TEST(cancel_pending_and_running)
 			     failing),
 			 1);
 	free(failing);
+
+	/* ... also when the runner never heard of the cancel (its notification
+	 * can come after the step's failure was decided): the row says so, and
+	 * the journal's write makes it CANCELLED, not a RETRYING that no claim
+	 * would take. Set here without a notification, so the runner decides
+	 * RETRYING every time. */
+	json_free(
+		hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
+	hsim_gate(&w.sim, 1000000);
+	char *unheard = q1(&w,
+			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
+			   "('%s', '{\"name\":\"U\",\"email\":\"u@x.example\"}') RETURNING id",
+			   w.agency);
+	sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
+			unheard);
+	wait_for(&w, sql, 10000);
+	free(sql);
+	hsim_gate_wait(&w.sim, 1);
+	free(q1(&w,
+		"UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s' RETURNING id",
+		unheard));
+	hsim_gate(&w.sim, 0);
+	sql = xasprintf(
+		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
+		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
+		unheard, unheard);
+	wait_for(&w, sql, 15000);
+	free(sql);
+	st = q1(&w,
+		"SELECT status || ' ' || error_message || ' ' || (finished_at IS NOT NULL)"
+		" FROM provisioning_jobs WHERE id = '%s'",
+		unheard);
+	ck_assert_str_eq(st, "CANCELLED cancelled by request true");
+	free(st);
+	free(unheard);
 	free(later);
 	free(running);
 	free(env_dsn);
