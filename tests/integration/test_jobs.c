@@ -492,6 +492,37 @@ START_TEST(step_failing_more_than_max_retries_in_a_row_fails_the_job)
 }
 END_TEST
 
+/* A new job whose CREATE_LOCATION fails once (retryably), held at ghl-sim's
+ * gate with the failure on its way back: its id. The caller opens the gate. */
+static char *failing_at_gate(struct world *w, const char *name)
+{
+	json_free(hsim_admin(&w->sim, "POST", "faults",
+			     "{\"fail_routes\":{\"POST /locations/\":1}}"));
+	hsim_gate(&w->sim, 1000000);
+	char *id = q1(w,
+		      "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES ('%s',"
+		      " jsonb_build_object('name', '%s', 'email', lower('%s') || '@x.example'))"
+		      " RETURNING id",
+		      w->agency, name, name);
+	char *sql = xasprintf(
+		"SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'", id);
+	wait_for(w, sql, 10000);
+	free(sql);
+	hsim_gate_wait(&w->sim, 1);
+	return id;
+}
+
+/* Waits until job id has left PENDING/IN_PROGRESS and holds no lease. */
+static void wait_released(struct world *w, const char *id)
+{
+	char *sql = xasprintf(
+		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
+		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
+		id, id);
+	wait_for(w, sql, 15000);
+	free(sql);
+}
+
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
@@ -558,28 +589,12 @@ START_TEST(cancel_pending_and_running)
 	free(out);
 
 	/* its current step failing (retryably) ends it CANCELLED too, not RETRYING */
-	json_free(
-		hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
-	hsim_gate(&w.sim, 1000000);
-	char *failing = q1(&w,
-			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			   "('%s', '{\"name\":\"F\",\"email\":\"f@x.example\"}') RETURNING id",
-			   w.agency);
-	sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
-			failing);
-	wait_for(&w, sql, 10000);
-	free(sql);
-	hsim_gate_wait(&w.sim, 1); /* the failure is on its way back */
+	char *failing = failing_at_gate(&w, "F");
 	argv[3] = failing;
 	ck_assert_int_eq(tl_run(argv, env, &out), 0);
 	free(out);
 	hsim_gate(&w.sim, 0);
-	sql = xasprintf(
-		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
-		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
-		failing, failing);
-	wait_for(&w, sql, 15000);
-	free(sql);
+	wait_released(&w, failing);
 	st = q1(&w, "SELECT status FROM provisioning_jobs WHERE id = '%s'", failing);
 	ck_assert_str_eq(st, "CANCELLED");
 	free(st);
@@ -595,28 +610,12 @@ START_TEST(cancel_pending_and_running)
 	 * the journal's write makes it CANCELLED, not a RETRYING that no claim
 	 * would take. Set here without a notification, so the runner decides
 	 * RETRYING every time. */
-	json_free(
-		hsim_admin(&w.sim, "POST", "faults", "{\"fail_routes\":{\"POST /locations/\":1}}"));
-	hsim_gate(&w.sim, 1000000);
-	char *unheard = q1(&w,
-			   "INSERT INTO provisioning_jobs (agency_id, client_data_json) VALUES "
-			   "('%s', '{\"name\":\"U\",\"email\":\"u@x.example\"}') RETURNING id",
-			   w.agency);
-	sql = xasprintf("SELECT status = 'IN_PROGRESS' FROM provisioning_jobs WHERE id = '%s'",
-			unheard);
-	wait_for(&w, sql, 10000);
-	free(sql);
-	hsim_gate_wait(&w.sim, 1);
+	char *unheard = failing_at_gate(&w, "U");
 	free(q1(&w,
 		"UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s' RETURNING id",
 		unheard));
 	hsim_gate(&w.sim, 0);
-	sql = xasprintf(
-		"SELECT status NOT IN ('PENDING', 'IN_PROGRESS') FROM provisioning_jobs"
-		" WHERE id = '%s' AND NOT EXISTS (SELECT 1 FROM job_leases WHERE job_id = '%s')",
-		unheard, unheard);
-	wait_for(&w, sql, 15000);
-	free(sql);
+	wait_released(&w, unheard);
 	st = q1(&w,
 		"SELECT status || ' ' || error_message || ' ' || (finished_at IS NOT NULL)"
 		" FROM provisioning_jobs WHERE id = '%s'",
