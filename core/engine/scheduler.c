@@ -19,9 +19,6 @@
 #include "registry.h"
 #include "runner.h"
 
-/* Serialises claims of all processes, so per-agency caps hold exactly. */
-#define CLAIM_LOCK_KEY "7483920612"
-
 struct scheduler {
 	struct app *app;
 	struct runner_env env;
@@ -32,6 +29,8 @@ struct scheduler {
 	int in_flight, peak;
 	uint64_t claim_seq;
 	int claiming, claim_again, started, stopping;
+	long long claim_room; /* the outstanding claim's batch size */
+	int full;	      /* a claim found no room: claim when a job ends */
 	struct event *ev_poll, *ev_renew, *ev_claim, *ev_deadline;
 	void (*stop_cb)(void *);
 	void *stop_arg;
@@ -78,10 +77,14 @@ static void job_ended(void *arg, struct job *job, const char *outcome)
 	else
 		s->st.released++;
 	job_free(job);
-	if (s->stopping)
+	if (s->stopping) {
 		maybe_stopped(s);
-	else
+	} else if (s->full) {
+		/* only the process-wide room was short; an agency's room comes
+		 * back when the journal has dropped the lease (on_released) */
+		s->full = 0;
 		claim_soon(s);
+	}
 }
 
 /* ---- claiming ------------------------------------------------------------- */
@@ -168,7 +171,9 @@ static void on_claimed(void *arg, PGresult *res, const struct err *e)
 			todo[k++] = j;
 	for (int i = 0; i < k; i++)
 		runner_run(&s->env, todo[i]);
-	if (n > 0 || s->claim_again) {
+	/* a claim that got fewer jobs than it asked for saw every runnable one
+	 * it had room for; a job inserted since then notifies (claim_again) */
+	if (n >= s->claim_room || s->claim_again) {
 		s->claim_again = 0;
 		claim_soon(s);
 	}
@@ -187,79 +192,44 @@ static void claim_now(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	long long room = cfg->worker_concurrency - s->in_flight;
-	if (room <= 0)
+	if (room <= 0) {
+		s->full = 1;
 		return;
+	}
 	if (room > cfg->claim_batch)
 		room = cfg->claim_batch;
 	if (room > 4096)
 		room = 4096;
-	/* Only numbers and our own owner id are inlined (no input strings):
-	 * several statements need the simple protocol, which runs them as one
-	 * implicit transaction (the advisory lock is held to its end; an error
-	 * rolls everything back). A claim writes only narrow job_leases rows
-	 * (two indexes); the job rows' IN_PROGRESS goes out with the journal's
-	 * next batch (claim_journal). Expired leases are dropped first, their
-	 * jobs made runnable again with the attempt the lease had counted — or
-	 * CANCELLED when a cancel was requested while the lease was held (claims
-	 * skip cancel-requested jobs, so it would otherwise wait forever). Each
-	 * agency's scan stops at the batch size too: an agency with room for
-	 * 100,000 read all its runnable jobs to keep 2,000. */
-	char *sql = xasprintf(
-		"SELECT pg_advisory_xact_lock(" CLAIM_LOCK_KEY ");"
-		"WITH gone AS (DELETE FROM job_leases WHERE lease_until < now()"
-		" RETURNING job_id, attempt)"
-		"UPDATE provisioning_jobs j SET status = CASE WHEN j.cancel_requested"
-		"  AND j.status IN ('IN_PROGRESS', 'PENDING', 'RETRYING') THEN 'CANCELLED'"
-		"  WHEN j.status = 'IN_PROGRESS' THEN 'PENDING' ELSE j.status END,"
-		"  error_message = CASE WHEN j.cancel_requested AND j.status IN ('IN_PROGRESS',"
-		"  'PENDING', 'RETRYING') THEN 'cancelled by request' ELSE j.error_message END,"
-		"  finished_at = CASE WHEN j.cancel_requested AND j.status IN ('IN_PROGRESS',"
-		"  'PENDING', 'RETRYING') THEN now() ELSE j.finished_at END,"
-		"  locked_by = NULL, lease_until = NULL,"
-		"  attempt = GREATEST(j.attempt, g.attempt), updated_at = now()"
-		" FROM gone g WHERE j.id = g.job_id;"
-		"WITH ready AS ("
-		" SELECT a.id AS agency_id, LEAST(GREATEST(COALESCE(CASE WHEN jsonb_typeof("
-		"  a.settings_json->'max_concurrent_jobs') = 'number' THEN"
-		"  (a.settings_json->>'max_concurrent_jobs')::numeric::int END, %lld), 1), %lld)"
-		"  - (SELECT count(*) FROM job_leases r WHERE r.agency_id = a.id) AS room"
-		" FROM agencies a WHERE EXISTS (SELECT 1 FROM provisioning_jobs p"
-		"  WHERE p.agency_id = a.id AND p.status IN ('PENDING', 'RETRYING')"
-		"  AND p.run_at <= now() AND NOT p.cancel_requested)),"
-		" picked AS ("
-		" SELECT c.id, c.agency_id, c.attempt, c.run_at FROM ready CROSS JOIN LATERAL ("
-		"  SELECT p.id, p.agency_id, p.attempt, p.run_at FROM provisioning_jobs p"
-		"  WHERE p.agency_id = ready.agency_id AND p.status IN ('PENDING', 'RETRYING')"
-		"  AND p.run_at <= now() AND NOT p.cancel_requested"
-		"  AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = p.id)"
-		"  ORDER BY p.run_at LIMIT LEAST(GREATEST(ready.room, 0), %lld)) c"
-		" ORDER BY c.run_at LIMIT %lld),"
-		" claimed AS ("
-		" INSERT INTO job_leases (job_id, agency_id, owner, lease_until, attempt)"
-		" SELECT id, agency_id, '%s', now() + interval '%lld milliseconds', attempt + 1"
-		" FROM picked RETURNING job_id, attempt)"
-		"SELECT j.id, j.agency_id, a.ghl_agency_id, j.client_data_json::text,"
-		" j.context_json::text, COALESCE(j.retry_count, 0), c.attempt, j.location_id,"
-		" a.settings_json::text,"
-		" CASE WHEN s.id IS NULL THEN NULL ELSE json_build_object('id', s.id,"
-		"  'ghl_snapshot_id', s.ghl_snapshot_id, 'name', s.name, 'is_active', s.is_active,"
-		"  'agency_id', s.agency_id)::text END,"
-		" j.cancel_requested, now()::timestamp::text"
-		" FROM claimed c JOIN provisioning_jobs j ON j.id = c.job_id"
-		" JOIN agencies a ON a.id = j.agency_id"
-		" LEFT JOIN snapshots s ON s.id = j.snapshot_id",
-		cfg->max_concurrent_jobs, cfg->max_concurrent_jobs_ceiling, room, room, s->owner,
-		cfg->lease_timeout_ms);
+	/* ghl_claim_jobs (migration 20261210_000101): the claim lock, expired
+	 * leases made runnable again (or CANCELLED when a cancel was requested
+	 * while the lease was held: claims skip cancel-requested jobs), then the
+	 * claim, which writes only narrow job_leases rows (two indexes); the job
+	 * rows' IN_PROGRESS goes out with the journal's next batch
+	 * (claim_journal). One function, so its plans are kept: as three
+	 * statements in one string it was planned on every claim. */
+	char p_default[24], p_ceiling[24], p_room[24], p_lease[24];
+	snprintf(p_default, sizeof(p_default), "%lld", cfg->max_concurrent_jobs);
+	snprintf(p_ceiling, sizeof(p_ceiling), "%lld", cfg->max_concurrent_jobs_ceiling);
+	snprintf(p_room, sizeof(p_room), "%lld", room);
+	snprintf(p_lease, sizeof(p_lease), "%lld", cfg->lease_timeout_ms);
+	const char *params[] = {p_default, p_ceiling, p_room, s->owner, p_lease};
 	s->claiming = 1;
+	s->claim_room = room;
 	s->outstanding++;
-	db_pool_query(s->app->db, sql, 0, NULL, on_claimed, s);
-	free(sql);
+	db_pool_query(s->app->db, "SELECT * FROM ghl_claim_jobs($1, $2, $3, $4, $5)", 5, params,
+		      on_claimed, s);
 }
 
 static void claim_soon(struct scheduler *s)
 {
 	if (!s->stopping && s->started)
 		event_active(s->ev_claim, EV_TIMEOUT, 0);
+}
+
+/* The journal dropped leases: their agencies have room again. */
+static void on_released(void *arg)
+{
+	claim_soon(arg);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -460,6 +430,7 @@ struct scheduler *scheduler_new(struct app *app, struct err *e)
 		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
 	s->journal = journal_new(app->base, cfg->database_url, s->owner, cfg->db_reconnect_max_ms);
 	s->env.journal = s->journal;
+	journal_on_released(s->journal, on_released, s);
 	s->ev_claim = event_new(app->base, -1, 0, claim_now, s);
 	s->ev_poll = event_new(app->base, -1, EV_PERSIST, poll_cb, s);
 	s->ev_renew = event_new(app->base, -1, EV_PERSIST, renew_cb, s);

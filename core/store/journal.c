@@ -70,6 +70,8 @@ struct journal {
 	struct lane lanes[JOURNAL_LANES];
 	void (*idle_cb)(void *);
 	void *idle_arg;
+	void (*released_cb)(void *);
+	void *released_arg;
 };
 
 static uint64_t hash_str(const char *s)
@@ -364,7 +366,9 @@ static int flight_index(const struct batch *f, const char *job_id)
 	return -1;
 }
 
-static void finish_flight(struct lane *j, PGresult *res)
+/* Runs the flight's callbacks; returns 1 when it released a job (and so
+ * dropped its lease, unless the lease was lost already). */
+static int finish_flight(struct lane *j, PGresult *res)
 {
 	struct batch *f = &j->flight;
 	int nrows = res ? PQntuples(res) : 0;
@@ -377,8 +381,10 @@ static void finish_flight(struct lane *j, PGresult *res)
 				applied[i] = 1;
 		}
 	}
+	int released = 0;
 	for (size_t i = 0; i < f->nupds; i++) {
 		struct jupd *u = &f->upds[i];
+		released |= u->release;
 		for (size_t k = 0; k < u->ncbs; k++)
 			u->cbs[k].fn(u->cbs[k].arg, applied[i]);
 	}
@@ -387,6 +393,7 @@ static void finish_flight(struct lane *j, PGresult *res)
 	j->nupdates += nrows;
 	j->batches++;
 	batch_free_items(f);
+	return released;
 }
 
 
@@ -447,8 +454,10 @@ static void flight_done(void *arg, PGresult *res, const struct err *e)
 		evtimer_add(j->ev_retry, &tv);
 		return;
 	}
-	finish_flight(j, res);
+	int released = finish_flight(j, res);
 	j->busy = 0;
+	if (released && j->journal->released_cb)
+		j->journal->released_cb(j->journal->released_arg);
 	if (j->next.nlogs || j->next.nupds || j->next.nreqs)
 		flush_cb(-1, 0, j);
 	else if (j->journal->idle_cb)
@@ -615,6 +624,12 @@ void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg)
 {
 	j->idle_cb = cb;
 	j->idle_arg = arg;
+}
+
+void journal_on_released(struct journal *j, void (*cb)(void *), void *arg)
+{
+	j->released_cb = cb;
+	j->released_arg = arg;
 }
 
 void journal_stats(const struct journal *j, long long *batches, long long *logs, long long *updates)

@@ -55,6 +55,9 @@ void journal_request(struct journal *j, const char *job_id, const char *record_j
 /* done may be NULL. */
 void journal_job(struct journal *j, const char *job_id, const struct job_write *w,
 		 journal_done_fn done, void *arg);
+/* Called after a batch that dropped one of this process's leases committed
+ * (a job ended or was released): its agency has room for another job now. */
+void journal_on_released(struct journal *j, void (*cb)(void *), void *arg);
 /* Writes queued or in flight. */
 int journal_pending(const struct journal *j);
 /* Called once whenever journal_pending() drops to zero (for shutdown). */

@@ -676,6 +676,34 @@ START_TEST(per_agency_cap_and_fairness)
 }
 END_TEST
 
+/* The poll is an hour away, so every claim after the first must come from a
+ * notification, a job's end or the journal's release of a lease: an agency at
+ * its cap gets room back only when the journal has dropped a finished job's
+ * lease (a claim at the job's end still counts it), and two workers' slots
+ * come back when a job ends. Before the journal told the scheduler, the capped
+ * agency's second job waited for the poll. */
+START_TEST(claims_follow_releases_not_the_poll)
+{
+	struct world w;
+	const char *extra[] = {"GHL_AGENT_POLL_INTERVAL=1h", "GHL_AGENT_WORKER_CONCURRENCY=2",
+			       "GHL_AGENT_LOG_LEVEL=info", NULL};
+	world_start(&w, NULL, extra);
+	char *capped = connect_agency(&w, "{\"pipeline\":[{\"step\":\"NOOP\"}],"
+					  "\"max_concurrent_jobs\":1}");
+	char *open = connect_agency(&w, "{\"pipeline\":[{\"step\":\"NOOP\"}]}");
+	insert_jobs(&w, capped, 6, NULL);
+	insert_jobs(&w, open, 6, NULL);
+	wait_for(&w, "SELECT count(*) = 12 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 30000);
+	/* one run each: nothing was claimed twice or left leased */
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM provisioning_jobs WHERE attempt <> 1"), 0);
+	ck_assert_int_eq(q1n(&w, "SELECT count(*) FROM job_leases"), 0);
+	free(capped);
+	free(open);
+	world_stop(&w);
+}
+END_TEST
+
 START_TEST(kill9_mid_pipeline_then_resume_without_duplicates)
 {
 	struct world w;
@@ -986,6 +1014,7 @@ int main(void)
 	tcase_add_test(tc, nul_characters_do_not_wedge_the_journal);
 	tcase_add_test(tc, cancel_pending_and_running);
 	tcase_add_test(tc, per_agency_cap_and_fairness);
+	tcase_add_test(tc, claims_follow_releases_not_the_poll);
 	tcase_add_test(tc, kill9_mid_pipeline_then_resume_without_duplicates);
 	tcase_add_test(tc, ghl_faults_every_job_ends_clearly_no_duplicates);
 	tcase_add_test(tc, two_workers_run_every_job_once);
