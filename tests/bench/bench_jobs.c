@@ -12,6 +12,7 @@
  *       the simulator counted
  * Run by scripts/bench (which starts PostgreSQL with default durability).
  * Usage: bench_jobs [a|b|c|e ...]   (default: all; d comes with c)
+ * BENCH_KEEP_DB=1: the last figure's database is kept (its DSN printed).
  * BENCH_SMOKE=1: tiny sizes, so the test command runs it in seconds (a smoke
  * test that it still works; its figures mean nothing).
  */
@@ -184,8 +185,9 @@ static void bench_pickup(void)
 	/* BENCH_PICKUP_JOBS: more jobs for a steadier p99 (10 s per 1,000) */
 	const char *pj = getenv("BENCH_PICKUP_JOBS");
 	const int n = smoke ? 50 : (pj && atoi(pj) > 0 ? atoi(pj) : 1000), warm = smoke ? 5 : 50;
-	/* each measured job's id and the wall clock when its insert's commit
-	 * was acknowledged, for the figure from the commit */
+	/* each measured job's id, the wall clock when its insert's commit was
+	 * acknowledged (for the figure from the commit) and the insert's round
+	 * trip (its execution and commit, what the figure from its start adds) */
 	struct buf acks;
 	buf_init(&acks);
 	int64_t start = now_monotonic_ms();
@@ -194,27 +196,36 @@ static void bench_pickup(void)
 		int64_t now = now_monotonic_ms();
 		if (due > now)
 			usleep((useconds_t)(due - now) * 1000);
+		struct timespec t0, t1, ts;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		PGresult *r = tl_sql(db,
 				     i < warm ? PICKUP_INSERT("'warmup'") : PICKUP_INSERT("NULL"));
-		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double rtt = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			     (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 		if (i >= warm)
-			buf_printf(&acks, "%s('%s',%lld.%06ld)", acks.len ? "," : "",
-				   PQgetvalue(r, 0, 0), (long long)ts.tv_sec, ts.tv_nsec / 1000);
+			buf_printf(&acks, "%s('%s',%lld.%06ld,%.3f)", acks.len ? "," : "",
+				   PQgetvalue(r, 0, 0), (long long)ts.tv_sec, ts.tv_nsec / 1000,
+				   rtt);
 		PQclear(r);
 	}
 	wait_done(n + warm, 60);
-	sql("CREATE TEMP TABLE pickup_ack (id uuid PRIMARY KEY, ack float8 NOT NULL)");
+	sql("CREATE TEMP TABLE pickup_ack (id uuid PRIMARY KEY, ack float8 NOT NULL, rtt float8 "
+	    "NOT NULL)");
 	sql("INSERT INTO pickup_ack VALUES %s", buf_cstr(&acks));
 	buf_clear(&acks);
 	char *pc = tl_sql_value(
-		db, "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) || "
-		    "' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) "
-		    "FROM (SELECT (extract(epoch FROM j.started_at) - extract(epoch FROM "
-		    "to_timestamp(a.ack)::timestamp)) * 1000 AS ms FROM pickup_ack a JOIN "
-		    "provisioning_jobs j ON j.id = a.id) s");
-	double c50 = 0, c99 = 0;
-	sscanf(pc, "%lf %lf", &c50, &c99);
+		db,
+		"SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) || "
+		"' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) "
+		"|| ' ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY rtt)::numeric, 2) "
+		"|| ' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY rtt)::numeric, 2) "
+		"FROM (SELECT (extract(epoch FROM j.started_at) - extract(epoch FROM "
+		"to_timestamp(a.ack)::timestamp)) * 1000 AS ms, a.rtt FROM pickup_ack a JOIN "
+		"provisioning_jobs j ON j.id = a.id) s");
+	double c50 = 0, c99 = 0, i50 = 0, i99 = 0;
+	sscanf(pc, "%lf %lf %lf %lf", &c50, &c99, &i50, &i99);
 	free(pc);
 	char *p = tl_sql_value(db,
 			       "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::"
@@ -230,8 +241,9 @@ static void bench_pickup(void)
 	unlink(a.log);
 	snprintf(results[1], sizeof(results[1]),
 		 "p50 %.2f ms, p99 %.2f ms, max %.2f ms from the insert's start; "
-		 "from its commit: p50 %.2f ms, p99 %.2f ms (%d jobs at 100/s)",
-		 p50, p99, mx, c50, c99, n);
+		 "from its commit: p50 %.2f ms, p99 %.2f ms; the insert's round trip: p50 "
+		 "%.2f ms, p99 %.2f ms (%d jobs at 100/s)",
+		 p50, p99, mx, c50, c99, i50, i99, n);
 	printf("(b) pickup latency: %s\n", results[1]);
 	fflush(stdout);
 }
@@ -324,6 +336,26 @@ static void bench_provision(void)
 		 rate, peak, per_job, (double)calls / total, per_job_ideal, ideal,
 		 100.0 * rate / ideal, failed, locations, wall);
 	snprintf(results[3], sizeof(results[3]), "%.1f MiB (VmHWM)", kb / 1024.0);
+	/* where a job's time goes: each step's own time (its COMPLETED row's
+	 * duration_ms), the rest of the job's time (claim to first step, between
+	 * steps, to the end), and the GHL requests as the steps timed them */
+	char *steps = tl_sql_value(
+		db, "SELECT string_agg(step || ' ' || round(ms) || ' ms', ', ' ORDER BY idx) FROM "
+		    "(SELECT step, min((details_json->>'index')::int) AS idx, "
+		    "avg((details_json->>'duration_ms')::numeric) AS ms FROM provisioning_logs "
+		    "WHERE status = 'COMPLETED' GROUP BY step) s");
+	double outside = qd(
+		"SELECT avg(extract(epoch FROM j.finished_at - j.started_at) * 1000 - "
+		"s.ms) FROM provisioning_jobs j JOIN (SELECT job_id, sum((details_json"
+		"->>'duration_ms')::numeric) AS ms FROM provisioning_logs WHERE status = "
+		"'COMPLETED' GROUP BY job_id) s ON s.job_id = j.id");
+	char *reqs = tl_sql_value(db, "SELECT round(avg(duration_ms)) || ' ms, p99 ' || "
+				      "round(percentile_cont(0.99) WITHIN GROUP (ORDER BY "
+				      "duration_ms)::numeric) || ' ms' FROM job_requests");
+	printf("(c) a job's time: steps: %s; outside the steps %.0f ms; GHL requests avg %s\n",
+	       steps, outside, reqs);
+	free(steps);
+	free(reqs);
 	hagent_stop(&a);
 	unlink(a.log);
 	/* the jobs' part (the whole life's includes the harness's 200 logins,
@@ -426,7 +458,11 @@ static void run_benchmarks(void)
 			printf("%-78s | %s\n", names[i], results[i]);
 	if (db) {
 		PQfinish(db);
-		tl_drop_db(dsn);
+		/* BENCH_KEEP_DB=1: the last figure's database stays, to look into */
+		if (getenv("BENCH_KEEP_DB") && !strcmp(getenv("BENCH_KEEP_DB"), "1"))
+			printf("kept: %s\n", dsn);
+		else
+			tl_drop_db(dsn);
 		free(dsn);
 	}
 }
