@@ -338,13 +338,17 @@ struct ghl_client *ghl_client_free(struct ghl_client *c)
 			evtimer_del(&bk->timer);
 		}
 	}
+	ghl_curl_drop_waiting(c);
 	while (c->calls) {
 		struct ghl_call *call = c->calls;
 		if (call->state == CS_ACTIVE && call->easy) {
 			ghl_mcode_check("curl_multi_remove_handle",
 					curl_multi_remove_handle(c->multi, call->easy));
+			c->nactive--;
 			if (call->bk)
 				ghl_rl_on_abort(&call->bk->rl, now_monotonic_ms());
+		} else if (call->state == CS_CONNWAIT && call->bk) {
+			ghl_rl_on_abort(&call->bk->rl, now_monotonic_ms());
 		}
 		if (event_initialized(&call->timer))
 			evtimer_del(&call->timer);
@@ -429,6 +433,14 @@ void ghl_request_send_auth(struct ghl_client *c, const struct ghl_request *req,
 int ghl_client_inflight(const struct ghl_client *c)
 {
 	return c ? c->ncalls : 0;
+}
+
+int ghl_client_waiting(const struct ghl_client *c)
+{
+	int n = 0;
+	for (const struct ghl_call *call = c ? c->cw_head : NULL; call; call = call->cwnext)
+		n++;
+	return n;
 }
 
 long long ghl_client_retries(const struct ghl_client *c)

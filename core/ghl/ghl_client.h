@@ -49,7 +49,9 @@ struct ghl_client_opts {
 				    * until the bucket reopens in between; needs the
 				    * budget on); <= 1 → one attempt: the
 				    * caller/scheduler retries */
-	int max_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS; <= 0 → 64 */
+	int max_host_connections;  /* requests on the wire at once (and libcurl's
+				    * CURLMOPT_MAX_HOST_CONNECTIONS); the attempts
+				    * beyond wait in the client, in order; <= 0 → 64 */
 	int initial_burst;	   /* in flight per resource before its first
 				    * rate-limit headers; <= 0 → 10 (a resource whose
 				    * X-RateLimit-Max is below this can see 429s on
@@ -163,6 +165,9 @@ void ghl_request_send_auth(struct ghl_client *c, const struct ghl_request *req,
 /* Requests accepted and not yet completed (queued, held, on the wire or
  * waiting for a refresh). */
 int ghl_client_inflight(const struct ghl_client *c);
+
+/* Of those, the attempts waiting for one of max_host_connections. */
+int ghl_client_waiting(const struct ghl_client *c);
 
 /* Transient retries made since the client was created (see retry_attempts). */
 long long ghl_client_retries(const struct ghl_client *c);

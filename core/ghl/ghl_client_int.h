@@ -32,7 +32,9 @@
 #define DEFAULT_RETRY_BASE_MS 500
 #define MAX_RETRY_DELAY_MS 30000 /* longer waits are the scheduler's business */
 
-enum call_state { CS_QUEUED, CS_ACTIVE, CS_REFRESH, CS_FINISHING, CS_BACKOFF };
+/* CS_CONNWAIT: admitted by its bucket, waiting in the client's own queue for
+ * one of max_active transfers to end (ghl_curl.c) */
+enum call_state { CS_QUEUED, CS_ACTIVE, CS_REFRESH, CS_FINISHING, CS_BACKOFF, CS_CONNWAIT };
 
 struct bucket {
 	struct ghl_client *c;
@@ -64,7 +66,8 @@ struct ghl_call {
 	ghl_done_fn cb;
 	void *arg;
 	struct bucket *bk;
-	struct ghl_call *qnext; /* bucket queue or refresh waiters */
+	struct ghl_call *qnext;	 /* bucket queue or refresh waiters */
+	struct ghl_call *cwnext; /* the client's connection-wait queue */
 	/* the current / last attempt */
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -127,6 +130,11 @@ struct ghl_client {
 	struct rotation rot[ROTATION_MAX];
 	int nrot;
 	struct sockinfo *socks;
+	/* transfers handed to libcurl, at most max_active (ghl_max_connections);
+	 * the attempts beyond wait in cw_head..cw_tail, not in libcurl's own
+	 * pending list, which costs more CPU per request than the request */
+	int max_active, nactive;
+	struct ghl_call *cw_head, *cw_tail;
 	int depth;
 	int freeing, destroy_pending;
 };
@@ -155,7 +163,10 @@ void ghl_call_submit(struct ghl_call *call);
 /* Wires c->multi to the loop; 0, or -1 when libcurl refuses an option. */
 int ghl_curl_init(struct ghl_client *c, long maxconn);
 void ghl_curl_cleanup(struct ghl_client *c);
+/* Starts an attempt, or queues it until fewer than max_active transfers run. */
 void ghl_attempt_start(struct ghl_call *call);
+/* Forgets the attempts waiting for a connection (ghl_client_free delivers them). */
+void ghl_curl_drop_waiting(struct ghl_client *c);
 void ghl_call_easy_release(struct ghl_call *call);
 void ghl_call_resp_reset(struct ghl_call *call);
 /* Logs a failed libcurl multi call (where names it); 0 for CURLM_OK, else -1. */

@@ -7,6 +7,7 @@
 #include "ghl_client_int.h"
 
 #include <event2/event.h>
+#include <limits.h>
 #include <strings.h>
 
 #include "json.h"
@@ -304,7 +305,19 @@ static int easy_setup(struct ghl_call *call)
 	return 0;
 }
 
-void ghl_attempt_start(struct ghl_call *call)
+/* An attempt the bucket counted as sent never left: its slot goes back. */
+static void attempt_unsent(struct ghl_call *call)
+{
+	struct bucket *bk = call->bk;
+	if (!bk)
+		return;
+	ghl_rl_on_abort(&bk->rl, now_monotonic_ms());
+	if (bk->qhead)
+		ghl_bucket_kick(bk, 0);
+}
+
+/* Hands the attempt to libcurl (a slot is free). */
+static void attempt_launch(struct ghl_call *call)
 {
 	struct ghl_client *c = call->c;
 	ghl_call_resp_reset(call);
@@ -313,19 +326,58 @@ void ghl_attempt_start(struct ghl_call *call)
 	call->hdrs = build_headers(call);
 	call->easy = curl_easy_init();
 	if (!call->easy || easy_setup(call) != 0) {
+		attempt_unsent(call);
 		ghl_call_finish_later(call, 0, GHL_PERMANENT, "libcurl: cannot set up the request",
 				      0);
 		return;
 	}
 	if (ghl_mcode_check("curl_multi_add_handle", curl_multi_add_handle(c->multi, call->easy)) !=
 	    0) {
+		attempt_unsent(call);
 		ghl_call_finish_later(call, 0, GHL_RETRYABLE, "libcurl: cannot add the request", 0);
 		return;
 	}
 	call->state = CS_ACTIVE;
+	c->nactive++;
+}
+
+void ghl_attempt_start(struct ghl_call *call)
+{
+	struct ghl_client *c = call->c;
+	/* the bucket counts the request as sent from here: the wait for a
+	 * connection is the client's, as it was inside libcurl */
 	call->t_attempt = now_monotonic_ms();
 	if (call->bk)
 		ghl_rl_on_send(&call->bk->rl, call->t_attempt);
+	if (c->nactive < c->max_active) {
+		attempt_launch(call);
+		return;
+	}
+	call->state = CS_CONNWAIT;
+	call->cwnext = NULL;
+	if (c->cw_tail)
+		c->cw_tail->cwnext = call;
+	else
+		c->cw_head = call;
+	c->cw_tail = call;
+}
+
+/* Transfers ended: the attempts waiting for a connection take their slots. */
+static void launch_waiting(struct ghl_client *c)
+{
+	while (!c->freeing && c->cw_head && c->nactive < c->max_active) {
+		struct ghl_call *call = c->cw_head;
+		c->cw_head = call->cwnext;
+		if (!c->cw_head)
+			c->cw_tail = NULL;
+		call->cwnext = NULL;
+		attempt_launch(call);
+	}
+}
+
+void ghl_curl_drop_waiting(struct ghl_client *c)
+{
+	c->cw_head = c->cw_tail = NULL;
 }
 
 static void check_multi_info(struct ghl_client *c)
@@ -339,17 +391,20 @@ static void check_multi_info(struct ghl_client *c)
 		CURLcode rc = msg->data.result;
 		char *priv = NULL;
 		ghl_mcode_check("curl_multi_remove_handle", curl_multi_remove_handle(c->multi, e));
+		c->nactive--;
 		if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv) {
 			log_error("ghl client: a finished transfer has no call", NULL);
 			continue; /* cannot happen: every easy handle is set up with its call */
 		}
 		ghl_attempt_done((struct ghl_call *)(void *)priv, rc);
 	}
+	launch_waiting(c);
 }
 
 int ghl_curl_init(struct ghl_client *c, long maxconn)
 {
 	evtimer_assign(&c->curl_timer, c->base, on_curl_timeout, c);
+	c->max_active = maxconn > 0 && maxconn < INT_MAX ? (int)maxconn : INT_MAX;
 	int bad = 0;
 #define MSET(opt, val) \
 	bad |= ghl_mcode_check("curl_multi_setopt(" #opt ")", curl_multi_setopt(c->multi, opt, val))

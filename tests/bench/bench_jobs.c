@@ -256,11 +256,16 @@ static void bench_provision(void)
 	const char *sim_flags[] = {
 		"--latency-ms", "200", "--rate-limit", "0", "--snapshot-delay-ms", "0", NULL};
 	hsim_start(&sim, sim_flags);
+	/* a connection per job in flight, unless BENCH_GHL_MAX_CONNECTIONS (the
+	 * agent's default is 512: the requests beyond wait in its queue) */
+	char maxconn[64];
+	const char *mc = getenv("BENCH_GHL_MAX_CONNECTIONS");
+	snprintf(maxconn, sizeof(maxconn), "GHL_AGENT_GHL_MAX_CONNECTIONS=%d",
+		 mc && atoi(mc) > 0 ? atoi(mc) : 4000);
 	const char *extra[] = {
 		"GHL_AGENT_LOG_LEVEL=warn", "GHL_AGENT_WORKER_CONCURRENCY=4000",
 		"GHL_AGENT_CLAIM_BATCH=1000", "GHL_AGENT_MAX_CONCURRENT_JOBS=10",
-		"GHL_AGENT_WORKER_CONCURRENCY=1000", "GHL_AGENT_GHL_TIMEOUT=30s",
-		"GHL_AGENT_GHL_MAX_CONNECTIONS=4000",
+		"GHL_AGENT_WORKER_CONCURRENCY=1000", "GHL_AGENT_GHL_TIMEOUT=30s", maxconn,
 		/* the default six steps; WAIT_FOR_SNAPSHOT told the simulator's push
 		 * time (it pushes at once): with its default first poll after 3 s,
 		 * meant for GHL's pushes, that wait alone was ~3.8 s of every job */

@@ -1013,6 +1013,64 @@ static void on_cancel(void *arg, const struct ghl_response *res)
 	(*n)++;
 }
 
+/* More requests than max_host_connections: the rest wait in the client, in
+ * order, and go out as transfers end; freeing the client cancels the ones
+ * still waiting too. */
+START_TEST(test_connection_cap_queues_in_client)
+{
+	struct env v;
+	const char *flags[] = {NULL};
+	struct ghl_client_opts o = {.max_host_connections = 2, .rate_budget_off = 1};
+	env_open(&v, flags, &o);
+	env_login(&v);
+	json_free(sim_admin(&v.sim, "POST", "faults", "{\"latency_ms\":200}"));
+	struct ghl_request req = {.method = "GET",
+				  .path = "/snapshots/",
+				  .query = "companyId=" COMPANY,
+				  .token = v.access,
+				  .resource = COMPANY};
+	struct reply r[10];
+	ndone = 0;
+	for (int i = 0; i < 10; i++) {
+		memset(&r[i], 0, sizeof r[i]);
+		ghl_request_send(v.c, &req, on_reply, &r[i]);
+	}
+	for (int i = 0; i < 5; i++) /* the bucket hands them on from the loop */
+		event_base_loop(v.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(ghl_client_inflight(v.c), 10);
+	ck_assert_int_eq(ghl_client_waiting(v.c), 8);
+	int first = 0;
+	loop_until(&v, &ndone, 1, 20000);
+	for (int i = 0; i < 10; i++)
+		if (r[i].done)
+			first = i;
+	ck_assert_msg(first < 2, "reply %d came before the first two sent", first);
+	ck_assert_int_le(ghl_client_waiting(v.c), 7);
+	loop_until(&v, &ndone, 10, 20000);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_msg(r[i].outcome == GHL_OK, "request %d: %d %s", i, r[i].status,
+			      r[i].message ? r[i].message : "");
+		ck_assert_int_eq(r[i].attempts, 1);
+		reply_clear(&r[i]);
+	}
+	ck_assert_int_eq(ghl_client_waiting(v.c), 0);
+	/* five on a held reply: two on the wire, three waiting; free cancels all */
+	json_free(sim_admin(&v.sim, "POST", "faults", "{\"latency_ms\":3000}"));
+	int cancelled = 0;
+	for (int i = 0; i < 5; i++)
+		ghl_request_send(v.c, &req, on_cancel, &cancelled);
+	for (int i = 0; i < 5; i++)
+		event_base_loop(v.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(ghl_client_waiting(v.c), 3);
+	v.c = ghl_client_free(v.c);
+	ck_assert_int_eq(cancelled, 5);
+	struct ghl_client_opts o2 = {.api_base = v.sim.base};
+	struct err e = {0};
+	v.c = ghl_client_new(v.base, &o2, &e);
+	free(env_close(&v));
+}
+END_TEST
+
 START_TEST(test_free_cancels_inflight)
 {
 	struct env v;
@@ -1143,6 +1201,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_budget_holds_instead_of_429);
 	tcase_add_test(tc, test_429_retried_in_client);
 	tcase_add_test(tc, test_burst_zero_429);
+	tcase_add_test(tc, test_connection_cap_queues_in_client);
 	tcase_add_test(tc, test_free_cancels_inflight);
 	tcase_add_test(tc, test_free_from_callback_and_late_refresh);
 	tcase_add_test(tc, test_daily_quota_fails_fast);
