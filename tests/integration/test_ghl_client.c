@@ -1013,6 +1013,28 @@ static void on_cancel(void *arg, const struct ghl_response *res)
 	(*n)++;
 }
 
+/* n requests GHL answers only after 3 s, handed on by the loop. */
+static void send_held(struct env *v, const struct ghl_request *req, int n, int *cancelled)
+{
+	json_free(sim_admin(&v->sim, "POST", "faults", "{\"latency_ms\":3000}"));
+	for (int i = 0; i < n; i++)
+		ghl_request_send(v->c, req, on_cancel, cancelled);
+	for (int i = 0; i < 5; i++)
+		event_base_loop(v->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* ghl_client_free answers all n at once, cancelled; env_close then gets a
+ * fresh client to check. */
+static void free_cancels_all(struct env *v, const int *cancelled, int n)
+{
+	v->c = ghl_client_free(v->c);
+	ck_assert_int_eq(*cancelled, n);
+	struct ghl_client_opts o = {.api_base = v->sim.base};
+	struct err e = {0};
+	v->c = ghl_client_new(v->base, &o, &e);
+	free(env_close(v));
+}
+
 /* More requests than max_host_connections: the rest wait in the client, in
  * order, and go out as transfers end; freeing the client cancels the ones
  * still waiting too. */
@@ -1055,19 +1077,10 @@ START_TEST(test_connection_cap_queues_in_client)
 	}
 	ck_assert_int_eq(ghl_client_waiting(v.c), 0);
 	/* five on a held reply: two on the wire, three waiting; free cancels all */
-	json_free(sim_admin(&v.sim, "POST", "faults", "{\"latency_ms\":3000}"));
 	int cancelled = 0;
-	for (int i = 0; i < 5; i++)
-		ghl_request_send(v.c, &req, on_cancel, &cancelled);
-	for (int i = 0; i < 5; i++)
-		event_base_loop(v.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	send_held(&v, &req, 5, &cancelled);
 	ck_assert_int_eq(ghl_client_waiting(v.c), 3);
-	v.c = ghl_client_free(v.c);
-	ck_assert_int_eq(cancelled, 5);
-	struct ghl_client_opts o2 = {.api_base = v.sim.base};
-	struct err e = {0};
-	v.c = ghl_client_new(v.base, &o2, &e);
-	free(env_close(&v));
+	free_cancels_all(&v, &cancelled, 5);
 }
 END_TEST
 
@@ -1077,24 +1090,15 @@ START_TEST(test_free_cancels_inflight)
 	const char *flags[] = {NULL};
 	env_open(&v, flags, NULL);
 	env_login(&v);
-	json_free(sim_admin(&v.sim, "POST", "faults", "{\"latency_ms\":3000}"));
 	int cancelled = 0;
 	struct ghl_request req = {.method = "GET",
 				  .path = "/snapshots/",
 				  .query = "companyId=" COMPANY,
 				  .token = v.access,
 				  .resource = COMPANY};
-	for (int i = 0; i < 15; i++) /* some on the wire, some held by the budget */
-		ghl_request_send(v.c, &req, on_cancel, &cancelled);
-	for (int i = 0; i < 5; i++)
-		event_base_loop(v.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	send_held(&v, &req, 15, &cancelled); /* some on the wire, some held by the budget */
 	ck_assert_int_eq(ghl_client_inflight(v.c), 15);
-	v.c = ghl_client_free(v.c);
-	ck_assert_int_eq(cancelled, 15);
-	struct ghl_client_opts o = {.api_base = v.sim.base};
-	struct err e = {0};
-	v.c = ghl_client_new(v.base, &o, &e);
-	free(env_close(&v));
+	free_cancels_all(&v, &cancelled, 15);
 }
 END_TEST
 
