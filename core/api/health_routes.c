@@ -175,6 +175,12 @@ static void m_ghl_in_flight(const struct metric *m, struct app *app, struct buf 
 		sample(b, m, NULL, ghl_client_inflight(app->ghl));
 }
 
+static void m_ghl_waiting(const struct metric *m, struct app *app, struct buf *b)
+{
+	if (app->ghl)
+		sample(b, m, NULL, ghl_client_waiting(app->ghl));
+}
+
 /* The token module's and the scheduler's counters: 0 when the process has none. */
 static int token_stats(struct app *app, struct agency_tokens_stats *ts)
 {
@@ -294,6 +300,9 @@ static const struct metric metrics[] = {
 	 "HTTP responses by status class.", m_http},
 	{"ghl_requests_in_flight", "gauge", NULL, "GHL API requests accepted and not done.",
 	 m_ghl_in_flight},
+	{"ghl_requests_waiting", "gauge", NULL,
+	 "GHL API requests waiting for one of ghl_max_connections (raise it when this stays up).",
+	 m_ghl_waiting},
 	{"ghl_retries_total", "counter", NULL,
 	 "GHL requests sent again by the client after a transient fault.", m_ghl_retries},
 	{"token_refreshes_total", "counter", NULL, "Agency token refreshes done.",

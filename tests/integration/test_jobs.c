@@ -447,6 +447,39 @@ START_TEST(step_budget_starts_again_when_a_step_completes)
 }
 END_TEST
 
+/* One connection to GHL and five jobs: the requests beyond it wait in the
+ * client, /metrics shows them waiting, and every job still completes. */
+START_TEST(requests_beyond_max_connections_wait_and_show_in_metrics)
+{
+	struct world w;
+	const char *sim_flags[] = {"--latency-ms", "300", "--rate-limit", "0", NULL};
+	const char *extra[] = {"GHL_AGENT_GHL_MAX_CONNECTIONS=1", "GHL_AGENT_LOG_LEVEL=info", NULL};
+	world_start(&w, sim_flags, extra);
+	char *a = connect_agency(&w, "{\"pipeline\":[{\"step\":\"CREATE_LOCATION\"}]}");
+	insert_jobs(&w, a, 5, NULL);
+	char *url = hagent_url(&w.agent, "/metrics");
+	long long most = 0;
+	for (int i = 0; i < 600 && most < 1; i++) {
+		char *metrics = NULL;
+		ck_assert_int_eq(tl_http("GET", url, NULL, NULL, &metrics), 200);
+		const char *m = strstr(metrics, "\nghl_agent_ghl_requests_waiting ");
+		ck_assert_msg(m, "no ghl_requests_waiting in:\n%s", metrics);
+		long long n = strtoll(m + strlen("\nghl_agent_ghl_requests_waiting "), NULL, 10);
+		if (n > most)
+			most = n;
+		free(metrics);
+		usleep(50000);
+	}
+	ck_assert_msg(most >= 1, "no request was seen waiting for the one connection");
+	wait_for(&w, "SELECT count(*) = 5 FROM provisioning_jobs WHERE status = 'COMPLETED'",
+		 60000);
+	ck_assert_int_eq(hsim_stat(&w.sim, "locations_created"), 5);
+	free(url);
+	free(a);
+	world_stop(&w);
+}
+END_TEST
+
 START_TEST(step_failing_more_than_max_retries_in_a_row_fails_the_job)
 {
 	struct world w;
@@ -1014,6 +1047,7 @@ int main(void)
 	tcase_add_test(tc, nul_characters_do_not_wedge_the_journal);
 	tcase_add_test(tc, cancel_pending_and_running);
 	tcase_add_test(tc, per_agency_cap_and_fairness);
+	tcase_add_test(tc, requests_beyond_max_connections_wait_and_show_in_metrics);
 	tcase_add_test(tc, claims_follow_releases_not_the_poll);
 	tcase_add_test(tc, kill9_mid_pipeline_then_resume_without_duplicates);
 	tcase_add_test(tc, ghl_faults_every_job_ends_clearly_no_duplicates);
