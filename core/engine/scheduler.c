@@ -563,4 +563,10 @@ void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)
 	out->in_flight = s->in_flight;
 	out->peak_in_flight = s->peak;
 	journal_stats(s->journal, &out->journal_batches, &out->journal_logs, &out->journal_updates);
+	/* the runner counted what it asked for; the row had the last word */
+	long long from_retrying, from_pending;
+	journal_cancel_wins(s->journal, &from_retrying, &from_pending);
+	out->retried -= from_retrying;
+	out->released -= from_pending;
+	out->cancelled += from_retrying + from_pending;
 }

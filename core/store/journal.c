@@ -62,6 +62,9 @@ struct lane {
 	struct event *ev_flush;
 	struct event *ev_retry;
 	long long batches, nlogs, nupdates;
+	/* releases the row turned into CANCELLED (FLUSH_CANCEL_WINS), by the
+	 * status the runner had asked for */
+	long long cancelled_retrying, cancelled_pending;
 };
 
 struct journal {
@@ -336,8 +339,8 @@ static const char flush_sql[] =
 	"           delay_ms, release, finished, attempt, started_at)"
 	" WHERE j.id = x.id AND (x.id IN (SELECT job_id FROM own)"
 	"  OR x.id IN (SELECT job_id FROM d)) AND j.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"
-	" RETURNING j.id)"
-	" SELECT id FROM u";
+	" RETURNING j.id, CASE WHEN " FLUSH_CANCEL_WINS " THEN x.status END AS cancelled_from)"
+	" SELECT id, cancelled_from FROM u";
 
 /* Before flush_sql's CTEs when the batch has job_requests rows ($18): the
  * GHL requests of step runs (journal_request), of jobs still here. A batch
@@ -379,6 +382,12 @@ static int finish_flight(struct lane *j, PGresult *res)
 			int i = flight_index(f, PQgetvalue(res, r, 0));
 			if (i >= 0)
 				applied[i] = 1;
+			if (!PQgetisnull(res, r, 1)) {
+				if (!strcmp(PQgetvalue(res, r, 1), "RETRYING"))
+					j->cancelled_retrying++;
+				else
+					j->cancelled_pending++;
+			}
 		}
 	}
 	int released = 0;
@@ -639,5 +648,14 @@ void journal_stats(const struct journal *j, long long *batches, long long *logs,
 		*batches += j->lanes[i].batches;
 		*logs += j->lanes[i].nlogs;
 		*updates += j->lanes[i].nupdates;
+	}
+}
+
+void journal_cancel_wins(const struct journal *j, long long *from_retrying, long long *from_pending)
+{
+	*from_retrying = *from_pending = 0;
+	for (int i = 0; i < JOURNAL_LANES; i++) {
+		*from_retrying += j->lanes[i].cancelled_retrying;
+		*from_pending += j->lanes[i].cancelled_pending;
 	}
 }

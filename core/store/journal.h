@@ -65,5 +65,9 @@ void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg);
 /* Statements sent and rows written since start (benchmarks). */
 void journal_stats(const struct journal *j, long long *batches, long long *logs,
 		   long long *updates);
+/* Jobs released as RETRYING, or as PENDING, that their row made CANCELLED
+ * instead (a cancel was requested meanwhile), since start. */
+void journal_cancel_wins(const struct journal *j, long long *from_retrying,
+			 long long *from_pending);
 
 #endif
