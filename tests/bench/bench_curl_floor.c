@@ -55,8 +55,13 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static void start_one(struct floor_run *run)
 {
+	/* no ck_assert per request: Check writes each one's location to its
+	 * pipe (two system calls per request, no part of any client's floor) */
 	CURL *e = curl_easy_init();
-	ck_assert_ptr_nonnull(e);
+	if (!e) {
+		fprintf(stderr, "bench_curl_floor: curl_easy_init failed\n");
+		abort();
+	}
 	curl_easy_setopt(e, CURLOPT_URL, run->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, run);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
@@ -74,7 +79,10 @@ static void start_one(struct floor_run *run)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "ghl-agent-floor/1");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, run->hdrs);
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-	ck_assert_int_eq(curl_multi_add_handle(run->multi, e), CURLM_OK);
+	if (curl_multi_add_handle(run->multi, e) != CURLM_OK) {
+		fprintf(stderr, "bench_curl_floor: curl_multi_add_handle failed\n");
+		abort();
+	}
 	run->started++;
 }
 

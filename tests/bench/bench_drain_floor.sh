@@ -10,6 +10,9 @@
 #   job row    the update to COMPLETED with the context (a non-HOT update:
 #              every index of provisioning_jobs gets an entry)
 #   - search   the same update without the trigram search index (its share)
+#   seed only  the same update with only the seed's 7 indexes on the table
+#              (the ones our API and queue added dropped): what the schema the
+#              product was specified with costs at the least
 # and prints the backend's CPU per job for each (from /proc, 10 ms ticks, so
 # the median of BENCH_REPS runs, default 3). Bulk statements have no round
 # trips, no lock waits between connections and no planning per batch, so
@@ -40,10 +43,16 @@ createdb "$DB"
 
 # One run: psql prints "tick PART" lines around each part (the backend's
 # user + system CPU in clock ticks); drop_search=1 times the update without
-# the trigram index.
+# the trigram index, 2 with the seed's indexes only.
+SEED_INDEXES="'provisioning_jobs_pkey', 'idx_provisioning_jobs_agency_id',
+  'idx_provisioning_jobs_status', 'idx_provisioning_jobs_snapshot_id',
+  'idx_provisioning_jobs_created_at', 'idx_provisioning_jobs_updated_at',
+  'idx_provisioning_jobs_agency_status'"
 run() {
   local drop_search=$1 drop=""
   [ "$drop_search" = 1 ] && drop="DROP INDEX IF EXISTS idx_provisioning_jobs_search_trgm;"
+  [ "$drop_search" = 2 ] && drop="SELECT format('DROP INDEX %I', indexname) FROM pg_indexes
+    WHERE tablename = 'provisioning_jobs' AND indexname NOT IN ($SEED_INDEXES) \\gexec"
   psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<EOF
 SET client_min_messages = warning;
 SELECT pg_backend_pid() AS pid \gset
@@ -85,10 +94,16 @@ done
 for i in $(seq "$REPS"); do
   run 1 | awk -v r="$i" '$1 == "tick" && $2 == "update" { print r, "nosearch", $3 - t } $1 == "tick" { t = $3 }' >>"$OUT"
 done
+# and with the seed's indexes only, last of all
+for i in $(seq "$REPS"); do
+  run 2 | awk -v r="$i" '$1 == "tick" && $2 == "update" { print r, "seedonly", $3 - t } $1 == "tick" { t = $3 }' >>"$OUT"
+done
+nidx=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM pg_indexes WHERE tablename = 'provisioning_jobs'")
 hz=$(getconf CLK_TCK)
 med() { awk -v k="$1" '$2 == k { print $3 }' "$OUT" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 us() { awk -v t="$1" -v hz="$hz" -v n="$N" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }
-lease=$(med lease) logs=$(med logs) upd=$(med update) nos=$(med nosearch)
+lease=$(med lease) logs=$(med logs) upd=$(med update) nos=$(med nosearch) seed=$(med seedonly)
 echo "drain floor: PostgreSQL CPU per job, $N jobs in bulk, median of $REPS: lease $(us "$lease") us," \
   "2 log rows $(us "$logs") us, job row update $(us "$upd") us (of it the search index" \
-  "$(us $((upd > nos ? upd - nos : 0))) us); total $(us $((lease + logs + upd))) us"
+  "$(us $((upd > nos ? upd - nos : 0))) us); total $(us $((lease + logs + upd))) us;" \
+  "with the seed's $nidx indexes only, the update $(us "$seed") us and the total $(us $((lease + logs + seed))) us"
