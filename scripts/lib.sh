@@ -17,6 +17,25 @@ GHL_PACKAGES=(build-essential cmake pkg-config git curl ca-certificates
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# at_exit FN — run FN once when the script ends: at its end, on an error
+# (set -e), or on Ctrl-C or TERM (the script then exits 130). FN runs with INT
+# and TERM ignored: a second Ctrl-C, or a TERM that reaches the script twice
+# (timeout(1) forwards its own to the group), would otherwise cut the clean-up
+# short and leave the private PostgreSQL running. FN sees the exit status in $?
+# and runs without set -e, so that one failed step does not skip the others.
+at_exit() {
+  AT_EXIT_FN=$1
+  trap _at_exit_run EXIT
+  trap 'exit 130' INT TERM
+}
+_at_exit_run() {
+  local rc=$?
+  trap '' INT TERM
+  set +e
+  (exit "$rc")
+  "$AT_EXIT_FN"
+}
+
 ensure_packages() {
   local missing=() p
   for p in "${GHL_PACKAGES[@]}" "$@"; do

@@ -31,8 +31,7 @@ cleanup() {
   rm -rf "$TMP"
   exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+at_exit cleanup
 
 # The examples' relative paths, as in a checkout: steps/, docs/, build/plain, .run/
 mkdir -p "$TMP/build"
