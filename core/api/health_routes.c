@@ -221,6 +221,7 @@ static void m_jobs(const struct metric *m, struct app *app, struct buf *b)
 	sample(b, m, "cancelled", st.cancelled);
 	sample(b, m, "retrying", st.retried);
 	sample(b, m, "released", st.released);
+	sample(b, m, "parked", st.parked);
 	sample(b, m, "lease_lost", st.lost);
 }
 
@@ -310,7 +311,7 @@ static const struct metric metrics[] = {
 	{"token_refresh_refused_total", "counter", NULL,
 	 "Refreshes GHL refused (agency needs reconnection).", m_token_refused},
 	{"jobs_total", "counter",
-	 "outcome=claimed completed failed cancelled retrying released lease_lost",
+	 "outcome=claimed completed failed cancelled retrying released parked lease_lost",
 	 "Jobs this process claimed and ended, by the outcome their row got (roles worker and both).",
 	 m_jobs},
 	{"jobs_in_flight", "gauge", NULL, "Jobs running in this process (roles worker and both).",

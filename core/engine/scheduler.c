@@ -74,6 +74,8 @@ static void job_ended(void *arg, struct job *job, const char *outcome)
 		s->st.retried++;
 	else if (!strcmp(outcome, "LOST"))
 		s->st.lost++;
+	else if (!strcmp(outcome, "PARKED"))
+		s->st.parked++;
 	else
 		s->st.released++;
 	job_free(job);

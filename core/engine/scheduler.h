@@ -35,7 +35,7 @@ struct scheduler *scheduler_free(struct scheduler *s);
 int scheduler_reload(struct scheduler *s, const struct config *next, struct err *e);
 
 struct scheduler_stats {
-	long long claimed, completed, failed, cancelled, retried, released, lost;
+	long long claimed, completed, failed, cancelled, retried, released, parked, lost;
 	int in_flight, peak_in_flight;
 	long long journal_batches, journal_logs, journal_updates;
 };

@@ -194,6 +194,23 @@ H_UNUSED static char *hagent_url(struct hagent *a, const char *path)
 	return xasprintf("%s%s", a->base, path);
 }
 
+/* One sample of a's /metrics, e.g. "jobs_total{outcome=\"retrying\"}"
+ * (without the ghl_agent_ prefix); fails the test when it is missing. */
+H_UNUSED static long long hagent_metric(struct hagent *a, const char *sample)
+{
+	char *url = hagent_url(a, "/metrics");
+	char *metrics = NULL;
+	ck_assert_int_eq(tl_http("GET", url, NULL, NULL, &metrics), 200);
+	char *key = xasprintf("\nghl_agent_%s ", sample);
+	const char *m = strstr(metrics, key);
+	ck_assert_msg(m, "no %s in:\n%s", sample, metrics);
+	long long v = strtoll(m + strlen(key), NULL, 10);
+	free(key);
+	free(metrics);
+	free(url);
+	return v;
+}
+
 /* bcrypt (cost 12, the least the agent makes) of H_ADMIN_PASSWORD, as
  * `ghl-agent user add` stores it: the harness inserts its admin with it
  * instead of running the CLI (a bcrypt per test; the CLI has its own tests). */

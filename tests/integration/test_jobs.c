@@ -556,22 +556,6 @@ static void wait_released(struct world *w, const char *id)
 	free(sql);
 }
 
-/* One sample of the agent's /metrics, e.g. "jobs_total{outcome=\"retrying\"}". */
-static long long metric(struct world *w, const char *sample)
-{
-	char *url = hagent_url(&w->agent, "/metrics");
-	char *metrics = NULL;
-	ck_assert_int_eq(tl_http("GET", url, NULL, NULL, &metrics), 200);
-	char *key = xasprintf("\nghl_agent_%s ", sample);
-	const char *m = strstr(metrics, key);
-	ck_assert_msg(m, "no %s in:\n%s", sample, metrics);
-	long long v = strtoll(m + strlen(key), NULL, 10);
-	free(key);
-	free(metrics);
-	free(url);
-	return v;
-}
-
 START_TEST(cancel_pending_and_running)
 {
 	struct world w;
@@ -659,8 +643,8 @@ START_TEST(cancel_pending_and_running)
 	 * the journal's write makes it CANCELLED, not a RETRYING that no claim
 	 * would take. Set here without a notification, so the runner decides
 	 * RETRYING every time. */
-	long long retrying0 = metric(&w, "jobs_total{outcome=\"retrying\"}");
-	long long cancelled0 = metric(&w, "jobs_total{outcome=\"cancelled\"}");
+	long long retrying0 = hagent_metric(&w.agent, "jobs_total{outcome=\"retrying\"}");
+	long long cancelled0 = hagent_metric(&w.agent, "jobs_total{outcome=\"cancelled\"}");
 	char *unheard = failing_at_gate(&w, "U");
 	free(q1(&w,
 		"UPDATE provisioning_jobs SET cancel_requested = true WHERE id = '%s' RETURNING id",
@@ -674,8 +658,9 @@ START_TEST(cancel_pending_and_running)
 	ck_assert_str_eq(st, "CANCELLED cancelled by request true");
 	free(st);
 	/* and /metrics counts it as the row ended it: cancelled, not retrying */
-	ck_assert_int_eq(metric(&w, "jobs_total{outcome=\"retrying\"}"), retrying0);
-	ck_assert_int_eq(metric(&w, "jobs_total{outcome=\"cancelled\"}"), cancelled0 + 1);
+	ck_assert_int_eq(hagent_metric(&w.agent, "jobs_total{outcome=\"retrying\"}"), retrying0);
+	ck_assert_int_eq(hagent_metric(&w.agent, "jobs_total{outcome=\"cancelled\"}"),
+			 cancelled0 + 1);
 	free(unheard);
 	free(later);
 	free(running);

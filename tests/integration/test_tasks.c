@@ -116,6 +116,9 @@ START_TEST(park_complete_resumes_at_the_next_step)
 	struct world w;
 	world_open(&w, "tasks_park", PIPE_TASK(",\"due_in_days\":3") "}");
 	char *job, *task = parked_job(&w, "Acme Dental", &job);
+	/* /metrics counts it parked, not released */
+	ck_assert_int_eq(hagent_metric(&w.agent, "jobs_total{outcome=\"parked\"}"), 1);
+	ck_assert_int_eq(hagent_metric(&w.agent, "jobs_total{outcome=\"released\"}"), 0);
 	/* parked: no lease, the journal says WAITING, the context names the task */
 	ck_assert_int_eq(tl_sqlf_n(w.db, "SELECT count(*) FROM job_leases"), 0);
 	ck_assert_int_eq(tl_sqlf_n(w.db,
