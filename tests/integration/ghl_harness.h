@@ -211,6 +211,19 @@ H_UNUSED static long long hagent_metric(struct hagent *a, const char *sample)
 	return v;
 }
 
+/* Waits up to timeout_ms for a's /metrics sample to read want (a count the
+ * agent moves when a result reaches it, after the database already shows
+ * the commit); returns the last value read. */
+H_UNUSED static long long hagent_metric_wait(struct hagent *a, const char *sample, long long want,
+					     int timeout_ms)
+{
+	int64_t deadline = now_monotonic_ms() + timeout_ms;
+	long long v;
+	while ((v = hagent_metric(a, sample)) != want && now_monotonic_ms() < deadline)
+		usleep(20000);
+	return v;
+}
+
 /* bcrypt (cost 12, the least the agent makes) of H_ADMIN_PASSWORD, as
  * `ghl-agent user add` stores it: the harness inserts its admin with it
  * instead of running the CLI (a bcrypt per test; the CLI has its own tests). */
