@@ -564,11 +564,13 @@ void scheduler_get_stats(const struct scheduler *s, struct scheduler_stats *out)
 	*out = s->st;
 	out->in_flight = s->in_flight;
 	out->peak_in_flight = s->peak;
-	journal_stats(s->journal, &out->journal_batches, &out->journal_logs, &out->journal_updates);
+	struct journal_stats js;
+	journal_get_stats(s->journal, &js);
+	out->journal_batches = js.batches;
+	out->journal_logs = js.logs;
+	out->journal_updates = js.updates;
 	/* the runner counted what it asked for; the row had the last word */
-	long long from_retrying, from_pending;
-	journal_cancel_wins(s->journal, &from_retrying, &from_pending);
-	out->retried -= from_retrying;
-	out->released -= from_pending;
-	out->cancelled += from_retrying + from_pending;
+	out->retried -= js.cancelled_retrying;
+	out->released -= js.cancelled_pending;
+	out->cancelled += js.cancelled_retrying + js.cancelled_pending;
 }

@@ -641,21 +641,15 @@ void journal_on_released(struct journal *j, void (*cb)(void *), void *arg)
 	j->released_arg = arg;
 }
 
-void journal_stats(const struct journal *j, long long *batches, long long *logs, long long *updates)
+void journal_get_stats(const struct journal *j, struct journal_stats *out)
 {
-	*batches = *logs = *updates = 0;
+	memset(out, 0, sizeof(*out));
 	for (int i = 0; i < JOURNAL_LANES; i++) {
-		*batches += j->lanes[i].batches;
-		*logs += j->lanes[i].nlogs;
-		*updates += j->lanes[i].nupdates;
-	}
-}
-
-void journal_cancel_wins(const struct journal *j, long long *from_retrying, long long *from_pending)
-{
-	*from_retrying = *from_pending = 0;
-	for (int i = 0; i < JOURNAL_LANES; i++) {
-		*from_retrying += j->lanes[i].cancelled_retrying;
-		*from_pending += j->lanes[i].cancelled_pending;
+		const struct lane *l = &j->lanes[i];
+		out->batches += l->batches;
+		out->logs += l->nlogs;
+		out->updates += l->nupdates;
+		out->cancelled_retrying += l->cancelled_retrying;
+		out->cancelled_pending += l->cancelled_pending;
 	}
 }

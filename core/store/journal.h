@@ -62,12 +62,13 @@ void journal_on_released(struct journal *j, void (*cb)(void *), void *arg);
 int journal_pending(const struct journal *j);
 /* Called once whenever journal_pending() drops to zero (for shutdown). */
 void journal_on_idle(struct journal *j, void (*cb)(void *), void *arg);
-/* Statements sent and rows written since start (benchmarks). */
-void journal_stats(const struct journal *j, long long *batches, long long *logs,
-		   long long *updates);
-/* Jobs released as RETRYING, or as PENDING, that their row made CANCELLED
- * instead (a cancel was requested meanwhile), since start. */
-void journal_cancel_wins(const struct journal *j, long long *from_retrying,
-			 long long *from_pending);
+/* Since start: statements committed, step log rows and job rows written, and
+ * the jobs released as RETRYING, or as PENDING, that their row made CANCELLED
+ * instead (a cancel was requested meanwhile). */
+struct journal_stats {
+	long long batches, logs, updates;
+	long long cancelled_retrying, cancelled_pending;
+};
+void journal_get_stats(const struct journal *j, struct journal_stats *out);
 
 #endif
