@@ -108,6 +108,18 @@ export function upload(path, file, contentType, onProgress) {
 }
 
 // Every item of a paged list (following next_cursor), up to max items.
+// For a load that can overlap itself (a periodic refresh, a filter change):
+// each call of the returned function starts a load and returns its
+// `superseded()`, true once a newer load has started, so that an older answer
+// arriving last does not replace the newer one on the page.
+export function newestOnly() {
+  let n = 0;
+  return () => {
+    const mine = ++n;
+    return () => mine !== n;
+  };
+}
+
 export async function fetchAll(path, params = {}, max = 1000) {
   const items = [];
   let cursor = '';

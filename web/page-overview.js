@@ -4,7 +4,7 @@
 // so a job that just ended counts). Refreshes every 30 s while shown, and at
 // once when its tab is shown again; a refresh that fails says so above the
 // last numbers (which stay), until one succeeds.
-import { api, qs, fetchAll } from './api.js';
+import { api, qs, fetchAll, newestOnly } from './api.js';
 import { h, clear, table, fmtDate, fmtDuration, hashQuery, formError, showErrors, clearErrors } from './ui.js';
 import { stackedBars, meter } from './chart.js';
 
@@ -87,9 +87,12 @@ export async function render(main, ctx) {
   const body = h('div', { id: 'overview' });
   const errors = h('div', { id: 'overview-error' }, formError());
 
-  async function load() {
+  const start = newestOnly();
+  // a refresh in flight when the period or agency changes answers last
+  // sometimes: only the newest load is shown
+  async function load(superseded = start()) {
     const o = await api('GET', `/reports/overview${qs({ agency_id: agency.value, days: days.value })}`);
-    if (ctx.stale()) return;
+    if (ctx.stale() || superseded()) return;
     clearErrors(errors);
     const pt = o.provision_seconds;
     clear(body,
@@ -121,8 +124,9 @@ export async function render(main, ctx) {
     refresh();
   }
   function refresh() {
-    load().catch((e) => {
-      if (!ctx.stale()) showErrors(errors, { ...e, message: `Could not update the numbers: ${e.message}` });
+    const superseded = start();
+    load(superseded).catch((e) => {
+      if (!ctx.stale() && !superseded()) showErrors(errors, { ...e, message: `Could not update the numbers: ${e.message}` });
     });
   }
   agency.addEventListener('change', apply);
