@@ -1,7 +1,7 @@
 // page-jobs.js — the jobs table (filters and search in the URL, cursor paging,
 // the total, refreshed every few seconds in place: jobs-table.js), retry/cancel
 // one or many selected jobs, the submit form and the CSV bulk upload.
-import { api, qs, fetchAll, upload } from './api.js';
+import { api, qs, fetchAll, upload, newestOnly } from './api.js';
 import {
   h, clear, badge, fmtDate, flash, busy, hashQuery, field, formError, showErrors, clearErrors, randomKey,
 } from './ui.js';
@@ -221,7 +221,10 @@ export async function render(main, ctx) {
   const total = h('span', { id: 'job-total', class: 'job-total' });
   const batchNote = h('p', { class: 'muted', id: 'batch-filter' });
   const cursors = [''];
-  let loading = false;
+  // a filter change, a page turn or a submission while a refresh is in flight
+  // loads at once; only the newest answer is shown (the refresh timer waits)
+  const start = newestOnly();
+  let inFlight = 0;
 
   // selection: kept across refreshes and pages (id → the job as last seen)
   const selected = new Map();
@@ -303,15 +306,15 @@ export async function render(main, ctx) {
   const list = h('div', { id: 'job-list' }, jobsTable.el);
 
   async function load() {
-    if (loading) return;
-    loading = true;
+    const superseded = start();
+    inFlight++;
     try {
       const page = await api('GET', `/jobs${qs({
         q: search.value.trim(), status: status.value, agency_id: agency.value, batch_id: q.batch_id,
         created_after: after.value, created_before: before.value, limit: 25, cursor: cursors.at(-1),
         include_total: true,
       })}`);
-      if (ctx.stale()) return;
+      if (ctx.stale() || superseded()) return;
       clearErrors(errors);
       pageItems = page.items;
       for (const j of page.items) if (selected.has(j.id)) selected.set(j.id, j);
@@ -323,9 +326,9 @@ export async function render(main, ctx) {
         page.next_cursor ? h('button', { type: 'button', text: 'Older →', onclick: () => { cursors.push(page.next_cursor); load(); } }) : null);
       updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
-      if (!ctx.stale()) showErrors(errors, e);
+      if (!ctx.stale() && !superseded()) showErrors(errors, e);
     } finally {
-      loading = false;
+      inFlight--;
     }
   }
 
@@ -358,7 +361,7 @@ export async function render(main, ctx) {
     filters, q.batch_id ? batchNote : null, errors, bulkBar, list, pager);
   await load();
   const timer = setInterval(() => {
-    if (auto.checked && !document.hidden) load();
+    if (auto.checked && !document.hidden && !inFlight) load();
   }, REFRESH_MS);
   return () => clearInterval(timer);
 }
